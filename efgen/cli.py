@@ -1,0 +1,161 @@
+"""The ``efgen`` command line.
+
+Every error a user can cause is an :class:`EfgenError`, printed as one line
+``efgen: error: ...`` with exit code 2; nothing a user types produces a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from efgen import __version__
+from efgen.errors import EfgenError
+from efgen.textable import fmt_int, format_table
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors in efgen's one-line format (exit code 2)."""
+
+    def error(self, message):  # noqa: D401 - argparse API
+        raise EfgenError(message, where=self.prog, fix=f"see '{self.prog} --help'")
+
+
+def _shape(s) -> str:
+    return "x".join(str(v) for v in s) if s else "scalar"
+
+
+# ---- commands -------------------------------------------------------------------------
+
+def cmd_nets(args) -> int:
+    from efgen.ir import list_nets, load_net
+
+    rows = []
+    for name in list_nets():
+        net = load_net(name)
+        t = net.totals()
+        rows.append([name, _shape(net.input_shape), net.num_classes, len(net),
+                     fmt_int(t["params"]), fmt_int(t["fp_macs"]), fmt_int(t["bp_macs"]),
+                     fmt_int(t["wu_macs"])])
+    print(format_table(["net", "input", "classes", "layers", "params", "FP MACs",
+                        "BP MACs", "WU MACs"], rows))
+    print("\nMACs are per image; BP MACs exclude the first layer's input error.")
+    return 0
+
+
+def cmd_net_show(args) -> int:
+    from efgen.ir import load_net
+
+    net = load_net(args.net, train_last=args.train_last)
+    rows = []
+    for l in net:
+        ins = ", ".join(_shape(net.shape_of(i)) for i in l.inputs)
+        train = "yes" if l.trainable else ("frozen" if l.has_params else "")
+        rows.append([l.name, l.op, ins, _shape(l.out_shape), fmt_int(l.fp_macs),
+                     fmt_int(l.bp_macs), fmt_int(l.wu_macs), fmt_int(l.params), train,
+                     fmt_int(l.saved_words)])
+    t = net.totals()
+    rows.append(["TOTAL", "", "", "", fmt_int(t["fp_macs"]), fmt_int(t["bp_macs"]),
+                 fmt_int(t["wu_macs"]), fmt_int(t["params"]),
+                 fmt_int(t["trainable_params"]), fmt_int(t["saved_words"])])
+    print(f"net {net.name} ({net.source}): input {_shape(net.input_shape)}, "
+          f"{net.num_classes} classes, {len(net)} layers")
+    print(format_table(["layer", "op", "input", "output", "FP MACs", "BP MACs", "WU MACs",
+                        "params", "trains", "saved words"], rows))
+    print("\nPer image. 'saved words': activations kept from FP for the backward pass. "
+          "TOTAL 'trains' column: trainable parameters.")
+    return 0
+
+
+def cmd_boards(args) -> int:
+    from efgen.boards import boards_table
+
+    print(boards_table())
+    return 0
+
+
+def cmd_golden(args) -> int:
+    import numpy as np
+
+    from efgen.golden.model import SGD, grad_norms, init_state, synthetic_batch, train_step
+    from efgen.ir import load_net
+
+    if args.batch < 1 or args.steps < 1:
+        raise EfgenError("--batch and --steps must be at least 1", where="efgen golden",
+                         fix="give positive values")
+    net = load_net(args.net, train_last=args.train_last)
+    dtype = np.float64 if args.dtype == "float64" else np.float32
+    state = init_state(net, seed=args.seed, dtype=dtype)
+    x, labels = synthetic_batch(net, args.batch, seed=args.seed + 1, dtype=dtype)
+    sgd = SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    print(f"golden training of {net.name}: batch {args.batch}, {args.dtype}, lr {sgd.lr}, "
+          f"momentum {sgd.momentum}, weight decay {sgd.weight_decay}, seed {args.seed}")
+    for step in range(1, args.steps + 1):
+        t0 = time.perf_counter()
+        res = train_step(net, state, x, labels, sgd)
+        dt = time.perf_counter() - t0
+        state = res.state
+        print(f"\nstep {step}: loss {res.loss:.6f}  ({dt * 1e3:.1f} ms)")
+        norms = grad_norms(net, res.trace)
+        print(format_table(["layer", "grad L2 norm"],
+                           [[k, f"{v:.6e}"] for k, v in norms.items()]))
+    return 0
+
+
+# ---- parser -----------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="efgen", description="Generate FPGA accelerators that train CNNs "
+                "on edge boards.")
+    p.add_argument("--version", action="version", version=f"efgen {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    s = sub.add_parser("nets", help="list the catalogue nets with their totals")
+    s.set_defaults(func=cmd_nets)
+
+    s = sub.add_parser("net", help="inspect a net")
+    nsub = s.add_subparsers(dest="net_command", metavar="ACTION", parser_class=_Parser)
+    show = nsub.add_parser("show", help="per-layer table: shapes, MACs per phase, params")
+    show.add_argument("net", metavar="NAME|PATH")
+    show.add_argument("--train-last", type=int, metavar="K",
+                      help="freeze all but the last K conv/linear layers")
+    show.set_defaults(func=cmd_net_show)
+
+    s = sub.add_parser("boards", help="list the catalogue boards")
+    s.set_defaults(func=cmd_boards)
+
+    s = sub.add_parser("golden", help="train with the numpy golden model on synthetic data")
+    s.add_argument("--net", required=True, metavar="NAME|PATH")
+    s.add_argument("--batch", type=int, default=8)
+    s.add_argument("--steps", type=int, default=1)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--lr", type=float, default=0.01)
+    s.add_argument("--momentum", type=float, default=0.9)
+    s.add_argument("--weight-decay", type=float, default=5e-4)
+    s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    s.add_argument("--train-last", type=int, metavar="K")
+    s.set_defaults(func=cmd_golden)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            if args.command == "net":
+                raise EfgenError("missing action", where="efgen net",
+                                 fix="use 'efgen net show NAME|PATH'")
+            parser.print_help()
+            return 2
+        return args.func(args)
+    except EfgenError as exc:
+        print(f"efgen: error: {exc.message()}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `efgen net show resnet18 | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
