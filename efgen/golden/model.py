@@ -1,0 +1,272 @@
+"""The golden training step: FP over all layers, loss, then BP and WU in reverse.
+
+This is the oracle every generated artefact is compared with. It follows the IR's
+training roles exactly (``Layer.trainable``, ``Layer.runs_bp``): a frozen conv skips
+WU, a layer whose inputs need no error skips BP, so back-propagation stops at the
+lowest trainable layer just as the accelerator's schedule does.
+
+The returned trace is a flat ``{"<layer>:<kind>": ndarray}`` mapping so that a
+C-simulation or RTL run can be compared with it tensor by tensor. Kinds:
+
+=================  =========================================================
+``y``              the layer's output activation (FP)
+``mean``, ``var``  batchnorm batch statistics (biased variance)
+``argmax``         maxpool window index of the first maximum
+``prob``           softmax probabilities (loss layer); ``loss`` the scalar loss
+``dy``             error w.r.t. the layer's output, summed over its consumers
+``dx``             error the layer's BP writes for its (first) input
+``grad.<p>``       gradient of parameter ``p`` summed over the batch (WU output)
+``new.<p>``        parameter or running statistic after the step
+``vel.<p>``        SGD momentum buffer after the step
+=================  =========================================================
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from efgen.golden import ops
+from efgen.ir import BN_EPS, BN_MOMENTUM, INPUT, Net
+
+Params = dict[str, dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class SGD:
+    """SGD hyper-parameters (PyTorch convention; weight decay on every trained tensor)."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+
+
+@dataclass
+class TrainState:
+    """Everything a training step reads and updates."""
+
+    params: Params
+    buffers: Params       # batchnorm running statistics
+    velocity: Params      # SGD momentum, one per trainable parameter
+
+    def copy(self) -> "TrainState":
+        cp = lambda d: {k: {n: a.copy() for n, a in v.items()} for k, v in d.items()}  # noqa: E731
+        return TrainState(cp(self.params), cp(self.buffers), cp(self.velocity))
+
+
+@dataclass
+class StepResult:
+    loss: float
+    trace: dict[str, np.ndarray] = field(repr=False)
+    state: TrainState = field(repr=False)
+
+
+def init_state(net: Net, seed: int = 0, dtype=np.float32) -> TrainState:
+    """He-normal weights, zero biases, BN gamma=1/beta=0, running stats (0, 1)."""
+    rng = np.random.default_rng(seed)
+    params: Params = {}
+    buffers: Params = {}
+    for layer in net:
+        shapes = layer.param_shapes()
+        if not shapes:
+            continue
+        p = {}
+        for name, shape in shapes.items():
+            if name == "weight":
+                fan_in = math.prod(shape[1:])
+                p[name] = (rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)).astype(dtype)
+            elif name == "gamma":
+                p[name] = np.ones(shape, dtype)
+            else:
+                p[name] = np.zeros(shape, dtype)
+        params[layer.name] = p
+        if layer.buffer_shapes():
+            c = layer.in_shape[0]
+            buffers[layer.name] = {"running_mean": np.zeros(c, dtype),
+                                   "running_var": np.ones(c, dtype)}
+    velocity = {l.name: {n: np.zeros_like(a) for n, a in params[l.name].items()}
+                for l in net if l.trainable}
+    return TrainState(params, buffers, velocity)
+
+
+def cast_state(state: TrainState, dtype) -> TrainState:
+    c = lambda d: {k: {n: a.astype(dtype) for n, a in v.items()} for k, v in d.items()}  # noqa: E731
+    return TrainState(c(state.params), c(state.buffers), c(state.velocity))
+
+
+def synthetic_batch(net: Net, batch: int, seed: int = 0, dtype=np.float32):
+    """Seeded standard-normal images and uniform labels: (x [B,C,H,W], labels [B])."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, *net.input_shape)).astype(dtype)
+    labels = rng.integers(0, net.num_classes, size=batch)
+    return x, labels
+
+
+def forward(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray | None = None,
+            train: bool = True):
+    """Run FP. Returns (acts, caches, trace); ``acts[name]`` is each layer's output.
+
+    With ``train=False`` batchnorm uses its running statistics (inference mode) and the
+    loss layer is skipped if ``labels`` is None.
+    """
+    acts: dict[str, np.ndarray] = {INPUT: x}
+    caches: dict[str, object] = {}
+    trace: dict[str, np.ndarray] = {}
+    for l in net:
+        xs = [acts[i] for i in l.inputs]
+        a = xs[0]
+        p = state.params.get(l.name, {})
+        if l.op == "conv":
+            y = ops.conv_fp(a, p["weight"], p.get("bias"), l.stride, l.padding)
+        elif l.op == "linear":
+            y = ops.linear_fp(a, p["weight"], p.get("bias"))
+        elif l.op == "batchnorm":
+            if train:
+                y, cache = ops.bn_fp_train(a, p["gamma"], p["beta"], BN_EPS)
+                caches[l.name] = cache
+                trace[f"{l.name}:mean"] = cache["mean"]
+                trace[f"{l.name}:var"] = cache["var"]
+            else:
+                b = state.buffers[l.name]
+                y = ops.bn_fp_eval(a, p["gamma"], p["beta"], b["running_mean"],
+                                   b["running_var"], BN_EPS)
+        elif l.op == "relu":
+            y = ops.relu_fp(a)
+        elif l.op == "maxpool":
+            y, arg = ops.maxpool_fp(a, l.kernel, l.stride, l.padding)
+            caches[l.name] = arg
+            trace[f"{l.name}:argmax"] = arg
+        elif l.op == "avgpool":
+            y = (ops.global_avgpool_fp(a) if l.global_pool
+                 else ops.avgpool_fp(a, l.kernel, l.stride, l.padding))
+        elif l.op == "add":
+            y = ops.add_fp(xs[0], xs[1])
+        elif l.op == "shortcut_a":
+            y = ops.shortcut_a_fp(a, l.channels, l.stride)
+        elif l.op == "flatten":
+            y = a.reshape(a.shape[0], -1)
+        elif l.op == "softmax_ce":
+            if labels is None:
+                acts[l.name] = ops.softmax(a)
+                continue
+            loss, dlogits = ops.softmax_ce(a, labels)
+            caches[l.name] = dlogits
+            trace[f"{l.name}:prob"] = ops.softmax(a)
+            trace[f"{l.name}:loss"] = np.asarray(loss)
+            acts[l.name] = np.asarray(loss)
+            continue
+        else:  # pragma: no cover - the IR admits no other op
+            raise AssertionError(l.op)
+        acts[l.name] = y
+        trace[f"{l.name}:y"] = y
+    return acts, caches, trace
+
+
+def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
+               sgd: SGD = SGD()) -> StepResult:
+    """One SGD step on batch ``(x, labels)``; ``state`` is not modified."""
+    acts, caches, trace = forward(net, state, x, labels, train=True)
+    dtype = x.dtype
+    errors: dict[str, np.ndarray] = {}
+    grads: Params = {}
+
+    def send(tensor: str, err: np.ndarray) -> None:
+        # Fan-out: a tensor read by several layers receives the sum of their errors.
+        if tensor == INPUT:
+            return
+        errors[tensor] = err if tensor not in errors else errors[tensor] + err
+
+    for l in reversed(net.layers):
+        if not l.needs_error:
+            continue
+        if l.op == "softmax_ce":
+            send(l.inputs[0], caches[l.name])
+            trace[f"{l.name}:dx"] = caches[l.name]
+            continue
+        dy = errors.pop(l.name)
+        trace[f"{l.name}:dy"] = dy
+        a = acts[l.inputs[0]]
+        p = state.params.get(l.name, {})
+        g: dict[str, np.ndarray] = {}
+        dx = None
+        if l.op == "conv":
+            if l.trainable:
+                g["weight"] = ops.conv_wu(dy, a, l.stride, l.padding, l.kernel)
+                if l.bias:
+                    g["bias"] = ops.conv_bias_grad(dy)
+            if l.runs_bp:
+                dx = ops.conv_bp(dy, p["weight"], l.stride, l.padding, a.shape[2:])
+        elif l.op == "linear":
+            if l.trainable:
+                g["weight"] = ops.linear_wu(dy, a)
+                if l.bias:
+                    g["bias"] = dy.sum(axis=0)
+            if l.runs_bp:
+                dx = ops.linear_bp(dy, p["weight"])
+        elif l.op == "batchnorm":
+            bdx, dgamma, dbeta = ops.bn_bp(dy, caches[l.name], p["gamma"])
+            if l.trainable:
+                g["gamma"], g["beta"] = dgamma, dbeta
+            dx = bdx if l.runs_bp else None
+        elif l.op == "relu":
+            dx = ops.relu_bp(dy, acts[l.name])
+        elif l.op == "maxpool":
+            dx = ops.maxpool_bp(dy, caches[l.name], l.kernel, l.stride, l.padding, a.shape[2:])
+        elif l.op == "avgpool":
+            dx = (ops.global_avgpool_bp(dy, a.shape[2:]) if l.global_pool
+                  else ops.avgpool_bp(dy, l.kernel, l.stride, l.padding, a.shape[2:]))
+        elif l.op == "add":
+            d0, d1 = ops.add_bp(dy)
+            if l.inputs_need_error[0]:
+                send(l.inputs[0], d0)
+            if l.inputs_need_error[1]:
+                send(l.inputs[1], d1)
+            trace[f"{l.name}:dx"] = d0
+        elif l.op == "shortcut_a":
+            dx = ops.shortcut_a_bp(dy, a.shape[1], l.stride, a.shape[2:])
+        elif l.op == "flatten":
+            dx = dy.reshape(a.shape)
+        if dx is not None and l.runs_bp:
+            trace[f"{l.name}:dx"] = dx
+            send(l.inputs[0], dx)
+        if g:
+            grads[l.name] = g
+            for n, v in g.items():
+                trace[f"{l.name}:grad.{n}"] = v
+
+    new = state.copy()
+    for lname, g in grads.items():
+        for n, grad in g.items():
+            p_new, v_new = ops.sgd_update(state.params[lname][n], grad,
+                                          state.velocity[lname][n], sgd.lr, sgd.momentum,
+                                          sgd.weight_decay)
+            new.params[lname][n] = p_new
+            new.velocity[lname][n] = v_new
+            trace[f"{lname}:new.{n}"] = p_new
+            trace[f"{lname}:vel.{n}"] = v_new
+    for l in net:
+        if l.op == "batchnorm":
+            cache = caches[l.name]
+            b = state.buffers[l.name]
+            count = x.shape[0] * math.prod(l.in_shape[1:])
+            rm, rv = ops.bn_running_update(b["running_mean"], b["running_var"],
+                                           cache["mean"], cache["var"], count, BN_MOMENTUM)
+            new.buffers[l.name] = {"running_mean": rm.astype(dtype),
+                                   "running_var": rv.astype(dtype)}
+            trace[f"{l.name}:new.running_mean"] = new.buffers[l.name]["running_mean"]
+            trace[f"{l.name}:new.running_var"] = new.buffers[l.name]["running_var"]
+    loss = float(trace[f"{net.loss_layer.name}:loss"])
+    return StepResult(loss=loss, trace=trace, state=new)
+
+
+def grad_norms(net: Net, trace: dict[str, np.ndarray]) -> dict[str, float]:
+    """L2 norm of each trained layer's gradients (all its parameters together)."""
+    out = {}
+    for l in net:
+        keys = [k for k in trace if k.startswith(f"{l.name}:grad.")]
+        if keys:
+            out[l.name] = float(math.sqrt(sum(float(np.sum(trace[k].astype(np.float64) ** 2))
+                                              for k in keys)))
+    return out
