@@ -266,8 +266,7 @@ def resolve_net_path(name_or_path: str) -> Path:
     if cat.is_file():
         return cat
     names = list_nets()
-    close = difflib.get_close_matches(name_or_path, names, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    hint = did_you_mean(name_or_path, names)
     raise EfgenError(f"unknown net '{name_or_path}'",
                      fix=f"{hint}catalogue nets: {', '.join(names)}; or give a .yaml path")
 
@@ -279,6 +278,14 @@ def load_net(name_or_path: str, train_last: int | None = None) -> Net:
     if train_last is not None:
         net = net.with_train_last(train_last)
     return net
+
+
+def did_you_mean(word: str, options) -> str:
+    """'did you mean 'x'? ' for the closest option, or '' when nothing is close."""
+    options = list(options)
+    close = [o for o in options if str(word).startswith(o) or o.startswith(str(word))]
+    close = close or difflib.get_close_matches(str(word), options, n=1, cutoff=0.5)
+    return f"did you mean '{close[0]}'? " if close else ""
 
 
 def _type_name(t: type) -> str:
@@ -294,8 +301,7 @@ def _check_type(value: Any, t: type, file: str, where: str) -> None:
 
 
 def _unknown_key(key: str, valid, file: str, where: str) -> EfgenError:
-    close = difflib.get_close_matches(str(key), list(valid), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
+    hint = did_you_mean(key, valid)
     return EfgenError(f"unknown key '{key}'", file=file, where=where,
                       fix=f"{hint}valid keys: {', '.join(sorted(valid))}")
 
@@ -363,8 +369,7 @@ def _parse_layers(items: list, file: str) -> list[dict]:
                              fix=f"rename it (first used at layers[{names[lname]}])")
         names[lname] = i
         if op not in OP_SCHEMA:
-            close = difflib.get_close_matches(op, OPS, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
+            hint = did_you_mean(op, OPS)
             raise EfgenError(f"unknown op '{op}'", file=file, where=f"{where}.op",
                              fix=f"{hint}supported ops: {', '.join(OPS)}")
         schema = {**_COMMON, **OP_SCHEMA[op]}
@@ -401,8 +406,7 @@ def _parse_layers(items: list, file: str) -> list[dict]:
     for spec in raw:
         for src in spec["inputs"]:
             if src != INPUT and src not in names:
-                close = difflib.get_close_matches(src, list(names), n=1)
-                hint = f"did you mean '{close[0]}'?" if close else "name an earlier layer"
+                hint = did_you_mean(src, names).strip() or "name another layer or 'input'"
                 raise EfgenError(f"input '{src}' is not a layer", file=file,
                                  where=f"{spec['where']}.inputs", fix=hint)
     return raw

@@ -94,8 +94,9 @@ def _windows(xp: np.ndarray, k: int, stride: int) -> np.ndarray:
     return sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
 
 
-def _im2col(x: np.ndarray, k: int, stride: int, padding: int) -> np.ndarray:
-    """Columns ``[B, N*K*K, Ho*Wo]`` of the zero-padded input (row order n, i, j)."""
+def _im2col(x: np.ndarray, k: int, stride: int,
+            padding: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """(columns ``[B, N*K*K, Ho*Wo]`` of the zero-padded input, rows ordered n, i, j; (Ho, Wo))."""
     b, n = x.shape[:2]
     win = _windows(_pad_hw(x, padding, padding, padding, padding), k, stride)
     ho, wo = win.shape[2:4]

@@ -1,0 +1,293 @@
+"""Tiled reference: FP, BP and WU computed tile by tile, as the accelerator does.
+
+The dense ops in :mod:`efgen.golden.ops` say *what* a training step computes; this
+module says *in which order and blocking* the unified Tm x Tn engine computes it, and
+reads and writes every tensor through the DRAM layouts of :mod:`efgen.layout`. Tests
+show it equals the dense golden model for many (Tm, Tn, Tr, Tc, stride, K).
+
+The engine, per call (one output tile):
+
+* ``Tm`` accumulator lanes (output channels of the phase) and ``Tn`` reduction lanes
+  (input channels of the phase, summed by an adder tree); one cycle multiplies a
+  ``Tm x Tn`` weight vector by a ``Tn`` input vector.
+* Output tiles are ``Tr x Tc`` pixels; input tiles carry the halo
+  ``((Tr-1)*S + K) x ((Tc-1)*S + K)``. Padding is never stored in DRAM: the loader
+  zero-fills the halo where it falls outside the image.
+
+Loop nests (outermost first):
+
+* FP: m-block, image b, row tile, column tile, n-block -> accumulate
+  ``O[m] += W[m, n, i, j] * I[n, r*S+i, c*S+j]``, store the ``Tm x Tr x Tc`` tile once.
+* BP: the roles of M and N swap. The weights of the layer are loaded once (one burst
+  per (m-block, n-block) pair) and flipped by 180 degrees and transposed *at load*, so
+  DRAM keeps one weight layout. Then n-block (Tm lanes over N), image, row tile,
+  column tile, m-block (Tn lanes over M): a stride-1 convolution of the zero-dilated,
+  padded error; the loader generates the dilation and padding from addresses.
+* WU: m-block, n-block (one ``Tm x Tn x K x K`` gradient tile in the weight buffer),
+  then image, row tile, column tile: ``dW[m, n, i, j] += dO[m, r, c] * I[n, r*S+i,
+  c*S+j]``; the whole batch accumulates on chip and each gradient tile is written once.
+
+Feature maps and errors use :class:`FeatureMapLayout` (lane block ``lanes``); weights
+and gradients use :class:`WeightLayout` with ``(Tm, Tn)`` blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from efgen.golden import ops
+from efgen.layout import FeatureMapLayout, WeightLayout
+
+
+def _cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """Engine lanes and output-tile size. ``tr``/``tc`` are output rows/cols per tile."""
+
+    tm: int
+    tn: int
+    tr: int
+    tc: int
+
+    def __post_init__(self):
+        for k in ("tm", "tn", "tr", "tc"):
+            if getattr(self, k) < 1:
+                raise ValueError(f"{k} must be >= 1")
+
+
+# ---- DRAM access through the layouts -----------------------------------------------------
+
+def _load_fm(flat, layout: FeatureMapLayout, shape, b, c0, lanes, rows, cols):
+    """Load ``lanes`` channels from c0, at the given row/col index vectors of image b.
+
+    Indices outside the tensor (halo over padding, lanes beyond C, dilation holes
+    marked -1) read as zero, as the hardware loader zero-fills them.
+    """
+    _, C, H, W = shape
+    ch = np.arange(c0, c0 + lanes)
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    ok = ((ch < C)[:, None, None] & ((rows >= 0) & (rows < H))[None, :, None]
+          & ((cols >= 0) & (cols < W))[None, None, :])
+    addr = layout.addr(shape, b, np.clip(ch, 0, C - 1)[:, None, None],
+                       np.clip(rows, 0, H - 1)[None, :, None],
+                       np.clip(cols, 0, W - 1)[None, None, :])
+    return np.where(ok, flat[addr], 0).astype(flat.dtype)
+
+
+def _store_fm(flat, layout: FeatureMapLayout, shape, b, c0, r0, x0, tile):
+    """Store the valid part of an output tile (lanes beyond C are not written)."""
+    _, C, H, W = shape
+    nc = min(tile.shape[0], C - c0)
+    nr = min(tile.shape[1], H - r0)
+    nx = min(tile.shape[2], W - x0)
+    addr = layout.addr(shape, b, np.arange(c0, c0 + nc)[:, None, None],
+                       np.arange(r0, r0 + nr)[None, :, None],
+                       np.arange(x0, x0 + nx)[None, None, :])
+    flat[addr] = tile[:nc, :nr, :nx]
+
+
+def _load_w(flat, layout: WeightLayout, shape, m0, tm, n0, tn):
+    """A ``tm x tn x K x K`` weight tile (zero beyond M or N)."""
+    M, N, K, _ = shape
+    m = np.arange(m0, m0 + tm)
+    n = np.arange(n0, n0 + tn)
+    i = np.arange(K)
+    ok = (m < M)[:, None, None, None] & (n < N)[None, :, None, None]
+    addr = layout.addr(shape, np.clip(m, 0, M - 1)[:, None, None, None],
+                       np.clip(n, 0, N - 1)[None, :, None, None], i[None, None, :, None],
+                       i[None, None, None, :])
+    return np.where(ok, flat[addr], 0).astype(flat.dtype)
+
+
+def _store_w(flat, layout: WeightLayout, shape, m0, n0, tile):
+    M, N, K, _ = shape
+    nm, nn = min(tile.shape[0], M - m0), min(tile.shape[1], N - n0)
+    i = np.arange(K)
+    addr = layout.addr(shape, np.arange(m0, m0 + nm)[:, None, None, None],
+                       np.arange(n0, n0 + nn)[None, :, None, None], i[None, None, :, None],
+                       i[None, None, None, :])
+    flat[addr] = tile[:nm, :nn]
+
+
+# ---- the engine: one Tm x Tn array, three modes ------------------------------------------
+
+def _engine_conv(w_tile, in_tile, tr, tc, stride):
+    """FP/BP mode: ``out[m, r, c] = sum_{n,i,j} w[m, n, i, j] * in[n, r*S+i, c*S+j]``.
+
+    One iteration of the (i, j) loop is K*K cycles of the array in hardware; the
+    einsum over n is the adder tree.
+    """
+    K = w_tile.shape[2]
+    out = np.zeros((w_tile.shape[0], tr, tc), dtype=in_tile.dtype)
+    for i in range(K):
+        for j in range(K):
+            win = in_tile[:, i:i + stride * (tr - 1) + 1:stride, j:j + stride * (tc - 1) + 1:stride]
+            out += np.einsum("mn,nrc->mrc", w_tile[:, :, i, j], win)
+    return out
+
+
+def _engine_wu(acc, err_tile, in_tile, stride):
+    """WU mode: ``acc[m, n, i, j] += sum_{r,c} err[m, r, c] * in[n, r*S+i, c*S+j]``.
+
+    Each of the Tm*Tn MACs owns one accumulator (no adder tree).
+    """
+    K = acc.shape[2]
+    tr, tc = err_tile.shape[1:]
+    for i in range(K):
+        for j in range(K):
+            win = in_tile[:, i:i + stride * (tr - 1) + 1:stride, j:j + stride * (tc - 1) + 1:stride]
+            acc[:, :, i, j] += np.einsum("mrc,nrc->mn", err_tile, win)
+
+
+# ---- the three phases ---------------------------------------------------------------------
+
+def conv_fp_tiled(x_flat, x_shape, w_flat, w_shape, bias, stride, padding, t: Tiling,
+                  fm: FeatureMapLayout, wl: WeightLayout):
+    """FP of one conv (or linear, K=1 on a 1x1 map). Returns (y_flat, y_shape)."""
+    B, N, H, W = x_shape
+    M, _, K, _ = w_shape
+    S, P = stride, padding
+    Ho, Wo = ops.conv_out_size(H, K, S, P), ops.conv_out_size(W, K, S, P)
+    y_shape = (B, M, Ho, Wo)
+    y = np.zeros(fm.size(y_shape), dtype=x_flat.dtype)
+    for m0 in range(0, M, t.tm):
+        # Weight reuse: this m-block's weights are fetched once per batch.
+        w_blk = [_load_w(w_flat, wl, w_shape, m0, t.tm, n0, t.tn) for n0 in range(0, N, t.tn)]
+        for b in range(B):
+            for r0 in range(0, Ho, t.tr):
+                tr = min(t.tr, Ho - r0)
+                rows = np.arange(r0 * S - P, r0 * S - P + (tr - 1) * S + K)
+                for c0 in range(0, Wo, t.tc):
+                    tc = min(t.tc, Wo - c0)
+                    cols = np.arange(c0 * S - P, c0 * S - P + (tc - 1) * S + K)
+                    acc = np.zeros((t.tm, tr, tc), dtype=x_flat.dtype)
+                    for nb, n0 in enumerate(range(0, N, t.tn)):
+                        tile = _load_fm(x_flat, fm, x_shape, b, n0, t.tn, rows, cols)
+                        acc += _engine_conv(w_blk[nb], tile, tr, tc, S)
+                    if bias is not None:
+                        bvec = np.zeros(t.tm, dtype=acc.dtype)
+                        nm = min(t.tm, M - m0)
+                        bvec[:nm] = bias[m0:m0 + nm]
+                        acc += bvec[:, None, None]
+                    _store_fm(y, fm, y_shape, b, m0, r0, c0, acc)
+    return y, y_shape
+
+
+def conv_bp_tiled(dy_flat, dy_shape, w_flat, w_shape, x_hw, stride, padding, t: Tiling,
+                  fm: FeatureMapLayout, wl: WeightLayout):
+    """BP of one conv: the input error. Returns (dx_flat, dx_shape)."""
+    B, M, Ho, Wo = dy_shape
+    _, N, K, _ = w_shape
+    H, W = x_hw
+    S, P = stride, padding
+    dx_shape = (B, N, H, W)
+    dx = np.zeros(fm.size(dx_shape), dtype=dy_flat.dtype)
+    # Flip and transpose at load: the on-chip buffer holds W'[n, m, i, j] =
+    # W[m, n, K-1-i, K-1-j], read from DRAM one (m-block, n-block) pair at a time.
+    wbuf = np.zeros((N, M, K, K), dtype=dy_flat.dtype)
+    for m0 in range(0, M, t.tm):
+        for n0 in range(0, N, t.tn):
+            blk = _load_w(w_flat, wl, w_shape, m0, t.tm, n0, t.tn)
+            nm, nn = min(t.tm, M - m0), min(t.tn, N - n0)
+            wbuf[n0:n0 + nn, m0:m0 + nm] = ops.conv_bp_weights(blk[:nm, :nn])
+    lo = K - 1 - P  # offset of dy[0] inside the dilated, padded error
+
+    def src_index(u):
+        """Dilated/padded coordinate -> dy index, or -1 for a zero (hole or pad)."""
+        v = u - lo
+        ok = (v >= 0) & (v % S == 0)
+        return np.where(ok, v // S, -1)
+
+    for n0 in range(0, N, t.tm):           # BP output lanes run over N
+        for b in range(B):
+            for r0 in range(0, H, t.tr):
+                tr = min(t.tr, H - r0)
+                rows = src_index(np.arange(r0, r0 + tr + K - 1))
+                for c0 in range(0, W, t.tc):
+                    tc = min(t.tc, W - c0)
+                    cols = src_index(np.arange(c0, c0 + tc + K - 1))
+                    acc = np.zeros((t.tm, tr, tc), dtype=dy_flat.dtype)
+                    for m0 in range(0, M, t.tn):   # BP reduction lanes run over M
+                        tile = _load_fm(dy_flat, fm, dy_shape, b, m0, t.tn, rows, cols)
+                        w_tile = np.zeros((t.tm, t.tn, K, K), dtype=dy_flat.dtype)
+                        nn, nm = min(t.tm, N - n0), min(t.tn, M - m0)
+                        w_tile[:nn, :nm] = wbuf[n0:n0 + nn, m0:m0 + nm]
+                        acc += _engine_conv(w_tile, tile, tr, tc, 1)
+                    _store_fm(dx, fm, dx_shape, b, n0, r0, c0, acc)
+    return dx, dx_shape
+
+
+def conv_wu_tiled(dy_flat, dy_shape, x_flat, x_shape, kernel, stride, padding, t: Tiling,
+                  fm: FeatureMapLayout, wl: WeightLayout):
+    """WU of one conv: the weight gradient summed over the batch, in the weight layout.
+
+    Returns (dw_flat, dw_shape).
+    """
+    B, M, Ho, Wo = dy_shape
+    _, N, H, W = x_shape
+    K, S, P = kernel, stride, padding
+    dw_shape = (M, N, K, K)
+    dw = np.zeros(wl.size(dw_shape), dtype=dy_flat.dtype)
+    for m0 in range(0, M, t.tm):
+        for n0 in range(0, N, t.tn):
+            acc = np.zeros((t.tm, t.tn, K, K), dtype=dy_flat.dtype)  # the weight buffer
+            for b in range(B):
+                for r0 in range(0, Ho, t.tr):
+                    tr = min(t.tr, Ho - r0)
+                    rows = np.arange(r0 * S - P, r0 * S - P + (tr - 1) * S + K)
+                    for c0 in range(0, Wo, t.tc):
+                        tc = min(t.tc, Wo - c0)
+                        cols = np.arange(c0 * S - P, c0 * S - P + (tc - 1) * S + K)
+                        err = _load_fm(dy_flat, fm, dy_shape, b, m0, t.tm,
+                                       np.arange(r0, r0 + tr), np.arange(c0, c0 + tc))
+                        tile = _load_fm(x_flat, fm, x_shape, b, n0, t.tn, rows, cols)
+                        _engine_wu(acc, err, tile, S)
+            _store_w(dw, wl, dw_shape, m0, n0, acc)
+    return dw, dw_shape
+
+
+# ---- convenience: dense tensors in, dense tensors out ---------------------------------------
+
+def _as4(a):
+    return a.reshape(*a.shape, 1, 1) if a.ndim == 2 else a
+
+
+def conv_fp(x, w, b, stride, padding, t: Tiling, fm_kind="blocked", w_kind="blocked",
+            lanes=None):
+    """Dense-in/dense-out wrapper: pack x and w, run the tiled FP, unpack y."""
+    fm, wl = _layouts(t, fm_kind, w_kind, lanes)
+    x4, w4 = _as4(x), _as4(w)
+    y_flat, y_shape = conv_fp_tiled(fm.pack(x4), x4.shape, wl.pack(w4), w4.shape, b, stride,
+                                    padding, t, fm, wl)
+    y = fm.unpack(y_flat, y_shape)
+    return y.reshape(y.shape[:2]) if x.ndim == 2 else y
+
+
+def conv_bp(dy, w, stride, padding, in_hw, t: Tiling, fm_kind="blocked", w_kind="blocked",
+            lanes=None):
+    fm, wl = _layouts(t, fm_kind, w_kind, lanes)
+    dy4, w4 = _as4(dy), _as4(w)
+    dx_flat, dx_shape = conv_bp_tiled(fm.pack(dy4), dy4.shape, wl.pack(w4), w4.shape,
+                                      tuple(in_hw), stride, padding, t, fm, wl)
+    dx = fm.unpack(dx_flat, dx_shape)
+    return dx.reshape(dx.shape[:2]) if dy.ndim == 2 else dx
+
+
+def conv_wu(dy, x, stride, padding, kernel, t: Tiling, fm_kind="blocked", w_kind="blocked",
+            lanes=None):
+    fm, wl = _layouts(t, fm_kind, w_kind, lanes)
+    dy4, x4 = _as4(dy), _as4(x)
+    dw_flat, dw_shape = conv_wu_tiled(fm.pack(dy4), dy4.shape, fm.pack(x4), x4.shape, kernel,
+                                      stride, padding, t, fm, wl)
+    dw = wl.unpack(dw_flat, dw_shape)
+    return dw.reshape(dw.shape[:2]) if dy.ndim == 2 else dw
+
+
+def _layouts(t: Tiling, fm_kind, w_kind, lanes):
+    lanes = lanes or min(t.tm, t.tn)
+    return FeatureMapLayout(fm_kind, lanes), WeightLayout(w_kind, t.tm, t.tn)
