@@ -56,9 +56,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from efgen.errors import EfgenError
+from efgen.yamlio import LineMap, parse_yaml
 from efgen.resources import configs_dir
 
 __all__ = [
@@ -282,70 +282,6 @@ _KEY_HOMES = _key_homes(_SCHEMA)
 
 # --------------------------------------------------------------------------- YAML
 
-class _Map(dict):
-    """A YAML mapping that remembers the line (1-based) of each key."""
-
-    line: int = 0
-    key_lines: dict[Any, int]
-
-
-class _DuplicateKey(Exception):
-    def __init__(self, key: Any, line: int, first: int):
-        super().__init__(key)
-        self.key, self.line, self.first = key, line, first
-
-
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
-    loader.flatten_mapping(node)
-    result = _Map()
-    result.line = node.start_mark.line + 1
-    result.key_lines = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark,
-                "found an unhashable key", key_node.start_mark) from None
-        if key in result:
-            raise _DuplicateKey(key, line, result.key_lines[key])
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_lines[key] = line
-    return result
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-
-
-def _parse_yaml(text: str, file: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except _DuplicateKey as exc:
-        raise EfgenError(f"duplicate key '{exc.key}' (first defined on line {exc.first})",
-                         file=file, where=f"line {exc.line}",
-                         fix="keep only one of the two entries") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        what = f"YAML syntax error: {problem}"
-        if context:
-            what += f" ({context})"
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        if "\\t" in problem or "\t" in problem:
-            fix = "indent with spaces, not tabs"
-        else:
-            fix = ("fix the YAML at that line: check the indentation, that every key is "
-                   "followed by ': ' and that quotes are closed")
-        raise EfgenError(what, file=file, where=where, fix=fix) from None
-
-
 # --------------------------------------------------------------------------- validation
 
 def _describe(value: Any) -> str:
@@ -372,7 +308,7 @@ class _Ctx:
 
     def where(self, path: str, mapping: Any = None, key: Any = None) -> str:
         line = None
-        if isinstance(mapping, _Map):
+        if isinstance(mapping, LineMap):
             line = mapping.key_lines.get(key) if key is not None else mapping.line
         return f"{path} (line {line})" if line else path
 
@@ -644,7 +580,7 @@ def load_board(name_or_path: str | os.PathLike[str]) -> Board:
     except OSError as exc:
         raise EfgenError(f"cannot read board file: {exc.strerror or exc}", file=shown,
                          fix="check the path and its permissions") from None
-    data = _parse_yaml(text, shown)
+    data = parse_yaml(text, shown)
     return board_from_mapping(data, file=shown, source=str(path.resolve()),
                               catalogue_stem=catalogue_stem)
 

@@ -350,66 +350,82 @@ def _parse_layers(items: list, file: str) -> list[dict]:
     raw: list[dict] = []
     names: dict[str, int] = {}
     for i, item in enumerate(items):
-        where0 = f"layers[{i}]"
-        if not isinstance(item, dict):
-            raise EfgenError(f"a layer must be a mapping, got {type(item).__name__}",
-                             file=file, where=where0, fix="write {name: ..., op: ..., ...}")
-        for key in ("name", "op"):
-            if key not in item:
-                raise EfgenError(f"missing key '{key}'", file=file, where=where0,
-                                 fix=f"every layer needs '{key}'")
-            _check_type(item[key], str, file, f"{where0}.{key}")
-        lname, op = item["name"], item["op"]
-        where = f"layers[{i}] ({lname})"
-        if not lname.strip() or lname == INPUT:
-            raise EfgenError(f"invalid layer name {lname!r}", file=file, where=where,
-                             fix=f"use a non-empty name other than '{INPUT}'")
-        if lname in names:
-            raise EfgenError(f"duplicate layer name '{lname}'", file=file, where=where,
-                             fix=f"rename it (first used at layers[{names[lname]}])")
-        names[lname] = i
-        if op not in OP_SCHEMA:
-            hint = did_you_mean(op, OPS)
-            raise EfgenError(f"unknown op '{op}'", file=file, where=f"{where}.op",
-                             fix=f"{hint}supported ops: {', '.join(OPS)}")
-        schema = {**_COMMON, **OP_SCHEMA[op]}
-        spec: dict[str, Any] = {"index": i, "where": where}
-        for key, value in item.items():
-            if key not in schema:
-                raise _unknown_key(key, schema, file, f"{where}.{key}")
-        for key, (t, default) in schema.items():
-            if key in item:
-                _check_type(item[key], t, file, f"{where}.{key}")
-                spec[key] = item[key]
-            elif default is REQUIRED:
-                raise EfgenError(f"missing key '{key}' for op '{op}'", file=file,
-                                 where=where, fix=f"add '{key}'")
-            else:
-                spec[key] = default
-        for key in ("out_channels", "out_features", "kernel", "stride"):
-            if spec.get(key) is not None and spec[key] <= 0:
-                raise EfgenError(f"'{key}' must be positive, got {spec[key]}", file=file,
-                                 where=f"{where}.{key}", fix="give a positive size")
-        if spec.get("padding") is not None and spec["padding"] < 0:
-            raise EfgenError(f"'padding' must be zero or positive, got {spec['padding']}",
-                             file=file, where=f"{where}.padding", fix="give padding >= 0")
-        if spec["inputs"] is None:
-            spec["inputs"] = [raw[-1]["name"] if raw else INPUT]
-        for j, src in enumerate(spec["inputs"]):
-            _check_type(src, str, file, f"{where}.inputs[{j}]")
-        want = 2 if op == "add" else 1
-        if len(spec["inputs"]) != want:
-            raise EfgenError(f"op '{op}' takes {want} input(s), got {len(spec['inputs'])}",
-                             file=file, where=f"{where}.inputs",
-                             fix=f"list exactly {want} input name(s)")
-        raw.append(spec)
+        try:
+            raw.append(_parse_layer(i, item, raw, names, file))
+        except EfgenError as exc:
+            raise _at_line(exc, item) from None
     for spec in raw:
         for src in spec["inputs"]:
             if src != INPUT and src not in names:
                 hint = did_you_mean(src, names).strip() or "name another layer or 'input'"
-                raise EfgenError(f"input '{src}' is not a layer", file=file,
-                                 where=f"{spec['where']}.inputs", fix=hint)
+                raise _at_line(EfgenError(f"input '{src}' is not a layer", file=file,
+                                          where=f"{spec['where']}.inputs", fix=hint),
+                               spec["item"])
     return raw
+
+
+def _at_line(exc: EfgenError, item: Any) -> EfgenError:
+    """Add the YAML line of ``item`` (a layer mapping) to an error's location."""
+    line = getattr(item, "line", 0)
+    if not line:
+        return exc
+    return EfgenError(exc.what, file=exc.file, where=f"{exc.where} (line {line})", fix=exc.fix)
+
+
+def _parse_layer(i: int, item: Any, raw: list[dict], names: dict[str, int], file: str) -> dict:
+    where0 = f"layers[{i}]"
+    if not isinstance(item, dict):
+        raise EfgenError(f"a layer must be a mapping, got {type(item).__name__}",
+                         file=file, where=where0, fix="write {name: ..., op: ..., ...}")
+    for key in ("name", "op"):
+        if key not in item:
+            raise EfgenError(f"missing key '{key}'", file=file, where=where0,
+                             fix=f"every layer needs '{key}'")
+        _check_type(item[key], str, file, f"{where0}.{key}")
+    lname, op = item["name"], item["op"]
+    where = f"layers[{i}] ({lname})"
+    if not lname.strip() or lname == INPUT:
+        raise EfgenError(f"invalid layer name {lname!r}", file=file, where=where,
+                         fix=f"use a non-empty name other than '{INPUT}'")
+    if lname in names:
+        raise EfgenError(f"duplicate layer name '{lname}'", file=file, where=where,
+                         fix=f"rename it (first used at layers[{names[lname]}])")
+    names[lname] = i
+    if op not in OP_SCHEMA:
+        hint = did_you_mean(op, OPS)
+        raise EfgenError(f"unknown op '{op}'", file=file, where=f"{where}.op",
+                         fix=f"{hint}supported ops: {', '.join(OPS)}")
+    schema = {**_COMMON, **OP_SCHEMA[op]}
+    spec: dict[str, Any] = {"index": i, "where": where, "item": item}
+    for key, value in item.items():
+        if key not in schema:
+            raise _unknown_key(key, schema, file, f"{where}.{key}")
+    for key, (t, default) in schema.items():
+        if key in item:
+            _check_type(item[key], t, file, f"{where}.{key}")
+            spec[key] = item[key]
+        elif default is REQUIRED:
+            raise EfgenError(f"missing key '{key}' for op '{op}'", file=file,
+                             where=where, fix=f"add '{key}'")
+        else:
+            spec[key] = default
+    for key in ("out_channels", "out_features", "kernel", "stride"):
+        if spec.get(key) is not None and spec[key] <= 0:
+            raise EfgenError(f"'{key}' must be positive, got {spec[key]}", file=file,
+                             where=f"{where}.{key}", fix="give a positive size")
+    if spec.get("padding") is not None and spec["padding"] < 0:
+        raise EfgenError(f"'padding' must be zero or positive, got {spec['padding']}",
+                         file=file, where=f"{where}.padding", fix="give padding >= 0")
+    if spec["inputs"] is None:
+        spec["inputs"] = [raw[-1]["name"] if raw else INPUT]
+    for j, src in enumerate(spec["inputs"]):
+        _check_type(src, str, file, f"{where}.inputs[{j}]")
+    want = 2 if op == "add" else 1
+    if len(spec["inputs"]) != want:
+        raise EfgenError(f"op '{op}' takes {want} input(s), got {len(spec['inputs'])}",
+                         file=file, where=f"{where}.inputs",
+                         fix=f"list exactly {want} input name(s)")
+    return spec
 
 
 def _topo_order(raw: list[dict], file: str) -> list[int]:
@@ -450,95 +466,10 @@ def _infer(raw: list[dict], order: list[int], input_shape: Shape, num_classes: i
     shapes: dict[str, Shape] = {INPUT: input_shape}
     layers: list[Layer] = []
     for n, i in enumerate(order):
-        s = raw[i]
-        op, where = s["op"], s["where"]
-        ins = tuple(shapes[x] for x in s["inputs"])
-        x = ins[0]
-
-        def need_map(what=op):
-            if len(x) != 3:
-                raise EfgenError(f"'{what}' needs a (C, H, W) feature map, got shape {x}",
-                                 file=file, where=where,
-                                 fix="feed it a feature map, not a flattened vector")
-
-        kw: dict[str, Any] = {}
-        if op == "conv":
-            need_map()
-            k, st, p = s["kernel"], s["stride"], s["padding"]
-            ho, wo = _out_size(x[1], k, st, p), _out_size(x[2], k, st, p)
-            if ho < 1 or wo < 1:
-                raise EfgenError(f"kernel {k} with padding {p} does not fit input {x}",
-                                 file=file, where=where, fix="reduce kernel or add padding")
-            out = (s["out_channels"], ho, wo)
-            kw = dict(channels=s["out_channels"], kernel=k, stride=st, padding=p,
-                      bias=s["bias"], trainable=s["trainable"])
-        elif op == "linear":
-            if len(x) != 1:
-                raise EfgenError(f"'linear' needs a flat input, got shape {x}", file=file,
-                                 where=where, fix="add a flatten layer before it")
-            out = (s["out_features"],)
-            kw = dict(channels=s["out_features"], bias=s["bias"], trainable=s["trainable"])
-        elif op == "batchnorm":
-            out = x
-            kw = dict(trainable=s["trainable"])
-        elif op in ("relu",):
-            out = x
-        elif op in ("maxpool", "avgpool"):
-            need_map()
-            if op == "avgpool" and s["global"]:
-                if s["kernel"] is not None or s["stride"] is not None or s["padding"]:
-                    raise EfgenError("a global avgpool takes no kernel, stride or padding",
-                                     file=file, where=where, fix="remove them")
-                out = (x[0], 1, 1)
-                kw = dict(kernel=x[1], stride=1, padding=0, global_pool=True)
-            else:
-                if s["kernel"] is None:
-                    raise EfgenError(f"missing key 'kernel' for op '{op}'", file=file,
-                                     where=where, fix="add 'kernel', or 'global: true'")
-                k, p = s["kernel"], s["padding"]
-                st = s["stride"] if s["stride"] is not None else k
-                if 2 * p > k:
-                    raise EfgenError(f"padding {p} is more than half the kernel {k}",
-                                     file=file, where=f"{where}.padding",
-                                     fix="use padding <= kernel // 2")
-                ho, wo = _out_size(x[1], k, st, p), _out_size(x[2], k, st, p)
-                if ho < 1 or wo < 1:
-                    raise EfgenError(f"kernel {k} does not fit input {x}", file=file,
-                                     where=where, fix="reduce the kernel")
-                out = (x[0], ho, wo)
-                kw = dict(kernel=k, stride=st, padding=p)
-        elif op == "add":
-            if ins[0] != ins[1]:
-                raise EfgenError(f"shape mismatch at add: '{s['inputs'][0]}' is {ins[0]}, "
-                                 f"'{s['inputs'][1]}' is {ins[1]}", file=file, where=where,
-                                 fix="make both operands the same shape (e.g. a "
-                                     "shortcut_a or 1x1 conv on the skip path)")
-            out = x
-        elif op == "shortcut_a":
-            need_map()
-            c, st = s["out_channels"], s["stride"]
-            if c < x[0]:
-                raise EfgenError(f"shortcut_a cannot shrink channels {x[0]} -> {c}",
-                                 file=file, where=f"{where}.out_channels",
-                                 fix="out_channels must be >= the input channels")
-            out = (c, -(-x[1] // st), -(-x[2] // st))
-            kw = dict(channels=c, stride=st)
-        elif op == "flatten":
-            out = (math.prod(x),)
-        elif op == "softmax_ce":
-            if n != len(order) - 1:
-                raise EfgenError("softmax_ce must be the last layer", file=file, where=where,
-                                 fix="move the loss to the end; the net has one loss")
-            if x != (num_classes,):
-                raise EfgenError(f"softmax_ce expects ({num_classes},) logits, got {x}",
-                                 file=file, where=where,
-                                 fix="end with a linear layer of num_classes outputs")
-            out = ()
-        else:  # pragma: no cover - OP_SCHEMA and this chain are kept in step
-            raise AssertionError(op)
-        shapes[s["name"]] = out
-        layers.append(Layer(name=s["name"], op=op, inputs=tuple(s["inputs"]),
-                            in_shapes=ins, out_shape=out, **kw))
+        try:
+            layers.append(_infer_layer(raw[i], n == len(order) - 1, shapes, num_classes, file))
+        except EfgenError as exc:
+            raise _at_line(exc, raw[i]["item"]) from None
     if layers[-1].op != "softmax_ce":
         raise EfgenError("the net has no softmax_ce loss", file=file, where="layers",
                          fix="end the layers with {name: loss, op: softmax_ce}")
@@ -549,6 +480,98 @@ def _infer(raw: list[dict], order: list[int], input_shape: Shape, num_classes: i
                              where=f"layers ({l.name})",
                              fix="connect it to a later layer or remove it")
     return layers
+
+
+def _infer_layer(s: dict, is_last: bool, shapes: dict[str, Shape], num_classes: int,
+                 file: str) -> Layer:
+    op, where = s["op"], s["where"]
+    ins = tuple(shapes[x] for x in s["inputs"])
+    x = ins[0]
+
+    def need_map(what=op):
+        if len(x) != 3:
+            raise EfgenError(f"'{what}' needs a (C, H, W) feature map, got shape {x}",
+                             file=file, where=where,
+                             fix="feed it a feature map, not a flattened vector")
+
+    kw: dict[str, Any] = {}
+    if op == "conv":
+        need_map()
+        k, st, p = s["kernel"], s["stride"], s["padding"]
+        ho, wo = _out_size(x[1], k, st, p), _out_size(x[2], k, st, p)
+        if ho < 1 or wo < 1:
+            raise EfgenError(f"kernel {k} with padding {p} does not fit input {x}",
+                             file=file, where=where, fix="reduce kernel or add padding")
+        out = (s["out_channels"], ho, wo)
+        kw = dict(channels=s["out_channels"], kernel=k, stride=st, padding=p,
+                  bias=s["bias"], trainable=s["trainable"])
+    elif op == "linear":
+        if len(x) != 1:
+            raise EfgenError(f"'linear' needs a flat input, got shape {x}", file=file,
+                             where=where, fix="add a flatten layer before it")
+        out = (s["out_features"],)
+        kw = dict(channels=s["out_features"], bias=s["bias"], trainable=s["trainable"])
+    elif op == "batchnorm":
+        out = x
+        kw = dict(trainable=s["trainable"])
+    elif op in ("relu",):
+        out = x
+    elif op in ("maxpool", "avgpool"):
+        need_map()
+        if op == "avgpool" and s["global"]:
+            if s["kernel"] is not None or s["stride"] is not None or s["padding"]:
+                raise EfgenError("a global avgpool takes no kernel, stride or padding",
+                                 file=file, where=where, fix="remove them")
+            out = (x[0], 1, 1)
+            kw = dict(kernel=x[1], stride=1, padding=0, global_pool=True)
+        else:
+            if s["kernel"] is None:
+                raise EfgenError(f"missing key 'kernel' for op '{op}'", file=file,
+                                 where=where, fix="add 'kernel', or 'global: true'")
+            k, p = s["kernel"], s["padding"]
+            st = s["stride"] if s["stride"] is not None else k
+            if 2 * p > k:
+                raise EfgenError(f"padding {p} is more than half the kernel {k}",
+                                 file=file, where=f"{where}.padding",
+                                 fix="use padding <= kernel // 2")
+            ho, wo = _out_size(x[1], k, st, p), _out_size(x[2], k, st, p)
+            if ho < 1 or wo < 1:
+                raise EfgenError(f"kernel {k} does not fit input {x}", file=file,
+                                 where=where, fix="reduce the kernel")
+            out = (x[0], ho, wo)
+            kw = dict(kernel=k, stride=st, padding=p)
+    elif op == "add":
+        if ins[0] != ins[1]:
+            raise EfgenError(f"shape mismatch at add: '{s['inputs'][0]}' is {ins[0]}, "
+                             f"'{s['inputs'][1]}' is {ins[1]}", file=file, where=where,
+                             fix="make both operands the same shape (e.g. a "
+                                 "shortcut_a or 1x1 conv on the skip path)")
+        out = x
+    elif op == "shortcut_a":
+        need_map()
+        c, st = s["out_channels"], s["stride"]
+        if c < x[0]:
+            raise EfgenError(f"shortcut_a cannot shrink channels {x[0]} -> {c}",
+                             file=file, where=f"{where}.out_channels",
+                             fix="out_channels must be >= the input channels")
+        out = (c, -(-x[1] // st), -(-x[2] // st))
+        kw = dict(channels=c, stride=st)
+    elif op == "flatten":
+        out = (math.prod(x),)
+    elif op == "softmax_ce":
+        if not is_last:
+            raise EfgenError("softmax_ce must be the last layer", file=file, where=where,
+                             fix="move the loss to the end; the net has one loss")
+        if x != (num_classes,):
+            raise EfgenError(f"softmax_ce expects ({num_classes},) logits, got {x}",
+                             file=file, where=where,
+                             fix="end with a linear layer of num_classes outputs")
+        out = ()
+    else:  # pragma: no cover - OP_SCHEMA and this chain are kept in step
+        raise AssertionError(op)
+    shapes[s["name"]] = out
+    return Layer(name=s["name"], op=op, inputs=tuple(s["inputs"]),
+                 in_shapes=ins, out_shape=out, **kw)
 
 
 def _finish(name, input_shape, num_classes, layers, source, description) -> Net:

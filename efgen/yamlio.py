@@ -1,8 +1,10 @@
 """Strict YAML reading shared by every config loader (nets, boards, sweeps, overrides).
 
 PyYAML silently keeps the last of two equal keys; a user who writes ``stride`` twice
-meant something, so duplicates are an error here. Syntax errors become one-line
-:class:`EfgenError` messages that carry the file and the line.
+meant something, so duplicates are an error here. Every mapping comes back as a
+:class:`LineMap` (a dict that remembers the 1-based line of each key), so validators can
+point at the line. Syntax errors become one-line :class:`EfgenError` messages that
+carry the file and the line.
 """
 
 from __future__ import annotations
@@ -15,44 +17,89 @@ import yaml
 from efgen.errors import EfgenError
 
 
-class _StrictLoader(yaml.SafeLoader):
+class LineMap(dict):
+    """A YAML mapping that remembers the line (1-based) of itself and of each key."""
+
+    line: int = 0
+    key_lines: dict[Any, int]
+
+    def line_of(self, key: Any) -> int | None:
+        return getattr(self, "key_lines", {}).get(key)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int):
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+class _Loader(yaml.SafeLoader):
     pass
 
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise EfgenError(
-                f"duplicate key '{key}'",
-                where=f"line {key_node.start_mark.line + 1}",
-                fix=f"keep one '{key}' (the first is on line {seen[key] + 1})",
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
+def _construct_map(loader: _Loader, node: yaml.MappingNode) -> LineMap:
+    loader.flatten_mapping(node)
+    result = LineMap()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                "found an unhashable key", key_node.start_mark) from None
+        if key in result:
+            raise _DuplicateKey(key, line, result.key_lines[key])
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[key] = line
+    return result
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Parse ``path``; any problem is an EfgenError naming the file (and line)."""
-    path = Path(path)
+def parse_yaml(text: str, file: str) -> Any:
+    """Parse YAML ``text`` read from ``file`` (used in messages only)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EfgenError("file not found", file=str(path), fix="check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise EfgenError(f"cannot read file ({exc.__class__.__name__})", file=str(path),
-                         fix="pass a readable UTF-8 YAML file") from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
-    except EfgenError as exc:
-        raise EfgenError(exc.what, file=str(path), where=exc.where, fix=exc.fix) from None
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise EfgenError(f"duplicate key '{exc.key}' (first defined on line {exc.first})",
+                         file=file, where=f"line {exc.line}",
+                         fix="keep only one of the two entries") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        what = f"YAML syntax error: {problem}"
+        if context:
+            what += f" ({context})"
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise EfgenError(f"YAML syntax error: {problem}", file=str(path), where=where,
-                         fix="fix the YAML syntax at that position") from None
+        if "\\t" in problem or "\t" in problem:
+            fix = "indent with spaces, not tabs"
+        else:
+            fix = ("fix the YAML at that line: check the indentation, that every key is "
+                   "followed by ': ' and that quotes are closed")
+        raise EfgenError(what, file=file, where=where, fix=fix) from None
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """Read a UTF-8 text file; problems are EfgenErrors naming the file."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EfgenError(f"{what} not found", file=str(path), fix="check the path") from None
+    except IsADirectoryError:
+        raise EfgenError(f"{what} is a directory", file=str(path),
+                         fix="pass a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EfgenError(f"cannot read {what} ({exc.__class__.__name__})", file=str(path),
+                         fix="pass a readable UTF-8 YAML file") from None
+
+
+def read_yaml(path: str | Path, what: str = "file") -> Any:
+    """Read and parse ``path``; any problem is an EfgenError naming the file (and line)."""
+    return parse_yaml(read_text(path, what), str(path))
