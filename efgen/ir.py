@@ -587,3 +587,33 @@ def _finish(name, input_shape, num_classes, layers, source, description) -> Net:
                            runs_bp=any(in_need), inputs_need_error=in_need))
     return Net(name=name, input_shape=input_shape, num_classes=num_classes,
                layers=tuple(out), source=source, description=description)
+
+
+def net_to_doc(net: Net) -> dict[str, Any]:
+    """The YAML document of ``net`` (explicit inputs, effective trainable flags).
+
+    ``parse_net(net_to_doc(net))`` rebuilds an equal net; design.json embeds this so a
+    design regenerates without the original file.
+    """
+    layers = []
+    for l in net:
+        d: dict[str, Any] = {"name": l.name, "op": l.op, "inputs": list(l.inputs)}
+        if l.op == "conv":
+            d.update(out_channels=l.channels, kernel=l.kernel, stride=l.stride,
+                     padding=l.padding, bias=l.bias, trainable=l.trainable)
+        elif l.op == "linear":
+            d.update(out_features=l.channels, bias=l.bias, trainable=l.trainable)
+        elif l.op == "batchnorm":
+            d.update(trainable=l.trainable)
+        elif l.op == "maxpool" or (l.op == "avgpool" and not l.global_pool):
+            d.update(kernel=l.kernel, stride=l.stride, padding=l.padding)
+        elif l.op == "avgpool":
+            d["global"] = True
+        elif l.op == "shortcut_a":
+            d.update(out_channels=l.channels, stride=l.stride)
+        layers.append(d)
+    doc: dict[str, Any] = {"name": net.name, "input": list(net.input_shape),
+                           "num_classes": net.num_classes, "layers": layers}
+    if net.description:
+        doc["description"] = net.description
+    return doc

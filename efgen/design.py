@@ -1,0 +1,140 @@
+"""The Design: hardware parameters plus the per-layer, per-phase schedule.
+
+A frozen, JSON-serialisable value and the single source of truth that the analytical
+model, the code generators and the tests all read. ``design.json`` holds enough to
+regenerate everything: the net itself (as its YAML document), the board name, the
+batch, the hardware parameters and every layer-phase's tiling.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from efgen import __version__
+from efgen.errors import EfgenError
+
+PRECISIONS = ("fp32", "fp16", "bf16", "fix16", "int8")
+PHASES = ("fp", "bp", "wu")          # phases the convolution engine runs
+LOOP_ORDERS = ("wo", "io")           # see HwParams docstring / efgen/model/engine.py
+LAYOUTS = ("reshaped", "nchw")
+OBJECTIVES = ("latency", "energy", "edp")
+
+
+@dataclass(frozen=True)
+class HwParams:
+    """The accelerator's hardware parameters.
+
+    Buffers are counted per *bank* (one bank per lane) and per ping-pong half:
+
+    * ``ifm_depth``: words per IFM bank (``tn`` banks, two halves) - input tiles with
+      their halo in FP and WU, the dilated error tile in BP.
+    * ``ofm_depth``: words per OFM bank (``tm`` banks, two halves) - output tiles in
+      FP/BP, error tiles in WU.
+    * ``wbuf_depth``: words per weight bank (``tm * tn`` banks, one copy) - a chunk of
+      the layer's weights in FP/BP, gradient accumulators in WU.
+    """
+
+    precision: str = "fp32"
+    tm: int = 16
+    tn: int = 16
+    ifm_depth: int = 2048
+    ofm_depth: int = 2048
+    wbuf_depth: int = 512
+    clock_mhz: float = 100.0
+    port_words: int = 4            # words per AXI beat on each port
+    ports: int = 3                 # AXI masters: input/error reads, weight reads, writes
+    dma_start: int = 20            # cycles of overhead per DRAM burst
+    max_burst_beats: int = 256
+    mac_depth: int = 7             # MAC pipeline depth (multiplier + adder), cycles
+    weight_mem: str = "bram"       # "bram" or "uram"
+
+    @property
+    def lanes(self) -> int:
+        """Feature-map layout lane block T (also the vector engine's width)."""
+        return min(self.tm, self.tn)
+
+    @property
+    def macs(self) -> int:
+        return self.tm * self.tn
+
+    def peak_gflops(self) -> float:
+        """2 FLOP per MAC per cycle over the whole array."""
+        return 2.0 * self.macs * self.clock_mhz * 1e6 / 1e9
+
+
+@dataclass(frozen=True)
+class PhaseSchedule:
+    """Tiling of one layer-phase on the convolution engine.
+
+    ``tr`` x ``tc``: output rows x columns per tile (for BP: rows of the input error;
+    for linear layers the "map" is 1 x batch). ``mc``: output-lane blocks whose weights
+    (FP/BP) or gradients (WU) share one weight-buffer chunk. ``order``: ``"wo"``
+    (reduction innermost, input tiles re-read per output block) or ``"io"`` (output
+    blocks innermost, each input tile read once per chunk; needs ``mc`` output tiles
+    in the OFM buffer).
+    """
+
+    layer: str
+    phase: str
+    tr: int
+    tc: int
+    mc: int
+    order: str = "wo"
+
+
+@dataclass(frozen=True)
+class Design:
+    net: dict[str, Any]                 # the net's YAML document (efgen.ir.net_to_doc)
+    board: str
+    batch: int
+    hw: HwParams
+    schedule: tuple[PhaseSchedule, ...]
+    train_last: int | None = None
+    objective: str = "latency"
+    layout: str = "reshaped"
+    sgd_momentum: bool = True           # the SGD write-back carries a momentum buffer
+    efgen_version: str = __version__
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def tiling(self, layer: str, phase: str) -> PhaseSchedule:
+        for s in self.schedule:
+            if s.layer == layer and s.phase == phase:
+                return s
+        raise KeyError((layer, phase))
+
+    def with_hw(self, **kw) -> "Design":
+        return replace(self, hw=replace(self.hw, **kw))
+
+    # ---- JSON -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["schedule"] = [asdict(s) for s in self.schedule]
+        d["notes"] = list(self.notes)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], file: str = "<design>") -> "Design":
+        try:
+            hw = HwParams(**d["hw"])
+            sched = tuple(PhaseSchedule(**s) for s in d["schedule"])
+            kw = {f.name: d[f.name] for f in fields(cls)
+                  if f.name not in ("hw", "schedule", "notes") and f.name in d}
+            return cls(hw=hw, schedule=sched, notes=tuple(d.get("notes", ())), **kw)
+        except (KeyError, TypeError) as exc:
+            raise EfgenError(f"not a valid design.json ({exc.__class__.__name__}: {exc})",
+                             file=file, fix="regenerate it with 'efgen build'") from None
+
+    @classmethod
+    def from_json(cls, text: str, file: str = "<design>") -> "Design":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise EfgenError(f"invalid JSON: {exc.msg}", file=file,
+                             where=f"line {exc.lineno}",
+                             fix="regenerate it with 'efgen build'") from None
+        return cls.from_dict(d, file)

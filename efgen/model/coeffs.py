@@ -1,0 +1,45 @@
+"""Model coefficients, read from configs/model/coefficients.yaml (sources are there)."""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+from efgen.resources import configs_dir
+from efgen.yamlio import read_yaml
+
+
+@lru_cache(maxsize=1)
+def coefficients() -> dict[str, Any]:
+    return read_yaml(configs_dir() / "model" / "coefficients.yaml")
+
+
+def word_bits(precision: str) -> int:
+    return int(coefficients()["precisions"][precision]["bits"])
+
+
+def acc_bits(precision: str) -> int:
+    """Accumulator width: partial sums and gradients are 32-bit for every precision."""
+    return max(32, word_bits(precision))
+
+
+def mac_cost(dsp_type: str, precision: str) -> dict[str, float]:
+    return dict(coefficients()["mac"][dsp_type][precision])
+
+
+def bram18_units(width_bits: int, depth: int) -> int:
+    """RAMB18s for one bank of ``depth`` words of ``width_bits``: the best aspect ratio.
+
+    Each RAMB18 mode (width x depth, UG573) is tried; a bank spans ceil(width/w_mode)
+    columns of ceil(depth/d_mode) blocks.
+    """
+    if depth <= 0:
+        return 0
+    return min(math.ceil(width_bits / w) * math.ceil(depth / d)
+               for w, d in coefficients()["bram18_modes"])
+
+
+def uram_units(width_bits: int, depth: int) -> int:
+    u = coefficients()["uram288"]
+    return math.ceil(width_bits / u["width"]) * math.ceil(depth / u["depth"])

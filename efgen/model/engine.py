@@ -1,0 +1,373 @@
+"""Cost of the unified Tm x Tn convolution engine, per layer-phase, vectorised.
+
+Every conv and linear layer-phase becomes a *job* for the engine (see :func:`jobs_for`):
+
+* ``out``  - channels the engine accumulates (Tm lanes): M in FP and WU, N in BP;
+* ``red``  - channels the adder tree reduces (Tn lanes): N in FP and WU, M in BP;
+* an output map ``ro x co`` tiled in ``tr x tc`` tiles, read from a source map
+  ``hs x ws`` in DRAM. FP and WU read the input feature map with stride S and padding
+  P; BP runs a stride-1 convolution over the error zero-dilated by S and padded by
+  K-1-P, and the loader fetches only the real error rows (the dilation is address
+  generation). A linear layer is the same engine on a 1 x batch map: each image is one
+  "pixel" (``img_major``), so the batch shares every weight fetch.
+
+Loop nests and their timing (one DRAM port each for input reads, weight reads and
+writes; ping-pong IFM and OFM buffers so the load of step i+1 and the store of the
+previous tile overlap the compute of step i; L = load of one input tile for one
+reduction block, C = compute of one output block, s = store of one output block):
+
+* FP/BP ``wo`` order, per (image, tile, output block):
+  ``(NB-1)*max(L, C) + max(L, C, s)``
+* FP/BP ``io`` order, per (image, tile), ``mc`` output blocks per input tile:
+  ``(NB-1)*max(L, mc*C) + max(L, mc*C, mc*s)``
+* WU, per (image, tile), ``mc`` output blocks whose error tiles E are loaded first:
+  ``max(L + mc*E, mc*C) + (NB-1)*max(L, mc*C)``
+
+plus, per weight chunk, the weight load (FP/BP) or the gradient write-back with the
+SGD update (WU), which are not overlapped (one weight-buffer copy), plus the pipeline
+fill (first load) and drain (last store). Compute of one block is ``tr*tc*K*K`` cycles
+plus the MAC pipeline depth: every cycle the array takes one Tm x Tn weight vector.
+Channels that do not fill the Tm or Tn lanes still take the cycles (idle lanes).
+
+Loads and stores cost ``bursts * dma_start + words / bandwidth``; bursts follow the
+layout (see :mod:`efgen.layout`; the tests check these counts against its burst
+generator) and are split at the AXI maximum burst length.
+
+Rows of a tile grid are evaluated in three classes (first, middle, last; the middle
+tiles are represented by the second tile), columns likewise, so edge tiles that are
+clipped by the padding or by the remainder are priced exactly while the evaluation
+stays a fixed-size numpy computation over all candidates at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from efgen.design import HwParams
+
+FP, BP, WU = 0, 1, 2
+PHASE_CODE = {"fp": FP, "bp": BP, "wu": WU}
+ORDER_CODE = {"wo": 0, "io": 1}
+ORDERS = ("wo", "io")
+
+# Candidate grid: row splits 1..ROW_SPLITS, column splits in COL_SPLITS, both orders.
+ROW_SPLITS = 32
+COL_SPLITS = (1, 2, 4, 8, 16)
+
+JOB_FIELDS = ("out", "red", "ro", "co", "hs", "ws", "k", "s", "lo", "dil", "phase",
+              "images", "img_major", "dram_m", "dram_n")
+
+
+@dataclass(frozen=True)
+class Job:
+    layer: str
+    phase: str
+    out: int
+    red: int
+    ro: int
+    co: int
+    hs: int
+    ws: int
+    k: int
+    s: int        # stride over the on-chip tile (conv stride in FP/WU, 1 in BP)
+    lo: int       # FP/WU: padding P; BP: offset K-1-P of error row 0 in dilated coords
+    dil: int      # BP: error dilation (conv stride); 1 otherwise
+    images: int   # images the tile loop runs over (batch; 1 for linear jobs)
+    img_major: bool
+    dram_m: int   # the weight tensor's M and N as stored in DRAM
+    dram_n: int
+    macs: int     # useful MACs of the whole job (all images)
+
+
+def jobs_for(net, batch: int) -> list[Job]:
+    """The engine jobs of a net, in execution order (FP forward, then BP and WU backward)."""
+    fwd, bwd = [], []
+    for l in net:
+        if not l.is_weighted:
+            continue
+        if l.op == "conv":
+            n, h, w = l.in_shape
+            m, ho, wo = l.out_shape
+            k, s, p = l.kernel, l.stride, l.padding
+            img, major = batch, False
+        else:  # linear: a 1 x batch map, K = 1
+            n, m = l.in_shape[0], l.channels
+            h, w, ho, wo = 1, batch, 1, batch
+            k, s, p = 1, 1, 0
+            img, major = 1, True
+        macs = l.fp_macs * batch
+        fwd.append(Job(l.name, "fp", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs))
+        if l.runs_bp:
+            bwd.append(Job(l.name, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - p, s, img, major,
+                           m, n, macs))
+        if l.trainable:
+            bwd.append(Job(l.name, "wu", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n,
+                           macs))
+    order = {l.name: i for i, l in enumerate(net)}
+    bwd.sort(key=lambda j: (-order[j.layer], j.phase))  # reverse layer order, bp before wu
+    return fwd + bwd
+
+
+def job_arrays(jobs: list[Job]) -> dict[str, np.ndarray]:
+    """Job fields as (J, 1) float arrays, ready to broadcast against candidates."""
+    out = {}
+    for f in JOB_FIELDS:
+        if f == "phase":
+            vals = [PHASE_CODE[j.phase] for j in jobs]
+        else:
+            vals = [getattr(j, f) for j in jobs]
+        out[f] = np.asarray(vals, dtype=np.float64).reshape(-1, 1)
+    return out
+
+
+def candidate_grid(jobs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """All (tr, tc, order) candidates per job: arrays of shape (J, C).
+
+    Row splits k give tr = ceil(ro/k) (balanced tiles, no waste), likewise columns.
+    The grid is ordered wo before io, fewer splits first, so ties resolve to the
+    simpler, larger-tile choice.
+    """
+    kr = np.arange(1, ROW_SPLITS + 1, dtype=np.float64)
+    kc = np.asarray(COL_SPLITS, dtype=np.float64)
+    order, kr_g, kc_g = np.meshgrid(np.arange(2.0), kr, kc, indexing="ij")
+    order, kr_g, kc_g = order.ravel()[None, :], kr_g.ravel()[None, :], kc_g.ravel()[None, :]
+    tr = np.ceil(jobs["ro"] / np.minimum(kr_g, jobs["ro"]))
+    tc = np.ceil(jobs["co"] / np.minimum(kc_g, jobs["co"]))
+    return {"tr": tr, "tc": tc, "order": np.broadcast_to(order, tr.shape).copy()}
+
+
+def _classes(n_out, t, n_tiles):
+    """(count, output size, index) of the first, middle and last tile along one axis.
+
+    Shapes: inputs (J, C); outputs (J, C, 3).
+    """
+    last = n_out - (n_tiles - 1) * t
+    cnt = np.stack([np.ones_like(n_tiles), np.maximum(n_tiles - 2, 0),
+                    (n_tiles >= 2).astype(np.float64)], axis=-1)
+    size = np.stack([np.where(n_tiles == 1, last, t), t, last], axis=-1)
+    idx = np.stack([np.zeros_like(n_tiles), np.ones_like(n_tiles), n_tiles - 1], axis=-1)
+    return cnt, size, idx
+
+
+def _src_span(idx, size, t, jb, axis_len, phase_bp):
+    """Source rows (or columns) a tile loads, and its on-chip buffer extent.
+
+    FP/WU: buffer u in [0, (size-1)*S + K) reads source row idx*t*S - P + u.
+    BP: dilated coordinate d = idx*t + u, u in [0, size + K - 1), reads error row
+    (d - lo)/dil when that is an integer in range.
+    """
+    k, s, lo, dil = jb["k"][..., None], jb["s"][..., None], jb["lo"][..., None], jb["dil"][..., None]
+    start_fw = idx * t[..., None] * s - lo
+    ext_fw = (size - 1) * s + k
+    start_bp = idx * t[..., None]
+    ext_bp = size + k - 1
+    a = np.where(phase_bp, start_bp, start_fw)
+    ext = np.where(phase_bp, ext_bp, ext_fw)
+    off = np.where(phase_bp, lo, 0.0)
+    b = a + ext - 1
+    h_lo = np.maximum(0.0, np.ceil((a - off) / dil))
+    h_hi = np.minimum(axis_len[..., None] - 1, np.floor((b - off) / dil))
+    loaded = np.maximum(0.0, h_hi - h_lo + 1)
+    return loaded, ext
+
+
+def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParams,
+             word_bytes: int, ddr_bytes_per_cycle: float, layout: str = "reshaped",
+             mc_override: np.ndarray | None = None, momentum: bool = True
+             ) -> dict[str, np.ndarray]:
+    """Cycles, traffic and bursts of every (job, candidate): arrays of shape (J, C).
+
+    ``cand`` holds ``tr``, ``tc`` and ``order`` (and optionally ``mc``). Infeasible
+    candidates (a tile or chunk that does not fit its buffer) get ``cycles = inf``.
+    """
+    tm, tn, T = float(hw.tm), float(hw.tn), float(hw.lanes)
+    blocked = layout == "reshaped"
+    tr, tc, order = cand["tr"], cand["tc"], cand["order"]
+    phase = jb["phase"]
+    is_bp, is_wu = phase == BP, phase == WU
+    k2 = jb["k"] ** 2
+    MB = np.ceil(jb["out"] / tm)
+    NB = np.ceil(jb["red"] / tn)
+
+    # ---- bandwidth: words per cycle per port, capped by the DDR share of each port
+    bw = min(float(hw.port_words), ddr_bytes_per_cycle / word_bytes / hw.ports)
+    maxb = float(hw.max_burst_beats * hw.port_words)
+
+    # ---- tile classes (J, C, 3) per axis, combined to (J, C, 3, 3)
+    n_r = np.ceil(jb["ro"] / tr)
+    n_c = np.ceil(jb["co"] / tc)
+    cr, sr, ir = _classes(jb["ro"], tr, n_r)
+    cc, sc, ic = _classes(jb["co"], tc, n_c)
+    rows_ld, rows_buf = _src_span(ir, sr, tr, jb, jb["hs"], is_bp[..., None])
+    # Columns: linear jobs put the images along the column axis with no halo.
+    cols_ld, cols_buf = _src_span(ic, sc, tc, jb, jb["ws"], is_bp[..., None])
+    major = jb["img_major"][..., None] > 0
+    cols_ld = np.where(major, sc, cols_ld)
+    cols_buf = np.where(major, sc, cols_buf)
+    R = lambda a: a[..., :, None]  # noqa: E731  rows axis
+    Cc = lambda a: a[..., None, :]  # noqa: E731  cols axis
+    count = R(cr) * Cc(cc)
+    o_r, o_c = R(sr), Cc(sc)
+    full_w = Cc(cols_ld) >= jb["ws"][..., None, None]
+    full_h = R(rows_ld) >= jb["hs"][..., None, None]
+    e = lambda a: a[..., None, None]  # noqa: E731  (J, C) -> (J, C, 1, 1)
+
+    # ---- input tile load, per step (one reduction block), averaged over the blocks
+    if blocked:
+        red_units = np.ceil(jb["red"] / T) / NB      # lane blocks per step
+        unit_words = T
+    else:
+        red_units = jb["red"] / NB                   # channels per step
+        unit_words = 1.0
+    in_words = e(red_units) * unit_words * R(rows_ld) * Cc(cols_ld)
+    major4 = e(jb["img_major"]) > 0
+    runs_in = np.where(major4, Cc(cols_ld) + 0 * R(rows_ld),
+                       np.where(full_w, np.where(full_h, 1.0, e(red_units)),
+                                e(red_units) * R(rows_ld)))
+    runs_in = np.where(in_words > 0, runs_in, 0.0)
+    run_len_in = np.where(runs_in > 0, in_words / np.maximum(runs_in, 1), 0.0)
+    bursts_in = runs_in * np.ceil(run_len_in / maxb)
+    L = bursts_in * hw.dma_start + in_words / bw
+
+    # ---- output block store (FP/BP) or error block load (WU), per output block
+    if blocked:
+        out_units = np.ceil(jb["out"] / T) / MB
+    else:
+        out_units = jb["out"] / MB
+    out_words = e(out_units) * unit_words * o_r * o_c
+    o_full_w = o_c >= e(jb["co"])
+    o_full_h = o_r >= e(jb["ro"])
+    runs_out = np.where(major4, o_c + 0 * o_r,
+                        np.where(o_full_w, np.where(o_full_h, 1.0, e(out_units)),
+                                 e(out_units) * o_r))
+    bursts_out = runs_out * np.ceil(out_words / np.maximum(runs_out, 1) / maxb)
+    s_out = bursts_out * hw.dma_start + out_words / bw
+
+    # ---- compute of one output block
+    Cy = o_r * o_c * e(k2) + hw.mac_depth
+
+    # ---- buffer fit and weight chunk
+    ifm_need = R(rows_buf) * Cc(cols_buf)
+    fits_in = np.all(ifm_need <= hw.ifm_depth, axis=(-1, -2))
+    w_per_block = NB * k2                       # words per weight bank per output block
+    mc_w = np.floor(hw.wbuf_depth / w_per_block)
+    mc_o = np.floor(hw.ofm_depth / (tr * tc))
+    io_like = (order > 0) | is_wu
+    mc = np.minimum(MB, np.where(io_like, np.minimum(mc_w, mc_o), mc_w))
+    if mc_override is not None:
+        mc = np.minimum(MB, mc_override)
+    feasible = fits_in & (mc >= 1) & (tr * tc <= hw.ofm_depth)
+    feasible &= ~io_like | (mc * tr * tc <= hw.ofm_depth)
+    feasible &= mc * w_per_block <= hw.wbuf_depth
+    mc = np.maximum(mc, 1.0)
+    n_chunks = np.ceil(MB / mc)
+    mc_last = MB - (n_chunks - 1) * mc
+
+    # ---- per-tile group times, for a chunk of m output blocks
+    def group(m):
+        m4 = e(m)
+        wo = (e(NB) - 1) * np.maximum(L, Cy) + np.maximum(np.maximum(L, Cy), s_out)
+        io = (e(NB) - 1) * np.maximum(L, m4 * Cy) + np.maximum(np.maximum(L, m4 * Cy), m4 * s_out)
+        wu = np.maximum(L + m4 * s_out, m4 * Cy) + (e(NB) - 1) * np.maximum(L, m4 * Cy)
+        per_tile = np.where(e(is_wu), wu, np.where(e(order) > 0, io, m4 * wo))
+        return np.sum(count * per_tile, axis=(-1, -2))
+
+    tiles_time = (n_chunks - 1) * group(mc) + group(mc_last)   # one image, all chunks
+    images = jb["images"]
+
+    # ---- weights: FP/BP load per chunk; WU gradient write-back with SGD per chunk
+    wwords_chunk = lambda m: (m * tm * NB * tn * k2 if blocked  # noqa: E731
+                              else np.minimum(m * tm, jb["out"]) * jb["red"] * k2)
+    fp_runs = 1.0
+    bp_runs = np.where(mc >= MB, 1.0, np.ceil(jb["dram_m"] / tm) if blocked else jb["dram_m"])
+    w_runs = np.where(is_bp, bp_runs, fp_runs)
+    w_runs_last = np.where(is_bp, np.where(n_chunks == 1, 1.0, w_runs), fp_runs)
+
+    def wload(m, runs):
+        words = wwords_chunk(m)
+        return runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw, words
+
+    t_w_full, w_full = wload(mc, w_runs)
+    t_w_last, w_last = wload(mc_last, w_runs_last)
+    sgd_passes = 2.0 if momentum else 1.0   # weights (+ momentum) read and written
+    t_wload = (n_chunks - 1) * t_w_full + t_w_last
+    w_words = (n_chunks - 1) * w_full + w_last
+    # WU write-back: read weights and momentum, write both (reads and writes overlap).
+    t_sgd = np.where(is_wu, t_wload * sgd_passes, 0.0)
+    t_wload = np.where(is_wu, 0.0, t_wload)
+
+    # ---- fill and drain: the first load and the last store are not overlapped
+    fill = L[..., 0, 0] + np.where(is_wu, 0.0, s_out[..., -1, -1])
+
+    cycles = images * tiles_time + t_wload + t_sgd + fill
+    cycles = np.where(feasible, cycles, np.inf)
+
+    # ---- traffic (words) and bursts over the whole job
+    tiles_per = lambda a: np.sum(count * a, axis=(-1, -2))  # noqa: E731  sum over one image's tiles
+    reps_in = np.where(is_wu | (order > 0), n_chunks, MB)        # input re-reads per tile
+    in_total = images * reps_in * NB * tiles_per(in_words)
+    in_bursts = images * reps_in * NB * tiles_per(bursts_in)
+    o_total = images * MB * tiles_per(out_words)
+    o_bursts = images * MB * tiles_per(bursts_out)
+    w_bursts = np.where(is_bp, (n_chunks - 1) * w_runs + w_runs_last, n_chunks)
+    w_bursts = w_bursts * np.maximum(1.0, np.ceil(w_words / n_chunks / maxb))
+    read_words = in_total + np.where(is_wu, o_total + sgd_passes * w_words, w_words)
+    write_words = np.where(is_wu, sgd_passes * w_words, o_total)
+    bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
+    compute = images * MB * NB * tiles_per(Cy)
+    load_cycles = images * reps_in * NB * tiles_per(L)
+    return {
+        "cycles": cycles, "feasible": feasible, "mc": mc, "tr": tr, "tc": tc, "order": order,
+        "read_words": read_words, "write_words": write_words, "bursts": bursts,
+        "compute_cycles": compute, "load_cycles": load_cycles, "sgd_cycles": t_sgd,
+        "wload_cycles": t_wload,
+    }
+
+
+def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: float,
+           score=None, fixed: dict[int, dict] | None = None) -> dict[str, np.ndarray]:
+    """Pick each job's best candidate (min ``score``, default cycles); shape (J,).
+
+    ``fixed`` maps a job index to a forced {tr, tc, order, mc} (schedule overrides).
+    Jobs with no feasible candidate get cycles = inf.
+    """
+    jb = job_arrays(jobs)
+    cand = candidate_grid(jb)
+    res = evaluate(jb, cand, hw, word_bytes, ddr_bytes_per_cycle)
+    s = res["cycles"] if score is None else score(res)
+    s = np.where(res["feasible"], s, np.inf)
+    best = np.argmin(s, axis=1)
+    pick = {k: np.take_along_axis(np.broadcast_to(v, s.shape), best[:, None], 1)
+            for k, v in res.items()}
+    if fixed:
+        for j, f in fixed.items():
+            one = {k: np.asarray([[float(f[k])]]) for k in ("tr", "tc")}
+            one["order"] = np.asarray([[float(ORDER_CODE[f["order"]])]])
+            sub = {k: v[j:j + 1] for k, v in jb.items()}
+            mc = None if f.get("mc") is None else np.asarray([[float(f["mc"])]])
+            r = evaluate(sub, one, hw, word_bytes, ddr_bytes_per_cycle, mc_override=mc)
+            for k in pick:
+                pick[k][j] = np.broadcast_to(r[k], (1, 1))[0]
+    return {k: v[:, 0] for k, v in pick.items()}
+
+
+def evaluate_chosen(jobs: list[Job], tiles: list[tuple[int, int, int, str]], hw: HwParams,
+                    word_bytes: float, ddr_bytes_per_cycle: float, layout: str,
+                    momentum: bool = True):
+    """Evaluate fixed (tr, tc, mc, order) per job in ``layout``; arrays of shape (J,)."""
+    jb = job_arrays(jobs)
+    cand = {"tr": np.asarray([[t[0]] for t in tiles], float),
+            "tc": np.asarray([[t[1]] for t in tiles], float),
+            "order": np.asarray([[ORDER_CODE[t[3]]] for t in tiles], float)}
+    mc = np.asarray([[t[2]] for t in tiles], float)
+    res = evaluate(jb, cand, hw, word_bytes, ddr_bytes_per_cycle, layout, mc_override=mc,
+                   momentum=momentum)
+    return {k: np.broadcast_to(v, (len(jobs), 1))[:, 0] for k, v in res.items()}
+
+
+def min_wbuf_depth(jobs: list[Job], tn: int) -> int:
+    """Smallest weight-bank depth that holds one output block of every job."""
+    return max(math.ceil(j.red / tn) * j.k * j.k for j in jobs) if jobs else 1

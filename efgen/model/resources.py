@@ -1,0 +1,72 @@
+"""Resources of the accelerator (DSP, BRAM18, URAM, LUT, FF) from its HwParams.
+
+Coefficients and their sources: configs/model/coefficients.yaml. Buffers:
+
+* IFM: ``tn`` banks x 2 (ping-pong) x ``ifm_depth`` words of the data precision;
+* OFM: ``tm`` banks x 2 x ``ofm_depth`` accumulator words (32-bit for every precision);
+* weights: ``tm * tn`` banks x ``wbuf_depth`` words, wide enough for the WU gradient
+  accumulators (32-bit), in BRAM or, where the board has it, URAM;
+
+each bank costing the RAMB18 count of its best aspect ratio (port-width rules of UG573).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from efgen.boards import Board
+from efgen.design import HwParams
+from efgen.model.coeffs import acc_bits, bram18_units, coefficients, mac_cost, uram_units, word_bits
+
+
+@dataclass(frozen=True)
+class ResourceUse:
+    dsp: float
+    bram18: int
+    uram: int
+    lut: int
+    ff: int
+    dsp_array: float   # the Tm x Tn MAC array alone
+    bram_ifm: int
+    bram_ofm: int
+    bram_wbuf: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+RESOURCES = ("dsp", "bram18", "uram", "lut", "ff")
+
+
+def resource_use(hw: HwParams, board: Board) -> ResourceUse:
+    c = coefficients()
+    mac = mac_cost(board.dsp_type, hw.precision)
+    shell = c["shell"]
+    lanes = hw.lanes
+    dsp_array = hw.macs * mac["dsp"]
+    dsp = dsp_array + lanes * mac["dsp"] + shell["dsp"]
+    lut = hw.macs * mac["lut"] + lanes * mac["lut"] + (hw.tm + hw.tn) * c["per_lane"]["lut"] + shell["lut"]
+    ff = hw.macs * mac["ff"] + lanes * mac["ff"] + (hw.tm + hw.tn) * c["per_lane"]["ff"] + shell["ff"]
+    wb, ab = word_bits(hw.precision), acc_bits(hw.precision)
+    b_ifm = hw.tn * 2 * bram18_units(wb, hw.ifm_depth)
+    b_ofm = hw.tm * 2 * bram18_units(ab, hw.ofm_depth)
+    if hw.weight_mem == "uram":
+        b_w, uram = 0, hw.macs * uram_units(ab, hw.wbuf_depth)
+    else:
+        b_w, uram = hw.macs * bram18_units(ab, hw.wbuf_depth), 0
+    bram = b_ifm + b_ofm + b_w + shell["bram18"]
+    return ResourceUse(dsp=dsp, bram18=bram, uram=uram, lut=int(math.ceil(lut)),
+                       ff=int(math.ceil(ff)), dsp_array=dsp_array, bram_ifm=b_ifm,
+                       bram_ofm=b_ofm, bram_wbuf=b_w)
+
+
+def over_caps(use: ResourceUse, board: Board) -> list[tuple[str, float, int]]:
+    """Resources above the board's caps: (name, needed, allowed)."""
+    bad = []
+    for r in RESOURCES:
+        need = getattr(use, r)
+        allowed = board.cap(r)
+        if need > allowed:
+            bad.append((r, need, allowed))
+    return bad

@@ -1,0 +1,308 @@
+"""The scheduler: choose the hardware parameters and every layer-phase's tiling.
+
+Search (documented pruning, deterministic ties):
+
+1. Hardware candidates: Tm, Tn powers of two from 1 to 64 (or the ``--tiles`` values);
+   IFM and OFM bank depths from :data:`DEPTHS`; weight-bank depth the smallest that
+   holds one output block of every layer (rounded up to a whole RAMB18), or twice
+   that; weight buffer in BRAM, or in URAM where the board has it.
+2. Resources are computed for every candidate; those above any board cap are dropped.
+3. Pruning: (a) arrays with fewer than half the MACs of the largest array that fits
+   are dropped, as are arrays with Tm/Tn or Tn/Tm above 4; (b) buffer depths are kept
+   only when no other fitting choice is at least as deep in all three buffers (deeper
+   buffers only ever admit more tilings, so a dominated choice cannot be faster).
+4. Every remaining candidate is fully scheduled: each layer-phase's tiling is the best
+   of the candidate grid of :mod:`efgen.model.engine` (evaluated at once with numpy).
+5. The objective (latency, energy or energy-delay product) picks the candidate; ties
+   go to fewer DSPs, then fewer BRAMs, then the smaller (Tm, Tn, depths) tuple.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from efgen.boards import Board
+from efgen.design import LOOP_ORDERS, OBJECTIVES, PHASES, PRECISIONS, Design, HwParams, PhaseSchedule
+from efgen.errors import EfgenError
+from efgen.ir import Net, net_to_doc
+from efgen.model import engine
+from efgen.model.aux import aux_costs
+from efgen.model.coeffs import acc_bits, bram18_units, coefficients, mac_cost, word_bits
+from efgen.model.energy import energy_constants, energy_joules
+from efgen.model.evaluate import bram_accesses_per_cycle, ddr_bytes_per_cycle
+from efgen.model.resources import RESOURCES, over_caps, resource_use
+from efgen.yamlio import read_yaml
+
+POW2 = (1, 2, 4, 8, 16, 32, 64)
+DEPTHS = (1024, 2048, 4096, 8192)
+MAX_RATIO = 4
+
+
+@dataclass(frozen=True)
+class Request:
+    net: Net
+    board: Board
+    batch: int = 32
+    clock_mhz: float | None = None
+    objective: str = "latency"
+    precision: str = "fp32"
+    tm: int | None = None
+    tn: int | None = None
+    overrides: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    train_last: int | None = None
+    momentum: bool = True
+
+
+def base_hw(req: Request) -> HwParams:
+    """Fixed parameters of every candidate: clock, ports, DMA, pipeline depth."""
+    c = coefficients()
+    wb = word_bits(req.precision)
+    clock = req.clock_mhz if req.clock_mhz is not None else req.board.clock_mhz
+    return HwParams(precision=req.precision, clock_mhz=float(clock),
+                    port_words=max(1, req.board.axi.width_bits // wb),
+                    ports=min(3, req.board.axi.hp_ports),
+                    dma_start=int(c["dma"]["start_cycles"]),
+                    max_burst_beats=int(c["dma"]["max_burst_beats"]),
+                    mac_depth=int(mac_cost(req.board.dsp_type, req.precision)["depth"]))
+
+
+def _bank_round(depth: int, bits: int) -> int:
+    """Round a bank depth up to what its RAMB18s hold anyway."""
+    per = max(d for w, d in coefficients()["bram18_modes"] if w >= bits) if bits <= 36 else 512
+    return int(math.ceil(depth / per) * per)
+
+
+def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
+    base = base_hw(req)
+    board = req.board
+    tms = (req.tm,) if req.tm else POW2
+    tns = (req.tn,) if req.tn else POW2
+    mems = ("bram", "uram") if board.resources.uram > 0 else ("bram",)
+    ab = acc_bits(req.precision)
+    fitting: list[tuple[HwParams, Any]] = []
+    for tm in tms:
+        for tn in tns:
+            if not (req.tm and req.tn) and max(tm / tn, tn / tm) > MAX_RATIO:
+                continue
+            wmin = _bank_round(engine.min_wbuf_depth(jobs, tn), ab)
+            for mem in mems:
+                for wd in (wmin, 2 * wmin):
+                    for di in DEPTHS:
+                        for do in DEPTHS:
+                            hw = replace(base, tm=tm, tn=tn, ifm_depth=di, ofm_depth=do,
+                                         wbuf_depth=wd, weight_mem=mem)
+                            use = resource_use(hw, board)
+                            if not over_caps(use, board):
+                                fitting.append((hw, use))
+    if not fitting:
+        raise _infeasible(req, base, jobs)
+    best_macs = max(hw.macs for hw, _ in fitting)
+    keep = [(hw, u) for hw, u in fitting if (req.tm and req.tn) or hw.macs * 2 >= best_macs]
+    # Keep only buffer choices not dominated by a deeper fitting choice of the same array.
+    out = []
+    for hw, u in keep:
+        dominated = any(o.tm == hw.tm and o.tn == hw.tn and o.weight_mem == hw.weight_mem
+                        and o.ifm_depth >= hw.ifm_depth and o.ofm_depth >= hw.ofm_depth
+                        and o.wbuf_depth >= hw.wbuf_depth and o != hw for o, _ in keep)
+        if not dominated:
+            out.append(hw)
+    return out
+
+
+def _infeasible(req: Request, base: HwParams, jobs) -> EfgenError:
+    """Name the binding resource of the smallest design the request allows."""
+    tm, tn = req.tm or 1, req.tn or 1
+    ab = acc_bits(req.precision)
+    hw = replace(base, tm=tm, tn=tn, ifm_depth=DEPTHS[0], ofm_depth=DEPTHS[0],
+                 wbuf_depth=_bank_round(engine.min_wbuf_depth(jobs, tn), ab))
+    use = resource_use(hw, req.board)
+    bad = over_caps(use, req.board) or [("bram18", use.bram18, req.board.cap("bram18"))]
+    r, need, allowed = max(bad, key=lambda b: b[1] / max(b[2], 1))
+    total = getattr(req.board.resources, r)
+    cap = getattr(req.board.caps, r)
+    return EfgenError(
+        f"no design fits {req.board.name}: Tm={tm}, Tn={tn} ({req.precision}) needs "
+        f"{need:,.0f} {r.upper()}, the board allows {allowed:,} ({cap:.0%} of {total:,})",
+        where=f"board {req.board.name}",
+        fix="use smaller --tiles, a lower precision, or a larger board")
+
+
+def _aux_totals(req: Request, hw: HwParams) -> tuple[float, float, float]:
+    """(cycles, DRAM words, elements) of the vector engine, which tiling does not change."""
+    a = aux_costs(req.net, req.batch, hw, word_bits(hw.precision),
+                  ddr_bytes_per_cycle(req.board, hw.clock_mhz), "reshaped", req.momentum)
+    return (sum(x.cycles for x in a), sum(x.read_words + x.write_words for x in a),
+            sum(x.elements for x in a))
+
+
+def _fixed(jobs, req: Request) -> dict[int, dict]:
+    out = {}
+    for i, j in enumerate(jobs):
+        f = req.overrides.get((j.layer, j.phase))
+        if f:
+            out[i] = f
+    return out
+
+
+def _score(req: Request, hw: HwParams, jobs, res, aux) -> tuple[float, float]:
+    """(seconds, joules) of one fully scheduled candidate."""
+    clock = hw.clock_mhz * 1e6
+    cycles = float(np.sum(res["cycles"])) + aux[0]
+    seconds = cycles / clock
+    k = energy_constants(req.board, hw.precision)
+    wbytes = word_bits(hw.precision) / 8
+    flops = 2.0 * sum(j.macs for j in jobs) + aux[2]
+    bram = sum(float(res["compute_cycles"][i]) * bram_accesses_per_cycle(hw, j.phase)
+               for i, j in enumerate(jobs))
+    words = float(np.sum(res["read_words"] + res["write_words"])) + aux[1]
+    return seconds, float(energy_joules(seconds, flops, bram + words, words * wbytes, k))
+
+
+def schedule(req: Request) -> Design:
+    """Schedule ``req`` and return the Design (raises EfgenError when nothing fits)."""
+    if req.objective not in OBJECTIVES:
+        raise EfgenError(f"unknown objective '{req.objective}'", where="--objective",
+                         fix=f"use one of {', '.join(OBJECTIVES)}")
+    if req.precision not in PRECISIONS:
+        raise EfgenError(f"unknown precision '{req.precision}'", where="--precision",
+                         fix=f"use one of {', '.join(PRECISIONS)}")
+    if req.batch < 1:
+        raise EfgenError("--batch must be at least 1", where="--batch", fix="give a batch >= 1")
+    jobs = engine.jobs_for(req.net, req.batch)
+    cands = hardware_candidates(req, jobs)
+    fixed = _fixed(jobs, req)
+    best = None
+    for hw in cands:
+        point = _schedule_point(req, hw, jobs, fixed)
+        if point is None:
+            continue
+        if best is None or point[0] < best[0]:
+            best = point
+    if best is None:
+        bad = _first_unfit(jobs, cands, req, fixed)
+        raise EfgenError(f"no tiling of {bad.layer} {bad.phase.upper()} fits the buffers "
+                         "of any design that fits the board", where=f"layer {bad.layer}",
+                         fix="check the schedule overrides, or use a larger board")
+    return _design(req, best[1], jobs, best[2],
+                   (f"{len(cands)} hardware candidates fully scheduled",))
+
+
+def _schedule_point(req: Request, hw: HwParams, jobs, fixed):
+    """(sort key, hw, per-job choice) for one hardware point, or None if a job cannot fit."""
+    res = engine.choose(jobs, hw, word_bits(hw.precision) / 8,
+                        ddr_bytes_per_cycle(req.board, hw.clock_mhz), fixed=fixed)
+    if not np.all(np.isfinite(res["cycles"])):
+        return None
+    seconds, joules = _score(req, hw, jobs, res, _aux_totals(req, hw))
+    obj = {"latency": seconds, "energy": joules, "edp": seconds * joules}[req.objective]
+    use = resource_use(hw, req.board)
+    key = (round(obj, 15), use.dsp, use.bram18,
+           (hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, hw.weight_mem))
+    return key, hw, res
+
+
+def _design(req: Request, hw: HwParams, jobs, res, notes=()) -> Design:
+    sched = tuple(PhaseSchedule(j.layer, j.phase, int(res["tr"][i]), int(res["tc"][i]),
+                                int(res["mc"][i]), engine.ORDERS[int(res["order"][i])])
+                  for i, j in enumerate(jobs))
+    return Design(net=net_to_doc(req.net), board=req.board.name, batch=req.batch, hw=hw,
+                  schedule=sched, train_last=req.train_last, objective=req.objective,
+                  sgd_momentum=req.momentum, notes=tuple(notes))
+
+
+def schedule_fixed(req: Request, hw: HwParams) -> Design | None:
+    """Schedule every layer-phase on the given hardware; None if some layer cannot fit
+    its buffers. Resources are not checked here (see efgen.model.resources.over_caps)."""
+    jobs = engine.jobs_for(req.net, req.batch)
+    point = _schedule_point(req, hw, jobs, _fixed(jobs, req))
+    return None if point is None else _design(req, hw, jobs, point[2])
+
+
+def _first_unfit(jobs, cands, req, fixed):
+    hw = cands[-1] if cands else base_hw(req)
+    res = engine.choose(jobs, hw, word_bits(hw.precision) / 8,
+                        ddr_bytes_per_cycle(req.board, hw.clock_mhz), fixed=fixed)
+    for i, j in enumerate(jobs):
+        if not np.isfinite(res["cycles"][i]):
+            return j
+    return jobs[0]
+
+
+# ---- user input: --tiles and the override file ---------------------------------------------
+
+def parse_tiles(text: str) -> tuple[int, int]:
+    """``Tm=16,Tn=16`` -> (16, 16)."""
+    vals: dict[str, int] = {}
+    for part in text.split(","):
+        key, _, v = part.partition("=")
+        key = key.strip().lower()
+        if key not in ("tm", "tn") or not v.strip().isdigit() or int(v) < 1:
+            raise EfgenError(f"cannot read --tiles '{text}'", where="--tiles",
+                             fix="write --tiles Tm=16,Tn=16 (positive integers)")
+        vals[key] = int(v)
+    if set(vals) != {"tm", "tn"}:
+        raise EfgenError(f"--tiles '{text}' must give both Tm and Tn", where="--tiles",
+                         fix="write --tiles Tm=16,Tn=16")
+    return vals["tm"], vals["tn"]
+
+
+OVERRIDE_KEYS = {"tr": int, "tc": int, "mc": int, "order": str}
+
+
+def load_overrides(path: str, net: Net) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per-layer schedule overrides::
+
+        layers:
+          conv1_conv:
+            fp: {tr: 8, tc: 32, order: wo}     # mc optional (default: largest that fits)
+    """
+    doc = read_yaml(path, "override file")
+    if not isinstance(doc, dict) or set(doc) != {"layers"} or not isinstance(doc["layers"], dict):
+        raise EfgenError("an override file is a mapping with one key 'layers'", file=path,
+                         fix="write layers: {<layer>: {fp: {tr: .., tc: ..}}}")
+    names = {l.name: l for l in net}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for lname, phases in doc["layers"].items():
+        where = f"layers.{lname}"
+        if lname not in names or not names[lname].is_weighted:
+            from efgen.ir import did_you_mean
+            hint = did_you_mean(str(lname), [n for n, l in names.items() if l.is_weighted])
+            raise EfgenError(f"'{lname}' is not a conv or linear layer of {net.name}",
+                             file=path, where=where, fix=f"{hint}name a conv/linear layer")
+        if not isinstance(phases, dict):
+            raise EfgenError("expected a mapping of phases", file=path, where=where,
+                             fix="write fp: {tr: .., tc: ..}")
+        for ph, spec in phases.items():
+            w = f"{where}.{ph}"
+            if ph not in PHASES:
+                raise EfgenError(f"unknown phase '{ph}'", file=path, where=w,
+                                 fix=f"use one of {', '.join(PHASES)}")
+            if not isinstance(spec, dict):
+                raise EfgenError("expected {tr: .., tc: .., order: ..}", file=path, where=w,
+                                 fix="write e.g. {tr: 8, tc: 32}")
+            for k, v in spec.items():
+                if k not in OVERRIDE_KEYS:
+                    raise EfgenError(f"unknown key '{k}'", file=path, where=f"{w}.{k}",
+                                     fix=f"valid keys: {', '.join(OVERRIDE_KEYS)}")
+                t = OVERRIDE_KEYS[k]
+                if not isinstance(v, t) or isinstance(v, bool) or (t is int and v < 1):
+                    raise EfgenError(f"'{k}' must be {'a positive integer' if t is int else 'a string'}"
+                                     f", got {v!r}", file=path, where=f"{w}.{k}",
+                                     fix="fix the value")
+            if "order" in spec and spec["order"] not in LOOP_ORDERS:
+                raise EfgenError(f"unknown loop order '{spec['order']}'", file=path,
+                                 where=f"{w}.order", fix=f"use one of {', '.join(LOOP_ORDERS)}")
+            if "tr" not in spec or "tc" not in spec:
+                raise EfgenError("an override needs both 'tr' and 'tc'", file=path, where=w,
+                                 fix="add the missing one")
+            out[(lname, ph)] = {"tr": spec["tr"], "tc": spec["tc"],
+                                "order": spec.get("order", "wo"), "mc": spec.get("mc")}
+    return out
+
+
+__all__ = ["Request", "schedule", "schedule_fixed", "base_hw", "parse_tiles", "load_overrides", "hardware_candidates",
+           "RESOURCES", "bram18_units"]
