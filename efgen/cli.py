@@ -103,6 +103,16 @@ def cmd_golden(args) -> int:
     return 0
 
 
+def cmd_build(args) -> int:
+    from efgen.build import build, print_summary
+
+    if args.batch < 1:
+        raise EfgenError("--batch must be at least 1", where="efgen build",
+                         fix="give a positive batch")
+    print_summary(build(args))
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("boards", help="list the catalogue boards")
     s.set_defaults(func=cmd_boards)
+
+    s = sub.add_parser("build", help="schedule a net on a board and write the design, "
+                       "report and plots")
+    s.add_argument("--board", required=True, metavar="NAME|PATH")
+    s.add_argument("--net", required=True, metavar="NAME|PATH")
+    s.add_argument("--batch", type=int, default=32)
+    s.add_argument("--clock", type=float, metavar="MHZ", help="PL clock (default: the board's)")
+    s.add_argument("--objective", choices=["latency", "energy", "edp"], default="latency")
+    s.add_argument("--precision", choices=["fp32", "fp16", "bf16", "fix16", "int8"],
+                   default="fp32")
+    s.add_argument("--train-last", type=int, metavar="K",
+                   help="freeze all but the last K conv/linear layers")
+    s.add_argument("--tiles", metavar="Tm=..,Tn=..", help="fix the array size")
+    s.add_argument("--overrides", metavar="FILE", help="per-layer schedule overrides (YAML)")
+    s.add_argument("--no-momentum", action="store_true",
+                   help="SGD without a momentum buffer (halves the update traffic)")
+    s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
+    s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("golden", help="train with the numpy golden model on synthetic data")
     s.add_argument("--net", required=True, metavar="NAME|PATH")

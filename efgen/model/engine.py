@@ -324,6 +324,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         "read_words": read_words, "write_words": write_words, "bursts": bursts,
         "compute_cycles": compute, "load_cycles": load_cycles, "sgd_cycles": t_sgd,
         "wload_cycles": t_wload,
+        # components, for tests against the layout's burst generator
+        "in_words": in_total, "in_bursts": in_bursts, "out_words": o_total,
+        "out_bursts": o_bursts, "w_words": w_words, "w_bursts": w_bursts,
     }
 
 

@@ -1,0 +1,134 @@
+"""`efgen build`: named steps, FINN-style, each declaring what it writes.
+
+* ``estimate``: schedule the net on the board and write design.json, report.json,
+  report.md and the plots (time per layer, roofline).
+
+Later steps (HLS generation, C-simulation) append here. The build folder is written
+to a temporary sibling and renamed into place at the end, so a failure never leaves a
+half-written folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from efgen.boards import Board, load_board
+from efgen.design import Design
+from efgen.errors import EfgenError
+from efgen.ir import Net, load_net, parse_net
+from efgen.model.evaluate import ddr_bytes_per_cycle, evaluate_design
+from efgen.report import report_dict, report_json, report_markdown, summary_lines
+from efgen.schedule import Request, load_overrides, parse_tiles, schedule, schedule_fixed
+
+STEPS = ("estimate",)
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    design: Design
+    board: Board
+    report: dict
+    files: list[str]
+
+
+def request_from_args(args) -> Request:
+    net = load_net(args.net, train_last=args.train_last)
+    board = load_board(args.board)
+    tm = tn = None
+    if args.tiles:
+        tm, tn = parse_tiles(args.tiles)
+    overrides = load_overrides(args.overrides, net) if args.overrides else {}
+    if args.clock is not None and not (0 < args.clock <= 1000):
+        raise EfgenError(f"--clock {args.clock} MHz is out of range", where="--clock",
+                         fix="give the PL clock in MHz, e.g. 100 to 300")
+    return Request(net=net, board=board, batch=args.batch, clock_mhz=args.clock,
+                   objective=args.objective, precision=args.precision, tm=tm, tn=tn,
+                   overrides=overrides, train_last=args.train_last,
+                   momentum=not args.no_momentum)
+
+
+def net_of(design: Design) -> Net:
+    return parse_net(design.net, "design.json:net")
+
+
+def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
+    progress(f"efgen: scheduling {req.net.name} on {req.board.name} ...")
+    design = schedule(req)
+    ev = evaluate_design(req.net, design, req.board)
+    full = None
+    if req.train_last is not None:
+        full_net = parse_net({**design.net, "layers": [
+            {**l, "trainable": True} if "trainable" in l else l for l in design.net["layers"]]},
+            req.net.source)
+        full_design = schedule_fixed(Request(**{**req.__dict__, "net": full_net,
+                                                "train_last": None, "overrides": {}}),
+                                     design.hw)
+        if full_design is not None:
+            full = evaluate_design(full_net, full_design, req.board)
+    return design, ev, full
+
+
+def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
+                full: dict | None) -> tuple[dict, list[str]]:
+    """Write the estimate artefacts into ``out_dir`` atomically; returns (report, files)."""
+    from efgen import plots
+
+    rep = report_dict(design, board, ev, full)
+    out_dir = Path(out_dir)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    try:
+        (tmp / "design.json").write_text(design.to_json())
+        (tmp / "report.json").write_text(report_json(rep))
+        (tmp / "report.md").write_text(report_markdown(design, board, rep))
+        hw = design.hw
+        title = f"{design.net['name']} on {board.name} ({hw.precision}, {hw.tm}x{hw.tn})"
+        plots.plot_layer_times(ev["rows"], tmp / "time_per_layer.png", title,
+                               clock_mhz=hw.clock_mhz)
+        bw = min(board.ddr.peak_gbps,
+                 hw.ports * hw.port_words * (hw_word_bytes(hw)) * hw.clock_mhz * 1e6 / 1e9)
+        plots.plot_roofline(ev["rows"], hw, board.ddr.peak_gbps, tmp / "roofline.png", title,
+                            bw_gbps=bw)
+        files = sorted(p.name for p in tmp.iterdir())
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
+            os.replace(out_dir, old / "x")
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return rep, files
+
+
+def hw_word_bytes(hw) -> float:
+    from efgen.model.coeffs import word_bits
+
+    return word_bits(hw.precision) / 8
+
+
+def build(args) -> BuildResult:
+    req = request_from_args(args)
+    out_dir = Path(args.output or f"build/{req.net.name}-{req.board.name}")
+    design, ev, full = estimate(req, progress=lambda s: print(s, file=sys.stderr))
+    rep, files = write_build(out_dir, design, req.board, ev, full)
+    return BuildResult(out_dir, design, req.board, rep, files)
+
+
+def print_summary(res: BuildResult) -> None:
+    for line in summary_lines(res.design, res.board, res.report):
+        print(line)
+    print(f"  wrote {res.out_dir}/: {', '.join(res.files)}")
+
+
+__all__ = ["build", "estimate", "write_build", "request_from_args", "print_summary",
+           "STEPS", "ddr_bytes_per_cycle"]
