@@ -92,10 +92,8 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
         title = f"{design.net['name']} on {board.name} ({hw.precision}, {hw.tm}x{hw.tn})"
         plots.plot_layer_times(ev["rows"], tmp / "time_per_layer.png", title,
                                clock_mhz=hw.clock_mhz)
-        bw = min(board.ddr.peak_gbps,
-                 hw.ports * hw.port_words * (hw_word_bytes(hw)) * hw.clock_mhz * 1e6 / 1e9)
-        plots.plot_roofline(ev["rows"], hw, board.ddr.peak_gbps, tmp / "roofline.png", title,
-                            bw_gbps=bw)
+        plots.plot_roofline(ev["rows"], hw, plots.memory_roof_gbps(hw, board.ddr.peak_gbps),
+                            tmp / "roofline.png", title)
         files = sorted(p.name for p in tmp.iterdir())
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
@@ -108,12 +106,6 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return rep, files
-
-
-def hw_word_bytes(hw) -> float:
-    from efgen.model.coeffs import word_bits
-
-    return word_bits(hw.precision) / 8
 
 
 def build(args) -> BuildResult:

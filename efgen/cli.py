@@ -113,6 +113,34 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from efgen.boards import load_board
+    from efgen.build import net_of
+    from efgen.design import Design
+    from efgen.hlsreport import format_comparison
+    from efgen.model.evaluate import evaluate_design
+    from efgen.report import report_dict, summary_lines, vendor_comparison
+    from efgen.yamlio import read_text
+
+    d = Path(args.dir)
+    path = d / "design.json"
+    design = Design.from_json(read_text(path, "design.json"), str(path))
+    board = load_board(design.board)
+    ev = evaluate_design(net_of(design), design, board)
+    for line in summary_lines(design, board, report_dict(design, board, ev)):
+        print(line)
+    found = vendor_comparison(design, ev, d)
+    if not found:
+        print(f"\nno Vitis/Vivado HLS reports under {d} (they appear after running the "
+              "vendor flow on a machine that has it); model figures only.")
+    for file, rows in found:
+        print(f"\nmodel vs {file}:")
+        print(format_comparison(rows))
+    return 0
+
+
 # ---- parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SGD without a momentum buffer (halves the update traffic)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
     s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("report", help="the model's figures for a build folder, next to "
+                       "the vendor's where Vitis HLS reports are present")
+    s.add_argument("dir", metavar="DIR")
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("golden", help="train with the numpy golden model on synthetic data")
     s.add_argument("--net", required=True, metavar="NAME|PATH")

@@ -174,3 +174,26 @@ def summary_lines(design: Design, board: Board, rep: dict) -> list[str]:
         lines.append(f"  vs full training: {p['cycle_saving']:.1%} fewer cycles, "
                      f"{p['energy_saving']:.1%} less energy")
     return lines
+
+
+# ---- model vs vendor (efgen report DIR) -------------------------------------------------------
+
+def model_figures(design: Design, ev: dict) -> dict[str, float]:
+    """The model's side of a vendor comparison: cycles of one training step (what a
+    co-simulation of the generated testbench measures) and design resources."""
+    t = ev["totals"]
+    res = t["resources"]
+    return {"latency": t["cycles"], "dsp": res["dsp"], "bram_18k": res["bram18"],
+            "lut": res["lut"], "ff": res["ff"], "uram": res["uram"]}
+
+
+def vendor_comparison(design: Design, ev: dict, build_dir) -> list[tuple[str, list]]:
+    """[(report file, comparison rows)] for every vendor report under ``build_dir``."""
+    from efgen.hlsreport import compare_table, find_reports, parse_report, vendor_figures
+
+    model = model_figures(design, ev)
+    out = []
+    for path in find_reports(build_dir):
+        rep = parse_report(path)
+        out.append((str(path), compare_table(model, vendor_figures(rep))))
+    return out
