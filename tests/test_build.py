@@ -1,0 +1,157 @@
+"""`efgen build` and `efgen report`: outputs, determinism, bad input, vendor comparison."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from efgen.design import Design
+
+FIXTURES = Path(__file__).parent / "fixtures" / "vitis_reports"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from efgen.cli import main
+
+    out = tmp_path_factory.mktemp("b") / "r20"
+    assert main(["build", "--board", "zcu102", "--net", "resnet20", "-o", str(out)]) == 0
+    return out
+
+
+def test_build_writes_everything(built):
+    assert sorted(p.name for p in built.iterdir()) == [
+        "design.json", "report.json", "report.md", "roofline.png", "time_per_layer.png"]
+    rep = json.loads((built / "report.json").read_text())
+    t = rep["totals"]
+    assert t["cycles"] > 0 and 0 < t["roofline_fraction"] < 1
+    assert rep["board"] == "zcu102" and rep["net"] == "resnet20"
+    md = (built / "report.md").read_text()
+    assert "## Per layer and phase" in md and "| s3b3_b_conv | wu | conv |" in md
+    for png in ("roofline.png", "time_per_layer.png"):
+        assert (built / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_design_json_regenerates_the_report(built):
+    from efgen.boards import load_board
+    from efgen.build import net_of
+    from efgen.model.evaluate import evaluate_design
+    from efgen.report import report_dict, report_json
+
+    design = Design.from_json((built / "design.json").read_text())
+    board = load_board(design.board)
+    ev = evaluate_design(net_of(design), design, board)
+    assert report_json(report_dict(design, board, ev)) == (built / "report.json").read_text()
+
+
+def test_build_is_deterministic(built, tmp_path, run_cli):
+    code, _, _ = run_cli("build", "--board", "zcu102", "--net", "resnet20", "-o", tmp_path / "again")
+    assert code == 0
+    for p in built.iterdir():
+        assert (tmp_path / "again" / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_build_summary_and_rebuild_in_place(tmp_path, run_cli):
+    out = tmp_path / "t"
+    code, stdout, _ = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "4",
+                              "-o", out)
+    assert code == 0 and "ms/step" in stdout and "GFLOPS" in stdout
+    (out / "stale.txt").write_text("x")
+    code, _, _ = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "4", "-o", out)
+    assert code == 0 and not (out / "stale.txt").exists()
+
+
+def test_tiles_override_is_honoured(tmp_path, run_cli):
+    code, _, _ = run_cli("build", "--board", "zcu102", "--net", "lenet5", "--tiles",
+                         "Tm=8,Tn=4", "-o", tmp_path / "o")
+    assert code == 0
+    d = Design.from_json((tmp_path / "o" / "design.json").read_text())
+    assert (d.hw.tm, d.hw.tn) == (8, 4)
+
+
+def test_infeasible_tiles_name_the_binding_resource(tmp_path, run_cli):
+    code, out, err = run_cli("build", "--board", "pynq-z2", "--net", "resnet20", "--tiles",
+                             "Tm=64,Tn=64", "-o", tmp_path / "x")
+    assert code == 2 and out == ""
+    assert "DSP" in err and "20,800" in err and "176" in err  # 64*64*5 + 64*5 vs 80% of 220
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("layers:\n  nope_conv:\n    fp: {tr: 4, tc: 4}\n", "'nope_conv' is not a conv"),
+    ("layers:\n  conv1_conv:\n    xp: {tr: 4, tc: 4}\n", "unknown phase 'xp'"),
+    ("layers:\n  conv1_conv:\n    fp: {tr: 0, tc: 4}\n", "'tr' must be a positive integer"),
+    ("layers:\n  conv1_conv:\n    fp: {tr: 4}\n", "needs both 'tr' and 'tc'"),
+    ("layers:\n  conv1_conv:\n    fp: {tr: 4, tc: 4, order: zz}\n", "unknown loop order"),
+    ("layers: [\n", "YAML syntax error"),
+    ("layer: {}\n", "one key 'layers'"),
+])
+def test_bad_override_file(text, needle, tmp_path, run_cli):
+    f = tmp_path / "ov.yaml"
+    f.write_text(text)
+    code, _, err = run_cli("build", "--board", "zcu102", "--net", "resnet20", "--overrides", f,
+                           "-o", tmp_path / "x")
+    assert code == 2 and needle in err and str(f) in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_override_that_does_not_fit(tmp_path, run_cli):
+    f = tmp_path / "ov.yaml"
+    f.write_text("layers:\n  conv1_conv:\n    fp: {tr: 32, tc: 32, order: io, mc: 1}\n")
+    code, _, _ = run_cli("build", "--board", "zcu102", "--net", "resnet20", "--overrides", f,
+                         "-o", tmp_path / "ok")
+    # 34x34 input halo = 1,156 words fits an IFM bank of the chosen design.
+    assert code == 0
+    d = Design.from_json((tmp_path / "ok" / "design.json").read_text())
+    t = d.tiling("conv1_conv", "fp")
+    assert (t.tr, t.tc, t.order, t.mc) == (32, 32, "io", 1)
+    # A 224x224 tile needs a 226x226 input halo: no IFM bank of any design holds it.
+    f.write_text("layers:\n  conv1_1_conv:\n    fp: {tr: 224, tc: 224}\n")
+    code, _, err = run_cli("build", "--board", "zcu102", "--net", "vgg16-bn-224",
+                           "--overrides", f, "-o", tmp_path / "x")
+    assert code == 2 and "no tiling of conv1_1_conv FP fits" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_last_reports_saving(tmp_path, run_cli):
+    code, out, _ = run_cli("build", "--board", "zcu102", "--net", "resnet20", "--train-last",
+                           "2", "-o", tmp_path / "p")
+    assert code == 0 and "vs full training" in out
+    rep = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert rep["partial_training"]["cycle_saving"] > 0.5
+
+
+def test_report_dir_without_vendor_reports(built, run_cli):
+    code, out, _ = run_cli("report", built)
+    assert code == 0 and "no Vitis/Vivado HLS reports" in out
+
+
+def test_report_dir_compares_with_vendor(built, tmp_path, run_cli):
+    d = tmp_path / "withvendor"
+    shutil.copytree(built, d)
+    rep_dir = d / "hls" / "solution1" / "syn" / "report"
+    rep_dir.mkdir(parents=True)
+    shutil.copy(FIXTURES / "vitis2023.2_z7020_nms_csynth.xml", rep_dir / "nms_csynth.xml")
+    from efgen.boards import load_board
+    from efgen.build import net_of
+    from efgen.model.evaluate import evaluate_design
+    from efgen.report import vendor_comparison
+
+    design = Design.from_json((d / "design.json").read_text())
+    ev = evaluate_design(net_of(design), design, load_board("zcu102"))
+    found = vendor_comparison(design, ev, d)
+    assert len(found) == 1
+    rows = {r.figure: r for r in found[0][1]}
+    dsp = ev["totals"]["resources"]["dsp"]
+    assert rows["dsp"].vendor == 27 and rows["dsp"].model == dsp
+    assert rows["dsp"].error_pct == pytest.approx((dsp - 27) / 27 * 100)
+    assert rows["lut"].vendor == 19329 and rows["ff"].vendor == 8709
+    assert rows["latency"].vendor is None and rows["latency"].error_pct is None  # '?'
+    code, out, _ = run_cli("report", d)
+    assert code == 0 and "nms_csynth.xml" in out and "n/a" in out
+
+
+def test_report_dir_missing_design(tmp_path, run_cli):
+    code, _, err = run_cli("report", tmp_path)
+    assert code == 2 and "design.json not found" in err
