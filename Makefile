@@ -17,16 +17,20 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The main job as it exists so far: the catalogues, one net in detail, and three golden
-# training steps of ResNet-20 on synthetic data.
+# The main job as it exists so far: the catalogues, the accelerator for ResNet-20 on a
+# ZCU102 (schedule, report, plots), and three golden training steps.
 demo: install
 	$(BIN)/efgen nets
 	$(BIN)/efgen boards
-	$(BIN)/efgen net show resnet20
+	$(BIN)/efgen build --board zcu102 --net resnet20 -o build/resnet20-zcu102
+	sed -n '1,45p' build/resnet20-zcu102/report.md
 	$(BIN)/efgen golden --net resnet20 --batch 8 --steps 3
 
 bench: install
 	$(BIN)/python benchmarks/bench_golden.py
+	$(BIN)/python benchmarks/bench_ops.py
+	$(BIN)/python benchmarks/bench_build.py
+	$(BIN)/python benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
