@@ -9,6 +9,7 @@ batch, the hardware parameters and every layer-phase's tiling.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -52,8 +53,12 @@ class HwParams:
 
     @property
     def lanes(self) -> int:
-        """Feature-map layout lane block T (also the vector engine's width)."""
-        return min(self.tm, self.tn)
+        """Feature-map layout lane block T = gcd(Tm, Tn), also the vector engine's width.
+
+        Every input tile (Tn channels) and output tile (Tm channels) is then a whole
+        number of lane blocks, so no write ever touches half a block.
+        """
+        return math.gcd(self.tm, self.tn)
 
     @property
     def macs(self) -> int:

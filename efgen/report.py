@@ -105,6 +105,8 @@ def report_markdown(design: Design, board: Board, rep: dict) -> str:
         ("fraction of the DSP roofline", f"{t['roofline_fraction']:.1%}"),
         ("DRAM per step, reshaped (MB)", _f(t["dram_bytes"] / MB, 1)),
         ("DRAM per step, NCHW (MB)", _f(t["dram_bytes_nchw"] / MB, 1)),
+        ("DRAM bursts per step, reshaped", f"{t['bursts']:,.0f}"),
+        ("DRAM bursts per step, NCHW", f"{t['bursts_nchw']:,.0f}"),
         ("cycles per step, NCHW", f"{t['cycles_nchw']:,.0f}"),
         ("DRAM bandwidth used (GB/s)", f"{t['dram_gbps']:.2f} of {t['ddr_peak_gbps']:.2f} peak"),
         ("energy per step (J, estimate)", f"{t['energy_j']:.3f}"),
@@ -165,8 +167,8 @@ def summary_lines(design: Design, board: Board, rep: dict) -> list[str]:
         f"BRAM18 {res['bram18']:,}/{board.resources.bram18:,} "
         f"({t['utilisation']['bram18']:.1%}), LUT {t['utilisation']['lut']:.1%}",
         f"  DRAM {t['dram_bytes'] / MB:.1f} MB/step reshaped vs "
-        f"{t['dram_bytes_nchw'] / MB:.1f} MB NCHW; cycles NCHW/reshaped "
-        f"{t['speedup_vs_nchw']:.3f}",
+        f"{t['dram_bytes_nchw'] / MB:.1f} MB NCHW; bursts {t['bursts']:,.0f} vs "
+        f"{t['bursts_nchw']:,.0f}; cycles NCHW/reshaped {t['speedup_vs_nchw']:.3f}",
         f"  {t['energy_j']:.3f} J/step, {t['gflops_per_w']:.2f} GFLOPS/W (estimates)",
     ]
     if "partial_training" in rep:

@@ -2,13 +2,13 @@
 
 Search (documented pruning, deterministic ties):
 
-1. Hardware candidates: Tm, Tn powers of two from 1 to 64 (or the ``--tiles`` values);
+1. Hardware candidates: Tm, Tn from :data:`ARRAY_SIDES` (or the ``--tiles`` values);
    IFM and OFM bank depths from :data:`DEPTHS`; weight-bank depth the smallest that
    holds one output block of every layer (rounded up to a whole RAMB18), or twice
    that; weight buffer in BRAM, or in URAM where the board has it.
 2. Resources are computed for every candidate; those above any board cap are dropped.
-3. Pruning: (a) arrays with fewer than half the MACs of the largest array that fits
-   are dropped, as are arrays with Tm/Tn or Tn/Tm above 4; (b) buffer depths are kept
+3. Pruning: (a) arrays with fewer than 3/4 of the MACs of the largest array that fits
+   are dropped, as are arrays with Tm/Tn or Tn/Tm above 2; (b) buffer depths are kept
    only when no other fitting choice is at least as deep in all three buffers (deeper
    buffers only ever admit more tilings, so a dominated choice cannot be faster).
 4. Every remaining candidate is fully scheduled: each layer-phase's tiling is the best
@@ -37,9 +37,10 @@ from efgen.model.evaluate import bram_accesses_per_cycle, ddr_bytes_per_cycle
 from efgen.model.resources import RESOURCES, over_caps, resource_use
 from efgen.yamlio import read_yaml
 
-POW2 = (1, 2, 4, 8, 16, 32, 64)
+ARRAY_SIDES = (1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64)
 DEPTHS = (1024, 2048, 4096, 8192)
-MAX_RATIO = 4
+MAX_RATIO = 2
+MIN_MAC_FRACTION = 0.75
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ def _bank_round(depth: int, bits: int) -> int:
 def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
     base = base_hw(req)
     board = req.board
-    tms = (req.tm,) if req.tm else POW2
-    tns = (req.tn,) if req.tn else POW2
+    tms = (req.tm,) if req.tm else ARRAY_SIDES
+    tns = (req.tn,) if req.tn else ARRAY_SIDES
     mems = ("bram", "uram") if board.resources.uram > 0 else ("bram",)
     ab = acc_bits(req.precision)
     fitting: list[tuple[HwParams, Any]] = []
@@ -101,7 +102,8 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
     if not fitting:
         raise _infeasible(req, base, jobs)
     best_macs = max(hw.macs for hw, _ in fitting)
-    keep = [(hw, u) for hw, u in fitting if (req.tm and req.tn) or hw.macs * 2 >= best_macs]
+    keep = [(hw, u) for hw, u in fitting
+            if (req.tm and req.tn) or hw.macs >= MIN_MAC_FRACTION * best_macs]
     # Keep only buffer choices not dominated by a deeper fitting choice of the same array.
     out = []
     for hw, u in keep:

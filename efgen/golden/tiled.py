@@ -33,6 +33,7 @@ and gradients use :class:`WeightLayout` with ``(Tm, Tn)`` blocks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -289,5 +290,5 @@ def conv_wu(dy, x, stride, padding, kernel, t: Tiling, fm_kind="blocked", w_kind
 
 
 def _layouts(t: Tiling, fm_kind, w_kind, lanes):
-    lanes = lanes or min(t.tm, t.tn)
+    lanes = lanes or math.gcd(t.tm, t.tn)
     return FeatureMapLayout(fm_kind, lanes), WeightLayout(w_kind, t.tm, t.tn)

@@ -177,6 +177,8 @@ def evaluate_design(net: Net, design: Design, board: Board) -> dict:
         "dram_bytes_nchw": dram_n,
         "dram_saving": 1.0 - dram / dram_n if dram_n else 0.0,
         "cycles_nchw": cycles_n,
+        "bursts": sum(r.bursts for r in rows),
+        "bursts_nchw": sum(r.bursts_nchw for r in rows),
         "speedup_vs_nchw": cycles_n / cycles if cycles else 0.0,
         "dram_gbps": dram / seconds / 1e9 if seconds else 0.0,
         "ddr_peak_gbps": board.ddr.peak_gbps,
