@@ -86,7 +86,16 @@ def cmd_golden(args) -> int:
                          fix="give positive values")
     net = load_net(args.net, train_last=args.train_last)
     dtype = np.float64 if args.dtype == "float64" else np.float32
-    state = init_state(net, seed=args.seed, dtype=dtype)
+    if args.weights:
+        from efgen.weights import load_weights
+
+        state = load_weights(net, args.weights, dtype=dtype)
+    elif str(args.net).lower().endswith(".onnx"):
+        from efgen.onnxio import load_onnx  # the model's own trained parameters
+
+        net, state = load_onnx(args.net, dtype=dtype, train_last=args.train_last)
+    else:
+        state = init_state(net, seed=args.seed, dtype=dtype)
     x, labels = synthetic_batch(net, args.batch, seed=args.seed + 1, dtype=dtype)
     sgd = SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     print(f"golden training of {net.name}: batch {args.batch}, {args.dtype}, lr {sgd.lr}, "
@@ -138,6 +147,43 @@ def cmd_report(args) -> int:
     for file, rows in found:
         print(f"\nmodel vs {file}:")
         print(format_comparison(rows))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from pathlib import Path
+
+    from efgen.ir import parse_net
+    from efgen.onnxio import import_onnx, write_net_yaml
+    from efgen.weights import save_weights
+
+    src = Path(args.model)
+    doc, params = import_onnx(src)
+    net = parse_net(doc, str(src))
+    out = Path(args.output) if args.output else src.with_suffix(".yaml")
+    write_net_yaml(doc, out, header=f"Imported from {src.name} by 'efgen import'.")
+    t = net.totals()
+    print(f"imported {src}: {len(net)} layers, input {_shape(net.input_shape)}, "
+          f"{net.num_classes} classes, {fmt_int(t['params'])} parameters -> {out}")
+    if args.weights:
+        save_weights(args.weights, params)
+        print(f"trained parameters ({len(params)} arrays) -> {args.weights}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from efgen.golden.model import init_state
+    from efgen.ir import load_net
+    from efgen.onnxio import export_onnx
+    from efgen.weights import load_weights
+
+    net = load_net(args.net)
+    if args.weights:
+        state, what = load_weights(net, args.weights), f"weights {args.weights}"
+    else:
+        state, what = init_state(net, seed=args.seed), f"random weights (seed {args.seed})"
+    export_onnx(net, state, args.output)
+    print(f"exported {net.name} ({len(net)} layers, {what}) -> {args.output}")
     return 0
 
 
@@ -196,7 +242,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weight-decay", type=float, default=5e-4)
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     s.add_argument("--train-last", type=int, metavar="K")
+    s.add_argument("--weights", metavar="W.npz",
+                   help="start from these parameters (default: an .onnx net's own, "
+                        "else a seeded random init)")
     s.set_defaults(func=cmd_golden)
+
+    s = sub.add_parser("import", help="convert an ONNX model to a net YAML (+ its weights)")
+    s.add_argument("model", metavar="MODEL.onnx")
+    s.add_argument("-o", "--output", metavar="NET.yaml",
+                   help="default: MODEL.yaml next to the model")
+    s.add_argument("--weights", metavar="OUT.npz", help="also save the trained parameters")
+    s.set_defaults(func=cmd_import)
+
+    s = sub.add_parser("export", help="write a net (and its weights) as an ONNX model")
+    s.add_argument("net", metavar="NAME|PATH")
+    s.add_argument("-o", "--output", required=True, metavar="NET.onnx")
+    s.add_argument("--weights", metavar="W.npz",
+                   help="parameters saved by 'efgen import --weights' (default: random)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random parameters")
+    s.set_defaults(func=cmd_export)
     return p
 
 

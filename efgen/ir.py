@@ -257,7 +257,7 @@ def list_nets() -> list[str]:
 
 def resolve_net_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or p.exists():
+    if p.suffix.lower() in (".yaml", ".yml", ".onnx") or p.exists():
         if not p.is_file():
             raise EfgenError("net file not found", file=str(p),
                              fix="check the path, or use a catalogue name (efgen nets)")
@@ -268,13 +268,18 @@ def resolve_net_path(name_or_path: str) -> Path:
     names = list_nets()
     hint = did_you_mean(name_or_path, names)
     raise EfgenError(f"unknown net '{name_or_path}'",
-                     fix=f"{hint}catalogue nets: {', '.join(names)}; or give a .yaml path")
+                     fix=f"{hint}catalogue nets: {', '.join(names)}; or give a .yaml or .onnx path")
 
 
 def load_net(name_or_path: str, train_last: int | None = None) -> Net:
     """Load a catalogue net by name, or a net YAML file by path."""
     path = resolve_net_path(name_or_path)
-    net = parse_net(read_yaml(path), str(path))
+    if path.suffix.lower() == ".onnx":
+        from efgen.onnxio import load_onnx_net  # onnx is imported only for .onnx nets
+
+        net = load_onnx_net(path)
+    else:
+        net = parse_net(read_yaml(path), str(path))
     if train_last is not None:
         net = net.with_train_last(train_last)
     return net
