@@ -13,9 +13,10 @@ op             FP                                          BP
 =============  ==========================================  ===============================
 batchnorm      stats pass (read x); normalise (read x,     sums pass (read dy, x); dx pass
                write y; a following ReLU is fused here)    (read dy, x, write dx)
-relu           fused into the producer's store when the    fused (mask recomputed from the
-               producer is conv/linear/BN/add and the      stored activation)
-               ReLU is its only consumer; else read+write
+relu           fused into the producer's store when the    fused: the mask is applied by the
+               producer is conv/linear/BN/add and the      single sender's BP store (reading
+               ReLU is its only consumer; else read+write  its input) or by the error sum
+                                                           (see efgen/fusion.py)
 maxpool        read x, write y and the argmax bits         read dy and argmax, write dx
 avgpool        read x, write y                             read dy, write dx
 add            read a and b, write y                       free: both branches read dy
@@ -24,6 +25,7 @@ flatten        free on a 1x1 map or in NCHW; else reorder  same
 softmax_ce     on the host (not modelled)                  on the host
 error sum      -                                           tensors read by k>1 layers that
                                                            send errors: read k, write 1
+                                                           (+ read y to apply a fused mask)
 SGD (vectors)  -                                           BN gamma/beta, biases: read p, v,
                                                            g; write p, v
 =============  ==========================================  ===============================
@@ -38,9 +40,9 @@ import math
 from dataclasses import dataclass
 
 from efgen.design import HwParams
+from efgen.fusion import bp_store_masks, error_senders, fused_relus, masked_error_sums
 from efgen.ir import Layer, Net
 
-FUSING_PRODUCERS = ("conv", "linear", "batchnorm", "add")
 
 
 @dataclass(frozen=True)
@@ -53,21 +55,6 @@ class AuxCost:
     write_words: float
     bursts: float
     elements: float     # elements processed (for energy)
-
-
-def fused_relus(net: Net) -> set[str]:
-    """ReLUs fused into their producer's store (FP clamp) and BP (mask)."""
-    fused = set()
-    for l in net:
-        if l.op != "relu":
-            continue
-        src = l.inputs[0]
-        if src == "input":
-            continue
-        prod = net[src]
-        if prod.op in FUSING_PRODUCERS and len(net.consumers(src)) == 1:
-            fused.add(l.name)
-    return fused
 
 
 def _words(shape, batch: int, lanes: int, blocked: bool) -> float:
@@ -96,6 +83,8 @@ def aux_costs(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
     bw = min(float(hw.port_words), ddr_bytes_per_cycle / word_bytes / hw.ports)
     maxb = float(hw.max_burst_beats * hw.port_words)
     fused = fused_relus(net)
+    masks = bp_store_masks(net)          # layers whose BP store applies a ReLU mask
+    mask_sums = masked_error_sums(net)   # fused-ReLU outputs finalised by a sum/mask pass
     out: list[AuxCost] = []
     W = lambda shape: _words(shape, batch, hw.lanes, blocked)  # noqa: E731
 
@@ -113,10 +102,11 @@ def aux_costs(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
         n_out = float(batch * math.prod(l.out_shape)) if l.out_shape else 0.0
         n_in = float(batch * math.prod(l.in_shape)) if l.in_shapes else 0.0
         op = l.op
+        mx = [x] if l.name in masks else []   # mask source: the layer's own input
         if op == "batchnorm":
             add(l, "fp", "batchnorm", [([x], [], n_in), ([x], [y], n_in)])
             if l.runs_bp:
-                add(l, "bp", "batchnorm", [([y, x], [], n_in), ([y, x], [x], n_in)])
+                add(l, "bp", "batchnorm", [([y, x], [], n_in), ([y, x] + mx, [x], n_in)])
             elif l.trainable:
                 add(l, "bp", "batchnorm (gamma/beta only)", [([y, x], [], n_in)])
         elif op == "relu":
@@ -134,11 +124,11 @@ def aux_costs(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
             arg = math.ceil(n_out * bits / word_bits)
             add(l, "fp", "maxpool", [([x], [y, arg], n_in)])
             if l.runs_bp:
-                add(l, "bp", "maxpool", [([y, arg], [x], n_in)])
+                add(l, "bp", "maxpool", [([y, arg] + mx, [x], n_in)])
         elif op == "avgpool":
             add(l, "fp", "avgpool", [([x], [y], n_in)])
             if l.runs_bp:
-                add(l, "bp", "avgpool", [([y], [x], n_in)])
+                add(l, "bp", "avgpool", [([y] + mx, [x], n_in)])
         elif op == "add":
             add(l, "fp", "add", [([x, x], [y], n_out)])
             if l.runs_bp:
@@ -147,7 +137,7 @@ def aux_costs(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
             add(l, "fp", "shortcut_a", [([x], [y], n_out)])
             if l.runs_bp:
                 src = W((l.in_shape[0], *l.out_shape[1:]))
-                add(l, "bp", "shortcut_a", [([src], [x], n_in)])
+                add(l, "bp", "shortcut_a", [([src] + mx, [x], n_in)])
         elif op == "flatten":
             free = (not blocked) or math.prod(l.in_shape[1:]) == 1
             if free:
@@ -158,10 +148,14 @@ def aux_costs(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
                     add(l, "bp", "flatten (reorder)", [([y], [x], n_in)])
         # Error sums where a tensor feeds several layers that send it errors.
         if l.needs_error and op != "softmax_ce":
-            senders = [c for c in net.consumers(l.name)
-                       if c.runs_bp and c.inputs_need_error[list(c.inputs).index(l.name)]]
-            if len(senders) > 1:
-                add(l, "bp", f"error sum of {len(senders)}", [([y] * len(senders), [y], n_out)])
+            senders = error_senders(net, l.name)
+            k = len(senders)
+            masked = l.name in mask_sums
+            if k > 1 or masked:
+                name = (f"error sum of {k}" if k > 1 else "relu mask") + (
+                    " + relu mask" if masked and k > 1 else "")
+                reads = [y] * k + ([y] if masked else [])   # k errors (+ the mask source)
+                add(l, "bp", name, [(reads, [y], n_out)])
         # SGD on vectors (BN gamma/beta, biases); weights are updated by the engine.
         if l.trainable:
             vec = [s for n, s in l.param_shapes().items() if n != "weight"]

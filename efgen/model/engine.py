@@ -58,7 +58,7 @@ ROW_SPLITS = 32
 COL_SPLITS = (1, 2, 4, 8, 16)
 
 JOB_FIELDS = ("out", "red", "ro", "co", "hs", "ws", "k", "s", "lo", "dil", "phase",
-              "images", "img_major", "dram_m", "dram_n")
+              "images", "img_major", "dram_m", "dram_n", "mask")
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,14 @@ class Job:
     dram_m: int   # the weight tensor's M and N as stored in DRAM
     dram_n: int
     macs: int     # useful MACs of the whole job (all images)
+    mask: bool = False  # BP store applies a fused ReLU mask (reads the layer input too)
 
 
 def jobs_for(net, batch: int) -> list[Job]:
     """The engine jobs of a net, in execution order (FP forward, then BP and WU backward)."""
+    from efgen.fusion import bp_store_masks
+
+    masks = bp_store_masks(net)
     fwd, bwd = [], []
     for l in net:
         if not l.is_weighted:
@@ -102,7 +106,7 @@ def jobs_for(net, batch: int) -> list[Job]:
         fwd.append(Job(l.name, "fp", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs))
         if l.runs_bp:
             bwd.append(Job(l.name, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - p, s, img, major,
-                           m, n, macs))
+                           m, n, macs, l.name in masks))
         if l.trainable:
             bwd.append(Job(l.name, "wu", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n,
                            macs))
@@ -244,7 +248,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                         np.where(o_full_w, np.where(o_full_h, 1.0, e(out_units)),
                                  e(out_units) * o_r))
     bursts_out = runs_out * np.ceil(out_words / np.maximum(runs_out, 1) / maxb)
-    s_out = bursts_out * hw.dma_start + out_words / bw
+    # A BP store that applies a fused ReLU mask first reads the same tile of the layer's
+    # input (the ReLU output): the same bursts and words again.
+    bursts_out = bursts_out * (1 + e(jb["mask"]))
+    s_out = bursts_out * hw.dma_start + out_words * (1 + e(jb["mask"])) / bw
 
     # ---- compute of one output block
     Cy = o_r * o_c * e(k2) + hw.mac_depth
@@ -310,11 +317,12 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     reps_in = np.where(is_wu | (order > 0), n_chunks, MB)        # input re-reads per tile
     in_total = images * reps_in * NB * tiles_per(in_words)
     in_bursts = images * reps_in * NB * tiles_per(bursts_in)
-    o_total = images * MB * tiles_per(out_words)
+    o_total = images * MB * tiles_per(out_words)       # written (FP/BP) or read (WU)
+    mask_total = jb["mask"] * o_total                    # mask tiles read by masked BP
     o_bursts = images * MB * tiles_per(bursts_out)
     w_bursts = np.where(is_bp, (n_chunks - 1) * w_runs + w_runs_last, n_chunks)
     w_bursts = w_bursts * np.maximum(1.0, np.ceil(w_words / n_chunks / maxb))
-    read_words = in_total + np.where(is_wu, o_total + sgd_passes * w_words, w_words)
+    read_words = in_total + mask_total + np.where(is_wu, o_total + sgd_passes * w_words, w_words)
     write_words = np.where(is_wu, sgd_passes * w_words, o_total)
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
     compute = images * MB * NB * tiles_per(Cy)

@@ -19,7 +19,8 @@ from efgen.design import Design, HwParams
 from efgen.errors import EfgenError
 from efgen.ir import Net
 from efgen.model import engine
-from efgen.model.aux import aux_costs, fused_relus
+from efgen.fusion import fused_relus
+from efgen.model.aux import aux_costs
 from efgen.model.coeffs import word_bits
 from efgen.model.energy import energy_constants, energy_joules
 from efgen.model.resources import resource_use
