@@ -187,6 +187,12 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from efgen.sweep import main_args
+
+    return main_args(args)
+
+
 # ---- parser -----------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "the vendor's where Vitis HLS reports are present")
     s.add_argument("dir", metavar="DIR")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("sweep", help="fully schedule every hardware point of a sweep file; "
+                       "all points, two Pareto fronts and their plots")
+    s.add_argument("file", metavar="FILE.yaml", help="sweep file (see configs/sweeps)")
+    s.add_argument("-o", "--output", metavar="DIR", help="default: sweep-<name>")
+    s.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("golden", help="train with the numpy golden model on synthetic data")
     s.add_argument("--net", required=True, metavar="NAME|PATH")
@@ -280,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # e.g. `efgen net show resnet18 | head`
         return 0
+    except KeyboardInterrupt:
+        print("efgen: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

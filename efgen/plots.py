@@ -182,20 +182,35 @@ def _auto_log(vals: list[float]) -> bool:
     return len(pos) == len(vals) and bool(pos) and max(pos) / min(pos) >= 50
 
 
+CATEGORY_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
+                    "#F0E442", "#000000")
+
+
 def plot_pareto(points: Sequence[dict], x: str, y: str, path: str | os.PathLike,
                 title: str, front_mask: Sequence[bool], logx: bool | None = None,
-                logy: bool | None = None) -> None:
+                logy: bool | None = None, color_by: str | None = None) -> None:
     """Scatter ``points`` (dicts) at (point[x], point[y]); the points where
-    ``front_mask`` is true are highlighted and joined in x order. Axes are logarithmic
-    when the values span 50x or more, unless ``logx``/``logy`` say otherwise."""
+    ``front_mask`` is true are drawn larger, outlined, and joined in x order (the
+    attainment staircase). With ``color_by`` (e.g. "board") every point is coloured by
+    that key's value (in order of first appearance), otherwise the points are grey and
+    the front orange. Axes are logarithmic when the values span 50x or more, unless
+    ``logx``/``logy`` say otherwise."""
     if len(front_mask) != len(points):
         raise ValueError("front_mask must have one entry per point")
     xs = [float(p[x]) for p in points]
     ys = [float(p[y]) for p in points]
     logx = _auto_log(xs) if logx is None else logx
     logy = _auto_log(ys) if logy is None else logy
+    if color_by is not None:
+        cats: dict[Any, str] = {}
+        for p in points:
+            if p[color_by] not in cats:
+                cats[p[color_by]] = CATEGORY_COLOURS[len(cats) % len(CATEGORY_COLOURS)]
+        colours = [cats[p[color_by]] for p in points]
+    else:
+        cats = {}
+        colours = ["#999999" if not f else "#D55E00" for f in front_mask]
     front = sorted((xv, yv) for xv, yv, f in zip(xs, ys, front_mask) if f)
-    rest = [(xv, yv) for xv, yv, f in zip(xs, ys, front_mask) if not f]
 
     with _figure(8.0, 6.0) as fig:
         ax = fig.add_subplot(1, 1, 1)
@@ -203,20 +218,34 @@ def plot_pareto(points: Sequence[dict], x: str, y: str, path: str | os.PathLike,
             ax.set_xscale("log")
         if logy:
             ax.set_yscale("log")
+        rest = [i for i, f in enumerate(front_mask) if not f]
+        on = [i for i, f in enumerate(front_mask) if f]
         if rest:
-            ax.scatter([p[0] for p in rest], [p[1] for p in rest], s=10, color="#999999",
-                       alpha=0.6, edgecolors="none", label=f"other points ({len(rest)})")
+            ax.scatter([xs[i] for i in rest], [ys[i] for i in rest], s=10,
+                       c=[colours[i] for i in rest], alpha=0.6, edgecolors="none")
         if front:
-            ax.plot([p[0] for p in front], [p[1] for p in front], color="#D55E00",
-                    linewidth=1, drawstyle="steps-post", alpha=0.7)
-            ax.scatter([p[0] for p in front], [p[1] for p in front], s=28, color="#D55E00",
-                       edgecolors="black", linewidths=0.5, zorder=3,
-                       label=f"Pareto front ({len(front)})")
+            ax.plot([p[0] for p in front], [p[1] for p in front], color="#D55E00"
+                    if color_by is None else "#444444", linewidth=1,
+                    drawstyle="steps-post", alpha=0.7, zorder=2)
+            ax.scatter([xs[i] for i in on], [ys[i] for i in on], s=30,
+                       c=[colours[i] for i in on], edgecolors="black", linewidths=0.6,
+                       zorder=3)
+        # legend: what the markers mean, then the colour of each category
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], linestyle="none", marker="o", markersize=3,
+                          color="#999999" if color_by is None else "#777777",
+                          label=f"other points ({len(rest)})"),
+                   Line2D([], [], linestyle="none", marker="o", markersize=6,
+                          markerfacecolor="#D55E00" if color_by is None else "white",
+                          markeredgecolor="black", label=f"Pareto front ({len(on)})")]
+        handles += [Line2D([], [], linestyle="none", marker="o", markersize=6, color=c,
+                           label=f"{color_by} {v}") for v, c in cats.items()]
         ax.set_xlabel(AXIS_LABELS.get(x, x))
         ax.set_ylabel(AXIS_LABELS.get(y, y))
         ax.set_title(title)
         ax.grid(which="both", alpha=0.25)
         if points:
-            ax.legend(loc="best", fontsize=8)
+            ax.legend(handles=handles, loc="best", fontsize=8)
         fig.tight_layout()
         _save(fig, path)
