@@ -31,7 +31,7 @@ from efgen.errors import EfgenError
 from efgen.ir import Net, net_to_doc
 from efgen.model import engine
 from efgen.model.aux import aux_costs
-from efgen.model.coeffs import acc_bits, bram18_units, coefficients, mac_cost, word_bits
+from efgen.model.coeffs import acc_bits, bram18_units, coefficients, fmax_mhz, mac_cost, word_bits
 from efgen.model.energy import energy_constants, energy_joules
 from efgen.model.evaluate import bram_accesses_per_cycle, ddr_bytes_per_cycle
 from efgen.model.resources import RESOURCES, over_caps, resource_use
@@ -174,6 +174,12 @@ def schedule(req: Request) -> Design:
                          fix=f"use one of {', '.join(PRECISIONS)}")
     if req.batch < 1:
         raise EfgenError("--batch must be at least 1", where="--batch", fix="give a batch >= 1")
+    clock = req.clock_mhz if req.clock_mhz is not None else req.board.clock_mhz
+    limit = fmax_mhz(req.board.family)
+    if clock > limit:
+        raise EfgenError(f"a {clock:g} MHz clock is above the {limit:g} MHz that efgen expects "
+                         f"{req.board.family} designs to close timing at", where="--clock",
+                         fix=f"give --clock {limit:g} or less")
     jobs = engine.jobs_for(req.net, req.batch)
     cands = hardware_candidates(req, jobs)
     fixed = _fixed(jobs, req)
@@ -193,10 +199,27 @@ def schedule(req: Request) -> Design:
                    (f"{len(cands)} hardware candidates fully scheduled",))
 
 
+def _tiling_score(req: Request, hw: HwParams, jobs):
+    """Per layer-phase score of a tiling: cycles for latency (and EDP, which does not
+    split by layer), joules for the energy objective."""
+    if req.objective != "energy":
+        return None
+    k = energy_constants(req.board, hw.precision)
+    wbytes = word_bits(hw.precision) / 8
+    acc = np.asarray([bram_accesses_per_cycle(hw, j.phase) for j in jobs])[:, None]
+
+    def score(res):
+        words = res["read_words"] + res["write_words"]
+        return energy_joules(res["cycles"] / (hw.clock_mhz * 1e6), 0.0,
+                             res["compute_cycles"] * acc + words, words * wbytes, k)
+    return score
+
+
 def _schedule_point(req: Request, hw: HwParams, jobs, fixed):
     """(sort key, hw, per-job choice) for one hardware point, or None if a job cannot fit."""
     res = engine.choose(jobs, hw, word_bits(hw.precision) / 8,
-                        ddr_bytes_per_cycle(req.board, hw.clock_mhz), fixed=fixed)
+                        ddr_bytes_per_cycle(req.board, hw.clock_mhz), fixed=fixed,
+                        score=_tiling_score(req, hw, jobs))
     if not np.all(np.isfinite(res["cycles"])):
         return None
     seconds, joules = _score(req, hw, jobs, res, _aux_totals(req, hw))

@@ -429,6 +429,14 @@ def _evaluate_point(p: tuple) -> dict[str, Any]:
         need = getattr(use, r)
         rec[r] = int(need) if float(need).is_integer() else float(need)
         rec[f"{r}_util"] = need / total if total else 0.0
+    from efgen.model.coeffs import fmax_mhz
+
+    limit = fmax_mhz(board.family)
+    if hw.clock_mhz > limit:
+        rec["binding"] = "clock"
+        rec["reason"] = (f"{hw.clock_mhz:g} MHz is above the {limit:g} MHz efgen expects "
+                         f"{board.family} designs to close timing at")
+        return rec
     bad = over_caps(use, board)
     if bad:
         r, need, allowed = max(bad, key=lambda b: b[1] / max(b[2], 1))

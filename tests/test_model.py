@@ -305,3 +305,20 @@ def test_train_last_saves_work():
     tf = evaluate_design(full, schedule(Request(full, board)), board)["totals"]
     tp = evaluate_design(part, schedule(Request(part, board, train_last=3)), board)["totals"]
     assert tp["cycles"] < 0.6 * tf["cycles"]
+
+
+def test_objectives_trade_off():
+    net, board = load_net("resnet20"), load_board("zcu102")
+    lat = evaluate_design(net, schedule(Request(net, board, objective="latency")), board)["totals"]
+    en = evaluate_design(net, schedule(Request(net, board, objective="energy")), board)["totals"]
+    assert lat["cycles"] <= en["cycles"]
+    assert en["energy_j"] <= lat["energy_j"] * (1 + 1e-9)
+
+
+def test_clock_above_fmax_is_refused():
+    from efgen.errors import EfgenError
+
+    net, board = load_net("tiny"), load_board("pynq-z2")
+    with pytest.raises(EfgenError) as exc:
+        schedule(Request(net, board, clock_mhz=400))
+    assert "200 MHz" in exc.value.message() and "--clock" in exc.value.message()

@@ -43,3 +43,8 @@ def bram18_units(width_bits: int, depth: int) -> int:
 def uram_units(width_bits: int, depth: int) -> int:
     u = coefficients()["uram288"]
     return math.ceil(width_bits / u["width"]) * math.ceil(depth / u["depth"])
+
+
+def fmax_mhz(family: str) -> float:
+    """Highest PL clock efgen accepts on a device family (an estimate; see the YAML)."""
+    return float(coefficients()["fmax_mhz"][family])
