@@ -1,0 +1,83 @@
+// efgen_desc.h - the layer-phase descriptor: one kernel call = one descriptor.
+//
+// The host writes one descriptor (over s_axilite in hardware) and starts the kernel.
+// All tensors live in one DRAM image of 32-bit words (float); every address below is
+// a WORD offset into that image. Layouts are those of efgen/layout.py:
+//
+//   feature maps / errors (B, C, H, W), lane block T = EFGEN_LANES:
+//       addr(b, c, r, x) = ((b*ceil(C/T) + c/T)*H*W + r*W + x)*T + c%T
+//     (a linear layer's (B, F) activations are (B, F, 1, 1)); pad lanes hold zeros.
+//   weights (M, N, K, K), blocks (Tm, Tn) = (EFGEN_TM, EFGEN_TN):
+//       addr(m, n, i, j) = (m/Tm*ceil(N/Tn) + n/Tn)*K*K*Tm*Tn + ((i*K + j)*Tm + m%Tm)*Tn + n%Tn
+//     (a linear layer's (M, N) weights are (M, N, 1, 1)); the momentum buffer of a
+//     weight tensor uses the same layout.
+//   vectors (bias, gamma, beta, their momentum, BN statistics): plain arrays.
+//
+// Geometry fields always describe the LAYER (in_* = its input, out_* = its output),
+// whatever the phase: BP reads the error of out_* and writes the error of in_*.
+#ifndef EFGEN_DESC_H
+#define EFGEN_DESC_H
+
+#include <cstdint>
+
+enum EfgenOp : int32_t {
+  EFGEN_OP_NOP = 0,
+  // The unified Tm x Tn convolution engine (conv and linear layers).
+  EFGEN_OP_CONV_FP = 1,   // a[0]=x  a[1]=W  a[2]=bias(FLAG_BIAS)           -> a[7]=y
+  EFGEN_OP_CONV_BP = 2,   // a[0]=dy a[1]=W  a[6]=x (mask source, FLAG_MASK) -> a[7]=dx
+  EFGEN_OP_CONV_WU = 3,   // a[0]=dy a[1]=x; updates a[2]=W a[3]=vel(W) and, with FLAG_BIAS,
+                          // a[4]=bias a[5]=vel(bias); debug copies of the gradients
+                          // (before weight decay) to a[6]=dW (weight layout) and
+                          // a[7]=db when those are non-zero.
+  // The vector engine.
+  EFGEN_OP_BN_FP = 10,    // a[0]=x a[1]=gamma a[2]=beta; a[3]=stats (mean[C] then biased
+                          // var[C]) written; a[4]=running_mean a[5]=running_var updated
+                          // in place (momentum `bn_momentum`, unbiased var); -> a[7]=y
+  EFGEN_OP_BN_BP = 11,    // a[0]=dy a[1]=x a[2]=stats a[3]=gamma a[4]=beta a[5]=vel(gamma),
+                          // vel(beta) (2*C words: gamma's then beta's); -> a[7]=dx when
+                          // FLAG_DX (FLAG_MASK: times (x > 0), x = a[1]); gamma/beta
+                          // updated by SGD when FLAG_TRAIN (dx uses the old gamma); debug
+                          // copies of dgamma, dbeta (2*C words) to a[6] when non-zero.
+  EFGEN_OP_RELU_FP = 20,  // a[0]=x -> a[7]=y
+  EFGEN_OP_RELU_BP = 21,  // a[0]=dy a[1]=y -> a[7]=dx = dy * (y > 0)
+  EFGEN_OP_MAXPOOL_FP = 30,  // a[0]=x -> a[7]=y, a[6]=argmax (window index i*K+j of the
+                             // FIRST maximum, stored as a float-coded integer, same
+                             // layout as y)
+  EFGEN_OP_MAXPOOL_BP = 31,  // a[0]=dy a[1]=argmax a[6]=x (mask source) -> a[7]=dx
+  EFGEN_OP_AVGPOOL_FP = 32,  // a[0]=x -> a[7]=y (divisor kh*kw; padding counts as zeros)
+  EFGEN_OP_AVGPOOL_BP = 33,  // a[0]=dy a[6]=x (mask source) -> a[7]=dx
+  EFGEN_OP_ADD_FP = 40,      // a[0]=a a[1]=b -> a[7]=y
+  EFGEN_OP_ERRSUM = 41,      // a[0..n_src-1] summed (n_src 1..4) -> a[7]; FLAG_MASK:
+                             // times (a[6] > 0)
+  EFGEN_OP_SHORTCUT_FP = 50, // a[0]=x -> a[7]=y: x[:, :, ::S, ::S] with (out_c-in_c)/2
+                             // zero channels before and the rest after
+  EFGEN_OP_SHORTCUT_BP = 51, // a[0]=dy a[6]=x (mask source) -> a[7]=dx
+  EFGEN_OP_FLATTEN_FP = 60,  // a[0]=x (B,C,H,W) -> a[7]=y (B, C*H*W, 1, 1), index c*H*W + r*W + x
+  EFGEN_OP_FLATTEN_BP = 61,  // a[0]=dy (B, C*H*W, 1, 1) -> a[7]=dx (B,C,H,W); FLAG_MASK with a[6]
+};
+
+enum EfgenFlag : int32_t {
+  EFGEN_FLAG_RELU = 1,    // FP: clamp at the store (a fused ReLU)
+  EFGEN_FLAG_MASK = 2,    // BP: multiply the written error by (src > 0), src = the op's
+                          // mask source (a[6], or a[1] for BN_BP): the layer's input
+                          // activation, same layout and shape as the written error
+  EFGEN_FLAG_BIAS = 4,    // conv/linear with bias
+  EFGEN_FLAG_TRAIN = 8,   // BN BP: update gamma and beta
+  EFGEN_FLAG_DX = 16,     // BN BP: write the input error
+};
+
+struct EfgenDesc {
+  int32_t op;
+  int32_t flags;
+  int32_t batch;
+  int32_t in_c, in_h, in_w;     // the layer's input
+  int32_t out_c, out_h, out_w;  // the layer's output
+  int32_t kh, kw, stride, pad;  // kernel (conv: kh == kw), stride, symmetric padding
+  int32_t tr, tc, mc, order;    // conv engine tiling of this phase (order 0 = wo, 1 = io)
+  int32_t n_src;                // ERRSUM: number of sources
+  int64_t a[8];                 // DRAM word addresses (see EfgenOp)
+  float lr, momentum, weight_decay;  // SGD: v = momentum*v + (g + wd*p); p -= lr*v
+  float eps, bn_momentum;            // batchnorm
+};
+
+#endif  // EFGEN_DESC_H
