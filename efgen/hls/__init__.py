@@ -1,0 +1,1 @@
+"""HLS C++ generation: the program (memory map + descriptors) and the emitted project."""

@@ -1,0 +1,47 @@
+"""Python mirror of hls_kernels/efgen_desc.h (ctypes), so Python can build descriptor
+tables and drive the compiled kernel. tests/test_hls_desc.py checks the field offsets
+against the C++ compiler's."""
+
+from __future__ import annotations
+
+import ctypes
+
+OPS = {
+    "NOP": 0, "CONV_FP": 1, "CONV_BP": 2, "CONV_WU": 3, "BN_FP": 10, "BN_BP": 11,
+    "RELU_FP": 20, "RELU_BP": 21, "MAXPOOL_FP": 30, "MAXPOOL_BP": 31, "AVGPOOL_FP": 32,
+    "AVGPOOL_BP": 33, "ADD_FP": 40, "ERRSUM": 41, "SHORTCUT_FP": 50, "SHORTCUT_BP": 51,
+    "FLATTEN_FP": 60, "FLATTEN_BP": 61,
+}
+FLAGS = {"RELU": 1, "MASK": 2, "BIAS": 4, "TRAIN": 8, "DX": 16}
+
+
+class EfgenDesc(ctypes.Structure):
+    _fields_ = [
+        ("op", ctypes.c_int32), ("flags", ctypes.c_int32), ("batch", ctypes.c_int32),
+        ("in_c", ctypes.c_int32), ("in_h", ctypes.c_int32), ("in_w", ctypes.c_int32),
+        ("out_c", ctypes.c_int32), ("out_h", ctypes.c_int32), ("out_w", ctypes.c_int32),
+        ("kh", ctypes.c_int32), ("kw", ctypes.c_int32), ("stride", ctypes.c_int32),
+        ("pad", ctypes.c_int32),
+        ("tr", ctypes.c_int32), ("tc", ctypes.c_int32), ("mc", ctypes.c_int32),
+        ("order", ctypes.c_int32), ("n_src", ctypes.c_int32),
+        ("a", ctypes.c_int64 * 8),
+        ("lr", ctypes.c_float), ("momentum", ctypes.c_float), ("weight_decay", ctypes.c_float),
+        ("eps", ctypes.c_float), ("bn_momentum", ctypes.c_float),
+    ]
+
+
+FIELD_NAMES = [f for f, _ in EfgenDesc._fields_]
+
+
+def make_desc(op: str, flags=(), a=None, **fields) -> EfgenDesc:
+    """Build a descriptor: ``make_desc("CONV_FP", ["RELU"], a={0: 0, 1: 64, 7: 200}, ...)``."""
+    d = EfgenDesc()
+    d.op = OPS[op]
+    d.flags = sum(FLAGS[f] for f in flags)
+    for k, v in fields.items():
+        if k not in FIELD_NAMES:
+            raise KeyError(k)
+        setattr(d, k, v)
+    for i, v in (a or {}).items():
+        d.a[i] = int(v)
+    return d

@@ -1,0 +1,1 @@
+"""Simulation drivers: C-simulation of the generated HLS C++ (g++ + ctypes)."""
