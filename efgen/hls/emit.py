@@ -1,0 +1,149 @@
+"""Emit the Vitis HLS project of a Design into DIR/hls/ (Jinja templates in templates/hls,
+building blocks copied from hls_kernels/).
+
+Files: efgen_params.h, efgen_program.h (the descriptor table), efgen_top.cpp (the
+kernel), efgen_host.cpp (the runtime of one training step), efgen_tb.cpp (the csim
+testbench), run_hls.tcl, program.json (memory map and descriptors, for tools and
+tests), and hls_kernels/*.h. Output is deterministic: same Design, same bytes. User
+strings (net and layer names) reach C++ only through :func:`c_text`, which keeps
+letters, digits and ``_.:-`` and replaces everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from efgen import __version__
+from efgen.boards import Board
+from efgen.hls.desc import OPS, EfgenDesc
+from efgen.hls.program import Program
+from efgen.resources import data_dir
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
+OP_NAMES = {v: k for k, v in OPS.items()}
+
+
+def c_text(s: str, limit: int = 60) -> str:
+    """A user string made safe for a C++ comment or string literal."""
+    out = _SAFE.sub("_", str(s))[:limit]
+    return out or "_"
+
+
+def _float(v: float) -> str:
+    """An exact float32 literal (hex), stable across platforms."""
+    f = float(np.float32(v))
+    if f == 0.0:
+        return "0.0f"
+    return f"{f.hex()}f"
+
+
+def desc_init(d: EfgenDesc) -> str:
+    ints = [d.op, d.flags, d.batch, d.in_c, d.in_h, d.in_w, d.out_c, d.out_h, d.out_w,
+            d.kh, d.kw, d.stride, d.pad, d.tr, d.tc, d.mc, d.order, d.n_src]
+    a = ", ".join(f"{int(x)}L" for x in d.a)
+    fl = ", ".join(_float(x) for x in (d.lr, d.momentum, d.weight_decay, d.eps, d.bn_momentum))
+    return "{" + ", ".join(str(int(i)) for i in ints) + ", {" + a + "}, " + fl + "}"
+
+
+def desc_dict(d: EfgenDesc) -> dict:
+    out = {}
+    for name, _ in EfgenDesc._fields_:
+        v = getattr(d, name)
+        if name == "a":
+            v = [int(x) for x in v]
+        elif name == "op":
+            v = OP_NAMES[int(v)]
+        elif isinstance(v, float):
+            v = float(np.float32(v))
+        out[name] = v
+    return out
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates") / "hls")),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True,
+                              autoescape=False)
+
+
+def checks(prog: Program) -> list[dict]:
+    """Regions the testbench compares: those holding golden tensors (aliases once)."""
+    out, seen = [], set()
+    for r in prog.regions.values():
+        if not r.traces or r.offset in seen:
+            continue
+        seen.add(r.offset)
+        out.append({"name": c_text(r.name), "offset": r.offset, "words": r.words})
+    return out
+
+
+def render(prog: Program, board: Board) -> dict[str, str]:
+    """File name -> text of every generated file (not the copied kernels)."""
+    d = prog.design
+    hw = d.hw
+    net = prog.net
+    conv_steps = [s for s in prog.fp + prog.bp if s.desc.op in (1, 2, 3)]
+    ctx = {
+        "version": __version__,
+        "net_comment": c_text(net.name),
+        "board": c_text(board.name),
+        "part": c_text(board.part),
+        "hw": hw,
+        "batch": d.batch,
+        "mem_words": prog.words,
+        "max_c": max(max(l.out_shape[0] for l in net if l.out_shape),
+                     net.input_shape[0], max(l.in_shape[0] for l in net if l.in_shapes)),
+        "max_tr": max([s.desc.tr for s in conv_steps] or [1]),
+        "max_tc": max([s.desc.tc for s in conv_steps] or [1]),
+        "max_k": max([s.desc.kh for s in conv_steps] or [1]),
+        "classes": net.num_classes,
+        "logits": prog.regions[prog.logits].offset,
+        "dlogits": prog.regions[prog.dlogits].offset,
+        "fp": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"} for s in prog.fp],
+        "bp": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"} for s in prog.bp],
+        "checks": checks(prog),
+        "period_ns": f"{1000.0 / hw.clock_mhz:.3f}",
+    }
+    env = _env()
+    files = {}
+    for name in ("efgen_params.h", "efgen_program.h", "efgen_top.cpp", "efgen_host.cpp",
+                 "efgen_tb.cpp", "run_hls.tcl"):
+        files[name] = env.get_template(f"{name}.j2").render(**ctx)
+    files["program.json"] = json.dumps(program_json(prog), indent=1, sort_keys=True) + "\n"
+    return files
+
+
+def program_json(prog: Program) -> dict:
+    regions = []
+    for r in prog.regions.values():
+        regions.append({"name": r.name, "kind": r.kind, "shape": list(r.shape),
+                        "offset": r.offset, "words": r.words,
+                        "alias_of": getattr(r, "alias_of", None),
+                        "traces": [{"key": t.key, "shape": list(t.shape), "start": t.start}
+                                   for t in r.traces]})
+    steps = lambda ss: [{"layer": s.layer, "what": s.what, "desc": desc_dict(s.desc)}  # noqa: E731
+                        for s in ss]
+    return {"efgen_version": __version__, "net": prog.net.name, "mem_words": prog.words,
+            "lanes": prog.design.hw.lanes, "tm": prog.design.hw.tm, "tn": prog.design.hw.tn,
+            "logits": prog.logits, "dlogits": prog.dlogits, "regions": regions,
+            "fp": steps(prog.fp), "bp": steps(prog.bp), "not_in_dram": prog.not_in_dram}
+
+
+def write_hls(prog: Program, board: Board, out_dir: Path) -> list[str]:
+    """Write the HLS project into ``out_dir`` (created); returns the file names."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = render(prog, board)
+    for name, text in files.items():
+        (out_dir / name).write_text(text)
+    kdir = out_dir / "hls_kernels"
+    kdir.mkdir(exist_ok=True)
+    for h in sorted(data_dir("hls_kernels").glob("*.h")):
+        shutil.copyfile(h, kdir / h.name)
+    return sorted(files) + [f"hls_kernels/{h.name}" for h in sorted(kdir.glob("*.h"))]
