@@ -1,0 +1,179 @@
+"""A numpy interpreter of the accelerator program: runs the same descriptors the C++
+kernel runs, on the same DRAM image, with the golden ops.
+
+It checks the *program* (memory map, fusion, error routing, masks, order of passes)
+independently of the C++ engines: if the interpreter matches the golden trace and the
+C-simulation does not, the bug is in the C++; if both fail, it is in the program.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from efgen.golden import ops
+from efgen.hls.desc import FLAGS, OPS, EfgenDesc
+from efgen.layout import FeatureMapLayout, WeightLayout
+
+OP = {v: k for k, v in OPS.items()}
+
+
+class Interp:
+    def __init__(self, mem: np.ndarray, lanes: int, tm: int, tn: int):
+        self.mem = mem
+        self.fm = FeatureMapLayout("blocked", lanes)
+        self.wl = WeightLayout("blocked", tm, tn)
+
+    # ---- DRAM access --------------------------------------------------------------------
+    def fm_get(self, addr, shape):
+        n = self.fm.size(shape)
+        return self.fm.unpack(self.mem[addr:addr + n], shape)
+
+    def fm_put(self, addr, arr):
+        flat = self.fm.pack(arr.astype(np.float32))
+        self.mem[addr:addr + flat.size] = flat
+
+    def w_get(self, addr, shape):
+        n = self.wl.size(shape)
+        return self.wl.unpack(self.mem[addr:addr + n], shape)
+
+    def w_put(self, addr, arr):
+        flat = self.wl.pack(arr.astype(np.float32))
+        self.mem[addr:addr + flat.size] = flat
+
+    def v_get(self, addr, n):
+        return self.mem[addr:addr + n].copy()
+
+    def v_put(self, addr, arr):
+        self.mem[addr:addr + arr.size] = arr.astype(np.float32)
+
+    # ---- one descriptor -------------------------------------------------------------------
+    def run(self, d: EfgenDesc) -> None:
+        op = OP[d.op]
+        fl = d.flags
+        B = d.batch
+        xin = (B, d.in_c, d.in_h, d.in_w)
+        yout = (B, d.out_c, d.out_h, d.out_w)
+        a = [int(v) for v in d.a]
+        relu = bool(fl & FLAGS["RELU"])
+        mask = bool(fl & FLAGS["MASK"])
+        sgd = (float(d.lr), float(d.momentum), float(d.weight_decay))
+
+        def masked(v, src_addr, shape):
+            return v * (self.fm_get(src_addr, shape) > 0) if mask else v
+
+        if op == "CONV_FP":
+            w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
+            b = self.v_get(a[2], d.out_c) if fl & FLAGS["BIAS"] else None
+            y = ops.conv_fp(self.fm_get(a[0], xin), w, b, d.stride, d.pad)
+            self.fm_put(a[7], np.maximum(y, 0) if relu else y)
+        elif op == "CONV_BP":
+            w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
+            dx = ops.conv_bp(self.fm_get(a[0], yout), w, d.stride, d.pad, (d.in_h, d.in_w))
+            self.fm_put(a[7], masked(dx, a[6], xin))
+        elif op == "CONV_WU":
+            shape = (d.out_c, d.in_c, d.kh, d.kw)
+            dy, x = self.fm_get(a[0], yout), self.fm_get(a[1], xin)
+            g = ops.conv_wu(dy, x, d.stride, d.pad, d.kh)
+            w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape), *sgd)
+            self.w_put(a[2], w)
+            self.w_put(a[3], v)
+            if a[6]:
+                self.w_put(a[6], g)
+            if fl & FLAGS["BIAS"]:
+                gb = ops.conv_bias_grad(dy)
+                bb, vb = ops.sgd_update(self.v_get(a[4], d.out_c), gb, self.v_get(a[5], d.out_c), *sgd)
+                self.v_put(a[4], bb)
+                self.v_put(a[5], vb)
+                if a[7]:
+                    self.v_put(a[7], gb)
+        elif op == "BN_FP":
+            c = d.in_c
+            x = self.fm_get(a[0], xin)
+            y, cache = ops.bn_fp_train(x, self.v_get(a[1], c), self.v_get(a[2], c), float(d.eps))
+            self.v_put(a[3], np.concatenate([cache["mean"], cache["var"]]))
+            count = B * d.in_h * d.in_w
+            rm, rv = ops.bn_running_update(self.v_get(a[4], c), self.v_get(a[5], c),
+                                           cache["mean"], cache["var"], count,
+                                           float(d.bn_momentum))
+            self.v_put(a[4], rm)
+            self.v_put(a[5], rv)
+            self.fm_put(a[7], np.maximum(y, 0) if relu else y)
+        elif op == "BN_BP":
+            c = d.in_c
+            x = self.fm_get(a[1], xin)
+            stats = self.v_get(a[2], 2 * c)
+            mean, var = stats[:c], stats[c:]
+            invstd = (1.0 / np.sqrt(var + np.float32(d.eps))).astype(np.float32)
+            cache = {"mean": mean, "var": var, "invstd": invstd,
+                     "xhat": ((x - mean[None, :, None, None]) * invstd[None, :, None, None])}
+            gamma, beta = self.v_get(a[3], c), self.v_get(a[4], c)
+            dx, dgamma, dbeta = ops.bn_bp(self.fm_get(a[0], yout), cache, gamma)
+            if fl & FLAGS["DX"]:
+                self.fm_put(a[7], dx * (x > 0) if mask else dx)
+            if fl & FLAGS["TRAIN"]:
+                vel = self.v_get(a[5], 2 * c)
+                g2, vg = ops.sgd_update(gamma, dgamma, vel[:c], *sgd)
+                b2, vb = ops.sgd_update(beta, dbeta, vel[c:], *sgd)
+                self.v_put(a[3], g2)
+                self.v_put(a[4], b2)
+                self.v_put(a[5], np.concatenate([vg, vb]))
+                if a[6]:
+                    self.v_put(a[6], np.concatenate([dgamma, dbeta]))
+        elif op == "RELU_FP":
+            self.fm_put(a[7], ops.relu_fp(self.fm_get(a[0], xin)))
+        elif op == "RELU_BP":
+            self.fm_put(a[7], ops.relu_bp(self.fm_get(a[0], yout), self.fm_get(a[1], yout)))
+        elif op == "MAXPOOL_FP":
+            y, arg = ops.maxpool_fp(self.fm_get(a[0], xin), d.kh, d.stride, d.pad)
+            self.fm_put(a[7], y)
+            self.fm_put(a[6], arg.astype(np.float32))
+        elif op == "MAXPOOL_BP":
+            arg = self.fm_get(a[1], yout).astype(np.int64)
+            dx = ops.maxpool_bp(self.fm_get(a[0], yout), arg, d.kh, d.stride, d.pad,
+                                (d.in_h, d.in_w))
+            self.fm_put(a[7], masked(dx, a[6], xin))
+        elif op == "AVGPOOL_FP":
+            x = self.fm_get(a[0], xin)
+            y = (ops.global_avgpool_fp(x) if (d.kh, d.kw) == (d.in_h, d.in_w) and d.kh != d.kw
+                 else ops.avgpool_fp(x, d.kh, d.stride, d.pad))
+            self.fm_put(a[7], y)
+        elif op == "AVGPOOL_BP":
+            dy = self.fm_get(a[0], yout)
+            dx = (ops.global_avgpool_bp(dy, (d.in_h, d.in_w)) if d.kh != d.kw
+                  else ops.avgpool_bp(dy, d.kh, d.stride, d.pad, (d.in_h, d.in_w)))
+            self.fm_put(a[7], masked(dx, a[6], xin))
+        elif op == "ADD_FP":
+            y = self.fm_get(a[0], xin) + self.fm_get(a[1], xin)
+            self.fm_put(a[7], np.maximum(y, 0) if relu else y)
+        elif op == "ERRSUM":
+            total = sum(self.fm_get(a[i], yout) for i in range(d.n_src))
+            self.fm_put(a[7], masked(total, a[6], yout))
+        elif op == "SHORTCUT_FP":
+            self.fm_put(a[7], ops.shortcut_a_fp(self.fm_get(a[0], xin), d.out_c, d.stride))
+        elif op == "SHORTCUT_BP":
+            dx = ops.shortcut_a_bp(self.fm_get(a[0], yout), d.in_c, d.stride, (d.in_h, d.in_w))
+            self.fm_put(a[7], masked(dx, a[6], xin))
+        elif op == "FLATTEN_FP":
+            x = self.fm_get(a[0], xin)
+            self.fm_put(a[7], x.reshape(B, -1, 1, 1))
+        elif op == "FLATTEN_BP":
+            dy = self.fm_get(a[0], (B, d.in_c * d.in_h * d.in_w, 1, 1))
+            self.fm_put(a[7], masked(dy.reshape(xin), a[6], xin))
+        else:  # pragma: no cover
+            raise AssertionError(op)
+
+
+def interp_step(prog, mem: np.ndarray, labels: np.ndarray) -> float:
+    """One training step of ``prog`` on ``mem`` with numpy; returns the loss."""
+    hw = prog.design.hw
+    it = Interp(mem, hw.lanes, hw.tm, hw.tn)
+    for s in prog.fp:
+        it.run(s.desc)
+    B, K = prog.design.batch, prog.net.num_classes
+    lr = prog.regions[prog.logits]
+    logits = it.fm_get(lr.offset, lr.shape).reshape(B, K)
+    loss, dlogits = ops.softmax_ce(logits, labels)
+    it.fm_put(prog.regions[prog.dlogits].offset, dlogits.reshape(B, K, 1, 1))
+    for s in prog.bp:
+        it.run(s.desc)
+    return float(loss)
