@@ -2,8 +2,11 @@
 
 * ``estimate``: schedule the net on the board and write design.json, report.json,
   report.md and the plots (time per layer, roofline).
-
-Later steps (HLS generation, C-simulation) append here. The build folder is written
+* ``hls``: emit the Vitis HLS project of the same Design into hls/ (kernel, params
+  header, descriptor table, host runtime, testbench, run_hls.tcl).
+* ``csim`` (``--csim``): compile the project with g++ and train one or more steps in
+  C-simulation against the golden model; writes the testbench data into hls/.
+ The build folder is written
 to a temporary sibling and renamed into place at the end, so a failure never leaves a
 half-written folder.
 """
@@ -25,7 +28,7 @@ from efgen.model.evaluate import ddr_bytes_per_cycle, evaluate_design
 from efgen.report import report_dict, report_json, report_markdown, summary_lines
 from efgen.schedule import Request, load_overrides, parse_tiles, schedule, schedule_fixed
 
-STEPS = ("estimate",)
+STEPS = ("estimate", "hls", "csim")
 
 
 @dataclass
@@ -35,6 +38,7 @@ class BuildResult:
     board: Board
     report: dict
     files: list[str]
+    csim: object = None
 
 
 def request_from_args(args) -> Request:
@@ -75,7 +79,7 @@ def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
 
 
 def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
-                full: dict | None) -> tuple[dict, list[str]]:
+                full: dict | None, hls: bool = True) -> tuple[dict, list[str]]:
     """Write the estimate artefacts into ``out_dir`` atomically; returns (report, files)."""
     from efgen import plots
 
@@ -94,6 +98,11 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
                                clock_mhz=hw.clock_mhz)
         plots.plot_roofline(ev["rows"], hw, plots.memory_roof_gbps(hw, board.ddr.peak_gbps),
                             tmp / "roofline.png", title)
+        if hls:
+            from efgen.hls.emit import write_hls
+            from efgen.hls.program import build_program
+
+            write_hls(build_program(net_of(design), design), board, tmp / "hls")
         files = sorted(p.name for p in tmp.iterdir())
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
@@ -113,7 +122,26 @@ def build(args) -> BuildResult:
     out_dir = Path(args.output or f"build/{req.net.name}-{req.board.name}")
     design, ev, full = estimate(req, progress=lambda s: print(s, file=sys.stderr))
     rep, files = write_build(out_dir, design, req.board, ev, full)
-    return BuildResult(out_dir, design, req.board, rep, files)
+    res = BuildResult(out_dir, design, req.board, rep, files)
+    if getattr(args, "csim", False):
+        res.csim = csim_step(req.net, design, req.board, out_dir, args)
+    return res
+
+
+def csim_step(net: Net, design: Design, board: Board, out_dir: Path, args):
+    """C-simulate ``args.steps`` training steps in ``out_dir`` and print the comparison."""
+    from efgen.golden.model import SGD
+    from efgen.sim.csim import format_report, run_csim
+
+    print(f"efgen: C-simulation of {net.name} (batch {design.batch}, {args.steps} step(s)) ...",
+          file=sys.stderr)
+    res = run_csim(net, design, board, out_dir, steps=args.steps, seed=args.seed,
+                   sgd=SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay))
+    print(format_report(res))
+    print(f"  {res.cpp_lines:,} lines of generated C++ (with hls_kernels), compiled in "
+          f"{res.compile_seconds:.1f} s; {len(res.not_in_dram)} golden tensors are fused away "
+          "(not in DRAM)")
+    return res
 
 
 def print_summary(res: BuildResult) -> None:

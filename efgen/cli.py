@@ -118,8 +118,27 @@ def cmd_build(args) -> int:
     if args.batch < 1:
         raise EfgenError("--batch must be at least 1", where="efgen build",
                          fix="give a positive batch")
-    print_summary(build(args))
+    if getattr(args, "steps", 1) < 1:
+        raise EfgenError("--steps must be at least 1", where="efgen build",
+                         fix="give a positive number of steps")
+    res = build(args)
+    print_summary(res)
+    if res.csim is not None and not res.csim.ok:
+        return 1
     return 0
+
+
+def cmd_csim(args) -> int:
+    """efgen csim: build (estimate + hls) at a small batch and run C-simulation."""
+    if args.output is None:
+        from efgen.ir import resolve_net_path
+
+        from pathlib import Path
+
+        stem = resolve_net_path(args.net).stem
+        args.output = f"build/{stem}-{Path(args.board).stem}-csim"
+    args.csim = True
+    return cmd_build(args)
 
 
 def cmd_report(args) -> int:
@@ -195,6 +214,17 @@ def cmd_sweep(args) -> int:
 
 # ---- parser -----------------------------------------------------------------------------
 
+def _csim_args(s, default: bool) -> None:
+    if not default:
+        s.add_argument("--csim", action="store_true",
+                       help="also run C-simulation of the generated HLS C++")
+    s.add_argument("--steps", type=int, default=1, help="C-simulation: training steps")
+    s.add_argument("--seed", type=int, default=0, help="C-simulation: data and init seed")
+    s.add_argument("--lr", type=float, default=0.01)
+    s.add_argument("--momentum", type=float, default=0.9)
+    s.add_argument("--weight-decay", type=float, default=5e-4)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="efgen", description="Generate FPGA accelerators that train CNNs "
                 "on edge boards.")
@@ -231,7 +261,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-momentum", action="store_true",
                    help="SGD without a momentum buffer (halves the update traffic)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
+    _csim_args(s, default=False)
     s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("csim", help="emit the HLS project and train in C-simulation (g++) "
+                       "against the golden model, tensor by tensor")
+    s.add_argument("--board", required=True, metavar="NAME|PATH")
+    s.add_argument("--net", required=True, metavar="NAME|PATH")
+    s.add_argument("--batch", type=int, default=2)
+    s.add_argument("--clock", type=float, metavar="MHZ")
+    s.add_argument("--objective", choices=["latency", "energy", "edp"], default="latency")
+    s.add_argument("--precision", choices=["fp32"], default="fp32",
+                   help="the code generators implement fp32")
+    s.add_argument("--train-last", type=int, metavar="K")
+    s.add_argument("--tiles", metavar="Tm=..,Tn=..")
+    s.add_argument("--overrides", metavar="FILE")
+    s.add_argument("--no-momentum", action="store_true")
+    s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>-csim")
+    _csim_args(s, default=True)
+    s.set_defaults(func=cmd_csim)
 
     s = sub.add_parser("report", help="the model's figures for a build folder, next to "
                        "the vendor's where Vitis HLS reports are present")

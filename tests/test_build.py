@@ -22,7 +22,10 @@ def built(tmp_path_factory):
 
 def test_build_writes_everything(built):
     assert sorted(p.name for p in built.iterdir()) == [
-        "design.json", "report.json", "report.md", "roofline.png", "time_per_layer.png"]
+        "design.json", "hls", "report.json", "report.md", "roofline.png", "time_per_layer.png"]
+    hls = sorted(p.name for p in (built / "hls").iterdir())
+    assert hls == ["efgen_host.cpp", "efgen_params.h", "efgen_program.h", "efgen_tb.cpp",
+                   "efgen_top.cpp", "hls_kernels", "program.json", "run_hls.tcl"]
     rep = json.loads((built / "report.json").read_text())
     t = rep["totals"]
     assert t["cycles"] > 0 and 0 < t["roofline_fraction"] < 1
@@ -48,8 +51,10 @@ def test_design_json_regenerates_the_report(built):
 def test_build_is_deterministic(built, tmp_path, run_cli):
     code, _, _ = run_cli("build", "--board", "zcu102", "--net", "resnet20", "-o", tmp_path / "again")
     assert code == 0
-    for p in built.iterdir():
-        assert (tmp_path / "again" / p.name).read_bytes() == p.read_bytes(), p.name
+    for p in built.rglob("*"):
+        if p.is_file():
+            q = tmp_path / "again" / p.relative_to(built)
+            assert q.read_bytes() == p.read_bytes(), p.name
 
 
 def test_build_summary_and_rebuild_in_place(tmp_path, run_cli):

@@ -77,8 +77,9 @@ class Csim:
         self.cpp_lines = sum(len((hls / f).read_text().splitlines()) for f in files
                              if f.endswith((".cpp", ".h")))
         t0 = time.perf_counter()
+        (Path(workdir) / "csim").mkdir(parents=True, exist_ok=True)
         lib = compile_shared([hls / "efgen_top.cpp", hls / "efgen_host.cpp"],
-                             Path(workdir) / "libefgen_csim.so", [hls])
+                             Path(workdir) / "csim" / "libefgen_csim.so", [hls])
         self.compile_seconds = time.perf_counter() - t0
         self.lib = load(lib)
         self.lib.efgen_step.argtypes = [ctypes.POINTER(ctypes.c_float),
@@ -137,6 +138,29 @@ class Csim:
                             lab.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), ctypes.byref(loss))
         return float(loss.value)
 
+    def golden_image(self, trace: dict[str, np.ndarray]) -> np.ndarray:
+        """The DRAM image with every traced region holding the golden values."""
+        saved = self.mem.copy()
+        for r in self.prog.regions.values():
+            if not r.traces or getattr(r, "alias_of", None):
+                continue
+            if r.kind == "vec":
+                v = self._get(r)
+                for t in r.traces:
+                    v[t.start:t.start + int(np.prod(t.shape))] = np.ravel(trace[t.key])
+                self._put(r, v)
+            else:
+                self._put(r, np.asarray(trace[r.traces[0].key]).reshape(r.shape))
+        ref, self.mem = self.mem, saved
+        return ref
+
+    def write_tb_data(self, hls_dir: Path, labels: np.ndarray, trace: dict) -> None:
+        """dram_in.bin, labels.bin and dram_ref.bin for efgen_tb.cpp (before the step)."""
+        hls_dir = Path(hls_dir)
+        self.mem.astype("<f4").tofile(hls_dir / "dram_in.bin")
+        np.asarray(labels, "<i4").tofile(hls_dir / "labels.bin")
+        self.golden_image(trace).astype("<f4").tofile(hls_dir / "dram_ref.bin")
+
     def tensors(self) -> dict[str, np.ndarray]:
         """Golden-trace key -> the tensor as it is in DRAM now."""
         out = {}
@@ -171,7 +195,7 @@ def compare(trace: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> list[Co
 
 
 def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int = 1,
-             seed: int = 0, sgd: SGD = SGD(), progress=None) -> CsimResult:
+             seed: int = 0, sgd: SGD = SGD(), progress=None, tb_data: bool = True) -> CsimResult:
     """Train ``steps`` steps in C-simulation and in the golden model, side by side."""
     sim = Csim(net, design, board, workdir, sgd)
     state = init_state(net, seed=seed, dtype=np.float32)
@@ -181,6 +205,8 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
                         cpp_lines=sim.cpp_lines)
     for k in range(1, steps + 1):
         golden = train_step(net, state, x, labels, sgd)
+        if k == 1 and tb_data:
+            sim.write_tb_data(Path(workdir) / "hls", labels, golden.trace)
         t0 = time.perf_counter()
         loss = sim.step(labels)
         dt = time.perf_counter() - t0
