@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench clean hls
 
 install: $(VENV)/.installed
 
@@ -34,3 +34,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
+
+# The vendor flow, where Vitis HLS exists:  make hls DESIGN=build/resnet20-zcu102
+hls:
+	@test -n "$(DESIGN)" || { echo "usage: make hls DESIGN=<build folder>"; exit 2; }
+	@command -v vitis_hls >/dev/null 2>&1 || { echo "vitis_hls not found: the vendor flow (csynth, cosim, export) needs AMD Vitis HLS 2022.2+, which this machine does not have. C-simulation runs without it: efgen build ... --csim"; exit 2; }
+	cd $(DESIGN)/hls && vitis_hls -f run_hls.tcl
