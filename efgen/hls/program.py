@@ -361,7 +361,8 @@ def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 
         # add: no pass (its operands read this error region)
 
     # ---- place the regions and resolve the descriptors' addresses ---------------------------
-    offset = 0
+    # Word 0 stays unused: an address of 0 in a descriptor means "none" (debug outputs).
+    offset = ALIGN
     placed: dict[str, int] = {}
     for name, r in regions.items():
         if getattr(r, "alias_of", None):

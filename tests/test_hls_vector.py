@@ -1,0 +1,503 @@
+"""C-simulation of hls_kernels/vector_engine.h against the numpy golden ops.
+
+The engine is compiled once per lane width T (4 and 16) with g++ -pedantic on top of
+the project's warning bar, and driven through a one-line wrapper on a float32 DRAM
+image. Every tensor is placed with efgen.layout's blocked layout; the rest of the image
+holds a sentinel, so a write outside the op's output tensors is caught (bitwise), and
+pad lanes of every written feature map must be exactly zero (input pad lanes hold NaN,
+so nothing may depend on them). Values are compared with efgen/golden/ops.py in
+float32: max|a - b| / (max|b| + 1e-12) <= 1e-5 per tensor. Descriptors that
+efgen_vector_check rejects must write nothing. Run with -s to print the largest error
+seen per op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import zlib
+from collections import defaultdict
+
+import numpy as np
+import pytest
+
+from efgen.golden import ops
+from efgen.hls.desc import EfgenDesc, make_desc
+from efgen.layout import FeatureMapLayout
+from efgen.sim.cc import compile_shared, load
+
+TOL = 1e-5
+EPS = 1e-5
+BN_MOM = 0.1
+SGD = dict(lr=0.05, momentum=0.9, weight_decay=5e-4)
+MAX_C = 64
+SENTINEL = np.float32(-7777.25)
+F32 = np.float32
+
+PARAMS_H = """#ifndef EFGEN_PARAMS_H
+#define EFGEN_PARAMS_H
+#define EFGEN_TM {tm}
+#define EFGEN_TN {tn}
+#define EFGEN_LANES {t}
+#define EFGEN_MAX_C {max_c}
+#define EFGEN_IFM_DEPTH 2048
+#define EFGEN_OFM_DEPTH 2048
+#define EFGEN_WBUF_DEPTH 512
+#endif
+"""
+WRAPPER = """#include "efgen_params.h"
+#include "vector_engine.h"
+extern "C" void run(const EfgenDesc* d, float* mem) { efgen_vector_engine(*d, mem, mem, mem); }
+extern "C" int check(const EfgenDesc* d) { return efgen_vector_check(*d); }
+"""
+
+ERRORS: dict[str, float] = defaultdict(float)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _error_summary():
+    yield
+    if ERRORS:
+        print("\nvector engine: max relative error per op")
+        for k in sorted(ERRORS):
+            print(f"  {k:28s} {ERRORS[k]:.3e}")
+
+
+@pytest.fixture(scope="module", params=[(4, 8, 4), (16, 16, 16)], ids=["T4", "T16"])
+def eng(request, tmp_path_factory):
+    t, tm, tn = request.param
+    d = tmp_path_factory.mktemp(f"vector_t{t}")
+    (d / "efgen_params.h").write_text(PARAMS_H.format(t=t, tm=tm, tn=tn, max_c=MAX_C))
+    src = d / "vector_wrap.cpp"
+    src.write_text(WRAPPER)
+    lib = load(compile_shared([src], d / "vector_wrap.so", include_dirs=[d],
+                              extra_flags=["-pedantic"]))
+    lib.run.argtypes = [ctypes.POINTER(EfgenDesc), ctypes.POINTER(ctypes.c_float)]
+    lib.run.restype = None
+    lib.check.argtypes = [ctypes.POINTER(EfgenDesc)]
+    lib.check.restype = ctypes.c_int
+    return lib, t
+
+
+class Image:
+    """A DRAM image under construction: inputs, declared output regions, sentinel gaps."""
+
+    def __init__(self, lanes: int):
+        self.t = lanes
+        self.fm = FeatureMapLayout("blocked", lanes)
+        self.top = 64                      # word 0 stays unused: a[6] = 0 means "absent"
+        self.data: list[tuple[int, np.ndarray]] = []
+        self.outs: list[tuple[int, int]] = []
+
+    def _alloc(self, size: int) -> int:
+        addr = self.top
+        self.top += size + 29              # sentinel gap after every tensor
+        return addr
+
+    def put(self, flat) -> int:
+        flat = np.asarray(flat, dtype=F32).ravel()
+        addr = self._alloc(flat.size)
+        self.data.append((addr, flat))
+        return addr
+
+    def fm_in(self, arr) -> int:
+        """A feature-map input. Its pad lanes are poisoned with NaN (the layout promises
+        zeros there): the engine must neither depend on them nor leak them."""
+        arr = np.asarray(arr, dtype=F32)
+        flat = self.fm.pack(arr)
+        flat[self.fm.pack(np.ones(arr.shape, dtype=F32)) == 0] = np.nan
+        return self.put(flat)
+
+    def out(self, size: int, init=None) -> int:
+        """An output region of ``size`` words (``init``: its contents before, in place)."""
+        addr = self.put(init) if init is not None else self._alloc(size)
+        self.outs.append((addr, size))
+        return addr
+
+    def fm_out(self, shape) -> int:
+        return self.out(self.fm.size(shape))
+
+    def run(self, lib, desc, status: int = 0) -> np.ndarray:
+        """Execute ``desc``; efgen_vector_check must return ``status`` (non-zero: the
+        descriptor is rejected and nothing may be written)."""
+        assert lib.check(ctypes.byref(desc)) == status
+        mem = np.full(self.top + 64, SENTINEL, dtype=F32)
+        for addr, flat in self.data:
+            mem[addr:addr + flat.size] = flat
+        before = mem.copy()
+        lib.run(ctypes.byref(desc), mem.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+        keep = np.ones(mem.size, dtype=bool)
+        for addr, size in self.outs:
+            keep[addr:addr + size] = False
+        bad = np.flatnonzero(keep & (mem.view(np.uint32) != before.view(np.uint32)))
+        assert bad.size == 0, f"{bad.size} words written outside the outputs, first at {bad[:5]}"
+        return mem
+
+    def get_fm(self, mem, addr, shape) -> np.ndarray:
+        """Unpack a written feature map; its pad lanes must be exactly zero."""
+        size = self.fm.size(shape)
+        flat = mem[addr:addr + size]
+        pad = self.fm.pack(np.ones(shape, dtype=F32)) == 0
+        assert np.all(flat[pad] == 0), "non-zero pad lanes"
+        return self.fm.unpack(flat, shape)
+
+
+def check(op: str, got, want) -> None:
+    got, want = np.asarray(got, dtype=F32), np.asarray(want, dtype=F32)
+    assert got.shape == want.shape
+    err = float(np.max(np.abs(got.astype(np.float64) - want)) /
+                (np.max(np.abs(want.astype(np.float64))) + 1e-12)) if want.size else 0.0
+    ERRORS[op] = max(ERRORS[op], err)
+    assert err <= TOL, f"{op}: relative error {err:.3e}"
+
+
+def geom(b, c, h, w, oc=None, oh=None, ow=None, **kw) -> dict:
+    return dict(batch=b, in_c=c, in_h=h, in_w=w, out_c=c if oc is None else oc,
+                out_h=h if oh is None else oh, out_w=w if ow is None else ow, **kw)
+
+
+def rng_for(*key) -> np.random.Generator:
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def flags(**on) -> list[str]:
+    return [k.upper() for k, v in on.items() if v]
+
+
+# ------------------------------------------------------------------------- batchnorm
+
+@pytest.mark.parametrize("b,c,h,w,relu,offset", [
+    (2, 6, 5, 5, False, 1.5), (3, 10, 4, 3, True, 0.0), (2, 16, 3, 3, False, -2.0),
+    (3, 6, 1, 1, True, 0.5),          # after a linear layer: (B, C) = (B, C, 1, 1)
+    (2, 10, 6, 6, False, 100.0),      # |mean| >> std: the one-pass double variance
+])
+def test_bn_fp(eng, b, c, h, w, relu, offset):
+    lib, t = eng
+    r = rng_for("bnfp", b, c, h, w)
+    x = (offset + 2.0 * r.standard_normal((b, c, h, w))).astype(F32)
+    gamma, beta = r.normal(1, 0.5, c).astype(F32), r.normal(0, 0.5, c).astype(F32)
+    rm, rv = r.normal(0, 1, c).astype(F32), r.uniform(0.5, 2, c).astype(F32)
+    y, cache = ops.bn_fp_train(x, gamma, beta, EPS)
+    if relu:
+        y = ops.relu_fp(y)
+    nrm, nrv = ops.bn_running_update(rm, rv, cache["mean"], cache["var"], b * h * w, BN_MOM)
+
+    im = Image(t)
+    a = {0: im.fm_in(x), 1: im.put(gamma), 2: im.put(beta), 3: im.out(2 * c),
+         4: im.out(c, rm), 5: im.out(c, rv), 7: im.fm_out(x.shape)}
+    d = make_desc("BN_FP", flags(relu=relu), a, **geom(b, c, h, w), eps=EPS,
+                  bn_momentum=BN_MOM)
+    mem = im.run(lib, d)
+    check("BN_FP y", im.get_fm(mem, a[7], x.shape), y)
+    check("BN_FP mean", mem[a[3]:a[3] + c], cache["mean"])
+    check("BN_FP var", mem[a[3] + c:a[3] + 2 * c], cache["var"])
+    check("BN_FP running_mean", mem[a[4]:a[4] + c], nrm)
+    check("BN_FP running_var", mem[a[5]:a[5] + c], nrv)
+
+
+@pytest.mark.parametrize("b,c,h,w,mask,train,dx,debug", [
+    (2, 6, 5, 5, False, True, True, True),
+    (3, 10, 3, 4, True, True, True, False),
+    (2, 16, 2, 2, False, False, True, True),    # FLAG_TRAIN off: gamma/beta untouched
+    (3, 6, 3, 3, False, True, False, True),     # FLAG_DX off: no dx written
+    (2, 10, 1, 1, True, False, True, False),
+])
+def test_bn_bp(eng, b, c, h, w, mask, train, dx, debug):
+    lib, t = eng
+    r = rng_for("bnbp", b, c, h, w)
+    x = (0.3 + r.standard_normal((b, c, h, w))).astype(F32)
+    dy = r.standard_normal((b, c, h, w)).astype(F32)
+    gamma, beta = r.normal(1, 0.5, c).astype(F32), r.normal(0, 0.5, c).astype(F32)
+    vel = r.normal(0, 0.1, 2 * c).astype(F32)
+    _, cache = ops.bn_fp_train(x, gamma, beta, EPS)
+    gdx, dg, db = ops.bn_bp(dy, cache, gamma)
+    if mask:
+        gdx = np.where(x > 0, gdx, F32(0))
+    ng, nvg = ops.sgd_update(gamma, dg, vel[:c], **SGD)
+    nb, nvb = ops.sgd_update(beta, db, vel[c:], **SGD)
+
+    im = Image(t)
+    stats = np.concatenate([cache["mean"], cache["var"]])
+    a = {0: im.fm_in(dy), 1: im.fm_in(x), 2: im.put(stats)}
+    if train:
+        a.update({3: im.out(c, gamma), 4: im.out(c, beta), 5: im.out(2 * c, vel)})
+    else:
+        a.update({3: im.put(gamma), 4: im.put(beta), 5: im.put(vel)})
+    a[6] = im.out(2 * c) if debug else 0
+    a[7] = im.fm_out(x.shape) if dx else im.put(np.full(im.fm.size(x.shape), SENTINEL))
+    d = make_desc("BN_BP", flags(mask=mask, train=train, dx=dx), a, **geom(b, c, h, w),
+                  eps=EPS, **SGD)
+    mem = im.run(lib, d)   # without DX/TRAIN/debug those regions are checked untouched
+    if dx:
+        check("BN_BP dx" + (" (mask)" if mask else ""), im.get_fm(mem, a[7], x.shape), gdx)
+    if debug:
+        check("BN_BP dgamma", mem[a[6]:a[6] + c], dg)
+        check("BN_BP dbeta", mem[a[6] + c:a[6] + 2 * c], db)
+    if train:
+        check("BN_BP gamma (SGD)", mem[a[3]:a[3] + c], ng)
+        check("BN_BP beta (SGD)", mem[a[4]:a[4] + c], nb)
+        check("BN_BP velocity", mem[a[5]:a[5] + 2 * c], np.concatenate([nvg, nvb]))
+
+
+def test_bn_too_many_channels_writes_nothing(eng):
+    lib, t = eng
+    b, c, h, w = 2, MAX_C + 1, 2, 2
+    x = rng_for("bnbig").standard_normal((b, c, h, w)).astype(F32)
+    im = Image(t)
+    ones = np.ones(c, F32)
+    a = {0: im.fm_in(x), 1: im.put(ones), 2: im.put(ones), 3: im.put(np.zeros(2 * c)),
+         4: im.put(ones), 5: im.put(ones), 7: im.put(np.zeros(im.fm.size(x.shape)))}
+    im.run(lib, make_desc("BN_FP", [], a, **geom(b, c, h, w), eps=EPS, bn_momentum=BN_MOM),
+           status=3)
+
+
+# ------------------------------------------------------------------------------ relu
+
+@pytest.mark.parametrize("b,c,h,w", [(2, 6, 4, 5), (3, 10, 3, 3), (2, 16, 1, 1)])
+def test_relu(eng, b, c, h, w):
+    lib, t = eng
+    r = rng_for("relu", b, c, h, w)
+    x = r.standard_normal((b, c, h, w)).astype(F32)
+    x[0, 0, 0, 0] = 0.0
+    dy = r.standard_normal((b, c, h, w)).astype(F32)
+    y = ops.relu_fp(x)
+
+    im = Image(t)
+    a = {0: im.fm_in(x), 7: im.fm_out(x.shape)}
+    mem = im.run(lib, make_desc("RELU_FP", [], a, **geom(b, c, h, w)))
+    check("RELU_FP", im.get_fm(mem, a[7], x.shape), y)
+
+    for mask in (False, True):    # RELU_BP reads y (a[1]); FLAG_MASK by a[6] as well
+        m = r.standard_normal((b, c, h, w)).astype(F32)
+        im = Image(t)
+        a = {0: im.fm_in(dy), 1: im.fm_in(y), 6: im.fm_in(m), 7: im.fm_out(x.shape)}
+        mem = im.run(lib, make_desc("RELU_BP", flags(mask=mask), a, **geom(b, c, h, w)))
+        want = ops.relu_bp(dy, y)
+        if mask:
+            want = np.where(m > 0, want, F32(0))
+        check("RELU_BP", im.get_fm(mem, a[7], x.shape), want)
+
+
+# --------------------------------------------------------------------------- pooling
+
+POOLS = [  # b, c, h, w, k, s, p
+    (2, 6, 8, 8, 2, 2, 0), (3, 10, 7, 7, 3, 2, 1), (2, 16, 9, 9, 3, 1, 1),
+    (3, 6, 6, 5, 3, 2, 1), (2, 10, 5, 5, 2, 1, 0),
+]
+
+
+def _pool_x(r, shape, kind):
+    if kind == "ties":      # few distinct values: first-maximum ties everywhere
+        return r.integers(-2, 3, shape).astype(F32)
+    if kind == "negconst":  # a constant negative map: padding (-inf) must never win
+        return np.full(shape, -1.0, F32)
+    return r.standard_normal(shape).astype(F32)
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "negconst"])
+@pytest.mark.parametrize("b,c,h,w,k,s,p", POOLS)
+def test_maxpool(eng, b, c, h, w, k, s, p, kind):
+    lib, t = eng
+    r = rng_for("maxpool", b, c, h, w, k, s, p, kind)
+    x = _pool_x(r, (b, c, h, w), kind)
+    y, arg = ops.maxpool_fp(x, k, s, p)
+    oh, ow = y.shape[2:]
+    g = geom(b, c, h, w, c, oh, ow, kh=k, kw=k, stride=s, pad=p)
+
+    relu = kind == "normal"
+    im = Image(t)
+    a = {0: im.fm_in(x), 6: im.fm_out(y.shape), 7: im.fm_out(y.shape)}
+    mem = im.run(lib, make_desc("MAXPOOL_FP", flags(relu=relu), a, **g))
+    check("MAXPOOL_FP y", im.get_fm(mem, a[7], y.shape), ops.relu_fp(y) if relu else y)
+    got_arg = im.get_fm(mem, a[6], y.shape)
+    assert np.array_equal(got_arg, arg.astype(F32)), "argmax differs"
+
+    dy = r.standard_normal(y.shape).astype(F32)
+    want = ops.maxpool_bp(dy, arg, k, s, p, (h, w))
+    for mask in (False, True):
+        m = r.standard_normal(x.shape).astype(F32)
+        im = Image(t)
+        a = {0: im.fm_in(dy), 1: im.fm_in(arg.astype(F32)), 6: im.fm_in(m),
+             7: im.fm_out(x.shape)}
+        mem = im.run(lib, make_desc("MAXPOOL_BP", flags(mask=mask), a, **g))
+        check("MAXPOOL_BP", im.get_fm(mem, a[7], x.shape),
+              np.where(m > 0, want, F32(0)) if mask else want)
+
+
+AVGPOOLS = POOLS + [  # global pooling: kernel = the map, stride 1, pad 0
+    (2, 10, 8, 8, (8, 8), 1, 0), (3, 6, 1, 1, (1, 1), 1, 0), (2, 6, 4, 6, (4, 6), 1, 0),
+]
+
+
+@pytest.mark.parametrize("b,c,h,w,k,s,p", AVGPOOLS)
+def test_avgpool(eng, b, c, h, w, k, s, p):
+    lib, t = eng
+    r = rng_for("avgpool", b, c, h, w, k, s, p)
+    x = r.standard_normal((b, c, h, w)).astype(F32)
+    glob = isinstance(k, tuple)
+    if glob:
+        kh, kw = k
+        y = ops.global_avgpool_fp(x)
+    else:
+        kh = kw = k
+        y = ops.avgpool_fp(x, k, s, p)
+    oh, ow = y.shape[2:]
+    g = geom(b, c, h, w, c, oh, ow, kh=kh, kw=kw, stride=s, pad=p)
+
+    for relu in (False, True):
+        im = Image(t)
+        a = {0: im.fm_in(x), 7: im.fm_out(y.shape)}
+        mem = im.run(lib, make_desc("AVGPOOL_FP", flags(relu=relu), a, **g))
+        check("AVGPOOL_FP" + (" global" if glob else ""), im.get_fm(mem, a[7], y.shape),
+              ops.relu_fp(y) if relu else y)
+
+    dy = r.standard_normal(y.shape).astype(F32)
+    want = ops.global_avgpool_bp(dy, (h, w)) if glob else ops.avgpool_bp(dy, k, s, p, (h, w))
+    for mask in (False, True):
+        m = r.standard_normal(x.shape).astype(F32)
+        im = Image(t)
+        a = {0: im.fm_in(dy), 6: im.fm_in(m), 7: im.fm_out(x.shape)}
+        mem = im.run(lib, make_desc("AVGPOOL_BP", flags(mask=mask), a, **g))
+        check("AVGPOOL_BP" + (" global" if glob else ""), im.get_fm(mem, a[7], x.shape),
+              np.where(m > 0, want, F32(0)) if mask else want)
+
+
+# ---------------------------------------------------------------------- add / errsum
+
+@pytest.mark.parametrize("b,c,h,w", [(2, 6, 4, 4), (3, 10, 3, 5), (2, 16, 2, 2)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_add_fp(eng, b, c, h, w, relu):
+    lib, t = eng
+    r = rng_for("add", b, c, h, w, relu)
+    x0, x1 = (r.standard_normal((b, c, h, w)).astype(F32) for _ in range(2))
+    y = ops.add_fp(x0, x1)
+    im = Image(t)
+    a = {0: im.fm_in(x0), 1: im.fm_in(x1), 7: im.fm_out(y.shape)}
+    mem = im.run(lib, make_desc("ADD_FP", flags(relu=relu), a, **geom(b, c, h, w)))
+    check("ADD_FP", im.get_fm(mem, a[7], y.shape), ops.relu_fp(y) if relu else y)
+
+
+@pytest.mark.parametrize("n_src", [1, 2, 3, 4])
+@pytest.mark.parametrize("mask", [False, True])
+@pytest.mark.parametrize("b,c,h,w", [(2, 6, 3, 3), (3, 10, 2, 5)])
+def test_errsum(eng, b, c, h, w, n_src, mask):
+    lib, t = eng
+    r = rng_for("errsum", b, c, h, w, n_src, mask)
+    srcs = [r.standard_normal((b, c, h, w)).astype(F32) for _ in range(n_src)]
+    m = r.standard_normal((b, c, h, w)).astype(F32)
+    want = srcs[0]
+    for e in srcs[1:]:
+        want = want + e
+    if mask:
+        want = np.where(m > 0, want, F32(0))
+    im = Image(t)
+    a = {i: im.fm_in(e) for i, e in enumerate(srcs)}
+    a[6] = im.fm_in(m)
+    a[7] = im.fm_out(m.shape)
+    g = dict(batch=b, out_c=c, out_h=h, out_w=w)    # the tensor is the layer's output
+    mem = im.run(lib, make_desc("ERRSUM", flags(mask=mask), a, n_src=n_src, **g))
+    check("ERRSUM", im.get_fm(mem, a[7], m.shape), want)
+
+
+# -------------------------------------------------------------------------- shortcut
+
+@pytest.mark.parametrize("b,cin,cout,h,w,s", [
+    (2, 16, 32, 8, 8, 2), (3, 6, 10, 7, 7, 2), (2, 3, 8, 5, 5, 2), (3, 6, 16, 7, 6, 2),
+    (2, 10, 16, 4, 4, 1), (2, 6, 6, 5, 5, 2),
+])
+def test_shortcut(eng, b, cin, cout, h, w, s):
+    lib, t = eng
+    r = rng_for("shortcut", b, cin, cout, h, w, s)
+    x = r.standard_normal((b, cin, h, w)).astype(F32)
+    y = ops.shortcut_a_fp(x, cout, s)
+    oh, ow = y.shape[2:]
+    assert (oh, ow) == (math.ceil(h / s), math.ceil(w / s))
+    g = geom(b, cin, h, w, cout, oh, ow, stride=s)
+
+    for relu in (False, True):
+        im = Image(t)
+        a = {0: im.fm_in(x), 7: im.fm_out(y.shape)}
+        mem = im.run(lib, make_desc("SHORTCUT_FP", flags(relu=relu), a, **g))
+        check("SHORTCUT_FP", im.get_fm(mem, a[7], y.shape), ops.relu_fp(y) if relu else y)
+
+    dy = r.standard_normal(y.shape).astype(F32)
+    want = ops.shortcut_a_bp(dy, cin, s, (h, w))
+    for mask in (False, True):
+        im = Image(t)
+        a = {0: im.fm_in(dy), 6: im.fm_in(x), 7: im.fm_out(x.shape)}
+        mem = im.run(lib, make_desc("SHORTCUT_BP", flags(mask=mask), a, **g))
+        check("SHORTCUT_BP", im.get_fm(mem, a[7], x.shape),
+              np.where(x > 0, want, F32(0)) if mask else want)
+
+
+# --------------------------------------------------------------------------- flatten
+
+@pytest.mark.parametrize("b,c,h,w", [(2, 16, 5, 5), (3, 6, 3, 3), (3, 10, 2, 3), (2, 6, 1, 1)])
+def test_flatten(eng, b, c, h, w):
+    lib, t = eng
+    r = rng_for("flatten", b, c, h, w)
+    x = r.standard_normal((b, c, h, w)).astype(F32)
+    f = c * h * w
+    y = x.reshape(b, f)
+    g = geom(b, c, h, w, f, 1, 1)
+
+    for relu in (False, True):
+        im = Image(t)
+        a = {0: im.fm_in(x), 7: im.fm_out(y.shape)}
+        mem = im.run(lib, make_desc("FLATTEN_FP", flags(relu=relu), a, **g))
+        check("FLATTEN_FP", im.get_fm(mem, a[7], y.shape), ops.relu_fp(y) if relu else y)
+
+    dy = r.standard_normal((b, f)).astype(F32)
+    for mask in (False, True):
+        im = Image(t)
+        a = {0: im.fm_in(dy), 6: im.fm_in(x), 7: im.fm_out(x.shape)}
+        mem = im.run(lib, make_desc("FLATTEN_BP", flags(mask=mask), a, **g))
+        want = dy.reshape(x.shape)
+        check("FLATTEN_BP", im.get_fm(mem, a[7], x.shape),
+              np.where(x > 0, want, F32(0)) if mask else want)
+
+
+REJECTED = [  # (op, flags, geometry, extra fields, status); nothing may be written
+    ("NOP", [], geom(2, 6, 3, 3), {}, 1),
+    ("CONV_FP", [], geom(2, 6, 3, 3, kh=1, kw=1, stride=1), {}, 1),
+    ("CONV_WU", [], geom(2, 6, 3, 3, kh=1, kw=1, stride=1), {}, 1),
+    ("RELU_FP", [], geom(0, 6, 3, 3), {}, 2),                         # batch 0
+    ("ADD_FP", [], geom(2, 6, 3, 3, 6, 0, 3), {}, 2),                 # out_h 0
+    ("BN_BP", ["DX"], geom(2, 0, 3, 3), {}, 2),
+    ("MAXPOOL_FP", [], geom(2, 6, 7, 7, 6, 4, 3, kh=3, kw=3, stride=2, pad=1), {}, 2),
+    ("AVGPOOL_BP", [], geom(2, 6, 7, 7, 6, 4, 4, kh=3, kw=3, stride=0, pad=1), {}, 2),
+    ("AVGPOOL_FP", [], geom(2, 6, 2, 2, 6, 1, 1, kh=5, kw=5, stride=1, pad=0), {}, 2),
+    ("SHORTCUT_FP", [], geom(2, 16, 7, 7, 32, 3, 4, stride=2), {}, 2),  # ceil(7/2) = 4
+    ("SHORTCUT_BP", [], geom(2, 16, 8, 8, 8, 4, 4, stride=2), {}, 2),   # shrinks
+    ("FLATTEN_BP", [], geom(2, 150, 1, 1, 6, 5, 5), {}, 2),            # in/out swapped
+    ("ERRSUM", [], dict(batch=2, out_c=6, out_h=3, out_w=3), {"n_src": 0}, 4),
+    ("ERRSUM", [], dict(batch=2, out_c=6, out_h=3, out_w=3), {"n_src": 5}, 4),
+    ("ERRSUM", ["MASK"], dict(batch=2, out_c=6, out_h=3, out_w=3), {"n_src": 2, 6: -1}, 5),
+    ("ERRSUM", [], dict(batch=2, out_c=6, out_h=3, out_w=3), {"n_src": 3, 2: -1}, 5),
+    ("BN_FP", [], geom(2, 6, 3, 3), {4: -8}, 5),
+    ("BN_BP", ["DX"], geom(2, 6, 3, 3), {6: -8}, 5),
+]
+
+
+@pytest.mark.parametrize("op,fl,g,extra,status", REJECTED,
+                         ids=[f"{r[0]}-{i}" for i, r in enumerate(REJECTED)])
+def test_rejected_descriptors_write_nothing(eng, op, fl, g, extra, status):
+    lib, t = eng
+    x = np.ones((2, 6, 3, 3), F32)
+    im = Image(t)
+    a = {i: im.fm_in(x) for i in range(8)}
+    a.update({k: v for k, v in extra.items() if isinstance(k, int)})
+    fields = {k: v for k, v in extra.items() if not isinstance(k, int)}
+    im.run(lib, make_desc(op, fl, a, **g, **fields), status=status)
+
+
+def test_unused_slots_are_not_checked(eng):
+    """BN_BP without FLAG_DX leaves a[7] alone; a[6] = 0 means "no debug copy"; ERRSUM
+    reads only a[0..n_src-1] (and a[6] with FLAG_MASK)."""
+    lib, _ = eng
+    a = {0: 64, 1: 64, 2: 64, 3: 64, 4: 64, 5: 64, 6: 0, 7: -1}
+    d = make_desc("BN_BP", ["TRAIN"], a, **geom(2, 6, 3, 3))
+    assert lib.check(ctypes.byref(d)) == 0
+    d = make_desc("ERRSUM", [], {0: 64, 1: 64, 2: -1, 3: -1, 6: -1, 7: 64}, n_src=2,
+                  batch=2, out_c=6, out_h=3, out_w=3)
+    assert lib.check(ctypes.byref(d)) == 0
