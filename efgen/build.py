@@ -38,7 +38,7 @@ class BuildResult:
     board: Board
     report: dict
     files: list[str]
-    csim: object = None
+    net: Net | None = None
 
 
 def request_from_args(args) -> Request:
@@ -122,10 +122,7 @@ def build(args) -> BuildResult:
     out_dir = Path(args.output or f"build/{req.net.name}-{req.board.name}")
     design, ev, full = estimate(req, progress=lambda s: print(s, file=sys.stderr))
     rep, files = write_build(out_dir, design, req.board, ev, full)
-    res = BuildResult(out_dir, design, req.board, rep, files)
-    if getattr(args, "csim", False):
-        res.csim = csim_step(req.net, design, req.board, out_dir, args)
-    return res
+    return BuildResult(out_dir, design, req.board, rep, files, net=req.net)
 
 
 def csim_step(net: Net, design: Design, board: Board, out_dir: Path, args):

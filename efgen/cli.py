@@ -121,10 +121,13 @@ def cmd_build(args) -> int:
     if getattr(args, "steps", 1) < 1:
         raise EfgenError("--steps must be at least 1", where="efgen build",
                          fix="give a positive number of steps")
+    from efgen.build import csim_step
+
     res = build(args)
     print_summary(res)
-    if res.csim is not None and not res.csim.ok:
-        return 1
+    if getattr(args, "csim", False):
+        if not csim_step(res.net, res.design, res.board, res.out_dir, args).ok:
+            return 1
     return 0
 
 

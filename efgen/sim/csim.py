@@ -144,12 +144,15 @@ class Csim:
         for r in self.prog.regions.values():
             if not r.traces or getattr(r, "alias_of", None):
                 continue
+            # Tensors the golden step does not produce (a frozen layer's parameters)
+            # keep their initial value, which is what they must still hold.
             if r.kind == "vec":
                 v = self._get(r)
                 for t in r.traces:
-                    v[t.start:t.start + int(np.prod(t.shape))] = np.ravel(trace[t.key])
+                    if t.key in trace:
+                        v[t.start:t.start + int(np.prod(t.shape))] = np.ravel(trace[t.key])
                 self._put(r, v)
-            else:
+            elif r.traces[0].key in trace:
                 self._put(r, np.asarray(trace[r.traces[0].key]).reshape(r.shape))
         ref, self.mem = self.mem, saved
         return ref
