@@ -17,14 +17,15 @@ $(VENV)/.installed: pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# The main job as it exists so far: the catalogues, the accelerator for ResNet-20 on a
-# ZCU102 (schedule, report, plots), and three golden training steps.
+# The main job: the catalogues, the accelerator for ResNet-20 on a ZCU102 (schedule,
+# report, plots, Vitis HLS project), and one training step of the generated C++ in
+# C-simulation against the golden model.
 demo: install
 	$(BIN)/efgen nets
 	$(BIN)/efgen boards
 	$(BIN)/efgen build --board zcu102 --net resnet20 -o build/resnet20-zcu102
 	sed -n '1,45p' build/resnet20-zcu102/report.md
-	$(BIN)/efgen golden --net resnet20 --batch 8 --steps 3
+	$(BIN)/efgen csim --board zcu102 --net resnet20 --batch 2 -o build/resnet20-zcu102-csim
 
 bench: install
 	$(BIN)/python benchmarks/bench_golden.py
