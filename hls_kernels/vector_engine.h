@@ -108,12 +108,12 @@ constexpr int kIL = 8;  // interleaved partial sums (>= latency of a double add)
 static_assert(kT >= 1, "EFGEN_LANES must be positive");
 static_assert(kMaxC >= 1, "EFGEN_MAX_C must be positive");
 
-inline int n_blocks(int c) { return (c + kT - 1) / kT; }
+static inline int n_blocks(int c) { return (c + kT - 1) / kT; }
 
 // floor(a / b) for b > 0 and any sign of a.
-inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static inline int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-inline void vload(const float* mem, int64_t addr, float (&v)[kT]) {
+static inline void vload(const float* mem, int64_t addr, float (&v)[kT]) {
   EFGEN_PRAGMA(HLS INLINE)
   for (int t = 0; t < kT; ++t) {
     EFGEN_PRAGMA(HLS UNROLL)
@@ -121,7 +121,7 @@ inline void vload(const float* mem, int64_t addr, float (&v)[kT]) {
   }
 }
 
-inline void vzero(float (&v)[kT]) {
+static inline void vzero(float (&v)[kT]) {
   EFGEN_PRAGMA(HLS INLINE)
   for (int t = 0; t < kT; ++t) {
     EFGEN_PRAGMA(HLS UNROLL)
@@ -139,7 +139,7 @@ struct Store {
   bool mask;
 };
 
-inline Store make_store(const EfgenDesc& d, bool fp, int64_t mask_base) {
+static inline Store make_store(const EfgenDesc& d, bool fp, int64_t mask_base) {
   Store s;
   s.base = d.a[7];
   s.mask_base = mask_base;
@@ -148,7 +148,7 @@ inline Store make_store(const EfgenDesc& d, bool fp, int64_t mask_base) {
   return s;
 }
 
-inline float finish(const Store& s, float v, bool lane_ok, float m) {
+static inline float finish(const Store& s, float v, bool lane_ok, float m) {
   EFGEN_PRAGMA(HLS INLINE)
   float r = lane_ok ? v : 0.0f;
   if (s.relu && r < 0.0f) r = 0.0f;
@@ -156,7 +156,7 @@ inline float finish(const Store& s, float v, bool lane_ok, float m) {
   return r;
 }
 
-inline void vstore(const Store& s, const float* mem_m, float* mem_out, int64_t off,
+static inline void vstore(const Store& s, const float* mem_m, float* mem_out, int64_t off,
                    const float (&v)[kT], int valid) {
   EFGEN_PRAGMA(HLS INLINE)
   float m[kT];
@@ -175,7 +175,7 @@ inline void vstore(const Store& s, const float* mem_m, float* mem_out, int64_t o
 // ------------------------------------------------------------------ element-wise
 // RELU_FP, RELU_BP, ADD_FP, ERRSUM on the tensor (batch, out_c, out_h, out_w):
 // one read per operand and one write per vector.
-inline void eltwise(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void eltwise(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                     float* mem_out) {
   const int C = d.out_c;
   const int CB = n_blocks(C);
@@ -234,7 +234,7 @@ inline void eltwise(const EfgenDesc& d, const float* mem_in, const float* mem_w,
 // -------------------------------------------------------------------- batchnorm
 // Per-channel on-chip state is kept as [block][lane] arrays, lanes partitioned.
 // Reads C words at `addr` into a[c/T][c%T]; lanes past C become 0.
-inline void load_chan(const float* mem, int64_t addr, int C, float (&a)[kMaxCB][kT]) {
+static inline void load_chan(const float* mem, int64_t addr, int C, float (&a)[kMaxCB][kT]) {
   const int CB = n_blocks(C);
   EFGEN_LABEL(load_chan_loop)
   for (int cb = 0; cb < CB; ++cb) {
@@ -251,7 +251,7 @@ inline void load_chan(const float* mem, int64_t addr, int C, float (&a)[kMaxCB][
 // accumulating, per channel, s0 += f0 and s1 += f1 in double; for BN FP f0 = x,
 // f1 = x*x; for BN BP f0 = dy, f1 = dy*xhat (the product in float, as the golden).
 // Each input is read once.
-inline void chan_sums(bool bp, int batch, int C, int64_t HW, const float* mem_in,
+static inline void chan_sums(bool bp, int batch, int C, int64_t HW, const float* mem_in,
                       int64_t a0, const float* mem_w, int64_t a1,
                       const float (&mean)[kMaxCB][kT], const float (&invstd)[kMaxCB][kT],
                       double (&s0)[kMaxCB][kT], double (&s1)[kMaxCB][kT]) {
@@ -320,7 +320,7 @@ inline void chan_sums(bool bp, int batch, int C, int64_t HW, const float* mem_in
 
 // BN_FP: stats pass (read x), per-channel statistics, running-stat update, then the
 // normalise pass (read x, write y; fused ReLU with FLAG_RELU).
-inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                   float* mem_out) {
   const int C = d.in_c;
   if (C < 1 || C > kMaxC || d.batch < 1) return;
@@ -397,7 +397,7 @@ inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
 // BN_BP: sums pass (read dy, x) -> dbeta = sum(dy), dgamma = sum(dy*xhat); debug
 // copies; SGD of gamma/beta (FLAG_TRAIN); dx pass (FLAG_DX; read dy, x, write dx)
 // with the OLD gamma; FLAG_MASK by x = a[1] (the x already read).
-inline void bn_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void bn_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                   float* mem_out) {
   const int C = d.in_c;
   if (C < 1 || C > kMaxC || d.batch < 1) return;
@@ -500,7 +500,7 @@ inline void bn_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
 // Max: padding is -inf, the FIRST maximum wins (strict >), argmax = i*kw + j (float).
 // Avg: padding counts as zero, divisor kh*kw. Global pooling is kh = in_h,
 // kw = in_w, stride 1, pad 0.
-inline void pool_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void pool_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                     float* mem_out) {
   const bool is_max = d.op == EFGEN_OP_MAXPOOL_FP;
   const int C = d.in_c, H = d.in_h, W = d.in_w, OH = d.out_h, OW = d.out_w;
@@ -580,7 +580,7 @@ inline void pool_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
 // (i ascending), likewise for columns; the error is gathered in the golden's (i, j)
 // order. Max: a window contributes dy where its argmax (a[1]) equals i*kw + j. Avg:
 // each window contributes dy / (kh*kw). Every dx vector is written (zeros included).
-inline void pool_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void pool_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                     float* mem_out) {
   const bool is_max = d.op == EFGEN_OP_MAXPOOL_BP;
   const int C = d.in_c, H = d.in_h, W = d.in_w, OH = d.out_h, OW = d.out_w;
@@ -664,7 +664,7 @@ inline void pool_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
 // Output lane t of block cbo is input channel ci = cbo*T + t - lo, lo = (out_c -
 // in_c)/2; the T source channels of a vector span at most two input blocks, read as
 // two vectors (one per read port) and lane-shifted.
-inline void lane_shift(const float (&lo_v)[kT], const float (&hi_v)[kT], int sh,
+static inline void lane_shift(const float (&lo_v)[kT], const float (&hi_v)[kT], int sh,
                        float (&out)[kT]) {
   EFGEN_PRAGMA(HLS INLINE)
   for (int t = 0; t < kT; ++t) {
@@ -674,7 +674,7 @@ inline void lane_shift(const float (&lo_v)[kT], const float (&hi_v)[kT], int sh,
   }
 }
 
-inline void shortcut_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void shortcut_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                         float* mem_out) {
   const int Ci = d.in_c, Co = d.out_c, W = d.in_w, OH = d.out_h, OW = d.out_w;
   const int S = d.stride;
@@ -727,7 +727,7 @@ inline void shortcut_fp(const EfgenDesc& d, const float* mem_in, const float* me
 
 // dx lane t of block cbi, pixel (r, x): dy channel cbi*T + t + lo at (r/S, x/S) when
 // r and x are multiples of S, else 0.
-inline void shortcut_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void shortcut_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                         float* mem_out) {
   const int Ci = d.in_c, Co = d.out_c, H = d.in_h, W = d.in_w, OW = d.out_w;
   const int S = d.stride;
@@ -790,7 +790,7 @@ inline void shortcut_bp(const EfgenDesc& d, const float* mem_in, const float* me
 // (B, C, H, W) blocked <-> (B, F = C*H*W, 1, 1) blocked, flat index f = c*H*W + r*W + x;
 // the (B, F) side is per image F contiguous words padded to ceil(F/T)*T. A transpose:
 // one word per iteration.
-inline void flatten_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void flatten_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                        float* mem_out) {
   (void)mem_w;
   const int C = d.in_c;
@@ -826,7 +826,7 @@ inline void flatten_fp(const EfgenDesc& d, const float* mem_in, const float* mem
   }
 }
 
-inline void flatten_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void flatten_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                        float* mem_out) {
   const int C = d.in_c;
   const int CB = n_blocks(C);
@@ -870,7 +870,7 @@ inline void flatten_bp(const EfgenDesc& d, const float* mem_in, const float* mem
 // Address slots used (must be >= 0): BN_FP 0-5, 7; BN_BP 0-5, 6 (0 = no debug copy),
 // 7 with FLAG_DX; MAXPOOL_FP 0, 6, 7; MAXPOOL_BP, RELU_BP 0, 1, 7; ADD_FP 0, 1, 7;
 // ERRSUM 0..n_src-1, 7; the rest 0, 7; plus 6 with FLAG_MASK on a BP op / ERRSUM.
-inline int efgen_vector_check(const EfgenDesc& d) {
+static inline int efgen_vector_check(const EfgenDesc& d) {
   const int op = d.op;
   const bool mask = (d.flags & EFGEN_FLAG_MASK) != 0;
   uint32_t slots = 0x81;  // a[0], a[7]
@@ -936,7 +936,7 @@ inline int efgen_vector_check(const EfgenDesc& d) {
 }
 
 // One descriptor of the vector engine (see efgen_vector_check for what is rejected).
-inline void efgen_vector_engine(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void efgen_vector_engine(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                                 float* mem_out) {
   if (efgen_vector_check(d) != EFGEN_VECTOR_OK) return;
   switch (d.op) {

@@ -504,6 +504,11 @@ def test_check_rejects_what_does_not_fit(engine):
     bad = _fp_desc(small, (2, 2, 1, 0))
     bad.a[7] = -5
     assert eng.check(bad) == ERR_ADDRESS
+    # Hostile sizes are rejected without overflowing the checks.
+    huge = 2**31 - 1
+    assert eng.check(_fp_desc(small, (2, 2, 1, 0), kh=65537, kw=65537, pad=0, in_h=huge, in_w=huge,
+                              out_h=huge - 65536, out_w=huge - 65536)) == ERR_WBUF
+    assert eng.check(_fp_desc(small, (huge, huge, huge, 1), in_c=huge, out_c=huge)) == ERR_OFM
 
 
 def test_rejected_descriptor_touches_nothing(engine):

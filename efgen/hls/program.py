@@ -210,8 +210,8 @@ def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 
 
     def tiling(l: Layer, phase: str) -> dict:
         s = design.tiling(l.name, phase)
-        if l.op == "linear":   # the C++ engine runs linear layers image by image
-            return dict(tr=1, tc=1, mc=s.mc, order=0 if s.order == "wo" else 1)
+        # Linear layers run on a 1 x batch map (images along the columns), as the model
+        # prices them: the schedule's tr is 1 and its tc counts images.
         return dict(tr=s.tr, tc=s.tc, mc=s.mc, order=0 if s.order == "wo" else 1)
 
     # ---- FP --------------------------------------------------------------------------------
