@@ -180,6 +180,7 @@ def schedule(req: Request) -> Design:
         raise EfgenError(f"a {clock:g} MHz clock is above the {limit:g} MHz that efgen expects "
                          f"{req.board.family} designs to close timing at", where="--clock",
                          fix=f"give --clock {limit:g} or less")
+    engine.tune_allocator()
     jobs = engine.jobs_for(req.net, req.batch)
     cands = hardware_candidates(req, jobs)
     fixed = _fixed(jobs, req)

@@ -368,29 +368,11 @@ def load_sweep(path: str | os.PathLike) -> Sweep:
 _CTX: dict[str, Any] = {}
 
 
-def _tune_malloc() -> None:
-    """Keep freed memory in the process (glibc only; results are unaffected).
-
-    The engine allocates and frees arrays of about a megabyte per layer-phase. With
-    glibc's defaults each free trims the heap or unmaps the block and the next call
-    faults the pages back in: measured, that was half of a sweep's run time in kernel
-    page-zeroing. A fixed mmap threshold and a large trim threshold keep the pages.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-1, 512 * 1024 * 1024)   # M_TRIM_THRESHOLD
-        libc.mallopt(-3, 32 * 1024 * 1024)    # M_MMAP_THRESHOLD (glibc's maximum)
-    except (OSError, AttributeError):         # not glibc: leave the allocator alone
-        pass
-
-
 def _init_worker(ctx: dict[str, Any]) -> None:
     global _CTX
-    _tune_malloc()
+    from efgen.model.engine import tune_allocator
+
+    tune_allocator()
     _CTX = dict(ctx, jobs={})
 
 
