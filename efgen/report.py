@@ -103,7 +103,9 @@ def report_markdown(design: Design, board: Board, rep: dict) -> str:
         ("effective GFLOPS", _f(t["effective_gflops"])),
         ("array peak GFLOPS", _f(t["peak_gflops"])),
         ("fraction of the DSP roofline", f"{t['roofline_fraction']:.1%}"),
-        ("DRAM per step, reshaped (MB)", _f(t["dram_bytes"] / MB, 1)),
+        ("DRAM per step, reshaped (MB)", f"{t['dram_bytes'] / MB:,.1f} (read "
+                                         f"{t['dram_read_bytes'] / MB:,.1f}, written "
+                                         f"{t['dram_write_bytes'] / MB:,.1f})"),
         ("DRAM per step, NCHW (MB)", _f(t["dram_bytes_nchw"] / MB, 1)),
         ("DRAM bursts per step, reshaped", f"{t['bursts']:,.0f}"),
         ("DRAM bursts per step, NCHW", f"{t['bursts_nchw']:,.0f}"),

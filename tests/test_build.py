@@ -160,3 +160,19 @@ def test_report_dir_compares_with_vendor(built, tmp_path, run_cli):
 def test_report_dir_missing_design(tmp_path, run_cli):
     code, _, err = run_cli("report", tmp_path)
     assert code == 2 and "design.json not found" in err
+
+
+def test_params_header_agrees_with_the_report(built):
+    import re
+
+    rep = json.loads((built / "report.json").read_text())
+    text = (built / "hls" / "efgen_params.h").read_text()
+    defs = dict(re.findall(r"#define (EFGEN_\w+) (\S+)", text))
+    hw = rep["hw"]
+    assert int(defs["EFGEN_TM"]) == hw["tm"] and int(defs["EFGEN_TN"]) == hw["tn"]
+    assert int(defs["EFGEN_IFM_DEPTH"]) == hw["ifm_depth"]
+    assert int(defs["EFGEN_OFM_DEPTH"]) == hw["ofm_depth"]
+    assert int(defs["EFGEN_WBUF_DEPTH"]) == hw["wbuf_depth"]
+    assert int(defs["EFGEN_BATCH"]) == rep["batch"]
+    tcl = (built / "hls" / "run_hls.tcl").read_text()
+    assert f"set_part {rep['part']}" in tcl and "create_clock -period 10.000" in tcl

@@ -322,3 +322,12 @@ def test_clock_above_fmax_is_refused():
     with pytest.raises(EfgenError) as exc:
         schedule(Request(net, board, clock_mhz=400))
     assert "200 MHz" in exc.value.message() and "--clock" in exc.value.message()
+
+
+def test_read_and_written_bytes_split(resnet20_zcu102):
+    _, _, _, ev = resnet20_zcu102
+    t = ev["totals"]
+    assert 0 < t["dram_write_bytes"] < t["dram_read_bytes"]
+    assert t["dram_read_bytes"] + t["dram_write_bytes"] == pytest.approx(t["dram_bytes"])
+    for r in ev["rows"]:
+        assert 0 <= r.dram_read_bytes <= r.dram_bytes + 1e-6, (r.layer, r.phase)

@@ -109,6 +109,7 @@ def render(prog: Program, board: Board) -> dict[str, str]:
         "bp": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"} for s in prog.bp],
         "checks": checks(prog),
         "period_ns": f"{1000.0 / hw.clock_mhz:.3f}",
+        "axi_bits": board.axi.width_bits,
     }
     env = _env()
     files = {}

@@ -43,6 +43,7 @@ class Row:
     compute_cycles: float
     load_cycles: float
     energy_j: float
+    dram_read_bytes: float = 0.0   # part of dram_bytes that is read (the rest is written)
 
     @property
     def bound(self) -> str:
@@ -112,12 +113,13 @@ def engine_rows(net: Net, design: Design, board: Board) -> list[Row]:
         rows.append(Row(j.layer, j.phase, "conv", tiles_s, cyc, cyc_n, macs, 2 * macs,
                         (rw - w_sgd) * wbytes, (rw_n - w_sgd_n) * wbytes,
                         float(res["bursts"][i]), float(nchw["bursts"][i]), comp,
-                        float(res["load_cycles"][i]), e))
+                        float(res["load_cycles"][i]), e,
+                        (float(res["read_words"][i]) - w_sgd / 2) * wbytes))
         if j.phase == "wu":
             e = float(energy_joules(sgd / clock, 0, w_sgd, w_sgd * wbytes, k))
             rows.append(Row(j.layer, "sgd", "sgd (weights, fused in WU write-back)", "",
                             sgd, sgd_n, 0.0, 0.0, w_sgd * wbytes, w_sgd_n * wbytes, 0.0, 0.0,
-                            0.0, sgd, e))
+                            0.0, sgd, e, w_sgd / 2 * wbytes))
     return rows
 
 
@@ -142,7 +144,7 @@ def aux_rows(net: Net, design: Design, board: Board) -> list[Row]:
                                 words * wbits / 8, k))
         rows.append(Row(x.layer, x.phase, x.op, "", x.cycles, y.cycles, 0.0, 0.0,
                         words * wbits / 8, (y.read_words + y.write_words) * wbits / 8,
-                        x.bursts, y.bursts, 0.0, x.cycles, e))
+                        x.bursts, y.bursts, 0.0, x.cycles, e, x.read_words * wbits / 8))
     return rows
 
 
@@ -175,6 +177,8 @@ def evaluate_design(net: Net, design: Design, board: Board) -> dict:
         "peak_gflops": peak,
         "roofline_fraction": gflops / peak if peak else 0.0,
         "dram_bytes": dram,
+        "dram_read_bytes": sum(r.dram_read_bytes for r in rows),
+        "dram_write_bytes": dram - sum(r.dram_read_bytes for r in rows),
         "dram_bytes_nchw": dram_n,
         "dram_saving": 1.0 - dram / dram_n if dram_n else 0.0,
         "cycles_nchw": cycles_n,
