@@ -58,7 +58,7 @@ from typing import Any
 
 
 from efgen.errors import EfgenError
-from efgen.yamlio import LineMap, parse_yaml
+from efgen.yamlio import LineMap, describe_value, parse_yaml
 from efgen.resources import configs_dir
 
 __all__ = [
@@ -284,22 +284,7 @@ _KEY_HOMES = _key_homes(_SCHEMA)
 
 # --------------------------------------------------------------------------- validation
 
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing (the value is empty/null)"
-    if isinstance(value, bool):
-        return f"a boolean ({str(value).lower()})"
-    if isinstance(value, int):
-        return f"an integer ({value})"
-    if isinstance(value, float):
-        return f"a number ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({value!r})"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
+_describe = describe_value
 
 
 class _Ctx:

@@ -72,7 +72,7 @@ from efgen.boards import MAX_CLOCK_MHZ, Board, list_boards, load_board
 from efgen.design import OBJECTIVES, PRECISIONS
 from efgen.errors import EfgenError
 from efgen.ir import Net, did_you_mean, list_nets, load_net
-from efgen.yamlio import LineMap, parse_yaml, read_text
+from efgen.yamlio import LineMap, describe_value, parse_yaml, read_text
 
 __all__ = ["Sweep", "load_sweep", "run_sweep", "main_args", "pareto_mask", "FIELDS",
            "FRONTS", "add_arguments"]
@@ -151,22 +151,7 @@ class Sweep:
         return [(i,) + p for i, p in enumerate(itertools.product(*self.values.values()))]
 
 
-def _describe(v: Any) -> str:
-    if v is None:
-        return "nothing (null)"
-    if isinstance(v, bool):
-        return f"a boolean ({str(v).lower()})"
-    if isinstance(v, int):
-        return f"an integer ({v})"
-    if isinstance(v, float):
-        return f"a number ({v!r})"
-    if isinstance(v, str):
-        return f"a string ({v!r})"
-    if isinstance(v, list):
-        return "a list"
-    if isinstance(v, dict):
-        return "a mapping"
-    return f"a {type(v).__name__}"
+_describe = describe_value
 
 
 def _item_lines(text: str) -> dict[Any, list[int]]:

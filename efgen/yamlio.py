@@ -103,3 +103,22 @@ def read_text(path: str | Path, what: str = "file") -> str:
 def read_yaml(path: str | Path, what: str = "file") -> Any:
     """Read and parse ``path``; any problem is an EfgenError naming the file (and line)."""
     return parse_yaml(read_text(path, what), str(path))
+
+
+def describe_value(v: Any) -> str:
+    """How a YAML value reads in an error message: 'an integer (3)', 'a list', ..."""
+    if v is None:
+        return "nothing (the value is empty or null)"
+    if isinstance(v, bool):
+        return f"a boolean ({str(v).lower()})"
+    if isinstance(v, int):
+        return f"an integer ({v})"
+    if isinstance(v, float):
+        return f"a number ({v!r})"
+    if isinstance(v, str):
+        return f"a string ({v!r})"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a mapping"
+    return f"a {type(v).__name__}"

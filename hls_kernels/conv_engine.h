@@ -73,40 +73,7 @@
 #include "efgen_desc.h"
 #include "efgen_params.h"
 
-#ifndef __SYNTHESIS__
-#include <cassert>
-#endif
-
-// ---- pragmas and asserts ---------------------------------------------------------------
-#ifndef EFGEN_PRAGMA
-#ifdef __SYNTHESIS__
-#define EFGEN_PRAGMA(x) _Pragma(#x)
-#else
-#define EFGEN_PRAGMA(x)
-#endif
-#endif
-
-#ifndef EFGEN_HLS
-#define EFGEN_HLS(x) EFGEN_PRAGMA(HLS x)
-#endif
-
-// Loop labels name the loops in the synthesis reports; g++ -Wall would flag them as
-// unused labels, so they exist only under __SYNTHESIS__.
-#ifndef EFGEN_LABEL
-#ifdef __SYNTHESIS__
-#define EFGEN_LABEL(name) name:
-#else
-#define EFGEN_LABEL(name)
-#endif
-#endif
-
-#ifndef EFGEN_ASSERT
-#ifdef __SYNTHESIS__
-#define EFGEN_ASSERT(x)
-#else
-#define EFGEN_ASSERT(x) assert(x)
-#endif
-#endif
+#include "efgen_hls.h"
 
 // Depth of the per-lane bias buffer (FP bias values, WU bias-gradient accumulators):
 // one word per output block of a chunk. The generated params header may set it to the

@@ -69,25 +69,7 @@
 #error "vector_engine.h: EFGEN_LANES and EFGEN_MAX_C must be defined (efgen_params.h)"
 #endif
 
-// HLS pragmas only reach Vitis HLS (g++ -Wall would warn on unknown pragmas).
-// The same definition is shared with conv_engine.h; keep them identical.
-#ifndef EFGEN_PRAGMA
-#ifdef __SYNTHESIS__
-#define EFGEN_PRAGMA(x) _Pragma(#x)
-#else
-#define EFGEN_PRAGMA(x)
-#endif
-#endif
-
-// Loop labels (names in the synthesis reports) exist only under __SYNTHESIS__: g++
-// -Wall flags unused labels. Same definition as conv_engine.h.
-#ifndef EFGEN_LABEL
-#ifdef __SYNTHESIS__
-#define EFGEN_LABEL(name) name:
-#else
-#define EFGEN_LABEL(name)
-#endif
-#endif
+#include "efgen_hls.h"
 
 enum EfgenVectorStatus : int32_t {
   EFGEN_VECTOR_OK = 0,
