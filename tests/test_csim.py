@@ -36,6 +36,8 @@ def test_csim_step_matches_golden(case, tmp_path):
     assert step.ok, format_report(res)
     assert len(step.tensors) > 20
     assert abs(step.loss_csim - step.loss_golden) <= 1e-5 * abs(step.loss_golden)
+    if case[1] is not None:  # frozen layers' weights are compared (and unchanged)
+        assert {"conv1:new.weight", "conv2:new.weight"} <= {t.key for t in step.tensors}
 
 
 def test_resnet20_full_step(tmp_path):

@@ -208,6 +208,11 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
                         cpp_lines=sim.cpp_lines)
     for k in range(1, steps + 1):
         golden = train_step(net, state, x, labels, sgd)
+        # Frozen parameters must come out unchanged: compare them with their old value.
+        for l in net:
+            if l.has_params and not l.trainable:
+                for p, v in state.params[l.name].items():
+                    golden.trace.setdefault(f"{l.name}:new.{p}", v)
         if k == 1 and tb_data:
             sim.write_tb_data(Path(workdir) / "hls", labels, golden.trace)
         t0 = time.perf_counter()
