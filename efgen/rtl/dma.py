@@ -1,0 +1,229 @@
+"""Control and memory RTL: the AXI4 read/write DMA engines and the descriptor registers.
+
+:func:`dma_verilog` renders ``templates/rtl/{axi_dma_rd,axi_dma_wr,desc_regs}.v.j2``
+into plain Verilog-2005 (file name -> text, byte-identical for the same
+:class:`DmaParams`). The rendered values are the *defaults* of the Verilog parameters;
+an instantiation may still override them.
+
+The register map of ``desc_regs`` has one source of truth, :data:`REGISTERS`, built here
+from :class:`efgen.hls.desc.EfgenDesc` (whose layout ``tests/test_hls_desc.py`` checks
+against the C++ compiler's view of ``hls_kernels/efgen_desc.h``). The descriptor window
+starting at :data:`DESC_BASE` is the C struct byte for byte (little-endian), so a host
+can copy ``bytes(desc)`` into it; :data:`REGISTER_MAP` gives every register's byte
+offset by name for host code and tests.
+
+:func:`axi_bursts` is the burst splitter of the engines in Python: the bursts one DMA
+command issues (at most ``max_burst`` beats, never crossing a 4 KiB page). The
+analytical model and the tests count bursts with it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import jinja2
+
+from efgen import __version__
+from efgen.hls.desc import EfgenDesc
+from efgen.resources import data_dir
+
+WORD_BYTES = 4          # one FP32 word
+PAGE_BYTES = 4096       # AXI4: no burst may cross a 4 KiB boundary
+AXI_MAX_BEATS = 256     # AXI4 INCR bursts: at most 256 beats
+
+
+# ------------------------------------------------------------------------ parameters
+
+@dataclass(frozen=True)
+class DmaParams:
+    """Parameters of the DMA engines (the defaults of the rendered Verilog).
+
+    ``data_width`` - AXI data bus, bits (32, 64 or 128: 1, 2 or 4 FP32 words a beat);
+    ``addr_width`` - AXI byte address, bits; command addresses are word addresses of
+    ``addr_width - 2`` bits; ``len_width`` - command length field, bits (words);
+    ``max_burst`` - longest burst, beats (a power of two, at most 256);
+    ``outstanding`` - bursts in flight (issued, last response not yet received).
+    """
+
+    data_width: int = 128
+    addr_width: int = 32
+    len_width: int = 32
+    max_burst: int = 256
+    outstanding: int = 4
+
+    def __post_init__(self):
+        def bad(what, v, how):
+            raise ValueError(f"DmaParams.{what}={v!r}: {how}")
+
+        for name, v in asdict(self).items():
+            if isinstance(v, bool) or not isinstance(v, int):
+                bad(name, v, "must be an integer")
+        if self.data_width not in (32, 64, 128):
+            bad("data_width", self.data_width, "must be 32, 64 or 128 bits")
+        if not 16 <= self.addr_width <= 64:
+            bad("addr_width", self.addr_width, "must be between 16 and 64 bits")
+        if not 16 <= self.len_width <= 32:
+            bad("len_width", self.len_width, "must be between 16 and 32 bits")
+        mb = self.max_burst
+        if mb < 1 or mb > AXI_MAX_BEATS or mb & (mb - 1):
+            bad("max_burst", mb, f"must be a power of two from 1 to {AXI_MAX_BEATS} beats")
+        if not 1 <= self.outstanding <= 64:
+            bad("outstanding", self.outstanding, "must be between 1 and 64 bursts")
+
+    @property
+    def words_per_beat(self) -> int:
+        return self.data_width // 32
+
+    @property
+    def max_burst_words(self) -> int:
+        """Longest burst in words: the ``max_burst`` to give :mod:`efgen.layout`."""
+        return self.max_burst * self.words_per_beat
+
+    def verilog_parameters(self) -> dict[str, int]:
+        """The Verilog parameter overrides for this parameter set (stable order)."""
+        return {"DATA_WIDTH": self.data_width, "ADDR_WIDTH": self.addr_width,
+                "LEN_WIDTH": self.len_width, "MAX_BURST": self.max_burst,
+                "OUTSTANDING": self.outstanding}
+
+
+class Burst(NamedTuple):
+    addr: int    # byte address of the first beat (beat-aligned)
+    beats: int
+
+
+def axi_bursts(addr_words: int, len_words: int, data_width: int = 128,
+               max_burst: int = AXI_MAX_BEATS) -> list[Burst]:
+    """The bursts one DMA command (``len_words`` words from word ``addr_words``) issues.
+
+    The command covers ``ceil((addr_words % wpb + len_words) / wpb)`` beats from the
+    beat holding its first word (``wpb`` = words per beat); they go out in bursts of
+    ``min(beats left, max_burst, beats to the next 4 KiB page)``, exactly as the RTL
+    splits them. A zero-length command issues nothing.
+    """
+    wpb = data_width // 32
+    beat_bytes = data_width // 8
+    if len_words <= 0:
+        return []
+    off = addr_words % wpb
+    beat = addr_words // wpb
+    left = -(-(off + len_words) // wpb)
+    page_beats = PAGE_BYTES // beat_bytes
+    out = []
+    while left:
+        n = min(left, max_burst, page_beats - beat % page_beats)
+        out.append(Burst(beat * beat_bytes, n))
+        beat += n
+        left -= n
+    return out
+
+
+# --------------------------------------------------------------------- register map
+
+CONTROL_START = 1 << 0        # CONTROL bit 0: write 1 to start (self-clearing, reads 0)
+STATUS_BUSY = 1 << 0          # STATUS bit 0: started and done not yet seen
+STATUS_DONE = 1 << 1          # STATUS bit 1: sticky, set by done, cleared by start
+STATUS_ERROR = 1 << 2         # STATUS bit 2: sticky, an AXI error response, cleared by start
+DESC_BASE = 0x20              # byte offset of the EfgenDesc window
+
+
+class Register(NamedTuple):
+    name: str      # REGISTER_MAP key
+    offset: int    # byte offset
+    field: str     # the EfgenDesc field it belongs to ("" for control registers)
+    kind: str      # "control", "status", "cycles", "int32", "float32", "int64_lo", "int64_hi"
+    doc: str
+
+
+class DescPort(NamedTuple):
+    port: str                # desc_regs output port
+    width: int               # bits
+    regs: tuple[str, ...]    # register names, least significant word first
+    kind: str                # C type of one element
+    doc: str
+
+
+_CTYPE_KIND = {ctypes.c_int32: "int32", ctypes.c_float: "float32", ctypes.c_int64: "int64"}
+
+
+def _build_map() -> tuple[tuple[Register, ...], tuple[DescPort, ...]]:
+    regs = [
+        Register("control", 0x00, "", "control", "bit 0 START: write 1 to start (ignored while busy)"),
+        Register("status", 0x04, "", "status", "bit 0 BUSY, bit 1 DONE (sticky), bit 2 ERROR (sticky)"),
+        Register("cycles", 0x08, "", "cycles", "clock cycles from the start pulse to done (saturates)"),
+    ]
+    ports = []
+    for field, ctype in EfgenDesc._fields_:
+        base = DESC_BASE + getattr(EfgenDesc, field).offset
+        if issubclass(ctype, ctypes.Array):
+            elems = [(f"{field}{i}", ctype._type_, i * ctypes.sizeof(ctype._type_))
+                     for i in range(ctype._length_)]
+            elem_type = ctype._type_
+        else:
+            elems = [(field, ctype, 0)]
+            elem_type = ctype
+        kind = _CTYPE_KIND[elem_type]
+        names = []
+        for ename, etype, eoff in elems:
+            if ctypes.sizeof(etype) == 8:
+                names += [f"{ename}_lo", f"{ename}_hi"]
+                regs += [Register(f"{ename}_lo", base + eoff, field, "int64_lo", f"{ename} bits 31:0"),
+                         Register(f"{ename}_hi", base + eoff + 4, field, "int64_hi", f"{ename} bits 63:32")]
+            else:
+                names.append(ename)
+                regs.append(Register(ename, base + eoff, field, kind, ename))
+        width = ctypes.sizeof(elem_type) * 8
+        doc = (f"{field}[{len(elems)}] ({kind}), element i at bits [{width}*i +: {width}]"
+               if issubclass(ctype, ctypes.Array) else f"{field} ({kind})")
+        ports.append(DescPort(f"desc_{field}", ctypes.sizeof(ctype) * 8, tuple(names), kind, doc))
+    offsets = [r.offset for r in regs]
+    assert len(set(offsets)) == len(offsets) and all(o % 4 == 0 for o in offsets)
+    return tuple(regs), tuple(ports)
+
+
+REGISTERS, DESC_PORTS = _build_map()
+REGISTER_MAP: dict[str, int] = {r.name: r.offset for r in REGISTERS}
+#: Bits of the AXI4-Lite byte address that desc_regs decodes.
+AXIL_ADDR_WIDTH = max(r.offset for r in REGISTERS).bit_length()
+
+
+def desc_register_writes(desc: EfgenDesc) -> list[tuple[int, int]]:
+    """``(byte offset, 32-bit value)`` of every descriptor register for ``desc``."""
+    raw = bytes(desc)
+    out = []
+    for r in REGISTERS:
+        if r.field:
+            k = r.offset - DESC_BASE
+            out.append((r.offset, struct.unpack_from("<I", raw, k)[0]))
+    return out
+
+
+# ------------------------------------------------------------------------ rendering
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates") / "rtl")),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True,
+                              autoescape=False)
+
+
+DMA_FILES = ("axi_dma_rd.v", "axi_dma_wr.v", "desc_regs.v")
+
+
+def dma_verilog(params: DmaParams | None = None) -> dict[str, str]:
+    """File name -> Verilog text of the two DMA engines and the register file."""
+    p = params if params is not None else DmaParams()
+    if not isinstance(p, DmaParams):
+        raise TypeError(f"dma_verilog expects DmaParams, got {type(p).__name__}")
+    aw = AXIL_ADDR_WIDTH
+    regs = [dict(r._asdict(), index=r.offset // 4, const=f"{aw - 2}'d{r.offset // 4}",
+                 ident=f"REG_{r.name.upper()}") for r in REGISTERS]
+    ctx = {"version": __version__, "p": p, "regs": regs,
+           "desc_regs": [r for r in regs if r["field"]],
+           "ports": [dict(d._asdict(), reg_idents=[f"r_{n}" for n in d.regs]) for d in DESC_PORTS],
+           "axil_addr_width": aw, "desc_base": DESC_BASE,
+           "status_bits": {"busy": STATUS_BUSY, "done": STATUS_DONE, "error": STATUS_ERROR}}
+    env = _env()
+    return {name: env.get_template(f"{name}.j2").render(**ctx) for name in DMA_FILES}

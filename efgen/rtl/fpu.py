@@ -1,0 +1,94 @@
+"""FP32 arithmetic units of the reference RTL: ``fp32_add``, ``fp32_mul``, ``fp32_mac``.
+
+Two implementations share module names, ports and latency, so one choice switches a
+whole design (:func:`fp_units_verilog` ``impl``):
+
+``"synth"``
+    Synthesizable Verilog-2001: IEEE-754 binary32, round to nearest even, subnormal
+    inputs and results flushed to zero of the same sign (as FPGA FP cores do), inf and
+    NaN handled, overflow to inf. Bit-exact against :func:`efgen.golden.ftz.add_ftz` /
+    :func:`~efgen.golden.ftz.mul_ftz`.
+``"behav"``
+    Simulation only: ``real`` (double) arithmetic with hand-written float32<->double
+    conversions, rounded once to float32 with gradual underflow. Bit-exact against
+    numpy float32, subnormals included.
+
+NaN: both implementations output one canonical quiet NaN, :data:`QNAN` (0x7fc00000),
+for NaN inputs, inf - inf and 0 * inf; numpy propagates payloads, so tests compare
+NaN-ness, and check that the RTL's NaN is exactly :data:`QNAN`.
+
+Why hand-written Verilog rather than ``pyrtl.rtllib.float`` (1.0.3): its output is a
+flat, unpipelined netlist of ``tmp`` wires; its adder gets some cancellations and
+subtraction ties wrong (1 - (1 - 2^-24) gives -1, 2 - 2^-24 rounds to 0x3fffffff); its
+multiplier flushes before rounding (products in [2^-126 - 2^-150, 2^-126) become 0, not
+the smallest normal); its NaN sign varies. yosys ``synth_xilinx -family xcup`` maps an
+add + mul pair here to 2 DSP48E2 and about 730 LUT (tests/test_rtl_fp.py).
+
+Ports: ``clk``, ``rst`` (synchronous, active high, clears the valid pipeline only),
+``in_valid``, ``a``, ``b`` (and ``c`` for the MAC), ``out_valid``, ``y``. The units are
+fully pipelined, one operation per cycle, no back-pressure.
+"""
+
+from __future__ import annotations
+
+import jinja2
+
+from efgen import __version__
+from efgen.resources import data_dir
+
+IMPLS = ("synth", "behav")
+QNAN = 0x7FC00000
+
+# Pipeline depth in clock cycles: the rising edge that samples in_valid=1 is followed,
+# LATENCY rising edges later, by the one that presents y with out_valid=1. Both
+# implementations use the same numbers; the engine's cycle model reads them from here.
+ADD_LATENCY = 4   # classify/order, align+add, normalise, round/pack
+MUL_LATENCY = 3   # classify/exponent, 24x24 multiply, normalise/round/pack
+LATENCY = {
+    "fp32_add": ADD_LATENCY,
+    "fp32_mul": MUL_LATENCY,
+    "fp32_mac": MUL_LATENCY + ADD_LATENCY,   # not fused: mul, then add
+}
+
+_TITLES = {
+    "fp32_add": "y = a + b, IEEE-754 binary32, round to nearest even.",
+    "fp32_mul": "y = a * b, IEEE-754 binary32, round to nearest even.",
+    "fp32_mac": "y = a * b + c (fp32_mul then fp32_add, two roundings).",
+}
+_IMPL_NOTES = {
+    "synth": "synthesizable; subnormal inputs and results flushed to zero",
+    "behav": "simulation only, real arithmetic; numpy float32 bit for bit",
+}
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates") / "rtl")),
+                              undefined=jinja2.StrictUndefined, trim_blocks=True,
+                              lstrip_blocks=True, keep_trailing_newline=True,
+                              autoescape=False)
+
+
+def fp_units_verilog(impl: str) -> dict[str, str]:
+    """File name -> Verilog text of the FP32 units in implementation ``impl``.
+
+    ``impl`` is ``"synth"`` or ``"behav"``. Deterministic: same ``impl`` and efgen
+    version, same bytes. ``fp32_mac.v`` instantiates the other two, so a design that
+    uses it needs all three files.
+    """
+    if impl not in IMPLS:
+        raise ValueError(f"unknown FP implementation {impl!r}: expected one of {IMPLS}")
+    env = _env()
+    files = {}
+    for module in sorted(LATENCY):
+        ctx = {
+            "version": __version__,
+            "module": module,
+            "title": _TITLES[module],
+            "impl": impl,
+            "impl_note": _IMPL_NOTES[impl],
+            "latency": LATENCY[module],
+            "mul_latency": MUL_LATENCY,
+            "add_latency": ADD_LATENCY,
+        }
+        files[f"{module}.v"] = env.get_template(f"{module}.v.j2").render(**ctx)
+    return files
