@@ -10,7 +10,7 @@ import pytest
 from efgen.boards import load_board
 from efgen.design import HwParams
 from efgen.ir import load_net, parse_net
-from efgen.layout import FeatureMapLayout, WeightLayout
+from efgen.layout import FeatureMapLayout
 from efgen.model import engine
 from efgen.model.coeffs import bram18_units
 from efgen.model.evaluate import evaluate_design
@@ -118,7 +118,7 @@ def _generator_counts(job, tiles, hw, layout):
     blocked = layout == "reshaped"
     fm = FeatureMapLayout("blocked" if blocked else "nchw", hw.lanes)
     maxb = hw.max_burst_beats * hw.port_words
-    MB, NB = math.ceil(job.out / hw.tm), math.ceil(job.red / hw.tn)
+    MB = math.ceil(job.out / hw.tm)
     chunks = math.ceil(MB / mc)
     reps = chunks if (order == "io" or job.phase == "wu") else MB
     src_shape = (job.images, job.red, job.hs, job.ws)

@@ -3,7 +3,6 @@ wheel: `efgen net show resnet20` must work far away from the source checkout."""
 
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 

@@ -1,7 +1,6 @@
 """The tiled reference (hardware loop order and blocking, through the DRAM layouts)
 equals the dense golden ops for many (Tm, Tn, Tr, Tc, stride, K) combinations."""
 
-import itertools
 
 import numpy as np
 import pytest

@@ -27,9 +27,10 @@ import math
 from dataclasses import dataclass, field
 
 from efgen.design import Design
-from efgen.fusion import bp_store_masks, error_senders, fused_relus, masked_error_sums
+from efgen.fusion import bp_store_masks, error_senders, fused_relus
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc, make_desc
-from efgen.ir import INPUT, BN_EPS, BN_MOMENTUM, Layer, Net
+from efgen.ir import BN_EPS, BN_MOMENTUM, INPUT, Layer, Net
+from efgen.layout import FeatureMapLayout, WeightLayout
 
 ALIGN = 1024  # words = 4 KiB
 
@@ -89,8 +90,6 @@ def _fm4(shape: tuple[int, ...], batch: int) -> tuple[int, int, int, int]:
 def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 0.9,
                   weight_decay: float = 5e-4, debug_grads: bool = True) -> Program:
     """The memory map and descriptors of one training step of ``net`` on ``design``."""
-    from efgen.layout import FeatureMapLayout, WeightLayout
-
     hw = design.hw
     B = design.batch
     fml = FeatureMapLayout("blocked", hw.lanes)
@@ -109,7 +108,6 @@ def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 
     fused = fused_relus(net)
     fused_into = {net[r].inputs[0]: r for r in fused}        # producer -> its fused relu
     masks = bp_store_masks(net)
-    mask_sums = masked_error_sums(net)
 
     def dram(t: str) -> str:
         """The DRAM tensor holding the value of tensor ``t`` (a layer name or input)."""
@@ -134,11 +132,9 @@ def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 
         if l.op == "softmax_ce":
             continue
         d = dram(l.name)
-        shape = _fm4(l.out_shape, B)
         r = add(f"act:{d}", "fm", _fm4(net[d].out_shape, B))
-        if not (l.name in fused_into):      # a fused producer's pre-ReLU value is lost
+        if l.name not in fused_into:        # a fused producer's pre-ReLU value is lost
             r.traces.append(Trace(f"{l.name}:y", _trace_shape(l.out_shape, B)))
-        del shape
     # ---- parameters and their state ------------------------------------------------------
     for l in net:
         if l.op in ("conv", "linear"):
@@ -386,7 +382,6 @@ def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 
     held = {t.key for r in regions.values() for t in r.traces}
     not_in_dram = sorted({f"{l.name}:y" for l in net if l.name in fused_into}
                          | {f"{r}:dy" for r in fused} - held)
-    del fml
     return Program(net, design, regions, fp, bp, logits, dlogits, total, not_in_dram, sgd)
 
 
