@@ -15,6 +15,15 @@ offset by name for host code and tests.
 :func:`axi_bursts` is the burst splitter of the engines in Python: the bursts one DMA
 command issues (at most ``max_burst`` beats, never crossing a 4 KiB page). The
 analytical model and the tests count bursts with it.
+
+Timing of the read engine, measured on Verilator against AxiRam with a pipelined read
+latency of L cycles (AR handshake to first R beat; tests/test_rtl_dma.py): a command's
+first word leaves the engine L + 5 cycles after its command handshake; a burst holds one
+of the ``outstanding`` slots for about L + 4 + beats cycles, so back-to-back bursts
+stream one beat a cycle when ``outstanding * beats >= L + 4 + beats``, and a load of
+``n`` beats in such bursts costs about L + 5 + n cycles, whatever its number of bursts.
+With fewer slots, bursts cost about (L + 4 + beats) / outstanding cycles each. The
+engine accepts at most one command every two cycles.
 """
 
 from __future__ import annotations
@@ -30,7 +39,6 @@ from efgen import __version__
 from efgen.hls.desc import EfgenDesc
 from efgen.resources import data_dir
 
-WORD_BYTES = 4          # one FP32 word
 PAGE_BYTES = 4096       # AXI4: no burst may cross a 4 KiB boundary
 AXI_MAX_BEATS = 256     # AXI4 INCR bursts: at most 256 beats
 
@@ -150,9 +158,12 @@ _CTYPE_KIND = {ctypes.c_int32: "int32", ctypes.c_float: "float32", ctypes.c_int6
 
 def _build_map() -> tuple[tuple[Register, ...], tuple[DescPort, ...]]:
     regs = [
-        Register("control", 0x00, "", "control", "bit 0 START: write 1 to start (ignored while busy)"),
-        Register("status", 0x04, "", "status", "bit 0 BUSY, bit 1 DONE (sticky), bit 2 ERROR (sticky)"),
-        Register("cycles", 0x08, "", "cycles", "clock cycles from the start pulse to done (saturates)"),
+        Register("control", 0x00, "", "control",
+                 "bit 0 START: write 1 to start (ignored while busy)"),
+        Register("status", 0x04, "", "status",
+                 "bit 0 BUSY, bit 1 DONE (sticky), bit 2 ERROR (sticky)"),
+        Register("cycles", 0x08, "", "cycles",
+                 "clock cycles from the start pulse to done (saturates)"),
     ]
     ports = []
     for field, ctype in EfgenDesc._fields_:
@@ -169,8 +180,10 @@ def _build_map() -> tuple[tuple[Register, ...], tuple[DescPort, ...]]:
         for ename, etype, eoff in elems:
             if ctypes.sizeof(etype) == 8:
                 names += [f"{ename}_lo", f"{ename}_hi"]
-                regs += [Register(f"{ename}_lo", base + eoff, field, "int64_lo", f"{ename} bits 31:0"),
-                         Register(f"{ename}_hi", base + eoff + 4, field, "int64_hi", f"{ename} bits 63:32")]
+                regs += [Register(f"{ename}_lo", base + eoff, field, "int64_lo",
+                                  f"{ename} bits 31:0"),
+                         Register(f"{ename}_hi", base + eoff + 4, field, "int64_hi",
+                                  f"{ename} bits 63:32")]
             else:
                 names.append(ename)
                 regs.append(Register(ename, base + eoff, field, kind, ename))
@@ -203,6 +216,7 @@ def desc_register_writes(desc: EfgenDesc) -> list[tuple[int, int]]:
 # ------------------------------------------------------------------------ rendering
 
 def _env() -> jinja2.Environment:
+    # Verilog replications are written "{ {n{x}}, y}" in the templates: "{{" opens Jinja.
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(data_dir("templates") / "rtl")),
                               undefined=jinja2.StrictUndefined, trim_blocks=True,
                               lstrip_blocks=True, keep_trailing_newline=True,
@@ -218,12 +232,11 @@ def dma_verilog(params: DmaParams | None = None) -> dict[str, str]:
     if not isinstance(p, DmaParams):
         raise TypeError(f"dma_verilog expects DmaParams, got {type(p).__name__}")
     aw = AXIL_ADDR_WIDTH
-    regs = [dict(r._asdict(), index=r.offset // 4, const=f"{aw - 2}'d{r.offset // 4}",
+    regs = [dict(r._asdict(), const=f"{aw - 2}'d{r.offset // 4}",
                  ident=f"REG_{r.name.upper()}") for r in REGISTERS]
     ctx = {"version": __version__, "p": p, "regs": regs,
            "desc_regs": [r for r in regs if r["field"]],
            "ports": [dict(d._asdict(), reg_idents=[f"r_{n}" for n in d.regs]) for d in DESC_PORTS],
-           "axil_addr_width": aw, "desc_base": DESC_BASE,
-           "status_bits": {"busy": STATUS_BUSY, "done": STATUS_DONE, "error": STATUS_ERROR}}
+           "axil_addr_width": aw, "desc_base": DESC_BASE}
     env = _env()
     return {name: env.get_template(f"{name}.j2").render(**ctx) for name in DMA_FILES}

@@ -1,13 +1,16 @@
 """cocotb tests of axi_dma_rd, axi_dma_wr and desc_regs (top: sim/dma/dma_tb.v).
 
-Run from tests/test_rtl_dma.py through cocotb's Python runner, which passes:
+Run from tests/test_rtl_dma.py through sim.runner.run_cocotb, one cocotb test at a time
+(``TESTCASE``), with:
 
 * ``EFGEN_DMA_PARAMS`` - the DmaParams of the build (JSON);
 * ``EFGEN_DMA_REPORT`` - a JSON file the measuring tests write their numbers to;
 * ``EFGEN_DMA_SCALE``  - a factor on the random-test sizes (Icarus runs a smaller share).
 
 DRAM is cocotbext-axi's AxiRam; :func:`add_read_latency` gives its read side a DDR-like
-pipelined latency. Registers are driven with cocotbext-axi's AxiLiteMaster.
+pipelined latency. Registers are driven with cocotbext-axi's AxiLiteMaster. Cycle
+counts are clock edges seen by :meth:`TB._monitor`; handshakes are sampled at the rising
+edge that completes them.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class _DelayedARChannel:
         return getattr(self._sink, name)
 
 
-def add_read_latency(ram: AxiRam, clock, cycles: int, acceptance: int = 8) -> None:
+def add_read_latency(ram: AxiRam, clock, cycles: int, acceptance: int = 16) -> None:
     """Give ``ram`` a read latency of ``cycles`` (pipelined; up to ``acceptance`` + 1
     read bursts accepted at once, like a Zynq HP port's read acceptance)."""
     ram.read_if.ar_channel.queue_occupancy_limit = acceptance
@@ -152,7 +155,8 @@ class TB:
     # -- read engine
     async def rd_commands(self, cmds, gap_prob: float = 0.0, serial=None):
         """Issue read commands (word addr, words); returns their handshake cycles.
-        ``serial`` (an Event factory) makes each wait for the previous to finish."""
+        ``serial``, an async callable, is awaited after each non-empty command (the
+        timing test waits there for the command's last beat)."""
         d = self.dut
         cycles = []
         for addr, n in cmds:
@@ -190,7 +194,8 @@ class TB:
                     exp_keep = full if left >= self.wpb else (1 << left) - 1
                     assert keep == exp_keep, f"keep {keep:#x} != {exp_keep:#x} ({left} words left)"
                     assert int(d.rd_last.value) == (left <= self.wpb), "m_last misplaced"
-                    beat = int(d.rd_data.value)
+                    # lanes outside m_keep are undefined (X on Icarus)
+                    beat = int(d.rd_data.value.binstr.replace("x", "0").replace("z", "0"), 2)
                     got += [(beat >> (32 * k)) & 0xFFFFFFFF for k in range(min(left, self.wpb))]
                     if len(got) == n:
                         ends.append(self.cycle)
@@ -262,6 +267,11 @@ class TB:
                                 ram.read_if.ar_channel)):
             ch.set_pause_generator(_pauses(prob, random.Random(100 + i)))
 
+    def bursts(self, cmds) -> list[tuple[int, int]]:
+        """(byte address, beats) of every burst the commands must issue, in order."""
+        return [tuple(b) for a, n in cmds
+                for b in axi_bursts(a, n, self.p.data_width, self.p.max_burst)]
+
     def scale(self, n: int) -> int:
         return max(1, int(n * float(os.environ.get("EFGEN_DMA_SCALE", "1"))))
 
@@ -270,7 +280,10 @@ def _report(key: str, value) -> None:
     path = os.environ.get("EFGEN_DMA_REPORT")
     if not path:
         return
-    data = json.load(open(path)) if os.path.exists(path) else {}
+    data = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            data = json.load(f)
     data[key] = value
     with open(path, "w") as f:
         json.dump(data, f, indent=1, sort_keys=True)
@@ -319,9 +332,9 @@ async def read_random(dut):
     data, _, _ = await tb.read(cmds, gap_prob=0.3, stall_prob=0.3)
     for (addr, n), got in zip(cmds, data):
         np.testing.assert_array_equal(got, mem[addr:addr + n], err_msg=f"read {addr}+{n}")
-    expected = [b for a, n in cmds for b in axi_bursts(a, n, tb.p.data_width, tb.p.max_burst)]
     # one ID, in-order: the AR sequence is exactly the commands' bursts in order
-    assert [(a, n) for _, a, n in tb.ars] == [tuple(b) for b in expected]
+    assert [(a, n) for _, a, n in tb.ars] == tb.bursts(cmds)
+    await ClockCycles(dut.clk, 2)
     assert not dut.rd_busy.value
     _report("read_random", {"commands": len(cmds), "bursts": len(tb.ars),
                             "words": sum(n for _, n in cmds)})
@@ -342,7 +355,7 @@ async def read_edges(dut):
     data, _, _ = await tb.read(cmds)
     for (addr, n), got in zip(cmds, data):
         np.testing.assert_array_equal(got, mem[addr:addr + n], err_msg=f"read {addr}+{n}")
-    expected = [tuple(b) for a, n in cmds for b in axi_bursts(a, n, tb.p.data_width, tb.p.max_burst)]
+    expected = tb.bursts(cmds)
     assert [(a, n) for _, a, n in tb.ars] == expected
 
 
@@ -420,33 +433,28 @@ async def read_timing(dut):
     async def one(cmds, serial=False):
         lens = [n for _, n in cmds]
         collector = cocotb.start_soon(tb.rd_collect(lens))
-        if serial:
-            done_cycles = []
+        async def wait_last():   # issue the next command after this one's last beat
+            while True:
+                await RisingEdge(dut.clk)
+                if dut.rd_valid.value and dut.rd_ready.value and dut.rd_last.value:
+                    return
 
-            async def wait_last():   # issue the next command after this one's last beat
-                k = len(done_cycles)
-                while True:
-                    await RisingEdge(dut.clk)
-                    if dut.rd_valid.value and dut.rd_ready.value and dut.rd_last.value:
-                        done_cycles.append(tb.cycle)
-                        break
-                assert len(done_cycles) == k + 1
-            issued = await tb.rd_commands(cmds, serial=wait_last)
-        else:
-            issued = await tb.rd_commands(cmds)
+        issued = await tb.rd_commands(cmds, serial=wait_last if serial else None)
         _, ends = await collector
         beats = sum(-(-((a % w) + n) // w) for a, n in cmds)
         bursts = sum(len(axi_bursts(a, n, tb.p.data_width, tb.p.max_burst)) for a, n in cmds)
         cycles = ends[-1] - issued[0]
         return {"commands": len(cmds), "bursts": bursts, "beats": beats, "cycles": cycles,
-                "overhead": cycles - beats, "overhead_per_burst": round((cycles - beats) / bursts, 2)}
+                "overhead": cycles - beats,
+                "overhead_per_burst": round((cycles - beats) / bursts, 2)}
 
     # one long command: beats + latency + a small constant
     n_long = 16384
     res["long"] = await one([(0, n_long)])
     # one burst at a time, each waiting for the previous one's last word (no overlap)
-    res["serial_1beat"] = await one([(PAGE_WORDS * (2 + i), w) for i in range(16)], serial=True)
-    res["serial_16beat"] = await one([(PAGE_WORDS * (2 + i), 16 * w) for i in range(16)], serial=True)
+    for beats in (1, 16):
+        res[f"serial_{beats}beat"] = await one(
+            [(PAGE_WORDS * (2 + i), beats * w) for i in range(16)], serial=True)
     # back-to-back commands, overlapped up to OUTSTANDING bursts
     for beats in (1, 4, 16, 64):
         res[f"pipelined_{beats}beat"] = await one(
@@ -472,7 +480,7 @@ async def write_random(dut):
     tb.backpressure(0.2)
     await tb.write(cmds, payloads, gap_prob=0.3)
     np.testing.assert_array_equal(tb.words(0, region), mem)
-    expected = [tuple(b) for a, n in cmds for b in axi_bursts(a, n, tb.p.data_width, tb.p.max_burst)]
+    expected = tb.bursts(cmds)
     assert [(a, n) for _, a, n in tb.aws] == expected
     _report("write_random", {"commands": len(cmds), "bursts": len(tb.aws)})
 
@@ -496,7 +504,7 @@ async def write_edges(dut):
         mem[a:a + n] = pl
     await tb.write(cmds, payloads)
     np.testing.assert_array_equal(tb.words(0, region), mem)
-    expected = [tuple(b) for a, n in cmds for b in axi_bursts(a, n, tb.p.data_width, tb.p.max_burst)]
+    expected = tb.bursts(cmds)
     assert [(a, n) for _, a, n in tb.aws] == expected
 
 
@@ -514,6 +522,50 @@ async def write_timing(dut):
     beats = n // tb.wpb
     _report("write_timing", {"words": n, "beats": beats, "cycles": cycles,
                              "overhead": cycles - beats, "bursts": len(tb.aws)})
+
+
+@cocotb.test(timeout_time=50, timeout_unit="ms")
+async def bus_errors(dut):
+    """SLVERR responses pulse rd_error / wr_error once per bad beat / burst; the
+    transfers still complete."""
+    tb = TB(dut, seed=24)
+    await tb.reset()
+    mem = tb.fill(1 << 14)
+    bad = range(4 * 4096, 4 * 4096 + 64)          # bytes 16 KiB .. +64 fail
+
+    async def read_or_fail(address, length):
+        if address in bad:
+            raise IOError("bad address")
+        return tb.ram.read(address, length)
+
+    async def write_or_fail(address, data):
+        if address in bad:
+            raise IOError("bad address")
+        tb.ram.write(address, data)
+
+    tb.ram.read_if._read = read_or_fail      # AxiRam answers SLVERR when these raise
+    tb.ram.write_if._write = write_or_fail
+    errors = {"rd": 0, "wr": 0}
+
+    async def count():
+        while True:
+            await RisingEdge(dut.clk)
+            errors["rd"] += int(dut.rd_error.value)
+            errors["wr"] += int(dut.wr_error.value)
+
+    cocotb.start_soon(count())
+    bad_beats = len(bad) * 8 // tb.p.data_width
+    data, _, _ = await tb.read([(4096 - 8, 8), (4096 - 4, 64), (4096 + 100, 4)])
+    np.testing.assert_array_equal(data[0], mem[4096 - 8:4096])
+    np.testing.assert_array_equal(data[2], mem[4196:4200])
+    await ClockCycles(dut.clk, 3)
+    assert errors["rd"] == bad_beats, errors
+    payload = np.arange(64, dtype=np.uint32)
+    await tb.write([(4096 - 4, 64), (4096 + 200, 4)], [payload, payload[:4]])
+    await ClockCycles(dut.clk, 3)
+    bursts = len(axi_bursts(4096 - 4, 64, tb.p.data_width, tb.p.max_burst))
+    assert 1 <= errors["wr"] <= bursts, errors   # one per burst that hit a bad beat
+    np.testing.assert_array_equal(tb.words(4096 + 200, 4), payload[:4])
 
 
 # --------------------------------------------------------------------- registers

@@ -16,94 +16,98 @@ module dma_tb #(
     parameter LEN_WIDTH   = 32,
     parameter MAX_BURST   = 256,
     parameter OUTSTANDING = 4
-) (
-    input  wire                     clk,
-    input  wire                     rst,
+) ();
 
-    input  wire [ADDR_WIDTH-3:0]    rd_cmd_addr,
-    input  wire [LEN_WIDTH-1:0]     rd_cmd_len,
-    input  wire                     rd_cmd_valid,
-    output wire                     rd_cmd_ready,
-    output wire [DATA_WIDTH-1:0]    rd_data,
-    output wire [DATA_WIDTH/32-1:0] rd_keep,
-    output wire                     rd_last,
-    output wire                     rd_valid,
-    input  wire                     rd_ready,
-    output wire                     rd_busy,
-    output wire                     rd_error,
+// Stimulus (reg, written by cocotb) and observed (wire) signals. The top has no ports
+// on purpose: version 5.006 of Verilator copies top-level input ports from its C++
+// wrapper at every input evaluation, which silently overwrites the values cocotb
+// writes to them (verilator/verilator#3919, fixed in later releases).
+reg                          clk;
+reg                          rst;
 
-    input  wire [ADDR_WIDTH-3:0]    wr_cmd_addr,
-    input  wire [LEN_WIDTH-1:0]     wr_cmd_len,
-    input  wire                     wr_cmd_valid,
-    output wire                     wr_cmd_ready,
-    input  wire [DATA_WIDTH-1:0]    wr_data,
-    input  wire                     wr_valid,
-    output wire                     wr_ready,
-    output wire                     wr_busy,
-    output wire                     wr_done,
-    output wire                     wr_error,
+reg  [ADDR_WIDTH-3:0]        rd_cmd_addr;
+reg  [LEN_WIDTH-1:0]         rd_cmd_len;
+reg                          rd_cmd_valid;
+wire                         rd_cmd_ready;
+wire [DATA_WIDTH-1:0]        rd_data;
+wire [DATA_WIDTH/32-1:0]     rd_keep;
+wire                         rd_last;
+wire                         rd_valid;
+reg                          rd_ready;
+wire                         rd_busy;
+wire                         rd_error;
 
-    output wire [0:0]               m_axi_awid,
-    output wire [ADDR_WIDTH-1:0]    m_axi_awaddr,
-    output wire [7:0]               m_axi_awlen,
-    output wire [2:0]               m_axi_awsize,
-    output wire [1:0]               m_axi_awburst,
-    output wire                     m_axi_awlock,
-    output wire [3:0]               m_axi_awcache,
-    output wire [2:0]               m_axi_awprot,
-    output wire                     m_axi_awvalid,
-    input  wire                     m_axi_awready,
-    output wire [DATA_WIDTH-1:0]    m_axi_wdata,
-    output wire [DATA_WIDTH/8-1:0]  m_axi_wstrb,
-    output wire                     m_axi_wlast,
-    output wire                     m_axi_wvalid,
-    input  wire                     m_axi_wready,
-    input  wire [0:0]               m_axi_bid,
-    input  wire [1:0]               m_axi_bresp,
-    input  wire                     m_axi_bvalid,
-    output wire                     m_axi_bready,
-    output wire [0:0]               m_axi_arid,
-    output wire [ADDR_WIDTH-1:0]    m_axi_araddr,
-    output wire [7:0]               m_axi_arlen,
-    output wire [2:0]               m_axi_arsize,
-    output wire [1:0]               m_axi_arburst,
-    output wire                     m_axi_arlock,
-    output wire [3:0]               m_axi_arcache,
-    output wire [2:0]               m_axi_arprot,
-    output wire                     m_axi_arvalid,
-    input  wire                     m_axi_arready,
-    input  wire [0:0]               m_axi_rid,
-    input  wire [DATA_WIDTH-1:0]    m_axi_rdata,
-    input  wire [1:0]               m_axi_rresp,
-    input  wire                     m_axi_rlast,
-    input  wire                     m_axi_rvalid,
-    output wire                     m_axi_rready,
+reg  [ADDR_WIDTH-3:0]        wr_cmd_addr;
+reg  [LEN_WIDTH-1:0]         wr_cmd_len;
+reg                          wr_cmd_valid;
+wire                         wr_cmd_ready;
+reg  [DATA_WIDTH-1:0]        wr_data;
+reg                          wr_valid;
+wire                         wr_ready;
+wire                         wr_busy;
+wire                         wr_done;
+wire                         wr_error;
 
-    input  wire [7:0]               s_axil_awaddr,
-    input  wire [2:0]               s_axil_awprot,
-    input  wire                     s_axil_awvalid,
-    output wire                     s_axil_awready,
-    input  wire [31:0]              s_axil_wdata,
-    input  wire [3:0]               s_axil_wstrb,
-    input  wire                     s_axil_wvalid,
-    output wire                     s_axil_wready,
-    output wire [1:0]               s_axil_bresp,
-    output wire                     s_axil_bvalid,
-    input  wire                     s_axil_bready,
-    input  wire [7:0]               s_axil_araddr,
-    input  wire [2:0]               s_axil_arprot,
-    input  wire                     s_axil_arvalid,
-    output wire                     s_axil_arready,
-    output wire [31:0]              s_axil_rdata,
-    output wire [1:0]               s_axil_rresp,
-    output wire                     s_axil_rvalid,
-    input  wire                     s_axil_rready,
+wire [0:0]                   m_axi_awid;
+wire [ADDR_WIDTH-1:0]        m_axi_awaddr;
+wire [7:0]                   m_axi_awlen;
+wire [2:0]                   m_axi_awsize;
+wire [1:0]                   m_axi_awburst;
+wire                         m_axi_awlock;
+wire [3:0]                   m_axi_awcache;
+wire [2:0]                   m_axi_awprot;
+wire                         m_axi_awvalid;
+reg                          m_axi_awready;
+wire [DATA_WIDTH-1:0]        m_axi_wdata;
+wire [DATA_WIDTH/8-1:0]      m_axi_wstrb;
+wire                         m_axi_wlast;
+wire                         m_axi_wvalid;
+reg                          m_axi_wready;
+reg  [0:0]                   m_axi_bid;
+reg  [1:0]                   m_axi_bresp;
+reg                          m_axi_bvalid;
+wire                         m_axi_bready;
+wire [0:0]                   m_axi_arid;
+wire [ADDR_WIDTH-1:0]        m_axi_araddr;
+wire [7:0]                   m_axi_arlen;
+wire [2:0]                   m_axi_arsize;
+wire [1:0]                   m_axi_arburst;
+wire                         m_axi_arlock;
+wire [3:0]                   m_axi_arcache;
+wire [2:0]                   m_axi_arprot;
+wire                         m_axi_arvalid;
+reg                          m_axi_arready;
+reg  [0:0]                   m_axi_rid;
+reg  [DATA_WIDTH-1:0]        m_axi_rdata;
+reg  [1:0]                   m_axi_rresp;
+reg                          m_axi_rlast;
+reg                          m_axi_rvalid;
+wire                         m_axi_rready;
 
-    output wire                     regs_start,
-    output wire                     regs_busy,
-    input  wire                     regs_done,
-    input  wire                     regs_error
-);
+reg  [7:0]                   s_axil_awaddr;
+reg  [2:0]                   s_axil_awprot;
+reg                          s_axil_awvalid;
+wire                         s_axil_awready;
+reg  [31:0]                  s_axil_wdata;
+reg  [3:0]                   s_axil_wstrb;
+reg                          s_axil_wvalid;
+wire                         s_axil_wready;
+wire [1:0]                   s_axil_bresp;
+wire                         s_axil_bvalid;
+reg                          s_axil_bready;
+reg  [7:0]                   s_axil_araddr;
+reg  [2:0]                   s_axil_arprot;
+reg                          s_axil_arvalid;
+wire                         s_axil_arready;
+wire [31:0]                  s_axil_rdata;
+wire [1:0]                   s_axil_rresp;
+wire                         s_axil_rvalid;
+reg                          s_axil_rready;
+
+wire                         regs_start;
+wire                         regs_busy;
+reg                          regs_done;
+reg                          regs_error;
 
 axi_dma_rd #(
     .DATA_WIDTH(DATA_WIDTH), .ADDR_WIDTH(ADDR_WIDTH), .ID_WIDTH(1), .LEN_WIDTH(LEN_WIDTH),
