@@ -1,0 +1,469 @@
+"""The compute core of the unified Tm x Tn engine, tile level (no DRAM): RTL + models.
+
+:func:`engine_verilog` renders ``templates/rtl/engine_*.v.j2`` for one
+:class:`EngineParams` into plain Verilog-2005 (file name -> text; the FP32 units of
+:mod:`efgen.rtl.fpu` included), with top module ``engine_core``:
+
+* on-chip buffers, all simple dual-port synchronous RAMs (``engine_ram``: one write
+  port, one read port, registered read, one cycle), which yosys maps to block RAM:
+
+  - IFM: ``Tn`` banks of ``2 * ifm_depth`` words, ping-pong halves selected by the
+    address MSB; the loader writes one half while the engine reads the other.
+  - OFM: ``Tm`` banks x two halves of ``ofm_depth`` words (two RAMs per bank, so that
+    the engine can read-modify-write one half while the store path reads the other).
+    FP/BP: output accumulators; WU: the error tile.
+  - weights: ``Tm * Tn`` banks of ``wbuf_depth`` words, one copy. FP/BP: a chunk of
+    weights; WU: gradient accumulators.
+* the ``Tm x Tn`` FP32 MAC array (``engine_array``): ``Tm * Tn`` multipliers and
+  ``Tm * Tn`` adders. FP/BP: per output lane ``m``, ``Tn - 1`` adders form the adder
+  tree over the ``Tn`` products (:func:`adder_tree`) and the last one accumulates into
+  the OFM. WU: every adder is the accumulator of its own ``(m, n)`` lane.
+* the tile controller (``engine_ctrl``), the weight-load path (``engine_wload``: DRAM
+  stream -> banks, with flip + transpose for BP) and the store path (raw, ReLU clamp,
+  ReLU-mask).
+
+Accumulation and the loop-carried dependence
+--------------------------------------------
+An accumulator update takes ``ACC_DIST = ADD_LATENCY + 2`` cycles from the read of
+the old value to the first cycle in which a read returns the new one (one RAM read
+cycle, the adder, one write cycle), so two updates of one accumulator must be issued
+at least ``ACC_DIST`` cycles apart. No forwarding paths: the loop order hides it.
+
+* FP/BP (``conv``): kernel offsets ``(i, j)`` outermost, then the ``tr x tc`` pixels
+  of the block: the ``P = tr*tc`` pixel partial sums are interleaved in the OFM
+  buffer, and each is updated once per ``(i, j)`` pass, ``max(P, ACC_DIST)`` cycles
+  apart. Blocks with ``P < ACC_DIST`` pad each pass but the last with idle cycles.
+* WU: pixels outermost, ``(i, j)`` innermost: the ``K*K`` gradient words of a lane are
+  updated round robin. For ``K*K < ACC_DIST`` (K = 1, 2) each gradient word keeps
+  ``G = ceil(ACC_DIST / (K*K))`` partial sums (:func:`wu_copies`), pixel ``p``
+  updating copy ``p % G``: the gradient is the sum of the copies (in copy order,
+  :func:`wu_gradient`), formed once per batch by the write-back; a gradient tile
+  takes ``G*K*K`` words per weight bank. A first block
+  (``acc_init``) with fewer than ``G`` pixels runs ``G`` pixel slots (the extra ones
+  multiply zeros) so that every copy is initialised.
+
+Cycle counts, exact (``start`` sampled in cycle t0, ``done`` high for one cycle in
+t0 + cycles; :func:`block_cycles`), with ``P = tr*tc``, ``ACC_DIST = 6``::
+
+    conv (FP, BP): cycles = (K*K - 1) * max(P, ACC_DIST) + P + depth_conv
+    wu:            cycles = K*K * (max(P, G) if acc_init else P) + depth_wu
+    depth_conv = 1 (RAM read) + MUL_LATENCY (3) + ADD_LATENCY * ceil(log2 Tn) (tree)
+                 + ADD_LATENCY (4, accumulate) + 1 (write, then done) = 9 + 4*ceil(log2 Tn)
+    depth_wu   = 1 + MUL_LATENCY + ADD_LATENCY + 1 = 9
+
+so for ``P >= ACC_DIST`` (and WU blocks that are not a first block of fewer than G
+pixels) a block takes exactly ``tr*tc*K*K + depth`` cycles, the analytical model's form
+with ``mac_depth = depth`` (:func:`pipeline_depth`). A new block may start in the cycle
+``done`` is high; the next block's first accumulator read comes after the last write.
+
+Usage rules the RTL does not check: ``1 <= K <= kmax``, ``1 <= S <= smax``, ``tr*tc <=
+ofm_depth``, the IFM tile (row pitch ``in_w``) fits in ``ifm_depth`` words, weight and
+gradient regions fit in ``wbuf_depth``; while busy the engine owns IFM half
+``cfg_ifm_half``, OFM half ``cfg_ofm_half`` and the whole weight buffer (weight loads
+and weight-buffer reads only when idle).
+
+Bit-exact models: :func:`conv_block` and :func:`wu_block` perform the same sequence of
+float32 roundings as the RTL (numpy for ``impl="behav"``, :mod:`efgen.golden.ftz` for
+``"synth"``); :func:`wload_placement` is the weight-load path in Python.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from efgen import __version__
+from efgen.rtl.fpu import ADD_LATENCY, IMPLS, MUL_LATENCY, fp_units_verilog, _env
+
+RAM_LATENCY = 1                      # synchronous read
+ACC_DIST = ADD_LATENCY + 2           # read, add, write of one accumulator (cycles)
+ST_RAW, ST_RELU, ST_MASK = 0, 1, 2   # store-path operations
+
+
+def _clog2(n: int) -> int:
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def _is_pow2(n: int) -> bool:
+    return n >= 1 and n & (n - 1) == 0
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """Parameters of one generated engine core.
+
+    ``ifm_depth``/``ofm_depth``: words per bank per ping-pong half; ``wbuf_depth``:
+    words per weight bank (powers of two). ``kmax``/``smax``: largest kernel and stride
+    the controller's counters hold. ``wl_words``: words per weight-load beat.
+    ``impl``: FP32 unit implementation (:data:`efgen.rtl.fpu.IMPLS`).
+    """
+
+    tm: int
+    tn: int
+    ifm_depth: int = 1024
+    ofm_depth: int = 512
+    wbuf_depth: int = 512
+    kmax: int = 7
+    smax: int = 4
+    wl_words: int = 1
+    impl: str = "behav"
+
+    def __post_init__(self):
+        def bad(what, how):
+            raise ValueError(f"EngineParams.{what}={getattr(self, what)!r}: {how}")
+
+        for k in ("tm", "tn", "ifm_depth", "ofm_depth", "wbuf_depth", "kmax", "smax",
+                  "wl_words"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                bad(k, "must be a positive integer")
+        for k in ("ifm_depth", "ofm_depth", "wbuf_depth"):
+            if not _is_pow2(getattr(self, k)) or getattr(self, k) < 16:
+                bad(k, "must be a power of two >= 16")
+        if self.wbuf_depth < self.kmax ** 2 * wu_copies(1):
+            bad("wbuf_depth", "must hold kmax*kmax words and the K=1 WU copies")
+        if self.impl not in IMPLS:
+            bad("impl", f"expected one of {IMPLS}")
+        if (self.tm * self.tn) % self.wl_words:
+            bad("wl_words", "must divide tm*tn")
+        clash = _wload_bank_clash(self.tm, self.tn, self.wl_words)
+        if clash:
+            bad("wl_words", f"two words of one beat would hit one bank in BP ({clash})")
+
+    # ---- derived widths (the Verilog parameters)
+    @property
+    def widths(self) -> dict[str, int]:
+        ia, oa, wa = (_clog2(d) for d in (self.ifm_depth, self.ofm_depth, self.wbuf_depth))
+        kw = _clog2(self.kmax + 1)
+        return {
+            "IA": ia, "OA": oa, "WA": wa,
+            "KW": kw, "K2W": 2 * kw,
+            "SW": _clog2(self.smax + 1),
+            "TW": oa + 1,                     # tr, tc, P <= ofm_depth
+            "MVW": _clog2(self.tm + 1), "NVW": _clog2(self.tn + 1),
+            "A0W": _clog2(self.tm), "B0W": _clog2(self.tn),
+            "LW": _clog2(self.tm * self.tn + self.tm + self.tn + 1),   # lane arithmetic
+            "GW": _clog2(wu_copies(1) + 1),
+            "DW": _clog2(pipeline_depth("conv", self.tn) + 1),
+        }
+
+
+# ------------------------------------------------------------------ structure, timing
+
+def tree_levels(tn: int) -> int:
+    return math.ceil(math.log2(tn)) if tn > 1 else 0
+
+
+def tree_latency(tn: int) -> int:
+    return ADD_LATENCY * tree_levels(tn)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The adder tree of one output lane over ``tn`` products.
+
+    Sources are ``("p", n)`` (product of lane n), ``("s", k)`` (output of adder k) and
+    ``("d", k)`` (a source delayed by ADD_LATENCY, for the odd one out of a level).
+    ``nodes[k] = (a, b)`` are the inputs of adder k (level order); ``delays[k]`` the
+    source of delay k; ``root`` the tree's output.
+    """
+
+    nodes: tuple
+    delays: tuple
+    root: tuple
+    levels: int
+
+
+def adder_tree(tn: int) -> Tree:
+    """Pairs (0,1), (2,3), ... per level; an odd last element waits one level."""
+    cur = [("p", n) for n in range(tn)]
+    nodes, delays, levels = [], [], 0
+    while len(cur) > 1:
+        nxt = []
+        for q in range(0, len(cur) - 1, 2):
+            nodes.append((cur[q], cur[q + 1]))
+            nxt.append(("s", len(nodes) - 1))
+        if len(cur) % 2:
+            delays.append(cur[-1])
+            nxt.append(("d", len(delays) - 1))
+        cur = nxt
+        levels += 1
+    assert len(nodes) == tn - 1 and levels == tree_levels(tn)
+    return Tree(tuple(nodes), tuple(delays), cur[0], levels)
+
+
+def wu_copies(k: int) -> int:
+    """Partial sums per gradient word in WU: ``ceil(ACC_DIST / (K*K))``."""
+    return max(1, -(-ACC_DIST // (k * k)))
+
+
+def pipeline_depth(mode: str, tn: int) -> int:
+    """Cycles from the last issue to ``done``: the RAM read, the multiplier, (conv:
+    the adder tree,) the accumulating adder, the write, and done one cycle later."""
+    tree = tree_latency(tn) if mode == "conv" else 0
+    return RAM_LATENCY + MUL_LATENCY + tree + ADD_LATENCY + 1
+
+
+def issue_cycles(mode: str, k: int, tr: int, tc: int, acc_init: bool = True) -> int:
+    """Cycles the controller spends issuing (including idle padding)."""
+    p = tr * tc
+    if mode == "conv":
+        return (k * k - 1) * max(p, ACC_DIST) + p
+    if mode == "wu":
+        return k * k * (max(p, wu_copies(k)) if acc_init else p)
+    raise ValueError(f"mode {mode!r}: expected 'conv' or 'wu'")
+
+
+def block_cycles(mode: str, k: int, tr: int, tc: int, tn: int, acc_init: bool = True) -> int:
+    """Cycles from ``start`` to ``done`` for one output block (one reduction block).
+
+    ``start`` is sampled in cycle t0, ``done`` is high (one cycle) in cycle
+    t0 + block_cycles; a new ``start`` may be given in that same cycle.
+    """
+    return issue_cycles(mode, k, tr, tc, acc_init) + pipeline_depth(mode, tn)
+
+
+# ------------------------------------------------------------------ weight load
+
+def _wload_bank_clash(tm: int, tn: int, wl: int) -> str:
+    """A BP (a0, b0, beat) for which two words of a beat map to one bank, or ''."""
+    for a0 in range(tm):
+        for b0 in range(tn):
+            for e0 in range(0, tm * tn, wl):
+                banks = set()
+                for e in range(e0, e0 + wl):
+                    mm, nn = divmod(e, tn)
+                    bank = ((a0 + nn) % tm) * tn + (b0 + mm) % tn
+                    if bank in banks:
+                        return f"a0={a0} b0={b0} beat at {e0}"
+                    banks.add(bank)
+    return ""
+
+
+@dataclass(frozen=True)
+class WloadConfig:
+    """Configuration of one weight-load stream: one (m-block, n-block) pair of the
+    blocked DRAM layout (``K*K*Tm*Tn`` words, :class:`efgen.layout.WeightLayout`).
+
+    Direct (FP, WU): word ``(i*K+j, mm, nn)`` -> bank ``mm*Tn + nn``, address
+    ``base + i*K + j`` (pad lanes are written: they are zeros in DRAM).
+    BP (``bp``): ``m = m_base + mm``, ``n = n_base + nn`` -> bank
+    ``(n % Tm)*Tn + m % Tn``, address ``((n//Tm - ob_first)*nbred + m//Tn)*K*K +
+    (K*K-1 - (i*K+j))`` (flipped, transposed); skipped when ``mm >= m_lim``,
+    ``nn >= n_lim`` (pad lanes) or ``n//Tm`` is outside ``[ob_first, ob_first +
+    ob_count)``. The RTL gets ``n_base`` and ``m_base`` as ``a0 = n_base % Tm``,
+    ``q0 = n_base // Tm``, ``b0 = m_base % Tn``, ``rb0 = m_base // Tn``.
+    """
+
+    bp: bool
+    k: int
+    base: int = 0
+    a0: int = 0
+    q0: int = 0
+    b0: int = 0
+    rb0: int = 0
+    ob_first: int = 0
+    ob_count: int = 0
+    nbred: int = 0
+    m_lim: int = 0
+    n_lim: int = 0
+
+    @staticmethod
+    def direct(k: int, base: int) -> "WloadConfig":
+        return WloadConfig(False, k, base=base)
+
+    @staticmethod
+    def bp_pair(tm: int, tn: int, k: int, w_shape, mb: int, nb: int, ob_first: int,
+                ob_count: int) -> "WloadConfig":
+        """BP load of DRAM pair (mb, nb) of weights ``w_shape = (M, N, K, K)`` into a
+        chunk holding BP output blocks (over N, Tm lanes) ``ob_first ..
+        ob_first+ob_count-1`` and all ``ceil(M/Tn)`` reduction blocks."""
+        M, N = w_shape[0], w_shape[1]
+        m_base, n_base = mb * tm, nb * tn
+        return WloadConfig(True, k, a0=n_base % tm, q0=n_base // tm, b0=m_base % tn,
+                           rb0=m_base // tn, ob_first=ob_first, ob_count=ob_count,
+                           nbred=-(-M // tn), m_lim=min(tm, M - m_base),
+                           n_lim=min(tn, N - n_base))
+
+
+def wload_placement(cfg: WloadConfig, tm: int, tn: int):
+    """Where each word of the stream lands: a list, in stream order, of
+    ``(bank, address)`` or ``None`` (skipped)."""
+    out = []
+    k2 = cfg.k * cfg.k
+    for kk in range(k2):
+        for mm in range(tm):
+            for nn in range(tn):
+                if not cfg.bp:
+                    out.append((mm * tn + nn, cfg.base + kk))
+                    continue
+                m_off, n_off = cfg.b0 + mm, cfg.a0 + nn
+                ob, a = cfg.q0 + n_off // tm, n_off % tm
+                rb, b = cfg.rb0 + m_off // tn, m_off % tn
+                if mm >= cfg.m_lim or nn >= cfg.n_lim or not (
+                        cfg.ob_first <= ob < cfg.ob_first + cfg.ob_count):
+                    out.append(None)
+                    continue
+                out.append((a * tn + b, ((ob - cfg.ob_first) * cfg.nbred + rb) * k2
+                            + k2 - 1 - kk))
+    return out
+
+
+# ------------------------------------------------------------------ bit-exact models
+
+def _ops(impl: str):
+    if impl == "synth":
+        from efgen.golden.ftz import add_ftz, mul_ftz
+        return add_ftz, mul_ftz
+    if impl == "behav":
+        def add(a, b):
+            with np.errstate(all="ignore"):
+                return np.add(a, b, dtype=np.float32)
+
+        def mul(a, b):
+            with np.errstate(all="ignore"):
+                return np.multiply(a, b, dtype=np.float32)
+        return add, mul
+    raise ValueError(f"unknown FP implementation {impl!r}")
+
+
+def _tree_sum(products: np.ndarray, tn: int, add) -> np.ndarray:
+    """Reduce axis 1 (the Tn lanes) of ``products`` in the order of adder_tree(tn)."""
+    t = adder_tree(tn)
+    sums = []
+
+    def src(s):
+        kind, i = s
+        if kind == "p":
+            return products[:, i]
+        return sums[i] if kind == "s" else src(t.delays[i])   # a delay keeps the value
+
+    for a, b in t.nodes:
+        sums.append(add(src(a), src(b)))
+    return src(t.root)
+
+
+def _windows(x_tile: np.ndarray, k: int, s: int, tr: int, tc: int) -> np.ndarray:
+    """(Tn, K*K, P): x[n, r*S+i, c*S+j] for kernel offset i*K+j and pixel r*tc+c."""
+    tn = x_tile.shape[0]
+    out = np.empty((tn, k * k, tr * tc), dtype=np.float32)
+    for i in range(k):
+        for j in range(k):
+            out[:, i * k + j] = x_tile[:, i:i + s * (tr - 1) + 1:s,
+                                       j:j + s * (tc - 1) + 1:s].reshape(tn, -1)
+    return out
+
+
+def conv_block(w_blk, x_tile, acc, *, k: int, s: int, tr: int, tc: int, m_valid: int,
+               n_valid: int, acc_init: bool, impl: str = "behav") -> np.ndarray:
+    """One FP/BP block exactly as the RTL rounds it.
+
+    ``w_blk`` (Tm, Tn, K, K): the weight-buffer words of the block; ``x_tile`` (Tn,
+    hin, win): the IFM half; ``acc`` (Tm, P): the OFM half before the block (ignored
+    when ``acc_init``). Returns the OFM half after the block, (Tm, P) float32.
+    """
+    add, mul = _ops(impl)
+    tm, tn = w_blk.shape[:2]
+    p = tr * tc
+    lane = (np.arange(tm)[:, None] < m_valid) & (np.arange(tn)[None, :] < n_valid)
+    zero = np.float32(0)
+    w = np.where(lane[:, :, None, None], w_blk, zero).astype(np.float32)
+    win = _windows(np.asarray(x_tile, np.float32), k, s, tr, tc)
+    out = np.zeros((tm, p), np.float32) if acc_init else np.array(acc, np.float32)
+    for kk in range(k * k):
+        xs = np.where(lane[:, :, None], win[None, :, kk, :], zero)       # (Tm, Tn, P)
+        prod = mul(w[:, :, kk // k, kk % k][:, :, None], xs)
+        tree = _tree_sum(prod, tn, add)                                   # (Tm, P)
+        base = np.zeros_like(out) if (acc_init and kk == 0) else out
+        out = add(tree, base)
+    return out
+
+
+def wu_block(slots, dy, x_tile, *, k: int, s: int, tr: int, tc: int, m_valid: int,
+             n_valid: int, acc_init: bool, impl: str = "behav") -> np.ndarray:
+    """One WU block exactly as the RTL rounds it.
+
+    ``slots`` (Tm, Tn, G, K*K): gradient partial sums before the block (ignored when
+    ``acc_init``); ``dy`` (Tm, P): the error tile; ``x_tile`` (Tn, hin, win). Returns
+    the slots after the block.
+    """
+    add, mul = _ops(impl)
+    tm, tn = dy.shape[0], x_tile.shape[0]
+    g = wu_copies(k)
+    p = tr * tc
+    lane = (np.arange(tm)[:, None] < m_valid) & (np.arange(tn)[None, :] < n_valid)
+    win = _windows(np.asarray(x_tile, np.float32), k, s, tr, tc)          # (Tn, K2, P)
+    out = (np.zeros((tm, tn, g, k * k), np.float32) if acc_init
+           else np.array(slots, np.float32))
+    zero = np.float32(0)
+    runs = max(p, g) if acc_init else p
+    for q in range(runs):
+        ok = lane if q < p else np.zeros_like(lane)
+        a = np.where(ok[:, :, None], np.asarray(dy, np.float32)[:, min(q, p - 1)][:, None, None], zero)
+        b = np.where(ok[:, :, None], win[None, :, :, min(q, p - 1)], zero)
+        prod = mul(a, b)                                                  # (Tm, Tn, K2)
+        base = np.zeros_like(prod) if (acc_init and q < g) else out[:, :, q % g]
+        out[:, :, q % g] = add(prod, base)
+    return out
+
+
+def wu_gradient(slots, impl: str = "behav") -> np.ndarray:
+    """The gradient from its WU partial sums: ((copy0 + copy1) + copy2) + ...,
+    the order the write-back adds them in. (Tm, Tn, G, K*K) -> (Tm, Tn, K*K)."""
+    add, _ = _ops(impl)
+    out = np.asarray(slots[:, :, 0], np.float32)
+    for q in range(1, slots.shape[2]):
+        out = add(out, np.asarray(slots[:, :, q], np.float32))
+    return out
+
+
+def store_op(op: int, x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """The store path on float32 words: raw, ReLU (``np.maximum(x, 0)``; NaN stays),
+    or the ReLU mask (``np.where(y > 0, x, 0)``)."""
+    x = np.asarray(x, np.float32)
+    if op == ST_RAW:
+        return x
+    if op == ST_RELU:
+        return np.where(np.isnan(x) | (x > 0), x, np.float32(0))
+    if op == ST_MASK:
+        return np.where(np.asarray(y, np.float32) > 0, x, np.float32(0))
+    raise ValueError(f"store op {op}")
+
+
+# ------------------------------------------------------------------ Verilog
+
+def _zext(expr: str, from_w: int, to_w: int) -> str:
+    """Verilog zero-extension of ``expr`` from ``from_w`` to ``to_w`` bits."""
+    if to_w < from_w:
+        raise ValueError(f"cannot zero-extend {from_w} bits to {to_w}")
+    return expr if to_w == from_w else f"{{{{{to_w - from_w}{{1'b0}}}}, {expr}}}"
+
+
+def _src(s) -> str:
+    kind, i = s
+    return {"p": f"prod[{i * 32 + 31}:{i * 32}]", "s": f"sum[{i * 32 + 31}:{i * 32}]",
+            "d": f"dly{i}_q"}[kind]
+
+
+def engine_verilog(p: EngineParams) -> dict[str, str]:
+    """File name -> Verilog text of the engine core (``engine_core`` on top) and the
+    FP32 units it instantiates. Deterministic for equal params."""
+    env = _env()
+    tree = adder_tree(p.tn)
+    ctx = {
+        "version": __version__, "p": p, "w": p.widths,
+        "mul_latency": MUL_LATENCY, "add_latency": ADD_LATENCY,
+        "tree_latency": tree_latency(p.tn), "acc_dist": ACC_DIST,
+        "depth_conv": pipeline_depth("conv", p.tn), "depth_wu": pipeline_depth("wu", p.tn),
+        "tree": tree, "src": _src, "zext": _zext, "AAW": max(p.widths["OA"], p.widths["WA"]),
+        "fp_adder_a": [_src(a) for a, _ in tree.nodes] + [_src(tree.root)],
+        "fp_adder_b": [_src(b) for _, b in tree.nodes],
+        "delay_src": [_src(d) for d in tree.delays],
+        "wu_copies": {k: wu_copies(k) for k in range(1, p.kmax + 1)},
+    }
+    files = dict(fp_units_verilog(p.impl))
+    for mod in ("engine_ram", "engine_array", "engine_ctrl", "engine_wload", "engine_core"):
+        files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
+    return files
