@@ -165,8 +165,12 @@ async def run_script(dut):
     cocotb.start_soon(Clock(dut.clk, 10, units="ns").start())
     for name in ("ifm_we", "ofm_we", "st_re", "wl_cfg", "wl_valid", "start", "wb_rd_addr",
                  "ifm_wr_half", "ifm_wr_addr", "ifm_wr_data", "ofm_wr_half", "ofm_wr_addr",
-                 "ofm_wr_data", "st_half", "st_addr", "st_op", "st_mask", "wl_data"):
+                 "ofm_wr_data", "st_half", "st_addr", "st_op", "st_mask", "wl_data",
+                 "cfg_o_base", "cfg_u_lo", "cfg_v_lo", "cfg_dil_mask"):
         getattr(dut, name).value = 0
+    for name in ("cfg_u_hi", "cfg_v_hi"):           # the whole buffer is valid
+        sig = getattr(dut, name)
+        sig.value = (1 << len(sig)) - 1
     dut.rst.value = 1
     drv = Driver(dut, tm, tn)
     for _ in range(3):
