@@ -1,0 +1,297 @@
+"""Co-simulation of the reference RTL against the golden model, layer-phase by layer-phase.
+
+A :class:`LayerPhase` is one conv or linear layer in one phase (FP, BP or WU) with its
+tiling. :func:`run_layer_phases` builds ONE DRAM image holding the inputs of every case
+(random, seeded; feature maps through :class:`efgen.layout.FeatureMapLayout` in the RTL's
+layout, weights and momentum blocked (Tm, Tn)), generates the RTL, runs all cases one
+after the other under cocotb (sim/top/cocotb_top.py: AxiLiteMaster writes each
+descriptor and starts it; DRAM is cocotbext-axi's AxiRamRead/AxiRamWrite with a
+pipelined read latency), and compares every output tensor with the golden model
+(:mod:`efgen.golden.ops`), as max |rtl - golden| / max |golden|.
+
+Per case it also records the cycles from start to done (the CYCLES register) and the AXI
+bursts of each port, for :mod:`efgen.rtl.validate` to set against the analytical model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from efgen.errors import EfgenError
+from efgen.golden import ops
+from efgen.hls.desc import make_desc
+from efgen.layout import FeatureMapLayout, WeightLayout
+from efgen.rtl.dma import desc_register_writes
+from efgen.rtl.top import TOP, RtlParams, rtl_verilog
+
+ALIGN = 1024                # words: regions start on a 4 KiB page
+DRAM_LATENCY = 24           # cycles from AR to first R beat (DDR4 behind a Zynq HP port, ~100 MHz PL)
+BAR = 1e-4                  # max relative error per tensor
+POISON = 0xFFC0DEAD         # a NaN: outputs the RTL fails to write show up as NaN
+PHASES = ("fp", "bp", "wu")
+SGD = (0.05, 0.9, 5e-4)     # lr, momentum, weight decay of the WU cases
+
+
+@dataclass(frozen=True)
+class LayerPhase:
+    """One conv/linear layer-phase and its tiling (tr, tc, mc, order as in the Design)."""
+
+    name: str
+    op: str                 # "conv" or "linear"
+    n: int                  # input channels / features
+    m: int                  # output channels / features
+    h: int = 1
+    w: int = 1
+    k: int = 1
+    s: int = 1
+    p: int = 0
+    batch: int = 1
+    phase: str = "fp"
+    relu: bool = False      # FP: a fused ReLU clamps the store
+    tr: int = 1
+    tc: int = 1
+    mc: int = 1
+    order: str = "wo"
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        if self.op == "linear":
+            return 1, 1
+        return (ops.conv_out_size(self.h, self.k, self.s, self.p),
+                ops.conv_out_size(self.w, self.k, self.s, self.p))
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.phase}"
+
+    def shapes(self) -> dict[str, tuple]:
+        ho, wo = self.out_hw
+        if self.op == "linear":
+            return {"x": (self.batch, self.n), "y": (self.batch, self.m),
+                    "w": (self.m, self.n, 1, 1)}
+        return {"x": (self.batch, self.n, self.h, self.w), "y": (self.batch, self.m, ho, wo),
+                "w": (self.m, self.n, self.k, self.k)}
+
+
+def layer_phases(net, design, batch: int | None = None) -> list[LayerPhase]:
+    """Every conv/linear layer-phase of ``net`` with the tiling ``design`` chose for it."""
+    from efgen.fusion import fused_relus
+
+    fused = fused_relus(net)
+    into = {v: k for k, v in fused.items()} if isinstance(fused, dict) else {}
+    b = batch or design.batch
+    out = []
+    for l in net:
+        if l.op not in ("conv", "linear"):
+            continue
+        for ph in PHASES:
+            if (ph == "bp" and not l.runs_bp) or (ph == "wu" and not l.trainable):
+                continue
+            t = design.tiling(l.name, ph)
+            if l.op == "conv":
+                n, h, w = l.in_shape
+                lp = LayerPhase(l.name, "conv", n, l.channels, h, w, l.kernel, l.stride,
+                                l.padding, b, ph, ph == "fp" and l.name in into,
+                                t.tr, t.tc, t.mc, t.order)
+            else:
+                lp = LayerPhase(l.name, "linear", l.in_shape[0], l.channels, batch=b,
+                                phase=ph, relu=ph == "fp" and l.name in into,
+                                tr=1, tc=min(t.tc, b), mc=t.mc, order=t.order)
+            out.append(lp)
+    return out
+
+
+# ------------------------------------------------------------------ DRAM image
+
+@dataclass
+class _Case:
+    lp: LayerPhase
+    regions: dict[str, tuple[int, tuple, str]] = field(default_factory=dict)  # name -> (addr, shape, kind)
+    expect: dict[str, np.ndarray] = field(default_factory=dict)
+    regs: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One co-simulated layer-phase."""
+
+    lp: LayerPhase
+    max_rel: float
+    errors: dict          # output tensor -> relative error
+    cycles: int
+    bursts: tuple         # (rd port 0, rd port 1, wr port)
+    beats: tuple
+
+    @property
+    def ok(self) -> bool:
+        return self.max_rel <= BAR
+
+
+class _Image:
+    def __init__(self):
+        self.words = np.zeros(0, np.uint32)
+
+    def alloc(self, n: int) -> int:
+        at = -(-self.words.size // ALIGN) * ALIGN
+        self.words = np.concatenate([self.words, np.zeros(at + n - self.words.size, np.uint32)])
+        return at
+
+    def put(self, flat: np.ndarray) -> int:
+        at = self.alloc(flat.size)
+        self.words[at:at + flat.size] = flat.view(np.uint32)
+        return at
+
+    def poison(self, n: int) -> int:
+        at = self.alloc(n)
+        self.words[at:at + n] = POISON
+        return at
+
+
+def _layouts(p: RtlParams):
+    fm = FeatureMapLayout("blocked", p.tl) if p.layout == "reshaped" else FeatureMapLayout("nchw")
+    return fm, WeightLayout("blocked", p.tm, p.tn)
+
+
+def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
+    rng = np.random.default_rng(seed)
+    fm, wl = _layouts(p)
+    img = _Image()
+    cases = []
+    for lp in lps:
+        c = _Case(lp)
+        sh = lp.shapes()
+        f32 = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)  # noqa: E731
+        w = f32(sh["w"], 1.0 / math.sqrt(lp.n * lp.k * lp.k))
+        a = {}
+        if lp.phase == "fp":
+            x = f32(sh["x"])
+            a[0] = img.put(fm.pack(x))
+            a[1] = img.put(wl.pack(w))
+            a[7] = img.poison(fm.size(sh["y"]))
+            x64 = x.astype(np.float64).reshape(sh["x"][0], lp.n, lp.h, lp.w) if lp.op == "conv" \
+                else x.astype(np.float64).reshape(lp.batch, lp.n, 1, 1)
+            y = ops.conv_fp(x64, w.astype(np.float64), None, lp.s if lp.op == "conv" else 1,
+                            lp.p if lp.op == "conv" else 0)
+            if lp.relu:
+                y = np.maximum(y, 0.0)
+            c.regions["y"] = (a[7], sh["y"], "fm")
+            c.expect["y"] = y.reshape(sh["y"])
+            op = "CONV_FP"
+        elif lp.phase == "bp":
+            dy = f32(sh["y"])
+            a[0] = img.put(fm.pack(dy))
+            a[1] = img.put(wl.pack(w))
+            a[7] = img.poison(fm.size(sh["x"]))
+            if lp.op == "conv":
+                dx = ops.conv_bp(dy.astype(np.float64), w.astype(np.float64), lp.s, lp.p,
+                                 (lp.h, lp.w))
+            else:
+                dx = dy.astype(np.float64) @ w.astype(np.float64).reshape(lp.m, lp.n)
+            c.regions["dx"] = (a[7], sh["x"], "fm")
+            c.expect["dx"] = dx.reshape(sh["x"])
+            op = "CONV_BP"
+        else:
+            dy, x = f32(sh["y"]), f32(sh["x"])
+            vel = f32(sh["w"], 0.1)
+            a[0] = img.put(fm.pack(dy))
+            a[1] = img.put(fm.pack(x))
+            a[2] = img.put(wl.pack(w))
+            a[3] = img.put(wl.pack(vel))
+            a[6] = 0
+            if lp.op == "conv":
+                g = ops.conv_wu(dy.astype(np.float64), x.astype(np.float64), lp.s, lp.p, lp.k)
+            else:
+                g = (dy.astype(np.float64).T @ x.astype(np.float64)).reshape(sh["w"])
+            lr, mom, wd = SGD
+            v2 = mom * vel.astype(np.float64) + (g + wd * w.astype(np.float64))
+            w2 = w.astype(np.float64) - lr * v2
+            c.regions["w"] = (a[2], sh["w"], "w")
+            c.regions["vel"] = (a[3], sh["w"], "w")
+            c.expect["w"] = w2
+            c.expect["vel"] = v2
+            op = "CONV_WU"
+        ho, wo = lp.out_hw
+        geo = dict(batch=lp.batch, in_c=lp.n, in_h=lp.h if lp.op == "conv" else 1,
+                   in_w=lp.w if lp.op == "conv" else 1, out_c=lp.m, out_h=ho, out_w=wo,
+                   kh=lp.k, kw=lp.k, stride=lp.s, pad=lp.p, tr=lp.tr, tc=lp.tc, mc=lp.mc,
+                   order=0 if lp.order == "wo" else 1)
+        lr, mom, wd = SGD
+        d = make_desc(op, ["RELU"] if lp.relu else [], a, lr=lr, momentum=mom,
+                      weight_decay=wd, **geo)
+        c.regs = [[o, v] for o, v in desc_register_writes(d)]
+        cases.append(c)
+    return img, cases
+
+
+def _read(p: RtlParams, dump: np.ndarray, addr: int, shape: tuple, kind: str) -> np.ndarray:
+    fm, wl = _layouts(p)
+    lay = fm if kind == "fm" else wl
+    n = lay.size(shape)
+    return lay.unpack(dump[addr:addr + n].view(np.float32), shape)
+
+
+def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
+    """One-line errors for layer-phases this RTL cannot run."""
+    e = p.engine
+    for lp in lps:
+        where = f"layer {lp.name!r} ({lp.phase})"
+        if lp.s not in (1, 2, 4):
+            raise EfgenError(f"{where}: stride {lp.s}; the reference RTL supports 1, 2, 4")
+        if lp.k > e.kmax:
+            raise EfgenError(f"{where}: kernel {lp.k} > the RTL's kmax {e.kmax}")
+        s_eng = 1 if lp.phase == "bp" else lp.s
+        er, ec = (min(lp.tr, lp.out_hw[0]) - 1) * s_eng + lp.k, (lp.tc - 1) * s_eng + lp.k
+        if lp.phase == "bp":
+            er, ec = min(lp.tr, lp.h) + lp.k - 1, min(lp.tc, lp.w) + lp.k - 1
+        if lp.op == "conv" and er * ec > e.ifm_depth:
+            raise EfgenError(f"{where}: input tile {er}x{ec} > IFM depth {e.ifm_depth}; "
+                             "pick smaller tiles (--tiles) or a deeper buffer")
+
+
+def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilator",
+                     workdir: Path | None = None, seed: int = 0,
+                     latency: int = DRAM_LATENCY) -> list[Result]:
+    """Co-simulate ``lps`` on the RTL of ``p``; one build, one simulation."""
+    from sim.runner import SIM_DIR, available, run_cocotb
+
+    if not available(sim):
+        raise EfgenError(f"simulator {sim!r} not found: apt-get install "
+                         f"{'verilator' if sim == 'verilator' else 'iverilog'}")
+    check_params(p, lps)
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))
+    work.mkdir(parents=True, exist_ok=True)
+    img, cases = _build(p, lps, seed)
+    np.save(work / "image.npy", img.words)
+    script = {"image": str(work / "image.npy"), "dump": str(work / "dump.npy"),
+              "latency": latency,
+              "runs": [{"tag": f"{i}", "regs": c.regs} for i, c in enumerate(cases)]}
+    (work / "script.json").write_text(json.dumps(script))
+    res_path = work / "results.json"
+    run_cocotb(sim, toplevel="top_tb",
+               sources={**rtl_verilog(p), "top_tb.v": (SIM_DIR / "top" / "top_tb.v").read_text()},
+               test_module="cocotb_top", tb_dir=SIM_DIR / "top", build_root=work / "build",
+               # the sequencer's address arithmetic truncates and extends on purpose
+               build_args=["-Wno-WIDTH"] if sim == "verilator" else [],
+               extra_env={"EFGEN_TOP_SCRIPT": str(work / "script.json"),
+                          "EFGEN_TOP_RESULTS": str(res_path)})
+    got = json.loads(res_path.read_text())
+    dump = np.load(work / "dump.npy")
+    out = []
+    for i, c in enumerate(cases):
+        errs = {}
+        for name, (addr, shape, kind) in c.regions.items():
+            a = _read(p, dump, addr, shape, kind).astype(np.float64)
+            b = c.expect[name]
+            diff = np.abs(a - b)
+            errs[name] = float(np.max(diff) / (np.max(np.abs(b)) + 1e-30)) if np.all(
+                np.isfinite(a)) else math.inf
+        r = got[str(i)]
+        out.append(Result(c.lp, max(errs.values()), errs, int(r["cycles"]),
+                          tuple(r["bursts"]), tuple(r["beats"])))
+    return out

@@ -1,0 +1,137 @@
+"""The reference RTL of a Design: the whole accelerator for one layer-phase at a time.
+
+:func:`rtl_verilog` renders ``templates/rtl/*.v.j2`` for one :class:`RtlParams` into
+plain Verilog-2005 (file name -> text, byte-identical for equal parameters), top module
+``efgen_top``: the AXI4-Lite descriptor registers (``desc_regs``), the layer sequencer
+(``layer_seq``: DRAM tile loops, address generators, ping-pong handshakes, weight
+loads), the tile loader/storer (``tile_rd``, ``tile_wr``), the engine core
+(:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`) and
+three AXI4 DMA engines (:mod:`efgen.rtl.dma`; 32-bit data, one word a beat).
+
+:func:`rtl_params` derives the RTL's parameters from a :class:`~efgen.design.Design`:
+the buffers are the Design's, rounded up to powers of two; feature maps are stored in the
+Design's layout (``reshaped``: blocks of T = gcd(Tm, Tn) lanes; ``nchw``); weights are
+always blocked (Tm, Tn) - a layout the host converts to once when it loads a model.
+
+Restrictions the generator checks (:func:`check_params`), each a one-line error: the
+lane block T must be a power of two, strides 1, 2 or 4, every geometry below 2**16.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from efgen import __version__
+from efgen.errors import EfgenError
+from efgen.rtl.dma import AXIL_ADDR_WIDTH, DESC_PORTS, DmaParams, dma_verilog
+from efgen.rtl.engine import EngineParams, engine_verilog, wu_copies
+from efgen.rtl.fpu import _env
+
+LAYOUTS = ("reshaped", "nchw")
+TOP = "efgen_top"
+
+
+def _pow2_at_least(n: int, lo: int = 16) -> int:
+    return max(lo, 1 << max(0, math.ceil(math.log2(max(1, n)))))
+
+
+@dataclass(frozen=True)
+class RtlParams:
+    """Everything the generated RTL depends on.
+
+    ``engine``: the core (Tm, Tn, buffer depths per bank and half, FP32 impl);
+    ``layout``: feature-map layout in DRAM; ``max_burst``/``outstanding``: the DMA
+    engines (32-bit data).
+    """
+
+    engine: EngineParams
+    layout: str = "reshaped"
+    max_burst: int = 256
+    outstanding: int = 8
+
+    def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"RtlParams.layout={self.layout!r}: expected one of {LAYOUTS}")
+        tl = self.tl
+        if tl & (tl - 1):
+            raise ValueError(f"RtlParams: lane block T = gcd({self.engine.tm}, "
+                             f"{self.engine.tn}) = {tl} is not a power of two")
+
+    @property
+    def tm(self) -> int:
+        return self.engine.tm
+
+    @property
+    def tn(self) -> int:
+        return self.engine.tn
+
+    @property
+    def tl(self) -> int:
+        """Words per position of a feature map: T lanes (reshaped) or 1 (NCHW)."""
+        return math.gcd(self.tm, self.tn) if self.layout == "reshaped" else 1
+
+    @property
+    def impl(self) -> str:
+        return self.engine.impl
+
+    @property
+    def dma(self) -> DmaParams:
+        return DmaParams(data_width=32, addr_width=32, len_width=32,
+                         max_burst=self.max_burst, outstanding=self.outstanding)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["engine"] = asdict(self.engine)
+        return d
+
+
+def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlParams:
+    """The RTL of ``design``: its Tm x Tn and buffers (rounded up to powers of two)."""
+    hw = design.hw
+    if hw.precision != "fp32":
+        raise EfgenError(f"design precision {hw.precision!r}: the reference RTL is FP32 only; "
+                         "build with --precision fp32")
+    kmax = max([l.kernel for l in design.net if l.op == "conv"] + [1])
+    eng = EngineParams(tm=hw.tm, tn=hw.tn, ifm_depth=_pow2_at_least(hw.ifm_depth),
+                       ofm_depth=_pow2_at_least(hw.ofm_depth),
+                       wbuf_depth=_pow2_at_least(max(hw.wbuf_depth, kmax * kmax * wu_copies(1))),
+                       kmax=max(kmax, 3), smax=4, impl=impl)
+    p = RtlParams(engine=eng, layout=layout or "reshaped",
+                  max_burst=min(256, hw.max_burst_beats))
+    return p
+
+
+def rtl_verilog(p: RtlParams) -> dict[str, str]:
+    """File name -> Verilog text of the whole accelerator (top module ``efgen_top``)."""
+    e = p.engine
+    w = e.widths
+    files = dict(engine_verilog(e))
+    files.update(dma_verilog(p.dma))
+    from efgen.rtl.sgd import sgd_verilog
+    files.update(sgd_verilog(e))
+    env = _env()
+    bw = max(w["IA"] + 1, w["OA"])
+    lanes = max(e.tm, e.tn)
+    ctx = {"version": __version__, "p": _Ctx(p), "w": w, "bw": bw,
+           "lanes": lanes, "lw": max(1, math.ceil(math.log2(lanes + 1))), "tl": p.tl,
+           "cw": 16, "sh_tl": int(math.log2(p.tl)), "prefix": "",
+           "wu_copies": {k: wu_copies(k) for k in range(1, e.kmax + 1)},
+           "dma": p.dma, "axil_aw": AXIL_ADDR_WIDTH,
+           "ports": [d._asdict() for d in DESC_PORTS]}
+    for mod in ("tile_rd", "tile_wr", "layer_seq"):
+        files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
+    files[f"{TOP}.v"] = env.get_template("efgen_top.v.j2").render(module=TOP, **ctx)
+    return files
+
+
+class _Ctx:
+    """Template view of RtlParams: engine fields plus layout facts."""
+
+    def __init__(self, p: RtlParams):
+        self._p = p
+
+    def __getattr__(self, name):
+        if name in ("layout", "tl", "tm", "tn", "impl"):
+            return getattr(self._p, name)
+        return getattr(self._p.engine, name)
