@@ -28,6 +28,7 @@ from efgen.golden import ops
 from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import desc_register_writes
+from efgen.rtl.engine import wu_copies
 from efgen.rtl.top import TOP, RtlParams, rtl_verilog
 
 ALIGN = 1024                # words: regions start on a 4 KiB page
@@ -252,6 +253,21 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
         if lp.op == "conv" and er * ec > e.ifm_depth:
             raise EfgenError(f"{where}: input tile {er}x{ec} > IFM depth {e.ifm_depth}; "
                              "pick smaller tiles (--tiles) or a deeper buffer")
+        ro, co = (lp.h, lp.w) if lp.phase == "bp" else lp.out_hw
+        if lp.op == "linear":
+            ro, co = 1, lp.batch
+        out_c, red_c = (lp.n, lp.m) if lp.phase == "bp" else (lp.m, lp.n)
+        mb, nb = -(-out_c // e.tm), -(-red_c // e.tn)
+        mc = min(lp.mc, mb)
+        pix = min(lp.tr, ro) * min(lp.tc, co)
+        if (mc if (lp.order == "io" or lp.phase == "wu") else 1) * pix > e.ofm_depth:
+            raise EfgenError(f"{where}: {mc} output tile(s) of {pix} pixels > OFM depth "
+                             f"{e.ofm_depth}; lower mc or the tile")
+        g = wu_copies(lp.k) if lp.phase == "wu" else 1
+        if mc * nb * lp.k * lp.k * g > e.wbuf_depth:
+            raise EfgenError(f"{where}: a chunk of {mc} output block(s) needs "
+                             f"{mc * nb * lp.k * lp.k * g} words per weight bank > "
+                             f"{e.wbuf_depth}; lower mc")
 
 
 def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilator",
