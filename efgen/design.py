@@ -50,6 +50,15 @@ class HwParams:
     max_burst_beats: int = 256
     mac_depth: int = 7             # MAC pipeline depth (multiplier + adder), cycles
     weight_mem: str = "bram"       # "bram" or "uram"
+    # Finer timing terms; the defaults describe the HLS engine (none of them), the
+    # reference RTL sets them (efgen.rtl.validate.rtl_hw):
+    wu_depth: int | None = None    # WU pipeline depth (None: mac_depth)
+    acc_dist: int = 1              # FP/BP: min cycles between two updates of one accumulator
+    dram_latency: int = 0          # cycles from a read command to its first word, per transfer
+    load_overhead: int = 0         # cycles of set-up per tile/chunk load
+    store_overhead: int = 0        # cycles of set-up per tile store
+    block_overhead: int = 0        # cycles of control per compute block
+    job_overhead: int = 0          # cycles of set-up and drain per layer-phase
 
     @property
     def lanes(self) -> int:

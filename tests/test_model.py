@@ -85,8 +85,9 @@ def test_hand_worked_bp_and_wu():
     r = run([wu], [(4, 4, 1, "wo")])
     # WU: L = 26, E = 26 (4x4x4 error words), C = 149: max(52, 149) = 149. No weight
     # load; write-back with momentum: read W and V, write W and V: 2 x 46 = 92.
-    # Fill: the first load, 26. Total 149 + 92 + 26 = 267.
-    assert r["cycles"][0] == 267
+    # Fill: the chunk's first input tile and its error tile, 26 + 26. Total 149 + 92 +
+    # 52 = 293.
+    assert r["cycles"][0] == 293
     assert r["sgd_cycles"][0] == 92
     assert r["read_words"][0] == 64 + 64 + 2 * 144 and r["write_words"][0] == 2 * 144
 

@@ -234,7 +234,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     runs_in = np.where(in_words > 0, runs_in, 0.0)
     run_len_in = np.where(runs_in > 0, in_words / np.maximum(runs_in, 1), 0.0)
     bursts_in = runs_in * np.ceil(run_len_in / maxb)
-    L = bursts_in * hw.dma_start + in_words / bw
+    xfer_rd = float(hw.dram_latency + hw.load_overhead)      # per load, not overlapped within it
+    L = bursts_in * hw.dma_start + in_words / bw + np.where(in_words > 0, xfer_rd, 0.0)
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
     if blocked:
@@ -251,10 +252,16 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # A BP store that applies a fused ReLU mask first reads the same tile of the layer's
     # input (the ReLU output): the same bursts and words again.
     bursts_out = bursts_out * (1 + e(jb["mask"]))
-    s_out = bursts_out * hw.dma_start + out_words * (1 + e(jb["mask"])) / bw
+    # a store pays its set-up; WU's error-tile load (the same walk, read) pays a load's
+    xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead))
+    s_out = bursts_out * hw.dma_start + out_words * (1 + e(jb["mask"])) / bw + xfer_out
 
-    # ---- compute of one output block
-    Cy = o_r * o_c * e(k2) + hw.mac_depth
+    # ---- compute of one output block: P = tr*tc pixels per kernel offset; FP/BP passes
+    # shorter than the accumulator's loop-carried distance wait (acc_dist)
+    P = o_r * o_c
+    depth_wu = hw.mac_depth if hw.wu_depth is None else hw.wu_depth
+    Cy = np.where(e(is_wu), P * e(k2) + depth_wu,
+                  (e(k2) - 1) * np.maximum(P, hw.acc_dist) + P + hw.mac_depth) + hw.block_overhead
 
     # ---- buffer fit and weight chunk
     ifm_need = R(rows_buf) * Cc(cols_buf)
@@ -294,8 +301,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     w_runs_last = np.where(is_bp, np.where(n_chunks == 1, 1.0, w_runs), fp_runs)
 
     def wload(m, runs):
+        # one transfer per run: a BP chunk is one run per DRAM row of weight blocks
         words = wwords_chunk(m)
-        return runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw, words
+        return (runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw
+                + runs * (hw.dram_latency + hw.load_overhead)), words
 
     t_w_full, w_full = wload(mc, w_runs)
     t_w_last, w_last = wload(mc_last, w_runs_last)
@@ -307,9 +316,15 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     t_wload = np.where(is_wu, 0.0, t_wload)
 
     # ---- fill and drain: the first load and the last store are not overlapped
-    fill = L[..., 0, 0] + np.where(is_wu, 0.0, s_out[..., -1, -1])
+    # (the weight buffer has one copy, so every chunk starts with an exposed load: the
+    # first input tile, and in WU the first group's error tiles)
+    first = L[..., 0, 0] + np.where(is_wu, mc * s_out[..., 0, 0], 0.0)
+    fill = n_chunks * first + np.where(is_wu, 0.0, s_out[..., -1, -1])
+    # job set-up: the RTL's sequencer counts the output and reduction blocks (2 cycles
+    # each, for the layer's and the weight tensor's view) before the first transfer
+    setup = np.where(hw.job_overhead > 0, hw.job_overhead + 2.0 * (MB + NB), 0.0)
 
-    cycles = images * tiles_time + t_wload + t_sgd + fill
+    cycles = images * tiles_time + t_wload + t_sgd + fill + setup
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job

@@ -1,0 +1,86 @@
+"""The analytical model against the reference RTL: the same layer-phases, the same Design.
+
+:func:`rtl_hw` states the RTL's hardware parameters in the model's terms
+(:class:`efgen.design.HwParams`): its Tm x Tn and buffers, one 32-bit word a beat on
+each of its three AXI ports, its MAC pipeline depths, its DRAM latency and per-transfer
+overheads. :func:`model_rows` evaluates :func:`efgen.model.engine.evaluate` on exactly
+the co-simulated layer-phases (their tiling fixed) and sets its cycles and bursts
+against the measured ones. The model is not fitted per case: the constants below are
+structural facts of the generated RTL (documented in templates/rtl/*.v.j2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from efgen.design import HwParams
+from efgen.model.engine import Job, evaluate_chosen
+from efgen.rtl.cosim import DRAM_LATENCY, LayerPhase, Result
+from efgen.rtl.engine import ACC_DIST, pipeline_depth
+from efgen.rtl.top import RtlParams
+
+# Cycles the RTL spends around each transfer and block, beyond DRAM latency and words
+# (layer_seq.v: the loader's tile set-up steps and the handshake states; tile_rd/tile_wr
+# command and FIFO stages; axi_dma_rd's 5 cycles from command to first word).
+LOAD_OVERHEAD = 14        # tile set-up (9) + DMA command to first word (5)
+STORE_OVERHEAD = 12       # tile set-up (8) + store-path read and FIFO (4)
+BLOCK_OVERHEAD = 5        # computer: step, block start, wait, after, next
+JOB_OVERHEAD = 30         # descriptor set-up steps (18), start/done handshakes, last write's B
+
+
+def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
+    e = p.engine
+    return HwParams(precision="fp32", tm=e.tm, tn=e.tn, ifm_depth=e.ifm_depth,
+                    ofm_depth=e.ofm_depth, wbuf_depth=e.wbuf_depth, clock_mhz=100.0,
+                    port_words=1, ports=3, dma_start=0, max_burst_beats=p.max_burst,
+                    mac_depth=pipeline_depth("conv", e.tn),
+                    wu_depth=pipeline_depth("wu", e.tn), acc_dist=ACC_DIST,
+                    dram_latency=latency, load_overhead=LOAD_OVERHEAD,
+                    store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
+                    job_overhead=JOB_OVERHEAD)
+
+
+def job_of(lp: LayerPhase) -> Job:
+    """The model's job for a co-simulated layer-phase (as efgen.model.engine.jobs_for)."""
+    if lp.op == "conv":
+        n, h, w, m = lp.n, lp.h, lp.w, lp.m
+        ho, wo = lp.out_hw
+        k, s, pad = lp.k, lp.s, lp.p
+        img, major = lp.batch, False
+    else:
+        n, m = lp.n, lp.m
+        h, w, ho, wo = 1, lp.batch, 1, lp.batch
+        k, s, pad = 1, 1, 0
+        img, major = 1, True
+    macs = lp.batch * m * n * k * k * (ho * wo if lp.op == "conv" else 1)
+    if lp.phase == "fp":
+        return Job(lp.name, "fp", m, n, ho, wo, h, w, k, s, pad, 1, img, major, m, n, macs)
+    if lp.phase == "bp":
+        return Job(lp.name, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - pad, s, img, major, m, n,
+                   macs)
+    return Job(lp.name, "wu", m, n, ho, wo, h, w, k, s, pad, 1, img, major, m, n, macs)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    max_rel: float
+    cycles: int
+    model: float
+    bursts: int
+    model_bursts: float
+
+    @property
+    def err_pct(self) -> float:
+        return 100.0 * (self.model - self.cycles) / self.cycles
+
+
+def model_rows(p: RtlParams, results: list[Result], latency: int = DRAM_LATENCY) -> list[Row]:
+    if not results:
+        return []
+    hw = rtl_hw(p, latency)
+    jobs = [job_of(r.lp) for r in results]
+    tiles = [(r.lp.tr, r.lp.tc, r.lp.mc, r.lp.order) for r in results]
+    m = evaluate_chosen(jobs, tiles, hw, 4.0, 1e9, p.layout)
+    return [Row(r.lp.label, r.max_rel, r.cycles, float(m["cycles"][i]), sum(r.bursts),
+                float(m["bursts"][i])) for i, r in enumerate(results)]
