@@ -319,7 +319,15 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # (the weight buffer has one copy, so every chunk starts with an exposed load: the
     # first input tile, and in WU the first group's error tiles)
     first = L[..., 0, 0] + np.where(is_wu, mc * s_out[..., 0, 0], 0.0)
-    fill = n_chunks * first + np.where(is_wu, 0.0, s_out[..., -1, -1])
+    m_st = np.where(order > 0, mc_last, 1.0)        # blocks stored by the last group
+    fill = n_chunks * first + np.where(is_wu, 0.0, m_st * s_out[..., -1, -1])
+    # FP/BP: the stores of a chunk's last group overlap the next chunk's weight load and
+    # first input tile; the per-tile times above charged them to the chunk.
+    m_io = np.where(order > 0, mc, 1.0)
+    l_last, c_last, s_last = L[..., -1, -1], Cy[..., -1, -1], s_out[..., -1, -1]
+    excess = np.maximum(0.0, m_io * s_last - np.maximum(l_last, m_io * c_last))
+    t_next = np.where(n_chunks > 1, t_w_full, 0.0) + first
+    fill = fill - np.where(is_wu, 0.0, (n_chunks - 1) * np.minimum(excess, t_next))
     # job set-up: the RTL's sequencer counts the output and reduction blocks (2 cycles
     # each, for the layer's and the weight tensor's view) before the first transfer
     setup = np.where(hw.job_overhead > 0, hw.job_overhead + 2.0 * (MB + NB), 0.0)
@@ -335,8 +343,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     o_total = images * MB * tiles_per(out_words)       # written (FP/BP) or read (WU)
     mask_total = jb["mask"] * o_total                    # mask tiles read by masked BP
     o_bursts = images * MB * tiles_per(bursts_out)
-    w_bursts = np.where(is_bp, (n_chunks - 1) * w_runs + w_runs_last, n_chunks)
-    w_bursts = w_bursts * np.maximum(1.0, np.ceil(w_words / n_chunks / maxb))
+    # bursts per chunk: each run split at the maximum burst
+    w_bursts = ((n_chunks - 1) * w_runs * np.ceil(w_full / w_runs / maxb)
+                + w_runs_last * np.ceil(w_last / w_runs_last / maxb))
     read_words = in_total + mask_total + np.where(is_wu, o_total + sgd_passes * w_words, w_words)
     write_words = np.where(is_wu, sgd_passes * w_words, o_total)
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
