@@ -209,6 +209,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    """efgen synth --yosys DIR: Yosys on DIR/rtl/*.v, next to the model's prediction."""
+    from efgen.rtl.synth import format_table as synth_table, synth_build_dir
+
+    spec, pred, res = synth_build_dir(args.yosys, family=args.family)
+    e = spec.engine
+    print(f"{res.version}: synth_xilinx -family {res.family} -top {spec.top}: "
+          f"{res.seconds:.1f} s ({e.tm}x{e.tn} engine, buffers ifm {e.ifm_depth} ofm "
+          f"{e.ofm_depth} wbuf {e.wbuf_depth}; {pred['detail']['fp32_mul']} fp32_mul in all)")
+    print(synth_table(pred, res))
+    print(f"\nwrote {res.log.parent / 'synth.json'} and {res.log}")
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from efgen.sweep import main_args
 
@@ -296,6 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("synth", help="synthesize a build folder's RTL with Yosys and "
+                       "compare DSP/RAMB/LUT/FF with the model")
+    s.add_argument("--yosys", required=True, metavar="DIR",
+                   help="build folder holding rtl/*.v and rtl/rtl.json")
+    s.add_argument("--family", choices=["xcup", "xcu"], default="xcup",
+                   help="synth_xilinx -family (default: xcup, UltraScale+)")
+    s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("golden", help="train with the numpy golden model on synthetic data")
     s.add_argument("--net", required=True, metavar="NAME|PATH")

@@ -1,0 +1,492 @@
+"""Synthesis of the reference RTL with Yosys, and the model's prediction for that flow.
+
+:func:`run_yosys` runs ``yosys synth_xilinx -family xcup -flatten -noiopad`` on a set of
+Verilog files and returns the cell counts (:class:`SynthResult`); :func:`predict_rtl` is
+what the model expects Yosys to produce for an engine (:class:`EngineParams`) plus the
+extra units a full top adds; :func:`format_table` puts the two side by side.
+:func:`synth_build_dir` is ``efgen synth --yosys DIR``.
+
+The prediction, from configs/model/coefficients.yaml (``rtl_yosys``; every figure
+measured with Yosys 0.23 or read off its techlibs):
+
+* DSP48E2: 2 per ``fp32_mul`` (Yosys maps the 24x24 significand product onto two
+  DSP48E2 tiles), 0 per ``fp32_add`` (on UltraScale+ Yosys puts only multipliers into
+  DSPs), plus one per integer multiplier of the controller and the weight-load path that
+  Yosys's ``mul2dsp`` rule sends to a DSP (:func:`control_multipliers`: result at least
+  9 bits wide as used, both operands at least 2 bits).
+* Block RAM: every ``engine_ram`` (simple dual port, registered read) goes to the
+  cheapest mapping of Yosys's ``memory_libmap`` cost model (:func:`ram_cells`): LUT RAM
+  (RAM32M16, RAM64M8; cost scaled by the width used) or RAMB18E2 / RAMB36E2 in their
+  best aspect ratio. A 32-bit RAM is LUT RAM up to 64 words, one RAMB18E2 from 128 to
+  512 words, one RAMB36E2 at 1024, ``depth / 1024`` RAMB36E2 beyond.
+* LUT and FF: the analytical model's Vivado-calibrated operator figures (see the table
+  footnote: Yosys's LUT/FF run well above them and are reported, not predicted).
+
+Engine buffers (``engine_core``): IFM ``tn`` RAMs of ``2 * ifm_depth`` x 32, OFM
+``2 * tm`` RAMs of ``ofm_depth`` x 32, weights ``tm * tn`` RAMs of ``wbuf_depth`` x 32.
+
+``rtl.json``, the contract between ``efgen build`` (which writes ``DIR/rtl/*.v``) and
+``efgen synth --yosys DIR``::
+
+    {"top": "<top module>",
+     "engine": {<EngineParams fields: tm, tn, ifm_depth, ofm_depth, wbuf_depth, kmax,
+                smax, wl_words, impl>},
+     "extra_fp_muls": <int, fp32_mul instances outside engine_core>,
+     "extra_fp_adds": <int, optional, fp32_add instances outside engine_core>,
+     "extra_rams": [[<width bits>, <depth words>], ...]}
+
+``extra_rams`` lists RAMs outside the engine written in ``engine_ram``'s style (one
+write port, one registered read port), each at least 16 words deep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from efgen.errors import EfgenError
+from efgen.model.coeffs import coefficients
+from efgen.rtl.engine import EngineParams
+
+FAMILIES = ("xcup", "xcu")   # UltraScale+ and UltraScale: DSP48E2, RAMB18E2/RAMB36E2
+INSTALL_HINT = "install Yosys 0.23 or later: apt-get install yosys"
+MIN_RAM_DEPTH = 16
+
+# LUTs a distributed-RAM cell occupies (UG574).
+LUTRAM_LUTS = {"RAM32M16": 8, "RAM64M8": 8, "RAM32M": 4, "RAM64M": 4, "RAM32X1D": 2,
+               "RAM64X1D": 2, "RAM128X1D": 4, "RAM256X1D": 8, "RAM32X1S": 1,
+               "RAM64X1S": 1, "RAM128X1S": 2, "RAM256X1S": 4, "RAM512X1S": 8,
+               "RAM32X16DR8": 8, "RAM64X8SW": 8}
+_LUT = re.compile(r"LUT[1-6]|INV")
+_FF = re.compile(r"FD[CPRS]E(_1)?")
+_SRL = re.compile(r"SRL16E|SRLC16E|SRLC32E")
+_CARRY = re.compile(r"CARRY[48]")
+
+# Keys of the counts dicts (prediction and measurement), in table order.
+ROWS = (("DSP48E2", "DSP48E2"), ("RAMB18E2", "RAMB18E2"), ("RAMB36E2", "RAMB36E2"),
+        ("RAMB18-eq", "RAMB18-equivalent"), ("LUTRAM", "LUT as RAM"), ("LUT", "LUT"),
+        ("FF", "FF"))
+
+
+def _c() -> dict[str, Any]:
+    return coefficients()["rtl_yosys"]
+
+
+# ------------------------------------------------------------------ Yosys results
+
+def summarize(cells: dict[str, int]) -> dict[str, int]:
+    """Resource counts from Yosys's cells by type.
+
+    ``LUT``: LUT1..LUT6 and INV (a LUT1 in the fabric); ``LUTRAM``: LUTs used as
+    distributed RAM; ``FF``: FDRE/FDSE/FDCE/FDPE; ``RAMB18-eq``: RAMB18E2 + 2 x RAMB36E2.
+    """
+    def total(rx):
+        return sum(v for k, v in cells.items() if rx.fullmatch(k))
+
+    r18, r36 = cells.get("RAMB18E2", 0), cells.get("RAMB36E2", 0)
+    return {
+        "DSP48E2": cells.get("DSP48E2", 0),
+        "RAMB18E2": r18,
+        "RAMB36E2": r36,
+        "RAMB18-eq": r18 + 2 * r36,
+        "URAM288": cells.get("URAM288", 0),
+        "LUTRAM": sum(n * LUTRAM_LUTS[k] for k, n in cells.items() if k in LUTRAM_LUTS),
+        "LUT": total(_LUT),
+        "FF": total(_FF),
+        "SRL": total(_SRL),
+        "CARRY": total(_CARRY),
+    }
+
+
+def parse_stat(text: str) -> dict[str, int]:
+    """Cells by type from Yosys's ``stat -json`` output or its plain ``stat`` text.
+
+    Text: the ``design hierarchy`` totals when present (an unflattened design), else the
+    last module printed.
+    """
+    if text.lstrip().startswith("{"):
+        data = json.loads(text)
+        if "design" in data:
+            return {k: int(v) for k, v in data["design"]["num_cells_by_type"].items()}
+        mods = list(data.get("modules", {}).values())
+        if len(mods) != 1:
+            raise ValueError("stat -json output without design totals: pass -top")
+        return {k: int(v) for k, v in mods[0]["num_cells_by_type"].items()}
+    sections = re.split(r"^=== (.+?) ===\s*$", text, flags=re.M)
+    if len(sections) < 3:
+        raise ValueError("no '=== module ===' section in the stat text")
+    names, bodies = sections[1::2], sections[2::2]
+    body = bodies[names.index("design hierarchy")] if "design hierarchy" in names else bodies[-1]
+    cells, inside = {}, False
+    for line in body.splitlines():
+        if re.match(r"\s*Number of cells:", line):
+            inside = True
+            continue
+        if inside:
+            m = re.fullmatch(r"\s+(\S+)\s+(\d+)\s*", line)
+            if not m:
+                if cells:
+                    break
+                continue
+            cells[m.group(1)] = int(m.group(2))
+    return cells
+
+
+@dataclass
+class SynthResult:
+    top: str
+    family: str
+    cells: dict[str, int]   # every cell type Yosys reports
+    seconds: float          # Yosys wall time
+    version: str
+    log: Path | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return summarize(self.cells)
+
+
+def _yosys() -> str:
+    exe = shutil.which("yosys")
+    if exe is None:
+        raise EfgenError("yosys not found on PATH", where="efgen synth", fix=INSTALL_HINT)
+    return exe
+
+
+def yosys_version() -> str:
+    """``yosys -V``, e.g. ``Yosys 0.23 (git sha1 7ce5011c24b)``."""
+    r = subprocess.run([_yosys(), "-V"], capture_output=True, text=True)
+    return r.stdout.strip()
+
+
+def run_yosys(files: dict[str, str] | Path | str, top: str, family: str = "xcup",
+              workdir: Path | str | None = None, log: Path | str | None = None,
+              timeout: float | None = None) -> SynthResult:
+    """Synthesize ``files`` (file name -> Verilog text, or a folder whose ``*.v`` are
+    read) for ``family`` with ``top`` on top; the cell counts and the wall time.
+
+    The script is ``read_verilog <files>; synth_xilinx -family <family> -top <top>
+    -flatten -noiopad; stat``. Scratch files (script, stat output, the texts of ``files``)
+    go to ``workdir`` (default: a temporary folder); the full log to ``log`` (default:
+    ``workdir/yosys.log``). A missing yosys or a failed run is an :class:`EfgenError`.
+    """
+    if family not in FAMILIES:
+        raise EfgenError(f"family {family!r} not supported", where="efgen synth",
+                         fix=f"use one of {', '.join(FAMILIES)}")
+    exe = _yosys()
+    version = yosys_version()
+    with tempfile.TemporaryDirectory(prefix="efgen-yosys-") as tmp:
+        work = Path(workdir) if workdir is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if isinstance(files, (str, Path)):
+            src = Path(files)
+            paths = sorted(p.resolve() for p in src.glob("*.v"))
+            if not paths:
+                raise EfgenError("no Verilog files (*.v)", file=str(src),
+                                 fix="generate the RTL into this folder first")
+        else:
+            src = work
+            paths = []
+            for name, text in sorted(files.items()):
+                (work / name).write_text(text)
+                paths.append((work / name).resolve())
+        log_path = Path(log) if log is not None else work / "yosys.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        stat_json = work / "stat.json"
+        script = work / "synth.ys"
+        script.write_text(
+            "".join(f'read_verilog "{p}"\n' for p in paths)
+            + f"synth_xilinx -family {family} -top {top} -flatten -noiopad\n"
+            + "tee -q -o stat.json stat -json\n"
+            + "stat\n")
+        t0 = time.perf_counter()
+        try:
+            r = subprocess.run([exe, "-q", "-l", str(log_path.resolve()), "-s",
+                                str(script.resolve())], cwd=work, capture_output=True,
+                               text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise EfgenError(f"yosys did not finish within {timeout:g} s", file=str(src),
+                             where=top, fix="synthesize a smaller design") from None
+        seconds = time.perf_counter() - t0
+        if r.returncode != 0 or not stat_json.exists():
+            text = log_path.read_text(errors="replace") if log_path.exists() else ""
+            errs = [ln for ln in (text + "\n" + r.stderr).splitlines() if "ERROR" in ln]
+            why = errs[0].strip() if errs else f"exit code {r.returncode}"
+            raise EfgenError(f"yosys failed on top module {top}: {why}", file=str(src),
+                             fix=f"see the full log {log_path}")
+        cells = parse_stat(stat_json.read_text())
+    return SynthResult(top=top, family=family, cells=cells, seconds=seconds,
+                       version=version, log=log_path if log is not None else None)
+
+
+# ------------------------------------------------------------------ model
+
+def mul_dsp(a_bits: int, b_bits: int, y_bits: int) -> int:
+    """DSP48E2 tiles Yosys's mul2dsp gives an unsigned ``a x b`` product of which
+    ``y_bits`` are used (0: the product stays in LUTs)."""
+    m = _c()["mul2dsp"]
+    if min(a_bits, b_bits) < m["min_width"] or y_bits < m["y_min_width"]:
+        return 0
+    a, b = max(a_bits, b_bits), min(a_bits, b_bits)
+    # DSP_SIGNEDONLY: unsigned operands take one bit more, so tiles hold 26 x 17 bits.
+    return math.ceil(a / (m["a_max"] - 1)) * math.ceil(b / (m["b_max"] - 1))
+
+
+def _clog2(n: int) -> int:
+    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
+
+
+def control_multipliers(p: EngineParams) -> list[tuple[str, int, int, int]]:
+    """The integer multipliers of ``engine_ctrl`` and ``engine_wload`` as Yosys sees
+    them after width reduction: ``(what, a bits, b bits, result bits used)``.
+
+    From templates/rtl/engine_ctrl.v.j2 and engine_wload.v.j2; the widths of the two
+    weight-load address products (BW, then WA) were checked against Yosys runs.
+    """
+    w = p.widths
+    bw = max(w["WA"], w["LW"]) + 1
+    out = [("engine_ctrl tr*tc", w["TW"], w["TW"], w["TW"]),
+           ("engine_ctrl S*in_w", w["SW"], w["IA"] + 1, w["IA"] + 1),
+           ("engine_ctrl K*K", w["KW"], w["KW"], w["K2W"]),
+           ("engine_wload K*K", w["KW"], w["KW"], w["K2W"])]
+    tm_bits = (p.tm - 1).bit_length() if p.tm & (p.tm - 1) == 0 else w["LW"]
+    for g in range(p.wl_words):
+        out.append((f"engine_wload word {g} (ob-first)*nbred", bw, w["WA"], bw))
+        out.append((f"engine_wload word {g} (...)*K*K", bw, w["K2W"], w["WA"]))
+        if p.tn & (p.tn - 1):   # a power-of-two Tn is a shift
+            out.append((f"engine_wload word {g} bank*Tn", tm_bits, p.tn.bit_length(), w["LW"]))
+    return out
+
+
+def ram_cells(width: int, depth: int) -> tuple[str, int]:
+    """``(cell, count)`` Yosys's memory_libmap picks for one ``width x depth`` RAM in
+    ``engine_ram``'s style (simple dual port, registered read): the cheapest of LUT RAM
+    (cost scaled by the width used) and RAMB18E2/RAMB36E2 in their best aspect ratio."""
+    if width < 1 or depth < MIN_RAM_DEPTH:
+        raise ValueError(f"RAM {width} x {depth}: width must be >= 1 bit and depth >= "
+                         f"{MIN_RAM_DEPTH} words (shallower memories are not modelled)")
+    best = None
+    for cell, d, wbits, cost, _luts in _c()["lutram_sdp"]:
+        rows = math.ceil(depth / d)
+        c = rows * width * cost / wbits
+        if best is None or c <= best[0]:     # ties: the deeper cell, as Yosys picks
+            best = (c, cell, rows * math.ceil(width / wbits))
+    for cell, cost, modes in _c()["bram_sdp"]:
+        n = min(math.ceil(width / mw) * math.ceil(depth / md) for mw, md in modes)
+        if n * cost < best[0]:
+            best = (n * cost, cell, n)
+    return best[1], best[2]
+
+
+def engine_rams(p: EngineParams) -> list[tuple[str, int, int, int]]:
+    """``(buffer, instances, width, depth)`` of the engine_ram instances of engine_core."""
+    return [("IFM", p.tn, 32, 2 * p.ifm_depth), ("OFM", 2 * p.tm, 32, p.ofm_depth),
+            ("weights", p.tm * p.tn, 32, p.wbuf_depth)]
+
+
+def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
+                extra_rams: list[tuple[int, int]] | tuple = (),
+                extra_fp_adds: int = 0) -> dict[str, Any]:
+    """The model's resources for the RTL flow (Yosys ``synth_xilinx -family xcup``) of
+    ``engine_core`` with ``params``, plus ``extra_fp_muls``/``extra_fp_adds`` FP32 units
+    and ``extra_rams`` ``(width, depth)`` outside it.
+
+    Keys as :func:`summarize` (DSP48E2, RAMB18E2, RAMB36E2, RAMB18-eq, URAM288, LUTRAM,
+    LUT, FF) and ``detail``: the breakdown (units, multipliers, RAMs and their cells).
+    """
+    c = coefficients()
+    y = c["rtl_yosys"]
+    n_mul = params.tm * params.tn + extra_fp_muls
+    n_add = params.tm * params.tn + extra_fp_adds
+    muls = [(what, a, b, yb, mul_dsp(a, b, yb)) for what, a, b, yb in control_multipliers(params)]
+    dsp_fp = n_mul * y["fp32_mul"]["dsp"] + n_add * y["fp32_add"]["dsp"]
+    dsp_ctrl = sum(m[-1] for m in muls)
+    rams = [(what, n, w, d) for what, n, w, d in engine_rams(params)]
+    rams += [("extra", 1, int(w), int(d)) for w, d in extra_rams]
+    cells: dict[str, int] = {}
+    ram_rows = []
+    for what, n, w, d in rams:
+        cell, k = ram_cells(w, d)
+        cells[cell] = cells.get(cell, 0) + n * k
+        ram_rows.append({"buffer": what, "instances": n, "width": w, "depth": d,
+                         "cell": cell, "cells_each": k})
+    lutram_luts = {row[0]: row[4] for row in y["lutram_sdp"]}
+    lanes = params.tm + params.tn
+    r18, r36 = cells.get("RAMB18E2", 0), cells.get("RAMB36E2", 0)
+    return {
+        "DSP48E2": dsp_fp + dsp_ctrl,
+        "RAMB18E2": r18,
+        "RAMB36E2": r36,
+        "RAMB18-eq": r18 + 2 * r36,
+        "URAM288": 0,
+        "LUTRAM": sum(n * lutram_luts[k] for k, n in cells.items() if k in lutram_luts),
+        "LUT": (n_mul * y["vendor_fp32_mul"]["lut"] + n_add * y["vendor_fp32_add"]["lut"]
+                + lanes * c["per_lane"]["lut"]),
+        "FF": (n_mul * y["vendor_fp32_mul"]["ff"] + n_add * y["vendor_fp32_add"]["ff"]
+               + lanes * c["per_lane"]["ff"]),
+        "detail": {
+            "fp32_mul": n_mul, "fp32_add": n_add,
+            "dsp_per_fp32_mul": y["fp32_mul"]["dsp"], "dsp_per_fp32_add": y["fp32_add"]["dsp"],
+            "dsp_fp": dsp_fp, "dsp_control": dsp_ctrl,
+            "control_multipliers": [{"what": m[0], "a": m[1], "b": m[2], "y": m[3],
+                                     "dsp": m[4]} for m in muls],
+            "rams": ram_rows, "ram_cells": cells,
+        },
+    }
+
+
+def error_pct(model: float, got: float) -> float | None:
+    """(got - model) / model in %, None when the model says 0."""
+    return None if model == 0 else 100.0 * (got - model) / model
+
+
+def format_table(pred: dict[str, Any], got: SynthResult | dict[str, int]) -> str:
+    """Model vs Yosys, one row per resource, with the footnote on LUT and FF."""
+    from efgen.textable import fmt_int, format_table as table
+
+    counts = got.counts if isinstance(got, SynthResult) else got
+    rows = []
+    for key, label in ROWS:
+        m, g = pred[key], counts.get(key, 0)
+        e = error_pct(m, g)
+        err = ("-" if g == 0 else "n/a") if e is None else f"{e:+.1f}%"
+        rows.append([label + (" *" if key in ("LUT", "FF") else ""), fmt_int(m), fmt_int(g), err])
+    y = _c()
+    note = (f"* LUT/FF model: the analytical model's Vivado-calibrated operators (Vitis HLS "
+            f"fmul {y['vendor_fp32_mul']['lut']} LUT / {y['vendor_fp32_mul']['ff']} FF on 3 "
+            f"DSP, fadd {y['vendor_fp32_add']['lut']} LUT / {y['vendor_fp32_add']['ff']} FF "
+            "on 2 DSP) plus per-lane logic. Yosys maps only the multipliers into DSP48E2 on "
+            f"UltraScale+: every fp32_add ({y['fp32_add']['lut']} LUT, "
+            f"{y['fp32_add']['ff']} FF each in Yosys), the adders and pipeline registers "
+            "around the products, the controller and the buffer muxes stay in fabric, so "
+            "Yosys's LUT/FF run above the model (and, by Yosys's known behaviour, above "
+            "Vivado's). Trust its DSP48E2 and RAMB counts; read its LUT/FF as an upper bound.")
+    import textwrap
+
+    return table(["resource", "model", "yosys", "error"], rows) + "\n" + textwrap.fill(note, 88)
+
+
+# ------------------------------------------------------------------ efgen synth --yosys DIR
+
+@dataclass(frozen=True)
+class RtlSpec:
+    """The contents of ``DIR/rtl/rtl.json`` (see the module docstring)."""
+
+    top: str
+    engine: EngineParams
+    extra_fp_muls: int = 0
+    extra_fp_adds: int = 0
+    extra_rams: tuple[tuple[int, int], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"top": self.top, "engine": asdict(self.engine),
+                "extra_fp_muls": self.extra_fp_muls, "extra_fp_adds": self.extra_fp_adds,
+                "extra_rams": [list(r) for r in self.extra_rams]}
+
+
+def load_rtl_json(path: Path | str) -> RtlSpec:
+    """Read and check ``rtl.json``; problems are one-line :class:`EfgenError`s."""
+    path = Path(path)
+    f = str(path)
+    fix = "rewrite it with 'efgen build' (keys: top, engine, extra_fp_muls, extra_rams)"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EfgenError("rtl.json not found", file=f,
+                         fix="generate the RTL with 'efgen build' first") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EfgenError(f"cannot read rtl.json ({exc.__class__.__name__})", file=f,
+                         fix=fix) from None
+    except json.JSONDecodeError as exc:
+        raise EfgenError(f"rtl.json is not valid JSON ({exc.msg})", file=f,
+                         where=f"{exc.lineno}:{exc.colno}", fix=fix) from None
+    if not isinstance(doc, dict):
+        raise EfgenError("rtl.json must hold a JSON object", file=f, fix=fix)
+    unknown = sorted(set(doc) - {"top", "engine", "extra_fp_muls", "extra_fp_adds",
+                                 "extra_rams"})
+    if unknown:
+        raise EfgenError(f"unknown key {unknown[0]!r}", file=f, where=unknown[0], fix=fix)
+    for key in ("top", "engine"):
+        if key not in doc:
+            raise EfgenError(f"missing key {key!r}", file=f, where=key, fix=fix)
+    top = doc["top"]
+    if not isinstance(top, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", top):
+        raise EfgenError(f"top {top!r} is not a Verilog module name", file=f, where="top",
+                         fix="give the name of the top module")
+    eng = doc["engine"]
+    if not isinstance(eng, dict):
+        raise EfgenError("engine must be an object of EngineParams fields", file=f,
+                         where="engine", fix=fix)
+    names = {fl.name for fl in fields(EngineParams)}
+    bad = sorted(set(eng) - names)
+    if bad:
+        raise EfgenError(f"unknown engine field {bad[0]!r}", file=f, where=f"engine.{bad[0]}",
+                         fix=f"use the EngineParams fields: {', '.join(sorted(names))}")
+    try:
+        params = EngineParams(**eng)
+    except (TypeError, ValueError) as exc:
+        raise EfgenError(f"bad engine parameters: {exc}", file=f, where="engine",
+                         fix=fix) from None
+    if params.impl != "synth":
+        raise EfgenError(f"engine impl {params.impl!r} is simulation-only (real "
+                         "arithmetic), not synthesizable", file=f, where="engine.impl",
+                         fix="generate the RTL with impl 'synth'")
+    counts = {}
+    for key in ("extra_fp_muls", "extra_fp_adds"):
+        v = doc.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise EfgenError(f"{key} must be a non-negative integer, got {v!r}", file=f,
+                             where=key, fix=fix)
+        counts[key] = v
+    rams = doc.get("extra_rams", [])
+    if not isinstance(rams, list):
+        raise EfgenError("extra_rams must be a list of [width, depth]", file=f,
+                         where="extra_rams", fix=fix)
+    out_rams = []
+    for i, r in enumerate(rams):
+        ok = (isinstance(r, list) and len(r) == 2
+              and all(isinstance(v, int) and not isinstance(v, bool) for v in r)
+              and r[0] >= 1 and r[1] >= MIN_RAM_DEPTH)
+        if not ok:
+            raise EfgenError(f"extra_rams[{i}] = {r!r} is not [width >= 1, depth >= "
+                             f"{MIN_RAM_DEPTH}]", file=f, where=f"extra_rams[{i}]", fix=fix)
+        out_rams.append((r[0], r[1]))
+    return RtlSpec(top=top, engine=params, extra_rams=tuple(out_rams), **counts)
+
+
+def synth_build_dir(build_dir: Path | str, family: str = "xcup"
+                    ) -> tuple[RtlSpec, dict[str, Any], SynthResult]:
+    """``efgen synth --yosys DIR``: Yosys on ``DIR/rtl/*.v`` with the top of
+    ``DIR/rtl/rtl.json``; writes ``DIR/rtl/yosys.log`` and ``DIR/rtl/synth.json``."""
+    d = Path(build_dir)
+    rtl = d / "rtl"
+    if not d.is_dir():
+        raise EfgenError("build folder not found", file=str(d),
+                         fix="pass the folder 'efgen build' wrote")
+    if not rtl.is_dir():
+        raise EfgenError("no rtl/ folder", file=str(d),
+                         fix="generate the RTL with 'efgen build' (it writes DIR/rtl/*.v "
+                             "and DIR/rtl/rtl.json)")
+    spec = load_rtl_json(rtl / "rtl.json")
+    pred = predict_rtl(spec.engine, spec.extra_fp_muls, spec.extra_rams, spec.extra_fp_adds)
+    res = run_yosys(rtl, spec.top, family, log=rtl / "yosys.log")
+    got = res.counts
+    out = {
+        "top": spec.top, "family": family, "yosys": res.version,
+        "script": f"synth_xilinx -family {family} -top {spec.top} -flatten -noiopad",
+        "seconds": round(res.seconds, 2), "rtl": spec.to_json(),
+        "model": {k: v for k, v in pred.items() if k != "detail"},
+        "measured": got,
+        "error_pct": {k: error_pct(pred[k], got[k]) for k, _ in ROWS},
+        "cells": res.cells, "model_detail": pred["detail"],
+    }
+    (rtl / "synth.json").write_text(json.dumps(out, indent=2) + "\n")
+    return spec, pred, res

@@ -1,0 +1,394 @@
+"""efgen.rtl.synth and `efgen synth --yosys DIR`: the Yosys stat parser, the model's
+prediction for the RTL flow (RAM mapping, multipliers), rtl.json checks, and real Yosys
+runs of engine_core (2x2 through the CLI, 4x4 through run_yosys) whose DSP48E2 and
+RAMB counts must be within 10% of predict_rtl.
+
+Yosys is a project requirement (.ci/run installs it): a missing one fails with the install
+command, never skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from efgen.cli import main
+from efgen.errors import EfgenError
+from efgen.model.coeffs import coefficients
+from efgen.rtl.engine import EngineParams, engine_verilog
+from efgen.rtl.synth import (RtlSpec, control_multipliers, format_table, load_rtl_json,
+                             mul_dsp, parse_stat, predict_rtl, ram_cells, run_yosys,
+                             summarize)
+
+# The two designs of the issue: small buffers chosen to exercise every mapping -
+# 2x2: IFM 1024-deep RAMs -> RAMB36E2, OFM 256 -> RAMB18E2, weights 64 -> LUT RAM
+#      (RAM64M8), and two controller multipliers wide enough for DSP48E2;
+# 4x4: IFM 128 -> RAMB18E2 (just above the LUT RAM threshold), OFM 32 -> LUT RAM
+#      (RAM32M16), weights 512 -> RAMB18E2, and two weight-load multipliers in DSP48E2.
+P22 = EngineParams(2, 2, ifm_depth=512, ofm_depth=256, wbuf_depth=64, kmax=3, smax=2,
+                   impl="synth")
+P44 = EngineParams(4, 4, ifm_depth=64, ofm_depth=32, wbuf_depth=512, kmax=3, smax=2,
+                   impl="synth")
+TOL = 0.10
+
+
+def _require_yosys():
+    if shutil.which("yosys") is None:
+        pytest.fail("yosys not installed: apt-get install yosys")
+
+
+def _within(pred, got, key):
+    return abs(got[key] - pred[key]) <= TOL * pred[key]
+
+
+# ------------------------------------------------------------------ stat parser
+
+STAT_TEXT = """
+5. Printing statistics.
+
+=== fp32_add ===
+
+   Number of wires:                383
+   Number of cells:                920
+     CARRY4                         33
+     FDRE                          165
+     FDSE                            9
+     INV                            18
+     LUT1                           25
+     LUT2                          164
+     LUT6                          109
+     SRL16E                          4
+
+=== fp32_mac ===
+
+   Number of cells:                 35
+     BUFG                            1
+     SRL16E                         32
+     fp32_add                        1
+     fp32_mul                        1
+
+=== design hierarchy ===
+
+   fp32_mac                          1
+     fp32_add                        1
+     fp32_mul                        1
+
+   Number of wires:                516
+   Number of memories:               0
+   Number of cells:               1300
+     BUFG                            1
+     CARRY4                         55
+     DSP48E2                         2
+     FDRE                          313
+     FDSE                           18
+     INV                            18
+     LUT1                           25
+     LUT2                          213
+     LUT6                          137
+     RAM64M8                         5
+     RAMB18E2                        3
+     RAMB36E2                        1
+     SRL16E                         36
+
+"""
+
+STAT_FLAT = """
+=== engine_core ===
+
+   Number of wires:              12345
+   Number of cells:               9999
+     DSP48E2                        10
+     FDRE                         1923
+     FDCE                            4
+     LUT3                         1593
+     RAM32M16                        3
+     RAMB36E2                        2
+"""
+
+STAT_JSON = json.dumps({
+    "creator": "Yosys 0.23 (git sha1 7ce5011c24b)",
+    "modules": {"\\engine_core": {"num_cells": 5, "num_cells_by_type": {"DSP48E2": 10}}},
+    "design": {"num_cells": 9, "num_cells_by_type": {
+        "DSP48E2": 10, "FDRE": 1923, "FDSE": 74, "LUT2": 1227, "LUT6": 625, "INV": 117,
+        "RAM64M8": 20, "RAMB18E2": 4, "RAMB36E2": 2, "SRL16E": 16, "CARRY4": 284}},
+})
+
+
+def test_parse_stat_text_takes_the_hierarchy_totals():
+    cells = parse_stat(STAT_TEXT)
+    assert cells["DSP48E2"] == 2 and cells["FDRE"] == 313 and cells["SRL16E"] == 36
+    assert "fp32_add" not in cells          # instance lines of the hierarchy are not cells
+    c = summarize(cells)
+    assert c["LUT"] == 18 + 25 + 213 + 137 and c["FF"] == 313 + 18
+    assert c["LUTRAM"] == 5 * 8 and c["RAMB18-eq"] == 3 + 2 * 1 and c["SRL"] == 36
+
+
+def test_parse_stat_text_single_module_and_json():
+    c = summarize(parse_stat(STAT_FLAT))
+    assert (c["DSP48E2"], c["RAMB36E2"], c["RAMB18-eq"], c["FF"], c["LUT"], c["LUTRAM"]) \
+        == (10, 2, 4, 1927, 1593, 24)
+    c = summarize(parse_stat(STAT_JSON))
+    assert (c["DSP48E2"], c["RAMB18E2"], c["RAMB36E2"], c["RAMB18-eq"]) == (10, 4, 2, 8)
+    assert c["LUT"] == 1227 + 625 + 117 and c["FF"] == 1923 + 74 and c["LUTRAM"] == 160
+    with pytest.raises(ValueError):
+        parse_stat("no statistics here")
+
+
+# ------------------------------------------------------------------ RAM mapping
+
+# Measured: Yosys 0.23 synth_xilinx -family xcup on engine_ram alone (chparam WIDTH, AW),
+# depth 16, 32, ..., 4096 per width: the cell memory_libmap chose and how many.
+YOSYS_RAM_GRID = {
+    1: "RAM32M16 1, RAM32M16 1, RAM64M8 1, RAM64M8 2, RAM64M8 4, RAM64M8 8, RAM64M8 16, "
+       "RAM64M8 32, RAMB18E2 1",
+    8: "RAM32M16 1, RAM32M16 1, RAM64M8 2, RAM64M8 4, RAM64M8 8, RAMB18E2 1, RAMB18E2 1, "
+       "RAMB18E2 1, RAMB36E2 1",
+    16: "RAM32M16 2, RAM32M16 2, RAM64M8 3, RAM64M8 6, RAMB18E2 1, RAMB18E2 1, RAMB18E2 1, "
+        "RAMB36E2 1, RAMB36E2 2",
+    18: "RAM32M16 2, RAM32M16 2, RAM64M8 3, RAM64M8 6, RAMB18E2 1, RAMB18E2 1, RAMB18E2 1, "
+        "RAMB36E2 1, RAMB36E2 2",
+    32: "RAM32M16 3, RAM32M16 3, RAM64M8 5, RAMB18E2 1, RAMB18E2 1, RAMB18E2 1, RAMB36E2 1, "
+        "RAMB36E2 2, RAMB36E2 4",
+    36: "RAM32M16 3, RAM32M16 3, RAM64M8 6, RAMB18E2 1, RAMB18E2 1, RAMB18E2 1, RAMB36E2 1, "
+        "RAMB36E2 2, RAMB36E2 4",
+    64: "RAM32M16 5, RAM32M16 5, RAM64M8 10, RAMB36E2 1, RAMB36E2 1, RAMB36E2 1, "
+        "RAMB36E2 2, RAMB36E2 4, RAMB36E2 8",
+    72: "RAM32M16 6, RAM32M16 6, RAM64M8 11, RAMB36E2 1, RAMB36E2 1, RAMB36E2 1, "
+        "RAMB36E2 2, RAMB36E2 4, RAMB36E2 8",
+    128: "RAM32M16 10, RAM32M16 10, RAM64M8 19, RAMB36E2 2, RAMB36E2 2, RAMB36E2 2, "
+         "RAMB36E2 4, RAMB18E2 15, RAMB36E2 15",
+}
+
+
+def test_ram_cells_reproduce_yosys_memory_mapping():
+    wrong = []
+    for width, row in YOSYS_RAM_GRID.items():
+        for i, item in enumerate(row.split(",")):
+            cell, n = item.split()
+            depth = 16 << i
+            if ram_cells(width, depth) != (cell, int(n)):
+                wrong.append(f"{width}x{depth}: yosys {n} {cell}, model {ram_cells(width, depth)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_ram_cells_32_bit_rules():
+    # LUT RAM up to 64 words; one RAMB18 (512 x 36) up to 512; one RAMB36 at 1024; then
+    # 1024-word RAMB36s.
+    assert ram_cells(32, 16) == ("RAM32M16", 3) and ram_cells(32, 32) == ("RAM32M16", 3)
+    assert ram_cells(32, 64) == ("RAM64M8", 5)
+    for d in (128, 256, 512):
+        assert ram_cells(32, d) == ("RAMB18E2", 1)
+    assert ram_cells(32, 1024) == ("RAMB36E2", 1)
+    assert ram_cells(32, 8192) == ("RAMB36E2", 8)
+    assert ram_cells(32, 384) == ("RAMB18E2", 1)           # not a power of two
+    with pytest.raises(ValueError, match="depth"):
+        ram_cells(32, 8)
+
+
+# ------------------------------------------------------------------ multipliers
+
+def test_mul_dsp_rule():
+    y = coefficients()["rtl_yosys"]
+    assert mul_dsp(24, 24, 48) == y["fp32_mul"]["dsp"] == 2    # the significand product
+    assert mul_dsp(9, 9, 9) == 1 and mul_dsp(2, 10, 10) == 1
+    assert mul_dsp(9, 9, 8) == 0          # result below 9 bits: LUTs
+    assert mul_dsp(1, 12, 12) == 0        # a 1-bit operand is an AND
+    assert mul_dsp(26, 17, 43) == 1 and mul_dsp(27, 17, 44) == 2
+
+
+# Measured: Yosys 0.23 synth_xilinx -family xcup -flatten on engine_ctrl and on
+# engine_wload alone: DSP48E2 of each (None: not run).
+CONTROL_DSP = [
+    (dict(tm=2, tn=2, ifm_depth=256, ofm_depth=256, wbuf_depth=64, kmax=3, smax=2), 2, 0),
+    (dict(tm=2, tn=2, ifm_depth=128, ofm_depth=128, wbuf_depth=256, kmax=3, smax=2), 0, 1),
+    (dict(tm=2, tn=2, ifm_depth=1024, ofm_depth=512, wbuf_depth=512, kmax=7, smax=4), 2, 2),
+    (dict(tm=4, tn=4, ifm_depth=1024, ofm_depth=512, wbuf_depth=1024, kmax=7, smax=4,
+          wl_words=2), 2, 4),
+    (dict(tm=3, tn=3, ifm_depth=64, ofm_depth=64, wbuf_depth=512, kmax=3, smax=1), 0, 2),
+    (dict(tm=4, tn=2, ifm_depth=64, ofm_depth=16, wbuf_depth=4096, kmax=1, smax=1,
+          wl_words=2), 0, 4),
+    (dict(tm=16, tn=15, ifm_depth=64, ofm_depth=16, wbuf_depth=64, kmax=3, smax=1), None, 2),
+]
+
+
+@pytest.mark.parametrize("kw,ctrl,wload", CONTROL_DSP,
+                         ids=[f"{k['tm']}x{k['tn']}-w{k['wbuf_depth']}" for k, _, _ in CONTROL_DSP])
+def test_control_multipliers_match_measured_dsp(kw, ctrl, wload):
+    muls = control_multipliers(EngineParams(impl="synth", **kw))
+    got = {m: sum(mul_dsp(a, b, y) for what, a, b, y in muls if what.startswith(m))
+           for m in ("engine_ctrl", "engine_wload")}
+    if ctrl is not None:
+        assert got["engine_ctrl"] == ctrl
+    assert got["engine_wload"] == wload
+
+
+# ------------------------------------------------------------------ prediction
+
+def test_predict_rtl_engine_and_extras():
+    p = predict_rtl(P22)
+    d = p["detail"]
+    assert (d["fp32_mul"], d["fp32_add"], d["dsp_control"]) == (4, 4, 2)
+    assert (p["DSP48E2"], p["RAMB18E2"], p["RAMB36E2"], p["RAMB18-eq"]) == (10, 4, 2, 8)
+    assert p["LUTRAM"] == 4 * 5 * 8                  # 4 weight RAMs of 64 x 32: 5 RAM64M8
+    assert {r["buffer"]: (r["instances"], r["depth"], r["cell"]) for r in d["rams"]} == {
+        "IFM": (2, 1024, "RAMB36E2"), "OFM": (4, 256, "RAMB18E2"),
+        "weights": (4, 64, "RAM64M8")}
+    q = predict_rtl(P44)
+    assert (q["DSP48E2"], q["RAMB18E2"], q["RAMB36E2"], q["RAMB18-eq"], q["LUTRAM"]) \
+        == (16 * 2 + 2, 4 + 16, 0, 20, 8 * 3 * 8)
+    # the full top adds the SGD unit's multipliers and FIFOs
+    e = predict_rtl(P22, extra_fp_muls=3, extra_rams=[(32, 512), (32, 2048), (128, 16)],
+                    extra_fp_adds=2)
+    assert e["DSP48E2"] == p["DSP48E2"] + 3 * 2
+    assert (e["RAMB18E2"], e["RAMB36E2"]) == (p["RAMB18E2"] + 1, p["RAMB36E2"] + 2)
+    assert e["RAMB18-eq"] == p["RAMB18-eq"] + 5 and e["LUTRAM"] == p["LUTRAM"] + 10 * 8
+    assert e["LUT"] > p["LUT"] and e["FF"] > p["FF"]
+
+
+def test_format_table_rows_and_footnote():
+    pred = predict_rtl(P22)
+    got = dict(pred, DSP48E2=11, LUT=2 * pred["LUT"])
+    text = format_table(pred, got)
+    lines = text.splitlines()
+    for label in ("DSP48E2", "RAMB18E2", "RAMB36E2", "RAMB18-equivalent", "LUT as RAM",
+                  "LUT *", "FF *"):
+        assert any(ln.startswith(label) for ln in lines), label
+    dsp = next(ln for ln in lines if ln.startswith("DSP48E2"))
+    assert dsp.split()[1:] == ["10", "11", "+10.0%"]
+    assert "+100.0%" in next(ln for ln in lines if ln.startswith("LUT *"))
+    assert "only the multipliers into DSP48E2" in " ".join(lines)
+
+
+# ------------------------------------------------------------------ rtl.json
+
+def _write_rtl(d: Path, p: EngineParams, top="engine_core", **extra) -> Path:
+    rtl = d / "rtl"
+    rtl.mkdir(parents=True, exist_ok=True)
+    for name, text in engine_verilog(p).items():
+        (rtl / name).write_text(text)
+    spec = RtlSpec(top, p, **extra)
+    (rtl / "rtl.json").write_text(json.dumps(spec.to_json(), indent=2))
+    return d
+
+
+def test_rtl_json_round_trip(tmp_path):
+    spec = RtlSpec("efgen_top", P22, extra_fp_muls=3, extra_fp_adds=2,
+                   extra_rams=((32, 512), (128, 16)))
+    path = tmp_path / "rtl.json"
+    path.write_text(json.dumps(spec.to_json()))
+    assert load_rtl_json(path) == spec
+    doc = {"top": "engine_core", "engine": {"tm": 2, "tn": 2, "impl": "synth"}}
+    path.write_text(json.dumps(doc))            # extras are optional
+    assert load_rtl_json(path) == RtlSpec("engine_core", EngineParams(2, 2, impl="synth"))
+
+
+_ENG = '"engine": {"tm": 2, "tn": 2, "impl": "synth"}'
+
+
+@pytest.mark.parametrize("text,what", [
+    ("{", "not valid JSON"),
+    ("[]", "JSON object"),
+    ("{" + _ENG + "}", "missing key 'top'"),
+    ('{"top": "engine_core"}', "missing key 'engine'"),
+    ('{"top": "a b", ' + _ENG + "}", "module name"),
+    ('{"top": "t", "engine": {"tm": 2, "tn": 2, "impl": "synth", "x": 1}}',
+     "unknown engine field"),
+    ('{"top": "t", "engine": {"tm": 2, "tn": 2, "ifm_depth": 100, "impl": "synth"}}',
+     "power of two"),
+    ('{"top": "t", "engine": {"tm": 2, "tn": 2}}', "simulation-only"),
+    ('{"top": "t", ' + _ENG + ', "extra_fp_muls": -1}', "non-negative"),
+    ('{"top": "t", ' + _ENG + ', "extra_rams": [[32, 4]]}', "depth >= 16"),
+    ('{"top": "t", ' + _ENG + ', "extra_rams": [32, 64]}', "extra_rams[0]"),
+    ('{"top": "t", ' + _ENG + ', "extras": 1}', "unknown key"),
+])
+def test_rtl_json_errors_are_one_line(tmp_path, text, what):
+    path = tmp_path / "rtl.json"
+    path.write_text(text)
+    with pytest.raises(EfgenError) as ei:
+        load_rtl_json(path)
+    msg = ei.value.message()
+    assert what in msg and str(path) in msg and "\n" not in msg
+
+
+# ------------------------------------------------------------------ real Yosys runs
+
+@pytest.fixture(scope="module")
+def cli_2x2(tmp_path_factory):
+    """`efgen synth --yosys DIR` on a DIR holding the 2x2 engine_core, run once."""
+    _require_yosys()
+    d = _write_rtl(tmp_path_factory.mktemp("synth") / "build", P22)
+    out, err = io.StringIO(), io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["synth", "--yosys", str(d)])
+    return code, out.getvalue(), err.getvalue(), d, time.perf_counter() - t0
+
+
+def test_cli_synth_2x2(cli_2x2):
+    code, out, err, d, seconds = cli_2x2
+    print(out)
+    print(f"efgen synth 2x2: {seconds:.1f} s")
+    assert code == 0, err
+    for label in ("DSP48E2", "RAMB18E2", "RAMB36E2", "RAMB18-equivalent", "LUT *", "FF *"):
+        assert any(ln.startswith(label) for ln in out.splitlines()), label
+    rtl = d / "rtl"
+    assert (rtl / "yosys.log").stat().st_size > 0
+    rep = json.loads((rtl / "synth.json").read_text())
+    assert rep["top"] == "engine_core" and rep["family"] == "xcup" and rep["seconds"] > 0
+    assert rep["rtl"] == RtlSpec("engine_core", P22).to_json()
+    pred, got = predict_rtl(P22), rep["measured"]
+    assert rep["model"]["DSP48E2"] == pred["DSP48E2"]
+    for key in ("DSP48E2", "RAMB18-eq"):
+        assert _within(pred, got, key), (key, pred[key], got[key])
+    # the model is exact for these cells on Yosys 0.23
+    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
+        assert got[key] == pred[key], (key, pred[key], got[key])
+
+
+def test_yosys_4x4(tmp_path):
+    _require_yosys()
+    res = run_yosys(engine_verilog(P44), "engine_core", workdir=tmp_path)
+    pred, got = predict_rtl(P44), res.counts
+    print(f"engine_core 4x4 (ifm 64, ofm 32, wbuf 512): Yosys {res.seconds:.1f} s")
+    print(format_table(pred, res))
+    for key in ("DSP48E2", "RAMB18-eq"):
+        assert _within(pred, got, key), (key, pred[key], got[key])
+    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
+        assert got[key] == pred[key], (key, pred[key], got[key])
+    assert (tmp_path / "yosys.log").exists()
+
+
+def test_run_yosys_error_is_one_line(tmp_path):
+    _require_yosys()
+    with pytest.raises(EfgenError) as ei:
+        run_yosys({"bad.v": "module bad(input a); assign = ; endmodule\n"}, "bad",
+                  workdir=tmp_path)
+    msg = ei.value.message()
+    assert "yosys failed on top module bad" in msg and "ERROR" in msg and "\n" not in msg
+
+
+# ------------------------------------------------------------------ CLI errors
+
+def test_cli_synth_bad_dirs(run_cli, tmp_path):
+    code, out, err = run_cli("synth", "--yosys", tmp_path / "nowhere")
+    assert code == 2 and err.count("\n") == 1 and "build folder not found" in err
+    code, out, err = run_cli("synth", "--yosys", tmp_path)
+    assert code == 2 and err.count("\n") == 1 and "no rtl/ folder" in err
+    (tmp_path / "rtl").mkdir()
+    code, out, err = run_cli("synth", "--yosys", tmp_path)
+    assert code == 2 and err.count("\n") == 1 and "rtl.json not found" in err
+    assert err.startswith("efgen: error: ")
+
+
+def test_cli_synth_without_yosys(run_cli, tmp_path, monkeypatch):
+    d = _write_rtl(tmp_path, P22)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    code, out, err = run_cli("synth", "--yosys", d)
+    assert code == 2 and err.count("\n") == 1
+    assert "yosys not found" in err and "apt-get install yosys" in err
