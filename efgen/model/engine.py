@@ -313,6 +313,14 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     w_words = (n_chunks - 1) * w_full + w_last
     # WU write-back: read weights and momentum, write both (reads and writes overlap).
     t_sgd = np.where(is_wu, t_wload * sgd_passes, 0.0)
+    if hw.sgd_overhead > 0:
+        # A word-serial write-back (the reference RTL's sgd_wb): one write port carries W'
+        # and V' (sgd_passes cycles a word), and a word's G gradient partial sums (WU
+        # with K*K < acc_dist keeps G = ceil(acc_dist / K*K) copies) are read one a cycle.
+        copies = np.maximum(1.0, np.ceil(hw.acc_dist / jb["k"] ** 2))
+        per_word = np.maximum(copies, sgd_passes)
+        t_sgd = np.where(is_wu, w_words * per_word
+                         + n_chunks * (hw.dram_latency + hw.sgd_overhead), 0.0)
     t_wload = np.where(is_wu, 0.0, t_wload)
 
     # ---- fill and drain: the first load and the last store are not overlapped
@@ -320,7 +328,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # first input tile, and in WU the first group's error tiles)
     first = L[..., 0, 0] + np.where(is_wu, mc * s_out[..., 0, 0], 0.0)
     m_st = np.where(order > 0, mc_last, 1.0)        # blocks stored by the last group
-    fill = n_chunks * first + np.where(is_wu, 0.0, m_st * s_out[..., -1, -1])
+    # WU: the per-tile time charges each tile's loads against the tile before's last
+    # compute; a chunk's first loads are exposed instead, and its last compute has no
+    # next loads to hide: the difference is min(first, compute of a step).
+    fill_wu = n_chunks * np.minimum(first, mc * Cy[..., 0, 0])
+    fill = np.where(is_wu, fill_wu, n_chunks * first + m_st * s_out[..., -1, -1])
     # FP/BP: the stores of a chunk's last group overlap the next chunk's weight load and
     # first input tile; the per-tile times above charged them to the chunk.
     m_io = np.where(order > 0, mc, 1.0)

@@ -25,6 +25,7 @@ from efgen.rtl.top import RtlParams
 LOAD_OVERHEAD = 14        # tile set-up (9) + DMA command to first word (5)
 STORE_OVERHEAD = 12       # tile set-up (8) + store-path read and FIFO (4)
 BLOCK_OVERHEAD = 5        # computer: step, block start, wait, after, next
+SGD_OVERHEAD = 60         # sgd_wb: pipeline, one piece of 16 words in flight, drain (efgen.rtl.sgd)
 JOB_OVERHEAD = 30         # descriptor set-up steps (18), start/done handshakes, last write's B
 
 
@@ -37,7 +38,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     wu_depth=pipeline_depth("wu", e.tn), acc_dist=ACC_DIST,
                     dram_latency=latency, load_overhead=LOAD_OVERHEAD,
                     store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
-                    job_overhead=JOB_OVERHEAD)
+                    job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD)
 
 
 def job_of(lp: LayerPhase) -> Job:
