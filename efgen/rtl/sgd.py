@@ -1,0 +1,231 @@
+"""The SGD write-back of the reference RTL (``sgd_wb``): renderer, bit-exact model, cycles.
+
+After the WU phase of a layer chunk has accumulated its gradients in the engine's
+weight buffer (``G = wu_copies(K)`` partial-sum copies per word, see
+:mod:`efgen.rtl.engine`), ``sgd_wb`` reads them out through ``engine_core``'s
+weight-buffer read port, reads the weights W and the momentum buffer V from DRAM
+(two ``axi_dma_rd``), applies SGD with momentum and weight decay exactly as
+:func:`efgen.golden.ops.sgd_update` rounds it, and writes W' and V' back through one
+``axi_dma_wr``::
+
+    grad = ((copy0 + copy1) + copy2) + ...      (efgen.rtl.engine.wu_gradient)
+    g  = grad + wd * w
+    v' = mom * v + g
+    w' = w + (-(lr * v'))                        (= w - lr * v', bit for bit)
+
+one float32 rounding per operation, with the FP32 units of :mod:`efgen.rtl.fpu`
+(``impl="behav"``: numpy float32; ``"synth"``: flush-to-zero, :mod:`efgen.golden.ftz`).
+
+:func:`sgd_verilog` renders ``templates/rtl/sgd_wb.v.j2`` (and its FIFO,
+``sgd_fifo.v.j2``) for one :class:`efgen.rtl.engine.EngineParams`; the header comment of
+the generated file states the interface, the schedule and the cycle formula.
+:func:`sgd_wb_model` is the bit-exact model (DRAM order in, DRAM order out);
+:func:`sgd_cycles` the cycle count from ``start`` to ``done``.
+
+The gradient adder starts every word's sum from -0: it computes ``(-0 + copy0) +
+copy1 ...`` rather than ``copy0 + copy1 ...``, which keeps the adder's feedback loop free
+of a bypass. ``-0 + x`` is ``x`` for every ``x`` in both implementations, except that a
+``synth`` adder flushes a subnormal ``x`` to zero and that NaN payloads become the
+canonical NaN; both differences vanish in the next operation (``g = grad + wd*w``
+flushes its inputs in ``synth`` and canonicalises NaN in both), so W' and V' are those of
+:func:`efgen.rtl.engine.wu_gradient` bit for bit (tests/test_rtl_sgd.py checks this on
+subnormals, signed zeros, infinities and NaNs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from efgen import __version__
+from efgen.rtl.engine import RAM_LATENCY, EngineParams, _clog2, _ops, _zext, wu_gradient
+from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env, fp_units_verilog
+
+GROUP = ADD_LATENCY          # words interleaved in the gradient adder's feedback loop
+PIECE = 16                   # default words per write command
+IN_LOG = 4                   # W and V input FIFOs: 16 words
+IN_FLIGHT = 32               # room the W'/V' FIFOs keep beyond one piece (words)
+
+# Pipeline offsets (cycles) from the cycle a word's last copy address is on wb_rd_addr.
+W_POP = RAM_LATENCY + ADD_LATENCY - MUL_LATENCY        # pop w, wd*w in
+V_POP = RAM_LATENCY + 2 * ADD_LATENCY - MUL_LATENCY    # pop v, mom*v in
+VO_PUSH = RAM_LATENCY + 3 * ADD_LATENCY                # v' into the V' FIFO, lr*v' in
+WO_PUSH = RAM_LATENCY + 4 * ADD_LATENCY + MUL_LATENCY  # w' into the W' FIFO
+W_DLY = (RAM_LATENCY + 3 * ADD_LATENCY + MUL_LATENCY) - W_POP
+
+
+def _check_piece(piece: int) -> None:
+    if isinstance(piece, bool) or not isinstance(piece, int) or piece < GROUP \
+            or piece & (piece - 1):
+        raise ValueError(f"piece={piece!r}: expected a power of two >= {GROUP}")
+
+
+def chunk_words(p: EngineParams, k: int, nblk: int) -> int:
+    """Words of a chunk: ``nblk`` blocks of ``K*K*Tm*Tn``."""
+    return nblk * k * k * p.tm * p.tn
+
+
+# ------------------------------------------------------------------ cycles
+
+#: Cycles from ``start`` (t0) to the first group's start, less the DRAM read latency and
+#: the words the group waits for: read commands at t0+1, axi_dma_rd's first word L + 5
+#: cycles later, the FIFO count one cycle after the push.
+FIRST_GROUP = 6
+#: From the cycle a group is started to the cycle the write stream can take w' of the
+#: group's word j, less GROUP*(G-1) (the passes before the last) and j: the slot
+#: counters and the read-address register (2), the pipeline (WO_PUSH), the W' FIFO (1).
+STREAM = 2 + WO_PUSH + 1
+#: From the last word's handshake on the write stream to done: axi_dma_wr's W register,
+#: AxiRam's B response, the done pulse, sgd_wb's done register.
+DRAIN = 5
+
+
+def word_ready(i: int, words: int, g: int, latency: int) -> int:
+    """Cycle (from t0) in which w' of word ``i`` can be taken by the write stream
+    (its v' 7 cycles earlier), when groups run back to back."""
+    per = GROUP * max(g, 2)
+    first = latency + FIRST_GROUP + min(words, GROUP)
+    return first + STREAM + GROUP * (g - 1) + per * (i // GROUP) + i % GROUP
+
+
+def sgd_cycles(words: int, g: int, latency: int, piece: int = PIECE) -> int:
+    """Cycles from ``start`` (cycle t0) to ``done`` (high in t0 + sgd_cycles), exact.
+
+    ``words``: words of the chunk; ``g``: partial-sum copies per word; ``latency``:
+    DRAM read latency L (AR handshake to the data, as AxiRam with sim/dma's
+    add_read_latency(L) models it; writes answered at once). Assumes the read DMAs
+    stream at one word a cycle (OUTSTANDING * MAX_BURST >= L + 4 + MAX_BURST) and the
+    write side takes a word a cycle; DRAM stalls only add cycles.
+
+    The write stream is a queue: piece k (``n_k`` words, the last one at word
+    ``e_k``) writes its W' words, each when ready (:func:`word_ready`) and at most one a
+    cycle, then its V' words, which are ready by then::
+
+        T_k = max(T_{k-1} + n_k, ready(e_k)) + n_k;     done = T_last + DRAIN
+
+    Closed forms (:func:`sgd_cycles_closed`): G <= 2, more than one piece:
+    ``L + 2*words + PIECE + 25 + 4*G + min(words, 4)`` — the rate is the write port's
+    2 cycles a word, and the last piece's V' has to wait for the previous piece's;
+    otherwise ``ready(words - 1) + n_last + DRAIN``.
+    """
+    _check_piece(piece)
+    if words < 1 or g < 1 or latency < 0:
+        raise ValueError(f"sgd_cycles(words={words}, g={g}, latency={latency})")
+    t = None
+    for s in range(0, words, piece):
+        n = min(piece, words - s)
+        ready = word_ready(s + n - 1, words, g, latency)
+        t = (ready if t is None else max(t + n, ready)) + n
+    return t + DRAIN
+
+
+def sgd_cycles_closed(words: int, g: int, latency: int, piece: int = PIECE) -> int:
+    """:func:`sgd_cycles` in closed form, for G <= 2 or a single piece, or when G is
+    large enough that every piece's W' waits for its words (G >= 3 and PIECE <=
+    4*(G - 1)); raises ValueError otherwise."""
+    if words > piece and g <= 2:
+        return (latency + FIRST_GROUP + min(words, GROUP) + STREAM + GROUP * (g - 1)
+                + 2 * words + piece - GROUP - 1 + DRAIN)
+    if words <= piece or piece <= GROUP * (g - 1):
+        n_last = words - (-(-words // piece) - 1) * piece
+        return word_ready(words - 1, words, g, latency) + n_last + DRAIN
+    raise ValueError(f"no closed form for G={g}, PIECE={piece}: use sgd_cycles")
+
+
+def formula_lines() -> list[str]:
+    """The cycle formula as the generated header states it."""
+    return [
+        f"ready(i) = L + {FIRST_GROUP} + min(words, {GROUP}) + {STREAM} + {GROUP}*(G-1)"
+        f" + {GROUP}*max(G,2)*(i / {GROUP}) + i % {GROUP}",
+        "           (cycle the write stream can take w' of word i; v' is ready before)",
+        "T_k = max(T_(k-1) + n_k, ready(e_k)) + n_k    (piece k: n_k words, last word e_k;",
+        "           W' words one a cycle as they become ready, then its V' words)",
+        f"cycles = T_last + {DRAIN}",
+        f"G <= 2, words > PIECE: cycles = L + 2*words + PIECE + {FIRST_GROUP + STREAM - 2 * GROUP - 1 + DRAIN}"
+        f" + {GROUP}*G + min(words, {GROUP})",
+    ]
+
+
+# ------------------------------------------------------------------ Verilog
+
+def sgd_verilog(p: EngineParams, piece: int = PIECE) -> dict[str, str]:
+    """File name -> Verilog text of ``sgd_wb`` (default ``PIECE`` = ``piece``), its FIFO
+    and the FP32 units. Deterministic for equal arguments. The DMA engines are not
+    included (:func:`efgen.rtl.dma.dma_verilog`)."""
+    if not isinstance(p, EngineParams):
+        raise TypeError(f"sgd_verilog expects EngineParams, got {type(p).__name__}")
+    _check_piece(piece)
+    assert GROUP == 4, "the slot counter of sgd_wb.v.j2 is two bits"
+    env = _env()
+    ctx = {
+        "version": __version__, "p": p, "w": p.widths, "lane_w": _clog2(p.tm * p.tn),
+        "zext": _zext, "piece": piece, "group": GROUP, "in_log": IN_LOG,
+        "in_flight": IN_FLIGHT, "ram": RAM_LATENCY, "add": ADD_LATENCY, "mul": MUL_LATENCY,
+        "w_pop": W_POP, "v_pop": V_POP, "w_dly": W_DLY, "vo_push": VO_PUSH,
+        "wo_push": WO_PUSH, "formula": formula_lines(),
+    }
+    files = dict(fp_units_verilog(p.impl))
+    for mod in ("sgd_fifo", "sgd_wb"):
+        files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
+    return files
+
+
+# ------------------------------------------------------------------ bit-exact model
+
+def wbuf_addresses(p: EngineParams, k: int, g: int, nblk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bank, address of copy 0) of every chunk word, DRAM order; copy q is at
+    address + q*K*K."""
+    i = np.arange(chunk_words(p, k, nblk))
+    tmtn, k2 = p.tm * p.tn, k * k
+    bank = i % tmtn
+    kk = (i // tmtn) % k2
+    blk = i // (tmtn * k2)
+    return bank, blk * g * k2 + kk
+
+
+def gradient_copies(wbuf: np.ndarray, p: EngineParams, k: int, g: int, nblk: int) -> np.ndarray:
+    """(words, G): the G partial-sum copies of every chunk word, DRAM order, from the
+    weight buffer ``wbuf`` (Tm*Tn banks, depth), bank ``mm*Tn + nn``."""
+    wbuf = np.asarray(wbuf)
+    bank, a0 = wbuf_addresses(p, k, g, nblk)
+    return np.stack([wbuf[bank, a0 + q * k * k] for q in range(g)], axis=1)
+
+
+def sgd_words(w, v, grad, lr, mom, wd, impl: str = "behav"):
+    """SGD on float32 words in the RTL's order of roundings: (w', v')."""
+    add, mul = _ops(impl)
+    f = np.float32
+    w, v, grad = (np.asarray(a, np.float32) for a in (w, v, grad))
+    g = add(grad, mul(f(wd), w))
+    vn = add(mul(f(mom), v), g)
+    wn = add(w, np.negative(mul(f(lr), vn)))
+    return wn, vn
+
+
+def sgd_wb_model(wbuf, w, v, p: EngineParams, *, k: int, g: int, nblk: int, lr: float,
+                 mom: float, wd: float, impl: str | None = None):
+    """What ``sgd_wb`` writes: (W', V') float32 in DRAM order, from the weight buffer
+    ``wbuf`` (Tm*Tn banks x depth, float32) and the chunk's W and V (DRAM order)."""
+    impl = impl or p.impl
+    copies = gradient_copies(np.asarray(wbuf, np.float32), p, k, g, nblk)
+    grad = wu_gradient(copies[:, None, :, None], impl)[:, 0, 0]
+    return sgd_words(w, v, grad, lr, mom, wd, impl)
+
+
+def rtl_gradient(copies, impl: str) -> np.ndarray:
+    """The gradient adder literally: ((-0 + copy0) + copy1) + ...  (words, G) -> words."""
+    add, _ = _ops(impl)
+    copies = np.asarray(copies, np.float32)
+    acc = np.full(copies.shape[0], -0.0, np.float32)
+    for q in range(copies.shape[1]):
+        acc = add(acc, copies[:, q])
+    return acc
+
+
+def f32_bits(x: float) -> int:
+    """The float32 bit pattern of ``x`` (for cfg_lr, cfg_mom, cfg_wd)."""
+    return int(np.asarray(x, np.float32).view(np.uint32))
+
+
+__all__ = ["GROUP", "PIECE", "sgd_verilog", "sgd_wb_model", "sgd_words", "sgd_cycles",
+           "gradient_copies", "wbuf_addresses", "rtl_gradient", "chunk_words", "f32_bits",
+           "formula_lines", "sgd_cycles_closed", "word_ready"]
