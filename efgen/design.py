@@ -59,6 +59,7 @@ class HwParams:
     store_overhead: int = 0        # cycles of set-up per tile store
     block_overhead: int = 0        # cycles of control per compute block
     job_overhead: int = 0          # cycles of set-up and drain per layer-phase
+    outstanding: int = 0           # read bursts in flight per port (0: no limit modelled)
     sgd_overhead: int = 0          # > 0: word-serial SGD write-back, this many cycles per chunk
 
     @property

@@ -235,7 +235,16 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     run_len_in = np.where(runs_in > 0, in_words / np.maximum(runs_in, 1), 0.0)
     bursts_in = runs_in * np.ceil(run_len_in / maxb)
     xfer_rd = float(hw.dram_latency + hw.load_overhead)      # per load, not overlapped within it
-    L = bursts_in * hw.dma_start + in_words / bw + np.where(in_words > 0, xfer_rd, 0.0)
+
+    def stream(words, bursts):
+        # A read burst holds one of `outstanding` slots for latency + 4 + its beats
+        # cycles, so many short bursts (NCHW rows) cannot keep the port busy.
+        t = words / bw
+        if hw.outstanding > 0:
+            t = np.maximum(t, (bursts * (hw.dram_latency + 4.0) + words) / hw.outstanding)
+        return t
+
+    L = bursts_in * hw.dma_start + stream(in_words, bursts_in) + np.where(in_words > 0, xfer_rd, 0.0)
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
     if blocked:
@@ -254,7 +263,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts_out = bursts_out * (1 + e(jb["mask"]))
     # a store pays its set-up; WU's error-tile load (the same walk, read) pays a load's
     xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead))
-    s_out = bursts_out * hw.dma_start + out_words * (1 + e(jb["mask"])) / bw + xfer_out
+    s_words = out_words * (1 + e(jb["mask"]))
+    s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu), stream(s_words, bursts_out),
+                                                            s_words / bw)
 
     # ---- compute of one output block: P = tr*tc pixels per kernel offset; FP/BP passes
     # shorter than the accumulator's loop-carried distance wait (acc_dist)

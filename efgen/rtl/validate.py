@@ -38,7 +38,8 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     wu_depth=pipeline_depth("wu", e.tn), acc_dist=ACC_DIST,
                     dram_latency=latency, load_overhead=LOAD_OVERHEAD,
                     store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
-                    job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD)
+                    job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
+                    outstanding=p.outstanding)
 
 
 def job_of(lp: LayerPhase) -> Job:
