@@ -37,6 +37,8 @@ BAR = 1e-4                  # max relative error per tensor
 POISON = 0xFFC0DEAD         # a NaN: outputs the RTL fails to write show up as NaN
 PHASES = ("fp", "bp", "wu")
 SGD = (0.05, 0.9, 5e-4)     # lr, momentum, weight decay of the WU cases
+#: Where Verilator builds are kept (one per simulator + parameter hash); None: per run.
+BUILD_CACHE: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -270,33 +272,41 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
                              f"{e.wbuf_depth}; lower mc")
 
 
-def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilator",
-                     workdir: Path | None = None, seed: int = 0,
-                     latency: int = DRAM_LATENCY) -> list[Result]:
-    """Co-simulate ``lps`` on the RTL of ``p``; one build, one simulation."""
+def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator") -> dict:
+    """Build the RTL of ``p`` (cached per parameter set) and run sim/top/cocotb_top.py with
+    ``script``; returns the per-run results the driver wrote."""
     from sim.runner import SIM_DIR, available, run_cocotb
 
     if not available(sim):
         raise EfgenError(f"simulator {sim!r} not found: apt-get install "
                          f"{'verilator' if sim == 'verilator' else 'iverilog'}")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "script.json").write_text(json.dumps(script))
+    res_path = work / "results.json"
+    run_cocotb(sim, toplevel="top_tb",
+               sources={**rtl_verilog(p), "top_tb.v": (SIM_DIR / "top" / "top_tb.v").read_text()},
+               test_module="cocotb_top", tb_dir=SIM_DIR / "top",
+               build_root=BUILD_CACHE if BUILD_CACHE else work / "build",
+               # the sequencer's address arithmetic truncates and extends on purpose
+               build_args=["-Wno-WIDTH"] if sim == "verilator" else [],
+               extra_env={"EFGEN_TOP_SCRIPT": str(work / "script.json"),
+                          "EFGEN_TOP_RESULTS": str(res_path)})
+    return json.loads(res_path.read_text())
+
+
+def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilator",
+                     workdir: Path | None = None, seed: int = 0,
+                     latency: int = DRAM_LATENCY) -> list[Result]:
+    """Co-simulate ``lps`` on the RTL of ``p``; one build, one simulation."""
     check_params(p, lps)
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))
     work.mkdir(parents=True, exist_ok=True)
     img, cases = _build(p, lps, seed)
     np.save(work / "image.npy", img.words)
-    script = {"image": str(work / "image.npy"), "dump": str(work / "dump.npy"),
-              "latency": latency,
-              "runs": [{"tag": f"{i}", "regs": c.regs} for i, c in enumerate(cases)]}
-    (work / "script.json").write_text(json.dumps(script))
-    res_path = work / "results.json"
-    run_cocotb(sim, toplevel="top_tb",
-               sources={**rtl_verilog(p), "top_tb.v": (SIM_DIR / "top" / "top_tb.v").read_text()},
-               test_module="cocotb_top", tb_dir=SIM_DIR / "top", build_root=work / "build",
-               # the sequencer's address arithmetic truncates and extends on purpose
-               build_args=["-Wno-WIDTH"] if sim == "verilator" else [],
-               extra_env={"EFGEN_TOP_SCRIPT": str(work / "script.json"),
-                          "EFGEN_TOP_RESULTS": str(res_path)})
-    got = json.loads(res_path.read_text())
+    got = simulate(p, work, {"image": str(work / "image.npy"), "dump": str(work / "dump.npy"),
+                             "latency": latency,
+                             "runs": [{"tag": f"{i}", "regs": c.regs}
+                                      for i, c in enumerate(cases)]}, sim=sim)
     dump = np.load(work / "dump.npy")
     out = []
     for i, c in enumerate(cases):
@@ -304,9 +314,8 @@ def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilat
         for name, (addr, shape, kind) in c.regions.items():
             a = _read(p, dump, addr, shape, kind).astype(np.float64)
             b = c.expect[name]
-            diff = np.abs(a - b)
-            errs[name] = float(np.max(diff) / (np.max(np.abs(b)) + 1e-30)) if np.all(
-                np.isfinite(a)) else math.inf
+            errs[name] = (float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
+                          if np.all(np.isfinite(a)) else math.inf)
         r = got[str(i)]
         out.append(Result(c.lp, max(errs.values()), errs, int(r["cycles"]),
                           tuple(r["bursts"]), tuple(r["beats"])))

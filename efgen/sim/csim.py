@@ -65,31 +65,18 @@ class CsimResult:
         return all(s.ok for s in self.steps)
 
 
-class Csim:
-    """A compiled design: pack a DRAM image, run steps, read tensors back."""
+class DramImage:
+    """The DRAM image of a Program: pack parameters and inputs, read tensors back.
 
-    def __init__(self, net: Net, design: Design, board: Board, workdir: Path,
-                 sgd: SGD = SGD()):
-        self.net, self.design, self.board, self.sgd = net, design, board, sgd
-        self.prog: Program = build_program(net, design, sgd.lr, sgd.momentum, sgd.weight_decay)
-        hls = Path(workdir) / "hls"
-        files = write_hls(self.prog, board, hls)
-        self.cpp_lines = sum(len((hls / f).read_text().splitlines()) for f in files
-                             if f.endswith((".cpp", ".h")))
-        t0 = time.perf_counter()
-        (Path(workdir) / "csim").mkdir(parents=True, exist_ok=True)
-        lib = compile_shared([hls / "efgen_top.cpp", hls / "efgen_host.cpp"],
-                             Path(workdir) / "csim" / "libefgen_csim.so", [hls])
-        self.compile_seconds = time.perf_counter() - t0
-        self.lib = load(lib)
-        self.lib.efgen_step.argtypes = [ctypes.POINTER(ctypes.c_float),
-                                        ctypes.POINTER(ctypes.c_int32),
-                                        ctypes.POINTER(ctypes.c_float)]
-        self.lib.efgen_step.restype = ctypes.c_int
-        hw = design.hw
+    Shared by the C-simulation and the RTL co-simulation (efgen.rtl.step).
+    """
+
+    def __init__(self, prog: Program):
+        self.prog = prog
+        hw = prog.design.hw
         self.fm = FeatureMapLayout("blocked", hw.lanes)
         self.wl = WeightLayout("blocked", hw.tm, hw.tn)
-        self.mem = np.zeros(self.prog.words, dtype=np.float32)
+        self.mem = np.zeros(prog.words, dtype=np.float32)
 
     # ---- DRAM image -----------------------------------------------------------------------
     def _put(self, r: Region, value: np.ndarray) -> None:
@@ -131,13 +118,6 @@ class Csim:
     def set_input(self, x: np.ndarray) -> None:
         self._put(self.prog.regions["act:input"], x)
 
-    def step(self, labels: np.ndarray) -> float:
-        lab = np.ascontiguousarray(labels, dtype=np.int32)
-        loss = ctypes.c_float(0.0)
-        self.lib.efgen_step(self.mem.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                            lab.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), ctypes.byref(loss))
-        return float(loss.value)
-
     def golden_image(self, trace: dict[str, np.ndarray]) -> np.ndarray:
         """The DRAM image with every traced region holding the golden values."""
         saved = self.mem.copy()
@@ -178,6 +158,36 @@ class Csim:
                 else:
                     out[t.key] = value.reshape(t.shape)
         return out
+
+
+class Csim(DramImage):
+    """A compiled design: pack a DRAM image, run steps, read tensors back."""
+
+    def __init__(self, net: Net, design: Design, board: Board, workdir: Path,
+                 sgd: SGD = SGD()):
+        self.net, self.design, self.board, self.sgd = net, design, board, sgd
+        super().__init__(build_program(net, design, sgd.lr, sgd.momentum, sgd.weight_decay))
+        hls = Path(workdir) / "hls"
+        files = write_hls(self.prog, board, hls)
+        self.cpp_lines = sum(len((hls / f).read_text().splitlines()) for f in files
+                             if f.endswith((".cpp", ".h")))
+        t0 = time.perf_counter()
+        (Path(workdir) / "csim").mkdir(parents=True, exist_ok=True)
+        lib = compile_shared([hls / "efgen_top.cpp", hls / "efgen_host.cpp"],
+                             Path(workdir) / "csim" / "libefgen_csim.so", [hls])
+        self.compile_seconds = time.perf_counter() - t0
+        self.lib = load(lib)
+        self.lib.efgen_step.argtypes = [ctypes.POINTER(ctypes.c_float),
+                                        ctypes.POINTER(ctypes.c_int32),
+                                        ctypes.POINTER(ctypes.c_float)]
+        self.lib.efgen_step.restype = ctypes.c_int
+
+    def step(self, labels: np.ndarray) -> float:
+        lab = np.ascontiguousarray(labels, dtype=np.int32)
+        loss = ctypes.c_float(0.0)
+        self.lib.efgen_step(self.mem.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                            lab.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), ctypes.byref(loss))
+        return float(loss.value)
 
 
 def compare(trace: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> list[Compared]:

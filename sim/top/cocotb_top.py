@@ -66,59 +66,96 @@ class Monitor:
                 self.done_cycle = self.cycle
 
 
-@cocotb.test()
-async def run_script(dut):
-    with open(os.environ["EFGEN_TOP_SCRIPT"]) as f:
-        script = json.load(f)
-    image = np.load(script["image"]).astype("<u4")
-    size = max(1 << 20, 1 << int(np.ceil(np.log2(image.size * 4 + 4096))))
+class Host:
+    """The host side: DRAM (three cocotbext-axi models on one memory) and AXI4-Lite."""
 
-    cocotb.start_soon(Clock(dut.clk, CLK_NS, units="ns").start())
-    ram0 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi0"), dut.clk, dut.rst, size=size)
-    ram1 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi1"), dut.clk, dut.rst, mem=ram0.mem)
-    ram2 = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi2"), dut.clk, dut.rst, mem=ram0.mem)
-    lat = int(script.get("latency", 0))
-    for ram in (ram0, ram1):
-        ram.ar_channel.queue_occupancy_limit = 16
-        if lat:
-            ram.ar_channel = _DelayedARChannel(ram.ar_channel, dut.clk, lat)
-    axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-    for log in (ram0.log, ram1.log, ram2.log, axil.read_if.log, axil.write_if.log):
-        log.setLevel(logging.WARNING)
-    mon = Monitor(dut)
+    def __init__(self, dut, latency: int, size: int):
+        self.dut = dut
+        cocotb.start_soon(Clock(dut.clk, CLK_NS, units="ns").start())
+        self.ram0 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi0"), dut.clk, dut.rst, size=size)
+        ram1 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi1"), dut.clk, dut.rst,
+                          mem=self.ram0.mem)
+        ram2 = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi2"), dut.clk, dut.rst,
+                           mem=self.ram0.mem)
+        for ram in (self.ram0, ram1):
+            ram.ar_channel.queue_occupancy_limit = 16
+            if latency:
+                ram.ar_channel = _DelayedARChannel(ram.ar_channel, dut.clk, latency)
+        self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+        for log in (self.ram0.log, ram1.log, ram2.log, self.axil.read_if.log,
+                    self.axil.write_if.log):
+            log.setLevel(logging.WARNING)
+        self.mon = Monitor(dut)
 
-    dut.rst.value = 1
-    await ClockCycles(dut.clk, 5)
-    dut.rst.value = 0
-    await ClockCycles(dut.clk, 2)
-    ram0.write(0, image.tobytes())
+    async def reset(self):
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 5)
+        self.dut.rst.value = 0
+        await ClockCycles(self.dut.clk, 2)
 
-    results = {}
-    for run in script["runs"]:
-        for off, val in run["regs"]:
+    def write_image(self, addr_words: int, words: np.ndarray) -> None:
+        self.ram0.write(addr_words * 4, np.ascontiguousarray(words, "<u4").tobytes())
+
+    def read_image(self, addr_words: int, n: int) -> np.ndarray:
+        return np.frombuffer(self.ram0.read(addr_words * 4, n * 4), dtype="<u4").copy()
+
+    async def run(self, tag: str, regs) -> dict:
+        """Write a descriptor, start it, wait for DONE; cycles and AXI traffic."""
+        mon, axil = self.mon, self.axil
+        for off, val in regs:
             await axil.write_dword(off, int(val) & 0xFFFFFFFF)
         b0, n0 = list(mon.bursts), list(mon.beats)
         mon.start_cycle = mon.done_cycle = None
         await axil.write_dword(REGISTER_MAP["control"], CONTROL_START)
         waited = 0
         while True:
-            await ClockCycles(dut.clk, POLL)
+            await ClockCycles(self.dut.clk, POLL)
             waited += POLL
             status = await axil.read_dword(REGISTER_MAP["status"])
             if not status & STATUS_BUSY:
                 break
-            assert waited < TIMEOUT, f"{run['tag']}: no done after {TIMEOUT} cycles"
-        assert status & 2, f"{run['tag']}: STATUS {status:#x} without DONE"
-        assert not status & 4, f"{run['tag']}: DMA error (STATUS {status:#x})"
+            assert waited < TIMEOUT, f"{tag}: no done after {TIMEOUT} cycles"
+        assert status & 2, f"{tag}: STATUS {status:#x} without DONE"
+        assert not status & 4, f"{tag}: DMA error (STATUS {status:#x})"
         cycles = await axil.read_dword(REGISTER_MAP["cycles"])
-        results[run["tag"]] = {
+        return {
             "cycles": cycles,
             "cycles_seen": (mon.done_cycle - mon.start_cycle
                             if mon.done_cycle is not None and mon.start_cycle is not None else None),
             "bursts": [a - b for a, b in zip(mon.bursts, b0)],
             "beats": [a - b for a, b in zip(mon.beats, n0)],
         }
-    dump = np.frombuffer(ram0.read(0, image.size * 4), dtype="<u4")
-    np.save(script["dump"], dump)
+
+
+def _mem_size(words: int) -> int:
+    return max(1 << 20, 1 << int(np.ceil(np.log2(words * 4 + 4096))))
+
+
+@cocotb.test()
+async def run_script(dut):
+    with open(os.environ["EFGEN_TOP_SCRIPT"]) as f:
+        script = json.load(f)
+    lat = int(script.get("latency", 0))
+    if "step" in script:                     # one training step (efgen.rtl.step)
+        import pickle
+
+        from efgen.rtl.step import drive
+        with open(script["step"], "rb") as f:
+            plan = pickle.load(f)
+        host = Host(dut, lat, _mem_size(plan["mem"].size))
+        await host.reset()
+        out = await drive(host, plan)
+        with open(script["step_out"], "wb") as f:
+            pickle.dump(out, f)
+        results = {r["layer"] + ":" + r["phase"]: r.get("cycles", 0) for r in out["ran"]}
+    else:                                    # independent layer-phases (efgen.rtl.cosim)
+        image = np.load(script["image"]).astype("<u4")
+        host = Host(dut, lat, _mem_size(image.size))
+        await host.reset()
+        host.write_image(0, image)
+        results = {}
+        for run in script["runs"]:
+            results[run["tag"]] = await host.run(run["tag"], run["regs"])
+        np.save(script["dump"], host.read_image(0, image.size))
     with open(os.environ["EFGEN_TOP_RESULTS"], "w") as f:
         json.dump(results, f)
