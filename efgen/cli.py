@@ -209,6 +209,12 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_cosim(args) -> int:
+    from efgen.rtl.run import cosim_main
+
+    return cosim_main(args)
+
+
 def cmd_synth(args) -> int:
     """efgen synth --yosys DIR: Yosys on DIR/rtl/*.v, next to the model's prediction."""
     from efgen.rtl.synth import format_table as synth_table, synth_build_dir
@@ -310,6 +316,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("cosim", help="run conv/linear layer-phases (or one training step) on "
+                       "the reference RTL under cocotb; compare with the golden and the model")
+    s.add_argument("--board", default="zcu102", metavar="NAME|PATH")
+    s.add_argument("--net", required=True, metavar="NAME|PATH")
+    s.add_argument("--batch", type=int, default=1)
+    s.add_argument("--tiles", metavar="Tm=..,Tn=..", help="fix the array size (default: the "
+                   "scheduler's for the board)")
+    s.add_argument("--layer", metavar="NAME", help="only this layer")
+    s.add_argument("--phase", choices=["fp", "bp", "wu"], help="only this phase")
+    s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
+    s.add_argument("--layout", choices=["reshaped", "nchw", "both"], default="reshaped",
+                   help="feature-map layout in DRAM")
+    s.add_argument("--impl", choices=["behav", "synth"], default="behav",
+                   help="FP32 units: behavioural (fast) or synthesizable")
+    s.add_argument("--distinct", action="store_true",
+                   help="one run per distinct layer shape and tiling")
+    s.add_argument("--step", action="store_true",
+                   help="one training step: conv/linear on the RTL, the rest in numpy")
+    s.add_argument("-o", "--output", metavar="DIR", help="write cosim.json (and keep builds) here")
+    s.set_defaults(func=cmd_cosim)
 
     s = sub.add_parser("synth", help="synthesize a build folder's RTL with Yosys and "
                        "compare DSP/RAMB/LUT/FF with the model")

@@ -82,12 +82,17 @@ class LayerPhase:
                 "w": (self.m, self.n, self.k, self.k)}
 
 
-def layer_phases(net, design, batch: int | None = None) -> list[LayerPhase]:
-    """Every conv/linear layer-phase of ``net`` with the tiling ``design`` chose for it."""
+def layer_phases(net, design, p: RtlParams | None = None,
+                 batch: int | None = None) -> list[LayerPhase]:
+    """Every conv/linear layer-phase of ``net`` with the tiling ``design`` chose for it.
+
+    With ``p``, a WU chunk is shrunk where the RTL's G gradient partial sums per word
+    (K*K < the accumulator distance) do not fit its weight buffer; the Design's model
+    does not know G.
+    """
     from efgen.fusion import fused_relus
 
-    fused = fused_relus(net)
-    into = {v: k for k, v in fused.items()} if isinstance(fused, dict) else {}
+    into = {net[r].inputs[0] for r in fused_relus(net)}    # producers that clamp at the store
     b = batch or design.batch
     out = []
     for l in net:
@@ -97,15 +102,33 @@ def layer_phases(net, design, batch: int | None = None) -> list[LayerPhase]:
             if (ph == "bp" and not l.runs_bp) or (ph == "wu" and not l.trainable):
                 continue
             t = design.tiling(l.name, ph)
+            mc = t.mc
+            k = l.kernel if l.op == "conv" else 1
+            if p is not None and ph == "wu":
+                nb = -(-l.in_shape[0] // p.tn)
+                while mc > 1 and mc * nb * k * k * wu_copies(k) > p.engine.wbuf_depth:
+                    mc -= 1
+            relu = ph == "fp" and l.name in into
             if l.op == "conv":
                 n, h, w = l.in_shape
                 lp = LayerPhase(l.name, "conv", n, l.channels, h, w, l.kernel, l.stride,
-                                l.padding, b, ph, ph == "fp" and l.name in into,
-                                t.tr, t.tc, t.mc, t.order)
+                                l.padding, b, ph, relu, t.tr, t.tc, mc, t.order)
             else:
                 lp = LayerPhase(l.name, "linear", l.in_shape[0], l.channels, batch=b,
-                                phase=ph, relu=ph == "fp" and l.name in into,
-                                tr=1, tc=min(t.tc, b), mc=t.mc, order=t.order)
+                                phase=ph, relu=relu, tr=1, tc=min(t.tc, b), mc=mc,
+                                order=t.order)
+            out.append(lp)
+    return out
+
+
+def distinct(lps: list[LayerPhase]) -> list[LayerPhase]:
+    """One layer-phase per distinct shape and tiling (the first one's name)."""
+    seen, out = set(), []
+    for lp in lps:
+        key = (lp.op, lp.n, lp.m, lp.h, lp.w, lp.k, lp.s, lp.p, lp.batch, lp.phase, lp.relu,
+               lp.tr, lp.tc, lp.mc, lp.order)
+        if key not in seen:
+            seen.add(key)
             out.append(lp)
     return out
 
