@@ -16,10 +16,10 @@ writes; ping-pong IFM and OFM buffers so the load of step i+1 and the store of t
 previous tile overlap the compute of step i; L = load of one input tile for one
 reduction block, C = compute of one output block, s = store of one output block):
 
-* FP/BP ``wo`` order, per (image, tile, output block):
-  ``(NB-1)*max(L, C) + max(L, C, s)``
+* FP/BP ``wo`` order, per (image, tile, output block) - a group, whose store overlaps
+  the whole next group: ``max(NB*max(L, C), s)``
 * FP/BP ``io`` order, per (image, tile), ``mc`` output blocks per input tile:
-  ``(NB-1)*max(L, mc*C) + max(L, mc*C, mc*s)``
+  ``max(NB*max(L, mc*C), mc*s)``
 * WU, per (image, tile), ``mc`` output blocks whose error tiles E are loaded first:
   ``max(L + mc*E, mc*C) + (NB-1)*max(L, mc*C)``
 
@@ -180,8 +180,8 @@ def _src_span(idx, size, t, jb, axis_len, phase_bp):
 
 def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParams,
              word_bytes: int, ddr_bytes_per_cycle: float, layout: str = "reshaped",
-             mc_override: np.ndarray | None = None, momentum: bool = True
-             ) -> dict[str, np.ndarray]:
+             mc_override: np.ndarray | None = None, momentum: bool = True,
+             weights_blocked: bool | None = None) -> dict[str, np.ndarray]:
     """Cycles, traffic and bursts of every (job, candidate): arrays of shape (J, C).
 
     ``cand`` holds ``tr``, ``tc`` and ``order`` (and optionally ``mc``). Infeasible
@@ -189,6 +189,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     """
     tm, tn, T = float(hw.tm), float(hw.tn), float(hw.lanes)
     blocked = layout == "reshaped"
+    # weights: blocked (Tm, Tn) with the reshaped layout, OIHW with NCHW unless told
+    # (the reference RTL keeps blocked weights in both)
+    w_blocked = blocked if weights_blocked is None else weights_blocked
     tr, tc, order = cand["tr"], cand["tc"], cand["order"]
     phase = jb["phase"]
     is_bp, is_wu = phase == BP, phase == WU
@@ -238,10 +241,13 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
 
     def stream(words, bursts):
         # A read burst holds one of `outstanding` slots for latency + 4 + its beats
-        # cycles, so many short bursts (NCHW rows) cannot keep the port busy.
+        # cycles, so many short bursts (NCHW rows) cannot keep the port busy; the DMA
+        # takes a command every 2 cycles. (The first latency is in xfer_rd.)
         t = words / bw
         if hw.outstanding > 0:
-            t = np.maximum(t, (bursts * (hw.dram_latency + 4.0) + words) / hw.outstanding)
+            slot = hw.dram_latency + 4.0
+            t = np.maximum(np.maximum(t, 2.0 * bursts),
+                           (bursts * slot + words) / hw.outstanding - slot)
         return t
 
     L = bursts_in * hw.dma_start + stream(in_words, bursts_in) + np.where(in_words > 0, xfer_rd, 0.0)
@@ -294,8 +300,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # ---- per-tile group times, for a chunk of m output blocks
     def group(m):
         m4 = e(m)
-        wo = (e(NB) - 1) * np.maximum(L, Cy) + np.maximum(np.maximum(L, Cy), s_out)
-        io = (e(NB) - 1) * np.maximum(L, m4 * Cy) + np.maximum(np.maximum(L, m4 * Cy), m4 * s_out)
+        # the stores of a group overlap all the steps of the next group
+        wo = np.maximum(e(NB) * np.maximum(L, Cy), s_out)
+        io = np.maximum(e(NB) * np.maximum(L, m4 * Cy), m4 * s_out)
         wu = np.maximum(L + m4 * s_out, m4 * Cy) + (e(NB) - 1) * np.maximum(L, m4 * Cy)
         per_tile = np.where(e(is_wu), wu, np.where(e(order) > 0, io, m4 * wo))
         return np.sum(count * per_tile, axis=(-1, -2))
@@ -304,10 +311,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     images = jb["images"]
 
     # ---- weights: FP/BP load per chunk; WU gradient write-back with SGD per chunk
-    wwords_chunk = lambda m: (m * tm * NB * tn * k2 if blocked  # noqa: E731
+    wwords_chunk = lambda m: (m * tm * NB * tn * k2 if w_blocked  # noqa: E731
                               else np.minimum(m * tm, jb["out"]) * jb["red"] * k2)
     fp_runs = 1.0
-    bp_runs = np.where(mc >= MB, 1.0, np.ceil(jb["dram_m"] / tm) if blocked else jb["dram_m"])
+    bp_runs = np.where(mc >= MB, 1.0, np.ceil(jb["dram_m"] / tm) if w_blocked else jb["dram_m"])
     w_runs = np.where(is_bp, bp_runs, fp_runs)
     w_runs_last = np.where(is_bp, np.where(n_chunks == 1, 1.0, w_runs), fp_runs)
 
@@ -348,7 +355,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # first input tile; the per-tile times above charged them to the chunk.
     m_io = np.where(order > 0, mc, 1.0)
     l_last, c_last, s_last = L[..., -1, -1], Cy[..., -1, -1], s_out[..., -1, -1]
-    excess = np.maximum(0.0, m_io * s_last - np.maximum(l_last, m_io * c_last))
+    excess = np.maximum(0.0, m_io * s_last - NB * np.maximum(l_last, m_io * c_last))
     t_next = np.where(n_chunks > 1, t_w_full, 0.0) + first
     fill = fill - np.where(is_wu, 0.0, (n_chunks - 1) * np.minimum(excess, t_next))
     # job set-up: the RTL's sequencer counts the output and reduction blocks (2 cycles
@@ -414,7 +421,7 @@ def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: 
 
 def evaluate_chosen(jobs: list[Job], tiles: list[tuple[int, int, int, str]], hw: HwParams,
                     word_bytes: float, ddr_bytes_per_cycle: float, layout: str,
-                    momentum: bool = True):
+                    momentum: bool = True, weights_blocked: bool | None = None):
     """Evaluate fixed (tr, tc, mc, order) per job in ``layout``; arrays of shape (J,)."""
     jb = job_arrays(jobs)
     cand = {"tr": np.asarray([[t[0]] for t in tiles], float),
@@ -422,7 +429,7 @@ def evaluate_chosen(jobs: list[Job], tiles: list[tuple[int, int, int, str]], hw:
             "order": np.asarray([[ORDER_CODE[t[3]]] for t in tiles], float)}
     mc = np.asarray([[t[2]] for t in tiles], float)
     res = evaluate(jb, cand, hw, word_bytes, ddr_bytes_per_cycle, layout, mc_override=mc,
-                   momentum=momentum)
+                   momentum=momentum, weights_blocked=weights_blocked)
     return {k: np.broadcast_to(v, (len(jobs), 1))[:, 0] for k, v in res.items()}
 
 

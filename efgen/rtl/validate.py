@@ -83,6 +83,6 @@ def model_rows(p: RtlParams, results: list[Result], latency: int = DRAM_LATENCY)
     hw = rtl_hw(p, latency)
     jobs = [job_of(r.lp) for r in results]
     tiles = [(r.lp.tr, r.lp.tc, r.lp.mc, r.lp.order) for r in results]
-    m = evaluate_chosen(jobs, tiles, hw, 4.0, 1e9, p.layout)
+    m = evaluate_chosen(jobs, tiles, hw, 4.0, 1e9, p.layout, weights_blocked=True)
     return [Row(r.lp.label, r.max_rel, r.cycles, float(m["cycles"][i]), sum(r.bursts),
                 float(m["bursts"][i])) for i, r in enumerate(results)]
