@@ -314,9 +314,12 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     wwords_chunk = lambda m: (m * tm * NB * tn * k2 if w_blocked  # noqa: E731
                               else np.minimum(m * tm, jb["out"]) * jb["red"] * k2)
     fp_runs = 1.0
-    bp_runs = np.where(mc >= MB, 1.0, np.ceil(jb["dram_m"] / tm) if w_blocked else jb["dram_m"])
+    # BP: one run per DRAM row of weight blocks (a row's blocks for the chunk's output
+    # channels are contiguous; the rows are not, unless one chunk takes them all, and even
+    # then each row is its own transfer: the flip/transpose restarts per row)
+    bp_runs = np.ceil(jb["dram_m"] / tm) if w_blocked else jb["dram_m"] + 0 * mc
     w_runs = np.where(is_bp, bp_runs, fp_runs)
-    w_runs_last = np.where(is_bp, np.where(n_chunks == 1, 1.0, w_runs), fp_runs)
+    w_runs_last = w_runs
 
     def wload(m, runs):
         # one transfer per run: a BP chunk is one run per DRAM row of weight blocks
