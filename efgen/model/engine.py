@@ -223,20 +223,24 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     e = lambda a: a[..., None, None]  # noqa: E731  (J, C) -> (J, C, 1, 1)
 
     # ---- input tile load, per step (one reduction block), averaged over the blocks
-    if blocked:
-        red_units = np.ceil(jb["red"] / T) / NB      # lane blocks per step
-        unit_words = T
-    else:
-        red_units = jb["red"] / NB                   # channels per step
-        unit_words = 1.0
-    in_words = e(red_units) * unit_words * R(rows_ld) * Cc(cols_ld)
+    # (NB-1 full blocks of Tn channels and a last one of what is left: bursts round up
+    # per block, so the two kinds are counted apart)
+    unit_words = T if blocked else 1.0
+    full_units = tn / T if blocked else tn
+    last_ch = jb["red"] - (NB - 1) * tn
+    last_units = np.ceil(last_ch / T) if blocked else last_ch
+    red_units = ((NB - 1) * full_units + last_units) / NB     # lane groups per step (mean)
     major4 = e(jb["img_major"]) > 0
-    runs_in = np.where(major4, Cc(cols_ld) + 0 * R(rows_ld),
-                       np.where(full_w, np.where(full_h, 1.0, e(red_units)),
-                                e(red_units) * R(rows_ld)))
-    runs_in = np.where(in_words > 0, runs_in, 0.0)
-    run_len_in = np.where(runs_in > 0, in_words / np.maximum(runs_in, 1), 0.0)
-    bursts_in = runs_in * np.ceil(run_len_in / maxb)
+
+    def in_bursts(units):
+        words = e(units) * unit_words * R(rows_ld) * Cc(cols_ld)
+        runs = np.where(major4, Cc(cols_ld) + 0 * R(rows_ld),
+                        np.where(full_w, np.where(full_h, 1.0, e(units)), e(units) * R(rows_ld)))
+        runs = np.where(words > 0, runs, 0.0)
+        return runs * np.ceil(np.where(runs > 0, words / np.maximum(runs, 1), 0.0) / maxb)
+
+    in_words = e(red_units) * unit_words * R(rows_ld) * Cc(cols_ld)
+    bursts_in = (e(NB - 1) * in_bursts(full_units + 0 * NB) + in_bursts(last_units)) / e(NB)
     xfer_rd = float(hw.dram_latency + hw.load_overhead)      # per load, not overlapped within it
 
     def stream(words, bursts):
@@ -253,17 +257,22 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     L = bursts_in * hw.dma_start + stream(in_words, bursts_in) + np.where(in_words > 0, xfer_rd, 0.0)
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
-    if blocked:
-        out_units = np.ceil(jb["out"] / T) / MB
-    else:
-        out_units = jb["out"] / MB
+    # (MB-1 full blocks of Tm channels and a last one, as for the input)
+    o_full_units = tm / T if blocked else tm
+    o_last_ch = jb["out"] - (MB - 1) * tm
+    o_last_units = np.ceil(o_last_ch / T) if blocked else o_last_ch
+    out_units = ((MB - 1) * o_full_units + o_last_units) / MB
     out_words = e(out_units) * unit_words * o_r * o_c
     o_full_w = o_c >= e(jb["co"])
     o_full_h = o_r >= e(jb["ro"])
-    runs_out = np.where(major4, o_c + 0 * o_r,
-                        np.where(o_full_w, np.where(o_full_h, 1.0, e(out_units)),
-                                 e(out_units) * o_r))
-    bursts_out = runs_out * np.ceil(out_words / np.maximum(runs_out, 1) / maxb)
+
+    def out_bursts(units):
+        words = e(units) * unit_words * o_r * o_c
+        runs = np.where(major4, o_c + 0 * o_r,
+                        np.where(o_full_w, np.where(o_full_h, 1.0, e(units)), e(units) * o_r))
+        return runs * np.ceil(words / np.maximum(runs, 1) / maxb)
+
+    bursts_out = (e(MB - 1) * out_bursts(o_full_units + 0 * MB) + out_bursts(o_last_units)) / e(MB)
     # A BP store that applies a fused ReLU mask first reads the same tile of the layer's
     # input (the ReLU output): the same bursts and words again.
     bursts_out = bursts_out * (1 + e(jb["mask"]))
@@ -352,8 +361,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # WU: the per-tile time charges each tile's loads against the tile before's last
     # compute; a chunk's first loads are exposed instead, and its last compute has no
     # next loads to hide: the difference is min(first, compute of a step).
-    fill_wu = n_chunks * np.minimum(first, mc * Cy[..., 0, 0])
-    fill = np.where(is_wu, fill_wu, n_chunks * first + m_st * s_out[..., -1, -1])
+    # FP/BP likewise: a chunk of n steps takes L + (n-1)*max(L, C) + C, which is
+    # n*max(L, C) + min(L, C).
+    m_c = np.where(is_wu | (order > 0), mc, 1.0)
+    fill = n_chunks * np.minimum(first, m_c * Cy[..., 0, 0])
+    fill = fill + np.where(is_wu, 0.0, m_st * s_out[..., -1, -1])
     # FP/BP: the stores of a chunk's last group overlap the next chunk's weight load and
     # first input tile; the per-tile times above charged them to the chunk.
     m_io = np.where(order > 0, mc, 1.0)
