@@ -394,6 +394,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     read_words = in_total + mask_total + np.where(is_wu, o_total + sgd_passes * w_words, w_words)
     write_words = np.where(is_wu, sgd_passes * w_words, o_total)
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
+    if hw.sgd_piece > 0:
+        # the write-back writes its results in pieces (one burst each) and reads W and V
+        # as one run per chunk
+        pieces = (n_chunks - 1) * np.ceil(w_full / hw.sgd_piece) + np.ceil(w_last / hw.sgd_piece)
+        bursts = np.where(is_wu, in_bursts + o_bursts + sgd_passes * (w_bursts + pieces), bursts)
     compute = images * MB * NB * tiles_per(Cy)
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {

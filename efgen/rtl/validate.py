@@ -17,6 +17,7 @@ from efgen.design import HwParams
 from efgen.model.engine import Job, evaluate_chosen
 from efgen.rtl.cosim import DRAM_LATENCY, LayerPhase, Result
 from efgen.rtl.engine import ACC_DIST, pipeline_depth
+from efgen.rtl.sgd import PIECE as SGD_PIECE
 from efgen.rtl.top import RtlParams
 
 # Cycles the RTL spends around each transfer and block, beyond DRAM latency and words
@@ -39,7 +40,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     dram_latency=latency, load_overhead=LOAD_OVERHEAD,
                     store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
-                    outstanding=p.outstanding)
+                    outstanding=p.outstanding, sgd_piece=SGD_PIECE)
 
 
 def job_of(lp: LayerPhase) -> Job:
