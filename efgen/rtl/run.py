@@ -54,7 +54,8 @@ def cosim_main(args) -> int:
     out_dir = Path(args.output) if args.output else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-        cosim.BUILD_CACHE = out_dir / "sim-build"
+        if cosim.BUILD_CACHE is None:         # keep the simulator builds with the results
+            cosim.BUILD_CACHE = out_dir / "sim-build"
     report = {"net": net.name, "board": design.board, "batch": design.batch,
               "tm": design.hw.tm, "tn": design.hw.tn, "sim": args.sim}
     ok = True

@@ -1,0 +1,250 @@
+"""The whole reference RTL (efgen.rtl.top) under cocotb: layer-phases and a training step.
+
+Every case reads and writes DRAM images built with efgen.layout, runs through AXI4-Lite
+(AxiLiteMaster) and three AXI4 masters on one cocotbext-axi DRAM with a 24-cycle read
+latency, and is compared tensor by tensor with the golden model (max relative error
+<= 1e-4). The same runs check the analytical model: cycles within 5% per layer-phase
+(no per-case factors; efgen.rtl.validate states the RTL's constants once) and AXI bursts.
+This is the CI subset; `make cosim` runs every distinct ResNet-20 layer shape.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:          # sim/ is a folder of the checkout, not installed
+    sys.path.insert(0, str(ROOT))
+
+from efgen.errors import EfgenError  # noqa: E402
+from efgen.rtl import cosim  # noqa: E402
+from efgen.rtl.cosim import BAR, LayerPhase, run_layer_phases  # noqa: E402
+from efgen.rtl.engine import EngineParams  # noqa: E402
+from efgen.rtl.top import RtlParams, rtl_verilog  # noqa: E402
+from efgen.rtl.validate import model_rows  # noqa: E402
+
+MODEL_BAR = 5.0   # percent, per layer-phase (the issue's bar; the goal is 3)
+
+
+def _require(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} not installed: apt-get install "
+                    f"{'iverilog' if tool == 'iverilog' else tool}")
+
+
+def _params(tm, tn, layout="reshaped", impl="behav", **kw) -> RtlParams:
+    eng = EngineParams(tm=tm, tn=tn, ifm_depth=kw.get("ifm", 512), ofm_depth=kw.get("ofm", 256),
+                       wbuf_depth=kw.get("wbuf", 256), kmax=3, smax=4, impl=impl)
+    return RtlParams(eng, layout=layout, max_burst=16)
+
+
+# Stride 1 and 2, K 1 and 3, channel counts that are not multiples of Tm or Tn (6, 10),
+# both loop orders, chunks of several output blocks, a fused ReLU, linear layers.
+CASES = [
+    LayerPhase("c1", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "fp", True, 6, 12, 2, "wo"),
+    LayerPhase("c2", "conv", 10, 6, 12, 12, 3, 2, 1, 1, "fp", False, 3, 6, 2, "io"),
+    LayerPhase("c3", "conv", 10, 6, 8, 8, 1, 1, 0, 2, "fp", False, 8, 8, 2, "io"),
+    LayerPhase("b1", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "bp", False, 6, 12, 2, "wo"),
+    LayerPhase("b2", "conv", 10, 6, 12, 12, 3, 2, 1, 1, "bp", False, 6, 12, 2, "io"),
+    LayerPhase("b3", "conv", 8, 12, 8, 8, 1, 2, 0, 2, "bp", False, 8, 8, 2, "wo"),
+    LayerPhase("w1", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "wu", False, 6, 12, 2, "io"),
+    LayerPhase("w2", "conv", 10, 6, 12, 12, 3, 2, 1, 2, "wu", False, 3, 6, 2, "io"),
+    LayerPhase("w3", "conv", 8, 12, 8, 8, 1, 1, 0, 2, "wu", False, 8, 8, 1, "io"),
+    LayerPhase("l1", "linear", 24, 10, batch=8, phase="fp", tr=1, tc=8, mc=2),
+    LayerPhase("l2", "linear", 24, 10, batch=8, phase="bp", tr=1, tc=8, mc=2, order="io"),
+    LayerPhase("l3", "linear", 24, 10, batch=8, phase="wu", tr=1, tc=8, mc=1, order="io"),
+]
+
+SETS = {
+    "4x4-reshaped": (_params(4, 4), CASES),
+    "2x4-nchw": (_params(2, 4, "nchw"), CASES),
+}
+
+
+@pytest.fixture(scope="session")
+def build_cache(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rtl-top-builds")
+    old, cosim.BUILD_CACHE = cosim.BUILD_CACHE, d
+    yield d
+    cosim.BUILD_CACHE = old
+
+
+_RUNS: dict = {}
+
+
+def _run(name, tmp_path_factory, build_cache):
+    if name not in _RUNS:
+        _require("verilator")
+        p, cases = SETS[name]
+        res = run_layer_phases(p, cases, workdir=tmp_path_factory.mktemp(name))
+        _RUNS[name] = (p, res, model_rows(p, res))
+    return _RUNS[name]
+
+
+def _table(rows) -> str:
+    return "\n".join(f"{r.label:10s} rel {r.max_rel:.2e} cycles {r.cycles:7d} model "
+                     f"{r.model:9.0f} ({r.err_pct:+5.1f}%) bursts {r.bursts} / "
+                     f"{r.model_bursts:.0f}" for r in rows)
+
+
+# ------------------------------------------------------------------ generation
+
+def test_verilog_is_deterministic_and_complete():
+    p = _params(4, 4)
+    a, b = rtl_verilog(p), rtl_verilog(p)
+    assert a == b
+    assert {"efgen_top.v", "layer_seq.v", "tile_rd.v", "tile_wr.v", "engine_core.v",
+            "sgd_wb.v", "axi_dma_rd.v", "axi_dma_wr.v", "desc_regs.v"} <= set(a)
+    assert rtl_verilog(_params(2, 4, "nchw"))["layer_seq.v"] != a["layer_seq.v"]
+
+
+@pytest.mark.parametrize("name", ["4x4-reshaped", "2x4-nchw"])
+def test_lint_verilator_and_icarus(name, tmp_path):
+    _require("verilator")
+    _require("iverilog")
+    p, _ = SETS[name]
+    files = rtl_verilog(p)
+    for f, text in files.items():
+        (tmp_path / f).write_text(text)
+    srcs = sorted(str(tmp_path / f) for f in files)
+    # WIDTH: the sequencer's address arithmetic truncates and extends on purpose.
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "-Wno-WIDTH", "-Wno-UNUSEDSIGNAL",
+                        "-Wno-UNUSEDPARAM", "-Wno-PINCONNECTEMPTY", "--top-module", "efgen_top",
+                        *srcs], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(["iverilog", "-g2005", "-s", "efgen_top", "-o", str(tmp_path / "t.vvp"),
+                        *srcs], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+
+def test_unsupported_designs_are_refused():
+    with pytest.raises(ValueError, match="power of two"):
+        _params(3, 6)
+    p = _params(4, 4, ifm=64)
+    with pytest.raises(EfgenError, match="IFM depth"):
+        cosim.check_params(p, [CASES[0]])
+    with pytest.raises(EfgenError, match="stride 3"):
+        cosim.check_params(_params(4, 4), [LayerPhase("x", "conv", 4, 4, 9, 9, 3, 3, 0)])
+
+
+# ------------------------------------------------------------------ layer-phases
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_layer_phases_match_golden(name, tmp_path_factory, build_cache):
+    _, res, rows = _run(name, tmp_path_factory, build_cache)
+    print(f"\n{name}\n{_table(rows)}")
+    assert {r.lp.phase for r in res} == {"fp", "bp", "wu"}
+    for r in res:
+        assert r.max_rel <= BAR, (r.lp.label, r.errors)
+
+
+@pytest.mark.parametrize("name", list(SETS))
+def test_model_predicts_measured_cycles(name, tmp_path_factory, build_cache):
+    _, res, rows = _run(name, tmp_path_factory, build_cache)
+    bad = [r for r in rows if abs(r.err_pct) > MODEL_BAR]
+    assert not bad, _table(rows)
+    # the bursts the RTL issued are the ones the model counts
+    for r in rows:
+        assert abs(r.bursts - r.model_bursts) <= 0.02 * r.bursts, _table(rows)
+
+
+def test_layouts_compared_by_measurement(tmp_path_factory, build_cache):
+    """Same layer-phases in both layouts: NCHW needs more, shorter bursts."""
+    _, _, nchw = _run("2x4-nchw", tmp_path_factory, build_cache)
+    p, _ = SETS["2x4-nchw"]
+    resh = model_rows(_params(2, 4), run_layer_phases(
+        _params(2, 4), CASES[:3], workdir=tmp_path_factory.mktemp("2x4-reshaped")))
+    for a, b in zip(resh, nchw[:3]):
+        assert a.label == b.label and a.max_rel <= BAR
+        assert b.bursts >= a.bursts     # equal only when the tile is the whole map (c3)
+        assert abs(a.err_pct) <= MODEL_BAR
+    assert nchw[0].bursts > resh[0].bursts and nchw[1].bursts > resh[1].bursts
+
+
+def test_icarus_smoke(tmp_path_factory, build_cache):
+    _require("iverilog")
+    p = _params(2, 2, ofm=128, wbuf=128)
+    res = run_layer_phases(p, [
+        LayerPhase("s", "conv", 3, 4, 6, 6, 3, 2, 1, 1, "fp", True, 3, 3, 1, "wo"),
+        LayerPhase("s", "conv", 3, 4, 6, 6, 3, 2, 1, 1, "bp", False, 6, 6, 1, "wo"),
+        LayerPhase("s", "conv", 3, 4, 6, 6, 3, 2, 1, 1, "wu", False, 3, 3, 1, "io"),
+    ], sim="icarus", workdir=tmp_path_factory.mktemp("icarus"))
+    for r in res:
+        assert r.max_rel <= BAR, (r.lp.label, r.errors)
+
+
+def test_synthesizable_fp_units(tmp_path_factory, build_cache):
+    """The synthesizable (RNE + flush-to-zero) FP32 units in the whole accelerator."""
+    _require("verilator")
+    p = _params(2, 2, impl="synth")
+    res = run_layer_phases(p, [CASES[1], CASES[4], CASES[7]],
+                           workdir=tmp_path_factory.mktemp("synth"))
+    for r in res:
+        assert r.max_rel <= BAR, (r.lp.label, r.errors)
+
+
+def test_a_broken_sequencer_is_caught(tmp_path_factory, build_cache, monkeypatch):
+    """Start every FP block from zero (keep only the last reduction block): FP with
+    several reduction blocks must fail the comparison, BP and WU are untouched."""
+    _require("verilator")
+    real = cosim.rtl_verilog
+
+    def broken(p):
+        files = dict(real(p))
+        good = "e_acc_init <= mode == 2'd2 ? cp_tile_first : (cp_nb == 0);"
+        assert good in files["layer_seq.v"]
+        files["layer_seq.v"] = files["layer_seq.v"].replace(
+            good, "e_acc_init <= mode == 2'd2 ? cp_tile_first : 1'b1;")
+        return files
+
+    monkeypatch.setattr(cosim, "rtl_verilog", broken)
+    res = run_layer_phases(_params(2, 2), [CASES[0], CASES[6]],
+                           workdir=tmp_path_factory.mktemp("broken"))
+    assert res[0].max_rel > 1e-2          # FP, 6 input channels on 2 lanes: 3 blocks
+    assert res[1].max_rel <= BAR          # WU does not use that path
+
+
+# ------------------------------------------------------------------ a training step
+
+def test_tiny_training_step(tmp_path_factory, build_cache):
+    """tiny, batch 2: conv and linear layer-phases on the RTL, the rest in numpy."""
+    _require("verilator")
+    from efgen.boards import load_board
+    from efgen.ir import load_net
+    from efgen.rtl.step import format_step, run_rtl_step
+    from efgen.rtl.top import rtl_params
+    from efgen.schedule import Request, schedule
+
+    net = load_net("tiny")
+    design = schedule(Request(net, load_board("zcu102"), batch=2, tm=4, tn=4))
+    res = run_rtl_step(net, design, rtl_params(design), workdir=tmp_path_factory.mktemp("step"))
+    print(format_step(res))
+    assert res.ok, format_step(res)
+    assert res.max_rel <= BAR
+    assert abs(res.loss - res.golden_loss) <= 1e-5 * abs(res.golden_loss)
+    where = {(r.layer, r.phase): r.where for r in res.ran}
+    assert where[("conv3", "wu")] == "rtl" and where[("fc", "fp")] == "rtl"
+    assert where[("bn1", "fp")] == "numpy"
+    assert sum(r.where == "rtl" for r in res.ran) == 14
+    assert all(r.cycles > 0 for r in res.ran if r.where == "rtl")
+    assert len(res.rows) > 60 and {"conv3:new.weight", "fc:vel.weight", "conv1:dy"} <= {
+        r.key for r in res.rows}
+
+
+def test_cli_cosim_layer(tmp_path, build_cache, capsys):
+    _require("verilator")
+    from efgen.cli import main
+
+    assert main(["cosim", "--net", "tiny", "--tiles", "Tm=4,Tn=4", "--layer", "conv2",
+                 "--phase", "bp", "-o", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "conv2:bp" in out and "model err" in out
+    assert (tmp_path / "c" / "cosim.json").exists()
+    assert main(["cosim", "--net", "tiny", "--tiles", "Tm=4,Tn=4", "--layer", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nope" in err
