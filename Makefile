@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean hls
+.PHONY: install test demo bench clean hls cosim
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,13 @@ demo: install
 	$(BIN)/efgen build --board zcu102 --net resnet20 -o build/resnet20-zcu102
 	sed -n '1,45p' build/resnet20-zcu102/report.md
 	$(BIN)/efgen csim --board zcu102 --net resnet20 --batch 2 -o build/resnet20-zcu102-csim
+
+# The reference RTL under cocotb/Verilator: every distinct ResNet-20 layer shape in all
+# three phases and both DRAM layouts (8x8 array, batch 1), then one training step of tiny
+# with its conv/linear layer-phases on the RTL; measured cycles next to the model's.
+cosim: install
+	$(BIN)/efgen cosim --net resnet20 --tiles Tm=8,Tn=8 --batch 1 --distinct --layout both -o build/cosim-resnet20
+	$(BIN)/efgen cosim --net tiny --tiles Tm=4,Tn=4 --batch 2 --step -o build/cosim-tiny-step
 
 bench: install
 	$(BIN)/python benchmarks/bench_golden.py
