@@ -96,13 +96,18 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
 
     net = parse_net(design.net, "design.json:net")
     kmax = max([l.kernel for l in net if l.op == "conv"] + [1])
-    eng = EngineParams(tm=hw.tm, tn=hw.tn, ifm_depth=_pow2_at_least(hw.ifm_depth),
-                       ofm_depth=_pow2_at_least(hw.ofm_depth),
-                       wbuf_depth=_pow2_at_least(max(hw.wbuf_depth, kmax * kmax * wu_copies(1))),
-                       kmax=max(kmax, 3), smax=4, impl=impl)
-    p = RtlParams(engine=eng, layout=layout or "reshaped",
-                  max_burst=min(256, hw.max_burst_beats))
-    return p
+    try:
+        eng = EngineParams(tm=hw.tm, tn=hw.tn, ifm_depth=_pow2_at_least(hw.ifm_depth),
+                           ofm_depth=_pow2_at_least(hw.ofm_depth),
+                           wbuf_depth=_pow2_at_least(max(hw.wbuf_depth,
+                                                         kmax * kmax * wu_copies(1))),
+                           kmax=max(kmax, 3), smax=4, impl=impl)
+        return RtlParams(engine=eng, layout=layout or "reshaped",
+                         max_burst=min(256, hw.max_burst_beats))
+    except ValueError as exc:
+        raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
+                         fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "
+                             "--tiles Tm=8,Tn=8") from None
 
 
 def rtl_verilog(p: RtlParams) -> dict[str, str]:
