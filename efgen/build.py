@@ -4,9 +4,15 @@
   report.md and the plots (time per layer, roofline).
 * ``hls``: emit the Vitis HLS project of the same Design into hls/ (kernel, params
   header, descriptor table, host runtime, testbench, run_hls.tcl).
+* ``rtl``: the reference RTL of the same Design into rtl/ (Verilog-2005, top module
+  ``efgen_top``, :func:`efgen.rtl.top.rtl_verilog`) and rtl/rtl.json, what ``efgen synth
+  --yosys DIR`` synthesizes and predicts (:func:`efgen.rtl.synth.top_spec`). The RTL is
+  an extra: a Design it does not support (see :func:`efgen.rtl.top.rtl_params`) is built
+  without rtl/, and the build says why in one line.
 * ``csim`` (``--csim``): compile the project with g++ and train one or more steps in
   C-simulation against the golden model; writes the testbench data into hls/.
- The build folder is written
+
+The build folder is written
 to a temporary sibling and renamed into place at the end, so a failure never leaves a
 half-written folder.
 """
@@ -28,7 +34,8 @@ from efgen.model.evaluate import ddr_bytes_per_cycle, evaluate_design
 from efgen.report import report_dict, report_json, report_markdown, summary_lines
 from efgen.schedule import Request, load_overrides, parse_tiles, schedule, schedule_fixed
 
-STEPS = ("estimate", "hls", "csim")
+STEPS = ("estimate", "hls", "rtl", "csim")
+RTL_IMPLS = ("synth", "behav")
 
 
 @dataclass
@@ -39,6 +46,7 @@ class BuildResult:
     report: dict
     files: list[str]
     net: Net | None = None
+    rtl_note: str | None = None     # one line: what rtl/ holds, or why it was not written
 
 
 def request_from_args(args) -> Request:
@@ -78,9 +86,39 @@ def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
     return design, ev, full
 
 
+def write_rtl(design: Design, rtl_dir: Path, impl: str = "synth") -> str:
+    """Write ``rtl_dir``/*.v and rtl.json for ``design``; returns the one-line note.
+
+    Raises :class:`EfgenError` when the reference RTL does not support the Design.
+    """
+    from efgen.rtl.synth import top_spec
+    from efgen.rtl.top import TOP, rtl_params, rtl_verilog
+
+    if impl not in RTL_IMPLS:
+        raise EfgenError(f"RTL impl {impl!r} unknown", where="--rtl-impl",
+                         fix=f"use one of {', '.join(RTL_IMPLS)}")
+    try:
+        p = rtl_params(design, design.layout, impl=impl)
+    except ValueError as exc:      # RtlParams / EngineParams restrictions
+        raise EfgenError(str(exc)) from None
+    files = rtl_verilog(p)
+    rtl_dir.mkdir()
+    for name in sorted(files):
+        (rtl_dir / name).write_text(files[name])
+    (rtl_dir / "rtl.json").write_text(top_spec(p).dumps())
+    e = p.engine
+    what = ("'efgen synth --yosys DIR' synthesizes it" if impl == "synth"
+            else "behavioural FP32 units: simulation only")
+    return (f"rtl/: {TOP} ({len(files)} Verilog files, {e.tm}x{e.tn} engine, {impl} FP32 "
+            f"units, {p.layout} layout); {what}")
+
+
 def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
-                full: dict | None, hls: bool = True) -> tuple[dict, list[str]]:
-    """Write the estimate artefacts into ``out_dir`` atomically; returns (report, files)."""
+                full: dict | None, hls: bool = True, rtl: str | None = "synth"
+                ) -> tuple[dict, list[str], str | None]:
+    """Write the estimate artefacts into ``out_dir`` atomically; returns (report, files,
+    rtl note). ``rtl``: the FP32 units of the reference RTL in rtl/ (``"synth"`` or
+    ``"behav"``), None for no rtl/."""
     from efgen import plots
 
     rep = report_dict(design, board, ev, full)
@@ -103,6 +141,13 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
             from efgen.hls.program import build_program
 
             write_hls(build_program(net_of(design), design), board, tmp / "hls")
+        note = None
+        if rtl is not None:
+            try:
+                note = write_rtl(design, tmp / "rtl", rtl)
+            except EfgenError as exc:
+                shutil.rmtree(tmp / "rtl", ignore_errors=True)
+                note = f"rtl/ not written: {exc.message()}"
         files = sorted(p.name for p in tmp.iterdir())
         if out_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
@@ -114,15 +159,19 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return rep, files
+    return rep, files, note
 
 
 def build(args) -> BuildResult:
     req = request_from_args(args)
     out_dir = Path(args.output or f"build/{req.net.name}-{req.board.name}")
+    impl = getattr(args, "rtl_impl", "synth")
+    if impl not in RTL_IMPLS:
+        raise EfgenError(f"RTL impl {impl!r} unknown", where="--rtl-impl",
+                         fix=f"use one of {', '.join(RTL_IMPLS)}")
     design, ev, full = estimate(req, progress=lambda s: print(s, file=sys.stderr))
-    rep, files = write_build(out_dir, design, req.board, ev, full)
-    return BuildResult(out_dir, design, req.board, rep, files, net=req.net)
+    rep, files, note = write_build(out_dir, design, req.board, ev, full, rtl=impl)
+    return BuildResult(out_dir, design, req.board, rep, files, net=req.net, rtl_note=note)
 
 
 def csim_step(net: Net, design: Design, board: Board, out_dir: Path, args):
@@ -145,7 +194,9 @@ def print_summary(res: BuildResult) -> None:
     for line in summary_lines(res.design, res.board, res.report):
         print(line)
     print(f"  wrote {res.out_dir}/: {', '.join(res.files)}")
+    if res.rtl_note:
+        print(f"  {res.rtl_note}")
 
 
-__all__ = ["build", "estimate", "write_build", "request_from_args", "print_summary",
-           "STEPS", "ddr_bytes_per_cycle"]
+__all__ = ["build", "estimate", "write_build", "write_rtl", "request_from_args",
+           "print_summary", "STEPS", "RTL_IMPLS", "ddr_bytes_per_cycle"]

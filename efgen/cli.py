@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-momentum", action="store_true",
                    help="SGD without a momentum buffer (halves the update traffic)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
+    s.add_argument("--rtl-impl", choices=["synth", "behav"], default="synth",
+                   help="FP32 units of the reference RTL in DIR/rtl: synthesizable (default) "
+                        "or behavioural (simulation only)")
     _csim_args(s, default=False)
     s.set_defaults(func=cmd_build)
 

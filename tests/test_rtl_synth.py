@@ -1,7 +1,9 @@
 """efgen.rtl.synth and `efgen synth --yosys DIR`: the Yosys stat parser, the model's
 prediction for the RTL flow (RAM mapping, multipliers), rtl.json checks, and real Yosys
-runs of engine_core (2x2 through the CLI, 4x4 through run_yosys) whose DSP48E2 and
-RAMB counts must be within 10% of predict_rtl.
+runs of engine_core (2x2 through the CLI, 4x4 through run_yosys) and of the whole
+accelerator efgen_top (2x2 built by `efgen build` and synthesized by `efgen synth
+--yosys DIR`, 4x4 through run_yosys, both at once) whose DSP48E2 and RAMB counts must be
+within 10% of the model (predict_rtl, predict_top).
 
 Yosys is a project requirement (.ci/run installs it): a missing one fails with the install
 command, never skips.
@@ -23,8 +25,10 @@ from efgen.errors import EfgenError
 from efgen.model.coeffs import coefficients
 from efgen.rtl.engine import EngineParams, engine_verilog
 from efgen.rtl.synth import (RtlSpec, control_multipliers, format_table, load_rtl_json,
-                             mul_dsp, parse_stat, predict_rtl, ram_cells, run_yosys,
-                             summarize)
+                             memory_cells, mul_dsp, parse_stat, predict_rtl, predict_spec,
+                             predict_top, ram_cells, run_yosys, summarize, top_memories,
+                             top_multipliers, top_spec)
+from efgen.rtl.top import RtlParams, rtl_verilog
 
 # The two designs of the issue: small buffers chosen to exercise every mapping -
 # 2x2: IFM 1024-deep RAMs -> RAMB36E2, OFM 256 -> RAMB18E2, weights 64 -> LUT RAM
@@ -392,3 +396,190 @@ def test_cli_synth_without_yosys(run_cli, tmp_path, monkeypatch):
     code, out, err = run_cli("synth", "--yosys", d)
     assert code == 2 and err.count("\n") == 1
     assert "yosys not found" in err and "apt-get install yosys" in err
+
+
+# ------------------------------------------------------------------ the accelerator top
+
+# Measured: Yosys 0.23 synth_xilinx -family xcup on a module with one memory of width x
+# depth (2, 4, 8, 16 words), written at one port and read either asynchronously at a
+# registered address (T: a FIFO head, a transparent read port) or through a data register
+# (R): the cell memory_libmap chose, FF when it kept the memory in flip-flops.
+YOSYS_SMALL_MEM_GRID = {
+    ("T", 1): "FF, FF, FF, RAM32M16 1",
+    ("T", 2): "FF, FF, RAM32M16 1, RAM32M16 1",
+    ("T", 4): "FF, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("T", 5): "FF, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("T", 7): "FF, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("T", 8): "FF, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("T", 10): "RAM32M16 1, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("T", 14): "RAM32M16 1, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("T", 16): "RAM32M16 2, RAM32M16 2, RAM32M16 2, RAM32M16 2",
+    ("T", 32): "RAM32M16 3, RAM32M16 3, RAM32M16 3, RAM32M16 3",
+    ("R", 1): "FF, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("R", 2): "FF, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("R", 4): "RAM32M16 1, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("R", 5): "RAM32M16 1, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("R", 7): "RAM32M16 1, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("R", 8): "RAM32M16 1, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("R", 10): "RAM32M16 1, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("R", 14): "RAM32M16 1, RAM32M16 1, RAM32M16 1, RAM32M16 1",
+    ("R", 16): "RAM32M16 2, RAM32M16 2, RAM32M16 2, RAM32M16 2",
+    ("R", 32): "RAM32M16 3, RAM32M16 3, RAM32M16 3, RAM32M16 3",
+}
+
+
+def test_memory_cells_reproduce_yosys_small_memories():
+    wrong = []
+    for (kind, width), row in YOSYS_SMALL_MEM_GRID.items():
+        for i, item in enumerate(row.split(", ")):
+            depth = 2 << i
+            got = memory_cells(width, depth, transparent=kind == "T")
+            want = ("FF", width * depth) if item == "FF" else (item.split()[0], int(item.split()[1]))
+            if got != want:
+                wrong.append(f"{kind} {width}x{depth}: yosys {item}, model {got}")
+    assert not wrong, "\n".join(wrong)
+    # at 16 words and more, memory_cells is ram_cells
+    for w in (1, 8, 32, 72):
+        for d in (16, 64, 512, 4096):
+            assert memory_cells(w, d) == ram_cells(w, d)
+    with pytest.raises(ValueError):
+        memory_cells(0, 4)
+
+
+def _rtl(tm, tn, ifm=512, ofm=256, wbuf=64, **kw):
+    return RtlParams(EngineParams(tm, tn, ifm_depth=ifm, ofm_depth=ofm, wbuf_depth=wbuf, kmax=3,
+                                  smax=4, impl="synth"), **kw)
+
+
+# Measured: Yosys 0.23 synth_xilinx -family xcup -flatten -run :map_dsp on efgen_top, then
+# wreduce: (A_WIDTH, B_WIDTH, Y_WIDTH) of every $mul outside engine_core and the FP32
+# units. The three 16 x 30 are layer_seq's shared multipliers; (16, 2, *) its products by
+# Tm = 3, 6 or Tn = 3 (the odd part, 2 bits); the rest sgd_wb's.
+TOP_MULS = [
+    (_rtl(2, 2), [(2, 2, 4), (3, 4, 6), (6, 4, 10)] + [(16, 30, 30)] * 3),
+    (_rtl(3, 2), [(2, 2, 4), (3, 4, 6), (6, 4, 10), (10, 2, 12)] + [(16, 2, 16)] * 6
+     + [(16, 30, 30)] * 3),
+    (_rtl(2, 3), [(2, 2, 4), (3, 4, 6), (6, 4, 10), (10, 2, 12)] + [(16, 2, 16)] * 3
+     + [(16, 30, 30)] * 3),
+    (_rtl(6, 4), [(2, 2, 4), (3, 4, 6), (6, 4, 10), (10, 2, 12)] + [(16, 2, 15)] * 6
+     + [(16, 30, 30)] * 3),
+]
+
+
+@pytest.mark.parametrize("p,want", TOP_MULS, ids=[f"{p.tm}x{p.tn}" for p, _ in TOP_MULS])
+def test_top_multipliers_match_yosys(p, want):
+    assert sorted((a, b, y) for _, a, b, y in top_multipliers(p)) == sorted(want)
+
+
+def test_predict_top_breakdown():
+    p22 = _rtl(2, 2)
+    pred = predict_top(p22)
+    d = pred["detail"]
+    # 4 MAC + 3 SGD fp32_mul (2 DSP each), 2 engine controller, 3 x 2 sequencer, 1 SGD
+    assert (d["fp32_mul"], d["fp32_add"], d["dsp_fp"], d["dsp_control"]) == (7, 8, 14, 9)
+    assert (pred["DSP48E2"], pred["RAMB18E2"], pred["RAMB36E2"]) == (23, 4, 2)
+    # engine weights 4 x 5 RAM64M8, SGD out FIFOs 2 x 5 RAM64M8; RAM32M16: SGD in 2 x 3,
+    # window table 5 x 1, tile_wr 3, DMA commands 3 x 3, AWLEN 1
+    assert d["ram_cells"] == {"RAMB36E2": 2, "RAMB18E2": 4, "RAM64M8": 30, "RAM32M16": 24}
+    cells = {r["buffer"]: r["cell"] for r in d["rams"]}
+    assert cells["layer_seq win_p"] == cells["axi_dma_wr burst last"] == "FF"
+    assert pred["LUT"] > predict_rtl(p22.engine)["LUT"] and d["shell"]
+    # a Tm that is not a power of two adds the sequencer's six products by Tm, and
+    # sgd_wb's by the odd part of Tm*Tn
+    assert predict_top(_rtl(3, 2))["detail"]["dsp_control"] == 9 + 6 + 1
+    # the spec round-trips through rtl.json and predicts the same
+    spec = top_spec(p22)
+    assert spec.top == "efgen_top" and len(spec.extra_mems) == len(top_memories(p22))
+    assert predict_spec(spec) == pred
+
+
+def test_rtl_json_top_round_trip(tmp_path):
+    spec = top_spec(_rtl(6, 4, layout="nchw"))
+    path = tmp_path / "rtl.json"
+    path.write_text(spec.dumps())
+    assert load_rtl_json(path) == spec
+    assert json.loads(spec.dumps()) == spec.to_json()
+
+
+@pytest.mark.parametrize("extra,what", [
+    ('"extra_muls": [["m", 16, 0, 30]]', "extra_muls[0]"),
+    ('"extra_muls": [[16, 30, 30]]', "extra_muls[0]"),
+    ('"extra_muls": {}', "must be a list"),
+    ('"extra_mems": [["m", 32, 4, 1]]', "extra_mems[0]"),
+    ('"extra_mems": [["m", 32, 0, true]]', "extra_mems[0]"),
+    ('"shell": 1', "shell must be true or false"),
+])
+def test_rtl_json_top_errors_are_one_line(tmp_path, extra, what):
+    path = tmp_path / "rtl.json"
+    path.write_text('{"top": "efgen_top", ' + _ENG + ", " + extra + "}")
+    with pytest.raises(EfgenError) as ei:
+        load_rtl_json(path)
+    msg = ei.value.message()
+    assert what in msg and str(path) in msg and "\n" not in msg
+
+
+# The whole accelerator under real Yosys. 2x2: `efgen build` of the tiny net with
+# --tiles Tm=2,Tn=2 (the scheduler's buffers: IFM 8192, OFM 8192, weights 1024 words per
+# bank: 68 RAMB36E2) and `efgen synth --yosys DIR` on it; 4x4: small buffers (IFM 64,
+# OFM 32, weights 512: RAMB18E2 and LUT RAM), run_yosys on rtl_verilog. The two Yosys runs
+# (about 100 s and 140 s of CPU each with Yosys 0.23) go in parallel.
+TOP44 = _rtl(4, 4, ifm=64, ofm=32, wbuf=512)
+
+
+@pytest.fixture(scope="module")
+def top_runs(tmp_path_factory):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _require_yosys()
+    d = tmp_path_factory.mktemp("top") / "tiny-2x2"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["build", "--board", "kv260", "--net", "tiny", "--tiles", "Tm=2,Tn=2",
+                     "--batch", "2", "-o", str(d)])
+    assert code == 0 and (d / "rtl" / "efgen_top.v").exists(), out.getvalue()
+
+    def cli():
+        o, e = io.StringIO(), io.StringIO()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
+            rc = main(["synth", "--yosys", str(d)])
+        return rc, o.getvalue(), e.getvalue(), time.perf_counter() - t0
+
+    def top44():
+        return run_yosys(rtl_verilog(TOP44), "efgen_top",
+                         workdir=tmp_path_factory.mktemp("top44"))
+
+    with ThreadPoolExecutor(2) as pool:
+        f_cli, f_44 = pool.submit(cli), pool.submit(top44)
+        return d, f_cli.result(), f_44.result()
+
+
+def test_cli_synth_efgen_top_2x2(top_runs):
+    d, (code, out, err, seconds), _ = top_runs
+    print(out)
+    print(f"efgen synth efgen_top 2x2: {seconds:.1f} s")
+    assert code == 0, err
+    assert "synth_xilinx -family xcup -top efgen_top" in out
+    rep = json.loads((d / "rtl" / "synth.json").read_text())
+    spec = load_rtl_json(d / "rtl" / "rtl.json")
+    assert rep["top"] == "efgen_top" and rep["rtl"] == spec.to_json()
+    e = spec.engine
+    assert (e.tm, e.tn, e.impl) == (2, 2, "synth")
+    pred, got = predict_spec(spec), rep["measured"]
+    assert rep["model"]["DSP48E2"] == pred["DSP48E2"]
+    for key in ("DSP48E2", "RAMB18-eq"):
+        assert _within(pred, got, key), (key, pred[key], got[key])
+    # exact on Yosys 0.23
+    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
+        assert got[key] == pred[key], (key, pred[key], got[key])
+
+
+def test_yosys_efgen_top_4x4(top_runs):
+    _, _, res = top_runs
+    pred, got = predict_top(TOP44), res.counts
+    print(f"efgen_top 4x4 (ifm 64, ofm 32, wbuf 512): Yosys {res.seconds:.1f} s")
+    print(format_table(pred, res))
+    for key in ("DSP48E2", "RAMB18-eq"):
+        assert _within(pred, got, key), (key, pred[key], got[key])
+    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
+        assert got[key] == pred[key], (key, pred[key], got[key])

@@ -33,10 +33,40 @@ Engine buffers (``engine_core``): IFM ``tn`` RAMs of ``2 * ifm_depth`` x 32, OFM
                 smax, wl_words, impl>},
      "extra_fp_muls": <int, fp32_mul instances outside engine_core>,
      "extra_fp_adds": <int, optional, fp32_add instances outside engine_core>,
-     "extra_rams": [[<width bits>, <depth words>], ...]}
+     "extra_rams": [[<width bits>, <depth words>], ...],
+     "extra_muls": [[<what>, <a bits>, <b bits>, <result bits used>], ...],
+     "extra_mems": [[<what>, <width bits>, <depth words>, <transparent>], ...],
+     "shell": <bool, optional: add the analytical model's shell LUT/FF>}
 
 ``extra_rams`` lists RAMs outside the engine written in ``engine_ram``'s style (one
-write port, one registered read port), each at least 16 words deep.
+write port, one registered read port), each at least 16 words deep. ``extra_muls``:
+unsigned integer multipliers outside ``engine_core`` as Yosys sees them after width
+reduction (a constant operand counts the bits of its odd part: Yosys shifts out its
+trailing zeros). ``extra_mems``: other memories of any depth with one write port and one
+read port, read either through a data register (``transparent`` false) or
+asynchronously at a registered address (FIFO heads: ``transparent`` true, which Yosys
+maps as a transparent synchronous port and charges soft transparency logic for).
+Every ``extra_*`` key is optional. :func:`top_spec` derives the whole list for the
+accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
+
+* ``sgd_wb``: 3 fp32_mul and 4 fp32_add; its FIFOs (W and V in: 16 words, W' and V'
+  out: 64 words at the default PIECE, asynchronous read: LUT RAM); K*K (KW x KW),
+  words = nblk*K*K (WA x 2KW; times the odd part of Tm*Tn when that is not 1) and
+  G*K*K (GW x 2KW, WA bits used).
+* ``layer_seq``: the three shared 16 x 30-bit multipliers (set-up, loader, storer; 30
+  bits of the product used: 2 DSP48E2 each), and for a Tm (Tn) that is not a power of
+  two the 6 (3) products ``x * Tm`` (``x * Tn``) of 16-bit tile indices, which Yosys puts
+  into one DSP48E2 each (a power of two is a shift); the tile-window table (5 x
+  (IA+1) bits x 2, registered read: LUT RAM) and the tile pixel counts (OA bits x 2,
+  read at a registered address: flip-flops while OA < 10).
+* ``tile_wr``: a 4-word FIFO (LUT RAM); ``tile_rd`` and ``desc_regs``: registers only.
+* the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
+  (LUT RAM); ``axi_dma_wr`` also two per-burst FIFOs of OUTSTANDING entries (8-bit AWLEN:
+  LUT RAM; 1 bit: flip-flops).
+
+A memory goes to flip-flops when Yosys's ``memory_libmap`` finds no RAM cheaper than
+``width * depth`` (one cost unit a bit); a RAM's cost is :func:`ram_cells`'s plus 2 (one
+read port) plus 6 for soft transparency (:func:`memory_cells`).
 """
 
 from __future__ import annotations
@@ -272,7 +302,13 @@ def ram_cells(width: int, depth: int) -> tuple[str, int]:
     (cost scaled by the width used) and RAMB18E2/RAMB36E2 in their best aspect ratio."""
     if width < 1 or depth < MIN_RAM_DEPTH:
         raise ValueError(f"RAM {width} x {depth}: width must be >= 1 bit and depth >= "
-                         f"{MIN_RAM_DEPTH} words (shallower memories are not modelled)")
+                         f"{MIN_RAM_DEPTH} words (shallower memories: memory_cells)")
+    _cost, cell, n = _ram_choice(width, depth)
+    return cell, n
+
+
+def _ram_choice(width: int, depth: int) -> tuple[float, str, int]:
+    """(cost, cell, count): the cheapest RAM mapping of memory_libmap's cost model."""
     best = None
     for cell, d, wbits, cost, _luts in _c()["lutram_sdp"]:
         rows = math.ceil(depth / d)
@@ -283,7 +319,29 @@ def ram_cells(width: int, depth: int) -> tuple[str, int]:
         n = min(math.ceil(width / mw) * math.ceil(depth / md) for mw, md in modes)
         if n * cost < best[0]:
             best = (n * cost, cell, n)
-    return best[1], best[2]
+    return best
+
+
+def memory_cells(width: int, depth: int, transparent: bool = False) -> tuple[str, int]:
+    """``(cell, count)`` for a memory of any depth with one write port and one read
+    port; ``("FF", width * depth)`` when Yosys keeps it in flip-flops.
+
+    memory_libmap keeps a memory in logic unless a RAM costs less than ``width * depth``
+    (Yosys truncates that to an integer); a RAM's cost is the :func:`ram_cells` cost plus
+    2 (emulation score 1 for its read port, weighted 2) plus 6 when the read port is
+    transparent (a registered address read asynchronously: soft transparency logic,
+    score 3). Checked on 80 memories of 1..32 bits x 2..16 words, both kinds of read
+    port; on efgen_top 1 x 8 and 8 x 2 transparent go to FFs, 8 x 8 and 32 x 4
+    transparent and 10 x 2 registered to RAM32M16.
+    """
+    if width < 1 or depth < 1:
+        raise ValueError(f"memory {width} x {depth}: width and depth must be >= 1")
+    y = _c()["memory_libmap"]
+    cost, cell, n = _ram_choice(width, depth)
+    cost += y["read_port"] + (y["transparency"] if transparent else 0)
+    if not cost < int(width * depth * y["logic_per_bit"]):
+        return "FF", width * depth
+    return cell, n
 
 
 def engine_rams(p: EngineParams) -> list[tuple[str, int, int, int]]:
@@ -294,10 +352,14 @@ def engine_rams(p: EngineParams) -> list[tuple[str, int, int, int]]:
 
 def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
                 extra_rams: list[tuple[int, int]] | tuple = (),
-                extra_fp_adds: int = 0) -> dict[str, Any]:
+                extra_fp_adds: int = 0, extra_muls: list | tuple = (),
+                extra_mems: list | tuple = (), shell: bool = False) -> dict[str, Any]:
     """The model's resources for the RTL flow (Yosys ``synth_xilinx -family xcup``) of
-    ``engine_core`` with ``params``, plus ``extra_fp_muls``/``extra_fp_adds`` FP32 units
-    and ``extra_rams`` ``(width, depth)`` outside it.
+    ``engine_core`` with ``params``, plus ``extra_fp_muls``/``extra_fp_adds`` FP32 units,
+    ``extra_rams`` ``(width, depth)``, ``extra_muls`` ``(what, a, b, y)`` and
+    ``extra_mems`` ``(what, width, depth, transparent)`` outside it (see the module
+    docstring; :func:`predict_top` for the whole accelerator). ``shell``: add the
+    analytical model's accelerator shell to LUT and FF.
 
     Keys as :func:`summarize` (DSP48E2, RAMB18E2, RAMB36E2, RAMB18-eq, URAM288, LUTRAM,
     LUT, FF) and ``detail``: the breakdown (units, multipliers, RAMs and their cells).
@@ -307,20 +369,25 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
     n_mul = params.tm * params.tn + extra_fp_muls
     n_add = params.tm * params.tn + extra_fp_adds
     muls = [(what, a, b, yb, mul_dsp(a, b, yb)) for what, a, b, yb in control_multipliers(params)]
+    muls += [(str(what), int(a), int(b), int(yb), mul_dsp(int(a), int(b), int(yb)))
+             for what, a, b, yb in extra_muls]
     dsp_fp = n_mul * y["fp32_mul"]["dsp"] + n_add * y["fp32_add"]["dsp"]
     dsp_ctrl = sum(m[-1] for m in muls)
-    rams = [(what, n, w, d) for what, n, w, d in engine_rams(params)]
-    rams += [("extra", 1, int(w), int(d)) for w, d in extra_rams]
+    rams = [(what, n, w, d, False) for what, n, w, d in engine_rams(params)]
+    rams += [("extra", 1, int(w), int(d), None) for w, d in extra_rams]
+    rams += [(str(what), 1, int(w), int(d), bool(t)) for what, w, d, t in extra_mems]
     cells: dict[str, int] = {}
     ram_rows = []
-    for what, n, w, d in rams:
-        cell, k = ram_cells(w, d)
-        cells[cell] = cells.get(cell, 0) + n * k
+    for what, n, w, d, transparent in rams:
+        cell, k = ram_cells(w, d) if transparent is None else memory_cells(w, d, transparent)
+        if cell != "FF":
+            cells[cell] = cells.get(cell, 0) + n * k
         ram_rows.append({"buffer": what, "instances": n, "width": w, "depth": d,
-                         "cell": cell, "cells_each": k})
+                         "transparent": bool(transparent), "cell": cell, "cells_each": k})
     lutram_luts = {row[0]: row[4] for row in y["lutram_sdp"]}
     lanes = params.tm + params.tn
     r18, r36 = cells.get("RAMB18E2", 0), cells.get("RAMB36E2", 0)
+    sh = c["shell"] if shell else {"lut": 0, "ff": 0}
     return {
         "DSP48E2": dsp_fp + dsp_ctrl,
         "RAMB18E2": r18,
@@ -329,18 +396,120 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
         "URAM288": 0,
         "LUTRAM": sum(n * lutram_luts[k] for k, n in cells.items() if k in lutram_luts),
         "LUT": (n_mul * y["vendor_fp32_mul"]["lut"] + n_add * y["vendor_fp32_add"]["lut"]
-                + lanes * c["per_lane"]["lut"]),
+                + lanes * c["per_lane"]["lut"] + sh["lut"]),
         "FF": (n_mul * y["vendor_fp32_mul"]["ff"] + n_add * y["vendor_fp32_add"]["ff"]
-               + lanes * c["per_lane"]["ff"]),
+               + lanes * c["per_lane"]["ff"] + sh["ff"]),
         "detail": {
             "fp32_mul": n_mul, "fp32_add": n_add,
             "dsp_per_fp32_mul": y["fp32_mul"]["dsp"], "dsp_per_fp32_add": y["fp32_add"]["dsp"],
             "dsp_fp": dsp_fp, "dsp_control": dsp_ctrl,
             "control_multipliers": [{"what": m[0], "a": m[1], "b": m[2], "y": m[3],
                                      "dsp": m[4]} for m in muls],
-            "rams": ram_rows, "ram_cells": cells,
+            "rams": ram_rows, "ram_cells": cells, "shell": bool(shell),
         },
     }
+
+
+# ------------------------------------------------------------------ the accelerator top
+
+#: layer_seq's counter width (templates/rtl/layer_seq.v.j2 ``CW``): tile indices, geometry.
+SEQ_CW = 16
+#: layer_seq's three shared multipliers: a CW-bit factor times a 30-bit one (DRAM word
+#: addresses and strides), 30 bits of the product used.
+SEQ_SHARED = ("su_a*su_b (set-up)", "lmul_a*lmul_b (loader)", "smul_a*smul_b (storer)")
+#: layer_seq's products by the constants Tm and Tn (distinct after Yosys merges equal ones).
+SEQ_TM_PRODUCTS = ("ld_obf*Tm", "(ld_obf+ld_cnt)*Tm", "wm*Tm", "(ld_obf+l_ob)*Tm",
+                   "(cp_obf+cp_mbl)*Tm", "(st_obf+s_ob)*Tm")
+SEQ_TN_PRODUCTS = ("wnb*Tn", "ld_nb*Tn", "cp_nb*Tn")
+#: tile_wr's output FIFO (templates/rtl/tile_wr.v.j2).
+TILE_WR_FIFO = 4
+
+
+def _odd(n: int) -> tuple[int, int]:
+    """(odd part, trailing zeros) of n >= 1."""
+    tz = (n & -n).bit_length() - 1
+    return n >> tz, tz
+
+
+def _const_mul(what: str, a_bits: int, k: int, y_bits: int) -> list[tuple[str, int, int, int]]:
+    """``x * k`` (x of ``a_bits``, ``y_bits`` of the result kept) as Yosys sees it: a shift
+    for a power of two, else the odd part of ``k`` (b bits) times x, of which
+    ``min(a + b, y_bits - trailing zeros of k)`` bits are used (measured: Tm = 3, 6 and
+    Tn = 3 in layer_seq; Tm*Tn = 6, 24 in sgd_wb)."""
+    odd, tz = _odd(k)
+    if odd == 1:
+        return []
+    b = odd.bit_length()
+    return [(what, a_bits, b, min(a_bits + b, y_bits - tz))]
+
+
+def top_multipliers(p) -> list[tuple[str, int, int, int]]:
+    """The integer multipliers of efgen_top outside engine_core (which
+    :func:`control_multipliers` covers): ``(what, a bits, b bits, result bits used)``."""
+    e = p.engine
+    w = e.widths
+    kw, wa, gw = w["KW"], w["WA"], w["GW"]
+    out = [(f"layer_seq {m}", SEQ_CW, 30, 30) for m in SEQ_SHARED]
+    for m in SEQ_TM_PRODUCTS:
+        out += _const_mul(f"layer_seq {m}", SEQ_CW, e.tm, SEQ_CW)
+    for m in SEQ_TN_PRODUCTS:
+        out += _const_mul(f"layer_seq {m}", SEQ_CW, e.tn, SEQ_CW)
+    # sgd_wb: K*K; words = nblk*K*K*(Tm*Tn) in 32 bits; G*K*K in WA bits
+    out.append(("sgd_wb K*K", kw, kw, 2 * kw))
+    nk = min(32, wa + 2 * kw)
+    out.append(("sgd_wb nblk*K*K", wa, 2 * kw, nk))
+    out += _const_mul(f"sgd_wb (nblk*K*K)*{e.tm * e.tn}", nk, e.tm * e.tn, 32)
+    out.append(("sgd_wb G*K*K", gw, 2 * kw, min(wa, gw + 2 * kw)))
+    return out
+
+
+def top_memories(p) -> list[tuple[str, int, int, bool]]:
+    """The memories of efgen_top outside engine_core: ``(what, width, depth,
+    transparent read)`` (see the module docstring)."""
+    from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
+
+    e = p.engine
+    w = e.widths
+    d = p.dma
+    out_log = math.ceil(math.log2(PIECE + IN_FLIGHT))
+    wpb = d.data_width // 32
+    cq_w = d.len_width + (wpb.bit_length() - 1 if wpb > 1 else 0)
+    cq_depth = 2 ** (max(0, math.ceil(math.log2(d.outstanding))) + 1)
+    bq_depth = 2 ** (math.ceil(math.log2(d.outstanding)) if d.outstanding > 1 else 1)
+    mems = [("sgd_wb W in", 32, 2 ** IN_LOG, True), ("sgd_wb V in", 32, 2 ** IN_LOG, True),
+            ("sgd_wb W' out", 32, 2 ** out_log, True), ("sgd_wb V' out", 32, 2 ** out_log, True)]
+    mems += [(f"layer_seq win_{n}", w["IA"] + 1, 2, False)
+             for n in ("ulo", "uhi", "vlo", "vhi", "ec")]
+    mems.append(("layer_seq win_p", w["OA"], 2, True))
+    mems.append(("tile_wr FIFO", 32, TILE_WR_FIFO, True))
+    mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]
+    mems += [("axi_dma_wr commands", cq_w, cq_depth, True),
+             ("axi_dma_wr burst AWLEN", 8, bq_depth, True),
+             ("axi_dma_wr burst last", 1, bq_depth, True)]
+    return mems
+
+
+def top_spec(p) -> "RtlSpec":
+    """The rtl.json of ``rtl_verilog(p)`` (:class:`~efgen.rtl.top.RtlParams`): top
+    ``efgen_top``, the engine, and sgd_wb's FP32 units, the multipliers and memories of
+    the sequencer, tile storer, SGD write-back and DMA engines."""
+    from efgen.rtl.top import TOP
+
+    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3, extra_fp_adds=4,
+                   extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
+                   shell=True)
+
+
+def predict_spec(spec: "RtlSpec") -> dict[str, Any]:
+    """:func:`predict_rtl` for an rtl.json."""
+    return predict_rtl(spec.engine, spec.extra_fp_muls, spec.extra_rams, spec.extra_fp_adds,
+                       spec.extra_muls, spec.extra_mems, spec.shell)
+
+
+def predict_top(p) -> dict[str, Any]:
+    """The model's resources for the RTL flow of the whole accelerator ``efgen_top``
+    (:func:`efgen.rtl.top.rtl_verilog` of ``p``), from its RtlParams alone."""
+    return predict_spec(top_spec(p))
 
 
 def error_pct(model: float, got: float) -> float | None:
@@ -360,15 +529,25 @@ def format_table(pred: dict[str, Any], got: SynthResult | dict[str, int]) -> str
         err = ("-" if g == 0 else "n/a") if e is None else f"{e:+.1f}%"
         rows.append([label + (" *" if key in ("LUT", "FF") else ""), fmt_int(m), fmt_int(g), err])
     y = _c()
-    note = (f"* LUT/FF model: the analytical model's Vivado-calibrated operators (Vitis HLS "
-            f"fmul {y['vendor_fp32_mul']['lut']} LUT / {y['vendor_fp32_mul']['ff']} FF on 3 "
-            f"DSP, fadd {y['vendor_fp32_add']['lut']} LUT / {y['vendor_fp32_add']['ff']} FF "
-            "on 2 DSP) plus per-lane logic. Yosys maps only the multipliers into DSP48E2 on "
-            f"UltraScale+: every fp32_add ({y['fp32_add']['lut']} LUT, "
-            f"{y['fp32_add']['ff']} FF each in Yosys), the adders and pipeline registers "
-            "around the products, the controller and the buffer muxes stay in fabric, so "
-            "Yosys's LUT/FF run above the model (and, by Yosys's known behaviour, above "
-            "Vivado's). Trust its DSP48E2 and RAMB counts; read its LUT/FF as an upper bound.")
+    ops = (f"Vivado-calibrated operators (Vitis HLS fmul {y['vendor_fp32_mul']['lut']} LUT / "
+           f"{y['vendor_fp32_mul']['ff']} FF on 3 DSP, fadd {y['vendor_fp32_add']['lut']} LUT / "
+           f"{y['vendor_fp32_add']['ff']} FF on 2 DSP) plus per-lane logic")
+    fabric = ("Yosys maps only the multipliers into DSP48E2 on UltraScale+: every fp32_add "
+              f"({y['fp32_add']['lut']} LUT, {y['fp32_add']['ff']} FF each in Yosys), the "
+              "adders and pipeline registers around the products, the controller and the "
+              "buffer muxes stay in fabric, so ")
+    if pred.get("detail", {}).get("shell"):
+        sh = coefficients()["shell"]
+        note = (f"* LUT/FF model: the analytical model's whole accelerator: {ops}, plus its "
+                f"shell estimate ({sh['lut']:,} LUT, {sh['ff']:,} FF: Vitis HLS's AXI "
+                f"adapters and tile FSMs). {fabric}Yosys's LUT run above the model; its FF "
+                "come out below it, the reference RTL's sequencer and 32-bit DMA engines "
+                "holding fewer registers than the HLS shell the estimate describes. Trust "
+                "its DSP48E2 and RAMB counts; read its LUT/FF as indicative only.")
+    else:
+        note = (f"* LUT/FF model: the analytical model's {ops}. {fabric}Yosys's LUT/FF run "
+                "above the model (and, by Yosys's known behaviour, above Vivado's). Trust "
+                "its DSP48E2 and RAMB counts; read its LUT/FF as an upper bound.")
     import textwrap
 
     return table(["resource", "model", "yosys", "error"], rows) + "\n" + textwrap.fill(note, 88)
@@ -385,18 +564,40 @@ class RtlSpec:
     extra_fp_muls: int = 0
     extra_fp_adds: int = 0
     extra_rams: tuple[tuple[int, int], ...] = ()
+    extra_muls: tuple[tuple[str, int, int, int], ...] = ()
+    extra_mems: tuple[tuple[str, int, int, bool], ...] = ()
+    shell: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"top": self.top, "engine": asdict(self.engine),
-                "extra_fp_muls": self.extra_fp_muls, "extra_fp_adds": self.extra_fp_adds,
-                "extra_rams": [list(r) for r in self.extra_rams]}
+        d = {"top": self.top, "engine": asdict(self.engine),
+             "extra_fp_muls": self.extra_fp_muls, "extra_fp_adds": self.extra_fp_adds,
+             "extra_rams": [list(r) for r in self.extra_rams]}
+        if self.extra_muls:
+            d["extra_muls"] = [list(m) for m in self.extra_muls]
+        if self.extra_mems:
+            d["extra_mems"] = [list(m) for m in self.extra_mems]
+        if self.shell:
+            d["shell"] = True
+        return d
+
+    def dumps(self) -> str:
+        """rtl.json text: one key a line, one list item a line (deterministic)."""
+        lines = []
+        for k, v in self.to_json().items():
+            if isinstance(v, list) and v:
+                items = ",\n".join(f"    {json.dumps(x)}" for x in v)
+                lines.append(f'  {json.dumps(k)}: [\n{items}\n  ]')
+            else:
+                lines.append(f"  {json.dumps(k)}: {json.dumps(v)}")
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def load_rtl_json(path: Path | str) -> RtlSpec:
     """Read and check ``rtl.json``; problems are one-line :class:`EfgenError`s."""
     path = Path(path)
     f = str(path)
-    fix = "rewrite it with 'efgen build' (keys: top, engine, extra_fp_muls, extra_rams)"
+    fix = ("rewrite it with 'efgen build' (keys: top, engine, extra_fp_muls, extra_fp_adds, "
+           "extra_rams, extra_muls, extra_mems, shell)")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -411,7 +612,7 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
     if not isinstance(doc, dict):
         raise EfgenError("rtl.json must hold a JSON object", file=f, fix=fix)
     unknown = sorted(set(doc) - {"top", "engine", "extra_fp_muls", "extra_fp_adds",
-                                 "extra_rams"})
+                                 "extra_rams", "extra_muls", "extra_mems", "shell"})
     if unknown:
         raise EfgenError(f"unknown key {unknown[0]!r}", file=f, where=unknown[0], fix=fix)
     for key in ("top", "engine"):
@@ -459,7 +660,31 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
             raise EfgenError(f"extra_rams[{i}] = {r!r} is not [width >= 1, depth >= "
                              f"{MIN_RAM_DEPTH}]", file=f, where=f"extra_rams[{i}]", fix=fix)
         out_rams.append((r[0], r[1]))
-    return RtlSpec(top=top, engine=params, extra_rams=tuple(out_rams), **counts)
+
+    def _int(v, lo):
+        return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+    items = {}
+    for key, shape, check in (
+            ("extra_muls", "[what, a bits >= 1, b bits >= 1, result bits >= 1]",
+             lambda r: isinstance(r[0], str) and all(_int(v, 1) for v in r[1:])),
+            ("extra_mems", "[what, width >= 1, depth >= 1, transparent (bool)]",
+             lambda r: isinstance(r[0], str) and _int(r[1], 1) and _int(r[2], 1)
+             and isinstance(r[3], bool))):
+        v = doc.get(key, [])
+        if not isinstance(v, list):
+            raise EfgenError(f"{key} must be a list of {shape}", file=f, where=key, fix=fix)
+        for i, r in enumerate(v):
+            if not (isinstance(r, list) and len(r) == 4 and check(r)):
+                raise EfgenError(f"{key}[{i}] = {r!r} is not {shape}", file=f,
+                                 where=f"{key}[{i}]", fix=fix)
+        items[key] = tuple(tuple(r) for r in v)
+    shell = doc.get("shell", False)
+    if not isinstance(shell, bool):
+        raise EfgenError(f"shell must be true or false, got {shell!r}", file=f, where="shell",
+                         fix=fix)
+    return RtlSpec(top=top, engine=params, extra_rams=tuple(out_rams), shell=shell,
+                   **items, **counts)
 
 
 def synth_build_dir(build_dir: Path | str, family: str = "xcup"
@@ -476,7 +701,7 @@ def synth_build_dir(build_dir: Path | str, family: str = "xcup"
                          fix="generate the RTL with 'efgen build' (it writes DIR/rtl/*.v "
                              "and DIR/rtl/rtl.json)")
     spec = load_rtl_json(rtl / "rtl.json")
-    pred = predict_rtl(spec.engine, spec.extra_fp_muls, spec.extra_rams, spec.extra_fp_adds)
+    pred = predict_spec(spec)
     res = run_yosys(rtl, spec.top, family, log=rtl / "yosys.log")
     got = res.counts
     out = {
