@@ -236,12 +236,13 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
         r.key for r in res.rows}
 
 
-def test_cli_cosim_layer(tmp_path, build_cache, capsys):
+def test_cli_cosim_layer(tmp_path, build_cache, capsys, monkeypatch):
     _require("verilator")
     from efgen.cli import main
 
+    monkeypatch.chdir(tmp_path)           # a relative -o, as in `make cosim`
     assert main(["cosim", "--net", "tiny", "--tiles", "Tm=4,Tn=4", "--layer", "conv2",
-                 "--phase", "bp", "-o", str(tmp_path / "c")]) == 0
+                 "--phase", "bp", "-o", "c"]) == 0
     out = capsys.readouterr().out
     assert "conv2:bp" in out and "model err" in out
     assert (tmp_path / "c" / "cosim.json").exists()

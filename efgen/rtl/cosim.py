@@ -303,13 +303,14 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator") -> 
     if not available(sim):
         raise EfgenError(f"simulator {sim!r} not found: apt-get install "
                          f"{'verilator' if sim == 'verilator' else 'iverilog'}")
+    work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     (work / "script.json").write_text(json.dumps(script))
     res_path = work / "results.json"
     run_cocotb(sim, toplevel="top_tb",
                sources={**rtl_verilog(p), "top_tb.v": (SIM_DIR / "top" / "top_tb.v").read_text()},
                test_module="cocotb_top", tb_dir=SIM_DIR / "top",
-               build_root=BUILD_CACHE if BUILD_CACHE else work / "build",
+               build_root=Path(BUILD_CACHE).resolve() if BUILD_CACHE else work / "build",
                # the sequencer's address arithmetic truncates and extends on purpose
                build_args=["-Wno-WIDTH"] if sim == "verilator" else [],
                extra_env={"EFGEN_TOP_SCRIPT": str(work / "script.json"),
@@ -322,7 +323,8 @@ def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilat
                      latency: int = DRAM_LATENCY) -> list[Result]:
     """Co-simulate ``lps`` on the RTL of ``p``; one build, one simulation."""
     check_params(p, lps)
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))
+    # absolute: the simulator runs in its build folder
+    work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     img, cases = _build(p, lps, seed)
     np.save(work / "image.npy", img.words)

@@ -154,7 +154,7 @@ def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None
     from efgen.sim.csim import DramImage, compare
 
     t0 = time.perf_counter()
-    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-step-"))
+    work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-step-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     prog = build_program(net, design, sgd.lr, sgd.momentum, sgd.weight_decay)
     img = DramImage(prog)
