@@ -61,7 +61,6 @@ def cosim_main(args) -> int:
     ok = True
     if args.step:
         from efgen.rtl.step import format_step, run_rtl_step
-        from efgen.rtl.validate import rtl_hw  # noqa: F401  (model column below)
 
         p = rtl_params(design, layout="reshaped", impl=args.impl)
         t0 = time.perf_counter()
