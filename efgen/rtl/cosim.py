@@ -295,11 +295,27 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
                              f"{e.wbuf_depth}; lower mc")
 
 
+def _sim_runner():
+    """sim/runner.py of the checkout (sim/ is a folder of the repository, not shipped)."""
+    import sys
+
+    try:
+        from sim import runner
+    except ImportError:
+        root = Path(__file__).resolve().parents[2]
+        if not (root / "sim" / "runner.py").is_file():
+            raise EfgenError("the cocotb testbenches (sim/) are not installed with the wheel",
+                             where="efgen cosim",
+                             fix="run it from a checkout of efgen (make install)") from None
+        sys.path.insert(0, str(root))
+        from sim import runner
+    return runner.SIM_DIR, runner.available, runner.run_cocotb
+
+
 def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator") -> dict:
     """Build the RTL of ``p`` (cached per parameter set) and run sim/top/cocotb_top.py with
     ``script``; returns the per-run results the driver wrote."""
-    from sim.runner import SIM_DIR, available, run_cocotb
-
+    SIM_DIR, available, run_cocotb = _sim_runner()
     if not available(sim):
         raise EfgenError(f"simulator {sim!r} not found: apt-get install "
                          f"{'verilator' if sim == 'verilator' else 'iverilog'}")
