@@ -21,7 +21,7 @@ reduction block, C = compute of one output block, s = store of one output block)
 * FP/BP ``io`` order, per (image, tile), ``mc`` output blocks per input tile:
   ``max(NB*max(L, mc*C), mc*s)``
 * WU, per (image, tile), ``mc`` output blocks whose error tiles E are loaded first:
-  ``max(L + mc*E, mc*C) + (NB-1)*max(L, mc*C)``
+  ``max(mc*E + NB*L, NB*mc*C)``
 
 plus, per weight chunk, the weight load (FP/BP) or the gradient write-back with the
 SGD update (WU), which are not overlapped (one weight-buffer copy), plus the pipeline
@@ -312,7 +312,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # the stores of a group overlap all the steps of the next group
         wo = np.maximum(e(NB) * np.maximum(L, Cy), s_out)
         io = np.maximum(e(NB) * np.maximum(L, m4 * Cy), m4 * s_out)
-        wu = np.maximum(L + m4 * s_out, m4 * Cy) + (e(NB) - 1) * np.maximum(L, m4 * Cy)
+        # WU: the loader (error tiles, then NB input tiles) and the engine are decoupled by
+        # the ping-pong halves, so a tile takes the longer of the two
+        wu = np.maximum(m4 * s_out + e(NB) * L, e(NB) * m4 * Cy)
         per_tile = np.where(e(is_wu), wu, np.where(e(order) > 0, io, m4 * wo))
         return np.sum(count * per_tile, axis=(-1, -2))
 
