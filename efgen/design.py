@@ -60,6 +60,7 @@ class HwParams:
     block_overhead: int = 0        # cycles of control per compute block
     job_overhead: int = 0          # cycles of set-up and drain per layer-phase
     outstanding: int = 0           # read bursts in flight per port (0: no limit modelled)
+    mask_port: bool = False        # BP mask tiles come on a port of their own (not after the store)
     sgd_piece: int = 0             # > 0: the write-back writes pieces of this many words
     sgd_overhead: int = 0          # > 0: word-serial SGD write-back, this many cycles per chunk
 

@@ -44,7 +44,7 @@ def _params(tm, tn, layout="reshaped", impl="behav", **kw) -> RtlParams:
 
 
 # Stride 1 and 2, K 1 and 3, channel counts that are not multiples of Tm or Tn (6, 10),
-# both loop orders, chunks of several output blocks, a fused ReLU, linear layers.
+# both loop orders, chunks of several output blocks, a fused ReLU, linear layers, ReLU masks.
 CASES = [
     LayerPhase("c1", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "fp", True, 6, 12, 2, "wo"),
     LayerPhase("c2", "conv", 10, 6, 12, 12, 3, 2, 1, 1, "fp", False, 3, 6, 2, "io"),
@@ -58,6 +58,10 @@ CASES = [
     LayerPhase("l1", "linear", 24, 10, batch=8, phase="fp", tr=1, tc=8, mc=2),
     LayerPhase("l2", "linear", 24, 10, batch=8, phase="bp", tr=1, tc=8, mc=2, order="io"),
     LayerPhase("l3", "linear", 24, 10, batch=8, phase="wu", tr=1, tc=8, mc=1, order="io"),
+    # BP stores with a fused ReLU mask (the mask tile read beside the store)
+    LayerPhase("m1", "conv", 6, 10, 12, 12, 3, 2, 1, 2, "bp", False, 6, 12, 2, "wo", True),
+    LayerPhase("m2", "linear", 24, 10, batch=8, phase="bp", tr=1, tc=8, mc=2, order="io",
+               mask=True),
 ]
 
 SETS = {

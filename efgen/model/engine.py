@@ -278,9 +278,16 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts_out = bursts_out * (1 + e(jb["mask"]))
     # a store pays its set-up; WU's error-tile load (the same walk, read) pays a load's
     xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead))
-    s_words = out_words * (1 + e(jb["mask"]))
+    # (with a mask port the mask tile streams beside the store: its latency, not its words)
+    s_words = out_words * (1 + (0 if hw.mask_port else e(jb["mask"])))
     s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu), stream(s_words, bursts_out),
                                                             s_words / bw)
+    if hw.mask_port:
+        # the mask read paces the store: its latency, and its bursts' slot limit
+        m_b = bursts_out / 2.0
+        s_out = np.where(e(jb["mask"]) > 0,
+                         xfer_out + float(hw.dram_latency) + bursts_out * hw.dma_start
+                         + np.maximum(s_words / bw, stream(s_words, m_b)), s_out)
 
     # ---- compute of one output block: P = tr*tc pixels per kernel offset; FP/BP passes
     # shorter than the accumulator's loop-carried distance wait (acc_dist)
@@ -375,6 +382,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     excess = np.maximum(0.0, m_io * s_last - NB * np.maximum(l_last, m_io * c_last))
     t_next = np.where(n_chunks > 1, t_w_full, 0.0) + first
     fill = fill - np.where(is_wu, 0.0, (n_chunks - 1) * np.minimum(excess, t_next))
+    if hw.mask_port:
+        # mask tiles share the weights' read port: a chunk's weights wait for the stores
+        # (and mask reads) of the chunk before, which are then exposed
+        fill = fill + np.where(jb["mask"] > 0, (n_chunks - 1) * m_io * s_last, 0.0)
     # job set-up: the RTL's sequencer counts the output and reduction blocks (2 cycles
     # each, for the layer's and the weight tensor's view) before the first transfer
     setup = np.where(hw.job_overhead > 0, hw.job_overhead + 2.0 * (MB + NB), 0.0)

@@ -61,6 +61,7 @@ class LayerPhase:
     tc: int = 1
     mc: int = 1
     order: str = "wo"
+    mask: bool = False      # BP: a fused ReLU mask, dx * (x > 0) with x the layer's input
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -90,9 +91,10 @@ def layer_phases(net, design, p: RtlParams | None = None,
     (K*K < the accumulator distance) do not fit its weight buffer; the Design's model
     does not know G.
     """
-    from efgen.fusion import fused_relus
+    from efgen.fusion import bp_store_masks, fused_relus
 
     into = {net[r].inputs[0] for r in fused_relus(net)}    # producers that clamp at the store
+    masks = bp_store_masks(net)                             # BP stores that apply a ReLU mask
     b = batch or design.batch
     out = []
     for l in net:
@@ -109,14 +111,15 @@ def layer_phases(net, design, p: RtlParams | None = None,
                 while mc > 1 and mc * nb * k * k * wu_copies(k) > p.engine.wbuf_depth:
                     mc -= 1
             relu = ph == "fp" and l.name in into
+            mask = ph == "bp" and l.name in masks
             if l.op == "conv":
                 n, h, w = l.in_shape
                 lp = LayerPhase(l.name, "conv", n, l.channels, h, w, l.kernel, l.stride,
-                                l.padding, b, ph, relu, t.tr, t.tc, mc, t.order)
+                                l.padding, b, ph, relu, t.tr, t.tc, mc, t.order, mask)
             else:
                 lp = LayerPhase(l.name, "linear", l.in_shape[0], l.channels, batch=b,
                                 phase=ph, relu=relu, tr=1, tc=min(t.tc, b), mc=mc,
-                                order=t.order)
+                                order=t.order, mask=mask)
             out.append(lp)
     return out
 
@@ -126,7 +129,7 @@ def distinct(lps: list[LayerPhase]) -> list[LayerPhase]:
     seen, out = set(), []
     for lp in lps:
         key = (lp.op, lp.n, lp.m, lp.h, lp.w, lp.k, lp.s, lp.p, lp.batch, lp.phase, lp.relu,
-               lp.tr, lp.tc, lp.mc, lp.order)
+               lp.tr, lp.tc, lp.mc, lp.order, lp.mask)
         if key not in seen:
             seen.add(key)
             out.append(lp)
@@ -219,6 +222,10 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                                  (lp.h, lp.w))
             else:
                 dx = dy.astype(np.float64) @ w.astype(np.float64).reshape(lp.m, lp.n)
+            if lp.mask:
+                src = f32(sh["x"])
+                a[6] = img.put(fm.pack(src))
+                dx = dx.reshape(sh["x"]) * (src.astype(np.float64) > 0)
             c.regions["dx"] = (a[7], sh["x"], "fm")
             c.expect["dx"] = dx.reshape(sh["x"])
             op = "CONV_BP"
@@ -248,7 +255,8 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                    kh=lp.k, kw=lp.k, stride=lp.s, pad=lp.p, tr=lp.tr, tc=lp.tc, mc=lp.mc,
                    order=0 if lp.order == "wo" else 1)
         lr, mom, wd = SGD
-        d = make_desc(op, ["RELU"] if lp.relu else [], a, lr=lr, momentum=mom,
+        flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else [])
+        d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
         c.regs = [[o, v] for o, v in desc_register_writes(d)]
         cases.append(c)

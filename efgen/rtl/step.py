@@ -10,7 +10,6 @@ so does the softmax cross-entropy, as on the real host. Parts of a conv descript
 has no datapath for yet also run on the host, right after the RTL run, and are listed:
 
 * FP with a bias: the bias add (and a fused ReLU after it);
-* BP with a fused ReLU mask: the mask;
 * WU with a bias: the bias gradient and its SGD update; the gradient debug copy (a[6])
   is not written, so its trace key is not compared.
 
@@ -78,9 +77,6 @@ def rtl_desc(d):
         if d.flags & FLAGS["RELU"]:
             parts.append("ReLU after the bias")
             d2.flags &= ~FLAGS["RELU"]
-    if phase == "bp" and d.flags & FLAGS["MASK"]:
-        parts.append("ReLU mask")
-        d2.flags &= ~FLAGS["MASK"]
     if phase == "wu" and d.flags & FLAGS["BIAS"]:
         parts.append("bias gradient + SGD")
         d2.flags &= ~FLAGS["BIAS"]
@@ -97,8 +93,6 @@ def host_parts(it, d) -> None:
     if phase == "fp" and fl & FLAGS["BIAS"]:
         y = it.fm_get(a[7], yout) + it.v_get(a[2], d.out_c)[None, :, None, None]
         it.fm_put(a[7], np.maximum(y, 0) if fl & FLAGS["RELU"] else y)
-    elif phase == "bp" and fl & FLAGS["MASK"]:
-        it.fm_put(a[7], it.fm_get(a[7], xin) * (it.fm_get(a[6], xin) > 0))
     elif phase == "wu" and fl & FLAGS["BIAS"]:
         gb = ops.conv_bias_grad(it.fm_get(a[0], yout))
         sgd = (float(d.lr), float(d.momentum), float(d.weight_decay))

@@ -40,7 +40,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     dram_latency=latency, load_overhead=LOAD_OVERHEAD,
                     store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
-                    outstanding=p.outstanding, sgd_piece=SGD_PIECE)
+                    outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True)
 
 
 def job_of(lp: LayerPhase) -> Job:
@@ -60,7 +60,7 @@ def job_of(lp: LayerPhase) -> Job:
         return Job(lp.name, "fp", m, n, ho, wo, h, w, k, s, pad, 1, img, major, m, n, macs)
     if lp.phase == "bp":
         return Job(lp.name, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - pad, s, img, major, m, n,
-                   macs)
+                   macs, lp.mask)
     return Job(lp.name, "wu", m, n, ho, wo, h, w, k, s, pad, 1, img, major, m, n, macs)
 
 
