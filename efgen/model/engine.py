@@ -83,6 +83,29 @@ class Job:
     mask: bool = False  # BP store applies a fused ReLU mask (reads the layer input too)
 
 
+def phase_job(layer: str, phase: str, op: str, n: int, m: int, batch: int, h: int = 1,
+              w: int = 1, ho: int = 1, wo: int = 1, k: int = 1, s: int = 1, p: int = 0,
+              mask: bool = False, macs: int | None = None) -> Job:
+    """The engine job of one conv/linear layer-phase: ``n`` -> ``m`` channels, an ``h x w``
+    input and ``ho x wo`` output map (conv), kernel ``k``, stride ``s``, padding ``p``."""
+    if op == "conv":
+        img, major = batch, False
+    else:  # linear: a 1 x batch map, K = 1
+        h, w, ho, wo = 1, batch, 1, batch
+        k, s, p = 1, 1, 0
+        img, major = 1, True
+    if macs is None:
+        macs = m * n * k * k * (ho * wo if op == "conv" else batch) * img
+    if phase == "fp":
+        return Job(layer, "fp", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs)
+    if phase == "bp":
+        return Job(layer, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - p, s, img, major, m, n,
+                   macs, mask)
+    if phase == "wu":
+        return Job(layer, "wu", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs)
+    raise ValueError(f"phase {phase!r}: expected fp, bp or wu")
+
+
 def jobs_for(net, batch: int) -> list[Job]:
     """The engine jobs of a net, in execution order (FP forward, then BP and WU backward)."""
     from efgen.fusion import bp_store_masks
@@ -93,23 +116,18 @@ def jobs_for(net, batch: int) -> list[Job]:
         if not l.is_weighted:
             continue
         if l.op == "conv":
-            n, h, w = l.in_shape
-            m, ho, wo = l.out_shape
-            k, s, p = l.kernel, l.stride, l.padding
-            img, major = batch, False
-        else:  # linear: a 1 x batch map, K = 1
-            n, m = l.in_shape[0], l.channels
-            h, w, ho, wo = 1, batch, 1, batch
-            k, s, p = 1, 1, 0
-            img, major = 1, True
-        macs = l.fp_macs * batch
-        fwd.append(Job(l.name, "fp", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs))
+            (n, h, w), (m, ho, wo) = l.in_shape, l.out_shape
+            geo = dict(h=h, w=w, ho=ho, wo=wo, k=l.kernel, s=l.stride, p=l.padding)
+        else:
+            n, m, geo = l.in_shape[0], l.channels, {}
+        job = lambda ph: phase_job(l.name, ph, l.op, n, m, batch,  # noqa: E731
+                                   mask=ph == "bp" and l.name in masks,
+                                   macs=l.fp_macs * batch, **geo)
+        fwd.append(job("fp"))
         if l.runs_bp:
-            bwd.append(Job(l.name, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - p, s, img, major,
-                           m, n, macs, l.name in masks))
+            bwd.append(job("bp"))
         if l.trainable:
-            bwd.append(Job(l.name, "wu", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n,
-                           macs))
+            bwd.append(job("wu"))
     order = {l.name: i for i, l in enumerate(net)}
     bwd.sort(key=lambda j: (-order[j.layer], j.phase))  # reverse layer order, bp before wu
     return fwd + bwd

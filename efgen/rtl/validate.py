@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from efgen.design import HwParams
-from efgen.model.engine import Job, evaluate_chosen
+from efgen.model.engine import Job, evaluate_chosen, phase_job
 from efgen.rtl.cosim import DRAM_LATENCY, LayerPhase, Result
 from efgen.rtl.engine import ACC_DIST, pipeline_depth
 from efgen.rtl.sgd import PIECE as SGD_PIECE
@@ -44,24 +44,10 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
 
 
 def job_of(lp: LayerPhase) -> Job:
-    """The model's job for a co-simulated layer-phase (as efgen.model.engine.jobs_for)."""
-    if lp.op == "conv":
-        n, h, w, m = lp.n, lp.h, lp.w, lp.m
-        ho, wo = lp.out_hw
-        k, s, pad = lp.k, lp.s, lp.p
-        img, major = lp.batch, False
-    else:
-        n, m = lp.n, lp.m
-        h, w, ho, wo = 1, lp.batch, 1, lp.batch
-        k, s, pad = 1, 1, 0
-        img, major = 1, True
-    macs = lp.batch * m * n * k * k * (ho * wo if lp.op == "conv" else 1)
-    if lp.phase == "fp":
-        return Job(lp.name, "fp", m, n, ho, wo, h, w, k, s, pad, 1, img, major, m, n, macs)
-    if lp.phase == "bp":
-        return Job(lp.name, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - pad, s, img, major, m, n,
-                   macs, lp.mask)
-    return Job(lp.name, "wu", m, n, ho, wo, h, w, k, s, pad, 1, img, major, m, n, macs)
+    """The model's job for a co-simulated layer-phase."""
+    ho, wo = lp.out_hw
+    return phase_job(lp.name, lp.phase, lp.op, lp.n, lp.m, lp.batch, h=lp.h, w=lp.w, ho=ho,
+                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask)
 
 
 @dataclass(frozen=True)
