@@ -28,9 +28,9 @@ def main() -> None:
                             "--net", args.net, "-o", f"{d}/b{i}"], check=True,
                            capture_output=True)
             times.append(time.perf_counter() - t0)
-    from efgen.boards import load_board
-    from efgen.ir import load_net
-    from efgen.schedule import Request, schedule
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.model.schedule import Request, schedule
 
     net, board = load_net(args.net), load_board(args.board)
     t0 = time.perf_counter()

@@ -12,8 +12,8 @@ import time
 
 import numpy as np
 
+from efgen.frontend import load_net
 from efgen.golden.model import init_state, synthetic_batch, train_step
-from efgen.ir import load_net
 
 
 def main() -> None:

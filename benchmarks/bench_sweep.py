@@ -28,10 +28,10 @@ from efgen import sweep  # noqa: E402
 def one_point_ms(repeat: int = 20) -> tuple[float, float]:
     """Best-of-``repeat`` ms of schedule_fixed and of evaluate_design for ResNet-20 on a
     16 x 16 fp32 ZCU102 array (in this process, with the sweep's allocator settings)."""
-    from efgen.boards import load_board
-    from efgen.ir import load_net
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
     from efgen.model.evaluate import evaluate_design
-    from efgen.schedule import Request, base_hw, schedule_fixed
+    from efgen.model.schedule import Request, base_hw, schedule_fixed
 
     sweep._tune_malloc()
     net, board = load_net("resnet20"), load_board("zcu102")

@@ -1,7 +1,11 @@
 """`efgen build`: named steps, FINN-style, each declaring what it writes.
 
+:data:`BUILD_STEPS` is the list, in order; ``efgen build --steps`` selects some and
+``--stop-after`` ends the list early (``efgen build --help`` prints it):
+
 * ``estimate``: schedule the net on the board and write design.json, report.json,
-  report.md and the plots (time per layer, roofline).
+  report.md and the plots (time per layer, roofline). Every build runs it: the other
+  steps read its Design.
 * ``hls``: emit the Vitis HLS project of the same Design into hls/ (kernel, params
   header, descriptor table, host runtime, testbench, run_hls.tcl).
 * ``rtl``: the reference RTL of the same Design into rtl/ (Verilog-2005, top module
@@ -10,11 +14,11 @@
   an extra: a Design it does not support (see :func:`efgen.rtl.top.rtl_params`) is built
   without rtl/, and the build says why in one line.
 * ``csim`` (``--csim``): compile the project with g++ and train one or more steps in
-  C-simulation against the golden model; writes the testbench data into hls/.
+  C-simulation against the golden model; writes the testbench data into hls/. Needs
+  ``hls``.
 
-The build folder is written
-to a temporary sibling and renamed into place at the end, so a failure never leaves a
-half-written folder.
+The build folder is written to a temporary sibling and renamed into place at the end,
+so a failure never leaves a half-written folder; ``csim`` runs in the finished folder.
 """
 
 from __future__ import annotations
@@ -26,15 +30,82 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from efgen.boards import Board, load_board
 from efgen.design import Design
 from efgen.errors import EfgenError
-from efgen.ir import Net, load_net, parse_net
+from efgen.frontend import load_net
+from efgen.frontend.boards import Board, load_board
+from efgen.frontend.ir import Net, parse_net
 from efgen.model.evaluate import ddr_bytes_per_cycle, evaluate_design
-from efgen.report import report_dict, report_json, report_markdown, summary_lines
-from efgen.schedule import Request, load_overrides, parse_tiles, schedule, schedule_fixed
+from efgen.model.schedule import Request, load_overrides, parse_tiles, schedule, schedule_fixed
+from efgen.report.summary import report_dict, report_json, report_markdown, summary_lines
 
-STEPS = ("estimate", "hls", "rtl", "csim")
+
+@dataclass(frozen=True)
+class Step:
+    """One build step: its name, what it writes into the build folder, the steps it needs."""
+
+    name: str
+    writes: tuple[str, ...]
+    summary: str
+    needs: tuple[str, ...] = ()
+
+
+BUILD_STEPS = (
+    Step("estimate", ("design.json", "report.json", "report.md", "time_per_layer.png",
+                      "roofline.png"),
+         "schedule the net and price it with the model (always runs)"),
+    Step("hls", ("hls/",), "the Vitis HLS project of the Design", ("estimate",)),
+    Step("rtl", ("rtl/",), "the reference RTL and rtl.json (Yosys)", ("estimate",)),
+    Step("csim", ("hls/dram_in.bin", "hls/dram_ref.bin", "hls/labels.bin"),
+         "C-simulation of the HLS C++ against the golden model", ("estimate", "hls")),
+)
+STEPS = tuple(s.name for s in BUILD_STEPS)
+DEFAULT_STEPS = ("estimate", "hls", "rtl")
+
+
+def steps_help() -> str:
+    """The step list ``efgen build --help`` prints: name, files written, what it does."""
+    lines = ["build steps (--steps, --stop-after), in order:"]
+    for s in BUILD_STEPS:
+        needs = f"; needs {', '.join(n for n in s.needs if n != 'estimate')}" if any(
+            n != "estimate" for n in s.needs) else ""
+        lines.append(f"  {s.name:<9} {s.summary}{needs}")
+        lines.append(f"  {'':<9} writes {', '.join(s.writes)}")
+    return "\n".join(lines)
+
+
+def select_steps(steps: str | None = None, stop_after: str | None = None,
+                 csim: bool = False) -> tuple[str, ...]:
+    """The steps to run, in build order: ``steps`` (comma-separated names; default
+    estimate,hls,rtl, plus csim with ``csim``) with what they need, cut after
+    ``stop_after``."""
+    if steps is None:
+        chosen = list(DEFAULT_STEPS) + (["csim"] if csim else [])
+    else:
+        chosen = [s.strip() for s in str(steps).split(",") if s.strip()]
+        if not chosen:
+            raise EfgenError("--steps is empty", where="--steps",
+                             fix=f"name steps from {', '.join(STEPS)}, e.g. estimate,hls")
+        if csim:
+            chosen.append("csim")
+    for name in chosen + ([stop_after] if stop_after is not None else []):
+        if name not in STEPS:
+            flag = "--stop-after" if name == stop_after else "--steps"
+            raise EfgenError(f"unknown build step {name!r}", where=flag,
+                             fix=f"use one of {', '.join(STEPS)}")
+    by_name = {s.name: s for s in BUILD_STEPS}
+    want = set(chosen)
+    for name in list(want):
+        want.update(by_name[name].needs)
+    want.add("estimate")
+    order = [s for s in STEPS if s in want]
+    if stop_after is not None:
+        if stop_after not in order:
+            raise EfgenError(f"step {stop_after!r} is not among the selected steps",
+                             where="--stop-after",
+                             fix=f"stop after one of {', '.join(order)}")
+        order = order[:order.index(stop_after) + 1]
+    return tuple(order)
 RTL_IMPLS = ("synth", "behav")
 
 
@@ -47,6 +118,7 @@ class BuildResult:
     files: list[str]
     net: Net | None = None
     rtl_note: str | None = None     # one line: what rtl/ holds, or why it was not written
+    steps: tuple[str, ...] = DEFAULT_STEPS   # the build steps selected (csim runs after)
 
 
 def request_from_args(args) -> Request:
@@ -66,7 +138,8 @@ def request_from_args(args) -> Request:
 
 
 def net_of(design: Design) -> Net:
-    return parse_net(design.net, "design.json:net")
+    """The Design's parsed net (:attr:`Design.net_ir`)."""
+    return design.net_ir
 
 
 def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
@@ -119,7 +192,7 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     """Write the estimate artefacts into ``out_dir`` atomically; returns (report, files,
     rtl note). ``rtl``: the FP32 units of the reference RTL in rtl/ (``"synth"`` or
     ``"behav"``), None for no rtl/."""
-    from efgen import plots
+    from efgen.report import plots
 
     rep = report_dict(design, board, ev, full)
     out_dir = Path(out_dir)
@@ -140,7 +213,7 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
             from efgen.hls.emit import write_hls
             from efgen.hls.program import build_program
 
-            write_hls(build_program(net_of(design), design), board, tmp / "hls")
+            write_hls(build_program(design.net_ir, design), board, tmp / "hls")
         note = None
         if rtl is not None:
             try:
@@ -163,6 +236,9 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
 
 
 def build(args) -> BuildResult:
+    """Run the selected steps up to csim (which the caller runs in the finished folder)."""
+    steps = select_steps(getattr(args, "build_steps", None), getattr(args, "stop_after", None),
+                         csim=getattr(args, "csim", False))
     req = request_from_args(args)
     out_dir = Path(args.output or f"build/{req.net.name}-{req.board.name}")
     impl = getattr(args, "rtl_impl", "synth")
@@ -170,18 +246,20 @@ def build(args) -> BuildResult:
         raise EfgenError(f"RTL impl {impl!r} unknown", where="--rtl-impl",
                          fix=f"use one of {', '.join(RTL_IMPLS)}")
     design, ev, full = estimate(req, progress=lambda s: print(s, file=sys.stderr))
-    rep, files, note = write_build(out_dir, design, req.board, ev, full, rtl=impl)
-    return BuildResult(out_dir, design, req.board, rep, files, net=req.net, rtl_note=note)
+    rep, files, note = write_build(out_dir, design, req.board, ev, full, hls="hls" in steps,
+                                   rtl=impl if "rtl" in steps else None)
+    return BuildResult(out_dir, design, req.board, rep, files, net=req.net, rtl_note=note,
+                       steps=steps)
 
 
 def csim_step(net: Net, design: Design, board: Board, out_dir: Path, args):
-    """C-simulate ``args.steps`` training steps in ``out_dir`` and print the comparison."""
+    """C-simulate ``args.train_steps`` training steps in ``out_dir``; print the comparison."""
+    from efgen.csim.csim import format_report, run_csim
     from efgen.golden.model import SGD
-    from efgen.sim.csim import format_report, run_csim
 
     print(f"efgen: C-simulation of {net.name} (batch {design.batch}, {args.steps} step(s)) ...",
           file=sys.stderr)
-    res = run_csim(net, design, board, out_dir, steps=args.steps, seed=args.seed,
+    res = run_csim(net, design, board, out_dir, steps=args.train_steps, seed=args.seed,
                    sgd=SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay))
     print(format_report(res))
     print(f"  {res.cpp_lines:,} lines of generated C++ (with hls_kernels), compiled in "
@@ -199,4 +277,5 @@ def print_summary(res: BuildResult) -> None:
 
 
 __all__ = ["build", "estimate", "write_build", "write_rtl", "request_from_args",
-           "print_summary", "STEPS", "RTL_IMPLS", "ddr_bytes_per_cycle"]
+           "print_summary", "STEPS", "BUILD_STEPS", "DEFAULT_STEPS", "select_steps",
+           "steps_help", "RTL_IMPLS", "ddr_bytes_per_cycle"]

@@ -29,7 +29,8 @@ def _shape(s) -> str:
 # ---- commands -------------------------------------------------------------------------
 
 def cmd_nets(args) -> int:
-    from efgen.ir import list_nets, load_net
+    from efgen.frontend import load_net
+    from efgen.frontend.ir import list_nets
 
     rows = []
     for name in list_nets():
@@ -45,7 +46,7 @@ def cmd_nets(args) -> int:
 
 
 def cmd_net_show(args) -> int:
-    from efgen.ir import load_net
+    from efgen.frontend import load_net
 
     net = load_net(args.net, train_last=args.train_last)
     rows = []
@@ -69,7 +70,7 @@ def cmd_net_show(args) -> int:
 
 
 def cmd_boards(args) -> int:
-    from efgen.boards import boards_table
+    from efgen.frontend.boards import boards_table
 
     print(boards_table())
     return 0
@@ -78,8 +79,8 @@ def cmd_boards(args) -> int:
 def cmd_golden(args) -> int:
     import numpy as np
 
+    from efgen.frontend import load_net
     from efgen.golden.model import SGD, grad_norms, init_state, synthetic_batch, train_step
-    from efgen.ir import load_net
 
     if args.batch < 1 or args.steps < 1:
         raise EfgenError("--batch and --steps must be at least 1", where="efgen golden",
@@ -87,11 +88,11 @@ def cmd_golden(args) -> int:
     net = load_net(args.net, train_last=args.train_last)
     dtype = np.float64 if args.dtype == "float64" else np.float32
     if args.weights:
-        from efgen.weights import load_weights
+        from efgen.golden.checkpoint import load_weights
 
         state = load_weights(net, args.weights, dtype=dtype)
     elif str(args.net).lower().endswith(".onnx"):
-        from efgen.onnxio import load_onnx  # the model's own trained parameters
+        from efgen.golden.checkpoint import load_onnx  # the model's own trained parameters
 
         net, state = load_onnx(args.net, dtype=dtype, train_last=args.train_last)
     else:
@@ -115,17 +116,23 @@ def cmd_golden(args) -> int:
 def cmd_build(args) -> int:
     from efgen.build import build, print_summary
 
+    if args.command == "build" and args.build_steps is not None \
+            and args.build_steps.strip().isdigit():
+        # before build steps existed, 'build --csim --steps N' meant N training steps
+        args.train_steps, args.build_steps = int(args.build_steps), None
+
     if args.batch < 1:
         raise EfgenError("--batch must be at least 1", where="efgen build",
                          fix="give a positive batch")
-    if getattr(args, "steps", 1) < 1:
-        raise EfgenError("--steps must be at least 1", where="efgen build",
-                         fix="give a positive number of steps")
+    if args.train_steps < 1:
+        raise EfgenError(f"{'--steps' if args.command == 'csim' else '--train-steps'} must be "
+                         "at least 1", where=f"efgen {args.command}",
+                         fix="give a positive number of training steps")
     from efgen.build import csim_step
 
     res = build(args)
     print_summary(res)
-    if getattr(args, "csim", False):
+    if "csim" in res.steps:
         if not csim_step(res.net, res.design, res.board, res.out_dir, args).ok:
             return 1
     return 0
@@ -134,32 +141,32 @@ def cmd_build(args) -> int:
 def cmd_csim(args) -> int:
     """efgen csim: build (estimate + hls) at a small batch and run C-simulation."""
     if args.output is None:
-        from efgen.ir import resolve_net_path
-
         from pathlib import Path
+
+        from efgen.frontend.ir import resolve_net_path
 
         stem = resolve_net_path(args.net).stem
         args.output = f"build/{stem}-{Path(args.board).stem}-csim"
     args.csim = True
+    args.train_steps, args.build_steps = args.steps, None
     return cmd_build(args)
 
 
 def cmd_report(args) -> int:
     from pathlib import Path
 
-    from efgen.boards import load_board
-    from efgen.build import net_of
     from efgen.design import Design
-    from efgen.hlsreport import format_comparison
+    from efgen.frontend.boards import load_board
+    from efgen.frontend.yamlio import read_text
     from efgen.model.evaluate import evaluate_design
-    from efgen.report import report_dict, summary_lines, vendor_comparison
-    from efgen.yamlio import read_text
+    from efgen.report.summary import report_dict, summary_lines, vendor_comparison
+    from efgen.report.vendor import format_comparison
 
     d = Path(args.dir)
     path = d / "design.json"
     design = Design.from_json(read_text(path, "design.json"), str(path))
     board = load_board(design.board)
-    ev = evaluate_design(net_of(design), design, board)
+    ev = evaluate_design(design.net_ir, design, board)
     for line in summary_lines(design, board, report_dict(design, board, ev)):
         print(line)
     found = vendor_comparison(design, ev, d)
@@ -175,9 +182,9 @@ def cmd_report(args) -> int:
 def cmd_import(args) -> int:
     from pathlib import Path
 
-    from efgen.ir import parse_net
-    from efgen.onnxio import import_onnx, write_net_yaml
-    from efgen.weights import save_weights
+    from efgen.frontend.ir import parse_net, write_net_yaml
+    from efgen.frontend.onnx_import import import_onnx
+    from efgen.frontend.weights import save_weights
 
     src = Path(args.model)
     doc, params = import_onnx(src)
@@ -194,10 +201,10 @@ def cmd_import(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from efgen.frontend import load_net
+    from efgen.frontend.onnx_export import export_onnx
+    from efgen.golden.checkpoint import load_weights
     from efgen.golden.model import init_state
-    from efgen.ir import load_net
-    from efgen.onnxio import export_onnx
-    from efgen.weights import load_weights
 
     net = load_net(args.net)
     if args.weights:
@@ -210,14 +217,15 @@ def cmd_export(args) -> int:
 
 
 def cmd_cosim(args) -> int:
-    from efgen.rtl.run import cosim_main
+    from efgen.cosim.cli import cosim_main
 
     return cosim_main(args)
 
 
 def cmd_synth(args) -> int:
     """efgen synth --yosys DIR: Yosys on DIR/rtl/*.v, next to the model's prediction."""
-    from efgen.rtl.synth import format_table as synth_table, synth_build_dir
+    from efgen.rtl.synth import format_table as synth_table
+    from efgen.rtl.synth import synth_build_dir
 
     spec, pred, res = synth_build_dir(args.yosys, family=args.family)
     e = spec.engine
@@ -240,8 +248,16 @@ def cmd_sweep(args) -> int:
 def _csim_args(s, default: bool) -> None:
     if not default:
         s.add_argument("--csim", action="store_true",
-                       help="also run C-simulation of the generated HLS C++")
-    s.add_argument("--steps", type=int, default=1, help="C-simulation: training steps")
+                       help="also run C-simulation of the generated HLS C++ (adds the csim "
+                            "step)")
+        s.add_argument("--steps", dest="build_steps", metavar="STEP,..",
+                       help="build steps to run (estimate always runs; default "
+                            "estimate,hls,rtl); see the list below")
+        s.add_argument("--stop-after", metavar="STEP", help="end the build after this step")
+        s.add_argument("--train-steps", type=int, default=1,
+                       help="C-simulation: training steps")
+    else:
+        s.add_argument("--steps", type=int, default=1, help="C-simulation: training steps")
     s.add_argument("--seed", type=int, default=0, help="C-simulation: data and init seed")
     s.add_argument("--lr", type=float, default=0.01)
     s.add_argument("--momentum", type=float, default=0.9)
@@ -268,8 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("boards", help="list the catalogue boards")
     s.set_defaults(func=cmd_boards)
 
+    from efgen.build import steps_help
+
     s = sub.add_parser("build", help="schedule a net on a board and write the design, "
-                       "report and plots")
+                       "report and plots", epilog=steps_help(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--board", required=True, metavar="NAME|PATH")
     s.add_argument("--net", required=True, metavar="NAME|PATH")
     s.add_argument("--batch", type=int, default=32)

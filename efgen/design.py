@@ -4,6 +4,9 @@ A frozen, JSON-serialisable value and the single source of truth that the analyt
 model, the code generators and the tests all read. ``design.json`` holds enough to
 regenerate everything: the net itself (as its YAML document), the board name, the
 batch, the hardware parameters and every layer-phase's tiling.
+
+The net is parsed once, on first use of :attr:`Design.net_ir`; every generator (the HLS
+program, the RTL, the reports) reads that parsed :class:`~efgen.frontend.ir.Net`.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from typing import Any
 
 from efgen import __version__
 from efgen.errors import EfgenError
+from efgen.frontend.ir import Net, parse_net
 
 PRECISIONS = ("fp32", "fp16", "bf16", "fix16", "int8")
 PHASES = ("fp", "bp", "wu")          # phases the convolution engine runs
@@ -51,7 +56,7 @@ class HwParams:
     mac_depth: int = 7             # MAC pipeline depth (multiplier + adder), cycles
     weight_mem: str = "bram"       # "bram" or "uram"
     # Finer timing terms; the defaults describe the HLS engine (none of them), the
-    # reference RTL sets them (efgen.rtl.validate.rtl_hw):
+    # reference RTL sets them (efgen.cosim.validate.rtl_hw):
     wu_depth: int | None = None    # WU pipeline depth (None: mac_depth)
     acc_dist: int = 1              # FP/BP: min cycles between two updates of one accumulator
     dram_latency: int = 0          # cycles from a read command to its first word, per transfer
@@ -104,7 +109,7 @@ class PhaseSchedule:
 
 @dataclass(frozen=True)
 class Design:
-    net: dict[str, Any]                 # the net's YAML document (efgen.ir.net_to_doc)
+    net: dict[str, Any]                 # the net's YAML document (efgen.frontend.ir.net_to_doc)
     board: str
     batch: int
     hw: HwParams
@@ -115,6 +120,11 @@ class Design:
     sgd_momentum: bool = True           # the SGD write-back carries a momentum buffer
     efgen_version: str = __version__
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @cached_property
+    def net_ir(self) -> Net:
+        """The parsed net of :attr:`net` (parsed on first use, then kept)."""
+        return parse_net(self.net, "design.json:net")
 
     def tiling(self, layer: str, phase: str) -> PhaseSchedule:
         for s in self.schedule:

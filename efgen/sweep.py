@@ -2,7 +2,7 @@
 
 A sweep file names lists of values; every point of their cartesian product is a fixed
 hardware configuration that is *fully scheduled* (every layer-phase tiled by
-:func:`efgen.schedule.schedule_fixed`) and evaluated (:func:`efgen.model.evaluate.
+:func:`efgen.model.schedule.schedule_fixed`) and evaluated (:func:`efgen.model.evaluate.
 evaluate_design`)::
 
     name: zcu102-resnet20            # letters, digits, '-', '_', '.'; names the output
@@ -68,11 +68,12 @@ from typing import Any, Sequence
 import yaml
 
 from efgen import __version__
-from efgen.boards import MAX_CLOCK_MHZ, Board, list_boards, load_board
 from efgen.design import OBJECTIVES, PRECISIONS
 from efgen.errors import EfgenError
-from efgen.ir import Net, did_you_mean, list_nets, load_net
-from efgen.yamlio import LineMap, describe_value, parse_yaml, read_text
+from efgen.frontend import load_net
+from efgen.frontend.boards import MAX_CLOCK_MHZ, Board, list_boards, load_board
+from efgen.frontend.ir import Net, did_you_mean, list_nets
+from efgen.frontend.yamlio import LineMap, describe_value, parse_yaml, read_text
 
 __all__ = ["Sweep", "load_sweep", "run_sweep", "main_args", "pareto_mask", "FIELDS",
            "FRONTS", "add_arguments"]
@@ -370,7 +371,7 @@ def _evaluate_point(p: tuple) -> dict[str, Any]:
     from efgen.model.coeffs import acc_bits, word_bits
     from efgen.model.evaluate import ddr_bytes_per_cycle, evaluate_design
     from efgen.model.resources import over_caps, resource_use
-    from efgen.schedule import Request, _bank_round, base_hw, schedule_fixed
+    from efgen.model.schedule import Request, _bank_round, base_hw, schedule_fixed
 
     index, bname, nname, batch, prec, clock, tm, tn, ifm, ofm, wbuf, mem = p
     board: Board = _CTX["boards"][bname]
@@ -518,7 +519,7 @@ def _safe(s: str) -> str:
 
 
 def _write_outputs(tmp: Path, sw: Sweep, records: list[dict], fronts: list[dict]) -> list[str]:
-    from efgen import plots
+    from efgen.report import plots
 
     files = []
 

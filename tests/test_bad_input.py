@@ -99,8 +99,8 @@ def test_missing_net_file(run_cli, tmp_path):
 
 
 def test_unknown_board_name(run_cli):
-    from efgen.boards import load_board
     from efgen.errors import EfgenError
+    from efgen.frontend.boards import load_board
 
     with pytest.raises(EfgenError) as exc:
         load_board("zcu103")

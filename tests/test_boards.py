@@ -1,4 +1,4 @@
-"""Tests for the board catalogue (configs/boards/*.yaml) and efgen/boards.py."""
+"""Tests for the board catalogue (configs/boards/*.yaml) and efgen/frontend/boards.py."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from efgen.boards import (Board, board_from_mapping, boards_dir, boards_table, list_boards,
-                          load_board)
 from efgen.errors import EfgenError
+from efgen.frontend.boards import (
+    Board,
+    board_from_mapping,
+    boards_dir,
+    boards_table,
+    list_boards,
+    load_board,
+)
 
 # board: (part, family, dsp_type, DSP, BRAM18, URAM, LUT, FF, DDR peak GB/s, AXI width)
 EXPECTED = {

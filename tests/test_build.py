@@ -4,6 +4,7 @@ determinism, bad input, vendor comparison."""
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,10 @@ def test_build_writes_everything(built):
 
 
 def test_design_json_regenerates_the_report(built):
-    from efgen.boards import load_board
     from efgen.build import net_of
+    from efgen.frontend.boards import load_board
     from efgen.model.evaluate import evaluate_design
-    from efgen.report import report_dict, report_json
+    from efgen.report.summary import report_dict, report_json
 
     design = Design.from_json((built / "design.json").read_text())
     board = load_board(design.board)
@@ -141,10 +142,10 @@ def test_report_dir_compares_with_vendor(built, tmp_path, run_cli):
     rep_dir = d / "hls" / "solution1" / "syn" / "report"
     rep_dir.mkdir(parents=True)
     shutil.copy(FIXTURES / "vitis2023.2_z7020_nms_csynth.xml", rep_dir / "nms_csynth.xml")
-    from efgen.boards import load_board
     from efgen.build import net_of
+    from efgen.frontend.boards import load_board
     from efgen.model.evaluate import evaluate_design
-    from efgen.report import vendor_comparison
+    from efgen.report.summary import vendor_comparison
 
     design = Design.from_json((d / "design.json").read_text())
     ev = evaluate_design(net_of(design), design, load_board("zcu102"))
@@ -247,3 +248,53 @@ def test_build_rtl_impl_behav(tmp_path, run_cli):
     code, _, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--rtl-impl", "x",
                            "-o", tmp_path / "x")
     assert code == 2 and err.count("\n") == 1 and "--rtl-impl" in err
+
+
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_build_steps_select_what_is_written(tmp_path):
+    """Two step selections write their own step's files, and the files both write are
+    byte-identical (the steps share one Design)."""
+    from efgen.cli import main
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["build", "--board", "zcu102", "--net", "tiny", "--steps", "estimate,rtl",
+                 "-o", str(a)]) == 0
+    assert main(["build", "--board", "zcu102", "--net", "tiny", "--stop-after", "hls",
+                 "-o", str(b)]) == 0
+    ta, tb = _tree(a), _tree(b)
+    assert sorted(p.name for p in a.iterdir()) == [
+        "design.json", "report.json", "report.md", "roofline.png", "rtl", "time_per_layer.png"]
+    assert sorted(p.name for p in b.iterdir()) == [
+        "design.json", "hls", "report.json", "report.md", "roofline.png", "time_per_layer.png"]
+    shared = sorted(set(ta) & set(tb))
+    assert shared == ["design.json", "report.json", "report.md", "roofline.png",
+                      "time_per_layer.png"]
+    assert [k for k in shared if ta[k] != tb[k]] == []
+
+
+def test_build_step_selection_rules():
+    from efgen.build import BUILD_STEPS, STEPS, select_steps, steps_help
+    from efgen.errors import EfgenError
+
+    assert select_steps() == ("estimate", "hls", "rtl")
+    assert select_steps(csim=True) == STEPS
+    assert select_steps("rtl") == ("estimate", "rtl")            # estimate always runs
+    assert select_steps("csim") == ("estimate", "hls", "csim")    # csim needs hls
+    assert select_steps(None, "hls", csim=True) == ("estimate", "hls")
+    for bad in (("hls,nope", None), (None, "nope"), ("rtl", "hls"), (" , ", None)):
+        with pytest.raises(EfgenError):
+            select_steps(*bad)
+    text = steps_help()
+    for s in BUILD_STEPS:       # --help lists every step and what it writes
+        assert s.name in text and ", ".join(s.writes) in text
+
+
+def test_build_help_lists_steps():
+    proc = subprocess.run([sys.executable, "-m", "efgen.cli", "build", "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "build steps" in proc.stdout and "writes hls/" in proc.stdout
+    assert "--stop-after" in proc.stdout

@@ -2,7 +2,8 @@
 
 import pytest
 
-from efgen.ir import list_nets, load_net
+from efgen.frontend import load_net
+from efgen.frontend.ir import list_nets
 
 # Published figures: params include conv/linear weights and biases plus BN gamma/beta
 # (running statistics excluded); MACs are forward, per image, conv + linear only.
@@ -44,7 +45,7 @@ def test_vgg16_bn_224():
 
 
 def test_tiny_uses_every_op():
-    from efgen.ir import OPS
+    from efgen.frontend.ir import OPS
 
     net = load_net("tiny")
     assert {l.op for l in net} == set(OPS)

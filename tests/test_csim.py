@@ -7,11 +7,11 @@ import subprocess
 
 import pytest
 
-from efgen.boards import load_board
+from efgen.csim.csim import BAR, format_report, run_csim
+from efgen.frontend import load_net
+from efgen.frontend.boards import load_board
 from efgen.golden.model import SGD
-from efgen.ir import load_net
-from efgen.schedule import Request, schedule
-from efgen.sim.csim import BAR, format_report, run_csim
+from efgen.model.schedule import Request, schedule
 
 CASES = [
     # net, train_last, Tm, Tn, batch

@@ -7,11 +7,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from efgen.boards import load_board
-from efgen.ir import parse_net
-from efgen.schedule import Request, schedule
+from efgen.csim.csim import Csim
+from efgen.frontend.boards import load_board
+from efgen.frontend.ir import parse_net
 from efgen.golden.model import cast_state, init_state, synthetic_batch, train_step
-from efgen.sim.csim import Csim
+from efgen.model.schedule import Request, schedule
 
 
 @st.composite

@@ -1,8 +1,9 @@
 """ReLU fusion decisions, shared by the model and the code generators."""
 
-from efgen.fusion import bp_store_masks, error_senders, fused_relus, masked_error_sums
-from efgen.ir import load_net, parse_net
+from efgen.frontend import load_net
+from efgen.frontend.ir import parse_net
 from efgen.model import engine
+from efgen.model.fusion import bp_store_masks, error_senders, fused_relus, masked_error_sums
 
 
 def test_resnet20_fusion():

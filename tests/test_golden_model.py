@@ -4,9 +4,16 @@ frozen layers, float32/float64 agreement, and that training actually trains."""
 import numpy as np
 import pytest
 
-from efgen.golden.model import (SGD, cast_state, forward, grad_norms, init_state,
-                                synthetic_batch, train_step)
-from efgen.ir import load_net
+from efgen.frontend import load_net
+from efgen.golden.model import (
+    SGD,
+    cast_state,
+    forward,
+    grad_norms,
+    init_state,
+    synthetic_batch,
+    train_step,
+)
 
 
 def _loss(net, state, x, labels):

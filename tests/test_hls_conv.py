@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from efgen.csim.cc import compile_shared, hls_kernels_dir, load
 from efgen.golden import ops
 from efgen.hls.desc import EfgenDesc, make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
-from efgen.sim.cc import compile_shared, hls_kernels_dir, load
 
 BAR = 1e-5                      # max|a-b| / (max|b| + 1e-12)
 SENTINEL = np.array([0x7FC0DEAD], dtype=np.uint32).view(np.float32)[0]  # a quiet NaN

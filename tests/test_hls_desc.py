@@ -3,8 +3,8 @@
 import ctypes
 import subprocess
 
+from efgen.csim.cc import hls_kernels_dir
 from efgen.hls.desc import FIELD_NAMES, OPS, EfgenDesc
-from efgen.sim.cc import hls_kernels_dir
 
 
 def test_offsets_match_cpp(tmp_path):

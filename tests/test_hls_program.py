@@ -8,16 +8,17 @@ import re
 import numpy as np
 import pytest
 
-from efgen.boards import load_board
+from efgen.csim import csim
+from efgen.csim.interp import interp_step
+from efgen.frontend import load_net
+from efgen.frontend.boards import load_board
+from efgen.frontend.ir import parse_net
 from efgen.golden.model import init_state, synthetic_batch, train_step
 from efgen.hls.desc import FLAGS
 from efgen.hls.emit import c_text, render, write_hls
 from efgen.hls.program import build_program
-from efgen.ir import load_net, parse_net
 from efgen.layout import FeatureMapLayout, WeightLayout
-from efgen.schedule import Request, schedule
-from efgen.sim import csim
-from efgen.sim.interp import interp_step
+from efgen.model.schedule import Request, schedule
 
 
 class _PySim(csim.Csim):

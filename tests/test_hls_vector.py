@@ -21,10 +21,10 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from efgen.csim.cc import compile_shared, load
 from efgen.golden import ops
 from efgen.hls.desc import EfgenDesc, make_desc
 from efgen.layout import FeatureMapLayout
-from efgen.sim.cc import compile_shared, load
 
 TOL = 1e-5
 EPS = 1e-5

@@ -1,11 +1,11 @@
-"""Vitis HLS / Vivado HLS report parsing (efgen.hlsreport) against real vendor reports.
+"""Vitis HLS / Vivado HLS report parsing (efgen.report.vendor) against real vendor reports.
 
 The fixtures in tests/fixtures/vitis_reports are real files from public repositories, copied
 byte for byte. SOURCES.md records where each came from and states the figures asserted
 below. Each fixture has its own test, registered with @figures_of, and
 test_every_fixture_has_a_figures_test makes sure none is left out.
 
-Truncation policy (see the efgen.hlsreport docstring):
+Truncation policy (see the efgen.report.vendor docstring):
 * Every fixture cut at 50 % raises EfgenError.
 * Wherever a file is cut, the parser either raises EfgenError or returns figures identical to
   the complete file's. Only the summary layout, cut between tables after its estimates table,
@@ -26,10 +26,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from efgen.errors import EfgenError
-from efgen.hlsreport import (
-    KIND_COSIM_RPT, KIND_CSYNTH_RPT, KIND_CSYNTH_SUMMARY_RPT, KIND_CSYNTH_XML, CosimReport,
-    HlsReport, Range, Resources, compare_table, find_reports, format_comparison,
-    parse_cosim_rpt, parse_csynth_rpt, parse_csynth_xml, parse_report, vendor_figures,
+from efgen.report.vendor import (
+    KIND_COSIM_RPT,
+    KIND_CSYNTH_RPT,
+    KIND_CSYNTH_SUMMARY_RPT,
+    KIND_CSYNTH_XML,
+    CosimReport,
+    HlsReport,
+    Range,
+    Resources,
+    compare_table,
+    find_reports,
+    format_comparison,
+    parse_cosim_rpt,
+    parse_csynth_rpt,
+    parse_csynth_xml,
+    parse_report,
+    vendor_figures,
 )
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "vitis_reports"

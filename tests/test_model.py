@@ -7,15 +7,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from efgen.boards import load_board
 from efgen.design import HwParams
-from efgen.ir import load_net, parse_net
+from efgen.frontend import load_net
+from efgen.frontend.boards import load_board
+from efgen.frontend.ir import parse_net
 from efgen.layout import FeatureMapLayout
 from efgen.model import engine
 from efgen.model.coeffs import bram18_units
 from efgen.model.evaluate import evaluate_design
 from efgen.model.resources import resource_use
-from efgen.schedule import Request, schedule
+from efgen.model.schedule import Request, schedule
 
 HW = HwParams(tm=4, tn=4, ifm_depth=8192, ofm_depth=8192, wbuf_depth=4096, port_words=4,
               ports=3, dma_start=10, mac_depth=5, max_burst_beats=256)

@@ -9,21 +9,20 @@ Every catalogue net is exported and re-imported to the same layer table.
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import onnx  # a core dependency (pyproject.toml)
-
+import pytest
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 from onnx.reference import ReferenceEvaluator  # noqa: E402
 
 from efgen.errors import EfgenError  # noqa: E402
+from efgen.frontend import load_net  # noqa: E402
+from efgen.frontend.ir import list_nets, net_yaml, parse_net, write_net_yaml  # noqa: E402  # noqa: E402
+from efgen.frontend.onnx_export import export_onnx  # noqa: E402
+from efgen.frontend.onnx_import import import_onnx, load_onnx_net  # noqa: E402
+from efgen.frontend.weights import save_weights, state_to_flat  # noqa: E402
+from efgen.frontend.yamlio import read_yaml  # noqa: E402
+from efgen.golden.checkpoint import load_onnx, load_weights, state_from_flat  # noqa: E402
 from efgen.golden.model import forward, init_state  # noqa: E402
-from efgen.ir import list_nets, load_net, parse_net  # noqa: E402
-from efgen.onnxio import (export_onnx, import_onnx, load_onnx, load_onnx_net,  # noqa: E402
-                          net_yaml, write_net_yaml)
-from efgen.weights import (load_weights, save_weights, state_from_flat,  # noqa: E402
-                           state_to_flat)
-from efgen.yamlio import read_yaml  # noqa: E402
 
 TOL = 1e-5
 INT64_MAX = int(np.iinfo(np.int64).max)

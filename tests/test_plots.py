@@ -1,4 +1,4 @@
-"""Plots (efgen/plots.py): valid PNGs, no software/date metadata, byte-identical reruns."""
+"""Plots (efgen/report/plots.py): valid PNGs, no software/date metadata, byte-identical reruns."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import zlib
 
 import pytest
 
-from efgen import plots
+from efgen.report import plots
 
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def tiny_eval():
-    from efgen.boards import load_board
-    from efgen.ir import load_net
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
     from efgen.model.evaluate import evaluate_design
-    from efgen.schedule import Request, schedule
+    from efgen.model.schedule import Request, schedule
 
     net, board = load_net("tiny"), load_board("zcu102")
     design = schedule(Request(net, board, batch=4))

@@ -23,8 +23,16 @@ import pytest
 
 from efgen import __version__
 from efgen.hls.desc import EfgenDesc
-from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_BASE, DESC_PORTS, REGISTER_MAP,
-                           DmaParams, axi_bursts, desc_register_writes, dma_verilog)
+from efgen.rtl.dma import (
+    AXIL_ADDR_WIDTH,
+    DESC_BASE,
+    DESC_PORTS,
+    REGISTER_MAP,
+    DmaParams,
+    axi_bursts,
+    desc_register_writes,
+    dma_verilog,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:          # sim/ is a folder of the checkout, not installed
@@ -193,10 +201,10 @@ def test_yosys_synthesizable_without_latches(rendered):
 def _run(tmp_path_factory, sim, name, testcase, scale=1.0) -> dict:
     """Run one cocotb test of sim/dma/cocotb_dma.py; returns what it reported.
 
-    sim.runner keys the build directory on the sources and build arguments, so every
+    efgen.cosim.runner keys the build directory on the sources and build arguments, so every
     test of one simulator and parameter set reuses the same build."""
     _require(sim)
-    from sim.runner import read_sources, run_cocotb
+    from efgen.cosim.runner import read_sources, run_cocotb
 
     params = PARAM_SETS[name]
     sources = {**dma_verilog(params), **read_sources(SIM_DIR / "dma_tb.v")}

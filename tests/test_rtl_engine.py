@@ -2,7 +2,7 @@
 of FP, BP and WU blocks compared with the bit-exact models, the golden ops and the
 cycle formula.
 
-Simulation: one Verilator build per parameter set (sim/runner.py), one simulation that
+Simulation: one Verilator build per parameter set (efgen/cosim/runner.py), one simulation that
 runs every case of the set (sim/engine/cases.py builds the driver scripts and the
 checks), memoised per session; each case is then checked as its own test. An Icarus
 smoke run covers the second simulator.
@@ -22,10 +22,22 @@ import numpy as np
 import pytest
 
 from efgen.golden import ops
-from efgen.rtl.engine import (ACC_DIST, ADD_LATENCY, MUL_LATENCY, EngineParams, WloadConfig,
-                              adder_tree, block_cycles, conv_block, engine_verilog,
-                              pipeline_depth, wload_placement, wu_block, wu_copies,
-                              wu_gradient)
+from efgen.rtl.engine import (
+    ACC_DIST,
+    ADD_LATENCY,
+    MUL_LATENCY,
+    EngineParams,
+    WloadConfig,
+    adder_tree,
+    block_cycles,
+    conv_block,
+    engine_verilog,
+    pipeline_depth,
+    wload_placement,
+    wu_block,
+    wu_copies,
+    wu_gradient,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:          # sim/ is a folder of the checkout, not installed
@@ -134,7 +146,7 @@ def _simulate(pname: str, tmp_path_factory, sim: str = "verilator", cases=None,
     if key in _RESULTS and sources is None:
         return _RESULTS[key]
     _require({"verilator": "verilator", "icarus": "iverilog"}[sim])
-    from sim.runner import run_cocotb
+    from efgen.cosim.runner import run_cocotb
 
     p = PSETS[pname]
     cases = cases or _cases(pname)

@@ -156,7 +156,7 @@ def test_icarus_accepts_verilog_2005(impl, tmp_path):
 def test_fp_units_cocotb(sim, impl, tmp_path_factory):
     if shutil.which(TOOLS[sim]) is None:
         pytest.fail(f"{TOOLS[sim]} not installed: apt-get install {sim}")
-    from sim.runner import read_sources, run_cocotb
+    from efgen.cosim.runner import read_sources, run_cocotb
 
     sources = {**fp_units_verilog(impl), **read_sources(FP_TB / "fp32_units_tb.v")}
     run_cocotb(sim, toplevel="fp32_units_tb", sources=sources, test_module="test_fp_units",
@@ -168,7 +168,7 @@ def test_fp_units_cocotb(sim, impl, tmp_path_factory):
 @needs("icarus")
 def test_fp_units_cocotb_catches_a_rounding_bug(tmp_path_factory):
     """The testbench is not vacuous: round-half-up instead of half-even must fail."""
-    from sim.runner import read_sources, run_cocotb
+    from efgen.cosim.runner import read_sources, run_cocotb
 
     sources = {**fp_units_verilog("synth"), **read_sources(FP_TB / "fp32_units_tb.v")}
     rne = "s3_norm[2] & (|s3_norm[1:0] | s3_norm[3])"

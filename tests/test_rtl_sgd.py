@@ -4,7 +4,7 @@ against the golden sgd_update, the cycle formula, and cocotb runs of whole chunk
 axi_dma_rd/axi_dma_wr and cocotbext-axi AxiRam, compared with the model bit for bit and
 with sgd_cycles cycle for cycle.
 
-Simulation: one Verilator build per parameter set (sim/runner.py), one simulation that
+Simulation: one Verilator build per parameter set (efgen/cosim/runner.py), one simulation that
 runs every case of the set (sim/sgd/cases.py builds the script and the checks),
 memoised per session; each case is then checked as its own test. Icarus runs a smoke
 set (3 x 3 lanes: partial groups, PIECE = 4) and the injected-bug checks.
@@ -25,9 +25,19 @@ import pytest
 from efgen.golden import ops
 from efgen.rtl.dma import DmaParams, dma_verilog
 from efgen.rtl.engine import EngineParams, wu_copies, wu_gradient
-from efgen.rtl.sgd import (GROUP, PIECE, gradient_copies, rtl_gradient, sgd_cycles,
-                           sgd_cycles_closed, sgd_verilog, sgd_wb_model, sgd_words,
-                           wbuf_addresses, word_ready)
+from efgen.rtl.sgd import (
+    GROUP,
+    PIECE,
+    gradient_copies,
+    rtl_gradient,
+    sgd_cycles,
+    sgd_cycles_closed,
+    sgd_verilog,
+    sgd_wb_model,
+    sgd_words,
+    wbuf_addresses,
+    word_ready,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:          # sim/ is a folder of the checkout, not installed
@@ -89,7 +99,7 @@ def _tb_args(p: EngineParams, sim: str) -> list[str]:
 
 
 def _sources(p: EngineParams, piece: int) -> dict[str, str]:
-    from sim.runner import read_sources
+    from efgen.cosim.runner import read_sources
     dma = dma_verilog(DMA)
     return {**sgd_verilog(p, piece), "axi_dma_rd.v": dma["axi_dma_rd.v"],
             "axi_dma_wr.v": dma["axi_dma_wr.v"], **read_sources(TB_DIR / "sgd_tb.v")}
@@ -105,7 +115,7 @@ def _simulate(pname: str, tmp_path_factory, sim: str = "verilator", cases=None,
     if key in _RESULTS and sources is None:
         return _RESULTS[key]
     _require({"verilator": "verilator", "icarus": "iverilog"}[sim])
-    from sim.runner import run_cocotb
+    from efgen.cosim.runner import run_cocotb
 
     p, piece = PSETS[pname]
     cases = cases or _cases(pname)

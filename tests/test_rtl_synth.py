@@ -24,10 +24,24 @@ from efgen.cli import main
 from efgen.errors import EfgenError
 from efgen.model.coeffs import coefficients
 from efgen.rtl.engine import EngineParams, engine_verilog
-from efgen.rtl.synth import (RtlSpec, control_multipliers, format_table, load_rtl_json,
-                             memory_cells, mul_dsp, parse_stat, predict_rtl, predict_spec,
-                             predict_top, ram_cells, run_yosys, summarize, top_memories,
-                             top_multipliers, top_spec)
+from efgen.rtl.synth import (
+    RtlSpec,
+    control_multipliers,
+    format_table,
+    load_rtl_json,
+    memory_cells,
+    mul_dsp,
+    parse_stat,
+    predict_rtl,
+    predict_spec,
+    predict_top,
+    ram_cells,
+    run_yosys,
+    summarize,
+    top_memories,
+    top_multipliers,
+    top_spec,
+)
 from efgen.rtl.top import RtlParams, rtl_verilog
 
 # The two designs of the issue: small buffers chosen to exercise every mapping -

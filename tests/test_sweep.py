@@ -85,10 +85,10 @@ def test_jobs_1_and_2_give_identical_files(small_runs):
 
 
 def test_fitting_points_match_a_direct_evaluation(small_runs):
-    from efgen.boards import load_board
-    from efgen.ir import load_net
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
     from efgen.model.evaluate import evaluate_design
-    from efgen.schedule import Request, base_hw, schedule_fixed
+    from efgen.model.schedule import Request, base_hw, schedule_fixed
 
     d, _, _ = small_runs
     net = load_net("tiny")
@@ -107,11 +107,11 @@ def test_fitting_points_match_a_direct_evaluation(small_runs):
 
 
 def test_resnet20_point_and_auto_weight_depth(tmp_path):
-    from efgen.boards import load_board
-    from efgen.ir import load_net
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
     from efgen.model import engine
     from efgen.model.evaluate import evaluate_design
-    from efgen.schedule import Request, base_hw, hardware_candidates, schedule_fixed
+    from efgen.model.schedule import Request, base_hw, hardware_candidates, schedule_fixed
 
     f = _write(tmp_path, "name: r20\nboards: [zcu102]\nnets: [resnet20]\nbatch: [32]\n"
                          "clock_mhz: [150]\ntm: [16]\ntn: [16]\nofm_depth: [8192]\n")
@@ -217,10 +217,10 @@ def test_pareto_mask_brute_force(vals, gx, gy):
 # ---- over-cap points -------------------------------------------------------------------
 
 def test_over_cap_points_are_kept_with_the_binding_resource(small_runs):
-    from efgen.boards import load_board
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
     from efgen.model.resources import over_caps, resource_use
-    from efgen.schedule import Request, base_hw
-    from efgen.ir import load_net
+    from efgen.model.schedule import Request, base_hw
 
     d, _, _ = small_runs
     pts = _points(d / "j1")
@@ -365,7 +365,7 @@ def test_rerun_replaces_an_earlier_output(tmp_path):
 
 
 def test_a_failure_leaves_no_half_written_folder(tmp_path, monkeypatch):
-    from efgen import plots
+    from efgen.report import plots
 
     f = _write(tmp_path, GOOD)
     out = tmp_path / "out"
@@ -390,8 +390,8 @@ def test_a_failure_leaves_no_half_written_folder(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["zcu102-resnet20", "boards-resnet20", "precision-resnet20"])
 def test_shipped_sweeps_validate(name):
-    from efgen.boards import list_boards
     from efgen.design import PRECISIONS
+    from efgen.frontend.boards import list_boards
 
     sw = sweep.load_sweep(ROOT / "configs" / "sweeps" / f"{name}.yaml")
     assert sw.name == name

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from efgen.frontend.ir import BN_EPS, BN_MOMENTUM, INPUT, Net
 from efgen.golden import ops
-from efgen.ir import BN_EPS, BN_MOMENTUM, INPUT, Net
 
 Params = dict[str, dict[str, np.ndarray]]
 

@@ -20,7 +20,7 @@ import jinja2
 import numpy as np
 
 from efgen import __version__
-from efgen.boards import Board
+from efgen.frontend.boards import Board
 from efgen.hls.desc import OPS, EfgenDesc
 from efgen.hls.program import Program
 from efgen.resources import data_dir

@@ -7,7 +7,7 @@ Everything the generated host runtime does is here, stated once in Python:
   layout with lane block T = gcd(Tm, Tn), weights and their momentum in the (Tm, Tn)
   blocked weight layout, vectors plain), aligned to 4 KiB so no burst crosses an AXI
   4 KiB boundary;
-* a fused ReLU (efgen.fusion) has no region of its own: its producer stores the clamped
+* a fused ReLU (efgen.model.fusion) has no region of its own: its producer stores the clamped
   value into the ReLU's region, and the ReLU mask is applied in BP by the single sender's
   store or by an error-sum pass;
 * ``add`` needs no BP pass: both operands read the add's error region; a flatten of a
@@ -27,10 +27,10 @@ import math
 from dataclasses import dataclass, field
 
 from efgen.design import Design
-from efgen.fusion import bp_store_masks, error_senders, fused_relus
+from efgen.frontend.ir import BN_EPS, BN_MOMENTUM, INPUT, Layer, Net
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc, make_desc
-from efgen.ir import BN_EPS, BN_MOMENTUM, INPUT, Layer, Net
 from efgen.layout import FeatureMapLayout, WeightLayout
+from efgen.model.fusion import bp_store_masks, error_senders, fused_relus
 
 ALIGN = 1024  # words = 4 KiB
 
@@ -89,300 +89,351 @@ def _fm4(shape: tuple[int, ...], batch: int) -> tuple[int, int, int, int]:
 
 def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 0.9,
                   weight_decay: float = 5e-4, debug_grads: bool = True) -> Program:
-    """The memory map and descriptors of one training step of ``net`` on ``design``."""
-    hw = design.hw
-    B = design.batch
-    fml = FeatureMapLayout("blocked", hw.lanes)
-    wl = WeightLayout("blocked", hw.tm, hw.tn)
-    regions: dict[str, Region] = {}
+    """The memory map and descriptors of one training step of ``net`` on ``design``.
 
-    def add(name, kind, shape, traces=(), init=None) -> Region:
-        if name in regions:
-            return regions[name]
-        words = (fml.size(shape) if kind == "fm" else wl.size(shape) if kind == "weight"
-                 else math.prod(shape))
+    Named stages, in order (each a method of :class:`_Builder`): the memory map
+    (activations, parameters and their state), the FP descriptors, the loss (the host's
+    logits and their error), the error routing of BP (who writes which error, where
+    sums are needed), the BP/WU descriptors, and the placement of the regions, which
+    resolves every descriptor's addresses.
+    """
+    b = _Builder(net, design, (float(lr), float(momentum), float(weight_decay)), debug_grads)
+    b.memory_map()
+    b.fp_descriptors()
+    b.loss()
+    b.error_routing()
+    b.bp_wu_descriptors()
+    return b.place()
+
+
+class _Builder:
+    """The state :func:`build_program`'s stages share."""
+
+    def __init__(self, net: Net, design: Design, sgd: tuple[float, float, float],
+                 debug_grads: bool):
+        self.net, self.design, self.sgd, self.debug_grads = net, design, sgd, debug_grads
+        hw = design.hw
+        self.B = design.batch
+        self.fml = FeatureMapLayout("blocked", hw.lanes)
+        self.wl = WeightLayout("blocked", hw.tm, hw.tn)
+        self.regions: dict[str, Region] = {}
+        self.fused = fused_relus(net)
+        self.fused_into = {net[r].inputs[0]: r for r in self.fused}   # producer -> its relu
+        self.masks = bp_store_masks(net)
+        self.fp: list[Step] = []
+        self.bp: list[Step] = []
+        # Descriptors reference regions by name first; offsets are filled in at the end.
+        self.pending: list[tuple[EfgenDesc, dict[int, str]]] = []
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def add(self, name, kind, shape, traces=(), init=None) -> Region:
+        if name in self.regions:
+            return self.regions[name]
+        words = (self.fml.size(shape) if kind == "fm" else self.wl.size(shape)
+                 if kind == "weight" else math.prod(shape))
         r = Region(name, kind, tuple(shape), words=words, traces=list(traces), init=init)
-        regions[name] = r
+        self.regions[name] = r
         return r
 
-    fused = fused_relus(net)
-    fused_into = {net[r].inputs[0]: r for r in fused}        # producer -> its fused relu
-    masks = bp_store_masks(net)
-
-    def dram(t: str) -> str:
+    def dram(self, t: str) -> str:
         """The DRAM tensor holding the value of tensor ``t`` (a layer name or input)."""
         if t == INPUT:
             return INPUT
-        l = net[t]
-        if l.op == "relu" and t in fused:
+        l = self.net[t]
+        if l.op == "relu" and t in self.fused:
             return t
-        if t in fused_into:
-            return fused_into[t]
+        if t in self.fused_into:
+            return self.fused_into[t]
         if l.op == "flatten" and _flatten_free(l):
-            return dram(l.inputs[0])
+            return self.dram(l.inputs[0])
         return t
 
-    def golden_producer(d: str) -> str:
+    def golden_producer(self, d: str) -> str:
         """Layer whose golden ``dy`` the finalised error of DRAM tensor ``d`` equals."""
-        return net[d].inputs[0] if d in fused else d
+        return self.net[d].inputs[0] if d in self.fused else d
 
-    # ---- activations ------------------------------------------------------------------
-    add(f"act:{INPUT}", "fm", _fm4(net.input_shape, B), init="input")
-    for l in net:
-        if l.op == "softmax_ce":
-            continue
-        d = dram(l.name)
-        r = add(f"act:{d}", "fm", _fm4(net[d].out_shape, B))
-        if l.name not in fused_into:        # a fused producer's pre-ReLU value is lost
-            r.traces.append(Trace(f"{l.name}:y", _trace_shape(l.out_shape, B)))
-    # ---- parameters and their state ------------------------------------------------------
-    for l in net:
-        if l.op in ("conv", "linear"):
-            wshape = _w4(l)
-            add(f"w:{l.name}", "weight", wshape, [Trace(f"{l.name}:new.weight", _wtrace(l))],
-                init=f"param:{l.name}.weight")
-            if l.bias:
-                add(f"b:{l.name}", "vec", (l.channels,), [Trace(f"{l.name}:new.bias", (l.channels,))],
-                    init=f"param:{l.name}.bias")
-            if l.trainable:
-                add(f"vel:{l.name}.weight", "weight", wshape,
-                    [Trace(f"{l.name}:vel.weight", _wtrace(l))], init=f"vel:{l.name}.weight")
-                if l.bias:
-                    add(f"vel:{l.name}.bias", "vec", (l.channels,),
-                        [Trace(f"{l.name}:vel.bias", (l.channels,))], init=f"vel:{l.name}.bias")
-                if debug_grads:
-                    add(f"grad:{l.name}.weight", "weight", wshape,
-                        [Trace(f"{l.name}:grad.weight", _wtrace(l))])
-                    if l.bias:
-                        add(f"grad:{l.name}.bias", "vec", (l.channels,),
-                            [Trace(f"{l.name}:grad.bias", (l.channels,))])
-        elif l.op == "batchnorm":
-            c = l.in_shape[0]
-            add(f"gamma:{l.name}", "vec", (c,), [Trace(f"{l.name}:new.gamma", (c,))],
-                init=f"param:{l.name}.gamma")
-            add(f"beta:{l.name}", "vec", (c,), [Trace(f"{l.name}:new.beta", (c,))],
-                init=f"param:{l.name}.beta")
-            add(f"stats:{l.name}", "vec", (2 * c,),
-                [Trace(f"{l.name}:mean", (c,)), Trace(f"{l.name}:var", (c,), c)])
-            add(f"rm:{l.name}", "vec", (c,), [Trace(f"{l.name}:new.running_mean", (c,))],
-                init=f"buffer:{l.name}.running_mean")
-            add(f"rv:{l.name}", "vec", (c,), [Trace(f"{l.name}:new.running_var", (c,))],
-                init=f"buffer:{l.name}.running_var")
-            if l.trainable:
-                add(f"vel:{l.name}", "vec", (2 * c,),
-                    [Trace(f"{l.name}:vel.gamma", (c,)), Trace(f"{l.name}:vel.beta", (c,), c)],
-                    init=f"vel:{l.name}.gamma+beta")
-                if debug_grads:
-                    add(f"grad:{l.name}", "vec", (2 * c,),
-                        [Trace(f"{l.name}:grad.gamma", (c,)), Trace(f"{l.name}:grad.beta", (c,), c)])
-        elif l.op == "maxpool":
-            add(f"argmax:{l.name}", "fm", _fm4(l.out_shape, B),
-                [Trace(f"{l.name}:argmax", _trace_shape(l.out_shape, B))])
-
-    # ---- errors ---------------------------------------------------------------------------
-    def err(d: str) -> Region:
+    def err(self, d: str) -> Region:
         """The final error region of DRAM tensor ``d``."""
         name = f"err:{d}"
-        if name not in regions:
-            g = golden_producer(d)
-            add(name, "fm", _fm4(net[d].out_shape, B),
-                [Trace(f"{g}:dy", _trace_shape(net[g].out_shape, B))])
-        return regions[name]
+        if name not in self.regions:
+            g = self.golden_producer(d)
+            self.add(name, "fm", _fm4(self.net[d].out_shape, self.B),
+                     [Trace(f"{g}:dy", _trace_shape(self.net[g].out_shape, self.B))])
+        return self.regions[name]
 
-    sgd = (float(lr), float(momentum), float(weight_decay))
-    fp: list[Step] = []
-    bp: list[Step] = []
-
-    # Descriptors reference regions by name first; offsets are filled in at the end.
-    pending: list[tuple[EfgenDesc, dict[int, str]]] = []
-
-    def desc(op, l: Layer, flags=(), a=None, **kw) -> EfgenDesc:
-        geo = _geometry(l, B)
+    def desc(self, op, l: Layer, flags=(), a=None, **kw) -> EfgenDesc:
+        geo = _geometry(l, self.B)
         geo.update(kw)
-        d = make_desc(op, flags, None, batch=B, lr=sgd[0], momentum=sgd[1],
-                      weight_decay=sgd[2], eps=BN_EPS, bn_momentum=BN_MOMENTUM, **geo)
-        pending.append((d, dict(a or {})))
+        lr, momentum, weight_decay = self.sgd
+        d = make_desc(op, flags, None, batch=self.B, lr=lr, momentum=momentum,
+                      weight_decay=weight_decay, eps=BN_EPS, bn_momentum=BN_MOMENTUM, **geo)
+        self.pending.append((d, dict(a or {})))
         return d
 
-    def tiling(l: Layer, phase: str) -> dict:
-        s = design.tiling(l.name, phase)
+    def tiling(self, l: Layer, phase: str) -> dict:
+        s = self.design.tiling(l.name, phase)
         # Linear layers run on a 1 x batch map (images along the columns), as the model
         # prices them: the schedule's tr is 1 and its tc counts images.
         return dict(tr=s.tr, tc=s.tc, mc=s.mc, order=0 if s.order == "wo" else 1)
 
-    # ---- FP --------------------------------------------------------------------------------
-    for l in net:
-        if l.op == "softmax_ce" or (l.op == "relu" and l.name in fused):
-            continue
-        x = f"act:{dram(l.inputs[0])}"
-        y = f"act:{dram(l.name)}"
-        relu = ["RELU"] if l.name in fused_into else []
-        if l.op in ("conv", "linear"):
-            fl = relu + (["BIAS"] if l.bias else [])
-            a = {0: x, 1: f"w:{l.name}", 7: y}
-            if l.bias:
-                a[2] = f"b:{l.name}"
-            fp.append(Step(l.name, "fp", desc("CONV_FP", l, fl, a, **tiling(l, "fp"))))
-        elif l.op == "batchnorm":
-            a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
-                 4: f"rm:{l.name}", 5: f"rv:{l.name}", 7: y}
-            fp.append(Step(l.name, "fp", desc("BN_FP", l, relu, a)))
-        elif l.op == "relu":
-            fp.append(Step(l.name, "fp", desc("RELU_FP", l, [], {0: x, 7: y})))
-        elif l.op == "maxpool":
-            fp.append(Step(l.name, "fp", desc("MAXPOOL_FP", l, [],
-                                               {0: x, 6: f"argmax:{l.name}", 7: y})))
-        elif l.op == "avgpool":
-            fp.append(Step(l.name, "fp", desc("AVGPOOL_FP", l, [], {0: x, 7: y})))
-        elif l.op == "add":
-            b = f"act:{dram(l.inputs[1])}"
-            fp.append(Step(l.name, "fp", desc("ADD_FP", l, relu, {0: x, 1: b, 7: y})))
-        elif l.op == "shortcut_a":
-            fp.append(Step(l.name, "fp", desc("SHORTCUT_FP", l, [], {0: x, 7: y})))
-        elif l.op == "flatten" and not _flatten_free(l):
-            fp.append(Step(l.name, "fp", desc("FLATTEN_FP", l, [], {0: x, 7: y})))
+    # ---- stage 1: the memory map -----------------------------------------------------------
+    def memory_map(self) -> None:
+        """Activations (one region per DRAM tensor), parameters and their SGD state."""
+        net, B, add, debug_grads = self.net, self.B, self.add, self.debug_grads
+        add(f"act:{INPUT}", "fm", _fm4(net.input_shape, B), init="input")
+        for l in net:
+            if l.op == "softmax_ce":
+                continue
+            d = self.dram(l.name)
+            r = add(f"act:{d}", "fm", _fm4(net[d].out_shape, B))
+            if l.name not in self.fused_into:    # a fused producer's pre-ReLU value is lost
+                r.traces.append(Trace(f"{l.name}:y", _trace_shape(l.out_shape, B)))
+        for l in net:
+            if l.op in ("conv", "linear"):
+                wshape = _w4(l)
+                add(f"w:{l.name}", "weight", wshape,
+                    [Trace(f"{l.name}:new.weight", _wtrace(l))], init=f"param:{l.name}.weight")
+                if l.bias:
+                    add(f"b:{l.name}", "vec", (l.channels,),
+                        [Trace(f"{l.name}:new.bias", (l.channels,))], init=f"param:{l.name}.bias")
+                if l.trainable:
+                    add(f"vel:{l.name}.weight", "weight", wshape,
+                        [Trace(f"{l.name}:vel.weight", _wtrace(l))], init=f"vel:{l.name}.weight")
+                    if l.bias:
+                        add(f"vel:{l.name}.bias", "vec", (l.channels,),
+                            [Trace(f"{l.name}:vel.bias", (l.channels,))],
+                            init=f"vel:{l.name}.bias")
+                    if debug_grads:
+                        add(f"grad:{l.name}.weight", "weight", wshape,
+                            [Trace(f"{l.name}:grad.weight", _wtrace(l))])
+                        if l.bias:
+                            add(f"grad:{l.name}.bias", "vec", (l.channels,),
+                                [Trace(f"{l.name}:grad.bias", (l.channels,))])
+            elif l.op == "batchnorm":
+                c = l.in_shape[0]
+                add(f"gamma:{l.name}", "vec", (c,), [Trace(f"{l.name}:new.gamma", (c,))],
+                    init=f"param:{l.name}.gamma")
+                add(f"beta:{l.name}", "vec", (c,), [Trace(f"{l.name}:new.beta", (c,))],
+                    init=f"param:{l.name}.beta")
+                add(f"stats:{l.name}", "vec", (2 * c,),
+                    [Trace(f"{l.name}:mean", (c,)), Trace(f"{l.name}:var", (c,), c)])
+                add(f"rm:{l.name}", "vec", (c,), [Trace(f"{l.name}:new.running_mean", (c,))],
+                    init=f"buffer:{l.name}.running_mean")
+                add(f"rv:{l.name}", "vec", (c,), [Trace(f"{l.name}:new.running_var", (c,))],
+                    init=f"buffer:{l.name}.running_var")
+                if l.trainable:
+                    add(f"vel:{l.name}", "vec", (2 * c,),
+                        [Trace(f"{l.name}:vel.gamma", (c,)), Trace(f"{l.name}:vel.beta", (c,), c)],
+                        init=f"vel:{l.name}.gamma+beta")
+                    if debug_grads:
+                        add(f"grad:{l.name}", "vec", (2 * c,),
+                            [Trace(f"{l.name}:grad.gamma", (c,)),
+                             Trace(f"{l.name}:grad.beta", (c,), c)])
+            elif l.op == "maxpool":
+                add(f"argmax:{l.name}", "fm", _fm4(l.out_shape, B),
+                    [Trace(f"{l.name}:argmax", _trace_shape(l.out_shape, B))])
 
-    logits_d = dram(net.loss_layer.inputs[0])
-    logits = f"act:{logits_d}"
-    dlogits = err(logits_d).name
-    dst_targets_done: set[str] = set()
+    # ---- stage 2: FP descriptors -----------------------------------------------------------
+    def fp_descriptors(self) -> None:
+        """One descriptor per layer that is not fused away, in net order."""
+        net, desc, fp = self.net, self.desc, self.fp
+        for l in net:
+            if l.op == "softmax_ce" or (l.op == "relu" and l.name in self.fused):
+                continue
+            x = f"act:{self.dram(l.inputs[0])}"
+            y = f"act:{self.dram(l.name)}"
+            relu = ["RELU"] if l.name in self.fused_into else []
+            if l.op in ("conv", "linear"):
+                fl = relu + (["BIAS"] if l.bias else [])
+                a = {0: x, 1: f"w:{l.name}", 7: y}
+                if l.bias:
+                    a[2] = f"b:{l.name}"
+                fp.append(Step(l.name, "fp", desc("CONV_FP", l, fl, a, **self.tiling(l, "fp"))))
+            elif l.op == "batchnorm":
+                a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
+                     4: f"rm:{l.name}", 5: f"rv:{l.name}", 7: y}
+                fp.append(Step(l.name, "fp", desc("BN_FP", l, relu, a)))
+            elif l.op == "relu":
+                fp.append(Step(l.name, "fp", desc("RELU_FP", l, [], {0: x, 7: y})))
+            elif l.op == "maxpool":
+                fp.append(Step(l.name, "fp", desc("MAXPOOL_FP", l, [],
+                                                   {0: x, 6: f"argmax:{l.name}", 7: y})))
+            elif l.op == "avgpool":
+                fp.append(Step(l.name, "fp", desc("AVGPOOL_FP", l, [], {0: x, 7: y})))
+            elif l.op == "add":
+                b = f"act:{self.dram(l.inputs[1])}"
+                fp.append(Step(l.name, "fp", desc("ADD_FP", l, relu, {0: x, 1: b, 7: y})))
+            elif l.op == "shortcut_a":
+                fp.append(Step(l.name, "fp", desc("SHORTCUT_FP", l, [], {0: x, 7: y})))
+            elif l.op == "flatten" and not _flatten_free(l):
+                fp.append(Step(l.name, "fp", desc("FLATTEN_FP", l, [], {0: x, 7: y})))
 
-    # ---- BP: who writes which error, decided once ----------------------------------------
-    def contributors(t: str) -> list[Layer]:
+    # ---- stage 3: the loss ------------------------------------------------------------------
+    def loss(self) -> None:
+        """The host computes softmax cross-entropy: the logits and their error region."""
+        self.logits_d = self.dram(self.net.loss_layer.inputs[0])
+        self.logits = f"act:{self.logits_d}"
+        self.dlogits = self.err(self.logits_d).name
+
+    # ---- stage 4: BP error routing ----------------------------------------------------------
+    def contributors(self, t: str) -> list[Layer]:
         """Layers whose BP contributes to tensor t's error (free flattens expanded)."""
         out = []
-        for s in error_senders(net, t):
-            out += contributors(s.name) if _flatten_free(s) else [s]
+        for s in error_senders(self.net, t):
+            out += self.contributors(s.name) if _flatten_free(s) else [s]
         return out
 
-    dst_of: dict[tuple[str, str], tuple[str, list[str], dict[int, str]]] = {}
-    sums: dict[str, tuple[list[str], bool]] = {}   # d -> (sources, mask)
-    for l in net:
-        if l.op == "softmax_ce" or not l.needs_error or (l.op == "flatten" and _flatten_free(l)):
-            continue
-        d = dram(l.name)
-        if d == logits_d or f"err:{d}" in dst_targets_done:
-            continue
-        dst_targets_done.add(f"err:{d}")
-        final = err(d).name
-        masked = d in fused
-        contrib = contributors(d)
-        passthrough = [c for c in contrib if c.op == "add"]
-        if len(contrib) == 1 and not passthrough and (not masked or contrib[0].name in masks):
-            c = contrib[0]
-            dst_of[(c.name, d)] = (final, ["MASK"] if masked else [], {6: f"act:{d}"} if masked else {})
-        elif len(contrib) == 1 and passthrough and not masked:
-            target = err(dram(passthrough[0].name)).name
-            regions[final] = _alias_region(regions, final, target)
-        else:
-            srcs = []
-            for c in contrib:
-                if c.op == "add":
-                    srcs.append(f"err:{dram(c.name)}")
-                else:
-                    part = add(f"errpart:{d}:{c.name}", "fm", _fm4(net[d].out_shape, B)).name
-                    dst_of[(c.name, d)] = (part, [], {})
-                    srcs.append(part)
-            if len(srcs) > 4:
-                raise ValueError(f"{d}: more than 4 error senders")
-            sums[d] = (srcs, masked)
+    def error_routing(self) -> None:
+        """Who writes which error, decided once: straight into the final error region
+        (with the ReLU mask where the sender's store can apply it), aliased through an
+        add, or into partial regions that an error-sum descriptor adds up."""
+        net, err, add = self.net, self.err, self.add
+        self.dst_of: dict[tuple[str, str], tuple[str, list[str], dict[int, str]]] = {}
+        self.sums: dict[str, tuple[list[str], bool]] = {}   # d -> (sources, mask)
+        done: set[str] = set()
+        for l in net:
+            if l.op == "softmax_ce" or not l.needs_error or (l.op == "flatten"
+                                                             and _flatten_free(l)):
+                continue
+            d = self.dram(l.name)
+            if d == self.logits_d or f"err:{d}" in done:
+                continue
+            done.add(f"err:{d}")
+            final = err(d).name
+            masked = d in self.fused
+            contrib = self.contributors(d)
+            passthrough = [c for c in contrib if c.op == "add"]
+            if len(contrib) == 1 and not passthrough and (not masked
+                                                          or contrib[0].name in self.masks):
+                c = contrib[0]
+                self.dst_of[(c.name, d)] = (final, ["MASK"] if masked else [],
+                                            {6: f"act:{d}"} if masked else {})
+            elif len(contrib) == 1 and passthrough and not masked:
+                target = err(self.dram(passthrough[0].name)).name
+                self.regions[final] = _alias_region(self.regions, final, target)
+            else:
+                srcs = []
+                for c in contrib:
+                    if c.op == "add":
+                        srcs.append(f"err:{self.dram(c.name)}")
+                    else:
+                        part = add(f"errpart:{d}:{c.name}", "fm",
+                                   _fm4(net[d].out_shape, self.B)).name
+                        self.dst_of[(c.name, d)] = (part, [], {})
+                        srcs.append(part)
+                if len(srcs) > 4:
+                    raise ValueError(f"{d}: more than 4 error senders")
+                self.sums[d] = (srcs, masked)
 
-    def sender_dst(sender: Layer, t: str):
-        return dst_of[(sender.name, dram(t))]
+    def sender_dst(self, sender: Layer, t: str):
+        return self.dst_of[(sender.name, self.dram(t))]
 
-    def finalise(l: Layer) -> None:
-        d = dram(l.name)
-        if d in sums and d not in finalised:
+    def finalise(self, l: Layer, finalised: set[str]) -> None:
+        """The error-sum descriptor of ``l``'s DRAM tensor, before its first reader."""
+        d = self.dram(l.name)
+        if d in self.sums and d not in finalised:
             finalised.add(d)
-            srcs, masked = sums[d]
+            srcs, masked = self.sums[d]
             a = {i: s for i, s in enumerate(srcs)}
-            a[7] = err(d).name
+            a[7] = self.err(d).name
             fl = []
             if masked:
                 fl, a[6] = ["MASK"], f"act:{d}"
-            bp.append(Step(l.name, "errsum", desc("ERRSUM", net[d], fl, a, n_src=len(srcs))))
+            self.bp.append(Step(l.name, "errsum",
+                                self.desc("ERRSUM", self.net[d], fl, a, n_src=len(srcs))))
 
-    finalised: set[str] = set()
-    for l in reversed(net.layers):
-        if l.op == "softmax_ce" or not l.needs_error:
-            continue
-        if (l.op == "relu" and l.name in fused) or (l.op == "flatten" and _flatten_free(l)):
-            continue
-        finalise(l)
-        dy = f"err:{dram(l.name)}"
-        t = l.inputs[0]
-        if l.op in ("conv", "linear"):
-            if l.runs_bp:
-                dst, fl, extra = sender_dst(l, t)
-                a = {0: dy, 1: f"w:{l.name}", 7: dst, **extra}
-                bp.append(Step(l.name, "bp", desc("CONV_BP", l, fl, a, **tiling(l, "bp"))))
-            if l.trainable:
-                a = {0: dy, 1: f"act:{dram(t)}", 2: f"w:{l.name}", 3: f"vel:{l.name}.weight"}
-                fl = []
-                if l.bias:
-                    fl = ["BIAS"]
-                    a.update({4: f"b:{l.name}", 5: f"vel:{l.name}.bias"})
-                if debug_grads:
-                    a[6] = f"grad:{l.name}.weight"
-                    if l.bias:
-                        a[7] = f"grad:{l.name}.bias"
-                bp.append(Step(l.name, "wu", desc("CONV_WU", l, fl, a, **tiling(l, "wu"))))
-        elif l.op == "batchnorm":
-            fl, a = [], {0: dy, 1: f"act:{dram(t)}", 2: f"stats:{l.name}",
-                         3: f"gamma:{l.name}", 4: f"beta:{l.name}"}
-            if l.trainable:
-                fl.append("TRAIN")
-                a[5] = f"vel:{l.name}"
-                if debug_grads:
-                    a[6] = f"grad:{l.name}"
-            if l.runs_bp:
-                dst, mfl, _ = sender_dst(l, t)   # BN's mask source is its own input a[1]
-                fl += ["DX"] + mfl
-                a[7] = dst
-            bp.append(Step(l.name, "bp", desc("BN_BP", l, fl, a)))
-        elif l.op == "relu":
-            dst, _, _ = sender_dst(l, t)
-            bp.append(Step(l.name, "bp", desc("RELU_BP", l, [],
-                                               {0: dy, 1: f"act:{dram(l.name)}", 7: dst})))
-        elif l.op in ("maxpool", "avgpool", "shortcut_a", "flatten"):
-            if not l.runs_bp:
+    # ---- stage 5: BP and WU descriptors -----------------------------------------------------
+    def bp_wu_descriptors(self) -> None:
+        """BP (and the WU of trainable layers) in reverse net order."""
+        net, desc, bp, dram, debug_grads = self.net, self.desc, self.bp, self.dram, \
+            self.debug_grads
+        finalised: set[str] = set()
+        for l in reversed(net.layers):
+            if l.op == "softmax_ce" or not l.needs_error:
                 continue
-            dst, fl, extra = sender_dst(l, t)
-            op = {"maxpool": "MAXPOOL_BP", "avgpool": "AVGPOOL_BP", "shortcut_a": "SHORTCUT_BP",
-                  "flatten": "FLATTEN_BP"}[l.op]
-            a = {0: dy, 7: dst, **extra}
-            if l.op == "maxpool":
-                a[1] = f"argmax:{l.name}"
-            bp.append(Step(l.name, "bp", desc(op, l, fl, a)))
-        # add: no pass (its operands read this error region)
+            if (l.op == "relu" and l.name in self.fused) or (l.op == "flatten"
+                                                             and _flatten_free(l)):
+                continue
+            self.finalise(l, finalised)
+            dy = f"err:{dram(l.name)}"
+            t = l.inputs[0]
+            if l.op in ("conv", "linear"):
+                if l.runs_bp:
+                    dst, fl, extra = self.sender_dst(l, t)
+                    a = {0: dy, 1: f"w:{l.name}", 7: dst, **extra}
+                    bp.append(Step(l.name, "bp", desc("CONV_BP", l, fl, a,
+                                                      **self.tiling(l, "bp"))))
+                if l.trainable:
+                    a = {0: dy, 1: f"act:{dram(t)}", 2: f"w:{l.name}",
+                         3: f"vel:{l.name}.weight"}
+                    fl = []
+                    if l.bias:
+                        fl = ["BIAS"]
+                        a.update({4: f"b:{l.name}", 5: f"vel:{l.name}.bias"})
+                    if debug_grads:
+                        a[6] = f"grad:{l.name}.weight"
+                        if l.bias:
+                            a[7] = f"grad:{l.name}.bias"
+                    bp.append(Step(l.name, "wu", desc("CONV_WU", l, fl, a,
+                                                      **self.tiling(l, "wu"))))
+            elif l.op == "batchnorm":
+                fl, a = [], {0: dy, 1: f"act:{dram(t)}", 2: f"stats:{l.name}",
+                             3: f"gamma:{l.name}", 4: f"beta:{l.name}"}
+                if l.trainable:
+                    fl.append("TRAIN")
+                    a[5] = f"vel:{l.name}"
+                    if debug_grads:
+                        a[6] = f"grad:{l.name}"
+                if l.runs_bp:
+                    dst, mfl, _ = self.sender_dst(l, t)   # BN's mask source is its input a[1]
+                    fl += ["DX"] + mfl
+                    a[7] = dst
+                bp.append(Step(l.name, "bp", desc("BN_BP", l, fl, a)))
+            elif l.op == "relu":
+                dst, _, _ = self.sender_dst(l, t)
+                bp.append(Step(l.name, "bp", desc("RELU_BP", l, [],
+                                                   {0: dy, 1: f"act:{dram(l.name)}", 7: dst})))
+            elif l.op in ("maxpool", "avgpool", "shortcut_a", "flatten"):
+                if not l.runs_bp:
+                    continue
+                dst, fl, extra = self.sender_dst(l, t)
+                op = {"maxpool": "MAXPOOL_BP", "avgpool": "AVGPOOL_BP",
+                      "shortcut_a": "SHORTCUT_BP", "flatten": "FLATTEN_BP"}[l.op]
+                a = {0: dy, 7: dst, **extra}
+                if l.op == "maxpool":
+                    a[1] = f"argmax:{l.name}"
+                bp.append(Step(l.name, "bp", desc(op, l, fl, a)))
+            # add: no pass (its operands read this error region)
 
-    # ---- place the regions and resolve the descriptors' addresses ---------------------------
-    # Word 0 stays unused: an address of 0 in a descriptor means "none" (debug outputs).
-    offset = ALIGN
-    placed: dict[str, int] = {}
-    for name, r in regions.items():
-        if getattr(r, "alias_of", None):
-            continue
-        offset = -(-offset // ALIGN) * ALIGN
-        r.offset = offset
-        placed[name] = offset
-        offset += r.words
-    for name, r in regions.items():
-        target = getattr(r, "alias_of", None)
-        while target and getattr(regions[target], "alias_of", None):
-            target = regions[target].alias_of
-        if target:
-            r.offset = regions[target].offset
-            r.words = regions[target].words
-    total = -(-offset // ALIGN) * ALIGN
-    for d, a in pending:
-        for i, rname in a.items():
-            d.a[i] = regions[rname].offset
-
-    held = {t.key for r in regions.values() for t in r.traces}
-    not_in_dram = sorted({f"{l.name}:y" for l in net if l.name in fused_into}
-                         | {f"{r}:dy" for r in fused} - held)
-    return Program(net, design, regions, fp, bp, logits, dlogits, total, not_in_dram, sgd)
+    # ---- stage 6: placement -----------------------------------------------------------------
+    def place(self) -> Program:
+        """Place the regions (4 KiB aligned, aliases share their target) and resolve the
+        descriptors' addresses."""
+        regions, net = self.regions, self.net
+        # Word 0 stays unused: an address of 0 in a descriptor means "none" (debug outputs).
+        offset = ALIGN
+        for name, r in regions.items():
+            if getattr(r, "alias_of", None):
+                continue
+            offset = -(-offset // ALIGN) * ALIGN
+            r.offset = offset
+            offset += r.words
+        for name, r in regions.items():
+            target = getattr(r, "alias_of", None)
+            while target and getattr(regions[target], "alias_of", None):
+                target = regions[target].alias_of
+            if target:
+                r.offset = regions[target].offset
+                r.words = regions[target].words
+        total = -(-offset // ALIGN) * ALIGN
+        for d, a in self.pending:
+            for i, rname in a.items():
+                d.a[i] = regions[rname].offset
+        held = {t.key for r in regions.values() for t in r.traces}
+        not_in_dram = sorted({f"{l.name}:y" for l in net if l.name in self.fused_into}
+                             | {f"{r}:dy" for r in self.fused} - held)
+        return Program(net, self.design, regions, self.fp, self.bp, self.logits, self.dlogits,
+                       total, not_in_dram, self.sgd)
 
 
 def _alias_region(regions: dict[str, Region], name: str, target: str) -> Region:

@@ -16,7 +16,7 @@ batchnorm      stats pass (read x); normalise (read x,     sums pass (read dy, x
 relu           fused into the producer's store when the    fused: the mask is applied by the
                producer is conv/linear/BN/add and the      single sender's BP store (reading
                ReLU is its only consumer; else read+write  its input) or by the error sum
-                                                           (see efgen/fusion.py)
+                                                           (see efgen/model/fusion.py)
 maxpool        read x, write y and the argmax bits         read dy and argmax, write dx
 avgpool        read x, write y                             read dy, write dx
 add            read a and b, write y                       free: both branches read dy
@@ -40,9 +40,8 @@ import math
 from dataclasses import dataclass
 
 from efgen.design import HwParams
-from efgen.fusion import bp_store_masks, error_senders, fused_relus, masked_error_sums
-from efgen.ir import Layer, Net
-
+from efgen.frontend.ir import Layer, Net
+from efgen.model.fusion import bp_store_masks, error_senders, fused_relus, masked_error_sums
 
 
 @dataclass(frozen=True)

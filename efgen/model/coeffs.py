@@ -6,8 +6,8 @@ import math
 from functools import lru_cache
 from typing import Any
 
+from efgen.frontend.yamlio import read_yaml
 from efgen.resources import configs_dir
-from efgen.yamlio import read_yaml
 
 
 @lru_cache(maxsize=1)

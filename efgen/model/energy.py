@@ -6,7 +6,7 @@ joules are for ranking designs, not for quoting; reports say so.
 
 from __future__ import annotations
 
-from efgen.boards import Board
+from efgen.frontend.boards import Board
 from efgen.model.coeffs import coefficients
 
 

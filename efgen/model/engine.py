@@ -108,7 +108,7 @@ def phase_job(layer: str, phase: str, op: str, n: int, m: int, batch: int, h: in
 
 def jobs_for(net, batch: int) -> list[Job]:
     """The engine jobs of a net, in execution order (FP forward, then BP and WU backward)."""
-    from efgen.fusion import bp_store_masks
+    from efgen.model.fusion import bp_store_masks
 
     masks = bp_store_masks(net)
     fwd, bwd = [], []

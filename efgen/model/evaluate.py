@@ -14,15 +14,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from efgen.boards import Board
 from efgen.design import Design, HwParams
 from efgen.errors import EfgenError
-from efgen.ir import Net
+from efgen.frontend.boards import Board
+from efgen.frontend.ir import Net
 from efgen.model import engine
-from efgen.fusion import fused_relus
 from efgen.model.aux import aux_costs
 from efgen.model.coeffs import word_bits
 from efgen.model.energy import energy_constants, energy_joules
+from efgen.model.fusion import fused_relus
 from efgen.model.resources import resource_use
 
 

@@ -15,9 +15,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from efgen.boards import Board
 from efgen.design import HwParams
-from efgen.model.coeffs import acc_bits, bram18_units, coefficients, mac_cost, uram_units, word_bits
+from efgen.frontend.boards import Board
+from efgen.model.coeffs import (
+    acc_bits,
+    bram18_units,
+    coefficients,
+    mac_cost,
+    uram_units,
+    word_bits,
+)
 
 
 @dataclass(frozen=True)

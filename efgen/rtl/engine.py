@@ -75,7 +75,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from efgen import __version__
-from efgen.rtl.fpu import ADD_LATENCY, IMPLS, MUL_LATENCY, fp_units_verilog, _env
+from efgen.rtl.fpu import ADD_LATENCY, IMPLS, MUL_LATENCY, _env, fp_units_verilog
 
 RAM_LATENCY = 1                      # synchronous read
 ACC_DIST = ADD_LATENCY + 2           # read, add, write of one accumulator (cycles)

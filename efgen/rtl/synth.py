@@ -519,7 +519,8 @@ def error_pct(model: float, got: float) -> float | None:
 
 def format_table(pred: dict[str, Any], got: SynthResult | dict[str, int]) -> str:
     """Model vs Yosys, one row per resource, with the footnote on LUT and FF."""
-    from efgen.textable import fmt_int, format_table as table
+    from efgen.textable import fmt_int
+    from efgen.textable import format_table as table
 
     counts = got.counts if isinstance(got, SynthResult) else got
     rows = []

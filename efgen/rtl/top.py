@@ -92,10 +92,7 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
     if hw.precision != "fp32":
         raise EfgenError(f"design precision {hw.precision!r}: the reference RTL is FP32 only; "
                          "build with --precision fp32")
-    from efgen.ir import parse_net
-
-    net = parse_net(design.net, "design.json:net")
-    kmax = max([l.kernel for l in net if l.op == "conv"] + [1])
+    kmax = max([l.kernel for l in design.net_ir if l.op == "conv"] + [1])
     try:
         eng = EngineParams(tm=hw.tm, tn=hw.tn, ifm_depth=_pow2_at_least(hw.ifm_depth),
                            ofm_depth=_pow2_at_least(hw.ofm_depth),

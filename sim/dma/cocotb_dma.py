@@ -1,6 +1,6 @@
 """cocotb tests of axi_dma_rd, axi_dma_wr and desc_regs (top: sim/dma/dma_tb.v).
 
-Run from tests/test_rtl_dma.py through sim.runner.run_cocotb, one cocotb test at a time
+Run from tests/test_rtl_dma.py through efgen.cosim.runner.run_cocotb, one cocotb test at a time
 (``TESTCASE``), with:
 
 * ``EFGEN_DMA_PARAMS`` - the DmaParams of the build (JSON);
@@ -29,9 +29,18 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from efgen.hls.desc import EfgenDesc
 from efgen.layout import FeatureMapLayout, WeightLayout
-from efgen.rtl.dma import (CONTROL_START, DESC_PORTS, REGISTER_MAP, REGISTERS, STATUS_BUSY,
-                           STATUS_DONE, STATUS_ERROR, DmaParams, axi_bursts,
-                           desc_register_writes)
+from efgen.rtl.dma import (
+    CONTROL_START,
+    DESC_PORTS,
+    REGISTER_MAP,
+    REGISTERS,
+    STATUS_BUSY,
+    STATUS_DONE,
+    STATUS_ERROR,
+    DmaParams,
+    axi_bursts,
+    desc_register_writes,
+)
 
 MEM_BYTES = 1 << 21          # 2 MiB of DRAM: 512 Ki words
 PAGE_WORDS = 1024            # 4 KiB

@@ -22,9 +22,20 @@ import numpy as np
 
 from efgen.golden import ops
 from efgen.layout import WeightLayout
-from efgen.rtl.engine import (ST_MASK, ST_RAW, ST_RELU, EngineParams, WloadConfig,
-                              block_cycles, conv_block, store_op, wload_placement,
-                              wu_block, wu_copies, wu_gradient)
+from efgen.rtl.engine import (
+    ST_MASK,
+    ST_RAW,
+    ST_RELU,
+    EngineParams,
+    WloadConfig,
+    block_cycles,
+    conv_block,
+    store_op,
+    wload_placement,
+    wu_block,
+    wu_copies,
+    wu_gradient,
+)
 
 REL_TOL = 1e-5
 NAN = 0x7FC00000

@@ -1,6 +1,6 @@
 """cocotb driver of engine_core (efgen.rtl.engine): runs a script, records what it reads.
 
-Run from pytest by tests/test_rtl_engine.py through sim/runner.py. The script (JSON,
+Run from pytest by tests/test_rtl_engine.py through efgen/cosim/runner.py. The script (JSON,
 path in EFGEN_ENGINE_SCRIPT) is a list of operations; results (JSON, written to
 EFGEN_ENGINE_RESULTS) map each operation's ``tag`` to what it observed. All checking
 against numpy happens in pytest, so this file only drives ports:

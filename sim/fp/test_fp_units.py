@@ -1,6 +1,6 @@
 """cocotb tests of fp32_add, fp32_mul and fp32_mac (toplevel fp32_units_tb).
 
-Run from pytest by tests/test_rtl_fp.py through sim/runner.py. Settings come from the
+Run from pytest by tests/test_rtl_fp.py through efgen/cosim/runner.py. Settings come from the
 environment: EFGEN_FP_IMPL ("synth" or "behav": picks the oracle), EFGEN_FP_VECTORS
 (how many operand triples), EFGEN_FP_SEED.
 
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
-
 import cocotb
+import fp_vectors
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
-import fp_vectors
 from efgen.golden.ftz import add_ftz, mac_ftz, mul_ftz
 from efgen.rtl.fpu import LATENCY, QNAN
 

@@ -1,6 +1,6 @@
 """cocotb driver of sgd_wb (top: sim/sgd/sgd_tb.v): runs a list of cases, records results.
 
-Run from tests/test_rtl_sgd.py through sim/runner.py. The script (JSON, path in
+Run from tests/test_rtl_sgd.py through efgen/cosim/runner.py. The script (JSON, path in
 EFGEN_SGD_SCRIPT) is a list of cases; the results (JSON, EFGEN_SGD_RESULTS) map each
 case's name to what the run observed. All checking against the models happens in
 pytest; this file only drives the ports and reads DRAM back. A case::

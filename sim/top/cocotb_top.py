@@ -1,6 +1,6 @@
 """cocotb driver of efgen_top (efgen.rtl.top): a host that writes descriptors and starts them.
 
-Run from efgen.rtl.cosim through sim/runner.py. The script (JSON, path in
+Run from efgen.cosim.layers through efgen/cosim/runner.py. The script (JSON, path in
 EFGEN_TOP_SCRIPT) is::
 
     {"image": "<.npy of uint32 DRAM words>", "latency": L, "dump": "<.npy>",
@@ -136,10 +136,10 @@ async def run_script(dut):
     with open(os.environ["EFGEN_TOP_SCRIPT"]) as f:
         script = json.load(f)
     lat = int(script.get("latency", 0))
-    if "step" in script:                     # one training step (efgen.rtl.step)
+    if "step" in script:                     # one training step (efgen.cosim.step)
         import pickle
 
-        from efgen.rtl.step import drive
+        from efgen.cosim.step import drive
         with open(script["step"], "rb") as f:
             plan = pickle.load(f)
         host = Host(dut, lat, _mem_size(plan["mem"].size))
@@ -148,7 +148,7 @@ async def run_script(dut):
         with open(script["step_out"], "wb") as f:
             pickle.dump(out, f)
         results = {r["layer"] + ":" + r["phase"]: r.get("cycles", 0) for r in out["ran"]}
-    else:                                    # independent layer-phases (efgen.rtl.cosim)
+    else:                                    # independent layer-phases (efgen.cosim.layers)
         image = np.load(script["image"]).astype("<u4")
         host = Host(dut, lat, _mem_size(image.size))
         await host.reset()

@@ -25,17 +25,25 @@ from typing import Any
 
 import numpy as np
 
-from efgen.boards import Board
-from efgen.design import LOOP_ORDERS, OBJECTIVES, PHASES, PRECISIONS, Design, HwParams, PhaseSchedule
+from efgen.design import (
+    LOOP_ORDERS,
+    OBJECTIVES,
+    PHASES,
+    PRECISIONS,
+    Design,
+    HwParams,
+    PhaseSchedule,
+)
 from efgen.errors import EfgenError
-from efgen.ir import Net, net_to_doc
+from efgen.frontend.boards import Board
+from efgen.frontend.ir import Net, net_to_doc
+from efgen.frontend.yamlio import read_yaml
 from efgen.model import engine
 from efgen.model.aux import aux_costs
 from efgen.model.coeffs import acc_bits, bram18_units, coefficients, fmax_mhz, mac_cost, word_bits
 from efgen.model.energy import energy_constants, energy_joules
 from efgen.model.evaluate import bram_accesses_per_cycle, ddr_bytes_per_cycle
 from efgen.model.resources import RESOURCES, over_caps, resource_use
-from efgen.yamlio import read_yaml
 
 ARRAY_SIDES = (1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64)
 DEPTHS = (1024, 2048, 4096, 8192)
@@ -295,7 +303,7 @@ def load_overrides(path: str, net: Net) -> dict[tuple[str, str], dict[str, Any]]
     for lname, phases in doc["layers"].items():
         where = f"layers.{lname}"
         if lname not in names or not names[lname].is_weighted:
-            from efgen.ir import did_you_mean
+            from efgen.frontend.ir import did_you_mean
             hint = did_you_mean(str(lname), [n for n, l in names.items() if l.is_weighted])
             raise EfgenError(f"'{lname}' is not a conv or linear layer of {net.name}",
                              file=path, where=where, fix=f"{hint}name a conv/linear layer")

@@ -5,7 +5,7 @@ DRAM image the C-simulation runs). Inside one cocotb simulation (sim/top/cocotb_
 :func:`drive` walks it in order: every CONV_FP / CONV_BP / CONV_WU descriptor runs on the
 RTL (written over AXI4-Lite, started, DRAM shared with the host through cocotbext-axi);
 every other descriptor - batchnorm, pooling, adds, error sums, shortcut, flatten, ReLU -
-runs in numpy (:class:`efgen.sim.interp.Interp`, itself checked against the golden), and
+runs in numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), and
 so does the softmax cross-entropy, as on the real host. Parts of a conv descriptor the RTL
 has no datapath for yet also run on the host, right after the RTL run, and are listed:
 
@@ -53,7 +53,7 @@ class StepResult:
     loss: float
     golden_loss: float
     ran: list[Ran] = field(default_factory=list)
-    rows: list = field(default_factory=list)       # efgen.sim.csim.Compared
+    rows: list = field(default_factory=list)       # efgen.csim.csim.Compared
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -105,7 +105,7 @@ def host_parts(it, d) -> None:
 
 async def drive(host, plan: dict) -> dict:
     """Run the step inside cocotb. ``host`` is sim/top/cocotb_top.py's Host."""
-    from efgen.sim.interp import Interp
+    from efgen.csim.interp import Interp
 
     prog = plan["prog"]
     mem = plan["mem"]
@@ -144,8 +144,8 @@ async def drive(host, plan: dict) -> dict:
 def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None = None,
                  seed: int = 0, sgd: SGD = SGD(), latency: int | None = None) -> StepResult:
     """One training step of ``net`` with its conv/linear layer-phases on the RTL of ``p``."""
-    from efgen.rtl.cosim import DRAM_LATENCY, simulate
-    from efgen.sim.csim import DramImage, compare
+    from efgen.cosim.layers import DRAM_LATENCY, simulate
+    from efgen.csim.csim import DramImage, compare
 
     t0 = time.perf_counter()
     work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-step-"))).resolve()

@@ -14,9 +14,9 @@ PHASE_CHOICES = ("fp", "bp", "wu")
 
 def design_for(args):
     """The Design ``efgen cosim`` simulates: the scheduler's, for the board and batch."""
-    from efgen.boards import load_board
-    from efgen.ir import load_net
-    from efgen.schedule import Request, parse_tiles, schedule
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.model.schedule import Request, parse_tiles, schedule
 
     net = load_net(args.net)
     board = load_board(args.board)
@@ -45,9 +45,9 @@ def format_rows(rows, title: str) -> str:
 
 
 def cosim_main(args) -> int:
-    from efgen.rtl import cosim
+    from efgen.cosim import layers as cosim
+    from efgen.cosim.validate import model_rows
     from efgen.rtl.top import rtl_params
-    from efgen.rtl.validate import model_rows
 
     net, design = design_for(args)
     layouts = ("reshaped", "nchw") if args.layout == "both" else (args.layout,)
@@ -60,7 +60,7 @@ def cosim_main(args) -> int:
               "tm": design.hw.tm, "tn": design.hw.tn, "sim": args.sim}
     ok = True
     if args.step:
-        from efgen.rtl.step import format_step, run_rtl_step
+        from efgen.cosim.step import format_step, run_rtl_step
 
         p = rtl_params(design, layout="reshaped", impl=args.impl)
         t0 = time.perf_counter()
@@ -109,8 +109,8 @@ def cosim_main(args) -> int:
 
 def _step_model(p, res, lps: dict) -> dict:
     """Model cycles of the step's RTL layer-phases."""
-    from efgen.rtl.cosim import Result
-    from efgen.rtl.validate import model_rows
+    from efgen.cosim.layers import Result
+    from efgen.cosim.validate import model_rows
 
     results = [Result(lps[f"{r.layer}:{r.phase}"], 0.0, {}, r.cycles, (0, 0, 0), (0, 0, 0))
                for r in res.ran if r.where == "rtl" and f"{r.layer}:{r.phase}" in lps]

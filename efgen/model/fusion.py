@@ -13,7 +13,7 @@ that the analytical model and the code generators both read, so they agree).
 
 from __future__ import annotations
 
-from efgen.ir import INPUT, Layer, Net
+from efgen.frontend.ir import INPUT, Layer, Net
 
 FUSING_PRODUCERS = ("conv", "linear", "batchnorm", "add")
 

@@ -44,7 +44,6 @@ from typing import Any
 
 from efgen.errors import EfgenError
 from efgen.resources import configs_dir
-from efgen.yamlio import read_yaml
 
 Shape = tuple[int, ...]
 INPUT = "input"
@@ -269,20 +268,6 @@ def resolve_net_path(name_or_path: str) -> Path:
     hint = did_you_mean(name_or_path, names)
     raise EfgenError(f"unknown net '{name_or_path}'",
                      fix=f"{hint}catalogue nets: {', '.join(names)}; or give a .yaml or .onnx path")
-
-
-def load_net(name_or_path: str, train_last: int | None = None) -> Net:
-    """Load a catalogue net by name, or a net YAML file by path."""
-    path = resolve_net_path(name_or_path)
-    if path.suffix.lower() == ".onnx":
-        from efgen.onnxio import load_onnx_net  # onnx is imported only for .onnx nets
-
-        net = load_onnx_net(path)
-    else:
-        net = parse_net(read_yaml(path), str(path))
-    if train_last is not None:
-        net = net.with_train_last(train_last)
-    return net
 
 
 def did_you_mean(word: str, options) -> str:
@@ -622,3 +607,49 @@ def net_to_doc(net: Net) -> dict[str, Any]:
     if net.description:
         doc["description"] = net.description
     return doc
+
+
+# ---- YAML output (the importer's net files) ---------------------------------------
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of flow-style YAML."""
+    import yaml
+
+    text = yaml.safe_dump([value], default_flow_style=True, sort_keys=False,
+                          width=2**31 - 1, allow_unicode=True).strip()
+    return text[1:-1]  # drop the brackets of the wrapping list
+
+
+def net_yaml(doc: dict[str, Any], header: str | None = None, compact: bool = True) -> str:
+    """The text of a net YAML file: top-level keys, then one flow mapping per layer.
+
+    With ``compact``, an ``inputs`` equal to the default (the previous layer) is left out,
+    as in the catalogue files; the net is the same either way.
+    """
+    lines = [f"# {h}".rstrip() for h in (header or "").splitlines()]
+    for key in ("name", "description", "input", "num_classes"):
+        if key in doc:
+            lines.append(f"{key}: {_flow(doc[key])}")
+    for key in doc:
+        if key not in ("name", "description", "input", "num_classes", "layers"):
+            lines.append(f"{key}: {_flow(doc[key])}")
+    lines.append("layers:")
+    prev = INPUT
+    for layer in doc["layers"]:
+        layer = dict(layer)
+        if compact and list(layer.get("inputs") or []) == [prev]:
+            layer.pop("inputs")
+        lines.append(f"  - {_flow(layer)}")
+        prev = layer["name"]
+    return "\n".join(lines) + "\n"
+
+
+def write_net_yaml(doc: dict[str, Any], path: str | Path, header: str | None = None) -> None:
+    """Write ``doc`` as a readable net YAML file (see :func:`net_yaml`)."""
+    path = Path(path)
+    try:
+        path.write_text(net_yaml(doc, header), encoding="utf-8")
+    except OSError as exc:
+        raise EfgenError(f"cannot write the net file ({exc.strerror or exc.__class__.__name__})",
+                         file=str(path), fix="check that the directory exists and is "
+                                             "writable") from None

@@ -10,7 +10,7 @@ pipelined read latency), and compares every output tensor with the golden model
 (:mod:`efgen.golden.ops`), as max |rtl - golden| / max |golden|.
 
 Per case it also records the cycles from start to done (the CYCLES register) and the AXI
-bursts of each port, for :mod:`efgen.rtl.validate` to set against the analytical model.
+bursts of each port, for :mod:`efgen.cosim.validate` to set against the analytical model.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import desc_register_writes
 from efgen.rtl.engine import wu_copies
-from efgen.rtl.top import TOP, RtlParams, rtl_verilog
+from efgen.rtl.top import RtlParams, rtl_verilog
 
 ALIGN = 1024                # words: regions start on a 4 KiB page
 DRAM_LATENCY = 24           # cycles from AR to first R beat (DDR4 behind a Zynq HP port, ~100 MHz PL)
@@ -91,7 +91,7 @@ def layer_phases(net, design, p: RtlParams | None = None,
     (K*K < the accumulator distance) do not fit its weight buffer; the Design's model
     does not know G.
     """
-    from efgen.fusion import bp_store_masks, fused_relus
+    from efgen.model.fusion import bp_store_masks, fused_relus
 
     into = {net[r].inputs[0] for r in fused_relus(net)}    # producers that clamp at the store
     masks = bp_store_masks(net)                             # BP stores that apply a ReLU mask
@@ -303,27 +303,23 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
                              f"{e.wbuf_depth}; lower mc")
 
 
-def _sim_runner():
-    """sim/runner.py of the checkout (sim/ is a folder of the repository, not shipped)."""
-    import sys
-
-    try:
-        from sim import runner
-    except ImportError:
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "sim" / "runner.py").is_file():
-            raise EfgenError("the cocotb testbenches (sim/) are not installed with the wheel",
-                             where="efgen cosim",
-                             fix="run it from a checkout of efgen (make install)") from None
-        sys.path.insert(0, str(root))
-        from sim import runner
-    return runner.SIM_DIR, runner.available, runner.run_cocotb
+def testbench_dir() -> Path:
+    """The cocotb testbenches, sim/ of the checkout (a folder of the repository, not
+    shipped in the wheel)."""
+    sim_dir = Path(__file__).resolve().parents[2] / "sim"
+    if not (sim_dir / "top" / "cocotb_top.py").is_file():
+        raise EfgenError("the cocotb testbenches (sim/) are not installed with the wheel",
+                         where="efgen cosim",
+                         fix="run it from a checkout of efgen (make install)")
+    return sim_dir
 
 
 def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator") -> dict:
     """Build the RTL of ``p`` (cached per parameter set) and run sim/top/cocotb_top.py with
     ``script``; returns the per-run results the driver wrote."""
-    SIM_DIR, available, run_cocotb = _sim_runner()
+    from efgen.cosim.runner import available, run_cocotb  # cocotb is a test extra
+
+    SIM_DIR = testbench_dir()
     if not available(sim):
         raise EfgenError(f"simulator {sim!r} not found: apt-get install "
                          f"{'verilator' if sim == 'verilator' else 'iverilog'}")

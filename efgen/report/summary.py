@@ -11,8 +11,8 @@ from dataclasses import asdict
 from typing import Any
 
 from efgen import __version__
-from efgen.boards import Board
 from efgen.design import Design
+from efgen.frontend.boards import Board
 from efgen.model.resources import RESOURCES
 
 MB = 1e6
@@ -193,7 +193,7 @@ def model_figures(design: Design, ev: dict) -> dict[str, float]:
 
 def vendor_comparison(design: Design, ev: dict, build_dir) -> list[tuple[str, list]]:
     """[(report file, comparison rows)] for every vendor report under ``build_dir``."""
-    from efgen.hlsreport import compare_table, find_reports, parse_report, vendor_figures
+    from efgen.report.vendor import compare_table, find_reports, parse_report, vendor_figures
 
     model = model_figures(design, ev)
     out = []

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from efgen.boards import Board
+from efgen.csim.cc import compile_shared, load
 from efgen.design import Design
+from efgen.frontend.boards import Board
+from efgen.frontend.ir import Net
 from efgen.golden.model import SGD, TrainState, init_state, synthetic_batch, train_step
 from efgen.hls.emit import write_hls
 from efgen.hls.program import Program, Region, build_program
-from efgen.ir import Net
 from efgen.layout import FeatureMapLayout, WeightLayout
-from efgen.sim.cc import compile_shared, load
 
 BAR = 1e-4
 
@@ -68,7 +68,7 @@ class CsimResult:
 class DramImage:
     """The DRAM image of a Program: pack parameters and inputs, read tensors back.
 
-    Shared by the C-simulation and the RTL co-simulation (efgen.rtl.step).
+    Shared by the C-simulation and the RTL co-simulation (efgen.cosim.step).
     """
 
     def __init__(self, prog: Program):

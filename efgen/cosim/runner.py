@@ -4,7 +4,8 @@ Each build gets its own directory, ``<build_root>/<sim>-<hash>``, where the hash
 the simulator, the toplevel, the text of every source and the build arguments: cocotb
 runners overwrite a shared build directory, so two parameter sets never share one.
 Callers pass a per-session ``build_root`` (pytest's ``tmp_path_factory``), which keeps
-parallel runs apart.
+parallel runs apart. The testbenches themselves (the repository's ``sim/``) are files this
+module is given, never imports.
 
 :func:`run_cocotb` raises ``AssertionError`` when a cocotb test fails, also outside
 pytest (the runner itself only raises under pytest).
@@ -26,8 +27,6 @@ with warnings.catch_warnings():   # "Python runners ... experimental" (cocotb 1.
     warnings.simplefilter("ignore", UserWarning)
     from cocotb.runner import get_results, get_runner
 
-SIM_DIR = Path(__file__).resolve().parent
-REPO_ROOT = SIM_DIR.parent
 
 # Simulator name for cocotb -> the executable it needs.
 SIMULATORS = {"verilator": "verilator", "icarus": "iverilog"}
@@ -53,6 +52,15 @@ def build_key(sim: str, toplevel: str, sources: Mapping[str, str],
                        "sources": {k: _digest(v) for k, v in sorted(sources.items())}},
                       sort_keys=True)
     return _digest(blob)[:12]
+
+
+def _package_root(tb_dir: Path) -> Path:
+    """The folder holding the outermost package ``tb_dir`` belongs to (a testbench may
+    import its siblings through the package, e.g. ``sim.dma.cocotb_dma``)."""
+    d = Path(tb_dir).resolve()
+    while (d / "__init__.py").is_file():
+        d = d.parent
+    return d
 
 
 @contextmanager
@@ -99,7 +107,7 @@ def run_cocotb(sim: str, *, toplevel: str, sources: Mapping[str, str], test_modu
     except SystemExit as e:
         raise AssertionError(f"{sim} build failed ({e}); {build_log}:\n{_tail(build_log)}")
     try:
-        with _import_path(Path(tb_dir), REPO_ROOT):
+        with _import_path(Path(tb_dir), _package_root(tb_dir)):
             results = Path(runner.test(test_module=test_module, hdl_toplevel=toplevel,
                                        build_dir=build_dir, extra_env=dict(extra_env or {}),
                                        log_file=test_log))

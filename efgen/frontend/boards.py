@@ -56,9 +56,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-
 from efgen.errors import EfgenError
-from efgen.yamlio import LineMap, describe_value, parse_yaml
+from efgen.frontend.yamlio import LineMap, describe_value, parse_yaml
 from efgen.resources import configs_dir
 
 __all__ = [
@@ -314,7 +313,7 @@ def _check_section(data: Any, section: _Section, path: str, ctx: _Ctx,
                     f"the top level must be a mapping of keys, got {_describe(data)}")
             raise EfgenError(what, file=ctx.file, where="line 1",
                              fix="write the board as 'key: value' lines; see the schema "
-                                 "in efgen/boards.py or copy configs/boards/zcu102.yaml")
+                                 "in efgen/frontend/boards.py or copy configs/boards/zcu102.yaml")
         if data is None and not section.required:
             data = {}  # an optional section with every key commented out: all defaults
         else:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from efgen.cosim.layers import DRAM_LATENCY, LayerPhase, Result
 from efgen.design import HwParams
 from efgen.model.engine import Job, evaluate_chosen, phase_job
-from efgen.rtl.cosim import DRAM_LATENCY, LayerPhase, Result
 from efgen.rtl.engine import ACC_DIST, pipeline_depth
 from efgen.rtl.sgd import PIECE as SGD_PIECE
 from efgen.rtl.top import RtlParams

@@ -5,10 +5,12 @@ Keys are the layer name, a dot, and one of the parameter names the IR defines
 ``gamma``, ``beta``, ``running_mean``, ``running_var`` (batchnorm). Layer names may
 contain any character, dots included: the parameter name is what follows the *last* dot.
 
-:func:`load_weights` builds a golden :class:`~efgen.golden.model.TrainState` from such an
-archive (SGD velocity starts at zero) after checking it against the net: every missing
-parameter, unexpected key and wrong shape is reported in one :class:`EfgenError` that
-names the file, the key and the expected shape.
+:func:`read_weights` reads such an archive and :func:`check_flat` checks it against the
+net: every missing parameter, unexpected key and wrong shape is reported in one
+:class:`EfgenError` that names the file, the key and the expected shape.
+:func:`efgen.golden.checkpoint.load_weights` turns a checked archive into a golden
+``TrainState``; this module knows nothing of the golden model (a state is read through
+its ``params`` and ``buffers`` only).
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from efgen.errors import EfgenError
-from efgen.golden.model import TrainState
-from efgen.ir import Net, did_you_mean
+from efgen.frontend.ir import Net, did_you_mean
 
 Shape = tuple[int, ...]
 _MAX_LISTED = 6   # problems named in one error message
@@ -72,25 +73,7 @@ def check_flat(net: Net, flat: dict[str, np.ndarray], *, file: str | None = None
     raise EfgenError(f"{what} do not match net '{net.name}': {listed}", file=file, fix=fix)
 
 
-def state_from_flat(net: Net, flat: dict[str, np.ndarray], *, file: str | None = None,
-                    what: str = "weights", dtype=np.float32) -> TrainState:
-    """Build a TrainState (velocity zero for trainable parameters) from a flat dict."""
-    check_flat(net, flat, file=file, what=what)
-    params: dict[str, dict[str, np.ndarray]] = {}
-    buffers: dict[str, dict[str, np.ndarray]] = {}
-    for l in net:
-        p = {n: np.array(flat[f"{l.name}.{n}"], dtype=dtype) for n in l.param_shapes()}
-        if p:
-            params[l.name] = p
-        b = {n: np.array(flat[f"{l.name}.{n}"], dtype=dtype) for n in l.buffer_shapes()}
-        if b:
-            buffers[l.name] = b
-    velocity = {l.name: {n: np.zeros_like(a) for n, a in params[l.name].items()}
-                for l in net if l.trainable and l.name in params}
-    return TrainState(params, buffers, velocity)
-
-
-def state_to_flat(state: TrainState) -> dict[str, np.ndarray]:
+def state_to_flat(state) -> dict[str, np.ndarray]:
     """Parameters and batchnorm buffers of ``state`` keyed ``"<layer>.<param>"``.
 
     The SGD velocity is training-run state, not part of the model, and is left out.
@@ -135,13 +118,3 @@ def read_weights(path: str | Path) -> dict[str, np.ndarray]:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         reason = str(exc).splitlines()[0][:120] if str(exc) else exc.__class__.__name__
         raise EfgenError(f"cannot read weights ({reason})", file=str(path), fix=fix) from None
-
-
-def load_weights(net: Net, path: str | Path, dtype=np.float32) -> TrainState:
-    """A TrainState for ``net`` from the npz at ``path`` (velocity zero), validated."""
-    flat = read_weights(path)
-    for key, a in flat.items():
-        if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
-            raise EfgenError(f"'{key}' holds {a.dtype} values, not numbers", file=str(path),
-                             fix="store float arrays")
-    return state_from_flat(net, flat, file=str(path), dtype=dtype)

@@ -1,1 +1,0 @@
-"""Simulation drivers: C-simulation of the generated HLS C++ (g++ + ctypes)."""
