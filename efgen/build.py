@@ -23,10 +23,8 @@ so a failure never leaves a half-written folder; ``csim`` runs in the finished f
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +34,20 @@ from efgen.frontend import load_net
 from efgen.frontend.boards import Board, load_board
 from efgen.frontend.ir import Net, parse_net
 from efgen.model.evaluate import ddr_bytes_per_cycle, evaluate_design
-from efgen.model.schedule import Request, load_overrides, parse_tiles, schedule, schedule_fixed
-from efgen.report.summary import report_dict, report_json, report_markdown, summary_lines
+from efgen.model.schedule import (
+    Request,
+    load_overrides,
+    parse_tiles,
+    schedule,
+    schedule_fixed,
+)
+from efgen.outdir import check_output_dir, make_temp, publish
+from efgen.report.summary import (
+    report_dict,
+    report_json,
+    report_markdown,
+    summary_lines,
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,9 @@ BUILD_STEPS = (
          "C-simulation of the HLS C++ against the golden model", ("estimate", "hls")),
 )
 STEPS = tuple(s.name for s in BUILD_STEPS)
+# Top-level names a build folder may hold (its steps' files, and csim's compile folder):
+# a folder holding anything else is not replaced without --force (efgen.outdir).
+OWNED = tuple(sorted({w.split("/")[0] for s in BUILD_STEPS for w in s.writes} | {"csim"}))
 DEFAULT_STEPS = ("estimate", "hls", "rtl")
 
 
@@ -186,19 +199,24 @@ def write_rtl(design: Design, rtl_dir: Path, impl: str = "synth") -> str:
             f"units, {p.layout} layout); {what}")
 
 
+def check_out_dir(out_dir: str | Path, force: bool = False) -> Path:
+    """``out_dir`` resolved, if a build may write it (see :mod:`efgen.outdir`)."""
+    return check_output_dir(out_dir, marker="design.json", owned=OWNED,
+                            what="efgen build folder", force=force)
+
+
 def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
-                full: dict | None, hls: bool = True, rtl: str | None = "synth"
-                ) -> tuple[dict, list[str], str | None]:
+                full: dict | None, hls: bool = True, rtl: str | None = "synth",
+                force: bool = False) -> tuple[dict, list[str], str | None]:
     """Write the estimate artefacts into ``out_dir`` atomically; returns (report, files,
     rtl note). ``rtl``: the FP32 units of the reference RTL in rtl/ (``"synth"`` or
-    ``"behav"``), None for no rtl/."""
+    ``"behav"``), None for no rtl/. An existing ``out_dir`` is replaced only when it is an
+    earlier build (or with ``force``)."""
     from efgen.report import plots
 
     rep = report_dict(design, board, ev, full)
-    out_dir = Path(out_dir)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    out_dir = check_out_dir(out_dir, force)
+    tmp = make_temp(out_dir)
     try:
         (tmp / "design.json").write_text(design.to_json())
         (tmp / "report.json").write_text(report_json(rep))
@@ -222,13 +240,7 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
                 shutil.rmtree(tmp / "rtl", ignore_errors=True)
                 note = f"rtl/ not written: {exc.message()}"
         files = sorted(p.name for p in tmp.iterdir())
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=parent))
-            os.replace(out_dir, old / "x")
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out_dir)
+        publish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -240,15 +252,17 @@ def build(args) -> BuildResult:
     steps = select_steps(getattr(args, "build_steps", None), getattr(args, "stop_after", None),
                          csim=getattr(args, "csim", False))
     req = request_from_args(args)
-    out_dir = Path(args.output or f"build/{req.net.name}-{req.board.name}")
+    shown = Path(args.output or f"build/{req.net.name}-{req.board.name}")
+    force = getattr(args, "force", False)
+    check_out_dir(shown, force)        # before the (long) scheduling
     impl = getattr(args, "rtl_impl", "synth")
     if impl not in RTL_IMPLS:
         raise EfgenError(f"RTL impl {impl!r} unknown", where="--rtl-impl",
                          fix=f"use one of {', '.join(RTL_IMPLS)}")
     design, ev, full = estimate(req, progress=lambda s: print(s, file=sys.stderr))
-    rep, files, note = write_build(out_dir, design, req.board, ev, full, hls="hls" in steps,
-                                   rtl=impl if "rtl" in steps else None)
-    return BuildResult(out_dir, design, req.board, rep, files, net=req.net, rtl_note=note,
+    rep, files, note = write_build(shown, design, req.board, ev, full, hls="hls" in steps,
+                                   rtl=impl if "rtl" in steps else None, force=force)
+    return BuildResult(shown, design, req.board, rep, files, net=req.net, rtl_note=note,
                        steps=steps)
 
 

@@ -246,6 +246,8 @@ def cmd_sweep(args) -> int:
 # ---- parser -----------------------------------------------------------------------------
 
 def _csim_args(s, default: bool) -> None:
+    s.add_argument("--force", action="store_true",
+                   help="replace -o DIR even if it holds files efgen did not write")
     if not default:
         s.add_argument("--csim", action="store_true",
                        help="also run C-simulation of the generated HLS C++ (adds the csim "

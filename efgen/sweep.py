@@ -58,7 +58,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -74,6 +73,7 @@ from efgen.frontend import load_net
 from efgen.frontend.boards import MAX_CLOCK_MHZ, Board, list_boards, load_board
 from efgen.frontend.ir import Net, did_you_mean, list_nets
 from efgen.frontend.yamlio import LineMap, describe_value, parse_yaml, read_text
+from efgen.outdir import make_temp, publish
 
 __all__ = ["Sweep", "load_sweep", "run_sweep", "main_args", "pareto_mask", "FIELDS",
            "FRONTS", "add_arguments"]
@@ -572,23 +572,6 @@ def _check_out_dir(out: Path) -> None:
                          file=str(out), fix="choose another -o DIR, or empty it")
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Move the finished temporary folder into place, replacing an earlier output."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rmdir(old)
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # =========================================================================== running
 
 class _Progress:
@@ -697,10 +680,10 @@ def run_sweep(path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     records = _compute(sw, jobs, progress)
     fronts = _fronts(sw, records)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = make_temp(out.resolve())
     try:
         files = _write_outputs(tmp, sw, records, fronts)
-        _publish(tmp, out)
+        publish(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from efgen.errors import EfgenError
+from efgen.frontend.ir import INPUT
 
 PHASE_CHOICES = ("fp", "bp", "wu")
 
@@ -44,66 +45,188 @@ def format_rows(rows, title: str) -> str:
     return "\n".join(lines)
 
 
-def cosim_main(args) -> int:
+# Simulated cycles per second of one MAC lane (Verilator 5.006, one core of this
+# machine, measured on the 4x4 and 8x8 make-cosim runs); the first ETA divides the
+# model's cycles by RATE / (Tm * Tn + RATE_FIXED), later ones use the measured rate.
+RATE = {"verilator": 9.0e6, "icarus": 3.0e5}
+RATE_FIXED = 64
+
+
+def _select(net, design, lps, args, layout: str):
+    """The layer-phases ``--layer``/``--phase``/``--distinct`` pick, or a one-line error
+    saying why there are none."""
+    if args.layer:
+        lps = [lp for lp in lps if lp.name == args.layer]
+        if not lps:
+            raise EfgenError(f"no conv/linear layer {args.layer!r} in {net.name}",
+                             where="efgen cosim --layer",
+                             fix="use a conv/linear name from 'efgen net show'")
+    if args.phase:
+        picked = [lp for lp in lps if lp.phase == args.phase]
+        if not picked:
+            if args.layer:
+                l = net[args.layer]
+                if args.phase == "wu":
+                    why = "it is frozen, and frozen layers have no WU"
+                elif INPUT in l.inputs:
+                    why = "it reads the net's input, which needs no error"
+                else:
+                    why = "no error is needed below the lowest trainable layer"
+                raise EfgenError(f"{args.layer} has no {args.phase.upper()} layer-phase: "
+                                 f"{why}", where="efgen cosim --phase",
+                                 fix=f"use one of {', '.join(sorted({lp.phase for lp in lps}))}")
+            raise EfgenError(f"no {args.phase.upper()} layer-phase in {net.name}",
+                             where="efgen cosim --phase", fix="pick another --phase")
+        lps = picked
+    if args.distinct:
+        from efgen.cosim import layers as cosim
+
+        lps = cosim.distinct(lps)
+    return lps
+
+
+def _plan(args):
+    """Everything ``efgen cosim`` will simulate, checked before anything is created."""
     from efgen.cosim import layers as cosim
-    from efgen.cosim.validate import model_rows
     from efgen.rtl.top import rtl_params
 
     net, design = design_for(args)
+    if args.step:
+        p = rtl_params(design, layout="reshaped", impl=args.impl)
+        return net, design, [("reshaped", p, None)]
     layouts = ("reshaped", "nchw") if args.layout == "both" else (args.layout,)
+    plan = []
+    for layout in layouts:
+        p = rtl_params(design, layout=layout, impl=args.impl)
+        lps = _select(net, design, cosim.layer_phases(net, design, p), args, layout)
+        cosim.check_params(p, lps)
+        plan.append((layout, p, lps))
+    return net, design, plan
+
+
+def _write_json(path: Path, report: dict) -> None:
+    """Write ``report`` atomically (an interrupted run keeps the last complete file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    tmp.replace(path)
+
+
+def _eta(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}:{s:02d}" if m < 60 else f"{m // 60}h{m % 60:02d}"
+
+
+def cosim_main(args) -> int:
+    import tempfile
+
+    from efgen.cosim import layers as cosim
+
+    net, design, plan = _plan(args)           # every check before anything is created
     out_dir = Path(args.output) if args.output else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if cosim.BUILD_CACHE is None:         # keep the simulator builds with the results
+    scratch = None
+    if cosim.BUILD_CACHE is None:             # one simulator build per parameter set
+        if out_dir:
             cosim.BUILD_CACHE = out_dir / "sim-build"
+        else:
+            scratch = tempfile.TemporaryDirectory(prefix="efgen-cosim-")
+            cosim.BUILD_CACHE = Path(scratch.name) / "sim-build"
     report = {"net": net.name, "board": design.board, "batch": design.batch,
               "tm": design.hw.tm, "tn": design.hw.tn, "sim": args.sim}
-    ok = True
-    if args.step:
-        from efgen.cosim.step import format_step, run_rtl_step
+    try:
+        if args.step:
+            return _run_step(args, net, design, plan[0][1], report, out_dir)
+        return _run_layer_phases(args, net, design, plan, report, out_dir)
+    finally:
+        if scratch is not None:
+            cosim.BUILD_CACHE = None
+            scratch.cleanup()
 
-        p = rtl_params(design, layout="reshaped", impl=args.impl)
-        t0 = time.perf_counter()
-        res = run_rtl_step(net, design, p, sim=args.sim,
-                           workdir=(out_dir / "step") if out_dir else None)
-        lps = {lp.label: lp for lp in cosim.layer_phases(net, design, p)}
-        model = _step_model(p, res, lps)
-        print(f"efgen cosim --step: {net.name}, batch {design.batch}, "
-              f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {args.sim}, {time.perf_counter() - t0:.1f} s")
-        print(format_step(res, model))
-        report["step"] = {"loss": res.loss, "golden_loss": res.golden_loss,
-                          "max_rel": res.max_rel, "ran": [vars(r) for r in res.ran],
-                          "model": model}
-        ok = res.ok
-    else:
-        report["layouts"] = {}
-        for layout in layouts:
-            p = rtl_params(design, layout=layout, impl=args.impl)
-            lps = cosim.layer_phases(net, design, p)
-            if args.layer:
-                lps = [lp for lp in lps if lp.name == args.layer]
-                if not lps:
-                    raise EfgenError(f"no conv/linear layer {args.layer!r} in {net.name}",
-                                     where="efgen cosim --layer",
-                                     fix="use a name from 'efgen net show'")
-            if args.phase:
-                lps = [lp for lp in lps if lp.phase == args.phase]
-            if args.distinct:
-                lps = cosim.distinct(lps)
-            if not lps:
-                raise EfgenError("nothing to simulate", where="efgen cosim",
-                                 fix="check --layer/--phase (frozen layers have no WU)")
+
+def _run_step(args, net, design, p, report: dict, out_dir: Path | None) -> int:
+    from efgen.cosim import layers as cosim
+    from efgen.cosim.step import format_step, run_rtl_step
+
+    t0 = time.perf_counter()
+    res = run_rtl_step(net, design, p, sim=args.sim,
+                       workdir=(out_dir / "step") if out_dir else None)
+    lps = {lp.label: lp for lp in cosim.layer_phases(net, design, p)}
+    model = _step_model(p, res, lps)
+    print(f"efgen cosim --step: {net.name}, batch {design.batch}, "
+          f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {args.sim}, {time.perf_counter() - t0:.1f} s")
+    print(format_step(res, model))
+    report["step"] = {"loss": res.loss, "golden_loss": res.golden_loss,
+                      "max_rel": res.max_rel, "ran": [vars(r) for r in res.ran],
+                      "model": model}
+    if out_dir:
+        _write_json(out_dir / "cosim.json", report)
+    return 0 if res.ok else 1
+
+
+def _run_layer_phases(args, net, design, plan, report: dict, out_dir: Path | None) -> int:
+    """One build and one simulation per layout; a progress line and an updated cosim.json
+    as each layer-phase finishes, so an interrupted run keeps what finished."""
+    import sys
+
+    from efgen.cosim import layers as cosim
+    from efgen.cosim.validate import model_rows
+
+    def zero(lp):
+        return cosim.Result(lp, 0.0, {}, 0, (0, 0, 0), (0, 0, 0))
+
+    model = {layout: {r.label: r.model for r in model_rows(p, [zero(lp) for lp in lps])}
+             for layout, p, lps in plan}
+    total = sum(sum(m.values()) for m in model.values())
+    n = sum(len(lps) for _, _, lps in plan)
+    macs = plan[0][1].tm * plan[0][1].tn
+    print(f"efgen cosim: {n} layer-phase(s) of {net.name}; the model expects "
+          f"{total:,.0f} cycles, about {_eta(total / (RATE[args.sim] / (macs + RATE_FIXED)))} "
+          f"of simulation on {args.sim} (plus one build per layout)", file=sys.stderr)
+    report["layouts"] = {}
+    state = {"k": 0, "cycles": 0.0, "t0": None}
+
+    def progress(layout, p, res):
+        state["k"] += 1
+        m = model[layout][res.lp.label]
+        state["cycles"] += m
+        now = time.perf_counter()
+        if state["t0"] is None:        # the first result also pays for the build
+            state["t0"], state["c0"] = now, state["cycles"]
+            left = "-"
+        else:
+            rate = (state["cycles"] - state["c0"]) / max(now - state["t0"], 1e-9)
+            left = _eta((total - state["cycles"]) / rate)
+        [row] = model_rows(p, [res])
+        print(f"  [{state['k']}/{n}] {layout} {res.lp.label}: {res.cycles:,} cycles "
+              f"(model {m:,.0f}), max rel err {res.max_rel:.1e}; ETA {left}", file=sys.stderr)
+        report["layouts"][layout].append(dict(vars(row), err_pct=row.err_pct))
+        if out_dir:
+            _write_json(out_dir / "cosim.json", report)
+
+    ok = True
+    try:
+        for layout, p, lps in plan:
+            report["layouts"][layout] = []
             t0 = time.perf_counter()
-            res = cosim.run_layer_phases(p, lps, sim=args.sim,
-                                         workdir=(out_dir / layout) if out_dir else None)
+            res = cosim.run_layer_phases(
+                p, lps, sim=args.sim, workdir=(out_dir / layout) if out_dir else None,
+                on_result=lambda r, layout=layout, p=p: progress(layout, p, r))
             rows = model_rows(p, res)
             print(format_rows(rows, f"efgen cosim: {net.name}, batch {design.batch}, "
                                     f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {layout} layout, "
                                     f"{args.sim}, {time.perf_counter() - t0:.1f} s"))
-            report["layouts"][layout] = [dict(vars(r), err_pct=r.err_pct) for r in rows]
             ok = ok and all(r.ok for r in res)
+    except KeyboardInterrupt:
+        report["interrupted"] = True
+        if out_dir:
+            _write_json(out_dir / "cosim.json", report)
+        done = sum(len(v) for v in report["layouts"].values())
+        print(f"efgen cosim: interrupted after {done} of {n} layer-phase(s)"
+              + (f"; {out_dir / 'cosim.json'} holds them" if out_dir else ""), file=sys.stderr)
+        return 130
     if out_dir:
-        (out_dir / "cosim.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
+        _write_json(out_dir / "cosim.json", report)
     return 0 if ok else 1
 
 

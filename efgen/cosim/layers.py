@@ -340,28 +340,95 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator") -> 
 
 def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilator",
                      workdir: Path | None = None, seed: int = 0,
-                     latency: int = DRAM_LATENCY) -> list[Result]:
-    """Co-simulate ``lps`` on the RTL of ``p``; one build, one simulation."""
+                     latency: int = DRAM_LATENCY, on_result=None) -> list[Result]:
+    """Co-simulate ``lps`` on the RTL of ``p``; one build, one simulation.
+
+    ``on_result(Result)`` is called as each layer-phase finishes, while the simulation
+    goes on (the testbench reports every run with its outputs; see sim/top/cocotb_top.py).
+    """
     check_params(p, lps)
     # absolute: the simulator runs in its build folder
     work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
     img, cases = _build(p, lps, seed)
     np.save(work / "image.npy", img.words)
-    got = simulate(p, work, {"image": str(work / "image.npy"), "dump": str(work / "dump.npy"),
-                             "latency": latency,
-                             "runs": [{"tag": f"{i}", "regs": c.regs}
-                                      for i, c in enumerate(cases)]}, sim=sim)
-    dump = np.load(work / "dump.npy")
-    out = []
+    runs = []
     for i, c in enumerate(cases):
-        errs = {}
-        for name, (addr, shape, kind) in c.regions.items():
-            a = _read(p, dump, addr, shape, kind).astype(np.float64)
-            b = c.expect[name]
-            errs[name] = (float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
-                          if np.all(np.isfinite(a)) else math.inf)
-        r = got[str(i)]
-        out.append(Result(c.lp, max(errs.values()), errs, int(r["cycles"]),
-                          tuple(r["bursts"]), tuple(r["beats"])))
-    return out
+        run = {"tag": f"{i}", "regs": c.regs}
+        if on_result is not None:
+            run["outputs"] = [[addr, _size(p, shape, kind)]
+                              for addr, shape, kind in c.regions.values()]
+        runs.append(run)
+    script = {"image": str(work / "image.npy"), "dump": str(work / "dump.npy"),
+              "latency": latency, "runs": runs}
+    if on_result is None:
+        got = simulate(p, work, script, sim=sim)
+        dump = np.load(work / "dump.npy")
+        return [_result(p, c, dump, got[str(i)]) for i, c in enumerate(cases)]
+    progress = work / "progress.jsonl"
+    progress.unlink(missing_ok=True)
+    script["progress"] = str(progress)
+    return _follow(p, cases, work, script, sim, progress, on_result)
+
+
+def _size(p: RtlParams, shape: tuple, kind: str) -> int:
+    fm, wl = _layouts(p)
+    return (fm if kind == "fm" else wl).size(shape)
+
+
+def _result(p: RtlParams, c: _Case, dump: np.ndarray, r: dict) -> Result:
+    """Compare one case's output regions in ``dump`` with the golden."""
+    errs = {}
+    for name, (addr, shape, kind) in c.regions.items():
+        a = _read(p, dump, addr, shape, kind).astype(np.float64)
+        b = c.expect[name]
+        errs[name] = (float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
+                      if np.all(np.isfinite(a)) else math.inf)
+    return Result(c.lp, max(errs.values()), errs, int(r["cycles"]),
+                  tuple(r["bursts"]), tuple(r["beats"]))
+
+
+def _follow(p, cases, work: Path, script: dict, sim: str, progress: Path, on_result):
+    """Run the simulation in a thread; report each run from the progress file."""
+    import threading
+
+    box: dict = {}
+
+    def target():
+        try:
+            box["got"] = simulate(p, work, script, sim=sim)
+        except BaseException as exc:     # re-raised in the caller's thread
+            box["exc"] = exc
+
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    done: list[Result] = []
+
+    def drain():
+        if not progress.exists():
+            return
+        lines = progress.read_text().splitlines()
+        for line in lines[len(done):]:
+            if not line.endswith("}"):
+                break                     # a line still being written
+            r = json.loads(line)
+            c = cases[int(r["tag"])]
+            part = np.load(f"{progress}-{r['tag']}.npy")
+            sparse = np.zeros(max(a + n for a, n in
+                                  ([[a, _size(p, s, k)] for a, s, k in c.regions.values()]
+                                   or [[0, 0]])), "<u4")
+            off = 0
+            for addr, shape, kind in c.regions.values():
+                n = _size(p, shape, kind)
+                sparse[addr:addr + n] = part[off:off + n]
+                off += n
+            done.append(_result(p, c, sparse, r))
+            on_result(done[-1])
+
+    while th.is_alive():
+        th.join(0.25)
+        drain()
+    drain()
+    if "exc" in box:
+        raise box["exc"]
+    return done

@@ -55,12 +55,15 @@ def build_key(sim: str, toplevel: str, sources: Mapping[str, str],
 
 
 def _package_root(tb_dir: Path) -> Path:
-    """The folder holding the outermost package ``tb_dir`` belongs to (a testbench may
-    import its siblings through the package, e.g. ``sim.dma.cocotb_dma``)."""
-    d = Path(tb_dir).resolve()
-    while (d / "__init__.py").is_file():
-        d = d.parent
-    return d
+    """The folder holding the package ``tb_dir`` lies in (a testbench may import its
+    siblings through it, e.g. ``sim.dma.cocotb_dma``); ``tb_dir`` if it lies in none."""
+    top = None
+    for d in [Path(tb_dir).resolve(), *Path(tb_dir).resolve().parents]:
+        if (d / "__init__.py").is_file():
+            top = d
+        elif top is not None:
+            break
+    return top.parent if top is not None else Path(tb_dir).resolve()
 
 
 @contextmanager
@@ -101,15 +104,20 @@ def run_cocotb(sim: str, *, toplevel: str, sources: Mapping[str, str], test_modu
     build_log = build_dir / "build.log"
     test_log = build_dir / f"{test_module}.log"
     # cocotb reports failures as SystemExit; turn them into test failures with the log.
-    try:
-        runner.build(sources=paths, hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=args, log_file=build_log)
-    except SystemExit as e:
-        raise AssertionError(f"{sim} build failed ({e}); {build_log}:\n{_tail(build_log)}")
+    # The directory's name hashes every input of the build, so a finished build is reused
+    # as it is (cocotb's Verilator runner would re-run verilator and make every time).
+    stamp = build_dir / "efgen-build.ok"
+    if not stamp.is_file():
+        try:
+            runner.build(sources=paths, hdl_toplevel=toplevel, build_dir=build_dir,
+                         build_args=args, log_file=build_log)
+        except SystemExit as e:
+            raise AssertionError(f"{sim} build failed ({e}); {build_log}:\n{_tail(build_log)}")
+        stamp.write_text(json.dumps({"sim": sim, "toplevel": toplevel, "build_args": args}))
     try:
         with _import_path(Path(tb_dir), _package_root(tb_dir)):
             results = Path(runner.test(test_module=test_module, hdl_toplevel=toplevel,
-                                       build_dir=build_dir, extra_env=dict(extra_env or {}),
+                                       hdl_toplevel_lang="verilog", build_dir=build_dir, extra_env=dict(extra_env or {}),
                                        log_file=test_log))
         n_tests, n_failed = get_results(results)
     except SystemExit as e:

@@ -9,7 +9,10 @@ EFGEN_TOP_SCRIPT) is::
 DRAM is one memory shared by three cocotbext-axi models: AxiRamRead on m_axi0 and m_axi1,
 AxiRamWrite on m_axi2; reads answer L cycles after their AR handshake (pipelined, like a
 DDR controller; sim/dma/cocotb_dma.py). Control goes through AxiLiteMaster: per run the
-descriptor registers are written, CONTROL.START set, STATUS polled until DONE. Results
+descriptor registers are written, CONTROL.START set, STATUS polled until DONE. With "progress":
+"<path>" in the script, each finished run appends a JSON line (its tag and figures) to
+that file and saves its "outputs" ([[word address, words], ...]) as <path>-<tag>.npy, so
+the host can report and keep runs while the simulation goes on. Results
 (JSON, EFGEN_TOP_RESULTS) map each tag to the CYCLES register, the cycles the monitor saw
 from the start pulse to done, and the AXI bursts and beats of each port during the run.
 After the last run the whole DRAM is dumped for the host to unpack and compare.
@@ -156,6 +159,12 @@ async def run_script(dut):
         results = {}
         for run in script["runs"]:
             results[run["tag"]] = await host.run(run["tag"], run["regs"])
+            if "progress" in script:         # the run's outputs and figures, as it ends
+                parts = [host.read_image(a, n) for a, n in run.get("outputs", [])]
+                np.save(f"{script['progress']}-{run['tag']}.npy",
+                        np.concatenate(parts) if parts else np.zeros(0, "<u4"))
+                with open(script["progress"], "a") as f:
+                    f.write(json.dumps({"tag": run["tag"], **results[run["tag"]]}) + "\n")
         np.save(script["dump"], host.read_image(0, image.size))
     with open(os.environ["EFGEN_TOP_RESULTS"], "w") as f:
         json.dump(results, f)
