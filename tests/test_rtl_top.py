@@ -253,3 +253,16 @@ def test_cli_cosim_layer(tmp_path, build_cache, capsys, monkeypatch):
     assert main(["cosim", "--net", "tiny", "--tiles", "Tm=4,Tn=4", "--layer", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope" in err
+
+
+def test_live_results_match_the_final_dump(tmp_path_factory, build_cache):
+    """`on_result` reports each layer-phase from the testbench's per-run output copy while
+    the simulation goes on; the figures equal those read from the final DRAM dump."""
+    p, res, _ = _run("4x4-reshaped", tmp_path_factory, build_cache)
+    seen = []
+    live = run_layer_phases(p, CASES[:4], workdir=tmp_path_factory.mktemp("live"),
+                            on_result=seen.append)
+    assert [r.lp.label for r in seen] == [lp.label for lp in CASES[:4]]
+    assert live == seen
+    for a, b in zip(live, res[:4]):
+        assert (a.cycles, a.bursts, a.beats, a.errors) == (b.cycles, b.bursts, b.beats, b.errors)
