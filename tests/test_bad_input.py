@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from efgen.ir import load_net
+from efgen.frontend import load_net
 
 GOOD_HEAD = """name: bad
 input: [3, 8, 8]
