@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from efgen.frontend import load_net
+
 GOOD_HEAD = """name: bad
 input: [3, 8, 8]
 num_classes: 2
@@ -87,6 +89,33 @@ def test_bad_net_file(case, tmp_path, run_cli):
         assert needle in lines[0], (needle, lines[0])
 
 
+# A net file whose line 16 is the bad one (15 good lines before it, good lines after).
+LINE16 = {
+    # id: (line 16, what the message must say about where)
+    "syntax-unclosed-flow": ("  - {name: x, op: relu", ":line 16, column 23 (noticed at line 17"),
+    "syntax-in-line": ("  - {name: x op: relu}", ":line 16, column 16 —"),
+    "syntax-unclosed-quote": ("  - {name: 'x, op: relu}", ":line 16, column 12 (the quote opened"),
+    "syntax-indent": ("   - {name: x, op: relu}", ":line 16, column 4 —"),
+    "schema-unknown-key": ("  - {name: x, op: conv, out_channels: 2, kernal: 3}",
+                           "layers[11] (x).kernal (line 16) —"),
+    "schema-duplicate-key": ("  - {name: x, op: conv, out_channels: 2, kernel: 3, kernel: 1}",
+                             "(first defined on line 16) in {path}:line 16 —"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LINE16))
+def test_error_line_numbers_are_exact(case, tmp_path, run_cli):
+    bad, where = LINE16[case]
+    text = (GOOD_HEAD + "".join(f"  - {{name: r{i}, op: relu}}\n" for i in range(11))
+            + bad + "\n" + TAIL)
+    assert text.splitlines()[15] == bad
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(text)
+    code, _, err = run_cli("net", "show", path)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert where.format(path=path) in err, err
+
+
 def test_unknown_net_name(run_cli):
     code, _, err = run_cli("net", "show", "resnet21")
     assert code == 2
@@ -113,6 +142,15 @@ def test_bad_cli_values(run_cli):
     assert code == 2 and "--batch" in err
     code, _, err = run_cli("net", "show", "tiny", "--train-last", "0")
     assert code == 2 and "--train-last 0" in err and "tiny.yaml" in err
+    # more than the net's conv/linear layers: refused like 0, naming the count
+    n = len(load_net("tiny").weighted_layers)
+    code, out, err = run_cli("net", "show", "tiny", "--train-last", "99")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("efgen: error: --train-last 99") and f"only {n} conv/linear" in err
+    assert "tiny.yaml" in err and f"give K between 1 and {n}" in err
+    code, _, err = run_cli("build", "--board", "zcu102", "--net", "tiny", "--train-last",
+                           str(n + 1))
+    assert code == 2 and f"--train-last {n + 1}" in err
     code, _, err = run_cli("golden", "--net", "tiny", "--batch", "two")
     assert code == 2 and err.startswith("efgen: error:") and "invalid int value" in err
 

@@ -62,6 +62,9 @@ CASES = [
     LayerPhase("m1", "conv", 6, 10, 12, 12, 3, 2, 1, 2, "bp", False, 6, 12, 2, "wo", True),
     LayerPhase("m2", "linear", 24, 10, batch=8, phase="bp", tr=1, tc=8, mc=2, order="io",
                mask=True),
+    # tiles whose DMA runs cross 4 KiB pages (split by the DMA; the model counts the splits)
+    LayerPhase("g1", "conv", 8, 6, 18, 18, 3, 1, 1, 1, "fp", False, 10, 6, 2, "wo"),
+    LayerPhase("g2", "conv", 6, 8, 18, 18, 3, 1, 1, 1, "bp", False, 10, 6, 2, "wo"),
 ]
 
 SETS = {
@@ -152,9 +155,15 @@ def test_model_predicts_measured_cycles(name, tmp_path_factory, build_cache):
     _, res, rows = _run(name, tmp_path_factory, build_cache)
     bad = [r for r in rows if abs(r.err_pct) > MODEL_BAR]
     assert not bad, _table(rows)
-    # the bursts the RTL issued are the ones the model counts
+    # the bursts the RTL issued are the ones the model counts, 4 KiB page splits included;
+    # exactly, except BP weight loads with Tm != Tn (the RTL loads whole Tn-wide DRAM
+    # blocks per run, the model prices Tm-wide chunks: not counted yet, within 2%)
+    p, _ = SETS[name]
     for r in rows:
-        assert abs(r.bursts - r.model_bursts) <= 0.02 * r.bursts, _table(rows)
+        tol = 0.0 if p.tm == p.tn or not r.label.endswith(":bp") else 0.02 * r.bursts
+        assert abs(r.bursts - r.model_bursts) <= tol, _table(rows)
+    splits = {r.label: r.page_splits for r in rows}
+    assert splits["g1:fp"] > 0 and splits["g2:bp"] > 0, splits
 
 
 def test_layouts_compared_by_measurement(tmp_path_factory, build_cache):

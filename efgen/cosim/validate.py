@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from efgen.cosim.layers import DRAM_LATENCY, LayerPhase, Result
+from efgen.cosim.layers import ALIGN, DRAM_LATENCY, LayerPhase, Result
 from efgen.design import HwParams
 from efgen.model.engine import Job, evaluate_chosen, phase_job
+from efgen.rtl.dma import PAGE_BYTES
 from efgen.rtl.engine import ACC_DIST, pipeline_depth
 from efgen.rtl.sgd import PIECE as SGD_PIECE
 from efgen.rtl.top import RtlParams
@@ -25,9 +26,14 @@ from efgen.rtl.top import RtlParams
 # command and FIFO stages; axi_dma_rd's 5 cycles from command to first word).
 LOAD_OVERHEAD = 14        # tile set-up (9) + DMA command to first word (5)
 STORE_OVERHEAD = 12       # tile set-up (8) + store-path read and FIFO (4)
-BLOCK_OVERHEAD = 5        # computer: step, block start, wait, after, next
+BLOCK_OVERHEAD = 2        # computer, per engine block: block start, wait
+STEP_OVERHEAD = 3         # computer, per step (one IFM half; io/WU: its mc blocks): step, after, next
 SGD_OVERHEAD = 60         # sgd_wb: pipeline, one piece of 16 words in flight, drain (efgen.rtl.sgd)
+WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG, L_WCFG2), stream stalled
 JOB_OVERHEAD = 30         # descriptor set-up steps (18), start/done handshakes, last write's B
+
+
+assert ALIGN * 4 % PAGE_BYTES == 0, "page_splits assumes page-aligned tensor bases"
 
 
 def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
@@ -39,6 +45,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     wu_depth=pipeline_depth("wu", e.tn), acc_dist=ACC_DIST,
                     dram_latency=latency, load_overhead=LOAD_OVERHEAD,
                     store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
+                    step_overhead=STEP_OVERHEAD, wpair_overhead=WPAIR_OVERHEAD,
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True)
 
@@ -58,6 +65,7 @@ class Row:
     model: float
     bursts: int
     model_bursts: float
+    page_splits: float = 0.0     # of model_bursts: runs the DMA splits at a 4 KiB page
 
     @property
     def err_pct(self) -> float:
@@ -70,6 +78,9 @@ def model_rows(p: RtlParams, results: list[Result], latency: int = DRAM_LATENCY)
     hw = rtl_hw(p, latency)
     jobs = [job_of(r.lp) for r in results]
     tiles = [(r.lp.tr, r.lp.tc, r.lp.mc, r.lp.order) for r in results]
-    m = evaluate_chosen(jobs, tiles, hw, 4.0, 1e9, p.layout, weights_blocked=True)
+    # bursts with their 4 KiB page splits: the driver starts every tensor on a page (ALIGN)
+    m = evaluate_chosen(jobs, tiles, hw, 4.0, 1e9, p.layout, weights_blocked=True,
+                        page_words=PAGE_BYTES // 4)
     return [Row(r.lp.label, r.max_rel, r.cycles, float(m["cycles"][i]), sum(r.bursts),
-                float(m["bursts"][i])) for i, r in enumerate(results)]
+                float(m["bursts"][i]), float(m["page_splits"][i]))
+            for i, r in enumerate(results)]

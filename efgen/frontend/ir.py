@@ -234,7 +234,10 @@ class Net:
         if k < 1:
             raise EfgenError(f"--train-last {k} trains nothing", file=self.source,
                              fix=f"give K between 1 and {len(weighted)}")
-        k = min(k, len(weighted))
+        if k > len(weighted):
+            raise EfgenError(f"--train-last {k}: {self.name} has only {len(weighted)} "
+                             "conv/linear layers", file=self.source,
+                             fix=f"give K between 1 and {len(weighted)}")
         first = self._index[weighted[len(weighted) - k].name]
         layers = []
         for i, l in enumerate(self.layers):

@@ -76,13 +76,37 @@ def parse_yaml(text: str, file: str) -> Any:
         what = f"YAML syntax error: {problem}"
         if context:
             what += f" ({context})"
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        where = _where(text, exc)
         if "\\t" in problem or "\t" in problem:
             fix = "indent with spaces, not tabs"
         else:
             fix = ("fix the YAML at that line: check the indentation, that every key is "
                    "followed by ': ' and that quotes are closed")
         raise EfgenError(what, file=file, where=where, fix=fix) from None
+
+
+def _where(text: str, exc) -> str | None:
+    """1-based "line L, column C" of a syntax error: where the mistake is, which is not
+    always where PyYAML noticed it. An unclosed quote is reported where it opened. In a
+    flow collection (``{...}``, ``[...]``) opened on an earlier line, a missing ',' or
+    closing bracket is noticed only on a later line (a plain scalar runs on into the next
+    line), so the mistake is at the end of the content line before the one noticed."""
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return None
+    ctx, context = getattr(exc, "context_mark", None), getattr(exc, "context", None) or ""
+    line, col = mark.line, mark.column
+    lines = text.splitlines()
+    noticed = f"line {line + 1}, column {col + 1}"
+    if ctx is not None and ctx.line < line <= len(lines):
+        if "quoted scalar" in context:
+            return f"line {ctx.line + 1}, column {ctx.column + 1} (the quote opened there)"
+        if "flow" in context:
+            j = line - 1
+            while j > ctx.line and (not lines[j].strip() or lines[j].lstrip().startswith("#")):
+                j -= 1
+            return f"line {j + 1}, column {len(lines[j].rstrip()) + 1} (noticed at {noticed})"
+    return noticed
 
 
 def read_text(path: str | Path, what: str = "file") -> str:

@@ -23,6 +23,7 @@ reduction block, C = compute of one output block, s = store of one output block)
 * WU, per (image, tile), ``mc`` output blocks whose error tiles E are loaded first:
   ``max(mc*E + NB*L, NB*mc*C)``
 
+(C is ``mc`` blocks plus a per-step control cost where the blocks of a step share it)
 plus, per weight chunk, the weight load (FP/BP) or the gradient write-back with the
 SGD update (WU), which are not overlapped (one weight-buffer copy), plus the pipeline
 fill (first load) and drain (last store). Compute of one block is ``tr*tc*K*K`` cycles
@@ -313,6 +314,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     depth_wu = hw.mac_depth if hw.wu_depth is None else hw.wu_depth
     Cy = np.where(e(is_wu), P * e(k2) + depth_wu,
                   (e(k2) - 1) * np.maximum(P, hw.acc_dist) + P + hw.mac_depth) + hw.block_overhead
+    # control per step (one reduction block), shared by the step's blocks (io, WU: mc)
+    so = float(hw.step_overhead)
 
     # ---- buffer fit and weight chunk
     ifm_need = R(rows_buf) * Cc(cols_buf)
@@ -335,11 +338,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     def group(m):
         m4 = e(m)
         # the stores of a group overlap all the steps of the next group
-        wo = np.maximum(e(NB) * np.maximum(L, Cy), s_out)
-        io = np.maximum(e(NB) * np.maximum(L, m4 * Cy), m4 * s_out)
+        wo = np.maximum(e(NB) * np.maximum(L, Cy + so), s_out)
+        io = np.maximum(e(NB) * np.maximum(L, m4 * Cy + so), m4 * s_out)
         # WU: the loader (error tiles, then NB input tiles) and the engine are decoupled by
         # the ping-pong halves, so a tile takes the longer of the two
-        wu = np.maximum(m4 * s_out + e(NB) * L, e(NB) * m4 * Cy)
+        wu = np.maximum(m4 * s_out + e(NB) * L, e(NB) * (m4 * Cy + so))
         per_tile = np.where(e(is_wu), wu, np.where(e(order) > 0, io, m4 * wo))
         return np.sum(count * per_tile, axis=(-1, -2))
 
@@ -360,8 +363,14 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     def wload(m, runs):
         # one transfer per run: a BP chunk is one run per DRAM row of weight blocks
         words = wwords_chunk(m)
-        return (runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw
-                + runs * (hw.dram_latency + hw.load_overhead)), words
+        t = (runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw
+             + runs * (hw.dram_latency + hw.load_overhead))
+        if hw.wpair_overhead > 0:
+            # BP: the flip/transpose is set up per (Tm, Tn) weight pair, the stream
+            # stalling between the pairs of a run
+            pairs = words / (tm * tn * k2)
+            t = t + np.where(is_bp, hw.wpair_overhead * np.maximum(pairs - runs, 0.0), 0.0)
+        return t, words
 
     t_w_full, w_full = wload(mc, w_runs)
     t_w_last, w_last = wload(mc_last, w_runs_last)
@@ -391,13 +400,13 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # FP/BP likewise: a chunk of n steps takes L + (n-1)*max(L, C) + C, which is
     # n*max(L, C) + min(L, C).
     m_c = np.where(is_wu | (order > 0), mc, 1.0)
-    fill = n_chunks * np.minimum(first, m_c * Cy[..., 0, 0])
+    fill = n_chunks * np.minimum(first, m_c * Cy[..., 0, 0] + so)
     fill = fill + np.where(is_wu, 0.0, m_st * s_out[..., -1, -1])
     # FP/BP: the stores of a chunk's last group overlap the next chunk's weight load and
     # first input tile; the per-tile times above charged them to the chunk.
     m_io = np.where(order > 0, mc, 1.0)
     l_last, c_last, s_last = L[..., -1, -1], Cy[..., -1, -1], s_out[..., -1, -1]
-    excess = np.maximum(0.0, m_io * s_last - NB * np.maximum(l_last, m_io * c_last))
+    excess = np.maximum(0.0, m_io * s_last - NB * np.maximum(l_last, m_io * c_last + so))
     t_next = np.where(n_chunks > 1, t_w_full, 0.0) + first
     fill = fill - np.where(is_wu, 0.0, (n_chunks - 1) * np.minimum(excess, t_next))
     if hw.mask_port:
@@ -430,7 +439,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # as one run per chunk
         pieces = (n_chunks - 1) * np.ceil(w_full / hw.sgd_piece) + np.ceil(w_last / hw.sgd_piece)
         bursts = np.where(is_wu, in_bursts + o_bursts + sgd_passes * (w_bursts + pieces), bursts)
-    compute = images * MB * NB * tiles_per(Cy)
+    compute = images * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {
         "cycles": cycles, "feasible": feasible, "mc": mc, "tr": tr, "tc": tc, "order": order,
@@ -472,8 +481,13 @@ def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: 
 
 def evaluate_chosen(jobs: list[Job], tiles: list[tuple[int, int, int, str]], hw: HwParams,
                     word_bytes: float, ddr_bytes_per_cycle: float, layout: str,
-                    momentum: bool = True, weights_blocked: bool | None = None):
-    """Evaluate fixed (tr, tc, mc, order) per job in ``layout``; arrays of shape (J,)."""
+                    momentum: bool = True, weights_blocked: bool | None = None,
+                    page_words: int | None = None):
+    """Evaluate fixed (tr, tc, mc, order) per job in ``layout``; arrays of shape (J,).
+
+    With ``page_words`` the bursts include the page splits (:func:`page_splits`: every
+    tensor starts on a page), also given apart as ``page_splits``.
+    """
     jb = job_arrays(jobs)
     cand = {"tr": np.asarray([[t[0]] for t in tiles], float),
             "tc": np.asarray([[t[1]] for t in tiles], float),
@@ -481,7 +495,182 @@ def evaluate_chosen(jobs: list[Job], tiles: list[tuple[int, int, int, str]], hw:
     mc = np.asarray([[t[2]] for t in tiles], float)
     res = evaluate(jb, cand, hw, word_bytes, ddr_bytes_per_cycle, layout, mc_override=mc,
                    momentum=momentum, weights_blocked=weights_blocked)
-    return {k: np.broadcast_to(v, (len(jobs), 1))[:, 0] for k, v in res.items()}
+    out = {k: np.broadcast_to(v, (len(jobs), 1))[:, 0].copy() for k, v in res.items()}
+    if page_words:
+        wb = (layout == "reshaped") if weights_blocked is None else weights_blocked
+        splits = np.asarray([page_splits(j, int(out["tr"][i]), int(out["tc"][i]),
+                                         int(out["mc"][i]), t[3], hw, layout, wb, momentum,
+                                         page_words)
+                             for i, (j, t) in enumerate(zip(jobs, tiles))], float)
+        out["page_splits"] = splits
+        out["bursts"] = out["bursts"] + splits
+    return out
+
+
+# ---- page splits ---------------------------------------------------------------------
+# AXI forbids a burst that crosses a 4 KiB page, so a DMA splits such a run in two. Where
+# runs cross pages depends on their addresses, not only on their lengths: page_splits
+# walks the job's transfers (the same runs the burst counts above price) at their DRAM
+# offsets (efgen.layout) from tensor bases that start on a page, as the co-simulation's
+# DRAM image and the HLS program's memory map place them. Runs of one kind share a
+# length; only their start addresses modulo the page matter, so each kind is a histogram
+# over the page's residues, built axis by axis (images, tiles, blocks, groups, rows).
+
+def _residues(axes, page: int) -> np.ndarray:
+    """How many runs start at each residue modulo ``page``: the runs start at every sum
+    of one offset per axis (each axis an array of word offsets)."""
+    h = np.zeros(page)
+    h[0] = 1.0
+    for offs in axes:
+        oh = np.bincount(np.asarray(offs, dtype=np.int64) % page, minlength=page)
+        ia, ib = np.nonzero(h)[0], np.nonzero(oh)[0]
+        h = np.bincount(((ia[:, None] + ib[None, :]) % page).ravel(),
+                        weights=(h[ia][:, None] * oh[ib][None, :]).ravel(), minlength=page)
+    return h
+
+
+def _split_excess(h: np.ndarray, length: int, maxb: int, page: int) -> float:
+    """Bursts that runs of ``length`` words starting at residues ``h`` need beyond
+    ceil(length / maxb) each: a DMA cuts at the maximum burst and at every page."""
+    if length <= 0 or not h.any():
+        return 0.0
+    r = np.arange(page)
+    first = np.minimum(length, page - r)
+    rest = length - first
+    cd = lambda a, b: -(-a // b)  # noqa: E731
+    n = cd(first, maxb) + (rest // page) * cd(page, maxb) + cd(rest % page, maxb)
+    return float(np.dot(h, n - cd(length, maxb)))
+
+
+def _tile_spans(n_out: int, t: int, src_len: int, k: int, s: int, lo: int, dil: int,
+                bp: bool) -> dict[int, list[int]]:
+    """Source rows (or columns) each tile along one axis loads, as {count: [first, ...]}
+    (the loader's validity window; see :func:`_src_span`)."""
+    out: dict[int, list[int]] = {}
+    for i in range(-(-n_out // t)):
+        size = min(t, n_out - i * t)
+        if bp:
+            a, ext, off = i * t, size + k - 1, lo
+        else:
+            a, ext, off = i * t * s - lo, (size - 1) * s + k, 0
+        h_lo = max(0, -(-(a - off) // dil))
+        h_hi = min(src_len - 1, (a + ext - 1 - off) // dil)
+        if h_hi >= h_lo:
+            out.setdefault(h_hi - h_lo + 1, []).append(h_lo)
+    return out
+
+
+def _map_runs(tiles_r, tiles_c, hmap: int, wmap: int, chans: int, lane: int, blk: int,
+              major: bool, images: int) -> list[tuple[list, int]]:
+    """(axes, run length) of every run reading or writing the given tiles of a map of
+    ``chans`` channels (``lane`` words a position, ``blk`` channels a block), one pass
+    over images, tiles and channel blocks; tiles_* are {extent: [first row/col, ...]}."""
+    T = lane
+    cb = -(-chans // T)
+    if major:                               # 1 x B map: (b, c) at (b*cb + c//T)*T + c%T
+        s_col, s_row, s_grp, s_img = cb * T, 0, T, 0
+    else:
+        s_col, s_row, s_grp, s_img = T, wmap * T, hmap * wmap * T, cb * hmap * wmap * T
+    s_blk = (blk // T) * s_grp
+    runs = []
+    nblk = -(-chans // blk)
+    for nb in range(nblk):
+        ngrp = -(-min(blk, chans - nb * blk) // T)
+        for nr, r_first in tiles_r.items():
+            for nc, c_first in tiles_c.items():
+                base = [np.arange(images) * s_img, [nb * s_blk],
+                        np.asarray(r_first) * s_row, np.asarray(c_first) * s_col]
+                if major:
+                    runs.append((base + [np.arange(nc) * s_col], ngrp * T))
+                elif nc == wmap and nr == hmap:
+                    runs.append((base, ngrp * nr * nc * T))
+                elif nc == wmap:
+                    runs.append((base + [np.arange(ngrp) * s_grp], nr * nc * T))
+                else:
+                    runs.append((base + [np.arange(ngrp) * s_grp, np.arange(nr) * s_row],
+                                 nc * T))
+    return runs
+
+
+def page_splits(job: Job, tr: int, tc: int, mc: int, order: str, hw: HwParams,
+                layout: str, weights_blocked: bool, momentum: bool = True,
+                page_words: int = 1024) -> float:
+    """Extra bursts of one layer-phase because runs cross ``page_words`` pages, with
+    every tensor's base on a page (the bursts :func:`evaluate` counts split at the
+    maximum burst only)."""
+    page = int(page_words)
+    maxb = int(hw.max_burst_beats * hw.port_words)
+    tm, tn = hw.tm, hw.tn
+    T = hw.lanes if layout == "reshaped" else 1
+    MB, NB = -(-job.out // tm), -(-job.red // tn)
+    mc = max(1, min(mc, MB))
+    n_chunks = -(-MB // mc)
+    io_like = order == "io" or job.phase == "wu"
+    bp = job.phase == "bp"
+    total = 0.0
+    # input tiles (one pass per output block, wo, or per chunk, io and WU)
+    if job.img_major:
+        cols = {}
+        for j in range(-(-job.co // tc)):
+            cols.setdefault(min(tc, job.co - j * tc), []).append(j * tc)
+        rows_t = {1: [0]}
+    else:
+        rows_t = _tile_spans(job.ro, tr, job.hs, job.k, job.s, job.lo, job.dil, bp)
+        cols = _tile_spans(job.co, tc, job.ws, job.k, job.s, job.lo, job.dil, bp)
+    reps = n_chunks if io_like else MB
+    for axes, length in _map_runs(rows_t, cols, job.hs, job.ws, job.red, T, tn,
+                                  job.img_major, job.images):
+        total += reps * _split_excess(_residues(axes, page), length, maxb, page)
+    # output tiles: stores (FP/BP; a masked BP reads the mask tile at the same offsets
+    # of the layer input) or WU error tiles
+    ot_r, ot_c = {}, {}
+    for i in range(-(-job.ro // tr)):
+        ot_r.setdefault(min(tr, job.ro - i * tr), []).append(i * tr)
+    for j in range(-(-job.co // tc)):
+        ot_c.setdefault(min(tc, job.co - j * tc), []).append(j * tc)
+    if job.img_major:
+        ot_r = {1: [0]}
+    for axes, length in _map_runs(ot_r, ot_c, job.ro, job.co, job.out, T, tm,
+                                  job.img_major, job.images):
+        total += (1 + job.mask) * _split_excess(_residues(axes, page), length, maxb, page)
+    # weights: per chunk (FP, BP) or the write-back's runs (WU)
+    k2 = job.k * job.k
+    MBW, NBW = -(-job.dram_m // tm), -(-job.dram_n // tn)
+    pw = k2 * tm * tn
+    w_runs = []                                 # (offset, words)
+    for c in range(n_chunks):
+        obf, cnt = c * mc, min(mc, MB - c * mc)
+        if bp:
+            n_lo, n_hi = obf * tm, min(job.dram_n, (obf + cnt) * tm)
+            if weights_blocked:
+                lo_b, hi_b = n_lo // tn, -(-n_hi // tn)
+                w_runs += [(wm * NBW * pw + lo_b * pw, (hi_b - lo_b) * pw) for wm in range(MBW)]
+            else:
+                w_runs += [((m * job.dram_n + n_lo) * k2, (n_hi - n_lo) * k2)
+                           for m in range(job.dram_m)]
+        elif weights_blocked:
+            w_runs.append((obf * NBW * pw, cnt * NBW * pw))
+        else:
+            w_runs.append((obf * tm * job.red * k2,
+                           (min(job.out, (obf + cnt) * tm) - obf * tm) * job.red * k2))
+    passes = 2 if momentum else 1
+    for off, words in w_runs:
+        h = _residues([[off]], page)
+        if job.phase != "wu":
+            total += _split_excess(h, words, maxb, page)
+        elif hw.sgd_piece > 0:
+            # W and V read as one run each; W' and V' written in pieces from the run's start
+            piece = hw.sgd_piece
+            total += passes * _split_excess(h, words, maxb, page)
+            if words // piece:
+                total += passes * _split_excess(
+                    _residues([[off], np.arange(words // piece) * piece], page), piece, maxb, page)
+            if words % piece:
+                total += passes * _split_excess(_residues([[off + words - words % piece]], page),
+                                                words % piece, maxb, page)
+        else:
+            total += 2 * passes * _split_excess(h, words, maxb, page)
+    return total
 
 
 def min_wbuf_depth(jobs: list[Job], tn: int) -> int:
