@@ -66,8 +66,15 @@ def test_build_summary_and_rebuild_in_place(tmp_path, run_cli):
     code, stdout, _ = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "4",
                               "-o", out)
     assert code == 0 and "ms/step" in stdout and "GFLOPS" in stdout
+    code, _, _ = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "4", "-o", out)
+    assert code == 0 and (out / "design.json").is_file()      # an earlier build: replaced
+    # A file efgen did not write is a user's: the rebuild refuses (issue 11 changed this
+    # from silently deleting it) unless --force says otherwise.
     (out / "stale.txt").write_text("x")
     code, _, _ = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "4", "-o", out)
+    assert code == 2 and (out / "stale.txt").read_text() == "x"
+    code, _, _ = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "4", "-o", out,
+                         "--force")
     assert code == 0 and not (out / "stale.txt").exists()
 
 
