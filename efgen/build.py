@@ -138,7 +138,7 @@ def request_from_args(args) -> Request:
     net = load_net(args.net, train_last=args.train_last)
     board = load_board(args.board)
     tm = tn = None
-    if args.tiles:
+    if args.tiles is not None:
         tm, tn = parse_tiles(args.tiles)
     overrides = load_overrides(args.overrides, net) if args.overrides else {}
     if args.clock is not None and not (0 < args.clock <= 1000):
@@ -259,7 +259,11 @@ def build(args) -> BuildResult:
     if impl not in RTL_IMPLS:
         raise EfgenError(f"RTL impl {impl!r} unknown", where="--rtl-impl",
                          fix=f"use one of {', '.join(RTL_IMPLS)}")
-    design, ev, full = estimate(req, progress=lambda s: print(s, file=sys.stderr))
+    # The "scheduling ..." notice is for a person at a terminal; in logs and pipes stderr
+    # then carries nothing but the one-line error of a bad request.
+    tty = getattr(sys.stderr, "isatty", lambda: False)()
+    design, ev, full = estimate(req, progress=(lambda s: print(s, file=sys.stderr)) if tty
+                                else (lambda s: None))
     rep, files, note = write_build(shown, design, req.board, ev, full, hls="hls" in steps,
                                    rtl=impl if "rtl" in steps else None, force=force)
     return BuildResult(shown, design, req.board, rep, files, net=req.net, rtl_note=note,

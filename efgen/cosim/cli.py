@@ -22,7 +22,7 @@ def design_for(args):
     net = load_net(args.net)
     board = load_board(args.board)
     tm = tn = None
-    if args.tiles:
+    if args.tiles is not None:
         tm, tn = parse_tiles(args.tiles)
     if args.batch < 1:
         raise EfgenError("--batch must be at least 1", where="efgen cosim",

@@ -52,6 +52,7 @@ from efgen.errors import EfgenError
 from efgen.frontend.ir import BN_EPS, INPUT, Net, parse_net
 
 EXPORT_OPSET = 17
+MIN_OPSET = 7                # the oldest opset read (BatchNormalization-7 and later)
 _BIG = 2**31 - 1            # a Slice end at or past this means "to the end"
 _MAX_NAMES = 8              # node names listed per unsupported-operator entry
 _META_NAME = "efgen.net_name"
@@ -117,6 +118,14 @@ def read_model(path: str | Path):
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, bad external data, ...
         raise EfgenError(f"cannot read the ONNX model ({_short(exc)})", file=str(p),
                          fix=fix) from None
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    newest = onnx.defs.onnx_opset_version()
+    if opset is None or not MIN_OPSET <= opset <= newest:
+        raise EfgenError(f"ONNX opset {opset} is not supported (efgen reads opsets "
+                         f"{MIN_OPSET} to {newest}, the newest the installed onnx "
+                         f"{onnx.__version__} knows)", file=str(p),
+                         fix=f"re-export the model with an opset from {MIN_OPSET} to {newest}, "
+                             f"e.g. torch.onnx.export(..., opset_version={EXPORT_OPSET})")
     try:
         onnx.checker.check_model(str(p))
     except Exception as exc:  # noqa: BLE001 - ValidationError and friends
@@ -707,6 +716,10 @@ class _Importer:
             steps = _ints(st) if st is not None else None
         axes = axes if axes is not None else list(range(len(starts)))
         steps = steps if steps is not None else [1] * len(starts)
+        if not len(starts) == len(ends) == len(axes) == len(steps):
+            raise _Unsupported(f"Slice with {len(starts)} starts, {len(ends)} ends, "
+                               f"{len(axes)} axes and {len(steps)} steps (the ONNX spec "
+                               "wants one of each per sliced axis)")
         dims = self._shape(x)
         rank = len(dims) if dims is not None else None
         src, sh, sw, _ = self.pending.get(x, (x, 1, 1, name))
