@@ -124,3 +124,41 @@ def test_flip_far_from_its_boundary_is_an_error():
                                                             ("relu3", "relu", False)]
     assert flips[1].margin == pytest.approx(abs(pre[i]) / np.abs(pre).max())
     assert flips[0].margin > FLIP_MARGIN and flips[1].margin > FLIP_MARGIN
+
+
+def _conv(name, src, m, k, s):
+    return {"op": "conv", "out_channels": m, "kernel": k, "stride": s, "padding": 0,
+            "bias": False, "name": name, "inputs": [src]}
+
+
+@pytest.mark.parametrize("corrupt", [False, True])
+def test_ill_conditioned_output_is_judged_against_float64(corrupt, tiny_dir):
+    """A BN beta gradient that cancels (found by the random-net test): numpy's float32 sum
+    is 2e-2 off the float64 one, the C++'s is not; the C++ passes against float64, and a
+    corrupted value still fails."""
+    from efgen.frontend.ir import parse_net
+
+    net = parse_net({"name": "cancel", "input": [3, 9, 9], "num_classes": 2, "layers": [
+        _conv("conv1", "input", 4, 5, 1), {"op": "batchnorm", "name": "bn", "inputs": ["conv1"]},
+        _conv("conv3", "bn", 1, 1, 1), _conv("conv4", "conv3", 1, 1, 1),
+        _conv("conv5", "conv4", 1, 1, 2), {"op": "flatten", "name": "flat", "inputs": ["conv5"]},
+        {"op": "linear", "out_features": 2, "bias": False, "name": "fc", "inputs": ["flat"]},
+        {"op": "softmax_ce", "name": "loss", "inputs": ["fc"]}]}, "cancel")
+
+    def tamper(index, s, mem):
+        if corrupt and s is not None and (s.layer, s.what) == ("bn", "bp"):
+            r = prog.regions["grad:bn"]
+            mem[r.offset + 4:r.offset + 8] *= np.float32(1.01)     # beta's gradient, +1%
+
+    board = load_board("zcu102")
+    design = schedule(Request(net, board, batch=2, tm=2, tn=2))
+    prog = build_program(net, design, 0.01, 0.9, 5e-4)
+    res = run_csim(net, design, board, tiny_dir / "cancel", seed=2, tamper=tamper)
+    step = res.steps[0]
+    row = next(r for r in step.local if r.tensor == "bn:grad.beta")
+    assert row.rel_err > BAR and row.ref64 > BAR       # the float32 reference misses the bar
+    if corrupt:
+        assert row.impl64 > BAR and not row.ok and not step.ok
+    else:
+        assert row.impl64 <= BAR and row.ok and step.ok, format_report(res)
+        assert "ill-conditioned in float32" in row.note
