@@ -1,5 +1,6 @@
 """C-simulation of the generated HLS C++ (g++ + ctypes) against the golden model:
-whole training steps, every tensor in DRAM compared (bar: 1e-4 relative)."""
+whole training steps, every descriptor checked locally and every tensor in DRAM compared
+end to end (bar: 1e-4 relative). tests/test_csim_verdict.py: the verdict itself."""
 
 import json
 import struct
@@ -87,7 +88,8 @@ def test_csim_cli(tmp_path, run_cli):
     code, out, _ = run_cli("csim", "--board", "zcu102", "--net", "tiny", "--batch", "2",
                            "--tiles", "Tm=8,Tn=4", "--steps", "2", "-o", tmp_path / "c")
     assert code == 0, out
-    assert "step 1: loss csim" in out and "step 2: loss csim" in out
+    assert "step 1: PASS; loss csim" in out and "step 2: PASS; loss csim" in out
+    assert "local check (the verdict)" in out and "end-to-end drift" in out
     assert (tmp_path / "c" / "hls" / "dram_ref.bin").exists()
 
 

@@ -238,7 +238,8 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
     res = run_rtl_step(net, design, rtl_params(design), workdir=tmp_path_factory.mktemp("step"))
     print(format_step(res))
     assert res.ok, format_step(res)
-    assert res.max_rel <= BAR
+    assert res.descriptors == len(res.ran) and all(r.ok for r in res.local)  # the verdict
+    assert res.max_rel <= BAR                                                  # and no drift
     assert abs(res.loss - res.golden_loss) <= 1e-5 * abs(res.golden_loss)
     where = {(r.layer, r.phase): r.where for r in res.ran}
     assert where[("conv3", "wu")] == "rtl" and where[("fc", "fp")] == "rtl"

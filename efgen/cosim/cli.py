@@ -157,7 +157,10 @@ def _run_step(args, net, design, p, report: dict, out_dir: Path | None) -> int:
           f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {args.sim}, {time.perf_counter() - t0:.1f} s")
     print(format_step(res, model))
     report["step"] = {"loss": res.loss, "golden_loss": res.golden_loss,
-                      "max_rel": res.max_rel, "ran": [vars(r) for r in res.ran],
+                      "ok": res.ok, "max_rel": res.max_rel,
+                      "local_max_rel": max((r.rel_err for r in res.local), default=0.0),
+                      "flips": [f.describe() for f in res.flips],
+                      "ran": [vars(r) for r in res.ran],
                       "model": model}
     if out_dir:
         _write_json(out_dir / "cosim.json", report)

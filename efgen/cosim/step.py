@@ -13,7 +13,12 @@ has no datapath for yet also run on the host, right after the RTL run, and are l
 * WU with a bias: the bias gradient and its SGD update; the gradient debug copy (a[6])
   is not written, so its trace key is not compared.
 
-After the step every tensor in DRAM is compared with :func:`efgen.golden.model.train_step`.
+The verdict is :mod:`efgen.csim.verdict`'s, as in C-simulation: after each descriptor
+(RTL or numpy, with its host parts) its outputs are checked against the interpreter's run
+of it on the DRAM image from just before it (the golden op on the step's own inputs), and
+the ReLU-mask / maxpool-argmax decisions that flipped against the golden step must lie
+within the benign margin. After the step every tensor in DRAM is compared with
+:func:`efgen.golden.model.train_step` (the end-to-end drift, reported).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from efgen.golden import ops
-from efgen.golden.model import SGD, init_state, synthetic_batch, train_step
+from efgen.golden.model import SGD, init_state, synthetic_batch
 from efgen.hls.desc import FLAGS, OPS
 from efgen.hls.program import build_program
 from efgen.rtl.dma import desc_register_writes
@@ -56,14 +61,24 @@ class StepResult:
     rows: list = field(default_factory=list)       # efgen.csim.csim.Compared
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    local: list = field(default_factory=list)      # efgen.csim.verdict.LocalRow
+    descriptors: int = 0
+    flips: list = field(default_factory=list)      # efgen.csim.verdict.Flip
 
     @property
     def max_rel(self) -> float:
+        """The worst end-to-end drift (reported, not the verdict)."""
         return max((r.rel_err for r in self.rows), default=0.0)
 
     @property
-    def ok(self) -> bool:
+    def drift_ok(self) -> bool:
         return all(r.ok for r in self.rows)
+
+    @property
+    def ok(self) -> bool:
+        """The verdict: every descriptor's local check, and only benign decision flips."""
+        return (self.descriptors > 0 and all(r.ok for r in self.local)
+                and all(f.benign for f in self.flips))
 
 
 def rtl_desc(d):
@@ -106,16 +121,22 @@ def host_parts(it, d) -> None:
 async def drive(host, plan: dict) -> dict:
     """Run the step inside cocotb. ``host`` is sim/top/cocotb_top.py's Host."""
     from efgen.csim.interp import Interp
+    from efgen.csim.verdict import LocalCheck
 
     prog = plan["prog"]
     mem = plan["mem"]
     hw = prog.design.hw
     it = Interp(mem, hw.lanes, hw.tm, hw.tn)
+    check = LocalCheck(prog)
     ran = []
 
     async def one(s):
         d = s.desc
+        before = mem.copy()
+        skip = set()
         if d.op in CONV_OPS:
+            if CONV_OPS[d.op] == "wu" and d.a[6]:
+                skip.add(int(d.a[6]))          # the RTL writes no gradient debug copy
             d2, parts = rtl_desc(d)
             host.write_image(0, mem.view(np.uint32))
             res = await host.run(s.layer + ":" + CONV_OPS[d.op],
@@ -127,25 +148,30 @@ async def drive(host, plan: dict) -> dict:
         else:
             it.run(d)
             ran.append(dict(layer=s.layer, phase=s.what, op=OP_NAMES[d.op], where="numpy"))
+        check.descriptor(s.layer, s.what, d, before, mem, skip)
 
     for s in prog.fp:
         await one(s)
     B, K = prog.design.batch, prog.net.num_classes
     lr = prog.regions[prog.logits]
+    before = mem.copy()
     logits = it.fm_get(lr.offset, lr.shape).reshape(B, K)
     loss, dlogits = ops.softmax_ce(logits, plan["labels"])
     it.fm_put(prog.regions[prog.dlogits].offset, dlogits.reshape(B, K, 1, 1))
+    check.loss(plan["labels"], float(loss), before, mem)
     ran.append(dict(layer="loss", phase="fp+bp", op="SOFTMAX_CE", where="numpy"))
     for s in prog.bp:
         await one(s)
-    return {"loss": float(loss), "ran": ran, "mem": mem}
+    return {"loss": float(loss), "ran": ran, "mem": mem, "local": check.rows,
+            "descriptors": check.count}
 
 
 def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None = None,
                  seed: int = 0, sgd: SGD = SGD(), latency: int | None = None) -> StepResult:
     """One training step of ``net`` with its conv/linear layer-phases on the RTL of ``p``."""
     from efgen.cosim.layers import DRAM_LATENCY, simulate
-    from efgen.csim.csim import DramImage, compare
+    from efgen.csim.csim import DramImage, compare, golden_step
+    from efgen.csim.verdict import decision_flips
 
     t0 = time.perf_counter()
     work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-step-"))).resolve()
@@ -155,11 +181,7 @@ def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None
     state = init_state(net, seed=seed, dtype=np.float32)
     x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
     img.load_state(state, x)
-    golden = train_step(net, state, x, labels, sgd)
-    for l in net:
-        if l.has_params and not l.trainable:
-            for name, v in state.params[l.name].items():
-                golden.trace.setdefault(f"{l.name}:new.{name}", v)
+    golden = golden_step(net, state, x, labels, sgd)
     plan = {"prog": prog, "mem": img.mem, "labels": np.asarray(labels, np.int64)}
     with open(work / "plan.pkl", "wb") as f:
         pickle.dump(plan, f)
@@ -172,9 +194,11 @@ def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None
     skipped = sorted(f"{r['layer']}:grad.weight" for r in got["ran"]
                      if r["where"] == "rtl" and r["phase"] == "wu")
     trace = {k: v for k, v in golden.trace.items() if k not in skipped}
-    rows = compare(trace, img.tensors())
+    tensors = img.tensors()
+    rows = compare(trace, tensors)
+    flips = decision_flips(net, golden.trace, tensors)
     return StepResult(got["loss"], golden.loss, [Ran(**r) for r in got["ran"]], rows,
-                      skipped, time.perf_counter() - t0)
+                      skipped, time.perf_counter() - t0, got["local"], got["descriptors"], flips)
 
 
 def format_step(res: StepResult, model: dict | None = None) -> str:
@@ -187,9 +211,14 @@ def format_step(res: StepResult, model: dict | None = None) -> str:
         cyc = f"{r.cycles:7d}" if r.where == "rtl" else "      -"
         lines.append(f"{(r.layer + ':' + r.phase):26s}  {r.where:6s} {cyc} {mcol}   "
                      f"{', '.join(r.host_parts) or '-'}")
-    worst = max(res.rows, key=lambda c: c.rel_err) if res.rows else None
-    lines.append(f"loss {res.loss:.6f} (golden {res.golden_loss:.6f}); {len(res.rows)} tensors "
-                 f"compared, worst {worst.key} {worst.rel_err:.2e}" if worst else "no tensors")
+    from efgen.csim.csim import format_drift
+    from efgen.csim.verdict import format_flips, format_local
+
+    lines.append(f"{'PASS' if res.ok else 'FAIL'}; loss {res.loss:.6f} "
+                 f"(golden {res.golden_loss:.6f})")
+    lines += format_local(res.local, res.descriptors)
+    lines += format_flips(res.flips)
+    lines += format_drift(res.rows)
     if res.skipped:
         lines.append("not compared (the RTL does not write gradient debug copies): "
                      + ", ".join(res.skipped))

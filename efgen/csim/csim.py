@@ -1,10 +1,15 @@
-"""C-simulation: compile the generated HLS C++ with g++ and run whole training steps
-through ctypes (the hls4ml pattern), comparing every tensor with the golden model.
+"""C-simulation: compile the generated HLS C++ with g++ and run training steps through
+ctypes (the hls4ml pattern), checking them against the golden model.
 
 The DRAM image is built in Python through efgen/layout.py (inputs, parameters, momentum,
-BN running statistics), the generated ``efgen_step`` runs FP, the host loss, BP and WU,
-and every region that holds a golden tensor is unpacked and compared with
-:func:`efgen.golden.model.train_step`'s trace: max|a-b| / (max|b| + 1e-12) <= 1e-4.
+BN running statistics). The step runs descriptor by descriptor (``efgen_run_desc`` on
+the compiled descriptor tables, ``efgen_host_loss`` for the host's loss), and each
+descriptor's outputs are checked against the golden op on the C++'s own inputs
+(:mod:`efgen.csim.verdict`: the verdict, bar max|a-b| / (max|b| + 1e-12) <= 1e-4). After
+the step every region that holds a golden tensor is compared with
+:func:`efgen.golden.model.train_step`'s trace (drift, reported), and the ReLU-mask and
+maxpool-argmax decisions that flipped are listed with their margins (only a flip within
+:data:`efgen.csim.verdict.FLIP_MARGIN` of its boundary is benign).
 """
 
 from __future__ import annotations
@@ -17,15 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from efgen.csim.cc import compile_shared, load
+from efgen.csim.verdict import BAR, FLIP_MARGIN, Flip, LocalCheck, LocalRow, decision_flips
 from efgen.design import Design
 from efgen.frontend.boards import Board
 from efgen.frontend.ir import Net
 from efgen.golden.model import SGD, TrainState, init_state, synthetic_batch, train_step
+from efgen.hls.desc import EfgenDesc
 from efgen.hls.emit import write_hls
 from efgen.hls.program import Program, Region, build_program
 from efgen.layout import FeatureMapLayout, WeightLayout
 
-BAR = 1e-4
+
 
 
 @dataclass
@@ -38,18 +45,37 @@ class Compared:
 
 @dataclass
 class StepReport:
+    """One step. The verdict (``ok``) is the local check of every descriptor and the
+    flipped decisions' margins; ``tensors`` is the end-to-end drift (reported)."""
+
     step: int
     loss_csim: float
     loss_golden: float
-    tensors: list[Compared]
+    tensors: list[Compared]          # drift against the golden step
     seconds: float
+    local: list[LocalRow] = field(default_factory=list)
+    descriptors: int = 0
+    flips: list[Flip] = field(default_factory=list)
+
+    @property
+    def local_ok(self) -> bool:
+        return all(r.ok for r in self.local)
+
+    @property
+    def flips_ok(self) -> bool:
+        return all(f.benign for f in self.flips)
 
     @property
     def ok(self) -> bool:
+        return self.descriptors > 0 and self.local_ok and self.flips_ok
+
+    @property
+    def drift_ok(self) -> bool:
         return all(t.ok for t in self.tensors)
 
     @property
     def first_bad(self) -> Compared | None:
+        """The first tensor (in execution order) that drifted above the bar."""
         return next((t for t in self.tensors if not t.ok), None)
 
 
@@ -114,6 +140,28 @@ class DramImage:
                 self._put(r, np.concatenate([v["gamma"], v["beta"]]))
             elif kind == "vel":
                 self._put(r, state.velocity[layer][name])
+
+    def read_state(self, like: TrainState) -> TrainState:
+        """The parameters, BN buffers and momentum now in DRAM (the inverse of
+        :meth:`load_state`); what DRAM does not hold is copied from ``like``."""
+        state = like.copy()
+        for r in self.prog.regions.values():
+            if getattr(r, "alias_of", None) or r.init is None or r.init == "input":
+                continue
+            kind, _, what = r.init.partition(":")
+            layer, _, name = what.rpartition(".")
+            value = self._get(r)
+            if kind in ("param", "buffer"):
+                d = (state.params if kind == "param" else state.buffers)[layer]
+                d[name] = value.reshape(d[name].shape).astype(d[name].dtype)
+            elif kind == "vel" and name == "gamma+beta":
+                v = state.velocity[layer]
+                c = v["gamma"].size
+                v["gamma"], v["beta"] = value[:c].copy(), value[c:].copy()
+            elif kind == "vel":
+                v = state.velocity[layer]
+                v[name] = value.reshape(v[name].shape).astype(v[name].dtype)
+        return state
 
     def set_input(self, x: np.ndarray) -> None:
         self._put(self.prog.regions["act:input"], x)
@@ -181,17 +229,70 @@ class Csim(DramImage):
                                         ctypes.POINTER(ctypes.c_int32),
                                         ctypes.POINTER(ctypes.c_float)]
         self.lib.efgen_step.restype = ctypes.c_int
+        self.lib.efgen_run_desc.argtypes = [ctypes.POINTER(EfgenDesc),
+                                            ctypes.POINTER(ctypes.c_float)]
+        self.lib.efgen_run_desc.restype = None
+        self.lib.efgen_step_desc.argtypes = [ctypes.c_int, ctypes.c_int]
+        self.lib.efgen_step_desc.restype = ctypes.POINTER(EfgenDesc)
+        self.lib.efgen_host_loss.argtypes = [ctypes.POINTER(ctypes.c_float),
+                                             ctypes.POINTER(ctypes.c_int32)]
+        self.lib.efgen_host_loss.restype = ctypes.c_float
+
+    def _fptr(self):
+        return self.mem.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
 
     def step(self, labels: np.ndarray) -> float:
+        """One whole step in one call of the generated ``efgen_step`` (no local check)."""
         lab = np.ascontiguousarray(labels, dtype=np.int32)
         loss = ctypes.c_float(0.0)
-        self.lib.efgen_step(self.mem.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                            lab.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)), ctypes.byref(loss))
+        self.lib.efgen_step(self._fptr(), lab.ctypes.data_as(ctypes.POINTER(ctypes.c_int32)),
+                            ctypes.byref(loss))
         return float(loss.value)
+
+    def step_checked(self, labels: np.ndarray, tamper=None) -> tuple[float, LocalCheck]:
+        """One step descriptor by descriptor, each checked against the golden op on the
+        DRAM image just before it (:class:`efgen.csim.verdict.LocalCheck`).
+
+        The C++ runs its own compiled descriptor tables; a table entry that differs from
+        the Python program's descriptor fails the check. ``tamper(index, step, mem)``, if
+        given, may alter the image after a descriptor ran (tests of the verdict).
+        """
+        lab = np.ascontiguousarray(labels, dtype=np.int32)
+        check = LocalCheck(self.prog)
+        loss = 0.0
+        index = 0
+        phases = [(0, self.prog.fp), None, (1, self.prog.bp)]
+        for part in phases:
+            before = self.mem.copy()
+            if part is None:                      # the host's softmax cross-entropy
+                loss = float(self.lib.efgen_host_loss(
+                    self._fptr(), lab.ctypes.data_as(ctypes.POINTER(ctypes.c_int32))))
+                if tamper:
+                    tamper(index, None, self.mem)
+                check.loss(lab, loss, before, self.mem)
+                index += 1
+                continue
+            phase, steps = part
+            for i, s in enumerate(steps):
+                if i:
+                    before = self.mem.copy()
+                cdesc = self.lib.efgen_step_desc(phase, i)
+                self.lib.efgen_run_desc(cdesc, self._fptr())
+                if tamper:
+                    tamper(index, s, self.mem)
+                check.descriptor(s.layer, s.what, s.desc, before, self.mem)
+                if bytes(cdesc.contents) != bytes(s.desc):
+                    check.rows.append(LocalRow(
+                        check.count - 1, s.layer, s.what, "?", "(descriptor table)",
+                        float("inf"), 0.0, False,
+                        "efgen_program.h's descriptor differs from the program's"))
+                index += 1
+        return loss, check
 
 
 def compare(trace: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> list[Compared]:
-    """Every golden tensor that is in DRAM, in the golden trace's (execution) order."""
+    """Every golden tensor that is in DRAM, in the golden trace's (execution) order: the
+    end-to-end drift (reported; the verdict is :mod:`efgen.csim.verdict`'s)."""
     rows = []
     for key, ref in trace.items():
         if key not in got:
@@ -207,9 +308,26 @@ def compare(trace: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> list[Co
     return rows
 
 
+def golden_step(net: Net, state: TrainState, x, labels, sgd: SGD):
+    """The golden step, with frozen parameters traced as unchanged (they are compared)."""
+    golden = train_step(net, state, x, labels, sgd)
+    for l in net:
+        if l.has_params and not l.trainable:
+            for p, v in state.params[l.name].items():
+                golden.trace.setdefault(f"{l.name}:new.{p}", v)
+    return golden
+
+
 def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int = 1,
-             seed: int = 0, sgd: SGD = SGD(), progress=None, tb_data: bool = True) -> CsimResult:
-    """Train ``steps`` steps in C-simulation and in the golden model, side by side."""
+             seed: int = 0, sgd: SGD = SGD(), progress=None, tb_data: bool = True,
+             tamper=None, flip_margin: float = FLIP_MARGIN) -> CsimResult:
+    """Train ``steps`` steps in C-simulation, each checked descriptor by descriptor and
+    compared with the golden step from the same state.
+
+    Step k's golden step starts from the C++'s own state after step k-1 (read back from
+    DRAM), so its drift and flips are those of one step, not of the trajectories of two
+    trainings drifting apart. ``tamper``: see :meth:`Csim.step_checked`.
+    """
     sim = Csim(net, design, board, workdir, sgd)
     state = init_state(net, seed=seed, dtype=np.float32)
     x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
@@ -217,42 +335,52 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
     result = CsimResult(not_in_dram=sim.prog.not_in_dram, compile_seconds=sim.compile_seconds,
                         cpp_lines=sim.cpp_lines)
     for k in range(1, steps + 1):
-        golden = train_step(net, state, x, labels, sgd)
-        # Frozen parameters must come out unchanged: compare them with their old value.
-        for l in net:
-            if l.has_params and not l.trainable:
-                for p, v in state.params[l.name].items():
-                    golden.trace.setdefault(f"{l.name}:new.{p}", v)
+        if k > 1:
+            state = sim.read_state(state)
+        golden = golden_step(net, state, x, labels, sgd)
         if k == 1 and tb_data:
             sim.write_tb_data(Path(workdir) / "hls", labels, golden.trace)
         t0 = time.perf_counter()
-        loss = sim.step(labels)
+        loss, check = sim.step_checked(labels, tamper)
         dt = time.perf_counter() - t0
-        rows = compare(golden.trace, sim.tensors())
-        result.steps.append(StepReport(k, loss, golden.loss, rows, dt))
+        got = sim.tensors()
+        rows = compare(golden.trace, got)
+        flips = decision_flips(net, golden.trace, got, flip_margin)
+        result.steps.append(StepReport(k, loss, golden.loss, rows, dt, check.rows, check.count,
+                                       flips))
         if progress:
             progress(result.steps[-1])
-        state = golden.state
         sim.set_input(x)
     return result
 
 
-def format_report(res: CsimResult, all_rows: bool = False) -> str:
+def format_drift(tensors: list[Compared], all_rows: bool = False) -> list[str]:
+    """The end-to-end drift against the golden step (information, not the verdict)."""
     from efgen.textable import format_table
+
+    worst = max(tensors, key=lambda t: t.rel_err) if tensors else None
+    above = [t for t in tensors if not t.ok]
+    lines = [f"  end-to-end drift against the golden step (reported, not the verdict): "
+             f"{len(tensors)} tensors, worst {worst.key if worst else '-'} "
+             f"{worst.rel_err if worst else 0:.2e}; {len(above)} above {BAR:g}"]
+    rows = tensors if all_rows else above
+    if rows:
+        lines.append(format_table(["tensor", "max rel err", "max abs err", "within bar"],
+                                  [[t.key, f"{t.rel_err:.3e}", f"{t.max_abs:.3e}",
+                                    "yes" if t.ok else "no"] for t in rows]))
+    if above:
+        lines.append(f"  first tensor that drifted: {above[0].key} ({above[0].rel_err:.3e})")
+    return lines
+
+
+def format_report(res: CsimResult, all_rows: bool = False) -> str:
+    from efgen.csim.verdict import format_flips, format_local
 
     lines = []
     for s in res.steps:
-        rows = s.tensors if all_rows else [t for t in s.tensors if not t.ok]
-        worst = max(s.tensors, key=lambda t: t.rel_err) if s.tensors else None
-        lines.append(f"step {s.step}: loss csim {s.loss_csim:.6f} golden {s.loss_golden:.6f}; "
-                     f"{len(s.tensors)} tensors compared, worst {worst.key if worst else '-'} "
-                     f"{worst.rel_err if worst else 0:.2e} (bar {BAR:g}); "
-                     f"{s.seconds * 1e3:.0f} ms")
-        if rows:
-            lines.append(format_table(["tensor", "max rel err", "max abs err", "ok"],
-                                      [[t.key, f"{t.rel_err:.3e}", f"{t.max_abs:.3e}",
-                                        "yes" if t.ok else "NO"] for t in rows]))
-        bad = s.first_bad
-        if bad:
-            lines.append(f"first tensor that diverged: {bad.key} ({bad.rel_err:.3e})")
+        lines.append(f"step {s.step}: {'PASS' if s.ok else 'FAIL'}; loss csim {s.loss_csim:.6f} "
+                     f"golden {s.loss_golden:.6f}; {s.seconds * 1e3:.0f} ms")
+        lines += format_local(s.local, s.descriptors, all_rows)
+        lines += format_flips(s.flips)
+        lines += format_drift(s.tensors, all_rows)
     return "\n".join(lines)
