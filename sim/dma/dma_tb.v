@@ -124,7 +124,7 @@ axi_dma_rd #(
     .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready),
     .m_axi_rid(m_axi_rid), .m_axi_rdata(m_axi_rdata), .m_axi_rresp(m_axi_rresp),
     .m_axi_rlast(m_axi_rlast), .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready),
-    .abort(1'b0), .busy(rd_busy), .error(rd_error), .error_resp(), .error_addr()
+    .drain(1'b0), .busy(rd_busy), .error(rd_error), .error_resp(), .error_addr()
 );
 
 axi_dma_wr #(
@@ -143,7 +143,7 @@ axi_dma_wr #(
     .m_axi_wvalid(m_axi_wvalid), .m_axi_wready(m_axi_wready),
     .m_axi_bid(m_axi_bid), .m_axi_bresp(m_axi_bresp), .m_axi_bvalid(m_axi_bvalid),
     .m_axi_bready(m_axi_bready),
-    .abort(1'b0), .busy(wr_busy), .done(wr_done), .error(wr_error), .error_resp(),
+    .drain(1'b0), .busy(wr_busy), .done(wr_done), .error(wr_error), .error_resp(),
     .error_addr()
 );
 
