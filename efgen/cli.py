@@ -359,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one run per distinct layer shape and tiling")
     s.add_argument("--step", action="store_true",
                    help="one training step: conv/linear on the RTL, the rest in numpy")
+    s.add_argument("--backpressure", type=int, metavar="SEED",
+                   help="random back-pressure and idle cycles (30%% a cycle) on every AXI "
+                        "channel, seeded")
     s.add_argument("-o", "--output", metavar="DIR", help="write cosim.json (and keep builds) here")
     s.set_defaults(func=cmd_cosim)
 

@@ -494,10 +494,12 @@ def test_predict_top_breakdown():
     assert (d["fp32_mul"], d["fp32_add"], d["dsp_fp"], d["dsp_control"]) == (7, 8, 14, 9)
     assert (pred["DSP48E2"], pred["RAMB18E2"], pred["RAMB36E2"]) == (23, 4, 2)
     # engine weights 4 x 5 RAM64M8, SGD out FIFOs 2 x 5 RAM64M8; RAM32M16: SGD in 2 x 3,
-    # window table 5 x 1, tile_wr 3, DMA commands 3 x 3, AWLEN 1
-    assert d["ram_cells"] == {"RAMB36E2": 2, "RAMB18E2": 4, "RAM64M8": 30, "RAM32M16": 24}
+    # window table 5 x 1, tile_wr 3, DMA commands 3 x 3, AWLEN 1, burst addresses 3 x 3
+    assert d["ram_cells"] == {"RAMB36E2": 2, "RAMB18E2": 4, "RAM64M8": 30, "RAM32M16": 33}
     cells = {r["buffer"]: r["cell"] for r in d["rams"]}
-    assert cells["layer_seq win_p"] == cells["axi_dma_wr burst last"] == "FF"
+    assert cells["layer_seq win_p"] == "FF"
+    assert cells["axi_dma_wr burst last + address"] == cells["axi_dma_rd 0 burst address"] \
+        == "RAM32M16"
     assert pred["LUT"] > predict_rtl(p22.engine)["LUT"] and d["shell"]
     # a Tm that is not a power of two adds the sequencer's six products by Tm, and
     # sgd_wb's by the odd part of Tm*Tn

@@ -149,7 +149,7 @@ def _run_step(args, net, design, p, report: dict, out_dir: Path | None) -> int:
     from efgen.cosim.step import format_step, run_rtl_step
 
     t0 = time.perf_counter()
-    res = run_rtl_step(net, design, p, sim=args.sim,
+    res = run_rtl_step(net, design, p, sim=args.sim, pause=_pause(args),
                        workdir=(out_dir / "step") if out_dir else None)
     lps = {lp.label: lp for lp in cosim.layer_phases(net, design, p)}
     model = _step_model(p, res, lps)
@@ -214,11 +214,17 @@ def _run_layer_phases(args, net, design, plan, report: dict, out_dir: Path | Non
             t0 = time.perf_counter()
             res = cosim.run_layer_phases(
                 p, lps, sim=args.sim, workdir=(out_dir / layout) if out_dir else None,
-                on_result=lambda r, layout=layout, p=p: progress(layout, p, r))
+                on_result=lambda r, layout=layout, p=p: progress(layout, p, r),
+                pause=_pause(args))
             rows = model_rows(p, res)
             print(format_rows(rows, f"efgen cosim: {net.name}, batch {design.batch}, "
                                     f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {layout} layout, "
-                                    f"{args.sim}, {time.perf_counter() - t0:.1f} s"))
+                                    f"{args.sim}, {time.perf_counter() - t0:.1f} s"
+                                    + (f", back-pressure seed {args.backpressure}"
+                                       if args.backpressure is not None else "")))
+            for r in res:
+                if r.error:
+                    print(f"{r.lp.label}: {r.error}")
             ok = ok and all(r.ok for r in res)
     except KeyboardInterrupt:
         report["interrupted"] = True
@@ -231,6 +237,13 @@ def _run_layer_phases(args, net, design, plan, report: dict, out_dir: Path | Non
     if out_dir:
         _write_json(out_dir / "cosim.json", report)
     return 0 if ok else 1
+
+
+def _pause(args):
+    from efgen.cosim.layers import Pause
+
+    seed = getattr(args, "backpressure", None)
+    return None if seed is None else Pause(seed)
 
 
 def _step_model(p, res, lps: dict) -> dict:

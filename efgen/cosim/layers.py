@@ -11,6 +11,13 @@ pipelined read latency), and compares every output tensor with the golden model
 
 Per case it also records the cycles from start to done (the CYCLES register) and the AXI
 bursts of each port, for :mod:`efgen.cosim.validate` to set against the analytical model.
+
+Bus faults and back-pressure (:func:`run_passes`): one simulation runs several passes,
+each from the same DRAM image and dumped after its last run: optionally with random
+back-pressure and idle cycles on every AXI channel (``Pause``), runs with AXI error
+responses on chosen address ranges (``Fault``) or with descriptor registers overridden
+(``Run.set``, e.g. a tile the buffers cannot hold). A run's STATUS and FAIL_ADDR come
+back in its :class:`Result` (``error``: :func:`efgen.rtl.dma.status_error`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from efgen.errors import EfgenError
 from efgen.golden import ops
 from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
-from efgen.rtl.dma import desc_register_writes
+from efgen.rtl.dma import REGISTER_MAP, desc_register_writes, status_error
 from efgen.rtl.engine import wu_copies
 from efgen.rtl.top import RtlParams, rtl_verilog
 
@@ -144,6 +151,7 @@ class _Case:
     regions: dict[str, tuple[int, tuple, str]] = field(default_factory=dict)  # name -> (addr, shape, kind)
     expect: dict[str, np.ndarray] = field(default_factory=dict)
     regs: list = field(default_factory=list)
+    slots: dict = field(default_factory=dict)    # descriptor address slot -> word address
 
 
 @dataclass(frozen=True)
@@ -156,10 +164,56 @@ class Result:
     cycles: int
     bursts: tuple         # (rd port 0, rd port 1, wr port)
     beats: tuple
+    status: int = 0       # the STATUS register after the run
+    fail_addr: int = 0    # FAIL_ADDR
+    faulted: tuple | None = None   # (port, burst byte address, resp) the testbench failed first
+
+    @property
+    def error(self) -> str | None:
+        """The error the accelerator reported (None: the run ended cleanly)."""
+        return status_error(self.status, self.fail_addr)
 
     @property
     def ok(self) -> bool:
-        return self.max_rel <= BAR
+        return self.max_rel <= BAR and self.error is None
+
+
+@dataclass(frozen=True)
+class Fault:
+    """AXI error responses (``resp`` 2 SLVERR, 3 DECERR) for every beat of ``port`` (0, 1:
+    read ports, 2: write port) in ``words`` words from word ``offset`` of the case's
+    descriptor address slot a[``slot``]."""
+
+    port: int
+    slot: int
+    offset: int = 0
+    words: int = 1
+    resp: int = 2
+
+
+@dataclass(frozen=True)
+class Run:
+    """One descriptor run of a pass: case ``case`` (an index into the layer-phases), with
+    ``faults`` and descriptor registers overridden by ``set`` ((name, value), ...)."""
+
+    case: int
+    faults: tuple = ()
+    set: tuple = ()
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Random back-pressure: each cycle every AXI channel pauses with probability ``prob``."""
+
+    seed: int
+    prob: float = 0.3
+
+
+@dataclass
+class PassResult:
+    results: list          # Result per Run (outputs compared from the pass's final DRAM)
+    dump: np.ndarray       # the DRAM after the pass
+    image: np.ndarray      # the DRAM before it
 
 
 class _Image:
@@ -259,6 +313,7 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
         c.regs = [[o, v] for o, v in desc_register_writes(d)]
+        c.slots = dict(a)
         cases.append(c)
     return img, cases
 
@@ -314,7 +369,14 @@ def testbench_dir() -> Path:
     return sim_dir
 
 
-def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator") -> dict:
+#: Verilator builds let +verilator+rand+reset+2 (``plusargs``) randomise every register
+#: and memory that no reset sets (the default, +verilator+rand+reset+0, is all zeros).
+VERILATOR_ARGS = ["-Wno-WIDTH", "--x-assign", "unique", "--x-initial", "unique"]
+RANDOM_INIT = ("+verilator+rand+reset+2",)
+
+
+def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator",
+             plusargs: tuple = ()) -> dict:
     """Build the RTL of ``p`` (cached per parameter set) and run sim/top/cocotb_top.py with
     ``script``; returns the per-run results the driver wrote."""
     from efgen.cosim.runner import available, run_cocotb  # cocotb is a test extra
@@ -332,7 +394,8 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator") -> 
                test_module="cocotb_top", tb_dir=SIM_DIR / "top",
                build_root=Path(BUILD_CACHE).resolve() if BUILD_CACHE else work / "build",
                # the sequencer's address arithmetic truncates and extends on purpose
-               build_args=["-Wno-WIDTH"] if sim == "verilator" else [],
+               build_args=VERILATOR_ARGS if sim == "verilator" else [],
+               plusargs=list(plusargs),
                extra_env={"EFGEN_TOP_SCRIPT": str(work / "script.json"),
                           "EFGEN_TOP_RESULTS": str(res_path)})
     return json.loads(res_path.read_text())
@@ -340,12 +403,17 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator") -> 
 
 def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilator",
                      workdir: Path | None = None, seed: int = 0,
-                     latency: int = DRAM_LATENCY, on_result=None) -> list[Result]:
+                     latency: int = DRAM_LATENCY, on_result=None, pause: Pause | None = None,
+                     plusargs: tuple = ()) -> list[Result]:
     """Co-simulate ``lps`` on the RTL of ``p``; one build, one simulation.
 
     ``on_result(Result)`` is called as each layer-phase finishes, while the simulation
     goes on (the testbench reports every run with its outputs; see sim/top/cocotb_top.py).
     """
+    if on_result is None:
+        runs = [Run(i) for i in range(len(lps))]
+        return run_passes(p, lps, [(runs, pause)], sim=sim, workdir=workdir, seed=seed,
+                          latency=latency, plusargs=plusargs)[0].results
     check_params(p, lps)
     # absolute: the simulator runs in its build folder
     work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))).resolve()
@@ -360,15 +428,48 @@ def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilat
                               for addr, shape, kind in c.regions.values()]
         runs.append(run)
     script = {"image": str(work / "image.npy"), "dump": str(work / "dump.npy"),
-              "latency": latency, "runs": runs}
-    if on_result is None:
-        got = simulate(p, work, script, sim=sim)
-        dump = np.load(work / "dump.npy")
-        return [_result(p, c, dump, got[str(i)]) for i, c in enumerate(cases)]
+              "latency": latency, "runs": runs, "pause": vars(pause) if pause else None}
     progress = work / "progress.jsonl"
     progress.unlink(missing_ok=True)
     script["progress"] = str(progress)
-    return _follow(p, cases, work, script, sim, progress, on_result)
+    return _follow(p, cases, work, script, sim, progress, on_result, plusargs)
+
+
+def _fault_range(c: _Case, f: Fault) -> dict:
+    lo = (c.slots[f.slot] + f.offset) * 4
+    return {"port": f.port, "lo": lo, "hi": lo + 4 * f.words, "resp": f.resp}
+
+
+def run_passes(p: RtlParams, lps: list[LayerPhase], passes: list, *, sim: str = "verilator",
+               workdir: Path | None = None, seed: int = 0, latency: int = DRAM_LATENCY,
+               plusargs: tuple = ()) -> list[PassResult]:
+    """Co-simulate ``passes`` ([(list of Run, Pause or None), ...]) of ``lps`` in one
+    simulation; each pass starts from the same DRAM image. A case run several times in a
+    pass is compared from its last run (the pass's final DRAM)."""
+    check_params(p, lps)
+    # absolute: the simulator runs in its build folder
+    work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    img, cases = _build(p, lps, seed)
+    np.save(work / "image.npy", img.words)
+    script_passes = []
+    for k, (runs, pause) in enumerate(passes):
+        rs = []
+        for j, r in enumerate(runs):
+            c = cases[r.case]
+            over = {REGISTER_MAP[name]: int(v) & 0xFFFFFFFF for name, v in r.set}
+            rs.append({"tag": f"{j}", "regs": [[o, over.get(o, v)] for o, v in c.regs],
+                       "faults": [_fault_range(c, f) for f in r.faults]})
+        script_passes.append({"dump": str(work / f"dump{k}.npy"), "runs": rs,
+                              "pause": vars(pause) if pause else None})
+    got = simulate(p, work, {"image": str(work / "image.npy"), "latency": latency,
+                             "passes": script_passes}, sim=sim, plusargs=plusargs)
+    out = []
+    for k, (runs, _) in enumerate(passes):
+        dump = np.load(work / f"dump{k}.npy")
+        res = [_result(p, cases[run.case], dump, got[k][f"{j}"]) for j, run in enumerate(runs)]
+        out.append(PassResult(res, dump, img.words))
+    return out
 
 
 def _size(p: RtlParams, shape: tuple, kind: str) -> int:
@@ -385,10 +486,12 @@ def _result(p: RtlParams, c: _Case, dump: np.ndarray, r: dict) -> Result:
         errs[name] = (float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) + 1e-30))
                       if np.all(np.isfinite(a)) else math.inf)
     return Result(c.lp, max(errs.values()), errs, int(r["cycles"]),
-                  tuple(r["bursts"]), tuple(r["beats"]))
+                  tuple(r["bursts"]), tuple(r["beats"]), int(r.get("status", 0)),
+                  int(r.get("fail_addr", 0)), tuple(r["faulted"]) if r.get("faulted") else None)
 
 
-def _follow(p, cases, work: Path, script: dict, sim: str, progress: Path, on_result):
+def _follow(p, cases, work: Path, script: dict, sim: str, progress: Path, on_result,
+            plusargs: tuple = ()):
     """Run the simulation in a thread; report each run from the progress file."""
     import threading
 
@@ -396,7 +499,7 @@ def _follow(p, cases, work: Path, script: dict, sim: str, progress: Path, on_res
 
     def target():
         try:
-            box["got"] = simulate(p, work, script, sim=sim)
+            box["got"] = simulate(p, work, script, sim=sim, plusargs=plusargs)
         except BaseException as exc:     # re-raised in the caller's thread
             box["exc"] = exc
 

@@ -80,7 +80,7 @@ def _import_path(*dirs: Path) -> Iterator[None]:
 
 def run_cocotb(sim: str, *, toplevel: str, sources: Mapping[str, str], test_module: str,
                tb_dir: Path, build_root: Path, extra_env: Mapping[str, str] | None = None,
-               build_args: Sequence[str] = ()) -> Path:
+               build_args: Sequence[str] = (), plusargs: Sequence[str] = ()) -> Path:
     """Build ``sources`` (file name -> Verilog text) and run cocotb ``test_module``.
 
     ``tb_dir`` holds ``test_module`` and the helpers it imports. Returns the results
@@ -118,6 +118,7 @@ def run_cocotb(sim: str, *, toplevel: str, sources: Mapping[str, str], test_modu
         with _import_path(Path(tb_dir), _package_root(tb_dir)):
             results = Path(runner.test(test_module=test_module, hdl_toplevel=toplevel,
                                        hdl_toplevel_lang="verilog", build_dir=build_dir, extra_env=dict(extra_env or {}),
+                                       plusargs=list(plusargs),
                                        log_file=test_log))
         n_tests, n_failed = get_results(results)
     except SystemExit as e:

@@ -167,8 +167,10 @@ async def drive(host, plan: dict) -> dict:
 
 
 def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None = None,
-                 seed: int = 0, sgd: SGD = SGD(), latency: int | None = None) -> StepResult:
-    """One training step of ``net`` with its conv/linear layer-phases on the RTL of ``p``."""
+                 seed: int = 0, sgd: SGD = SGD(), latency: int | None = None, pause=None,
+                 plusargs: tuple = ()) -> StepResult:
+    """One training step of ``net`` with its conv/linear layer-phases on the RTL of ``p``
+    (``pause``: an efgen.cosim.layers.Pause; ``plusargs``: e.g. layers.RANDOM_INIT)."""
     from efgen.cosim.layers import DRAM_LATENCY, simulate
     from efgen.csim.csim import DramImage, compare, golden_step
     from efgen.csim.verdict import decision_flips
@@ -186,7 +188,8 @@ def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None
     with open(work / "plan.pkl", "wb") as f:
         pickle.dump(plan, f)
     simulate(p, work, {"step": str(work / "plan.pkl"), "step_out": str(work / "step.pkl"),
-                       "latency": DRAM_LATENCY if latency is None else latency}, sim=sim)
+                       "latency": DRAM_LATENCY if latency is None else latency,
+                       "pause": vars(pause) if pause else None}, sim=sim, plusargs=plusargs)
     with open(work / "step.pkl", "rb") as f:
         got = pickle.load(f)
     img.mem = got["mem"]

@@ -133,7 +133,27 @@ def axi_bursts(addr_words: int, len_words: int, data_width: int = 128,
 CONTROL_START = 1 << 0        # CONTROL bit 0: write 1 to start (self-clearing, reads 0)
 STATUS_BUSY = 1 << 0          # STATUS bit 0: started and done not yet seen
 STATUS_DONE = 1 << 1          # STATUS bit 1: sticky, set by done, cleared by start
-STATUS_ERROR = 1 << 2         # STATUS bit 2: sticky, an AXI error response, cleared by start
+STATUS_ERROR = 1 << 2         # STATUS bit 2: sticky, the run ended in error, cleared by start
+# STATUS bits 15:8, the first error's code: bits 11:8 a rejected descriptor's
+# EfgenConvStatus (hls_kernels/conv_engine.h); for an AXI error response, bits 13:12 its
+# RRESP/BRESP (2 SLVERR, 3 DECERR) and bits 15:14 the port (0, 1 read, 2 write).
+STATUS_REJECT_SHIFT, STATUS_RESP_SHIFT, STATUS_PORT_SHIFT = 8, 12, 14
+CONV_STATUS = {1: "ERR_OP", 2: "ERR_GEOMETRY", 3: "ERR_TILING", 4: "ERR_ADDRESS",
+               5: "ERR_IFM", 6: "ERR_OFM", 7: "ERR_WBUF"}
+AXI_RESP = {2: "SLVERR", 3: "DECERR"}
+
+
+def status_error(status: int, fail_addr: int = 0) -> str | None:
+    """The error a STATUS (and FAIL_ADDR) value reports, in words; None without one."""
+    if not status & STATUS_ERROR:
+        return None
+    rej = (status >> STATUS_REJECT_SHIFT) & 0xF
+    if rej:
+        return f"descriptor rejected: {CONV_STATUS.get(rej, rej)}"
+    resp = (status >> STATUS_RESP_SHIFT) & 3
+    port = (status >> STATUS_PORT_SHIFT) & 3
+    return (f"AXI {AXI_RESP.get(resp, resp)} on {'write' if port == 2 else 'read'} port "
+            f"m_axi{port}, burst at byte {fail_addr:#x}")
 DESC_BASE = 0x20              # byte offset of the EfgenDesc window
 
 
@@ -161,9 +181,11 @@ def _build_map() -> tuple[tuple[Register, ...], tuple[DescPort, ...]]:
         Register("control", 0x00, "", "control",
                  "bit 0 START: write 1 to start (ignored while busy)"),
         Register("status", 0x04, "", "status",
-                 "bit 0 BUSY, bit 1 DONE (sticky), bit 2 ERROR (sticky)"),
+                 "bit 0 BUSY, bit 1 DONE (sticky), bit 2 ERROR (sticky), 15:8 error code"),
         Register("cycles", 0x08, "", "cycles",
                  "clock cycles from the start pulse to done (saturates)"),
+        Register("fail_addr", 0x0C, "", "status",
+                 "byte address of the burst of the first AXI error response"),
     ]
     ports = []
     for field, ctype in EfgenDesc._fields_:

@@ -61,8 +61,9 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   read at a registered address: flip-flops while OA < 10).
 * ``tile_wr``: a 4-word FIFO (LUT RAM); ``tile_rd`` and ``desc_regs``: registers only.
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
-  (LUT RAM); ``axi_dma_wr`` also two per-burst FIFOs of OUTSTANDING entries (8-bit AWLEN:
-  LUT RAM; 1 bit: flip-flops).
+  (LUT RAM) and a per-burst FIFO of OUTSTANDING beat addresses (for FAIL_ADDR; LUT RAM;
+  ``axi_dma_wr``'s also holds the burst's last-of-command bit); ``axi_dma_wr`` also the
+  per-burst AWLEN FIFO (8 bits, LUT RAM).
 
 A memory goes to flip-flops when Yosys's ``memory_libmap`` finds no RAM cheaper than
 ``width * depth`` (one cost unit a bit); a RAM's cost is :func:`ram_cells`'s plus 2 (one
@@ -482,10 +483,12 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
              for n in ("ulo", "uhi", "vlo", "vhi", "ec")]
     mems.append(("layer_seq win_p", w["OA"], 2, True))
     mems.append(("tile_wr FIFO", 32, TILE_WR_FIFO, True))
+    beat_aw = d.addr_width - (d.data_width // 8).bit_length() + 1
     mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]
+    mems += [(f"axi_dma_rd {k} burst address", beat_aw, bq_depth, True) for k in (0, 1)]
     mems += [("axi_dma_wr commands", cq_w, cq_depth, True),
              ("axi_dma_wr burst AWLEN", 8, bq_depth, True),
-             ("axi_dma_wr burst last", 1, bq_depth, True)]
+             ("axi_dma_wr burst last + address", 1 + beat_aw, bq_depth, True)]
     return mems
 
 

@@ -124,7 +124,7 @@ axi_dma_rd #(
     .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready),
     .m_axi_rid(m_axi_rid), .m_axi_rdata(m_axi_rdata), .m_axi_rresp(m_axi_rresp),
     .m_axi_rlast(m_axi_rlast), .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready),
-    .busy(rd_busy), .error(rd_error)
+    .drain(1'b0), .busy(rd_busy), .error(rd_error), .error_resp(), .error_addr()
 );
 
 axi_dma_wr #(
@@ -143,7 +143,8 @@ axi_dma_wr #(
     .m_axi_wvalid(m_axi_wvalid), .m_axi_wready(m_axi_wready),
     .m_axi_bid(m_axi_bid), .m_axi_bresp(m_axi_bresp), .m_axi_bvalid(m_axi_bvalid),
     .m_axi_bready(m_axi_bready),
-    .busy(wr_busy), .done(wr_done), .error(wr_error)
+    .drain(1'b0), .busy(wr_busy), .done(wr_done), .error(wr_error), .error_resp(),
+    .error_addr()
 );
 
 /* verilator lint_off PINMISSING */
@@ -158,7 +159,8 @@ desc_regs u_regs (
     .s_axil_arvalid(s_axil_arvalid), .s_axil_arready(s_axil_arready),
     .s_axil_rdata(s_axil_rdata), .s_axil_rresp(s_axil_rresp),
     .s_axil_rvalid(s_axil_rvalid), .s_axil_rready(s_axil_rready),
-    .start(regs_start), .busy(regs_busy), .done(regs_done), .error(regs_error)
+    .start(regs_start), .busy(regs_busy), .done(regs_done), .error(regs_error),
+    .error_code(8'd0), .error_addr(32'd0)
 );
 /* verilator lint_on PINMISSING */
 

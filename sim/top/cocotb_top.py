@@ -3,8 +3,18 @@
 Run from efgen.cosim.layers through efgen/cosim/runner.py. The script (JSON, path in
 EFGEN_TOP_SCRIPT) is::
 
-    {"image": "<.npy of uint32 DRAM words>", "latency": L, "dump": "<.npy>",
-     "runs": [{"tag": str, "regs": [[byte offset, value], ...]}, ...]}
+    {"image": "<.npy of uint32 DRAM words>", "latency": L,
+     "passes": [{"dump": "<.npy>", "pause": null | {"seed": s, "prob": p},
+                 "runs": [{"tag": str, "regs": [[byte offset, value], ...],
+                           "faults": [{"port": 0|1|2, "lo": byte, "hi": byte,
+                                       "resp": 2|3}, ...]}, ...]}, ...]}
+
+(or the runs and dump of one pass at the top level). Each pass starts from the image.
+"pause": random back-pressure and idle cycles on every AXI channel of the three DRAM
+ports (cocotbext-axi pause generators; each cycle a channel pauses with probability p,
+seeded per channel from s). "faults": while that run executes, every beat of ``port``
+whose byte address is in [lo, hi) is answered with ``resp`` (2 SLVERR, 3 DECERR; the
+write port answers it in the burst's B response).
 
 DRAM is one memory shared by three cocotbext-axi models: AxiRamRead on m_axi0 and m_axi1,
 AxiRamWrite on m_axi2; reads answer L cycles after their AR handshake (pipelined, like a
@@ -15,7 +25,8 @@ that file and saves its "outputs" ([[word address, words], ...]) as <path>-<tag>
 the host can report and keep runs while the simulation goes on. Results
 (JSON, EFGEN_TOP_RESULTS) map each tag to the CYCLES register, the cycles the monitor saw
 from the start pulse to done, and the AXI bursts and beats of each port during the run.
-After the last run the whole DRAM is dumped for the host to unpack and compare.
+After the last run of a pass the whole DRAM is dumped for the host to unpack and
+compare. A run also reports STATUS, FAIL_ADDR and the burst the testbench first failed.
 """
 
 from __future__ import annotations
@@ -28,10 +39,12 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiReadBus, AxiWriteBus
+import random
+
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiReadBus, AxiResp, AxiWriteBus
 from cocotbext.axi.axi_ram import AxiRamRead, AxiRamWrite
 
-from efgen.rtl.dma import CONTROL_START, REGISTER_MAP, STATUS_BUSY
+from efgen.rtl.dma import CONTROL_START, REGISTER_MAP, STATUS_BUSY, STATUS_ERROR
 from sim.dma.cocotb_dma import _DelayedARChannel
 
 CLK_NS = 10
@@ -69,6 +82,26 @@ class Monitor:
                 self.done_cycle = self.cycle
 
 
+class _Tap:
+    """Wraps an AR/AW sink: remembers the address of the burst being served."""
+
+    def __init__(self, ch, attr: str):
+        self._ch, self._attr, self.addr = ch, attr, None
+
+    async def recv(self):
+        t = await self._ch.recv()
+        self.addr = int(getattr(t, self._attr))
+        return t
+
+    def __getattr__(self, name):
+        return getattr(self._ch, name)
+
+
+def _pauses(prob: float, rng: random.Random):
+    while True:
+        yield rng.random() < prob
+
+
 class Host:
     """The host side: DRAM (three cocotbext-axi models on one memory) and AXI4-Lite."""
 
@@ -84,11 +117,73 @@ class Host:
             ram.ar_channel.queue_occupancy_limit = 16
             if latency:
                 ram.ar_channel = _DelayedARChannel(ram.ar_channel, dut.clk, latency)
+            ram.ar_channel = _Tap(ram.ar_channel, "araddr")
+        ram2.aw_channel = _Tap(ram2.aw_channel, "awaddr")
+        self.rams = (self.ram0, ram1, ram2)
+        self.faults: list[dict] = []
+        self.faulted: list = []          # (port, burst byte address, resp) answered
+        for port, ram in enumerate(self.rams):
+            self._hook(port, ram)
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         for log in (self.ram0.log, ram1.log, ram2.log, self.axil.read_if.log,
                     self.axil.write_if.log):
             log.setLevel(logging.WARNING)
         self.mon = Monitor(dut)
+
+    def _fault(self, port: int, address: int):
+        for f in self.faults:
+            if f["port"] == port and f["lo"] <= address < f["hi"]:
+                return f
+        return None
+
+    def _hook(self, port: int, ram) -> None:
+        """Fault injection: a failing beat raises (cocotbext-axi answers SLVERR); the
+        response is then rewritten to the fault's code on its way out."""
+        tap = ram.aw_channel if port == 2 else ram.ar_channel
+        resp = {}
+
+        def failing(address):
+            f = self._fault(port, address)
+            if f is not None:
+                resp["code"] = f["resp"]
+                if not any(x[:2] == (port, tap.addr) for x in self.faulted):
+                    self.faulted.append((port, tap.addr, f["resp"]))
+            return f is not None
+
+        if port == 2:
+            orig, out = ram._write, ram.b_channel
+
+            async def write(address, data):
+                if failing(address):
+                    raise IOError(f"fault at {address:#x}")
+                await orig(address, data)
+            ram._write, field = write, "bresp"
+        else:
+            orig, out = ram._read, ram.r_channel
+
+            async def read(address, length):
+                if failing(address):
+                    raise IOError(f"fault at {address:#x}")
+                return await orig(address, length)
+            ram._read, field = read, "rresp"
+        send = out.send
+
+        async def send_resp(t):
+            if getattr(t, field) == AxiResp.SLVERR:
+                setattr(t, field, AxiResp(resp.get("code", 2)))
+            await send(t)
+        out.send = send_resp
+
+    def set_pause(self, pause: dict | None) -> None:
+        """Random back-pressure/idle cycles on every channel (None: none)."""
+        chans = [c for r in self.rams[:2] for c in (r.ar_channel, r.r_channel)]
+        chans += [self.rams[2].aw_channel, self.rams[2].w_channel, self.rams[2].b_channel]
+        for k, ch in enumerate(chans):
+            if pause:
+                rng = random.Random(int(pause["seed"]) * 101 + k)
+                ch.set_pause_generator(_pauses(float(pause["prob"]), rng))
+            else:
+                ch.clear_pause_generator()
 
     async def reset(self):
         self.dut.rst.value = 1
@@ -102,9 +197,10 @@ class Host:
     def read_image(self, addr_words: int, n: int) -> np.ndarray:
         return np.frombuffer(self.ram0.read(addr_words * 4, n * 4), dtype="<u4").copy()
 
-    async def run(self, tag: str, regs) -> dict:
+    async def run(self, tag: str, regs, faults=(), allow_error: bool = False) -> dict:
         """Write a descriptor, start it, wait for DONE; cycles and AXI traffic."""
         mon, axil = self.mon, self.axil
+        self.faults, self.faulted = list(faults), []
         for off, val in regs:
             await axil.write_dword(off, int(val) & 0xFFFFFFFF)
         b0, n0 = list(mon.bursts), list(mon.beats)
@@ -118,11 +214,15 @@ class Host:
             if not status & STATUS_BUSY:
                 break
             assert waited < TIMEOUT, f"{tag}: no done after {TIMEOUT} cycles"
+        self.faults = []
         assert status & 2, f"{tag}: STATUS {status:#x} without DONE"
-        assert not status & 4, f"{tag}: DMA error (STATUS {status:#x})"
+        assert allow_error or not status & STATUS_ERROR, f"{tag}: error (STATUS {status:#x})"
         cycles = await axil.read_dword(REGISTER_MAP["cycles"])
         return {
             "cycles": cycles,
+            "status": status,
+            "fail_addr": await axil.read_dword(REGISTER_MAP["fail_addr"]),
+            "faulted": self.faulted[0] if self.faulted else None,
             "cycles_seen": (mon.done_cycle - mon.start_cycle
                             if mon.done_cycle is not None and mon.start_cycle is not None else None),
             "bursts": [a - b for a, b in zip(mon.bursts, b0)],
@@ -147,6 +247,7 @@ async def run_script(dut):
             plan = pickle.load(f)
         host = Host(dut, lat, _mem_size(plan["mem"].size))
         await host.reset()
+        host.set_pause(script.get("pause"))
         out = await drive(host, plan)
         with open(script["step_out"], "wb") as f:
             pickle.dump(out, f)
@@ -155,16 +256,25 @@ async def run_script(dut):
         image = np.load(script["image"]).astype("<u4")
         host = Host(dut, lat, _mem_size(image.size))
         await host.reset()
-        host.write_image(0, image)
-        results = {}
-        for run in script["runs"]:
-            results[run["tag"]] = await host.run(run["tag"], run["regs"])
-            if "progress" in script:         # the run's outputs and figures, as it ends
-                parts = [host.read_image(a, n) for a, n in run.get("outputs", [])]
-                np.save(f"{script['progress']}-{run['tag']}.npy",
-                        np.concatenate(parts) if parts else np.zeros(0, "<u4"))
-                with open(script["progress"], "a") as f:
-                    f.write(json.dumps({"tag": run["tag"], **results[run["tag"]]}) + "\n")
-        np.save(script["dump"], host.read_image(0, image.size))
+        results = []
+        for ps in script.get("passes") or [{"dump": script["dump"], "runs": script["runs"],
+                                             "pause": script.get("pause")}]:
+            host.write_image(0, image)
+            host.set_pause(ps.get("pause"))
+            got = {}
+            for run in ps["runs"]:
+                got[run["tag"]] = await host.run(run["tag"], run["regs"], run.get("faults", ()),
+                                                 allow_error=True)
+                if "progress" in script:     # the run's outputs and figures, as it ends
+                    parts = [host.read_image(a, n) for a, n in run.get("outputs", [])]
+                    np.save(f"{script['progress']}-{run['tag']}.npy",
+                            np.concatenate(parts) if parts else np.zeros(0, "<u4"))
+                    with open(script["progress"], "a") as f:
+                        f.write(json.dumps({"tag": run["tag"], **got[run["tag"]]}) + "\n")
+            host.set_pause(None)
+            np.save(ps["dump"], host.read_image(0, image.size))
+            results.append(got)
+        if "passes" not in script:
+            results = results[0]
     with open(os.environ["EFGEN_TOP_RESULTS"], "w") as f:
         json.dump(results, f)
