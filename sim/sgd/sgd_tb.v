@@ -149,7 +149,7 @@ axi_dma_rd #(
     .m_axi_arvalid(m_axi_arvalid), .m_axi_arready(m_axi_arready),
     .m_axi_rid(m_axi_rid), .m_axi_rdata(m_axi_rdata), .m_axi_rresp(m_axi_rresp),
     .m_axi_rlast(m_axi_rlast), .m_axi_rvalid(m_axi_rvalid), .m_axi_rready(m_axi_rready),
-    .busy(rd_w_busy), .error(rd_w_error)
+    .drain(1'b0), .busy(rd_w_busy), .error(rd_w_error), .error_resp(), .error_addr()
 );
 
 axi_dma_rd #(
@@ -166,7 +166,7 @@ axi_dma_rd #(
     .m_axi_arvalid(v_axi_arvalid), .m_axi_arready(v_axi_arready),
     .m_axi_rid(v_axi_rid), .m_axi_rdata(v_axi_rdata), .m_axi_rresp(v_axi_rresp),
     .m_axi_rlast(v_axi_rlast), .m_axi_rvalid(v_axi_rvalid), .m_axi_rready(v_axi_rready),
-    .busy(rd_v_busy), .error(rd_v_error)
+    .drain(1'b0), .busy(rd_v_busy), .error(rd_v_error), .error_resp(), .error_addr()
 );
 
 axi_dma_wr #(
@@ -185,7 +185,8 @@ axi_dma_wr #(
     .m_axi_wvalid(m_axi_wvalid), .m_axi_wready(m_axi_wready),
     .m_axi_bid(m_axi_bid), .m_axi_bresp(m_axi_bresp), .m_axi_bvalid(m_axi_bvalid),
     .m_axi_bready(m_axi_bready),
-    .busy(wr_busy), .done(o_done), .error(wr_error)
+    .drain(1'b0), .busy(wr_busy), .done(o_done), .error(wr_error), .error_resp(),
+    .error_addr()
 );
 
 endmodule
