@@ -1,70 +1,83 @@
 // conv_engine.h - the unified Tm x Tn convolution engine: FP, BP and WU of conv and
 // linear layers, one descriptor (efgen_desc.h) per call.
 //
-//   void efgen_conv_engine(const EfgenDesc& d, const float* mem_in, const float* mem_w,
-//                          float* mem_out);
+//   void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* mem_w, float* mem_out);
 //   int  efgen_conv_check(const EfgenDesc& d);   // 0, or an EfgenConvStatus error
 //
 // The three pointers address the same DRAM image of 32-bit words (in C simulation they
-// are the same pointer; in hardware three m_axi masters): feature-map and error reads
-// go through mem_in, weight and parameter reads through mem_w, every write through
-// mem_out. A descriptor that efgen_conv_check rejects is not executed (nothing is
-// read or written), so no buffer can overflow whatever the host sends.
+// are the same pointer; in hardware three m_axi bundles). Per DATAFLOW region each
+// bundle carries at most one read stream and one write stream:
+//   mem_in  (gmem0) reads the streamed feature map / error tiles; SGD reads and writes
+//                   the velocity v;
+//   mem_w   (gmem1) reads weights and bias (before the region), the BP mask source (in
+//                   the region, by the storer); SGD reads and writes the parameters;
+//   mem_out (gmem2) writes the outputs (FP y, BP dx) and the debug gradient copies.
+// A descriptor that efgen_conv_check rejects is not executed (nothing is read or
+// written), so no buffer can overflow whatever the host sends.
 //
 // Vitis HLS C++ (2022.2+) that also compiles, unchanged and warning-free, with
-// g++ -std=c++17 -Wall -Wextra -Werror -pedantic. Standard types only; no dynamic
-// allocation, no recursion, no STL in the kernel.
+// g++ -std=c++14 and -std=c++17 -Wall -Wextra -Werror -pedantic. The kernel itself uses
+// standard types only: no dynamic allocation, no recursion, no STL (efgen_dataflow.h's
+// C-simulation model of the channels uses threads, outside the synthesised code).
+// Every function has internal linkage (static inline), so two C-simulation libraries
+// built with different parameters in one process never share code.
 //
-// Every function has internal linkage (static inline). The on-chip buffers are static
-// locals of efgen_conv_engine; with external linkage g++ would emit them (and the
-// helpers, whose bodies depend on efgen_params.h) as shared "unique"/weak symbols, so
-// two C-simulation libraries built with different parameters in one process would
-// silently share the first one's buffers and code.
+// ---- Micro-architecture: the reference RTL's (templates/rtl/engine_*.v.j2) ----------
+// Per weight chunk (mc output blocks):
+//   1. FP/BP: load_weights - the chunk's weights (and FP bias) into the weight buffer,
+//      one linear burst per DRAM (m-block, n-block) pair. Not overlapped (the RTL
+//      neither; the model prices it exposed).
+//   2. run_chunk - a DATAFLOW region of three processes connected by streams of blocks
+//      (efgen_dataflow.h = hls::stream_of_blocks, two blocks each: ping-pong):
+//        ce_load  -> ifm_s (input tiles, Tn lanes)      -> ce_mac
+//        ce_load  -> err_s (WU: error tiles, Tm lanes)  -> ce_mac
+//        ce_mac   -> ofm_s (FP/BP: finished output groups) -> ce_store
+//      Every process walks the chunk's steps with its own counters (struct Walk):
+//        image, row tile, column tile, [wo: output block of the chunk,] reduction block
+//      so the loader fetches step k+1 while the datapath computes step k and the storer
+//      writes the group finished before: the overlap the model prices.
+//   3. WU: sgd_writeback - gradients (folded from their partial sums) -> SGD -> DRAM.
 //
-// ---- Pragma scheme -------------------------------------------------------------------
-// Every HLS pragma is written EFGEN_HLS(<pragma text without "HLS">), for example
-// EFGEN_HLS(PIPELINE II=1). Under __SYNTHESIS__ (defined by Vitis HLS) it becomes
-// _Pragma("HLS PIPELINE II=1"); otherwise it expands to nothing, so g++ never sees an
-// unknown pragma (-Wall includes -Wunknown-pragmas). EFGEN_HLS goes through one extra
-// macro level, so macros in its argument (EFGEN_MAX_TR, ...) are expanded before the
-// text is stringised: the tool sees literals. EFGEN_PRAGMA(x) (the same thing without
-// the "HLS " prefix and without that expansion) is what the generated top function
-// uses; both are defined only if not defined already, so headers can share them.
-// Arguments hold one literal or one macro naming a literal (never an expression).
+// ce_mac calls mac_pass, the single Tm x Tn datapath: Tm*Tn fmul and Tm*Tn fadd shared
+// by FP, BP and WU (ALLOCATION function limit=1, INLINE off; its two call sites are the
+// conv and the WU branch). Per reduction lane pair (m, n) one multiplier; per output lane
+// m, Tn adders that are the adder tree (Tn-1 adders, pairs (0,1), (2,3), ... per level,
+// an odd last element waiting a level: efgen.rtl.engine.adder_tree) plus the
+// accumulating adder in conv, and the Tn gradient accumulators of lanes n in WU. The
+// operands are selected by the mode, as the RTL's fp_adder_a/b muxes do.
+//   conv (FP, BP): for (blk, i, j) for (pixel q < span): acc[q] += tree_n(w[i][j] * x)
+//       span = max(tr*tc, ACC_DIST): a pass shorter than the accumulator's read-add-write
+//       distance is padded with idle iterations, so the accumulator dependence distance
+//       is >= ACC_DIST and a DEPENDENCE pragma states it (II=1).
+//   wu: for (blk, pixel q) for (i, j): g[copy][i][j] += dy[q] * x,  copy = q % G,
+//       G = ceil(ACC_DIST / (K*K)) interleaved partial sums per gradient word (distance
+//       G*K*K >= ACC_DIST); the write-back adds the copies ((g0 + g1) + g2) + ...
+// Operand masking is the RTL's: lanes m >= m_valid, n >= n_valid multiply +0 by +0;
+// an IFM position outside the tile's validity window (padding) or off the dilation grid
+// (BP holes) reads +0. Padding and holes are never written into the IFM buffer: the
+// loader bursts only real words and places them; the datapath selects +0 elsewhere.
+// With these orders the DRAM image after a descriptor is bit-identical to the RTL's with
+// its behavioural (IEEE float32) units (tests/test_hls_rtl_twin.py).
 //
-// ---- Engine (see efgen/golden/tiled.py and efgen/model/engine.py) -------------------
-// Phase roles: OC = channels on the Tm accumulator lanes, RC = channels on the Tn
-// reduction lanes; MB = ceil(OC/Tm) output blocks, NB = ceil(RC/Tn) reduction blocks.
-//   FP: OC = out_c, RC = in_c; output map out_h x out_w; source x (a[0]), stride S,
-//       padding P.
-//   BP: OC = in_c, RC = out_c; output map in_h x in_w (the layer's INPUT); source dy
-//       (a[0]) zero-dilated by S and padded by K-1-P by the loader's address logic
-//       (only real dy words are read); stride-1 engine; weights flipped by 180 degrees
-//       and transposed while they are loaded.
-//   WU: gradient accumulators acc[Tm][Tn] in the weight buffer; error tiles of dy (a[0],
-//       Tm lanes) in the OFM buffer; source x (a[1]), stride S, padding P.
-// Per weight chunk of mc output blocks: FP/BP load the chunk's weights once (so once per
-// batch), WU zeroes the chunk's accumulators; then a pipeline of steps over
-//   image, row tile, column tile, [wo: output block of the chunk,] reduction block
-// Each step loads one input tile (Tn lanes, halo ((tr-1)*s+K) x ((tc-1)*s+K), zero
-// outside the map and beyond RC) into one IFM half while the previous step computes from
-// the other half (ping-pong), and a finished output group is stored from one OFM half
-// while the next group accumulates into the other. Order "wo" (0): one output block per
-// group, reduction blocks innermost. Order "io" (1): the input tile is loaded once and
-// all mc output blocks of the chunk accumulate into the OFM half (mc*tr*tc words per
-// bank); the group is the whole tile. WU works like "io": its first step of a tile also
-// loads the chunk's mc error tiles. After the batch, WU writes back w and v with SGD.
-// In this C model the three parts of a step run one after the other.
+// BP flips the weights by 180 degrees and transposes them while they are loaded: bank
+// [n % Tm][m % Tn] holds W[m][n][K-1-i][K-1-j]. When Tm != Tn that bank is chosen at run
+// time (a Tm*Tn-way write decode in the loader), as in the RTL's engine_wload. The SGD
+// write-back reads one row (Tn banks) of the weight buffer per cycle, its row chosen at
+// run time (a Tm:1 read mux per lane).
 //
-// Linear layers (in = out = 1x1, K = 1, P = 0) run image-major: the batch is the column
-// axis of a 1 x batch map (as the analytical model prices them), so tc images share
-// every step; with tr = tc = 1 this is image by image. Addresses are unchanged.
-//
-// Synthesis notes: the accumulating loops carry a dependence through the OFM (FP/BP,
-// distance tr*tc) or weight buffer (WU, distance K*K); no false-dependence pragma is
-// given, so the tool raises II where a tile is smaller than the adder latency. The
-// parts of a step are written as separate calls on separate buffer halves; overlapping
-// them in hardware is left to the tool (or to a later dataflow rewrite).
+// Forms followed (AMD UG1399, Vitis HLS 2022.2):
+//   - "Specifying Arrays as Stream-of-Blocks" / "Dataflow Optimization": the region is a
+//     function body holding only channel declarations and process calls; each channel
+//     has one producer and one consumer; acquire/release by scoped locks.
+//   - "Optimizing Burst Transfers": every DRAM loop is a pipelined loop over a linear
+//     address range (one run) with no condition on the access, one stream per bundle
+//     and direction per region; m_axi widening by max_widen_bitwidth (efgen_top.cpp).
+//   - "pragma HLS dependence" with distance: the accumulator RAW distance is >= ACC_DIST.
+//   - "pragma HLS allocation" (function instances) and "pragma HLS inline off": one
+//     datapath instance for both call sites.
+//   - LOOP_TRIPCOUNT on every loop, from the schedule (efgen_params.h).
+// Only Vitis can confirm what the tool makes of these: the achieved II, that the two
+// mac_pass call sites share one instance, burst lengths, and timing.
 #ifndef EFGEN_CONV_ENGINE_H
 #define EFGEN_CONV_ENGINE_H
 
@@ -73,17 +86,65 @@
 #include "efgen_desc.h"
 #include "efgen_params.h"
 
+#include "efgen_dataflow.h"
 #include "efgen_hls.h"
 
-// Depth of the per-lane bias buffer (FP bias values, WU bias-gradient accumulators):
-// one word per output block of a chunk. The generated params header may set it to the
-// schedule's largest chunk; by default it covers the largest channel count.
+// Depth of the per-lane bias buffer (FP bias values): one word per output block of a
+// chunk. The generated params header may set it to the schedule's largest chunk; by
+// default it covers the largest channel count.
 #ifndef EFGEN_MAX_MC
 #ifdef EFGEN_MAX_C
 #define EFGEN_MAX_MC ((EFGEN_MAX_C + EFGEN_TM - 1) / EFGEN_TM)
 #else
 #define EFGEN_MAX_MC EFGEN_WBUF_DEPTH
 #endif
+#endif
+
+// The accumulator's read-add-write distance in cycles (efgen.rtl.engine.ACC_DIST): the
+// datapath revisits an accumulator no sooner than this many iterations later.
+#ifndef EFGEN_ACC_DIST
+#define EFGEN_ACC_DIST 6
+#endif
+
+// Loop tripcount bounds (the generated params header sets them from the schedule).
+#ifndef EFGEN_MAX_TR
+#define EFGEN_MAX_TR 32
+#endif
+#ifndef EFGEN_MAX_TC
+#define EFGEN_MAX_TC 32
+#endif
+#ifndef EFGEN_MAX_K
+#define EFGEN_MAX_K 7
+#endif
+#ifndef EFGEN_MAX_STEPS      // steps of one chunk (tiles x blocks)
+#define EFGEN_MAX_STEPS 4096
+#endif
+#ifndef EFGEN_MAX_GROUPS     // output groups of one chunk
+#define EFGEN_MAX_GROUPS 4096
+#endif
+#ifndef EFGEN_MAX_CHUNKS     // weight chunks of one descriptor
+#define EFGEN_MAX_CHUNKS 64
+#endif
+#ifndef EFGEN_MAX_NB         // reduction blocks
+#define EFGEN_MAX_NB 64
+#endif
+#ifndef EFGEN_MAX_PASS       // datapath iterations of one step
+#define EFGEN_MAX_PASS 65536
+#endif
+#ifndef EFGEN_MAX_RUN        // lane vectors of one DRAM run
+#define EFGEN_MAX_RUN 4096
+#endif
+#ifndef EFGEN_MAX_RUNS       // DRAM runs of one tile
+#define EFGEN_MAX_RUNS 256
+#endif
+#ifndef EFGEN_MAX_WROWS      // Tn-word (weight load) or T-word (SGD) rows of one pair
+#define EFGEN_MAX_WROWS 1024
+#endif
+#ifndef EFGEN_MAX_FOLD       // SGD partial-sum fold iterations of one pair
+#define EFGEN_MAX_FOLD 4096
+#endif
+#ifndef EFGEN_MAX_BACC       // WU bias partial sums per lane
+#define EFGEN_MAX_BACC 512
 #endif
 
 enum EfgenConvStatus : int32_t {
@@ -107,14 +168,21 @@ constexpr int IFM_DEPTH = EFGEN_IFM_DEPTH;
 constexpr int OFM_DEPTH = EFGEN_OFM_DEPTH;
 constexpr int WBUF_DEPTH = EFGEN_WBUF_DEPTH;
 constexpr int MAX_MC = EFGEN_MAX_MC;
+constexpr int ACC_DIST = EFGEN_ACC_DIST;
 
 static_assert(TM >= 1 && TN >= 1 && T >= 1, "lanes must be positive");
 static_assert(TM % T == 0 && TN % T == 0, "EFGEN_LANES must divide EFGEN_TM and EFGEN_TN");
 static_assert(IFM_DEPTH >= 1 && OFM_DEPTH >= 1 && WBUF_DEPTH >= 1 && MAX_MC >= 1,
               "buffer depths must be positive");
+static_assert(ACC_DIST >= 1, "EFGEN_ACC_DIST must be positive");
+
+// The blocks the processes exchange (one ping-pong half each).
+typedef float IfmBlock[TN][IFM_DEPTH];
+typedef float OfmBlock[TM][OFM_DEPTH];
 
 static inline int cdiv(int a, int b) { return a / b + (a % b != 0); }  // a >= 0, b > 0
 static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
 
 // ---- DRAM layouts (efgen/layout.py) ----------------------------------------------------
 
@@ -146,15 +214,6 @@ static inline int64_t view_addr(const FmView& v, int b, int c, int r, int x) {
   return v.base + (v.major ? fm_addr(x, c, 0, 0, v.C, 1, 1) : fm_addr(b, c, r, x, v.C, v.H, v.W));
 }
 
-// Position -> source index: pos/dil when pos >= 0 is a multiple of dil below n, else -1
-// (padding, or a hole of the zero-dilated BP error).
-static inline int src_index(int pos, int dil, int n) {
-  if (pos < 0) return -1;
-  const int q = dil == 1 ? pos : pos / dil;
-  if (dil != 1 && q * dil != pos) return -1;
-  return q < n ? q : -1;
-}
-
 // ---- the job: one descriptor, resolved -------------------------------------------------
 
 enum Mode : int { FP = 0, BP = 1, WU = 2 };
@@ -171,6 +230,7 @@ struct Job {
   int off, dil;      // source position = r0*s - off + u; source index = position/dil
   int tr, tc, mc;    // tile (clipped to the map) and output blocks per chunk (<= MB)
   bool io;           // "io" group (FP/BP order 1, always for WU)
+  int G;             // WU: partial sums per gradient word, ceil(ACC_DIST / (K*K)); else 1
   FmView src;        // read by the IFM loader: FP x, BP dy, WU x
   FmView dst;        // FP y / BP dx (stored), WU dy (error loader)
   FmView msk;        // BP mask source
@@ -264,343 +324,674 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   j.tc = imin(d.tc, j.co);
   j.mc = imin(d.mc, j.MB);
   j.io = j.mode == WU || d.order == 1;
+  // WU keeps G partial sums per gradient word: a chunk the schedule sized for one copy
+  // is split into smaller chunks (as the RTL's layer sequencer does).
+  j.G = j.mode == WU ? imax(1, cdiv(ACC_DIST, j.KK)) : 1;
+  if (j.mode == WU && int64_t(j.mc) * j.NB * j.KK * j.G > WBUF_DEPTH &&
+      int64_t(j.NB) * j.KK * j.G <= WBUF_DEPTH)
+    j.mc = imax(1, int(WBUF_DEPTH / (int64_t(j.NB) * j.KK * j.G)));
 
   // Buffer limits (int64: a hostile descriptor must not overflow the checks).
   const int64_t ext_r = int64_t(j.tr - 1) * j.s + j.K;
   const int64_t ext_c = int64_t(j.tc - 1) * j.s + j.K;
   if (ext_r * ext_c > IFM_DEPTH) return EFGEN_CONV_ERR_IFM;
   if (int64_t(j.io ? j.mc : 1) * j.tr * j.tc > OFM_DEPTH) return EFGEN_CONV_ERR_OFM;
-  if (int64_t(j.mc) * j.NB * j.KK > WBUF_DEPTH) return EFGEN_CONV_ERR_WBUF;
+  if (int64_t(j.mc) * j.NB * j.KK * j.G > WBUF_DEPTH) return EFGEN_CONV_ERR_WBUF;
   if (bias && j.mode != BP && j.mc > MAX_MC) return EFGEN_CONV_ERR_BIAS;
   return EFGEN_CONV_OK;
 }
 
-// ---- one step of the pipeline ----------------------------------------------------------
+// ---- the step walk ---------------------------------------------------------------------
+//
+// One chunk's steps, in order: image b, row tile r0, column tile c0, [wo: output block
+// mbl,] reduction block nb. Every process keeps its own Walk and advances it with
+// counters (no divides), so all agree on the sequence without exchanging it.
 
-struct Step {
+struct Walk {
   int b, r0, c0, tr, tc;  // image and output tile (clipped)
   int mbl;                // output block within the chunk ("wo" only)
   int nb;                 // reduction block
-  int oh;                 // OFM half of this step's group
-  bool valid;
 };
 
-static inline Step first_step(const Job& j) {
-  Step s;
-  s.b = 0;
-  s.r0 = 0;
-  s.c0 = 0;
-  s.tr = imin(j.tr, j.ro);
-  s.tc = imin(j.tc, j.co);
-  s.mbl = 0;
-  s.nb = 0;
-  s.oh = 0;
-  s.valid = true;
-  return s;
+static inline void walk_first(const Job& j, Walk& w) {
+  w.b = 0;
+  w.r0 = 0;
+  w.c0 = 0;
+  w.tr = imin(j.tr, j.ro);
+  w.tc = imin(j.tc, j.co);
+  w.mbl = 0;
+  w.nb = 0;
 }
 
-// A group (the unit stored from one OFM half) ends with its last reduction block.
-static inline bool ends_group(const Job& j, const Step& s) { return s.nb == j.NB - 1; }
-
-static inline Step next_step(const Job& j, const Step& cur, int nmb) {
-  Step s = cur;
-  if (ends_group(j, cur)) s.oh = cur.oh ^ 1;
-  if (++s.nb < j.NB) return s;
-  s.nb = 0;
+static inline void walk_next(const Job& j, Walk& w, int nmb) {
+  if (++w.nb < j.NB) return;
+  w.nb = 0;
   if (!j.io) {
-    if (++s.mbl < nmb) return s;
-    s.mbl = 0;
+    if (++w.mbl < nmb) return;
+    w.mbl = 0;
   }
-  s.c0 += j.tc;
-  if (s.c0 < j.co) {
-    s.tc = imin(j.tc, j.co - s.c0);
-    return s;
+  w.c0 += j.tc;
+  if (w.c0 < j.co) {
+    w.tc = imin(j.tc, j.co - w.c0);
+    return;
   }
-  s.c0 = 0;
-  s.tc = imin(j.tc, j.co);
-  s.r0 += j.tr;
-  if (s.r0 < j.ro) {
-    s.tr = imin(j.tr, j.ro - s.r0);
-    return s;
+  w.c0 = 0;
+  w.tc = imin(j.tc, j.co);
+  w.r0 += j.tr;
+  if (w.r0 < j.ro) {
+    w.tr = imin(j.tr, j.ro - w.r0);
+    return;
   }
-  s.r0 = 0;
-  s.tr = imin(j.tr, j.ro);
-  if (++s.b < j.images) return s;
-  s.valid = false;
-  return s;
+  w.r0 = 0;
+  w.tr = imin(j.tr, j.ro);
+  ++w.b;
 }
 
-// Input tile of reduction block nb: Tn lanes, ((tr-1)*s+K) x ((tc-1)*s+K) words per
-// bank, row-major; zero outside the source map (padding, dilation holes) and beyond RC.
-static inline void load_ifm(float ifm[2][TN][IFM_DEPTH], int h, const Job& j, const Step& st,
-                            const float* mem_in) {
-  const int er = (st.tr - 1) * j.s + j.K;
-  const int ec = (st.tc - 1) * j.s + j.K;
-  EFGEN_ASSERT(er * ec <= IFM_DEPTH);
-  const int pr0 = st.r0 * j.s - j.off;
-  const int pc0 = st.c0 * j.s - j.off;
+// Output groups of a chunk (a group = the unit stored from one OFM block): tiles x
+// (wo: nmb). Steps = groups x NB.
+static inline int chunk_groups(const Job& j, int nmb) {
+  return j.images * cdiv(j.ro, j.tr) * cdiv(j.co, j.tc) * (j.io ? 1 : nmb);
+}
+
+// ---- the IFM tile's validity window ------------------------------------------------------
+//
+// Buffer row u of a tile holds source position p0 + u (p0 = r0*s - off, dilated
+// coordinates); it holds a real word iff the position is >= 0, on the dilation grid and
+// inside the map. Real rows are lo, lo + dil, ..., hi; their source rows src .. src+n-1.
+struct Axis {
+  int lo, hi;   // first and last real buffer index (hi < lo: none)
+  int src, n;   // first source index and count
+};
+
+static inline Axis axis(int p0, int ext, int dil, int size) {
+  Axis a;
+  a.lo = p0 >= 0 ? (dil - p0 % dil) % dil : -p0;
+  a.src = (p0 + a.lo) / dil;
+  a.n = a.lo > ext - 1 ? 0 : imin((ext - 1 - a.lo) / dil + 1, imax(0, size - a.src));
+  a.hi = a.lo + (a.n - 1) * dil;
+  return a;
+}
+
+struct Window {
+  Axis r, c;
+  int er, ec;   // buffer extent (rows x row pitch)
+};
+
+static inline Window window(const Job& j, const Walk& w) {
+  Window v;
+  v.er = (w.tr - 1) * j.s + j.K;
+  v.ec = (w.tc - 1) * j.s + j.K;
+  v.r = axis(w.r0 * j.s - j.off, v.er, j.dil, j.src.rows);
+  v.c = axis(w.c0 * j.s - j.off, v.ec, j.dil, j.src.cols);
+  return v;
+}
+
+// ---- DRAM runs -----------------------------------------------------------------------
+//
+// A rows x cols window of one lane block of a feature map, as linear DRAM runs of lane
+// vectors (T words each): one run when whole rows are contiguous, one per row when the
+// window is narrower than the map, one per pixel for image-major views (a linear
+// layer's images are ceil(C/T) vectors apart).
+struct Runs {
+  int count, len;    // runs, lane vectors per run
+  int per_row;       // 1: a run per row, 2: a run per pixel, 0: a single run
+};
+
+static inline Runs fm_runs(const FmView& v, int rows, int cols) {
+  Runs r;
+  if (v.major && cdiv(v.C, T) > 1) {
+    r.count = rows * cols;
+    r.len = 1;
+    r.per_row = 2;
+  } else if (cols == v.cols) {
+    r.count = 1;
+    r.len = rows * cols;
+    r.per_row = 0;
+  } else {
+    r.count = rows;
+    r.len = cols;
+    r.per_row = 1;
+  }
+  return r;
+}
+
+// ---- ce_load: input tiles (and WU error tiles) ------------------------------------------
+
+// The real words of one input tile of reduction block nb: per lane block of the block
+// that exists, the window's source rows as linear runs; word (sr, sc) lands at buffer
+// row lo_r + (sr - src_r)*dil, column lo_c + (sc - src_c)*dil.
+static inline void load_ifm(IfmBlock& x, const Job& j, const Walk& w, const float* mem_in) {
+  const Window win = window(j, w);
+  if (win.r.n <= 0 || win.c.n <= 0) return;
+  const Runs runs = fm_runs(j.src, win.r.n, win.c.n);
+  const int nlb = imin(TN / T, cdiv(j.RC - w.nb * TN, T));   // lane blocks that exist
 EFGEN_LABEL(LOAD_IFM_BLOCKS)
-  for (int g = 0; g < TN / T; ++g) {
-    const int c = st.nb * TN + g * T;  // first channel of this lane block
-    int u = 0, v = 0;
-  EFGEN_LABEL(LOAD_IFM_WORDS)
-    for (int k = 0; k < er * ec; ++k) {
-      EFGEN_HLS(loop_tripcount min=1 max=EFGEN_IFM_DEPTH)
-      EFGEN_HLS(PIPELINE II=1)
-      const int sr = src_index(pr0 + u, j.dil, j.src.rows);
-      const int sc = src_index(pc0 + v, j.dil, j.src.cols);
-      const bool ok = sr >= 0 && sc >= 0 && c < j.src.C;
-      const int64_t a = ok ? view_addr(j.src, st.b, c, sr, sc) : 0;
-    EFGEN_LABEL(LOAD_IFM_LANES)
-      for (int t = 0; t < T; ++t) {
-        EFGEN_HLS(UNROLL)
-        ifm[h][g * T + t][k] = (ok && c + t < j.src.C) ? mem_in[a + t] : 0.0f;
-      }
-      if (++v == ec) {
-        v = 0;
-        ++u;
-      }
-    }
-  }
-}
-
-// WU: the chunk's error tiles (Tm lanes of dy, tr x tc) into OFM half h, block mbl at
-// mbl*tr*tc; the bias gradient accumulates as the words stream in.
-static inline void load_err(float ofm[2][TM][OFM_DEPTH], int h, float bacc[TM][MAX_MC],
-                            const Job& j, const Step& st, int ob0, int nmb, const float* mem_in) {
-  const bool bias = (j.flags & EFGEN_FLAG_BIAS) != 0;
-  const int npix = st.tr * st.tc;
-  EFGEN_ASSERT(nmb * npix <= OFM_DEPTH);
-EFGEN_LABEL(LOAD_ERR_BLOCKS)
-  for (int mbl = 0; mbl < nmb; ++mbl) {
-    for (int g = 0; g < TM / T; ++g) {
-      const int c = (ob0 + mbl) * TM + g * T;
-    EFGEN_LABEL(LOAD_ERR_ROWS)
-      for (int r = 0; r < st.tr; ++r) {
-        EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_TR)
-      EFGEN_LABEL(LOAD_ERR_COLS)
-        for (int x = 0; x < st.tc; ++x) {
-          EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_TC)
-          EFGEN_HLS(PIPELINE II=1)
-          const bool ok = c < j.dst.C;
-          const int64_t a = ok ? view_addr(j.dst, st.b, c, st.r0 + r, st.c0 + x) : 0;
-          for (int t = 0; t < T; ++t) {
-            EFGEN_HLS(UNROLL)
-            const float e = (ok && c + t < j.dst.C) ? mem_in[a + t] : 0.0f;
-            ofm[h][g * T + t][mbl * npix + r * st.tc + x] = e;
-            if (bias) bacc[g * T + t][mbl] += e;
-          }
-        }
-      }
-    }
-  }
-}
-
-// FP/BP compute of one output block from one input tile:
-//   out[m][r][c] (+)= sum_{n,i,j} w[m][n][i][j] * in[n][r*s+i][c*s+j]
-// One pixel per cycle: a Tm x Tn multiply, an adder tree over Tn, Tm accumulators.
-static inline void compute_conv(const float ifm[2][TN][IFM_DEPTH], int hi,
-                                float ofm[2][TM][OFM_DEPTH], int ho,
-                                const float wbuf[TM][TN][WBUF_DEPTH], int wbase, int obase,
-                                const Job& j, const Step& st, bool first) {
-  const int K = j.K, s = j.s;
-  const int ec = (st.tc - 1) * s + K;
-  EFGEN_ASSERT(wbase + j.KK <= WBUF_DEPTH);
-  EFGEN_ASSERT(obase + st.tr * st.tc <= OFM_DEPTH);
-EFGEN_LABEL(CONV_KI)
-  for (int i = 0; i < K; ++i) {
-    EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_K)
-  EFGEN_LABEL(CONV_KJ)
-    for (int jj = 0; jj < K; ++jj) {
-      EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_K)
-      const int wa = wbase + i * K + jj;
-      const bool init = first && i == 0 && jj == 0;
-    EFGEN_LABEL(CONV_ROWS)
-      for (int r = 0; r < st.tr; ++r) {
-        EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_TR)
-      EFGEN_LABEL(CONV_COLS)
-        for (int c = 0; c < st.tc; ++c) {
-          EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_TC)
-          EFGEN_HLS(PIPELINE II=1)
-          const int ia = (r * s + i) * ec + c * s + jj;
-          const int oa = obase + r * st.tc + c;
-        EFGEN_LABEL(CONV_M)
-          for (int m = 0; m < TM; ++m) {
-            EFGEN_HLS(UNROLL)
-            float p[TN];
-            EFGEN_HLS(ARRAY_PARTITION variable=p type=complete dim=1)
-            for (int n = 0; n < TN; ++n) {
-              EFGEN_HLS(UNROLL)
-              p[n] = wbuf[m][n][wa] * ifm[hi][n][ia];
-            }
-            // Adder tree over the Tn products (log2(Tn) levels, any Tn).
-            for (int w = 1; w < TN; w *= 2) {
-              EFGEN_HLS(UNROLL)
-              for (int n = 0; n + w < TN; n += 2 * w) {
-                EFGEN_HLS(UNROLL)
-                p[n] += p[n + w];
-              }
-            }
-            const float prev = init ? 0.0f : ofm[ho][m][oa];
-            ofm[ho][m][oa] = prev + p[0];
-          }
-        }
-      }
-    }
-  }
-}
-
-// WU compute of one output block from one error tile and one input tile:
-//   acc[m][n][i][j] += err[m][r][c] * in[n][r*s+i][c*s+j]   (Tm*Tn accumulators)
-static inline void compute_wu(const float ifm[2][TN][IFM_DEPTH], int hi,
-                              const float ofm[2][TM][OFM_DEPTH], int ho,
-                              float wbuf[TM][TN][WBUF_DEPTH], int wbase, int ebase, const Job& j,
-                              const Step& st) {
-  const int K = j.K, s = j.s;
-  const int ec = (st.tc - 1) * s + K;
-  EFGEN_ASSERT(wbase + j.KK <= WBUF_DEPTH);
-  EFGEN_ASSERT(ebase + st.tr * st.tc <= OFM_DEPTH);
-EFGEN_LABEL(WU_ROWS)
-  for (int r = 0; r < st.tr; ++r) {
-    EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_TR)
-  EFGEN_LABEL(WU_COLS)
-    for (int c = 0; c < st.tc; ++c) {
-      EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_TC)
-    EFGEN_LABEL(WU_KI)
-      for (int i = 0; i < K; ++i) {
-        EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_K)
-      EFGEN_LABEL(WU_KJ)
-        for (int jj = 0; jj < K; ++jj) {
-          EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_K)
-          EFGEN_HLS(PIPELINE II=1)
-          const int ea = ebase + r * st.tc + c;
-          const int ia = (r * s + i) * ec + c * s + jj;
-          const int wa = wbase + i * K + jj;
-        EFGEN_LABEL(WU_M)
-          for (int m = 0; m < TM; ++m) {
-            EFGEN_HLS(UNROLL)
-          EFGEN_LABEL(WU_N)
-            for (int n = 0; n < TN; ++n) {
-              EFGEN_HLS(UNROLL)
-              wbuf[m][n][wa] += ofm[ho][m][ea] * ifm[hi][n][ia];
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-// FP/BP store of output block ob (chunk-local mbl) from OFM half h at obase: only
-// channels < OC and the tile's valid pixels are written; + bias, ReLU clamp (FP), times
-// (x > 0) with x read from the mask source (BP, FLAG_MASK).
-static inline void store_tile(const float ofm[2][TM][OFM_DEPTH], int h, int obase,
-                              const float bbuf[TM][MAX_MC], const Job& j, const Step& st, int ob,
-                              int mbl, const float* mem_in, float* mem_out) {
-  const bool bias = j.mode == FP && (j.flags & EFGEN_FLAG_BIAS) != 0;
-  const bool relu = j.mode == FP && (j.flags & EFGEN_FLAG_RELU) != 0;
-  const bool mask = j.mode == BP && (j.flags & EFGEN_FLAG_MASK) != 0;
-EFGEN_LABEL(STORE_BLOCKS)
-  for (int g = 0; g < TM / T; ++g) {
-    const int c = ob * TM + g * T;
-    if (c >= j.OC) continue;  // lane blocks beyond the tensor do not exist
-  EFGEN_LABEL(STORE_ROWS)
-    for (int r = 0; r < st.tr; ++r) {
-      EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_TR)
-    EFGEN_LABEL(STORE_COLS)
-      for (int x = 0; x < st.tc; ++x) {
-        EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_TC)
+  for (int g = 0; g < nlb; ++g) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TN)
+    const int c = w.nb * TN + g * T;
+    int rr = 0, cc = 0;                 // first pixel of the run (window coordinates)
+  EFGEN_LABEL(LOAD_IFM_RUNS)
+    for (int k = 0; k < runs.count; ++k) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
+      const int64_t a0 = view_addr(j.src, w.b, c, win.r.src + rr, win.c.src + cc);
+      int u = win.r.lo + rr * j.dil, v = win.c.lo + cc * j.dil, col = cc;
+    EFGEN_LABEL(LOAD_IFM_WORDS)
+      for (int q = 0; q < runs.len; ++q) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
         EFGEN_HLS(PIPELINE II=1)
-        const int64_t a = view_addr(j.dst, st.b, c, st.r0 + r, st.c0 + x);
-        const int64_t am = mask ? view_addr(j.msk, st.b, c, st.r0 + r, st.c0 + x) : 0;
-      EFGEN_LABEL(STORE_LANES)
+        const int ia = u * win.ec + v;
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
-          if (c + t < j.OC) {  // pad lanes of the last block are not written
-            float v = ofm[h][g * T + t][obase + r * st.tc + x];
-            if (bias) v += bbuf[g * T + t][mbl];
-            if (relu) v = v < 0.0f ? 0.0f : v;
-            if (mask) v = mem_in[am + t] > 0.0f ? v : 0.0f;
-            mem_out[a + t] = v;
-          }
+          x[g * T + t][ia] = mem_in[a0 + int64_t(q) * T + t];
+        }
+        v += j.dil;
+        if (++col == win.c.n) {
+          col = 0;
+          v = win.c.lo;
+          u += j.dil;
         }
       }
+      if (runs.per_row == 2 && ++cc < win.c.n) continue;
+      cc = 0;
+      ++rr;
     }
   }
 }
 
-// Zero the chunk's words of the weight buffer (pad lanes, WU accumulators) and of the
-// bias buffer.
-static inline void zero_chunk(float wbuf[TM][TN][WBUF_DEPTH], float bbuf[TM][MAX_MC], const Job& j,
-                              int nmb) {
-EFGEN_LABEL(ZERO_W)
-  for (int a = 0; a < nmb * j.NB * j.KK; ++a) {
-    EFGEN_HLS(loop_tripcount min=1 max=EFGEN_WBUF_DEPTH)
-    EFGEN_HLS(PIPELINE II=1)
-    for (int m = 0; m < TM; ++m) {
-      EFGEN_HLS(UNROLL)
-      for (int n = 0; n < TN; ++n) {
-        EFGEN_HLS(UNROLL)
-        wbuf[m][n][a] = 0.0f;
+// WU: the chunk's error tiles, Tm lanes of dy, block mbl at mbl*tr*tc (pixel r*tc + c);
+// the bias gradient accumulates as the words stream in, into ACC_DIST interleaved
+// partial sums per lane and block (bacc[m][mbl*ACC_DIST + k]).
+static inline void load_err(OfmBlock& e, float bacc[TM][MAX_MC * ACC_DIST], const Job& j,
+                            const Walk& w, int ob0, int nmb, const float* mem_in) {
+  const bool bias = (j.flags & EFGEN_FLAG_BIAS) != 0;
+  const int npix = w.tr * w.tc;
+  EFGEN_ASSERT(nmb * npix <= OFM_DEPTH);
+  const Runs runs = fm_runs(j.dst, w.tr, w.tc);
+EFGEN_LABEL(LOAD_ERR_BLOCKS)
+  for (int mbl = 0; mbl < nmb; ++mbl) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
+    const int nlb = cdiv(imin(TM, j.OC - (ob0 + mbl) * TM), T);
+  EFGEN_LABEL(LOAD_ERR_LANES)
+    for (int g = 0; g < nlb; ++g) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
+      const int c = (ob0 + mbl) * TM + g * T;
+      int rr = 0, cc = 0, pc = 0;
+    EFGEN_LABEL(LOAD_ERR_RUNS)
+      for (int k = 0; k < runs.count; ++k) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
+        const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc);
+        int ea = mbl * npix + rr * w.tc + cc;
+      EFGEN_LABEL(LOAD_ERR_WORDS)
+        for (int q = 0; q < runs.len; ++q) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+          EFGEN_HLS(PIPELINE II=1)
+          EFGEN_HLS(DEPENDENCE variable=bacc type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const float v = mem_in[a0 + int64_t(q) * T + t];
+            e[g * T + t][ea] = v;
+            const int ba = mbl * ACC_DIST + pc;
+            const float s = bacc[g * T + t][ba] + v;
+            if (bias) bacc[g * T + t][ba] = s;
+          }
+          ++ea;
+          pc = pc == ACC_DIST - 1 ? 0 : pc + 1;
+        }
+        if (runs.per_row == 2 && ++cc < w.tc) continue;
+        cc = 0;
+        ++rr;
       }
     }
   }
-EFGEN_LABEL(ZERO_B)
-  for (int mbl = 0; mbl < nmb; ++mbl) {
+}
+
+static inline void ce_load(const Job& j, int ob0, int nmb, const float* mem_in,
+                           efgen_sob<IfmBlock>& ifm_s, efgen_sob<OfmBlock>& err_s,
+                           float bacc[TM][MAX_MC * ACC_DIST]) {
+  EFGEN_HLS(INLINE off)
+  Walk w;
+  walk_first(j, w);
+  const int steps = chunk_groups(j, nmb) * j.NB;
+EFGEN_LABEL(LOAD_STEPS)
+  for (int k = 0; k < steps; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_STEPS)
+    if (j.mode == WU && w.nb == 0) {
+      efgen_wlock<OfmBlock> e(err_s);
+      load_err(e, bacc, j, w, ob0, nmb, mem_in);
+    }
+    {
+      efgen_wlock<IfmBlock> x(ifm_s);
+      load_ifm(x, j, w, mem_in);
+    }
+    walk_next(j, w, nmb);
+  }
+}
+
+// ---- ce_mac: the Tm x Tn datapath ----------------------------------------------------------
+
+// One pass of the datapath over one step: nblk output blocks (io: the chunk's, wo: one)
+// of one reduction block, one flat pipelined loop.
+struct Pass {
+  int nblk;           // output blocks
+  int ob;             // first output block of the phase (lane validity)
+  int tc, p;          // tile columns, pixels
+  int ec;             // IFM row pitch
+  Axis r, c;          // IFM validity window
+  int n_valid;        // reduction lanes that hold channels
+  int wbase, wstride; // weight word / gradient slot of block 0, and per block
+  int bstride;        // OFM (conv) / error (WU) words per block
+  bool init;          // conv: first reduction block; WU: first tile of the chunk
+};
+
+// The datapath's loop counters. Position along an IFM axis: index = outer + inner with
+// outer = pixel*s and inner = kernel offset; *mod track them mod dil (the BP dilation
+// grid); roff/ioff are the row offsets (times the row pitch) so no address multiplies.
+struct MacCtr {
+  int q, pr, pc, copy, kk, ki, kj;
+  int u_out, u_in, u_omod, u_imod, u_ooff, u_ioff;   // IFM row
+  int v_out, v_in, v_omod, v_imod;                   // IFM column
+};
+
+static inline void ctr_pixel_reset(MacCtr& c) {
+  c.pr = 0;
+  c.pc = 0;
+  c.u_out = 0;
+  c.u_omod = 0;
+  c.u_ooff = 0;
+  c.v_out = 0;
+  c.v_omod = 0;
+}
+
+static inline void ctr_kernel_reset(MacCtr& c) {
+  c.kk = 0;
+  c.ki = 0;
+  c.kj = 0;
+  c.u_in = 0;
+  c.u_imod = 0;
+  c.u_ioff = 0;
+  c.v_in = 0;
+  c.v_imod = 0;
+}
+
+static inline int mod_inc(int m, int dil) { return m == dil - 1 ? 0 : m + 1; }
+
+// Next pixel of the tile (row-major).
+static inline void ctr_pixel_step(MacCtr& c, int tc, int s, int dil, int s_ec) {
+  c.v_out += s;
+  c.v_omod = mod_inc(c.v_omod, dil);
+  if (++c.pc == tc) {
+    c.pc = 0;
+    c.v_out = 0;
+    c.v_omod = 0;
+    ++c.pr;
+    c.u_out += s;
+    c.u_omod = mod_inc(c.u_omod, dil);
+    c.u_ooff += s_ec;
+  }
+}
+
+// Next kernel offset (i, j); true when it wrapped to (0, 0).
+static inline bool ctr_kernel_step(MacCtr& c, int K, int KK, int dil, int ec) {
+  ++c.kk;
+  ++c.kj;
+  c.v_in += 1;
+  c.v_imod = mod_inc(c.v_imod, dil);
+  if (c.kj == K) {
+    c.kj = 0;
+    c.v_in = 0;
+    c.v_imod = 0;
+    ++c.ki;
+    c.u_in += 1;
+    c.u_imod = mod_inc(c.u_imod, dil);
+    c.u_ioff += ec;
+  }
+  if (c.kk < KK) return false;
+  ctr_kernel_reset(c);
+  return true;
+}
+
+static inline bool on_grid(int omod, int imod, int lomod, int dil) {
+  int t = omod + imod - lomod;
+  if (t < 0) t += dil;
+  if (t >= dil) t -= dil;
+  return t == 0;
+}
+
+// conv (FP/BP): for (blk, i, j) for (q < span): acc[blk][q] (+)= tree_n(w * x), idle when
+//     q >= p; span = max(p, ACC_DIST).
+// wu:           for (blk, q < runs) for (i, j): g[blk][q % G][i][j] (+)= dy[blk][q] * x,
+//     runs = max(p, G) on the first tile (the extra runs initialise unused copies), else p.
+// blk: conv - the OFM block (accumulators, read-modify-write); wu - the error tiles.
+static void mac_pass(const Job& j, const Pass& ps, IfmBlock& x, OfmBlock& blk,
+                     float wbuf[TM][TN][WBUF_DEPTH]) {
+  EFGEN_HLS(INLINE off)
+  const bool wu = j.mode == WU;
+  const int K = j.K, KK = j.KK, dil = j.dil, G = j.G;
+  const int span = wu ? (ps.init ? imax(ps.p, G) : ps.p) : imax(ps.p, ACC_DIST);
+  const int iters = ps.nblk * KK * span;
+  const int rlomod = ps.r.lo % dil, clomod = ps.c.lo % dil;
+  const int s_ec = j.s * ps.ec;
+  EFGEN_ASSERT(ps.wbase + (ps.nblk - 1) * ps.wstride + G * KK <= WBUF_DEPTH);
+  EFGEN_ASSERT((ps.nblk - 1) * ps.bstride + ps.p <= OFM_DEPTH);
+
+  MacCtr c;
+  c.q = 0;
+  c.copy = 0;
+  ctr_pixel_reset(c);
+  ctr_kernel_reset(c);
+  int bi = 0, wb = ps.wbase, ob = 0;              // block, its weight and OFM bases
+  int m_valid = imin(TM, j.OC - ps.ob * TM);
+EFGEN_LABEL(MAC)
+  for (int it = 0; it < iters; ++it) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_PASS)
     EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(DEPENDENCE variable=blk type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
+    EFGEN_HLS(DEPENDENCE variable=wbuf type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
+    const bool pix = c.q < ps.p;
+    const int u = c.u_out + c.u_in, v = c.v_out + c.v_in;
+    const bool pos_ok = pix && u >= ps.r.lo && u <= ps.r.hi && v >= ps.c.lo && v <= ps.c.hi &&
+                        on_grid(c.u_omod, c.u_imod, rlomod, dil) &&
+                        on_grid(c.v_omod, c.v_imod, clomod, dil);
+    const int ia = pos_ok ? c.u_ooff + c.u_ioff + v : 0;
+    const int oa = ob + (pix ? c.q : 0);                   // accumulator / error word
+    const int wa = wb + (wu ? c.copy * KK : 0) + c.kk;     // weight word / gradient slot
+    const bool first = wu ? ps.init && c.q < G : ps.init && c.kk == 0;
+  EFGEN_LABEL(MAC_M)
     for (int m = 0; m < TM; ++m) {
       EFGEN_HLS(UNROLL)
-      bbuf[m][mbl] = 0.0f;
+      const float bv = blk[m][oa];                         // accumulator (conv) / dy (wu)
+      float prod[TN], wv[TN], tv[TN], res[TN];
+    EFGEN_LABEL(MAC_N)
+      for (int n = 0; n < TN; ++n) {
+        EFGEN_HLS(UNROLL)
+        const bool lane = m < m_valid && n < ps.n_valid;
+        wv[n] = wbuf[m][n][wa];                            // weight (conv) / partial sum (wu)
+        const float a = lane && pix ? (wu ? bv : wv[n]) : 0.0f;
+        const float b = lane && pos_ok ? x[n][ia] : 0.0f;
+        prod[n] = a * b;                                   // MAC_FMUL: the Tm x Tn multipliers
+        tv[n] = prod[n];
+      }
+      // The Tn adders of lane m. Adder jn > 0 is, in conv, the tree node of level w (the
+      // lowest set bit of jn) adding tv[jn-w] + tv[jn]; in WU, lane jn's accumulator.
+      // Adder 0 adds the tree's root to the accumulator (conv) or is lane 0's (WU).
+    EFGEN_LABEL(MAC_TREE)
+      for (int w = 1; w < TN; w *= 2) {
+        EFGEN_HLS(UNROLL)
+        for (int n = 0; n + w < TN; n += 2 * w) {
+          EFGEN_HLS(UNROLL)
+          const int jn = n + w;
+          const float old = first ? 0.0f : wv[jn];
+          res[jn] = (wu ? prod[jn] : tv[n]) + (wu ? old : tv[jn]);   // MAC_FADD
+          tv[n] = res[jn];
+        }
+      }
+      const float acc0 = first ? 0.0f : (wu ? wv[0] : bv);
+      res[0] = (wu ? prod[0] : tv[0]) + acc0;                         // MAC_FADD
+      if (!wu && pix) blk[m][oa] = res[0];
+    EFGEN_LABEL(MAC_WB)
+      for (int n = 0; n < TN; ++n) {
+        EFGEN_HLS(UNROLL)
+        if (wu) wbuf[m][n][wa] = res[n];
+      }
+    }
+    // Advance: conv (blk, kk, q), wu (blk, q, kk).
+    bool next_blk = false;
+    if (!wu) {
+      if (++c.q == span) {
+        c.q = 0;
+        ctr_pixel_reset(c);
+        next_blk = ctr_kernel_step(c, K, KK, dil, ps.ec);
+      } else {
+        ctr_pixel_step(c, ps.tc, j.s, dil, s_ec);
+      }
+    } else if (ctr_kernel_step(c, K, KK, dil, ps.ec)) {
+      c.copy = c.copy == G - 1 ? 0 : c.copy + 1;
+      if (++c.q == span) {
+        c.q = 0;
+        c.copy = 0;
+        ctr_pixel_reset(c);
+        next_blk = true;
+      } else {
+        ctr_pixel_step(c, ps.tc, j.s, dil, s_ec);
+      }
+    }
+    if (next_blk) {
+      ++bi;
+      wb += ps.wstride;
+      ob += ps.bstride;
+      m_valid = imin(TM, j.OC - (ps.ob + bi) * TM);
     }
   }
 }
 
+static inline Pass make_pass(const Job& j, const Walk& w, int ob0, int nmb) {
+  Pass ps;
+  const int mbl0 = j.io ? 0 : w.mbl;
+  const Window win = window(j, w);
+  ps.nblk = j.io ? nmb : 1;
+  ps.ob = ob0 + mbl0;
+  ps.tc = w.tc;
+  ps.p = w.tr * w.tc;
+  ps.ec = win.ec;
+  ps.r = win.r;
+  ps.c = win.c;
+  ps.n_valid = imin(TN, j.RC - w.nb * TN);
+  ps.wstride = j.NB * j.KK * j.G;
+  ps.wbase = mbl0 * ps.wstride + w.nb * j.KK * j.G;
+  ps.bstride = ps.p;
+  ps.init = j.mode == WU ? (w.b == 0 && w.r0 == 0 && w.c0 == 0) : w.nb == 0;
+  return ps;
+}
+
+static inline void ce_mac(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DEPTH],
+                          efgen_sob<IfmBlock>& ifm_s, efgen_sob<OfmBlock>& err_s,
+                          efgen_sob<OfmBlock>& ofm_s) {
+  EFGEN_HLS(INLINE off)
+  EFGEN_HLS(ALLOCATION function instances=mac_pass limit=1)
+  Walk w;
+  walk_first(j, w);
+  const int groups = chunk_groups(j, nmb);
+EFGEN_LABEL(MAC_GROUPS)
+  for (int g = 0; g < groups; ++g) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_GROUPS)
+    if (j.mode == WU) {
+      efgen_rlock<OfmBlock> e(err_s);            // the tile's error blocks
+    EFGEN_LABEL(MAC_STEPS_WU)
+      for (int nb = 0; nb < j.NB; ++nb) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_NB)
+        efgen_rlock<IfmBlock> x(ifm_s);
+        mac_pass(j, make_pass(j, w, ob0, nmb), x, e, wbuf);
+        walk_next(j, w, nmb);
+      }
+    } else {
+      efgen_wlock<OfmBlock> o(ofm_s);            // the group's accumulators
+    EFGEN_LABEL(MAC_STEPS_CONV)
+      for (int nb = 0; nb < j.NB; ++nb) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_NB)
+        efgen_rlock<IfmBlock> x(ifm_s);
+        mac_pass(j, make_pass(j, w, ob0, nmb), x, o, wbuf);
+        walk_next(j, w, nmb);
+      }
+    }
+  }
+}
+
+// ---- ce_store: finished output groups -------------------------------------------------------
+
+// The storer writes only channels < OC (the pad lanes of the last lane block keep what
+// DRAM holds: per-lane write enables, the write strobes of the burst).
+
+// FP: y = acc (+ bias) (ReLU: x > 0 or NaN ? x : +0, the RTL's store op).
+static inline void store_fp(const OfmBlock& o, int obase, const float bbuf[TM][MAX_MC],
+                            const Job& j, const Walk& w, int ob, int mbl, float* mem_out) {
+  const bool bias = (j.flags & EFGEN_FLAG_BIAS) != 0;
+  const bool relu = (j.flags & EFGEN_FLAG_RELU) != 0;
+  const Runs runs = fm_runs(j.dst, w.tr, w.tc);
+  const int nlb = cdiv(imin(TM, j.OC - ob * TM), T);
+EFGEN_LABEL(STORE_FP_LANES)
+  for (int g = 0; g < nlb; ++g) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
+    const int c = ob * TM + g * T;
+    int rr = 0, cc = 0;
+  EFGEN_LABEL(STORE_FP_RUNS)
+    for (int k = 0; k < runs.count; ++k) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
+      const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc);
+      int oa = obase + rr * w.tc + cc;
+    EFGEN_LABEL(STORE_FP_WORDS)
+      for (int q = 0; q < runs.len; ++q) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+        EFGEN_HLS(PIPELINE II=1)
+        for (int t = 0; t < T; ++t) {
+          EFGEN_HLS(UNROLL)
+          const float acc = o[g * T + t][oa];
+          const float v = bias ? acc + bbuf[g * T + t][mbl] : acc;
+          const float y = relu && !(v > 0.0f || v != v) ? 0.0f : v;
+          if (c + t < j.OC) mem_out[a0 + int64_t(q) * T + t] = y;
+        }
+        ++oa;
+      }
+      if (runs.per_row == 2 && ++cc < w.tc) continue;
+      cc = 0;
+      ++rr;
+    }
+  }
+}
+
+// BP: dx = acc, times (x > 0) with x the mask source (FLAG_MASK), read on mem_w.
+static inline void store_bp(const OfmBlock& o, int obase, const Job& j, const Walk& w, int ob,
+                            const float* mem_w, float* mem_out) {
+  const bool mask = (j.flags & EFGEN_FLAG_MASK) != 0;
+  const FmView& mv = mask ? j.msk : j.dst;   // without a mask: a harmless read of dx itself
+  const Runs runs = fm_runs(j.dst, w.tr, w.tc);
+  const int nlb = cdiv(imin(TM, j.OC - ob * TM), T);
+EFGEN_LABEL(STORE_BP_LANES)
+  for (int g = 0; g < nlb; ++g) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
+    const int c = ob * TM + g * T;
+    int rr = 0, cc = 0;
+  EFGEN_LABEL(STORE_BP_RUNS)
+    for (int k = 0; k < runs.count; ++k) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
+      const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc);
+      const int64_t m0 = view_addr(mv, w.b, c, w.r0 + rr, w.c0 + cc);
+      int oa = obase + rr * w.tc + cc;
+    EFGEN_LABEL(STORE_BP_WORDS)
+      for (int q = 0; q < runs.len; ++q) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+        EFGEN_HLS(PIPELINE II=1)
+        for (int t = 0; t < T; ++t) {
+          EFGEN_HLS(UNROLL)
+          const float e = o[g * T + t][oa];
+          const float src = mem_w[m0 + int64_t(q) * T + t];
+          const float dx = mask && !(src > 0.0f) ? 0.0f : e;
+          if (c + t < j.OC) mem_out[a0 + int64_t(q) * T + t] = dx;
+        }
+        ++oa;
+      }
+      if (runs.per_row == 2 && ++cc < w.tc) continue;
+      cc = 0;
+      ++rr;
+    }
+  }
+}
+
+static inline void ce_store(const Job& j, int ob0, int nmb, const float bbuf[TM][MAX_MC],
+                            efgen_sob<OfmBlock>& ofm_s, const float* mem_w, float* mem_out) {
+  EFGEN_HLS(INLINE off)
+  Walk w;
+  walk_first(j, w);
+  const int groups = j.mode == WU ? 0 : chunk_groups(j, nmb);
+  const int nblk = j.io ? nmb : 1;
+EFGEN_LABEL(STORE_GROUPS)
+  for (int g = 0; g < groups; ++g) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_GROUPS)
+    {
+      efgen_rlock<OfmBlock> o(ofm_s);
+    EFGEN_LABEL(STORE_BLOCKS)
+      for (int bl = 0; bl < nblk; ++bl) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
+        const int mbl = j.io ? bl : w.mbl;
+        const int obase = bl * w.tr * w.tc;
+        if (j.mode == FP)
+          store_fp(o, obase, bbuf, j, w, ob0 + mbl, mbl, mem_out);
+        else
+          store_bp(o, obase, j, w, ob0 + mbl, mem_w, mem_out);
+      }
+    }
+  EFGEN_LABEL(SKIP_STEPS)
+    for (int nb = 0; nb < j.NB; ++nb) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_NB)
+      walk_next(j, w, nmb);
+    }
+  }
+}
+
+// ---- one chunk: the DATAFLOW region ----------------------------------------------------------
+
+static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DEPTH],
+                      const float bbuf[TM][MAX_MC], float bacc[TM][MAX_MC * ACC_DIST],
+                      const float* mem_in, const float* mem_w, float* mem_out) {
+  EFGEN_HLS(INLINE off)
+  EFGEN_HLS(DATAFLOW)
+  efgen_sob<IfmBlock> ifm_s;
+  efgen_sob<OfmBlock> err_s;
+  efgen_sob<OfmBlock> ofm_s;
+  EFGEN_HLS(ARRAY_PARTITION variable=ifm_s type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=err_s type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=ofm_s type=complete dim=1)
+  EFGEN_REGION(region);
+  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, ifm_s, err_s, bacc));
+  EFGEN_PROCESS(region, ce_mac(j, ob0, nmb, wbuf, ifm_s, err_s, ofm_s));
+  EFGEN_PROCESS(region, ce_store(j, ob0, nmb, bbuf, ofm_s, mem_w, mem_out));
+  EFGEN_JOIN(region);
+}
+
+// ---- weights in (FP/BP), gradients out (WU) -------------------------------------------------
+
 // FP/BP: the chunk's weights (output blocks ob0 .. ob0+nmb-1 of the phase, all
-// reduction blocks), read from DRAM one (m-block, n-block) pair at a time in storage
-// order. FP: buffer word (mbl*NB + nb)*K*K + i*K + j of bank [m%Tm][n%Tn]. BP (roles of
-// M and N swapped): bank [n%Tm][m%Tn] holds W[m][n][i][j] at kernel offset
-// (K-1-i)*K + (K-1-j) (flip by 180 degrees, transpose). FP with FLAG_BIAS also loads
-// the chunk's bias into bbuf[m][mbl].
+// reduction blocks), one linear burst per DRAM (m-block, n-block) pair, a row of Tn
+// words (one (i, j, m) of the pair) per iteration. FP: word (mbl*NB + nb)*K*K + i*K + j
+// of bank [m%Tm][n%Tn]. BP (roles of M and N swapped): bank [n%Tm][m%Tn] holds
+// W[m][n][i][j] at kernel offset (K-1-i)*K + (K-1-j). FP with FLAG_BIAS also loads the
+// chunk's bias into bbuf[m][mbl]. Words of pad lanes are read and dropped.
 static inline void load_weights(float wbuf[TM][TN][WBUF_DEPTH], float bbuf[TM][MAX_MC],
                                 const Job& j, int ob0, int nmb, const float* mem_w) {
-  zero_chunk(wbuf, bbuf, j, nmb);
   const int K = j.K, KK = j.KK;
-  const int MBd = cdiv(j.M, TM), NBd = cdiv(j.N, TN);  // DRAM pair grid
+  const int NBd = cdiv(j.N, TN);   // DRAM pair grid
   const bool bp = j.mode == BP;
-  // DRAM pairs the chunk touches: FP its m-blocks x all n-blocks (one burst); BP all
-  // m-blocks x the n-blocks covering its N range (one burst per m-block).
   const int n_lo = ob0 * TM, n_hi = imin(j.N, (ob0 + nmb) * TM);
-  const int mb_lo = bp ? 0 : ob0, mb_hi = bp ? MBd : ob0 + nmb;
+  const int mb_lo = bp ? 0 : ob0, mb_hi = bp ? cdiv(j.M, TM) : ob0 + nmb;
   const int nb_lo = bp ? n_lo / TN : 0, nb_hi = bp ? cdiv(n_hi, TN) : NBd;
-EFGEN_LABEL(LOAD_W_MB)
+EFGEN_LABEL(LOAD_W_PAIRS_M)
   for (int mb = mb_lo; mb < mb_hi; ++mb) {
-  EFGEN_LABEL(LOAD_W_NB)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNKS)
+  EFGEN_LABEL(LOAD_W_PAIRS_N)
     for (int nb = nb_lo; nb < nb_hi; ++nb) {
-    EFGEN_LABEL(LOAD_W_KI)
-      for (int i = 0; i < K; ++i) {
-        EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_K)
-      EFGEN_LABEL(LOAD_W_KJ)
-        for (int jj = 0; jj < K; ++jj) {
-          EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_K)
-          const int kk = i * K + jj;
-        EFGEN_LABEL(LOAD_W_M)
-          for (int mm = 0; mm < TM; ++mm) {
-            EFGEN_HLS(PIPELINE II=1)
-            const int m = mb * TM + mm;
-          EFGEN_LABEL(LOAD_W_N)
-            for (int nn = 0; nn < TN; ++nn) {
-              EFGEN_HLS(UNROLL)
-              const int n = nb * TN + nn;
-              const bool in_t = m < j.M && n < j.N;
-              if (!bp && in_t) {
-                const int wa = ((mb - ob0) * NBd + nb) * KK + kk;
-                wbuf[mm][nn][wa] = mem_w[j.a[1] + w_addr(m, n, i, jj, j.N, K)];
-              } else if (bp && in_t && n >= n_lo && n < n_hi) {
-                const int obl = n / TM - ob0;
-                const int wa = (obl * j.NB + m / TN) * KK + (KK - 1 - kk);
-                wbuf[n % TM][m % TN][wa] = mem_w[j.a[1] + w_addr(m, n, i, jj, j.N, K)];
-              }
-            }
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_NB)
+      const int64_t base = j.a[1] + (int64_t(mb) * NBd + nb) * KK * TM * TN;
+      int kk = 0, ki = 0, kj = 0, mm = 0;
+    EFGEN_LABEL(LOAD_W_ROWS)
+      for (int it = 0; it < KK * TM; ++it) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
+        EFGEN_HLS(PIPELINE II=1)
+        const int m = mb * TM + mm;
+        const int fkk = (K - 1 - ki) * K + (K - 1 - kj);
+        for (int nn = 0; nn < TN; ++nn) {
+          EFGEN_HLS(UNROLL)
+          const float wv = mem_w[base + int64_t(it) * TN + nn];
+          const int n = nb * TN + nn;
+          if (!bp && m < j.M && n < j.N)
+            wbuf[mm][nn][((mb - ob0) * j.NB + nb) * KK + kk] = wv;
+          if (bp && m < j.M && n >= n_lo && n < n_hi)
+            wbuf[n % TM][m % TN][((n / TM - ob0) * j.NB + m / TN) * KK + fkk] = wv;
+        }
+        if (++mm == TM) {
+          mm = 0;
+          ++kk;
+          if (++kj == K) {
+            kj = 0;
+            ++ki;
           }
         }
       }
@@ -609,6 +1000,7 @@ EFGEN_LABEL(LOAD_W_MB)
   if (j.mode == FP && (j.flags & EFGEN_FLAG_BIAS)) {
   EFGEN_LABEL(LOAD_BIAS)
     for (int mbl = 0; mbl < nmb; ++mbl) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
       EFGEN_HLS(PIPELINE II=1)
       for (int m = 0; m < TM; ++m) {
         EFGEN_HLS(UNROLL)
@@ -619,50 +1011,114 @@ EFGEN_LABEL(LOAD_W_MB)
   }
 }
 
-// One SGD step, efgen.golden.ops.sgd_update's order of float operations:
-//   g' = g + wd*p;  v = momentum*v + g';  p = p - lr*v
-static inline void sgd(float g, float& p, float& v, float lr, float momentum, float wd) {
-  const float gd = g + wd * p;
-  v = momentum * v + gd;
-  p = p - lr * v;
+// One SGD step on T lanes, efgen.golden.ops.sgd_update's and the RTL's order of float
+// operations: g' = g + wd*p; v = momentum*v + g'; p = p - lr*v. One instance (the
+// weight and the bias write-back share it).
+static void sgd_vec(const float g[T], float p[T], float v[T], float lr, float momentum,
+                    float wd) {
+  EFGEN_HLS(INLINE off)
+  for (int t = 0; t < T; ++t) {
+    EFGEN_HLS(UNROLL)
+    const float gd = g[t] + wd * p[t];
+    v[t] = momentum * v[t] + gd;
+    p[t] = p[t] - lr * v[t];
+  }
 }
 
-// WU write-back of the chunk: read w and v (mem_w), update, write them (mem_out) in the
-// blocked weight layout, pair by pair; debug copy of the gradient to a[6] when non-zero.
-// Bias (FLAG_BIAS): a[4] with velocity a[5], debug copy to a[7] when non-zero.
-static inline void sgd_writeback(const float wbuf[TM][TN][WBUF_DEPTH], const float bbuf[TM][MAX_MC],
-                                 const Job& j, int ob0, int nmb, const float* mem_w,
+// WU write-back of the chunk, DRAM pair by pair, T words per iteration:
+//   1. G > 1: fold the partial sums, ((g0 + g1) + g2) + ..., copy-major over the pair so
+//      a word is revisited no sooner than a pair later (T adders);
+//   2. read p (mem_w) and v (mem_in), SGD, write p (mem_w) and v (mem_in) back;
+//   3. a[6] != 0: the debug copy of the gradient (mem_out).
+// Bias (FLAG_BIAS): the ACC_DIST partial sums of each lane folded in order, then the
+// same SGD on a[4] (velocity a[5]), debug copy to a[7] when non-zero.
+static inline void sgd_writeback(float wbuf[TM][TN][WBUF_DEPTH],
+                                 const float bacc[TM][MAX_MC * ACC_DIST], const Job& j,
+                                 int ob0, int nmb, float* mem_in, float* mem_w,
                                  float* mem_out) {
-  const int K = j.K, KK = j.KK;
-EFGEN_LABEL(SGD_MB)
+  EFGEN_HLS(ALLOCATION function instances=sgd_vec limit=1)
+  const int KK = j.KK, G = j.G;
+  const int rows = KK * TM * (TN / T);          // T-word rows of one pair
+EFGEN_LABEL(SGD_PAIRS_M)
   for (int mbl = 0; mbl < nmb; ++mbl) {
-  EFGEN_LABEL(SGD_NB)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
+  EFGEN_LABEL(SGD_PAIRS_N)
     for (int nb = 0; nb < j.NB; ++nb) {
-    EFGEN_LABEL(SGD_KI)
-      for (int i = 0; i < K; ++i) {
-        EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_K)
-      EFGEN_LABEL(SGD_KJ)
-        for (int jj = 0; jj < K; ++jj) {
-          EFGEN_HLS(loop_tripcount min=1 max=EFGEN_MAX_K)
-          const int kk = i * K + jj;
-        EFGEN_LABEL(SGD_M)
-          for (int mm = 0; mm < TM; ++mm) {
-            EFGEN_HLS(PIPELINE II=1)
-            const int m = (ob0 + mbl) * TM + mm;
-          EFGEN_LABEL(SGD_N)
-            for (int nn = 0; nn < TN; ++nn) {
-              EFGEN_HLS(UNROLL)
-              const int n = nb * TN + nn;
-              if (m < j.M && n < j.N) {  // pad lanes are neither read nor written
-                const int64_t wa = w_addr(m, n, i, jj, j.N, K);
-                const float g = wbuf[mm][nn][(mbl * j.NB + nb) * KK + kk];
-                float p = mem_w[j.a[2] + wa];
-                float v = mem_w[j.a[3] + wa];
-                sgd(g, p, v, j.lr, j.momentum, j.wd);
-                mem_out[j.a[2] + wa] = p;
-                mem_out[j.a[3] + wa] = v;
-                if (j.a[6] != 0) mem_out[j.a[6] + wa] = g;
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_NB)
+      const int64_t off = (int64_t(ob0 + mbl) * j.NB + nb) * KK * TM * TN;
+      const int slot0 = (mbl * j.NB + nb) * KK * G;
+      if (G > 1) {
+        int kk = 0, mm = 0, tb = 0, q = 1;
+      EFGEN_LABEL(SGD_FOLD)
+        for (int it = 0; it < (G - 1) * rows; ++it) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=0 max=EFGEN_MAX_FOLD)
+          EFGEN_HLS(PIPELINE II=1)
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const int nn = tb * T + t;
+            wbuf[mm][nn][slot0 + kk] = wbuf[mm][nn][slot0 + kk] + wbuf[mm][nn][slot0 + q * KK + kk];
+          }
+          if (++tb == TN / T) {
+            tb = 0;
+            if (++mm == TM) {
+              mm = 0;
+              if (++kk == KK) {
+                kk = 0;
+                ++q;
               }
+            }
+          }
+        }
+      }
+      int kk = 0, mm = 0, tb = 0;
+    EFGEN_LABEL(SGD_WORDS)
+      for (int it = 0; it < rows; ++it) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
+        EFGEN_HLS(PIPELINE II=1)
+        const int64_t a = off + int64_t(it) * T;
+        const int m = (ob0 + mbl) * TM + mm;
+        float g[T], p[T], v[T];
+        for (int t = 0; t < T; ++t) {
+          EFGEN_HLS(UNROLL)
+          g[t] = wbuf[mm][tb * T + t][slot0 + kk];
+          p[t] = mem_w[j.a[2] + a + t];
+          v[t] = mem_in[j.a[3] + a + t];
+        }
+        sgd_vec(g, p, v, j.lr, j.momentum, j.wd);
+        for (int t = 0; t < T; ++t) {
+          EFGEN_HLS(UNROLL)
+          const bool ok = m < j.M && nb * TN + tb * T + t < j.N;   // pad lanes: not written
+          if (ok) mem_w[j.a[2] + a + t] = p[t];
+          if (ok) mem_in[j.a[3] + a + t] = v[t];
+        }
+        if (++tb == TN / T) {
+          tb = 0;
+          if (++mm == TM) {
+            mm = 0;
+            ++kk;
+          }
+        }
+      }
+      if (j.a[6] != 0) {
+        kk = 0;
+        mm = 0;
+        tb = 0;
+      EFGEN_LABEL(SGD_DEBUG)
+        for (int it = 0; it < rows; ++it) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
+          EFGEN_HLS(PIPELINE II=1)
+          const int64_t a = off + int64_t(it) * T;
+          const int m = (ob0 + mbl) * TM + mm;
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const bool ok = m < j.M && nb * TN + tb * T + t < j.N;
+            if (ok) mem_out[j.a[6] + a + t] = wbuf[mm][tb * T + t][slot0 + kk];
+          }
+          if (++tb == TN / T) {
+            tb = 0;
+            if (++mm == TM) {
+              mm = 0;
+              ++kk;
             }
           }
         }
@@ -671,63 +1127,33 @@ EFGEN_LABEL(SGD_MB)
   }
   if (j.flags & EFGEN_FLAG_BIAS) {
   EFGEN_LABEL(SGD_BIAS)
-    for (int mbl = 0; mbl < nmb; ++mbl) {
-      for (int mm = 0; mm < TM; ++mm) {
-        EFGEN_HLS(PIPELINE II=1)
-        const int m = (ob0 + mbl) * TM + mm;
-        if (m < j.M) {
-          const float g = bbuf[mm][mbl];
-          float p = mem_w[j.a[4] + m];
-          float v = mem_w[j.a[5] + m];
-          sgd(g, p, v, j.lr, j.momentum, j.wd);
-          mem_out[j.a[4] + m] = p;
-          mem_out[j.a[5] + m] = v;
-          if (j.a[7] != 0) mem_out[j.a[7] + m] = g;
+    for (int it = 0; it < nmb * (TM / T); ++it) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
+      EFGEN_HLS(PIPELINE II=1)
+      const int mbl = it / (TM / T), tb = it % (TM / T);
+      const int64_t ch0 = int64_t(ob0 + mbl) * TM + tb * T;
+      float g[T], p[T], v[T];
+      for (int t = 0; t < T; ++t) {
+        EFGEN_HLS(UNROLL)
+        float s = bacc[tb * T + t][mbl * ACC_DIST];
+        for (int k = 1; k < ACC_DIST; ++k) {
+          EFGEN_HLS(UNROLL)
+          s = s + bacc[tb * T + t][mbl * ACC_DIST + k];
         }
+        g[t] = s;
+        p[t] = mem_w[j.a[4] + ch0 + t];
+        v[t] = mem_in[j.a[5] + ch0 + t];
+      }
+      sgd_vec(g, p, v, j.lr, j.momentum, j.wd);
+      for (int t = 0; t < T; ++t) {
+        EFGEN_HLS(UNROLL)
+        const bool ok = ch0 + t < j.M;
+        if (ok) mem_w[j.a[4] + ch0 + t] = p[t];
+        if (ok) mem_in[j.a[5] + ch0 + t] = v[t];
+        if (ok && j.a[7] != 0) mem_out[j.a[7] + ch0 + t] = g[t];
       }
     }
   }
-}
-
-// Load part of a step: the input tile of step st into IFM half h; WU's first step of a
-// tile also loads the chunk's error tiles into the step's OFM half.
-static inline void step_load(float ifm[2][TN][IFM_DEPTH], int h, float ofm[2][TM][OFM_DEPTH],
-                             float bbuf[TM][MAX_MC], const Job& j, const Step& st, int ob0, int nmb,
-                             const float* mem_in) {
-  if (j.mode == WU && st.nb == 0) load_err(ofm, st.oh, bbuf, j, st, ob0, nmb, mem_in);
-  load_ifm(ifm, h, j, st, mem_in);
-}
-
-// Compute part of a step, from IFM half h into (or, WU, from) the step's OFM half.
-static inline void step_compute(const float ifm[2][TN][IFM_DEPTH], int h,
-                                float ofm[2][TM][OFM_DEPTH], float wbuf[TM][TN][WBUF_DEPTH],
-                                const Job& j, const Step& st, int nmb) {
-  const int npix = st.tr * st.tc;
-  if (!j.io) {
-    compute_conv(ifm, h, ofm, st.oh, wbuf, (st.mbl * j.NB + st.nb) * j.KK, 0, j, st,
-                 st.nb == 0);
-    return;
-  }
-EFGEN_LABEL(STEP_BLOCKS)
-  for (int mbl = 0; mbl < nmb; ++mbl) {
-    const int wbase = (mbl * j.NB + st.nb) * j.KK;
-    if (j.mode == WU)
-      compute_wu(ifm, h, ofm, st.oh, wbuf, wbase, mbl * npix, j, st);
-    else
-      compute_conv(ifm, h, ofm, st.oh, wbuf, wbase, mbl * npix, j, st, st.nb == 0);
-  }
-}
-
-// Store part: the finished group of step st (one block in "wo", all nmb in "io").
-static inline void step_store(const float ofm[2][TM][OFM_DEPTH], const float bbuf[TM][MAX_MC],
-                              const Job& j, const Step& st, int ob0, int nmb, const float* mem_in,
-                              float* mem_out) {
-  if (!j.io) {
-    store_tile(ofm, st.oh, 0, bbuf, j, st, ob0 + st.mbl, st.mbl, mem_in, mem_out);
-    return;
-  }
-  for (int mbl = 0; mbl < nmb; ++mbl)
-    store_tile(ofm, st.oh, mbl * st.tr * st.tc, bbuf, j, st, ob0 + mbl, mbl, mem_in, mem_out);
 }
 
 }  // namespace efgen_ce
@@ -738,61 +1164,48 @@ static inline int efgen_conv_check(const EfgenDesc& d) {
   return efgen_ce::make_job(d, j);
 }
 
-static inline void efgen_conv_engine(const EfgenDesc& d, const float* mem_in, const float* mem_w,
+static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* mem_w,
                                      float* mem_out) {
   using namespace efgen_ce;
-  // On-chip buffers. Lane dimensions are split into separate banks (complete
-  // partition) so a cycle reads Tm x Tn weights, Tn inputs and Tm partial sums; the
-  // leading dimension of ifm/ofm is the ping-pong half.
+  // On-chip state that outlives a chunk's DATAFLOW region: the weight buffer (weights,
+  // or WU gradient partial sums; Tm x Tn banks, one read and one write port), the FP
+  // bias and the WU bias-gradient partial sums. The IFM/OFM ping-pong blocks live in
+  // run_chunk's streams of blocks.
   static float wbuf[TM][TN][WBUF_DEPTH];
-  static float ifm[2][TN][IFM_DEPTH];
-  static float ofm[2][TM][OFM_DEPTH];
   static float bbuf[TM][MAX_MC];
+  static float bacc[TM][MAX_MC * ACC_DIST];
   EFGEN_HLS(ARRAY_PARTITION variable=wbuf type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=wbuf type=complete dim=2)
   EFGEN_HLS(BIND_STORAGE variable=wbuf type=ram_2p impl=bram)
-  EFGEN_HLS(ARRAY_PARTITION variable=ifm type=complete dim=1)
-  EFGEN_HLS(ARRAY_PARTITION variable=ifm type=complete dim=2)
-  EFGEN_HLS(BIND_STORAGE variable=ifm type=ram_2p impl=bram)
-  EFGEN_HLS(ARRAY_PARTITION variable=ofm type=complete dim=1)
-  EFGEN_HLS(ARRAY_PARTITION variable=ofm type=complete dim=2)
-  EFGEN_HLS(BIND_STORAGE variable=ofm type=ram_2p impl=bram)
   EFGEN_HLS(ARRAY_PARTITION variable=bbuf type=complete dim=1)
   EFGEN_HLS(BIND_STORAGE variable=bbuf type=ram_2p impl=lutram)
+  EFGEN_HLS(ARRAY_PARTITION variable=bacc type=complete dim=1)
+  EFGEN_HLS(BIND_STORAGE variable=bacc type=ram_2p impl=lutram)
 
   Job j;
   if (make_job(d, j) != EFGEN_CONV_OK) return;  // rejected: nothing read or written
 
+  const int nchunks = cdiv(j.MB, j.mc);
 EFGEN_LABEL(CHUNKS)
-  for (int ob0 = 0; ob0 < j.MB; ob0 += j.mc) {
+  for (int ch = 0; ch < nchunks; ++ch) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNKS)
+    const int ob0 = ch * j.mc;
     const int nmb = imin(j.mc, j.MB - ob0);
-    if (j.mode == WU)
-      zero_chunk(wbuf, bbuf, j, nmb);
-    else
+    if (j.mode == WU) {
+    EFGEN_LABEL(ZERO_BACC)
+      for (int k = 0; k < nmb * ACC_DIST; ++k) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_BACC)
+        EFGEN_HLS(PIPELINE II=1)
+        for (int m = 0; m < TM; ++m) {
+          EFGEN_HLS(UNROLL)
+          bacc[m][k] = 0.0f;
+        }
+      }
+    } else {
       load_weights(wbuf, bbuf, j, ob0, nmb, mem_w);
-
-    // The step pipeline: load step k+1 | compute step k | store the group step k-1
-    // finished. Each part works on its own buffer half.
-    Step cur = first_step(j);
-    int ih = 0;
-    step_load(ifm, ih, ofm, bbuf, j, cur, ob0, nmb, mem_in);
-    bool pending = false;
-    Step done = cur;
-  EFGEN_LABEL(STEPS)
-    for (;;) {
-      const Step nxt = next_step(j, cur, nmb);
-      if (nxt.valid) step_load(ifm, ih ^ 1, ofm, bbuf, j, nxt, ob0, nmb, mem_in);
-      step_compute(ifm, ih, ofm, wbuf, j, cur, nmb);
-      if (pending) step_store(ofm, bbuf, j, done, ob0, nmb, mem_in, mem_out);
-      pending = j.mode != WU && ends_group(j, cur);
-      done = cur;
-      if (!nxt.valid) break;
-      cur = nxt;
-      ih ^= 1;
     }
-    if (pending) step_store(ofm, bbuf, j, done, ob0, nmb, mem_in, mem_out);
-
-    if (j.mode == WU) sgd_writeback(wbuf, bbuf, j, ob0, nmb, mem_w, mem_out);
+    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, mem_in, mem_w, mem_out);
+    if (j.mode == WU) sgd_writeback(wbuf, bacc, j, ob0, nmb, mem_in, mem_w, mem_out);
   }
 }
 
