@@ -818,8 +818,8 @@ EFGEN_LABEL(MAC_GROUPS)
 
 // ---- ce_store: finished output groups -------------------------------------------------------
 
-// The storer writes only channels < OC (the pad lanes of the last lane block keep what
-// DRAM holds: per-lane write enables, the write strobes of the burst).
+// The storer writes whole lane vectors, unconditionally: the pad lanes (channels >= OC)
+// of the last lane block as +0, as the layout defines them and as the RTL writes them.
 
 // FP: y = acc (+ bias) (ReLU: x > 0 or NaN ? x : +0, the RTL's store op).
 static inline void store_fp(const OfmBlock& o, int obase, const float bbuf[TM][MAX_MC],
@@ -847,7 +847,7 @@ EFGEN_LABEL(STORE_FP_LANES)
           const float acc = o[g * T + t][oa];
           const float v = bias ? acc + bbuf[g * T + t][mbl] : acc;
           const float y = relu && !(v > 0.0f || v != v) ? 0.0f : v;
-          if (c + t < j.OC) mem_out[a0 + int64_t(q) * T + t] = y;
+          mem_out[a0 + int64_t(q) * T + t] = c + t < j.OC ? y : 0.0f;
         }
         ++oa;
       }
@@ -885,7 +885,7 @@ EFGEN_LABEL(STORE_BP_LANES)
           const float e = o[g * T + t][oa];
           const float src = mem_w[m0 + int64_t(q) * T + t];
           const float dx = mask && !(src > 0.0f) ? 0.0f : e;
-          if (c + t < j.OC) mem_out[a0 + int64_t(q) * T + t] = dx;
+          mem_out[a0 + int64_t(q) * T + t] = c + t < j.OC ? dx : 0.0f;
         }
         ++oa;
       }

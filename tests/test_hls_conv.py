@@ -185,6 +185,15 @@ def check_writes(before, after, allowed):
     assert missed.size == 0, f"{missed.size} output words not written, first at {missed[:8]}"
 
 
+def check_fm_writes(before, after, off, fm, shape):
+    """A stored feature map: exactly its words change (whole lane vectors), and its pad
+    lanes are written as +0, as the layout defines them (and as the RTL writes them)."""
+    size = fm.size(shape)
+    check_writes(before, after, off + np.arange(size))
+    pads = off + pad_words(size, fm_valid(fm, shape))
+    assert np.all(bits(after[pads]) == 0), "pad lanes not written as +0"
+
+
 # ---- the test matrix -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -266,7 +275,7 @@ def run_fp(eng, c: Case, t, seed=0):
     mem = dram.build()
     before = mem.copy()
     eng.run(desc, mem)
-    check_writes(before, mem, dram.off("y") + fm_valid(eng.fm, y_shape))
+    check_fm_writes(before, mem, dram.off("y"), eng.fm, y_shape)
     y = eng.fm.unpack(dram.get(mem, "y"), y_shape)
     want = ops.conv_fp(d["x"], d["w"], d["b"] if c.bias else None, c.s, c.p)
     if c.relu:
@@ -290,7 +299,7 @@ def run_bp(eng, c: Case, t, seed=0):
     mem = dram.build()
     before = mem.copy()
     eng.run(desc, mem)
-    check_writes(before, mem, dram.off("dx") + fm_valid(eng.fm, dx_shape))
+    check_fm_writes(before, mem, dram.off("dx"), eng.fm, dx_shape)
     dx = eng.fm.unpack(dram.get(mem, "dx"), dx_shape)
     want = ops.conv_bp(d["dy"], d["w"], c.s, c.p, (c.h, c.w))
     if c.mask:
@@ -414,8 +423,9 @@ def test_linear_layers_match_linear_golden(engine):
 
 
 def test_no_writes_outside_outputs_and_pad_lanes(engine):
-    """Outputs whose last lane block is partial: pad lanes (and the lane blocks of the
-    last Tm block that do not exist) stay untouched; so does everything else."""
+    """Outputs whose last lane block is partial: pad lanes are written as +0, the lane
+    blocks of the last Tm block that do not exist stay untouched; so does everything else
+    (the runners check every word)."""
     eng = engine("8x4")          # T = 4: out_c 10 -> blocks of 4, 4, 2 (+2 pad lanes)
     c = Case("pads", 6, 10, 7, 6, 3, 2, 1, 2, True, True, True)
     t = (2, 2, 1, 1)

@@ -84,14 +84,17 @@ def build_cache(tmp_path_factory):
 
 
 _RUNS: dict = {}
+_WORK: dict = {}
 
 
 def _run(name, tmp_path_factory, build_cache):
     if name not in _RUNS:
         _require("verilator")
         p, cases = SETS[name]
-        res = run_layer_phases(p, cases, workdir=tmp_path_factory.mktemp(name))
+        work = tmp_path_factory.mktemp(name)
+        res = run_layer_phases(p, cases, workdir=work)
         _RUNS[name] = (p, res, model_rows(p, res))
+        _WORK[name] = work       # image.npy (before) and dump0.npy (after every case)
     return _RUNS[name]
 
 
@@ -351,3 +354,52 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
     assert all(r.status & STATUS_ERROR for r in got[1].results)
     assert codes == [2, 3, 5, 3, 6, 7, 1, 2], codes   # EfgenConvStatus, as efgen_conv_check
     assert np.array_equal(got[1].dump, got[1].image), "a rejected descriptor wrote DRAM"
+
+
+# ------------------------------------------------------------------ the HLS C++ twin
+
+def _hls_engine(p: RtlParams, work: Path):
+    """hls_kernels/conv_engine.h compiled with the RTL's array, lanes and buffer depths."""
+    import ctypes
+
+    from efgen.csim.cc import compile_shared, load
+    from efgen.hls.desc import EfgenDesc
+    from efgen.rtl.engine import ACC_DIST
+    e = p.engine
+    (work / "efgen_params.h").write_text("\n".join([
+        "#ifndef EFGEN_PARAMS_H", "#define EFGEN_PARAMS_H", f"#define EFGEN_TM {e.tm}",
+        f"#define EFGEN_TN {e.tn}", f"#define EFGEN_LANES {p.tl}",
+        f"#define EFGEN_IFM_DEPTH {e.ifm_depth}", f"#define EFGEN_OFM_DEPTH {e.ofm_depth}",
+        f"#define EFGEN_WBUF_DEPTH {e.wbuf_depth}", f"#define EFGEN_ACC_DIST {ACC_DIST}",
+        "#endif", ""]))
+    (work / "twin.cpp").write_text(
+        '#include "efgen_params.h"\n#include "conv_engine.h"\n'
+        'extern "C" void run(const EfgenDesc* d, float* mem) { efgen_conv_engine(*d, mem, mem, mem); }\n')
+    lib = load(compile_shared([work / "twin.cpp"], work / "twin", include_dirs=[work]))
+    lib.run.argtypes = [ctypes.POINTER(EfgenDesc), ctypes.POINTER(ctypes.c_float)]
+    return lib
+
+
+def test_hls_cpp_is_the_rtls_bit_exact_twin(tmp_path, tmp_path_factory, build_cache):
+    """The same descriptors on the same DRAM image: the HLS C++ (C-simulation) and the RTL
+    with its behavioural IEEE float32 units leave bit-identical DRAM images, because both
+    follow the same order of operations (the adder tree, the accumulation order, the WU
+    partial-sum copies and their fold, SGD, the store ops). Every case of the 4x4 set:
+    FP/BP/WU, K 1 and 3, strides 1 and 2, both loop orders, chunks, ReLU, masks, linear
+    layers, channel counts that leave pad lanes."""
+    import ctypes
+    p, res, _ = _run("4x4-reshaped", tmp_path_factory, build_cache)
+    assert p.engine.impl == "behav"
+    work = _WORK["4x4-reshaped"]
+    image = np.load(work / "image.npy")
+    rtl = np.load(work / "dump0.npy")
+    descs = cosim.case_descriptors(p, CASES, seed=0)
+    lib = _hls_engine(p, tmp_path)
+    mem = image.copy().view(np.float32)
+    for d in descs:
+        lib.run(ctypes.byref(d), mem.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+    got = mem.view(np.uint32)
+    assert not np.array_equal(got, image)                  # the C++ did write its outputs
+    diff = np.flatnonzero(got != rtl)
+    assert diff.size == 0, (f"{diff.size} words differ from the RTL, first at {diff[:8]}: "
+                            f"hls {got[diff[:4]]} rtl {rtl[diff[:4]]}")

@@ -152,6 +152,7 @@ class _Case:
     expect: dict[str, np.ndarray] = field(default_factory=dict)
     regs: list = field(default_factory=list)
     slots: dict = field(default_factory=dict)    # descriptor address slot -> word address
+    desc: object = None                          # the EfgenDesc the registers encode
 
 
 @dataclass(frozen=True)
@@ -312,10 +313,18 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
         flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else [])
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
+        c.desc = d
         c.regs = [[o, v] for o, v in desc_register_writes(d)]
         c.slots = dict(a)
         cases.append(c)
     return img, cases
+
+
+def case_descriptors(p: RtlParams, lps: list[LayerPhase], seed: int = 0) -> list:
+    """The descriptors (EfgenDesc) of ``lps`` on the DRAM image that
+    :func:`run_layer_phases` with the same ``seed`` builds: the same calls run the HLS
+    C++ (efgen_conv_engine) on that image."""
+    return [c.desc for c in _build(p, lps, seed)[1]]
 
 
 def _read(p: RtlParams, dump: np.ndarray, addr: int, shape: tuple, kind: str) -> np.ndarray:
