@@ -143,6 +143,9 @@
 #ifndef EFGEN_MAX_FOLD       // SGD partial-sum fold iterations of one pair
 #define EFGEN_MAX_FOLD 4096
 #endif
+#ifndef EFGEN_MAX_CHUNK_C    // output channels of one chunk
+#define EFGEN_MAX_CHUNK_C 1024
+#endif
 #ifndef EFGEN_MAX_BACC       // WU bias partial sums per lane
 #define EFGEN_MAX_BACC 512
 #endif
@@ -998,14 +1001,17 @@ EFGEN_LABEL(LOAD_W_PAIRS_M)
     }
   }
   if (j.mode == FP && (j.flags & EFGEN_FLAG_BIAS)) {
+    // The chunk's bias: its valid channels, one word per cycle (a plain array of M words).
+    const int nch = imin(nmb * TM, j.M - ob0 * TM);
+    int m = 0, mbl = 0;
   EFGEN_LABEL(LOAD_BIAS)
-    for (int mbl = 0; mbl < nmb; ++mbl) {
-      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
+    for (int k = 0; k < nch; ++k) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
       EFGEN_HLS(PIPELINE II=1)
-      for (int m = 0; m < TM; ++m) {
-        EFGEN_HLS(UNROLL)
-        const int ch = (ob0 + mbl) * TM + m;
-        bbuf[m][mbl] = ch < j.M ? mem_w[j.a[2] + ch] : 0.0f;
+      bbuf[m][mbl] = mem_w[j.a[2] + int64_t(ob0) * TM + k];
+      if (++m == TM) {
+        m = 0;
+        ++mbl;
       }
     }
   }
@@ -1023,6 +1029,16 @@ static void sgd_vec(const float g[T], float p[T], float v[T], float lr, float mo
     v[t] = momentum * v[t] + gd;
     p[t] = p[t] - lr * v[t];
   }
+}
+
+// The bias gradient of lane m, block mbl: its ACC_DIST partial sums added in order.
+static inline float bias_grad(const float bacc[TM][MAX_MC * ACC_DIST], int m, int mbl) {
+  float s = bacc[m][mbl * ACC_DIST];
+  for (int k = 1; k < ACC_DIST; ++k) {
+    EFGEN_HLS(UNROLL)
+    s = s + bacc[m][mbl * ACC_DIST + k];
+  }
+  return s;
 }
 
 // WU write-back of the chunk, DRAM pair by pair, T words per iteration:
@@ -1077,19 +1093,22 @@ EFGEN_LABEL(SGD_PAIRS_M)
         EFGEN_HLS(PIPELINE II=1)
         const int64_t a = off + int64_t(it) * T;
         const int m = (ob0 + mbl) * TM + mm;
-        float g[T], p[T], v[T];
+        float g[T], p[T], v[T], p_in[T], v_in[T];
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
           g[t] = wbuf[mm][tb * T + t][slot0 + kk];
-          p[t] = mem_w[j.a[2] + a + t];
-          v[t] = mem_in[j.a[3] + a + t];
+          p_in[t] = mem_w[j.a[2] + a + t];
+          v_in[t] = mem_in[j.a[3] + a + t];
+          p[t] = p_in[t];
+          v[t] = v_in[t];
         }
         sgd_vec(g, p, v, j.lr, j.momentum, j.wd);
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
-          const bool ok = m < j.M && nb * TN + tb * T + t < j.N;   // pad lanes: not written
-          if (ok) mem_w[j.a[2] + a + t] = p[t];
-          if (ok) mem_in[j.a[3] + a + t] = v[t];
+          // Pad words (m >= M or n >= N) are written back as read: bits unchanged.
+          const bool ok = m < j.M && nb * TN + tb * T + t < j.N;
+          mem_w[j.a[2] + a + t] = ok ? p[t] : p_in[t];
+          mem_in[j.a[3] + a + t] = ok ? v[t] : v_in[t];
         }
         if (++tb == TN / T) {
           tb = 0;
@@ -1111,8 +1130,8 @@ EFGEN_LABEL(SGD_PAIRS_M)
           const int m = (ob0 + mbl) * TM + mm;
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
-            const bool ok = m < j.M && nb * TN + tb * T + t < j.N;
-            if (ok) mem_out[j.a[6] + a + t] = wbuf[mm][tb * T + t][slot0 + kk];
+            const bool ok = m < j.M && nb * TN + tb * T + t < j.N;   // pad words: +0
+            mem_out[j.a[6] + a + t] = ok ? wbuf[mm][tb * T + t][slot0 + kk] : 0.0f;
           }
           if (++tb == TN / T) {
             tb = 0;
@@ -1126,31 +1145,46 @@ EFGEN_LABEL(SGD_PAIRS_M)
     }
   }
   if (j.flags & EFGEN_FLAG_BIAS) {
+    // The chunk's bias: its valid channels, one per cycle (a plain array of M words), on
+    // lane 0 of the shared SGD datapath; the gradient is the lane's ACC_DIST partial sums
+    // added in order.
+    const int64_t ch0 = int64_t(ob0) * TM;
+    const int nch = imin(nmb * TM, j.M - ob0 * TM);
+    int m = 0, mbl = 0;
   EFGEN_LABEL(SGD_BIAS)
-    for (int it = 0; it < nmb * (TM / T); ++it) {
-      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
+    for (int k = 0; k < nch; ++k) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
       EFGEN_HLS(PIPELINE II=1)
-      const int mbl = it / (TM / T), tb = it % (TM / T);
-      const int64_t ch0 = int64_t(ob0 + mbl) * TM + tb * T;
       float g[T], p[T], v[T];
       for (int t = 0; t < T; ++t) {
         EFGEN_HLS(UNROLL)
-        float s = bacc[tb * T + t][mbl * ACC_DIST];
-        for (int k = 1; k < ACC_DIST; ++k) {
-          EFGEN_HLS(UNROLL)
-          s = s + bacc[tb * T + t][mbl * ACC_DIST + k];
-        }
-        g[t] = s;
-        p[t] = mem_w[j.a[4] + ch0 + t];
-        v[t] = mem_in[j.a[5] + ch0 + t];
+        g[t] = 0.0f;
+        p[t] = 0.0f;
+        v[t] = 0.0f;
       }
+      g[0] = bias_grad(bacc, m, mbl);
+      p[0] = mem_w[j.a[4] + ch0 + k];
+      v[0] = mem_in[j.a[5] + ch0 + k];
       sgd_vec(g, p, v, j.lr, j.momentum, j.wd);
-      for (int t = 0; t < T; ++t) {
-        EFGEN_HLS(UNROLL)
-        const bool ok = ch0 + t < j.M;
-        if (ok) mem_w[j.a[4] + ch0 + t] = p[t];
-        if (ok) mem_in[j.a[5] + ch0 + t] = v[t];
-        if (ok && j.a[7] != 0) mem_out[j.a[7] + ch0 + t] = g[t];
+      mem_w[j.a[4] + ch0 + k] = p[0];
+      mem_in[j.a[5] + ch0 + k] = v[0];
+      if (++m == TM) {
+        m = 0;
+        ++mbl;
+      }
+    }
+    if (j.a[7] != 0) {
+      m = 0;
+      mbl = 0;
+    EFGEN_LABEL(SGD_BIAS_DEBUG)
+      for (int k = 0; k < nch; ++k) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
+        EFGEN_HLS(PIPELINE II=1)
+        mem_out[j.a[7] + ch0 + k] = bias_grad(bacc, m, mbl);
+        if (++m == TM) {
+          m = 0;
+          ++mbl;
+        }
       }
     }
   }

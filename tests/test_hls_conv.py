@@ -334,8 +334,11 @@ def run_wu(eng, c: Case, t, seed=0, debug=True):
     eng.run(desc, mem)
     wv = w_valid(eng.wl, w_shape)
     allowed = [dram.off("w") + wv, dram.off("v") + wv]
-    if debug:
-        allowed.append(dram.off("gw") + wv)
+    if debug:   # the debug gradient copy: whole (Tm, Tn) blocks, pad words +0
+        gw_all = np.arange(eng.wl.size(w_shape))
+        allowed.append(dram.off("gw") + gw_all)
+        gw_pads = dram.off("gw") + pad_words(gw_all.size, wv)
+        assert np.all(bits(mem[gw_pads]) == 0), "debug gradient pads not +0"
     if c.bias:
         allowed += [dram.off("b") + np.arange(c.m), dram.off("vb") + np.arange(c.m)]
         if debug:
