@@ -1091,14 +1091,13 @@ EFGEN_LABEL(SGD_PAIRS_M)
       for (int it = 0; it < rows; ++it) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
         EFGEN_HLS(PIPELINE II=1)
-        const int64_t a = off + int64_t(it) * T;
         const int m = (ob0 + mbl) * TM + mm;
         float g[T], p[T], v[T], p_in[T], v_in[T];
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
           g[t] = wbuf[mm][tb * T + t][slot0 + kk];
-          p_in[t] = mem_w[j.a[2] + a + t];
-          v_in[t] = mem_in[j.a[3] + a + t];
+          p_in[t] = mem_w[j.a[2] + off + int64_t(it) * T + t];
+          v_in[t] = mem_in[j.a[3] + off + int64_t(it) * T + t];
           p[t] = p_in[t];
           v[t] = v_in[t];
         }
@@ -1107,8 +1106,8 @@ EFGEN_LABEL(SGD_PAIRS_M)
           EFGEN_HLS(UNROLL)
           // Pad words (m >= M or n >= N) are written back as read: bits unchanged.
           const bool ok = m < j.M && nb * TN + tb * T + t < j.N;
-          mem_w[j.a[2] + a + t] = ok ? p[t] : p_in[t];
-          mem_in[j.a[3] + a + t] = ok ? v[t] : v_in[t];
+          mem_w[j.a[2] + off + int64_t(it) * T + t] = ok ? p[t] : p_in[t];
+          mem_in[j.a[3] + off + int64_t(it) * T + t] = ok ? v[t] : v_in[t];
         }
         if (++tb == TN / T) {
           tb = 0;
@@ -1126,12 +1125,11 @@ EFGEN_LABEL(SGD_PAIRS_M)
         for (int it = 0; it < rows; ++it) {
           EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
           EFGEN_HLS(PIPELINE II=1)
-          const int64_t a = off + int64_t(it) * T;
-          const int m = (ob0 + mbl) * TM + mm;
+            const int m = (ob0 + mbl) * TM + mm;
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
             const bool ok = m < j.M && nb * TN + tb * T + t < j.N;   // pad words: +0
-            mem_out[j.a[6] + a + t] = ok ? wbuf[mm][tb * T + t][slot0 + kk] : 0.0f;
+            mem_out[j.a[6] + off + int64_t(it) * T + t] = ok ? wbuf[mm][tb * T + t][slot0 + kk] : 0.0f;
           }
           if (++tb == TN / T) {
             tb = 0;
