@@ -1018,11 +1018,9 @@ EFGEN_LABEL(LOAD_W_PAIRS_M)
 }
 
 // One SGD step on T lanes, efgen.golden.ops.sgd_update's and the RTL's order of float
-// operations: g' = g + wd*p; v = momentum*v + g'; p = p - lr*v. One instance (the
-// weight and the bias write-back share it).
-static void sgd_vec(const float g[T], float p[T], float v[T], float lr, float momentum,
-                    float wd) {
-  EFGEN_HLS(INLINE off)
+// operations: g' = g + wd*p; v = momentum*v + g'; p = p - lr*v.
+static inline void sgd_vec(const float g[T], float p[T], float v[T], float lr, float momentum,
+                           float wd) {
   for (int t = 0; t < T; ++t) {
     EFGEN_HLS(UNROLL)
     const float gd = g[t] + wd * p[t];
@@ -1048,11 +1046,17 @@ static inline float bias_grad(const float bacc[TM][MAX_MC * ACC_DIST], int m, in
 //   3. a[6] != 0: the debug copy of the gradient (mem_out).
 // Bias (FLAG_BIAS): the ACC_DIST partial sums of each lane folded in order, then the
 // same SGD on a[4] (velocity a[5]), debug copy to a[7] when non-zero.
-static inline void sgd_writeback(float wbuf[TM][TN][WBUF_DEPTH],
-                                 const float bacc[TM][MAX_MC * ACC_DIST], const Job& j,
-                                 int ob0, int nmb, float* mem_in, float* mem_w,
-                                 float* mem_out) {
-  EFGEN_HLS(ALLOCATION function instances=sgd_vec limit=1)
+static void sgd_writeback(float wbuf[TM][TN][WBUF_DEPTH],
+                          const float bacc[TM][MAX_MC * ACC_DIST], const Job& j, int ob0,
+                          int nmb, float* mem_in, float* mem_w, float* mem_out) {
+  // One T-lane float unit for the whole write-back (its loops run one after another):
+  // T multipliers and T adders shared by the partial-sum fold, the weight and the bias
+  // SGD (three multiplies and three adds per word: II=3, below the two DRAM streams'
+  // bandwidth bound of II=2 per T words on 128-bit ports by less than the SGD's share of
+  // a step).
+  EFGEN_HLS(INLINE off)
+  EFGEN_HLS(ALLOCATION operation instances=fmul limit=EFGEN_LANES)
+  EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_LANES)
   const int KK = j.KK, G = j.G;
   const int rows = KK * TM * (TN / T);          // T-word rows of one pair
 EFGEN_LABEL(SGD_PAIRS_M)
