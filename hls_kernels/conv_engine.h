@@ -533,7 +533,7 @@ EFGEN_LABEL(LOAD_ERR_BLOCKS)
             EFGEN_HLS(UNROLL)
             const float v = mem_in[a0 + int64_t(q) * T + t];
             e[g * T + t][ea] = v;
-            const int ba = mbl * ACC_DIST + pc;
+            const int ba = (bias ? mbl : 0) * ACC_DIST + pc;   // bias: mc <= MAX_MC
             const float s = bacc[g * T + t][ba] + v;
             if (bias) bacc[g * T + t][ba] = s;
           }
@@ -1227,7 +1227,7 @@ EFGEN_LABEL(CHUNKS)
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNKS)
     const int ob0 = ch * j.mc;
     const int nmb = imin(j.mc, j.MB - ob0);
-    if (j.mode == WU) {
+    if (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS)) {   // mc <= MAX_MC (make_job)
     EFGEN_LABEL(ZERO_BACC)
       for (int k = 0; k < nmb * ACC_DIST; ++k) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_BACC)
@@ -1237,7 +1237,7 @@ EFGEN_LABEL(CHUNKS)
           bacc[m][k] = 0.0f;
         }
       }
-    } else {
+    } else if (j.mode != WU) {
       load_weights(wbuf, bbuf, j, ob0, nmb, mem_w);
     }
     run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, mem_in, mem_w, mem_out);

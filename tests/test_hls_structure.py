@@ -297,3 +297,32 @@ def test_one_shared_mac_datapath(kernel):
     # and its adders: Tn per output lane (the tree's Tn-1 and the accumulator)
     body = mac.text(src)
     assert len(re.findall(r"res\[\w+\]\s*=\s*\(", body)) == 2
+
+
+def test_tripcounts_from_the_schedule():
+    """efgen/hls/conv_job.py's loop bounds on a hand-counted descriptor: FP, batch 2,
+    6 -> 10 channels, 8x8, K 3, stride 1, pad 1, tiles 4x8, one output block per chunk,
+    on a 4x4 array (T = 4)."""
+    from efgen.hls.conv_job import tripcounts
+    from efgen.hls.desc import make_desc
+    d = make_desc("CONV_FP", [], {0: 0, 1: 0, 7: 0}, batch=2, in_c=6, in_h=8, in_w=8,
+                  out_c=10, out_h=8, out_w=8, kh=3, kw=3, stride=1, pad=1, tr=4, tc=8, mc=1,
+                  order=0)
+    t = tripcounts([d], 4, 4, 4, 256, 6)
+    assert t["EFGEN_MAX_CHUNKS"] == 3            # ceil(10 / 4) output blocks, one per chunk
+    assert t["EFGEN_MAX_NB"] == 2                # ceil(6 / 4) reduction blocks
+    assert t["EFGEN_MAX_GROUPS"] == 2 * 2 * 1    # images x row tiles x column tiles
+    assert t["EFGEN_MAX_STEPS"] == 8
+    assert t["EFGEN_MAX_PASS"] == 9 * 32         # K*K x max(tr*tc, ACC_DIST)
+    assert t["EFGEN_MAX_RUN"] == 6 * 8           # a 6 x 10 halo, 8 real columns = whole rows
+    assert t["EFGEN_MAX_RUNS"] == 1
+    assert t["EFGEN_MAX_WROWS"] == 9 * 4         # weight load: K*K x Tm rows of Tn words
+    wu = make_desc("CONV_WU", [], {0: 0, 1: 0, 2: 0, 3: 0, 6: 0}, batch=2, in_c=6, in_h=8,
+                   in_w=8, out_c=10, out_h=8, out_w=8, kh=1, kw=1, stride=1, pad=0, tr=2,
+                   tc=2, mc=3, order=1)
+    t = tripcounts([wu], 4, 4, 4, 16, 6)
+    # K = 1: G = 6 partial sums; a chunk of 3 blocks x 2 x 6 = 36 > 16 words: 1 block
+    assert t["EFGEN_MAX_MC"] == 1 and t["EFGEN_MAX_CHUNKS"] == 3
+    assert t["EFGEN_MAX_PASS"] == 1 * 1 * 6      # max(p = 4, G = 6) runs of K*K
+    assert t["EFGEN_MAX_FOLD"] == 5 * 1 * 4 * 1  # (G-1) x K*K*Tm*Tn/T rows
+    assert t["EFGEN_MAX_RUNS"] == 2 and t["EFGEN_MAX_RUN"] == 2   # 2 x 2 windows of 8 x 8: a run per row

@@ -21,9 +21,11 @@ import numpy as np
 
 from efgen import __version__
 from efgen.frontend.boards import Board
+from efgen.hls.conv_job import tripcounts
 from efgen.hls.desc import OPS, EfgenDesc
 from efgen.hls.program import Program
 from efgen.resources import data_dir
+from efgen.rtl.engine import ACC_DIST
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
 OP_NAMES = {v: k for k, v in OPS.items()}
@@ -110,6 +112,9 @@ def render(prog: Program, board: Board) -> dict[str, str]:
         "checks": checks(prog),
         "period_ns": f"{1000.0 / hw.clock_mhz:.3f}",
         "axi_bits": board.axi.width_bits,
+        "acc_dist": ACC_DIST,
+        "conv_bounds": sorted(tripcounts([s.desc for s in conv_steps], hw.tm, hw.tn, hw.lanes,
+                                         hw.wbuf_depth, ACC_DIST).items()),
     }
     env = _env()
     files = {}
