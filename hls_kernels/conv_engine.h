@@ -57,13 +57,17 @@
 // (BP holes) reads +0. Padding and holes are never written into the IFM buffer: the
 // loader bursts only real words and places them; the datapath selects +0 elsewhere.
 // With these orders the DRAM image after a descriptor is bit-identical to the RTL's with
-// its behavioural (IEEE float32) units (tests/test_hls_rtl_twin.py).
+// its behavioural (IEEE float32) units (tests/test_rtl_top.py, the bit-exact twin test).
 //
 // BP flips the weights by 180 degrees and transposes them while they are loaded: bank
 // [n % Tm][m % Tn] holds W[m][n][K-1-i][K-1-j]. When Tm != Tn that bank is chosen at run
 // time (a Tm*Tn-way write decode in the loader), as in the RTL's engine_wload. The SGD
-// write-back reads one row (Tn banks) of the weight buffer per cycle, its row chosen at
-// run time (a Tm:1 read mux per lane).
+// write-back reads T words of one row of the weight buffer per iteration, the row and
+// lane group chosen at run time (a (Tm*Tn/T):1 read mux per lane), through one T-lane
+// float unit (ALLOCATION operation limits) shared by its loops.
+//
+// Float operators: mac_pass Tm*Tn fmul + Tm*Tn fadd; ce_load T fadd (WU bias gradient);
+// ce_store T fadd (FP bias); sgd_writeback T fmul + T fadd.
 //
 // Forms followed (AMD UG1399, Vitis HLS 2022.2):
 //   - "Specifying Arrays as Stream-of-Blocks" / "Dataflow Optimization": the region is a
