@@ -104,6 +104,17 @@
 #endif
 #endif
 
+// Words per bank of one block of the ping-pong channels: the Design's buffer depths, or
+// (the generated params header) the most the schedule's tiles use. Accumulators (FP/BP)
+// and error tiles (WU) are two channels (one dataflow direction each, where the RTL
+// shares one OFM memory between the modes), each of two blocks of EFGEN_OFM_BLOCK.
+#ifndef EFGEN_IFM_BLOCK
+#define EFGEN_IFM_BLOCK EFGEN_IFM_DEPTH
+#endif
+#ifndef EFGEN_OFM_BLOCK
+#define EFGEN_OFM_BLOCK EFGEN_OFM_DEPTH
+#endif
+
 // The accumulator's read-add-write distance in cycles (efgen.rtl.engine.ACC_DIST): the
 // datapath revisits an accumulator no sooner than this many iterations later.
 #ifndef EFGEN_ACC_DIST
@@ -160,8 +171,8 @@ enum EfgenConvStatus : int32_t {
   EFGEN_CONV_ERR_GEOMETRY = 2,  // shapes, kernel, stride, padding inconsistent
   EFGEN_CONV_ERR_TILING = 3,    // tr, tc, mc < 1 or order not 0/1
   EFGEN_CONV_ERR_ADDRESS = 4,   // a used address slot is negative
-  EFGEN_CONV_ERR_IFM = 5,       // input tile (with halo) exceeds EFGEN_IFM_DEPTH
-  EFGEN_CONV_ERR_OFM = 6,       // output/error tiles exceed EFGEN_OFM_DEPTH
+  EFGEN_CONV_ERR_IFM = 5,       // input tile (with halo) exceeds EFGEN_IFM_BLOCK
+  EFGEN_CONV_ERR_OFM = 6,       // output/error tiles exceed EFGEN_OFM_BLOCK
   EFGEN_CONV_ERR_WBUF = 7,      // weight chunk exceeds EFGEN_WBUF_DEPTH
   EFGEN_CONV_ERR_BIAS = 8,      // chunk exceeds EFGEN_MAX_MC with FLAG_BIAS
 };
@@ -171,15 +182,16 @@ namespace efgen_ce {
 constexpr int TM = EFGEN_TM;
 constexpr int TN = EFGEN_TN;
 constexpr int T = EFGEN_LANES;
-constexpr int IFM_DEPTH = EFGEN_IFM_DEPTH;
-constexpr int OFM_DEPTH = EFGEN_OFM_DEPTH;
+constexpr int IFM_DEPTH = EFGEN_IFM_BLOCK;   // words per bank of one ping-pong block
+constexpr int OFM_DEPTH = EFGEN_OFM_BLOCK;
 constexpr int WBUF_DEPTH = EFGEN_WBUF_DEPTH;
 constexpr int MAX_MC = EFGEN_MAX_MC;
 constexpr int ACC_DIST = EFGEN_ACC_DIST;
 
 static_assert(TM >= 1 && TN >= 1 && T >= 1, "lanes must be positive");
 static_assert(TM % T == 0 && TN % T == 0, "EFGEN_LANES must divide EFGEN_TM and EFGEN_TN");
-static_assert(IFM_DEPTH >= 1 && OFM_DEPTH >= 1 && WBUF_DEPTH >= 1 && MAX_MC >= 1,
+static_assert(IFM_DEPTH >= 1 && OFM_DEPTH >= 1 && WBUF_DEPTH >= 1 && MAX_MC >= 1 &&
+                  IFM_DEPTH <= EFGEN_IFM_DEPTH && OFM_DEPTH <= EFGEN_OFM_DEPTH,
               "buffer depths must be positive");
 static_assert(ACC_DIST >= 1, "EFGEN_ACC_DIST must be positive");
 

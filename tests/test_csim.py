@@ -52,6 +52,24 @@ def test_resnet20_full_step(tmp_path):
     assert max(t.rel_err for t in step.tensors) <= BAR
 
 
+# The matrix of whole steps beyond the cases above: every catalogue CIFAR net and
+# LeNet-5, each on a second array shape (two tilings each with the cases above; VGG-16 on
+# two): the rebuilt engine (streams of blocks, runs, partial sums) end to end.
+STEPS = [
+    ("lenet5", 8, 16), ("resnet20", 16, 24), ("resnet20-b", 16, 24), ("resnet20-b", 8, 16),
+    ("vgg16-cifar", 16, 24), ("vgg16-cifar", 16, 8),
+]
+
+
+@pytest.mark.parametrize("case", STEPS, ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}")
+def test_whole_steps_match_golden(case, tmp_path):
+    name, tm, tn = case
+    res = _run(tmp_path, name, None, tm, tn, 2)
+    step = res.steps[0]
+    assert step.ok, format_report(res)
+    assert abs(step.loss_csim - step.loss_golden) <= 1e-5 * abs(step.loss_golden)
+
+
 def test_several_steps_track_the_golden_loss(tmp_path):
     res = _run(tmp_path, "tiny", None, 8, 4, 4, steps=4)
     for s in res.steps:

@@ -87,11 +87,13 @@ def _runs(major_split: bool, rows: int, cols: int, full_cols: int) -> tuple[int,
 
 def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: int) -> dict:
     """Largest trip count of every loop of conv_engine.h over ``descs`` (conv ones only),
-    as the EFGEN_MAX_* macros of efgen_params.h. Bounds, not exact per-tile counts: a
+    as the EFGEN_MAX_* macros of efgen_params.h, and the channel block sizes the tiles
+    need (EFGEN_IFM_BLOCK, EFGEN_OFM_BLOCK words per bank). Bounds, not exact per-tile counts: a
     window's rows and columns are taken at the full tile (the halo clipped to the map)."""
     out = dict(EFGEN_MAX_STEPS=1, EFGEN_MAX_GROUPS=1, EFGEN_MAX_CHUNKS=1, EFGEN_MAX_NB=1,
                EFGEN_MAX_PASS=1, EFGEN_MAX_RUN=1, EFGEN_MAX_RUNS=1, EFGEN_MAX_WROWS=1,
-               EFGEN_MAX_FOLD=0, EFGEN_MAX_CHUNK_C=1, EFGEN_MAX_BACC=1, EFGEN_MAX_MC=1)
+               EFGEN_MAX_FOLD=0, EFGEN_MAX_CHUNK_C=1, EFGEN_MAX_BACC=1, EFGEN_MAX_MC=1,
+               EFGEN_IFM_BLOCK=1, EFGEN_OFM_BLOCK=1)
 
     def up(k, v):
         out[k] = max(out[k], int(v))
@@ -113,6 +115,8 @@ def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: i
         split_dst = j.major and j.dst_blocks > 1
         runs_in = _runs(split_src, nr, nc, j.src_cols)
         runs_out = _runs(split_dst, j.tr, j.tc, j.co)
+        up("EFGEN_IFM_BLOCK", er * ec)                    # the make_job checks' sizes
+        up("EFGEN_OFM_BLOCK", nblk * p)
         up("EFGEN_MAX_STEPS", groups * j.NB)
         up("EFGEN_MAX_GROUPS", groups)
         up("EFGEN_MAX_CHUNKS", _cdiv(j.MB, j.mc))
