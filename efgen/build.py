@@ -275,7 +275,7 @@ def csim_step(net: Net, design: Design, board: Board, out_dir: Path, args):
     from efgen.csim.csim import format_report, run_csim
     from efgen.golden.model import SGD
 
-    print(f"efgen: C-simulation of {net.name} (batch {design.batch}, {args.steps} step(s)) ...",
+    print(f"efgen: C-simulation of {net.name} (batch {design.batch}, {args.train_steps} step(s)) ...",
           file=sys.stderr)
     res = run_csim(net, design, board, out_dir, steps=args.train_steps, seed=args.seed,
                    sgd=SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay))
