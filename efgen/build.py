@@ -255,6 +255,12 @@ def build(args) -> BuildResult:
     shown = Path(args.output or f"build/{req.net.name}-{req.board.name}")
     force = getattr(args, "force", False)
     check_out_dir(shown, force)        # before the (long) scheduling
+    if "csim" in steps:                # C-simulation's descriptors carry them as float32
+        from efgen.hls.emit import c_float
+
+        for flag, value in (("--lr", args.lr), ("--momentum", args.momentum),
+                            ("--weight-decay", args.weight_decay)):
+            c_float(value, flag)
     impl = getattr(args, "rtl_impl", "synth")
     if impl not in RTL_IMPLS:
         raise EfgenError(f"RTL impl {impl!r} unknown", where="--rtl-impl",

@@ -4,7 +4,9 @@ building blocks copied from hls_kernels/).
 Files: efgen_params.h, efgen_program.h (the descriptor table), efgen_top.cpp (the
 kernel), efgen_host.cpp (the runtime of one training step), efgen_tb.cpp (the csim
 testbench), run_hls.tcl, program.json (memory map and descriptors, for tools and
-tests), and hls_kernels/*.h. Output is deterministic: same Design, same bytes. User
+tests), and hls_kernels/*.h. Output is deterministic: same Design, same bytes. The C++
+is C++14 (what Vitis HLS 2022.2 to 2023.2 compile C-simulation with): float literals are
+exact decimals (:func:`c_float`), never C++17 hex floats. User
 strings (net and layer names) reach C++ only through :func:`c_text`, which keeps
 letters, digits and ``_.:-`` and replaces everything else.
 """
@@ -14,12 +16,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import jinja2
 import numpy as np
 
 from efgen import __version__
+from efgen.errors import EfgenError
 from efgen.frontend.boards import Board
 from efgen.hls.conv_job import tripcounts
 from efgen.hls.desc import OPS, EfgenDesc
@@ -37,19 +41,61 @@ def c_text(s: str, limit: int = 60) -> str:
     return out or "_"
 
 
-def _float(v: float) -> str:
-    """An exact float32 literal (hex), stable across platforms."""
-    f = float(np.float32(v))
-    if f == 0.0:
-        return "0.0f"
-    return f"{f.hex()}f"
+def _f32_nearest(x: Fraction) -> np.float32:
+    """The float32 nearest to the exact rational ``x`` (ties to even): how a C++
+    compiler reads a decimal float literal with an ``f`` suffix."""
+    with np.errstate(over="ignore"):
+        guess = np.float32(float(x))        # float(Fraction) is correctly rounded
+        if not np.isfinite(guess):
+            return guess
+        around = (np.nextafter(guess, np.float32(-np.inf)), guess,
+                  np.nextafter(guess, np.float32(np.inf)))
+    best = None
+    for c in around:
+        if not np.isfinite(c):
+            continue
+        dist = abs(Fraction(float(c)) - x)
+        even = int(np.array(c, np.float32).view(np.uint32)) % 2 == 0
+        key = (dist, not even)
+        if best is None or key < best[0]:
+            best = (key, c)
+    return best[1]
 
 
-def desc_init(d: EfgenDesc) -> str:
+def c_float(v: float, what: str = "value") -> str:
+    """An exact float32 literal in decimal (C++14; hex floats are C++17): the shortest
+    decimal that reads back as the same float32, checked bit for bit.
+
+    Raises :class:`EfgenError` naming ``what`` for inf and nan (or a value float32
+    cannot hold)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        f = np.float32(v)
+    if not np.isfinite(f):
+        raise EfgenError(f"{what} is {float(v)!r}, not a finite float32",
+                         fix="descriptor floats come from --lr, --momentum and "
+                             "--weight-decay: give finite values with |x| < 3.4e38")
+    if f == 0:
+        return "-0.0f" if np.signbit(f) else "0.0f"
+    a = abs(float(f))
+    if 1e-4 <= a < 1e7:
+        text = np.format_float_positional(f, unique=True, trim="0")
+    else:
+        text = np.format_float_scientific(f, unique=True, trim="-")
+    back = _f32_nearest(Fraction(text))
+    if np.array(back, np.float32).view(np.uint32) != np.array(f, np.float32).view(np.uint32):
+        raise AssertionError(f"float literal {text} does not read back as {float(f)!r}")
+    return f"{text}f"
+
+
+DESC_FLOATS = ("lr", "momentum", "weight_decay", "eps", "bn_momentum")
+
+
+def desc_init(d: EfgenDesc, where: str = "descriptor") -> str:
+    """The C++ aggregate initialiser of descriptor ``d`` (``where`` names it in errors)."""
     ints = [d.op, d.flags, d.batch, d.in_c, d.in_h, d.in_w, d.out_c, d.out_h, d.out_w,
             d.kh, d.kw, d.stride, d.pad, d.tr, d.tc, d.mc, d.order, d.n_src]
     a = ", ".join(f"{int(x)}L" for x in d.a)
-    fl = ", ".join(_float(x) for x in (d.lr, d.momentum, d.weight_decay, d.eps, d.bn_momentum))
+    fl = ", ".join(c_float(getattr(d, f), f"{where} field {f}") for f in DESC_FLOATS)
     return "{" + ", ".join(str(int(i)) for i in ints) + ", {" + a + "}, " + fl + "}"
 
 
@@ -74,6 +120,16 @@ def _env() -> jinja2.Environment:
                               autoescape=False)
 
 
+def check_desc_floats(prog: Program) -> None:
+    """Every float of every descriptor is finite in float32 (one-line EfgenError
+    naming the descriptor and field otherwise)."""
+    for phase, steps in (("FP", prog.fp), ("BP/WU", prog.bp)):
+        for i, s in enumerate(steps):
+            for f in DESC_FLOATS:
+                c_float(getattr(s.desc, f),
+                        f"{phase} descriptor {i} ({c_text(s.layer)} {s.what}) field {f}")
+
+
 def checks(prog: Program) -> list[dict]:
     """Regions the testbench compares: those holding golden tensors (aliases once)."""
     out, seen = [], set()
@@ -87,6 +143,7 @@ def checks(prog: Program) -> list[dict]:
 
 def render(prog: Program, board: Board) -> dict[str, str]:
     """File name -> text of every generated file (not the copied kernels)."""
+    check_desc_floats(prog)
     d = prog.design
     hw = d.hw
     net = prog.net
