@@ -28,6 +28,7 @@ from efgen.hls.program import build_program
 from efgen.model.schedule import Request, schedule
 
 ROOT = Path(__file__).resolve().parent.parent
+STUBS = ROOT / "tests" / "fixtures" / "vitis_stub"    # Vitis headers the kernels include
 CXX = ["g++", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off"]
 NETS = {"tiny": 2, "lenet5": 2, "resnet20": 32}     # net -> batch
 VITIS = ("open_project", "set_top", "add_files", "open_solution", "set_part", "create_clock",
@@ -170,8 +171,8 @@ def test_axi_depth_is_one_literal_in_the_pragmas(projects, tmp_path):
     assert top.count("depth=EFGEN_AXI_DEPTH") == 3 and not re.search(r"depth=\d", top)
     for extra, depth in (([], words), (["-DEFGEN_AXI_DEPTH=4096"], 4096)):
         pre = subprocess.run(["g++", "-std=c++14", "-E", "-D__SYNTHESIS__", "-I.", "-Ihls_kernels",
-                              *extra, "efgen_top.cpp"], cwd=hls, capture_output=True, text=True,
-                             check=True).stdout
+                              f"-I{STUBS}", *extra, "efgen_top.cpp"], cwd=hls,
+                             capture_output=True, text=True, check=True).stdout
         pragmas = re.findall(r"#pragma HLS INTERFACE m_axi .*", pre)
         assert len(pragmas) == 3
         for p in pragmas:
@@ -363,6 +364,32 @@ def test_cosim_testbench_passes_and_fails(projects, name, tmp_path):
     assert run()[0] == 2
     (hls / "cosim_ref.bin").write_bytes(ref + b"\0\0\0\0")
     assert run()[0] == 2
+
+
+def test_cosim_testbench_merges_the_ports(projects, tmp_path):
+    """The testbench gives each m_axi port its own copy of the image (as co-simulation
+    does): a word written through one port is taken from that port; a word written
+    through two ports is an error. Shown with a stand-in efgen_top."""
+    _need("g++")
+    hls = projects["tiny"]
+    words = _cosim_words(hls)
+    off, _ = _cosim_checks(hls)["conv_y"]
+    for clash, expect in ((False, "words outside the outputs changed"),
+                          (True, "written through more than one m_axi port")):
+        stub = tmp_path / f"top{int(clash)}.cpp"
+        stub.write_text(
+            '#include "efgen_desc.h"\n'
+            'extern "C" void efgen_top(const EfgenDesc desc, float* gmem_in, float* gmem_w,\n'
+            '                          float* gmem_out) {\n'
+            '  (void)desc; (void)gmem_w; (void)gmem_out;\n'
+            f'  gmem_in[{off - 1}] = 1.5f;\n'
+            + (f'  gmem_w[{off - 1}] = 2.5f;\n' if clash else "") + "}\n")
+        exe = tmp_path / f"tb{int(clash)}"
+        subprocess.run([*CXX, "-std=c++14", "-I.", "-Ihls_kernels", f"-DEFGEN_AXI_DEPTH={words}",
+                        "efgen_cosim_tb.cpp", str(stub), "-o", str(exe)], cwd=hls, check=True)
+        p = subprocess.run([str(exe)], cwd=hls, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 1 and expect in p.stdout, p.stdout
+        assert "MISMATCH conv_y" in p.stdout           # the stand-in computes nothing
 
 
 def test_cosim_case_exercises_the_array(projects):
