@@ -7,15 +7,18 @@
   report.md and the plots (time per layer, roofline). Every build runs it: the other
   steps read its Design.
 * ``hls``: emit the Vitis HLS project of the same Design into hls/ (kernel, params
-  header, descriptor table, host runtime, testbench, run_hls.tcl).
+  header, descriptor table, host runtime, testbenches, run_hls.tcl, and the small
+  co-simulation case's cosim_in.bin and cosim_ref.bin, tens of KB).
 * ``rtl``: the reference RTL of the same Design into rtl/ (Verilog-2005, top module
   ``efgen_top``, :func:`efgen.rtl.top.rtl_verilog`) and rtl/rtl.json, what ``efgen synth
   --yosys DIR`` synthesizes and predicts (:func:`efgen.rtl.synth.top_spec`). The RTL is
   an extra: a Design it does not support (see :func:`efgen.rtl.top.rtl_params`) is built
   without rtl/, and the build says why in one line.
 * ``csim`` (``--csim``): compile the project with g++ and train one or more steps in
-  C-simulation against the golden model; writes the testbench data into hls/. Needs
-  ``hls``.
+  C-simulation against the golden model; writes the whole-step testbench data into hls/
+  (two DRAM images: 130 MB each for ResNet-20 at batch 32, so only this step writes
+  them; run_hls.tcl refuses to start without them and prints this build's command with
+  ``--csim``). Needs ``hls``.
 
 The build folder is written to a temporary sibling and renamed into place at the end,
 so a failure never leaves a half-written folder; ``csim`` runs in the finished folder.
@@ -64,7 +67,9 @@ BUILD_STEPS = (
     Step("estimate", ("design.json", "report.json", "report.md", "time_per_layer.png",
                       "roofline.png"),
          "schedule the net and price it with the model (always runs)"),
-    Step("hls", ("hls/",), "the Vitis HLS project of the Design", ("estimate",)),
+    Step("hls", ("hls/", "hls/cosim_in.bin", "hls/cosim_ref.bin"),
+         "the Vitis HLS project of the Design (with its small co-simulation data)",
+         ("estimate",)),
     Step("rtl", ("rtl/",), "the reference RTL and rtl.json (Yosys)", ("estimate",)),
     Step("csim", ("hls/dram_in.bin", "hls/dram_ref.bin", "hls/labels.bin"),
          "C-simulation of the HLS C++ against the golden model", ("estimate", "hls")),
@@ -150,6 +155,39 @@ def request_from_args(args) -> Request:
                    momentum=not args.no_momentum)
 
 
+def request_words(args) -> tuple[str, ...]:
+    """The command that made this build, as words without ``-o`` and the build steps:
+    ``("build", "--board", "zcu102", "--net", "resnet20", "--batch", "32", ...)``, with
+    every option that changes the Design or the C-simulation's data. run_hls.tcl prints
+    it (with the output folder) when testbench data is missing
+    (:func:`efgen.hls.emit.write_hls` sanitises it for Tcl)."""
+    command = "csim" if getattr(args, "command", "build") == "csim" else "build"
+
+    def where(value: str, is_path: bool) -> str:      # a file: absolute, a name: as typed
+        return str(Path(value).resolve()) if is_path and Path(value).is_file() else value
+
+    board, net = str(args.board), str(args.net)
+    board_is_path = "/" in board or board.endswith((".yaml", ".yml"))
+    net_is_path = "/" in net or Path(net).suffix.lower() in (".yaml", ".yml", ".onnx")
+    words = [command, "--board", where(board, board_is_path), "--net", where(net, net_is_path),
+             "--batch", str(args.batch)]
+    optional = (("--clock", "clock", None), ("--objective", "objective", "latency"),
+                ("--precision", "precision", "fp32"), ("--train-last", "train_last", None),
+                ("--tiles", "tiles", None), ("--overrides", "overrides", None),
+                ("--seed", "seed", 0), ("--lr", "lr", 0.01), ("--momentum", "momentum", 0.9),
+                ("--weight-decay", "weight_decay", 5e-4))
+    for flag, attr, default in optional:
+        value = getattr(args, attr, default)
+        if value is not None and value != default:
+            text = repr(value) if isinstance(value, float) else str(value)
+            words += [flag, where(text, flag == "--overrides")]
+    if getattr(args, "no_momentum", False):
+        words.append("--no-momentum")
+    if command == "build" and getattr(args, "rtl_impl", "synth") != "synth":
+        words += ["--rtl-impl", str(args.rtl_impl)]
+    return tuple(words)
+
+
 def net_of(design: Design) -> Net:
     """The Design's parsed net (:attr:`Design.net_ir`)."""
     return design.net_ir
@@ -207,11 +245,12 @@ def check_out_dir(out_dir: str | Path, force: bool = False) -> Path:
 
 def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
                 full: dict | None, hls: bool = True, rtl: str | None = "synth",
-                force: bool = False) -> tuple[dict, list[str], str | None]:
+                force: bool = False, request: tuple[str, ...] | None = None
+                ) -> tuple[dict, list[str], str | None]:
     """Write the estimate artefacts into ``out_dir`` atomically; returns (report, files,
     rtl note). ``rtl``: the FP32 units of the reference RTL in rtl/ (``"synth"`` or
     ``"behav"``), None for no rtl/. An existing ``out_dir`` is replaced only when it is an
-    earlier build (or with ``force``)."""
+    earlier build (or with ``force``). ``request``: :func:`request_words`, for hls/."""
     from efgen.report import plots
 
     rep = report_dict(design, board, ev, full)
@@ -231,7 +270,7 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
             from efgen.hls.emit import write_hls
             from efgen.hls.program import build_program
 
-            write_hls(build_program(design.net_ir, design), board, tmp / "hls")
+            write_hls(build_program(design.net_ir, design), board, tmp / "hls", request)
         note = None
         if rtl is not None:
             try:
@@ -255,6 +294,12 @@ def build(args) -> BuildResult:
     shown = Path(args.output or f"build/{req.net.name}-{req.board.name}")
     force = getattr(args, "force", False)
     check_out_dir(shown, force)        # before the (long) scheduling
+    if "csim" in steps:                # C-simulation's descriptors carry them as float32
+        from efgen.hls.emit import c_float
+
+        for flag, value in (("--lr", args.lr), ("--momentum", args.momentum),
+                            ("--weight-decay", args.weight_decay)):
+            c_float(value, flag)
     impl = getattr(args, "rtl_impl", "synth")
     if impl not in RTL_IMPLS:
         raise EfgenError(f"RTL impl {impl!r} unknown", where="--rtl-impl",
@@ -265,7 +310,8 @@ def build(args) -> BuildResult:
     design, ev, full = estimate(req, progress=(lambda s: print(s, file=sys.stderr)) if tty
                                 else (lambda s: None))
     rep, files, note = write_build(shown, design, req.board, ev, full, hls="hls" in steps,
-                                   rtl=impl if "rtl" in steps else None, force=force)
+                                   rtl=impl if "rtl" in steps else None, force=force,
+                                   request=request_words(args))
     return BuildResult(shown, design, req.board, rep, files, net=req.net, rtl_note=note,
                        steps=steps)
 
@@ -275,10 +321,11 @@ def csim_step(net: Net, design: Design, board: Board, out_dir: Path, args):
     from efgen.csim.csim import format_report, run_csim
     from efgen.golden.model import SGD
 
-    print(f"efgen: C-simulation of {net.name} (batch {design.batch}, {args.steps} step(s)) ...",
-          file=sys.stderr)
+    print(f"efgen: C-simulation of {net.name} (batch {design.batch}, {args.train_steps} "
+          "step(s)) ...", file=sys.stderr)
     res = run_csim(net, design, board, out_dir, steps=args.train_steps, seed=args.seed,
-                   sgd=SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay))
+                   sgd=SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay),
+                   request=request_words(args))
     print(format_report(res))
     print(f"  {res.cpp_lines:,} lines of generated C++ (with hls_kernels), compiled in "
           f"{res.compile_seconds:.1f} s; {len(res.not_in_dram)} golden tensors are fused away "
@@ -294,6 +341,6 @@ def print_summary(res: BuildResult) -> None:
         print(f"  {res.rtl_note}")
 
 
-__all__ = ["build", "estimate", "write_build", "write_rtl", "request_from_args",
+__all__ = ["build", "estimate", "write_build", "write_rtl", "request_from_args", "request_words",
            "print_summary", "STEPS", "BUILD_STEPS", "DEFAULT_STEPS", "select_steps",
            "steps_help", "RTL_IMPLS", "ddr_bytes_per_cycle"]

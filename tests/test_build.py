@@ -28,8 +28,9 @@ def test_build_writes_everything(built):
         "design.json", "hls", "report.json", "report.md", "roofline.png", "rtl",
         "time_per_layer.png"]
     hls = sorted(p.name for p in (built / "hls").iterdir())
-    assert hls == ["efgen_host.cpp", "efgen_params.h", "efgen_program.h", "efgen_tb.cpp",
-                   "efgen_top.cpp", "hls_kernels", "program.json", "run_hls.tcl"]
+    assert hls == ["cosim_in.bin", "cosim_ref.bin", "efgen_cosim_tb.cpp", "efgen_host.cpp",
+                   "efgen_params.h", "efgen_program.h", "efgen_tb.cpp", "efgen_top.cpp",
+                   "hls_kernels", "program.json", "run_hls.tcl"]
     rep = json.loads((built / "report.json").read_text())
     t = rep["totals"]
     assert t["cycles"] > 0 and 0 < t["roofline_fraction"] < 1

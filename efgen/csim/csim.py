@@ -212,11 +212,11 @@ class Csim(DramImage):
     """A compiled design: pack a DRAM image, run steps, read tensors back."""
 
     def __init__(self, net: Net, design: Design, board: Board, workdir: Path,
-                 sgd: SGD = SGD()):
+                 sgd: SGD = SGD(), request: tuple[str, ...] | None = None):
         self.net, self.design, self.board, self.sgd = net, design, board, sgd
         super().__init__(build_program(net, design, sgd.lr, sgd.momentum, sgd.weight_decay))
         hls = Path(workdir) / "hls"
-        files = write_hls(self.prog, board, hls)
+        files = write_hls(self.prog, board, hls, request)
         self.cpp_lines = sum(len((hls / f).read_text().splitlines()) for f in files
                              if f.endswith((".cpp", ".h")))
         t0 = time.perf_counter()
@@ -320,15 +320,17 @@ def golden_step(net: Net, state: TrainState, x, labels, sgd: SGD):
 
 def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int = 1,
              seed: int = 0, sgd: SGD = SGD(), progress=None, tb_data: bool = True,
-             tamper=None, flip_margin: float = FLIP_MARGIN) -> CsimResult:
+             tamper=None, flip_margin: float = FLIP_MARGIN,
+             request: tuple[str, ...] | None = None) -> CsimResult:
     """Train ``steps`` steps in C-simulation, each checked descriptor by descriptor and
     compared with the golden step from the same state.
 
     Step k's golden step starts from the C++'s own state after step k-1 (read back from
     DRAM), so its drift and flips are those of one step, not of the trajectories of two
-    trainings drifting apart. ``tamper``: see :meth:`Csim.step_checked`.
+    trainings drifting apart. ``tamper``: see :meth:`Csim.step_checked`. ``request``:
+    the command that made the build, for run_hls.tcl (:func:`efgen.hls.emit.write_hls`).
     """
-    sim = Csim(net, design, board, workdir, sgd)
+    sim = Csim(net, design, board, workdir, sgd, request)
     state = init_state(net, seed=seed, dtype=np.float32)
     x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
     sim.load_state(state, x)
