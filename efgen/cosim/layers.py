@@ -410,6 +410,17 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator",
     return json.loads(res_path.read_text())
 
 
+def _prepare(p: RtlParams, lps: list[LayerPhase], workdir, seed: int):
+    """Check ``lps``, make the (absolute: the simulator runs in its build folder) work
+    folder and write the DRAM image into it: (work, image, cases)."""
+    check_params(p, lps)
+    work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    img, cases = _build(p, lps, seed)
+    np.save(work / "image.npy", img.words)
+    return work, img, cases
+
+
 def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilator",
                      workdir: Path | None = None, seed: int = 0,
                      latency: int = DRAM_LATENCY, on_result=None, pause: Pause | None = None,
@@ -423,19 +434,10 @@ def run_layer_phases(p: RtlParams, lps: list[LayerPhase], *, sim: str = "verilat
         runs = [Run(i) for i in range(len(lps))]
         return run_passes(p, lps, [(runs, pause)], sim=sim, workdir=workdir, seed=seed,
                           latency=latency, plusargs=plusargs)[0].results
-    check_params(p, lps)
-    # absolute: the simulator runs in its build folder
-    work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    img, cases = _build(p, lps, seed)
-    np.save(work / "image.npy", img.words)
-    runs = []
-    for i, c in enumerate(cases):
-        run = {"tag": f"{i}", "regs": c.regs}
-        if on_result is not None:
-            run["outputs"] = [[addr, _size(p, shape, kind)]
-                              for addr, shape, kind in c.regions.values()]
-        runs.append(run)
+    work, img, cases = _prepare(p, lps, workdir, seed)
+    runs = [{"tag": f"{i}", "regs": c.regs,
+             "outputs": [[addr, _size(p, shape, kind)] for addr, shape, kind in c.regions.values()]}
+            for i, c in enumerate(cases)]
     script = {"image": str(work / "image.npy"), "dump": str(work / "dump.npy"),
               "latency": latency, "runs": runs, "pause": vars(pause) if pause else None}
     progress = work / "progress.jsonl"
@@ -455,12 +457,7 @@ def run_passes(p: RtlParams, lps: list[LayerPhase], passes: list, *, sim: str = 
     """Co-simulate ``passes`` ([(list of Run, Pause or None), ...]) of ``lps`` in one
     simulation; each pass starts from the same DRAM image. A case run several times in a
     pass is compared from its last run (the pass's final DRAM)."""
-    check_params(p, lps)
-    # absolute: the simulator runs in its build folder
-    work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-cosim-"))).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    img, cases = _build(p, lps, seed)
-    np.save(work / "image.npy", img.words)
+    work, img, cases = _prepare(p, lps, workdir, seed)
     script_passes = []
     for k, (runs, pause) in enumerate(passes):
         rs = []

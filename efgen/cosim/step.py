@@ -102,7 +102,6 @@ def host_parts(it, d) -> None:
     """What the host adds to an RTL conv descriptor (see the module docstring)."""
     fl, B = d.flags, d.batch
     a = [int(v) for v in d.a]
-    xin = (B, d.in_c, d.in_h, d.in_w)
     yout = (B, d.out_c, d.out_h, d.out_w)
     phase = CONV_OPS[d.op]
     if phase == "fp" and fl & FLAGS["BIAS"]:
