@@ -66,8 +66,9 @@
 // lane group chosen at run time (a (Tm*Tn/T):1 read mux per lane), through one T-lane
 // float unit (ALLOCATION operation limits) shared by its loops.
 //
-// Float operators: mac_pass Tm*Tn fmul + Tm*Tn fadd; ce_load T fadd (WU bias gradient);
-// ce_store T fadd (FP bias); sgd_writeback T fmul + T fadd.
+// Float operators (W = EFGEN_AXI_WORDS, the words of one AXI beat): mac_pass Tm*Tn fmul +
+// Tm*Tn fadd; ce_load W fadd (WU bias gradient); ce_store W fadd (FP bias);
+// sgd_writeback W fmul + W fadd.
 //
 // Forms followed (AMD UG1399, Vitis HLS 2022.2):
 //   - "Specifying Arrays as Stream-of-Blocks" / "Dataflow Optimization": the region is a
@@ -124,6 +125,9 @@
 // Loop tripcount bounds (the generated params header sets them from the schedule).
 #ifndef EFGEN_MAX_TR
 #define EFGEN_MAX_TR 32
+#endif
+#ifndef EFGEN_AXI_WORDS      // 32-bit words per beat of the board's AXI ports
+#define EFGEN_AXI_WORDS 4
 #endif
 #ifndef EFGEN_MAX_TC
 #define EFGEN_MAX_TC 32
@@ -568,6 +572,9 @@ static inline void ce_load(const Job& j, int ob0, int nmb, const float* mem_in,
                            efgen_sob<IfmBlock>& ifm_s, efgen_sob<OfmBlock>& err_s,
                            float bacc[TM][MAX_MC * ACC_DIST]) {
   EFGEN_HLS(INLINE off)
+  // The bias-gradient adders: as many as the port brings words per beat (a T-word vector
+  // takes T/EFGEN_AXI_WORDS beats, so more adders would only wait).
+  EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_AXI_WORDS)
   Walk w;
   walk_first(j, w);
   const int steps = chunk_groups(j, nmb) * j.NB;
@@ -918,6 +925,7 @@ EFGEN_LABEL(STORE_BP_LANES)
 static inline void ce_store(const Job& j, int ob0, int nmb, const float bbuf[TM][MAX_MC],
                             efgen_sob<OfmBlock>& ofm_s, const float* mem_w, float* mem_out) {
   EFGEN_HLS(INLINE off)
+  EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_AXI_WORDS)   // FP bias adders
   Walk w;
   walk_first(j, w);
   const int groups = j.mode == WU ? 0 : chunk_groups(j, nmb);
@@ -1065,14 +1073,13 @@ static inline float bias_grad(const float bacc[TM][MAX_MC * ACC_DIST], int m, in
 static void sgd_writeback(float wbuf[TM][TN][WBUF_DEPTH],
                           const float bacc[TM][MAX_MC * ACC_DIST], const Job& j, int ob0,
                           int nmb, float* mem_in, float* mem_w, float* mem_out) {
-  // One T-lane float unit for the whole write-back (its loops run one after another):
-  // T multipliers and T adders shared by the partial-sum fold, the weight and the bias
-  // SGD (three multiplies and three adds per word: II=3, below the two DRAM streams'
-  // bandwidth bound of II=2 per T words on 128-bit ports by less than the SGD's share of
-  // a step).
+  // One float unit for the whole write-back (its loops run one after another): as many
+  // multipliers and adders as the port brings words per beat, shared by the partial-sum
+  // fold and the weight and bias SGD (three multiplies and three adds per word: three
+  // times the two streams' bandwidth bound; the SGD is about 1% of a step).
   EFGEN_HLS(INLINE off)
-  EFGEN_HLS(ALLOCATION operation instances=fmul limit=EFGEN_LANES)
-  EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_LANES)
+  EFGEN_HLS(ALLOCATION operation instances=fmul limit=EFGEN_AXI_WORDS)
+  EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_AXI_WORDS)
   const int KK = j.KK, G = j.G;
   const int rows = KK * TM * (TN / T);          // T-word rows of one pair
 EFGEN_LABEL(SGD_PAIRS_M)
