@@ -187,6 +187,7 @@ typedef float ChunkMem[kChunk][kT];
 typedef float PartMem[2][kIL][kMaxCB][kT];
 typedef float ChanMem[kNChan][kMaxCB][kT];
 typedef float RowMem[kRows][kRowV][kT];
+typedef int TagMem[kLines];
 
 static inline int n_blocks(int c) { return (c + kT - 1) / kT; }
 
@@ -1089,7 +1090,7 @@ static inline void store_row(RowMem& rows, const RowSrc src, const int n, const 
 static inline int pool_owp(const int ow) { return ow > kIL ? ow : kIL + 1; }
 
 static inline void pool_fp(const EfgenDesc& d, const float* mem_in, float* mem_out,
-                           RowMem& rows, int (&tags)[kLines]) {
+                           RowMem& rows, TagMem& tags) {
   EFGEN_HLS(INLINE)
   const bool is_max = d.op == EFGEN_OP_MAXPOOL_FP;
   const int C = d.in_c, H = d.in_h, W = d.in_w, OH = d.out_h, OW = d.out_w;
@@ -1615,9 +1616,13 @@ static inline int efgen_vector_check(const EfgenDesc& d) {
   }
   if (!geo) return EFGEN_VECTOR_ERR_GEOMETRY;
   if (wide) return EFGEN_VECTOR_ERR_WIDTH;
+  bool bad = false;
   for (int i = 0; i < 8; ++i) {
-    if (((slots >> i) & 1u) && d.a[i] < 0) return EFGEN_VECTOR_ERR_ADDRESS;
+    EFGEN_HLS(UNROLL)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=8 max=8)
+    bad = bad || (((slots >> i) & 1u) && d.a[i] < 0);
   }
+  if (bad) return EFGEN_VECTOR_ERR_ADDRESS;
   return EFGEN_VECTOR_OK;
 }
 
@@ -1639,11 +1644,11 @@ static inline void efgen_vector_engine(const EfgenDesc& d, const float* mem_in,
   EFGEN_HLS(ALLOCATION function instances=unit_rcp limit=1)
   EFGEN_HLS(ALLOCATION function instances=unit_sgd limit=1)
   using namespace efgen_vec;
-  static float ebuf[kChunk][kT];
-  static float part[2][kIL][kMaxCB][kT];
-  static float chan[kNChan][kMaxCB][kT];
-  static float rows[kRows][kRowV][kT];
-  static int tags[kLines];
+  static ChunkMem ebuf;
+  static PartMem part;
+  static ChanMem chan;
+  static RowMem rows;
+  static TagMem tags;
   EFGEN_HLS(ARRAY_PARTITION variable=ebuf type=complete dim=2)
   EFGEN_HLS(ARRAY_PARTITION variable=part type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=part type=complete dim=2)

@@ -1,7 +1,10 @@
-"""C-simulation of hls_kernels/vector_engine.h against the numpy golden ops.
+"""C-simulation of hls_kernels/vector_engine.h against the numpy golden ops, and checks of
+its HLS structure against efgen/hls/manifest.py.
 
 The engine is compiled once per lane width T (4 and 16) with g++ -pedantic on top of
-the project's warning bar, and driven through a one-line wrapper on a float32 DRAM
+the project's warning bar, with on-chip rows of 12 vectors and element-wise chunks of
+8 and 5 vectors (so multi-chunk passes, partial last chunks and the width limit are
+exercised), and driven through a one-line wrapper on a float32 DRAM
 image. Every tensor is placed with efgen.layout's blocked layout; the rest of the image
 holds a sentinel, so a write outside the op's output tensors is caught (bitwise), and
 pad lanes of every written feature map must be exactly zero (input pad lanes hold NaN,
@@ -15,16 +18,24 @@ from __future__ import annotations
 
 import ctypes
 import math
+import re
+import subprocess
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 import pytest
 
-from efgen.csim.cc import compile_shared, load
+from efgen.csim.cc import compile_shared, hls_kernels_dir, load
+from efgen.frontend import load_net
+from efgen.frontend.boards import load_board
 from efgen.golden import ops
 from efgen.hls.desc import EfgenDesc, make_desc
+from efgen.hls.emit import render
+from efgen.hls.manifest import vector_engine_manifest, vector_params
+from efgen.hls.program import build_program
 from efgen.layout import FeatureMapLayout
+from efgen.model.schedule import Request, schedule
 
 TOL = 1e-5
 EPS = 1e-5
@@ -43,8 +54,11 @@ PARAMS_H = """#ifndef EFGEN_PARAMS_H
 #define EFGEN_IFM_DEPTH 2048
 #define EFGEN_OFM_DEPTH 2048
 #define EFGEN_WBUF_DEPTH 512
+#define EFGEN_MAX_W {max_w}
+#define EFGEN_VEC_CHUNK {chunk}
 #endif
 """
+MAX_W = 12   # on-chip rows of the test builds: max(EFGEN_MAX_W, 9) = 12 vectors
 WRAPPER = """#include "efgen_params.h"
 #include "vector_engine.h"
 extern "C" void run(const EfgenDesc* d, float* mem) { efgen_vector_engine(*d, mem, mem, mem); }
@@ -63,11 +77,12 @@ def _error_summary():
             print(f"  {k:28s} {ERRORS[k]:.3e}")
 
 
-@pytest.fixture(scope="module", params=[(4, 8, 4), (16, 16, 16)], ids=["T4", "T16"])
+@pytest.fixture(scope="module", params=[(4, 8, 4, 8), (16, 16, 16, 5)], ids=["T4", "T16"])
 def eng(request, tmp_path_factory):
-    t, tm, tn = request.param
+    t, tm, tn, chunk = request.param
     d = tmp_path_factory.mktemp(f"vector_t{t}")
-    (d / "efgen_params.h").write_text(PARAMS_H.format(t=t, tm=tm, tn=tn, max_c=MAX_C))
+    (d / "efgen_params.h").write_text(PARAMS_H.format(t=t, tm=tm, tn=tn, max_c=MAX_C,
+                                                      max_w=MAX_W, chunk=chunk))
     src = d / "vector_wrap.cpp"
     src.write_text(WRAPPER)
     lib = load(compile_shared([src], d / "vector_wrap.so", include_dirs=[d],
@@ -169,7 +184,9 @@ def flags(**on) -> list[str]:
 @pytest.mark.parametrize("b,c,h,w,relu,offset", [
     (2, 6, 5, 5, False, 1.5), (3, 10, 4, 3, True, 0.0), (2, 16, 3, 3, False, -2.0),
     (3, 6, 1, 1, True, 0.5),          # after a linear layer: (B, C) = (B, C, 1, 1)
-    (2, 10, 6, 6, False, 100.0),      # |mean| >> std: the one-pass double variance
+    (2, 10, 6, 6, False, 100.0),      # |mean| >> std: needs the centred (two-pass) variance
+    (2, 6, 32, 32, False, 3.0),       # 2048 values per channel: float32 partial sums
+    (16, 20, 4, 4, True, -1.0),       # many short runs (16 pixels) per channel block
 ])
 def test_bn_fp(eng, b, c, h, w, relu, offset):
     lib, t = eng
@@ -201,6 +218,8 @@ def test_bn_fp(eng, b, c, h, w, relu, offset):
     (2, 16, 2, 2, False, False, True, True),    # FLAG_TRAIN off: gamma/beta untouched
     (3, 6, 3, 3, False, True, False, True),     # FLAG_DX off: no dx written
     (2, 10, 1, 1, True, False, True, False),
+    (2, 6, 32, 32, True, True, True, True),     # 2048 values per channel
+    (16, 20, 4, 4, False, True, True, True),
 ])
 def test_bn_bp(eng, b, c, h, w, mask, train, dx, debug):
     lib, t = eng
@@ -476,6 +495,11 @@ REJECTED = [  # (op, flags, geometry, extra fields, status); nothing may be writ
     ("ERRSUM", [], dict(batch=2, out_c=6, out_h=3, out_w=3), {"n_src": 3, 2: -1}, 5),
     ("BN_FP", [], geom(2, 6, 3, 3), {4: -8}, 5),
     ("BN_BP", ["DX"], geom(2, 6, 3, 3), {6: -8}, 5),
+    # maps wider than the on-chip rows (max(EFGEN_MAX_W, 9) = 12 vectors here)
+    ("MAXPOOL_FP", [], geom(2, 6, 4, 13, 6, 2, 6, kh=2, kw=2, stride=2, pad=0), {}, 6),
+    ("AVGPOOL_BP", [], geom(2, 6, 4, 26, 6, 2, 13, kh=2, kw=2, stride=2, pad=0), {}, 6),
+    ("SHORTCUT_FP", [], geom(2, 6, 4, 13, 8, 2, 7, stride=2), {}, 6),
+    ("SHORTCUT_BP", [], geom(2, 6, 4, 13, 8, 2, 7, stride=2), {}, 6),
 ]
 
 
@@ -501,3 +525,360 @@ def test_unused_slots_are_not_checked(eng):
     d = make_desc("ERRSUM", [], {0: 64, 1: 64, 2: -1, 3: -1, 6: -1, 7: 64}, n_src=2,
                   batch=2, out_c=6, out_h=3, out_w=3)
     assert lib.check(ctypes.byref(d)) == 0
+
+
+# ===================================================================== HLS structure
+# The header as Vitis sees it, and the manifest of efgen/hls/manifest.py against the
+# code: float operations per function from g++'s SSA dump, arrays from the header.
+
+HEADER = hls_kernels_dir() / "vector_engine.h"
+ALONE = '#include "efgen_params.h"\n#include "vector_engine.h"\n'
+
+
+def _params_dir(tmp_path, t=4, max_w=MAX_W, chunk=8):
+    d = tmp_path / f"params_t{t}_w{max_w}_c{chunk}"
+    d.mkdir(exist_ok=True)
+    (d / "efgen_params.h").write_text(PARAMS_H.format(t=t, tm=t, tn=t, max_c=MAX_C,
+                                                      max_w=max_w, chunk=chunk))
+    return d
+
+
+def _gxx(tmp_path, src, *flags, t=4, max_w=MAX_W, chunk=8, out=None):
+    d = _params_dir(tmp_path, t, max_w, chunk)
+    f = d / "src.cpp"
+    f.write_text(src)
+    cmd = ["g++", *flags, f"-I{d}", f"-I{hls_kernels_dir()}", str(f)]
+    if out is not None:
+        cmd += ["-o", str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=d)
+
+
+def _code(text: str) -> str:
+    """C++ text without comments (string literals do not occur in the header)."""
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+@pytest.mark.parametrize("std", ["c++14", "c++17"])
+@pytest.mark.parametrize("t", [4, 16])
+def test_header_alone_compiles_warning_free(tmp_path, std, t):
+    """vector_engine.h alone (params + header), -Wall -Wextra -Werror -pedantic."""
+    proc = _gxx(tmp_path, ALONE, f"-std={std}", "-Wall", "-Wextra", "-Werror", "-pedantic",
+                "-fsyntax-only", t=t)
+    assert proc.returncode == 0, proc.stderr
+    # And with no params beyond EFGEN_LANES/EFGEN_MAX_C: the header's defaults apply.
+    proc = _gxx(tmp_path, f"#define EFGEN_LANES {t}\n#define EFGEN_MAX_C 32\n"
+                '#include "vector_engine.h"\n', f"-std={std}", "-Wall", "-Wextra",
+                "-Werror", "-pedantic", "-fsyntax-only", t=t)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_pragmas_under_synthesis(tmp_path):
+    """Under __SYNTHESIS__ the pragmas appear with literal arguments and the view is valid
+    C++; every loop of the header has a tripcount, every unit one ALLOCATION instance."""
+    proc = _gxx(tmp_path, ALONE, "-std=c++14", "-E", "-D__SYNTHESIS__")
+    assert proc.returncode == 0, proc.stderr
+    pragmas = [ln.strip() for ln in proc.stdout.splitlines()
+               if ln.strip().startswith("#pragma HLS")]
+    kinds = {p.split()[2].upper() for p in pragmas}
+    assert {"PIPELINE", "UNROLL", "ARRAY_PARTITION", "LOOP_TRIPCOUNT", "DEPENDENCE",
+            "ALLOCATION", "INLINE"} <= kinds
+    assert not [p for p in pragmas if "EFGEN_" in p]
+    for p in pragmas:
+        if p.split()[2].upper() == "LOOP_TRIPCOUNT":
+            assert re.fullmatch(r"#pragma HLS LOOP_TRIPCOUNT min=\d+ max=\d+", p), p
+        if p.split()[2].upper() == "DEPENDENCE" and "RAW" in p:
+            assert "distance=8 dependent=true" in p, p
+    man = vector_engine_manifest(4, MAX_C, MAX_W, 8)
+    units = [n for n, f in man["functions"].items() if f["kind"].endswith("unit")]
+    for u in units:
+        assert f"#pragma HLS ALLOCATION function instances={u} limit=1" in pragmas
+    assert re.search(r"^\s*ew_mid:", proc.stdout, re.M)
+    proc = _gxx(tmp_path, ALONE, "-std=c++14", "-fsyntax-only", "-D__SYNTHESIS__", "-Wall",
+                "-Wextra", "-Werror", "-Wno-unknown-pragmas", "-Wno-unused-label")
+    assert proc.returncode == 0, proc.stderr
+
+
+def _functions(code: str) -> dict[str, str]:
+    """name -> body text of every function defined in the header."""
+    out = {}
+    for m in re.finditer(r"^static inline [\w:]+ (\w+)\(", code, re.M):
+        start = code.index("{", m.end())
+        depth, i = 0, start
+        while True:
+            depth += {"{": 1, "}": -1}.get(code[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        out[m.group(1)] = code[start:i + 1]
+    return out
+
+
+def _loops(code: str):
+    """(header, body) of every for loop."""
+    for m in re.finditer(r"\bfor \(", code):
+        start = code.index("{", m.end())
+        depth, i = 0, start
+        while True:
+            depth += {"{": 1, "}": -1}.get(code[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        yield code[m.start():start], code[start:i + 1]
+
+
+def _top_level(body: str) -> str:
+    """The body of a loop with the loops nested in it replaced by "LOOP;"."""
+    text = body
+    while True:
+        m = re.search(r"\bfor \(", text)
+        if not m:
+            return text
+        start = text.index("{", m.end())
+        depth, i = 0, start
+        while True:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        text = text[:m.start()] + "LOOP;" + text[i + 1:]
+
+
+def test_every_loop_has_a_tripcount_and_pipelined_loops_are_flat():
+    code = _code(HEADER.read_text())
+    loops = list(_loops(code))
+    assert len(loops) > 40
+    for head, body in loops:
+        top = _top_level(body)
+        assert "LOOP_TRIPCOUNT" in top or "EFGEN_VEC_LANES" in top, head
+        if "PIPELINE" in top:
+            # flat and counter-driven: no division or modulo in the loop
+            assert not re.search(r"[^/*]/[^/*]|%", top), (head, top)
+
+
+DRAM = ("mem_in", "mem_w", "mem_out")
+
+
+def _enclosing_ifs(body: str, pos: int) -> bool:
+    """Is position pos of a loop body inside an if/else block or an if statement?"""
+    stack = []
+    for i, ch in enumerate(body[:pos]):
+        if ch == "{":
+            head = body[max(0, i - 200):i]
+            stack.append(bool(re.search(r"(\bif \([^;{}]*\)|\belse)\s*$", head)))
+        elif ch == "}":
+            stack.pop()
+    stmt_start = max(body.rfind(";", 0, pos), body.rfind("{", 0, pos), body.rfind("}", 0, pos))
+    stmt = body[stmt_start + 1:pos]
+    return any(stack) or bool(re.search(r"\bif \(|\?", stmt))
+
+
+def test_dram_accesses_are_bursts_by_construction():
+    """In every pipelined loop: at most one access per m_axi pointer (one stream per bundle
+    and direction), none under an if or a select."""
+    code = _code(HEADER.read_text())
+    pipelined = 0
+    for head, body in _loops(code):
+        top = _top_level(body)
+        if "PIPELINE" not in top:
+            continue
+        pipelined += 1
+        for ptr in DRAM:
+            hits = [m.start() for m in re.finditer(rf"\b{ptr}\b", body)]
+            assert len(hits) <= 1, (head, ptr)
+            for h in hits:
+                assert not _enclosing_ifs(body, h), (head, ptr)
+    assert pipelined > 25
+    # Helpers that touch DRAM are the two vector moves and loops' own word accesses.
+    funcs = _functions(code)
+    for name in ("vread", "vwrite"):
+        assert re.search(r"mem\[o \+ t\]", funcs[name])
+
+
+def test_single_precision_only():
+    code = _code(HEADER.read_text())
+    assert not re.search(r"\bdouble\b|\blong double\b", code)
+    for lit in re.findall(r"\b\d+\.\d*(?:e[+-]?\d+)?f?\b", code):
+        assert lit.endswith("f"), f"double literal {lit}"
+
+
+# ---- float operations per function, from g++'s SSA dump (-O0: one statement per
+# source operation, nothing inlined or folded away)
+
+_FLOAT_LIT = re.compile(r"^-?(\d+\.\d*(e[+-]?\d+)?|Inf|NaN)$")
+_CMP = r"(<=|>=|==|!=|<|>)"
+
+
+def _split_params(sig: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in sig:
+        if ch in "<([":
+            depth += 1
+        elif ch in ">)]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def ssa_float_ops(text: str) -> tuple[dict[str, Counter], set[str]]:
+    """Per function of the engine: Counter of fadd/fmul/fdiv/fsqrt/fcmp/sitofp in the
+    SSA dump; and the functions that declare anything of type double."""
+    out, doubles = {}, set()
+    for block in re.split(r"^;; Function ", text, flags=re.M)[1:]:
+        full = block.split(" ", 1)[0]
+        if not (full.startswith("efgen_vec::") or full.startswith("efgen_vector")):
+            continue
+        name = full.split("::")[-1]
+        lines = block.splitlines()
+        sig = next(ln for ln in lines[1:] if ln.strip())
+        types = {}
+        for p in _split_params(sig[sig.index("(") + 1:sig.rindex(")")]):
+            typ, _, var = p.rpartition(" ")
+            types[var] = typ
+        body_start = lines.index("{")
+        for ln in lines[body_start + 1:]:
+            if ln.strip().startswith("<bb"):
+                break
+            m = re.match(r"^  (.+?) ([\w.]+);$", ln)
+            if m:
+                types[m.group(2)] = m.group(1)
+        if any("double" in typ for typ in types.values()):
+            doubles.add(name)
+
+        def is_float(tok: str) -> bool:
+            if _FLOAT_LIT.match(tok):
+                return True
+            base = tok if tok in types else re.sub(r"_\d+(\(D\))?$", "", tok)
+            return types.get(base, "").replace("const ", "") == "float"
+
+        ops = Counter()
+        for ln in lines[body_start + 1:]:
+            s = ln.strip()
+            m = re.match(r"^(\S+) = (\S+) ([-+*/]) (\S+);$", s)
+            if m and is_float(m.group(1)):
+                ops[{"+": "fadd", "-": "fadd", "*": "fmul", "/": "fdiv"}[m.group(3)]] += 1
+                continue
+            m = re.match(rf"^(?:if \((\S+) {_CMP} (\S+)\)|\S+ = (\S+) {_CMP} (\S+);)$", s)
+            if m:
+                a, b = (m.group(1), m.group(3)) if m.group(1) else (m.group(4), m.group(6))
+                if is_float(a) or is_float(b):
+                    ops["fcmp"] += 1
+                continue
+            m = re.match(r"^(\S+) = \((?:const )?float\) (\S+);$", s)
+            if m and not is_float(m.group(2)):
+                ops["sitofp"] += 1
+                continue
+            if re.match(r"^(\S+ = )?(std::)?(__builtin_)?sqrtf? \(", s):
+                ops["fsqrt"] += 1
+        out[name] = ops
+    return out, doubles
+
+
+@pytest.mark.parametrize("t,max_w,chunk", [(4, MAX_W, 8), (16, 32, 256)])
+def test_manifest_matches_the_float_ops_of_the_code(tmp_path, t, max_w, chunk):
+    """Every float operation of the engine's C++ (g++ SSA dump) is where the manifest
+    says, with the count it says: adding an operator anywhere fails this test."""
+    proc = _gxx(tmp_path, ALONE + "void run(const EfgenDesc& d, float* m) "
+                "{ efgen_vector_engine(d, m, m, m); }\n", "-std=c++14", "-O0",
+                "-fdump-tree-ssa", "-c", t=t, max_w=max_w, chunk=chunk,
+                out=tmp_path / "w.o")
+    assert proc.returncode == 0, proc.stderr
+    dump = next(tmp_path.rglob("*.ssa")).read_text()
+    got, doubles = ssa_float_ops(dump)
+    assert not doubles, f"double in {sorted(doubles)}"
+    assert {"unit_ew", "eltwise", "bn_pass", "pool_fp", "efgen_vector_engine"} <= set(got)
+    man = vector_engine_manifest(t, MAX_C, max_w, chunk)
+    want = {n: Counter(f["ops_per_copy"]) for n, f in man["functions"].items()
+            if f["ops_per_copy"]}
+    assert {n: c for n, c in got.items() if c} == want
+    funcs = _functions(_code(HEADER.read_text()))
+    lane_loop = "for (int t = 0; t < kT; ++t)"
+    for n, f in man["functions"].items():
+        if f["kind"] == "lane unit":
+            assert f["copies"] == t and lane_loop in funcs[n]
+            assert "INLINE off" in funcs[n]
+        elif f["kind"] == "scalar unit":
+            assert f["copies"] == 1 and lane_loop not in funcs[n]
+            assert "INLINE off" in funcs[n]
+        elif f["kind"] == "control":
+            assert "EFGEN_HLS(INLINE)" in funcs[n]
+    assert man["totals"] == {"fadd": 6 * t + 2 + 7 + 1 + 3, "fmul": 5 * t + 1 + 1 + 4,
+                             "fdiv": 1, "fsqrt": 1, "fcmp": 5 * t + 1, "sitofp": 6}
+
+
+SIZES = r"""#include <cstdio>
+#include <type_traits>
+#include "efgen_params.h"
+#include "vector_engine.h"
+template <class A> void dims(const char* n) {
+  std::printf("%s %d %d %d %d %d\n", n, int(std::rank<A>::value), int(std::extent<A, 0>::value),
+              int(std::extent<A, 1>::value), int(std::extent<A, 2>::value),
+              int(std::extent<A, 3>::value));
+}
+int main() {
+  using namespace efgen_vec;
+  dims<ChunkMem>("ChunkMem"); dims<PartMem>("PartMem"); dims<ChanMem>("ChanMem");
+  dims<RowMem>("RowMem"); dims<TagMem>("TagMem");
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("t,max_w,chunk", [(4, MAX_W, 8), (16, 32, 256), (8, 3, 1)])
+def test_manifest_arrays_match_the_header(tmp_path, t, max_w, chunk):
+    """The static arrays of efgen_vector_engine: names, dims (as compiled), partitioning."""
+    exe = tmp_path / "sizes"
+    proc = _gxx(tmp_path, SIZES, "-std=c++14", t=t, max_w=max_w, chunk=chunk, out=exe)
+    assert proc.returncode == 0, proc.stderr
+    sizes = {}
+    for ln in subprocess.run([str(exe)], capture_output=True, text=True).stdout.splitlines():
+        name, rank, *ext = ln.split()
+        sizes[name] = [int(e) for e in ext[:int(rank)]]
+    top = _functions(_code(HEADER.read_text()))["efgen_vector_engine"]
+    decl = dict((v, k) for k, v in re.findall(r"static (\w+Mem) (\w+);", top))
+    parts = Counter()
+    part_dims = defaultdict(list)
+    for var, dim in re.findall(r"ARRAY_PARTITION variable=(\w+) type=complete dim=(\d+)", top):
+        part_dims[var].append(int(dim))
+        parts[var] += 1
+    man = vector_engine_manifest(t, MAX_C, max_w, chunk)
+    arrays = man["functions"]["efgen_vector_engine"]["arrays"]
+    assert {a["name"] for a in arrays} == set(decl)
+    for a in arrays:
+        assert a["dims"] == sizes[decl[a["name"]]], a["name"]
+        assert [p["dim"] for p in a["partition"]] == sorted(part_dims[a["name"]]), a["name"]
+        assert a["words"] == math.prod(a["dims"])
+    assert man["array_words"] == sum(a["words"] for a in arrays)
+
+
+@pytest.mark.parametrize("name,tm,tn", [("tiny", 8, 4), ("lenet5", 4, 4), ("resnet20", 16, 16)])
+def test_design_params_admit_every_vector_descriptor(tmp_path, name, tm, tn):
+    """efgen_params.h of a design defines every vector-engine macro, and with it the engine
+    accepts every vector descriptor of the design's program (the rows are wide enough)."""
+    net = load_net(name)
+    board = load_board("zcu102")
+    design = schedule(Request(net, board, batch=2, tm=tm, tn=tn))
+    prog = build_program(net, design)
+    files = render(prog, board)
+    defs = dict(re.findall(r"#define (EFGEN_\w+) (\S+)", files["efgen_params.h"]))
+    need = set(re.findall(r"#ifndef (EFGEN_\w+)", HEADER.read_text())) - {"EFGEN_VECTOR_ENGINE_H"}
+    assert need <= set(defs)
+    vp = vector_params(prog, int(defs["EFGEN_MAX_C"]))
+    assert {k: int(defs[k]) for k in vp} == vp
+    d = tmp_path / name
+    d.mkdir()
+    (d / "efgen_params.h").write_text(files["efgen_params.h"])
+    (d / "w.cpp").write_text(WRAPPER)
+    lib = load(compile_shared([d / "w.cpp"], d / "w.so", include_dirs=[d]))
+    lib.check.argtypes = [ctypes.POINTER(EfgenDesc)]
+    lib.check.restype = ctypes.c_int
+    vec = [s.desc for s in prog.fp + prog.bp if int(s.desc.op) >= 10]
+    assert vec
+    for desc in vec:
+        assert lib.check(ctypes.byref(desc)) == 0

@@ -34,6 +34,7 @@ from efgen.frontend.boards import Board, boards_dir
 from efgen.hls.conv_job import tripcounts
 from efgen.hls.cosim_case import CosimCase, cosim_case
 from efgen.hls.desc import OPS, EfgenDesc
+from efgen.hls.manifest import vector_params
 from efgen.hls.program import Program
 from efgen.resources import data_dir
 from efgen.rtl.engine import ACC_DIST
@@ -278,6 +279,7 @@ def _render(prog: Program, board: Board, request: tuple[str, ...] | None
                                          hw.wbuf_depth, ACC_DIST).items()),
     }
     ctx.update(project_ctx(prog, board, request, ctx))
+    ctx["vec_params"] = vector_params(prog, ctx["max_c"])
     env = _env()
     files = {}
     for name in TEMPLATES:

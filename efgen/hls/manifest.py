@@ -1,0 +1,182 @@
+"""Resource manifest of the HLS vector engine (hls_kernels/vector_engine.h).
+
+The vector engine keeps every float operator in six datapath functions ("units"), each
+INLINE off and limited to one RTL instance by an ALLOCATION pragma; the op functions
+around them only move data. :func:`vector_engine_manifest` lists, per C++ function,
+the float operator instances it holds and the on-chip arrays it declares, from the same
+parameters that generate the code (lanes T = EFGEN_LANES, EFGEN_MAX_C, EFGEN_MAX_W,
+EFGEN_VEC_CHUNK). tests/test_hls_vector.py checks it against the C++ itself: the float
+operations of every function in g++'s SSA dump, and the arrays' names, sizes and
+partitioning.
+
+:func:`vector_params` derives the vector engine's macros of efgen_params.h (capacity of
+the on-chip rows, loop tripcounts) from a program's descriptors.
+"""
+
+from __future__ import annotations
+
+import math
+
+from efgen.hls.desc import OPS
+
+IL = 8          # interleaved partial sums (kIL)
+LINES = 4       # pooling FP line buffer rows (kLines)
+ROWS = 6        # rows of the row scratch (kRows)
+NCHAN = 8       # batchnorm per-channel vectors (kNChan)
+CHUNK = 256     # default vectors per element-wise chunk (EFGEN_VEC_CHUNK)
+OP_KINDS = ("fadd", "fmul", "fdiv", "fsqrt", "fcmp", "sitofp")
+
+# name: (copies: "lanes" or 1, float operators per copy, what it does, ops that use it)
+_UNITS = {
+    "unit_ew": ("lanes", {"fadd": 2, "fcmp": 3},
+                "element-wise / store stage: sums, ReLU gates, masks, fused ReLU, pad lanes",
+                ["RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM", "BN_FP", "BN_BP", "MAXPOOL_FP",
+                 "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP",
+                 "FLATTEN_BP"]),
+    "unit_bn": ("lanes", {"fadd": 3, "fmul": 4},
+                "batchnorm passes: mean, centred variance, BP sums, normalise, BP dx",
+                ["BN_FP", "BN_BP"]),
+    "unit_pool": ("lanes", {"fadd": 1, "fmul": 1, "fcmp": 2},
+                  "pooling FP (max compare / avg sum), BP (argmax hit / avg share), avg scale",
+                  ["MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP"]),
+    "unit_tree": (1, {"fadd": 7, "fmul": 1},
+                  "fixed-order pairwise combine of a channel's 8 partial sums, times a scale",
+                  ["BN_FP", "BN_BP"]),
+    "unit_rcp": (1, {"fadd": 1, "fsqrt": 1, "fdiv": 1},
+                 "1/x and 1/sqrt(x + eps): 1/n, 1/(kh*kw), n/(n-1), invstd (the only divider)",
+                 ["BN_FP", "BN_BP", "AVGPOOL_FP", "AVGPOOL_BP"]),
+    "unit_sgd": (1, {"fadd": 3, "fmul": 4},
+                 "SGD of gamma/beta, running statistics, BN BP coefficient",
+                 ["BN_FP", "BN_BP"]),
+}
+
+# Control functions (force-inlined into efgen_vector_engine) that hold scalar float
+# operations of their own: int->float conversions of counts and window indices, the
+# running-statistic constants, the ReLU of flatten's word stream.
+_CONTROL_OPS = {
+    "bn_fp": ({"sitofp": 1, "fadd": 2, "fmul": 1}, "n as float; 1 - bn_momentum; n/(n-1)"),
+    "bn_bp": ({"sitofp": 1}, "n as float"),
+    "pool_fp": ({"sitofp": 2}, "kh*kw as float; window index i*kw + j per scan step"),
+    "pool_bp": ({"sitofp": 2}, "kh*kw as float; window index i*kw + j per scan step"),
+    "flatten_fp": ({"fcmp": 1}, "fused ReLU of the word stream"),
+}
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _array(name: str, ctype: str, dims: list[int], complete: list[int], use: str) -> dict:
+    words = math.prod(dims)
+    banks = math.prod(dims[d - 1] for d in complete)
+    return {"name": name, "type": ctype, "dims": dims, "words": words,
+            "partition": [{"dim": d, "type": "complete"} for d in complete],
+            "banks": banks, "bank_words": words // banks, "use": use}
+
+
+def vector_engine_manifest(lanes: int, max_c: int, max_w: int = 64,
+                           chunk: int = CHUNK) -> dict:
+    """Float operator instances and on-chip arrays of the vector engine, per function.
+
+    ``lanes`` = EFGEN_LANES (T), ``max_c`` = EFGEN_MAX_C, ``max_w`` = EFGEN_MAX_W,
+    ``chunk`` = EFGEN_VEC_CHUNK (the header's defaults: 64 and 256). Returns::
+
+        {"engine": "efgen_vector_engine", "lanes": T,
+         "params": {"max_c", "max_cb", "max_w", "row_vectors", "chunk", "il", "lines",
+                    "rows", "nchan"},
+         "functions": {name: {"kind": "lane unit" | "scalar unit" | "control" | "top",
+                              "instances": 1, "copies": T or 1,
+                              "ops_per_copy": {op: n}, "ops": {op: n * copies},
+                              "arrays": [{"name", "type", "dims", "words", "partition":
+                                          [{"dim", "type"}], "banks", "bank_words",
+                                          "use"}],
+                              "what": str, "used_by": [op names]}},
+         "totals": {op: instances summed over functions}, "array_words": int}
+
+    op is one of fadd (adds and subtracts), fmul, fdiv, fsqrt, fcmp (float compares),
+    sitofp (int -> float conversions); selects are muxes and not counted. Units have one
+    instance each (ALLOCATION limit=1) whatever the number of loops that call them.
+    """
+    if lanes < 1 or max_c < 1 or max_w < 1 or chunk < 1:
+        raise ValueError("vector_engine_manifest: lanes, max_c, max_w and chunk must be >= 1")
+    max_cb = _ceil(max_c, lanes)
+    row_v = max(max_w, IL + 1)
+    funcs: dict[str, dict] = {}
+    for name, (copies, ops, what, used_by) in _UNITS.items():
+        n = lanes if copies == "lanes" else 1
+        funcs[name] = {"kind": "lane unit" if copies == "lanes" else "scalar unit",
+                       "instances": 1, "copies": n, "ops_per_copy": dict(ops),
+                       "ops": {k: v * n for k, v in ops.items()}, "arrays": [],
+                       "what": what, "used_by": list(used_by)}
+    for name, (ops, what) in _CONTROL_OPS.items():
+        op = {"bn_fp": "BN_FP", "bn_bp": "BN_BP", "pool_fp": "MAXPOOL_FP/AVGPOOL_FP",
+              "pool_bp": "MAXPOOL_BP/AVGPOOL_BP", "flatten_fp": "FLATTEN_FP"}[name]
+        funcs[name] = {"kind": "control", "instances": 1, "copies": 1,
+                       "ops_per_copy": dict(ops), "ops": dict(ops), "arrays": [],
+                       "what": what, "used_by": op.split("/")}
+    arrays = [
+        _array("ebuf", "float", [chunk, lanes], [2],
+               "element-wise running value between the passes of a chunk (3-5 streams)"),
+        _array("part", "float", [2, IL, max_cb, lanes], [1, 2, 4],
+               "batchnorm partial sums [sum][slot][channel block][lane]"),
+        _array("chan", "float", [NCHAN, max_cb, lanes], [1, 3],
+               "batchnorm per-channel vectors (mean, var, invstd, gamma, beta, dgamma, "
+               "dbeta, coef)"),
+        _array("rows", "float", [ROWS, row_v, lanes], [1, 3],
+               "row scratch: pooling lines/accumulators, shortcut blocks, flatten chunks"),
+        _array("tags", "int", [LINES], [1], "input row held by each pooling line"),
+    ]
+    funcs["efgen_vector_engine"] = {
+        "kind": "top", "instances": 1, "copies": 1, "ops_per_copy": {}, "ops": {},
+        "arrays": arrays, "what": "dispatch; owns the on-chip arrays (static locals)",
+        "used_by": sorted(k for k, v in OPS.items() if v >= 10)}
+    totals = {k: 0 for k in OP_KINDS}
+    for f in funcs.values():
+        for k, v in f["ops"].items():
+            totals[k] += v * f["instances"]
+    return {"engine": "efgen_vector_engine", "lanes": lanes,
+            "params": {"max_c": max_c, "max_cb": max_cb, "max_w": max_w,
+                       "row_vectors": row_v, "chunk": chunk, "il": IL, "lines": LINES,
+                       "rows": ROWS, "nchan": NCHAN},
+            "functions": funcs, "totals": totals,
+            "array_words": sum(a["words"] for a in arrays)}
+
+
+_POOLS = {OPS[k] for k in ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP")}
+_ROWS_OPS = _POOLS | {OPS["SHORTCUT_FP"], OPS["SHORTCUT_BP"]}
+_FLATTEN = {OPS["FLATTEN_FP"], OPS["FLATTEN_BP"]}
+
+
+def vector_params(prog, max_c: int) -> dict[str, int]:
+    """The vector engine's macros of efgen_params.h, from the program's descriptors.
+
+    EFGEN_MAX_W sizes the on-chip rows (pooling and shortcut maps must fit:
+    efgen_vector_check rejects wider ones); the others are loop tripcounts (literals,
+    as the pragmas need) and the element-wise chunk (EFGEN_VEC_CHUNK, EFGEN_VEC_CHUNKS).
+    """
+    lanes = prog.design.hw.lanes
+    descs = [s.desc for s in prog.fp + prog.bp if int(s.desc.op) >= 10]
+    max_w = max_h = max_k = span = planes = vecs = 1
+    for d in descs:
+        maps = [(d.in_c, d.in_h, d.in_w), (d.out_c, d.out_h, d.out_w)]
+        for c, h, w in maps:
+            planes = max(planes, d.batch * _ceil(c, lanes))
+            vecs = max(vecs, d.batch * _ceil(c, lanes) * h * w)
+        if int(d.op) in _ROWS_OPS:
+            max_w = max(max_w, d.in_w, d.out_w)
+            max_h = max(max_h, d.in_h, d.out_h)
+        if int(d.op) in _POOLS:
+            max_k = max(max_k, d.kh, d.kw)
+            span = max(span, d.kw * max(d.out_w, IL + 1))
+    row_v = max(max_w, IL + 1)
+    for d in descs:
+        if int(d.op) in _FLATTEN:  # pixel chunks of a plane
+            max_h = max(max_h, _ceil(d.in_h * d.in_w, row_v))
+    chunk = min(CHUNK, vecs)
+    return {"EFGEN_MAX_H": max_h, "EFGEN_MAX_W": max_w, "EFGEN_MAX_CB": _ceil(max_c, lanes),
+            "EFGEN_MAX_PLANES": planes, "EFGEN_MAX_VECS": vecs, "EFGEN_MAX_POOL_K": max_k,
+            "EFGEN_MAX_POOL_SPAN": span, "EFGEN_VEC_CHUNK": chunk,
+            "EFGEN_VEC_CHUNKS": _ceil(vecs, chunk)}
+
+
+__all__ = ["vector_engine_manifest", "vector_params"]
