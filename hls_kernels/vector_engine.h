@@ -71,8 +71,11 @@
 // rows (tagged, so a row shared by vertically overlapping windows is read once when
 // kh <= kLines) and reduces the windows on chip over (window column, output column)
 // with the output columns padded to kIL + 1, so each accumulator is revisited only
-// every >= kIL + 1 iterations; pooling BP scatters each dy row into a dx row
-// accumulator in the golden's (i, j) order.
+// every >= kIL + 1 iterations; pooling BP keeps two tagged dy/argmax line pairs (each
+// dy row read once when ceil(kh/stride) <= 2) and scatters them into a dx row
+// accumulator in the golden's (i, j) order. The option-A shortcut reads whole rows of
+// two channel blocks (FP: only rows oy*S, then every S-th vector of them) and shifts
+// lanes on chip; flatten transposes through a row of the scratch, one burst per lane.
 //
 // Numerics: single precision only. Batchnorm statistics are two-pass (mean, then the
 // centred sum of squares, as efgen/golden/ops.bn_fp_train); the BP sums are one pass.
@@ -174,7 +177,7 @@ static_assert(kLines == 4, "the line-tag loop's tripcount literal assumes 4 line
 
 // Rows of the row scratch, per op (each row is its own set of T banks).
 constexpr int kRowAcc = 4, kRowIdx = 5;              // pool FP: lines 0..3, acc, argmax
-constexpr int kRowDy = 0, kRowArg = 1, kRowDx = 2;   // pool BP
+constexpr int kRowDx = 2;                           // pool BP: dy/argmax lines 0,1 | 3,4
 constexpr int kRowA = 0, kRowB = 1;                  // shortcut (two input blocks), flatten
 
 // Per-channel vectors of batchnorm, rows of `chan`.
@@ -1231,11 +1234,13 @@ static inline void pool_fp(const EfgenDesc& d, const float* mem_in, float* mem_o
 // BP, per plane and dx row r: the output rows whose windows cover r are oy = q - si
 // with window row i = rr + si*S (q = (r+P)/S, rr = (r+P)%S, kept as counters), si
 // ascending: i ascending, the golden's order. For each, the dy row (and the argmax row,
-// gmem1) is read, then scattered over (j, ox') into the dx row accumulator: max adds dy
-// where argmax == i*kw + j, avg adds dy/(kh*kw). The same x recurs every >= S*OWp - 1
-// >= kIL iterations. Then the dx row is stored (mask source a[6] on gmem1) and reset.
+// gmem1) is in line pair oy & 1 (read once per plane when ceil(kh/S) <= 2, tags say
+// which row a pair holds), then scattered over (j, ox') into the dx row accumulator: max
+// adds dy where argmax == i*kw + j, avg adds dy/(kh*kw). The same x recurs every >=
+// S*OWp - 1 >= kIL iterations. Then the dx row is stored (mask source a[6] on gmem1) and
+// zeroed for the next row.
 static inline void pool_bp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
-                           float* mem_out, RowMem& rows) {
+                           float* mem_out, RowMem& rows, TagMem& tags) {
   EFGEN_HLS(INLINE)
   const bool is_max = d.op == EFGEN_OP_MAXPOOL_BP;
   const int C = d.in_c, H = d.in_h, W = d.in_w, OH = d.out_h, OW = d.out_w;
@@ -1269,6 +1274,8 @@ static inline void pool_bp(const EfgenDesc& d, const float* mem_in, const float*
   EFGEN_LABEL(pool_bp_planes)
   for (int pl = 0; pl < planes; ++pl) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_PLANES)
+    tags[0] = -1;
+    tags[1] = -1;
     int q = q0, rr = rr0;
     EFGEN_LABEL(pool_bp_rows)
     for (int r = 0; r < H; ++r) {
@@ -1279,10 +1286,15 @@ static inline void pool_bp(const EfgenDesc& d, const float* mem_in, const float*
         const int i = rr + si * S, oy = q - si;
         if (i >= KH || oy < 0 || oy >= OH) continue;
         const int64_t ro = int64_t(oy) * dy_row_words;
-        if (is_max) {
-          load_row2(mem_in, dy_plane + ro, mem_w, arg_plane + ro, OW, kRowDy, kRowArg, rows);
-        } else {
-          load_row1(mem_in, dy_plane + ro, OW, kRowDy, rows);
+        // dy row oy (and its argmax row) live in line pair oy & 1: rows (0, 1) or (3, 4).
+        const int rdy = (oy & 1) ? 3 : 0, rarg = rdy + 1;
+        if (tags[oy & 1] != oy) {
+          if (is_max) {
+            load_row2(mem_in, dy_plane + ro, mem_w, arg_plane + ro, OW, rdy, rarg, rows);
+          } else {
+            load_row1(mem_in, dy_plane + ro, OW, rdy, rows);
+          }
+          tags[oy & 1] = oy;
         }
         const int k0 = i * KW;
         int j = 0, ox = 0, x = -P;
@@ -1301,8 +1313,8 @@ static inline void pool_bp(const EfgenDesc& d, const float* mem_in, const float*
           EFGEN_HLS(ARRAY_PARTITION variable=a type=complete)
           EFGEN_HLS(ARRAY_PARTITION variable=ao type=complete)
           EFGEN_HLS(ARRAY_PARTITION variable=unused type=complete)
-          vcopy(rows[kRowDy][os], v);
-          vcopy(rows[kRowArg][os], g);
+          vcopy(rows[rdy][os], v);
+          vcopy(rows[rarg][os], g);
           vcopy(rows[kRowDx][xs], a);
           unit_pool(v, g, a, zero, pc, ao, unused);
           if (inside) vput(ao, rows[kRowDx][xs]);  // on chip only
@@ -1631,9 +1643,9 @@ static inline int efgen_vector_check(const EfgenDesc& d) {
 //   ebuf  [kChunk][T]       element-wise running value between passes (3-5 streams)
 //   part  [2][8][MAXCB][T]  batchnorm partial sums: [sum][slot][block][lane]
 //   chan  [8][MAXCB][T]     batchnorm per-channel vectors (enum Chan)
-//   rows  [6][kRowV][T]     row scratch: pool FP lines 0-3 + acc + argmax; pool BP dy,
-//                           argmax, dx; shortcut blocks q, q+1 (+ staged dx); flatten
-//   tags  [4]               which input row each pool FP line holds
+//   rows  [6][kRowV][T]     row scratch: pool FP lines 0-3 + acc + argmax; pool BP two
+//                           dy/argmax line pairs + dx; shortcut blocks q, q+1; flatten
+//   tags  [4]               which map row each pooling line (pair) holds
 static inline void efgen_vector_engine(const EfgenDesc& d, const float* mem_in,
                                        const float* mem_w, float* mem_out) {
   EFGEN_HLS(INLINE off)
@@ -1678,7 +1690,7 @@ static inline void efgen_vector_engine(const EfgenDesc& d, const float* mem_in,
       break;
     case EFGEN_OP_MAXPOOL_BP:
     case EFGEN_OP_AVGPOOL_BP:
-      pool_bp(d, mem_in, mem_w, mem_out, rows);
+      pool_bp(d, mem_in, mem_w, mem_out, rows, tags);
       break;
     case EFGEN_OP_SHORTCUT_FP:
       shortcut_fp(d, mem_in, mem_w, mem_out, rows);

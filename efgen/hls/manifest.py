@@ -124,7 +124,7 @@ def vector_engine_manifest(lanes: int, max_c: int, max_w: int = 64,
                "dbeta, coef)"),
         _array("rows", "float", [ROWS, row_v, lanes], [1, 3],
                "row scratch: pooling lines/accumulators, shortcut blocks, flatten chunks"),
-        _array("tags", "int", [LINES], [1], "input row held by each pooling line"),
+        _array("tags", "int", [LINES], [1], "map row held by each pooling line (FP) or dy/argmax line pair (BP)"),
     ]
     funcs["efgen_vector_engine"] = {
         "kind": "top", "instances": 1, "copies": 1, "ops_per_copy": {}, "ops": {},
