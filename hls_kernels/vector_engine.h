@@ -89,11 +89,12 @@
 // momentum*v + g, p -= lr*v), with divisions replaced by products with reciprocals.
 //
 // Only Vitis HLS can confirm: that each m_axi loop is inferred as one burst per run
-// (messages 214-115/214-116 rather than 214-23x), that every pipelined loop reaches
-// II=1 (in particular the DEPENDENCE distance 8 against the actual fadd + RAM latency
-// at the chosen clock; raise kIL if the schedule says otherwise), that ALLOCATION
-// shares the units as written (the pragma names them unqualified), and the resulting
-// DSP/LUT/BRAM figures. C-simulation (g++) confirms only the arithmetic.
+// (INFO 214-115 "burst ... has been inferred", and none of the warnings 214-224 burst
+// reverted on a bundle conflict or 214-232 conditional access), that every pipelined
+// loop reaches II=1 (in particular the DEPENDENCE distance 8 against the actual fadd +
+// RAM latency at the chosen clock; raise kIL if the schedule says otherwise), that
+// ALLOCATION shares the units as written (the pragma names them unqualified), and the
+// resulting DSP/LUT/BRAM figures. C-simulation (g++) confirms only the arithmetic.
 #ifndef EFGEN_VECTOR_ENGINE_H
 #define EFGEN_VECTOR_ENGINE_H
 

@@ -599,56 +599,47 @@ def test_pragmas_under_synthesis(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+def _block_end(text: str, start: int) -> int:
+    """Index of the brace closing the block that opens at text[start] == "{"."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    raise ValueError("unbalanced braces")
+
+
 def _functions(code: str) -> dict[str, str]:
     """name -> body text of every function defined in the header."""
     out = {}
     for m in re.finditer(r"^static inline [\w:]+ (\w+)\(", code, re.M):
         start = code.index("{", m.end())
-        depth, i = 0, start
-        while True:
-            depth += {"{": 1, "}": -1}.get(code[i], 0)
-            if depth == 0:
-                break
-            i += 1
-        out[m.group(1)] = code[start:i + 1]
+        out[m.group(1)] = code[start:_block_end(code, start) + 1]
     return out
 
 
 def _loops(code: str):
-    """(header, body) of every for loop."""
+    """(header, body, body start) of every for loop."""
     for m in re.finditer(r"\bfor \(", code):
         start = code.index("{", m.end())
-        depth, i = 0, start
-        while True:
-            depth += {"{": 1, "}": -1}.get(code[i], 0)
-            if depth == 0:
-                break
-            i += 1
-        yield code[m.start():start], code[start:i + 1]
+        yield code[m.start():start], code[start:_block_end(code, start) + 1], start
 
 
 def _top_level(body: str) -> str:
     """The body of a loop with the loops nested in it replaced by "LOOP;"."""
-    text = body
     while True:
-        m = re.search(r"\bfor \(", text)
+        m = re.search(r"\bfor \(", body)
         if not m:
-            return text
-        start = text.index("{", m.end())
-        depth, i = 0, start
-        while True:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            if depth == 0:
-                break
-            i += 1
-        text = text[:m.start()] + "LOOP;" + text[i + 1:]
+            return body
+        start = body.index("{", m.end())
+        body = body[:m.start()] + "LOOP;" + body[_block_end(body, start) + 1:]
 
 
 def test_every_loop_has_a_tripcount_and_pipelined_loops_are_flat():
     code = _code(HEADER.read_text())
     loops = list(_loops(code))
     assert len(loops) > 40
-    for head, body in loops:
+    for head, body, _ in loops:
         top = _top_level(body)
         assert "LOOP_TRIPCOUNT" in top or "EFGEN_VEC_LANES" in top, head
         if "PIPELINE" in top:
@@ -674,22 +665,30 @@ def _enclosing_ifs(body: str, pos: int) -> bool:
 
 
 def test_dram_accesses_are_bursts_by_construction():
-    """In every pipelined loop: at most one access per m_axi pointer (one stream per bundle
-    and direction), none under an if or a select."""
+    """Every DRAM access sits in a pipelined loop; in each such loop at most one access per
+    m_axi pointer (one stream per bundle and direction), none under an if or a select."""
     code = _code(HEADER.read_text())
-    pipelined = 0
-    for head, body in _loops(code):
+    pipelined, spans = 0, []
+    for head, body, start in _loops(code):
         top = _top_level(body)
         if "PIPELINE" not in top:
             continue
         pipelined += 1
+        spans.append((start, start + len(body)))
         for ptr in DRAM:
             hits = [m.start() for m in re.finditer(rf"\b{ptr}\b", body)]
             assert len(hits) <= 1, (head, ptr)
             for h in hits:
                 assert not _enclosing_ifs(body, h), (head, ptr)
     assert pipelined > 25
-    # Helpers that touch DRAM are the two vector moves and loops' own word accesses.
+    accesses = [m.start() for m in re.finditer(r"\bmem_(in|w|out)\[|\bv(read|write)\(mem_",
+                                               code)]
+    assert len(accesses) > 30
+    for pos in accesses:
+        line = code.count("\n", 0, pos) + 1
+        assert any(a <= pos < b for a, b in spans), f"DRAM access outside a pipelined loop, " \
+            f"line {line} of the comment-stripped header"
+    # The vector moves: lane t at base + t.
     funcs = _functions(code)
     for name in ("vread", "vwrite"):
         assert re.search(r"mem\[o \+ t\]", funcs[name])
