@@ -79,20 +79,32 @@
 //
 // Numerics: single precision only. Batchnorm statistics are two-pass (mean, then the
 // centred sum of squares, as efgen/golden/ops.bn_fp_train); the BP sums are one pass.
-// Each sum is a partial-sum reduction (UG1399 "Optimizing Loops"/DEPENDENCE): kIL = 8
-// interleaved accumulators per channel, selected by a free-running slot counter
-// (each accumulator is read-modified-written every 8th iteration, hence DEPENDENCE
-// inter RAW distance=8, which must cover the fadd latency + RAM read/write at the
-// target clock), then combined in a fixed pairwise order by unit_tree. Everything
+// Each sum is a partial-sum reduction instead of a loop-carried float recurrence:
+// kIL = 8 interleaved accumulators per channel, selected by a free-running slot counter
+// (each accumulator is read-modified-written every 8th iteration, declared with the
+// UG1399 DEPENDENCE pragma: inter, RAW, distance=8, dependent=true; 8 cycles must cover
+// the fadd latency + RAM read/write at the target clock), then combined in a fixed
+// pairwise order by unit_tree. Pooling accumulators recur every >= 9 iterations and
+// carry the same pragma. Everything
 // else follows the golden's operation order (xhat = (x - mean)*invstd, y = gamma*xhat
 // + beta; dx = coef*((n*dy - dbeta) - xhat*dgamma); SGD g = grad + wd*p, v =
 // momentum*v + g, p -= lr*v), with divisions replaced by products with reciprocals.
+//
+// Cost at II=1, from the loop structure (N = vectors of the streamed tensor; pipeline
+// fill, burst latency and loop restarts not counted): RELU_FP, ADD_FP, RELU_BP and
+// ERRSUM with <= 2 streams N cycles, 3-4 streams 2N, 5 streams 3N; BN_FP 3N, BN_BP 2N
+// (N without FLAG_DX), each plus about 10 per-channel loops of C cycles; pooling FP per
+// output row: W per input row read, kw*max(OW, 9) per window row, OW (+ OW argmax)
+// stored; pooling BP per dx row: OW per dy row read, kw*max(OW, 9) per covering window
+// row, W stored; shortcut per row: W (FP, sampled rows) or OW (BP) read, OW or W
+// stored; flatten: one cycle per word on the flat side plus one per vector.
 //
 // Only Vitis HLS can confirm: that each m_axi loop is inferred as one burst per run
 // (INFO 214-115 "burst ... has been inferred", and none of the warnings 214-224 burst
 // reverted on a bundle conflict or 214-232 conditional access), that every pipelined
 // loop reaches II=1 (in particular the DEPENDENCE distance 8 against the actual fadd +
-// RAM latency at the chosen clock; raise kIL if the schedule says otherwise), that
+// RAM latency at the chosen clock; if the schedule says otherwise, raise kIL and widen
+// unit_tree), that
 // ALLOCATION shares the units as written (the pragma names them unqualified), and the
 // resulting DSP/LUT/BRAM figures. C-simulation (g++) confirms only the arithmetic.
 #ifndef EFGEN_VECTOR_ENGINE_H
