@@ -18,48 +18,14 @@ from __future__ import annotations
 import math
 
 from efgen.hls.desc import OPS
+from efgen.model.operators import _CONTROL_OPS, _UNITS, OP_KINDS  # noqa: F401 (the inventory)
 
 IL = 8          # interleaved partial sums (kIL)
 LINES = 4       # pooling FP line buffer rows (kLines)
 ROWS = 6        # rows of the row scratch (kRows)
 NCHAN = 8       # batchnorm per-channel vectors (kNChan)
 CHUNK = 256     # default vectors per element-wise chunk (EFGEN_VEC_CHUNK)
-OP_KINDS = ("fadd", "fmul", "fdiv", "fsqrt", "fcmp", "sitofp")
 
-# name: (copies: "lanes" or 1, float operators per copy, what it does, ops that use it)
-_UNITS = {
-    "unit_ew": ("lanes", {"fadd": 2, "fcmp": 3},
-                "element-wise / store stage: sums, ReLU gates, masks, fused ReLU, pad lanes",
-                ["RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM", "BN_FP", "BN_BP", "MAXPOOL_FP",
-                 "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP",
-                 "FLATTEN_BP"]),
-    "unit_bn": ("lanes", {"fadd": 3, "fmul": 4},
-                "batchnorm passes: mean, centred variance, BP sums, normalise, BP dx",
-                ["BN_FP", "BN_BP"]),
-    "unit_pool": ("lanes", {"fadd": 1, "fmul": 1, "fcmp": 2},
-                  "pooling FP (max compare / avg sum), BP (argmax hit / avg share), avg scale",
-                  ["MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP"]),
-    "unit_tree": (1, {"fadd": 7, "fmul": 1},
-                  "fixed-order pairwise combine of a channel's 8 partial sums, times a scale",
-                  ["BN_FP", "BN_BP"]),
-    "unit_rcp": (1, {"fadd": 1, "fsqrt": 1, "fdiv": 1},
-                 "1/x and 1/sqrt(x + eps): 1/n, 1/(kh*kw), n/(n-1), invstd (the only divider)",
-                 ["BN_FP", "BN_BP", "AVGPOOL_FP", "AVGPOOL_BP"]),
-    "unit_sgd": (1, {"fadd": 3, "fmul": 4},
-                 "SGD of gamma/beta, running statistics, BN BP coefficient",
-                 ["BN_FP", "BN_BP"]),
-}
-
-# Control functions (force-inlined into efgen_vector_engine) that hold scalar float
-# operations of their own: int->float conversions of counts and window indices, the
-# running-statistic constants, the ReLU of flatten's word stream.
-_CONTROL_OPS = {
-    "bn_fp": ({"sitofp": 1, "fadd": 2, "fmul": 1}, "n as float; 1 - bn_momentum; n/(n-1)"),
-    "bn_bp": ({"sitofp": 1}, "n as float"),
-    "pool_fp": ({"sitofp": 2}, "kh*kw as float; window index i*kw + j per scan step"),
-    "pool_bp": ({"sitofp": 2}, "kh*kw as float; window index i*kw + j per scan step"),
-    "flatten_fp": ({"fcmp": 1}, "fused ReLU of the word stream"),
-}
 
 
 def _ceil(a: int, b: int) -> int:

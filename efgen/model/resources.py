@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from efgen.design import HwParams
 from efgen.frontend.boards import Board
+from efgen.model.operators import hls_operators, totals
 from efgen.model.coeffs import (
     acc_bits,
     bram18_units,
@@ -34,7 +35,7 @@ class ResourceUse:
     uram: int
     lut: int
     ff: int
-    dsp_array: float   # the Tm x Tn MAC array alone
+    dsp_array: float   # the Tm x Tn MAC array alone (the rest: aux_cost and the shell)
     bram_ifm: int
     bram_ofm: int
     bram_wbuf: int
@@ -52,9 +53,10 @@ def resource_use(hw: HwParams, board: Board) -> ResourceUse:
     shell = c["shell"]
     lanes = hw.lanes
     dsp_array = hw.macs * mac["dsp"]
-    dsp = dsp_array + lanes * mac["dsp"] + shell["dsp"]
-    lut = hw.macs * mac["lut"] + lanes * mac["lut"] + (hw.tm + hw.tn) * c["per_lane"]["lut"] + shell["lut"]
-    ff = hw.macs * mac["ff"] + lanes * mac["ff"] + (hw.tm + hw.tn) * c["per_lane"]["ff"] + shell["ff"]
+    aux = aux_cost(hw, board)
+    dsp = dsp_array + aux["dsp"] + shell["dsp"]
+    lut = hw.macs * mac["lut"] + aux["lut"] + (hw.tm + hw.tn) * c["per_lane"]["lut"] + shell["lut"]
+    ff = hw.macs * mac["ff"] + aux["ff"] + (hw.tm + hw.tn) * c["per_lane"]["ff"] + shell["ff"]
     wb, ab = word_bits(hw.precision), acc_bits(hw.precision)
     b_ifm = hw.tn * 2 * bram18_units(wb, hw.ifm_depth)
     b_ofm = hw.tm * 2 * bram18_units(ab, hw.ofm_depth)
@@ -66,6 +68,21 @@ def resource_use(hw: HwParams, board: Board) -> ResourceUse:
     return ResourceUse(dsp=dsp, bram18=bram, uram=uram, lut=int(math.ceil(lut)),
                        ff=int(math.ceil(ff)), dsp_array=dsp_array, bram_ifm=b_ifm,
                        bram_ofm=b_ofm, bram_wbuf=b_w)
+
+
+def aux_cost(hw: HwParams, board: Board) -> dict[str, float]:
+    """DSP, LUT and FF of everything outside the Tm x Tn array that computes: for fp32 the
+    HLS C++'s own float operators (efgen/model/operators.py: the conv engine's bias and
+    SGD units, the vector engine's units), at the measured per-operator costs of
+    ``hls_ops``; for other precisions ``lanes`` MAC lanes (``aux_lane``), an estimate."""
+    c = coefficients()
+    per_op = c.get("hls_ops", {}).get(board.dsp_type)
+    if hw.precision != "fp32" or per_op is None:
+        mac = mac_cost(board.dsp_type, hw.precision)
+        return {k: hw.lanes * mac[k] for k in ("dsp", "lut", "ff")}
+    ops = totals(hls_operators(hw.tm, hw.tn, hw.lanes, board.axi.width_bits // 32),
+                 skip=("mac_pass",))
+    return {k: sum(n * per_op[op][k] for op, n in ops.items()) for k in ("dsp", "lut", "ff")}
 
 
 def over_caps(use: ResourceUse, board: Board) -> list[tuple[str, float, int]]:
