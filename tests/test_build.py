@@ -30,7 +30,7 @@ def test_build_writes_everything(built):
     hls = sorted(p.name for p in (built / "hls").iterdir())
     assert hls == ["cosim_in.bin", "cosim_ref.bin", "efgen_cosim_tb.cpp", "efgen_host.cpp",
                    "efgen_params.h", "efgen_program.h", "efgen_tb.cpp", "efgen_top.cpp",
-                   "hls_kernels", "program.json", "run_hls.tcl"]
+                   "hls_kernels", "manifest.json", "program.json", "run_hls.tcl"]
     rep = json.loads((built / "report.json").read_text())
     t = rep["totals"]
     assert t["cycles"] > 0 and 0 < t["roofline_fraction"] < 1

@@ -326,3 +326,45 @@ def test_tripcounts_from_the_schedule():
     assert t["EFGEN_MAX_PASS"] == 1 * 1 * 6      # max(p = 4, G = 6) runs of K*K
     assert t["EFGEN_MAX_FOLD"] == 5 * 1 * 4 * 1  # (G-1) x K*K*Tm*Tn/T rows
     assert t["EFGEN_MAX_RUNS"] == 2 and t["EFGEN_MAX_RUN"] == 2   # 2 x 2 windows of 8 x 8: a run per row
+
+
+def test_conv_operators_match_the_inventory(kernel):
+    """efgen/model/operators.py's conv-engine inventory (what the resource model prices and
+    manifest.json lists) against the C++: the auxiliaries' ALLOCATION limits, and the
+    datapath's one multiply and Tn adders per (m, n) lane pair."""
+    from efgen.model.operators import conv_engine_ops
+    src, root = kernel
+    fns = _functions(src, root)
+    inv = conv_engine_ops(16, 24, 4)         # the fixture's Tm, Tn; EFGEN_AXI_WORDS default
+    for name in ("ce_load", "ce_store", "sgd_writeback"):
+        limits = {m.group(1): int(m.group(2)) for p in fns[name].own_pragmas(src)
+                  if (m := re.search(r"ALLOCATION operation instances=(\w+) limit=(\d+)", p))}
+        assert limits == inv[name], (name, limits, inv[name])
+    mac = fns["mac_pass"].text(src)
+    # one product per (m, n): `prod[n] = a * b` inside the unrolled TM x TN loops
+    assert len(re.findall(r"prod\[n\]\s*=\s*a\s*\*\s*b", mac)) == 1
+    # Tn adders per m: the Tn-1 tree/accumulator adders (res[jn]) and adder 0 (res[0])
+    assert len(re.findall(r"res\[jn\]\s*=", mac)) == 1 and len(re.findall(r"res\[0\]\s*=", mac)) == 1
+    assert inv["mac_pass"] == {"fmul": 16 * 24, "fadd": 16 * 24}
+
+
+@pytest.mark.parametrize("board,net", [("zcu102", "resnet20"), ("pynq-z2", "lenet5"),
+                                       ("kv260", "tiny")])
+def test_manifest_matches_the_model(board, net, tmp_path, run_cli):
+    """manifest.json (written from the same Design as the code) against the model's
+    resource figures: the array's and the auxiliaries' DSP exactly; the weight buffer's
+    BRAM exactly; the ping-pong channels, sized from the schedule's tiles, within the
+    model's IFM and OFM buffers."""
+    import json
+    out = tmp_path / "b"
+    code, _, err = run_cli("build", "--board", board, "--net", net, "--batch", "4", "-o", str(out))
+    assert code == 0, err
+    man = json.loads((out / "hls" / "manifest.json").read_text())
+    k, m = man["kernel"], man["model"]
+    assert k["dsp_array"] == m["dsp_array"] and k["dsp_aux"] == m["dsp_aux"]
+    rep = json.loads((out / "report.json").read_text())
+    assert m["dsp"] == rep["totals"]["resources"]["dsp"]
+    mem = {x["name"]: x for x in man["engines"]["conv"]["memories"]}
+    assert mem["wbuf"]["bram18"] == m["bram18_wbuf"]
+    assert mem["ifm_s"]["bram18"] <= m["bram18_ifm"]
+    assert mem["ofm_s"]["bram18"] + mem["err_s"]["bram18"] <= m["bram18_ofm"]

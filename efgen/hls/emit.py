@@ -34,7 +34,7 @@ from efgen.frontend.boards import Board, boards_dir
 from efgen.hls.conv_job import tripcounts
 from efgen.hls.cosim_case import CosimCase, cosim_case
 from efgen.hls.desc import OPS, EfgenDesc
-from efgen.hls.manifest import vector_params
+from efgen.hls.manifest import project_manifest, vector_params
 from efgen.hls.program import Program
 from efgen.resources import data_dir
 from efgen.rtl.engine import ACC_DIST
@@ -285,6 +285,10 @@ def _render(prog: Program, board: Board, request: tuple[str, ...] | None
     for name in TEMPLATES:
         files[name] = env.get_template(f"{name}.j2").render(**ctx)
     files["program.json"] = json.dumps(program_json(prog), indent=1, sort_keys=True) + "\n"
+    vp = ctx["vec_params"]
+    man = project_manifest(hw, board, dict(ctx["conv_bounds"]), ACC_DIST, ctx["max_c"],
+                           vp["EFGEN_MAX_W"], vp["EFGEN_VEC_CHUNK"])
+    files["manifest.json"] = json.dumps(man, indent=1, sort_keys=True) + "\n"
     return files, ctx["cosim_case"]
 
 

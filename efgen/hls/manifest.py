@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 
 from efgen.hls.desc import OPS
-from efgen.model.operators import _CONTROL_OPS, _UNITS, OP_KINDS  # noqa: F401 (the inventory)
+from efgen import __version__
+from efgen.model.operators import _CONTROL_OPS, _UNITS, OP_KINDS, conv_engine_ops, totals  # noqa: F401
 
 IL = 8          # interleaved partial sums (kIL)
 LINES = 4       # pooling FP line buffer rows (kLines)
@@ -145,4 +146,78 @@ def vector_params(prog, max_c: int) -> dict[str, int]:
             "EFGEN_VEC_CHUNKS": _ceil(vecs, chunk)}
 
 
-__all__ = ["vector_engine_manifest", "vector_params"]
+
+
+# ------------------------------------------------------------------ the whole kernel
+
+def conv_engine_manifest(tm: int, tn: int, lanes: int, axi_words: int, wbuf_depth: int,
+                         bounds: dict[str, int], acc_dist: int) -> dict:
+    """Float operator instances and on-chip memories of hls_kernels/conv_engine.h, per
+    function, from the same figures that generate efgen_params.h (``bounds``: the
+    EFGEN_* macros of :func:`efgen.hls.conv_job.tripcounts`)."""
+    ops = conv_engine_ops(tm, tn, axi_words)
+    ifm, ofm, mc = bounds["EFGEN_IFM_BLOCK"], bounds["EFGEN_OFM_BLOCK"], bounds["EFGEN_MAX_MC"]
+
+    def mem(name, banks, bank_words, blocks, use, storage="bram"):
+        return {"name": name, "banks": banks, "bank_words": bank_words, "blocks": blocks,
+                "words": banks * bank_words * blocks, "storage": storage, "use": use}
+
+    what = {"mac_pass": "the Tm x Tn datapath of FP, BP and WU (ce_mac's two call sites, "
+                        "ALLOCATION function limit=1)",
+            "ce_load": "input/error tile loader; WU bias-gradient adders",
+            "ce_store": "output group storer; FP bias adders, ReLU and mask selects",
+            "sgd_writeback": "WU partial-sum fold and SGD of weights and biases"}
+    funcs = {name: {"ops": o, "what": what[name]} for name, o in ops.items()}
+    memories = [
+        mem("wbuf", tm * tn, wbuf_depth, 1, "weights (FP/BP) or gradient partial sums (WU)"),
+        mem("ifm_s", tn, ifm, 2, "input tiles: stream of blocks ce_load -> ce_mac"),
+        mem("ofm_s", tm, ofm, 2, "FP/BP accumulators: stream of blocks ce_mac -> ce_store"),
+        mem("err_s", tm, ofm, 2, "WU error tiles: stream of blocks ce_load -> ce_mac"),
+        mem("bbuf", tm, mc, 1, "FP bias of a chunk", "lutram"),
+        mem("bacc", tm, mc * acc_dist, 1, "WU bias-gradient partial sums", "lutram"),
+    ]
+    return {"engine": "efgen_conv_engine", "functions": funcs, "memories": memories,
+            "totals": totals(ops)}
+
+
+def project_manifest(hw, board, bounds: dict[str, int], acc_dist: int, max_c: int,
+                     max_w: int, chunk: int) -> dict:
+    """manifest.json of an HLS project: both engines' operators and memories, their DSP,
+    LUT and FF at the model's per-operator costs, and the model's own figures beside
+    them (tests/test_hls_project.py checks that they agree)."""
+    from efgen.model.coeffs import bram18_units, coefficients, mac_cost
+    from efgen.model.resources import resource_use
+    axi_words = board.axi.width_bits // 32
+    conv = conv_engine_manifest(hw.tm, hw.tn, hw.lanes, axi_words, hw.wbuf_depth, bounds,
+                                acc_dist)
+    vec = vector_engine_manifest(hw.lanes, max_c, max_w, chunk)
+    per_op = coefficients()["hls_ops"][board.dsp_type]
+    mac = mac_cost(board.dsp_type, hw.precision)
+
+    def cost(ops: dict[str, int]) -> dict[str, int]:
+        return {k: sum(n * per_op[op][k] for op, n in ops.items()) for k in ("dsp", "lut", "ff")}
+
+    for eng in (conv, vec):
+        for f in eng["functions"].values():
+            f["cost"] = cost(f["ops"])
+    for m in conv["memories"]:
+        m["bram18"] = 0 if m["storage"] != "bram" else \
+            m["banks"] * m["blocks"] * bram18_units(32, m["bank_words"])
+    use = resource_use(hw, board)
+    aux = {k: sum(f["cost"][k] for eng in (conv, vec) for name, f in eng["functions"].items()
+                  if name != "mac_pass") for k in ("dsp", "lut", "ff")}
+    return {
+        "efgen_version": __version__, "tm": hw.tm, "tn": hw.tn, "lanes": hw.lanes,
+        "axi_words": axi_words, "precision": hw.precision,
+        "engines": {"conv": conv, "vector": vec},
+        "kernel": {"dsp_array": conv["functions"]["mac_pass"]["cost"]["dsp"],
+                   "dsp_aux": aux["dsp"],
+                   "bram18_conv": sum(m["bram18"] for m in conv["memories"])},
+        "model": {"dsp": use.dsp, "dsp_array": use.dsp_array,
+                  "dsp_aux": use.dsp - use.dsp_array - coefficients()["shell"]["dsp"],
+                  "bram18_ifm": use.bram_ifm, "bram18_ofm": use.bram_ofm,
+                  "bram18_wbuf": use.bram_wbuf, "mac_dsp": mac["dsp"]},
+    }
+
+
+__all__ = ["vector_engine_manifest", "vector_params", "conv_engine_manifest", "project_manifest"]
