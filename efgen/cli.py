@@ -160,7 +160,10 @@ def cmd_report(args) -> int:
     from efgen.frontend.yamlio import read_text
     from efgen.model.evaluate import evaluate_design
     from efgen.report.summary import report_dict, summary_lines, vendor_comparison
-    from efgen.report.vendor import format_comparison
+    import json
+
+    from efgen.report.vendor import HlsReport, format_comparison, format_processes, parse_report
+    from efgen.report.vendor import process_rows
 
     d = Path(args.dir)
     path = d / "design.json"
@@ -173,9 +176,15 @@ def cmd_report(args) -> int:
     if not found:
         print(f"\nno Vitis/Vivado HLS reports under {d} (they appear after running the "
               "vendor flow on a machine that has it); model figures only.")
+    man_path = d / "hls" / "manifest.json"
+    manifest = json.loads(read_text(man_path, "manifest.json")) if man_path.is_file() else None
     for file, rows in found:
         print(f"\nmodel vs {file}:")
         print(format_comparison(rows))
+        rep = parse_report(file)
+        if manifest is not None and isinstance(rep, HlsReport):
+            print(f"\nper function (hls/manifest.json) vs {file}:")
+            print(format_processes(process_rows(manifest, rep)))
     return 0
 
 

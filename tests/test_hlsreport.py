@@ -710,3 +710,40 @@ def test_range_semantics():
     assert Range(3, 3).value == 3 and Range(0, 98).value is None and not Range(max=5).known
     assert Resources(dsp=1).as_dict() == {"bram_18k": None, "dsp": 1, "ff": None, "lut": None,
                                           "uram": None}
+
+
+def test_per_function_rows_from_a_real_report(tmp_path, run_cli):
+    """A manifest's functions next to a real report's modules (Vivado HLS 2019.1 carsim,
+    classic .rpt with instance and loop tables): figures come from the module of the same
+    name, a function without a module says so, and `efgen report` prints the table when
+    the build folder holds manifest.json and a report."""
+    import json
+
+    from efgen.report.vendor import format_processes, parse_report, process_rows
+    rep = parse_report(FIX / "vivadohls2019.1_k7_carsim_update_csynth.rpt")
+    man = {"engines": {"conv": {"functions": {
+        "atan": {"ops": {"fmul": 2}, "cost": {"dsp": 6}},
+        "sin": {"ops": {"fadd": 1}, "cost": {"dsp": 2}},
+        "mac_pass": {"ops": {"fmul": 4, "fadd": 4}, "cost": {"dsp": 20}},
+        "top": {"ops": {}}}}}}
+    rows = {r.function: r for r in process_rows(man, rep)}
+    assert set(rows) == {"atan", "sin", "mac_pass"}          # no operators: no row
+    assert rows["atan"].module == "atan" and rows["atan"].dsp == 3
+    assert rows["atan"].latency == 204
+    assert rows["sin"].dsp == 97 and rows["sin"].dsp_manifest == 2
+    assert rows["mac_pass"].module is None
+    text = format_processes(rows.values())
+    assert "not in the report" in text and "| conv | atan | 2 fmul | 6 |" in text
+    # through the CLI: a build folder with a manifest and a vendor report
+    out = tmp_path / "b"
+    code, _, err = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "2",
+                           "-o", str(out))
+    assert code == 0, err
+    dst = out / "hls" / "efgen_prj" / "solution1" / "syn" / "report"
+    dst.mkdir(parents=True)
+    shutil.copyfile(FIX / "vivadohls2019.1_k7_carsim_update_csynth.rpt", dst / "csynth.rpt")
+    code, text, err = run_cli("report", str(out))
+    assert code == 0, err
+    assert "per function (hls/manifest.json)" in text and "| conv | mac_pass |" in text
+    man = json.loads((out / "hls" / "manifest.json").read_text())
+    assert "unit_bn" in man["engines"]["vector"]["functions"]

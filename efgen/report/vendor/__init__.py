@@ -77,8 +77,11 @@ from efgen.report.vendor.common import (  # noqa: F401
 )
 from efgen.report.vendor.compare import (  # noqa: F401
     ComparisonRow,
+    ProcessRow,
     compare_table,
     format_comparison,
+    format_processes,
+    process_rows,
     vendor_figures,
 )
 from efgen.report.vendor.cosim_rpt import _parse_cosim_text
@@ -174,5 +177,6 @@ __all__ = [
     "Range", "Resources", "LoopInfo", "InstanceInfo", "HlsReport", "CosimRun", "CosimReport",
     "ComparisonRow", "parse_report", "parse_csynth_xml", "parse_csynth_rpt", "parse_cosim_rpt",
     "find_reports", "vendor_figures", "compare_table", "format_comparison",
+    "process_rows", "format_processes", "ProcessRow",
     "KIND_CSYNTH_XML", "KIND_CSYNTH_RPT", "KIND_CSYNTH_SUMMARY_RPT", "KIND_COSIM_RPT",
 ]

@@ -112,3 +112,69 @@ def format_comparison(rows: Iterable[ComparisonRow]) -> str:
                          [c.rjust(w) for c, w in zip(row[1:], widths[1:])]).rstrip()
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in body])
+
+
+# --------------------------------------------------------------------------------------
+# Per process: the HLS project's manifest next to the vendor's modules
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProcessRow:
+    """One function of the kernel (manifest.json) and the vendor module made from it."""
+
+    engine: str
+    function: str
+    ops: str                    # the manifest's float operators, e.g. "384 fmul, 384 fadd"
+    dsp_manifest: int           # at the model's per-operator costs
+    module: str | None          # the vendor's module/instance, None: not in the report
+    dsp: float | None = None
+    bram_18k: float | None = None
+    latency: float | None = None    # worst case, cycles
+    ii: int | None = None       # worst achieved II of the module's pipelined loops
+    ii_target: int | None = None
+
+
+def _matches(module: str | None, function: str) -> bool:
+    return module is not None and (module == function or module.startswith(function + "_"))
+
+
+def process_rows(manifest: Mapping, report: HlsReport) -> list[ProcessRow]:
+    """A row per function of ``manifest`` (efgen/hls/manifest.py's manifest.json) that
+    holds float operators: its operators and their DSP at the model's costs, next to the
+    vendor module of the same name (``name`` or ``name_<suffix>``, as Vitis names the
+    modules of non-inlined functions): DSP, BRAM, worst latency and the worst achieved
+    II of its pipelined loops (the kernel's loops are all written for II=1)."""
+    rows = []
+    for eng_name, eng in manifest["engines"].items():
+        for fn, f in eng["functions"].items():
+            ops = {k: v for k, v in f["ops"].items() if v}
+            if not ops:
+                continue
+            desc = ", ".join(f"{v} {k}" for k, v in sorted(ops.items()))
+            inst = next((i for i in report.instances
+                         if _matches(i.module, fn) or i.name.startswith(f"grp_{fn}_")), None)
+            loops = [lp for lp in report.loops if _matches(lp.module, fn) and lp.ii is not None]
+            ii = max((lp.ii for lp in loops), default=None)
+            tgt = max((lp.ii_target for lp in loops if lp.ii_target is not None), default=None)
+            res = inst.resources if inst is not None else None
+            rows.append(ProcessRow(
+                eng_name, fn, desc, int(f.get("cost", {}).get("dsp", 0)),
+                inst.module if inst is not None else None,
+                dsp=res.dsp if res else None, bram_18k=res.bram_18k if res else None,
+                latency=inst.latency.max if inst is not None else None,
+                ii=ii, ii_target=tgt if tgt is not None else (1 if loops else None)))
+    return rows
+
+
+def format_processes(rows: Iterable[ProcessRow]) -> str:
+    rows = list(rows)
+    head = ("| engine | function | float operators | DSP (manifest) | vendor module | DSP | "
+            "BRAM_18K | latency | II (target) |\n| --- | --- | --- | ---: | --- | ---: | ---: | "
+            "---: | ---: |")
+    out = [head]
+    for r in rows:
+        ii = "-" if r.ii is None else f"{r.ii} ({r.ii_target})"
+        out.append(f"| {r.engine} | {r.function} | {r.ops} | {r.dsp_manifest:,} | "
+                   f"{r.module or 'not in the report'} | {_fmt_value(r.dsp)} | "
+                   f"{_fmt_value(r.bram_18k)} | {_fmt_value(r.latency)} | {ii} |")
+    return "\n".join(out)
