@@ -271,6 +271,34 @@ def test_models_match_golden_ops():
         assert np.allclose(g, ref, rtol=1e-5, atol=1e-5), k
 
 
+def test_flush_to_zero_units_differ_only_at_subnormals():
+    """The synthesizable (flush-to-zero) units against the IEEE ones, whose order of
+    operations the HLS C++ shares bit for bit (test_rtl_top's twin test): identical on
+    data with no subnormal operand or result; with subnormal inputs, each output moves by
+    no more than the flushed values could contribute: sum over the block's products of
+    |the other operand| x 2^-126, plus 2^-126 per addition."""
+    rng = np.random.default_rng(11)
+    tm, tn, K, S, tr, tc = 4, 6, 3, 1, 4, 5
+    x = rng.standard_normal((tn, (tr - 1) * S + K, (tc - 1) * S + K)).astype(np.float32)
+    w = rng.standard_normal((tm, tn, K, K)).astype(np.float32)
+    kw = dict(k=K, s=S, tr=tr, tc=tc, m_valid=tm, n_valid=tn, acc_init=True)
+    a = conv_block(w, x, None, impl="behav", **kw)
+    b = conv_block(w, x, None, impl="synth", **kw)
+    assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+    dy = rng.standard_normal((tm, tr * tc)).astype(np.float32)
+    ga = wu_gradient(wu_block(None, dy, x, impl="behav", **kw), "behav")
+    gb = wu_gradient(wu_block(None, dy, x, impl="synth", **kw), "synth")
+    assert np.array_equal(ga.view(np.uint32), gb.view(np.uint32))
+    # subnormal inputs (and so subnormal products and sums): the flush shows
+    xs = (x.astype(np.float64) * 2.0 ** -128).astype(np.float32)
+    a = conv_block(w, xs, None, impl="behav", **kw).astype(np.float64)
+    b = conv_block(w, xs, None, impl="synth", **kw).astype(np.float64)
+    tiny = 2.0 ** -126
+    bound = np.abs(w).reshape(tm, -1).sum(axis=1)[:, None] * tiny + K * K * tn * tiny
+    assert np.all(np.abs(a - b) <= bound)
+    assert not np.array_equal(a, b)          # the flush did change something
+
+
 # ------------------------------------------------------------------ lint, BRAM
 
 LINT_SETS = [EngineParams(4, 2, wl_words=2), EngineParams(1, 1), EngineParams(3, 5),
