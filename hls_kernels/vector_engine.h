@@ -36,11 +36,15 @@
 // efgen_vector_engine) moves data; every float operator sits in one of six datapath
 // functions ("units"), each INLINE off and limited to ONE instance by an ALLOCATION
 // pragma in efgen_vector_engine, so the ops share them through muxed operands
-// (efgen/hls/manifest.py lists them; tests/test_hls_vector.py counts the float
-// operations of every function in g++'s SSA dump against that list):
+// (efgen/model/operators.py and efgen/hls/manifest.py list them; tests/test_hls_vector.py
+// counts the float operations of every function in g++'s SSA dump against that list,
+// and the operator limits of the synthesis view against the instances it states).
+// Per lane as written (the code has T lanes; the lane units instantiate W lanes' worth,
+// see "Operator lanes" below):
 //   unit_ew   T lanes: 2 fadd, 3 fcmp  - sums, ReLU gates, masks, fused ReLU, pad
 //                                        lanes: the store stage of every feature map
-//   unit_bn   T lanes: 3 fadd, 4 fmul  - every batchnorm pass (mean, centred variance,
+//   unit_bn   T lanes: 3 fadd (one of them a subtraction: Vitis's fsub), 4 fmul -
+//                                        every batchnorm pass (mean, centred variance,
 //                                        BP sums, normalise, BP dx)
 //   unit_pool T lanes: 1 fadd, 1 fmul, 2 fcmp - pooling FP/BP and the avg-pool scale
 //   unit_tree  scalar: 7 fadd, 1 fmul  - fixed-order combine of the kIL partial sums
@@ -50,6 +54,28 @@
 //   unit_sgd   scalar: 3 fadd, 4 fmul  - SGD of gamma/beta, running statistics, BN coef
 // plus int->float conversions of loop counters (sitofp) in op setup and in the pool
 // window loops, and one scalar fcmp (the ReLU of flatten's word stream).
+//
+// Operator lanes: a lane unit's code has T = EFGEN_LANES copies of its per-lane
+// operators, but every loop that streams lane vectors moves them through 32-bit m_axi
+// ports that Vitis widens to the board's AXI width, W_axi = EFGEN_AXI_WORDS words per
+// beat (efgen_params.h; 4 for 128-bit ports): a T-word vector takes ceil(T/W_axi) beats
+// per stream, so those loops cannot start a vector more often than every ceil(T/W_axi)
+// cycles anyway. Each lane unit therefore caps its operators at W = min(T, W_axi)
+// lanes' worth, per operation: ALLOCATION operation limit = (operators per lane) x W
+// (UG1399 2022.2, "pragma HLS allocation": `#pragma HLS allocation operation
+// instances=<list> limit=<value>`, placed in the body of the function it limits, the
+// type right after the keyword; e.g. `#pragma HLS allocation operation instances=fadd
+// limit=4`). Vitis then has to share each operator between T/W lanes and the unit's
+// II becomes ceil(T/W) (its PIPELINE II=1 target is relaxed by the limits), matching
+// the port. Limits, from the EFGEN_VEC_* literals below:
+//   unit_ew   fadd 2W, fcmp 3W       unit_bn fadd 2W, fsub W, fmul 4W
+//   unit_pool fadd W, fmul W, fcmp 2W
+// UG1399's operator list (config_op) names fsub apart from fadd, so unit_bn's
+// subtraction has its own limit; it names no comparison (comparisons are LUT
+// operators), so whether the fcmp limits are honoured is Vitis's to say. The two
+// pooling scans (pool_fp_scan, pool_bp_scan) touch only on-chip rows: with T > W they
+// also run at II = ceil(T/W) (one unit_pool call per iteration), where T lanes would
+// have run them at II = 1. Scalar units and control code are not limited this way.
 //
 // Every DRAM access follows UG1399 "Preconditions and Limitations of Burst Transfer":
 // it sits in a pipelined loop (PIPELINE II=1) that touches it on every iteration
@@ -91,7 +117,8 @@
 // momentum*v + g, p -= lr*v), with divisions replaced by products with reciprocals.
 //
 // Cost at II=1, from the loop structure (N = vectors of the streamed tensor; pipeline
-// fill, burst latency and loop restarts not counted): RELU_FP, ADD_FP, RELU_BP and
+// fill, burst latency and loop restarts not counted; with T > W every figure that
+// counts vectors is times ceil(T/W), see "Operator lanes"): RELU_FP, ADD_FP, RELU_BP and
 // ERRSUM with <= 2 streams N cycles, 3-4 streams 2N, 5 streams 3N; BN_FP 3N, BN_BP 2N
 // (N without FLAG_DX), each plus about 10 per-channel loops of C cycles; pooling FP per
 // output row: W per input row read, kw*max(OW, 9) per window row, OW (+ OW argmax)
@@ -105,8 +132,10 @@
 // loop reaches II=1 (in particular the DEPENDENCE distance 8 against the actual fadd +
 // RAM latency at the chosen clock; if the schedule says otherwise, raise kIL and widen
 // unit_tree), that
-// ALLOCATION shares the units as written (the pragma names them unqualified), and the
-// resulting DSP/LUT/BRAM figures. C-simulation (g++) confirms only the arithmetic.
+// ALLOCATION shares the units as written (the pragma names them unqualified), that the
+// operation limits of the lane units are met by sharing each operator between T/W
+// lanes at II = ceil(T/W) (fcmp included), and the resulting DSP/LUT/BRAM figures.
+// C-simulation (g++) confirms only the arithmetic: the pragmas are absent there.
 #ifndef EFGEN_VECTOR_ENGINE_H
 #define EFGEN_VECTOR_ENGINE_H
 
@@ -155,6 +184,78 @@
 #ifndef EFGEN_VEC_CHUNKS
 #define EFGEN_VEC_CHUNKS 4096     // chunks of a tensor (tripcount)
 #endif
+#ifndef EFGEN_AXI_WORDS           // 32-bit words per beat of the board's AXI ports
+#define EFGEN_AXI_WORDS 4
+#endif
+
+// ---- Operator lanes of the lane units: W = min(T, EFGEN_AXI_WORDS), and the
+// ALLOCATION operation limits (operators per lane) x W. A pragma argument must be one
+// literal: EFGEN_HLS expands macros but evaluates nothing (a macro `(2 * 4)` would reach
+// the pragma as that text), so the multiples of W come from a table of literals.
+#if EFGEN_AXI_WORDS < 1
+#error "vector_engine.h: EFGEN_AXI_WORDS must be positive"
+#endif
+#if EFGEN_LANES < EFGEN_AXI_WORDS
+#define EFGEN_VEC_W EFGEN_LANES
+#else
+#define EFGEN_VEC_W EFGEN_AXI_WORDS
+#endif
+#if EFGEN_VEC_W == 1
+#define EFGEN_VEC_W1 1
+#define EFGEN_VEC_W2 2
+#define EFGEN_VEC_W3 3
+#define EFGEN_VEC_W4 4
+#elif EFGEN_VEC_W == 2
+#define EFGEN_VEC_W1 2
+#define EFGEN_VEC_W2 4
+#define EFGEN_VEC_W3 6
+#define EFGEN_VEC_W4 8
+#elif EFGEN_VEC_W == 3
+#define EFGEN_VEC_W1 3
+#define EFGEN_VEC_W2 6
+#define EFGEN_VEC_W3 9
+#define EFGEN_VEC_W4 12
+#elif EFGEN_VEC_W == 4
+#define EFGEN_VEC_W1 4
+#define EFGEN_VEC_W2 8
+#define EFGEN_VEC_W3 12
+#define EFGEN_VEC_W4 16
+#elif EFGEN_VEC_W == 5
+#define EFGEN_VEC_W1 5
+#define EFGEN_VEC_W2 10
+#define EFGEN_VEC_W3 15
+#define EFGEN_VEC_W4 20
+#elif EFGEN_VEC_W == 6
+#define EFGEN_VEC_W1 6
+#define EFGEN_VEC_W2 12
+#define EFGEN_VEC_W3 18
+#define EFGEN_VEC_W4 24
+#elif EFGEN_VEC_W == 7
+#define EFGEN_VEC_W1 7
+#define EFGEN_VEC_W2 14
+#define EFGEN_VEC_W3 21
+#define EFGEN_VEC_W4 28
+#elif EFGEN_VEC_W == 8
+#define EFGEN_VEC_W1 8
+#define EFGEN_VEC_W2 16
+#define EFGEN_VEC_W3 24
+#define EFGEN_VEC_W4 32
+#elif EFGEN_VEC_W == 16
+#define EFGEN_VEC_W1 16
+#define EFGEN_VEC_W2 32
+#define EFGEN_VEC_W3 48
+#define EFGEN_VEC_W4 64
+#else
+#error "vector_engine.h: min(EFGEN_LANES, EFGEN_AXI_WORDS) outside 1..8 and 16: extend the EFGEN_VEC_W table"
+#endif
+#define EFGEN_VEC_EW_FADD EFGEN_VEC_W2     // unit_ew per lane: 2 fadd, 3 fcmp
+#define EFGEN_VEC_EW_FCMP EFGEN_VEC_W3
+#define EFGEN_VEC_BN_FADD EFGEN_VEC_W2     // unit_bn per lane: 2 fadd, 1 fsub, 4 fmul
+#define EFGEN_VEC_BN_FSUB EFGEN_VEC_W1
+#define EFGEN_VEC_BN_FMUL EFGEN_VEC_W4
+#define EFGEN_VEC_POOL_FADD EFGEN_VEC_W1   // unit_pool per lane: 1 fadd, 1 fmul, 2 fcmp
+#define EFGEN_VEC_POOL_FMUL EFGEN_VEC_W1
+#define EFGEN_VEC_POOL_FCMP EFGEN_VEC_W2
 
 // The pragmas of every loop over the T lanes of a vector.
 #define EFGEN_VEC_LANES \
@@ -281,9 +382,12 @@ static inline void block_step(BlockPos& b, int64_t HW, int CB, int C) {
 // ============================================================================= units
 // The only functions with float operators. Each is INLINE off, PIPELINE II=1 and has
 // one instance (ALLOCATION in efgen_vector_engine); mode arguments are loop-invariant
-// in every caller, so the selects are static muxes on the operator inputs.
+// in every caller, so the selects are static muxes on the operator inputs. The lane
+// units limit their operators to W lanes' worth (ALLOCATION operation, EFGEN_VEC_*
+// above): II = ceil(T/W), the beats of a T-word vector on the AXI port.
 
-// ---- unit_ew: the element-wise / store stage, T lanes: 2 fadd, 3 fcmp.
+// ---- unit_ew: the element-wise / store stage, T lanes: 2 fadd, 3 fcmp (W lanes'
+// worth instantiated).
 // Up to two streamed operands per pass, x0 then x1, each with a role: kSum adds it to
 // the running value (the first term of a sum replaces it), kGate keeps the running
 // value where the operand is > 0 (else 0). Sources come before gates in every op, so
@@ -310,6 +414,8 @@ static inline void unit_ew(const VecF& x0, const VecF& x1, const VecF& acc, cons
                            const int valid, VecF& acc_o, VecF& y) {
   EFGEN_HLS(INLINE off)
   EFGEN_HLS(PIPELINE II=1)
+  EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_VEC_EW_FADD)
+  EFGEN_HLS(ALLOCATION operation instances=fcmp limit=EFGEN_VEC_EW_FCMP)
   for (int t = 0; t < kT; ++t) {
     EFGEN_VEC_LANES
     const float s0 = acc[t] + x0[t];
@@ -326,7 +432,8 @@ static inline void unit_ew(const VecF& x0, const VecF& x1, const VecF& acc, cons
   }
 }
 
-// ---- unit_bn: every batchnorm pass, T lanes: 3 fadd, 4 fmul.
+// ---- unit_bn: every batchnorm pass, T lanes: 3 fadd (2 adds, 1 subtract), 4 fmul
+// (W lanes' worth instantiated).
 // u = the gmem0 operand (x in FP, dy in BP), w = x; per-channel m = mean, s = invstd,
 // k2 = beta | dbeta, k3 = gamma | dgamma, k4 = coef; p0, p1 = partial sums.
 //   kBnMean: q0 = p0 + x                  kBnVar: q1 = p1 + (x - mean)^2
@@ -345,6 +452,9 @@ static inline void unit_bn(const VecF& u, const VecF& w, const VecF& p0, const V
                            const VecF& k4, const BnCtl c, VecF& q0, VecF& q1, VecF& y) {
   EFGEN_HLS(INLINE off)
   EFGEN_HLS(PIPELINE II=1)
+  EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_VEC_BN_FADD)
+  EFGEN_HLS(ALLOCATION operation instances=fsub limit=EFGEN_VEC_BN_FSUB)
+  EFGEN_HLS(ALLOCATION operation instances=fmul limit=EFGEN_VEC_BN_FMUL)
   const bool red = c.mode <= kBnSums;
   for (int t = 0; t < kT; ++t) {
     EFGEN_VEC_LANES
@@ -364,7 +474,8 @@ static inline void unit_bn(const VecF& u, const VecF& w, const VecF& p0, const V
   }
 }
 
-// ---- unit_pool: pooling, T lanes: 1 fadd, 1 fmul, 2 fcmp.
+// ---- unit_pool: pooling, T lanes: 1 fadd, 1 fmul, 2 fcmp (W lanes' worth
+// instantiated).
 //   kPoolMax:   (acc, idx) <- (v, kf) where v > acc (strict: the first maximum stays)
 //   kPoolAvg:   acc + v
 //   kPoolMaxBp: acc + (aux == kf ? v : 0)   (aux = argmax, v = dy)
@@ -383,6 +494,9 @@ static inline void unit_pool(const VecF& v, const VecF& aux, const VecF& acc, co
                              const PoolCtl c, VecF& acc_o, VecF& idx_o) {
   EFGEN_HLS(INLINE off)
   EFGEN_HLS(PIPELINE II=1)
+  EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_VEC_POOL_FADD)
+  EFGEN_HLS(ALLOCATION operation instances=fmul limit=EFGEN_VEC_POOL_FMUL)
+  EFGEN_HLS(ALLOCATION operation instances=fcmp limit=EFGEN_VEC_POOL_FCMP)
   for (int t = 0; t < kT; ++t) {
     EFGEN_VEC_LANES
     const bool gt = v[t] > acc[t];

@@ -56,7 +56,7 @@ PARAMS_H = """#ifndef EFGEN_PARAMS_H
 #define EFGEN_WBUF_DEPTH 512
 #define EFGEN_MAX_W {max_w}
 #define EFGEN_VEC_CHUNK {chunk}
-#endif
+{extra}#endif
 """
 MAX_W = 12   # on-chip rows of the test builds: max(EFGEN_MAX_W, 9) = 12 vectors
 WRAPPER = """#include "efgen_params.h"
@@ -82,7 +82,7 @@ def eng(request, tmp_path_factory):
     t, tm, tn, chunk = request.param
     d = tmp_path_factory.mktemp(f"vector_t{t}")
     (d / "efgen_params.h").write_text(PARAMS_H.format(t=t, tm=tm, tn=tn, max_c=MAX_C,
-                                                      max_w=MAX_W, chunk=chunk))
+                                                      max_w=MAX_W, chunk=chunk, extra=""))
     src = d / "vector_wrap.cpp"
     src.write_text(WRAPPER)
     lib = load(compile_shared([src], d / "vector_wrap.so", include_dirs=[d],
@@ -529,22 +529,31 @@ def test_unused_slots_are_not_checked(eng):
 
 # ===================================================================== HLS structure
 # The header as Vitis sees it, and the manifest of efgen/hls/manifest.py against the
-# code: float operations per function from g++'s SSA dump, arrays from the header.
+# code: float operations per function from g++'s SSA dump (code_ops), the lane units'
+# ALLOCATION operation limits from the synthesis view (ops), arrays from the header.
 
 HEADER = hls_kernels_dir() / "vector_engine.h"
 ALONE = '#include "efgen_params.h"\n#include "vector_engine.h"\n'
 
 
-def _params_dir(tmp_path, t=4, max_w=MAX_W, chunk=8):
-    d = tmp_path / f"params_t{t}_w{max_w}_c{chunk}"
+def _params_dir(tmp_path, t=4, max_w=MAX_W, chunk=8, axi=None, header=None):
+    """A folder with efgen_params.h (EFGEN_AXI_WORDS only when ``axi`` is given: else
+    the header's default 4) and, with ``header``, its own vector_engine.h text, which
+    `#include "vector_engine.h"` then finds before hls_kernels/'s."""
+    tag = "" if axi is None else f"_a{axi}"
+    tag += "" if header is None else f"_h{zlib.crc32(header.encode()):08x}"
+    d = tmp_path / f"params_t{t}_w{max_w}_c{chunk}{tag}"
     d.mkdir(exist_ok=True)
+    extra = "" if axi is None else f"#define EFGEN_AXI_WORDS {axi}\n"
     (d / "efgen_params.h").write_text(PARAMS_H.format(t=t, tm=t, tn=t, max_c=MAX_C,
-                                                      max_w=max_w, chunk=chunk))
+                                                      max_w=max_w, chunk=chunk, extra=extra))
+    if header is not None:
+        (d / "vector_engine.h").write_text(header)
     return d
 
 
-def _gxx(tmp_path, src, *flags, t=4, max_w=MAX_W, chunk=8, out=None):
-    d = _params_dir(tmp_path, t, max_w, chunk)
+def _gxx(tmp_path, src, *flags, t=4, max_w=MAX_W, chunk=8, out=None, axi=None, header=None):
+    d = _params_dir(tmp_path, t, max_w, chunk, axi, header)
     f = d / "src.cpp"
     f.write_text(src)
     cmd = ["g++", *flags, f"-I{d}", f"-I{hls_kernels_dir()}", str(f)]
@@ -593,6 +602,10 @@ def test_pragmas_under_synthesis(tmp_path):
     units = [n for n, f in man["functions"].items() if f["kind"].endswith("unit")]
     for u in units:
         assert f"#pragma HLS ALLOCATION function instances={u} limit=1" in pragmas
+    ops = [p for p in pragmas if p.startswith("#pragma HLS ALLOCATION operation")]
+    assert ops
+    for p in ops:
+        assert re.fullmatch(r"#pragma HLS ALLOCATION operation instances=[a-z]+ limit=\d+", p), p
     assert re.search(r"^\s*ew_mid:", proc.stdout, re.M)
     proc = _gxx(tmp_path, ALONE, "-std=c++14", "-fsyntax-only", "-D__SYNTHESIS__", "-Wall",
                 "-Wextra", "-Werror", "-Wno-unknown-pragmas", "-Wno-unused-label")
@@ -725,10 +738,11 @@ def _split_params(sig: str) -> list[str]:
     return out
 
 
-def ssa_float_ops(text: str) -> tuple[dict[str, Counter], set[str]]:
+def ssa_float_ops(text: str) -> tuple[dict[str, Counter], set[str], Counter]:
     """Per function of the engine: Counter of fadd/fmul/fdiv/fsqrt/fcmp/sitofp in the
-    SSA dump; and the functions that declare anything of type double."""
-    out, doubles = {}, set()
+    SSA dump (fadd: adds and subtracts); the functions that declare anything of type
+    double; and per function the subtractions among its fadd (Vitis's fsub)."""
+    out, doubles, subs = {}, set(), Counter()
     for block in re.split(r"^;; Function ", text, flags=re.M)[1:]:
         full = block.split(" ", 1)[0]
         if not (full.startswith("efgen_vec::") or full.startswith("efgen_vector")):
@@ -762,6 +776,7 @@ def ssa_float_ops(text: str) -> tuple[dict[str, Counter], set[str]]:
             m = re.match(r"^(\S+) = (\S+) ([-+*/]) (\S+);$", s)
             if m and is_float(m.group(1)):
                 ops[{"+": "fadd", "-": "fadd", "*": "fmul", "/": "fdiv"}[m.group(3)]] += 1
+                subs[name] += m.group(3) == "-"
                 continue
             m = re.match(rf"^(?:if \((\S+) {_CMP} (\S+)\)|\S+ = (\S+) {_CMP} (\S+);)$", s)
             if m:
@@ -776,7 +791,53 @@ def ssa_float_ops(text: str) -> tuple[dict[str, Counter], set[str]]:
             if re.match(r"^(\S+ = )?(std::)?(__builtin_)?sqrtf? \(", s):
                 ops["fsqrt"] += 1
         out[name] = ops
-    return out, doubles
+    return out, doubles, subs
+
+
+def _alloc_limits(pre: str, names) -> dict[str, dict[str, int]]:
+    """{function: {operation: limit}} of the ALLOCATION operation pragmas in the body of
+    each named function of a preprocessed synthesis view (g++ -E -D__SYNTHESIS__)."""
+    funcs = _functions(pre[pre.index("namespace efgen_vec {"):])   # not the system headers
+    out = {}
+    for n in names:
+        lim = {}
+        for op, n_ in re.findall(r"^\s*#pragma HLS ALLOCATION operation instances=(\w+) "
+                                 r"limit=(\d+)\s*$", funcs[n], re.M):
+            assert op not in lim, (n, op)
+            lim[op] = int(n_)
+        out[n] = lim
+    return out
+
+
+def _alloc_mismatches(limits: dict[str, dict[str, int]], man: dict) -> list[str]:
+    """Where the operator limits of the synthesis view and the manifest's instances
+    disagree: a lane unit's limits (fsub folded into fadd, as the manifest counts) must
+    be its ``ops``, i.e. ops per lane x W; every other function has no operation limit
+    and ``ops`` == ``code_ops``."""
+    bad = []
+    for n, f in man["functions"].items():
+        lim = limits.get(n, {})
+        if f["kind"] == "lane unit":
+            folded = Counter()
+            for op, v in lim.items():
+                folded["fadd" if op == "fsub" else op] += v
+            if dict(folded) != f["ops"]:
+                bad.append(f"{n}: limits {lim} vs ops {f['ops']}")
+            if f["ops"] != {k: v * man["vec_w"] for k, v in f["ops_per_copy"].items()}:
+                bad.append(f"{n}: ops {f['ops']} are not W = {man['vec_w']} lanes' worth")
+        else:
+            if lim:
+                bad.append(f"{n}: unexpected operation limits {lim}")
+            if f["ops"] != f["code_ops"]:
+                bad.append(f"{n}: ops {f['ops']} != code_ops {f['code_ops']}")
+    return bad
+
+
+def _synthesis_view(tmp_path, t, axi=None, header=None) -> str:
+    proc = _gxx(tmp_path, ALONE, "-std=c++14", "-E", "-D__SYNTHESIS__", t=t, axi=axi,
+                header=header)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 @pytest.mark.parametrize("t,max_w,chunk", [(4, MAX_W, 8), (16, 32, 256)])
@@ -789,26 +850,82 @@ def test_manifest_matches_the_float_ops_of_the_code(tmp_path, t, max_w, chunk):
                 out=tmp_path / "w.o")
     assert proc.returncode == 0, proc.stderr
     dump = next(tmp_path.rglob("*.ssa")).read_text()
-    got, doubles = ssa_float_ops(dump)
+    got, doubles, subs = ssa_float_ops(dump)
     assert not doubles, f"double in {sorted(doubles)}"
     assert {"unit_ew", "eltwise", "bn_pass", "pool_fp", "efgen_vector_engine"} <= set(got)
-    man = vector_engine_manifest(t, MAX_C, max_w, chunk)
+    man = vector_engine_manifest(t, MAX_C, max_w, chunk)     # EFGEN_AXI_WORDS default 4
+    w = min(t, 4)
+    assert man["vec_w"] == w
+    # -O0 keeps the lane loop rolled: the dump shows one copy of a lane unit's operations
+    # and the loop runs kT times, so the code's operations are the dump's x copies.
     want = {n: Counter(f["ops_per_copy"]) for n, f in man["functions"].items()
             if f["ops_per_copy"]}
     assert {n: c for n, c in got.items() if c} == want
     funcs = _functions(_code(HEADER.read_text()))
     lane_loop = "for (int t = 0; t < kT; ++t)"
     for n, f in man["functions"].items():
+        assert f["code_ops"] == {k: v * f["copies"] for k, v in got.get(n, {}).items()}, n
         if f["kind"] == "lane unit":
             assert f["copies"] == t and lane_loop in funcs[n]
+            assert f["alloc_copies"] == w and f["ii"] == -(-t // w)
             assert "INLINE off" in funcs[n]
         elif f["kind"] == "scalar unit":
             assert f["copies"] == 1 and lane_loop not in funcs[n]
             assert "INLINE off" in funcs[n]
         elif f["kind"] == "control":
             assert "EFGEN_HLS(INLINE)" in funcs[n]
-    assert man["totals"] == {"fadd": 6 * t + 2 + 7 + 1 + 3, "fmul": 5 * t + 1 + 1 + 4,
-                             "fdiv": 1, "fsqrt": 1, "fcmp": 5 * t + 1, "sitofp": 6}
+    # The lane units' limits in the synthesis view, per Vitis operation (fadd and fsub
+    # apart): the dump's adds and subtracts per lane x W, and the manifest's instances.
+    limits = _alloc_limits(_synthesis_view(tmp_path, t), man["functions"])
+    for n, f in man["functions"].items():
+        if f["kind"] == "lane unit":
+            per_lane = Counter(got[n])
+            per_lane["fadd"] -= subs[n]
+            per_lane["fsub"] = subs[n]
+            assert limits[n] == {k: v * w for k, v in per_lane.items() if v}, n
+    assert subs["unit_bn"] == 1 and not subs["unit_ew"] and not subs["unit_pool"]
+    assert _alloc_mismatches(limits, man) == []
+    assert man["code_totals"] == {"fadd": 6 * t + 2 + 7 + 1 + 3, "fmul": 5 * t + 1 + 1 + 4,
+                                  "fdiv": 1, "fsqrt": 1, "fcmp": 5 * t + 1, "sitofp": 6}
+    assert man["totals"] == {"fadd": 6 * w + 2 + 7 + 1 + 3, "fmul": 5 * w + 1 + 1 + 4,
+                             "fdiv": 1, "fsqrt": 1, "fcmp": 5 * w + 1, "sitofp": 6}
+
+
+# (T, EFGEN_AXI_WORDS): W = T < 4, W = 4 < T, W = T = 4, 64- and 32-bit ports, T = 3,
+# and the header's default (None: 4).
+ALLOC_CASES = [(2, 4), (3, 4), (4, 4), (8, 4), (16, 4), (16, 2), (8, 1), (16, 16), (16, None)]
+
+
+@pytest.mark.parametrize("t,axi", ALLOC_CASES)
+def test_allocation_limits_are_the_manifest_instances(tmp_path, t, axi):
+    """Each lane unit's ALLOCATION operation limits in the synthesis view are the
+    manifest's operator instances (ops per lane x W, W = min(T, EFGEN_AXI_WORDS)); no
+    other function limits operations."""
+    man = vector_engine_manifest(t, MAX_C, MAX_W, 8, axi_words=axi or 4)
+    limits = _alloc_limits(_synthesis_view(tmp_path, t, axi), man["functions"])
+    assert _alloc_mismatches(limits, man) == []
+    lane = {n for n, f in man["functions"].items() if f["kind"] == "lane unit"}
+    assert lane == {"unit_ew", "unit_bn", "unit_pool"} and all(limits[n] for n in lane)
+
+
+@pytest.mark.parametrize("old,new", [
+    # a table entry: 3W for W = 4 (unit_ew's fcmp limit)
+    ("#define EFGEN_VEC_W3 12\n#define EFGEN_VEC_W4 16", "#define EFGEN_VEC_W3 11\n#define EFGEN_VEC_W4 16"),
+    # a unit's limit names the wrong multiple
+    ("instances=fmul limit=EFGEN_VEC_BN_FMUL", "instances=fmul limit=EFGEN_VEC_BN_FADD"),
+    # a limit dropped
+    ("  EFGEN_HLS(ALLOCATION operation instances=fcmp limit=EFGEN_VEC_POOL_FCMP)\n", ""),
+    # W no longer capped by the port
+    ("#define EFGEN_VEC_W EFGEN_AXI_WORDS\n", "#define EFGEN_VEC_W EFGEN_LANES\n"),
+])
+def test_a_changed_limit_fails_the_check(tmp_path, old, new):
+    """The check above catches a header whose limits drift from the manifest."""
+    text = HEADER.read_text()
+    assert text.count(old) == 1, old
+    man = vector_engine_manifest(16, MAX_C, MAX_W, 8)
+    limits = _alloc_limits(_synthesis_view(tmp_path, 16, header=text.replace(old, new)),
+                           man["functions"])
+    assert _alloc_mismatches(limits, man)
 
 
 SIZES = r"""#include <cstdio>

@@ -3,11 +3,14 @@
 The vector engine keeps every float operator in six datapath functions ("units"), each
 INLINE off and limited to one RTL instance by an ALLOCATION pragma; the op functions
 around them only move data. :func:`vector_engine_manifest` lists, per C++ function,
-the float operator instances it holds and the on-chip arrays it declares, from the same
-parameters that generate the code (lanes T = EFGEN_LANES, EFGEN_MAX_C, EFGEN_MAX_W,
-EFGEN_VEC_CHUNK). tests/test_hls_vector.py checks it against the C++ itself: the float
-operations of every function in g++'s SSA dump, and the arrays' names, sizes and
-partitioning.
+the float operations its code holds (``code_ops``: T copies in a lane unit), the
+operator instances after the ALLOCATION operation limits (``ops``: W = min(T,
+EFGEN_AXI_WORDS) lanes' worth in a lane unit) and the on-chip arrays it declares, from
+the same parameters that generate the code (lanes T = EFGEN_LANES, EFGEN_MAX_C,
+EFGEN_MAX_W, EFGEN_VEC_CHUNK, EFGEN_AXI_WORDS). tests/test_hls_vector.py checks it
+against the C++ itself: the float operations of every function in g++'s SSA dump, the
+operator limits of every lane unit in the synthesis view, and the arrays' names, sizes
+and partitioning.
 
 :func:`vector_params` derives the vector engine's macros of efgen_params.h (capacity of
 the on-chip rows, loop tripcounts) from a program's descriptors.
@@ -19,7 +22,8 @@ import math
 
 from efgen.hls.desc import OPS
 from efgen import __version__
-from efgen.model.operators import _CONTROL_OPS, _UNITS, OP_KINDS, conv_engine_ops, totals  # noqa: F401
+from efgen.model.operators import (_CONTROL_OPS, _UNITS, OP_KINDS,  # noqa: F401
+                                   conv_engine_ops, totals, vector_lanes)
 
 IL = 8          # interleaved partial sums (kIL)
 LINES = 4       # pooling FP line buffer rows (kLines)
@@ -42,45 +46,64 @@ def _array(name: str, ctype: str, dims: list[int], complete: list[int], use: str
 
 
 def vector_engine_manifest(lanes: int, max_c: int, max_w: int = 64,
-                           chunk: int = CHUNK) -> dict:
-    """Float operator instances and on-chip arrays of the vector engine, per function.
+                           chunk: int = CHUNK, axi_words: int = 4) -> dict:
+    """Float operations, operator instances and on-chip arrays of the vector engine, per
+    function.
 
     ``lanes`` = EFGEN_LANES (T), ``max_c`` = EFGEN_MAX_C, ``max_w`` = EFGEN_MAX_W,
-    ``chunk`` = EFGEN_VEC_CHUNK (the header's defaults: 64 and 256). Returns::
+    ``chunk`` = EFGEN_VEC_CHUNK, ``axi_words`` = EFGEN_AXI_WORDS (the header's defaults:
+    64, 256 and 4). Returns::
 
-        {"engine": "efgen_vector_engine", "lanes": T,
+        {"engine": "efgen_vector_engine", "lanes": T, "axi_words": W_axi,
+         "vec_w": W = min(T, W_axi),
          "params": {"max_c", "max_cb", "max_w", "row_vectors", "chunk", "il", "lines",
                     "rows", "nchan"},
          "functions": {name: {"kind": "lane unit" | "scalar unit" | "control" | "top",
-                              "instances": 1, "copies": T or 1,
-                              "ops_per_copy": {op: n}, "ops": {op: n * copies},
+                              "instances": 1, "copies": T or 1, "alloc_copies": W or 1,
+                              "ii": ceil(copies / alloc_copies),
+                              "ops_per_copy": {op: n},
+                              "code_ops": {op: n * copies},
+                              "ops": {op: n * alloc_copies},
                               "arrays": [{"name", "type", "dims", "words", "partition":
                                           [{"dim", "type"}], "banks", "bank_words",
                                           "use"}],
                               "what": str, "used_by": [op names]}},
-         "totals": {op: instances summed over functions}, "array_words": int}
+         "totals": {op: instances summed over functions},
+         "code_totals": {op: operations of the code summed over functions},
+         "array_words": int}
 
     op is one of fadd (adds and subtracts), fmul, fdiv, fsqrt, fcmp (float compares),
-    sitofp (int -> float conversions); selects are muxes and not counted. Units have one
-    instance each (ALLOCATION limit=1) whatever the number of loops that call them.
+    sitofp (int -> float conversions); selects are muxes and not counted. ``code_ops``
+    are the operations the C++ writes (a lane unit's lane loop has T iterations);
+    ``ops`` are the operator instances synthesis is allowed: a lane unit's ALLOCATION
+    operation limits give W lanes' worth, shared by the T lanes at II = ``ii``; scalar
+    units and control functions are as written. Units have one instance each
+    (ALLOCATION function limit=1) whatever the number of loops that call them.
     """
-    if lanes < 1 or max_c < 1 or max_w < 1 or chunk < 1:
-        raise ValueError("vector_engine_manifest: lanes, max_c, max_w and chunk must be >= 1")
+    if lanes < 1 or max_c < 1 or max_w < 1 or chunk < 1 or axi_words < 1:
+        raise ValueError("vector_engine_manifest: lanes, max_c, max_w, chunk and axi_words "
+                         "must be >= 1")
+    w = vector_lanes(lanes, axi_words)
     max_cb = _ceil(max_c, lanes)
     row_v = max(max_w, IL + 1)
     funcs: dict[str, dict] = {}
+
+    def entry(kind, copies, alloc, ops, what, used_by):
+        return {"kind": kind, "instances": 1, "copies": copies, "alloc_copies": alloc,
+                "ii": _ceil(copies, alloc), "ops_per_copy": dict(ops),
+                "code_ops": {k: v * copies for k, v in ops.items()},
+                "ops": {k: v * alloc for k, v in ops.items()}, "arrays": [],
+                "what": what, "used_by": list(used_by)}
+
     for name, (copies, ops, what, used_by) in _UNITS.items():
-        n = lanes if copies == "lanes" else 1
-        funcs[name] = {"kind": "lane unit" if copies == "lanes" else "scalar unit",
-                       "instances": 1, "copies": n, "ops_per_copy": dict(ops),
-                       "ops": {k: v * n for k, v in ops.items()}, "arrays": [],
-                       "what": what, "used_by": list(used_by)}
+        if copies == "lanes":
+            funcs[name] = entry("lane unit", lanes, w, ops, what, used_by)
+        else:
+            funcs[name] = entry("scalar unit", 1, 1, ops, what, used_by)
     for name, (ops, what) in _CONTROL_OPS.items():
         op = {"bn_fp": "BN_FP", "bn_bp": "BN_BP", "pool_fp": "MAXPOOL_FP/AVGPOOL_FP",
               "pool_bp": "MAXPOOL_BP/AVGPOOL_BP", "flatten_fp": "FLATTEN_FP"}[name]
-        funcs[name] = {"kind": "control", "instances": 1, "copies": 1,
-                       "ops_per_copy": dict(ops), "ops": dict(ops), "arrays": [],
-                       "what": what, "used_by": op.split("/")}
+        funcs[name] = entry("control", 1, 1, ops, what, op.split("/"))
     arrays = [
         _array("ebuf", "float", [chunk, lanes], [2],
                "element-wise running value between the passes of a chunk (3-5 streams)"),
@@ -93,19 +116,23 @@ def vector_engine_manifest(lanes: int, max_c: int, max_w: int = 64,
                "row scratch: pooling lines/accumulators, shortcut blocks, flatten chunks"),
         _array("tags", "int", [LINES], [1], "map row held by each pooling line (FP) or dy/argmax line pair (BP)"),
     ]
-    funcs["efgen_vector_engine"] = {
-        "kind": "top", "instances": 1, "copies": 1, "ops_per_copy": {}, "ops": {},
-        "arrays": arrays, "what": "dispatch; owns the on-chip arrays (static locals)",
-        "used_by": sorted(k for k, v in OPS.items() if v >= 10)}
-    totals = {k: 0 for k in OP_KINDS}
+    funcs["efgen_vector_engine"] = entry(
+        "top", 1, 1, {}, "dispatch; owns the on-chip arrays (static locals)",
+        sorted(k for k, v in OPS.items() if v >= 10))
+    funcs["efgen_vector_engine"]["arrays"] = arrays
+    tot = {k: 0 for k in OP_KINDS}
+    code_tot = {k: 0 for k in OP_KINDS}
     for f in funcs.values():
         for k, v in f["ops"].items():
-            totals[k] += v * f["instances"]
-    return {"engine": "efgen_vector_engine", "lanes": lanes,
+            tot[k] += v * f["instances"]
+        for k, v in f["code_ops"].items():
+            code_tot[k] += v * f["instances"]
+    return {"engine": "efgen_vector_engine", "lanes": lanes, "axi_words": axi_words,
+            "vec_w": w,
             "params": {"max_c": max_c, "max_cb": max_cb, "max_w": max_w,
                        "row_vectors": row_v, "chunk": chunk, "il": IL, "lines": LINES,
                        "rows": ROWS, "nchan": NCHAN},
-            "functions": funcs, "totals": totals,
+            "functions": funcs, "totals": tot, "code_totals": code_tot,
             "array_words": sum(a["words"] for a in arrays)}
 
 
@@ -190,7 +217,7 @@ def project_manifest(hw, board, bounds: dict[str, int], acc_dist: int, max_c: in
     axi_words = board.axi.width_bits // 32
     conv = conv_engine_manifest(hw.tm, hw.tn, hw.lanes, axi_words, hw.wbuf_depth, bounds,
                                 acc_dist)
-    vec = vector_engine_manifest(hw.lanes, max_c, max_w, chunk)
+    vec = vector_engine_manifest(hw.lanes, max_c, max_w, chunk, axi_words)
     per_op = coefficients()["hls_ops"][board.dsp_type]
     mac = mac_cost(board.dsp_type, hw.precision)
 

@@ -9,9 +9,14 @@ Two engines, one descriptor at a time:
   operators as an AXI beat has words (ALLOCATION limits): the WU bias-gradient adders of
   ``ce_load``, the FP bias adders of ``ce_store``, the SGD write-back's multipliers and
   adders;
-* the vector engine (hls_kernels/vector_engine.h): six datapath units, one instance each
-  (lane units have T copies of their operators), and a few scalar operations in the op
-  functions.
+* the vector engine (hls_kernels/vector_engine.h): six datapath units, one instance each,
+  and a few scalar operations in the op functions. The lane units' code has T = lanes
+  copies of their per-lane operators; ALLOCATION operation limits instantiate
+  W = min(T, axi_words) lanes' worth (:func:`vector_lanes`), as many as the AXI port
+  brings words per beat: a T-word vector takes ceil(T/W) beats, the units' II.
+
+The counts here are operator instances (what the hardware has); the manifest
+(efgen/hls/manifest.py) lists the code's own operations beside them.
 
 tests/test_hls_structure.py and tests/test_hls_vector.py check the C++ against it.
 """
@@ -20,7 +25,10 @@ from __future__ import annotations
 
 OP_KINDS = ("fadd", "fmul", "fdiv", "fsqrt", "fcmp", "sitofp")
 
-# name: (copies: "lanes" or 1, float operators per copy, what it does, ops that use it)
+# name: (copies: "lanes" or 1, float operators per copy, what it does, ops that use it).
+# "lanes": T copies in the code, W = min(T, axi_words) instantiated (ALLOCATION operation
+# limits, per copy x W). fadd counts adds and subtracts: unit_bn's 3 are 2 adds and
+# 1 subtract, which the header limits separately (Vitis's fadd and fsub operations).
 _UNITS = {
     "unit_ew": ("lanes", {"fadd": 2, "fcmp": 3},
                 "element-wise / store stage: sums, ReLU gates, masks, fused ReLU, pad lanes",
@@ -65,11 +73,21 @@ def conv_engine_ops(tm: int, tn: int, axi_words: int) -> dict[str, dict[str, int
             "sgd_writeback": {"fmul": w, "fadd": w}}
 
 
-def vector_engine_ops(lanes: int) -> dict[str, dict[str, int]]:
-    """Float operator instances of the vector engine, per function."""
+def vector_lanes(lanes: int, axi_words: int = 4) -> int:
+    """W = min(T, EFGEN_AXI_WORDS): the lanes' worth of operators a lane unit of the
+    vector engine instantiates (vector_engine.h, EFGEN_VEC_W)."""
+    if lanes < 1 or axi_words < 1:
+        raise ValueError("vector_lanes: lanes and axi_words must be >= 1")
+    return min(lanes, axi_words)
+
+
+def vector_engine_ops(lanes: int, axi_words: int = 4) -> dict[str, dict[str, int]]:
+    """Float operator instances of the vector engine, per function: lane units W lanes'
+    worth (W = :func:`vector_lanes`), scalar units and control functions as written."""
+    w = vector_lanes(lanes, axi_words)
     out = {}
     for name, (copies, ops, _what, _used) in _UNITS.items():
-        n = lanes if copies == "lanes" else 1
+        n = w if copies == "lanes" else 1
         out[name] = {k: v * n for k, v in ops.items()}
     for name, (ops, _what) in _CONTROL_OPS.items():
         out[name] = dict(ops)
@@ -78,7 +96,7 @@ def vector_engine_ops(lanes: int) -> dict[str, dict[str, int]]:
 
 def hls_operators(tm: int, tn: int, lanes: int, axi_words: int) -> dict[str, dict[str, int]]:
     """Every function of the HLS C++ that holds float operators -> {op: instances}."""
-    return {**conv_engine_ops(tm, tn, axi_words), **vector_engine_ops(lanes)}
+    return {**conv_engine_ops(tm, tn, axi_words), **vector_engine_ops(lanes, axi_words)}
 
 
 def totals(funcs: dict[str, dict[str, int]], skip=()) -> dict[str, int]:
