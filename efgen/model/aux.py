@@ -1,6 +1,7 @@
 """Cost of the vector engine: every layer-phase that is not a convolution.
 
-The vector engine streams whole tensors: ``lanes`` (= T) elements per cycle, two read
+The vector engine streams whole tensors: min(T, port words) elements per cycle (its
+units are one AXI beat wide: :func:`vector_lanes`), two read
 ports (the input and weight ports are free while it runs) and one write port. A pass
 costs ``max(reads / (2*bw), writes / bw, elements / lanes)`` cycles plus one DMA start
 per burst and its pipeline depth. Tensors are contiguous per batch in both layouts, so
@@ -66,12 +67,19 @@ def _words(shape, batch: int, lanes: int, blocked: bool) -> float:
     return float(batch * cw * rest)
 
 
+def vector_lanes(hw: HwParams) -> int:
+    """Elements the vector engine computes per cycle: its datapath units hold one AXI
+    beat's worth of lanes, min(T, port words) (hls_kernels/vector_engine.h: a T-lane
+    vector takes T/W beats per stream, so wider units would only wait)."""
+    return max(1, min(hw.lanes, hw.port_words))
+
+
 def _pass(hw: HwParams, bw: float, maxb: float, reads: list[float], writes: list[float],
           elements: float) -> tuple[float, float]:
     """(cycles, bursts) of one streaming pass."""
     r, w = sum(reads), sum(writes)
     bursts = sum(math.ceil(x / maxb) for x in reads + writes if x > 0)
-    cyc = max(r / (2 * bw), w / bw, elements / hw.lanes)
+    cyc = max(r / (2 * bw), w / bw, elements / vector_lanes(hw))
     return cyc + bursts * hw.dma_start + hw.mac_depth, float(bursts)
 
 
