@@ -1053,6 +1053,17 @@ static inline void sgd_vec(const float g[T], float p[T], float v[T], float lr, f
   }
 }
 
+// The next T-word row of a DRAM weight pair: lane group tb of row mm of kernel offset kk
+// (the pair's word order ((kk*Tm + mm)*Tn + nn)). Returns true when kk advanced.
+static inline bool row_next(int& tb, int& mm, int& kk) {
+  if (++tb < TN / T) return false;
+  tb = 0;
+  if (++mm < TM) return false;
+  mm = 0;
+  ++kk;
+  return true;
+}
+
 // The bias gradient of lane m, block mbl: its ACC_DIST partial sums added in order.
 static inline float bias_grad(const float bacc[TM][MAX_MC * ACC_DIST], int m, int mbl) {
   float s = bacc[m][mbl * ACC_DIST];
@@ -1101,15 +1112,9 @@ EFGEN_LABEL(SGD_PAIRS_M)
             const int nn = tb * T + t;
             wbuf[mm][nn][slot0 + kk] = wbuf[mm][nn][slot0 + kk] + wbuf[mm][nn][slot0 + q * KK + kk];
           }
-          if (++tb == TN / T) {
-            tb = 0;
-            if (++mm == TM) {
-              mm = 0;
-              if (++kk == KK) {
-                kk = 0;
-                ++q;
-              }
-            }
+          if (row_next(tb, mm, kk) && kk == KK) {
+            kk = 0;
+            ++q;
           }
         }
       }
@@ -1136,13 +1141,7 @@ EFGEN_LABEL(SGD_PAIRS_M)
           mem_w[j.a[2] + off + int64_t(it) * T + t] = ok ? p[t] : p_in[t];
           mem_in[j.a[3] + off + int64_t(it) * T + t] = ok ? v[t] : v_in[t];
         }
-        if (++tb == TN / T) {
-          tb = 0;
-          if (++mm == TM) {
-            mm = 0;
-            ++kk;
-          }
-        }
+        row_next(tb, mm, kk);
       }
       if (j.a[6] != 0) {
         kk = 0;
@@ -1152,19 +1151,13 @@ EFGEN_LABEL(SGD_PAIRS_M)
         for (int it = 0; it < rows; ++it) {
           EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
           EFGEN_HLS(PIPELINE II=1)
-            const int m = (ob0 + mbl) * TM + mm;
+          const int m = (ob0 + mbl) * TM + mm;
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
             const bool ok = m < j.M && nb * TN + tb * T + t < j.N;   // pad words: +0
             mem_out[j.a[6] + off + int64_t(it) * T + t] = ok ? wbuf[mm][tb * T + t][slot0 + kk] : 0.0f;
           }
-          if (++tb == TN / T) {
-            tb = 0;
-            if (++mm == TM) {
-              mm = 0;
-              ++kk;
-            }
-          }
+          row_next(tb, mm, kk);
         }
       }
     }
