@@ -25,12 +25,27 @@ def _csim(tmp_path, net, tm, tn, batch=2, seed=0, **kw):
 
 
 def test_near_zero_relu_flip_passes_and_is_listed(tmp_path):
-    """Issue 11 in small: seed 1498 puts bn4:y[1,51,2,3] at -6.5e-8 in the golden model;
-    the C++ sums in another order and gets a positive value, so the ReLU mask (and pool3's
-    argmax over that otherwise all-zero window) flips and the error drifts upstream. The
-    C++ is right: the local check passes, the flips are listed with their margins."""
+    """Issue 11 in small: seed 1498 puts bn4:y[1,51,2,3] at -6.5e-8 in the golden model.
+    A C++ that sums in another order can get a positive value there: the ReLU mask (and
+    pool3's argmax over that otherwise all-zero window) flips and the error drifts
+    upstream, yet the C++ is right. Which elements a given summation order flips is an
+    accident of rounding, so the test makes the flip itself: after bn4's FP descriptor the
+    C++'s relu4:y[1,51,2,3] becomes +6.493e-8 (a change of 1e-7 of the tensor, what
+    another rounding order gives). The local check passes, the flips are listed with their
+    margins."""
+    from efgen.layout import FeatureMapLayout
     net = load_net(str(FIXTURES / "vgg-small.yaml"))
-    res = _csim(tmp_path, net, 16, 16, seed=1498)
+    board = load_board("zcu102")
+    design = schedule(Request(net, board, batch=2, tm=16, tn=16))
+    prog = build_program(net, design)
+
+    def tamper(index, s, mem):
+        if s is not None and (s.layer, s.what) == ("bn4", "fp"):
+            r = prog.regions["act:relu4"]
+            fm = FeatureMapLayout("blocked", design.hw.lanes)
+            mem[r.offset + int(fm.addr(tuple(r.shape), 1, 51, 2, 3))] = np.float32(6.493e-08)
+
+    res = run_csim(net, design, board, tmp_path, seed=1498, tamper=tamper)
     step = res.steps[0]
     report = format_report(res)
     assert step.ok, report
@@ -134,8 +149,9 @@ def _conv(name, src, m, k, s):
 @pytest.mark.parametrize("corrupt", [False, True])
 def test_ill_conditioned_output_is_judged_against_float64(corrupt, tiny_dir):
     """A BN beta gradient that cancels (found by the random-net test): numpy's float32 sum
-    is 2e-2 off the float64 one, the C++'s is not; the C++ passes against float64, and a
-    corrupted value still fails."""
+    is 2e-2 off the float64 one. The C++ (single precision, partial sums) is 1e-2 off: it
+    passes as no further from float64 than float32 arithmetic gets there, and a value
+    corrupted beyond float32's own error there (+10%) still fails."""
     from efgen.frontend.ir import parse_net
 
     net = parse_net({"name": "cancel", "input": [3, 9, 9], "num_classes": 2, "layers": [
@@ -148,7 +164,7 @@ def test_ill_conditioned_output_is_judged_against_float64(corrupt, tiny_dir):
     def tamper(index, s, mem):
         if corrupt and s is not None and (s.layer, s.what) == ("bn", "bp"):
             r = prog.regions["grad:bn"]
-            mem[r.offset + 4:r.offset + 8] *= np.float32(1.01)     # beta's gradient, +1%
+            mem[r.offset + 4:r.offset + 8] *= np.float32(1.1)      # beta's gradient, +10%
 
     board = load_board("zcu102")
     design = schedule(Request(net, board, batch=2, tm=2, tn=2))
@@ -160,5 +176,5 @@ def test_ill_conditioned_output_is_judged_against_float64(corrupt, tiny_dir):
     if corrupt:
         assert row.impl64 > BAR and not row.ok and not step.ok
     else:
-        assert row.impl64 <= BAR and row.ok and step.ok, format_report(res)
+        assert row.impl64 <= row.ref64 and row.ok and step.ok, format_report(res)
         assert "ill-conditioned in float32" in row.note

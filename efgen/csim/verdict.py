@@ -14,8 +14,10 @@ comparison with the golden trace fails on a correct design. Hence two steps:
   (argmax indices exactly). A tensor that misses the bar is run again with the op in
   float64 on the same inputs; it passes if the implementation is within the same bar of
   that (an ill-conditioned output such as a BN beta gradient that cancels, where numpy's
-  float32 sum is the inaccurate one). A word the implementation changed outside the
-  descriptor's outputs fails too.
+  float32 sum is the inaccurate one), or no further from float64 than numpy's own float32
+  op is: where float32 arithmetic cannot reach the bar (a sum that cancels to well below
+  its terms), an implementation in float32 is judged by what float32 can do. A word the
+  implementation changed outside the descriptor's outputs fails too.
 * **Decision flips (end to end).** Every ReLU-mask element (output > 0) and maxpool
   argmax that differs between the implementation's DRAM and the golden trace is listed
   with its margin: the golden pre-activation's |value|, or the gap between the golden
@@ -192,6 +194,10 @@ class LocalCheck:
                         if row.impl64 <= BAR:      # the float32 reference is the poor one
                             row.ok = True
                             row.note += " (ill-conditioned in float32; passes against float64)"
+                        elif row.impl64 <= row.ref64:  # as close as float32 arithmetic gets
+                            row.ok = True
+                            row.note += (" (ill-conditioned in float32; no further from "
+                                         "float64 than numpy's float32 op)")
 
     def loss(self, labels: np.ndarray, loss: float, before: np.ndarray,
              after: np.ndarray) -> list[LocalRow]:
