@@ -271,8 +271,8 @@ def test_tcl_flow_with_the_data_the_printed_command_writes(tiny_build, tmp_path,
     code, calls, err = _tcl(hls, tmp_path, cwd=Path("/"))    # from any folder
     assert code == 0 and err == ""
     words = _cosim_words(hls)
-    flags = "{-std=c++14 -I. -Ihls_kernels}"
-    small = f"{{-std=c++14 -I. -Ihls_kernels -DEFGEN_AXI_DEPTH={words}}}"
+    flags = "{-std=c++14 -pthread -I. -Ihls_kernels}"
+    small = f"{{-std=c++14 -pthread -I. -Ihls_kernels -DEFGEN_AXI_DEPTH={words}}}"
     head = ["set_part xczu9eg-ffvb1156-2-e", "create_clock -period 10.000 -name default",
             "config_interface -m_axi_alignment_byte_size 16 -m_axi_max_widen_bitwidth 128"]
     assert calls == [
@@ -281,12 +281,14 @@ def test_tcl_flow_with_the_data_the_printed_command_writes(tiny_build, tmp_path,
         f"add_files -tb efgen_host.cpp -cflags {flags}", "add_files -tb dram_in.bin",
         "add_files -tb dram_ref.bin", "add_files -tb labels.bin",
         "open_solution -reset solution1 -flow_target vivado", *head,
-        "csim_design ", "csynth_design ", "export_design -format ip_catalog", "close_project ",
+        "csim_design -ldflags -pthread", "csynth_design ", "export_design -format ip_catalog",
+        "close_project ",
         "open_project -reset efgen_cosim_prj", "set_top efgen_top",
         f"add_files efgen_top.cpp -cflags {small}",
         f"add_files -tb efgen_cosim_tb.cpp -cflags {small}", "add_files -tb cosim_in.bin",
         "add_files -tb cosim_ref.bin", "open_solution -reset cosim_small -flow_target vivado",
-        *head, "csim_design ", "csynth_design ", "cosim_design ", "close_project "]
+        *head, "csim_design -ldflags -pthread", "csynth_design ", "cosim_design -ldflags -pthread",
+        "close_project "]
 
 
 HOSTILE = ['net$(rm -rf ~)[exit 0]"{}', "b\\oard\nputs pwned; ' x", "dir é;`id`"]

@@ -13,8 +13,9 @@ from efgen.resources import data_dir
 
 # -ffp-contract=off: no fused multiply-adds, so float results match the golden model's
 # separately rounded multiply and add on every host.
+# -pthread: the C-simulation model of the kernels' DATAFLOW regions runs processes as threads.
 CXXFLAGS = ["-std=c++17", "-O2", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off", "-fPIC",
-            "-shared"]
+            "-shared", "-pthread"]
 
 
 def hls_kernels_dir() -> Path:
