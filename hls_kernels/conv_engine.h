@@ -478,6 +478,13 @@ static inline Runs fm_runs(const FmView& v, int rows, int cols) {
   return r;
 }
 
+// The first pixel (rr, cc) of the next run: a run per pixel steps the column, else the row.
+static inline void run_next(const Runs& runs, int cols, int& rr, int& cc) {
+  if (runs.per_row == 2 && ++cc < cols) return;
+  cc = 0;
+  ++rr;
+}
+
 // ---- ce_load: input tiles (and WU error tiles) ------------------------------------------
 
 // The real words of one input tile of reduction block nb: per lane block of the block
@@ -514,9 +521,7 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
           u += j.dil;
         }
       }
-      if (runs.per_row == 2 && ++cc < win.c.n) continue;
-      cc = 0;
-      ++rr;
+      run_next(runs, win.c.n, rr, cc);
     }
   }
 }
@@ -560,9 +565,7 @@ EFGEN_LABEL(LOAD_ERR_BLOCKS)
           ++ea;
           pc = pc == ACC_DIST - 1 ? 0 : pc + 1;
         }
-        if (runs.per_row == 2 && ++cc < w.tc) continue;
-        cc = 0;
-        ++rr;
+        run_next(runs, w.tc, rr, cc);
       }
     }
   }
@@ -877,9 +880,7 @@ EFGEN_LABEL(STORE_FP_LANES)
         }
         ++oa;
       }
-      if (runs.per_row == 2 && ++cc < w.tc) continue;
-      cc = 0;
-      ++rr;
+      run_next(runs, w.tc, rr, cc);
     }
   }
 }
@@ -915,9 +916,7 @@ EFGEN_LABEL(STORE_BP_LANES)
         }
         ++oa;
       }
-      if (runs.per_row == 2 && ++cc < w.tc) continue;
-      cc = 0;
-      ++rr;
+      run_next(runs, w.tc, rr, cc);
     }
   }
 }
