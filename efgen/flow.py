@@ -13,7 +13,9 @@
   ``efgen_top``, :func:`efgen.rtl.top.rtl_verilog`) and rtl/rtl.json, what ``efgen synth
   --yosys DIR`` synthesizes and predicts (:func:`efgen.rtl.synth.top_spec`). The RTL is
   an extra: a Design it does not support (see :func:`efgen.rtl.top.rtl_params`) is built
-  without rtl/, and the build says why in one line.
+  without rtl/, and the build says why in one line. With the RTL comes driver/
+  (efgen_driver.py, :mod:`efgen.runtime.board`): the PYNQ host program that trains through
+  the RTL's register map.
 * ``csim`` (``--csim``): compile the project with g++ and train one or more steps in
   C-simulation against the golden model; writes the whole-step testbench data into hls/
   (two DRAM images: 130 MB each for ResNet-20 at batch 32, so only this step writes
@@ -57,7 +59,8 @@ BUILD_STEPS = (
     Step("hls", ("hls/", "hls/cosim_in.bin", "hls/cosim_ref.bin"),
          "the Vitis HLS project of the Design (with its small co-simulation data)",
          ("estimate",)),
-    Step("rtl", ("rtl/",), "the reference RTL and rtl.json (Yosys)", ("estimate",)),
+    Step("rtl", ("rtl/", "driver/"), "the reference RTL, rtl.json (Yosys) and the board "
+         "driver", ("estimate",)),
     Step("csim", ("hls/dram_in.bin", "hls/dram_ref.bin", "hls/labels.bin"),
          "C-simulation of the HLS C++ against the golden model", ("estimate", "hls")),
 )
@@ -239,6 +242,10 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
             except EfgenError as exc:
                 shutil.rmtree(tmp / "rtl", ignore_errors=True)
                 note = f"rtl/ not written: {exc.message()}"
+            else:
+                from efgen.runtime.board import write_driver
+
+                write_driver(tmp / "driver", design)
         files = sorted(p.name for p in tmp.iterdir())
         publish(tmp, out_dir)
     except BaseException:

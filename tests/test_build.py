@@ -26,7 +26,7 @@ def built(tmp_path_factory):
 
 def test_build_writes_everything(built):
     assert sorted(p.name for p in built.iterdir()) == [
-        "design.json", "hls", "report.json", "report.md", "roofline.png", "rtl",
+        "design.json", "driver", "hls", "report.json", "report.md", "roofline.png", "rtl",
         "time_per_layer.png"]
     hls = sorted(p.name for p in (built / "hls").iterdir())
     assert hls == ["cosim_in.bin", "cosim_ref.bin", "efgen_cosim_tb.cpp", "efgen_host.cpp",
@@ -277,7 +277,7 @@ def test_build_steps_select_what_is_written(tmp_path):
                  "-o", str(b)]) == 0
     ta, tb = _tree(a), _tree(b)
     assert sorted(p.name for p in a.iterdir()) == [
-        "design.json", "report.json", "report.md", "roofline.png", "rtl", "time_per_layer.png"]
+        "design.json", "driver", "report.json", "report.md", "roofline.png", "rtl", "time_per_layer.png"]
     assert sorted(p.name for p in b.iterdir()) == [
         "design.json", "hls", "report.json", "report.md", "roofline.png", "time_per_layer.png"]
     shared = sorted(set(ta) & set(tb))

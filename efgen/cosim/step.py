@@ -1,9 +1,12 @@
-"""One training step with the conv and linear layer-phases on the reference RTL.
+"""Training steps with the conv and linear layer-phases on the reference RTL.
 
-The step is the accelerator program of :mod:`efgen.hls.program` (the same descriptors and
-DRAM image the C-simulation runs). Inside one cocotb simulation (sim/top/cocotb_top.py)
-:func:`drive` walks it in order: every CONV_FP / CONV_BP / CONV_WU descriptor runs on the
-RTL (written over AXI4-Lite, started, DRAM shared with the host through cocotbext-axi);
+The steps are the board driver's: :class:`efgen.runtime.trainer.Trainer` (the same
+descriptors and DRAM image the C-simulation runs, the same register protocol,
+:mod:`efgen.runtime.protocol`). Inside one cocotb simulation (sim/top/cocotb_top.py)
+:func:`drive` executes its bus operations (:func:`run_async`), with the DRAM image at a
+chosen word address of the simulated bus: every CONV_FP / CONV_BP / CONV_WU descriptor
+runs on the RTL (written over AXI4-Lite, started, DRAM shared with the host through
+cocotbext-axi);
 every other descriptor - batchnorm, pooling, adds, error sums, shortcut, flatten, ReLU -
 runs in numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), and
 so does the softmax cross-entropy, as on the real host. Parts of a conv descriptor the RTL
@@ -31,26 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from efgen.golden import ops
 from efgen.golden.model import SGD, init_state, synthetic_batch
-from efgen.hls.desc import FLAGS, OPS
-from efgen.hls.program import build_program
-from efgen.rtl.dma import desc_register_writes
+from efgen.runtime import protocol
+from efgen.runtime.trainer import Ran, Trainer
 
-CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
-OP_NAMES = {v: k for k, v in OPS.items()}
-
-
-@dataclass
-class Ran:
-    """One descriptor of the step: where it ran."""
-
-    layer: str
-    phase: str
-    op: str
-    where: str                    # "rtl" or "numpy"
-    host_parts: tuple = ()        # parts of an RTL descriptor done on the host
-    cycles: int = 0
+TIMEOUT = 5_000_000      # cycles a descriptor may run in co-simulation before it is a hang
 
 
 @dataclass
@@ -64,6 +52,7 @@ class StepResult:
     local: list = field(default_factory=list)      # efgen.csim.verdict.LocalRow
     descriptors: int = 0
     flips: list = field(default_factory=list)      # efgen.csim.verdict.Flip
+    final_state: object = None                     # the last step's: the state after it
 
     @property
     def max_rel(self) -> float:
@@ -81,126 +70,108 @@ class StepResult:
                 and all(f.benign for f in self.flips))
 
 
-def rtl_desc(d):
-    """The descriptor the RTL runs, and the host parts split off it."""
-    d2 = type(d).from_buffer_copy(bytes(d))
-    parts = []
-    phase = CONV_OPS[d.op]
-    if phase == "fp" and d.flags & FLAGS["BIAS"]:
-        parts.append("bias add")
-        d2.flags &= ~FLAGS["BIAS"]
-        if d.flags & FLAGS["RELU"]:
-            parts.append("ReLU after the bias")
-            d2.flags &= ~FLAGS["RELU"]
-    if phase == "wu" and d.flags & FLAGS["BIAS"]:
-        parts.append("bias gradient + SGD")
-        d2.flags &= ~FLAGS["BIAS"]
-    return d2, tuple(parts)
+async def run_async(ops, host, mem: np.ndarray, base_words: int = 0):
+    """Execute a generator of bus operations (:mod:`efgen.runtime.protocol`) inside
+    cocotb: registers through ``host.axil`` (AxiLiteMaster), the DRAM image copied into
+    and out of the AxiRam at ``base_words``. ``host`` is sim/top/cocotb_top.py's Host."""
+    from cocotb.triggers import ClockCycles
 
-
-def host_parts(it, d) -> None:
-    """What the host adds to an RTL conv descriptor (see the module docstring)."""
-    fl, B = d.flags, d.batch
-    a = [int(v) for v in d.a]
-    yout = (B, d.out_c, d.out_h, d.out_w)
-    phase = CONV_OPS[d.op]
-    if phase == "fp" and fl & FLAGS["BIAS"]:
-        y = it.fm_get(a[7], yout) + it.v_get(a[2], d.out_c)[None, :, None, None]
-        it.fm_put(a[7], np.maximum(y, 0) if fl & FLAGS["RELU"] else y)
-    elif phase == "wu" and fl & FLAGS["BIAS"]:
-        gb = ops.conv_bias_grad(it.fm_get(a[0], yout))
-        sgd = (float(d.lr), float(d.momentum), float(d.weight_decay))
-        bb, vb = ops.sgd_update(it.v_get(a[4], d.out_c), gb, it.v_get(a[5], d.out_c), *sgd)
-        it.v_put(a[4], bb)
-        it.v_put(a[5], vb)
-        if a[7]:
-            it.v_put(a[7], gb)
+    value = None
+    while True:
+        try:
+            op = ops.send(value)
+        except StopIteration as stop:
+            return stop.value
+        value = None
+        if isinstance(op, protocol.Write):
+            await host.axil.write_dword(op.offset, int(op.value) & 0xFFFFFFFF)
+        elif isinstance(op, protocol.Read):
+            value = int(await host.axil.read_dword(op.offset))
+        elif isinstance(op, protocol.Wait):
+            await ClockCycles(host.dut.clk, op.cycles)
+        elif isinstance(op, protocol.ToDevice):
+            host.write_image(base_words, mem.view(np.uint32))
+        elif isinstance(op, protocol.FromDevice):
+            mem[:] = host.read_image(base_words, mem.size).view(np.float32)
+        else:
+            raise TypeError(f"unknown bus operation {op!r}")
 
 
 async def drive(host, plan: dict) -> dict:
-    """Run the step inside cocotb. ``host`` is sim/top/cocotb_top.py's Host."""
-    from efgen.csim.interp import Interp
+    """Run ``plan["batches"]`` training steps of ``plan["trainer"]`` (an
+    :class:`efgen.runtime.trainer.Trainer`, the board driver's) inside cocotb, every
+    descriptor checked (:class:`efgen.csim.verdict.LocalCheck`). Per step: the state
+    before it, the loss, where each descriptor ran, the local checks."""
     from efgen.csim.verdict import LocalCheck
 
-    prog = plan["prog"]
-    mem = plan["mem"]
-    hw = prog.design.hw
-    it = Interp(mem, hw.lanes, hw.tm, hw.tn)
-    check = LocalCheck(prog)
-    ran = []
-
-    async def one(s):
-        d = s.desc
-        before = mem.copy()
-        skip = set()
-        if d.op in CONV_OPS:
-            if CONV_OPS[d.op] == "wu" and d.a[6]:
-                skip.add(int(d.a[6]))          # the RTL writes no gradient debug copy
-            d2, parts = rtl_desc(d)
-            host.write_image(0, mem.view(np.uint32))
-            res = await host.run(s.layer + ":" + CONV_OPS[d.op],
-                                 [[o, v] for o, v in desc_register_writes(d2)])
-            mem[:] = host.read_image(0, mem.size).view(np.float32)
-            host_parts(it, d)
-            ran.append(dict(layer=s.layer, phase=CONV_OPS[d.op], op=OP_NAMES[d.op],
-                            where="rtl", host_parts=parts, cycles=res["cycles"]))
-        else:
-            it.run(d)
-            ran.append(dict(layer=s.layer, phase=s.what, op=OP_NAMES[d.op], where="numpy"))
-        check.descriptor(s.layer, s.what, d, before, mem, skip)
-
-    for s in prog.fp:
-        await one(s)
-    B, K = prog.design.batch, prog.net.num_classes
-    lr = prog.regions[prog.logits]
-    before = mem.copy()
-    logits = it.fm_get(lr.offset, lr.shape).reshape(B, K)
-    loss, dlogits = ops.softmax_ce(logits, plan["labels"])
-    it.fm_put(prog.regions[prog.dlogits].offset, dlogits.reshape(B, K, 1, 1))
-    check.loss(plan["labels"], float(loss), before, mem)
-    ran.append(dict(layer="loss", phase="fp+bp", op="SOFTMAX_CE", where="numpy"))
-    for s in prog.bp:
-        await one(s)
-    return {"loss": float(loss), "ran": ran, "mem": mem, "local": check.rows,
-            "descriptors": check.count}
+    tr = plan["trainer"]
+    steps = []
+    for x, labels in plan["batches"]:
+        before = tr.state()
+        check = LocalCheck(tr.prog)
+        log = await run_async(tr.step_ops(x, labels, check, TIMEOUT), host, tr.mem,
+                              tr.base_words)
+        steps.append({"state": before, "loss": log.loss, "ran": [vars(r) for r in log.ran],
+                      "local": check.rows, "descriptors": check.count,
+                      "tensors": tr.image.tensors()})
+    return {"steps": steps, "mem": tr.mem.copy(), "state": tr.state()}
 
 
-def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None = None,
-                 seed: int = 0, sgd: SGD = SGD(), latency: int | None = None, pause=None,
-                 plusargs: tuple = ()) -> StepResult:
-    """One training step of ``net`` with its conv/linear layer-phases on the RTL of ``p``
-    (``pause``: an efgen.cosim.layers.Pause; ``plusargs``: e.g. layers.RANDOM_INIT)."""
+def run_rtl_steps(design, p, batches, state=None, *, sim: str = "verilator",
+                  workdir: Path | None = None, sgd: SGD = SGD(), base_words: int = 0,
+                  latency: int | None = None, pause=None, plusargs: tuple = (),
+                  seed: int = 0) -> list[StepResult]:
+    """Training steps of ``design`` on ``batches`` (``[(x, labels), ...]``) with the board
+    driver's :class:`~efgen.runtime.trainer.Trainer` against the RTL of ``p``, its DRAM
+    image at word ``base_words`` of the simulated bus, from ``state`` (default the seeded
+    He init). Step k is compared with the golden step from the RTL's own state after step
+    k-1 (``pause``: an efgen.cosim.layers.Pause; ``plusargs``: e.g. layers.RANDOM_INIT)."""
     from efgen.cosim.layers import DRAM_LATENCY, simulate
-    from efgen.csim.csim import DramImage, compare, golden_step
+    from efgen.csim.csim import compare, golden_step
     from efgen.csim.verdict import decision_flips
 
     t0 = time.perf_counter()
+    net = design.net_ir
     work = (Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="efgen-step-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    prog = build_program(net, design, sgd.lr, sgd.momentum, sgd.weight_decay)
-    img = DramImage(prog)
-    state = init_state(net, seed=seed, dtype=np.float32)
-    x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
-    img.load_state(state, x)
-    golden = golden_step(net, state, x, labels, sgd)
-    plan = {"prog": prog, "mem": img.mem, "labels": np.asarray(labels, np.int64)}
+    tr = Trainer(design, lr=sgd.lr, momentum=sgd.momentum, weight_decay=sgd.weight_decay,
+                 base_words=base_words)
+    batches = [(np.asarray(x, np.float32), np.asarray(lab, np.int64)) for x, lab in batches]
+    tr.load_state(init_state(net, seed=seed, dtype=np.float32) if state is None else state,
+                  batches[0][0])
     with open(work / "plan.pkl", "wb") as f:
-        pickle.dump(plan, f)
+        pickle.dump({"trainer": tr, "batches": batches}, f)
     simulate(p, work, {"step": str(work / "plan.pkl"), "step_out": str(work / "step.pkl"),
                        "latency": DRAM_LATENCY if latency is None else latency,
                        "pause": vars(pause) if pause else None}, sim=sim, plusargs=plusargs)
     with open(work / "step.pkl", "rb") as f:
         got = pickle.load(f)
-    img.mem = got["mem"]
-    # RTL WU descriptors do not write the gradient debug copies (a[6]): not compared.
-    skipped = sorted(f"{r['layer']}:grad.weight" for r in got["ran"]
-                     if r["where"] == "rtl" and r["phase"] == "wu")
-    trace = {k: v for k, v in golden.trace.items() if k not in skipped}
-    tensors = img.tensors()
-    rows = compare(trace, tensors)
-    flips = decision_flips(net, golden.trace, tensors)
-    return StepResult(got["loss"], golden.loss, [Ran(**r) for r in got["ran"]], rows,
-                      skipped, time.perf_counter() - t0, got["local"], got["descriptors"], flips)
+    out = []
+    for (x, labels), st in zip(batches, got["steps"]):
+        golden = golden_step(net, st["state"], x, labels, sgd)
+        ran = [Ran(**r) for r in st["ran"]]
+        # RTL WU descriptors do not write the gradient debug copies (a[6]): not compared.
+        skipped = sorted(f"{r.layer}:grad.weight" for r in ran
+                         if r.where == "rtl" and r.phase == "wu")
+        trace = {k: v for k, v in golden.trace.items() if k not in skipped}
+        rows = compare(trace, st["tensors"])
+        flips = decision_flips(net, golden.trace, st["tensors"])
+        out.append(StepResult(st["loss"], golden.loss, ran, rows, skipped, 0.0, st["local"],
+                              st["descriptors"], flips))
+    out[-1].seconds = time.perf_counter() - t0
+    out[-1].final_state = got["state"]
+    return out
+
+
+def run_rtl_step(net, design, p, *, sim: str = "verilator", workdir: Path | None = None,
+                 seed: int = 0, sgd: SGD = SGD(), latency: int | None = None, pause=None,
+                 plusargs: tuple = (), base_words: int = 0) -> StepResult:
+    """One training step of ``net`` (seeded synthetic batch, seeded He init) with its
+    conv/linear layer-phases on the RTL of ``p`` (see :func:`run_rtl_steps`)."""
+    x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
+    return run_rtl_steps(design, p, [(x, labels)], sim=sim, workdir=workdir, sgd=sgd,
+                         base_words=base_words, latency=latency, pause=pause,
+                         plusargs=plusargs, seed=seed)[0]
 
 
 def format_step(res: StepResult, model: dict | None = None) -> str:
@@ -227,4 +198,5 @@ def format_step(res: StepResult, model: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Ran", "StepResult", "drive", "format_step", "run_rtl_step"]
+__all__ = ["Ran", "StepResult", "drive", "format_step", "run_async", "run_rtl_step",
+           "run_rtl_steps"]

@@ -245,13 +245,15 @@ async def run_script(dut):
         from efgen.cosim.step import drive
         with open(script["step"], "rb") as f:
             plan = pickle.load(f)
-        host = Host(dut, lat, _mem_size(plan["mem"].size))
+        tr = plan["trainer"]
+        host = Host(dut, lat, _mem_size(tr.base_words + tr.words))
         await host.reset()
         host.set_pause(script.get("pause"))
         out = await drive(host, plan)
         with open(script["step_out"], "wb") as f:
             pickle.dump(out, f)
-        results = {r["layer"] + ":" + r["phase"]: r.get("cycles", 0) for r in out["ran"]}
+        results = {r["layer"] + ":" + r["phase"]: r.get("cycles", 0)
+                   for r in out["steps"][0]["ran"]}
     else:                                    # independent layer-phases (efgen.cosim.layers)
         image = np.load(script["image"]).astype("<u4")
         host = Host(dut, lat, _mem_size(image.size))
