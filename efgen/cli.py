@@ -344,10 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", help="fully schedule every hardware point of a sweep file; "
                        "all points, two Pareto fronts and their plots")
-    s.add_argument("file", metavar="FILE.yaml", help="sweep file (see configs/sweeps)")
-    s.add_argument("-o", "--output", metavar="DIR", help="default: sweep-<name>")
-    s.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    from efgen.sweep import add_arguments as sweep_arguments
+
+    sweep_arguments(s)
     s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("cosim", help="run conv/linear layer-phases (or one training step) on "

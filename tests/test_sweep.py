@@ -39,11 +39,12 @@ def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
 
 @pytest.fixture(scope="module")
 def small_runs(tmp_path_factory):
-    """The SMALL sweep run with --jobs 1 and --jobs 2."""
+    """The SMALL sweep run with --jobs 1 (in this process) and --jobs 2 (a LocalCluster of
+    two worker processes), both computing every point (no cache)."""
     d = tmp_path_factory.mktemp("small")
     f = _write(d, SMALL)
-    s1 = sweep.run_sweep(f, d / "j1", jobs=1, progress=False)
-    s2 = sweep.run_sweep(f, d / "j2", jobs=2, progress=False)
+    s1 = sweep.run_sweep(f, d / "j1", jobs=1, progress=False, no_cache=True)
+    s2 = sweep.run_sweep(f, d / "j2", jobs=2, progress=False, no_cache=True)
     return d, s1, s2
 
 
@@ -380,8 +381,8 @@ def test_a_failure_leaves_no_half_written_folder(tmp_path, monkeypatch):
         sweep.run_sweep(f, out, jobs=1, progress=False)
     monkeypatch.undo()
     monkeypatch.setattr(sweep, "_evaluate_point", boom)  # fails while computing
-    with pytest.raises(RuntimeError):
-        sweep.run_sweep(f, tmp_path / "new", jobs=1, progress=False)
+    with pytest.raises(RuntimeError):                    # (the cache would answer)
+        sweep.run_sweep(f, tmp_path / "new", jobs=1, progress=False, no_cache=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.yaml"]
 
