@@ -371,6 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random back-pressure and idle cycles (30%% a cycle) on every AXI "
                         "channel, seeded")
     s.add_argument("-o", "--output", metavar="DIR", help="write cosim.json (and keep builds) here")
+    from efgen.farm import add_arguments as farm_arguments
+
+    farm_arguments(s, "layer-phases at a time", default_jobs="1")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.set_defaults(func=cmd_cosim)
 
     s = sub.add_parser("synth", help="synthesize a build folder's RTL with Yosys and "

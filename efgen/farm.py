@@ -80,7 +80,7 @@ class Farm:
             self._own.append(self.client)
             return self
         cluster = LocalCluster(n_workers=self.jobs, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)
         self._own.append(cluster)
         self.client = Client(cluster)
         self._own.append(self.client)
@@ -126,11 +126,12 @@ class Farm:
         return out
 
 
-def add_arguments(parser, what: str = "worker processes") -> None:
+def add_arguments(parser, what: str = "worker processes",
+                  default_jobs: str = "every core") -> None:
     """``--jobs``, ``--cluster``, ``--cache DIR`` and ``--no-cache`` (sweep and cosim)."""
     parser.add_argument("--jobs", type=int, metavar="N",
-                        help=f"{what} of a local Dask cluster (default: every core; "
-                             "1: in this process)")
+                        help=f"{what} on a local Dask cluster of worker processes "
+                             f"(default: {default_jobs}; 1: in this process)")
     parser.add_argument("--cluster", metavar="tcp://HOST:PORT",
                         help="run on this existing Dask scheduler instead (default: "
                              "$DASK_SCHEDULER_ADDRESS if set); its workers need efgen")

@@ -51,4 +51,4 @@ def bar(total: int, desc: str = "", *, unit: str = "it", enabled: bool = True,
         return tqdm(total=total, desc=desc or None, unit=unit, file=stream,
                     dynamic_ncols=True, leave=True)
     return _LogBar(total=total, desc=desc or None, unit=unit, file=stream, mininterval=0,
-                   miniters=1, ncols=80, ascii=True)
+                   miniters=1, ncols=120, ascii=True)

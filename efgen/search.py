@@ -8,7 +8,7 @@ is scheduled and evaluated exactly as by the exhaustive sweep (same cache, same 
 farm) with three objectives, all minimised: ms per step, energy per step and DSP. Both
 fronts the sweep writes are projections of that 3-D front (images/s is batch / ms).
 Points over the board caps or whose buffers fit no tiling are infeasible (Optuna's
-constraints; the amount over the tightest cap guides the search back into the board).
+constraints, Trial.set_constraint; the amount over the tightest cap guides the search back into the board).
 
 The budget counts *distinct* points evaluated: a point the sampler proposes again is
 answered from memory. Outputs are the sweep's (points.csv/json hold the evaluated points,
@@ -119,9 +119,7 @@ def run_search(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
     pop = population or max(8, min(50, budget // 10))
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.NSGAIISampler(
-        population_size=pop, seed=seed,
-        constraints_func=lambda t: (t.user_attrs["violation"],))
+    sampler = optuna.samplers.NSGAIISampler(population_size=pop, seed=seed)
     study = optuna.create_study(directions=["minimize"] * len(OBJECTIVES), sampler=sampler)
 
     cache = S._cache_for(cache_dir, no_cache)
@@ -157,7 +155,7 @@ def run_search(path: str | os.PathLike, out_dir: str | os.PathLike | None = None
                 if rec is None:                    # over the budget: not evaluated
                     study.tell(t, state=optuna.trial.TrialState.FAIL)
                     continue
-                t.set_user_attr("violation", _violation(rec))
+                t.set_constraint("violation", _violation(rec))
                 study.tell(t, [float(rec[k]) if rec["fits"] else _INFEASIBLE
                                for k in OBJECTIVES])
 
