@@ -323,9 +323,13 @@ def csim_step(net: Net, design: Design, board: Board, out_dir: Path, args):
 
     print(f"efgen: C-simulation of {net.name} (batch {design.batch}, {args.train_steps} "
           "step(s)) ...", file=sys.stderr)
-    res = run_csim(net, design, board, out_dir, steps=args.train_steps, seed=args.seed,
-                   sgd=SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay),
-                   request=request_words(args))
+    from efgen.progress import bar, on_tty
+
+    with bar(args.train_steps, "csim", unit="step", enabled=on_tty()) as b:
+        res = run_csim(net, design, board, out_dir, steps=args.train_steps, seed=args.seed,
+                       sgd=SGD(lr=args.lr, momentum=args.momentum,
+                               weight_decay=args.weight_decay),
+                       request=request_words(args), progress=lambda _step: b.update(1))
     print(format_report(res))
     print(f"  {res.cpp_lines:,} lines of generated C++ (with hls_kernels), compiled in "
           f"{res.compile_seconds:.1f} s; {len(res.not_in_dram)} golden tensors are fused away "

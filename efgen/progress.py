@@ -1,17 +1,22 @@
 """Progress bars of the long commands (sweep, cosim, csim, synth), from tqdm.
 
 On a terminal the bar is tqdm's own, redrawn in place on stderr. Anywhere else (a log
-file, CI, a pipe) the same tqdm line is written once per tenth of the work, so logs stay
-short and free of carriage returns. ``enabled=False`` (``--no-progress``) shows nothing.
+file, CI, a pipe) :func:`bar` writes the same tqdm line once per tenth of the work, as
+``efgen sweep`` always did, so logs stay short and free of carriage returns; csim and
+synth show theirs on a terminal only (as ``efgen build`` decides for its messages).
+``enabled=False`` (``--no-progress``) shows nothing.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
 
 from tqdm import tqdm
 
-__all__ = ["bar"]
+__all__ = ["bar", "ticker", "on_tty"]
 
 
 class _LogBar(tqdm):
@@ -52,3 +57,34 @@ def bar(total: int, desc: str = "", *, unit: str = "it", enabled: bool = True,
                     dynamic_ncols=True, leave=True)
     return _LogBar(total=total, desc=desc or None, unit=unit, file=stream, mininterval=0,
                    miniters=1, ncols=120, ascii=True)
+
+
+@contextmanager
+def ticker(desc: str, *, enabled: bool = True, stream=None) -> Iterator[None]:
+    """Elapsed time of one long call (a Yosys run) on a terminal, redrawn twice a second
+    by tqdm; nothing on a non-terminal (a log gets the caller's own summary line)."""
+    stream = stream if stream is not None else sys.stderr
+    if not enabled or not getattr(stream, "isatty", lambda: False)():
+        yield
+        return
+    t = tqdm(total=None, desc=desc, file=stream, bar_format="{desc}: {elapsed}", leave=False)
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(0.5):
+            t.refresh()
+
+    th = threading.Thread(target=tick, daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join()
+        t.close()
+
+
+def on_tty(stream=None) -> bool:
+    """True when ``stream`` (default stderr) is a terminal."""
+    stream = stream if stream is not None else sys.stderr
+    return bool(getattr(stream, "isatty", lambda: False)())
