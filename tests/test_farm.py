@@ -60,7 +60,7 @@ def test_a_worker_killed_mid_task_loses_and_duplicates_nothing(tmp_path):
     ref = sweep.run_sweep(f, tmp_path / "one", jobs=1, progress=False, no_cache=True)
     killed: dict = {}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         box: dict = {}
 
         def run():
