@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # run from a checkout
-from efgen import sweep  # noqa: E402
+from efgen import dse as sweep  # noqa: E402
 
 
 def one_point_ms(repeat: int = 20) -> tuple[float, float]:
@@ -33,7 +33,9 @@ def one_point_ms(repeat: int = 20) -> tuple[float, float]:
     from efgen.model.evaluate import evaluate_design
     from efgen.model.schedule import Request, base_hw, schedule_fixed
 
-    sweep._tune_malloc()
+    from efgen.model.engine import tune_allocator
+
+    tune_allocator()
     net, board = load_net("resnet20"), load_board("zcu102")
     req = Request(net, board, batch=32)
     hw = replace(base_hw(req), tm=16, tn=16, wbuf_depth=1024)

@@ -311,18 +311,35 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
 
 
 def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
-          jobs: int | None = None, progress: bool = False):
+          jobs: int | None = None, progress: bool = False, cluster: str | None = None,
+          cache_dir: str | os.PathLike | None = None, no_cache: bool = False,
+          search: str | None = None, budget: int | None = None, seed: int = 0) -> dict:
     """Fully schedule every hardware point of a sweep file (``configs/sweeps``) and write
     the points, the Pareto fronts and their plots into ``out_dir`` (default
-    ``sweep-<name>``; nothing is written unless the whole sweep succeeds). ``jobs``: worker
-    processes (default every core). Returns the summary dict ``efgen sweep`` prints:
-    ``points``, ``fitting``, ``fronts``, ``best`` (the best point's record), ``files``,
-    ``elapsed_s``."""
-    from efgen.sweep import run_sweep
+    ``sweep-<name>``; nothing is written unless the whole sweep succeeds).
 
-    if jobs is not None:
-        jobs = _positive_int(jobs, "jobs")
-    return run_sweep(file, out_dir, jobs=jobs, progress=progress)
+    ``jobs``: Dask worker processes (default every core; 1 runs in this process);
+    ``cluster``: ``tcp://HOST:PORT`` of an existing Dask scheduler (default
+    ``DASK_SCHEDULER_ADDRESS``, else a LocalCluster); ``cache_dir``/``no_cache``: the
+    result cache (default ``EFGEN_CACHE_DIR``, else ``~/.cache/efgen``); ``search="nsga2"``
+    with ``budget`` (distinct points) and ``seed``: search the space with Optuna's
+    NSGA-II instead of enumerating it. Returns the summary dict ``efgen sweep`` prints:
+    ``points``, ``fitting``, ``fronts``, ``best`` (the best point's record), ``files``,
+    ``elapsed_s``, ``cached`` (and ``search``)."""
+    common = dict(progress=progress, cluster=cluster, cache_dir=cache_dir, no_cache=no_cache)
+    if search is None:
+        if budget is not None:
+            raise EfgenError("--budget is only for --search", where="--budget",
+                             fix="add --search nsga2, or drop --budget to enumerate every "
+                                 "point")
+        from efgen.dse import run_sweep
+
+        return run_sweep(file, out_dir, jobs, **common)
+    if search != "nsga2":
+        raise EfgenError(f"unknown search {search!r}", where="--search", fix="use nsga2")
+    from efgen.search import run_search
+
+    return run_search(file, out_dir, budget=budget, jobs=jobs, seed=seed, **common)
 
 
 __all__ = ["Accelerator", "Written", "build", "sweep", "EfgenError"]

@@ -167,8 +167,12 @@ def cmd_build(args) -> int:
 
     print(f"efgen: C-simulation of {net.name} (batch {acc.design.batch}, {args.train_steps} "
           "step(s)) ...", file=sys.stderr)
-    res = acc.csim(steps=args.train_steps, seed=args.seed, lr=args.lr, momentum=args.momentum,
-                   weight_decay=args.weight_decay, workdir=written.out_dir)
+    from efgen.progress import bar, on_tty
+
+    with bar(args.train_steps, "csim", unit="step", enabled=on_tty()) as b:
+        res = acc.csim(steps=args.train_steps, seed=args.seed, lr=args.lr,
+                       momentum=args.momentum, weight_decay=args.weight_decay,
+                       workdir=written.out_dir, progress=lambda _step: b.update(1))
     print(format_report(res))
     print(f"  {res.cpp_lines:,} lines of generated C++ (with hls_kernels), compiled in "
           f"{res.compile_seconds:.1f} s; {len(res.not_in_dram)} golden tensors are fused away "
@@ -285,9 +289,18 @@ def cmd_synth(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from efgen.sweep import main_args
+    """efgen sweep: :func:`efgen.api.sweep`, and its summary printed."""
+    from efgen.api import sweep
+    from efgen.dse import print_summary
 
-    return main_args(args)  # efgen.api.sweep's run, with its summary printed
+    print_summary(sweep(args.file, getattr(args, "output", None), jobs=getattr(args, "jobs", None),
+                        progress=not getattr(args, "no_progress", False),
+                        cluster=getattr(args, "cluster", None),
+                        cache_dir=getattr(args, "cache_dir", None),
+                        no_cache=getattr(args, "no_cache", False),
+                        search=getattr(args, "search", None), budget=getattr(args, "budget", None),
+                        seed=getattr(args, "seed", 0)))
+    return 0
 
 
 # ---- parser -----------------------------------------------------------------------------
@@ -382,10 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sweep", help="fully schedule every hardware point of a sweep file; "
                        "all points, two Pareto fronts and their plots")
-    s.add_argument("file", metavar="FILE.yaml", help="sweep file (see configs/sweeps)")
-    s.add_argument("-o", "--output", metavar="DIR", help="default: sweep-<name>")
-    s.add_argument("--jobs", type=int, metavar="N", help="worker processes (default: every core)")
-    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    from efgen.dse import add_arguments as sweep_arguments
+
+    sweep_arguments(s)
     s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("cosim", help="run conv/linear layer-phases (or one training step) on "
@@ -410,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="random back-pressure and idle cycles (30%% a cycle) on every AXI "
                         "channel, seeded")
     s.add_argument("-o", "--output", metavar="DIR", help="write cosim.json (and keep builds) here")
+    from efgen.farm import add_arguments as farm_arguments
+
+    farm_arguments(s, "layer-phases at a time", default_jobs="1")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.set_defaults(func=cmd_cosim)
 
     s = sub.add_parser("synth", help="synthesize a build folder's RTL with Yosys and "

@@ -254,5 +254,6 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     return rep, files, note
 
 
-__all__ = ["estimate", "write_build", "write_rtl", "request_words", "check_out_dir", "STEPS", "BUILD_STEPS", "DEFAULT_STEPS", "select_steps",
+__all__ = ["estimate", "write_build", "write_rtl", "request_words", "check_out_dir", "STEPS",
+           "BUILD_STEPS", "DEFAULT_STEPS", "select_steps",
            "steps_help", "RTL_IMPLS", "ddr_bytes_per_cycle"]

@@ -16,3 +16,18 @@ def run_cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _result_cache_in_tmp(tmp_path_factory):
+    """efgen's result cache (sweep points, cosim runs) goes to a session folder, never to
+    the user's ~/.cache; a test that wants its own passes cache_dir / --cache."""
+    import os
+
+    old = os.environ.get("EFGEN_CACHE_DIR")
+    os.environ["EFGEN_CACHE_DIR"] = str(tmp_path_factory.mktemp("efgen-cache"))
+    yield
+    if old is None:
+        os.environ.pop("EFGEN_CACHE_DIR", None)
+    else:
+        os.environ["EFGEN_CACHE_DIR"] = old

@@ -148,3 +148,16 @@ def test_csim_refuses_a_precision_it_does_not_implement():
     with pytest.raises(EfgenError) as e:
         acc.csim()
     assert e.value.where == "precision"
+
+
+def test_sweep_from_python(tmp_path):
+    import efgen.dse  # noqa: F401 - the module is imported: efgen.sweep stays the function
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: s\nboards: [zcu102]\nnets: [tiny]\nbatch: [2]\ntm: [2, 4]\ntn: [2]\n")
+    s = efgen.sweep(f, tmp_path / "o", jobs=1, no_cache=True)
+    assert s["points"] == 2 and s["fitting"] == 2 and s["best"]["tm"] in (2, 4)
+    assert (tmp_path / "o" / "points.csv").is_file()
+    with pytest.raises(EfgenError) as e:
+        efgen.sweep(f, tmp_path / "p", budget=5)
+    assert e.value.where == "--budget" and not (tmp_path / "p").exists()

@@ -173,7 +173,7 @@ def test_the_unbroken_bases_pass(tmp_path):
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
     from efgen.model.schedule import load_overrides
-    from efgen.sweep import load_sweep
+    from efgen.dse import load_sweep
 
     net = load_net(str(_write(tmp_path, "net.yaml", yaml.safe_dump(NET, sort_keys=False))))
     assert net.name == "tiny"

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from efgen import sweep
+from efgen import dse as sweep
+from efgen.cli import cmd_sweep
 from efgen.errors import EfgenError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +40,12 @@ def _write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
 
 @pytest.fixture(scope="module")
 def small_runs(tmp_path_factory):
-    """The SMALL sweep run with --jobs 1 and --jobs 2."""
+    """The SMALL sweep run with --jobs 1 (in this process) and --jobs 2 (a LocalCluster of
+    two worker processes), both computing every point (no cache)."""
     d = tmp_path_factory.mktemp("small")
     f = _write(d, SMALL)
-    s1 = sweep.run_sweep(f, d / "j1", jobs=1, progress=False)
-    s2 = sweep.run_sweep(f, d / "j2", jobs=2, progress=False)
+    s1 = sweep.run_sweep(f, d / "j1", jobs=1, progress=False, no_cache=True)
+    s2 = sweep.run_sweep(f, d / "j2", jobs=2, progress=False, no_cache=True)
     return d, s1, s2
 
 
@@ -138,13 +140,13 @@ def test_progress_bar_on_stderr(tmp_path, capsys):
     assert "2/2" in err and "[" in err
 
 
-def test_main_args_prints_a_summary(tmp_path, capsys):
+def test_cmd_sweep_prints_a_summary(tmp_path, capsys):
     import argparse
 
     f = _write(tmp_path, "name: m\nboards: [zcu102]\nnets: [tiny]\nbatch: [2]\n"
                          "tm: [2, 4]\ntn: [2]\n")
     args = argparse.Namespace(file=str(f), output=str(tmp_path / "o"), jobs=1, no_progress=True)
-    assert sweep.main_args(args) == 0
+    assert cmd_sweep(args) == 0
     out = capsys.readouterr().out
     assert "sweep m: 2 points, 2 fit" in out and "best by latency" in out
 
@@ -380,8 +382,8 @@ def test_a_failure_leaves_no_half_written_folder(tmp_path, monkeypatch):
         sweep.run_sweep(f, out, jobs=1, progress=False)
     monkeypatch.undo()
     monkeypatch.setattr(sweep, "_evaluate_point", boom)  # fails while computing
-    with pytest.raises(RuntimeError):
-        sweep.run_sweep(f, tmp_path / "new", jobs=1, progress=False)
+    with pytest.raises(RuntimeError):                    # (the cache would answer)
+        sweep.run_sweep(f, tmp_path / "new", jobs=1, progress=False, no_cache=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.yaml"]
 
@@ -411,7 +413,7 @@ def test_a_sweep_where_nothing_fits_still_writes_everything(tmp_path, capsys):
     f = _write(tmp_path, "name: none\nboards: [pynq-z2]\nnets: [tiny]\nbatch: [2]\n"
                          "tm: [64]\ntn: [64]\n")
     args = argparse.Namespace(file=str(f), output=str(tmp_path / "o"), jobs=1, no_progress=True)
-    assert sweep.main_args(args) == 0
+    assert cmd_sweep(args) == 0
     assert "no point fits" in capsys.readouterr().out
     [p] = _points(tmp_path / "o")
     assert not p["fits"] and p["binding"] in ("dsp", "bram18", "lut", "ff")
@@ -433,7 +435,7 @@ def test_points_whose_buffers_fit_no_tiling_are_reported(tmp_path):
 
 
 def test_cli_arguments(tmp_path, capsys):
-    """The argparse lines efgen/cli.py adds (sweep.add_arguments) reach main_args."""
+    """The argparse lines efgen/cli.py adds (sweep.add_arguments) reach the sweep."""
     import argparse
 
     f = _write(tmp_path, "name: c\nboards: [zcu102]\nnets: [tiny]\nbatch: [2]\n"
@@ -441,7 +443,7 @@ def test_cli_arguments(tmp_path, capsys):
     p = argparse.ArgumentParser()
     sweep.add_arguments(p)
     args = p.parse_args([str(f), "-o", str(tmp_path / "o"), "--jobs", "2", "--no-progress"])
-    assert sweep.main_args(args) == 0
+    assert cmd_sweep(args) == 0
     assert "on 2 workers" in capsys.readouterr().out
     assert (tmp_path / "o" / "points.csv").is_file()
     assert capsys.readouterr().err == ""

@@ -168,11 +168,14 @@ def _run_step(args, net, design, p, report: dict, out_dir: Path | None) -> int:
 
 
 def _run_layer_phases(args, net, design, plan, report: dict, out_dir: Path | None) -> int:
-    """One build and one simulation per layout; a progress line and an updated cosim.json
-    as each layer-phase finishes, so an interrupted run keeps what finished."""
+    """One build per layout, one simulation per layer-phase, on ``--jobs`` workers (or
+    ``--cluster``; efgen.cosim.farm), cached results reused; a progress bar and an
+    updated cosim.json as each layer-phase finishes, so an interrupted run keeps what
+    finished."""
     import sys
 
     from efgen.cosim import layers as cosim
+    from efgen.cosim.farm import KIND, run_farm
     from efgen.cosim.validate import model_rows
 
     def zero(lp):
@@ -185,47 +188,57 @@ def _run_layer_phases(args, net, design, plan, report: dict, out_dir: Path | Non
     macs = plan[0][1].tm * plan[0][1].tn
     print(f"efgen cosim: {n} layer-phase(s) of {net.name}; the model expects "
           f"{total:,.0f} cycles, about {_eta(total / (RATE[args.sim] / (macs + RATE_FIXED)))} "
-          f"of simulation on {args.sim} (plus one build per layout)", file=sys.stderr)
-    report["layouts"] = {}
-    state = {"k": 0, "cycles": 0.0, "t0": None}
+          f"of simulation on {args.sim} (plus one build per layout), "
+          f"on {getattr(args, 'jobs', None) or 1} job(s)", file=sys.stderr)
+    report["layouts"] = {layout: [] for layout, _, _ in plan}
+    import efgen.farm as farm_mod
+    from efgen.progress import bar
+    from efgen.resultcache import Cache, default_dir
+    from efgen.dse import check_jobs
+
+    jobs = check_jobs(getattr(args, "jobs", None) or 1)
+    cache = Cache(KIND, None if getattr(args, "no_cache", False)
+                  else (getattr(args, "cache_dir", None) or default_dir()))
+    rows: dict[str, dict] = {}
 
     def progress(layout, p, res):
-        state["k"] += 1
-        m = model[layout][res.lp.label]
-        state["cycles"] += m
-        now = time.perf_counter()
-        if state["t0"] is None:        # the first result also pays for the build
-            state["t0"], state["c0"] = now, state["cycles"]
-            left = "-"
-        else:
-            rate = (state["cycles"] - state["c0"]) / max(now - state["t0"], 1e-9)
-            left = _eta((total - state["cycles"]) / rate)
         [row] = model_rows(p, [res])
-        print(f"  [{state['k']}/{n}] {layout} {res.lp.label}: {res.cycles:,} cycles "
-              f"(model {m:,.0f}), max rel err {res.max_rel:.1e}; ETA {left}", file=sys.stderr)
-        report["layouts"][layout].append(dict(vars(row), err_pct=row.err_pct))
+        rows[f"{layout} {res.lp.label}"] = dict(vars(row), err_pct=row.err_pct)
+        b.set_postfix_str(f"{layout} {res.lp.label}: {res.cycles:,} cycles", refresh=False)
+        b.update(1)
+        # cosim.json keeps what finished, in the plan's order, for an interrupted run
+        report["layouts"] = {layout: [rows[k] for k in (f"{layout} {lp.label}"
+                                                         for lp in lps) if k in rows]
+                             for layout, _, lps in plan}
         if out_dir:
             _write_json(out_dir / "cosim.json", report)
 
     ok = True
+    t0 = time.perf_counter()
+    work_root = out_dir if out_dir else Path(cosim.BUILD_CACHE).parent
     try:
+        with farm_mod.Farm(jobs, getattr(args, "cluster", None)) as farm, \
+                bar(n, "cosim", unit="sim",
+                    enabled=not getattr(args, "no_progress", False)) as b:
+            res_by = run_farm(plan, sim=args.sim, farm=farm, cache=cache,
+                              build_root=Path(cosim.BUILD_CACHE), work_root=work_root,
+                              pause=_pause(args), on_result=progress)
+            workers = farm.workers
         for layout, p, lps in plan:
-            report["layouts"][layout] = []
-            t0 = time.perf_counter()
-            res = cosim.run_layer_phases(
-                p, lps, sim=args.sim, workdir=(out_dir / layout) if out_dir else None,
-                on_result=lambda r, layout=layout, p=p: progress(layout, p, r),
-                pause=_pause(args))
-            rows = model_rows(p, res)
-            print(format_rows(rows, f"efgen cosim: {net.name}, batch {design.batch}, "
-                                    f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {layout} layout, "
-                                    f"{args.sim}, {time.perf_counter() - t0:.1f} s"
-                                    + (f", back-pressure seed {args.backpressure}"
-                                       if args.backpressure is not None else "")))
+            res = res_by[layout]
+            rows_l = model_rows(p, res)
+            print(format_rows(rows_l, f"efgen cosim: {net.name}, batch {design.batch}, "
+                                      f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {layout} layout, "
+                                      f"{args.sim}, {time.perf_counter() - t0:.1f} s on "
+                                      f"{workers} worker{'s' if workers != 1 else ''}"
+                                      + (f", {cache.hits} from the cache" if cache.hits else "")
+                                      + (f", back-pressure seed {args.backpressure}"
+                                         if args.backpressure is not None else "")))
             for r in res:
                 if r.error:
                     print(f"{r.lp.label}: {r.error}")
             ok = ok and all(r.ok for r in res)
+            report["layouts"][layout] = [dict(vars(r), err_pct=r.err_pct) for r in rows_l]
     except KeyboardInterrupt:
         report["interrupted"] = True
         if out_dir:

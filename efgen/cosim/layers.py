@@ -404,7 +404,7 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator",
                build_root=Path(BUILD_CACHE).resolve() if BUILD_CACHE else work / "build",
                # the sequencer's address arithmetic truncates and extends on purpose
                build_args=VERILATOR_ARGS if sim == "verilator" else [],
-               plusargs=list(plusargs),
+               plusargs=list(plusargs), test_dir=work if BUILD_CACHE else None,
                extra_env={"EFGEN_TOP_SCRIPT": str(work / "script.json"),
                           "EFGEN_TOP_RESULTS": str(res_path)})
     return json.loads(res_path.read_text())

@@ -80,11 +80,14 @@ def _import_path(*dirs: Path) -> Iterator[None]:
 
 def run_cocotb(sim: str, *, toplevel: str, sources: Mapping[str, str], test_module: str,
                tb_dir: Path, build_root: Path, extra_env: Mapping[str, str] | None = None,
-               build_args: Sequence[str] = (), plusargs: Sequence[str] = ()) -> Path:
+               build_args: Sequence[str] = (), plusargs: Sequence[str] = (),
+               test_dir: Path | None = None) -> Path:
     """Build ``sources`` (file name -> Verilog text) and run cocotb ``test_module``.
 
-    ``tb_dir`` holds ``test_module`` and the helpers it imports. Returns the results
-    XML path; raises ``AssertionError`` if any cocotb test failed.
+    ``tb_dir`` holds ``test_module`` and the helpers it imports. ``test_dir`` (default:
+    the build directory) receives the results XML and the test log: simulations that
+    share one build run at the same time only with their own ``test_dir``. Returns the
+    results XML path; raises ``AssertionError`` if any cocotb test failed.
     """
     args = list(BUILD_ARGS[sim]) + list(build_args)
     build_dir = Path(build_root) / f"{sim}-{build_key(sim, toplevel, sources, args)}"
@@ -102,7 +105,7 @@ def run_cocotb(sim: str, *, toplevel: str, sources: Mapping[str, str], test_modu
         # The runner's make step is serial; build's own os.environ copy wins if set.
         runner.env["MAKEFLAGS"] = f"-j{os.cpu_count() or 1}"
     build_log = build_dir / "build.log"
-    test_log = build_dir / f"{test_module}.log"
+    test_log = Path(test_dir or build_dir) / f"{test_module}.log"
     # cocotb reports failures as SystemExit; turn them into test failures with the log.
     # The directory's name hashes every input of the build, so a finished build is reused
     # as it is (cocotb's Verilator runner would re-run verilator and make every time).
@@ -117,7 +120,8 @@ def run_cocotb(sim: str, *, toplevel: str, sources: Mapping[str, str], test_modu
     try:
         with _import_path(Path(tb_dir), _package_root(tb_dir)):
             results = Path(runner.test(test_module=test_module, hdl_toplevel=toplevel,
-                                       hdl_toplevel_lang="verilog", build_dir=build_dir, extra_env=dict(extra_env or {}),
+                                       hdl_toplevel_lang="verilog", build_dir=build_dir,
+                                       test_dir=test_dir, extra_env=dict(extra_env or {}),
                                        plusargs=list(plusargs),
                                        log_file=test_log))
         n_tests, n_failed = get_results(results)

@@ -239,10 +239,13 @@ def run_yosys(files: dict[str, str] | Path | str, top: str, family: str = "xcup"
             + "tee -q -o stat.json stat -json\n"
             + "stat\n")
         t0 = time.perf_counter()
+        from efgen.progress import ticker
+
         try:
-            r = subprocess.run([exe, "-q", "-l", str(log_path.resolve()), "-s",
-                                str(script.resolve())], cwd=work, capture_output=True,
-                               text=True, timeout=timeout)
+            with ticker(f"yosys synth_xilinx -top {top}"):
+                r = subprocess.run([exe, "-q", "-l", str(log_path.resolve()), "-s",
+                                    str(script.resolve())], cwd=work, capture_output=True,
+                                   text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise EfgenError(f"yosys did not finish within {timeout:g} s", file=str(src),
                              where=top, fix="synthesize a smaller design") from None

@@ -57,9 +57,7 @@ import math
 import os
 import re
 import shutil
-import sys
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -69,13 +67,17 @@ import yaml
 from efgen._version import __version__
 from efgen.design import OBJECTIVES, PRECISIONS
 from efgen.errors import EfgenError
+from efgen.farm import Farm
 from efgen.frontend import load_net
 from efgen.frontend.boards import MAX_CLOCK_MHZ, Board, list_boards, load_board
 from efgen.frontend.ir import Net, did_you_mean, list_nets
 from efgen.frontend.yamlio import LineMap, describe_value, parse_yaml, read_text
 from efgen.outdir import make_temp, publish
+from efgen.progress import bar
+from efgen.resultcache import Cache, digest
+from efgen.resultcache import default_dir as default_cache_dir
 
-__all__ = ["Sweep", "load_sweep", "run_sweep", "main_args", "pareto_mask", "FIELDS",
+__all__ = ["Sweep", "load_sweep", "run_sweep", "print_summary", "pareto_mask", "FIELDS",
            "FRONTS", "add_arguments"]
 
 MAX_POINTS = 200_000
@@ -245,7 +247,8 @@ def _check_value(c: _Checker, key: str, spec: _Key, i: int, v: Any, base: Path) 
     return v
 
 
-def _check_doc(file: str, text: str, doc: Any) -> tuple[str, dict[str, tuple], str, int | None]:
+def _check_doc(file: str, text: str, doc: Any, max_points: int | None = MAX_POINTS
+               ) -> tuple[str, dict[str, tuple], str, int | None]:
     if not isinstance(doc, dict):
         what = ("the file is empty" if doc is None
                 else f"the top level must be a mapping of keys, got {_describe(doc)}")
@@ -313,18 +316,20 @@ def _check_doc(file: str, text: str, doc: Any) -> tuple[str, dict[str, tuple], s
                       "or 'train_last: null' to train every layer")
 
     n = math.prod(len(v) for v in values.values())
-    if n > MAX_POINTS:
-        raise EfgenError(f"the sweep has {n:,} points (limit {MAX_POINTS:,})", file=file,
-                         fix="shorten some lists or split the sweep into several files")
+    if max_points is not None and n > max_points:
+        raise EfgenError(f"the sweep has {n:,} points (limit {max_points:,})", file=file,
+                         fix="shorten some lists, split the sweep into several files, or "
+                             "search it: efgen sweep FILE --search nsga2 --budget N")
     return name, values, objective, train_last
 
 
-def load_sweep(path: str | os.PathLike) -> Sweep:
-    """Read and validate a sweep file and load its boards and nets (nothing is run)."""
+def load_sweep(path: str | os.PathLike, max_points: int | None = MAX_POINTS) -> Sweep:
+    """Read and validate a sweep file and load its boards and nets (nothing is run);
+    ``max_points=None``: no limit on the product (for a search)."""
     file = os.fspath(path)
     text = read_text(file, "sweep file")
     doc = parse_yaml(text, file)
-    name, values, objective, train_last = _check_doc(file, text, doc)
+    name, values, objective, train_last = _check_doc(file, text, doc, max_points)
     c = _Checker(file, doc, text)
     boards: dict[str, Board] = {}
     for i, b in enumerate(values["boards"]):
@@ -434,7 +439,11 @@ def _evaluate_point(p: tuple) -> dict[str, Any]:
     return rec
 
 
-def _run_chunk(chunk: list[tuple]) -> list[dict[str, Any]]:
+def _run_chunk(chunk: list[tuple], ctx: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Evaluate ``chunk`` (a task of :class:`~efgen.farm.Farm`); ``ctx`` (boards, nets,
+    objective) is set up once per worker process and sweep."""
+    if ctx is not None and _CTX.get("token") != ctx["token"]:
+        _init_worker(ctx)
     return [_evaluate_point(p) for p in chunk]
 
 
@@ -574,48 +583,21 @@ def _check_out_dir(out: Path) -> None:
 
 # =========================================================================== running
 
-class _Progress:
-    """``[#####.....] 123/2000  12.3 s`` on stderr; on a non-terminal, a line per 10%."""
-
-    def __init__(self, total: int, enabled: bool, stream=None):
-        self.total, self.done, self.enabled = total, 0, enabled and total > 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.t0 = time.perf_counter()
-        self.last_decile = -1
-        self._draw()
-
-    def _draw(self) -> None:
-        if not self.enabled:
-            return
-        frac = self.done / self.total
-        bar = "#" * int(frac * 30) + "." * (30 - int(frac * 30))
-        text = f"[{bar}] {self.done}/{self.total}  {time.perf_counter() - self.t0:.1f} s"
-        if self.tty:
-            self.stream.write("\r" + text)
-            self.stream.flush()
-        else:
-            decile = int(frac * 10)
-            if decile != self.last_decile:
-                self.last_decile = decile
-                self.stream.write(text + "\n")
-                self.stream.flush()
-
-    def update(self, n: int) -> None:
-        self.done += n
-        self._draw()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def default_jobs() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def check_jobs(jobs: int | None) -> int:
+    """``--jobs`` checked (None: :func:`default_jobs`)."""
+    if jobs is None:
+        return default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise EfgenError(f"--jobs must be a positive integer, got {jobs!r}", where="--jobs",
+                         fix="give e.g. --jobs 2, or leave it out to use every core")
+    return jobs
 
 
 def _chunks(points: list[tuple], jobs: int) -> list[list[tuple]]:
@@ -629,60 +611,110 @@ def _chunks(points: list[tuple], jobs: int) -> list[list[tuple]]:
     return out
 
 
-def _compute(sw: Sweep, jobs: int, progress: bool) -> list[dict]:
-    points = sw.points()
+#: The code a scheduled point depends on (besides its inputs): part of its cache key.
+_POINT_CODE = ("model/*.py", "dse.py", "design.py")
+
+
+def _context(sw: Sweep) -> dict[str, Any]:
     ctx = {"boards": sw.boards, "nets": sw.nets, "objective": sw.objective,
            "train_last": sw.train_last}
-    chunks = _chunks(points, jobs)
-    bar = _Progress(len(points), progress)
-    results: list[dict] = []
-    try:
-        if jobs == 1 or len(chunks) == 1:
-            _init_worker(ctx)
-            for ch in chunks:
-                results.extend(_run_chunk(ch))
-                bar.update(len(ch))
+    ctx["token"] = digest({k: repr(v) for k, v in ctx.items()})
+    return ctx
+
+
+def _point_keys(sw: Sweep, cache: Cache, points: list[tuple]) -> list[str]:
+    """The cache key of each point: its values, the board and net definitions, the
+    objective and train_last (plus, in Cache.key, efgen's version, the coefficients and
+    the model's source)."""
+    defs = {("board", k): digest(repr(v)) for k, v in sw.boards.items()}
+    defs.update({("net", k): digest(repr(v)) for k, v in sw.nets.items()})
+    keys = []
+    for p in points:
+        _, b, n = p[:3]
+        keys.append(cache.key({"point": list(p[1:]), "board": defs[("board", b)],
+                               "net": defs[("net", n)], "objective": sw.objective,
+                               "train_last": sw.train_last}, _POINT_CODE))
+    return keys
+
+
+def _evaluate(sw: Sweep, points: list[tuple], farm: Farm, cache: Cache, bar) -> list[dict]:
+    """The record of every point of ``points``, in their order: from the cache where it
+    holds them, the rest computed on ``farm`` (and stored)."""
+    keys = _point_keys(sw, cache, points) if cache.enabled else [None] * len(points)
+    records: list[dict | None] = [None] * len(points)
+    todo = []
+    for i, (p, k) in enumerate(zip(points, keys)):
+        hit = cache.get(k) if k is not None else None
+        if hit is not None and set(hit) == set(FIELDS) - {"index"}:
+            records[i] = {f: (p[0] if f == "index" else hit[f]) for f in FIELDS}
         else:
-            with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)),
-                                     initializer=_init_worker, initargs=(ctx,)) as ex:
-                pending = {ex.submit(_run_chunk, ch): len(ch) for ch in chunks}
-                try:
-                    while pending:
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in done:
-                            results.extend(fut.result())
-                            bar.update(pending.pop(fut))
-                except BaseException:
-                    for fut in pending:
-                        fut.cancel()
-                    raise
-    finally:
-        bar.close()
+            todo.append(i)
+    bar.update(len(points) - len(todo))
+    chunks = _chunks([points[i] for i in todo], farm.workers)
+    pos = {p[0]: i for i, p in enumerate(points)}
+
+    def done(_, chunk_records):
+        bar.update(len(chunk_records))
+
+    for chunk_records in farm.map(_run_chunk, chunks, _context(sw), on_done=done):
+        for r in chunk_records:
+            i = pos[r["index"]]
+            records[i] = r
+            if keys[i] is not None:
+                cache.put(keys[i], {f: v for f, v in r.items() if f != "index"})
+    return records  # type: ignore[return-value]
+
+
+def _compute(sw: Sweep, farm: Farm, cache: Cache, progress: bool) -> list[dict]:
+    points = sw.points()
+    with bar(len(points), f"sweep {sw.name}", unit="pt", enabled=progress) as b:
+        results = _evaluate(sw, points, farm, cache, b)
     results.sort(key=lambda r: r["index"])
     return results
 
 
-def run_sweep(path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
-              jobs: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Validate, run and write a sweep; returns a summary dict (see :func:`main_args`).
+def _cache_for(cache_dir, no_cache: bool) -> Cache:
+    if no_cache:
+        return Cache(POINT_KIND, None)
+    return Cache(POINT_KIND, cache_dir if cache_dir is not None else default_cache_dir())
 
+
+POINT_KIND = "sweep-point"
+
+
+def run_sweep(path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+              jobs: int | None = None, progress: bool = True, *,
+              cluster: str | None = None, cache_dir: str | os.PathLike | None = None,
+              no_cache: bool = False, client=None) -> dict[str, Any]:
+    """Validate, run and write a sweep; returns a summary dict (see :func:`print_summary`).
+
+    ``jobs`` worker processes of a local Dask cluster (1: in this process), or the Dask
+    cluster at ``cluster`` (or ``client``); points already in the result cache
+    (``cache_dir``, default :func:`efgen.resultcache.default_dir`) are not recomputed.
     Nothing is written unless the whole sweep succeeds."""
     t0 = time.perf_counter()
-    if jobs is None:
-        jobs = default_jobs()
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise EfgenError(f"--jobs must be a positive integer, got {jobs!r}", where="--jobs",
-                         fix="give e.g. --jobs 2, or leave it out to use every core")
+    jobs = check_jobs(jobs)
     sw = load_sweep(path)
     out = Path(out_dir) if out_dir is not None else Path(f"sweep-{sw.name}")
     _check_out_dir(out)
 
-    records = _compute(sw, jobs, progress)
-    fronts = _fronts(sw, records)
+    cache = _cache_for(cache_dir, no_cache)
+    with Farm(jobs, cluster, client=client) as farm:
+        workers = farm.workers
+        records = _compute(sw, farm, cache, progress)
+    return _finish(sw, out, records, cache, workers, t0)
 
+
+def _finish(sw: Sweep, out: Path, records: list[dict], cache: Cache, workers: int,
+            t0: float, extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Fronts, output files (``extra``: more name -> text) and the summary."""
+    fronts = _fronts(sw, records)
     tmp = make_temp(out.resolve())
     try:
         files = _write_outputs(tmp, sw, records, fronts)
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+            files.append(name)
         publish(tmp, out.resolve())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -701,7 +733,9 @@ def run_sweep(path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                     "points": len(f["points"]), "candidates": f["candidates"]}
                    for f in fronts],
         "objective": sw.objective, "best": best,
-        "jobs": jobs, "elapsed_s": time.perf_counter() - t0,
+        "jobs": workers, "cached": cache.hits, "computed": len(records) - cache.hits,
+        "cache_dir": str(cache.dir.parent) if cache.enabled else None,
+        "elapsed_s": time.perf_counter() - t0,
     }
 
 
@@ -709,24 +743,34 @@ def run_sweep(path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
 
 def add_arguments(parser) -> None:
     """The arguments of ``efgen sweep`` (for efgen/cli.py)."""
+    import efgen.farm as farm
+
     parser.add_argument("file", metavar="FILE.yaml", help="sweep file (see configs/sweeps)")
     parser.add_argument("-o", "--output", metavar="DIR",
                         help="output folder (default: sweep-<name>)")
-    parser.add_argument("--jobs", type=int, metavar="N",
-                        help="worker processes (default: every core)")
+    farm.add_arguments(parser)
+    parser.add_argument("--search", choices=["nsga2"],
+                        help="do not enumerate: search the sweep's space with Optuna's "
+                             "NSGA-II for the Pareto fronts (needs --budget)")
+    parser.add_argument("--budget", type=int, metavar="N",
+                        help="--search: distinct points to evaluate")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="--search: the sampler's seed (default 0)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar on stderr")
 
 
-def main_args(args) -> int:
-    """``efgen sweep``: run the sweep named by ``args.file``; prints a summary."""
-    out = getattr(args, "output", None) or getattr(args, "out", None)
-    s = run_sweep(args.file, out, getattr(args, "jobs", None),
-                  progress=not getattr(args, "no_progress", False))
+def print_summary(s: dict) -> None:
+    """What ``efgen sweep`` prints of a sweep's (or search's) summary dict."""
     print(f"sweep {s['name']}: {s['points']:,} points, {s['fitting']:,} fit "
           f"({s['over_caps']:,} over the board caps, {s['unschedulable']:,} with a layer "
           f"that fits no tiling) in {s['elapsed_s']:.1f} s on {s['jobs']} "
-          f"worker{'s' if s['jobs'] != 1 else ''}")
+          f"worker{'s' if s['jobs'] != 1 else ''}"
+          + (f"; {s['cached']:,} from the cache" if s.get("cached") else ""))
+    if s.get("search"):
+        q = s["search"]
+        print(f"  searched with {q['sampler']} (seed {q['seed']}): {q['evaluated']:,} of "
+              f"{q['space']:,} points evaluated in {q['trials']:,} trials")
     for f in s["fronts"]:
         print(f"  {f['front']} front ({f['net']}, batch {f['batch']}): {f['points']} of "
               f"{f['candidates']} fitting points")
@@ -740,4 +784,3 @@ def main_args(args) -> int:
               f"{b['ms_per_step']:.2f} ms/step, {b['images_per_s']:.1f} images/s, "
               f"{b['energy_j']:.3f} J/step, {b['dsp']:g} DSP")
     print(f"  wrote {s['out_dir']}/: {', '.join(s['files'])}")
-    return 0
