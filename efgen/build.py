@@ -67,10 +67,10 @@ BUILD_STEPS = (
     Step("estimate", ("design.json", "report.json", "report.md", "time_per_layer.png",
                       "roofline.png"),
          "schedule the net and price it with the model (always runs)"),
-    Step("hls", ("hls/", "hls/cosim_in.bin", "hls/cosim_ref.bin"),
+    Step("hls", ("hls/", "hls/cosim_in.bin", "hls/cosim_ref.bin", "vivado/"),
          "the Vitis HLS project of the Design (with its small co-simulation data)",
          ("estimate",)),
-    Step("rtl", ("rtl/",), "the reference RTL and rtl.json (Yosys)", ("estimate",)),
+    Step("rtl", ("rtl/", "vivado/"), "the reference RTL and rtl.json (Yosys)", ("estimate",)),
     Step("csim", ("hls/dram_in.bin", "hls/dram_ref.bin", "hls/labels.bin"),
          "C-simulation of the HLS C++ against the golden model", ("estimate", "hls")),
 )
@@ -278,6 +278,8 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
             except EfgenError as exc:
                 shutil.rmtree(tmp / "rtl", ignore_errors=True)
                 note = f"rtl/ not written: {exc.message()}"
+        from efgen.vivado.emit import write_vivado
+        write_vivado(tmp / "vivado", design, board, hls=hls, rtl=(tmp / "rtl").is_dir())
         files = sorted(p.name for p in tmp.iterdir())
         publish(tmp, out_dir)
     except BaseException:
