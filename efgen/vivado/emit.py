@@ -12,8 +12,8 @@ Two accelerator IPs fit the same block design, chosen when build.tcl runs
   (synchronous, ACTIVE HIGH: driven by proc_sys_reset's peripheral_reset).
 
 The block design places the board family's PS (zynq_ultra_ps_e or processing_system7),
-connects the three masters to min(3, axi.hp_ports) HP ports through one SmartConnect per
-port, the control slave to the PS's first general-purpose master, and runs the PL at
+connects the three masters to the Design's ``hw.ports`` HP ports (min(3, axi.hp_ports), as
+the model prices them) through one SmartConnect per port, the control slave to the PS's first general-purpose master, and runs the PL at
 the Design's clock.
 
 Only the board's part number and family reach the scripts (the part checked against
@@ -127,14 +127,14 @@ def clock_text(mhz: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def hp_ports(board: Board) -> list[int]:
-    """Master i -> the index of the HP port it uses: one port each while the board has
-    three, shared ports (round robin) below."""
-    n = min(MASTERS, board.axi.hp_ports)
+def hp_ports(design: Design) -> list[int]:
+    """Master i -> the index of the HP port it uses: the Design's ``hw.ports`` ports (what
+    the model prices: min(3, the board's HP ports)), shared round robin below three."""
+    n = design.hw.ports
     return [i % n for i in range(MASTERS)]
 
 
-def _check_board(board: Board) -> None:
+def _check_board(board: Board, design: Design) -> None:
     if board.family not in PS_FAMILIES:
         raise EfgenError(f"board family {board.family!r} has no Vivado block design",
                          file=board.source, where="family",
@@ -144,9 +144,10 @@ def _check_board(board: Board) -> None:
                          file=board.source, where="part",
                          fix="give the full part number, letters, digits and '-', "
                              "e.g. xczu9eg-ffvb1156-2-e")
-    if board.axi.hp_ports < 1:
-        raise EfgenError("axi.hp_ports is 0: the accelerator needs an HP port",
-                         file=board.source, where="axi.hp_ports", fix="give 1 or more")
+    if not 1 <= design.hw.ports <= min(MASTERS, board.axi.hp_ports):
+        raise EfgenError(f"the Design uses {design.hw.ports} AXI ports, the board has "
+                         f"{board.axi.hp_ports} HP ports", file=board.source,
+                         where="axi.hp_ports", fix="give the board's HP port count (1 or more)")
 
 
 def _env() -> jinja2.Environment:
@@ -163,11 +164,11 @@ def render_vivado(design: Design, board: Board, hls: bool = True, rtl: bool = Tr
     from efgen.rtl.dma import AXIL_ADDR_WIDTH
     from efgen.rtl.top import TOP
 
-    _check_board(board)
+    _check_board(board, design)
     if not (hls or rtl):
         raise ValueError("render_vivado: neither hls/ nor rtl/ to integrate")
     fam = PS_FAMILIES[board.family]
-    ports = hp_ports(board)
+    ports = hp_ports(design)
     used = sorted(set(ports))
     ps_config = [(fam["clock"], clock_text(design.hw.clock_mhz)), *fam["fixed"]]
     for j in used:
