@@ -168,10 +168,11 @@ def problems(build: Path, board: Board, ip: str, calls) -> list[str]:
         verilog = Counter(verilog_ports(build / "rtl" / "efgen_top.v"))
         for port in sorted((ports - verilog) + (verilog - ports)):
             bad.append(f"port {port}: mapped {ports[port]}x, in efgen_top.v {verilog[port]}x")
-        axi = {n: bi for n, bi in ifs.items() if bi.get("bus_type_vlnv") ==
-               "xilinx.com:interface:aximm:1.0"}
-        clk = [n for n, bi in ifs.items() if bi.get("bus_type_vlnv") == "xilinx.com:signal:clock:1.0"]
-        rst = [n for n, bi in ifs.items() if bi.get("bus_type_vlnv") == "xilinx.com:signal:reset:1.0"]
+        def of_bus(vlnv):
+            return [n for n, bi in ifs.items() if bi.get("bus_type_vlnv") == vlnv]
+
+        axi = {n: ifs[n] for n in of_bus("xilinx.com:interface:aximm:1.0")}
+        clk, rst = of_bus("xilinx.com:signal:clock:1.0"), of_bus("xilinx.com:signal:reset:1.0")
         if len(clk) != 1 or len(rst) != 1:
             return bad + [f"clock interfaces {clk}, reset interfaces {rst}"]
         clk_pin, rst_pin = ifs[clk[0]]["ports"].get("CLK"), ifs[rst[0]]["ports"].get("RST")

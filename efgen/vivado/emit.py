@@ -13,8 +13,8 @@ Two accelerator IPs fit the same block design, chosen when build.tcl runs
 
 The block design places the board family's PS (zynq_ultra_ps_e or processing_system7),
 connects the three masters to the Design's ``hw.ports`` HP ports (min(3, axi.hp_ports), as
-the model prices them) through one SmartConnect per port, the control slave to the PS's first general-purpose master, and runs the PL at
-the Design's clock.
+the model prices them) through one SmartConnect per port, the control slave to the PS's
+first general-purpose master, and runs the PL at the Design's clock.
 
 Only the board's part number and family reach the scripts (the part checked against
 the shape of a Xilinx part number); the board and net names appear only in comments,
