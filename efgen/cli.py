@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.errors import EfgenError
 from efgen.textable import fmt_int, format_table
 
@@ -114,7 +114,14 @@ def cmd_golden(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from efgen.build import build, print_summary
+    """efgen build (and csim): a thin layer over :func:`efgen.api.build`."""
+    import sys
+    from pathlib import Path
+
+    from efgen.api import build
+    from efgen.flow import check_out_dir, request_words, select_steps
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
 
     if args.command == "build" and args.build_steps is not None \
             and args.build_steps.strip().isdigit():
@@ -128,14 +135,45 @@ def cmd_build(args) -> int:
         raise EfgenError(f"{'--steps' if args.command == 'csim' else '--train-steps'} must be "
                          "at least 1", where=f"efgen {args.command}",
                          fix="give a positive number of training steps")
-    from efgen.build import csim_step
+    steps = select_steps(getattr(args, "build_steps", None), getattr(args, "stop_after", None),
+                         csim=getattr(args, "csim", False))
+    net, board = load_net(args.net), load_board(args.board)
+    out = Path(args.output or f"build/{net.name}-{board.name}")
+    check_out_dir(out, args.force)        # before the (long) scheduling
+    if "csim" in steps:                   # C-simulation's descriptors carry them as float32
+        from efgen.hls.emit import c_float
 
-    res = build(args)
-    print_summary(res)
-    if "csim" in res.steps:
-        if not csim_step(res.net, res.design, res.board, res.out_dir, args).ok:
-            return 1
-    return 0
+        for flag, value in (("--lr", args.lr), ("--momentum", args.momentum),
+                            ("--weight-decay", args.weight_decay)):
+            c_float(value, flag)
+    # The "scheduling ..." notice is for a person at a terminal; in logs and pipes stderr
+    # then carries nothing but the one-line error of a bad request.
+    tty = getattr(sys.stderr, "isatty", lambda: False)()
+    acc = build(net, board, args.batch, clock=args.clock, objective=args.objective,
+                precision=args.precision, train_last=args.train_last, tiles=args.tiles,
+                overrides=args.overrides, momentum=not args.no_momentum,
+                progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
+                command=request_words(args))
+    written = acc.write(out, hls="hls" in steps,
+                        rtl=getattr(args, "rtl_impl", "synth") if "rtl" in steps else None,
+                        force=args.force)
+    print(acc.summary())
+    print(f"  wrote {written.out_dir}/: {', '.join(written.files)}")
+    if written.rtl_note:
+        print(f"  {written.rtl_note}")
+    if "csim" not in steps:
+        return 0
+    from efgen.csim.csim import format_report
+
+    print(f"efgen: C-simulation of {net.name} (batch {acc.design.batch}, {args.train_steps} "
+          "step(s)) ...", file=sys.stderr)
+    res = acc.csim(steps=args.train_steps, seed=args.seed, lr=args.lr, momentum=args.momentum,
+                   weight_decay=args.weight_decay, workdir=written.out_dir)
+    print(format_report(res))
+    print(f"  {res.cpp_lines:,} lines of generated C++ (with hls_kernels), compiled in "
+          f"{res.compile_seconds:.1f} s; {len(res.not_in_dram)} golden tensors are fused away "
+          "(not in DRAM)")
+    return 0 if res.ok else 1
 
 
 def cmd_csim(args) -> int:
@@ -249,7 +287,7 @@ def cmd_synth(args) -> int:
 def cmd_sweep(args) -> int:
     from efgen.sweep import main_args
 
-    return main_args(args)
+    return main_args(args)  # efgen.api.sweep's run, with its summary printed
 
 
 # ---- parser -----------------------------------------------------------------------------
@@ -295,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("boards", help="list the catalogue boards")
     s.set_defaults(func=cmd_boards)
 
-    from efgen.build import steps_help
+    from efgen.flow import steps_help
 
     s = sub.add_parser("build", help="schedule a net on a board and write the design, "
                        "report and plots", epilog=steps_help(),

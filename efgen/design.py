@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
 from typing import Any
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.errors import EfgenError
 from efgen.frontend.ir import Net, parse_net
 

@@ -66,7 +66,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.design import OBJECTIVES, PRECISIONS
 from efgen.errors import EfgenError
 from efgen.frontend import load_net

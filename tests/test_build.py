@@ -45,7 +45,7 @@ def test_build_writes_everything(built):
 
 
 def test_design_json_regenerates_the_report(built):
-    from efgen.build import net_of
+    from efgen.flow import net_of
     from efgen.frontend.boards import load_board
     from efgen.model.evaluate import evaluate_design
     from efgen.report.summary import report_dict, report_json
@@ -155,7 +155,7 @@ def test_report_dir_compares_with_vendor(built, tmp_path, run_cli):
     rep_dir = d / "hls" / "solution1" / "syn" / "report"
     rep_dir.mkdir(parents=True)
     shutil.copy(FIXTURES / "vitis2023.2_z7020_nms_csynth.xml", rep_dir / "nms_csynth.xml")
-    from efgen.build import net_of
+    from efgen.flow import net_of
     from efgen.frontend.boards import load_board
     from efgen.model.evaluate import evaluate_design
     from efgen.report.summary import vendor_comparison
@@ -295,7 +295,7 @@ def test_build_steps_select_what_is_written(tmp_path):
 
 
 def test_build_step_selection_rules():
-    from efgen.build import BUILD_STEPS, STEPS, select_steps, steps_help
+    from efgen.flow import BUILD_STEPS, STEPS, select_steps, steps_help
     from efgen.errors import EfgenError
 
     assert select_steps() == ("estimate", "hls", "rtl")

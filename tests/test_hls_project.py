@@ -412,7 +412,7 @@ def test_cosim_case_exercises_the_array(projects):
 
 
 def test_cosim_data_is_deterministic_and_listed(tmp_path):
-    from efgen.build import BUILD_STEPS
+    from efgen.flow import BUILD_STEPS
 
     net = load_net("lenet5")
     board = load_board("zcu102")

@@ -26,7 +26,14 @@ from efgen.csim.verdict import BAR, FLIP_MARGIN, Flip, LocalCheck, LocalRow, dec
 from efgen.design import Design
 from efgen.frontend.boards import Board
 from efgen.frontend.ir import Net
-from efgen.golden.model import SGD, TrainState, init_state, synthetic_batch, train_step
+from efgen.golden.model import (
+    SGD,
+    TrainState,
+    cast_state,
+    init_state,
+    synthetic_batch,
+    train_step,
+)
 from efgen.hls.desc import EfgenDesc
 from efgen.hls.emit import write_hls
 from efgen.hls.program import Program, Region, build_program
@@ -321,7 +328,9 @@ def golden_step(net: Net, state: TrainState, x, labels, sgd: SGD):
 def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int = 1,
              seed: int = 0, sgd: SGD = SGD(), progress=None, tb_data: bool = True,
              tamper=None, flip_margin: float = FLIP_MARGIN,
-             request: tuple[str, ...] | None = None) -> CsimResult:
+             request: tuple[str, ...] | None = None, x: np.ndarray | None = None,
+             labels: np.ndarray | None = None, state: TrainState | None = None
+             ) -> CsimResult:
     """Train ``steps`` steps in C-simulation, each checked descriptor by descriptor and
     compared with the golden step from the same state.
 
@@ -329,10 +338,17 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
     DRAM), so its drift and flips are those of one step, not of the trajectories of two
     trainings drifting apart. ``tamper``: see :meth:`Csim.step_checked`. ``request``:
     the command that made the build, for run_hls.tcl (:func:`efgen.hls.emit.write_hls`).
+    ``x``/``labels``: the batch every step trains on (default: seeded synthetic data);
+    ``state``: the parameters to start from (default: the seeded He init).
     """
     sim = Csim(net, design, board, workdir, sgd, request)
-    state = init_state(net, seed=seed, dtype=np.float32)
-    x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
+    if state is None:
+        state = init_state(net, seed=seed, dtype=np.float32)
+    else:
+        state = cast_state(state, np.float32)
+    if x is None:
+        x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
+    x = np.asarray(x, np.float32)
     sim.load_state(state, x)
     result = CsimResult(not_in_dram=sim.prog.not_in_dram, compile_seconds=sim.compile_seconds,
                         cpp_lines=sim.cpp_lines)

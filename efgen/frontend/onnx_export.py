@@ -30,7 +30,7 @@ def build_onnx(net: Net, state, opset: int = EXPORT_OPSET):
     onnx = _onnx()
     from onnx import TensorProto, helper, numpy_helper
 
-    from efgen import __version__
+    from efgen._version import __version__
     from efgen.frontend.weights import check_flat, state_to_flat
 
     flat = state_to_flat(state)

@@ -62,6 +62,16 @@ class StepResult:
     trace: dict[str, np.ndarray] = field(repr=False)
     state: TrainState = field(repr=False)
 
+    @property
+    def by_layer(self) -> dict[str, dict[str, np.ndarray]]:
+        """The trace by layer, in execution order: ``{"conv1": {"y": ..., "grad.weight":
+        ...}, ...}`` (trace keys are ``"layer:tensor"``)."""
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for key, value in self.trace.items():
+            layer, _, name = key.partition(":")
+            out.setdefault(layer, {})[name] = value
+        return out
+
 
 def init_state(net: Net, seed: int = 0, dtype=np.float32) -> TrainState:
     """He-normal weights, zero biases, BN gamma=1/beta=0, running stats (0, 1)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.errors import EfgenError
 from efgen.frontend.boards import Board, boards_dir
 from efgen.hls.conv_job import tripcounts

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 
 from efgen.hls.desc import OPS
-from efgen import __version__
+from efgen._version import __version__
 from efgen.model.operators import (_CONTROL_OPS, _UNITS, OP_KINDS,  # noqa: F401
                                    conv_engine_ops, totals, vector_lanes)
 

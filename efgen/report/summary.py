@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.design import Design
 from efgen.frontend.boards import Board
 from efgen.model.resources import RESOURCES

@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import jinja2
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.hls.desc import EfgenDesc
 from efgen.resources import data_dir
 

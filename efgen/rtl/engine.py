@@ -74,7 +74,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.rtl.fpu import ADD_LATENCY, IMPLS, MUL_LATENCY, _env, fp_units_verilog
 
 RAM_LATENCY = 1                      # synchronous read

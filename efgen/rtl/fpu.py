@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import jinja2
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.resources import data_dir
 
 IMPLS = ("synth", "behav")

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.rtl.engine import RAM_LATENCY, EngineParams, _clog2, _ops, _zext, wu_gradient
 from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env, fp_units_verilog
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.errors import EfgenError
 from efgen.rtl.dma import AXIL_ADDR_WIDTH, DESC_PORTS, DmaParams, dma_verilog
 from efgen.rtl.engine import EngineParams, engine_verilog, wu_copies

@@ -27,30 +27,17 @@ so a failure never leaves a half-written folder; ``csim`` runs in the finished f
 from __future__ import annotations
 
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from efgen.design import Design
 from efgen.errors import EfgenError
-from efgen.frontend import load_net
-from efgen.frontend.boards import Board, load_board
+from efgen.frontend.boards import Board
 from efgen.frontend.ir import Net, parse_net
 from efgen.model.evaluate import ddr_bytes_per_cycle, evaluate_design
-from efgen.model.schedule import (
-    Request,
-    load_overrides,
-    parse_tiles,
-    schedule,
-    schedule_fixed,
-)
+from efgen.model.schedule import Request, schedule, schedule_fixed
 from efgen.outdir import check_output_dir, make_temp, publish
-from efgen.report.summary import (
-    report_dict,
-    report_json,
-    report_markdown,
-    summary_lines,
-)
+from efgen.report.summary import report_dict, report_json, report_markdown
 
 
 @dataclass(frozen=True)
@@ -124,35 +111,9 @@ def select_steps(steps: str | None = None, stop_after: str | None = None,
                              fix=f"stop after one of {', '.join(order)}")
         order = order[:order.index(stop_after) + 1]
     return tuple(order)
+
+
 RTL_IMPLS = ("synth", "behav")
-
-
-@dataclass
-class BuildResult:
-    out_dir: Path
-    design: Design
-    board: Board
-    report: dict
-    files: list[str]
-    net: Net | None = None
-    rtl_note: str | None = None     # one line: what rtl/ holds, or why it was not written
-    steps: tuple[str, ...] = DEFAULT_STEPS   # the build steps selected (csim runs after)
-
-
-def request_from_args(args) -> Request:
-    net = load_net(args.net, train_last=args.train_last)
-    board = load_board(args.board)
-    tm = tn = None
-    if args.tiles is not None:
-        tm, tn = parse_tiles(args.tiles)
-    overrides = load_overrides(args.overrides, net) if args.overrides else {}
-    if args.clock is not None and not (0 < args.clock <= 1000):
-        raise EfgenError(f"--clock {args.clock} MHz is out of range", where="--clock",
-                         fix="give the PL clock in MHz, e.g. 100 to 300")
-    return Request(net=net, board=board, batch=args.batch, clock_mhz=args.clock,
-                   objective=args.objective, precision=args.precision, tm=tm, tn=tn,
-                   overrides=overrides, train_last=args.train_last,
-                   momentum=not args.no_momentum)
 
 
 def request_words(args) -> tuple[str, ...]:
@@ -288,61 +249,5 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     return rep, files, note
 
 
-def build(args) -> BuildResult:
-    """Run the selected steps up to csim (which the caller runs in the finished folder)."""
-    steps = select_steps(getattr(args, "build_steps", None), getattr(args, "stop_after", None),
-                         csim=getattr(args, "csim", False))
-    req = request_from_args(args)
-    shown = Path(args.output or f"build/{req.net.name}-{req.board.name}")
-    force = getattr(args, "force", False)
-    check_out_dir(shown, force)        # before the (long) scheduling
-    if "csim" in steps:                # C-simulation's descriptors carry them as float32
-        from efgen.hls.emit import c_float
-
-        for flag, value in (("--lr", args.lr), ("--momentum", args.momentum),
-                            ("--weight-decay", args.weight_decay)):
-            c_float(value, flag)
-    impl = getattr(args, "rtl_impl", "synth")
-    if impl not in RTL_IMPLS:
-        raise EfgenError(f"RTL impl {impl!r} unknown", where="--rtl-impl",
-                         fix=f"use one of {', '.join(RTL_IMPLS)}")
-    # The "scheduling ..." notice is for a person at a terminal; in logs and pipes stderr
-    # then carries nothing but the one-line error of a bad request.
-    tty = getattr(sys.stderr, "isatty", lambda: False)()
-    design, ev, full = estimate(req, progress=(lambda s: print(s, file=sys.stderr)) if tty
-                                else (lambda s: None))
-    rep, files, note = write_build(shown, design, req.board, ev, full, hls="hls" in steps,
-                                   rtl=impl if "rtl" in steps else None, force=force,
-                                   request=request_words(args))
-    return BuildResult(shown, design, req.board, rep, files, net=req.net, rtl_note=note,
-                       steps=steps)
-
-
-def csim_step(net: Net, design: Design, board: Board, out_dir: Path, args):
-    """C-simulate ``args.train_steps`` training steps in ``out_dir``; print the comparison."""
-    from efgen.csim.csim import format_report, run_csim
-    from efgen.golden.model import SGD
-
-    print(f"efgen: C-simulation of {net.name} (batch {design.batch}, {args.train_steps} "
-          "step(s)) ...", file=sys.stderr)
-    res = run_csim(net, design, board, out_dir, steps=args.train_steps, seed=args.seed,
-                   sgd=SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay),
-                   request=request_words(args))
-    print(format_report(res))
-    print(f"  {res.cpp_lines:,} lines of generated C++ (with hls_kernels), compiled in "
-          f"{res.compile_seconds:.1f} s; {len(res.not_in_dram)} golden tensors are fused away "
-          "(not in DRAM)")
-    return res
-
-
-def print_summary(res: BuildResult) -> None:
-    for line in summary_lines(res.design, res.board, res.report):
-        print(line)
-    print(f"  wrote {res.out_dir}/: {', '.join(res.files)}")
-    if res.rtl_note:
-        print(f"  {res.rtl_note}")
-
-
-__all__ = ["build", "estimate", "write_build", "write_rtl", "request_from_args", "request_words",
-           "print_summary", "STEPS", "BUILD_STEPS", "DEFAULT_STEPS", "select_steps",
+__all__ = ["estimate", "write_build", "write_rtl", "request_words", "check_out_dir", "STEPS", "BUILD_STEPS", "DEFAULT_STEPS", "select_steps",
            "steps_help", "RTL_IMPLS", "ddr_bytes_per_cycle"]

@@ -1,0 +1,328 @@
+"""efgen's Python API: what the ``efgen`` command line is a thin layer over.
+
+::
+
+    import efgen
+    acc = efgen.build("resnet20", board="zcu102", batch=32)   # a Net, a dict, a path too
+    acc.report["effective_gflops"]; acc.design; acc.write("build/r20")
+    res = acc.csim(x, labels, steps=3)      # the generated C++ against the golden model
+    ref = acc.golden(x, labels)             # the reference step; ref.by_layer["conv1"]
+    efgen.sweep("configs/sweeps/zcu102-resnet20.yaml", "sweep-r20")
+
+Units: clocks in MHz; times in the report in seconds (``step_seconds``) and
+milliseconds where the key says so (``*_ms``); throughput in GFLOPS and images/s;
+sizes in 32-bit words unless a key says bytes. ``x`` is float32 ``[batch, C, H, W]``
+(NCHW, the net's input shape), ``labels`` integer class indices ``[batch]``.
+
+Every error the caller can cause raises :class:`efgen.EfgenError` (``.what``,
+``.where``: the argument or key, ``.fix``: what to do); nothing exits the interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from efgen.errors import EfgenError
+
+# The SGD defaults of the command line (PyTorch's CIFAR recipe).
+LR, MOMENTUM, WEIGHT_DECAY = 0.01, 0.9, 5e-4
+
+
+def _net(net: Any, train_last: int | None):
+    """A Net from a catalogue name, a YAML/ONNX path, a parsed Net or a net document."""
+    from efgen.frontend import load_net
+    from efgen.frontend.ir import Net, parse_net
+
+    if isinstance(net, Net):
+        return net.with_train_last(train_last) if train_last is not None else net
+    if isinstance(net, Mapping):
+        n = parse_net(dict(net), "<dict>")
+        return n.with_train_last(train_last) if train_last is not None else n
+    if isinstance(net, (str, os.PathLike)):
+        return load_net(os.fspath(net), train_last=train_last)
+    raise EfgenError(f"cannot use a {type(net).__name__} as a net", where="net",
+                     fix="give a catalogue name, a .yaml/.onnx path, an efgen Net or a dict")
+
+
+def _board(board: Any):
+    from efgen.frontend.boards import Board, load_board
+
+    if isinstance(board, Board):
+        return board
+    if isinstance(board, (str, os.PathLike)):
+        return load_board(board)
+    raise EfgenError(f"cannot use a {type(board).__name__} as a board", where="board",
+                     fix="give a catalogue name (efgen boards) or a board .yaml path")
+
+
+def _tiles(tiles: Any) -> tuple[int | None, int | None]:
+    from efgen.model.schedule import parse_tiles
+
+    if tiles is None:
+        return None, None
+    if isinstance(tiles, str):
+        return parse_tiles(tiles)
+    if isinstance(tiles, Mapping):
+        low = {str(k).lower(): v for k, v in tiles.items()}
+        tiles = (low.get("tm"), low.get("tn")) if set(low) == {"tm", "tn"} else None
+    if (isinstance(tiles, (tuple, list)) and len(tiles) == 2
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
+                    for v in tiles)):
+        return int(tiles[0]), int(tiles[1])
+    raise EfgenError(f"cannot read tiles {tiles!r}", where="tiles",
+                     fix="give (Tm, Tn), {'Tm': 16, 'Tn': 16} or 'Tm=16,Tn=16'")
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise EfgenError(f"{name} must be a positive integer, not {value!r}", where=name,
+                         fix=f"give {name} >= 1")
+    return int(value)
+
+
+@dataclass
+class Accelerator:
+    """A net scheduled on a board: the Design, the model's figures, and what can be done
+    with them (write the build folder, C-simulate the generated C++, run the golden step).
+
+    Build one with :func:`build`. ``report`` is the dict of ``report.json`` (see
+    :func:`efgen.report.summary.report_dict`); ``design`` the Design every artefact is
+    generated from; ``evaluation`` the model's per-layer evaluation.
+    """
+
+    net: Any                       # efgen.frontend.ir.Net
+    board: Any                     # efgen.frontend.boards.Board
+    design: Any                    # efgen.design.Design
+    evaluation: dict = field(repr=False)
+    full_evaluation: dict | None = field(default=None, repr=False)
+    words: tuple[str, ...] = field(default=(), repr=False)   # the equivalent command line
+
+    @property
+    def report(self) -> dict:
+        """The report (``report.json``): step time, throughput, resources, per layer."""
+        from efgen.report.summary import report_dict
+
+        return report_dict(self.design, self.board, self.evaluation, self.full_evaluation)
+
+    def summary(self) -> str:
+        """The lines ``efgen build`` prints."""
+        from efgen.report.summary import summary_lines
+
+        return "\n".join(summary_lines(self.design, self.board, self.report))
+
+    def write(self, out_dir: str | os.PathLike, *, hls: bool = True,
+              rtl: str | None = "synth", force: bool = False) -> "Written":
+        """Write the build folder (design.json, report, plots, ``hls/``, ``rtl/``) into
+        ``out_dir``, atomically. ``rtl``: the reference RTL's FP32 units (``"synth"``,
+        ``"behav"``) or None for no rtl/. An existing folder is replaced only when it is an
+        earlier efgen build, or with ``force``."""
+        from efgen.flow import RTL_IMPLS, write_build
+
+        if rtl is not None and rtl not in RTL_IMPLS:
+            raise EfgenError(f"RTL impl {rtl!r} unknown", where="rtl",
+                             fix=f"use one of {', '.join(RTL_IMPLS)}, or None for no rtl/")
+        out = Path(out_dir)
+        rep, files, note = write_build(out, self.design, self.board, self.evaluation,
+                                       self.full_evaluation, hls=hls, rtl=rtl, force=force,
+                                       request=self.words)
+        return Written(out, rep, files, note)
+
+    def _sgd(self, lr: float, momentum: float, weight_decay: float):
+        from efgen.golden.model import SGD
+
+        for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) \
+                    or v < 0:
+                example = {"lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY}[name]
+                raise EfgenError(f"{name} must be a finite number >= 0, not {v!r}", where=name,
+                                 fix=f"give e.g. {name}={example}")
+        return SGD(lr=float(lr), momentum=float(momentum), weight_decay=float(weight_decay))
+
+    def _batch(self, x, labels, seed: int, dtype=np.float32):
+        """(x, labels) checked against the net and the Design's batch, or a seeded
+        synthetic batch when both are None."""
+        from efgen.golden.model import synthetic_batch
+
+        B = self.design.batch
+        if x is None and labels is None:
+            return synthetic_batch(self.net, B, seed=seed + 1, dtype=dtype)
+        if x is None or labels is None:
+            raise EfgenError("give both x and labels, or neither (a synthetic batch)",
+                             where="x" if x is None else "labels",
+                             fix="pass the images and their labels together")
+        want = (B, *self.net.input_shape)
+        xa = np.asarray(x)
+        if xa.shape != want:
+            raise EfgenError(f"x has shape {xa.shape}, the accelerator takes {want}",
+                             where="x", fix=f"give {B} images of shape "
+                             f"{tuple(self.net.input_shape)} (NCHW), or build with batch="
+                             f"{xa.shape[0] if xa.ndim else '...'}")
+        if not np.issubdtype(xa.dtype, np.number) or not np.all(np.isfinite(xa)):
+            raise EfgenError("x must hold finite numbers", where="x",
+                             fix="remove NaN/inf values from the images")
+        la = np.asarray(labels)
+        K = self.net.num_classes
+        if la.shape != (B,) or not np.issubdtype(la.dtype, np.integer) \
+                or la.size and (la.min() < 0 or la.max() >= K):
+            raise EfgenError(f"labels must be {B} integer class indices in [0, {K})",
+                             where="labels", fix="give one class index per image")
+        return xa.astype(dtype), la.astype(np.int64)
+
+    def golden(self, x=None, labels=None, *, state=None, steps: int = 1, seed: int = 0,
+               lr: float = LR, momentum: float = MOMENTUM, weight_decay: float = WEIGHT_DECAY,
+               dtype=np.float32):
+        """The reference training step(s) of the numpy golden model on ``(x, labels)``
+        (a seeded synthetic batch when omitted), from ``state`` (a
+        :class:`efgen.golden.model.TrainState`; default the seeded He init).
+
+        Returns the last step's :class:`efgen.golden.model.StepResult`: ``loss``,
+        ``state`` (after the step), ``trace`` (``"layer:tensor"`` -> array) and
+        ``by_layer`` (layer -> tensor name -> array)."""
+        from efgen.golden.model import cast_state, init_state, train_step
+
+        steps = _positive_int(steps, "steps")
+        sgd = self._sgd(lr, momentum, weight_decay)
+        x, labels = self._batch(x, labels, seed, dtype)
+        state = init_state(self.net, seed=seed, dtype=dtype) if state is None else \
+            cast_state(state, dtype)
+        res = None
+        for _ in range(steps):
+            res = train_step(self.net, state, x, labels, sgd)
+            state = res.state
+        return res
+
+    def csim(self, x=None, labels=None, *, state=None, steps: int = 1, seed: int = 0,
+             lr: float = LR, momentum: float = MOMENTUM, weight_decay: float = WEIGHT_DECAY,
+             workdir: str | os.PathLike | None = None, progress: Callable | None = None):
+        """C-simulate ``steps`` training steps of the generated HLS C++ (compiled with
+        g++) on ``(x, labels)``, from ``state`` (default the seeded He init), each step
+        checked descriptor by descriptor against the golden model
+        (:func:`efgen.csim.csim.run_csim`).
+
+        Returns a :class:`efgen.csim.csim.CsimResult`: ``ok``, and per step the loss of
+        both, the per-descriptor checks and the per-tensor drift. ``workdir`` keeps the
+        generated project and the compiled library (default: a temporary folder)."""
+        from efgen.csim.csim import run_csim
+
+        if self.design.hw.precision != "fp32":
+            raise EfgenError(f"C-simulation implements fp32, this design is "
+                             f"{self.design.hw.precision}", where="precision",
+                             fix="build with precision='fp32'")
+        steps = _positive_int(steps, "steps")
+        sgd = self._sgd(lr, momentum, weight_decay)
+        for name, v in (("lr", sgd.lr), ("momentum", sgd.momentum),
+                        ("weight_decay", sgd.weight_decay)):
+            from efgen.hls.emit import c_float
+
+            c_float(v, name)
+        x, labels = self._batch(x, labels, seed)
+        if workdir is None:
+            with tempfile.TemporaryDirectory(prefix="efgen-csim-") as tmp:
+                return run_csim(self.net, self.design, self.board, Path(tmp), steps=steps,
+                                seed=seed, sgd=sgd, progress=progress, tb_data=False,
+                                x=x, labels=labels, state=state)
+        return run_csim(self.net, self.design, self.board, Path(workdir), steps=steps,
+                        seed=seed, sgd=sgd, progress=progress, x=x, labels=labels,
+                        state=state, request=self.words)
+
+
+@dataclass
+class Written:
+    """A written build folder: its path, the report, the top-level files, the RTL note."""
+
+    out_dir: Path
+    report: dict
+    files: list[str]
+    rtl_note: str | None = None
+
+
+def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | None = None,
+          objective: str = "latency", precision: str = "fp32", train_last: int | None = None,
+          tiles: Any = None, overrides: str | os.PathLike | None = None,
+          momentum: bool = True, progress: Callable[[str], None] | None = None,
+          command: Sequence[str] | None = None) -> Accelerator:
+    """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
+
+    ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
+    or a net document (dict). ``board``: a catalogue name (``efgen boards``) or a board
+    ``.yaml``. ``batch``: images per training step. ``clock``: the PL clock in MHz
+    (default the board's). ``objective``: ``latency``, ``energy`` or ``edp``.
+    ``precision``: ``fp32``, ``fp16``, ``bf16``, ``fix16`` or ``int8`` (the code
+    generators implement fp32). ``train_last``: train only the last K conv/linear layers.
+    ``tiles``: fix the array, ``(Tm, Tn)``. ``overrides``: a per-layer schedule override
+    YAML. ``momentum``: SGD with a momentum buffer. ``progress``: called with one-line
+    notices. ``command``: the ``efgen build`` words that remake this Design, which the
+    HLS project's run_hls.tcl prints when its testbench data is missing (default: derived
+    from these arguments). Nothing is written until :meth:`Accelerator.write`.
+    """
+    from efgen.flow import estimate
+    from efgen.model.schedule import Request, load_overrides
+
+    batch = _positive_int(batch, "batch")
+    if train_last is not None:
+        train_last = _positive_int(train_last, "train_last")
+    n = _net(net, train_last)
+    b = _board(board)
+    tm, tn = _tiles(tiles)
+    if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))
+                              or not 0 < clock <= 1000):
+        raise EfgenError(f"clock {clock!r} MHz is out of range", where="clock",
+                         fix="give the PL clock in MHz, e.g. 100 to 300")
+    ov = load_overrides(os.fspath(overrides), n) if overrides is not None else {}
+    req = Request(net=n, board=b, batch=batch, clock_mhz=None if clock is None else float(clock),
+                  objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
+                  train_last=train_last, momentum=bool(momentum))
+    design, ev, full = estimate(req, progress=progress or (lambda s: None))
+    words = tuple(str(w) for w in command) if command is not None else \
+        _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
+               momentum)
+    return Accelerator(n, b, design, ev, full, words)
+
+
+def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
+           momentum) -> tuple[str, ...]:
+    """The ``efgen build`` command that makes the same Design (without -o), for
+    run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
+    from argparse import Namespace
+
+    from efgen.flow import request_words
+
+    def name(v, default):
+        if isinstance(v, (str, os.PathLike)):
+            return os.fspath(v)
+        src = getattr(v, "source", None) or getattr(v, "path", None)
+        return str(src) if src and Path(str(src)).is_file() else \
+            str(getattr(v, "name", None) or (v.get("name") if isinstance(v, Mapping) else default))
+
+    if tiles is not None and not isinstance(tiles, str):
+        tm, tn = _tiles(tiles)
+        tiles = f"Tm={tm},Tn={tn}"
+    return request_words(Namespace(
+        command="build", board=name(board, "board"), net=name(net, "net"), batch=batch,
+        clock=clock, objective=objective, precision=precision, train_last=train_last,
+        tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
+        no_momentum=not momentum))
+
+
+def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
+          jobs: int | None = None, progress: bool = False):
+    """Fully schedule every hardware point of a sweep file (``configs/sweeps``) and write
+    the points, the Pareto fronts and their plots into ``out_dir`` (default
+    ``sweep-<name>``; nothing is written unless the whole sweep succeeds). ``jobs``: worker
+    processes (default every core). Returns the summary dict ``efgen sweep`` prints:
+    ``points``, ``fitting``, ``fronts``, ``best`` (the best point's record), ``files``,
+    ``elapsed_s``."""
+    from efgen.sweep import run_sweep
+
+    if jobs is not None:
+        jobs = _positive_int(jobs, "jobs")
+    return run_sweep(file, out_dir, jobs=jobs, progress=progress)
+
+
+__all__ = ["Accelerator", "Written", "build", "sweep", "EfgenError"]
