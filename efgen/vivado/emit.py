@@ -29,7 +29,7 @@ from pathlib import Path
 
 import jinja2
 
-from efgen import __version__
+from efgen._version import __version__
 from efgen.design import Design
 from efgen.errors import EfgenError
 from efgen.frontend.boards import Board
