@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench clean hls cosim
+.PHONY: install test demo bench clean hls cosim vivado
 
 install: $(VENV)/.installed
 
@@ -49,3 +49,12 @@ hls:
 	@test -n "$(DESIGN)" || { echo "usage: make hls DESIGN=<build folder>"; exit 2; }
 	@command -v vitis_hls >/dev/null 2>&1 || { echo "vitis_hls not found: the vendor flow (csynth, cosim, export) needs AMD Vitis HLS 2022.2+, which this machine does not have. C-simulation runs without it: efgen build ... --csim"; exit 2; }
 	cd $(DESIGN)/hls && vitis_hls -f run_hls.tcl
+
+# Vivado, where it exists: package the IP, block design with the PS, bitstream and .hwh.
+#   make vivado DESIGN=build/resnet20-zcu102 IP=hls   (the Vitis HLS IP: run make hls first)
+#   make vivado DESIGN=build/resnet20-zcu102 IP=rtl   (the reference RTL of rtl/)
+IP ?= hls
+vivado:
+	@test -n "$(DESIGN)" || { echo "usage: make vivado DESIGN=<build folder> [IP=hls|rtl]"; exit 2; }
+	@command -v vivado >/dev/null 2>&1 || { echo "vivado not found: $(DESIGN)/vivado/build.tcl (IP packaging, block design, bitstream and .hwh) needs AMD Vivado 2022.2+, which this machine does not have; IP=hls also needs the Vitis HLS IP (make hls DESIGN=$(DESIGN))"; exit 2; }
+	cd $(DESIGN)/vivado && vivado -mode batch -source build.tcl -tclargs $(IP)

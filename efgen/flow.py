@@ -56,11 +56,11 @@ BUILD_STEPS = (
     Step("estimate", ("design.json", "report.json", "report.md", "time_per_layer.png",
                       "roofline.png"),
          "schedule the net and price it with the model (always runs)"),
-    Step("hls", ("hls/", "hls/cosim_in.bin", "hls/cosim_ref.bin"),
+    Step("hls", ("hls/", "hls/cosim_in.bin", "hls/cosim_ref.bin", "vivado/"),
          "the Vitis HLS project of the Design (with its small co-simulation data)",
          ("estimate",)),
-    Step("rtl", ("rtl/", "driver/"), "the reference RTL, rtl.json (Yosys) and the board "
-         "driver", ("estimate",)),
+    Step("rtl", ("rtl/", "driver/", "vivado/"), "the reference RTL, rtl.json (Yosys) and "
+         "the board driver", ("estimate",)),
     Step("csim", ("hls/dram_in.bin", "hls/dram_ref.bin", "hls/labels.bin"),
          "C-simulation of the HLS C++ against the golden model", ("estimate", "hls")),
 )
@@ -246,6 +246,9 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
                 from efgen.runtime.board import write_driver
 
                 write_driver(tmp / "driver", design)
+        from efgen.vivado.emit import write_vivado
+
+        write_vivado(tmp / "vivado", design, board, hls=hls, rtl=(tmp / "rtl").is_dir())
         files = sorted(p.name for p in tmp.iterdir())
         publish(tmp, out_dir)
     except BaseException:

@@ -27,7 +27,9 @@ def built(tmp_path_factory):
 def test_build_writes_everything(built):
     assert sorted(p.name for p in built.iterdir()) == [
         "design.json", "driver", "hls", "report.json", "report.md", "roofline.png", "rtl",
-        "time_per_layer.png"]
+        "time_per_layer.png", "vivado"]
+    assert sorted(p.name for p in (built / "vivado").iterdir()) == [
+        "block_design.tcl", "build.tcl", "package_rtl_ip.tcl"]
     hls = sorted(p.name for p in (built / "hls").iterdir())
     assert hls == ["cosim_in.bin", "cosim_ref.bin", "efgen_cosim_tb.cpp", "efgen_host.cpp",
                    "efgen_params.h", "efgen_program.h", "efgen_tb.cpp", "efgen_top.cpp",
@@ -267,7 +269,8 @@ def _tree(d: Path) -> dict[str, bytes]:
 
 def test_build_steps_select_what_is_written(tmp_path):
     """Two step selections write their own step's files, and the files both write are
-    byte-identical (the steps share one Design)."""
+    byte-identical (the steps share one Design), but for the Vivado scripts: each offers
+    the IP its build holds."""
     from efgen.cli import main
 
     a, b = tmp_path / "a", tmp_path / "b"
@@ -277,13 +280,18 @@ def test_build_steps_select_what_is_written(tmp_path):
                  "-o", str(b)]) == 0
     ta, tb = _tree(a), _tree(b)
     assert sorted(p.name for p in a.iterdir()) == [
-        "design.json", "driver", "report.json", "report.md", "roofline.png", "rtl", "time_per_layer.png"]
+        "design.json", "driver", "report.json", "report.md", "roofline.png", "rtl",
+        "time_per_layer.png", "vivado"]
     assert sorted(p.name for p in b.iterdir()) == [
-        "design.json", "hls", "report.json", "report.md", "roofline.png", "time_per_layer.png"]
+        "design.json", "hls", "report.json", "report.md", "roofline.png", "time_per_layer.png",
+        "vivado"]
     shared = sorted(set(ta) & set(tb))
     assert shared == ["design.json", "report.json", "report.md", "roofline.png",
-                      "time_per_layer.png"]
-    assert [k for k in shared if ta[k] != tb[k]] == []
+                      "time_per_layer.png", "vivado/block_design.tcl", "vivado/build.tcl"]
+    assert [k for k in shared if ta[k] != tb[k]] == ["vivado/block_design.tcl",
+                                                     "vivado/build.tcl"]
+    assert "package_rtl_ip.tcl" in ta["vivado/build.tcl"].decode()
+    assert "package_rtl_ip.tcl" not in tb["vivado/build.tcl"].decode()
 
 
 def test_build_step_selection_rules():

@@ -37,3 +37,10 @@ def test_fresh_venv_install_runs_net_show(tmp_path):
     where = subprocess.run([py, "-c", "import efgen.resources as r; print(r.configs_dir())"],
                            cwd=elsewhere, capture_output=True, text=True, check=True)
     assert str(env_dir) in where.stdout
+    # The Vivado templates ship too (efgen build writes vivado/ from them).
+    viv = subprocess.run([py, "-c", "import efgen.resources as r; d = r.data_dir('templates') / "
+                          "'vivado'; print(d); print(*sorted(p.name for p in d.iterdir()))"],
+                         cwd=elsewhere, capture_output=True, text=True, check=True)
+    where_viv, names = viv.stdout.splitlines()
+    assert str(env_dir) in where_viv
+    assert names.split() == ["block_design.tcl.j2", "build.tcl.j2", "package_rtl_ip.tcl.j2"]

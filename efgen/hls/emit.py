@@ -38,6 +38,7 @@ from efgen.hls.manifest import project_manifest, vector_params
 from efgen.hls.program import Program
 from efgen.resources import data_dir
 from efgen.rtl.engine import ACC_DIST
+from efgen.vivado.emit import HLS_VLNV
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
 OP_NAMES = {v: k for k, v in OPS.items()}
@@ -274,6 +275,7 @@ def _render(prog: Program, board: Board, request: tuple[str, ...] | None
         "checks": checks(prog),
         "period_ns": f"{1000.0 / hw.clock_mhz:.3f}",
         "axi_bits": board.axi.width_bits,
+        "ip_vlnv": HLS_VLNV.split(":"),         # what vivado/block_design.tcl places
         "acc_dist": ACC_DIST,
         "conv_bounds": sorted(tripcounts([s.desc for s in conv_steps], hw.tm, hw.tn, hw.lanes,
                                          hw.wbuf_depth, ACC_DIST).items()),
