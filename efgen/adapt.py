@@ -279,10 +279,19 @@ def adapt_start(net: Net, pretrained: TrainState, seed: int) -> TrainState:
     return TrainState(start.params, start.buffers, state.velocity)
 
 
-def prepare(cfg: AdaptConfig):
+@dataclass
+class Prepared:
+    full: Net              # every layer trainable (pretraining)
+    net: Net               # with --train-last (adaptation)
+    board: object
+    tiles: tuple           # (Tm, Tn), None for the scheduler's choice
+    data: Digits
+
+
+def prepare(cfg: AdaptConfig) -> Prepared:
     """Check the request before anything runs or is written: the numbers, the net (and
     that the digits fit it), the board, ``--tiles``, the SGD floats the descriptors carry,
-    scikit-learn. Returns (full net, net with --train-last, board, (Tm, Tn))."""
+    the batch against the data (loaded here, through scikit-learn)."""
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
     from efgen.hls.emit import c_float
@@ -297,19 +306,28 @@ def prepare(cfg: AdaptConfig):
     for flag, value in (("--lr", cfg.lr), ("--momentum", cfg.momentum),
                         ("--weight-decay", cfg.weight_decay)):
         c_float(value, flag)
-    _sklearn()
-    return full, net, board, tiles
+    data = load_data(check_net(full), cfg.seed, cfg.test_fraction)
+    n_old = int((data.y_train < cfg.old_classes).sum())
+    for n, what in ((len(data.y_train), "training images"),
+                    (n_old if cfg.pretrain_epochs else len(data.y_train),
+                     f"training images of classes 0-{cfg.old_classes - 1} (pretraining)")):
+        if cfg.batch > n:
+            raise EfgenError(f"--batch {cfg.batch} is larger than the {n} {what}",
+                             where="efgen adapt", fix=f"give a batch of at most {n}")
+    return Prepared(full, net, board, tiles, data)
 
 
-def run_adapt(cfg: AdaptConfig, workdir: Path, progress=None) -> AdaptResult:
+def run_adapt(cfg: AdaptConfig, workdir: Path, progress=None,
+              prepared: Prepared | None = None) -> AdaptResult:
     """The whole scenario (module docstring); C-simulation compiles into ``workdir``
-    (``workdir``/hls, ``workdir``/csim). ``progress(str)`` gets one line per evaluation."""
+    (``workdir``/hls, ``workdir``/csim). ``progress(str)`` gets one line per evaluation;
+    ``prepared``: :func:`prepare`'s result for ``cfg``, if the caller has it."""
     from efgen.csim.csim import Csim
     from efgen.model.schedule import Request, schedule
 
     say = progress or (lambda s: None)
-    full, net, board, (tm, tn) = prepare(cfg)
-    data = load_data(check_net(full), cfg.seed, cfg.test_fraction)
+    p = prepared or prepare(cfg)
+    full, net, board, (tm, tn), data = p.full, p.net, p.board, p.tiles, p.data
     batches = epoch_batches(len(data.y_train), cfg.batch, cfg.steps,
                             np.random.default_rng(cfg.seed + 2))
     seconds: dict[str, float] = {}
@@ -319,7 +337,7 @@ def run_adapt(cfg: AdaptConfig, workdir: Path, progress=None) -> AdaptResult:
     seconds["pretrain"] = time.perf_counter() - t0
     start = adapt_start(net, pre, cfg.seed)
     ev0 = evaluate(net, start, data.x_test, data.y_test, 0, cfg.old_classes)
-    say(f"pretrained on classes 0-{cfg.old_classes - 1} ({cfg.pretrain_epochs} epochs, golden): "
+    say(f"pretrained on classes 0-{cfg.old_classes - 1} ({cfg.pretrain_epochs} epoch(s), golden): "
         f"test accuracy {100 * ev0.acc:.1f}% (old classes {100 * ev0.acc_old:.1f}%, new "
         f"{100 * ev0.acc_new:.1f}%)")
 
@@ -456,7 +474,7 @@ def plot(res: AdaptResult, path: Path) -> None:
                     label=f"bar {LOSS_RTOL:g} (first {LOSS_STEPS} steps)")
         ax2.axvline(LOSS_STEPS, color="grey", lw=0.8, linestyle=":")
         ax2.set_xlabel("adaptation step")
-        ax2.set_ylabel("|loss csim - loss golden| / loss golden")
+        ax2.set_ylabel("|loss csim - loss golden| / loss golden (0 at 1e-12)")
         ax2.set_title("loss tracking")
         ax2.legend(fontsize=8)
         for curve, style in ((res.csim, csim_style), (res.golden, gold_style)):
@@ -502,11 +520,11 @@ def adapt_to_folder(cfg: AdaptConfig, out: str | Path, force: bool = False,
 
     from efgen.outdir import make_temp, publish
 
-    prepare(cfg)
+    prepared = prepare(cfg)
     out_path = check_out_dir(out, force)
     tmp = make_temp(out_path)
     try:
-        res = run_adapt(cfg, tmp, progress)
+        res = run_adapt(cfg, tmp, progress, prepared)
         shutil.rmtree(tmp / "csim", ignore_errors=True)     # the compiled library
         write_outputs(res, tmp)
         publish(tmp, out_path)
