@@ -469,7 +469,7 @@ def plot(res: AdaptResult, path: Path) -> None:
         ax1.set_title("training loss")
         ax1.legend(fontsize=8)
         rel = np.maximum(np.asarray(res.loss_rel_diff), 1e-12)
-        ax2.semilogy(steps, rel, lw=1.0, color="#D55E00")
+        ax2.semilogy(steps, rel, ".", ms=3, color="#D55E00")
         ax2.axhline(LOSS_RTOL, color="k", lw=0.8, linestyle=":",
                     label=f"bar {LOSS_RTOL:g} (first {LOSS_STEPS} steps)")
         ax2.axvline(LOSS_STEPS, color="grey", lw=0.8, linestyle=":")
