@@ -288,6 +288,26 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_adapt(args) -> int:
+    """efgen adapt: pretrain on digits 0-4 (golden), adapt to 0-9 in C-simulation and in
+    the golden model from the same start; PASS/FAIL on the tracking criteria."""
+    from efgen.adapt import AdaptConfig, adapt_to_folder, summary_lines
+
+    cfg = AdaptConfig(net=args.net, board=args.board, tiles=args.tiles,
+                      train_last=args.train_last, batch=args.batch, steps=args.steps,
+                      eval_every=args.eval_every, pretrain_epochs=args.pretrain_epochs,
+                      pretrain_lr=args.pretrain_lr, lr=args.lr, momentum=args.momentum,
+                      weight_decay=args.weight_decay, seed=args.seed)
+    out = args.output or f"build/adapt-{args.net}"
+    t0 = time.perf_counter()
+    res = adapt_to_folder(cfg, out, force=args.force,
+                          progress=lambda line: print(line, flush=True))
+    print("\n".join(summary_lines(res)))
+    print(f"  wrote {out}/: adapt.json, curves.csv, adapt.png, hls/ "
+          f"({time.perf_counter() - t0:.0f} s)")
+    return 0 if res.ok else 1
+
+
 def cmd_sweep(args) -> int:
     """efgen sweep: :func:`efgen.api.sweep`, and its summary printed."""
     from efgen.api import sweep
@@ -435,6 +455,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--family", choices=["xcup", "xcu"], default="xcup",
                    help="synth_xilinx -family (default: xcup, UltraScale+)")
     s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("adapt", help="on-device adaptation on load_digits: pretrain on "
+                       "0-4 (golden), adapt to 0-9 in C-simulation and golden, compare")
+    s.add_argument("--net", default="lenet5", metavar="NAME|PATH")
+    s.add_argument("--board", default="zcu102", metavar="NAME|PATH")
+    s.add_argument("--tiles", metavar="Tm=..,Tn=..", help="default: the scheduler's array")
+    s.add_argument("--train-last", type=int, default=2, metavar="K")
+    s.add_argument("--batch", type=int, default=32)
+    s.add_argument("--steps", type=int, default=300, help="adaptation steps")
+    s.add_argument("--eval-every", type=int, default=10, metavar="N",
+                   help="test evaluation every N steps")
+    s.add_argument("--pretrain-epochs", type=int, default=10)
+    s.add_argument("--pretrain-lr", type=float, default=0.05)
+    s.add_argument("--lr", type=float, default=0.01)
+    s.add_argument("--momentum", type=float, default=0.9)
+    s.add_argument("--weight-decay", type=float, default=5e-4)
+    s.add_argument("--seed", type=int, default=0, help="split, init and batch order")
+    s.add_argument("-o", "--output", metavar="DIR", help="default: build/adapt-<net>")
+    s.add_argument("--force", action="store_true",
+                   help="replace -o DIR even if it holds files efgen did not write")
+    s.set_defaults(func=cmd_adapt)
 
     s = sub.add_parser("golden", help="train with the numpy golden model on synthetic data")
     s.add_argument("--net", required=True, metavar="NAME|PATH")
