@@ -135,6 +135,8 @@ def forward(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray | Non
         if l.name in sub:
             xs = [acts[i] if sub.get(i) is not None else acts[i][sub[l.name]]
                   for i in l.inputs]
+        elif plan is not None and l.name in plan.block_of_add:
+            xs = [acts.get(i) for i in l.inputs]    # a branch may not have run
         else:
             xs = [acts[i] for i in l.inputs]
         a = xs[0]
@@ -220,6 +222,8 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
             if l.trainable:       # no sample ran it: a zero gradient (SGD still steps)
                 grads[l.name] = {n: np.zeros(s, dtype) for n, s in l.param_shapes().items()
                                  if not (plan.training.shift_only and n == "gamma")}
+                for n, v in grads[l.name].items():
+                    trace[f"{l.name}:grad.{n}"] = v
             continue
         if l.op == "softmax_ce":
             send(l.inputs[0], caches[l.name])
@@ -227,7 +231,7 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
             continue
         dy = errors.pop(l.name)
         trace[f"{l.name}:dy"] = dy
-        a = acts[l.inputs[0]]
+        a = acts.get(l.inputs[0])
         p = state.params.get(l.name, {})
         g: dict[str, np.ndarray] = {}
         dx = None
