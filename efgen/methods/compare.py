@@ -71,3 +71,10 @@ def method_table(base: Net, t: Training, board, hw, batch: int, base_req) -> lis
         rows.append({"method": "all: " + t.describe(),
                      **evaluate_config(base, t, board, hw, batch, base_req)})
     return [r for r in rows if "cycles" in r]
+
+
+def comparison_for(req, design) -> list[dict]:
+    """:func:`method_table` for a scheduled Request with training methods."""
+    t = req.training
+    base = full_net(req.net) if t.train_last_blocks is not None else req.net
+    return method_table(base, t, req.board, design.hw, req.batch, req)

@@ -172,3 +172,20 @@ def method_step(net: Net, state, x, labels, sgd, plan: StepPlan):
         x, labels = x[k], labels[k]
         plan = StepPlan(t, plan.drop, {n: m[k] for n, m in plan.skip.items()}, None)
     return train_step(net, state, x, labels, sgd, plan=plan)
+
+
+def describe_plan(plan: StepPlan) -> str:
+    """One line: what this step's random decisions were."""
+    if plan.drop:
+        return "mini-batch dropped (no FP/BP/WU" + (
+            "; SGD with a zero gradient)" if plan.training.minibatch_drop.update_on_drop
+            else "; no update)")
+    parts = []
+    if plan.keep_instances is not None:
+        k = np.asarray(plan.keep_instances)
+        parts.append(f"instance filter kept {int(k.sum())} of {k.size}")
+    if plan.skip:
+        ran = sum(int((~np.asarray(m)).sum()) for m in plan.skip.values())
+        tot = sum(np.asarray(m).size for m in plan.skip.values())
+        parts.append(f"gated blocks ran {ran} of {tot} block-samples")
+    return "; ".join(parts) or "every sample trains"
