@@ -225,3 +225,32 @@ def test_layer_counts_before_after(r20):
     assert sum(r["fp"] for r in after) == sum(r["fp"] for r in before) / 2
     assert sum(r["saved"] for r in after) == sum(r["saved"] for r in before)
     assert len(residual_blocks(r20)) == 9
+
+
+# ---- sweeps -------------------------------------------------------------------------------
+
+def test_sweep_takes_method_axes(tmp_path):
+    from efgen.dse import load_sweep, run_sweep
+
+    f = tmp_path / "s.yaml"
+    f.write_text("name: m\nboards: [zcu102]\nnets: [resnet20]\ntm: [16]\ntn: [16]\n"
+                 "training: {gradient_filter: {r: 2, last: 2}}\n"
+                 "gradient_filter.r: [1, 2, 4]\nminibatch_drop.p: [0.0, 0.5]\n")
+    sw = load_sweep(f)
+    assert sw.values["training"] == (
+        "gradient_filter.r=1,minibatch_drop.p=0.0", "gradient_filter.r=1,minibatch_drop.p=0.5",
+        "gradient_filter.r=2,minibatch_drop.p=0.0", "gradient_filter.r=2,minibatch_drop.p=0.5",
+        "gradient_filter.r=4,minibatch_drop.p=0.0", "gradient_filter.r=4,minibatch_drop.p=0.5")
+    out = run_sweep(f, tmp_path / "o", 1, progress=False, no_cache=True)
+    pts = json.loads((tmp_path / "o" / "points.json").read_text())["points"]
+    assert out["points"] == 6 and [p["training"] for p in pts] == list(sw.values["training"])
+    cyc = {p["training"]: p["cycles"] for p in pts}
+    assert cyc["gradient_filter.r=4,minibatch_drop.p=0.0"] < \
+        cyc["gradient_filter.r=1,minibatch_drop.p=0.0"]
+    assert cyc["gradient_filter.r=2,minibatch_drop.p=0.5"] < \
+        0.6 * cyc["gradient_filter.r=2,minibatch_drop.p=0.0"]
+    f.write_text("name: m\nboards: [zcu102]\nnets: [resnet20]\ntm: [16]\ntn: [16]\n"
+                 "training: {gradient_filter: {r: 2, last: 2}}\ngradient_filter.r: [2, 0]\n")
+    with pytest.raises(EfgenError) as e:
+        load_sweep(f)
+    assert e.value.where == "gradient_filter.r[1]" and "positive" in e.value.message()
