@@ -254,21 +254,17 @@ def _scale(row, f: float):
                    dram_read_bytes=row.dram_read_bytes * f)
 
 
-def evaluate_methods(net: Net, design: Design, board: Board) -> dict:
+def evaluate_methods(net: Net, design: Design, board: Board, *, engine_rows, aux_rows,
+                     totals, order) -> dict:
     """:func:`efgen.model.evaluate.evaluate_design` for a Design with training methods:
-    the same rows and totals (expected per step), plus ``totals["methods"]``."""
+    the same rows and totals (expected per step), plus ``totals["methods"]``. The row and
+    totals functions are evaluate_design's own, passed in (efgen.model does not import
+    this package at module level, and this module does not import efgen.model.evaluate)."""
     from efgen.model.coeffs import word_bits
-    from efgen.model.evaluate import (
-        PHASE_ORDER,
-        aux_rows,
-        ddr_bytes_per_cycle,
-        design_totals,
-        engine_rows,
-    )
 
     t = from_doc(design.training, net)
     hw = design.hw
-    ddr = ddr_bytes_per_cycle(board, hw.clock_mhz)
+    ddr = board.ddr.peak_gbps * 1e9 / (hw.clock_mhz * 1e6)   # DDR bytes per cycle
     wbits = word_bits(hw.precision)
     jobs = method_jobs(net, design.batch, t)
     aux = tuple(method_aux(net, design.batch, hw, wbits, ddr, lay, design.sgd_momentum, t)
@@ -279,15 +275,15 @@ def evaluate_methods(net: Net, design: Design, board: Board) -> dict:
         keep = 1.0 - t.minibatch_drop.p
         upd = t.minibatch_drop.update_on_drop
         rows = [r if (r.phase == "sgd" and upd) else _scale(r, keep) for r in rows]
-    order = {l.name: i for i, l in enumerate(net)}
+    pos = {l.name: i for i, l in enumerate(net)}
     if t is not None and t.instance_filter:
         fnet = frozen(t.instance_filter.net)
-        order.update({l.name: i - len(fnet) for i, l in enumerate(fnet)})
-    rows.sort(key=lambda r: (r.phase != "fp", order[r.layer] if r.phase == "fp"
-                             else -order[r.layer], PHASE_ORDER[r.phase]))
-    totals = design_totals(net, design, board, rows)
-    totals["methods"] = method_summary(net, design.batch, t, rows, host)
-    return {"rows": rows, "totals": totals}
+        pos.update({l.name: i - len(fnet) for i, l in enumerate(fnet)})
+    rows.sort(key=lambda r: (r.phase != "fp", pos[r.layer] if r.phase == "fp"
+                             else -pos[r.layer], order[r.phase]))
+    tot = totals(net, design, board, rows)
+    tot["methods"] = method_summary(net, design.batch, t, rows, host)
+    return {"rows": rows, "totals": tot}
 
 
 def phase_macs(rows) -> dict[str, float]:

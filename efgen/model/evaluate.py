@@ -166,7 +166,8 @@ def evaluate_design(net: Net, design: Design, board: Board) -> dict:
     if getattr(design, "training", None):
         from efgen.methods.cost import evaluate_methods
 
-        return evaluate_methods(net, design, board)
+        return evaluate_methods(net, design, board, engine_rows=engine_rows,
+                                aux_rows=aux_rows, totals=design_totals, order=PHASE_ORDER)
     rows = engine_rows(net, design, board) + aux_rows(net, design, board)
     order = {l.name: i for i, l in enumerate(net)}
     rows.sort(key=lambda r: (r.phase != "fp", order[r.layer] if r.phase == "fp"
