@@ -248,32 +248,44 @@ def test_draw_plan_is_seeded_and_follows_the_ratios():
 
 # ---- MobileTL ----------------------------------------------------------------------------
 
-def test_bn_shift_only_is_the_gradient_with_fixed_statistics():
+def test_bn_shift_only_is_exact_and_freezes_scale_and_statistics():
+    """MobileTL: shift-only BNs normalise with frozen global statistics (an affine layer);
+    the last BN of each residual branch trains in full. The step is the exact gradient of
+    that forward pass."""
     net = parse_net(RES_NET)
     t = parse_training({"batchnorm": "shift_only"}, net)
+    assert t.shift_bn_layers(net) == {"bn0", "b1_a_bn"}
     st = init_state(net, seed=0, dtype=np.float64)
-    for lname, p in st.params.items():            # non-trivial gammas and betas
+    rng = np.random.default_rng(7)
+    for lname, p in st.params.items():            # non-trivial BN parameters and statistics
         if "gamma" in p:
             p["gamma"][:] = np.linspace(0.5, 1.5, p["gamma"].size)
             p["beta"][:] = np.linspace(-0.2, 0.3, p["beta"].size)
+            st.buffers[lname]["running_mean"][:] = rng.standard_normal(p["gamma"].size) * 0.1
+            st.buffers[lname]["running_var"][:] = 1 + rng.random(p["gamma"].size)
     x, y = synthetic_batch(net, 4, seed=1, dtype=np.float64)
     res = train_step(net, st, x, y, plan=StepPlan(t))
-    assert not any(k.endswith(":grad.gamma") for k in res.trace)
-    for l in net:
-        if l.op == "batchnorm":
-            np.testing.assert_array_equal(res.state.params[l.name]["gamma"],
-                                          st.params[l.name]["gamma"])
-    # the net with BN normalising by these batch statistics, held constant
-    fixed = st.copy()
-    for l in net:
-        if l.op == "batchnorm":
-            fixed.buffers[l.name]["running_mean"] = res.trace[f"{l.name}:mean"]
-            fixed.buffers[l.name]["running_var"] = res.trace[f"{l.name}:var"]
-    loss = lambda: float(forward(net, fixed, x, y, train=False)[0]["loss"])  # noqa: E731
+    for name in ("bn0", "b1_a_bn"):
+        assert f"{name}:grad.gamma" not in res.trace and f"{name}:mean" not in res.trace
+        np.testing.assert_array_equal(res.state.params[name]["gamma"], st.params[name]["gamma"])
+        for n, v in st.buffers[name].items():
+            np.testing.assert_array_equal(res.state.buffers[name][n], v)
+    assert "b1_b_bn:grad.gamma" in res.trace          # the branch's last BN: in full
+    assert not np.array_equal(res.state.buffers["b1_b_bn"]["running_mean"],
+                              st.buffers["b1_b_bn"]["running_mean"])
+    # the shift-only BN is affine with the frozen statistics
+    acts = forward(net, st, x, y, plan=StepPlan(t))[0]
+    b = st.buffers["b1_a_bn"]
+    g, be = st.params["b1_a_bn"]["gamma"], st.params["b1_a_bn"]["beta"]
+    want = (acts["b1_a_conv"] - b["running_mean"][:, None, None]) / np.sqrt(
+        b["running_var"][:, None, None] + 1e-5) * g[:, None, None] + be[:, None, None]
+    np.testing.assert_allclose(acts["b1_a_bn"], want, rtol=1e-12)
+    loss = lambda: float(forward(net, st, x, y, plan=StepPlan(t))[0]["loss"])  # noqa: E731
     assert abs(loss() - res.loss) < 1e-12
-    grads = {k: {n: res.trace[f"{k}:grad.{n}"] for n in st.params[k] if n != "gamma"}
-             for k in st.params}
-    _fd_check(loss, grads, fixed.params)
+    grads = {k: {n: res.trace[f"{k}:grad.{n}"] for n in st.params[k]
+                 if f"{k}:grad.{n}" in res.trace} for k in st.params}
+    assert "beta" in grads["b1_a_bn"] and "gamma" not in grads["b1_a_bn"]
+    _fd_check(loss, grads, st.params)
 
 
 def test_one_bit_relu_masks_give_the_same_error():

@@ -145,6 +145,12 @@ def forward(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray | Non
             y = ops.conv_fp(a, p["weight"], p.get("bias"), l.stride, l.padding)
         elif l.op == "linear":
             y = ops.linear_fp(a, p["weight"], p.get("bias"))
+        elif l.op == "batchnorm" and train and plan is not None and plan.shift_bn(net, l.name):
+            b = state.buffers[l.name]      # MobileTL: frozen global statistics
+            y = ops.bn_fp_eval(a, p["gamma"], p["beta"], b["running_mean"],
+                               b["running_var"], BN_EPS)
+            caches[l.name] = {"invstd": (1 / np.sqrt(b["running_var"] + a.dtype.type(BN_EPS))
+                                         ).astype(a.dtype)}
         elif l.op == "batchnorm":
             if train:
                 y, cache = ops.bn_fp_train(a, p["gamma"], p["beta"], BN_EPS)
@@ -221,7 +227,7 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
         if sub.get(l.name) is not None and sub[l.name].size == 0:
             if l.trainable:       # no sample ran it: a zero gradient (SGD still steps)
                 grads[l.name] = {n: np.zeros(s, dtype) for n, s in l.param_shapes().items()
-                                 if not (plan.training.shift_only and n == "gamma")}
+                                 if not (plan.shift_bn(net, l.name) and n == "gamma")}
                 for n, v in grads[l.name].items():
                     trace[f"{l.name}:grad.{n}"] = v
             continue
@@ -254,7 +260,7 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
                     g["bias"] = dy.sum(axis=0)
             if l.runs_bp:
                 dx = ops.linear_bp(dy, p["weight"])
-        elif l.op == "batchnorm" and plan is not None and plan.training.shift_only:
+        elif l.op == "batchnorm" and plan is not None and plan.shift_bn(net, l.name):
             from efgen.methods.golden import bn_shift_bp
 
             dx, dbeta = bn_shift_bp(dy, caches[l.name], p["gamma"])
@@ -305,7 +311,7 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
             trace[f"{lname}:vel.{n}"] = v_new
     for l in net:
         if l.op == "batchnorm":
-            if l.name not in caches:      # a skipped branch's BN that no sample ran
+            if "mean" not in caches.get(l.name, {}):  # no sample ran it, or frozen statistics
                 continue
             cache = caches[l.name]
             b = state.buffers[l.name]

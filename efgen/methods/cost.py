@@ -27,10 +27,12 @@ What each method changes (B = batch):
 * **EIF** (keep k, filter net F): F's FP runs on all B images (its jobs and vector
   passes, frozen, names prefixed ``filter/``); the main net's FP, BP and WU run on
   ceil(k*B) images.
-* **MobileTL** (BN ``shift_only``): BN BP is one pass (read dy, write dx = dy*gamma*invstd,
-  dbeta summed in the same pass) instead of a sums pass plus a dx pass that both read x;
-  only beta is updated by SGD; BN saves no x-hat; ReLU masks are saved as 1 bit
-  (``ceil(n/32)`` words per image instead of n).
+* **MobileTL** (BN ``shift_only``): a shift-only batchnorm (every one but the last of
+  each residual branch, :meth:`Training.shift_bn_layers`) normalises with its frozen
+  statistics: FP is one pass (no statistics pass), BP one pass (read dy, write dx =
+  dy*gamma*invstd, dbeta summed in the same pass) instead of a sums pass plus a dx pass
+  that both read x; SGD updates beta only; it saves no x-hat. ReLU masks are saved as
+  1 bit (``ceil(n/32)`` words per image instead of n).
 
 Saved words are what one executed step keeps for its backward pass (per step, whole
 batch): SLU in expectation over the skip masks, EIF on the kept images; SMD does not
@@ -147,21 +149,29 @@ def method_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per
             rd, wr, el = rd + sum(reads), wr + sum(writes), el + elements
         return AuxCost(layer, phase, op, cyc, rd, wr, bursts, el)
 
+    from efgen.model.fusion import bp_store_masks
+
     slu = branch_batches(net, nb, t)
+    shift = t.shift_bn_layers(net)
+    masks = bp_store_masks(net)
     out: list[AuxCost] = []
     for a in base:
         l = net[a.layer]
         images = slu.get(a.layer, nb)
         W = lambda shape, n=images: _words(shape, n, hw.lanes, blocked)  # noqa: E731
-        if t.shift_only and l.op == "batchnorm" and a.phase == "bp":
+        if l.name in shift and a.phase == "fp":
+            a = cost(l.name, "fp", "batchnorm, frozen statistics (one pass)",
+                     [([W(l.in_shape)], [W(l.out_shape)], float(images * math.prod(l.in_shape)))])
+        elif l.name in shift and a.phase == "bp":
             n_in = float(images * math.prod(l.in_shape))
-            if l.runs_bp:
+            if l.runs_bp:      # (+ the layer input where the store applies a ReLU mask)
+                mx = [W(l.in_shape)] if l.name in masks else []
                 a = cost(l.name, "bp", "batchnorm shift-only (dx = dy*gamma*invstd, dbeta)",
-                         [([W(l.out_shape)], [W(l.in_shape)], n_in)])
+                         [([W(l.out_shape)] + mx, [W(l.in_shape)], n_in)])
             else:
                 a = cost(l.name, "bp", "batchnorm shift-only (dbeta)",
                          [([W(l.out_shape)], [], n_in)])
-        elif t.shift_only and l.op == "batchnorm" and a.phase == "sgd":
+        elif l.name in shift and a.phase == "sgd":
             words = float(l.in_shape[0])
             k = 2 if momentum else 1
             a = cost(l.name, "sgd", "sgd (beta only)", [([words] * (k + 1), [words] * k, words)])
@@ -227,7 +237,8 @@ def saved_words(net: Net, batch: int, t: Training | None) -> dict[str, float]:
     nb = main_batch(batch, t)
     slu = branch_batches(net, nb, t)
     gf = t.gf_layers() if t is not None else set()
-    shift = t is not None and t.shift_only
+    shift = t.shift_bn_layers(net) if t is not None else set()
+    bits = t is not None and t.shift_only
     out = {}
     for l in net:
         images = slu.get(l.name, nb)
@@ -235,9 +246,9 @@ def saved_words(net: Net, batch: int, t: Training | None) -> dict[str, float]:
         if l.name in gf and l.trainable:
             ph, pw = _gf_geometry(l, t.gradient_filter.r)
             w = float(l.in_shape[0] * ph * pw)
-        elif shift and l.op == "batchnorm":
+        elif l.name in shift:
             w = 0.0
-        elif shift and l.op == "relu" and w:
+        elif bits and l.op == "relu" and w:
             w = float(math.ceil(w / 32))
         out[l.name] = w * images
     return out

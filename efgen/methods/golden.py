@@ -23,11 +23,15 @@ term; it has no public code, so the weighting is a parameter here); the top
 error with the pruned channels zeroed, so a pruned filter's gradient is exactly zero and
 a kept channel's is that of full back-propagation on the masked error map.
 
-MobileTL (Chiang et al., AAAI 2023), BN ``shift_only``: gamma is frozen, beta trains, and
-the backward pass treats the batch statistics as constants, so ``dx = dy * gamma *
-invstd`` and ``dbeta = sum(dy)``: BP needs no x-hat (only invstd per channel). That is
-the exact gradient of the net with its BN statistics held fixed (tests check it by
-finite differences). ReLU masks are kept as 1 bit per element (:func:`pack_mask`).
+MobileTL (Chiang, Frumkin, Liang, Marculescu, AAAI 2023), BN ``shift_only``: inside each
+residual branch every batchnorm but the last trains its shift (beta) only, with its
+scale (gamma) and its global (running) statistics frozen: FP normalises with the running
+statistics, so the layer is affine and BP is ``dx = dy * gamma * invstd``, ``dbeta =
+sum(dy)``, with nothing saved but invstd per channel. The last batchnorm of each branch
+trains in full (MobileTL updates the scale, shift and statistics of a block's last
+normalisation); batchnorms outside the branches (stem, downsampling shortcut) are
+shift-only. This is the exact gradient of that forward pass (tests: finite differences). ReLU masks are kept as 1 bit per element (:func:`pack_mask`; MobileTL's
+binary activation masks).
 """
 
 from __future__ import annotations

@@ -111,6 +111,19 @@ class Training:
                 out.append(k)
         return tuple(out)
 
+    def shift_bn_layers(self, net: Net) -> set[str]:
+        """MobileTL's shift-only batchnorms: every batchnorm but the last one of each
+        residual branch (MobileTL trains the last normalisation of a block in full: scale,
+        shift and statistics). Empty unless ``batchnorm: shift_only``."""
+        if not self.shift_only:
+            return set()
+        last = set()
+        for b in residual_blocks(net):
+            bns = [x for x in b.branch if net[x].op == "batchnorm"]
+            if bns:
+                last.add(bns[-1])
+        return {l.name for l in net if l.op == "batchnorm" and l.name not in last}
+
     def gf_layers(self) -> set[str]:
         return set(self.gradient_filter.layers) if self.gradient_filter else set()
 
@@ -163,7 +176,7 @@ class Training:
             parts.append(f"instance filter keep={self.instance_filter.keep:g} "
                          f"({self.instance_filter.net.name})")
         if self.shift_only:
-            parts.append("BN shift only, 1-bit ReLU masks")
+            parts.append("BN shift only (MobileTL), 1-bit ReLU masks")
         if self.train_last_blocks is not None:
             parts.append(f"last {self.train_last_blocks} block(s) trained")
         return "; ".join(parts) or "full back-propagation"

@@ -82,6 +82,15 @@ class StepPlan:
         first = self._net[add].inputs[0]
         return (idx, None) if first == b.branch[-1] else (None, idx)
 
+    # ---- MobileTL -----------------------------------------------------------------------
+    def shift_bn(self, net: Net, name: str) -> bool:
+        """True for a batchnorm that trains its shift only (frozen scale and statistics)."""
+        if not self.training.shift_only:
+            return False
+        if not hasattr(self, "_shift"):
+            self._shift = self.training.shift_bn_layers(net)
+        return name in self._shift
+
     # ---- per-conv methods ---------------------------------------------------------------
     def changes_conv(self, name: str) -> bool:
         return name in self.training.gf_layers() or name in self.training.emp_layers()
@@ -159,7 +168,7 @@ def method_step(net: Net, state, x, labels, sgd, plan: StepPlan):
         if t.minibatch_drop.update_on_drop:
             for lname, vel in state.velocity.items():
                 for n, v in vel.items():
-                    if t.shift_only and n == "gamma":
+                    if n == "gamma" and plan.shift_bn(net, lname):
                         continue
                     p = state.params[lname][n]
                     p_new, v_new = ops.sgd_update(p, np.zeros_like(p), v, sgd.lr,
