@@ -218,12 +218,9 @@ class Accelerator:
         from efgen.csim.csim import run_csim
 
         if self.training is not None:
-            raise EfgenError("C-simulation runs the generated C++, which implements full "
-                             "back-propagation, not the training methods "
-                             f"({self.training.describe()})", where="training",
-                             fix="C-simulate without --training; the methods are priced by "
-                                 "the model and run in the golden model (efgen golden "
-                                 "--training)")
+            from efgen.hls.methods import training_of
+
+            training_of(self.net, self.design)     # refuses what the C++ does not run
         if self.design.hw.precision != "fp32":
             raise EfgenError(f"C-simulation implements fp32, this design is "
                              f"{self.design.hw.precision}", where="precision",

@@ -179,12 +179,10 @@ def cmd_build(args) -> int:
                 overrides=args.overrides, momentum=not args.no_momentum,
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
                 command=request_words(args), training=args.training)
-    if "csim" in steps and acc.training is not None:
-        raise EfgenError("C-simulation runs the generated C++, which implements full "
-                         f"back-propagation, not the training methods ({acc.training.describe()})",
-                         where=f"efgen {args.command} --training",
-                         fix="drop --training (or the net's training: section) for csim; "
-                             "'efgen golden --training' runs the methods' golden model")
+    if ("csim" in steps or "hls" in steps) and acc.training is not None:
+        from efgen.hls.methods import training_of
+
+        training_of(acc.net, acc.design)   # what the generated C++ does not run: refused
     written = acc.write(out, hls="hls" in steps,
                         rtl=getattr(args, "rtl_impl", "synth") if "rtl" in steps else None,
                         force=args.force)

@@ -224,13 +224,18 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     rep = report_dict(design, board, ev, full)
     out_dir = check_out_dir(out_dir, force)
     methods_note = None
-    if design.training and (hls or rtl is not None):
-        # the code generators implement full back-propagation only (see README.md,
-        # "Efficient training methods"); nothing is generated that would compute another step
-        methods_note = ("hls/ and rtl/ not written: the generated C++ and RTL implement full "
-                        "back-propagation, not the training methods of this design "
-                        "(efgen prices them; see README.md)")
-        hls, rtl = False, None
+    if design.training and rtl is not None:
+        # The reference RTL and its runtime run full back-propagation only; the HLS C++
+        # runs gradient filtering and error-map pruning (efgen.hls.methods), nothing else.
+        from efgen.hls.methods import SUPPORTED
+
+        methods_note = "rtl/ not written: the reference RTL runs full back-propagation"
+        if hls and any(k not in SUPPORTED for k in design.training):
+            methods_note = ("hls/ and rtl/ not written: the generated C++ runs "
+                            f"{' and '.join(SUPPORTED)} only, the RTL neither (efgen prices "
+                            "the methods; see README.md)")
+            hls = False
+        rtl = None
     tmp = make_temp(out_dir)
     try:
         (tmp / "design.json").write_text(design.to_json())
