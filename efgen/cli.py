@@ -179,7 +179,7 @@ def cmd_build(args) -> int:
                 overrides=args.overrides, momentum=not args.no_momentum,
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
                 command=request_words(args), training=args.training)
-    if ("csim" in steps or "hls" in steps) and acc.training is not None:
+    if "csim" in steps and acc.training is not None:
         from efgen.hls.methods import training_of
 
         training_of(acc.net, acc.design)   # what the generated C++ does not run: refused

@@ -76,7 +76,7 @@ def test_csim_with_methods_is_refused_before_writing(tmp_path, capsys):
     out = tmp_path / "c"
     assert main(["csim", "--board", "zcu102", "--net", "tiny", "--training", str(f),
                  "-o", str(out)]) == 2
-    assert "full back-propagation" in capsys.readouterr().err
+    assert "does not implement minibatch_drop" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -207,7 +207,7 @@ def test_build_report_shows_each_method(tmp_path, capsys):
     out = tmp_path / "b"
     assert main(["build", "--board", "zcu102", "--net", "resnet20", "--batch", "8",
                  "--training", str(f), "-o", str(out)]) == 0
-    assert "hls/ and rtl/ not written" in capsys.readouterr().out
+    assert "hls/ and rtl/ not written" in capsys.readouterr().out   # SMD: host control
     md = (out / "report.md").read_text()
     assert "## Training methods" in md
     for name in ("full back-propagation", "gradient filter r=2 on 2 conv(s)",
@@ -254,3 +254,16 @@ def test_sweep_takes_method_axes(tmp_path):
     with pytest.raises(EfgenError) as e:
         load_sweep(f)
     assert e.value.where == "gradient_filter.r[1]" and "positive" in e.value.message()
+
+
+def test_build_with_gf_and_emp_writes_the_hls_project(tmp_path, capsys):
+    f = tmp_path / "t.yaml"
+    f.write_text("training:\n  gradient_filter: {r: 2, last: 2}\n"
+                 "  error_pruning: {keep: 0.7, layers: all}\n")
+    out = tmp_path / "b"
+    assert main(["build", "--board", "zcu102", "--net", "resnet20", "--batch", "4",
+                 "--training", str(f), "-o", str(out)]) == 0
+    assert "rtl/ not written" in capsys.readouterr().out
+    assert (out / "hls" / "efgen_host.cpp").is_file() and not (out / "rtl").exists()
+    prog = (out / "hls" / "efgen_program.h").read_text()
+    assert "s3b3_b_conv" in prog and "gf_tapsgd" in prog and "emp" in prog
