@@ -182,6 +182,10 @@ class Accelerator:
         (a seeded synthetic batch when omitted), from ``state`` (a
         :class:`efgen.golden.model.TrainState`; default the seeded He init).
 
+        With training methods (``build(..., training=...)``) each step draws its drop,
+        skip and keep masks from ``seed`` (:func:`efgen.methods.step.draw_plan`); a
+        dropped step's ``loss`` is NaN.
+
         Returns the last step's :class:`efgen.golden.model.StepResult`: ``loss``,
         ``state`` (after the step), ``trace`` (``"layer:tensor"`` -> array) and
         ``by_layer`` (layer -> tensor name -> array)."""

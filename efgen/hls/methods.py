@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from efgen.errors import EfgenError
 from efgen.frontend.ir import Layer
+from efgen.hls.regions import Step, Trace, _fm4
 from efgen.methods.golden import emp_kept, gf_grid
 from efgen.methods.spec import from_doc
 
@@ -78,8 +79,6 @@ def method_regions(b) -> None:
             b.add(f"gf_wsum:{name}", "weight", (m, n, 1, 1))
             b.add(f"gf_dxs:{name}", "fm", (B, n, ph, pw))
     for name in sorted(t.emp_layers()):
-        from efgen.hls.program import Trace, _fm4
-
         l = b.net[name]
         b.add(f"emp_dy:{name}", "fm", _fm4(l.out_shape, B))
         b.add(f"emp_mask:{name}", "vec", (l.channels,),
@@ -88,8 +87,6 @@ def method_regions(b) -> None:
 
 def fp_steps(b, l: Layer, x: str) -> None:
     """After a filtered conv's CONV_FP: its input patch sums (for WU)."""
-    from efgen.hls.program import Step
-
     t = b.training
     if t is None or l.name not in t.gf_layers() or not l.trainable:
         return
@@ -106,8 +103,6 @@ def handles(b, l: Layer) -> bool:
 
 def bp_steps(b, l: Layer, dy: str) -> None:
     """BP and WU of a filtered and/or pruned conv (see the module docstring)."""
-    from efgen.hls.program import Step
-
     t, name = b.training, l.name
     if name in t.emp_layers():
         kept = emp_kept(l.channels, t.error_pruning.keep)

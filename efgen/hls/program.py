@@ -24,44 +24,16 @@ C-simulation compares tensor by tensor with :func:`efgen.golden.model.train_step
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from efgen.design import Design
 from efgen.frontend.ir import BN_EPS, BN_MOMENTUM, INPUT, Layer, Net
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc, make_desc
+from efgen.hls.regions import Region, Step, Trace, _fm4
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.model.fusion import bp_store_masks, error_senders, fused_relus
 
 ALIGN = 1024  # words = 4 KiB
-
-
-@dataclass(frozen=True)
-class Trace:
-    """A golden-trace tensor held (wholly or in part) by a region."""
-
-    key: str
-    shape: tuple[int, ...]
-    start: int = 0        # vectors: first word of the slice
-
-
-@dataclass
-class Region:
-    name: str
-    kind: str                      # "fm", "weight" or "vec"
-    shape: tuple[int, ...]         # fm (B, C, H, W); weight (M, N, K, K); vec (n,)
-    offset: int = 0
-    words: int = 0
-    traces: list[Trace] = field(default_factory=list)
-    init: str | None = None        # what Python writes before the step ("input", "param:...")
-
-
-@dataclass
-class Step:
-    """One kernel call: a descriptor and a readable note (layer, phase)."""
-
-    layer: str
-    what: str
-    desc: EfgenDesc
 
 
 @dataclass
@@ -79,12 +51,6 @@ class Program:
 
     def region(self, name: str) -> Region:
         return self.regions[name]
-
-
-def _fm4(shape: tuple[int, ...], batch: int) -> tuple[int, int, int, int]:
-    if len(shape) == 1:
-        return (batch, shape[0], 1, 1)
-    return (batch, *shape)
 
 
 def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 0.9,

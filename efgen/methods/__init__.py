@@ -15,8 +15,12 @@ selects any combination of:
   the main net trains on the kept fraction;
 * ``batchnorm: shift_only`` and ``train_last_blocks`` - MobileTL (AAAI 2023).
 
-Modules: :mod:`.spec` parses and validates the section against a net, :mod:`.golden`
-holds the exact numpy semantics, :mod:`.cost` prices them for the cost model and the
-scheduler. efgen prices cost only; the accuracy a method gives must be measured by the
-user (see README.md).
+Modules: :mod:`.spec` parses and validates the section against a net; :mod:`.golden`
+(ops) and :mod:`.step` (the step's plan: drop, skip and keep masks) hold the exact numpy
+semantics, which :func:`efgen.golden.model.train_step` runs; :mod:`.cost` prices them for
+the cost model and the scheduler; :mod:`.compare` and :mod:`.report` put each method
+against full back-propagation in report.md; :mod:`.show` is ``efgen net show
+--training``; :mod:`.sweep` the sweep file's method axes. The generated C++ of gradient
+filtering and error-map pruning is :mod:`efgen.hls.methods`. efgen prices cost only; the
+accuracy a method gives must be measured by the user (see README.md).
 """
