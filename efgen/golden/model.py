@@ -18,6 +18,7 @@ C-simulation or RTL run can be compared with it tensor by tensor. Kinds:
 ``grad.<p>``       gradient of parameter ``p`` summed over the batch (WU output)
 ``new.<p>``        parameter or running statistic after the step
 ``vel.<p>``        SGD momentum buffer after the step
+``emp_mask``       error-map pruning: the conv's kept output channels (bool)
 =================  =========================================================
 """
 
