@@ -8,8 +8,8 @@ What each method changes (B = batch):
   ``x_sum`` (read x, write Cin*P words). BP and WU are 1x1 convolutions on the pooled
   maps, B*Cin*Cout*P MACs each, scheduled and tiled like any engine job (the scheduler
   sees a K=1, stride-1 job on a P-sized map); a vector pass pools the error (read dy,
-  write Cout*P), another copies the input error back over the patches (read Cin*P, write
-  the input error). The WU write-back updates all K*K taps: the SGD of the (K*K - 1)
+  write Cout*P), another sums W over its taps (read Cout*Cin*K*K, write Cout*Cin), another
+  copies the input error back over the patches (read Cin*P, write the input error). The WU write-back updates all K*K taps: the SGD of the (K*K - 1)
   broadcast taps is a vector pass over those weights (and momenta). Saved words: Cin*P
   per image instead of the input map (about (r*s)^2 fewer).
 * **Error-map pruning** (keep rho): BP reduces over, and WU accumulates, ceil(rho*Cout)
@@ -194,6 +194,8 @@ def method_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per
         out.append(cost(name, "bp", "gf error pooling", [([W(l.out_shape, images)], [g],
                                                           float(images * math.prod(l.out_shape)))]))
         if l.runs_bp:
+            out.append(cost(name, "bp", "gf tap sums of W", [([float(kk * m * n)],
+                                                              [float(m * n)], float(kk * m * n))]))
             out.append(cost(name, "bp", "gf copy-back", [([W((n, ph, pw), images)],
                                                           [W(l.in_shape, images)], n_in)]))
         if l.trainable and kk > 1:
