@@ -254,8 +254,7 @@ def _fraction(v: Any, file: str, key: str, lo_open: bool = True, hi_open: bool =
     if ok:
         ok = (v > 0 if lo_open else v >= 0) and (v < 1 if hi_open else v <= 1)
     if not ok:
-        lo, hi = ("0 <", "<= 1") if lo_open and not hi_open else \
-            ("0 <=", "< 1") if hi_open else ("0 <", "<= 1")
+        lo, hi = ("0 <" if lo_open else "0 <="), ("< 1" if hi_open else "<= 1")
         raise _err(f"'{key.rsplit('.', 1)[-1]}' must be a number with {lo} value {hi}, "
                    f"got {v!r}", file, key, "give a fraction, e.g. 0.5")
     return float(v)
