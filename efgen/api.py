@@ -102,6 +102,7 @@ class Accelerator:
     evaluation: dict = field(repr=False)
     full_evaluation: dict | None = field(default=None, repr=False)
     words: tuple[str, ...] = field(default=(), repr=False)   # the equivalent command line
+    training: Any = field(default=None, repr=False)  # efgen.methods.spec.Training or None
 
     @property
     def report(self) -> dict:
@@ -181,6 +182,10 @@ class Accelerator:
         (a seeded synthetic batch when omitted), from ``state`` (a
         :class:`efgen.golden.model.TrainState`; default the seeded He init).
 
+        With training methods (``build(..., training=...)``) each step draws its drop,
+        skip and keep masks from ``seed`` (:func:`efgen.methods.step.draw_plan`); a
+        dropped step's ``loss`` is NaN.
+
         Returns the last step's :class:`efgen.golden.model.StepResult`: ``loss``,
         ``state`` (after the step), ``trace`` (``"layer:tensor"`` -> array) and
         ``by_layer`` (layer -> tensor name -> array)."""
@@ -192,8 +197,14 @@ class Accelerator:
         state = init_state(self.net, seed=seed, dtype=dtype) if state is None else \
             cast_state(state, dtype)
         res = None
-        for _ in range(steps):
-            res = train_step(self.net, state, x, labels, sgd)
+        for i in range(steps):
+            if self.training is not None:
+                from efgen.methods.step import draw_plan, method_step
+
+                plan = draw_plan(self.net, self.training, x, labels, seed=seed * 1000 + i)
+                res = method_step(self.net, state, x, labels, sgd, plan)
+            else:
+                res = train_step(self.net, state, x, labels, sgd)
             state = res.state
         return res
 
@@ -210,6 +221,10 @@ class Accelerator:
         generated project and the compiled library (default: a temporary folder)."""
         from efgen.csim.csim import run_csim
 
+        if self.training is not None:
+            from efgen.hls.methods import training_of
+
+            training_of(self.net, self.design)     # refuses what the C++ does not run
         if self.design.hw.precision != "fp32":
             raise EfgenError(f"C-simulation implements fp32, this design is "
                              f"{self.design.hw.precision}", where="precision",
@@ -246,7 +261,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           objective: str = "latency", precision: str = "fp32", train_last: int | None = None,
           tiles: Any = None, overrides: str | os.PathLike | None = None,
           momentum: bool = True, progress: Callable[[str], None] | None = None,
-          command: Sequence[str] | None = None) -> Accelerator:
+          command: Sequence[str] | None = None, training: Any = None) -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -259,7 +274,9 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     YAML. ``momentum``: SGD with a momentum buffer. ``progress``: called with one-line
     notices. ``command``: the ``efgen build`` words that remake this Design, which the
     HLS project's run_hls.tcl prints when its testbench data is missing (default: derived
-    from these arguments). Nothing is written until :meth:`Accelerator.write`.
+    from these arguments). ``training``: the training methods (efgen.methods): a
+    ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
+    ``training:`` section (if any). Nothing is written until :meth:`Accelerator.write`.
     """
     from efgen.flow import estimate
     from efgen.model.schedule import Request, load_overrides
@@ -268,6 +285,11 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     if train_last is not None:
         train_last = _positive_int(train_last, "train_last")
     n = _net(net, train_last)
+    t = _training(training, n)
+    if t is not None:
+        from efgen.methods.spec import apply_to_net
+
+        n = apply_to_net(n, t)
     b = _board(board)
     tm, tn = _tiles(tiles)
     if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))
@@ -277,16 +299,34 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     ov = load_overrides(os.fspath(overrides), n) if overrides is not None else {}
     req = Request(net=n, board=b, batch=batch, clock_mhz=None if clock is None else float(clock),
                   objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
-                  train_last=train_last, momentum=bool(momentum))
+                  train_last=train_last, momentum=bool(momentum), training=t)
     design, ev, full = estimate(req, progress=progress or (lambda s: None))
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-               momentum)
-    return Accelerator(n, b, design, ev, full, words)
+               momentum, training if isinstance(training, (str, os.PathLike)) else None)
+    return Accelerator(n, b, design, ev, full, words, training=t)
+
+
+def _training(training: Any, net):
+    """The Training of ``training`` (path, mapping, Training or None) for ``net``."""
+    from efgen.methods.spec import Training, parse_training, resolve
+
+    if training is None:
+        return resolve(net)
+    if isinstance(training, Training):
+        return training
+    if isinstance(training, (str, os.PathLike)):
+        return resolve(net, os.fspath(training))
+    if isinstance(training, Mapping):
+        doc = dict(training)
+        doc = doc["training"] if set(doc) == {"training"} else doc
+        return parse_training(doc, net, "<training>")
+    raise EfgenError(f"cannot use a {type(training).__name__} as training methods",
+                     where="training", fix="give a --training YAML path or a mapping")
 
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-           momentum) -> tuple[str, ...]:
+           momentum, training=None) -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -307,7 +347,8 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
         command="build", board=name(board, "board"), net=name(net, "net"), batch=batch,
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
-        no_momentum=not momentum))
+        no_momentum=not momentum,
+        training=None if training is None else os.fspath(training)))
 
 
 def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,

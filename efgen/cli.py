@@ -49,6 +49,14 @@ def cmd_net_show(args) -> int:
     from efgen.frontend import load_net
 
     net = load_net(args.net, train_last=args.train_last)
+    from efgen.methods.spec import resolve
+
+    training = resolve(net, args.training)
+    if training is not None:
+        from efgen.methods.show import show_lines
+
+        print("\n".join(show_lines(net, training)))
+        return 0
     rows = []
     for l in net:
         ins = ", ".join(_shape(net.shape_of(i)) for i in l.inputs)
@@ -97,16 +105,33 @@ def cmd_golden(args) -> int:
         net, state = load_onnx(args.net, dtype=dtype, train_last=args.train_last)
     else:
         state = init_state(net, seed=args.seed, dtype=dtype)
+    from efgen.methods.spec import apply_to_net, resolve
+
+    training = resolve(net, args.training)
+    if training is not None:
+        net = apply_to_net(net, training)
+        if not args.weights and not str(args.net).lower().endswith(".onnx"):
+            state = init_state(net, seed=args.seed, dtype=dtype)
+        print(f"training methods: {training.describe()}")
     x, labels = synthetic_batch(net, args.batch, seed=args.seed + 1, dtype=dtype)
     sgd = SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     print(f"golden training of {net.name}: batch {args.batch}, {args.dtype}, lr {sgd.lr}, "
           f"momentum {sgd.momentum}, weight decay {sgd.weight_decay}, seed {args.seed}")
     for step in range(1, args.steps + 1):
         t0 = time.perf_counter()
-        res = train_step(net, state, x, labels, sgd)
+        if training is not None:
+            from efgen.methods.step import describe_plan, draw_plan, method_step
+
+            plan = draw_plan(net, training, x, labels, seed=args.seed * 1000 + step)
+            res = method_step(net, state, x, labels, sgd, plan)
+        else:
+            res = train_step(net, state, x, labels, sgd)
         dt = time.perf_counter() - t0
         state = res.state
-        print(f"\nstep {step}: loss {res.loss:.6f}  ({dt * 1e3:.1f} ms)")
+        print(f"\nstep {step}: " + (f"loss {res.loss:.6f}" if res.loss == res.loss
+                                      else "no loss (dropped)") + f"  ({dt * 1e3:.1f} ms)")
+        if training is not None:
+            print(f"  {describe_plan(plan)}")
         norms = grad_norms(net, res.trace)
         print(format_table(["layer", "grad L2 norm"],
                            [[k, f"{v:.6e}"] for k, v in norms.items()]))
@@ -153,7 +178,11 @@ def cmd_build(args) -> int:
                 precision=args.precision, train_last=args.train_last, tiles=args.tiles,
                 overrides=args.overrides, momentum=not args.no_momentum,
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
-                command=request_words(args))
+                command=request_words(args), training=args.training)
+    if "csim" in steps and acc.training is not None:
+        from efgen.hls.methods import training_of
+
+        training_of(acc.net, acc.design)   # what the generated C++ does not run: refused
     written = acc.write(out, hls="hls" in steps,
                         rtl=getattr(args, "rtl_impl", "synth") if "rtl" in steps else None,
                         force=args.force)
@@ -361,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("net", metavar="NAME|PATH")
     show.add_argument("--train-last", type=int, metavar="K",
                       help="freeze all but the last K conv/linear layers")
+    show.add_argument("--training", metavar="FILE",
+                      help="training methods (a training: section; default: the net file's own)")
     show.set_defaults(func=cmd_net_show)
 
     s = sub.add_parser("boards", help="list the catalogue boards")
@@ -384,6 +415,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overrides", metavar="FILE", help="per-layer schedule overrides (YAML)")
     s.add_argument("--no-momentum", action="store_true",
                    help="SGD without a momentum buffer (halves the update traffic)")
+    s.add_argument("--training", metavar="FILE",
+                   help="training methods (a training: section; default: the net file's own)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
     s.add_argument("--rtl-impl", choices=["synth", "behav"], default="synth",
                    help="FP32 units of the reference RTL in DIR/rtl: synthesizable (default) "
@@ -404,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tiles", metavar="Tm=..,Tn=..")
     s.add_argument("--overrides", metavar="FILE")
     s.add_argument("--no-momentum", action="store_true")
+    s.add_argument("--training", metavar="FILE",
+                   help="training methods (a training: section; default: the net file's own)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>-csim")
     _csim_args(s, default=True)
     s.set_defaults(func=cmd_csim)
@@ -487,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--weight-decay", type=float, default=5e-4)
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     s.add_argument("--train-last", type=int, metavar="K")
+    s.add_argument("--training", metavar="FILE",
+                   help="training methods (a training: section; default: the net file's own)")
     s.add_argument("--weights", metavar="W.npz",
                    help="start from these parameters (default: an .onnx net's own, "
                         "else a seeded random init)")

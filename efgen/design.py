@@ -120,6 +120,7 @@ class Design:
     objective: str = "latency"
     layout: str = "reshaped"
     sgd_momentum: bool = True           # the SGD write-back carries a momentum buffer
+    training: dict[str, Any] | None = None   # training methods (efgen.methods.spec.Training.to_doc)
     efgen_version: str = __version__
     notes: tuple[str, ...] = field(default_factory=tuple)
 

@@ -21,6 +21,9 @@ evaluate_design`)::
     weight_mem: [bram]               # optional, default [bram]; 'uram' where the board has it
     objective: latency               # optional: latency | energy | edp (picks "best")
     train_last: null                 # optional: train only the last K conv/linear layers
+    training: {gradient_filter: {r: 2, last: 2}}   # optional: training methods (or a file)
+    gradient_filter.r: [1, 2, 4]     # optional: method axes, <method>.<key>: [values]
+                                     #   (efgen/methods/sweep.py); points.csv 'training'
 
 Every list must be non-empty, without repeats; numbers must be positive. The file is
 validated completely (and every board and net loaded) before anything runs; each
@@ -88,7 +91,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 # Column order of points.csv / keys of points.json records.
 FIELDS = (
     "index", "board", "net", "batch", "precision", "clock_mhz", "tm", "tn",
-    "ifm_depth", "ofm_depth", "wbuf_depth", "weight_mem",
+    "ifm_depth", "ofm_depth", "wbuf_depth", "weight_mem", "training",
     "fits", "binding", "reason",
     "cycles", "ms_per_step", "images_per_s", "effective_gflops", "peak_gflops",
     "roofline_fraction",
@@ -144,6 +147,7 @@ class Sweep:
     train_last: int | None
     boards: dict[str, Board]          # as written in the file -> Board
     nets: dict[str, Net]              # as written in the file -> Net (train_last applied)
+    trainings: dict = None            # training variant -> training section (efgen.methods.sweep)
 
     @property
     def n_points(self) -> int:
@@ -255,7 +259,11 @@ def _check_doc(file: str, text: str, doc: Any, max_points: int | None = MAX_POIN
         raise EfgenError(what, file=file, where="line 1",
                          fix="write 'key: value' lines; see configs/sweeps/*.yaml")
     c = _Checker(file, doc, text)
+    from efgen.methods.sweep import is_training_key
+
     for key in doc:
+        if is_training_key(key):
+            continue
         if not isinstance(key, str) or key not in _ALL_KEYS:
             k = str(key) if isinstance(key, str) else str(key).lower()
             hint = ("did you mean 'tm' and 'tn'? " if k.lower() in ("tiles", "tile", "tiling")
@@ -315,6 +323,9 @@ def _check_doc(file: str, text: str, doc: Any, max_points: int | None = MAX_POIN
                       "write e.g. 'train_last: 2' (train the last 2 conv/linear layers), "
                       "or 'train_last: null' to train every layer")
 
+    from efgen.methods.sweep import training_variants
+
+    values["training"] = training_variants(doc, file)[0]
     n = math.prod(len(v) for v in values.values())
     if max_points is not None and n > max_points:
         raise EfgenError(f"the sweep has {n:,} points (limit {max_points:,})", file=file,
@@ -351,7 +362,11 @@ def load_sweep(path: str | os.PathLike, max_points: int | None = MAX_POINTS) -> 
     boards = {s: boards[r] for s, r in zip(shown["boards"], values["boards"])}
     nets = {s: nets[r] for s, r in zip(shown["nets"], values["nets"])}
     values = dict(values, boards=shown["boards"], nets=shown["nets"])
-    return Sweep(name, file, text, values, objective, train_last, boards, nets)
+    from efgen.methods.sweep import check_variants, training_variants
+
+    sections = training_variants(doc, file)[1]
+    check_variants(sections, nets, doc, file)
+    return Sweep(name, file, text, values, objective, train_last, boards, nets, sections)
 
 
 # =========================================================================== one point
@@ -378,14 +393,23 @@ def _evaluate_point(p: tuple) -> dict[str, Any]:
     from efgen.model.resources import over_caps, resource_use
     from efgen.model.schedule import Request, _bank_round, base_hw, schedule_fixed
 
-    index, bname, nname, batch, prec, clock, tm, tn, ifm, ofm, wbuf, mem = p
+    index, bname, nname, batch, prec, clock, tm, tn, ifm, ofm, wbuf, mem = p[:12]
+    tlabel = p[12] if len(p) > 12 else "none"
     board: Board = _CTX["boards"][bname]
     net: Net = _CTX["nets"][nname]
+    training = None
+    if (_CTX.get("trainings") or {}).get(tlabel) is not None:
+        from efgen.methods.spec import apply_to_net, parse_training
+
+        training = parse_training(_CTX["trainings"][tlabel], net, "sweep")
+        net = apply_to_net(net, training)
     req = Request(net, board, batch=batch, clock_mhz=clock, objective=_CTX["objective"],
-                  precision=prec, train_last=_CTX["train_last"])
-    jobs = _CTX["jobs"].get((nname, batch))
+                  precision=prec, train_last=_CTX["train_last"], training=training)
+    jobs = _CTX["jobs"].get((nname, batch, tlabel))
     if jobs is None:
-        jobs = _CTX["jobs"][(nname, batch)] = engine.jobs_for(net, batch)
+        from efgen.model.schedule import request_jobs
+
+        jobs = _CTX["jobs"][(nname, batch, tlabel)] = request_jobs(req)
     if wbuf == "auto":
         # the scheduler's smallest weight bank (schedule.hardware_candidates)
         wbuf = _bank_round(engine.min_wbuf_depth(jobs, tn), acc_bits(prec))
@@ -395,7 +419,7 @@ def _evaluate_point(p: tuple) -> dict[str, Any]:
     rec: dict[str, Any] = dict.fromkeys(FIELDS)
     rec.update(index=index, board=bname, net=nname, batch=batch, precision=prec,
                clock_mhz=hw.clock_mhz, tm=tm, tn=tn, ifm_depth=ifm, ofm_depth=ofm,
-               wbuf_depth=hw.wbuf_depth, weight_mem=mem, fits=False, binding="", reason="",
+               wbuf_depth=hw.wbuf_depth, weight_mem=mem, training=tlabel, fits=False, binding="", reason="",
                peak_gflops=hw.peak_gflops())
     for r in RESOURCES:
         total = getattr(board.resources, r)
@@ -612,12 +636,12 @@ def _chunks(points: list[tuple], jobs: int) -> list[list[tuple]]:
 
 
 #: The code a scheduled point depends on (besides its inputs): part of its cache key.
-_POINT_CODE = ("model/*.py", "dse.py", "design.py")
+_POINT_CODE = ("model/*.py", "dse.py", "design.py", "methods/*.py")
 
 
 def _context(sw: Sweep) -> dict[str, Any]:
     ctx = {"boards": sw.boards, "nets": sw.nets, "objective": sw.objective,
-           "train_last": sw.train_last}
+           "train_last": sw.train_last, "trainings": sw.trainings or {}}
     ctx["token"] = digest({k: repr(v) for k, v in ctx.items()})
     return ctx
 
@@ -631,9 +655,13 @@ def _point_keys(sw: Sweep, cache: Cache, points: list[tuple]) -> list[str]:
     keys = []
     for p in points:
         _, b, n = p[:3]
-        keys.append(cache.key({"point": list(p[1:]), "board": defs[("board", b)],
-                               "net": defs[("net", n)], "objective": sw.objective,
-                               "train_last": sw.train_last}, _POINT_CODE))
+        spec = {"point": list(p[1:]), "board": defs[("board", b)],
+                "net": defs[("net", n)], "objective": sw.objective,
+                "train_last": sw.train_last}
+        section = (sw.trainings or {}).get(p[12]) if len(p) > 12 else None
+        if section is not None:
+            spec["training"] = json.dumps(section, sort_keys=True)
+        keys.append(cache.key(spec, _POINT_CODE))
     return keys
 
 
@@ -780,7 +808,9 @@ def print_summary(s: dict) -> None:
     else:
         print(f"  best by {s['objective']}: #{b['index']} {b['board']} {b['net']} "
               f"{b['precision']} {b['clock_mhz']:g} MHz Tm={b['tm']} Tn={b['tn']} "
-              f"ifm={b['ifm_depth']} ofm={b['ofm_depth']} wbuf={b['wbuf_depth']}: "
+              f"ifm={b['ifm_depth']} ofm={b['ofm_depth']} wbuf={b['wbuf_depth']}"
+              + (f" training {b['training']}" if b.get("training") not in (None, "none")
+                 else "") + ": "
               f"{b['ms_per_step']:.2f} ms/step, {b['images_per_s']:.1f} images/s, "
               f"{b['energy_j']:.3f} J/step, {b['dsp']:g} DSP")
     print(f"  wrote {s['out_dir']}/: {', '.join(s['files'])}")

@@ -138,13 +138,13 @@ def request_words(args) -> tuple[str, ...]:
     optional = (("--clock", "clock", None), ("--objective", "objective", "latency"),
                 ("--precision", "precision", "fp32"), ("--train-last", "train_last", None),
                 ("--tiles", "tiles", None), ("--overrides", "overrides", None),
-                ("--seed", "seed", 0), ("--lr", "lr", 0.01), ("--momentum", "momentum", 0.9),
+                ("--training", "training", None), ("--seed", "seed", 0), ("--lr", "lr", 0.01), ("--momentum", "momentum", 0.9),
                 ("--weight-decay", "weight_decay", 5e-4))
     for flag, attr, default in optional:
         value = getattr(args, attr, default)
         if value is not None and value != default:
             text = repr(value) if isinstance(value, float) else str(value)
-            words += [flag, where(text, flag == "--overrides")]
+            words += [flag, where(text, flag in ("--overrides", "--training"))]
     if getattr(args, "no_momentum", False):
         words.append("--no-momentum")
     if command == "build" and getattr(args, "rtl_impl", "synth") != "synth":
@@ -171,6 +171,10 @@ def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
                                      design.hw)
         if full_design is not None:
             full = evaluate_design(full_net, full_design, req.board)
+    if req.training is not None:
+        from efgen.methods.compare import comparison_for
+
+        ev["totals"]["methods"]["comparison"] = comparison_for(req, design)
     return design, ev, full
 
 
@@ -219,6 +223,19 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
 
     rep = report_dict(design, board, ev, full)
     out_dir = check_out_dir(out_dir, force)
+    methods_note = None
+    if design.training and rtl is not None:
+        # The reference RTL and its runtime run full back-propagation only; the HLS C++
+        # runs gradient filtering and error-map pruning (efgen.hls.methods), nothing else.
+        from efgen.hls.methods import SUPPORTED
+
+        methods_note = "rtl/ not written: the reference RTL runs full back-propagation"
+        if hls and any(k not in SUPPORTED for k in design.training):
+            methods_note = ("hls/ and rtl/ not written: the generated C++ runs "
+                            f"{' and '.join(SUPPORTED)} only, the RTL neither (efgen prices "
+                            "the methods; see README.md)")
+            hls = False
+        rtl = None
     tmp = make_temp(out_dir)
     try:
         (tmp / "design.json").write_text(design.to_json())
@@ -251,6 +268,7 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
         write_vivado(tmp / "vivado", design, board, hls=hls, rtl=(tmp / "rtl").is_dir())
         files = sorted(p.name for p in tmp.iterdir())
         publish(tmp, out_dir)
+        note = methods_note or note
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -54,6 +54,16 @@ enum EfgenOp : int32_t {
   EFGEN_OP_SHORTCUT_BP = 51, // a[0]=dy a[6]=x (mask source) -> a[7]=dx
   EFGEN_OP_FLATTEN_FP = 60,  // a[0]=x (B,C,H,W) -> a[7]=y (B, C*H*W, 1, 1), index c*H*W + r*W + x
   EFGEN_OP_FLATTEN_BP = 61,  // a[0]=dy (B, C*H*W, 1, 1) -> a[7]=dx (B,C,H,W); FLAG_MASK with a[6]
+  // Host runtime ops (efgen_host_ops.h; never sent to efgen_top): gradient filtering's
+  // patch sums, error pooling, copy-back, tap sums and broadcast SGD, and error-map
+  // pruning's channel selection, around the engine's convolutions.
+  EFGEN_OP_HOST_BASE = 100,
+  EFGEN_OP_HOST_GF_XSUM = 100,     // a[0]=x -> a[7]=x summed over (r*s)^2 patches
+  EFGEN_OP_HOST_GF_POOL = 101,     // a[0]=dy -> a[7]=dy averaged over r x r patches
+  EFGEN_OP_HOST_GF_COPYBACK = 102, // a[0]=dx_sum -> a[7]=dx (FLAG_MASK with a[6])
+  EFGEN_OP_HOST_GF_WSUM = 103,     // a[1]=W (K x K) -> a[7]=W summed over taps (1 x 1)
+  EFGEN_OP_HOST_GF_TAPSGD = 104,   // a[0]=dW (1 x 1) -> SGD of a[2]=W a[3]=vel on every tap
+  EFGEN_OP_HOST_EMP = 105,         // a[0]=dy a[1]=W -> a[7]=dy on the top n_src channels
 };
 
 enum EfgenFlag : int32_t {

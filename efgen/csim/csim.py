@@ -315,9 +315,10 @@ def compare(trace: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> list[Co
     return rows
 
 
-def golden_step(net: Net, state: TrainState, x, labels, sgd: SGD):
-    """The golden step, with frozen parameters traced as unchanged (they are compared)."""
-    golden = train_step(net, state, x, labels, sgd)
+def golden_step(net: Net, state: TrainState, x, labels, sgd: SGD, plan=None):
+    """The golden step, with frozen parameters traced as unchanged (they are compared).
+    ``plan``: the training methods' :class:`efgen.methods.step.StepPlan`, if any."""
+    golden = train_step(net, state, x, labels, sgd, plan=plan)
     for l in net:
         if l.has_params and not l.trainable:
             for p, v in state.params[l.name].items():
@@ -350,12 +351,17 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
         x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
     x = np.asarray(x, np.float32)
     sim.load_state(state, x)
+    plan = None
+    if sim.prog.design.training:           # gradient filtering / error-map pruning
+        from efgen.methods.step import StepPlan
+
+        plan = StepPlan(build_training(net, sim.prog.design))
     result = CsimResult(not_in_dram=sim.prog.not_in_dram, compile_seconds=sim.compile_seconds,
                         cpp_lines=sim.cpp_lines)
     for k in range(1, steps + 1):
         if k > 1:
             state = sim.read_state(state)
-        golden = golden_step(net, state, x, labels, sgd)
+        golden = golden_step(net, state, x, labels, sgd, plan)
         if k == 1 and tb_data:
             sim.write_tb_data(Path(workdir) / "hls", labels, golden.trace)
         t0 = time.perf_counter()
@@ -370,6 +376,13 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
             progress(result.steps[-1])
         sim.set_input(x)
     return result
+
+
+def build_training(net: Net, design: Design):
+    """The Design's training methods that the generated C++ runs (efgen.hls.methods)."""
+    from efgen.hls.methods import training_of
+
+    return training_of(net, design)
 
 
 def format_drift(tensors: list[Compared], all_rows: bool = False) -> list[str]:

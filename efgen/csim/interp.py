@@ -159,6 +159,47 @@ class Interp:
         elif op == "FLATTEN_BP":
             dy = self.fm_get(a[0], (B, d.in_c * d.in_h * d.in_w, 1, 1))
             self.fm_put(a[7], masked(dy.reshape(xin), a[6], xin))
+        elif op.startswith("HOST_"):
+            self.host_op(op, d, a, xin, yout, masked)
+        else:  # pragma: no cover
+            raise AssertionError(op)
+
+
+    def host_op(self, op, d, a, xin, yout, masked) -> None:
+        """The host runtime's ops (hls_kernels/efgen_host_ops.h), with efgen.methods.golden."""
+        from efgen.methods import golden as mg
+
+        B, r, s, K = d.batch, d.kh, d.stride, d.kw
+        ph, pw = mg.gf_grid(d.out_h, r)[0], mg.gf_grid(d.out_w, r)[0]
+        if op == "HOST_GF_XSUM":
+            self.fm_put(a[7], mg.gf_sum_input(self.fm_get(a[0], xin), r, s,
+                                              (d.out_h, d.out_w)))
+        elif op == "HOST_GF_POOL":
+            self.fm_put(a[7], mg.gf_pool_error(self.fm_get(a[0], yout), r))
+        elif op == "HOST_GF_COPYBACK":
+            dxs = self.fm_get(a[0], (B, d.in_c, ph, pw))
+            dx = mg.gf_copy_back(dxs, r, s, (d.in_h, d.in_w), (d.out_h, d.out_w))
+            self.fm_put(a[7], masked(dx, a[6], xin))
+        elif op == "HOST_GF_WSUM":
+            w = self.w_get(a[1], (d.out_c, d.in_c, K, K))
+            self.w_put(a[7], mg.gf_weight_sum(w)[:, :, None, None])
+        elif op == "HOST_GF_TAPSGD":
+            g1 = self.w_get(a[0], (d.out_c, d.in_c, 1, 1))
+            shape = (d.out_c, d.in_c, K, K)
+            g = np.broadcast_to(g1, shape).astype(np.float32)
+            w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape),
+                                  float(d.lr), float(d.momentum), float(d.weight_decay))
+            self.w_put(a[2], w)
+            self.w_put(a[3], v)
+            if a[6]:
+                self.w_put(a[6], g)
+        elif op == "HOST_EMP":
+            dy = self.fm_get(a[0], yout)
+            w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
+            mask = mg.emp_mask(mg.emp_scores(dy, w, float(d.eps)), d.n_src / d.out_c)
+            self.fm_put(a[7], mg.apply_channel_mask(dy, mask))
+            if a[5]:
+                self.v_put(a[5], mask.astype(np.float32))
         else:  # pragma: no cover
             raise AssertionError(op)
 

@@ -70,7 +70,7 @@ OP_SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
 }
 OPS = tuple(OP_SCHEMA)
 _TOP_KEYS = {"name": str, "input": list, "num_classes": int, "layers": list,
-             "description": str}
+             "description": str, "training": dict}
 
 BN_EPS = 1e-5
 BN_MOMENTUM = 0.1
@@ -194,6 +194,7 @@ class Net:
     layers: tuple[Layer, ...]
     source: str = ""
     description: str = ""
+    training: Any = field(default=None, compare=False)  # the raw ``training:`` section (efgen.methods.spec validates it)
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self):
@@ -248,7 +249,7 @@ class Net:
             else:
                 layers.append(l)
         return _finish(self.name, self.input_shape, self.num_classes, layers,
-                       self.source, self.description)
+                       self.source, self.description, self.training)
 
 
 # ---- loading ------------------------------------------------------------------------
@@ -336,7 +337,7 @@ def parse_net(doc: Any, file: str = "<net>") -> Net:
     order = _topo_order(raw, file)
     layers = _infer(raw, order, tuple(inp), doc["num_classes"], file)
     return _finish(name, tuple(inp), doc["num_classes"], layers, file,
-                   doc.get("description", ""))
+                   doc.get("description", ""), doc.get("training"))
 
 
 def _parse_layers(items: list, file: str) -> list[dict]:
@@ -567,7 +568,8 @@ def _infer_layer(s: dict, is_last: bool, shapes: dict[str, Shape], num_classes: 
                  in_shapes=ins, out_shape=out, **kw)
 
 
-def _finish(name, input_shape, num_classes, layers, source, description) -> Net:
+def _finish(name, input_shape, num_classes, layers, source, description,
+            training=None) -> Net:
     """Derive the training roles (who needs an error, who runs BP) for ``layers``."""
     needs: dict[str, bool] = {INPUT: False}
     out = []
@@ -579,7 +581,8 @@ def _finish(name, input_shape, num_classes, layers, source, description) -> Net:
         out.append(replace(l, trainable=trainable, needs_error=need,
                            runs_bp=any(in_need), inputs_need_error=in_need))
     return Net(name=name, input_shape=input_shape, num_classes=num_classes,
-               layers=tuple(out), source=source, description=description)
+               layers=tuple(out), source=source, description=description,
+               training=training)
 
 
 def net_to_doc(net: Net) -> dict[str, Any]:
@@ -609,6 +612,8 @@ def net_to_doc(net: Net) -> dict[str, Any]:
                            "num_classes": net.num_classes, "layers": layers}
     if net.description:
         doc["description"] = net.description
+    if net.training is not None:
+        doc["training"] = net.training
     return doc
 
 

@@ -18,6 +18,7 @@ C-simulation or RTL run can be compared with it tensor by tensor. Kinds:
 ``grad.<p>``       gradient of parameter ``p`` summed over the batch (WU output)
 ``new.<p>``        parameter or running statistic after the step
 ``vel.<p>``        SGD momentum buffer after the step
+``emp_mask``       error-map pruning: the conv's kept output channels (bool)
 =================  =========================================================
 """
 
@@ -115,23 +116,42 @@ def synthetic_batch(net: Net, batch: int, seed: int = 0, dtype=np.float32):
 
 
 def forward(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray | None = None,
-            train: bool = True):
+            train: bool = True, plan=None):
     """Run FP. Returns (acts, caches, trace); ``acts[name]`` is each layer's output.
 
     With ``train=False`` batchnorm uses its running statistics (inference mode) and the
-    loss layer is skipped if ``labels`` is None.
+    loss layer is skipped if ``labels`` is None. ``plan`` (an
+    :class:`efgen.methods.step.StepPlan`) skips residual blocks per sample (selective
+    layer update): a skipped block's branch runs on the samples that keep it only (its
+    batchnorm statistics are theirs), and the block's add passes the shortcut through
+    for the others.
     """
     acts: dict[str, np.ndarray] = {INPUT: x}
     caches: dict[str, object] = {}
     trace: dict[str, np.ndarray] = {}
+    sub = plan.sub_batches(net, x.shape[0]) if plan is not None else {}
     for l in net:
-        xs = [acts[i] for i in l.inputs]
+        if l.name in sub and sub[l.name] is not None and sub[l.name].size == 0:
+            continue                      # a branch layer no sample runs
+        if l.name in sub:
+            xs = [acts[i] if sub.get(i) is not None else acts[i][sub[l.name]]
+                  for i in l.inputs]
+        elif plan is not None and l.name in plan.block_of_add:
+            xs = [acts.get(i) for i in l.inputs]    # a branch may not have run
+        else:
+            xs = [acts[i] for i in l.inputs]
         a = xs[0]
         p = state.params.get(l.name, {})
         if l.op == "conv":
             y = ops.conv_fp(a, p["weight"], p.get("bias"), l.stride, l.padding)
         elif l.op == "linear":
             y = ops.linear_fp(a, p["weight"], p.get("bias"))
+        elif l.op == "batchnorm" and train and plan is not None and plan.shift_bn(net, l.name):
+            b = state.buffers[l.name]      # MobileTL: frozen global statistics
+            y = ops.bn_fp_eval(a, p["gamma"], p["beta"], b["running_mean"],
+                               b["running_var"], BN_EPS)
+            caches[l.name] = {"invstd": (1 / np.sqrt(b["running_var"] + a.dtype.type(BN_EPS))
+                                         ).astype(a.dtype)}
         elif l.op == "batchnorm":
             if train:
                 y, cache = ops.bn_fp_train(a, p["gamma"], p["beta"], BN_EPS)
@@ -151,6 +171,8 @@ def forward(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray | Non
         elif l.op == "avgpool":
             y = (ops.global_avgpool_fp(a) if l.global_pool
                  else ops.avgpool_fp(a, l.kernel, l.stride, l.padding))
+        elif l.op == "add" and plan is not None and l.name in plan.block_of_add:
+            y = plan.add_fp(l, acts, sub)
         elif l.op == "add":
             y = ops.add_fp(xs[0], xs[1])
         elif l.op == "shortcut_a":
@@ -175,21 +197,40 @@ def forward(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray | Non
 
 
 def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
-               sgd: SGD = SGD()) -> StepResult:
-    """One SGD step on batch ``(x, labels)``; ``state`` is not modified."""
-    acts, caches, trace = forward(net, state, x, labels, train=True)
+               sgd: SGD = SGD(), plan=None) -> StepResult:
+    """One SGD step on batch ``(x, labels)``; ``state`` is not modified.
+
+    ``plan`` (an :class:`efgen.methods.step.StepPlan`) applies the training methods that
+    change the step's arithmetic: gradient filtering and error-map pruning on their
+    convs, BN shift-only, and per-sample block skipping (see :mod:`efgen.methods`);
+    mini-batch dropping and instance filtering wrap this function
+    (:func:`efgen.methods.step.method_step`).
+    """
+    acts, caches, trace = forward(net, state, x, labels, train=True, plan=plan)
     dtype = x.dtype
     errors: dict[str, np.ndarray] = {}
     grads: Params = {}
+    sub = plan.sub_batches(net, x.shape[0]) if plan is not None else {}
 
-    def send(tensor: str, err: np.ndarray) -> None:
+    def send(tensor: str, err: np.ndarray, idx=None) -> None:
         # Fan-out: a tensor read by several layers receives the sum of their errors.
         if tensor == INPUT:
             return
+        if idx is not None and sub.get(tensor) is None:   # a branch's error, scattered
+            full = np.zeros((x.shape[0],) + err.shape[1:], err.dtype)
+            full[idx] = err
+            err = full
         errors[tensor] = err if tensor not in errors else errors[tensor] + err
 
     for l in reversed(net.layers):
         if not l.needs_error:
+            continue
+        if sub.get(l.name) is not None and sub[l.name].size == 0:
+            if l.trainable:       # no sample ran it: a zero gradient (SGD still steps)
+                grads[l.name] = {n: np.zeros(s, dtype) for n, s in l.param_shapes().items()
+                                 if not (plan.shift_bn(net, l.name) and n == "gamma")}
+                for n, v in grads[l.name].items():
+                    trace[f"{l.name}:grad.{n}"] = v
             continue
         if l.op == "softmax_ce":
             send(l.inputs[0], caches[l.name])
@@ -197,11 +238,16 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
             continue
         dy = errors.pop(l.name)
         trace[f"{l.name}:dy"] = dy
-        a = acts[l.inputs[0]]
+        a = acts.get(l.inputs[0])
         p = state.params.get(l.name, {})
         g: dict[str, np.ndarray] = {}
         dx = None
-        if l.op == "conv":
+        if l.name in sub and sub[l.name] is not None:
+            a = acts[l.inputs[0]] if sub.get(l.inputs[0]) is not None \
+                else acts[l.inputs[0]][sub[l.name]]
+        if l.op == "conv" and plan is not None and plan.changes_conv(l.name):
+            g, dx = plan.conv_backward(l, dy, a, p, trace)
+        elif l.op == "conv":
             if l.trainable:
                 g["weight"] = ops.conv_wu(dy, a, l.stride, l.padding, l.kernel)
                 if l.bias:
@@ -215,6 +261,13 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
                     g["bias"] = dy.sum(axis=0)
             if l.runs_bp:
                 dx = ops.linear_bp(dy, p["weight"])
+        elif l.op == "batchnorm" and plan is not None and plan.shift_bn(net, l.name):
+            from efgen.methods.golden import bn_shift_bp
+
+            dx, dbeta = bn_shift_bp(dy, caches[l.name], p["gamma"])
+            if l.trainable:
+                g["beta"] = dbeta
+            dx = dx if l.runs_bp else None
         elif l.op == "batchnorm":
             bdx, dgamma, dbeta = ops.bn_bp(dy, caches[l.name], p["gamma"])
             if l.trainable:
@@ -229,18 +282,19 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
                   else ops.avgpool_bp(dy, l.kernel, l.stride, l.padding, a.shape[2:]))
         elif l.op == "add":
             d0, d1 = ops.add_bp(dy)
-            if l.inputs_need_error[0]:
-                send(l.inputs[0], d0)
-            if l.inputs_need_error[1]:
-                send(l.inputs[1], d1)
             trace[f"{l.name}:dx"] = d0
+            idx = plan.branch_rows(l.name, sub) if plan is not None else (None, None)
+            for i, d, rows in ((0, d0, idx[0]), (1, d1, idx[1])):
+                if not l.inputs_need_error[i] or (rows is not None and rows.size == 0):
+                    continue
+                send(l.inputs[i], d if rows is None else d[rows])
         elif l.op == "shortcut_a":
             dx = ops.shortcut_a_bp(dy, a.shape[1], l.stride, a.shape[2:])
         elif l.op == "flatten":
             dx = dy.reshape(a.shape)
         if dx is not None and l.runs_bp:
             trace[f"{l.name}:dx"] = dx
-            send(l.inputs[0], dx)
+            send(l.inputs[0], dx, sub.get(l.name))
         if g:
             grads[l.name] = g
             for n, v in g.items():
@@ -258,9 +312,11 @@ def train_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
             trace[f"{lname}:vel.{n}"] = v_new
     for l in net:
         if l.op == "batchnorm":
+            if "mean" not in caches.get(l.name, {}):  # no sample ran it, or frozen statistics
+                continue
             cache = caches[l.name]
             b = state.buffers[l.name]
-            count = x.shape[0] * math.prod(l.in_shape[1:])
+            count = cache["count"]
             rm, rv = ops.bn_running_update(b["running_mean"], b["running_var"],
                                            cache["mean"], cache["var"], count, BN_MOMENTUM)
             new.buffers[l.name] = {"running_mean": rm.astype(dtype),

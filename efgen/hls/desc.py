@@ -11,7 +11,11 @@ OPS = {
     "RELU_FP": 20, "RELU_BP": 21, "MAXPOOL_FP": 30, "MAXPOOL_BP": 31, "AVGPOOL_FP": 32,
     "AVGPOOL_BP": 33, "ADD_FP": 40, "ERRSUM": 41, "SHORTCUT_FP": 50, "SHORTCUT_BP": 51,
     "FLATTEN_FP": 60, "FLATTEN_BP": 61,
+    # host runtime ops (hls_kernels/efgen_host_ops.h), never sent to the kernel
+    "HOST_GF_XSUM": 100, "HOST_GF_POOL": 101, "HOST_GF_COPYBACK": 102, "HOST_GF_WSUM": 103,
+    "HOST_GF_TAPSGD": 104, "HOST_EMP": 105,
 }
+HOST_BASE = 100
 FLAGS = {"RELU": 1, "MASK": 2, "BIAS": 4, "TRAIN": 8, "DX": 16}
 
 

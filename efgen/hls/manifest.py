@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 
-from efgen.hls.desc import OPS
+from efgen.hls.desc import HOST_BASE, OPS
 from efgen._version import __version__
 from efgen.model.operators import (_CONTROL_OPS, _UNITS, OP_KINDS,  # noqa: F401
                                    conv_engine_ops, totals, vector_lanes)
@@ -118,7 +118,7 @@ def vector_engine_manifest(lanes: int, max_c: int, max_w: int = 64,
     ]
     funcs["efgen_vector_engine"] = entry(
         "top", 1, 1, {}, "dispatch; owns the on-chip arrays (static locals)",
-        sorted(k for k, v in OPS.items() if v >= 10))
+        sorted(k for k, v in OPS.items() if 10 <= v < HOST_BASE))
     funcs["efgen_vector_engine"]["arrays"] = arrays
     tot = {k: 0 for k in OP_KINDS}
     code_tot = {k: 0 for k in OP_KINDS}
@@ -149,7 +149,7 @@ def vector_params(prog, max_c: int) -> dict[str, int]:
     as the pragmas need) and the element-wise chunk (EFGEN_VEC_CHUNK, EFGEN_VEC_CHUNKS).
     """
     lanes = prog.design.hw.lanes
-    descs = [s.desc for s in prog.fp + prog.bp if int(s.desc.op) >= 10]
+    descs = [s.desc for s in prog.fp + prog.bp if 10 <= int(s.desc.op) < HOST_BASE]
     max_w = max_h = max_k = span = planes = vecs = 1
     for d in descs:
         maps = [(d.in_c, d.in_h, d.in_w), (d.out_c, d.out_h, d.out_w)]

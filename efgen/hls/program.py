@@ -24,44 +24,16 @@ C-simulation compares tensor by tensor with :func:`efgen.golden.model.train_step
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from efgen.design import Design
 from efgen.frontend.ir import BN_EPS, BN_MOMENTUM, INPUT, Layer, Net
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc, make_desc
+from efgen.hls.regions import Region, Step, Trace, _fm4
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.model.fusion import bp_store_masks, error_senders, fused_relus
 
 ALIGN = 1024  # words = 4 KiB
-
-
-@dataclass(frozen=True)
-class Trace:
-    """A golden-trace tensor held (wholly or in part) by a region."""
-
-    key: str
-    shape: tuple[int, ...]
-    start: int = 0        # vectors: first word of the slice
-
-
-@dataclass
-class Region:
-    name: str
-    kind: str                      # "fm", "weight" or "vec"
-    shape: tuple[int, ...]         # fm (B, C, H, W); weight (M, N, K, K); vec (n,)
-    offset: int = 0
-    words: int = 0
-    traces: list[Trace] = field(default_factory=list)
-    init: str | None = None        # what Python writes before the step ("input", "param:...")
-
-
-@dataclass
-class Step:
-    """One kernel call: a descriptor and a readable note (layer, phase)."""
-
-    layer: str
-    what: str
-    desc: EfgenDesc
 
 
 @dataclass
@@ -79,12 +51,6 @@ class Program:
 
     def region(self, name: str) -> Region:
         return self.regions[name]
-
-
-def _fm4(shape: tuple[int, ...], batch: int) -> tuple[int, int, int, int]:
-    if len(shape) == 1:
-        return (batch, shape[0], 1, 1)
-    return (batch, *shape)
 
 
 def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 0.9,
@@ -120,6 +86,9 @@ class _Builder:
         self.fused = fused_relus(net)
         self.fused_into = {net[r].inputs[0]: r for r in self.fused}   # producer -> its relu
         self.masks = bp_store_masks(net)
+        from efgen.hls.methods import training_of
+
+        self.training = training_of(net, design)   # gradient filtering, error-map pruning
         self.fp: list[Step] = []
         self.bp: list[Step] = []
         # Descriptors reference regions by name first; offsets are filled in at the end.
@@ -232,6 +201,10 @@ class _Builder:
             elif l.op == "maxpool":
                 add(f"argmax:{l.name}", "fm", _fm4(l.out_shape, B),
                     [Trace(f"{l.name}:argmax", _trace_shape(l.out_shape, B))])
+        if self.training is not None:
+            from efgen.hls.methods import method_regions
+
+            method_regions(self)
 
     # ---- stage 2: FP descriptors -----------------------------------------------------------
     def fp_descriptors(self) -> None:
@@ -249,6 +222,9 @@ class _Builder:
                 if l.bias:
                     a[2] = f"b:{l.name}"
                 fp.append(Step(l.name, "fp", desc("CONV_FP", l, fl, a, **self.tiling(l, "fp"))))
+                from efgen.hls.methods import fp_steps
+
+                fp_steps(self, l, x)
             elif l.op == "batchnorm":
                 a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
                      4: f"rm:{l.name}", 5: f"rv:{l.name}", 7: y}
@@ -358,24 +334,12 @@ class _Builder:
             dy = f"err:{dram(l.name)}"
             t = l.inputs[0]
             if l.op in ("conv", "linear"):
-                if l.runs_bp:
-                    dst, fl, extra = self.sender_dst(l, t)
-                    a = {0: dy, 1: f"w:{l.name}", 7: dst, **extra}
-                    bp.append(Step(l.name, "bp", desc("CONV_BP", l, fl, a,
-                                                      **self.tiling(l, "bp"))))
-                if l.trainable:
-                    a = {0: dy, 1: f"act:{dram(t)}", 2: f"w:{l.name}",
-                         3: f"vel:{l.name}.weight"}
-                    fl = []
-                    if l.bias:
-                        fl = ["BIAS"]
-                        a.update({4: f"b:{l.name}", 5: f"vel:{l.name}.bias"})
-                    if debug_grads:
-                        a[6] = f"grad:{l.name}.weight"
-                        if l.bias:
-                            a[7] = f"grad:{l.name}.bias"
-                    bp.append(Step(l.name, "wu", desc("CONV_WU", l, fl, a,
-                                                      **self.tiling(l, "wu"))))
+                from efgen.hls.methods import bp_steps, handles
+
+                if handles(self, l):
+                    bp_steps(self, l, dy)
+                else:
+                    self.conv_bp_wu(l, dy)
             elif l.op == "batchnorm":
                 fl, a = [], {0: dy, 1: f"act:{dram(t)}", 2: f"stats:{l.name}",
                              3: f"gamma:{l.name}", 4: f"beta:{l.name}"}
@@ -404,6 +368,28 @@ class _Builder:
                     a[1] = f"argmax:{l.name}"
                 bp.append(Step(l.name, "bp", desc(op, l, fl, a)))
             # add: no pass (its operands read this error region)
+
+    def conv_bp_wu(self, l: Layer, dy: str) -> None:
+        """CONV_BP (when BP goes on) and CONV_WU (when trainable) of a conv/linear layer,
+        reading the error region ``dy``."""
+        desc, dram, t = self.desc, self.dram, l.inputs[0]
+        if l.runs_bp:
+            dst, fl, extra = self.sender_dst(l, t)
+            a = {0: dy, 1: f"w:{l.name}", 7: dst, **extra}
+            self.bp.append(Step(l.name, "bp", desc("CONV_BP", l, fl, a,
+                                                   **self.tiling(l, "bp"))))
+        if l.trainable:
+            a = {0: dy, 1: f"act:{dram(t)}", 2: f"w:{l.name}", 3: f"vel:{l.name}.weight"}
+            fl = []
+            if l.bias:
+                fl = ["BIAS"]
+                a.update({4: f"b:{l.name}", 5: f"vel:{l.name}.bias"})
+            if self.debug_grads:
+                a[6] = f"grad:{l.name}.weight"
+                if l.bias:
+                    a[7] = f"grad:{l.name}.bias"
+            self.bp.append(Step(l.name, "wu", desc("CONV_WU", l, fl, a,
+                                                   **self.tiling(l, "wu"))))
 
     # ---- stage 6: placement -----------------------------------------------------------------
     def place(self) -> Program:

@@ -68,12 +68,15 @@ def bram_accesses_per_cycle(hw: HwParams, phase: str) -> float:
     return float(hw.macs + hw.tn + 2 * hw.tm)     # weights, inputs, partial sums
 
 
-def engine_rows(net: Net, design: Design, board: Board) -> list[Row]:
+def engine_rows(net: Net, design: Design, board: Board,
+                jobs: list[engine.Job] | None = None) -> list[Row]:
+    """Rows of the convolution engine's jobs (default: the net's, efgen.model.engine)."""
     hw = design.hw
     wbits = word_bits(hw.precision)
     wbytes = wbits / 8
     ddr = ddr_bytes_per_cycle(board, hw.clock_mhz)
-    jobs = engine.jobs_for(net, design.batch)
+    if jobs is None:
+        jobs = engine.jobs_for(net, design.batch)
     tiles = []
     for j in jobs:
         s = design.tiling(j.layer, j.phase)
@@ -130,12 +133,16 @@ def _weight_words(j: engine.Job, hw: HwParams, blocked: bool) -> float:
     return float(j.out * j.red * j.k * j.k)
 
 
-def aux_rows(net: Net, design: Design, board: Board) -> list[Row]:
+def aux_rows(net: Net, design: Design, board: Board, costs=None) -> list[Row]:
+    """Rows of the vector engine; ``costs``: precomputed (reshaped, nchw) AuxCost lists."""
     hw = design.hw
     wbits = word_bits(hw.precision)
     ddr = ddr_bytes_per_cycle(board, hw.clock_mhz)
-    a = aux_costs(net, design.batch, hw, wbits, ddr, "reshaped", design.sgd_momentum)
-    b = aux_costs(net, design.batch, hw, wbits, ddr, "nchw", design.sgd_momentum)
+    if costs is None:
+        a = aux_costs(net, design.batch, hw, wbits, ddr, "reshaped", design.sgd_momentum)
+        b = aux_costs(net, design.batch, hw, wbits, ddr, "nchw", design.sgd_momentum)
+    else:
+        a, b = costs
     k = energy_constants(board, hw.precision)
     rows = []
     for x, y in zip(a, b):
@@ -152,11 +159,24 @@ PHASE_ORDER = {"fp": 0, "bp": 1, "wu": 2, "sgd": 3}
 
 
 def evaluate_design(net: Net, design: Design, board: Board) -> dict:
-    """Rows (execution order: FP forward, then BP/WU/SGD backward) and totals."""
+    """Rows (execution order: FP forward, then BP/WU/SGD backward) and totals.
+
+    A Design with training methods (``design.training``) is priced by
+    :func:`efgen.methods.cost.evaluate_methods`, which returns the same structure."""
+    if getattr(design, "training", None):
+        from efgen.methods.cost import evaluate_methods
+
+        return evaluate_methods(net, design, board, engine_rows=engine_rows,
+                                aux_rows=aux_rows, totals=design_totals, order=PHASE_ORDER)
     rows = engine_rows(net, design, board) + aux_rows(net, design, board)
     order = {l.name: i for i, l in enumerate(net)}
     rows.sort(key=lambda r: (r.phase != "fp", order[r.layer] if r.phase == "fp"
                              else -order[r.layer], PHASE_ORDER[r.phase]))
+    return {"rows": rows, "totals": design_totals(net, design, board, rows)}
+
+
+def design_totals(net: Net, design: Design, board: Board, rows: list[Row]) -> dict:
+    """The totals of a training step from its rows (sums; rates from the sums)."""
     hw = design.hw
     use = resource_use(hw, board)
     clock = hw.clock_mhz * 1e6
@@ -198,4 +218,4 @@ def evaluate_design(net: Net, design: Design, board: Board) -> dict:
         "caps": {r: board.cap(r) for r in ("dsp", "bram18", "uram", "lut", "ff")},
         "flops": flops,
     }
-    return {"rows": rows, "totals": totals}
+    return totals

@@ -64,6 +64,16 @@ class Request:
     overrides: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     train_last: int | None = None
     momentum: bool = True
+    training: Any = None          # efgen.methods.spec.Training: the jobs it changes
+
+
+def request_jobs(req: Request) -> list[engine.Job]:
+    """The engine jobs to schedule: the net's, or those the training methods make."""
+    if req.training is not None:
+        from efgen.methods.cost import method_jobs
+
+        return method_jobs(req.net, req.batch, req.training)
+    return engine.jobs_for(req.net, req.batch)
 
 
 def base_hw(req: Request) -> HwParams:
@@ -143,8 +153,15 @@ def _infeasible(req: Request, base: HwParams, jobs) -> EfgenError:
 
 def _aux_totals(req: Request, hw: HwParams) -> tuple[float, float, float]:
     """(cycles, DRAM words, elements) of the vector engine, which tiling does not change."""
-    a = aux_costs(req.net, req.batch, hw, word_bits(hw.precision),
-                  ddr_bytes_per_cycle(req.board, hw.clock_mhz), "reshaped", req.momentum)
+    if req.training is not None:
+        from efgen.methods.cost import method_aux
+
+        a = method_aux(req.net, req.batch, hw, word_bits(hw.precision),
+                       ddr_bytes_per_cycle(req.board, hw.clock_mhz), "reshaped",
+                       req.momentum, req.training)
+    else:
+        a = aux_costs(req.net, req.batch, hw, word_bits(hw.precision),
+                      ddr_bytes_per_cycle(req.board, hw.clock_mhz), "reshaped", req.momentum)
     return (sum(x.cycles for x in a), sum(x.read_words + x.write_words for x in a),
             sum(x.elements for x in a))
 
@@ -189,7 +206,7 @@ def schedule(req: Request) -> Design:
                          f"{req.board.family} designs to close timing at", where="--clock",
                          fix=f"give --clock {limit:g} or less")
     engine.tune_allocator()
-    jobs = engine.jobs_for(req.net, req.batch)
+    jobs = request_jobs(req)
     cands = hardware_candidates(req, jobs)
     fixed = _fixed(jobs, req)
     best = None
@@ -245,13 +262,14 @@ def _design(req: Request, hw: HwParams, jobs, res, notes=()) -> Design:
                   for i, j in enumerate(jobs))
     return Design(net=net_to_doc(req.net), board=req.board.name, batch=req.batch, hw=hw,
                   schedule=sched, train_last=req.train_last, objective=req.objective,
-                  sgd_momentum=req.momentum, notes=tuple(notes))
+                  sgd_momentum=req.momentum, notes=tuple(notes),
+                  training=req.training.to_doc() if req.training is not None else None)
 
 
 def schedule_fixed(req: Request, hw: HwParams) -> Design | None:
     """Schedule every layer-phase on the given hardware; None if some layer cannot fit
     its buffers. Resources are not checked here (see efgen.model.resources.over_caps)."""
-    jobs = engine.jobs_for(req.net, req.batch)
+    jobs = request_jobs(req)
     point = _schedule_point(req, hw, jobs, _fixed(jobs, req))
     return None if point is None else _design(req, hw, jobs, point[2])
 

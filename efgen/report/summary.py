@@ -120,6 +120,10 @@ def report_markdown(design: Design, board: Board, rep: dict) -> str:
         rowsT.append(("saving against full training (energy)", f"{p['energy_saving']:.1%}"))
     L += [f"| {a} | {b} |" for a, b in rowsT]
     L.append("")
+    if "methods" in t:
+        from efgen.methods.report import methods_markdown
+
+        L += methods_markdown(t["methods"])
     L.append("## Resources")
     L.append("")
     L.append("| resource | used | cap | board | utilisation |")

@@ -1,0 +1,141 @@
+"""Descriptors of the training methods that change the datapath: gradient filtering and
+error-map pruning (efgen/methods), for :func:`efgen.hls.program.build_program`.
+
+A gradient-filtered conv l (Cin -> Cout, K x K, stride s, output Ho x Wo, patch r, P =
+ceil(Ho/r) x ceil(Wo/r) patches) becomes:
+
+* FP: its CONV_FP, then HOST_GF_XSUM (x summed over (r*s)^2 input patches, kept for WU);
+* BP: HOST_GF_POOL (the error averaged over r x r patches), HOST_GF_WSUM (W summed over
+  its taps, from the weights before this step's update), CONV_BP as a 1x1 convolution
+  on the pooled maps (the engine, tiled by the schedule's 1x1 job), HOST_GF_COPYBACK
+  (the pooled input error over its patches, with the ReLU mask where the sender applies
+  one);
+* WU: CONV_WU as a 1x1 convolution of the pooled error with the patch sums into a
+  scratch 1 x 1 weight with lr = momentum = weight decay = 0 (its debug copy is the
+  gradient), then HOST_GF_TAPSGD: SGD of every K x K tap with that gradient.
+
+Error-map pruning adds HOST_EMP before the conv's BP: the channel scores, the top
+ceil(keep * Cout), and the error with the pruned channels zeroed, which BP and WU (and
+gradient filtering's pooling) read; the channel list is kept as a 0/1 vector (traced as
+``<conv>:emp_mask``). The engine computes the pruned channels' zeros; skipping their
+blocks (what the cost model prices) is not implemented in the C++.
+
+The HOST_* ops run in the generated host runtime (hls_kernels/efgen_host_ops.h), not on
+the kernel's vector engine; the cost model prices them as vector-engine passes.
+"""
+
+from __future__ import annotations
+
+from efgen.errors import EfgenError
+from efgen.frontend.ir import Layer
+from efgen.hls.regions import Step, Trace, _fm4
+from efgen.methods.golden import emp_kept, gf_grid
+from efgen.methods.spec import from_doc
+
+#: Methods whose step the generated C++ runs (the others are host-level control, or not
+#: implemented in the code generators).
+SUPPORTED = ("gradient_filter", "error_pruning")
+
+
+def training_of(net, design):
+    """The Design's training methods for the program, or None; refuses what the generated
+    C++ does not implement."""
+    t = from_doc(design.training, net) if design.training else None
+    if t is None:
+        return None
+    other = [m for m in t.methods if m not in SUPPORTED]
+    if other:
+        raise EfgenError(f"the generated C++ does not implement {', '.join(other)}",
+                         where="training",
+                         fix="the code generators run gradient_filter and error_pruning; "
+                             "the others are priced by the model and run in the golden "
+                             "model (efgen golden --training)")
+    for name in t.gf_layers():
+        if net[name].bias:
+            raise EfgenError(f"gradient filtering of '{name}', a conv with a bias, is not in "
+                             "the generated C++", where=f"training.gradient_filter ({name})",
+                             fix="filter convs without bias (BN follows them)")
+    return t
+
+
+def _pooled(l: Layer, r: int) -> tuple[int, int]:
+    return gf_grid(l.out_shape[1], r)[0], gf_grid(l.out_shape[2], r)[0]
+
+
+def method_regions(b) -> None:
+    """The scratch regions of the filtered and pruned convs."""
+    t, B = b.training, b.B
+    for name in sorted(t.gf_layers()):
+        l = b.net[name]
+        ph, pw = _pooled(l, t.gradient_filter.r)
+        n, m = l.in_shape[0], l.channels
+        b.add(f"gf_g:{name}", "fm", (B, m, ph, pw))
+        if l.trainable:
+            b.add(f"gf_xsum:{name}", "fm", (B, n, ph, pw))
+            b.add(f"gf_w1:{name}", "weight", (m, n, 1, 1))
+            b.add(f"gf_v1:{name}", "weight", (m, n, 1, 1))
+            b.add(f"gf_dw:{name}", "weight", (m, n, 1, 1))
+        if l.runs_bp:
+            b.add(f"gf_wsum:{name}", "weight", (m, n, 1, 1))
+            b.add(f"gf_dxs:{name}", "fm", (B, n, ph, pw))
+    for name in sorted(t.emp_layers()):
+        l = b.net[name]
+        b.add(f"emp_dy:{name}", "fm", _fm4(l.out_shape, B))
+        b.add(f"emp_mask:{name}", "vec", (l.channels,),
+              [Trace(f"{name}:emp_mask", (l.channels,))])
+
+
+def fp_steps(b, l: Layer, x: str) -> None:
+    """After a filtered conv's CONV_FP: its input patch sums (for WU)."""
+    t = b.training
+    if t is None or l.name not in t.gf_layers() or not l.trainable:
+        return
+    d = b.desc("HOST_GF_XSUM", l, [], {0: x, 7: f"gf_xsum:{l.name}"},
+               kh=t.gradient_filter.r)
+    b.fp.append(Step(l.name, "gf_xsum", d))
+
+
+def handles(b, l: Layer) -> bool:
+    t = b.training
+    return t is not None and l.op == "conv" and (l.name in t.gf_layers()
+                                                 or l.name in t.emp_layers())
+
+
+def bp_steps(b, l: Layer, dy: str) -> None:
+    """BP and WU of a filtered and/or pruned conv (see the module docstring)."""
+    t, name = b.training, l.name
+    if name in t.emp_layers():
+        kept = emp_kept(l.channels, t.error_pruning.keep)
+        d = b.desc("HOST_EMP", l, [], {0: dy, 1: f"w:{name}", 5: f"emp_mask:{name}",
+                                       7: f"emp_dy:{name}"}, n_src=kept)
+        d.eps = t.error_pruning.weight_norm
+        b.bp.append(Step(name, "emp", d))
+        dy = f"emp_dy:{name}"
+    if name not in t.gf_layers():
+        b.conv_bp_wu(l, dy)
+        return
+    r = t.gradient_filter.r
+    ph, pw = _pooled(l, r)
+    g = f"gf_g:{name}"
+    b.bp.append(Step(name, "gf_pool", b.desc("HOST_GF_POOL", l, [], {0: dy, 7: g}, kh=r)))
+    one = dict(in_h=ph, in_w=pw, out_h=ph, out_w=pw, kh=1, kw=1, stride=1, pad=0)
+    if l.runs_bp:
+        b.bp.append(Step(name, "gf_wsum", b.desc("HOST_GF_WSUM", l, [],
+                                                 {1: f"w:{name}", 7: f"gf_wsum:{name}"})))
+        dxs = f"gf_dxs:{name}"
+        b.bp.append(Step(name, "bp", b.desc("CONV_BP", l, [], {0: g, 1: f"gf_wsum:{name}",
+                                                              7: dxs},
+                                            **one, **b.tiling(l, "bp"))))
+        dst, fl, extra = b.sender_dst(l, l.inputs[0])
+        b.bp.append(Step(name, "gf_copyback", b.desc("HOST_GF_COPYBACK", l, fl,
+                                                     {0: dxs, 7: dst, **extra}, kh=r)))
+    if l.trainable:
+        d = b.desc("CONV_WU", l, [], {0: g, 1: f"gf_xsum:{name}", 2: f"gf_w1:{name}",
+                                      3: f"gf_v1:{name}", 6: f"gf_dw:{name}"},
+                   **one, **b.tiling(l, "wu"))
+        d.lr = d.momentum = d.weight_decay = 0.0      # the gradient only (its debug copy)
+        b.bp.append(Step(name, "wu", d))
+        a = {0: f"gf_dw:{name}", 2: f"w:{name}", 3: f"vel:{name}.weight"}
+        if b.debug_grads:
+            a[6] = f"grad:{name}.weight"
+        b.bp.append(Step(name, "gf_tapsgd", b.desc("HOST_GF_TAPSGD", l, [], a)))

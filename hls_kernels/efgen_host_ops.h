@@ -1,0 +1,190 @@
+// efgen_host_ops.h - the host runtime's own descriptor ops (op >= EFGEN_OP_HOST_BASE):
+// the glue of gradient filtering and error-map pruning around the engine's 1x1
+// convolutions on pooled maps (efgen/methods, efgen/hls/program.py). Plain C++ run by the
+// host between kernel calls, not by efgen_top; efgen/csim/interp.py states the same ops
+// with efgen.methods.golden, and C-simulation checks each against it.
+//
+// Layouts as everywhere (efgen/layout.py): feature maps blocked by T = EFGEN_LANES,
+// addr(b, c, r, x) = ((b*ceil(C/T) + c/T)*H*W + r*W + x)*T + c%T; weights by (Tm, Tn)
+// pairs, addr(m, n, i, j) = ((pair*KH + i)*KW + j)*Tm*Tn + (m%Tm)*Tn + n%Tn with
+// pair = (m/Tm)*ceil(N/Tn) + n/Tn.
+#ifndef EFGEN_HOST_OPS_H
+#define EFGEN_HOST_OPS_H
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "efgen_desc.h"
+#include "efgen_params.h"
+
+static inline int64_t efgen_fm_addr(int C, int H, int W, int b, int c, int r, int x) {
+  const int cb = (C + EFGEN_LANES - 1) / EFGEN_LANES;
+  return ((static_cast<int64_t>(b) * cb + c / EFGEN_LANES) * H * W +
+          static_cast<int64_t>(r) * W + x) * EFGEN_LANES + c % EFGEN_LANES;
+}
+
+static inline int64_t efgen_w_addr(int N, int K, int m, int n, int i, int j) {
+  const int nb = (N + EFGEN_TN - 1) / EFGEN_TN;
+  const int64_t pair = static_cast<int64_t>(m / EFGEN_TM) * nb + n / EFGEN_TN;
+  return ((pair * K + i) * K + j) * EFGEN_TM * EFGEN_TN + (m % EFGEN_TM) * EFGEN_TN +
+         n % EFGEN_TN;
+}
+
+// Centred patch grid of gradient filtering: patches and the offset of patch 0.
+static inline int efgen_gf_patches(int n_out, int r) { return (n_out + r - 1) / r; }
+static inline int efgen_gf_offset(int n_out, int r) {
+  const int p = efgen_gf_patches(n_out, r);
+  return (p * r - n_out + 1) / 2;                           // ceil((p*r - n_out) / 2) >= 0
+}
+static inline int efgen_gf_in_offset(int n_in, int n_out, int r, int s) {
+  const int span = efgen_gf_patches(n_out, r) * r * s - n_in;   // may be negative
+  return span >= 0 ? (span + 1) / 2 : -((-span) / 2);            // ceil(span / 2)
+}
+
+// GF_XSUM: a[0] = x (B, in_c, in_h, in_w) summed over (r*s)^2 input patches -> a[7]
+// (B, in_c, Ph, Pw). kh = r, stride = s, out_h/out_w = the conv's output.
+static void efgen_gf_xsum(const EfgenDesc& d, float* mem) {
+  const int r = d.kh, s = d.stride, k = r * s;
+  const int ph = efgen_gf_patches(d.out_h, r), pw = efgen_gf_patches(d.out_w, r);
+  const int oh = efgen_gf_in_offset(d.in_h, d.out_h, r, s);
+  const int ow = efgen_gf_in_offset(d.in_w, d.out_w, r, s);
+  for (int b = 0; b < d.batch; ++b)
+    for (int c = 0; c < d.in_c; ++c)
+      for (int p = 0; p < ph; ++p)
+        for (int q = 0; q < pw; ++q) {
+          float acc = 0.0f;
+          for (int i = p * k - oh; i < (p + 1) * k - oh; ++i)
+            for (int j = q * k - ow; j < (q + 1) * k - ow; ++j)
+              if (i >= 0 && i < d.in_h && j >= 0 && j < d.in_w)
+                acc += mem[d.a[0] + efgen_fm_addr(d.in_c, d.in_h, d.in_w, b, c, i, j)];
+          mem[d.a[7] + efgen_fm_addr(d.in_c, ph, pw, b, c, p, q)] = acc;
+        }
+}
+
+// GF_POOL: a[0] = dy (B, out_c, out_h, out_w) averaged over r x r patches (border patches
+// over their real elements) -> a[7] (B, out_c, Ph, Pw). kh = r.
+static void efgen_gf_pool(const EfgenDesc& d, float* mem) {
+  const int r = d.kh;
+  const int ph = efgen_gf_patches(d.out_h, r), pw = efgen_gf_patches(d.out_w, r);
+  const int oh = efgen_gf_offset(d.out_h, r), ow = efgen_gf_offset(d.out_w, r);
+  for (int b = 0; b < d.batch; ++b)
+    for (int c = 0; c < d.out_c; ++c)
+      for (int p = 0; p < ph; ++p)
+        for (int q = 0; q < pw; ++q) {
+          float acc = 0.0f;
+          int n = 0;
+          for (int i = p * r - oh; i < (p + 1) * r - oh; ++i)
+            for (int j = q * r - ow; j < (q + 1) * r - ow; ++j)
+              if (i >= 0 && i < d.out_h && j >= 0 && j < d.out_w) {
+                acc += mem[d.a[0] + efgen_fm_addr(d.out_c, d.out_h, d.out_w, b, c, i, j)];
+                ++n;
+              }
+          mem[d.a[7] + efgen_fm_addr(d.out_c, ph, pw, b, c, p, q)] = acc / static_cast<float>(n);
+        }
+}
+
+// GF_COPYBACK: a[0] = dx_sum (B, in_c, Ph, Pw) copied over each (r*s)^2 input patch ->
+// a[7] (B, in_c, in_h, in_w); FLAG_MASK: times (a[6] > 0). kh = r, stride = s.
+static void efgen_gf_copyback(const EfgenDesc& d, float* mem) {
+  const int r = d.kh, s = d.stride, k = r * s;
+  const int ph = efgen_gf_patches(d.out_h, r), pw = efgen_gf_patches(d.out_w, r);
+  const int oh = efgen_gf_in_offset(d.in_h, d.out_h, r, s);
+  const int ow = efgen_gf_in_offset(d.in_w, d.out_w, r, s);
+  const bool mask = (d.flags & EFGEN_FLAG_MASK) != 0;
+  for (int b = 0; b < d.batch; ++b)
+    for (int c = 0; c < d.in_c; ++c)
+      for (int i = 0; i < d.in_h; ++i)
+        for (int j = 0; j < d.in_w; ++j) {
+          const int ii = i + oh, jj = j + ow;    // rows/columns no patch covers get 0
+          const int64_t o = efgen_fm_addr(d.in_c, d.in_h, d.in_w, b, c, i, j);
+          float v = 0.0f;
+          if (ii >= 0 && jj >= 0 && ii / k < ph && jj / k < pw)
+            v = mem[d.a[0] + efgen_fm_addr(d.in_c, ph, pw, b, c, ii / k, jj / k)];
+          if (mask && !(mem[d.a[6] + o] > 0.0f)) v = 0.0f;
+          mem[d.a[7] + o] = v;
+        }
+}
+
+// GF_WSUM: a[1] = W (out_c, in_c, K, K) summed over its taps -> a[7] (out_c, in_c, 1, 1).
+// kw = K.
+static void efgen_gf_wsum(const EfgenDesc& d, float* mem) {
+  const int K = d.kw;
+  for (int m = 0; m < d.out_c; ++m)
+    for (int n = 0; n < d.in_c; ++n) {
+      float acc = 0.0f;
+      for (int i = 0; i < K; ++i)
+        for (int j = 0; j < K; ++j) acc += mem[d.a[1] + efgen_w_addr(d.in_c, K, m, n, i, j)];
+      mem[d.a[7] + efgen_w_addr(d.in_c, 1, m, n, 0, 0)] = acc;
+    }
+}
+
+// GF_TAPSGD: the gradient a[0] (out_c, in_c, 1, 1) is every tap's: SGD on a[2] = W and
+// a[3] = vel (out_c, in_c, K, K); debug copy of the broadcast gradient to a[6] if non-zero.
+static void efgen_gf_tapsgd(const EfgenDesc& d, float* mem) {
+  const int K = d.kw;
+  for (int m = 0; m < d.out_c; ++m)
+    for (int n = 0; n < d.in_c; ++n) {
+      const float g = mem[d.a[0] + efgen_w_addr(d.in_c, 1, m, n, 0, 0)];
+      for (int i = 0; i < K; ++i)
+        for (int j = 0; j < K; ++j) {
+          const int64_t o = efgen_w_addr(d.in_c, K, m, n, i, j);
+          const float w = mem[d.a[2] + o];
+          const float v = d.momentum * mem[d.a[3] + o] + (g + d.weight_decay * w);
+          mem[d.a[3] + o] = v;
+          mem[d.a[2] + o] = w - d.lr * v;
+          if (d.a[6]) mem[d.a[6] + o] = g;
+        }
+    }
+}
+
+// EMP: channel scores mean|dy_c| + eps * mean|W_c| (eps carries weight_norm), the top
+// n_src channels (ties to the lower index) keep their error: a[0] = dy (B, out_c, out_h,
+// out_w) -> a[7] with the pruned channels zeroed; the 0/1 channel list to a[5] if non-zero.
+static void efgen_emp(const EfgenDesc& d, float* mem) {
+  const int C = d.out_c, K = d.kw;
+  std::vector<double> score(C, 0.0);
+  const double n_err = static_cast<double>(d.batch) * d.out_h * d.out_w;
+  const double n_w = static_cast<double>(d.in_c) * K * K;
+  for (int c = 0; c < C; ++c) {
+    double e = 0.0, w = 0.0;
+    for (int b = 0; b < d.batch; ++b)
+      for (int i = 0; i < d.out_h; ++i)
+        for (int j = 0; j < d.out_w; ++j)
+          e += std::fabs(mem[d.a[0] + efgen_fm_addr(C, d.out_h, d.out_w, b, c, i, j)]);
+    for (int n = 0; n < d.in_c; ++n)
+      for (int i = 0; i < K; ++i)
+        for (int j = 0; j < K; ++j) w += std::fabs(mem[d.a[1] + efgen_w_addr(d.in_c, K, c, n, i, j)]);
+    score[c] = e / n_err + static_cast<double>(d.eps) * (w / n_w);
+  }
+  std::vector<char> keep(C, 0);
+  for (int k = 0; k < d.n_src; ++k) {          // selection: the highest, lowest index first
+    int best = -1;
+    for (int c = 0; c < C; ++c)
+      if (!keep[c] && (best < 0 || score[c] > score[best])) best = c;
+    keep[best] = 1;
+  }
+  for (int b = 0; b < d.batch; ++b)
+    for (int c = 0; c < C; ++c)
+      for (int i = 0; i < d.out_h; ++i)
+        for (int j = 0; j < d.out_w; ++j) {
+          const int64_t o = efgen_fm_addr(C, d.out_h, d.out_w, b, c, i, j);
+          mem[d.a[7] + o] = keep[c] ? mem[d.a[0] + o] : 0.0f;
+        }
+  if (d.a[5])
+    for (int c = 0; c < C; ++c) mem[d.a[5] + c] = keep[c] ? 1.0f : 0.0f;
+}
+
+static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
+  switch (d.op) {
+    case EFGEN_OP_HOST_GF_XSUM: efgen_gf_xsum(d, mem); break;
+    case EFGEN_OP_HOST_GF_POOL: efgen_gf_pool(d, mem); break;
+    case EFGEN_OP_HOST_GF_COPYBACK: efgen_gf_copyback(d, mem); break;
+    case EFGEN_OP_HOST_GF_WSUM: efgen_gf_wsum(d, mem); break;
+    case EFGEN_OP_HOST_GF_TAPSGD: efgen_gf_tapsgd(d, mem); break;
+    case EFGEN_OP_HOST_EMP: efgen_emp(d, mem); break;
+    default: break;
+  }
+}
+
+#endif  // EFGEN_HOST_OPS_H
