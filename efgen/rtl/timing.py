@@ -338,3 +338,58 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
     rep = analyse(netlist, top, family)
     rep.seconds = seconds
     return rep
+
+
+# Modules estimated by ``efgen synth --timing DIR``, in the order of the table. Not
+# estimated alone: engine_core / engine_array / efgen_top (the whole Tm x Tn array; a
+# 2x2 top takes Yosys ~150 s here): every stage of the array is an fp32_mul or fp32_add
+# stage (the adder tree is pipelined by its adders, so its per-stage depth does not grow
+# with Tn), and the buffer read ports are engine_ram's registered reads.
+MODULES = ("fp32_add", "fp32_mul", "engine_ctrl", "engine_wload", "tile_rd", "tile_wr",
+           "axi_dma_rd", "axi_dma_wr", "desc_regs", "layer_seq", "sgd_wb")
+
+
+def summary(reports: list[PathReport]) -> dict[str, Any]:
+    """The design's estimate: the slowest module bounds the clock."""
+    worst = min(reports, key=lambda r: r.fmax_lo)
+    return {"family": worst.family, "fmax_mhz_lo": round(min(r.fmax_lo for r in reports), 1),
+            "fmax_mhz_hi": round(min(r.fmax_hi for r in reports), 1),
+            "limited_by": worst.module, "levels": round(max(r.levels for r in reports), 2)}
+
+
+def format_timing(reports: list[PathReport]) -> str:
+    from efgen.textable import format_table as table
+
+    rows = [[r.module, f"{r.levels:.1f}", f"{r.ns_lo:.2f} .. {r.ns_hi:.2f}",
+             f"{r.fmax_lo:.0f} .. {r.fmax_hi:.0f}", f"{r.seconds:.1f}"] for r in reports]
+    s = summary(reports)
+    return (table(["module", "LUT levels", "worst path ns", "fmax MHz", "yosys s"], rows)
+            + f"\n{FAMILY_NAMES[s['family']]}: fmax estimate {s['fmax_mhz_lo']:.0f} .. "
+            f"{s['fmax_mhz_hi']:.0f} MHz (limited by {s['limited_by']}); logic only, no "
+            "placement or routing: an estimate, not a guarantee (efgen/rtl/timing.py).")
+
+
+def timing_build_dir(build_dir: Path | str, family: str = "xcup",
+                     modules: tuple[str, ...] = MODULES) -> tuple[list[PathReport], Path]:
+    """``efgen synth --timing DIR``: every module of :data:`MODULES` in ``DIR/rtl/*.v``;
+    writes ``DIR/rtl/timing.json``."""
+    d = Path(build_dir)
+    rtl = d / "rtl"
+    if not rtl.is_dir():
+        raise EfgenError("no rtl/ folder", file=str(d),
+                         fix="generate the RTL with 'efgen build' (it writes DIR/rtl/*.v)")
+    files = {p.name: p.read_text() for p in sorted(rtl.glob("*.v"))}
+    missing = [m for m in modules if f"{m}.v" not in files]
+    if missing:
+        raise EfgenError(f"{missing[0]}.v not found", file=str(rtl),
+                         fix="regenerate the RTL with 'efgen build' (impl synth)")
+    if "$bitstoreal" in files["fp32_add.v"]:
+        raise EfgenError("the FP32 units are the behavioural (real) ones", file=str(rtl),
+                         fix="build with the synthesizable units (--rtl-impl synth)")
+    reports = [run_timing(files, m, family) for m in modules]
+    out = {"method": "yosys synth_xilinx + efgen logic-depth STA (efgen/rtl/timing.py)",
+           "family": family, "summary": summary(reports),
+           "modules": [r.as_dict() for r in reports]}
+    path = rtl / "timing.json"
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    return reports, path
