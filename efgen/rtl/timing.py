@@ -22,18 +22,16 @@ there, so a path through an adder is cut at the carry chain (measured on fp32_ad
 
 Per-cell delays (:data:`DELAYS`, ns; lo = optimistic, hi = pessimistic). Sources:
 
-* LUT + its net: Yosys 0.23's ``techlibs/xilinx/cells_sim.v`` specify blocks give a LUT6
-  input-to-output delay of 0.127 .. 0.642 ns depending on the pin, taken from Project
-  X-Ray's Artix-7 timing database (prjxray-db ``artix7/timings/slicel.sdf``). UG949
-  (UltraFast Design Methodology, "Datapath Delay and Logic Levels") calls a path
+* LUT + its net: Yosys 0.23's ``techlibs/xilinx/cells_sim.v`` specify blocks give LUT6
+  input-to-output delays of 0.127 .. 0.642 ns depending on the pin (mean 0.48 ns), from
+  Project X-Ray's Artix-7 timing database (prjxray-db ``artix7/timings/slicel.sdf``).
+  UG949 (UltraFast Design Methodology, "Datapath Delay and Logic Levels") calls a path
   route-dominated when route delay exceeds 75 % of it on 7 series and 50 % on
-  UltraScale(+), i.e. a typical level spends up to that share in its net. 7 series:
-  0.64 ns worst pin + an equal net (lo) .. + 3x the pin delay (hi: 75 % route) ->
-  0.9 .. 1.6 ns is too pessimistic for short local nets, so efgen takes the mean pin
-  delay (0.48 ns) with 50 .. 75 % route: 0.95 .. 1.9 ns; UltraScale+ -2 is scaled by
-  the DSP48 FMAX ratio DS925 (-2, all registers, 775 MHz) / DS187-class -1 (464 MHz)
-  -> x 0.6 and 50 % route: 0.45 .. 0.75 ns. These are the weakest figures here; the
-  ranges say so.
+  UltraScale(+). 7 series: 0.48 ns per LUT with its net taking 50 .. 75 % of the level
+  -> 0.95 .. 1.9 ns. UltraScale+ -2: 0.45 .. 0.75 ns is an engineering estimate (no
+  public per-LUT figure was found; DS925 lists block FMAX, not LUT delays): about 0.45x
+  the 7-series range with UG949's 50 % route share. It is the weakest figure here, and
+  the range is wide on purpose.
 * CARRY4 (4 bits of carry chain, CIN->COUT): 0.05 .. 0.12 ns per cell (a dedicated
   chain, no general routing; prjxray ``CARRY4`` SDF order of magnitude).
 * MUXF7/8/9: 0.10 .. 0.20 ns (in-slice, no routing).
@@ -50,9 +48,10 @@ Per-cell delays (:data:`DELAYS`, ns; lo = optimistic, hi = pessimistic). Sources
 
 Ceilings (:data:`CEILING_MHZ`): the Xilinx DPU (DPUCZDX8G) runs at 281 MHz on the ZCU102
 and 300 MHz on the ZCU104 (UG1354, Vitis AI Library User Guide, performance tables);
-efgen's estimate never claims more than 300 MHz on UltraScale+. Zynq-7000: 200 MHz (the
-fastest PL clock efgen's 7-series boards are run at in efgen's own configs; see the
-board files), kept as a ceiling, not a claim.
+efgen's estimate never claims more than 300 MHz on UltraScale+ (these figures are as
+quoted in issue 14, not re-read here). Zynq-7000: 200 MHz, efgen's existing ``fmax_mhz``
+limit for the family (an estimate in configs/model/coefficients.yaml, no public
+reference), kept as a ceiling, not a claim.
 
 Limits: logic only (no placement or routing congestion, no clock skew beyond the fixed
 uncertainty, no hold); per module, so a path that crosses a module boundary
