@@ -83,7 +83,7 @@ def engine_rows(net: Net, design: Design, board: Board) -> list[Row]:
         return []
     res = engine.evaluate_chosen(jobs, tiles, hw, wbytes, ddr, "reshaped", mom)
     nchw = engine.evaluate_chosen(jobs, tiles, hw, wbytes, ddr, "nchw", mom)
-    k = energy_constants(board, hw.precision)
+    k = energy_constants(board, hw.precision, hw)
     clock = hw.clock_mhz * 1e6
     rows = []
     for i, j in enumerate(jobs):
@@ -136,7 +136,7 @@ def aux_rows(net: Net, design: Design, board: Board) -> list[Row]:
     ddr = ddr_bytes_per_cycle(board, hw.clock_mhz)
     a = aux_costs(net, design.batch, hw, wbits, ddr, "reshaped", design.sgd_momentum)
     b = aux_costs(net, design.batch, hw, wbits, ddr, "nchw", design.sgd_momentum)
-    k = energy_constants(board, hw.precision)
+    k = energy_constants(board, hw.precision, hw)
     rows = []
     for x, y in zip(a, b):
         words = x.read_words + x.write_words
