@@ -41,6 +41,7 @@ def test_analyse_counts_levels_and_delays_of_the_worst_path():
     # 2.85 ns would be 351 MHz: both ends are clipped at the family ceiling
     assert r.fmax_lo == r.fmax_hi == CEILING_MHZ["xcup"]
     assert r.path[0].startswith("FDRE") and r.end.startswith("FDRE")
+    assert [c.split()[0] for c in r.path] == ["FDRE", "LUT6", "LUT4", "LUT2"]
 
 
 def test_unknown_cells_are_refused():

@@ -28,10 +28,10 @@ LOAD_OVERHEAD = 14        # tile set-up (9) + DMA command to first word (5)
 STORE_OVERHEAD = 12       # tile set-up (8) + store-path read and FIFO (4)
 BLOCK_OVERHEAD = 2        # computer, per engine block: block start, wait
 STEP_OVERHEAD = 3         # computer, per step (one IFM half; io/WU: its mc blocks): step, after, next
-SGD_OVERHEAD = 60         # sgd_wb: pipeline, one piece of 16 words in flight, drain (efgen.rtl.sgd)
+SGD_OVERHEAD = 61         # sgd_wb: pipeline (incl. the bank-mux register), one piece of 16 words in flight, drain (efgen.rtl.sgd)
 WLOAD_DRAIN = WLOAD_LATENCY - 1   # engine_wload pipeline beyond the bank register (L_WEND)
 WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG, L_WCFG2), stream stalled
-JOB_OVERHEAD = 30         # descriptor set-up steps (18), start/done handshakes, last write's B
+JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
 
 
 assert ALIGN * 4 % PAGE_BYTES == 0, "page_splits assumes page-aligned tensor bases"

@@ -97,6 +97,7 @@ _LUT = re.compile(r"LUT[1-6]|INV")
 _MUXF = re.compile(r"MUXF[789]")
 _CARRY = re.compile(r"CARRY[48]")
 _DSP = re.compile(r"DSP48E[12]")
+_LUTRAM_READ = re.compile(r"ADDR[A-H]|A\d?|A[0-7]|DPRA\d?")
 _IGNORE = re.compile(r"BUFG|BUFGCTRL|IBUF|OBUF|GND|VCC")
 # Pins that do not carry data (clock, clock enables of block RAM are still data).
 _CLOCK_PINS = re.compile(r"C|CLK|CLKA|CLKB|CLKARDCLK|CLKBWRCLK|WCLK|CLKU?|RDCLK|WRCLK")
@@ -192,7 +193,10 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
                 if dirn == "output":
                     driver[b] = (name, kind, ctype, c.get("parameters", {}))
                 elif dirn == "input" and not _CLOCK_PINS.fullmatch(port):
-                    ins.append(b)
+                    # a LUT RAM's output follows its read address only: data and write
+                    # enable are taken at the clock edge (they end paths, below)
+                    if kind != "lutram" or _LUTRAM_READ.fullmatch(port):
+                        ins.append(b)
         cell_inputs[name] = ins
     if any(_kind(t) == "unknown" for t in counts):
         unknown = sorted(t for t in counts if _kind(t) == "unknown")
@@ -284,16 +288,22 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
         worst_lo = max(worst_lo, lo)
         if hi > worst[1]:
             worst = (lo, hi, a[2], b, a[4], what)
-    # the worst path's cells, start to end
+    # the worst path's cells, start to end, with a user-visible net name where one exists
+    names: dict[int, str] = {}
+    for nname, n in sorted(mod.get("netnames", {}).items(),
+                           key=lambda kv: (kv[1].get("hide_name", 0), kv[0].count("$"), kv[0])):
+        for i, bit in enumerate(n["bits"]):
+            if isinstance(bit, int) and bit not in names:
+                names[bit] = nname if len(n["bits"]) == 1 else f"{nname}[{i}]"
     path = []
     b = worst[3]
     while b is not None and b in arrival:
         a = arrival[b]
-        path.append(a[4])
+        path.append(f"{a[4].split()[0]} -> {names.get(b, '?')}")
         b = a[3]
     path.reverse()
     return PathReport(module=module, family=family, levels=deepest, ns_lo=max(worst_lo, ff_lo),
-                      ns_hi=max(worst[1], ff_hi), start=path[0] if path else "none",
+                      ns_hi=max(worst[1], ff_hi), start=path[0].split()[0] if path else "none",
                       end=worst[5], cells=counts, path=path)
 
 
