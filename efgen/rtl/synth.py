@@ -51,8 +51,8 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
 
 * ``sgd_wb``: 3 fp32_mul and 4 fp32_add; its FIFOs (W and V in: 16 words, W' and V'
   out: 64 words at the default PIECE, asynchronous read: LUT RAM); K*K (KW x KW),
-  words = nblk*K*K (WA x 2KW; times the odd part of Tm*Tn when that is not 1) and
-  G*K*K (GW x 2KW, WA bits used).
+  K*K*(Tm*Tn) (2KW x the odd part of Tm*Tn, when that is not 1), words = nblk times
+  that (WA x (2KW + the odd part's bits)) and G*K*K (GW x 2KW, WA bits used).
 * ``layer_seq``: the three shared 16 x 30-bit multipliers (set-up, loader, storer; 30
   bits of the product used, 46 of the registered set-up product: 2 DSP48E2 each); its
   products of tile indices by Tm and Tn are shift-adds (no DSP); the tile-window table (5 x
@@ -452,11 +452,15 @@ def top_multipliers(p) -> list[tuple[str, int, int, int]]:
     # the products by Tm and Tn are shift-adds (mulc in layer_seq.v.j2), no $mul
     out = [(f"layer_seq {m}", SEQ_CW, 30, 30 + SEQ_CW if m.startswith("su_") else 30)
            for m in SEQ_SHARED]
-    # sgd_wb: K*K; words = nblk*K*K*(Tm*Tn) in 32 bits; G*K*K in WA bits
+    # sgd_wb: K*K; K*K*(Tm*Tn) (registered), then words = nblk * that, in 32 bits;
+    # G*K*K in WA bits. A constant's trailing zeros are shifted out (measured: (4, 2, 6)
+    # and (6, 6, 12) at Tm*Tn = 6 and 24, (6, 4, 10) at 4)
     out.append(("sgd_wb K*K", kw, kw, 2 * kw))
-    nk = min(32, wa + 2 * kw)
-    out.append(("sgd_wb nblk*K*K", wa, 2 * kw, nk))
-    out += _const_mul(f"sgd_wb (nblk*K*K)*{e.tm * e.tn}", nk, e.tm * e.tn, 32)
+    tmtn = e.tm * e.tn
+    out += _const_mul(f"sgd_wb K*K*{tmtn}", 2 * kw, tmtn, 32)
+    odd, tz = _odd(tmtn)
+    kb = 2 * kw + (odd.bit_length() if odd > 1 else 0)
+    out.append(("sgd_wb nblk*(K*K*Tm*Tn)", wa, kb, min(32 - tz, wa + kb)))
     out.append(("sgd_wb G*K*K", gw, 2 * kw, min(wa, gw + 2 * kw)))
     return out
 
