@@ -213,6 +213,9 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
             return 0.0, 0.0, 0.0
         if kind == "dsp" and _dsp_registered_out(params):
             return 0.3, 0.4, 0.0
+        if kind == "dsp" and _dsp_registered_in(params):
+            # from the slice's own input/pipeline registers through to P
+            return d["dsp"][0], d["dsp"][1], LEVELS["dsp"]
         return None
 
     def comb_delay(kind):
@@ -221,12 +224,15 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
             return d["lut"][0], d["lut"][1], 1.0
         return d[kind][0], d[kind][1], w
 
+    visiting: set[int] = set()
+
     def arrive(bit: int):
         stack = [bit]
         while stack:
             b = stack[-1]
             if b in arrival:
                 stack.pop()
+                visiting.discard(b)
                 continue
             drv = driver.get(b)
             if drv is None:   # module input or constant
@@ -245,10 +251,10 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
                 continue
             pending = [i for i in cell_inputs[name] if i not in arrival]
             if pending:
-                stack.extend(pending)
-                # a combinational loop would grow the stack forever
-                if len(stack) > 4 * len(driver) + 16:
+                if b in visiting:   # its inputs were expanded and one of them needs b
                     raise ValueError(f"{module}: combinational loop through {ctype} {name}")
+                visiting.add(b)
+                stack.extend(pending)
                 continue
             best = (0.0, 0.0, 0.0, None)
             for i in cell_inputs[name]:
@@ -258,6 +264,7 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
             lo, hi, lv = comb_delay(kind)
             arrival[b] = (best[0] + lo, best[1] + hi, best[2] + lv, best[3], f"{ctype} {name}")
             stack.pop()
+            visiting.discard(b)
         return arrival[bit]
 
     worst = (0.0, 0.0, 0.0, None, "none", "none")
