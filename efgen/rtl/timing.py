@@ -55,8 +55,8 @@ reference), kept as a ceiling, not a claim.
 
 Limits: logic only (no placement or routing congestion, no clock skew beyond the fixed
 uncertainty, no hold); per module, so a path that crosses a module boundary
-combinationally is cut at the port (every module of the reference RTL registers its
-outputs except where :data:`MODULE_NOTES` says otherwise); Yosys's mapping is not
+combinationally is cut at the port (the modules of the reference RTL register their
+outputs; inputs are taken as registered); Yosys's mapping is not
 Vivado's (Vivado packs DSP registers and retimes; Yosys does neither), so the estimate
 tends to be pessimistic for DSP paths. A range, never a guarantee: only Vivado
 place-and-route on the part tells.
@@ -141,24 +141,13 @@ class PathReport:
                 "seconds": round(self.seconds, 2)}
 
 
+_KINDS = (("seq", _SEQ), ("bram", _BRAM), ("lutram", _LUTRAM), ("lut", _LUT), ("muxf", _MUXF),
+          ("carry", _CARRY), ("dsp", _DSP), ("ignore", _IGNORE))
+
+
 def _kind(ctype: str) -> str:
-    if _SEQ.fullmatch(ctype):
-        return "seq"
-    if _BRAM.fullmatch(ctype):
-        return "bram"
-    if _LUTRAM.fullmatch(ctype):
-        return "lutram"
-    if _LUT.fullmatch(ctype):
-        return "lut"
-    if _MUXF.fullmatch(ctype):
-        return "muxf"
-    if _CARRY.fullmatch(ctype):
-        return "carry"
-    if _DSP.fullmatch(ctype):
-        return "dsp"
-    if _IGNORE.fullmatch(ctype):
-        return "ignore"
-    return "unknown"
+    """The delay class of a Xilinx cell type ("unknown" when efgen has no model for it)."""
+    return next((k for k, rx in _KINDS if rx.fullmatch(ctype)), "unknown")
 
 
 def _dsp_registered_out(params: dict[str, str]) -> bool:
