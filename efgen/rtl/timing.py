@@ -55,8 +55,8 @@ reference), kept as a ceiling, not a claim.
 
 Limits: logic only (no placement or routing congestion, no clock skew beyond the fixed
 uncertainty, no hold); per module, so a path that crosses a module boundary
-combinationally is cut at the port (the modules of the reference RTL register their
-outputs; inputs are taken as registered); Yosys's mapping is not
+combinationally is cut at the port (inputs are taken as registered, except the block-RAM
+read data of :data:`RAM_INPUTS`, which starts at the RAM's clock-to-out); Yosys's mapping is not
 Vivado's (Vivado packs DSP registers and retimes; Yosys does neither), so the estimate
 tends to be pessimistic for DSP paths. A range, never a guarantee: only Vivado
 place-and-route on the part tells.
@@ -158,6 +158,11 @@ def _dsp_registered_in(params: dict[str, str]) -> bool:
     return any(int(params.get(k, "0"), 2) != 0 for k in ("AREG", "BREG", "MREG"))
 
 
+# Module inputs driven straight by a block RAM's read data (no register between): their
+# paths start at the RAM's clock-to-out instead of 0.
+RAM_INPUTS = {"sgd_wb": ("wb_rd_data",)}
+
+
 def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathReport:
     """Worst path of ``module`` in a Yosys ``write_json`` netlist (mapped, flattened)."""
     if family not in DELAYS:
@@ -214,6 +219,8 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
         return d[kind][0], d[kind][1], w
 
     visiting: set[int] = set()
+    ram_bits = {b for port in RAM_INPUTS.get(module, ()) if port in mod["ports"]
+                for b in mod["ports"][port]["bits"] if isinstance(b, int)}
 
     def arrive(bit: int):
         stack = [bit]
@@ -225,7 +232,8 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
                 continue
             drv = driver.get(b)
             if drv is None:   # module input or constant
-                arrival[b] = (0.0, 0.0, 0.0, None, "input")
+                arrival[b] = ((d["bram_cko"][0], d["bram_cko"][1], 0.0, None, "RAM input")
+                              if b in ram_bits else (0.0, 0.0, 0.0, None, "input"))
                 stack.pop()
                 continue
             name, kind, ctype, params = drv
