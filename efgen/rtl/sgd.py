@@ -45,10 +45,10 @@ PIECE = 16                   # default words per write command
 IN_LOG = 4                   # W and V input FIFOs: 16 words
 IN_FLIGHT = 32               # room the W'/V' FIFOs keep beyond one piece (words)
 
-# Gradient read latency: engine_ram's registered read, then sgd_wb's register after the
-# Tm*Tn-way bank mux (issue 14: the mux of the unregistered RAM outputs fed the adder
-# directly, the slowest path of the design).
-RD_LATENCY = RAM_LATENCY + 1
+# Gradient read latency: engine_ram's registered read, then sgd_wb's two-level registered
+# Tm*Tn-way bank mux (groups of 16 banks, then the group; issue 14: the mux of the
+# unregistered RAM outputs fed the adder directly, the slowest path of the design).
+RD_LATENCY = RAM_LATENCY + 2
 # Pipeline offsets (cycles) from the cycle a word's last copy address is on wb_rd_addr.
 W_POP = RD_LATENCY + ADD_LATENCY - MUL_LATENCY        # pop w, wd*w in
 V_POP = RD_LATENCY + 2 * ADD_LATENCY - MUL_LATENCY    # pop v, mom*v in
