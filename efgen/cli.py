@@ -307,7 +307,25 @@ def cmd_synth(args) -> int:
     from efgen.rtl.synth import format_table as synth_table
     from efgen.rtl.synth import synth_build_dir
 
-    spec, pred, res = synth_build_dir(args.yosys, family=args.family)
+    if args.timing is not None:
+        from efgen.rtl.timing import format_timing, timing_build_dir
+
+        fam = args.family or "xcup"
+        if fam not in ("xcup", "xc7"):
+            raise EfgenError(f"--family {fam} has no timing model", where="efgen synth --timing",
+                             fix="use --family xcup (UltraScale+) or xc7 (7-series)")
+        reports, path = timing_build_dir(args.timing, family=fam)
+        print(format_timing(reports))
+        print(f"\nwrote {path}")
+        return 0
+    if args.yosys is None:
+        raise EfgenError("nothing to do", where="efgen synth",
+                         fix="give --yosys DIR (resources) or --timing DIR (fmax estimate)")
+    fam = args.family or "xcup"
+    if fam not in ("xcup", "xcu"):
+        raise EfgenError(f"--family {fam} is not supported by --yosys", where="efgen synth",
+                         fix="use --family xcup or xcu")
+    spec, pred, res = synth_build_dir(args.yosys, family=fam)
     e = spec.engine
     print(f"{res.version}: synth_xilinx -family {res.family} -top {spec.top}: "
           f"{res.seconds:.1f} s ({e.tm}x{e.tn} engine, buffers ifm {e.ifm_depth} ofm "
@@ -485,10 +503,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("synth", help="synthesize a build folder's RTL with Yosys and "
                        "compare DSP/RAMB/LUT/FF with the model")
-    s.add_argument("--yosys", required=True, metavar="DIR",
+    s.add_argument("--yosys", metavar="DIR",
                    help="build folder holding rtl/*.v and rtl/rtl.json")
-    s.add_argument("--family", choices=["xcup", "xcu"], default="xcup",
-                   help="synth_xilinx -family (default: xcup, UltraScale+)")
+    s.add_argument("--timing", metavar="DIR",
+                   help="fmax estimate of DIR/rtl/*.v per module (logic depth x cited "
+                        "delays; efgen/rtl/timing.py); writes DIR/rtl/timing.json")
+    s.add_argument("--family", choices=["xcup", "xcu", "xc7"], default=None,
+                   help="synth_xilinx -family (default: xcup, UltraScale+; --timing: xcup "
+                        "or xc7)")
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("adapt", help="on-device adaptation on load_digits: pretrain on "

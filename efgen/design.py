@@ -65,6 +65,7 @@ class HwParams:
     block_overhead: int = 0        # cycles of control per compute block
     step_overhead: int = 0         # cycles of control per step (shared by its io/WU blocks)
     wpair_overhead: int = 0        # BP weight load: cycles between (Tm, Tn) pairs of a run
+    wload_drain: int = 0           # FP/BP weight load: cycles per chunk after the last beat (RTL pipeline)
     job_overhead: int = 0          # cycles of set-up and drain per layer-phase
     outstanding: int = 0           # read bursts in flight per port (0: no limit modelled)
     mask_port: bool = False        # BP mask tiles come on a port of their own (not after the store)

@@ -415,9 +415,9 @@ def _smoke_cases(p):
     # without the idle padding of short passes the accumulator is read before written
     ("engine_ctrl.v", "(!cfg_wu && p_cfg < ACC_DIST)", "(1'b0)", "differ from the bit-exact"),
     # BP weights must be flipped at load
-    ("engine_wload.v", " + flip;", " + kk;", "weight buffer after the BP load"),
+    ("engine_wload.v", " + flip4 :", " :", "weight buffer after the BP load"),
     # BP words of output blocks outside the loaded chunk must be dropped
-    ("engine_wload.v", "&& (ob >= first) ", "", "bp_chunk/wbuf: weight buffer"),
+    ("engine_wload.v", "lim3 && (ob3 >= ", "lim3 || (ob3 >= ", "bp_chunk/wbuf: weight buffer"),
 ])
 def test_engine_checks_catch_bugs(module, good, bad, symptom, tmp_path_factory):
     """The cocotb checks are not vacuous: each injected bug fails them (Icarus)."""

@@ -468,16 +468,16 @@ def _rtl(tm, tn, ifm=512, ofm=256, wbuf=64, **kw):
 
 # Measured: Yosys 0.23 synth_xilinx -family xcup -flatten -run :map_dsp on efgen_top, then
 # wreduce: (A_WIDTH, B_WIDTH, Y_WIDTH) of every $mul outside engine_core and the FP32
-# units. The three 16 x 30 are layer_seq's shared multipliers; (16, 2, *) its products by
-# Tm = 3, 6 or Tn = 3 (the odd part, 2 bits); the rest sgd_wb's.
+# units. The three 16 x 30 are layer_seq's shared multipliers (the set-up one registered
+# whole, 46 bits); its products by Tm and Tn are shift-adds since issue 14 (before, Tm =
+# 3, 6 or Tn = 3 gave (16, 2, *) $muls); the rest sgd_wb's (K*K, K*K*Tm*Tn by the odd
+# part of Tm*Tn, nblk times that, G*K*K).
+_SEQ = [(16, 30, 30)] * 2 + [(16, 30, 46)]
 TOP_MULS = [
-    (_rtl(2, 2), [(2, 2, 4), (3, 4, 6), (6, 4, 10)] + [(16, 30, 30)] * 3),
-    (_rtl(3, 2), [(2, 2, 4), (3, 4, 6), (6, 4, 10), (10, 2, 12)] + [(16, 2, 16)] * 6
-     + [(16, 30, 30)] * 3),
-    (_rtl(2, 3), [(2, 2, 4), (3, 4, 6), (6, 4, 10), (10, 2, 12)] + [(16, 2, 16)] * 3
-     + [(16, 30, 30)] * 3),
-    (_rtl(6, 4), [(2, 2, 4), (3, 4, 6), (6, 4, 10), (10, 2, 12)] + [(16, 2, 15)] * 6
-     + [(16, 30, 30)] * 3),
+    (_rtl(2, 2), [(2, 2, 4), (3, 4, 6), (6, 4, 10)] + _SEQ),
+    (_rtl(3, 2), [(2, 2, 4), (3, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
+    (_rtl(2, 3), [(2, 2, 4), (3, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
+    (_rtl(6, 4), [(2, 2, 4), (3, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
 ]
 
 
@@ -501,9 +501,10 @@ def test_predict_top_breakdown():
     assert cells["axi_dma_wr burst last + address"] == cells["axi_dma_rd 0 burst address"] \
         == "RAM32M16"
     assert pred["LUT"] > predict_rtl(p22.engine)["LUT"] and d["shell"]
-    # a Tm that is not a power of two adds the sequencer's six products by Tm, and
-    # sgd_wb's by the odd part of Tm*Tn
-    assert predict_top(_rtl(3, 2))["detail"]["dsp_control"] == 9 + 6 + 1
+    # a Tm that is not a power of two costs no DSP: the sequencer's products by Tm are
+    # shift-adds, sgd_wb's K*K*Tm*Tn is too narrow for a DSP and nblk times it is one
+    # DSP48E2 as at 2x2
+    assert predict_top(_rtl(3, 2))["detail"]["dsp_control"] == 9
     # the spec round-trips through rtl.json and predicts the same
     spec = top_spec(p22)
     assert spec.top == "efgen_top" and len(spec.extra_mems) == len(top_memories(p22))

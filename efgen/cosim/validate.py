@@ -17,7 +17,7 @@ from efgen.cosim.layers import ALIGN, DRAM_LATENCY, LayerPhase, Result
 from efgen.design import HwParams
 from efgen.model.engine import Job, evaluate_chosen, phase_job
 from efgen.rtl.dma import PAGE_BYTES
-from efgen.rtl.engine import ACC_DIST, pipeline_depth
+from efgen.rtl.engine import ACC_DIST, WLOAD_LATENCY, pipeline_depth
 from efgen.rtl.sgd import PIECE as SGD_PIECE
 from efgen.rtl.top import RtlParams
 
@@ -28,9 +28,10 @@ LOAD_OVERHEAD = 14        # tile set-up (9) + DMA command to first word (5)
 STORE_OVERHEAD = 12       # tile set-up (8) + store-path read and FIFO (4)
 BLOCK_OVERHEAD = 2        # computer, per engine block: block start, wait
 STEP_OVERHEAD = 3         # computer, per step (one IFM half; io/WU: its mc blocks): step, after, next
-SGD_OVERHEAD = 60         # sgd_wb: pipeline, one piece of 16 words in flight, drain (efgen.rtl.sgd)
+SGD_OVERHEAD = 62         # sgd_wb: pipeline (incl. the two bank-mux registers), one piece of 16 words in flight, drain (efgen.rtl.sgd)
+WLOAD_DRAIN = WLOAD_LATENCY - 1   # engine_wload pipeline beyond the bank register (L_WEND)
 WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG, L_WCFG2), stream stalled
-JOB_OVERHEAD = 30         # descriptor set-up steps (18), start/done handshakes, last write's B
+JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
 
 
 assert ALIGN * 4 % PAGE_BYTES == 0, "page_splits assumes page-aligned tensor bases"
@@ -46,6 +47,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     dram_latency=latency, load_overhead=LOAD_OVERHEAD,
                     store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
                     step_overhead=STEP_OVERHEAD, wpair_overhead=WPAIR_OVERHEAD,
+                    wload_drain=WLOAD_DRAIN,
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True)
 

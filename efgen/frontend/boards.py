@@ -26,6 +26,8 @@ Schema (all keys are required unless marked optional)::
       hp_ports: 4                 #   number of S_AXI_HP ports (HPC ports not counted)
       width_bits: 128             #   data width per port: 32/64/128 (US+), 32/64 (zynq-7000)
     clock_mhz: 100                # default PL clock in MHz, 0 < f <= 1000
+    clock_basis: "..."            # optional: where the default clock comes from (free text;
+                                  #   efgen's report.md quotes it)
     caps:                         # optional: utilisation caps, fractions in (0, 1]
       dsp: 0.80                   #   each key optional, default 0.80
       bram18: 0.80
@@ -167,6 +169,7 @@ class Board:
     caps: Caps
     power: Power
     source: str  # the file it was loaded from
+    clock_basis: str = "not stated in the board file"   # where clock_mhz comes from
 
     def cap(self, resource: str) -> int:
         """Usable amount of ``resource``: floor(total x cap), exact for decimal caps."""
@@ -250,6 +253,9 @@ _SCHEMA = _Section(doc="board", fields={
         "width_bits": _count("data width per HP port in bits", 128),
     }),
     "clock_mhz": _Field("number", "default PL clock in MHz", 100, max_value=MAX_CLOCK_MHZ),
+    "clock_basis": _Field("str", "where the default clock comes from (free text)",
+                          "efgen synth --timing estimate", required=False,
+                          default="not stated in the board file"),
     "caps": _Section(doc="utilisation caps", required=False,
                      fields={r: _cap(r) for r in RESOURCE_NAMES}),
     "power": _Section(doc="power figures (placeholder until the power model)", fields={
@@ -500,6 +506,7 @@ def board_from_mapping(data: Any, *, file: str = "<board>", source: str | None =
         caps=Caps(**v["caps"]),
         power=Power(**v["power"]),
         source=source if source is not None else file,
+        clock_basis=v["clock_basis"],
     )
 
 

@@ -370,7 +370,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
             # stalling between the pairs of a run
             pairs = words / (tm * tn * k2)
             t = t + np.where(is_bp, hw.wpair_overhead * np.maximum(pairs - runs, 0.0), 0.0)
-        return t, words
+        # the weight-load pipeline drains once per chunk before the engine may start
+        return t + hw.wload_drain, words
 
     t_w_full, w_full = wload(mc, w_runs)
     t_w_last, w_last = wload(mc_last, w_runs_last)

@@ -86,7 +86,7 @@ def engine_rows(net: Net, design: Design, board: Board,
         return []
     res = engine.evaluate_chosen(jobs, tiles, hw, wbytes, ddr, "reshaped", mom)
     nchw = engine.evaluate_chosen(jobs, tiles, hw, wbytes, ddr, "nchw", mom)
-    k = energy_constants(board, hw.precision)
+    k = energy_constants(board, hw.precision, hw)
     clock = hw.clock_mhz * 1e6
     rows = []
     for i, j in enumerate(jobs):
@@ -143,7 +143,7 @@ def aux_rows(net: Net, design: Design, board: Board, costs=None) -> list[Row]:
         b = aux_costs(net, design.batch, hw, wbits, ddr, "nchw", design.sgd_momentum)
     else:
         a, b = costs
-    k = energy_constants(board, hw.precision)
+    k = energy_constants(board, hw.precision, hw)
     rows = []
     for x, y in zip(a, b):
         words = x.read_words + x.write_words

@@ -180,7 +180,7 @@ def _score(req: Request, hw: HwParams, jobs, res, aux) -> tuple[float, float]:
     clock = hw.clock_mhz * 1e6
     cycles = float(np.sum(res["cycles"])) + aux[0]
     seconds = cycles / clock
-    k = energy_constants(req.board, hw.precision)
+    k = energy_constants(req.board, hw.precision, hw)
     wbytes = word_bits(hw.precision) / 8
     flops = 2.0 * sum(j.macs for j in jobs) + aux[2]
     bram = sum(float(res["compute_cycles"][i]) * bram_accesses_per_cycle(hw, j.phase)
@@ -230,7 +230,7 @@ def _tiling_score(req: Request, hw: HwParams, jobs):
     split by layer), joules for the energy objective."""
     if req.objective != "energy":
         return None
-    k = energy_constants(req.board, hw.precision)
+    k = energy_constants(req.board, hw.precision, hw)
     wbytes = word_bits(hw.precision) / 8
     acc = np.asarray([bram_accesses_per_cycle(hw, j.phase) for j in jobs])[:, None]
 

@@ -74,6 +74,16 @@ def _f(x: float, nd: int = 2) -> str:
     return f"{x:,.{nd}f}"
 
 
+def clock_line(clock_mhz: float, board: Board) -> str:
+    """Where the design's clock comes from: the board file's default and its stated basis,
+    or a --clock override."""
+    if clock_mhz == board.clock_mhz:
+        return (f"Clock: {clock_mhz:g} MHz, the default of board {board.name} "
+                f"({board.clock_basis}).")
+    return (f"Clock: {clock_mhz:g} MHz, set with --clock (board {board.name}'s default is "
+            f"{board.clock_mhz:g} MHz: {board.clock_basis}).")
+
+
 def report_markdown(design: Design, board: Board, rep: dict) -> str:
     hw = design.hw
     t = rep["totals"]
@@ -86,6 +96,8 @@ def report_markdown(design: Design, board: Board, rep: dict) -> str:
              f"batch {design.batch}, objective {design.objective}"
              + (f", training the last {design.train_last} conv/linear layers"
                 if design.train_last else "") + ".")
+    L.append("")
+    L.append(clock_line(hw.clock_mhz, board))
     L.append("")
     L.append(f"Buffers per bank: IFM {hw.ifm_depth} words x {hw.tn} banks x 2, OFM "
              f"{hw.ofm_depth} x {hw.tm} x 2, weights {hw.wbuf_depth} x {hw.macs} "

@@ -79,6 +79,10 @@ from efgen.rtl.fpu import ADD_LATENCY, IMPLS, MUL_LATENCY, _env, fp_units_verilo
 
 RAM_LATENCY = 1                      # synchronous read
 ACC_DIST = ADD_LATENCY + 2           # read, add, write of one accumulator (cycles)
+# engine_wload: cycles from a weight beat (in_valid) to its bank write leaving the
+# registers: five pipeline stages (offsets, constant div/mod, BP indices, row product,
+# address) and the bank registers. Before pipelining (efgen < issue 14) it was 1.
+WLOAD_LATENCY = 6
 ST_RAW, ST_RELU, ST_MASK = 0, 1, 2   # store-path operations
 
 

@@ -45,12 +45,16 @@ PIECE = 16                   # default words per write command
 IN_LOG = 4                   # W and V input FIFOs: 16 words
 IN_FLIGHT = 32               # room the W'/V' FIFOs keep beyond one piece (words)
 
+# Gradient read latency: engine_ram's registered read, then sgd_wb's two-level registered
+# Tm*Tn-way bank mux (groups of 16 banks, then the group; issue 14: the mux of the
+# unregistered RAM outputs fed the adder directly, the slowest path of the design).
+RD_LATENCY = RAM_LATENCY + 2
 # Pipeline offsets (cycles) from the cycle a word's last copy address is on wb_rd_addr.
-W_POP = RAM_LATENCY + ADD_LATENCY - MUL_LATENCY        # pop w, wd*w in
-V_POP = RAM_LATENCY + 2 * ADD_LATENCY - MUL_LATENCY    # pop v, mom*v in
-VO_PUSH = RAM_LATENCY + 3 * ADD_LATENCY                # v' into the V' FIFO, lr*v' in
-WO_PUSH = RAM_LATENCY + 4 * ADD_LATENCY + MUL_LATENCY  # w' into the W' FIFO
-W_DLY = (RAM_LATENCY + 3 * ADD_LATENCY + MUL_LATENCY) - W_POP
+W_POP = RD_LATENCY + ADD_LATENCY - MUL_LATENCY        # pop w, wd*w in
+V_POP = RD_LATENCY + 2 * ADD_LATENCY - MUL_LATENCY    # pop v, mom*v in
+VO_PUSH = RD_LATENCY + 3 * ADD_LATENCY                # v' into the V' FIFO, lr*v' in
+WO_PUSH = RD_LATENCY + 4 * ADD_LATENCY + MUL_LATENCY  # w' into the W' FIFO
+W_DLY = (RD_LATENCY + 3 * ADD_LATENCY + MUL_LATENCY) - W_POP
 
 
 def _check_piece(piece: int) -> None:
@@ -159,7 +163,7 @@ def sgd_verilog(p: EngineParams, piece: int = PIECE) -> dict[str, str]:
     ctx = {
         "version": __version__, "p": p, "w": p.widths, "lane_w": _clog2(p.tm * p.tn),
         "zext": _zext, "piece": piece, "group": GROUP, "in_log": IN_LOG,
-        "in_flight": IN_FLIGHT, "ram": RAM_LATENCY, "add": ADD_LATENCY, "mul": MUL_LATENCY,
+        "in_flight": IN_FLIGHT, "ram": RD_LATENCY, "add": ADD_LATENCY, "mul": MUL_LATENCY,
         "w_pop": W_POP, "v_pop": V_POP, "w_dly": W_DLY, "vo_push": VO_PUSH,
         "wo_push": WO_PUSH, "formula": formula_lines(),
     }

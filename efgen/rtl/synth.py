@@ -51,12 +51,11 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
 
 * ``sgd_wb``: 3 fp32_mul and 4 fp32_add; its FIFOs (W and V in: 16 words, W' and V'
   out: 64 words at the default PIECE, asynchronous read: LUT RAM); K*K (KW x KW),
-  words = nblk*K*K (WA x 2KW; times the odd part of Tm*Tn when that is not 1) and
-  G*K*K (GW x 2KW, WA bits used).
+  K*K*(Tm*Tn) (2KW x the odd part of Tm*Tn, when that is not 1), words = nblk times
+  that (WA x (2KW + the odd part's bits)) and G*K*K (GW x 2KW, WA bits used).
 * ``layer_seq``: the three shared 16 x 30-bit multipliers (set-up, loader, storer; 30
-  bits of the product used: 2 DSP48E2 each), and for a Tm (Tn) that is not a power of
-  two the 6 (3) products ``x * Tm`` (``x * Tn``) of 16-bit tile indices, which Yosys puts
-  into one DSP48E2 each (a power of two is a shift); the tile-window table (5 x
+  bits of the product used, 46 of the registered set-up product: 2 DSP48E2 each); its
+  products of tile indices by Tm and Tn are shift-adds (no DSP); the tile-window table (5 x
   (IA+1) bits x 2, registered read: LUT RAM) and the tile pixel counts (OA bits x 2,
   read at a registered address: flip-flops while OA < 10).
 * ``tile_wr``: a 4-word FIFO (LUT RAM); ``tile_rd`` and ``desc_regs``: registers only.
@@ -291,12 +290,12 @@ def control_multipliers(p: EngineParams) -> list[tuple[str, int, int, int]]:
            ("engine_ctrl S*in_w", w["SW"], w["IA"] + 1, w["IA"] + 1),
            ("engine_ctrl K*K", w["KW"], w["KW"], w["K2W"]),
            ("engine_wload K*K", w["KW"], w["KW"], w["K2W"])]
-    tm_bits = (p.tm - 1).bit_length() if p.tm & (p.tm - 1) == 0 else w["LW"]
     for g in range(p.wl_words):
         out.append((f"engine_wload word {g} (ob-first)*nbred", bw, w["WA"], bw))
         out.append((f"engine_wload word {g} (...)*K*K", bw, w["K2W"], w["WA"]))
         if p.tn & (p.tn - 1):   # a power-of-two Tn is a shift
-            out.append((f"engine_wload word {g} bank*Tn", tm_bits, p.tn.bit_length(), w["LW"]))
+            # (n_off % Tm) is an LW-bit pipeline register (nmod2): measured (4, 2, 4) at 2x3
+            out.append((f"engine_wload word {g} bank*Tn", w["LW"], p.tn.bit_length(), w["LW"]))
     return out
 
 
@@ -421,10 +420,6 @@ SEQ_CW = 16
 #: layer_seq's three shared multipliers: a CW-bit factor times a 30-bit one (DRAM word
 #: addresses and strides), 30 bits of the product used.
 SEQ_SHARED = ("su_a*su_b (set-up)", "lmul_a*lmul_b (loader)", "smul_a*smul_b (storer)")
-#: layer_seq's products by the constants Tm and Tn (distinct after Yosys merges equal ones).
-SEQ_TM_PRODUCTS = ("ld_obf*Tm", "(ld_obf+ld_cnt)*Tm", "wm*Tm", "(ld_obf+l_ob)*Tm",
-                   "(cp_obf+cp_mbl)*Tm", "(st_obf+s_ob)*Tm")
-SEQ_TN_PRODUCTS = ("wnb*Tn", "ld_nb*Tn", "cp_nb*Tn")
 #: tile_wr's output FIFO (templates/rtl/tile_wr.v.j2).
 TILE_WR_FIFO = 4
 
@@ -453,16 +448,19 @@ def top_multipliers(p) -> list[tuple[str, int, int, int]]:
     e = p.engine
     w = e.widths
     kw, wa, gw = w["KW"], w["WA"], w["GW"]
-    out = [(f"layer_seq {m}", SEQ_CW, 30, 30) for m in SEQ_SHARED]
-    for m in SEQ_TM_PRODUCTS:
-        out += _const_mul(f"layer_seq {m}", SEQ_CW, e.tm, SEQ_CW)
-    for m in SEQ_TN_PRODUCTS:
-        out += _const_mul(f"layer_seq {m}", SEQ_CW, e.tn, SEQ_CW)
-    # sgd_wb: K*K; words = nblk*K*K*(Tm*Tn) in 32 bits; G*K*K in WA bits
+    # the set-up product is registered whole (46 bits: its buffer checks read the top);
+    # the products by Tm and Tn are shift-adds (mulc in layer_seq.v.j2), no $mul
+    out = [(f"layer_seq {m}", SEQ_CW, 30, 30 + SEQ_CW if m.startswith("su_") else 30)
+           for m in SEQ_SHARED]
+    # sgd_wb: K*K; K*K*(Tm*Tn) (registered), then words = nblk * that, in 32 bits;
+    # G*K*K in WA bits. A constant's trailing zeros are shifted out (measured: (4, 2, 6)
+    # and (6, 6, 12) at Tm*Tn = 6 and 24, (6, 4, 10) at 4)
     out.append(("sgd_wb K*K", kw, kw, 2 * kw))
-    nk = min(32, wa + 2 * kw)
-    out.append(("sgd_wb nblk*K*K", wa, 2 * kw, nk))
-    out += _const_mul(f"sgd_wb (nblk*K*K)*{e.tm * e.tn}", nk, e.tm * e.tn, 32)
+    tmtn = e.tm * e.tn
+    out += _const_mul(f"sgd_wb K*K*{tmtn}", 2 * kw, tmtn, 32)
+    odd, tz = _odd(tmtn)
+    kb = 2 * kw + (odd.bit_length() if odd > 1 else 0)
+    out.append(("sgd_wb nblk*(K*K*Tm*Tn)", wa, kb, min(32 - tz, wa + kb)))
     out.append(("sgd_wb G*K*K", gw, 2 * kw, min(wa, gw + 2 * kw)))
     return out
 

@@ -26,6 +26,7 @@ from efgen.rtl.engine import (
     ST_MASK,
     ST_RAW,
     ST_RELU,
+    WLOAD_LATENCY,
     EngineParams,
     WloadConfig,
     block_cycles,
@@ -100,7 +101,8 @@ def _op_cycles(ops_) -> int:
 def _wload_op(cfg: WloadConfig, words: np.ndarray, wl: int) -> dict:
     c = {k: int(v) for k, v in vars(cfg).items()}
     c["bp"] = int(cfg.bp)
-    return {"op": "wload", "cfg": c, "beats": np.asarray(words, np.uint32).reshape(-1, wl).tolist()}
+    return {"op": "wload", "cfg": c, "beats": np.asarray(words, np.uint32).reshape(-1, wl).tolist(),
+            "drain": WLOAD_LATENCY}
 
 
 class WeightImage:

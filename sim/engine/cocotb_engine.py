@@ -10,7 +10,8 @@ against numpy happens in pytest, so this file only drives ports:
 ``{"op": "ofm", ...}``
     The same for the OFM write port.
 ``{"op": "wload", "cfg": {...}, "beats": [[w0, ..], ..]}``
-    One cycle of ``wl_cfg``, then one beat per cycle.
+    One cycle of ``wl_cfg``, then one beat per cycle, then ``drain`` idle cycles
+    (``efgen.rtl.engine.WLOAD_LATENCY``) while the last bank writes leave.
 ``{"op": "run", "cfg": {...}, "during": [ops], "tag"}``
     ``start`` for one cycle with the block configuration; runs the ``during``
     operations (writes, stores) right away, while the engine is busy (ping-pong), then
@@ -106,7 +107,8 @@ class Driver:
             d.wl_data.value = pack(beat)
             await self.step()
         d.wl_valid.value = 0
-        await self.step()          # the last bank write leaves the registers
+        for _ in range(op["drain"]):   # the last beat's bank writes leave engine_wload
+            await self.step()
 
     async def run(self, op):
         d = self.dut

@@ -126,6 +126,8 @@ class Driver:
         self.aw.clear()
         runs = 2 if case.get("again") else 1
         self.set_cfg(case["cfg"])
+        for _ in range(3):      # sgd_wb's chunk sizes follow cfg_* through registers
+            await self.step()
         d.start.value = 1
         starts, done_cycles = [self.cycle], []
         await self.step()

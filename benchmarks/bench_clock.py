@@ -1,0 +1,173 @@
+"""Clock and power figures of issue 14: fmax estimates of the reference RTL, the
+training-step figures at the board's default clock, and the EF-Train energy calibration.
+
+1. fmax table (efgen/rtl/timing.py: Yosys 0.23 synth_xilinx + efgen's logic-depth STA):
+   family x array size, FP32 units "synth" (efgen's own; the vendor Floating-Point
+   Operator needs Vivado, not here). The array-independent modules are estimated once
+   at the largest array, the array-dependent ones (engine_wload: bank decode; sgd_wb:
+   bank mux; engine_ctrl, layer_seq: Tm/Tn constants) at every size.
+2. resnet20 and vgg16-bn-224 on zcu102 at its default clock: GFLOPS and GFLOPS/W.
+3. EF-Train's measured point (ZCU102, 16x16 FP32 at 100 MHz, vgg16-bn-224 at batch 2:
+   46.99 GFLOPS, 6.09 GFLOPS/W, 7.72 W) against the model, unfitted and fitted
+   (energy.pl_scale in configs/model/coefficients.yaml), and the pl_scale that fits.
+4. The energy/latency front of a tile sweep on zcu102.
+
+Takes about 10 minutes on 2 cores (Yosys); --quick skips the xc7 family and the
+16x16 size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+EF_TRAIN = {"gflops": 46.99, "gflops_per_w": 6.09, "watts": 7.72}
+
+
+def fmax_table(quick: bool) -> list[tuple]:
+    from efgen.rtl.engine import EngineParams
+    from efgen.rtl.timing import MODULES, run_timing
+    from efgen.rtl.top import RtlParams, rtl_verilog
+
+    dependent = ("engine_wload", "sgd_wb", "engine_ctrl", "layer_seq")
+    fams = (("xcup", ((4, 4), (8, 8), (16, 24)) if quick else ((4, 4), (8, 8), (16, 16), (16, 24))),)
+    if not quick:
+        fams += (("xc7", ((4, 4), (8, 8), (16, 16))),)
+    rows = []
+    for fam, sizes in fams:
+        big = sizes[-1]
+
+        def files(tm, tn):
+            e = EngineParams(tm=tm, tn=tn, ifm_depth=1024, ofm_depth=512, wbuf_depth=512,
+                             kmax=3, smax=4, impl="synth")
+            return rtl_verilog(RtlParams(engine=e))
+
+        fixed = [run_timing(files(*big), m, fam) for m in MODULES if m not in dependent]
+        for tm, tn in sizes:
+            t0 = time.perf_counter()
+            f = files(tm, tn)
+            reps = fixed + [run_timing(f, m, fam) for m in dependent]
+            worst = min(reps, key=lambda r: r.fmax_lo)
+            deepest = max(reps, key=lambda r: r.levels)
+            rows.append((fam, f"{tm}x{tn}", "synth", min(r.fmax_lo for r in reps),
+                         min(r.fmax_hi for r in reps), worst.module, deepest.levels,
+                         deepest.module, {r.module: (r.fmax_lo, r.fmax_hi, r.levels) for r in reps}))
+            print(f"  {fam} {tm}x{tn}: {rows[-1][3]:.0f} .. {rows[-1][4]:.0f} MHz, limited by "
+                  f"{worst.module}; deepest {deepest.module} {deepest.levels:.1f} LUT levels "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    return rows
+
+
+def step_figures():
+    from efgen import api
+    from efgen.frontend.boards import load_board
+
+    b = load_board("zcu102")
+    out = []
+    for net, batch in (("resnet20", 32), ("vgg16-bn-224", 2)):
+        for clock in (b.clock_mhz, 100.0):
+            a = api.build(net, "zcu102", batch=batch, clock=clock)
+            t = a.evaluation["totals"]
+            hw = a.design.hw
+            out.append((net, batch, clock, hw.tm, hw.tn, t["effective_gflops"],
+                        t["gflops_per_w"], t["energy_j"] / t["ms_per_step"] * 1e3))
+    return b, out
+
+
+def ef_train_point():
+    from efgen import api
+    from efgen.model.coeffs import coefficients
+
+    fam = coefficients()["energy"]["zynq-ultrascale+"]
+    fitted = float(fam["pl_scale"])
+
+    def run(scale):
+        fam["pl_scale"] = scale
+        a = api.build("vgg16-bn-224", "zcu102", batch=2, tiles=(16, 16), clock=100)
+        t = a.evaluation["totals"]
+        return t, t["ms_per_step"] / 1e3
+
+    try:
+        t1, sec = run(1.0)
+        t2, _ = run(2.0)
+        tf, _ = run(fitted)
+    finally:
+        fam["pl_scale"] = fitted
+    # energy is linear in pl_scale: E(s) = A + s * B
+    b = t2["energy_j"] - t1["energy_j"]
+    a = t1["energy_j"] - b
+    s_fit = (EF_TRAIN["watts"] * sec - a) / b
+    return {"unfitted_w": t1["energy_j"] / sec, "fitted_w": tf["energy_j"] / sec,
+            "pl_scale": fitted, "pl_scale_exact": s_fit, "gflops": tf["effective_gflops"],
+            "gflops_per_w": tf["gflops_per_w"], "static_j": a, "seconds": sec}
+
+
+def front():
+    from efgen import api
+
+    pts = []
+    for tm, tn in ((4, 4), (8, 8), (8, 16), (16, 16), (16, 24)):
+        try:
+            a = api.build("resnet20", "zcu102", batch=32, tiles=(tm, tn))
+        except Exception as exc:   # a tile pair that does not fit the board
+            print(f"  {tm}x{tn}: {str(exc)[:80]}")
+            continue
+        t = a.evaluation["totals"]
+        pts.append((f"{tm}x{tn}", t["ms_per_step"], t["energy_j"]))
+    pareto = [p for p in pts if not any(q[1] <= p[1] and q[2] <= p[2] and q != p for q in pts)]
+    return pts, pareto
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="UltraScale+ only, three sizes")
+    args = ap.parse_args()
+
+    print("1. fmax estimate of the reference RTL (efgen synth --timing; logic only, a range)")
+    t0 = time.perf_counter()
+    rows = fmax_table(args.quick)
+    print(f"\n{'family':7s} {'array':6s} {'FP32':6s} {'fmax MHz (range)':>18s}  limited by     "
+          "deepest (LUT levels)")
+    for fam, arr, impl, lo, hi, worst, lv, deep, _ in rows:
+        print(f"{fam:7s} {arr:6s} {impl:6s} {lo:8.0f} .. {hi:5.0f}  {worst:14s} {deep} {lv:.1f}")
+    print(f"(vendor FP32 operators: not estimable without Vivado; {time.perf_counter() - t0:.0f} s)")
+
+    from efgen.frontend.boards import load_board
+    from efgen.rtl.clocks import default_clock_mhz, estimate
+    print("\n   board defaults from the recorded estimate (configs/model/coefficients.yaml "
+          "clock_estimate):")
+    for name in ("zcu102", "zcu104", "kv260", "ultra96v2", "pynq-z2", "zedboard"):
+        b = load_board(name)
+        print(f"   {name:10s} {b.part:22s} file {b.clock_mhz:6.1f} MHz, derived "
+              f"{default_clock_mhz(b.family, b.part):6.1f} MHz")
+    for fam in ("zynq-ultrascale+", "zynq-7000"):
+        print(f"   recorded {fam}: {estimate(fam)}")
+
+    print("\n2. training step on zcu102 (model)")
+    b, figs = step_figures()
+    print(f"   {'net':14s} batch  MHz   Tm x Tn  GFLOPS  GFLOPS/W   W")
+    for net, batch, clock, tm, tn, gf, gfw, w in figs:
+        tag = " (default)" if clock == b.clock_mhz else " (EF-Train clock)"
+        print(f"   {net:14s} {batch:5d} {clock:5.0f} {tm:4d} x {tn:<3d} {gf:7.2f} {gfw:8.2f} "
+              f"{w:5.2f}{tag}")
+
+    print("\n3. EF-Train calibration: vgg16-bn-224, zcu102, batch 2, --tiles Tm=16,Tn=16 --clock 100")
+    c = ef_train_point()
+    print(f"   measured (Tang et al. 2022): {EF_TRAIN['gflops']} GFLOPS, "
+          f"{EF_TRAIN['gflops_per_w']} GFLOPS/W, {EF_TRAIN['watts']} W")
+    print(f"   model unfitted (pl_scale 1.0): {c['unfitted_w']:.2f} W "
+          f"({100 * (c['unfitted_w'] / EF_TRAIN['watts'] - 1):+.1f}%)")
+    print(f"   model fitted (pl_scale {c['pl_scale']}; exact fit {c['pl_scale_exact']:.3f}): "
+          f"{c['fitted_w']:.2f} W, {c['gflops']:.2f} GFLOPS, {c['gflops_per_w']:.2f} GFLOPS/W")
+    print(f"   static + DRAM share of the step's energy: "
+          f"{c['static_j'] / (c['fitted_w'] * c['seconds']):.0%}")
+
+    print("\n4. energy/latency front of a tile sweep (resnet20, zcu102, default clock)")
+    pts, pareto = front()
+    for name, ms, j in pts:
+        print(f"   {name:6s} {ms:9.2f} ms {j:8.3f} J" + ("  <- front" if (name, ms, j) in pareto else ""))
+    print(f"   front: {len(pareto)} of {len(pts)} points")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Board clocks with a basis (efgen/rtl/clocks.py) and the calibrated energy model
+(efgen/model/energy.py): the issue-14 figures the report and the board files rest on."""
+
+from __future__ import annotations
+
+import pytest
+
+from efgen import api
+from efgen.frontend.boards import load_board
+from efgen.model.coeffs import coefficients
+from efgen.model.energy import clock_power_w
+from efgen.report.summary import report_markdown
+from efgen.rtl.clocks import (
+    DS925_DSP_FMAX,
+    default_clock_mhz,
+    grade_scale,
+    ps_clock_at_most,
+    ps_clocks,
+    speed_grade,
+)
+
+BOARDS = ("zcu102", "zcu104", "kv260", "ultra96v2", "pynq-z2", "zedboard")
+
+
+@pytest.mark.parametrize("part,grade", [("xczu9eg-ffvb1156-2-e", "-2"),
+                                        ("xczu3eg-sbva484-1-i", "-1"),
+                                        ("xck26-sfvc784-2LV-c", "-2L"),
+                                        ("xc7z020clg400-1", "-1")])
+def test_speed_grade(part, grade):
+    assert speed_grade(part) == grade
+
+
+def test_grade_scale_follows_ds925():
+    assert grade_scale("zynq-ultrascale+", "xczu9eg-ffvb1156-2-e") == 1.0
+    assert grade_scale("zynq-ultrascale+", "xczu3eg-sbva484-1-i") == pytest.approx(775 / 645)
+    assert DS925_DSP_FMAX["-2L"] == 644.0
+    with pytest.raises(ValueError):
+        grade_scale("zynq-7000", "xc7z020clg400-2")
+
+
+def test_ps_clocks_are_pll_divisions():
+    us = ps_clocks("zynq-ultrascale+")
+    assert {300.0, 250.0, 187.5, 150.0, 125.0, 100.0} <= set(us)
+    assert 200.0 not in us          # 1500 / 7.5: not an integer division of the IOPLL
+    assert ps_clock_at_most(199.9, "zynq-ultrascale+") == 187.5
+    assert ps_clock_at_most(155.0, "zynq-ultrascale+") == 150.0
+    assert ps_clock_at_most(99.0, "zynq-7000") == 90.9
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_board_clock_is_the_derived_default(name):
+    """Each board file's clock_mhz is what the recorded timing estimate supports for its
+    part (and the file says where it comes from)."""
+    b = load_board(name)
+    assert b.clock_mhz == default_clock_mhz(b.family, b.part)
+    assert "efgen synth --timing" in b.clock_basis
+
+
+def test_report_says_where_the_clock_comes_from():
+    acc = api.build("tiny", "zcu102", batch=2)
+    b = acc.board
+    md = report_markdown(acc.design, b, acc.report)
+    assert f"Clock: {b.clock_mhz:g} MHz, the default of board zcu102 ({b.clock_basis})." in md
+    acc = api.build("tiny", "zcu102", batch=2, clock=100)
+    md = report_markdown(acc.design, b, acc.report)
+    assert "Clock: 100 MHz, set with --clock" in md
+
+
+def test_ef_train_calibration_point():
+    """EF-Train's measured 7.72 W (46.99 GFLOPS at 6.09 GFLOPS/W; ZCU102, 16x16 FP32 at
+    100 MHz, VGG-16 at batch 2) is what the fitted model gives, within the rounding of
+    the fitted pl_scale."""
+    acc = api.build("vgg16-bn-224", "zcu102", batch=2, tiles=(16, 16), clock=100)
+    t = acc.evaluation["totals"]
+    watts = t["energy_j"] / (t["ms_per_step"] / 1e3)
+    assert watts == pytest.approx(7.72, rel=0.01)
+    assert t["gflops_per_w"] == pytest.approx(t["effective_gflops"] / watts)
+
+
+def test_clock_power_grows_with_the_array_and_the_clock():
+    b = load_board("zcu102")
+    small = api.build("tiny", b, batch=2, tiles=(4, 4)).design.hw
+    big = api.build("tiny", b, batch=2, tiles=(16, 16)).design.hw
+    fast = api.build("tiny", b, batch=2, tiles=(16, 16), clock=200).design.hw
+    assert 0 < clock_power_w(b, small) < clock_power_w(b, big)
+    assert clock_power_w(b, fast) == pytest.approx(2 * clock_power_w(b, big.__class__(
+        **{**big.__dict__, "clock_mhz": 100.0})))
+    assert coefficients()["energy"]["zynq-7000"]["pl_scale"] == 1.0   # not fitted

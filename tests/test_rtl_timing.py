@@ -1,0 +1,78 @@
+"""efgen/rtl/timing.py: the logic-depth / delay estimate and its per-module ceilings."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from efgen.cli import main
+from efgen.rtl.engine import EngineParams, engine_verilog
+from efgen.rtl.fpu import fp_units_verilog
+from efgen.rtl.timing import CEILING_MHZ, DELAYS, analyse, run_timing
+
+needs_yosys = pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys not installed")
+
+
+def _cell(ctype, ins, outs, **params):
+    conns = {**{f"I{i}": [b] for i, b in enumerate(ins)}, "O": outs}
+    dirs = {**{f"I{i}": "input" for i in range(len(ins))}, "O": "output"}
+    return {"type": ctype, "connections": conns, "port_directions": dirs, "parameters": params}
+
+
+def _ff(d, q):
+    return {"type": "FDRE", "connections": {"C": [2], "D": [d], "Q": [q], "CE": ["1"], "R": ["0"]},
+            "port_directions": {"C": "input", "D": "input", "Q": "output", "CE": "input",
+                                "R": "input"}}
+
+
+def test_analyse_counts_levels_and_delays_of_the_worst_path():
+    # ff(10) -> LUT -> LUT -> LUT -> ff ; ff(10) -> LUT -> ff : depth 3 wins
+    cells = {"q0": _ff(30, 10), "l1": _cell("LUT6", [10], [11]), "l2": _cell("LUT4", [11, 10], [12]),
+             "l3": _cell("LUT2", [12], [13]), "f1": _ff(13, 20), "s1": _cell("LUT3", [10], [14]),
+             "f2": _ff(14, 21), "m1": _cell("MUXF7", [20], [30])}
+    net = {"modules": {"m": {"ports": {"clk": {"direction": "input", "bits": [2]}},
+                             "cells": cells}}}
+    r = analyse(net, "m", "xcup")
+    d = DELAYS["xcup"]
+    assert r.levels == pytest.approx(3.0)
+    assert r.ns_hi == pytest.approx(3 * d["lut"][1] + d["ff"][1])
+    assert r.ns_lo == pytest.approx(3 * d["lut"][0] + d["ff"][0])
+    # 2.85 ns would be 351 MHz: both ends are clipped at the family ceiling
+    assert r.fmax_lo == r.fmax_hi == CEILING_MHZ["xcup"]
+    assert r.path[0].startswith("FDRE") and r.end.startswith("FDRE")
+    assert [c.split()[0] for c in r.path] == ["FDRE", "LUT6", "LUT4", "LUT2"]
+
+
+def test_unknown_cells_are_refused():
+    net = {"modules": {"m": {"ports": {}, "cells": {"x": _cell("MYSTERY", [3], [4])}}}}
+    with pytest.raises(ValueError, match="MYSTERY"):
+        analyse(net, "m")
+
+
+@needs_yosys
+def test_fp32_mul_depth():
+    r = run_timing(fp_units_verilog("synth"), "fp32_mul", "xcup")
+    assert r.levels <= 8, r.path
+    assert 150 < r.fmax_lo < r.fmax_hi
+
+
+@needs_yosys
+@pytest.mark.parametrize("tm,tn", [(4, 6)])
+def test_engine_wload_is_pipelined(tm, tn):
+    """Before pipelining, 2x2 had 17.5 LUT levels and 16x24 had 59 (a division and
+    modulo by Tn in series, the bank decode and two products in one cycle)."""
+    files = engine_verilog(EngineParams(tm=tm, tn=tn, kmax=3, impl="synth"))
+    r = run_timing(files, "engine_wload", "xcup")
+    assert r.levels <= 10, r.path
+    assert r.fmax_lo >= 150
+
+
+def test_synth_needs_a_mode(capsys):
+    assert main(["synth"]) == 2
+    assert "--timing DIR" in capsys.readouterr().err
+
+
+def test_timing_needs_an_rtl_folder(tmp_path, capsys):
+    assert main(["synth", "--timing", str(tmp_path)]) == 2
+    assert "no rtl/ folder" in capsys.readouterr().err
