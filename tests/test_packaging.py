@@ -44,3 +44,14 @@ def test_fresh_venv_install_runs_net_show(tmp_path):
     where_viv, names = viv.stdout.splitlines()
     assert str(env_dir) in where_viv
     assert names.split() == ["block_design.tcl.j2", "build.tcl.j2", "package_rtl_ip.tcl.j2"]
+
+
+def test_every_subpackage_is_listed_in_pyproject():
+    """A package missing from [tool.setuptools] packages installs without its modules."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "efgen").rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert found - listed == set()
