@@ -231,11 +231,11 @@ class Accelerator:
                              fix="build with precision='fp32'")
         steps = _positive_int(steps, "steps")
         sgd = self._sgd(lr, momentum, weight_decay)
+        from efgen.hls.emit import c_float
+
         for name, v in (("lr", sgd.lr), ("momentum", sgd.momentum),
                         ("weight_decay", sgd.weight_decay)):
-            from efgen.hls.emit import c_float
-
-            c_float(v, name)
+            c_float(v, name)                 # the descriptors carry them as float32
         x, labels = self._batch(x, labels, seed)
         if workdir is None:
             with tempfile.TemporaryDirectory(prefix="efgen-csim-") as tmp:

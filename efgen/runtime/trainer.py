@@ -221,14 +221,8 @@ class Trainer:
         """``{"<layer>.<param>": array}`` of every parameter and BN buffer in DRAM (the
         archive ``efgen export --weights`` and ``efgen golden --weights`` read)."""
         st = self.state()
-        flat = {}
-        for layer, d in {**st.params}.items():
-            for name, v in d.items():
-                flat[f"{layer}.{name}"] = v
-        for layer, d in st.buffers.items():
-            for name, v in d.items():
-                flat[f"{layer}.{name}"] = v
-        return flat
+        return {f"{layer}.{name}": v for group in (st.params, st.buffers)
+                for layer, d in group.items() for name, v in d.items()}
 
     def save_weights(self, path) -> None:
         from efgen.frontend.weights import save_weights
