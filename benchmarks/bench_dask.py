@@ -2,7 +2,8 @@
 
 Usage: python3 benchmarks/bench_dask.py [--file configs/sweeps/zcu102-resnet20.yaml]
            [--workers 1,2,4] [--budgets 157,314,470] [--big configs/sweeps/big-space.yaml]
-           [--big-budgets 500,1000,2000] [--cosim-net NET] [--cosim-phase fp] [--skip-cosim]
+           [--big-budgets 500,1000,2000] [--cosim-net NET] [--cosim-phase fp]
+           [--skip-cosim | --cosim-only]
 
 Prints, each on its own line:
 * points/s of the whole sweep (``--no-cache``) for 1, 2 and 4 workers (1: in this
@@ -183,12 +184,16 @@ def main(argv=None) -> None:
     ap.add_argument("--cosim-phase", choices=["fp", "bp", "wu"], default=None,
                     help="a representative subset: only this phase")
     ap.add_argument("--skip-cosim", action="store_true")
+    ap.add_argument("--cosim-only", action="store_true", help="only the co-simulation farm")
     args = ap.parse_args(argv)
     ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
     jobs = sweep.default_jobs()
     print(f"{os.cpu_count()} CPUs; --jobs default {jobs}", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-dask-"))
     try:
+        if args.cosim_only:
+            bench_cosim(tmp, args.cosim_net, args.cosim_tiles, args.cosim_phase)
+            return
         records = bench_workers(args.file, ints(args.workers), tmp)
         bench_cache(args.file, tmp, jobs)
         bench_search(args.file, records, ints(args.budgets), tmp, jobs, ints(args.seeds))
