@@ -61,3 +61,37 @@ def test_host_level_methods_are_refused_by_csim(tmp_path):
     with pytest.raises(EfgenError) as e:
         acc.csim(workdir=tmp_path)
     assert "minibatch_drop" in e.value.message()
+
+
+def test_pruned_convs_run_on_their_kept_channels_only(run):
+    """A pruned conv without gradient filtering or bias is gathered: its BP and WU
+    descriptors run ceil(0.7 * Cout) channels, as the schedule's jobs price them, and an
+    SGD pass scatters the kept filters' gradient; a conv that is also filtered runs every
+    channel with the pruned ones zeroed, and the model prices that too."""
+    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.program import build_program
+    from efgen.methods.cost import emp_gathered, method_jobs
+    from efgen.methods.golden import emp_kept
+
+    acc, res = run
+    net, design = acc.net, acc.design
+    prog = build_program(net, design)
+    steps = {}
+    for s in prog.bp:
+        steps.setdefault((s.layer, s.what), s.desc)
+    gathered = emp_gathered(net, acc.training)
+    assert "s3b1_b_conv" in gathered and "s3b3_b_conv" not in gathered
+    jobs = {(j.layer, j.phase): j for j in method_jobs(net, 2, acc.training)}
+    for name in ("s1b1_a_conv", "s3b1_b_conv"):
+        kept = emp_kept(net[name].channels, 0.7)
+        assert kept < net[name].channels
+        emp = steps[(name, "emp")]
+        assert emp.flags & FLAGS["GATHER"] and emp.n_src == kept
+        assert steps[(name, "bp")].out_c == kept == jobs[(name, "bp")].red
+        assert steps[(name, "wu")].out_c == kept == jobs[(name, "wu")].out
+        assert steps[(name, "emp_sgd")].op == OPS["HOST_EMP_SGD"]
+    emp = steps[("s3b3_b_conv", "emp")]
+    assert not emp.flags & FLAGS["GATHER"]
+    assert jobs[("s3b3_b_conv", "bp")].red == net["s3b3_b_conv"].channels
+    ops = {r.op for s in res.steps for r in s.local}
+    assert "HOST_EMP_SGD" in ops                        # checked against its numpy twin

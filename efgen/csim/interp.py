@@ -197,9 +197,25 @@ class Interp:
             dy = self.fm_get(a[0], yout)
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
             mask = mg.emp_mask(mg.emp_scores(dy, w, float(d.eps)), d.n_src / d.out_c)
-            self.fm_put(a[7], mg.apply_channel_mask(dy, mask))
+            if d.flags & FLAGS["GATHER"]:
+                self.fm_put(a[7], dy[:, mask])
+                if a[2]:
+                    self.w_put(a[2], w[mask])
+            else:
+                self.fm_put(a[7], mg.apply_channel_mask(dy, mask))
             if a[5]:
                 self.v_put(a[5], mask.astype(np.float32))
+        elif op == "HOST_EMP_SGD":
+            shape = (d.out_c, d.in_c, d.kh, d.kw)
+            mask = self.v_get(a[1], d.out_c) > 0.5
+            g = np.zeros(shape, np.float32)
+            g[mask] = self.w_get(a[0], (d.n_src,) + shape[1:])
+            w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape),
+                                  float(d.lr), float(d.momentum), float(d.weight_decay))
+            self.w_put(a[2], w)
+            self.w_put(a[3], v)
+            if a[6]:
+                self.w_put(a[6], g)
         else:  # pragma: no cover
             raise AssertionError(op)
 
