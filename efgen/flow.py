@@ -226,13 +226,14 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     methods_note = None
     if design.training and rtl is not None:
         # The reference RTL and its runtime run full back-propagation only; the HLS C++
-        # runs gradient filtering and error-map pruning (efgen.hls.methods), nothing else.
+        # runs gradient filtering, error-map pruning and mini-batch dropping
+        # (efgen.hls.methods), nothing else.
         from efgen.hls.methods import SUPPORTED
 
         methods_note = "rtl/ not written: the reference RTL runs full back-propagation"
         if hls and any(k not in SUPPORTED for k in design.training):
             methods_note = ("hls/ and rtl/ not written: the generated C++ runs "
-                            f"{' and '.join(SUPPORTED)} only, the RTL neither (efgen prices "
+                            f"{', '.join(SUPPORTED)} only, the RTL neither (efgen prices "
                             "the methods; see README.md)")
             hls = False
         rtl = None

@@ -67,6 +67,8 @@ enum EfgenOp : int32_t {
                                    // (FLAG_GATHER: gathered, and W's kept filters to a[2])
   EFGEN_OP_HOST_EMP_SGD = 106,     // a[0]=dW (kept filters) a[1]=channel list -> SGD of
                                    // a[2]=W a[3]=vel (zero gradient on the pruned filters)
+  EFGEN_OP_HOST_SGD0 = 107,        // SGD with a zero gradient (a dropped mini-batch):
+                                   // a[2] (in_c words), a[4] (out_c words), vel a[3]
 };
 
 enum EfgenFlag : int32_t {

@@ -223,6 +223,25 @@ static void efgen_emp_sgd(const EfgenDesc& d, float* mem) {
   }
 }
 
+// SGD0: the update of a dropped mini-batch (SMD with update_on_drop): SGD with a zero
+// gradient, v = momentum*v + weight_decay*p, p -= lr*v, on a[2] (in_c words) and, if
+// non-zero, a[4] (out_c words), with their momentum contiguous in a[3] (in_c + out_c
+// words). Layout-free: padding words are zero and stay zero.
+static void efgen_sgd0(const EfgenDesc& d, float* mem) {
+  for (int part = 0; part < 2; ++part) {
+    const int64_t p = part ? d.a[4] : d.a[2];
+    const int n = part ? d.out_c : d.in_c;
+    const int64_t v = d.a[3] + (part ? d.in_c : 0);
+    if (!p) continue;
+    for (int i = 0; i < n; ++i) {
+      const float w = mem[p + i];
+      const float vel = d.momentum * mem[v + i] + (0.0f + d.weight_decay * w);
+      mem[v + i] = vel;
+      mem[p + i] = w - d.lr * vel;
+    }
+  }
+}
+
 static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
   switch (d.op) {
     case EFGEN_OP_HOST_GF_XSUM: efgen_gf_xsum(d, mem); break;
@@ -232,6 +251,7 @@ static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
     case EFGEN_OP_HOST_GF_TAPSGD: efgen_gf_tapsgd(d, mem); break;
     case EFGEN_OP_HOST_EMP: efgen_emp(d, mem); break;
     case EFGEN_OP_HOST_EMP_SGD: efgen_emp_sgd(d, mem); break;
+    case EFGEN_OP_HOST_SGD0: efgen_sgd0(d, mem); break;
     default: break;
   }
 }

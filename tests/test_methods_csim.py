@@ -55,14 +55,50 @@ def test_the_comparison_sees_the_methods(run):
     assert step1["s3b3_b_conv:grad.weight"].rel_err <= 1e-4
 
 
-def test_host_level_methods_are_refused_by_csim(tmp_path):
+def test_selective_layer_update_and_instance_filtering_are_refused_by_csim(tmp_path):
     acc = efgen.build("resnet20", "zcu102", batch=2,
-                      training={"minibatch_drop": {"p": 0.5}})
+                      training={"layer_update": {"keep": {"s2b1": 0.5}}})
     with pytest.raises(EfgenError) as e:
         acc.csim(workdir=tmp_path)
-    assert "minibatch_drop" in e.value.message()
+    assert "layer_update" in e.value.message()
 
 
+def test_minibatch_drop_in_the_generated_host_runtime(tmp_path):
+    """SMD: the host draws each mini-batch's drop (seeded per step, as the golden model
+    does) and runs, for a dropped one, only efgen_step_dropped's zero-gradient SGD
+    (momentum and weight decay still move every parameter); each of its descriptors is
+    checked against numpy and the state against the golden model's."""
+    from efgen.methods.step import draw_plan
+
+    acc = efgen.build("tiny", "zcu102", batch=2, training={"minibatch_drop": {"p": 0.5}})
+    res = acc.csim(steps=4, workdir=tmp_path)
+    x, labels = synthetic_batch(acc.net, 2, seed=1)
+    drops = [draw_plan(acc.net, acc.training, x, labels, seed=k).drop for k in (1, 2, 3, 4)]
+    assert any(drops) and not all(drops)                # both kinds of step happen
+    state = {}
+    for s, dropped in zip(res.steps, drops):
+        assert s.ok and s.drift_ok, s.first_bad
+        ops = {r.op for r in s.local}
+        keys = {t.key for t in s.tensors}
+        if dropped:
+            assert ops == {"HOST_SGD0"} and np.isnan(s.loss_csim)
+            assert {"conv1:new.weight", "conv1:vel.weight", "bn1:new.gamma",
+                    "bn1:vel.beta"} <= keys
+        else:
+            assert "CONV_WU" in ops and "HOST_SGD0" not in ops and np.isfinite(s.loss_csim)
+        state[s.step] = s
+    tamper_hit = []
+
+    def tamper(index, step, mem):                       # a wrong update is caught
+        if step is not None and step.what == "sgd0" and not tamper_hit:
+            tamper_hit.append(step.layer)
+            mem[step.desc.a[2]] += 1.0
+
+    from efgen.csim.csim import Csim
+    sim = Csim(acc.net, acc.design, acc.board, tmp_path / "t")
+    sim.load_state(init_state(acc.net, seed=0, dtype=np.float32), x)
+    _, check = sim.step_checked(labels, tamper, dropped=True)
+    assert tamper_hit and not all(r.ok for r in check.rows)
 def test_pruned_convs_run_on_their_kept_channels_only(run):
     """A pruned conv without gradient filtering or bias is gathered: its BP and WU
     descriptors run ceil(0.7 * Cout) channels, as the schedule's jobs price them, and an

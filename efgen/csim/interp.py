@@ -205,6 +205,15 @@ class Interp:
                 self.fm_put(a[7], mg.apply_channel_mask(dy, mask))
             if a[5]:
                 self.v_put(a[5], mask.astype(np.float32))
+        elif op == "HOST_SGD0":
+            parts = [(a[2], 0, d.in_c)] + ([(a[4], d.in_c, d.out_c)] if a[4] else [])
+            for p, off, n in parts:
+                w = self.v_get(p, n)
+                v = self.v_get(a[3] + off, n)
+                w, v = ops.sgd_update(w, np.zeros_like(w), v, float(d.lr), float(d.momentum),
+                                      float(d.weight_decay))
+                self.v_put(p, w)
+                self.v_put(a[3] + off, v)
         elif op == "HOST_EMP_SGD":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
             mask = self.v_get(a[1], d.out_c) > 0.5

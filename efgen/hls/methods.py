@@ -39,7 +39,7 @@ from efgen.methods.spec import from_doc
 
 #: Methods whose step the generated C++ runs (the others are host-level control, or not
 #: implemented in the code generators).
-SUPPORTED = ("gradient_filter", "error_pruning")
+SUPPORTED = ("gradient_filter", "error_pruning", "minibatch_drop")
 
 
 def training_of(net, design):
@@ -52,7 +52,8 @@ def training_of(net, design):
     if other:
         raise EfgenError(f"the generated C++ does not implement {', '.join(other)}",
                          where="training",
-                         fix="the code generators run gradient_filter and error_pruning; "
+                         fix="the code generators run gradient_filter, error_pruning and "
+                             "minibatch_drop; "
                              "the others are priced by the model and run in the golden "
                              "model (efgen golden --training)")
     for name in t.gf_layers():
@@ -192,3 +193,32 @@ def _emp_gathered_steps(b, l: Layer, dy: str, kept: int) -> None:
         if b.debug_grads:
             a[6] = f"grad:{name}.weight"
         b.bp.append(Step(name, "emp_sgd", b.desc("HOST_EMP_SGD", l, [], a, n_src=kept)))
+
+
+def drop_steps(b) -> None:
+    """SMD: what the host runs for a dropped mini-batch instead of the step (no FP, BP or
+    WU). With ``update_on_drop`` (E2-Train's behaviour, the default) that is the SGD update
+    with a zero gradient of every trainable parameter: one HOST_SGD0 per weight, per bias
+    and per batchnorm (gamma and beta with their shared momentum region); without it,
+    nothing. The host decides which batches drop (efgen.methods.step.draw_plan in
+    C-simulation; the caller's random draw on the board) and calls
+    ``efgen_step_dropped`` for them (efgen_host.cpp)."""
+    t = b.training
+    if t is None or not t.minibatch_drop or not t.minibatch_drop.update_on_drop:
+        return
+    regions = b.regions
+    for l in b.net:
+        if not l.trainable:
+            continue
+        if l.op in ("conv", "linear"):
+            parts = [(f"w:{l.name}", f"vel:{l.name}.weight")]
+            if l.bias:
+                parts.append((f"b:{l.name}", f"vel:{l.name}.bias"))
+            for p, v in parts:
+                d = b.desc("HOST_SGD0", l, [], {2: p, 3: v}, in_c=regions[p].words, out_c=0)
+                b.drop.append(Step(l.name, "sgd0", d))
+        elif l.op == "batchnorm":
+            c = l.in_shape[0]
+            d = b.desc("HOST_SGD0", l, [], {2: f"gamma:{l.name}", 3: f"vel:{l.name}",
+                                            4: f"beta:{l.name}"}, in_c=c, out_c=c)
+            b.drop.append(Step(l.name, "sgd0", d))
