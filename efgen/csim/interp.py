@@ -186,13 +186,7 @@ class Interp:
         elif op == "HOST_GF_TAPSGD":
             g1 = self.w_get(a[0], (d.out_c, d.in_c, 1, 1))
             shape = (d.out_c, d.in_c, K, K)
-            g = np.broadcast_to(g1, shape).astype(np.float32)
-            w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape),
-                                  float(d.lr), float(d.momentum), float(d.weight_decay))
-            self.w_put(a[2], w)
-            self.w_put(a[3], v)
-            if a[6]:
-                self.w_put(a[6], g)
+            self._weight_sgd(d, a, shape, np.broadcast_to(g1, shape).astype(np.float32))
         elif op == "HOST_EMP":
             dy = self.fm_get(a[0], yout)
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
@@ -219,14 +213,18 @@ class Interp:
             mask = self.v_get(a[1], d.out_c) > 0.5
             g = np.zeros(shape, np.float32)
             g[mask] = self.w_get(a[0], (d.n_src,) + shape[1:])
-            w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape),
-                                  float(d.lr), float(d.momentum), float(d.weight_decay))
-            self.w_put(a[2], w)
-            self.w_put(a[3], v)
-            if a[6]:
-                self.w_put(a[6], g)
+            self._weight_sgd(d, a, shape, g)
         else:  # pragma: no cover
             raise AssertionError(op)
+
+    def _weight_sgd(self, d, a, shape, g) -> None:
+        """SGD of a[2] = W and a[3] = vel with the gradient ``g``; its copy to a[6]."""
+        w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape),
+                              float(d.lr), float(d.momentum), float(d.weight_decay))
+        self.w_put(a[2], w)
+        self.w_put(a[3], v)
+        if a[6]:
+            self.w_put(a[6], g)
 
 
 def interp_step(prog, mem: np.ndarray, labels: np.ndarray) -> float:
