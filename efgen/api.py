@@ -261,7 +261,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           objective: str = "latency", precision: str = "fp32", train_last: int | None = None,
           tiles: Any = None, overrides: str | os.PathLike | None = None,
           momentum: bool = True, progress: Callable[[str], None] | None = None,
-          command: Sequence[str] | None = None, training: Any = None) -> Accelerator:
+          command: Sequence[str] | None = None, training: Any = None,
+          fuse: bool = True) -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -276,7 +277,9 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     HLS project's run_hls.tcl prints when its testbench data is missing (default: derived
     from these arguments). ``training``: the training methods (efgen.methods): a
     ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
-    ``training:`` section (if any). Nothing is written until :meth:`Accelerator.write`.
+    ``training:`` section (if any). ``fuse``: the restructured-BN datapath
+    (efgen/model/restructure.py, a model); False prices today's unfused step exactly.
+    Nothing is written until :meth:`Accelerator.write`.
     """
     from efgen.flow import estimate
     from efgen.model.schedule import Request, load_overrides
@@ -299,11 +302,13 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     ov = load_overrides(os.fspath(overrides), n) if overrides is not None else {}
     req = Request(net=n, board=b, batch=batch, clock_mhz=None if clock is None else float(clock),
                   objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
-                  train_last=train_last, momentum=bool(momentum), training=t)
+                  train_last=train_last, momentum=bool(momentum), training=t,
+                  fuse=bool(fuse))
     design, ev, full = estimate(req, progress=progress or (lambda s: None))
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-               momentum, training if isinstance(training, (str, os.PathLike)) else None)
+               momentum, training if isinstance(training, (str, os.PathLike)) else None,
+               fuse)
     return Accelerator(n, b, design, ev, full, words, training=t)
 
 
@@ -326,7 +331,7 @@ def _training(training: Any, net):
 
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-           momentum, training=None) -> tuple[str, ...]:
+           momentum, training=None, fuse=True) -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -347,7 +352,7 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
         command="build", board=name(board, "board"), net=name(net, "net"), batch=batch,
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
-        no_momentum=not momentum,
+        no_momentum=not momentum, no_fuse=not fuse,
         training=None if training is None else os.fspath(training)))
 
 

@@ -147,6 +147,8 @@ def request_words(args) -> tuple[str, ...]:
             words += [flag, where(text, flag in ("--overrides", "--training"))]
     if getattr(args, "no_momentum", False):
         words.append("--no-momentum")
+    if getattr(args, "no_fuse", False):
+        words.append("--no-fuse")
     if command == "build" and getattr(args, "rtl_impl", "synth") != "synth":
         words += ["--rtl-impl", str(args.rtl_impl)]
     return tuple(words)
@@ -171,6 +173,10 @@ def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
                                      design.hw)
         if full_design is not None:
             full = evaluate_design(full_net, full_design, req.board)
+    if design.fusion is not None:
+        from efgen.model.restructure import comparison
+
+        ev["totals"]["fusion"] = comparison(req, design, ev)
     if req.training is not None:
         from efgen.methods.compare import comparison_for
 
