@@ -173,10 +173,6 @@ def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
                                      design.hw)
         if full_design is not None:
             full = evaluate_design(full_net, full_design, req.board)
-    if design.fusion is not None:
-        from efgen.model.restructure import comparison
-
-        ev["totals"]["fusion"] = comparison(req, design, ev)
     if req.training is not None:
         from efgen.methods.compare import comparison_for
 

@@ -187,7 +187,12 @@ def evaluate_design(net: Net, design: Design, board: Board) -> dict:
     order = {l.name: i for i, l in enumerate(net)}
     rows.sort(key=lambda r: (r.phase != "fp", order[r.layer] if r.phase == "fp"
                              else -order[r.layer], PHASE_ORDER[r.phase]))
-    return {"rows": rows, "totals": design_totals(net, design, board, rows)}
+    ev = {"rows": rows, "totals": design_totals(net, design, board, rows)}
+    if design.fusion is not None:
+        from efgen.model.restructure import comparison
+
+        ev["totals"]["fusion"] = comparison(net, design, board, ev)
+    return ev
 
 
 def design_totals(net: Net, design: Design, board: Board, rows: list[Row]) -> dict:

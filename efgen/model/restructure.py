@@ -481,18 +481,22 @@ def vector_cycles(rows) -> float:
                      if r.engine != "conv" and not r.engine.startswith("sgd (weights")))
 
 
-def comparison(req, design, ev: dict) -> dict:
+def comparison(net: Net, design, board, ev: dict) -> dict:
     """The fused Design's decisions and its totals next to the unfused step's on the
-    same array and buffers (what ``--no-fuse`` would price there), for the report."""
+    same array and buffers (what ``--no-fuse`` schedules there, without overrides), for
+    the report; a function of the Design alone, so design.json regenerates it."""
     from efgen.model.evaluate import evaluate_design
-    from efgen.model.schedule import schedule_fixed
+    from efgen.model.schedule import Request, schedule_fixed
 
-    net = req.net
-    plain = schedule_fixed(replace(req, fuse=False), replace(design.hw, fuse=False))
+    hw = design.hw
+    req = Request(net=net, board=board, batch=design.batch, clock_mhz=hw.clock_mhz,
+                  objective=design.objective, precision=hw.precision, tm=hw.tm, tn=hw.tn,
+                  train_last=design.train_last, momentum=design.sgd_momentum)
+    plain = schedule_fixed(req, replace(hw, fuse=False))
     t = ev["totals"]
     out = {"decisions": dict(design.fusion), "fused": _figures(t, ev["rows"])}
     if plain is not None:
-        ev0 = evaluate_design(net, plain, req.board)
+        ev0 = evaluate_design(net, plain, board)
         out["no_fuse"] = _figures(ev0["totals"], ev0["rows"])
     return out
 
