@@ -24,7 +24,7 @@ def figures(net: str, board: str, batch: int, clock: float) -> dict:
     import efgen
 
     t0 = time.perf_counter()
-    acc = efgen.build(net, board, batch, clock=clock)
+    acc = efgen.build(net, board, batch, clock=clock, fuse=True)
     t_fused = time.perf_counter() - t0
     plain = efgen.build(net, board, batch, clock=clock, fuse=False)
     f = acc.evaluation["totals"]["fusion"]
@@ -77,7 +77,8 @@ def main() -> None:
                   "work and no fused-load cost at all (filling the array is another issue)")
             import efgen
 
-            e = efgen.build(net, args.board, args.batch, clock=args.clock, objective="energy")
+            e = efgen.build(net, args.board, args.batch, clock=args.clock, objective="energy",
+                            fuse=True)
             fe = e.evaluation["totals"]["fusion"]["fused"]
             print(f"  --objective energy (tilings that move fewer bytes): "
                   f"{fe['effective_gflops']:.2f} GFLOPS, {fe['dram_bytes'] / 1e6:.1f} MB "

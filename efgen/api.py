@@ -262,7 +262,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           tiles: Any = None, overrides: str | os.PathLike | None = None,
           momentum: bool = True, progress: Callable[[str], None] | None = None,
           command: Sequence[str] | None = None, training: Any = None,
-          fuse: bool = True) -> Accelerator:
+          fuse: bool = False) -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -277,8 +277,9 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     HLS project's run_hls.tcl prints when its testbench data is missing (default: derived
     from these arguments). ``training``: the training methods (efgen.methods): a
     ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
-    ``training:`` section (if any). ``fuse``: the restructured-BN datapath
-    (efgen/model/restructure.py, a model); False prices today's unfused step exactly.
+    ``training:`` section (if any). ``fuse``: price the restructured-BN datapath
+    (efgen/model/restructure.py; a model: the generated C++ and RTL run the unfused step,
+    so a fused build writes neither); False (the default) is the unfused step.
     Nothing is written until :meth:`Accelerator.write`.
     """
     from efgen.flow import estimate
@@ -331,7 +332,7 @@ def _training(training: Any, net):
 
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-           momentum, training=None, fuse=True) -> tuple[str, ...]:
+           momentum, training=None, fuse=False) -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -352,7 +353,7 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
         command="build", board=name(board, "board"), net=name(net, "net"), batch=batch,
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
-        no_momentum=not momentum, no_fuse=not fuse,
+        no_momentum=not momentum, fuse=bool(fuse),
         training=None if training is None else os.fspath(training)))
 
 

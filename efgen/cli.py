@@ -177,7 +177,7 @@ def cmd_build(args) -> int:
     acc = build(net, board, args.batch, clock=args.clock, objective=args.objective,
                 precision=args.precision, train_last=args.train_last, tiles=args.tiles,
                 overrides=args.overrides, momentum=not args.no_momentum,
-                fuse=not getattr(args, "no_fuse", False),
+                fuse=getattr(args, "fuse", False),
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
                 command=request_words(args), training=args.training)
     if "csim" in steps and acc.training is not None:
@@ -434,9 +434,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overrides", metavar="FILE", help="per-layer schedule overrides (YAML)")
     s.add_argument("--no-momentum", action="store_true",
                    help="SGD without a momentum buffer (halves the update traffic)")
-    s.add_argument("--no-fuse", action="store_true",
-                   help="price the unfused step: batchnorm, residual adds and error sums as "
-                        "vector passes (default: restructured BN, efgen/model/restructure.py)")
+    s.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=False,
+                   help="price the restructured-BN datapath (batchnorm, residual adds, ReLU "
+                        "and error sums in the engine's loads and stores; a model: hls/ and "
+                        "rtl/ are not written). --no-fuse (the default): the unfused step")
     s.add_argument("--training", metavar="FILE",
                    help="training methods (a training: section; default: the net file's own)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")

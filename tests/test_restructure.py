@@ -25,8 +25,8 @@ UNFUSED = {("resnet20", 32): (26751666.0, 489173064.0)}
 
 @pytest.fixture(scope="module")
 def resnet20():
-    return (efgen.build("resnet20", "zcu102", 32, clock=100),
-            efgen.build("resnet20", "zcu102", 32, clock=100, fuse=False))
+    return (efgen.build("resnet20", "zcu102", 32, clock=100, fuse=True),
+            efgen.build("resnet20", "zcu102", 32, clock=100))
 
 
 def test_no_fuse_prices_the_unfused_step_exactly(resnet20):
@@ -172,15 +172,24 @@ def test_fused_resnet20_meets_the_vector_target_and_reports_both(resnet20, tmp_p
     assert ev["totals"]["cycles"] == fused.evaluation["totals"]["cycles"]
 
 
-def test_cli_no_fuse(run_cli, tmp_path):
+def test_cli_fuse_and_no_fuse(run_cli, tmp_path):
     code, out, _ = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "4",
                            "--no-fuse", "--steps", "estimate", "-o", tmp_path / "a")
     assert code == 0
     d = json.loads((tmp_path / "a" / "design.json").read_text())
     assert "fusion" not in d
-    plain = efgen.build("tiny", "zcu102", 4, fuse=False)
-    assert d == json.loads(plain.design.to_json())
+    assert d == json.loads(efgen.build("tiny", "zcu102", 4).design.to_json())
+    # a fused build prices the restructured step and writes no hls/ or rtl/: they would
+    # run the unfused one
     code, out, _ = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "4",
-                           "--steps", "estimate", "-o", tmp_path / "b")
+                           "--fuse", "-o", tmp_path / "b")
     assert code == 0 and "restructured BN (a model)" in out
+    assert "hls/ and rtl/ not written" in out
     assert json.loads((tmp_path / "b" / "design.json").read_text())["fusion"]
+    assert not (tmp_path / "b" / "hls").exists() and not (tmp_path / "b" / "rtl").exists()
+
+
+def test_fused_units_that_fit_nowhere_fall_back_to_the_unfused_step():
+    acc = efgen.build("lenet5", "pynq-z2", 4, fuse=True)
+    assert acc.design.fusion is None and not acc.design.hw.fuse
+    assert any("fit beside no array" in n for n in acc.design.notes)

@@ -125,6 +125,9 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
                             use = resource_use(hw, board)
                             if not over_caps(use, board):
                                 fitting.append((hw, use))
+    if not fitting and base.fuse:
+        # the restructured-BN units do not fit beside any array: the unfused step
+        return hardware_candidates(replace(req, fuse=False), jobs)
     if not fitting:
         raise _infeasible(req, base, jobs)
     best_macs = max(hw.macs for hw, _ in fitting)
@@ -238,8 +241,10 @@ def schedule(req: Request) -> Design:
         raise EfgenError(f"no tiling of {bad.layer} {bad.phase.upper()} fits the buffers "
                          "of any design that fits the board", where=f"layer {bad.layer}",
                          fix="check the schedule overrides, or use a larger board")
-    return _design(req, best[1], jobs, best[2],
-                   (f"{len(cands)} hardware candidates fully scheduled",), best[3])
+    notes = (f"{len(cands)} hardware candidates fully scheduled",)
+    if fused(req) and not best[1].fuse:
+        notes += ("--fuse: the restructured-BN units fit beside no array; unfused",)
+    return _design(req, best[1], jobs, best[2], notes, best[3])
 
 
 def _tiling_score(req: Request, hw: HwParams, jobs):
