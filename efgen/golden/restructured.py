@@ -243,6 +243,11 @@ def restructured_step(net: Net, state: TrainState, x: np.ndarray, labels: np.nda
             expr[l.name] = ("mat", l.name)
             out[f"{l.name}:y"] = y.reshape((x.shape[0],) + l.out_shape)
 
+    # the fused groups' values as the loaders compute them (not stored; for comparison)
+    for l in net:
+        if l.op in ("batchnorm", "relu", "add") and f"{l.name}:y" not in out:
+            out[f"{l.name}:y"] = ld.dense(expr[l.name]).reshape((x.shape[0],) + l.out_shape)
+
     # ---- BP and WU ---------------------------------------------------------------------
     contrib: dict[str, list] = {}       # tensor -> error expressions of its senders so far
     final: dict[str, tuple] = {}        # tensor -> its finalised (stored) error expression
