@@ -360,7 +360,8 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
 def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
           jobs: int | None = None, progress: bool = False, cluster: str | None = None,
           cache_dir: str | os.PathLike | None = None, no_cache: bool = False,
-          search: str | None = None, budget: int | None = None, seed: int = 0) -> dict:
+          search: str | None = None, budget: int | None = None, seed: int = 0,
+          fuse: bool = False) -> dict:
     """Fully schedule every hardware point of a sweep file (``configs/sweeps``) and write
     the points, the Pareto fronts and their plots into ``out_dir`` (default
     ``sweep-<name>``; nothing is written unless the whole sweep succeeds).
@@ -372,7 +373,8 @@ def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
     with ``budget`` (distinct points) and ``seed``: search the space with Optuna's
     NSGA-II instead of enumerating it. Returns the summary dict ``efgen sweep`` prints:
     ``points``, ``fitting``, ``fronts``, ``best`` (the best point's record), ``files``,
-    ``elapsed_s``, ``cached`` (and ``search``)."""
+    ``elapsed_s``, ``cached`` (and ``search``). ``fuse``: price the restructured-BN
+    datapath at every point (enumerated sweeps only)."""
     common = dict(progress=progress, cluster=cluster, cache_dir=cache_dir, no_cache=no_cache)
     if search is None:
         if budget is not None:
@@ -381,7 +383,10 @@ def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                                  "point")
         from efgen.dse import run_sweep
 
-        return run_sweep(file, out_dir, jobs, **common)
+        return run_sweep(file, out_dir, jobs, fuse=bool(fuse), **common)
+    if fuse:
+        raise EfgenError("--fuse is for enumerated sweeps", where="--fuse",
+                         fix="drop --search, or drop --fuse")
     if search != "nsga2":
         raise EfgenError(f"unknown search {search!r}", where="--search", fix="use nsga2")
     from efgen.search import run_search

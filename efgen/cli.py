@@ -367,7 +367,7 @@ def cmd_sweep(args) -> int:
                         cache_dir=getattr(args, "cache_dir", None),
                         no_cache=getattr(args, "no_cache", False),
                         search=getattr(args, "search", None), budget=getattr(args, "budget", None),
-                        seed=getattr(args, "seed", 0)))
+                        seed=getattr(args, "seed", 0), fuse=getattr(args, "fuse", False)))
     return 0
 
 

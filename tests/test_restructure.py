@@ -193,3 +193,17 @@ def test_fused_units_that_fit_nowhere_fall_back_to_the_unfused_step():
     acc = efgen.build("lenet5", "pynq-z2", 4, fuse=True)
     assert acc.design.fusion is None and not acc.design.hw.fuse
     assert any("fit beside no array" in n for n in acc.design.notes)
+
+
+def test_sweep_fuse_and_no_fuse(tmp_path, run_cli):
+    f = tmp_path / "s.yaml"
+    f.write_text("name: f\nboards: [zcu102]\nnets: [resnet20]\nbatch: [8]\nclock_mhz: [100]\n"
+                 "tm: [16]\ntn: [16]\nifm_depth: [4096]\nofm_depth: [4096]\n")
+    recs = {}
+    for flag in ("--fuse", "--no-fuse"):
+        code, _, err = run_cli("sweep", f, "-o", tmp_path / flag, "--jobs", "1", "--no-cache",
+                               "--no-progress", flag)
+        assert code == 0, err
+        recs[flag] = json.loads((tmp_path / flag / "points.json").read_text())["points"][0]
+    a, b = recs["--fuse"], recs["--no-fuse"]
+    assert a["effective_gflops"] > b["effective_gflops"] and a["dsp"] > b["dsp"]
