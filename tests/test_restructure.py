@@ -190,7 +190,7 @@ def test_cli_fuse_and_no_fuse(run_cli, tmp_path):
 
 
 def test_fused_units_that_fit_nowhere_fall_back_to_the_unfused_step():
-    acc = efgen.build("lenet5", "pynq-z2", 4, fuse=True)
+    acc = efgen.build("tiny", "pynq-z2", 4, fuse=True)
     assert acc.design.fusion is None and not acc.design.hw.fuse
     assert any("fit beside no array" in n for n in acc.design.notes)
 
@@ -207,3 +207,9 @@ def test_sweep_fuse_and_no_fuse(tmp_path, run_cli):
         recs[flag] = json.loads((tmp_path / flag / "points.json").read_text())["points"][0]
     a, b = recs["--fuse"], recs["--no-fuse"]
     assert a["effective_gflops"] > b["effective_gflops"] and a["dsp"] > b["dsp"]
+
+
+def test_a_net_with_nothing_to_fuse_gets_no_units():
+    acc = efgen.build("lenet5", "zcu102", 4, fuse=True)
+    assert acc.design.fusion is None and not acc.design.hw.fuse
+    assert acc.design.to_json() == efgen.build("lenet5", "zcu102", 4).design.to_json()

@@ -93,8 +93,13 @@ def base_hw(req: Request) -> HwParams:
 
 def fused(req: Request) -> bool:
     """The request schedules the restructured-BN datapath (training methods keep the
-    unfused one: efgen.methods prices its own jobs)."""
-    return bool(req.fuse) and req.training is None
+    unfused one: efgen.methods prices its own jobs; a net with no batchnorm and no
+    residual add has nothing to fuse, and its units would only cost DSPs)."""
+    if not req.fuse or req.training is not None:
+        return False
+    from efgen.model.restructure import groups
+
+    return bool(groups(req.net))
 
 
 def _bank_round(depth: int, bits: int) -> int:
