@@ -41,7 +41,7 @@ import numpy as np
 from efgen.design import HwParams
 from efgen.frontend.ir import INPUT, Layer, Net
 from efgen.model import engine
-from efgen.model.aux import AuxCost, _pass, _words
+from efgen.model.aux import AuxCost, _words, passes_cost
 from efgen.model.fusion import error_senders, fused_relus
 
 CHAIN = ("batchnorm", "relu", "add")
@@ -291,12 +291,7 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
     out: list[AuxCost] = []
 
     def add(name, phase, op, passes):
-        cyc = bursts = rd = wr = el = 0.0
-        for reads, writes, elements in passes:
-            c, b = _pass(hw, bw, maxb, reads, writes, elements)
-            cyc, bursts = cyc + c, bursts + b
-            rd, wr, el = rd + sum(reads), wr + sum(writes), el + elements
-        out.append(AuxCost(name, phase, op, cyc, rd, wr, bursts, el))
+        out.append(passes_cost(hw, bw, maxb, name, phase, op, passes))
 
     def zero(name, phase, op):
         out.append(AuxCost(name, phase, op, 0, 0, 0, 0, 0))
