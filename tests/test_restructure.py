@@ -213,3 +213,13 @@ def test_a_net_with_nothing_to_fuse_gets_no_units():
     acc = efgen.build("lenet5", "zcu102", 4, fuse=True)
     assert acc.design.fusion is None and not acc.design.hw.fuse
     assert acc.design.to_json() == efgen.build("lenet5", "zcu102", 4).design.to_json()
+
+
+def test_c_simulation_of_a_fused_design_is_refused(run_cli, tmp_path):
+    code, _, err = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "2",
+                           "--fuse", "--csim", "-o", tmp_path / "c")
+    assert code == 2 and "--fuse" in err and "--no-fuse" in err
+    assert not (tmp_path / "c").exists()
+    acc = efgen.build("tiny", "zcu102", 2, fuse=True)
+    with pytest.raises(efgen.EfgenError, match="fuse=False"):
+        acc.csim()
