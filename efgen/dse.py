@@ -566,6 +566,7 @@ def _write_outputs(tmp: Path, sw: Sweep, records: list[dict], fronts: list[dict]
     put("points.csv", _csv(records, FIELDS))
     put("points.json", _json({"sweep": sw.name, "efgen_version": __version__,
                               "objective": sw.objective, "train_last": sw.train_last,
+                              **({"fuse": True} if sw.fuse else {}),
                               "fields": list(FIELDS), "points": records}))
     pfields = ("front", "rank") + FIELDS
     prow = [dict(p, front=f["front"], rank=k) for f in fronts

@@ -204,7 +204,9 @@ def test_sweep_fuse_and_no_fuse(tmp_path, run_cli):
         code, _, err = run_cli("sweep", f, "-o", tmp_path / flag, "--jobs", "1", "--no-cache",
                                "--no-progress", flag)
         assert code == 0, err
-        recs[flag] = json.loads((tmp_path / flag / "points.json").read_text())["points"][0]
+        doc = json.loads((tmp_path / flag / "points.json").read_text())
+        assert doc.get("fuse", False) == (flag == "--fuse")
+        recs[flag] = doc["points"][0]
     a, b = recs["--fuse"], recs["--no-fuse"]
     assert a["effective_gflops"] > b["effective_gflops"] and a["dsp"] > b["dsp"]
 

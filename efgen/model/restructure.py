@@ -417,10 +417,17 @@ def feasible(net: Net, plan: Plan) -> bool:
 
 
 def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_cycle: float,
-           momentum: bool = True, fixed: dict | None = None) -> tuple[Plan, dict]:
+           momentum: bool = True, fixed: dict | None = None,
+           energy=None) -> tuple[Plan, dict]:
     """The plan with the fewest modelled step cycles (greedy single flips from
     :func:`initial_plan`, the best flip first, ties to the earlier decision), and the
-    chosen tilings of its jobs (:func:`efgen.model.engine.choose`)."""
+    chosen tilings of its jobs (:func:`efgen.model.engine.choose`). ``energy``: the
+    board's energy constants (:func:`efgen.model.energy.energy_constants`) to minimise
+    joules instead (the energy objective: tilings and decisions by joules)."""
+    from efgen.model.energy import energy_joules
+    from efgen.model.evaluate import bram_accesses_per_cycle
+
+    clock = hw.clock_mhz * 1e6
     cache: dict = {}
     fixed = fixed or {}
     base_jobs = engine.jobs_for(net, batch)
@@ -433,9 +440,27 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
         if miss:
             fx = {i: fixed[key_of[(j.layer, j.phase)]] for i, j in enumerate(miss)
                   if key_of[(j.layer, j.phase)] in fixed}
-            res = engine.choose(miss, hw, word_bytes, ddr_bytes_per_cycle, fixed=fx)
+            score = None
+            if energy is not None:
+                acc = np.asarray([bram_accesses_per_cycle(hw, j.phase) for j in miss])[:, None]
+
+                def score(r):
+                    words = r["read_words"] + r["write_words"]
+                    return energy_joules(r["cycles"] / clock, 0.0,
+                                         r["compute_cycles"] * acc + words,
+                                         words * word_bytes, energy)
+            res = engine.choose(miss, hw, word_bytes, ddr_bytes_per_cycle, fixed=fx,
+                                score=score)
             for i, j in enumerate(miss):
                 cache[j] = {k: v[i] for k, v in res.items()}
+                if energy is not None:
+                    words = res["read_words"][i] + res["write_words"][i]
+                    cache[j]["value"] = float(energy_joules(
+                        res["cycles"][i] / clock, 0.0, res["compute_cycles"][i]
+                        * bram_accesses_per_cycle(hw, j.phase) + words, words * word_bytes,
+                        energy))
+                else:
+                    cache[j]["value"] = float(res["cycles"][i])
 
     def costs(plans):
         jobs = {p: fused_jobs(net, batch, p) for p in plans if feasible(net, p)}
@@ -446,8 +471,13 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
                 out.append(math.inf)
                 continue
             a = fused_aux(net, batch, hw, wbits, ddr_bytes_per_cycle, p, momentum)
-            out.append(sum(float(cache[j]["cycles"]) for j in jobs[p])
-                       + sum(x.cycles for x in a))
+            if energy is None:
+                va = sum(x.cycles for x in a)
+            else:
+                w = sum(x.read_words + x.write_words for x in a)
+                va = float(energy_joules(sum(x.cycles for x in a) / clock,
+                                         sum(x.elements for x in a), w, w * word_bytes, energy))
+            out.append(sum(cache[j]["value"] for j in jobs[p]) + va)
         return out
 
     plan = initial_plan(net)
@@ -465,7 +495,8 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
         best, plan = cs[i], flips[i]
     jobs = fused_jobs(net, batch, plan)
     price(jobs)
-    res = {k: np.asarray([cache[j][k] for j in jobs]) for k in cache[jobs[0]]} if jobs else {}
+    res = {k: np.asarray([cache[j][k] for j in jobs]) for k in cache[jobs[0]]
+           if k != "value"} if jobs else {}
     return plan, res
 
 

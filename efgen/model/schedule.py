@@ -276,9 +276,11 @@ def _schedule_point(req: Request, hw: HwParams, jobs, fixed, plan=None, decide=T
         from efgen.model import restructure
 
         if plan is None and decide:
+            k = (energy_constants(req.board, hw.precision, hw)
+                 if req.objective == "energy" else None)
             plan, _res = restructure.decide(req.net, req.batch, hw, word_bits(hw.precision) / 8,
                                             ddr_bytes_per_cycle(req.board, hw.clock_mhz),
-                                            req.momentum, fixed)
+                                            req.momentum, fixed, energy=k)
         elif plan is None:
             plan = restructure.initial_plan(req.net)
         jobs = restructure.fused_jobs(req.net, req.batch, plan)
