@@ -296,7 +296,7 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
     def zero(name, phase, op):
         out.append(AuxCost(name, phase, op, 0, 0, 0, 0, 0))
 
-    def read_of(t, streams):
+    def read_of(streams):
         return [size(s[4:]) if s.startswith("err:") else size(s) for s in streams]
 
     gset = set(groups(net))
@@ -310,8 +310,8 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
         y = W(l.out_shape)
         n_out = float(batch * math.prod(l.out_shape)) if l.out_shape else 0.0
         n_in = float(batch * math.prod(l.in_shape)) if l.in_shapes else 0.0
-        x_reads = read_of(None, sources(net, l.inputs[0], plan)) if l.in_shapes else []
-        extra = read_of(None, pass_extra.get(l.name, []))
+        x_reads = read_of(sources(net, l.inputs[0], plan)) if l.in_shapes else []
+        extra = read_of(pass_extra.get(l.name, []))
         op = l.op
         if op == "batchnorm":
             c = float(l.in_shape[0])
@@ -369,7 +369,7 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
         # a group's materialisation pass: its sources in, the group's output out
         if l.name in gset and l.name in plan.materialise:
             add(l.name, "fp", "group (materialise)",
-                [(read_of(None, sources(net, l.name, plan, inner=True)), [y], n_out)])
+                [(read_of(sources(net, l.name, plan, inner=True)), [y], n_out)])
         elif l.name in gset:
             zero(l.name, "fp", "group (fused in consumers' loads)")
         # errors finalised by a pass of their own (the last sender writes nothing)
@@ -379,7 +379,7 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
                 more = [r for r in _final_reads(net, l.name, plan, fused, fin)
                         if not r.startswith("err:")]
                 if len(senders) > 1 or more:
-                    reads = read_of(None, [f"err:{s}" for s in senders] + more)
+                    reads = read_of([f"err:{s}" for s in senders] + more)
                     add(l.name, "bp", "error sum/mask", [(reads, [y], n_out)])
             elif len(senders) > 1 or _mask_streams(net, l.name, plan, fused):
                 zero(l.name, "bp", f"error sum/mask (fused in {where} BP)")
