@@ -86,3 +86,53 @@ def test_float32(name, batch, seed, tiling):
                                seed=seed)
     assert decision_flips(net, gold.trace, got.tensors) == []
     assert max(errs.values()) < 1e-4, sorted(errs.items(), key=lambda t: -t[1])[:3]
+
+
+@pytest.mark.parametrize("name,tiling", [("resnet20-b", (16, 8, 4, 8)), ("tiny", (8, 8, 6, 6))])
+def test_model_streams_are_the_words_the_reference_reads(name, tiling):
+    """The model's words of every conv layer-phase's loads (with their second streams)
+    and of the BP stores' extra reads equal what the reference's loaders read from DRAM.
+    (WU: the reference reloads each error tile per reduction block, the model's engine
+    once per tile: a factor NB. Tilings with an even tr: for stride-2 BP the model prices
+    the middle row tiles by the second, exact only then.)"""
+    from dataclasses import replace
+
+    from efgen.frontend.boards import load_board
+    from efgen.model import engine
+    from efgen.model.evaluate import ddr_bytes_per_cycle
+    from efgen.model.schedule import Request, base_hw
+
+    net = load_net(name)
+    t = Tiling(*tiling)
+    board = load_board("zcu102")
+    hw = replace(base_hw(Request(net=net, board=board, clock_mhz=100.0)), tm=t.tm, tn=t.tn,
+                 ifm_depth=8192, ofm_depth=8192, wbuf_depth=4096, fuse=True)
+    plan = R.initial_plan(net)
+    state = init_state(net, 0, np.float64)
+    x, labels = synthetic_batch(net, 2, 0)
+    got = restructured_step(net, state, x.astype(np.float64), labels, SGD(), plan, t)
+    jobs = [j for j in R.fused_jobs(net, 2, plan) if net[j.layer].op == "conv"]
+    tiles = [(t.tr, t.tc, 1, "wo")] * len(jobs)
+    ddr = ddr_bytes_per_cycle(board, 100)
+    res = engine.evaluate_chosen(jobs, tiles, hw, 4, ddr, "reshaped")
+    plain = [replace(j, in_extra=0, eo_extra=0, st_extra=0, xf=0, acc=0) for j in jobs]
+    res0 = engine.evaluate_chosen(plain, tiles, hw, 4, ddr, "reshaped")
+    seen = {"extra_in": 0, "extra_store": 0, "extra_err": 0}
+    for i, j in enumerate(jobs):
+        w = lambda s: got.words.get((j.layer, j.phase, s), 0)  # noqa: E731
+        assert w("in") == res["in_words"][i] * (1 + j.in_extra), (j.layer, j.phase)
+        if j.phase == "bp":
+            assert w("store") == res["out_words"][i] * j.st_extra, (j.layer, j.phase)
+            seen["extra_store"] += j.st_extra
+        if j.phase == "wu":
+            nb = -(-j.red // hw.tn)
+            assert w("err") == res["out_words"][i] * (1 + j.eo_extra) * nb, (j.layer, j.phase)
+            seen["extra_err"] += j.eo_extra
+        seen["extra_in"] += j.in_extra
+        # the reads the model prices beyond the unfused job's: these streams (and the
+        # per-channel constants of the load transforms)
+        extra = (w("in") - res0["in_words"][i] + w("store")
+                 + (w("err") / nb - res0["out_words"][i] if j.phase == "wu" else 0))
+        assert res["read_words"][i] - res0["read_words"][i] - res["fx_const_words"][i] \
+            == pytest.approx(extra, abs=0.5), (j.layer, j.phase)
+    assert all(v > 0 for v in seen.values()), seen     # every kind of stream was checked

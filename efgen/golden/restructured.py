@@ -42,6 +42,7 @@ class Result:
     loss: float
     tensors: dict[str, np.ndarray] = field(repr=False)   # golden trace key -> dense tensor
     state: TrainState = field(repr=False)
+    words: dict = field(default_factory=dict, repr=False)  # (layer, phase, stream) -> words
 
 
 def _as4(shape) -> tuple:
@@ -85,6 +86,21 @@ class _Loader:
 
     def __init__(self, dram: _Dram, dtype):
         self.d, self.dt = dram, dtype
+        self.ctx = None                       # the (layer, phase, stream) being counted
+        self.words: dict[tuple, int] = {}     # DRAM words each loader read
+
+    def _read(self, name, b, c0, lanes, rows, cols):
+        """One tensor's tile, as the DMA reads it: the valid rows and columns, whole lane
+        blocks of the valid channels (counted under :attr:`ctx`)."""
+        flat, shape = self.d.t[name]
+        if self.ctx is not None:
+            _, C, H, W = shape
+            r, c = np.asarray(rows), np.asarray(cols)
+            nc = max(0, min(lanes, C - c0))
+            T = self.d.fm.lanes
+            words = -(-nc // T) * T * int(((r >= 0) & (r < H)).sum()) * int(((c >= 0) & (c < W)).sum())
+            self.words[self.ctx] = self.words.get(self.ctx, 0) + words
+        return _load_fm(flat, self.d.fm, shape, b, c0, lanes, rows, cols)
 
     def shape(self, e):
         k = e[0]
@@ -97,8 +113,7 @@ class _Loader:
     def tile(self, e, b, c0, lanes, rows, cols):
         k = e[0]
         if k == "mat":
-            flat, shape = self.d.t[e[1]]
-            return _load_fm(flat, self.d.fm, shape, b, c0, lanes, rows, cols)
+            return self._read(e[1], b, c0, lanes, rows, cols)
         if k == "relu":
             return ops.relu_fp(self.tile(e[1], b, c0, lanes, rows, cols))
         if k == "add":
@@ -108,8 +123,8 @@ class _Loader:
             return out
         if k == "bn":      # gamma * ((y - mean) * invstd) + beta, the golden's order
             _, y, mean, invstd, gamma, beta = e
-            flat, shape = self.d.t[y]
-            raw = _load_fm(flat, self.d.fm, shape, b, c0, lanes, rows, cols)
+            shape = self.d.t[y][1]
+            raw = self._read(y, b, c0, lanes, rows, cols)
             ch = lambda v: _chan(v, c0, lanes, self.dt)  # noqa: E731
             val = ch(gamma) * ((raw - ch(mean)) * ch(invstd)) + ch(beta)
             return np.where(_valid(shape, c0, lanes, rows, cols), val, 0).astype(self.dt)
@@ -117,17 +132,37 @@ class _Loader:
             _, dz, y, mean, invstd, gamma, s_dz, s_dzx, n = e
             ch = lambda v: _chan(v, c0, lanes, self.dt)  # noqa: E731
             d = self.tile(dz, b, c0, lanes, rows, cols)
-            flat, shape = self.d.t[y]
-            raw = _load_fm(flat, self.d.fm, shape, b, c0, lanes, rows, cols)
+            shape = self.d.t[y][1]
+            raw = self._read(y, b, c0, lanes, rows, cols)
             xhat = (raw - ch(mean)) * ch(invstd)
             coef = ch(gamma * invstd / n)
             val = coef * (n * d - ch(s_dz) - xhat * ch(s_dzx))
             return np.where(_valid(shape, c0, lanes, rows, cols), val, 0).astype(self.dt)
         raise AssertionError(k)
 
+    def counted(self, ctx, e, b, c0, lanes, rows, cols):
+        """:meth:`tile`, its DRAM words counted under ``ctx``."""
+        self.ctx = ctx
+        try:
+            return self.tile(e, b, c0, lanes, rows, cols)
+        finally:
+            self.ctx = None
+
     def dense(self, e):
         B, C, H, W = self.shape(e)
         return np.stack([self.tile(e, b, 0, C, np.arange(H), np.arange(W)) for b in range(B)])
+
+
+def _leaves(e) -> list[str]:
+    """The stored tensors an expression reads."""
+    k = e[0]
+    if k in ("mat", "bn"):
+        return [e[1]]
+    if k == "relu":
+        return _leaves(e[1])
+    if k == "add":
+        return [n for x in e[1] for n in _leaves(x)]
+    return _leaves(e[1]) + [e[2]]      # bndx: dz's, then y
 
 
 def restructured_step(net: Net, state: TrainState, x: np.ndarray, labels: np.ndarray,
@@ -184,7 +219,8 @@ def restructured_step(net: Net, state: TrainState, x: np.ndarray, labels: np.nda
             lt = T(l.name, "fp")
             y, y_shape = conv_fp_tiled(none, in_shape, w_flat, w_shape, p.get("bias"),
                                        l.stride, l.padding, lt, fm, wl,
-                                       load=lambda b, c0, n, r, c, _e=e_in: ld.tile(_e, b, c0, n, r, c),
+                                       load=lambda b, c0, n, r, c, _e=e_in, _k=(l.name, "fp", "in"):
+                                       ld.counted(_k, _e, b, c0, n, r, c),
                                        store=store)
             dram.t[l.name] = (y, y_shape)
             expr[l.name] = ("mat", l.name)
@@ -272,9 +308,14 @@ def restructured_step(net: Net, state: TrainState, x: np.ndarray, labels: np.nda
             e = np.where(ld.tile(expr[tname], b, c0, lanes, rows, cols) > 0, e, 0).astype(dt)
         for bn in R._bns_finalised_at(net, tname):
             f = bn_fp[bn]
-            flat, shape = dram.t[f["y"]]
+            if any(f["y"] in _leaves(c) for c in [expr[tname]] if tname in fused):
+                ld.ctx, keep = None, ld.ctx    # the mask's own y stream: read once
+            else:
+                keep = ld.ctx
+            shape = dram.t[f["y"]][1]
             ok = _valid(shape, c0, lanes, rows, cols)
-            raw = _load_fm(flat, fm, shape, b, c0, lanes, rows, cols)
+            raw = ld._read(f["y"], b, c0, lanes, rows, cols)
+            ld.ctx = keep
             xhat = np.where(ok, (raw - _chan(f["mean"], c0, lanes, dt))
                             * _chan(f["invstd"], c0, lanes, dt), 0)
             s = bn_bp.setdefault(bn, [np.zeros(len(f["mean"]), dt), np.zeros(len(f["mean"]), dt)])
@@ -342,8 +383,10 @@ def restructured_step(net: Net, state: TrainState, x: np.ndarray, labels: np.nda
                 lt = T(l.name, "wu")
                 dw, dws = conv_wu_tiled(
                     none, dy_shape, none, in_shape, w_shape[2], l.stride, l.padding, lt, fm, wl,
-                    load_err=lambda b, c0, n, r, c: ld.tile(dy, b, c0, n, r, c),
-                    load_in=lambda b, c0, n, r, c: ld.tile(in_e, b, c0, n, r, c))
+                    load_err=lambda b, c0, n, r, c: ld.counted((l.name, "wu", "err"), dy, b, c0,
+                                                               n, r, c),
+                    load_in=lambda b, c0, n, r, c: ld.counted((l.name, "wu", "in"), in_e, b, c0,
+                                                              n, r, c))
                 g["weight"] = wl.unpack(dw, dws).reshape(p["weight"].shape)
                 if l.bias:   # the bias gradient: the error summed per channel
                     g["bias"] = ld.dense(dy).sum(axis=(0, 2, 3))
@@ -351,16 +394,21 @@ def restructured_step(net: Net, state: TrainState, x: np.ndarray, labels: np.nda
                 lt = T(l.name, "bp")
                 fz = finalises(l, src)
 
-                def store(flat, layout, shape, b, n0, r0, c0, tile, _fz=fz, _src=src):
-                    if _fz:
+                def store(flat, layout, shape, b, n0, r0, c0, tile, _fz=fz, _src=src,
+                          _k=(l.name, "bp", "store")):
+                    if _fz:       # (the rows and columns of the image the store writes)
+                        H, W = shape[2:]
+                        ld.ctx = _k
                         tile = finalise_tile(_src, tile, b, n0, tile.shape[0],
-                                             np.arange(r0, r0 + tile.shape[1]),
-                                             np.arange(c0, c0 + tile.shape[2]))
+                                             np.arange(r0, min(H, r0 + tile.shape[1])),
+                                             np.arange(c0, min(W, c0 + tile.shape[2])))
+                        ld.ctx = None
                     _store_fm(flat, layout, shape, b, n0, r0, c0, tile)
 
                 dx, dxs = conv_bp_tiled(none, dy_shape, w_flat, w_shape, in_shape[2:],
                                         l.stride, l.padding, lt, fm, wl,
-                                        load=lambda b, c0, n, r, c: ld.tile(dy, b, c0, n, r, c),
+                                        load=lambda b, c0, n, r, c: ld.counted(
+                                            (l.name, "bp", "in"), dy, b, c0, n, r, c),
                                         store=store)
                 if fz:
                     contrib.pop(src, None)
@@ -438,4 +486,4 @@ def restructured_step(net: Net, state: TrainState, x: np.ndarray, labels: np.nda
         new.buffers[bn] = {"running_mean": rm.astype(dt), "running_var": rv.astype(dt)}
         out[f"{bn}:new.running_mean"] = new.buffers[bn]["running_mean"]
         out[f"{bn}:new.running_var"] = new.buffers[bn]["running_var"]
-    return Result(float(loss), out, new)
+    return Result(float(loss), out, new, ld.words)

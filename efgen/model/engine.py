@@ -497,6 +497,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # components, for tests against the layout's burst generator
         "in_words": in_total, "in_bursts": in_bursts, "out_words": o_total,
         "out_bursts": o_bursts, "w_words": w_words, "w_bursts": w_bursts,
+        "fx_const_words": consts if fused else np.zeros_like(jb["out"]),
     }
 
 
