@@ -541,8 +541,9 @@ def fusion_markdown(f: dict) -> list[str]:
     L.append("BN statistics and sums accumulate in the engine's stores; BN normalise, "
              "ReLU, residual adds and BN BP dx apply in its loads where the model decided "
              "so (efgen/model/restructure.py). These cycle terms are a model: the generated "
-             "HLS C++ (hls/) and the reference RTL (rtl/) run the unfused step, and no fused "
-             "step has been measured. `--no-fuse` prices the unfused step.")
+             "HLS C++ and the reference RTL run the unfused step (so this build has no hls/ "
+             "or rtl/), and no fused step has been measured. `--no-fuse` prices and "
+             "generates the unfused step.")
     L.append("")
     L.append("| figure | fused | no-fuse (same array) |")
     L.append("| --- | ---: | ---: |")
