@@ -53,7 +53,7 @@ from efgen.frontend.ir import Net, _finish
 from efgen.methods.golden import emp_kept, gf_grid
 from efgen.methods.spec import Training, from_doc, residual_blocks
 from efgen.model import engine
-from efgen.model.aux import AuxCost, _pass, _words, aux_costs
+from efgen.model.aux import AuxCost, _words, aux_costs, passes_cost
 
 FILTER = "filter/"
 GATE_EMBED = 10                      # E2-Train's gate: 10 features, LSTM(10, 10), linear
@@ -157,12 +157,7 @@ def method_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per
     maxb = float(hw.max_burst_beats * hw.port_words)
 
     def cost(layer, phase, op, passes):
-        cyc = bursts = rd = wr = el = 0.0
-        for reads, writes, elements in passes:
-            c, b = _pass(hw, bw, maxb, reads, writes, elements)
-            cyc, bursts = cyc + c, bursts + b
-            rd, wr, el = rd + sum(reads), wr + sum(writes), el + elements
-        return AuxCost(layer, phase, op, cyc, rd, wr, bursts, el)
+        return passes_cost(hw, bw, maxb, layer, phase, op, passes)
 
     from efgen.model.fusion import bp_store_masks
 
