@@ -182,13 +182,38 @@ def _classes(n_out, t, n_tiles):
     return cnt, size, idx
 
 
-def _src_span(idx, size, t, jb, axis_len, phase_bp):
+def _src_span(idx, size, t, jb, axis_len, phase_bp, n_tiles=None):
     """Source rows (or columns) a tile loads, and its on-chip buffer extent.
 
     FP/WU: buffer u in [0, (size-1)*S + K) reads source row idx*t*S - P + u.
     BP: dilated coordinate d = idx*t + u, u in [0, size + K - 1), reads error row
     (d - lo)/dil when that is an integer in range.
+
+    With ``n_tiles``, the middle class (index 1 of the last axis) is the mean over every
+    middle tile, not the second tile's: in BP with dil > 1 and a tile size that is not a
+    multiple of dil, the rows a middle tile loads alternate with the tile's start
+    (period dil), so each residue class of the middle tiles is counted apart.
     """
+    loaded, ext = _src_span_at(idx, size, t, jb, axis_len, phase_bp)
+    if n_tiles is None:
+        return loaded, ext
+    dmax = int(np.max(jb["dil"])) if jb["dil"].size else 1
+    if dmax <= 1:
+        return loaded, ext
+    mid = np.maximum(n_tiles - 2, 0)                         # middle tiles (J, C)
+    acc = np.zeros_like(mid, dtype=np.float64)
+    for r in range(dmax):       # middle tiles 1 + r, 1 + r + dmax, ...: (mid - r)/dmax
+        cnt = np.maximum(0.0, np.ceil((mid - r) / dmax))
+        i_r = idx.copy()
+        i_r[..., 1] = 1 + r
+        acc = acc + cnt * _src_span_at(i_r, size, t, jb, axis_len, phase_bp)[0][..., 1]
+    loaded = loaded.copy()
+    loaded[..., 1] = np.where(mid > 0, acc / np.maximum(mid, 1), loaded[..., 1])
+    return loaded, ext
+
+
+def _src_span_at(idx, size, t, jb, axis_len, phase_bp):
+    """:func:`_src_span` of the tiles at ``idx``."""
     k, s, lo, dil = jb["k"][..., None], jb["s"][..., None], jb["lo"][..., None], jb["dil"][..., None]
     start_fw = idx * t[..., None] * s - lo
     ext_fw = (size - 1) * s + k
@@ -234,9 +259,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     n_c = np.ceil(jb["co"] / tc)
     cr, sr, ir = _classes(jb["ro"], tr, n_r)
     cc, sc, ic = _classes(jb["co"], tc, n_c)
-    rows_ld, rows_buf = _src_span(ir, sr, tr, jb, jb["hs"], is_bp[..., None])
+    rows_ld, rows_buf = _src_span(ir, sr, tr, jb, jb["hs"], is_bp[..., None], n_r)
     # Columns: linear jobs put the images along the column axis with no halo.
-    cols_ld, cols_buf = _src_span(ic, sc, tc, jb, jb["ws"], is_bp[..., None])
+    cols_ld, cols_buf = _src_span(ic, sc, tc, jb, jb["ws"], is_bp[..., None], n_c)
     major = jb["img_major"][..., None] > 0
     cols_ld = np.where(major, sc, cols_ld)
     cols_buf = np.where(major, sc, cols_buf)
