@@ -8,7 +8,7 @@ same figures for resnet20-b, resnet18, vgg16-cifar and vgg16-bn-224.
 Every figure is the analytical model's (efgen/model/restructure.py): the generated HLS
 C++ and the reference RTL run the unfused step, so the fused figures are not measured.
 The no-fuse column schedules the fused design's array and buffers without fusion
-(``efgen.model.restructure.comparison``); ``--no-fuse`` as scheduled from scratch is
+(``efgen.model.schedule.fusion_comparison``); ``--no-fuse`` as scheduled from scratch is
 printed beside it when it picks another array.
 """
 

@@ -234,7 +234,7 @@ def cmd_report(args) -> int:
     from efgen.design import Design
     from efgen.frontend.boards import load_board
     from efgen.frontend.yamlio import read_text
-    from efgen.model.evaluate import evaluate_design
+    from efgen.model.schedule import evaluate_for_report
     from efgen.report.summary import report_dict, summary_lines, vendor_comparison
     import json
 
@@ -245,7 +245,7 @@ def cmd_report(args) -> int:
     path = d / "design.json"
     design = Design.from_json(read_text(path, "design.json"), str(path))
     board = load_board(design.board)
-    ev = evaluate_design(design.net_ir, design, board)
+    ev = evaluate_for_report(design.net_ir, design, board)
     for line in summary_lines(design, board, report_dict(design, board, ev)):
         print(line)
     found = vendor_comparison(design, ev, d)

@@ -37,7 +37,7 @@ from efgen.errors import EfgenError
 from efgen.frontend.boards import Board
 from efgen.frontend.ir import Net, parse_net
 from efgen.model.evaluate import ddr_bytes_per_cycle, evaluate_design
-from efgen.model.schedule import Request, schedule, schedule_fixed
+from efgen.model.schedule import Request, evaluate_for_report, schedule, schedule_fixed
 from efgen.outdir import check_output_dir, make_temp, publish
 from efgen.report.summary import report_dict, report_json, report_markdown
 
@@ -162,7 +162,7 @@ def net_of(design: Design) -> Net:
 def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
     progress(f"efgen: scheduling {req.net.name} on {req.board.name} ...")
     design = schedule(req)
-    ev = evaluate_design(req.net, design, req.board)
+    ev = evaluate_for_report(req.net, design, req.board)
     full = None
     if req.train_last is not None:
         full_net = parse_net({**design.net, "layers": [

@@ -58,6 +58,13 @@ def energy_constants(board: Board, precision: str, hw=None) -> dict[str, float]:
             "static_w": static}
 
 
+def bram_accesses_per_cycle(hw, phase: str) -> float:
+    """On-chip buffer accesses per engine cycle (weights, inputs, accumulators)."""
+    if phase == "wu":
+        return 2.0 * hw.macs + hw.tm + hw.tn      # gradient read+write, error, input
+    return float(hw.macs + hw.tn + 2 * hw.tm)     # weights, inputs, partial sums
+
+
 def energy_joules(seconds, flops, bram_accesses, dram_bytes, k: dict[str, float]):
     """Joules; works elementwise on numpy arrays."""
     return (k["static_w"] * seconds + 1e-12 * (k["pj_flop"] * flops

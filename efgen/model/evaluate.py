@@ -21,7 +21,7 @@ from efgen.frontend.ir import Net
 from efgen.model import engine
 from efgen.model.aux import aux_costs
 from efgen.model.coeffs import word_bits
-from efgen.model.energy import energy_constants, energy_joules
+from efgen.model.energy import bram_accesses_per_cycle, energy_constants, energy_joules
 from efgen.model.fusion import fused_relus
 from efgen.model.resources import resource_use
 
@@ -59,13 +59,6 @@ class Row:
 
 def ddr_bytes_per_cycle(board: Board, clock_mhz: float) -> float:
     return board.ddr.peak_gbps * 1e9 / (clock_mhz * 1e6)
-
-
-def bram_accesses_per_cycle(hw: HwParams, phase: str) -> float:
-    """On-chip buffer accesses per engine cycle (weights, inputs, accumulators)."""
-    if phase == "wu":
-        return 2.0 * hw.macs + hw.tm + hw.tn      # gradient read+write, error, input
-    return float(hw.macs + hw.tn + 2 * hw.tm)     # weights, inputs, partial sums
 
 
 def engine_rows(net: Net, design: Design, board: Board,
@@ -187,12 +180,7 @@ def evaluate_design(net: Net, design: Design, board: Board) -> dict:
     order = {l.name: i for i, l in enumerate(net)}
     rows.sort(key=lambda r: (r.phase != "fp", order[r.layer] if r.phase == "fp"
                              else -order[r.layer], PHASE_ORDER[r.phase]))
-    ev = {"rows": rows, "totals": design_totals(net, design, board, rows)}
-    if design.fusion is not None:
-        from efgen.model.restructure import comparison
-
-        ev["totals"]["fusion"] = comparison(net, design, board, ev)
-    return ev
+    return {"rows": rows, "totals": design_totals(net, design, board, rows)}
 
 
 def design_totals(net: Net, design: Design, board: Board, rows: list[Row]) -> dict:

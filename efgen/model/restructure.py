@@ -424,8 +424,7 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
     chosen tilings of its jobs (:func:`efgen.model.engine.choose`). ``energy``: the
     board's energy constants (:func:`efgen.model.energy.energy_constants`) to minimise
     joules instead (the energy objective: tilings and decisions by joules)."""
-    from efgen.model.energy import energy_joules
-    from efgen.model.evaluate import bram_accesses_per_cycle
+    from efgen.model.energy import bram_accesses_per_cycle, energy_joules
 
     clock = hw.clock_mhz * 1e6
     cache: dict = {}
@@ -507,27 +506,8 @@ def vector_cycles(rows) -> float:
                      if r.engine != "conv" and not r.engine.startswith("sgd (weights")))
 
 
-def comparison(net: Net, design, board, ev: dict) -> dict:
-    """The fused Design's decisions and its totals next to the unfused step's on the
-    same array and buffers (what ``--no-fuse`` schedules there, without overrides), for
-    the report; a function of the Design alone, so design.json regenerates it."""
-    from efgen.model.evaluate import evaluate_design
-    from efgen.model.schedule import Request, schedule_fixed
-
-    hw = design.hw
-    req = Request(net=net, board=board, batch=design.batch, clock_mhz=hw.clock_mhz,
-                  objective=design.objective, precision=hw.precision, tm=hw.tm, tn=hw.tn,
-                  train_last=design.train_last, momentum=design.sgd_momentum)
-    plain = schedule_fixed(req, replace(hw, fuse=False))
-    t = ev["totals"]
-    out = {"decisions": dict(design.fusion), "fused": _figures(t, ev["rows"])}
-    if plain is not None:
-        ev0 = evaluate_design(net, plain, board)
-        out["no_fuse"] = _figures(ev0["totals"], ev0["rows"])
-    return out
-
-
-def _figures(t: dict, rows) -> dict:
+def figures(t: dict, rows) -> dict:
+    """The totals :func:`efgen.model.schedule.fusion_comparison` reports."""
     v = vector_cycles(rows)
     return {"cycles": t["cycles"], "effective_gflops": t["effective_gflops"],
             "dram_bytes": t["dram_bytes"], "vector_cycles": v,

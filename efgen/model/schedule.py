@@ -42,7 +42,7 @@ from efgen.model import engine
 from efgen.model.aux import aux_costs
 from efgen.model.coeffs import acc_bits, bram18_units, coefficients, fmax_mhz, mac_cost, word_bits
 from efgen.model.energy import energy_constants, energy_joules
-from efgen.model.evaluate import bram_accesses_per_cycle, ddr_bytes_per_cycle
+from efgen.model.evaluate import bram_accesses_per_cycle, ddr_bytes_per_cycle, evaluate_design
 from efgen.model.resources import RESOURCES, over_caps, resource_use
 
 ARRAY_SIDES = (1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64)
@@ -400,3 +400,32 @@ def load_overrides(path: str, net: Net) -> dict[tuple[str, str], dict[str, Any]]
 
 __all__ = ["Request", "schedule", "schedule_fixed", "base_hw", "parse_tiles", "load_overrides", "hardware_candidates",
            "RESOURCES", "bram18_units"]
+
+
+def fusion_comparison(net: Net, design: Design, board: Board, ev: dict) -> dict:
+    """The fused Design's decisions and its totals next to the unfused step's on the
+    same array and buffers (what ``--no-fuse`` schedules there, without overrides), for
+    the report; a function of the Design alone, so design.json regenerates it. Here, not
+    in evaluate, because it schedules."""
+    from efgen.model.restructure import figures
+
+    hw = design.hw
+    req = Request(net=net, board=board, batch=design.batch, clock_mhz=hw.clock_mhz,
+                  objective=design.objective, precision=hw.precision, tm=hw.tm, tn=hw.tn,
+                  train_last=design.train_last, momentum=design.sgd_momentum)
+    plain = schedule_fixed(req, replace(hw, fuse=False))
+    t = ev["totals"]
+    out = {"decisions": dict(design.fusion), "fused": figures(t, ev["rows"])}
+    if plain is not None:
+        ev0 = evaluate_design(net, plain, board)
+        out["no_fuse"] = figures(ev0["totals"], ev0["rows"])
+    return out
+
+
+def evaluate_for_report(net: Net, design: Design, board: Board) -> dict:
+    """:func:`efgen.model.evaluate.evaluate_design`, with the fused-vs-unfused comparison
+    of a fused Design in its totals (``fusion``)."""
+    ev = evaluate_design(net, design, board)
+    if design.fusion is not None:
+        ev["totals"]["fusion"] = fusion_comparison(net, design, board, ev)
+    return ev
