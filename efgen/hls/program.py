@@ -19,6 +19,59 @@ Everything the generated host runtime does is here, stated once in Python:
 
 Each region lists the golden-trace tensors it holds at the end of the step, so the
 C-simulation compares tensor by tensor with :func:`efgen.golden.model.train_step`.
+
+Restructured batchnorm (``--fuse``, efgen/model/restructure.py; the numpy spec of every
+load and store is efgen/golden/restructured.py). The EfgenDesc struct is unchanged: a
+fused transform is named by new flag bits, and its parameters sit in a per-descriptor
+*side record* in DRAM whose word address is in an address slot the op leaves unused:
+
+* ``FLAG_XF`` (64): the conv engine reads the side record at ``a[3]`` (CONV_FP,
+  CONV_BP) or ``a[7]`` (CONV_WU; the bias-gradient debug copy that slot held moves
+  into the record's ``DBG`` field). Unfused descriptors never set it, so their bytes
+  and their behaviour are those of the unfused step.
+* ``FLAG_STATS`` (128, CONV_FP with FLAG_XF): the store accumulates, per output channel,
+  sum(y - k) and sum((y - k)^2) (k: the running mean before the step, a shift that keeps
+  the one-pass variance from cancelling) and writes them once per weight chunk (a chunk
+  covers all images and tiles of its channels) to the record's ``SSUM``.
+
+The side record (:data:`XF_WORDS` = 16 words; an address is an int64 word address as two
+32-bit words, low first, bit patterns in the float image; 0 = none):
+
+====== ========== ==================================================================
+words  field      meaning
+====== ========== ==================================================================
+0-1    ``LK1``    the load stream's first term (the tile the engine reads from a[0]
+                  in FP / a[1] in WU): the BN constants block of its batchnorm; 0 =
+                  the term is the plain tensor
+2-3    ``LX2``    a second operand (same shape and layout as the first), read beside
+                  the tile on the gmem1 bundle; 0 = none
+4-5    ``LK2``    the second term's BN constants block; 0 = plain
+6      ``LRELU``  1: the loaded value is clamped at 0 (a fused ReLU), as int bits
+7      -          0
+8-9    ``SK``     FLAG_STATS: k, the shift (C words: the BN's running mean)
+10-11  ``SSUM``   FLAG_STATS: sum(y - k)[C] then sum((y - k)^2)[C], overwritten
+12-13  ``DBG``    CONV_WU: the bias-gradient debug copy (what a[7] holds unfused)
+14-15  -          0 (reserved: the BP store's BN BP sums and the bndx load, below)
+====== ========== ==================================================================
+
+A loaded term is ``gamma*((y - mean)*invstd) + beta`` per channel (the golden's order,
+no folded constants, so nothing cancels when |mean| >> std), the value loaded is
+``relu?(term1 + term2)``; positions outside the map and channels >= C load +0 as before.
+
+A batchnorm's *constants block* ``bnk:<bn>`` is one vec region of 8*C words:
+``s1 | s2 | mean | invstd | gamma | beta | sdy | sdyx`` (C words each): the producing
+conv's FP store writes s1, s2 (its SSUM = the block); ``BN_FIN`` (op 12, vector engine:
+a[0] = the block, a[1] = gamma, a[2] = beta, a[3] = stats (mean, biased var: the golden
+trace), a[4] = running mean (also the stats' k), a[5] = running var, updated in place)
+turns them into mean = k + s1/n, var = s2/n - (s1/n)^2, invstd = 1/sqrt(var + eps) and
+copies gamma and beta in (so a later SGD of gamma cannot change what a load applies).
+Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
+
+Planned, not built yet (the next increments; the words above are reserved for them):
+BN BP sums (sdy, sdyx) accumulated by the finalising BP store with x_hat recomputed from
+y (the record's words 14-15 and a second record page), BN_BPFIN, the bndx affine
+``gamma*invstd/n*(n*dz - sdy - x_hat*sdyx)`` in the producing conv's BP (input) and WU
+(error) loads, and error sums / residual adds in the BP store.
 """
 
 from __future__ import annotations

@@ -1,0 +1,156 @@
+"""Restructured batchnorm in the HLS C++ (issue 12, part 3): the conv engine's fused load
+transform and BN FP statistics store (FLAG_XF / FLAG_STATS and the side record,
+efgen/hls/program.py's docstring), in C simulation against numpy (efgen.hls.fused's twins
+and the golden ops).
+
+Engine-level: the header is compiled with the harness of tests/test_hls_conv.py (a NaN
+sentinel image, poisoned pad lanes, exact write sets), on Tm != Tn with channel counts
+that are not multiples of the lanes, at two tilings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from efgen.golden import ops
+from efgen.hls import fused
+from efgen.hls.desc import make_desc
+from tests.test_hls_conv import (LR, MOMENTUM, WD, Dram, bits, check_writes, engine,  # noqa: F401
+                                 fm_valid, put_fm, put_w, rel_err)
+
+BAR = 1e-5
+ERR_XF = 9
+TILINGS = [(99, 99, 99, 0), (3, 4, 2, 1)]
+N, M, H, W, K, S, P, B = 6, 10, 7, 7, 3, 1, 1, 2
+
+
+def _consts(rng, c):
+    """mean, invstd, gamma, beta rows of a BN constants block (4*C words)."""
+    return np.stack([rng.standard_normal(c), rng.uniform(0.5, 2.0, c),
+                     rng.standard_normal(c), rng.standard_normal(c)]).astype(np.float32)
+
+
+def _geometry():
+    ho = ops.conv_out_size(H, K, S, P)
+    return dict(batch=B, in_c=N, in_h=H, in_w=W, out_c=M, out_h=ho, out_w=ho, kh=K, kw=K,
+                stride=S, pad=P), ho
+
+
+def _tiling(t):
+    return dict(tr=t[0], tc=t[1], mc=t[2], order=t[3])
+
+
+def _inputs(seed, second: bool, relu: bool):
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    d = {"x1": f(B, N, H, W) * np.float32(2) + np.float32(1), "x2": f(B, N, H, W),
+         "k1": _consts(rng, N), "k2": _consts(rng, N), "w": f(M, N, K, K) * np.float32(0.3),
+         "kshift": f(M), "b": f(M)}
+    v = fused.bn_term(d["x1"], d["k1"])
+    if second:
+        v = v + fused.bn_term(d["x2"], d["k2"])
+    d["xin"] = np.maximum(v, 0).astype(np.float32) if relu else v.astype(np.float32)
+    return d
+
+
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+@pytest.mark.parametrize("second", [False, True], ids=["bn-relu", "bn+bn-relu"])
+def test_fp_load_transform_and_stats(engine, t, second):
+    """CONV_FP reading relu(bn(x1) [+ bn(x2)]) through the loader, storing y and its BN FP
+    sums: y matches conv_fp on the transformed input, the sums match sum(y-k),
+    sum((y-k)^2), and nothing else in the image is written."""
+    eng = engine("8x4")
+    d = _inputs(7, second, relu=True)
+    geo, ho = _geometry()
+    dram = Dram()
+    put_fm(dram, eng, "x1", d["x1"])
+    put_fm(dram, eng, "x2", d["x2"])
+    put_w(dram, eng, "w", d["w"])
+    dram.add("k1", 4 * N, d["k1"].ravel())
+    dram.add("k2", 4 * N, d["k2"].ravel())
+    dram.add("kshift", M, d["kshift"])
+    dram.add("sums", 2 * M)
+    y_shape = (B, M, ho, ho)
+    dram.add("y", eng.fm.size(y_shape))
+    rec = fused.xf_record(lk1=dram.off("k1"), lx2=dram.off("x2") if second else 0,
+                          lk2=dram.off("k2") if second else 0, relu=True,
+                          sk=dram.off("kshift"), ssum=dram.off("sums"))
+    dram.add("rec", rec.size, rec)
+    desc = make_desc("CONV_FP", ["XF", "STATS"], {0: dram.off("x1"), 1: dram.off("w"),
+                                                  3: dram.off("rec"), 7: dram.off("y")},
+                     **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    size = eng.fm.size(y_shape)
+    check_writes(before, mem, np.concatenate([dram.off("y") + np.arange(size),
+                                              dram.off("sums") + np.arange(2 * M)]))
+    y = eng.fm.unpack(dram.get(mem, "y"), y_shape)
+    want = ops.conv_fp(d["xin"], d["w"], None, S, P)
+    assert rel_err(y, want) <= BAR
+    sums = dram.get(mem, "sums")
+    assert rel_err(sums, fused.stats_sums(y, d["kshift"])) <= BAR
+    # the record's twin reads what the engine read
+    r = fused.read_record(mem, dram.off("rec"))
+    assert r["LK1"] == dram.off("k1") and r["LRELU"] and r["SSUM"] == dram.off("sums")
+    got_in = fused.load_value(d["x1"], r, lambda a: d["x2"],
+                              lambda a, n: mem[a:a + n].copy())
+    assert rel_err(got_in, d["xin"]) <= BAR
+
+
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_wu_load_transform(engine, t):
+    """CONV_WU with FLAG_XF: the input tiles go through the same transform; the record at
+    a[7] moves the bias-gradient debug copy to its DBG field."""
+    eng = engine("8x4")
+    d = _inputs(11, second=True, relu=True)
+    geo, ho = _geometry()
+    rng = np.random.default_rng(3)
+    dy = rng.standard_normal((B, M, ho, ho)).astype(np.float32)
+    vel = rng.standard_normal((M, N, K, K)).astype(np.float32)
+    vb = rng.standard_normal(M).astype(np.float32)
+    dram = Dram()
+    put_fm(dram, eng, "dy", dy)
+    put_fm(dram, eng, "x1", d["x1"])
+    put_fm(dram, eng, "x2", d["x2"])
+    put_w(dram, eng, "w", d["w"])
+    put_w(dram, eng, "v", vel)
+    dram.add("b", M, d["b"])
+    dram.add("vb", M, vb)
+    dram.add("k1", 4 * N, d["k1"].ravel())
+    dram.add("k2", 4 * N, d["k2"].ravel())
+    dram.add("dw", eng.wl.size(d["w"].shape))
+    dram.add("db", M)
+    rec = fused.xf_record(lk1=dram.off("k1"), lx2=dram.off("x2"), lk2=dram.off("k2"),
+                          relu=True, dbg=dram.off("db"))
+    dram.add("rec", rec.size, rec)
+    a = {0: dram.off("dy"), 1: dram.off("x1"), 2: dram.off("w"), 3: dram.off("v"),
+         4: dram.off("b"), 5: dram.off("vb"), 6: dram.off("dw"), 7: dram.off("rec")}
+    desc = make_desc("CONV_WU", ["BIAS", "XF"], a, lr=LR, momentum=MOMENTUM,
+                     weight_decay=WD, **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    eng.run(desc, mem)
+    g = ops.conv_wu(dy, d["xin"], S, P, K)
+    w2, v2 = ops.sgd_update(d["w"], g, vel, LR, MOMENTUM, WD)
+    gb = ops.conv_bias_grad(dy)
+    assert rel_err(eng.wl.unpack(dram.get(mem, "dw"), g.shape), g) <= BAR
+    assert rel_err(eng.wl.unpack(dram.get(mem, "w"), w2.shape), w2) <= BAR
+    assert rel_err(eng.wl.unpack(dram.get(mem, "v"), v2.shape), v2) <= BAR
+    assert rel_err(dram.get(mem, "db"), gb) <= BAR
+    assert np.all(bits(dram.get(mem, "rec")) == bits(rec)), "the record was overwritten"
+
+
+def test_unsupported_fused_descriptors_are_rejected(engine):
+    """What is not built yet is refused before anything is read: FLAG_XF on CONV_BP (the
+    bndx load), FLAG_STATS without FLAG_XF or outside FP, and a missing record."""
+    eng = engine("8x4")
+    geo, _ = _geometry()
+    base = dict(**geo, **_tiling(TILINGS[0]))
+    a = {0: 64, 1: 128, 3: 256, 6: 512, 7: 1024}
+    assert eng.check(make_desc("CONV_BP", ["XF"], a, **base)) == ERR_XF
+    assert eng.check(make_desc("CONV_FP", ["STATS"], a, **base)) == ERR_XF
+    assert eng.check(make_desc("CONV_FP", ["XF"], {**a, 3: 0}, **base)) == 4   # ADDRESS
+    assert eng.check(make_desc("CONV_FP", ["XF", "STATS"], a, **base)) == 0
