@@ -38,11 +38,12 @@ enum EfgenOp : int32_t {
                           // FLAG_DX (FLAG_MASK: times (x > 0), x = a[1]); gamma/beta
                           // updated by SGD when FLAG_TRAIN (dx uses the old gamma); debug
                           // copies of dgamma, dbeta (2*C words) to a[6] when non-zero.
-  EFGEN_OP_BN_FIN = 12,   // restructured BN (FLAG_XF producers): a[0] = constants block
-                          // (8*C words: s1 s2 mean invstd gamma beta sdy sdyx) -> mean,
-                          // invstd, gamma, beta from s1, s2 (k = a[4] before the update);
-                          // a[1]=gamma a[2]=beta a[3]=stats written; a[4], a[5] running
-                          // statistics updated (efgen/hls/program.py's docstring)
+  EFGEN_OP_BN_FIN = 12,   // restructured BN: a[6] = constants block (8*C words: s1 s2
+                          // mean invstd gamma beta sdy sdyx; s1, s2 from the producing
+                          // conv's FLAG_STATS store) -> mean, invstd, gamma, beta (k =
+                          // a[4] before its update); a[1]=gamma a[2]=beta; a[3]=stats
+                          // written; a[4], a[5] running statistics updated; a[7] != 0:
+                          // y = bn(a[0]) materialised (FLAG_RELU: clamped)
   EFGEN_OP_RELU_FP = 20,  // a[0]=x -> a[7]=y
   EFGEN_OP_RELU_BP = 21,  // a[0]=dy a[1]=y -> a[7]=dx = dy * (y > 0)
   EFGEN_OP_MAXPOOL_FP = 30,  // a[0]=x -> a[7]=y, a[6]=argmax (window index i*K+j of the

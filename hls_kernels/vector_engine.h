@@ -1013,9 +1013,69 @@ static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_
   }
 }
 
+// BN_FIN's statistics (restructured BN), from the sums the producing conv's store
+// accumulated (constants block a[6]: s1 = sum(x-k), s2 = sum((x-k)^2), k = the running
+// mean a[4] before its update), on unit_sgd and unit_rcp only (no float operator of its
+// own): d = s1*(1/n), var = (1/n)*s2 - d*d, mean = k + d, invstd = 1/sqrt(var + eps).
+static inline void bn_fin_stats(const EfgenDesc& d, const int C, const float inv_n,
+                                const float* mem_w, ChanMem& chan) {
+  EFGEN_HLS(INLINE)
+  const int64_t blk = d.a[6];
+  load_chan(mem_w, blk, C, kChDbeta, chan);       // s1 (scratch)
+  load_chan(mem_w, blk + C, C, kChDgamma, chan);  // s2 (scratch)
+  load_chan(mem_w, d.a[4], C, kChCoef, chan);     // k (scratch)
+  int cb = 0, t = 0;
+  EFGEN_LABEL(bn_fin_shift)
+  for (int c = 0; c < C; ++c) {   // d = s1*(1/n)
+    EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_C)
+    float v = 0.0f, p = 0.0f;
+    unit_sgd(chan[kChDbeta][cb][t], inv_n, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, v, p);
+    chan[kChDbeta][cb][t] = p;
+    if (++t == kT) {
+      t = 0;
+      ++cb;
+    }
+  }
+  cb = 0;
+  t = 0;
+  EFGEN_LABEL(bn_fin_var)
+  for (int c = 0; c < C; ++c) {   // var = (1/n)*s2 + (0 + (-1)*(d*d))
+    EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_C)
+    float v = 0.0f, unused = 0.0f;
+    const float dd = chan[kChDbeta][cb][t];
+    unit_sgd(dd, dd, 0.0f, chan[kChDgamma][cb][t], 0.0f, inv_n, -1.0f, v, unused);
+    chan[kChVar][cb][t] = v;
+    if (++t == kT) {
+      t = 0;
+      ++cb;
+    }
+  }
+  cb = 0;
+  t = 0;
+  EFGEN_LABEL(bn_fin_mean)
+  for (int c = 0; c < C; ++c) {   // mean = 0*0 + (k + 1*d)
+    EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_C)
+    float v = 0.0f, unused = 0.0f;
+    unit_sgd(chan[kChDbeta][cb][t], 1.0f, chan[kChCoef][cb][t], 0.0f, 0.0f, 0.0f, 1.0f, v,
+             unused);
+    chan[kChMean][cb][t] = v;
+    if (++t == kT) {
+      t = 0;
+      ++cb;
+    }
+  }
+  invstd_chan(C, d.eps, chan);
+}
+
 // BN_FP: mean pass, centred variance pass (both read x), statistics (a[3]: mean[C] then
 // biased var[C]), running statistics in place (a[4], a[5]: momentum bn_momentum,
 // unbiased var), normalise pass (x -> y, fused ReLU with FLAG_RELU).
+// BN_FIN (restructured BN) shares it: the statistics from the block's sums instead of
+// the two passes (bn_fin_stats), the block's mean, invstd, gamma, beta written (what the
+// consumers' loads apply), and the normalise pass only with a[7] != 0 (materialised).
 static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                          float* mem_out, PartMem& part, ChanMem& chan) {
   EFGEN_HLS(INLINE)
@@ -1024,15 +1084,25 @@ static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* m
   const int64_t n = int64_t(d.batch) * d.in_h * d.in_w;  // elements per channel
   const float nf = float(n);
   const float inv_n = unit_rcp(nf, 0.0f, false);
+  const bool fin = d.op == EFGEN_OP_BN_FIN;
+  if (fin) bn_fin_stats(d, C, inv_n, mem_w, chan);
   load_chan(mem_w, d.a[1], C, kChGamma, chan);
   load_chan(mem_w, d.a[2], C, kChBeta, chan);
-  clear_part(CB, part);
-  bn_pass(kBnMean, d, mem_in, mem_w, mem_out, nf, part, chan);
-  reduce_chan(C, 0, inv_n, kChMean, part, chan);
-  clear_part(CB, part);
-  bn_pass(kBnVar, d, mem_in, mem_w, mem_out, nf, part, chan);
-  reduce_chan(C, 1, inv_n, kChVar, part, chan);
-  invstd_chan(C, d.eps, chan);
+  if (fin) {
+    const int64_t blk = d.a[6];
+    store_chan(mem_out, blk + 2 * int64_t(C), C, kChMean, chan);
+    store_chan(mem_out, blk + 3 * int64_t(C), C, kChInvstd, chan);
+    store_chan(mem_out, blk + 4 * int64_t(C), C, kChGamma, chan);
+    store_chan(mem_out, blk + 5 * int64_t(C), C, kChBeta, chan);
+  } else {
+    clear_part(CB, part);
+    bn_pass(kBnMean, d, mem_in, mem_w, mem_out, nf, part, chan);
+    reduce_chan(C, 0, inv_n, kChMean, part, chan);
+    clear_part(CB, part);
+    bn_pass(kBnVar, d, mem_in, mem_w, mem_out, nf, part, chan);
+    reduce_chan(C, 1, inv_n, kChVar, part, chan);
+    invstd_chan(C, d.eps, chan);
+  }
   store_chan(mem_out, d.a[3], C, kChMean, chan);
   store_chan(mem_out, d.a[3] + C, C, kChVar, chan);
   // PyTorch's running update: the unbiased variance, var * n/(n-1).
@@ -1040,7 +1110,7 @@ static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* m
   const float unbias = n > 1 ? nf * unit_rcp(nf - 1.0f, 0.0f, false) : 1.0f;
   running_chan(mem_w, mem_out, d.a[4], C, kChMean, keep, d.bn_momentum, 1.0f, chan);
   running_chan(mem_w, mem_out, d.a[5], C, kChVar, keep, d.bn_momentum, unbias, chan);
-  bn_pass(kBnNorm, d, mem_in, mem_w, mem_out, nf, part, chan);
+  if (!fin || d.a[7] != 0) bn_pass(kBnNorm, d, mem_in, mem_w, mem_out, nf, part, chan);
 }
 
 // BN_BP: sums pass (dy, x) -> dbeta = sum(dy), dgamma = sum(dy*xhat); coef =
@@ -1689,7 +1759,7 @@ static inline void flatten_bp(const EfgenDesc& d, const float* mem_in, const flo
 //   SHORTCUT: in_* >= 1, out_c >= in_c, stride >= 1, out_h = ceil(in_h/stride) (and w).
 //   FLATTEN: in_* >= 1, out_c = in_c*in_h*in_w, out_h = out_w = 1.
 //   pooling and SHORTCUT: in_w and out_w <= max(EFGEN_MAX_W, 9) (the on-chip rows).
-// Address slots used (must be >= 0): BN_FP 0-5, 7; BN_BP 0-5, 6 (0 = no debug copy),
+// Address slots used (must be >= 0): BN_FIN 0-7 (a[7] = 0: y not materialised); BN_FP 0-5, 7; BN_BP 0-5, 6 (0 = no debug copy),
 // 7 with FLAG_DX; MAXPOOL_FP 0, 6, 7; MAXPOOL_BP, RELU_BP 0, 1, 7; ADD_FP 0, 1, 7;
 // ERRSUM 0..n_src-1, 7; the rest 0, 7; plus 6 with FLAG_MASK on a BP op / ERRSUM.
 static inline int efgen_vector_check(const EfgenDesc& d) {
@@ -1712,6 +1782,11 @@ static inline int efgen_vector_check(const EfgenDesc& d) {
       }
       if (op == EFGEN_OP_ADD_FP || op == EFGEN_OP_RELU_BP) slots |= 0x2;
       if (op != EFGEN_OP_RELU_FP && op != EFGEN_OP_ADD_FP && mask) slots |= 0x40;
+      break;
+    case EFGEN_OP_BN_FIN:
+      if (!geo || !in_ok) return EFGEN_VECTOR_ERR_GEOMETRY;
+      if (d.in_c > efgen_vec::kMaxC) return EFGEN_VECTOR_ERR_CHANNELS;
+      slots = 0xff;
       break;
     case EFGEN_OP_BN_FP:
     case EFGEN_OP_BN_BP:
@@ -1800,11 +1875,13 @@ static inline void efgen_vector_engine(const EfgenDesc& d, const float* mem_in,
   if (efgen_vector_check(d) != EFGEN_VECTOR_OK) return;
   switch (d.op) {
     case EFGEN_OP_BN_FP:
+    case EFGEN_OP_BN_FIN:
       bn_fp(d, mem_in, mem_w, mem_out, part, chan);
       break;
     case EFGEN_OP_BN_BP:
       bn_bp(d, mem_in, mem_w, mem_out, part, chan);
       break;
+
     case EFGEN_OP_RELU_FP:
     case EFGEN_OP_RELU_BP:
     case EFGEN_OP_ADD_FP:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from efgen.golden import ops
+from efgen.hls import fused
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
 from efgen.layout import FeatureMapLayout, WeightLayout
 
@@ -61,19 +62,34 @@ class Interp:
         def masked(v, src_addr, shape):
             return v * (self.fm_get(src_addr, shape) > 0) if mask else v
 
+        xf = bool(fl & FLAGS["XF"])
+        rec = fused.read_record(self.mem, a[7] if op == "CONV_WU" else a[3]) if xf else None
+
+        def loaded(addr, shape):
+            """A conv's input stream as its loader delivers it (FLAG_XF: transformed)."""
+            x = self.fm_get(addr, shape)
+            if rec is None:
+                return x
+            return fused.load_value(x, rec, lambda ad: self.fm_get(ad, shape), self.v_get)
+
         if op == "CONV_FP":
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
             b = self.v_get(a[2], d.out_c) if fl & FLAGS["BIAS"] else None
-            y = ops.conv_fp(self.fm_get(a[0], xin), w, b, d.stride, d.pad)
-            self.fm_put(a[7], np.maximum(y, 0) if relu else y)
+            y = ops.conv_fp(loaded(a[0], xin), w, b, d.stride, d.pad)
+            y = np.maximum(y, 0) if relu else y
+            self.fm_put(a[7], y)
+            if rec is not None and fl & FLAGS["STATS"]:
+                self.v_put(rec["SSUM"], fused.stats_sums(y, self.v_get(rec["SK"], d.out_c)))
         elif op == "CONV_BP":
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
             dx = ops.conv_bp(self.fm_get(a[0], yout), w, d.stride, d.pad, (d.in_h, d.in_w))
             self.fm_put(a[7], masked(dx, a[6], xin))
         elif op == "CONV_WU":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
-            dy, x = self.fm_get(a[0], yout), self.fm_get(a[1], xin)
+            dy, x = self.fm_get(a[0], yout), loaded(a[1], xin)
             g = ops.conv_wu(dy, x, d.stride, d.pad, d.kh)
+            if rec is not None:           # the record moved the bias-gradient debug copy
+                a[7] = rec["DBG"]
             w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape), *sgd)
             self.w_put(a[2], w)
             self.w_put(a[3], v)
@@ -98,6 +114,21 @@ class Interp:
             self.v_put(a[4], rm)
             self.v_put(a[5], rv)
             self.fm_put(a[7], np.maximum(y, 0) if relu else y)
+        elif op == "BN_FIN":
+            c, count = d.in_c, B * d.in_h * d.in_w
+            blk = self.v_get(a[6], 2 * c)
+            k = self.v_get(a[4], c)
+            mean, var, invstd = fused.bn_finalise(blk[:c], blk[c:], k, count, float(d.eps))
+            gamma, beta = self.v_get(a[1], c), self.v_get(a[2], c)
+            self.v_put(a[6] + 2 * c, np.concatenate([mean, invstd, gamma, beta]))
+            self.v_put(a[3], np.concatenate([mean, var]))
+            rm, rv = ops.bn_running_update(k, self.v_get(a[5], c), mean, var, count,
+                                           float(d.bn_momentum))
+            self.v_put(a[4], rm)
+            self.v_put(a[5], rv)
+            if a[7]:
+                y = fused.bn_term(self.fm_get(a[0], xin), np.stack([mean, invstd, gamma, beta]))
+                self.fm_put(a[7], np.maximum(y, 0) if relu else y)
         elif op == "BN_BP":
             c = d.in_c
             x = self.fm_get(a[1], xin)

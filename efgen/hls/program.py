@@ -61,10 +61,12 @@ no folded constants, so nothing cancels when |mean| >> std), the value loaded is
 A batchnorm's *constants block* ``bnk:<bn>`` is one vec region of 8*C words:
 ``s1 | s2 | mean | invstd | gamma | beta | sdy | sdyx`` (C words each): the producing
 conv's FP store writes s1, s2 (its SSUM = the block); ``BN_FIN`` (op 12, vector engine:
-a[0] = the block, a[1] = gamma, a[2] = beta, a[3] = stats (mean, biased var: the golden
+a[6] = the block, a[1] = gamma, a[2] = beta, a[3] = stats (mean, biased var: the golden
 trace), a[4] = running mean (also the stats' k), a[5] = running var, updated in place)
 turns them into mean = k + s1/n, var = s2/n - (s1/n)^2, invstd = 1/sqrt(var + eps) and
-copies gamma and beta in (so a later SGD of gamma cannot change what a load applies).
+copies gamma and beta in (so a later SGD of gamma cannot change what a load applies);
+with a[7] != 0 it also materialises y = relu?(bn(a[0])) (a group the plan materialises,
+or one a vector pass reads).
 Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
 
 Planned, not built yet (the next increments; the words above are reserved for them):
