@@ -187,9 +187,11 @@ enum EfgenConvStatus : int32_t {
   EFGEN_CONV_ERR_OFM = 6,       // output/error tiles exceed EFGEN_OFM_BLOCK
   EFGEN_CONV_ERR_WBUF = 7,      // weight chunk exceeds EFGEN_WBUF_DEPTH
   EFGEN_CONV_ERR_BIAS = 8,      // chunk exceeds EFGEN_MAX_MC with FLAG_BIAS
-  EFGEN_CONV_ERR_XF = 9,        // FLAG_XF: a BP transform (not built yet), FLAG_STATS
-                                // outside FP, the loaded map wider than EFGEN_XF_MAX_C
-                                // channels, or a chunk wider than EFGEN_MAX_MC with STATS
+  EFGEN_CONV_ERR_XF = 9,        // FLAG_STATS outside FP or without FLAG_XF, the loaded
+                                // map wider than EFGEN_XF_MAX_C channels, a chunk wider
+                                // than EFGEN_MAX_MC with STATS or a BP record, or (found
+                                // in the record, before anything is written) a BP
+                                // record with a load transform (not built yet)
 };
 
 namespace efgen_ce {
@@ -282,6 +284,7 @@ struct Job {
   bool xf, stats;
   int64_t rec;                   // the side record's word address
   int64_t lk1, lx2, lk2, sk, ssum, dbg;
+  int64_t mk;                    // BP: the mask source's BN constants (mask = bn(src) > 0)
   bool relu_in;
 };
 
@@ -330,9 +333,8 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   j.rec = j.xf ? (j.mode == WU ? d.a[7] : d.a[3]) : 0;
   if (j.xf) addr_ok = addr_ok && j.rec > 0;
   if (!addr_ok) return EFGEN_CONV_ERR_ADDRESS;
-  if ((j.stats && (j.mode != FP || !j.xf)) || (j.xf && j.mode == BP))
-    return EFGEN_CONV_ERR_XF;
-  j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = 0;
+  if (j.stats && (j.mode != FP || !j.xf)) return EFGEN_CONV_ERR_XF;
+  j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = 0;
   j.relu_in = false;
   j.lr = d.lr;
   j.momentum = d.momentum;
@@ -394,7 +396,7 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   if (int64_t(j.mc) * j.NB * j.KK * j.G > WBUF_DEPTH) return EFGEN_CONV_ERR_WBUF;
   if (bias && j.mode != BP && j.mc > MAX_MC) return EFGEN_CONV_ERR_BIAS;
   if (j.xf && j.src.C > XF_MAX_C) return EFGEN_CONV_ERR_XF;
-  if (j.stats && j.mc > MAX_MC) return EFGEN_CONV_ERR_XF;
+  if ((j.stats || (j.xf && j.mode == BP)) && j.mc > MAX_MC) return EFGEN_CONV_ERR_XF;
   return EFGEN_CONV_OK;
 }
 
@@ -973,7 +975,8 @@ EFGEN_LABEL(STORE_FP_LANES)
 
 // BP: dx = acc, times (x > 0) with x the mask source (FLAG_MASK), read on mem_w.
 static inline void store_bp(const OfmBlock& o, int obase, const Job& j, const Walk& w, int ob,
-                            const float* mem_w, float* mem_out) {
+                            int mbl, const float* mem_w, float* mem_out,
+                            const float kbs[XF_CONSTS][TM][MAX_MC]) {
   const bool mask = (j.flags & EFGEN_FLAG_MASK) != 0;
   const FmView& mv = mask ? j.msk : j.dst;   // without a mask: a harmless read of dx itself
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
@@ -997,7 +1000,12 @@ EFGEN_LABEL(STORE_BP_LANES)
           EFGEN_HLS(UNROLL)
           const float e = o[g * T + t][oa];
           const float src = mem_w[m0 + int64_t(q) * T + t];
-          const float dx = mask && !(src > 0.0f) ? 0.0f : e;
+          // A fused BN's mask recomputed from its input (record MK): bn(src) > 0.
+          const int m = g * T + t;
+          const int kb = j.mk != 0 ? mbl : 0;
+          const float ms = j.mk != 0 ? kbs[KGAMMA][m][kb] * ((src - kbs[KMEAN][m][kb]) *
+                                       kbs[KINVSTD][m][kb]) + kbs[KBETA][m][kb] : src;
+          const float dx = mask && !(ms > 0.0f) ? 0.0f : e;
           mem_out[a0 + int64_t(q) * T + t] = c + t < j.OC ? dx : 0.0f;
         }
         ++oa;
@@ -1010,7 +1018,8 @@ EFGEN_LABEL(STORE_BP_LANES)
 static inline void ce_store(const Job& j, int ob0, int nmb, const float bbuf[TM][MAX_MC],
                             efgen_sob<OfmBlock>& ofm_s, const float* mem_w, float* mem_out,
                             const float skb[TM][MAX_MC],
-                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST]) {
+                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                            const float kbs[XF_CONSTS][TM][MAX_MC]) {
   EFGEN_HLS(INLINE off)
   EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_AXI_WORDS)   // FP bias adders
   Walk w;
@@ -1030,7 +1039,7 @@ EFGEN_LABEL(STORE_GROUPS)
         if (j.mode == FP)
           store_fp(o, obase, bbuf, j, w, ob0 + mbl, mbl, mem_out, skb, sacc);
         else
-          store_bp(o, obase, j, w, ob0 + mbl, mem_w, mem_out);
+          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs);
       }
     }
   EFGEN_LABEL(SKIP_STEPS)
@@ -1047,6 +1056,7 @@ static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DE
                       const float bbuf[TM][MAX_MC], float bacc[TM][MAX_MC * ACC_DIST],
                       const float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float skb[TM][MAX_MC],
                       float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                      const float kbs[XF_CONSTS][TM][MAX_MC],
                       const float* mem_in, const float* mem_w, float* mem_out) {
   EFGEN_HLS(INLINE off)
   EFGEN_HLS(DATAFLOW)
@@ -1059,7 +1069,7 @@ static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DE
   EFGEN_REGION(region);
   EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, ifm_s, err_s, bacc, kb));
   EFGEN_PROCESS(region, ce_mac(j, ob0, nmb, wbuf, ifm_s, err_s, ofm_s));
-  EFGEN_PROCESS(region, ce_store(j, ob0, nmb, bbuf, ofm_s, mem_w, mem_out, skb, sacc));
+  EFGEN_PROCESS(region, ce_store(j, ob0, nmb, bbuf, ofm_s, mem_w, mem_out, skb, sacc, kbs));
   EFGEN_JOIN(region);
 }
 
@@ -1307,7 +1317,7 @@ static inline int64_t rec_addr(const uint32_t rw[XF_WORDS], int k) {
 // The side record (XF_WORDS words, one per cycle) and the load stream's per-channel
 // constants (mean, invstd, gamma, beta of each term: 4 x C words from LK), one word per
 // cycle, before the chunks. A WU record's DBG replaces a[7] (the bias-gradient debug copy).
-static void load_xf(Job& j, float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float* mem_w) {
+static bool load_xf(Job& j, float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float* mem_w) {
   uint32_t rw[XF_WORDS];
 EFGEN_LABEL(LOAD_XF_RECORD)
   for (int k = 0; k < XF_WORDS; ++k) {
@@ -1322,7 +1332,11 @@ EFGEN_LABEL(LOAD_XF_RECORD)
   j.sk = rec_addr(rw, 8);
   j.ssum = rec_addr(rw, 10);
   j.dbg = rec_addr(rw, 12);
+  j.mk = rec_addr(rw, 14);
   if (j.mode == WU) j.a[7] = j.dbg;
+  // BP loads dy plainly (the BN BP dx load is not built yet); MK is BP's only.
+  if ((j.mode == BP && (j.lk1 != 0 || j.lx2 != 0 || j.relu_in)) || (j.mode != BP && j.mk != 0))
+    return false;
   const int C = j.src.C;
 EFGEN_LABEL(LOAD_XF_TERMS)
   for (int term = 0; term < XF_TERMS; ++term) {
@@ -1343,6 +1357,30 @@ EFGEN_LABEL(LOAD_XF_TERMS)
           t = 0;
           ++cb;
         }
+      }
+    }
+  }
+  return true;
+}
+
+// BP with a record: the chunk's mask-source constants (mean, invstd, gamma, beta of the
+// layer-input channels the chunk writes), one word per cycle.
+static void mask_begin(const Job& j, int ob0, int nmb, float kbs[XF_CONSTS][TM][MAX_MC],
+                       const float* mem_w) {
+  const int nch = imin(nmb * TM, j.OC - ob0 * TM);
+EFGEN_LABEL(MASK_K_KINDS)
+  for (int q = 0; q < XF_CONSTS; ++q) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=4 max=4)
+    const int64_t row = j.mk + int64_t(q) * j.OC + int64_t(ob0) * TM;
+    int m = 0, mbl = 0;
+  EFGEN_LABEL(MASK_K)
+    for (int k = 0; k < nch; ++k) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
+      EFGEN_HLS(PIPELINE II=1)
+      kbs[q][m][mbl] = mem_w[row + k];
+      if (++m == TM) {
+        m = 0;
+        ++mbl;
       }
     }
   }
@@ -1415,6 +1453,9 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
   static float kb[XF_TERMS][XF_CONSTS][T][XF_D];
   static float skb[TM][MAX_MC];
   static float sacc[NSUMS][TM][MAX_MC * ACC_DIST];
+  static float kbs[XF_CONSTS][TM][MAX_MC];
+  EFGEN_HLS(ARRAY_PARTITION variable=kbs type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=kbs type=complete dim=2)
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=2)
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=3)
@@ -1432,7 +1473,7 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
 
   Job j;
   if (make_job(d, j) != EFGEN_CONV_OK) return;  // rejected: nothing read or written
-  if (j.xf) load_xf(j, kb, mem_w);
+  if (j.xf && !load_xf(j, kb, mem_w)) return;   // an unsupported record: nothing written
 
   const int nchunks = cdiv(j.MB, j.mc);
 EFGEN_LABEL(CHUNKS)
@@ -1454,7 +1495,8 @@ EFGEN_LABEL(CHUNKS)
       load_weights(wbuf, bbuf, j, ob0, nmb, mem_w);
     }
     if (j.stats) stats_begin(j, ob0, nmb, skb, sacc, mem_w);
-    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, kb, skb, sacc, mem_in, mem_w, mem_out);
+    if (j.mk != 0) mask_begin(j, ob0, nmb, kbs, mem_w);
+    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, kb, skb, sacc, kbs, mem_in, mem_w, mem_out);
     if (j.stats) stats_end(j, ob0, nmb, sacc, mem_out);
     if (j.mode == WU) sgd_writeback(wbuf, bacc, j, ob0, nmb, mem_in, mem_w, mem_out);
   }

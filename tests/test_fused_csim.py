@@ -143,14 +143,65 @@ def test_wu_load_transform(engine, t):
     assert np.all(bits(dram.get(mem, "rec")) == bits(rec)), "the record was overwritten"
 
 
-def test_unsupported_fused_descriptors_are_rejected(engine):
-    """What is not built yet is refused before anything is read: FLAG_XF on CONV_BP (the
-    bndx load), FLAG_STATS without FLAG_XF or outside FP, and a missing record."""
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_bp_store_recomputes_a_fused_relu_mask(engine, t):
+    """CONV_BP with FLAG_MASK and a record whose MK names a BN constants block: the mask
+    source a[6] is the BN's input y, the mask bn(y) > 0 (the ReLU output is never stored)."""
     eng = engine("8x4")
-    geo, _ = _geometry()
+    geo, ho = _geometry()
+    rng = np.random.default_rng(5)
+    dy = rng.standard_normal((B, M, ho, ho)).astype(np.float32)
+    w = (rng.standard_normal((M, N, K, K)) * 0.3).astype(np.float32)
+    y = (rng.standard_normal((B, N, H, W)) * 2 + 1).astype(np.float32)
+    k = _consts(rng, N)
+    dram = Dram()
+    put_fm(dram, eng, "dy", dy)
+    put_w(dram, eng, "w", w)
+    put_fm(dram, eng, "y", y)
+    dram.add("k", 4 * N, k.ravel())
+    dx_shape = (B, N, H, W)
+    dram.add("dx", eng.fm.size(dx_shape))
+    rec = fused.xf_record(mk=dram.off("k"))
+    dram.add("rec", rec.size, rec)
+    desc = make_desc("CONV_BP", ["MASK", "XF"], {0: dram.off("dy"), 1: dram.off("w"),
+                                                 3: dram.off("rec"), 6: dram.off("y"),
+                                                 7: dram.off("dx")}, **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    check_writes(before, mem, dram.off("dx") + np.arange(eng.fm.size(dx_shape)))
+    dx = eng.fm.unpack(dram.get(mem, "dx"), dx_shape)
+    keep = fused.bn_term(y, k) > 0
+    assert 0.2 < keep.mean() < 0.8               # the mask matters
+    want = ops.conv_bp(dy, w, S, P, (H, W)) * keep
+    assert rel_err(dx, want) <= BAR
+
+
+def test_unsupported_fused_descriptors_are_rejected(engine):
+    """What is not built yet is refused before anything is written: FLAG_STATS without
+    FLAG_XF or outside FP, a missing record (check), and a CONV_BP record with a load
+    transform (the BN BP dx load; found in the record at run time)."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
     base = dict(**geo, **_tiling(TILINGS[0]))
     a = {0: 64, 1: 128, 3: 256, 6: 512, 7: 1024}
-    assert eng.check(make_desc("CONV_BP", ["XF"], a, **base)) == ERR_XF
     assert eng.check(make_desc("CONV_FP", ["STATS"], a, **base)) == ERR_XF
+    assert eng.check(make_desc("CONV_BP", ["XF", "STATS"], a, **base)) == ERR_XF
     assert eng.check(make_desc("CONV_FP", ["XF"], {**a, 3: 0}, **base)) == 4   # ADDRESS
     assert eng.check(make_desc("CONV_FP", ["XF", "STATS"], a, **base)) == 0
+    rng = np.random.default_rng(1)
+    dram = Dram()
+    put_fm(dram, eng, "dy", rng.standard_normal((B, M, ho, ho)).astype(np.float32))
+    put_w(dram, eng, "w", rng.standard_normal((M, N, K, K)).astype(np.float32))
+    dram.add("k", 4 * N, _consts(rng, N).ravel())
+    dram.add("dx", eng.fm.size((B, N, H, W)))
+    rec = fused.xf_record(lk1=dram.off("k"))
+    dram.add("rec", rec.size, rec)
+    desc = make_desc("CONV_BP", ["XF"], {0: dram.off("dy"), 1: dram.off("w"),
+                                         3: dram.off("rec"), 7: dram.off("dx")}, **base)
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    assert np.all(bits(mem) == bits(before)), "a refused record wrote to the image"

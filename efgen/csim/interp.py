@@ -83,7 +83,12 @@ class Interp:
         elif op == "CONV_BP":
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
             dx = ops.conv_bp(self.fm_get(a[0], yout), w, d.stride, d.pad, (d.in_h, d.in_w))
-            self.fm_put(a[7], masked(dx, a[6], xin))
+            if rec is not None and rec["MK"] and mask:   # a fused BN's ReLU mask, recomputed
+                k = self.v_get(rec["MK"], 4 * d.in_c).reshape(4, d.in_c)
+                dx = dx * (fused.bn_term(self.fm_get(a[6], xin), k) > 0)
+            else:
+                dx = masked(dx, a[6], xin)
+            self.fm_put(a[7], dx)
         elif op == "CONV_WU":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
             dy, x = self.fm_get(a[0], yout), loaded(a[1], xin)

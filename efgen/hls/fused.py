@@ -10,7 +10,7 @@ import numpy as np
 
 from efgen.hls.desc import XF_FIELDS, XF_WORDS
 
-ADDR_FIELDS = ("LK1", "LX2", "LK2", "SK", "SSUM", "DBG")
+ADDR_FIELDS = ("LK1", "LX2", "LK2", "SK", "SSUM", "DBG", "MK")
 
 # The BN constants block bnk:<bn>, 8*C words: the C-word vectors in this order.
 BNK = ("s1", "s2", "mean", "invstd", "gamma", "beta", "sdy", "sdyx")
@@ -18,11 +18,11 @@ BNK_LOAD = BNK.index("mean")      # a consumer's LK points at bnk + BNK_LOAD*C
 
 
 def xf_record(lk1: int = 0, lx2: int = 0, lk2: int = 0, relu: bool = False, sk: int = 0,
-              ssum: int = 0, dbg: int = 0) -> np.ndarray:
+              ssum: int = 0, dbg: int = 0, mk: int = 0) -> np.ndarray:
     """The 16-word side record, as float32 words of the DRAM image (addresses as two
     32-bit words, low first; bit patterns)."""
     words = np.zeros(XF_WORDS, np.uint32)
-    for name, v in zip(ADDR_FIELDS, (lk1, lx2, lk2, sk, ssum, dbg)):
+    for name, v in zip(ADDR_FIELDS, (lk1, lx2, lk2, sk, ssum, dbg, mk)):
         v = int(v)
         if v < 0 or v >= 1 << 63:
             raise ValueError(f"{name}: address {v} out of range")

@@ -51,7 +51,9 @@ words  field      meaning
 8-9    ``SK``     FLAG_STATS: k, the shift (C words: the BN's running mean)
 10-11  ``SSUM``   FLAG_STATS: sum(y - k)[C] then sum((y - k)^2)[C], overwritten
 12-13  ``DBG``    CONV_WU: the bias-gradient debug copy (what a[7] holds unfused)
-14-15  -          0 (reserved: the BP store's BN BP sums and the bndx load, below)
+14-15  ``MK``     CONV_BP with FLAG_MASK: the mask source a[6] is a fused BN's input y
+                  and the mask is bn(y) > 0 with this BN constants block (the
+                  ReLU mask recomputed; the BN output is never stored)
 ====== ========== ==================================================================
 
 A loaded term is ``gamma*((y - mean)*invstd) + beta`` per channel (the golden's order,
@@ -69,9 +71,10 @@ with a[7] != 0 it also materialises y = relu?(bn(a[0])) (a group the plan materi
 or one a vector pass reads).
 Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
 
-Planned, not built yet (the next increments; the words above are reserved for them):
-BN BP sums (sdy, sdyx) accumulated by the finalising BP store with x_hat recomputed from
-y (the record's words 14-15 and a second record page), BN_BPFIN, the bndx affine
+A CONV_BP record may hold only MK (a load transform in BP is refused: the engine checks
+the record before it writes anything). Planned, not built yet (the next increments): BN
+BP sums (sdy, sdyx) accumulated by the finalising BP store with x_hat recomputed from
+y (a record of more words), a BN BP finalisation op, the bndx affine
 ``gamma*invstd/n*(n*dz - sdy - x_hat*sdyx)`` in the producing conv's BP (input) and WU
 (error) loads, and error sums / residual adds in the BP store.
 """
