@@ -137,6 +137,9 @@ class DramImage:
             if kind == "input":
                 self._put(r, x)
                 continue
+            if kind == "data":                    # words the program fixed (fused records)
+                self.mem[r.offset:r.offset + r.words] = r.data
+                continue
             layer, _, name = what.rpartition(".")   # parameter names carry no dots
             if kind == "param":
                 self._put(r, state.params[layer][name])
@@ -153,7 +156,7 @@ class DramImage:
         :meth:`load_state`); what DRAM does not hold is copied from ``like``."""
         state = like.copy()
         for r in self.prog.regions.values():
-            if getattr(r, "alias_of", None) or r.init is None or r.init == "input":
+            if getattr(r, "alias_of", None) or r.init in (None, "input", "data"):
                 continue
             kind, _, what = r.init.partition(":")
             layer, _, name = what.rpartition(".")

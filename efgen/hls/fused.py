@@ -79,3 +79,130 @@ def bn_finalise(s1, s2, k, n: int, eps: float):
     var = s2 / f(n) - d * d
     invstd = (f(1) / np.sqrt(var + f(eps))).astype(f)
     return mean.astype(f), var.astype(f), invstd
+
+
+# ---- the program: which tensors a fused design stores, and the descriptors' records --------
+
+class Fusion:
+    """The restructured-BN part of a program (efgen.hls.program._Builder, ``fuse``).
+
+    * ``stats``: batchnorm -> the conv/linear whose FP store accumulates its sums
+      (:func:`efgen.model.restructure.stats_producer`); its BN_FP becomes BN_FIN.
+    * ``load``: DRAM tensors (a BN's output, or the ReLU fused into it) that are never
+      stored: every consumer is a conv/linear whose FP and WU loads apply bn (and the
+      ReLU), and the ReLU's error has one sender, a conv/linear whose BP store
+      recomputes the mask from the BN's input (record MK). Every other BN output is
+      materialised by its BN_FIN (a[7]). Groups with residual adds and the BN BP side
+      are not fused yet (they run as in the unfused step).
+    """
+
+    def __init__(self, b):
+        from efgen.model import restructure as R
+
+        net = b.net
+        self.b = b
+        self.stats: dict[str, str] = {}
+        for l in net:
+            if l.op == "batchnorm" and (p := R.stats_producer(net, l)):
+                self.stats[l.name] = p
+        self.conv_bn = {p: bn for bn, p in self.stats.items()}
+        self.load: dict[str, tuple[str, bool]] = {}
+        if b.training is not None:       # the methods' host ops read stored tensors
+            return
+        for bn in self.stats:
+            d = b.dram(bn)
+            relu = d != bn
+            cons = R._consumers(net, d)
+            if not cons or any(c.op not in ("conv", "linear") for c in cons):
+                continue
+            if relu and net[d].needs_error:
+                contrib = b.contributors(d)
+                if len(contrib) != 1 or contrib[0].op not in ("conv", "linear") \
+                        or contrib[0].name not in b.masks:
+                    continue
+            self.load[d] = (bn, relu)
+        self.records: dict[str, dict] = {}     # record region -> {field: (region, words)}
+
+    # ---- regions ---------------------------------------------------------------------
+    def memory_map(self) -> None:
+        for bn in self.stats:
+            c = self.b.net[bn].in_shape[0]
+            self.b.add(f"bnk:{bn}", "vec", (len(BNK) * c,))
+
+    def stored(self, d: str) -> bool:
+        return d not in self.load
+
+    def _record(self, name: str, **fields) -> str:
+        self.b.add(name, "vec", (XF_WORDS,))
+        self.records[name] = fields
+        return name
+
+    def _lk(self, bn: str):
+        return (f"bnk:{bn}", BNK_LOAD * self.b.net[bn].in_shape[0])
+
+    def _load_fields(self, d: str) -> dict:
+        if d not in self.load:
+            return {}
+        bn, relu = self.load[d]
+        return {"lk1": self._lk(bn), "relu": relu}
+
+    def source(self, d: str) -> str:
+        """The region a consumer's load reads for DRAM tensor ``d``."""
+        if d in self.load:
+            return f"act:{self.b.dram(self.b.net[self.load[d][0]].inputs[0])}"
+        return f"act:{d}"
+
+    # ---- descriptors -----------------------------------------------------------------
+    def conv_fp(self, l, a: dict, fl: list) -> None:
+        d = self.b.dram(l.inputs[0])
+        fields = self._load_fields(d)
+        a[0] = self.source(d)
+        if l.name in self.conv_bn:
+            bn = self.conv_bn[l.name]
+            fields.update(sk=(f"rm:{bn}", 0), ssum=(f"bnk:{bn}", 0))
+            fl.append("STATS")
+        if fields:
+            fl.append("XF")
+            a[3] = self._record(f"xf:{l.name}:fp", **fields)
+
+    def bn_fp(self, l, relu: list, x: str, y: str):
+        """BN_FIN's address slots and flags (None: the BN keeps its BN_FP pass)."""
+        if l.name not in self.stats:
+            return None
+        a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
+             4: f"rm:{l.name}", 5: f"rv:{l.name}", 6: f"bnk:{l.name}"}
+        if self.b.dram(l.name) not in self.load:
+            a[7] = y
+        return a, relu
+
+    def conv_bp(self, l, a: dict, fl: list) -> None:
+        d = self.b.dram(l.inputs[0])
+        if d in self.load and "MASK" in fl:
+            bn, _ = self.load[d]
+            a[6] = self.source(d)
+            fl.append("XF")
+            a[3] = self._record(f"xf:{l.name}:bp", mk=self._lk(bn))
+
+    def conv_wu(self, l, a: dict, fl: list) -> None:
+        d = self.b.dram(l.inputs[0])
+        if d not in self.load:
+            return
+        a[1] = self.source(d)
+        fields = self._load_fields(d)
+        if 7 in a:
+            fields["dbg"] = (a.pop(7), 0)
+        fl.append("XF")
+        a[7] = self._record(f"xf:{l.name}:wu", **fields)
+
+    def not_stored(self) -> set[str]:
+        """Golden tensors the fused loads keep out of DRAM."""
+        return {f"{d}:y" for d in self.load}
+
+    def resolve(self, regions: dict) -> None:
+        """Every record's words, now that the regions are placed."""
+        for name, fields in self.records.items():
+            kw = {k: (v if k == "relu" else regions[v[0]].offset + v[1])
+                  for k, v in fields.items()}
+            r = regions[name]
+            r.init = "data"
+            r.data = xf_record(**kw)  # type: ignore[attr-defined]

@@ -155,6 +155,12 @@ class _Builder:
         self.drop: list[Step] = []
         # Descriptors reference regions by name first; offsets are filled in at the end.
         self.pending: list[tuple[EfgenDesc, dict[int, str]]] = []
+        # Restructured BN (--fuse): what the conv engine's loads and stores take over.
+        self.fx = None
+        if getattr(hw, "fuse", False):
+            from efgen.hls.fused import Fusion
+
+            self.fx = Fusion(self)
 
     # ---- helpers ---------------------------------------------------------------------------
     def add(self, name, kind, shape, traces=(), init=None) -> Region:
@@ -216,6 +222,8 @@ class _Builder:
             if l.op == "softmax_ce":
                 continue
             d = self.dram(l.name)
+            if self.fx and not self.fx.stored(d):
+                continue
             r = add(f"act:{d}", "fm", _fm4(net[d].out_shape, B))
             if l.name not in self.fused_into:    # a fused producer's pre-ReLU value is lost
                 r.traces.append(Trace(f"{l.name}:y", _trace_shape(l.out_shape, B)))
@@ -267,6 +275,8 @@ class _Builder:
             from efgen.hls.methods import method_regions
 
             method_regions(self)
+        if self.fx:
+            self.fx.memory_map()
 
     # ---- stage 2: FP descriptors -----------------------------------------------------------
     def fp_descriptors(self) -> None:
@@ -283,10 +293,14 @@ class _Builder:
                 a = {0: x, 1: f"w:{l.name}", 7: y}
                 if l.bias:
                     a[2] = f"b:{l.name}"
+                if self.fx:
+                    self.fx.conv_fp(l, a, fl)
                 fp.append(Step(l.name, "fp", desc("CONV_FP", l, fl, a, **self.tiling(l, "fp"))))
                 from efgen.hls.methods import fp_steps
 
                 fp_steps(self, l, x)
+            elif l.op == "batchnorm" and self.fx and (fin := self.fx.bn_fp(l, relu, x, y)):
+                fp.append(Step(l.name, "fp", desc("BN_FIN", l, fin[1], fin[0])))
             elif l.op == "batchnorm":
                 a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
                      4: f"rm:{l.name}", 5: f"rv:{l.name}", 7: y}
@@ -438,6 +452,9 @@ class _Builder:
         if l.runs_bp:
             dst, fl, extra = self.sender_dst(l, t)
             a = {0: dy, 1: f"w:{l.name}", 7: dst, **extra}
+            fl = list(fl)
+            if self.fx:
+                self.fx.conv_bp(l, a, fl)
             self.bp.append(Step(l.name, "bp", desc("CONV_BP", l, fl, a,
                                                    **self.tiling(l, "bp"))))
         if l.trainable:
@@ -450,6 +467,8 @@ class _Builder:
                 a[6] = f"grad:{l.name}.weight"
                 if l.bias:
                     a[7] = f"grad:{l.name}.bias"
+            if self.fx:
+                self.fx.conv_wu(l, a, fl)
             self.bp.append(Step(l.name, "wu", desc("CONV_WU", l, fl, a,
                                                    **self.tiling(l, "wu"))))
 
@@ -480,12 +499,15 @@ class _Builder:
                 r.offset = regions[target].offset
                 r.words = regions[target].words
         total = -(-offset // ALIGN) * ALIGN
+        if self.fx:
+            self.fx.resolve(regions)
         for d, a in self.pending:
             for i, rname in a.items():
                 d.a[i] = regions[rname].offset
         held = {t.key for r in regions.values() for t in r.traces}
         not_in_dram = sorted({f"{l.name}:y" for l in net if l.name in self.fused_into}
-                             | {f"{r}:dy" for r in self.fused} - held)
+                             | {f"{r}:dy" for r in self.fused} - held
+                             | (self.fx.not_stored() if self.fx else set()))
         return Program(net, self.design, regions, self.fp, self.bp, self.logits, self.dlogits,
                        total, not_in_dram, self.sgd, self.drop)
 
