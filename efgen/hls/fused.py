@@ -206,3 +206,22 @@ class Fusion:
             r = regions[name]
             r.init = "data"
             r.data = xf_record(**kw)  # type: ignore[attr-defined]
+
+    def summary(self) -> dict:
+        """What the generated C++ fuses, against the model's plan (Design.fusion): the
+        report's and the C-simulation's statement of what is and is not built."""
+        net, doc = self.b.net, self.b.design.fusion or {}
+        mat = sorted(bn for bn in self.stats if self.b.dram(bn) not in self.load)
+        plan_fused = set(doc.get("groups_fused", ()))
+        return {
+            "bn_stats_in_store": sorted(self.stats),
+            "bn_fp_pass": sorted(l.name for l in net
+                                 if l.op == "batchnorm" and l.name not in self.stats),
+            "fused_into_loads": sorted(self.load),
+            "materialised_by_bn_fin": mat,
+            "plan_fused_groups_materialised": sorted(plan_fused - set(self.load)),
+            "not_built": ["BN BP sums in the BP store and the dx affine in BP/WU loads "
+                          "(BN_BP runs as a vector pass)",
+                          "residual adds and two-source groups in loads (ADD_FP pass)",
+                          "error sums in the last sender's BP store (ERRSUM pass)"],
+        }

@@ -108,6 +108,8 @@ class Program:
     sgd: tuple[float, float, float]
     # The update of a dropped mini-batch (SMD): the host runs these instead of the step.
     drop: list[Step] = field(default_factory=list)
+    # A fused design: what the C++ fuses, against the plan (efgen.hls.fused.Fusion.summary).
+    fusion: dict | None = None
 
     def region(self, name: str) -> Region:
         return self.regions[name]
@@ -509,7 +511,8 @@ class _Builder:
                              | {f"{r}:dy" for r in self.fused} - held
                              | (self.fx.not_stored() if self.fx else set()))
         return Program(net, self.design, regions, self.fp, self.bp, self.logits, self.dlogits,
-                       total, not_in_dram, self.sgd, self.drop)
+                       total, not_in_dram, self.sgd, self.drop,
+                       self.fx.summary() if self.fx else None)
 
 
 def _alias_region(regions: dict[str, Region], name: str, target: str) -> Region:
