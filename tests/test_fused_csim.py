@@ -205,3 +205,85 @@ def test_unsupported_fused_descriptors_are_rejected(engine):
     before = mem.copy()
     eng.run(desc, mem)
     assert np.all(bits(mem) == bits(before)), "a refused record wrote to the image"
+
+
+# ---- whole steps of fused designs (efgen/hls/program.py with Design.hw.fuse) ---------------
+
+def _fused(name, tm, tn, batch):
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.model.schedule import Request, schedule
+
+    net, board = load_net(name), load_board("zcu102")
+    design = schedule(Request(net, board, batch=batch, tm=tm, tn=tn, fuse=True))
+    assert design.hw.fuse and design.fusion is not None
+    return net, design, board
+
+
+@pytest.mark.parametrize("case", [("tiny", 8, 4, 2), ("tiny", 4, 8, 3)],
+                         ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}-b{c[3]}")
+def test_fused_tiny_step(case, tmp_path):
+    """tiny, fused: every BN's FP sums come from its conv's store (BN_FIN, no BN_FP), the
+    BN2/ReLU2 output is never stored (conv3's FP and WU loads apply it, conv3's BP store
+    recomputes its mask), and the whole step passes the local check of every descriptor
+    and matches the golden step within 1e-4."""
+    from efgen.csim.csim import BAR, format_report, run_csim
+    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.program import build_program
+
+    net, design, board = _fused(*case)
+    prog = build_program(net, design)
+    ops_ = [s.desc.op for s in prog.fp]
+    assert OPS["BN_FP"] not in ops_ and ops_.count(OPS["BN_FIN"]) == 3
+    flags = {(s.layer, s.what): s.desc.flags for s in prog.fp + prog.bp}
+    for k in [("conv3", "fp"), ("conv3", "bp"), ("conv3", "wu")]:
+        assert flags[k] & FLAGS["XF"], k
+    assert flags[("conv3", "fp")] & FLAGS["STATS"]
+    assert not flags[("conv4", "fp")] & FLAGS["XF"]          # reads a materialised add
+    assert "act:relu2" not in prog.regions and "relu2:y" in prog.not_in_dram
+    assert prog.fusion["fused_into_loads"] == ["relu2"]
+    res = run_csim(net, design, board, tmp_path)
+    step = res.steps[0]
+    assert step.ok, format_report(res)
+    assert step.descriptors == len(prog.fp) + len(prog.bp) + 1
+    assert abs(step.loss_csim - step.loss_golden) <= 1e-5 * abs(step.loss_golden)
+    assert max(t.rel_err for t in step.tensors) <= BAR
+    keys = {t.key for t in step.tensors}
+    assert {"bn2:mean", "bn2:var", "bn2:new.running_var", "conv3:new.weight",
+            "bn2:dy"} <= keys
+
+
+def test_fused_program_interpreted_matches_golden():
+    """The fused program run by the numpy interpreter (independently of the C++):
+    every tensor in DRAM matches the golden step within 1e-4."""
+    from efgen.csim.csim import DramImage, compare, golden_step
+    from efgen.csim.interp import interp_step
+    from efgen.golden.model import SGD, init_state, synthetic_batch
+    from efgen.hls.program import build_program
+
+    net, design, _ = _fused("tiny", 8, 4, 2)
+    prog = build_program(net, design)
+    img = DramImage(prog)
+    state = init_state(net, seed=0, dtype=np.float32)
+    x, labels = synthetic_batch(net, 2, seed=1)
+    img.load_state(state, x.astype(np.float32))
+    loss = interp_step(prog, img.mem, labels)
+    golden = golden_step(net, state, x.astype(np.float32), labels, SGD())
+    rows = compare(golden.trace, img.tensors())
+    assert len(rows) > 60 and all(r.ok for r in rows), [r for r in rows if not r.ok][:3]
+    assert abs(loss - golden.loss) <= 1e-5 * abs(golden.loss)
+
+
+def test_fused_resnet20_step(tmp_path):
+    """ResNet-20, batch 2, fused: 19 BN statistics in conv stores, the nine block-internal
+    BN/ReLU outputs fused into the second conv's loads; the whole step within 1e-4."""
+    from efgen.csim.csim import BAR, format_report, run_csim
+
+    net, design, board = _fused("resnet20", 16, 16, 2)
+    res = run_csim(net, design, board, tmp_path)
+    step = res.steps[0]
+    assert step.ok, format_report(res)
+    assert len(res.fusion["bn_stats_in_store"]) == 19
+    assert res.fusion["fused_into_loads"] == [f"s{s}b{b}_a_relu" for s in (1, 2, 3)
+                                              for b in (1, 2, 3)]
+    assert max(t.rel_err for t in step.tensors) <= BAR
