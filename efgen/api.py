@@ -280,8 +280,9 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     from these arguments). ``training``: the training methods (efgen.methods): a
     ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
     ``training:`` section (if any). ``fuse``: price the restructured-BN datapath
-    (efgen/model/restructure.py; a model: the generated C++ and RTL run the unfused step,
-    so a fused build writes neither); False (the default) is the unfused step.
+    (efgen/model/restructure.py; a model: the C++ runs part of it, which :meth:`csim`
+    checks, the RTL the unfused step, so a fused build writes neither hls/ nor rtl/);
+    False (the default) is the unfused step.
     Nothing is written until :meth:`Accelerator.write`.
     """
     from efgen.flow import estimate

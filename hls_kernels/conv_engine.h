@@ -333,7 +333,7 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   j.rec = j.xf ? (j.mode == WU ? d.a[7] : d.a[3]) : 0;
   if (j.xf) addr_ok = addr_ok && j.rec > 0;
   if (!addr_ok) return EFGEN_CONV_ERR_ADDRESS;
-  if (j.stats && (j.mode != FP || !j.xf)) return EFGEN_CONV_ERR_XF;
+  if (j.stats && (j.mode == WU || !j.xf)) return EFGEN_CONV_ERR_XF;
   j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = 0;
   j.relu_in = false;
   j.lr = d.lr;
@@ -976,11 +976,13 @@ EFGEN_LABEL(STORE_FP_LANES)
 // BP: dx = acc, times (x > 0) with x the mask source (FLAG_MASK), read on mem_w.
 static inline void store_bp(const OfmBlock& o, int obase, const Job& j, const Walk& w, int ob,
                             int mbl, const float* mem_w, float* mem_out,
-                            const float kbs[XF_CONSTS][TM][MAX_MC]) {
+                            const float kbs[XF_CONSTS][TM][MAX_MC],
+                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST]) {
   const bool mask = (j.flags & EFGEN_FLAG_MASK) != 0;
   const FmView& mv = mask ? j.msk : j.dst;   // without a mask: a harmless read of dx itself
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
   const int nlb = cdiv(imin(TM, j.OC - ob * TM), T);
+  int sc = 0;
 EFGEN_LABEL(STORE_BP_LANES)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
@@ -996,6 +998,7 @@ EFGEN_LABEL(STORE_BP_LANES)
       for (int q = 0; q < runs.len; ++q) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
         EFGEN_HLS(PIPELINE II=1)
+        EFGEN_HLS(DEPENDENCE variable=sacc type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
           const float e = o[g * T + t][oa];
@@ -1003,12 +1006,22 @@ EFGEN_LABEL(STORE_BP_LANES)
           // A fused BN's mask recomputed from its input (record MK): bn(src) > 0.
           const int m = g * T + t;
           const int kb = j.mk != 0 ? mbl : 0;
-          const float ms = j.mk != 0 ? kbs[KGAMMA][m][kb] * ((src - kbs[KMEAN][m][kb]) *
-                                       kbs[KINVSTD][m][kb]) + kbs[KBETA][m][kb] : src;
+          const float xhat = (src - kbs[KMEAN][m][kb]) * kbs[KINVSTD][m][kb];
+          const float ms = j.mk != 0 ? kbs[KGAMMA][m][kb] * xhat + kbs[KBETA][m][kb] : src;
           const float dx = mask && !(ms > 0.0f) ? 0.0f : e;
           mem_out[a0 + int64_t(q) * T + t] = c + t < j.OC ? dx : 0.0f;
+          // BN BP sums of the finalised error (FLAG_STATS with MK): sum(dy), sum(dy*x_hat),
+          // x_hat from the mask source the store reads anyway.
+          const int sa = (j.stats ? mbl : 0) * ACC_DIST + sc;
+          const float s1 = sacc[0][m][sa] + dx;
+          const float s2 = sacc[1][m][sa] + dx * xhat;
+          if (j.stats && c + t < j.OC) {
+            sacc[0][m][sa] = s1;
+            sacc[1][m][sa] = s2;
+          }
         }
         ++oa;
+        sc = sc == ACC_DIST - 1 ? 0 : sc + 1;
       }
       run_next(runs, w.tc, rr, cc);
     }
@@ -1039,7 +1052,7 @@ EFGEN_LABEL(STORE_GROUPS)
         if (j.mode == FP)
           store_fp(o, obase, bbuf, j, w, ob0 + mbl, mbl, mem_out, skb, sacc);
         else
-          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs);
+          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs, sacc);
       }
     }
   EFGEN_LABEL(SKIP_STEPS)
@@ -1337,6 +1350,7 @@ EFGEN_LABEL(LOAD_XF_RECORD)
   // BP loads dy plainly (the BN BP dx load is not built yet); MK is BP's only.
   if ((j.mode == BP && (j.lk1 != 0 || j.lx2 != 0 || j.relu_in)) || (j.mode != BP && j.mk != 0))
     return false;
+  if (j.mode == BP && j.stats && (j.mk == 0 || !(j.flags & EFGEN_FLAG_MASK))) return false;
   const int C = j.src.C;
 EFGEN_LABEL(LOAD_XF_TERMS)
   for (int term = 0; term < XF_TERMS; ++term) {
@@ -1389,7 +1403,7 @@ EFGEN_LABEL(MASK_K_KINDS)
 // FLAG_STATS: the chunk's shift k (one word per channel) and its sums zeroed.
 static void stats_begin(const Job& j, int ob0, int nmb, float skb[TM][MAX_MC],
                         float sacc[NSUMS][TM][MAX_MC * ACC_DIST], const float* mem_w) {
-  const int nch = imin(nmb * TM, j.M - ob0 * TM);
+  const int nch = j.mode == FP ? imin(nmb * TM, j.OC - ob0 * TM) : 0;   // BP: no shift
 EFGEN_LABEL(STATS_K)
   for (int k = 0; k < nch; ++k) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
@@ -1409,10 +1423,11 @@ EFGEN_LABEL(STATS_ZERO)
 }
 
 // FLAG_STATS: the chunk's sums, each lane's ACC_DIST partial sums added in order, to
-// SSUM (sum(y-k)[C]) and SSUM + C (sum((y-k)^2)[C]).
+// SSUM and SSUM + C (C = the stored tensor's channels): FP sum(y-k), sum((y-k)^2); BP
+// (the BN BP sums of the error it finalises) sum(dy), sum(dy*x_hat).
 static void stats_end(const Job& j, int ob0, int nmb, const float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
                       float* mem_out) {
-  const int nch = imin(nmb * TM, j.M - ob0 * TM);
+  const int nch = imin(nmb * TM, j.OC - ob0 * TM);
 EFGEN_LABEL(STATS_OUT)
   for (int k = 0; k < nch; ++k) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
@@ -1425,7 +1440,7 @@ EFGEN_LABEL(STATS_OUT)
         EFGEN_HLS(UNROLL)
         v = v + sacc[s][m][mbl * ACC_DIST + q];
       }
-      mem_out[j.ssum + int64_t(s) * j.M + int64_t(ob0) * TM + k] = v;
+      mem_out[j.ssum + int64_t(s) * j.OC + int64_t(ob0) * TM + k] = v;
     }
   }
 }

@@ -88,7 +88,11 @@ enum EfgenFlag : int32_t {
   EFGEN_FLAG_GATHER = 32, // HOST_EMP: gather the kept channels (host runtime only)
   EFGEN_FLAG_XF = 64,     // conv engine: a fused transform; its side record (16 words,
                           // efgen/hls/program.py) at a[3] (FP, BP) or a[7] (WU)
-  EFGEN_FLAG_STATS = 128, // CONV_FP with FLAG_XF: BN FP sums beside the store
+  EFGEN_FLAG_STATS = 128, // FLAG_XF: BN sums beside the store (CONV_FP: sum(y-k),
+                          // sum((y-k)^2); CONV_BP with MASK and record MK: sum(dx),
+                          // sum(dx*x_hat)) to the record's SSUM
+  EFGEN_FLAG_SUMS = 256,  // BN_BP: sum(dy), sum(dy*x_hat) read from a[2] + 2C (a stats
+                          // region of 4C words) instead of the sums pass
 };
 
 struct EfgenDesc {

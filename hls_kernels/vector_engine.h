@@ -1129,10 +1129,15 @@ static inline void bn_bp(const EfgenDesc& d, const float* mem_in, const float* m
   load_chan(mem_w, d.a[2] + C, C, kChVar, chan);
   load_chan(mem_w, d.a[3], C, kChGamma, chan);
   invstd_chan(C, d.eps, chan);
-  clear_part(CB, part);
-  bn_pass(kBnSums, d, mem_in, mem_w, mem_out, nf, part, chan);
-  reduce_chan(C, 0, 1.0f, kChDbeta, part, chan);
-  reduce_chan(C, 1, 1.0f, kChDgamma, part, chan);
+  if (d.flags & EFGEN_FLAG_SUMS) {   // restructured BN: the finalising BP store's sums
+    load_chan(mem_w, d.a[2] + 2 * int64_t(C), C, kChDbeta, chan);
+    load_chan(mem_w, d.a[2] + 3 * int64_t(C), C, kChDgamma, chan);
+  } else {
+    clear_part(CB, part);
+    bn_pass(kBnSums, d, mem_in, mem_w, mem_out, nf, part, chan);
+    reduce_chan(C, 0, 1.0f, kChDbeta, part, chan);
+    reduce_chan(C, 1, 1.0f, kChDgamma, part, chan);
+  }
   coef_chan(C, inv_n, chan);
   if (d.a[6] != 0) {
     store_chan(mem_out, d.a[6], C, kChDgamma, chan);

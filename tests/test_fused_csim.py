@@ -180,14 +180,14 @@ def test_bp_store_recomputes_a_fused_relu_mask(engine, t):
 
 def test_unsupported_fused_descriptors_are_rejected(engine):
     """What is not built yet is refused before anything is written: FLAG_STATS without
-    FLAG_XF or outside FP, a missing record (check), and a CONV_BP record with a load
-    transform (the BN BP dx load; found in the record at run time)."""
+    FLAG_XF or on WU, a missing record (check), and (found in the record at run time) a
+    CONV_BP record with a load transform (the BN BP dx load) or BP sums without MK."""
     eng = engine("8x4")
     geo, ho = _geometry()
     base = dict(**geo, **_tiling(TILINGS[0]))
     a = {0: 64, 1: 128, 3: 256, 6: 512, 7: 1024}
     assert eng.check(make_desc("CONV_FP", ["STATS"], a, **base)) == ERR_XF
-    assert eng.check(make_desc("CONV_BP", ["XF", "STATS"], a, **base)) == ERR_XF
+    assert eng.check(make_desc("CONV_WU", ["XF", "STATS"], a, **base)) == ERR_XF
     assert eng.check(make_desc("CONV_FP", ["XF"], {**a, 3: 0}, **base)) == 4   # ADDRESS
     assert eng.check(make_desc("CONV_FP", ["XF", "STATS"], a, **base)) == 0
     rng = np.random.default_rng(1)
@@ -202,6 +202,15 @@ def test_unsupported_fused_descriptors_are_rejected(engine):
                                          3: dram.off("rec"), 7: dram.off("dx")}, **base)
     assert eng.check(desc) == 0
     mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    assert np.all(bits(mem) == bits(before)), "a refused record wrote to the image"
+    rec2 = fused.xf_record(ssum=dram.off("k"))          # BP sums, but no mask constants
+    mem[dram.off("rec"):dram.off("rec") + rec2.size] = rec2
+    desc = make_desc("CONV_BP", ["XF", "STATS", "MASK"], {0: dram.off("dy"), 1: dram.off("w"),
+                                                          3: dram.off("rec"), 6: dram.off("dy"),
+                                                          7: dram.off("dx")}, **base)
+    assert eng.check(desc) == 0
     before = mem.copy()
     eng.run(desc, mem)
     assert np.all(bits(mem) == bits(before)), "a refused record wrote to the image"
@@ -225,7 +234,7 @@ def _fused(name, tm, tn, batch):
 def test_fused_tiny_step(case, tmp_path):
     """tiny, fused: every BN's FP sums come from its conv's store (BN_FIN, no BN_FP), the
     BN2/ReLU2 output is never stored (conv3's FP and WU loads apply it, conv3's BP store
-    recomputes its mask), and the whole step passes the local check of every descriptor
+    recomputes its mask and accumulates BN2's BP sums), and the whole step passes the local check of every descriptor
     and matches the golden step within 1e-4."""
     from efgen.csim.csim import BAR, format_report, run_csim
     from efgen.hls.desc import FLAGS, OPS
@@ -239,6 +248,11 @@ def test_fused_tiny_step(case, tmp_path):
     for k in [("conv3", "fp"), ("conv3", "bp"), ("conv3", "wu")]:
         assert flags[k] & FLAGS["XF"], k
     assert flags[("conv3", "fp")] & FLAGS["STATS"]
+    # BN2's BP sums come from conv3's BP store (the error it finalises, x_hat from the
+    # mask source it reads anyway); BN_BP skips its sums pass
+    assert flags[("conv3", "bp")] & FLAGS["STATS"] and flags[("bn2", "bp")] & FLAGS["SUMS"]
+    assert not flags[("bn3", "bp")] & FLAGS["SUMS"]
+    assert prog.regions["stats:bn2"].words == 4 * 10 and prog.regions["stats:bn3"].words == 20
     assert not flags[("conv4", "fp")] & FLAGS["XF"]          # reads a materialised add
     assert "act:relu2" not in prog.regions and "relu2:y" in prog.not_in_dram
     assert prog.fusion["fused_into_loads"] == ["relu2"]
@@ -284,6 +298,8 @@ def test_fused_resnet20_step(tmp_path):
     step = res.steps[0]
     assert step.ok, format_report(res)
     assert len(res.fusion["bn_stats_in_store"]) == 19
+    assert res.fusion["bn_bp_sums_in_store"] == [f"s{s}b{b}_a_bn" for s in (1, 2, 3)
+                                                 for b in (1, 2, 3)]
     assert res.fusion["fused_into_loads"] == [f"s{s}b{b}_a_relu" for s in (1, 2, 3)
                                               for b in (1, 2, 3)]
     assert max(t.rel_err for t in step.tensors) <= BAR

@@ -426,7 +426,8 @@ def format_fusion(f: dict) -> list[str]:
     lines = [f"restructured BN in the C++: BN FP sums in the producing conv's store for "
              f"{len(f['bn_stats_in_store'])} batchnorm(s); {len(f['fused_into_loads'])} BN/ReLU "
              f"output(s) fused into conv loads ({', '.join(f['fused_into_loads']) or '-'}), "
-             f"{len(f['materialised_by_bn_fin'])} materialised by BN_FIN"]
+             f"{len(f['materialised_by_bn_fin'])} materialised by BN_FIN; BN BP sums in the "
+             f"finalising BP store for {len(f['bn_bp_sums_in_store'])}"]
     if f["plan_fused_groups_materialised"]:
         lines.append("  fused in the model's plan but stored by the C++: "
                      + ", ".join(f["plan_fused_groups_materialised"]))

@@ -85,7 +85,12 @@ class Interp:
             dx = ops.conv_bp(self.fm_get(a[0], yout), w, d.stride, d.pad, (d.in_h, d.in_w))
             if rec is not None and rec["MK"] and mask:   # a fused BN's ReLU mask, recomputed
                 k = self.v_get(rec["MK"], 4 * d.in_c).reshape(4, d.in_c)
-                dx = dx * (fused.bn_term(self.fm_get(a[6], xin), k) > 0)
+                src = self.fm_get(a[6], xin)
+                dx = dx * (fused.bn_term(src, k) > 0)
+                if fl & FLAGS["STATS"]:                   # BN BP sums of this error
+                    xhat = (src - k[0][None, :, None, None]) * k[1][None, :, None, None]
+                    self.v_put(rec["SSUM"], np.concatenate(
+                        [dx.sum(axis=(0, 2, 3)), (dx * xhat).sum(axis=(0, 2, 3))]))
             else:
                 dx = masked(dx, a[6], xin)
             self.fm_put(a[7], dx)
@@ -143,7 +148,14 @@ class Interp:
             cache = {"mean": mean, "var": var, "invstd": invstd,
                      "xhat": ((x - mean[None, :, None, None]) * invstd[None, :, None, None])}
             gamma, beta = self.v_get(a[3], c), self.v_get(a[4], c)
-            dx, dgamma, dbeta = ops.bn_bp(self.fm_get(a[0], yout), cache, gamma)
+            dy = self.fm_get(a[0], yout)
+            dx, dgamma, dbeta = ops.bn_bp(dy, cache, gamma)
+            if fl & FLAGS["SUMS"]:        # the sums a BP store accumulated (restructured BN)
+                sums = self.v_get(a[2] + 2 * c, 2 * c)
+                dbeta, dgamma = sums[:c], sums[c:]
+                n = dy.dtype.type(dy.size // c)
+                ch = lambda v: v[None, :, None, None]  # noqa: E731
+                dx = ch(gamma * invstd / n) * (n * dy - ch(dbeta) - cache["xhat"] * ch(dgamma))
             if fl & FLAGS["DX"]:
                 self.fm_put(a[7], dx * (x > 0) if mask else dx)
             if fl & FLAGS["TRAIN"]:

@@ -124,10 +124,21 @@ class Fusion:
         self.records: dict[str, dict] = {}     # record region -> {field: (region, words)}
 
     # ---- regions ---------------------------------------------------------------------
+    def bp_sums(self) -> list[str]:
+        """BNs whose BP sums the finalising BP store accumulates: those whose fused ReLU's
+        error that store masks (the mask source is y, so x_hat costs no extra stream)."""
+        net = self.b.net
+        return [bn for d, (bn, relu) in self.load.items()
+                if relu and net[d].needs_error and net[bn].needs_error]
+
     def memory_map(self) -> None:
         for bn in self.stats:
             c = self.b.net[bn].in_shape[0]
             self.b.add(f"bnk:{bn}", "vec", (len(BNK) * c,))
+        for bn in self.bp_sums():      # stats: mean, var, then sum(dy), sum(dy*x_hat)
+            r = self.b.regions[f"stats:{bn}"]
+            c = self.b.net[bn].in_shape[0]
+            r.shape, r.words = (4 * c,), 4 * c
 
     def stored(self, d: str) -> bool:
         return d not in self.load
@@ -181,7 +192,15 @@ class Fusion:
             bn, _ = self.load[d]
             a[6] = self.source(d)
             fl.append("XF")
-            a[3] = self._record(f"xf:{l.name}:bp", mk=self._lk(bn))
+            fields = {"mk": self._lk(bn)}
+            if bn in self.bp_sums():
+                fl.append("STATS")
+                fields["ssum"] = (f"stats:{bn}", 2 * self.b.net[bn].in_shape[0])
+            a[3] = self._record(f"xf:{l.name}:bp", **fields)
+
+    def bn_bp(self, l, fl: list) -> None:
+        if l.name in self.bp_sums():
+            fl.append("SUMS")
 
     def conv_wu(self, l, a: dict, fl: list) -> None:
         d = self.b.dram(l.inputs[0])
@@ -220,8 +239,9 @@ class Fusion:
             "fused_into_loads": sorted(self.load),
             "materialised_by_bn_fin": mat,
             "plan_fused_groups_materialised": sorted(plan_fused - set(self.load)),
-            "not_built": ["BN BP sums in the BP store and the dx affine in BP/WU loads "
-                          "(BN_BP runs as a vector pass)",
+            "bn_bp_sums_in_store": self.bp_sums(),
+            "not_built": ["BN BP sums where the BN output is stored, and the BN BP dx affine "
+                          "in BP/WU loads (BN_BP's dx pass runs as a vector pass)",
                           "residual adds and two-source groups in loads (ADD_FP pass)",
                           "error sums in the last sender's BP store (ERRSUM pass)"],
         }

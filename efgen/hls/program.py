@@ -430,6 +430,8 @@ class _Builder:
                     dst, mfl, _ = self.sender_dst(l, t)   # BN's mask source is its input a[1]
                     fl += ["DX"] + mfl
                     a[7] = dst
+                if self.fx:
+                    self.fx.bn_bp(l, fl)
                 bp.append(Step(l.name, "bp", desc("BN_BP", l, fl, a)))
             elif l.op == "relu":
                 dst, _, _ = self.sender_dst(l, t)
