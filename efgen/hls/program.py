@@ -29,10 +29,16 @@ fused transform is named by new flag bits, and its parameters sit in a per-descr
   CONV_BP) or ``a[7]`` (CONV_WU; the bias-gradient debug copy that slot held moves
   into the record's ``DBG`` field). Unfused descriptors never set it, so their bytes
   and their behaviour are those of the unfused step.
-* ``FLAG_STATS`` (128, CONV_FP with FLAG_XF): the store accumulates, per output channel,
-  sum(y - k) and sum((y - k)^2) (k: the running mean before the step, a shift that keeps
-  the one-pass variance from cancelling) and writes them once per weight chunk (a chunk
-  covers all images and tiles of its channels) to the record's ``SSUM``.
+* ``FLAG_STATS`` (128, with FLAG_XF): the store accumulates per-channel sums and writes
+  them once per weight chunk (a chunk covers all images and tiles of its channels) to
+  the record's ``SSUM`` (C words each). CONV_FP: sum(y - k) and sum((y - k)^2) (k: the
+  running mean before the step, a shift that keeps the one-pass variance from
+  cancelling). CONV_BP (with FLAG_MASK and ``MK``): BN BP's sum(dy) and sum(dy*x_hat)
+  of the error it finalises, x_hat = (y - mean)*invstd from the mask source y it reads
+  anyway.
+* ``FLAG_SUMS`` (256, BN_BP): sum(dy), sum(dy*x_hat) are read from a[2] + 2C (a fused
+  BN's stats region is 4C words: mean, var, then the sums a BP store wrote) instead of
+  BN_BP's sums pass.
 
 The side record (:data:`XF_WORDS` = 16 words; an address is an int64 word address as two
 32-bit words, low first, bit patterns in the float image; 0 = none):
@@ -71,12 +77,13 @@ with a[7] != 0 it also materialises y = relu?(bn(a[0])) (a group the plan materi
 or one a vector pass reads).
 Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
 
-A CONV_BP record may hold only MK (a load transform in BP is refused: the engine checks
-the record before it writes anything). Planned, not built yet (the next increments): BN
-BP sums (sdy, sdyx) accumulated by the finalising BP store with x_hat recomputed from
-y (a record of more words), a BN BP finalisation op, the bndx affine
-``gamma*invstd/n*(n*dz - sdy - x_hat*sdyx)`` in the producing conv's BP (input) and WU
-(error) loads, and error sums / residual adds in the BP store.
+A CONV_BP record may hold only MK and SSUM (a load transform in BP, or BP sums without
+MK, is refused: the engine checks the record before it writes anything). Planned, not
+built yet (the next increments): the bndx affine ``gamma*invstd/n*(n*dz - sdy -
+x_hat*sdyx)`` in the producing conv's BP (input) and WU (error) loads (a second pass
+reading y, as the second operand's; a WU may need both an input transform and bndx,
+so its record needs more words), residual adds and two-source groups in loads, error
+sums in the last sender's BP store, and the BN transform in the vector passes' loads.
 """
 
 from __future__ import annotations
