@@ -286,6 +286,8 @@ struct Job {
   int64_t lk1, lx2, lk2, sk, ssum, dbg;
   int64_t mk;                    // BP: the mask source's BN constants (mask = bn(src) > 0)
   bool relu_in;
+  int lmode;                     // 0: bn affine terms; 1: BN BP dx of the error stream (BP
+                                 // input dy, WU error tiles) from dz and y (LX2)
 };
 
 static inline FmView make_view(int64_t base, int C, int H, int W, int batch, bool major) {
@@ -336,6 +338,7 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   if (j.stats && (j.mode == WU || !j.xf)) return EFGEN_CONV_ERR_XF;
   j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = 0;
   j.relu_in = false;
+  j.lmode = 0;
   j.lr = d.lr;
   j.momentum = d.momentum;
   j.wd = d.weight_decay;
@@ -395,7 +398,7 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   if (int64_t(j.io ? j.mc : 1) * j.tr * j.tc > OFM_DEPTH) return EFGEN_CONV_ERR_OFM;
   if (int64_t(j.mc) * j.NB * j.KK * j.G > WBUF_DEPTH) return EFGEN_CONV_ERR_WBUF;
   if (bias && j.mode != BP && j.mc > MAX_MC) return EFGEN_CONV_ERR_BIAS;
-  if (j.xf && j.src.C > XF_MAX_C) return EFGEN_CONV_ERR_XF;
+  if (j.xf && (j.src.C > XF_MAX_C || (j.mode == WU && j.M > XF_MAX_C))) return EFGEN_CONV_ERR_XF;
   if ((j.stats || (j.xf && j.mode == BP)) && j.mc > MAX_MC) return EFGEN_CONV_ERR_XF;
   return EFGEN_CONV_OK;
 }
@@ -531,12 +534,25 @@ static inline float xf_term(float y, const float kb[XF_CONSTS][T][XF_D], int t, 
   return kb[KGAMMA][t][cb] * ((y - kb[KMEAN][t][cb]) * kb[KINVSTD][t][cb]) + kb[KBETA][t][cb];
 }
 
+// BN BP dx (record LMODE 1) of the error dz at one position, y the BN's input there:
+// coef*((n*dz - sdy) - x_hat*sdyx), x_hat = (y - mean)*invstd (efgen/golden/ops.bn_bp's
+// order); constants term 0: mean, invstd, coef, n; term 1: sdy, sdyx.
+enum XfDxConst : int { KCOEF = 2, KN = 3, KSDY = 0, KSDYX = 1 };
+
+static inline float bndx_value(float dz, float y, int t, int cb,
+                               const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
+  const float xhat = (y - kb[0][KMEAN][t][cb]) * kb[0][KINVSTD][t][cb];
+  return kb[0][KCOEF][t][cb] * ((kb[0][KN][t][cb] * dz - kb[1][KSDY][t][cb]) -
+                                xhat * kb[1][KSDYX][t][cb]);
+}
+
 // The value placed by pass `second` of a fused load (FLAG_XF), from the word r it read
 // and (second pass) the value the first placed: pass 0 term1, pass 1 term1 + term2;
 // the fused ReLU clamps in the last pass. Without FLAG_XF the word itself.
 static inline float xf_value(const Job& j, bool second, float r, float prev, int t, int cb,
                              const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
-  if (!j.xf) return r;
+  if (!j.xf || (j.lmode == 1 && (j.mode == WU || !second))) return r;
+  if (j.lmode == 1) return bndx_value(prev, r, t, cb, kb);
   const bool k = second ? j.lk2 != 0 : j.lk1 != 0;
   const float term = k ? xf_term(r, kb[second ? 1 : 0], t, cb) : r;
   const float v = second ? prev + term : term;
@@ -594,7 +610,8 @@ static inline void load_ifm(IfmBlock& x, const Job& j, const Walk& w, const floa
   if (win.r.n <= 0 || win.c.n <= 0) return;
   const Runs runs = fm_runs(j.src, win.r.n, win.c.n);
   load_ifm_pass(x, j, w, win, runs, false, mem_in, kb);
-  if (j.xf && j.lx2 != 0) load_ifm_pass(x, j, w, win, runs, true, mem_in, kb);
+  if (j.xf && j.lx2 != 0 && !(j.mode == WU && j.lmode == 1))
+    load_ifm_pass(x, j, w, win, runs, true, mem_in, kb);
 }
 
 // WU: the chunk's error tiles, Tm lanes of dy, block mbl at mbl*tr*tc (pixel r*tc + c);
@@ -642,6 +659,47 @@ EFGEN_LABEL(LOAD_ERR_BLOCKS)
   }
 }
 
+
+// WU with a BN BP dx record (LMODE 1): a second pass over the chunk's error tiles reads
+// y (LX2, the same offsets) and turns the dz words the first pass placed into the BN's
+// dx (bndx_value); one read stream on gmem0 per pass. Not with FLAG_BIAS (load_xf).
+static inline void load_err_dx(OfmBlock& e, const Job& j, const Walk& w, int ob0, int nmb,
+                               const float* mem_in,
+                               const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
+  const int npix = w.tr * w.tc;
+  const Runs runs = fm_runs(j.dst, w.tr, w.tc);
+  const int64_t shift = j.lx2 - j.dst.base;
+EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
+  for (int mbl = 0; mbl < nmb; ++mbl) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
+    const int nlb = cdiv(imin(TM, j.OC - (ob0 + mbl) * TM), T);
+  EFGEN_LABEL(LOAD_ERR_DX_LANES)
+    for (int g = 0; g < nlb; ++g) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
+      const int c = (ob0 + mbl) * TM + g * T;
+      int rr = 0, cc = 0;
+    EFGEN_LABEL(LOAD_ERR_DX_RUNS)
+      for (int k = 0; k < runs.count; ++k) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
+        const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc) + shift;
+        int ea = mbl * npix + rr * w.tc + cc;
+      EFGEN_LABEL(LOAD_ERR_DX_WORDS)
+        for (int q = 0; q < runs.len; ++q) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+          EFGEN_HLS(PIPELINE II=1)
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const float y = mem_in[a0 + int64_t(q) * T + t];
+            e[g * T + t][ea] = bndx_value(e[g * T + t][ea], y, t, c / T, kb);
+          }
+          ++ea;
+        }
+        run_next(runs, w.tc, rr, cc);
+      }
+    }
+  }
+}
+
 static inline void ce_load(const Job& j, int ob0, int nmb, const float* mem_in,
                            efgen_sob<IfmBlock>& ifm_s, efgen_sob<OfmBlock>& err_s,
                            float bacc[TM][MAX_MC * ACC_DIST],
@@ -659,6 +717,7 @@ EFGEN_LABEL(LOAD_STEPS)
     if (j.mode == WU && w.nb == 0) {
       efgen_wlock<OfmBlock> e(err_s);
       load_err(e, bacc, j, w, ob0, nmb, mem_in);
+      if (j.xf && j.lmode == 1) load_err_dx(e, j, w, ob0, nmb, mem_in, kb);
     }
     {
       efgen_wlock<IfmBlock> x(ifm_s);
@@ -1342,16 +1401,23 @@ EFGEN_LABEL(LOAD_XF_RECORD)
   j.lx2 = rec_addr(rw, 2);
   j.lk2 = rec_addr(rw, 4);
   j.relu_in = rw[6] != 0;
+  j.lmode = int(rw[7]);
   j.sk = rec_addr(rw, 8);
   j.ssum = rec_addr(rw, 10);
   j.dbg = rec_addr(rw, 12);
   j.mk = rec_addr(rw, 14);
   if (j.mode == WU) j.a[7] = j.dbg;
-  // BP loads dy plainly (the BN BP dx load is not built yet); MK is BP's only.
-  if ((j.mode == BP && (j.lk1 != 0 || j.lx2 != 0 || j.relu_in)) || (j.mode != BP && j.mk != 0))
+  // BP loads dy plainly or as a BN's dx (LMODE 1); MK is BP's only; LMODE 1 (BP, WU)
+  // needs both constant sets and y, no ReLU and (WU) no bias.
+  const bool dx = j.lmode == 1;
+  if (j.lmode < 0 || j.lmode > 1 || (dx && j.mode == FP) || (j.mode != BP && j.mk != 0))
+    return false;
+  if (j.mode == BP && !dx && (j.lk1 != 0 || j.lx2 != 0 || j.relu_in)) return false;
+  if (dx && (j.lk1 == 0 || j.lk2 == 0 || j.lx2 == 0 || j.relu_in ||
+             (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS))))
     return false;
   if (j.mode == BP && j.stats && (j.mk == 0 || !(j.flags & EFGEN_FLAG_MASK))) return false;
-  const int C = j.src.C;
+  const int C = j.mode == WU && dx ? j.M : j.src.C;   // the transformed stream's channels
 EFGEN_LABEL(LOAD_XF_TERMS)
   for (int term = 0; term < XF_TERMS; ++term) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=2)

@@ -728,6 +728,17 @@ static inline void store_chan(float* mem_out, const int64_t addr, const int C, c
   }
 }
 
+// n words at addr (gmem2) set to v.
+static inline void fill_words(float* mem_out, const int64_t addr, const int n, const float v) {
+  EFGEN_HLS(INLINE)
+  EFGEN_LABEL(fill_words)
+  for (int c = 0; c < n; ++c) {
+    EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_C)
+    mem_out[addr + c] = v;
+  }
+}
+
 // Zero both partial-sum sets of CB blocks (all slots and lanes: one block per cycle).
 static inline void clear_part(const int CB, PartMem& part) {
   EFGEN_HLS(INLINE)
@@ -1139,6 +1150,18 @@ static inline void bn_bp(const EfgenDesc& d, const float* mem_in, const float* m
     reduce_chan(C, 1, 1.0f, kChDgamma, part, chan);
   }
   coef_chan(C, inv_n, chan);
+  if (!(d.flags & EFGEN_FLAG_DX) && d.a[7] != 0) {
+    // restructured BN: the constants of the dx affine the producing conv's BP and WU
+    // loads apply (mean, invstd, coef, n | sum(dy), sum(dy*x_hat), 0, 0), OLD gamma.
+    const int64_t b = d.a[7];
+    store_chan(mem_out, b, C, kChMean, chan);
+    store_chan(mem_out, b + C, C, kChInvstd, chan);
+    store_chan(mem_out, b + 2 * int64_t(C), C, kChCoef, chan);
+    fill_words(mem_out, b + 3 * int64_t(C), C, nf);
+    store_chan(mem_out, b + 4 * int64_t(C), C, kChDbeta, chan);
+    store_chan(mem_out, b + 5 * int64_t(C), C, kChDgamma, chan);
+    fill_words(mem_out, b + 6 * int64_t(C), 2 * C, 0.0f);
+  }
   if (d.a[6] != 0) {
     store_chan(mem_out, d.a[6], C, kChDgamma, chan);
     store_chan(mem_out, d.a[6] + C, C, kChDbeta, chan);
@@ -1798,7 +1821,8 @@ static inline int efgen_vector_check(const EfgenDesc& d) {
       if (!geo || !in_ok) return EFGEN_VECTOR_ERR_GEOMETRY;
       if (d.in_c > efgen_vec::kMaxC) return EFGEN_VECTOR_ERR_CHANNELS;
       slots = 0x3f;
-      if (op == EFGEN_OP_BN_FP || (d.flags & EFGEN_FLAG_DX)) slots |= 0x80;
+      if (op == EFGEN_OP_BN_FP || op == EFGEN_OP_BN_BP || (d.flags & EFGEN_FLAG_DX))
+        slots |= 0x80;
       if (op == EFGEN_OP_BN_BP) slots |= 0x40;
       break;
     case EFGEN_OP_MAXPOOL_FP:

@@ -427,7 +427,8 @@ def format_fusion(f: dict) -> list[str]:
              f"{len(f['bn_stats_in_store'])} batchnorm(s); {len(f['fused_into_loads'])} BN/ReLU "
              f"output(s) fused into conv loads ({', '.join(f['fused_into_loads']) or '-'}), "
              f"{len(f['materialised_by_bn_fin'])} materialised by BN_FIN; BN BP sums in the "
-             f"finalising BP store for {len(f['bn_bp_sums_in_store'])}"]
+             f"finalising BP store for {len(f['bn_bp_sums_in_store'])}; BN BP dx in the "
+             f"producing conv's BP/WU loads for {len(f['bn_dx_in_loads'])}"]
     if f["plan_fused_groups_materialised"]:
         lines.append("  fused in the model's plan but stored by the C++: "
                      + ", ".join(f["plan_fused_groups_materialised"]))

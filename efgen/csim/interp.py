@@ -68,7 +68,7 @@ class Interp:
         def loaded(addr, shape):
             """A conv's input stream as its loader delivers it (FLAG_XF: transformed)."""
             x = self.fm_get(addr, shape)
-            if rec is None:
+            if rec is None or rec["LMODE"] == 1:      # LMODE 1 transforms the error
                 return x
             return fused.load_value(x, rec, lambda ad: self.fm_get(ad, shape), self.v_get)
 
@@ -82,7 +82,10 @@ class Interp:
                 self.v_put(rec["SSUM"], fused.stats_sums(y, self.v_get(rec["SK"], d.out_c)))
         elif op == "CONV_BP":
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
-            dx = ops.conv_bp(self.fm_get(a[0], yout), w, d.stride, d.pad, (d.in_h, d.in_w))
+            dz = self.fm_get(a[0], yout)
+            if rec is not None and rec["LMODE"] == 1:     # the loads apply the BN's dx
+                dz = fused.bndx_value(dz, self.fm_get(rec["LX2"], yout), rec, self.v_get)
+            dx = ops.conv_bp(dz, w, d.stride, d.pad, (d.in_h, d.in_w))
             if rec is not None and rec["MK"] and mask:   # a fused BN's ReLU mask, recomputed
                 k = self.v_get(rec["MK"], 4 * d.in_c).reshape(4, d.in_c)
                 src = self.fm_get(a[6], xin)
@@ -97,6 +100,8 @@ class Interp:
         elif op == "CONV_WU":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
             dy, x = self.fm_get(a[0], yout), loaded(a[1], xin)
+            if rec is not None and rec["LMODE"] == 1:
+                dy = fused.bndx_value(dy, self.fm_get(rec["LX2"], yout), rec, self.v_get)
             g = ops.conv_wu(dy, x, d.stride, d.pad, d.kh)
             if rec is not None:           # the record moved the bias-gradient debug copy
                 a[7] = rec["DBG"]
@@ -158,6 +163,11 @@ class Interp:
                 dx = ch(gamma * invstd / n) * (n * dy - ch(dbeta) - cache["xhat"] * ch(dgamma))
             if fl & FLAGS["DX"]:
                 self.fm_put(a[7], dx * (x > 0) if mask else dx)
+            elif a[7]:                    # the dx constants a conv's loads apply
+                n = np.float32(dy.size // c)
+                coef = (gamma * invstd / n).astype(np.float32)
+                self.v_put(a[7], np.concatenate([mean, invstd, coef, np.full(c, n, np.float32),
+                                                 dbeta, dgamma, np.zeros(2 * c, np.float32)]))
             if fl & FLAGS["TRAIN"]:
                 vel = self.v_get(a[5], 2 * c)
                 g2, vg = ops.sgd_update(gamma, dgamma, vel[:c], *sgd)

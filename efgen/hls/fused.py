@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from efgen.frontend.ir import INPUT
 from efgen.hls.desc import XF_FIELDS, XF_WORDS
 
 ADDR_FIELDS = ("LK1", "LX2", "LK2", "SK", "SSUM", "DBG", "MK")
@@ -18,7 +19,7 @@ BNK_LOAD = BNK.index("mean")      # a consumer's LK points at bnk + BNK_LOAD*C
 
 
 def xf_record(lk1: int = 0, lx2: int = 0, lk2: int = 0, relu: bool = False, sk: int = 0,
-              ssum: int = 0, dbg: int = 0, mk: int = 0) -> np.ndarray:
+              ssum: int = 0, dbg: int = 0, mk: int = 0, lmode: int = 0) -> np.ndarray:
     """The 16-word side record, as float32 words of the DRAM image (addresses as two
     32-bit words, low first; bit patterns)."""
     words = np.zeros(XF_WORDS, np.uint32)
@@ -29,6 +30,7 @@ def xf_record(lk1: int = 0, lx2: int = 0, lk2: int = 0, relu: bool = False, sk: 
         words[XF_FIELDS[name]] = v & 0xFFFFFFFF
         words[XF_FIELDS[name] + 1] = v >> 32
     words[XF_FIELDS["LRELU"]] = 1 if relu else 0
+    words[XF_FIELDS["LMODE"]] = int(lmode)
     return words.view(np.float32)
 
 
@@ -37,6 +39,7 @@ def read_record(mem: np.ndarray, addr: int) -> dict:
     w = np.asarray(mem[addr:addr + XF_WORDS], np.float32).view(np.uint32).astype(np.int64)
     rec = {n: int(w[XF_FIELDS[n]] | (w[XF_FIELDS[n] + 1] << 32)) for n in ADDR_FIELDS}
     rec["LRELU"] = bool(w[XF_FIELDS["LRELU"]])
+    rec["LMODE"] = int(w[XF_FIELDS["LMODE"]])
     return rec
 
 
@@ -61,6 +64,16 @@ def load_value(x1: np.ndarray, rec: dict, get_fm, get_vec) -> np.ndarray:
         v = np.where(v > 0, v, 0).astype(v.dtype) if not np.isnan(v).any() else \
             np.where((v > 0) | np.isnan(v), v, 0).astype(v.dtype)
     return v.astype(np.float32)
+
+
+def bndx_value(dz: np.ndarray, y: np.ndarray, rec: dict, get_vec) -> np.ndarray:
+    """The BN BP dx a LMODE 1 load delivers: coef*((n*dz - sdy) - x_hat*sdyx)."""
+    C = dz.shape[1]
+    ch = lambda v: v[None, :, None, None]  # noqa: E731
+    mean, invstd, coef, n = get_vec(rec["LK1"], 4 * C).reshape(4, C)
+    sdy, sdyx = get_vec(rec["LK2"], 2 * C).reshape(2, C)
+    xhat = (y - ch(mean)) * ch(invstd)
+    return (ch(coef) * ((ch(n) * dz - ch(sdy)) - xhat * ch(sdyx))).astype(np.float32)
 
 
 def stats_sums(y: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -131,7 +144,23 @@ class Fusion:
         return [bn for d, (bn, relu) in self.load.items()
                 if relu and net[d].needs_error and net[bn].needs_error]
 
+    def dx_fused(self) -> dict[str, str]:
+        """BN -> its producing conv whose BP and WU loads apply the BN's BP dx (LMODE 1):
+        the conv has no bias, reads a stored input (its WU record holds no input
+        transform) and runs BP or WU; the BN runs BP."""
+        net, out = self.b.net, {}
+        for bn, p in self.stats.items():
+            lp = net[p]
+            if not net[bn].runs_bp or lp.bias or not (lp.trainable or lp.runs_bp):
+                continue
+            if lp.inputs[0] != INPUT and self.b.dram(lp.inputs[0]) in self.load:
+                continue
+            out[bn] = p
+        return out
+
     def memory_map(self) -> None:
+        for bn in self.dx_fused():       # the dx constants BN_BP writes for the loads
+            self.b.add(f"bnx:{bn}", "vec", (8 * self.b.net[bn].in_shape[0],))
         for bn in self.stats:
             c = self.b.net[bn].in_shape[0]
             self.b.add(f"bnk:{bn}", "vec", (len(BNK) * c,))
@@ -188,6 +217,12 @@ class Fusion:
 
     def conv_bp(self, l, a: dict, fl: list) -> None:
         d = self.b.dram(l.inputs[0])
+        dz = self.dz_of(l)
+        if dz:
+            a[0] = dz[0]
+            fl.append("XF")
+            a[3] = self._record(f"xf:{l.name}:bp", **dz[1])
+            return
         if d in self.load and "MASK" in fl:
             bn, _ = self.load[d]
             a[6] = self.source(d)
@@ -198,12 +233,31 @@ class Fusion:
                 fields["ssum"] = (f"stats:{bn}", 2 * self.b.net[bn].in_shape[0])
             a[3] = self._record(f"xf:{l.name}:bp", **fields)
 
-    def bn_bp(self, l, fl: list) -> None:
+    def bn_bp(self, l, fl: list, a: dict) -> None:
         if l.name in self.bp_sums():
             fl.append("SUMS")
+        if l.name in self.dx_fused():    # no dx pass: the constants for the conv's loads
+            fl.remove("DX")
+            a[7] = f"bnx:{l.name}"
+
+    def dz_of(self, l):
+        """A conv whose BP/WU loads apply its BN's dx: (the BN's dy region, the fields)."""
+        bn = {p: b for b, p in self.dx_fused().items()}.get(l.name)
+        if bn is None:
+            return None
+        c = self.b.net[bn].in_shape[0]
+        return (f"err:{self.b.dram(bn)}",
+                {"lk1": (f"bnx:{bn}", 0), "lk2": (f"bnx:{bn}", 4 * c),
+                 "lx2": (f"act:{l.name}", 0), "lmode": 1})
 
     def conv_wu(self, l, a: dict, fl: list) -> None:
         d = self.b.dram(l.inputs[0])
+        dz = self.dz_of(l)
+        if dz:
+            a[0] = dz[0]
+            fl.append("XF")
+            a[7] = self._record(f"xf:{l.name}:wu", **dz[1])
+            return
         if d not in self.load:
             return
         a[1] = self.source(d)
@@ -215,12 +269,17 @@ class Fusion:
 
     def not_stored(self) -> set[str]:
         """Golden tensors the fused loads keep out of DRAM."""
-        return {f"{d}:y" for d in self.load}
+        return {f"{d}:y" for d in self.load} | {f"{p}:dy" for p in self.dx_fused().values()}
+
+    def drop_regions(self, regions: dict) -> None:
+        """The error regions no descriptor writes: a BN dx the conv's loads apply."""
+        for p in self.dx_fused().values():
+            regions.pop(f"err:{p}", None)
 
     def resolve(self, regions: dict) -> None:
         """Every record's words, now that the regions are placed."""
         for name, fields in self.records.items():
-            kw = {k: (v if k == "relu" else regions[v[0]].offset + v[1])
+            kw = {k: (v if k in ("relu", "lmode") else regions[v[0]].offset + v[1])
                   for k, v in fields.items()}
             r = regions[name]
             r.init = "data"
@@ -240,8 +299,9 @@ class Fusion:
             "materialised_by_bn_fin": mat,
             "plan_fused_groups_materialised": sorted(plan_fused - set(self.load)),
             "bn_bp_sums_in_store": self.bp_sums(),
-            "not_built": ["BN BP sums where the BN output is stored, and the BN BP dx affine "
-                          "in BP/WU loads (BN_BP's dx pass runs as a vector pass)",
+            "bn_dx_in_loads": sorted(self.dx_fused()),
+            "not_built": ["BN BP sums where the BN output is stored; the BN BP dx in the "
+                          "loads of a conv with a bias or a fused input",
                           "residual adds and two-source groups in loads (ADD_FP pass)",
                           "error sums in the last sender's BP store (ERRSUM pass)"],
         }

@@ -438,7 +438,7 @@ class _Builder:
                     fl += ["DX"] + mfl
                     a[7] = dst
                 if self.fx:
-                    self.fx.bn_bp(l, fl)
+                    self.fx.bn_bp(l, fl, a)
                 bp.append(Step(l.name, "bp", desc("BN_BP", l, fl, a)))
             elif l.op == "relu":
                 dst, _, _ = self.sender_dst(l, t)
@@ -494,6 +494,8 @@ class _Builder:
         """Place the regions (4 KiB aligned, aliases share their target) and resolve the
         descriptors' addresses."""
         regions, net = self.regions, self.net
+        if self.fx:
+            self.fx.drop_regions(regions)
         # Word 0 stays unused: an address of 0 in a descriptor means "none" (debug outputs).
         offset = ALIGN
         for name, r in regions.items():
