@@ -178,6 +178,50 @@ def test_bp_store_recomputes_a_fused_relu_mask(engine, t):
     assert rel_err(dx, want) <= BAR
 
 
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_bp_and_wu_loads_apply_bn_dx(engine, t):
+    """Record LMODE 1: CONV_BP's input tiles and CONV_WU's error tiles are the BN's dx
+    coef*((n*dz - sdy) - x_hat*sdyx) of the stored dz and y (the BN's input, LX2); WU's
+    input x stays plain."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(9)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    dz, y, x = f(B, M, ho, ho), f(B, M, ho, ho) * np.float32(2), f(B, N, H, W)
+    w, vel = f(M, N, K, K) * np.float32(0.3), f(M, N, K, K)
+    k0 = np.stack([f(M), rng.uniform(0.5, 2, M).astype(np.float32), f(M),
+                   np.full(M, 9.0, np.float32)])
+    k1 = np.concatenate([f(M), f(M), np.zeros(2 * M, np.float32)])
+    ch = lambda v: v[None, :, None, None]  # noqa: E731
+    want_dx = ch(k0[2]) * ((ch(k0[3]) * dz - ch(k1[:M])) - (y - ch(k0[0])) * ch(k0[1])
+                           * ch(k1[M:2 * M]))
+    dram = Dram()
+    put_fm(dram, eng, "dz", dz)
+    put_fm(dram, eng, "y", y)
+    put_fm(dram, eng, "x", x)
+    put_w(dram, eng, "w", w)
+    put_w(dram, eng, "v", vel)
+    dram.add("bnx", 8 * M, np.concatenate([k0.ravel(), k1]))
+    dram.add("dx", eng.fm.size((B, N, H, W)))
+    dram.add("dw", eng.wl.size(w.shape))
+    rec = fused.xf_record(lk1=dram.off("bnx"), lk2=dram.off("bnx") + 4 * M, lx2=dram.off("y"),
+                          lmode=1)
+    dram.add("rec", rec.size, rec)
+    mem = dram.build()
+    bp = make_desc("CONV_BP", ["XF"], {0: dram.off("dz"), 1: dram.off("w"), 3: dram.off("rec"),
+                                       7: dram.off("dx")}, **geo, **_tiling(t))
+    wu = make_desc("CONV_WU", ["XF"], {0: dram.off("dz"), 1: dram.off("x"), 2: dram.off("w"),
+                                       3: dram.off("v"), 6: dram.off("dw"), 7: dram.off("rec")},
+                   lr=LR, momentum=MOMENTUM, weight_decay=WD, **geo, **_tiling(t))
+    assert eng.check(bp) == 0 and eng.check(wu) == 0
+    eng.run(bp, mem)
+    dx = eng.fm.unpack(dram.get(mem, "dx"), (B, N, H, W))
+    assert rel_err(dx, ops.conv_bp(want_dx, w, S, P, (H, W))) <= BAR
+    eng.run(wu, mem)
+    g = ops.conv_wu(want_dx, x, S, P, K)
+    assert rel_err(eng.wl.unpack(dram.get(mem, "dw"), g.shape), g) <= BAR
+
+
 def test_unsupported_fused_descriptors_are_rejected(engine):
     """What is not built yet is refused before anything is written: FLAG_STATS without
     FLAG_XF or on WU, a missing record (check), and (found in the record at run time) a
@@ -252,6 +296,15 @@ def test_fused_tiny_step(case, tmp_path):
     # mask source it reads anyway); BN_BP skips its sums pass
     assert flags[("conv3", "bp")] & FLAGS["STATS"] and flags[("bn2", "bp")] & FLAGS["SUMS"]
     assert not flags[("bn3", "bp")] & FLAGS["SUMS"]
+    # BN1's and BN2's dx are applied by conv1's WU and conv2's BP/WU loads (no dx pass,
+    # the producers' output errors never stored); BN3's producer conv3 reads a fused
+    # input, so BN3 keeps its dx pass
+    for k in [("conv2", "bp"), ("conv2", "wu"), ("conv1", "wu")]:
+        assert flags[k] & FLAGS["XF"], k
+    assert not flags[("bn1", "bp")] & FLAGS["DX"] and not flags[("bn2", "bp")] & FLAGS["DX"]
+    assert flags[("bn3", "bp")] & FLAGS["DX"]
+    assert {"conv1:dy", "conv2:dy"} <= set(prog.not_in_dram) and "err:conv2" not in prog.regions
+    assert prog.fusion["bn_dx_in_loads"] == ["bn1", "bn2"]
     assert prog.regions["stats:bn2"].words == 4 * 10 and prog.regions["stats:bn3"].words == 20
     assert not flags[("conv4", "fp")] & FLAGS["XF"]          # reads a materialised add
     assert "act:relu2" not in prog.regions and "relu2:y" in prog.not_in_dram
@@ -264,7 +317,7 @@ def test_fused_tiny_step(case, tmp_path):
     assert max(t.rel_err for t in step.tensors) <= BAR
     keys = {t.key for t in step.tensors}
     assert {"bn2:mean", "bn2:var", "bn2:new.running_var", "conv3:new.weight",
-            "bn2:dy"} <= keys
+            "bn2:dy", "conv2:grad.weight", "bn1:grad.gamma", "conv1:new.weight"} <= keys
 
 
 def test_fused_program_interpreted_matches_golden():
@@ -300,6 +353,9 @@ def test_fused_resnet20_step(tmp_path):
     assert len(res.fusion["bn_stats_in_store"]) == 19
     assert res.fusion["bn_bp_sums_in_store"] == [f"s{s}b{b}_a_bn" for s in (1, 2, 3)
                                                  for b in (1, 2, 3)]
+    # the BNs whose producing conv reads a stored input: conv1's and the blocks' first
+    assert res.fusion["bn_dx_in_loads"] == sorted(
+        ["conv1_bn"] + [f"s{s}b{b}_a_bn" for s in (1, 2, 3) for b in (1, 2, 3)])
     assert res.fusion["fused_into_loads"] == [f"s{s}b{b}_a_relu" for s in (1, 2, 3)
                                               for b in (1, 2, 3)]
     assert max(t.rel_err for t in step.tensors) <= BAR

@@ -53,7 +53,12 @@ words  field      meaning
                   the tile on the gmem1 bundle; 0 = none
 4-5    ``LK2``    the second term's BN constants block; 0 = plain
 6      ``LRELU``  1: the loaded value is clamped at 0 (a fused ReLU), as int bits
-7      -          0
+7      ``LMODE``  0: the affine terms above (FP input, WU input); 1: BN BP dx of the
+                  error stream (CONV_BP's input dz, CONV_WU's error tiles; WU's x
+                  stays plain): coef*((n*dz - sdy) - x_hat*sdyx), x_hat = (y -
+                  mean)*invstd, y read at LX2 (the BN's input), LK1 -> mean, invstd,
+                  coef, n and LK2 -> sdy, sdyx (C words each: the block BN_BP writes
+                  to a[7] when it runs without FLAG_DX); not with FLAG_BIAS on WU
 8-9    ``SK``     FLAG_STATS: k, the shift (C words: the BN's running mean)
 10-11  ``SSUM``   FLAG_STATS: sum(y - k)[C] then sum((y - k)^2)[C], overwritten
 12-13  ``DBG``    CONV_WU: the bias-gradient debug copy (what a[7] holds unfused)
@@ -77,13 +82,14 @@ with a[7] != 0 it also materialises y = relu?(bn(a[0])) (a group the plan materi
 or one a vector pass reads).
 Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
 
-A CONV_BP record may hold only MK and SSUM (a load transform in BP, or BP sums without
-MK, is refused: the engine checks the record before it writes anything). Planned, not
-built yet (the next increments): the bndx affine ``gamma*invstd/n*(n*dz - sdy -
-x_hat*sdyx)`` in the producing conv's BP (input) and WU (error) loads (a second pass
-reading y, as the second operand's; a WU may need both an input transform and bndx,
-so its record needs more words), residual adds and two-source groups in loads, error
-sums in the last sender's BP store, and the BN transform in the vector passes' loads.
+A CONV_BP record holds MK and SSUM, or an LMODE 1 load; anything else (an affine load in
+BP, BP sums without MK, LMODE 1 with a bias on WU) is refused: the engine checks the
+record before it writes anything. The second load pass (the second operand, or y for
+LMODE 1) is a separate pipelined loop on gmem0 after the tile's own. Planned, not built
+yet (the next increments): LMODE 1 for a conv whose WU also transforms its input (its
+record needs both: more words), residual adds and two-source groups in loads, error
+sums in the last sender's BP store, BN BP sums where the BN output is stored, and the BN
+transform in the vector passes' loads.
 """
 
 from __future__ import annotations
