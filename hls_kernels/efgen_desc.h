@@ -93,6 +93,9 @@ enum EfgenFlag : int32_t {
                           // sum(dx*x_hat)) to the record's SSUM
   EFGEN_FLAG_SUMS = 256,  // BN_BP: sum(dy), sum(dy*x_hat) read from a[2] + 2C (a stats
                           // region of 4C words) instead of the sums pass
+  EFGEN_FLAG_DXK = 512,   // BN_BP without FLAG_DX: the dx constants (8*C words: mean,
+                          // invstd, coef, n, sum(dy), sum(dy*x_hat), 0, 0) to a[7], for
+                          // the producing conv's loads (record LMODE 1)
 };
 
 struct EfgenDesc {

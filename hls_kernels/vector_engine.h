@@ -1150,7 +1150,7 @@ static inline void bn_bp(const EfgenDesc& d, const float* mem_in, const float* m
     reduce_chan(C, 1, 1.0f, kChDgamma, part, chan);
   }
   coef_chan(C, inv_n, chan);
-  if (!(d.flags & EFGEN_FLAG_DX) && d.a[7] != 0) {
+  if (!(d.flags & EFGEN_FLAG_DX) && (d.flags & EFGEN_FLAG_DXK)) {
     // restructured BN: the constants of the dx affine the producing conv's BP and WU
     // loads apply (mean, invstd, coef, n | sum(dy), sum(dy*x_hat), 0, 0), OLD gamma.
     const int64_t b = d.a[7];
@@ -1788,7 +1788,7 @@ static inline void flatten_bp(const EfgenDesc& d, const float* mem_in, const flo
 //   FLATTEN: in_* >= 1, out_c = in_c*in_h*in_w, out_h = out_w = 1.
 //   pooling and SHORTCUT: in_w and out_w <= max(EFGEN_MAX_W, 9) (the on-chip rows).
 // Address slots used (must be >= 0): BN_FIN 0-7 (a[7] = 0: y not materialised); BN_FP 0-5, 7; BN_BP 0-5, 6 (0 = no debug copy),
-// 7 with FLAG_DX; MAXPOOL_FP 0, 6, 7; MAXPOOL_BP, RELU_BP 0, 1, 7; ADD_FP 0, 1, 7;
+// 7 with FLAG_DX or FLAG_DXK; MAXPOOL_FP 0, 6, 7; MAXPOOL_BP, RELU_BP 0, 1, 7; ADD_FP 0, 1, 7;
 // ERRSUM 0..n_src-1, 7; the rest 0, 7; plus 6 with FLAG_MASK on a BP op / ERRSUM.
 static inline int efgen_vector_check(const EfgenDesc& d) {
   const int op = d.op;
@@ -1821,8 +1821,7 @@ static inline int efgen_vector_check(const EfgenDesc& d) {
       if (!geo || !in_ok) return EFGEN_VECTOR_ERR_GEOMETRY;
       if (d.in_c > efgen_vec::kMaxC) return EFGEN_VECTOR_ERR_CHANNELS;
       slots = 0x3f;
-      if (op == EFGEN_OP_BN_FP || op == EFGEN_OP_BN_BP || (d.flags & EFGEN_FLAG_DX))
-        slots |= 0x80;
+      if (op == EFGEN_OP_BN_FP || (d.flags & (EFGEN_FLAG_DX | EFGEN_FLAG_DXK))) slots |= 0x80;
       if (op == EFGEN_OP_BN_BP) slots |= 0x40;
       break;
     case EFGEN_OP_MAXPOOL_FP:

@@ -163,7 +163,7 @@ class Interp:
                 dx = ch(gamma * invstd / n) * (n * dy - ch(dbeta) - cache["xhat"] * ch(dgamma))
             if fl & FLAGS["DX"]:
                 self.fm_put(a[7], dx * (x > 0) if mask else dx)
-            elif a[7]:                    # the dx constants a conv's loads apply
+            elif fl & FLAGS["DXK"]:       # the dx constants a conv's loads apply
                 n = np.float32(dy.size // c)
                 coef = (gamma * invstd / n).astype(np.float32)
                 self.v_put(a[7], np.concatenate([mean, invstd, coef, np.full(c, n, np.float32),

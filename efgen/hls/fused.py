@@ -238,6 +238,7 @@ class Fusion:
             fl.append("SUMS")
         if l.name in self.dx_fused():    # no dx pass: the constants for the conv's loads
             fl.remove("DX")
+            fl.append("DXK")
             a[7] = f"bnx:{l.name}"
 
     def dz_of(self, l):

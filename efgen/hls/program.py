@@ -58,7 +58,8 @@ words  field      meaning
                   stays plain): coef*((n*dz - sdy) - x_hat*sdyx), x_hat = (y -
                   mean)*invstd, y read at LX2 (the BN's input), LK1 -> mean, invstd,
                   coef, n and LK2 -> sdy, sdyx (C words each: the block BN_BP writes
-                  to a[7] when it runs without FLAG_DX); not with FLAG_BIAS on WU
+                  to a[7] with FLAG_DXK (512) instead of FLAG_DX); not with FLAG_BIAS
+                  on WU
 8-9    ``SK``     FLAG_STATS: k, the shift (C words: the BN's running mean)
 10-11  ``SSUM``   FLAG_STATS: sum(y - k)[C] then sum((y - k)^2)[C], overwritten
 12-13  ``DBG``    CONV_WU: the bias-gradient debug copy (what a[7] holds unfused)
