@@ -165,10 +165,6 @@ def cmd_build(args) -> int:
     net, board = load_net(args.net), load_board(args.board)
     out = Path(args.output or f"build/{net.name}-{board.name}")
     check_out_dir(out, args.force)        # before the (long) scheduling
-    if "csim" in steps and getattr(args, "fuse", False):
-        raise EfgenError("--fuse prices the restructured-BN datapath, which the generated C++ "
-                         "does not run yet", where="--fuse",
-                         fix="C-simulate with --no-fuse (the unfused step)")
     if "csim" in steps:                   # C-simulation's descriptors carry them as float32
         from efgen.hls.emit import c_float
 

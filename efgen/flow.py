@@ -241,9 +241,9 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
         rtl = None
     if design.fusion is not None and (hls or rtl is not None):
         # The restructured-BN datapath is priced, not yet generated (README.md).
-        methods_note = ("hls/ and rtl/ not written: the generated C++ and the reference RTL "
-                        "run the unfused step (build with --no-fuse for them); the fused "
-                        "figures are a model")
+        methods_note = ("hls/ and rtl/ not written: the generated C++ runs part of the fused "
+                        "step (--csim checks it; README.md), the reference RTL the unfused "
+                        "step (build with --no-fuse for them); the fused figures are a model")
         hls, rtl = False, None
     tmp = make_temp(out_dir)
     try:

@@ -87,6 +87,7 @@
 #define EFGEN_CONV_ENGINE_H
 
 #include <cstdint>
+#include <cstring>
 
 #include "efgen_desc.h"
 #include "efgen_params.h"
@@ -168,6 +169,13 @@
 #ifndef EFGEN_MAX_BACC       // WU bias partial sums per lane
 #define EFGEN_MAX_BACC 512
 #endif
+#ifndef EFGEN_XF_MAX_C       // channels of a fused load stream (restructured BN)
+#ifdef EFGEN_MAX_C
+#define EFGEN_XF_MAX_C EFGEN_MAX_C
+#else
+#define EFGEN_XF_MAX_C 1024
+#endif
+#endif
 
 enum EfgenConvStatus : int32_t {
   EFGEN_CONV_OK = 0,
@@ -179,6 +187,11 @@ enum EfgenConvStatus : int32_t {
   EFGEN_CONV_ERR_OFM = 6,       // output/error tiles exceed EFGEN_OFM_BLOCK
   EFGEN_CONV_ERR_WBUF = 7,      // weight chunk exceeds EFGEN_WBUF_DEPTH
   EFGEN_CONV_ERR_BIAS = 8,      // chunk exceeds EFGEN_MAX_MC with FLAG_BIAS
+  EFGEN_CONV_ERR_XF = 9,        // FLAG_STATS outside FP or without FLAG_XF, the loaded
+                                // map wider than EFGEN_XF_MAX_C channels, a chunk wider
+                                // than EFGEN_MAX_MC with STATS or a BP record, or (found
+                                // in the record, before anything is written) a BP
+                                // record with a load transform (not built yet)
 };
 
 namespace efgen_ce {
@@ -191,6 +204,12 @@ constexpr int OFM_DEPTH = EFGEN_OFM_BLOCK;
 constexpr int WBUF_DEPTH = EFGEN_WBUF_DEPTH;
 constexpr int MAX_MC = EFGEN_MAX_MC;
 constexpr int ACC_DIST = EFGEN_ACC_DIST;
+constexpr int XF_MAX_C = EFGEN_XF_MAX_C;
+constexpr int XF_D = (XF_MAX_C + T - 1) / T;   // per-lane depth of the constant buffers
+constexpr int XF_TERMS = 2;    // terms of a fused load (the tile and a second operand)
+constexpr int XF_CONSTS = 4;   // constants per channel and term: mean, invstd, gamma, beta
+constexpr int NSUMS = 2;       // BN FP sums per channel: sum(y-k), sum((y-k)^2)
+constexpr int XF_WORDS = 16;   // the side record (efgen/hls/program.py's docstring)
 
 static_assert(TM >= 1 && TN >= 1 && T >= 1, "lanes must be positive");
 static_assert(TM % T == 0 && TN % T == 0, "EFGEN_LANES must divide EFGEN_TM and EFGEN_TN");
@@ -259,6 +278,16 @@ struct Job {
   FmView msk;        // BP mask source
   int64_t a[8];
   float lr, momentum, wd;
+  // The fused transform (FLAG_XF; its side record, efgen/hls/program.py's docstring):
+  // the input stream's value relu?(term1 + term2), term = gamma*((y-mean)*invstd)+beta
+  // where the term has constants, and the store's BN FP sums (FLAG_STATS).
+  bool xf, stats;
+  int64_t rec;                   // the side record's word address
+  int64_t lk1, lx2, lk2, sk, ssum, dbg;
+  int64_t mk;                    // BP: the mask source's BN constants (mask = bn(src) > 0)
+  bool relu_in;
+  int lmode;                     // 0: bn affine terms; 1: BN BP dx of the error stream (BP
+                                 // input dy, WU error tiles) from dz and y (LX2)
 };
 
 static inline FmView make_view(int64_t base, int C, int H, int W, int batch, bool major) {
@@ -301,7 +330,15 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   if (j.mode == WU)
     addr_ok = addr_ok && d.a[2] >= 0 && d.a[3] >= 0 && d.a[6] >= 0 &&
               (!bias || (d.a[4] >= 0 && d.a[5] >= 0 && d.a[7] >= 0));
+  j.xf = (d.flags & EFGEN_FLAG_XF) != 0;
+  j.stats = (d.flags & EFGEN_FLAG_STATS) != 0;
+  j.rec = j.xf ? (j.mode == WU ? d.a[7] : d.a[3]) : 0;
+  if (j.xf) addr_ok = addr_ok && j.rec > 0;
   if (!addr_ok) return EFGEN_CONV_ERR_ADDRESS;
+  if (j.stats && (j.mode == WU || !j.xf)) return EFGEN_CONV_ERR_XF;
+  j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = 0;
+  j.relu_in = false;
+  j.lmode = 0;
   j.lr = d.lr;
   j.momentum = d.momentum;
   j.wd = d.weight_decay;
@@ -361,6 +398,8 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   if (int64_t(j.io ? j.mc : 1) * j.tr * j.tc > OFM_DEPTH) return EFGEN_CONV_ERR_OFM;
   if (int64_t(j.mc) * j.NB * j.KK * j.G > WBUF_DEPTH) return EFGEN_CONV_ERR_WBUF;
   if (bias && j.mode != BP && j.mc > MAX_MC) return EFGEN_CONV_ERR_BIAS;
+  if (j.xf && (j.src.C > XF_MAX_C || (j.mode == WU && j.M > XF_MAX_C))) return EFGEN_CONV_ERR_XF;
+  if ((j.stats || (j.xf && j.mode == BP)) && j.mc > MAX_MC) return EFGEN_CONV_ERR_XF;
   return EFGEN_CONV_OK;
 }
 
@@ -487,14 +526,52 @@ static inline void run_next(const Runs& runs, int cols, int& rr, int& cc) {
 
 // ---- ce_load: input tiles (and WU error tiles) ------------------------------------------
 
-// The real words of one input tile of reduction block nb: per lane block of the block
-// that exists, the window's source rows as linear runs; word (sr, sc) lands at buffer
-// row lo_r + (sr - src_r)*dil, column lo_c + (sc - src_c)*dil.
-static inline void load_ifm(IfmBlock& x, const Job& j, const Walk& w, const float* mem_in) {
-  const Window win = window(j, w);
-  if (win.r.n <= 0 || win.c.n <= 0) return;
-  const Runs runs = fm_runs(j.src, win.r.n, win.c.n);
+// One loaded term of the fused transform: gamma*((y - mean)*invstd) + beta (the golden's
+// order), the channel's constants at kb[KMEAN..KBETA][t][cb].
+enum XfConst : int { KMEAN = 0, KINVSTD = 1, KGAMMA = 2, KBETA = 3 };
+
+static inline float xf_term(float y, const float kb[XF_CONSTS][T][XF_D], int t, int cb) {
+  return kb[KGAMMA][t][cb] * ((y - kb[KMEAN][t][cb]) * kb[KINVSTD][t][cb]) + kb[KBETA][t][cb];
+}
+
+// BN BP dx (record LMODE 1) of the error dz at one position, y the BN's input there:
+// coef*((n*dz - sdy) - x_hat*sdyx), x_hat = (y - mean)*invstd (efgen/golden/ops.bn_bp's
+// order); constants term 0: mean, invstd, coef, n; term 1: sdy, sdyx.
+enum XfDxConst : int { KCOEF = 2, KN = 3, KSDY = 0, KSDYX = 1 };
+
+static inline float bndx_value(float dz, float y, int t, int cb,
+                               const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
+  const float xhat = (y - kb[0][KMEAN][t][cb]) * kb[0][KINVSTD][t][cb];
+  return kb[0][KCOEF][t][cb] * ((kb[0][KN][t][cb] * dz - kb[1][KSDY][t][cb]) -
+                                xhat * kb[1][KSDYX][t][cb]);
+}
+
+// The value placed by pass `second` of a fused load (FLAG_XF), from the word r it read
+// and (second pass) the value the first placed: pass 0 term1, pass 1 term1 + term2;
+// the fused ReLU clamps in the last pass. Without FLAG_XF the word itself.
+static inline float xf_value(const Job& j, bool second, float r, float prev, int t, int cb,
+                             const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
+  if (!j.xf || (j.lmode == 1 && (j.mode == WU || !second))) return r;
+  if (j.lmode == 1) return bndx_value(prev, r, t, cb, kb);
+  const bool k = second ? j.lk2 != 0 : j.lk1 != 0;
+  const float term = k ? xf_term(r, kb[second ? 1 : 0], t, cb) : r;
+  const float v = second ? prev + term : term;
+  const bool last = second || j.lx2 == 0;
+  return last && j.relu_in && !(v > 0.0f || v != v) ? 0.0f : v;
+}
+
+// One pass over the real words of one input tile of reduction block nb: per lane block
+// of the block that exists, the window's source rows as linear runs; word (sr, sc) lands
+// at buffer row lo_r + (sr - src_r)*dil, column lo_c + (sc - src_c)*dil. Pass 0 reads the
+// tile itself; pass 1 (FLAG_XF with a second operand) reads the second operand at the
+// same offsets from LX2 and adds it to what pass 0 placed. The passes are separate
+// pipelined loops with one read stream on gmem0 each (a stream on gmem1 would reach the
+// storer's bundle inside the DATAFLOW region).
+static inline void load_ifm_pass(IfmBlock& x, const Job& j, const Walk& w, const Window& win,
+                                 const Runs& runs, bool second, const float* mem_in,
+                                 const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   const int nlb = imin(TN / T, cdiv(j.RC - w.nb * TN, T));   // lane blocks that exist
+  const int64_t shift = second ? j.lx2 - j.src.base : 0;
 EFGEN_LABEL(LOAD_IFM_BLOCKS)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TN)
@@ -503,7 +580,7 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
   EFGEN_LABEL(LOAD_IFM_RUNS)
     for (int k = 0; k < runs.count; ++k) {
       EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
-      const int64_t a0 = view_addr(j.src, w.b, c, win.r.src + rr, win.c.src + cc);
+      const int64_t a0 = view_addr(j.src, w.b, c, win.r.src + rr, win.c.src + cc) + shift;
       int u = win.r.lo + rr * j.dil, v = win.c.lo + cc * j.dil, col = cc;
     EFGEN_LABEL(LOAD_IFM_WORDS)
       for (int q = 0; q < runs.len; ++q) {
@@ -512,7 +589,8 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
         const int ia = u * win.ec + v;
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
-          x[g * T + t][ia] = mem_in[a0 + int64_t(q) * T + t];
+          const float r = mem_in[a0 + int64_t(q) * T + t];
+          x[g * T + t][ia] = xf_value(j, second, r, x[g * T + t][ia], t, c / T, kb);
         }
         v += j.dil;
         if (++col == win.c.n) {
@@ -524,6 +602,16 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
       run_next(runs, win.c.n, rr, cc);
     }
   }
+}
+
+static inline void load_ifm(IfmBlock& x, const Job& j, const Walk& w, const float* mem_in,
+                            const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
+  const Window win = window(j, w);
+  if (win.r.n <= 0 || win.c.n <= 0) return;
+  const Runs runs = fm_runs(j.src, win.r.n, win.c.n);
+  load_ifm_pass(x, j, w, win, runs, false, mem_in, kb);
+  if (j.xf && j.lx2 != 0 && !(j.mode == WU && j.lmode == 1))
+    load_ifm_pass(x, j, w, win, runs, true, mem_in, kb);
 }
 
 // WU: the chunk's error tiles, Tm lanes of dy, block mbl at mbl*tr*tc (pixel r*tc + c);
@@ -571,9 +659,51 @@ EFGEN_LABEL(LOAD_ERR_BLOCKS)
   }
 }
 
+
+// WU with a BN BP dx record (LMODE 1): a second pass over the chunk's error tiles reads
+// y (LX2, the same offsets) and turns the dz words the first pass placed into the BN's
+// dx (bndx_value); one read stream on gmem0 per pass. Not with FLAG_BIAS (load_xf).
+static inline void load_err_dx(OfmBlock& e, const Job& j, const Walk& w, int ob0, int nmb,
+                               const float* mem_in,
+                               const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
+  const int npix = w.tr * w.tc;
+  const Runs runs = fm_runs(j.dst, w.tr, w.tc);
+  const int64_t shift = j.lx2 - j.dst.base;
+EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
+  for (int mbl = 0; mbl < nmb; ++mbl) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
+    const int nlb = cdiv(imin(TM, j.OC - (ob0 + mbl) * TM), T);
+  EFGEN_LABEL(LOAD_ERR_DX_LANES)
+    for (int g = 0; g < nlb; ++g) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
+      const int c = (ob0 + mbl) * TM + g * T;
+      int rr = 0, cc = 0;
+    EFGEN_LABEL(LOAD_ERR_DX_RUNS)
+      for (int k = 0; k < runs.count; ++k) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
+        const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc) + shift;
+        int ea = mbl * npix + rr * w.tc + cc;
+      EFGEN_LABEL(LOAD_ERR_DX_WORDS)
+        for (int q = 0; q < runs.len; ++q) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+          EFGEN_HLS(PIPELINE II=1)
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const float y = mem_in[a0 + int64_t(q) * T + t];
+            e[g * T + t][ea] = bndx_value(e[g * T + t][ea], y, t, c / T, kb);
+          }
+          ++ea;
+        }
+        run_next(runs, w.tc, rr, cc);
+      }
+    }
+  }
+}
+
 static inline void ce_load(const Job& j, int ob0, int nmb, const float* mem_in,
                            efgen_sob<IfmBlock>& ifm_s, efgen_sob<OfmBlock>& err_s,
-                           float bacc[TM][MAX_MC * ACC_DIST]) {
+                           float bacc[TM][MAX_MC * ACC_DIST],
+                           const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   EFGEN_HLS(INLINE off)
   // The bias-gradient adders: as many as the port brings words per beat (a T-word vector
   // takes T/EFGEN_AXI_WORDS beats, so more adders would only wait).
@@ -587,10 +717,11 @@ EFGEN_LABEL(LOAD_STEPS)
     if (j.mode == WU && w.nb == 0) {
       efgen_wlock<OfmBlock> e(err_s);
       load_err(e, bacc, j, w, ob0, nmb, mem_in);
+      if (j.xf && j.lmode == 1) load_err_dx(e, j, w, ob0, nmb, mem_in, kb);
     }
     {
       efgen_wlock<IfmBlock> x(ifm_s);
-      load_ifm(x, j, w, mem_in);
+      load_ifm(x, j, w, mem_in, kb);
     }
     walk_next(j, w, nmb);
   }
@@ -852,11 +983,14 @@ EFGEN_LABEL(MAC_GROUPS)
 
 // FP: y = acc (+ bias) (ReLU: x > 0 or NaN ? x : +0, the RTL's store op).
 static inline void store_fp(const OfmBlock& o, int obase, const float bbuf[TM][MAX_MC],
-                            const Job& j, const Walk& w, int ob, int mbl, float* mem_out) {
+                            const Job& j, const Walk& w, int ob, int mbl, float* mem_out,
+                            const float skb[TM][MAX_MC],
+                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST]) {
   const bool bias = (j.flags & EFGEN_FLAG_BIAS) != 0;
   const bool relu = (j.flags & EFGEN_FLAG_RELU) != 0;
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
   const int nlb = cdiv(imin(TM, j.OC - ob * TM), T);
+  int sc = 0;
 EFGEN_LABEL(STORE_FP_LANES)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
@@ -871,14 +1005,27 @@ EFGEN_LABEL(STORE_FP_LANES)
       for (int q = 0; q < runs.len; ++q) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
         EFGEN_HLS(PIPELINE II=1)
+        EFGEN_HLS(DEPENDENCE variable=sacc type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
           const float acc = o[g * T + t][oa];
           const float v = bias ? acc + bbuf[g * T + t][mbl] : acc;
           const float y = relu && !(v > 0.0f || v != v) ? 0.0f : v;
           mem_out[a0 + int64_t(q) * T + t] = c + t < j.OC ? y : 0.0f;
+          // BN FP sums (FLAG_STATS): ACC_DIST interleaved partial sums per lane and block,
+          // slot = the store's free-running word counter, as the WU bias gradient's.
+          const int m = g * T + t;
+          const int sa = (j.stats ? mbl : 0) * ACC_DIST + sc;
+          const float dv = y - skb[m][j.stats ? mbl : 0];
+          const float s1 = sacc[0][m][sa] + dv;
+          const float s2 = sacc[1][m][sa] + dv * dv;
+          if (j.stats && c + t < j.OC) {
+            sacc[0][m][sa] = s1;
+            sacc[1][m][sa] = s2;
+          }
         }
         ++oa;
+        sc = sc == ACC_DIST - 1 ? 0 : sc + 1;
       }
       run_next(runs, w.tc, rr, cc);
     }
@@ -887,11 +1034,14 @@ EFGEN_LABEL(STORE_FP_LANES)
 
 // BP: dx = acc, times (x > 0) with x the mask source (FLAG_MASK), read on mem_w.
 static inline void store_bp(const OfmBlock& o, int obase, const Job& j, const Walk& w, int ob,
-                            const float* mem_w, float* mem_out) {
+                            int mbl, const float* mem_w, float* mem_out,
+                            const float kbs[XF_CONSTS][TM][MAX_MC],
+                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST]) {
   const bool mask = (j.flags & EFGEN_FLAG_MASK) != 0;
   const FmView& mv = mask ? j.msk : j.dst;   // without a mask: a harmless read of dx itself
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
   const int nlb = cdiv(imin(TM, j.OC - ob * TM), T);
+  int sc = 0;
 EFGEN_LABEL(STORE_BP_LANES)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
@@ -907,14 +1057,30 @@ EFGEN_LABEL(STORE_BP_LANES)
       for (int q = 0; q < runs.len; ++q) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
         EFGEN_HLS(PIPELINE II=1)
+        EFGEN_HLS(DEPENDENCE variable=sacc type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
           const float e = o[g * T + t][oa];
           const float src = mem_w[m0 + int64_t(q) * T + t];
-          const float dx = mask && !(src > 0.0f) ? 0.0f : e;
+          // A fused BN's mask recomputed from its input (record MK): bn(src) > 0.
+          const int m = g * T + t;
+          const int kb = j.mk != 0 ? mbl : 0;
+          const float xhat = (src - kbs[KMEAN][m][kb]) * kbs[KINVSTD][m][kb];
+          const float ms = j.mk != 0 ? kbs[KGAMMA][m][kb] * xhat + kbs[KBETA][m][kb] : src;
+          const float dx = mask && !(ms > 0.0f) ? 0.0f : e;
           mem_out[a0 + int64_t(q) * T + t] = c + t < j.OC ? dx : 0.0f;
+          // BN BP sums of the finalised error (FLAG_STATS with MK): sum(dy), sum(dy*x_hat),
+          // x_hat from the mask source the store reads anyway.
+          const int sa = (j.stats ? mbl : 0) * ACC_DIST + sc;
+          const float s1 = sacc[0][m][sa] + dx;
+          const float s2 = sacc[1][m][sa] + dx * xhat;
+          if (j.stats && c + t < j.OC) {
+            sacc[0][m][sa] = s1;
+            sacc[1][m][sa] = s2;
+          }
         }
         ++oa;
+        sc = sc == ACC_DIST - 1 ? 0 : sc + 1;
       }
       run_next(runs, w.tc, rr, cc);
     }
@@ -922,7 +1088,10 @@ EFGEN_LABEL(STORE_BP_LANES)
 }
 
 static inline void ce_store(const Job& j, int ob0, int nmb, const float bbuf[TM][MAX_MC],
-                            efgen_sob<OfmBlock>& ofm_s, const float* mem_w, float* mem_out) {
+                            efgen_sob<OfmBlock>& ofm_s, const float* mem_w, float* mem_out,
+                            const float skb[TM][MAX_MC],
+                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                            const float kbs[XF_CONSTS][TM][MAX_MC]) {
   EFGEN_HLS(INLINE off)
   EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_AXI_WORDS)   // FP bias adders
   Walk w;
@@ -940,9 +1109,9 @@ EFGEN_LABEL(STORE_GROUPS)
         const int mbl = j.io ? bl : w.mbl;
         const int obase = bl * w.tr * w.tc;
         if (j.mode == FP)
-          store_fp(o, obase, bbuf, j, w, ob0 + mbl, mbl, mem_out);
+          store_fp(o, obase, bbuf, j, w, ob0 + mbl, mbl, mem_out, skb, sacc);
         else
-          store_bp(o, obase, j, w, ob0 + mbl, mem_w, mem_out);
+          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs, sacc);
       }
     }
   EFGEN_LABEL(SKIP_STEPS)
@@ -957,6 +1126,9 @@ EFGEN_LABEL(STORE_GROUPS)
 
 static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DEPTH],
                       const float bbuf[TM][MAX_MC], float bacc[TM][MAX_MC * ACC_DIST],
+                      const float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float skb[TM][MAX_MC],
+                      float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                      const float kbs[XF_CONSTS][TM][MAX_MC],
                       const float* mem_in, const float* mem_w, float* mem_out) {
   EFGEN_HLS(INLINE off)
   EFGEN_HLS(DATAFLOW)
@@ -967,9 +1139,9 @@ static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DE
   EFGEN_HLS(ARRAY_PARTITION variable=err_s type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=ofm_s type=complete dim=1)
   EFGEN_REGION(region);
-  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, ifm_s, err_s, bacc));
+  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, ifm_s, err_s, bacc, kb));
   EFGEN_PROCESS(region, ce_mac(j, ob0, nmb, wbuf, ifm_s, err_s, ofm_s));
-  EFGEN_PROCESS(region, ce_store(j, ob0, nmb, bbuf, ofm_s, mem_w, mem_out));
+  EFGEN_PROCESS(region, ce_store(j, ob0, nmb, bbuf, ofm_s, mem_w, mem_out, skb, sacc, kbs));
   EFGEN_JOIN(region);
 }
 
@@ -1207,6 +1379,138 @@ EFGEN_LABEL(SGD_PAIRS_M)
   }
 }
 
+// ---- the fused transform's parameters (FLAG_XF) ------------------------------------------
+
+// An int64 word address stored in the record as two 32-bit words, low first.
+static inline int64_t rec_addr(const uint32_t rw[XF_WORDS], int k) {
+  return int64_t((uint64_t(rw[k + 1]) << 32) | uint64_t(rw[k]));
+}
+
+// The side record (XF_WORDS words, one per cycle) and the load stream's per-channel
+// constants (mean, invstd, gamma, beta of each term: 4 x C words from LK), one word per
+// cycle, before the chunks. A WU record's DBG replaces a[7] (the bias-gradient debug copy).
+static bool load_xf(Job& j, float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float* mem_w) {
+  uint32_t rw[XF_WORDS];
+EFGEN_LABEL(LOAD_XF_RECORD)
+  for (int k = 0; k < XF_WORDS; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=16 max=16)
+    EFGEN_HLS(PIPELINE II=1)
+    std::memcpy(&rw[k], &mem_w[j.rec + k], sizeof rw[k]);
+  }
+  j.lk1 = rec_addr(rw, 0);
+  j.lx2 = rec_addr(rw, 2);
+  j.lk2 = rec_addr(rw, 4);
+  j.relu_in = rw[6] != 0;
+  j.lmode = int(rw[7]);
+  j.sk = rec_addr(rw, 8);
+  j.ssum = rec_addr(rw, 10);
+  j.dbg = rec_addr(rw, 12);
+  j.mk = rec_addr(rw, 14);
+  if (j.mode == WU) j.a[7] = j.dbg;
+  // BP loads dy plainly or as a BN's dx (LMODE 1); MK is BP's only; LMODE 1 (BP, WU)
+  // needs both constant sets and y, no ReLU and (WU) no bias.
+  const bool dx = j.lmode == 1;
+  if (j.lmode < 0 || j.lmode > 1 || (dx && j.mode == FP) || (j.mode != BP && j.mk != 0))
+    return false;
+  if (j.mode == BP && !dx && (j.lk1 != 0 || j.lx2 != 0 || j.relu_in)) return false;
+  if (dx && (j.lk1 == 0 || j.lk2 == 0 || j.lx2 == 0 || j.relu_in ||
+             (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS))))
+    return false;
+  if (j.mode == BP && j.stats && (j.mk == 0 || !(j.flags & EFGEN_FLAG_MASK))) return false;
+  const int C = j.mode == WU && dx ? j.M : j.src.C;   // the transformed stream's channels
+EFGEN_LABEL(LOAD_XF_TERMS)
+  for (int term = 0; term < XF_TERMS; ++term) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=2)
+    const int64_t base = term == 0 ? j.lk1 : j.lk2;
+    if (base == 0) continue;
+  EFGEN_LABEL(LOAD_XF_KINDS)
+    for (int q = 0; q < XF_CONSTS; ++q) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=4 max=4)
+      const int64_t row = base + int64_t(q) * C;
+      int t = 0, cb = 0;
+    EFGEN_LABEL(LOAD_XF_CONST)
+      for (int ch = 0; ch < C; ++ch) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_XF_MAX_C)
+        EFGEN_HLS(PIPELINE II=1)
+        kb[term][q][t][cb] = mem_w[row + ch];
+        if (++t == T) {
+          t = 0;
+          ++cb;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+// BP with a record: the chunk's mask-source constants (mean, invstd, gamma, beta of the
+// layer-input channels the chunk writes), one word per cycle.
+static void mask_begin(const Job& j, int ob0, int nmb, float kbs[XF_CONSTS][TM][MAX_MC],
+                       const float* mem_w) {
+  const int nch = imin(nmb * TM, j.OC - ob0 * TM);
+EFGEN_LABEL(MASK_K_KINDS)
+  for (int q = 0; q < XF_CONSTS; ++q) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=4 max=4)
+    const int64_t row = j.mk + int64_t(q) * j.OC + int64_t(ob0) * TM;
+    int m = 0, mbl = 0;
+  EFGEN_LABEL(MASK_K)
+    for (int k = 0; k < nch; ++k) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
+      EFGEN_HLS(PIPELINE II=1)
+      kbs[q][m][mbl] = mem_w[row + k];
+      if (++m == TM) {
+        m = 0;
+        ++mbl;
+      }
+    }
+  }
+}
+
+// FLAG_STATS: the chunk's shift k (one word per channel) and its sums zeroed.
+static void stats_begin(const Job& j, int ob0, int nmb, float skb[TM][MAX_MC],
+                        float sacc[NSUMS][TM][MAX_MC * ACC_DIST], const float* mem_w) {
+  const int nch = j.mode == FP ? imin(nmb * TM, j.OC - ob0 * TM) : 0;   // BP: no shift
+EFGEN_LABEL(STATS_K)
+  for (int k = 0; k < nch; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
+    EFGEN_HLS(PIPELINE II=1)
+    skb[k % TM][k / TM] = mem_w[j.sk + int64_t(ob0) * TM + k];
+  }
+EFGEN_LABEL(STATS_ZERO)
+  for (int k = 0; k < nmb * ACC_DIST; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_BACC)
+    EFGEN_HLS(PIPELINE II=1)
+    for (int m = 0; m < TM; ++m) {
+      EFGEN_HLS(UNROLL)
+      sacc[0][m][k] = 0.0f;
+      sacc[1][m][k] = 0.0f;
+    }
+  }
+}
+
+// FLAG_STATS: the chunk's sums, each lane's ACC_DIST partial sums added in order, to
+// SSUM and SSUM + C (C = the stored tensor's channels): FP sum(y-k), sum((y-k)^2); BP
+// (the BN BP sums of the error it finalises) sum(dy), sum(dy*x_hat).
+static void stats_end(const Job& j, int ob0, int nmb, const float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                      float* mem_out) {
+  const int nch = imin(nmb * TM, j.OC - ob0 * TM);
+EFGEN_LABEL(STATS_OUT)
+  for (int k = 0; k < nch; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNK_C)
+    EFGEN_HLS(PIPELINE II=1)
+    const int m = k % TM, mbl = k / TM;
+    for (int s = 0; s < NSUMS; ++s) {
+      EFGEN_HLS(UNROLL)
+      float v = sacc[s][m][mbl * ACC_DIST];
+      for (int q = 1; q < ACC_DIST; ++q) {
+        EFGEN_HLS(UNROLL)
+        v = v + sacc[s][m][mbl * ACC_DIST + q];
+      }
+      mem_out[j.ssum + int64_t(s) * j.OC + int64_t(ob0) * TM + k] = v;
+    }
+  }
+}
+
 }  // namespace efgen_ce
 
 // 0 when the engine would execute the descriptor, else an EfgenConvStatus.
@@ -1225,6 +1529,21 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
   static float wbuf[TM][TN][WBUF_DEPTH];
   static float bbuf[TM][MAX_MC];
   static float bacc[TM][MAX_MC * ACC_DIST];
+  // The fused transform (FLAG_XF): the load stream's per-channel constants (two terms x
+  // mean, invstd, gamma, beta; lane-partitioned), the store's shift k and its BN FP sums.
+  static float kb[XF_TERMS][XF_CONSTS][T][XF_D];
+  static float skb[TM][MAX_MC];
+  static float sacc[NSUMS][TM][MAX_MC * ACC_DIST];
+  static float kbs[XF_CONSTS][TM][MAX_MC];
+  EFGEN_HLS(ARRAY_PARTITION variable=kbs type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=kbs type=complete dim=2)
+  EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=2)
+  EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=3)
+  EFGEN_HLS(ARRAY_PARTITION variable=skb type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=sacc type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=sacc type=complete dim=2)
+  EFGEN_HLS(BIND_STORAGE variable=sacc type=ram_2p impl=lutram)
   EFGEN_HLS(ARRAY_PARTITION variable=wbuf type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=wbuf type=complete dim=2)
   EFGEN_HLS(BIND_STORAGE variable=wbuf type=ram_2p impl=bram)
@@ -1235,6 +1554,7 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
 
   Job j;
   if (make_job(d, j) != EFGEN_CONV_OK) return;  // rejected: nothing read or written
+  if (j.xf && !load_xf(j, kb, mem_w)) return;   // an unsupported record: nothing written
 
   const int nchunks = cdiv(j.MB, j.mc);
 EFGEN_LABEL(CHUNKS)
@@ -1255,7 +1575,10 @@ EFGEN_LABEL(CHUNKS)
     } else if (j.mode != WU) {
       load_weights(wbuf, bbuf, j, ob0, nmb, mem_w);
     }
-    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, mem_in, mem_w, mem_out);
+    if (j.stats) stats_begin(j, ob0, nmb, skb, sacc, mem_w);
+    if (j.mk != 0) mask_begin(j, ob0, nmb, kbs, mem_w);
+    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, kb, skb, sacc, kbs, mem_in, mem_w, mem_out);
+    if (j.stats) stats_end(j, ob0, nmb, sacc, mem_out);
     if (j.mode == WU) sgd_writeback(wbuf, bacc, j, ob0, nmb, mem_in, mem_w, mem_out);
   }
 }

@@ -38,6 +38,12 @@ enum EfgenOp : int32_t {
                           // FLAG_DX (FLAG_MASK: times (x > 0), x = a[1]); gamma/beta
                           // updated by SGD when FLAG_TRAIN (dx uses the old gamma); debug
                           // copies of dgamma, dbeta (2*C words) to a[6] when non-zero.
+  EFGEN_OP_BN_FIN = 12,   // restructured BN: a[6] = constants block (8*C words: s1 s2
+                          // mean invstd gamma beta sdy sdyx; s1, s2 from the producing
+                          // conv's FLAG_STATS store) -> mean, invstd, gamma, beta (k =
+                          // a[4] before its update); a[1]=gamma a[2]=beta; a[3]=stats
+                          // written; a[4], a[5] running statistics updated; a[7] != 0:
+                          // y = bn(a[0]) materialised (FLAG_RELU: clamped)
   EFGEN_OP_RELU_FP = 20,  // a[0]=x -> a[7]=y
   EFGEN_OP_RELU_BP = 21,  // a[0]=dy a[1]=y -> a[7]=dx = dy * (y > 0)
   EFGEN_OP_MAXPOOL_FP = 30,  // a[0]=x -> a[7]=y, a[6]=argmax (window index i*K+j of the
@@ -80,6 +86,16 @@ enum EfgenFlag : int32_t {
   EFGEN_FLAG_TRAIN = 8,   // BN BP: update gamma and beta
   EFGEN_FLAG_DX = 16,     // BN BP: write the input error
   EFGEN_FLAG_GATHER = 32, // HOST_EMP: gather the kept channels (host runtime only)
+  EFGEN_FLAG_XF = 64,     // conv engine: a fused transform; its side record (16 words,
+                          // efgen/hls/program.py) at a[3] (FP, BP) or a[7] (WU)
+  EFGEN_FLAG_STATS = 128, // FLAG_XF: BN sums beside the store (CONV_FP: sum(y-k),
+                          // sum((y-k)^2); CONV_BP with MASK and record MK: sum(dx),
+                          // sum(dx*x_hat)) to the record's SSUM
+  EFGEN_FLAG_SUMS = 256,  // BN_BP: sum(dy), sum(dy*x_hat) read from a[2] + 2C (a stats
+                          // region of 4C words) instead of the sums pass
+  EFGEN_FLAG_DXK = 512,   // BN_BP without FLAG_DX: the dx constants (8*C words: mean,
+                          // invstd, coef, n, sum(dy), sum(dy*x_hat), 0, 0) to a[7], for
+                          // the producing conv's loads (record LMODE 1)
 };
 
 struct EfgenDesc {

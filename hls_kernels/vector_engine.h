@@ -728,6 +728,17 @@ static inline void store_chan(float* mem_out, const int64_t addr, const int C, c
   }
 }
 
+// n words at addr (gmem2) set to v.
+static inline void fill_words(float* mem_out, const int64_t addr, const int n, const float v) {
+  EFGEN_HLS(INLINE)
+  EFGEN_LABEL(fill_words)
+  for (int c = 0; c < n; ++c) {
+    EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_C)
+    mem_out[addr + c] = v;
+  }
+}
+
 // Zero both partial-sum sets of CB blocks (all slots and lanes: one block per cycle).
 static inline void clear_part(const int CB, PartMem& part) {
   EFGEN_HLS(INLINE)
@@ -1013,9 +1024,69 @@ static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_
   }
 }
 
+// BN_FIN's statistics (restructured BN), from the sums the producing conv's store
+// accumulated (constants block a[6]: s1 = sum(x-k), s2 = sum((x-k)^2), k = the running
+// mean a[4] before its update), on unit_sgd and unit_rcp only (no float operator of its
+// own): d = s1*(1/n), var = (1/n)*s2 - d*d, mean = k + d, invstd = 1/sqrt(var + eps).
+static inline void bn_fin_stats(const EfgenDesc& d, const int C, const float inv_n,
+                                const float* mem_w, ChanMem& chan) {
+  EFGEN_HLS(INLINE)
+  const int64_t blk = d.a[6];
+  load_chan(mem_w, blk, C, kChDbeta, chan);       // s1 (scratch)
+  load_chan(mem_w, blk + C, C, kChDgamma, chan);  // s2 (scratch)
+  load_chan(mem_w, d.a[4], C, kChCoef, chan);     // k (scratch)
+  int cb = 0, t = 0;
+  EFGEN_LABEL(bn_fin_shift)
+  for (int c = 0; c < C; ++c) {   // d = s1*(1/n)
+    EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_C)
+    float v = 0.0f, p = 0.0f;
+    unit_sgd(chan[kChDbeta][cb][t], inv_n, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, v, p);
+    chan[kChDbeta][cb][t] = p;
+    if (++t == kT) {
+      t = 0;
+      ++cb;
+    }
+  }
+  cb = 0;
+  t = 0;
+  EFGEN_LABEL(bn_fin_var)
+  for (int c = 0; c < C; ++c) {   // var = (1/n)*s2 + (0 + (-1)*(d*d))
+    EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_C)
+    float v = 0.0f, unused = 0.0f;
+    const float dd = chan[kChDbeta][cb][t];
+    unit_sgd(dd, dd, 0.0f, chan[kChDgamma][cb][t], 0.0f, inv_n, -1.0f, v, unused);
+    chan[kChVar][cb][t] = v;
+    if (++t == kT) {
+      t = 0;
+      ++cb;
+    }
+  }
+  cb = 0;
+  t = 0;
+  EFGEN_LABEL(bn_fin_mean)
+  for (int c = 0; c < C; ++c) {   // mean = 0*0 + (k + 1*d)
+    EFGEN_HLS(PIPELINE II=1)
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_C)
+    float v = 0.0f, unused = 0.0f;
+    unit_sgd(chan[kChDbeta][cb][t], 1.0f, chan[kChCoef][cb][t], 0.0f, 0.0f, 0.0f, 1.0f, v,
+             unused);
+    chan[kChMean][cb][t] = v;
+    if (++t == kT) {
+      t = 0;
+      ++cb;
+    }
+  }
+  invstd_chan(C, d.eps, chan);
+}
+
 // BN_FP: mean pass, centred variance pass (both read x), statistics (a[3]: mean[C] then
 // biased var[C]), running statistics in place (a[4], a[5]: momentum bn_momentum,
 // unbiased var), normalise pass (x -> y, fused ReLU with FLAG_RELU).
+// BN_FIN (restructured BN) shares it: the statistics from the block's sums instead of
+// the two passes (bn_fin_stats), the block's mean, invstd, gamma, beta written (what the
+// consumers' loads apply), and the normalise pass only with a[7] != 0 (materialised).
 static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* mem_w,
                          float* mem_out, PartMem& part, ChanMem& chan) {
   EFGEN_HLS(INLINE)
@@ -1024,15 +1095,25 @@ static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* m
   const int64_t n = int64_t(d.batch) * d.in_h * d.in_w;  // elements per channel
   const float nf = float(n);
   const float inv_n = unit_rcp(nf, 0.0f, false);
+  const bool fin = d.op == EFGEN_OP_BN_FIN;
+  if (fin) bn_fin_stats(d, C, inv_n, mem_w, chan);
   load_chan(mem_w, d.a[1], C, kChGamma, chan);
   load_chan(mem_w, d.a[2], C, kChBeta, chan);
-  clear_part(CB, part);
-  bn_pass(kBnMean, d, mem_in, mem_w, mem_out, nf, part, chan);
-  reduce_chan(C, 0, inv_n, kChMean, part, chan);
-  clear_part(CB, part);
-  bn_pass(kBnVar, d, mem_in, mem_w, mem_out, nf, part, chan);
-  reduce_chan(C, 1, inv_n, kChVar, part, chan);
-  invstd_chan(C, d.eps, chan);
+  if (fin) {
+    const int64_t blk = d.a[6];
+    store_chan(mem_out, blk + 2 * int64_t(C), C, kChMean, chan);
+    store_chan(mem_out, blk + 3 * int64_t(C), C, kChInvstd, chan);
+    store_chan(mem_out, blk + 4 * int64_t(C), C, kChGamma, chan);
+    store_chan(mem_out, blk + 5 * int64_t(C), C, kChBeta, chan);
+  } else {
+    clear_part(CB, part);
+    bn_pass(kBnMean, d, mem_in, mem_w, mem_out, nf, part, chan);
+    reduce_chan(C, 0, inv_n, kChMean, part, chan);
+    clear_part(CB, part);
+    bn_pass(kBnVar, d, mem_in, mem_w, mem_out, nf, part, chan);
+    reduce_chan(C, 1, inv_n, kChVar, part, chan);
+    invstd_chan(C, d.eps, chan);
+  }
   store_chan(mem_out, d.a[3], C, kChMean, chan);
   store_chan(mem_out, d.a[3] + C, C, kChVar, chan);
   // PyTorch's running update: the unbiased variance, var * n/(n-1).
@@ -1040,7 +1121,7 @@ static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* m
   const float unbias = n > 1 ? nf * unit_rcp(nf - 1.0f, 0.0f, false) : 1.0f;
   running_chan(mem_w, mem_out, d.a[4], C, kChMean, keep, d.bn_momentum, 1.0f, chan);
   running_chan(mem_w, mem_out, d.a[5], C, kChVar, keep, d.bn_momentum, unbias, chan);
-  bn_pass(kBnNorm, d, mem_in, mem_w, mem_out, nf, part, chan);
+  if (!fin || d.a[7] != 0) bn_pass(kBnNorm, d, mem_in, mem_w, mem_out, nf, part, chan);
 }
 
 // BN_BP: sums pass (dy, x) -> dbeta = sum(dy), dgamma = sum(dy*xhat); coef =
@@ -1059,11 +1140,28 @@ static inline void bn_bp(const EfgenDesc& d, const float* mem_in, const float* m
   load_chan(mem_w, d.a[2] + C, C, kChVar, chan);
   load_chan(mem_w, d.a[3], C, kChGamma, chan);
   invstd_chan(C, d.eps, chan);
-  clear_part(CB, part);
-  bn_pass(kBnSums, d, mem_in, mem_w, mem_out, nf, part, chan);
-  reduce_chan(C, 0, 1.0f, kChDbeta, part, chan);
-  reduce_chan(C, 1, 1.0f, kChDgamma, part, chan);
+  if (d.flags & EFGEN_FLAG_SUMS) {   // restructured BN: the finalising BP store's sums
+    load_chan(mem_w, d.a[2] + 2 * int64_t(C), C, kChDbeta, chan);
+    load_chan(mem_w, d.a[2] + 3 * int64_t(C), C, kChDgamma, chan);
+  } else {
+    clear_part(CB, part);
+    bn_pass(kBnSums, d, mem_in, mem_w, mem_out, nf, part, chan);
+    reduce_chan(C, 0, 1.0f, kChDbeta, part, chan);
+    reduce_chan(C, 1, 1.0f, kChDgamma, part, chan);
+  }
   coef_chan(C, inv_n, chan);
+  if (!(d.flags & EFGEN_FLAG_DX) && (d.flags & EFGEN_FLAG_DXK)) {
+    // restructured BN: the constants of the dx affine the producing conv's BP and WU
+    // loads apply (mean, invstd, coef, n | sum(dy), sum(dy*x_hat), 0, 0), OLD gamma.
+    const int64_t b = d.a[7];
+    store_chan(mem_out, b, C, kChMean, chan);
+    store_chan(mem_out, b + C, C, kChInvstd, chan);
+    store_chan(mem_out, b + 2 * int64_t(C), C, kChCoef, chan);
+    fill_words(mem_out, b + 3 * int64_t(C), C, nf);
+    store_chan(mem_out, b + 4 * int64_t(C), C, kChDbeta, chan);
+    store_chan(mem_out, b + 5 * int64_t(C), C, kChDgamma, chan);
+    fill_words(mem_out, b + 6 * int64_t(C), 2 * C, 0.0f);
+  }
   if (d.a[6] != 0) {
     store_chan(mem_out, d.a[6], C, kChDgamma, chan);
     store_chan(mem_out, d.a[6] + C, C, kChDbeta, chan);
@@ -1689,8 +1787,8 @@ static inline void flatten_bp(const EfgenDesc& d, const float* mem_in, const flo
 //   SHORTCUT: in_* >= 1, out_c >= in_c, stride >= 1, out_h = ceil(in_h/stride) (and w).
 //   FLATTEN: in_* >= 1, out_c = in_c*in_h*in_w, out_h = out_w = 1.
 //   pooling and SHORTCUT: in_w and out_w <= max(EFGEN_MAX_W, 9) (the on-chip rows).
-// Address slots used (must be >= 0): BN_FP 0-5, 7; BN_BP 0-5, 6 (0 = no debug copy),
-// 7 with FLAG_DX; MAXPOOL_FP 0, 6, 7; MAXPOOL_BP, RELU_BP 0, 1, 7; ADD_FP 0, 1, 7;
+// Address slots used (must be >= 0): BN_FIN 0-7 (a[7] = 0: y not materialised); BN_FP 0-5, 7; BN_BP 0-5, 6 (0 = no debug copy),
+// 7 with FLAG_DX or FLAG_DXK; MAXPOOL_FP 0, 6, 7; MAXPOOL_BP, RELU_BP 0, 1, 7; ADD_FP 0, 1, 7;
 // ERRSUM 0..n_src-1, 7; the rest 0, 7; plus 6 with FLAG_MASK on a BP op / ERRSUM.
 static inline int efgen_vector_check(const EfgenDesc& d) {
   const int op = d.op;
@@ -1713,12 +1811,17 @@ static inline int efgen_vector_check(const EfgenDesc& d) {
       if (op == EFGEN_OP_ADD_FP || op == EFGEN_OP_RELU_BP) slots |= 0x2;
       if (op != EFGEN_OP_RELU_FP && op != EFGEN_OP_ADD_FP && mask) slots |= 0x40;
       break;
+    case EFGEN_OP_BN_FIN:
+      if (!geo || !in_ok) return EFGEN_VECTOR_ERR_GEOMETRY;
+      if (d.in_c > efgen_vec::kMaxC) return EFGEN_VECTOR_ERR_CHANNELS;
+      slots = 0xff;
+      break;
     case EFGEN_OP_BN_FP:
     case EFGEN_OP_BN_BP:
       if (!geo || !in_ok) return EFGEN_VECTOR_ERR_GEOMETRY;
       if (d.in_c > efgen_vec::kMaxC) return EFGEN_VECTOR_ERR_CHANNELS;
       slots = 0x3f;
-      if (op == EFGEN_OP_BN_FP || (d.flags & EFGEN_FLAG_DX)) slots |= 0x80;
+      if (op == EFGEN_OP_BN_FP || (d.flags & (EFGEN_FLAG_DX | EFGEN_FLAG_DXK))) slots |= 0x80;
       if (op == EFGEN_OP_BN_BP) slots |= 0x40;
       break;
     case EFGEN_OP_MAXPOOL_FP:
@@ -1800,11 +1903,13 @@ static inline void efgen_vector_engine(const EfgenDesc& d, const float* mem_in,
   if (efgen_vector_check(d) != EFGEN_VECTOR_OK) return;
   switch (d.op) {
     case EFGEN_OP_BN_FP:
+    case EFGEN_OP_BN_FIN:
       bn_fp(d, mem_in, mem_w, mem_out, part, chan);
       break;
     case EFGEN_OP_BN_BP:
       bn_bp(d, mem_in, mem_w, mem_out, part, chan);
       break;
+
     case EFGEN_OP_RELU_FP:
     case EFGEN_OP_RELU_BP:
     case EFGEN_OP_ADD_FP:

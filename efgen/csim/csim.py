@@ -92,6 +92,7 @@ class CsimResult:
     not_in_dram: list[str] = field(default_factory=list)
     compile_seconds: float = 0.0
     cpp_lines: int = 0
+    fusion: dict | None = None        # a fused design: what the C++ fuses (Program.fusion)
 
     @property
     def ok(self) -> bool:
@@ -137,6 +138,9 @@ class DramImage:
             if kind == "input":
                 self._put(r, x)
                 continue
+            if kind == "data":                    # words the program fixed (fused records)
+                self.mem[r.offset:r.offset + r.words] = r.data
+                continue
             layer, _, name = what.rpartition(".")   # parameter names carry no dots
             if kind == "param":
                 self._put(r, state.params[layer][name])
@@ -153,7 +157,7 @@ class DramImage:
         :meth:`load_state`); what DRAM does not hold is copied from ``like``."""
         state = like.copy()
         for r in self.prog.regions.values():
-            if getattr(r, "alias_of", None) or r.init is None or r.init == "input":
+            if getattr(r, "alias_of", None) or r.init in (None, "input", "data"):
                 continue
             kind, _, what = r.init.partition(":")
             layer, _, name = what.rpartition(".")
@@ -361,7 +365,7 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
         training = build_training(net, sim.prog.design)
         plan = StepPlan(training)
     result = CsimResult(not_in_dram=sim.prog.not_in_dram, compile_seconds=sim.compile_seconds,
-                        cpp_lines=sim.cpp_lines)
+                        cpp_lines=sim.cpp_lines, fusion=sim.prog.fusion)
     for k in range(1, steps + 1):
         if k > 1:
             state = sim.read_state(state)
@@ -417,10 +421,25 @@ def format_drift(tensors: list[Compared], all_rows: bool = False) -> list[str]:
     return lines
 
 
+def format_fusion(f: dict) -> list[str]:
+    """A fused design's C-simulation: which part of the restructured-BN plan the C++ runs."""
+    lines = [f"restructured BN in the C++: BN FP sums in the producing conv's store for "
+             f"{len(f['bn_stats_in_store'])} batchnorm(s); {len(f['fused_into_loads'])} BN/ReLU "
+             f"output(s) fused into conv loads ({', '.join(f['fused_into_loads']) or '-'}), "
+             f"{len(f['materialised_by_bn_fin'])} materialised by BN_FIN; BN BP sums in the "
+             f"finalising BP store for {len(f['bn_bp_sums_in_store'])}; BN BP dx in the "
+             f"producing conv's BP/WU loads for {len(f['bn_dx_in_loads'])}"]
+    if f["plan_fused_groups_materialised"]:
+        lines.append("  fused in the model's plan but stored by the C++: "
+                     + ", ".join(f["plan_fused_groups_materialised"]))
+    lines += [f"  not built yet (vector passes as unfused): {x}" for x in f["not_built"]]
+    return lines
+
+
 def format_report(res: CsimResult, all_rows: bool = False) -> str:
     from efgen.csim.verdict import format_flips, format_local
 
-    lines = []
+    lines = format_fusion(res.fusion) if res.fusion else []
     for s in res.steps:
         lines.append(f"step {s.step}: {'PASS' if s.ok else 'FAIL'}; loss csim {s.loss_csim:.6f} "
                      f"golden {s.loss_golden:.6f}; {s.seconds * 1e3:.0f} ms")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from efgen.golden import ops
+from efgen.hls import fused
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
 from efgen.layout import FeatureMapLayout, WeightLayout
 
@@ -61,19 +62,49 @@ class Interp:
         def masked(v, src_addr, shape):
             return v * (self.fm_get(src_addr, shape) > 0) if mask else v
 
+        xf = bool(fl & FLAGS["XF"])
+        rec = fused.read_record(self.mem, a[7] if op == "CONV_WU" else a[3]) if xf else None
+
+        def loaded(addr, shape):
+            """A conv's input stream as its loader delivers it (FLAG_XF: transformed)."""
+            x = self.fm_get(addr, shape)
+            if rec is None or rec["LMODE"] == 1:      # LMODE 1 transforms the error
+                return x
+            return fused.load_value(x, rec, lambda ad: self.fm_get(ad, shape), self.v_get)
+
         if op == "CONV_FP":
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
             b = self.v_get(a[2], d.out_c) if fl & FLAGS["BIAS"] else None
-            y = ops.conv_fp(self.fm_get(a[0], xin), w, b, d.stride, d.pad)
-            self.fm_put(a[7], np.maximum(y, 0) if relu else y)
+            y = ops.conv_fp(loaded(a[0], xin), w, b, d.stride, d.pad)
+            y = np.maximum(y, 0) if relu else y
+            self.fm_put(a[7], y)
+            if rec is not None and fl & FLAGS["STATS"]:
+                self.v_put(rec["SSUM"], fused.stats_sums(y, self.v_get(rec["SK"], d.out_c)))
         elif op == "CONV_BP":
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
-            dx = ops.conv_bp(self.fm_get(a[0], yout), w, d.stride, d.pad, (d.in_h, d.in_w))
-            self.fm_put(a[7], masked(dx, a[6], xin))
+            dz = self.fm_get(a[0], yout)
+            if rec is not None and rec["LMODE"] == 1:     # the loads apply the BN's dx
+                dz = fused.bndx_value(dz, self.fm_get(rec["LX2"], yout), rec, self.v_get)
+            dx = ops.conv_bp(dz, w, d.stride, d.pad, (d.in_h, d.in_w))
+            if rec is not None and rec["MK"] and mask:   # a fused BN's ReLU mask, recomputed
+                k = self.v_get(rec["MK"], 4 * d.in_c).reshape(4, d.in_c)
+                src = self.fm_get(a[6], xin)
+                dx = dx * (fused.bn_term(src, k) > 0)
+                if fl & FLAGS["STATS"]:                   # BN BP sums of this error
+                    xhat = (src - k[0][None, :, None, None]) * k[1][None, :, None, None]
+                    self.v_put(rec["SSUM"], np.concatenate(
+                        [dx.sum(axis=(0, 2, 3)), (dx * xhat).sum(axis=(0, 2, 3))]))
+            else:
+                dx = masked(dx, a[6], xin)
+            self.fm_put(a[7], dx)
         elif op == "CONV_WU":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
-            dy, x = self.fm_get(a[0], yout), self.fm_get(a[1], xin)
+            dy, x = self.fm_get(a[0], yout), loaded(a[1], xin)
+            if rec is not None and rec["LMODE"] == 1:
+                dy = fused.bndx_value(dy, self.fm_get(rec["LX2"], yout), rec, self.v_get)
             g = ops.conv_wu(dy, x, d.stride, d.pad, d.kh)
+            if rec is not None:           # the record moved the bias-gradient debug copy
+                a[7] = rec["DBG"]
             w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape), *sgd)
             self.w_put(a[2], w)
             self.w_put(a[3], v)
@@ -98,6 +129,21 @@ class Interp:
             self.v_put(a[4], rm)
             self.v_put(a[5], rv)
             self.fm_put(a[7], np.maximum(y, 0) if relu else y)
+        elif op == "BN_FIN":
+            c, count = d.in_c, B * d.in_h * d.in_w
+            blk = self.v_get(a[6], 2 * c)
+            k = self.v_get(a[4], c)
+            mean, var, invstd = fused.bn_finalise(blk[:c], blk[c:], k, count, float(d.eps))
+            gamma, beta = self.v_get(a[1], c), self.v_get(a[2], c)
+            self.v_put(a[6] + 2 * c, np.concatenate([mean, invstd, gamma, beta]))
+            self.v_put(a[3], np.concatenate([mean, var]))
+            rm, rv = ops.bn_running_update(k, self.v_get(a[5], c), mean, var, count,
+                                           float(d.bn_momentum))
+            self.v_put(a[4], rm)
+            self.v_put(a[5], rv)
+            if a[7]:
+                y = fused.bn_term(self.fm_get(a[0], xin), np.stack([mean, invstd, gamma, beta]))
+                self.fm_put(a[7], np.maximum(y, 0) if relu else y)
         elif op == "BN_BP":
             c = d.in_c
             x = self.fm_get(a[1], xin)
@@ -107,9 +153,21 @@ class Interp:
             cache = {"mean": mean, "var": var, "invstd": invstd,
                      "xhat": ((x - mean[None, :, None, None]) * invstd[None, :, None, None])}
             gamma, beta = self.v_get(a[3], c), self.v_get(a[4], c)
-            dx, dgamma, dbeta = ops.bn_bp(self.fm_get(a[0], yout), cache, gamma)
+            dy = self.fm_get(a[0], yout)
+            dx, dgamma, dbeta = ops.bn_bp(dy, cache, gamma)
+            if fl & FLAGS["SUMS"]:        # the sums a BP store accumulated (restructured BN)
+                sums = self.v_get(a[2] + 2 * c, 2 * c)
+                dbeta, dgamma = sums[:c], sums[c:]
+                n = dy.dtype.type(dy.size // c)
+                ch = lambda v: v[None, :, None, None]  # noqa: E731
+                dx = ch(gamma * invstd / n) * (n * dy - ch(dbeta) - cache["xhat"] * ch(dgamma))
             if fl & FLAGS["DX"]:
                 self.fm_put(a[7], dx * (x > 0) if mask else dx)
+            elif fl & FLAGS["DXK"]:       # the dx constants a conv's loads apply
+                n = np.float32(dy.size // c)
+                coef = (gamma * invstd / n).astype(np.float32)
+                self.v_put(a[7], np.concatenate([mean, invstd, coef, np.full(c, n, np.float32),
+                                                 dbeta, dgamma, np.zeros(2 * c, np.float32)]))
             if fl & FLAGS["TRAIN"]:
                 vel = self.v_get(a[5], 2 * c)
                 g2, vg = ops.sgd_update(gamma, dgamma, vel[:c], *sgd)

@@ -10,14 +10,20 @@ OPS = {
     "NOP": 0, "CONV_FP": 1, "CONV_BP": 2, "CONV_WU": 3, "BN_FP": 10, "BN_BP": 11,
     "RELU_FP": 20, "RELU_BP": 21, "MAXPOOL_FP": 30, "MAXPOOL_BP": 31, "AVGPOOL_FP": 32,
     "AVGPOOL_BP": 33, "ADD_FP": 40, "ERRSUM": 41, "SHORTCUT_FP": 50, "SHORTCUT_BP": 51,
-    "FLATTEN_FP": 60, "FLATTEN_BP": 61,
+    "FLATTEN_FP": 60, "FLATTEN_BP": 61, "BN_FIN": 12,
     # host runtime ops (hls_kernels/efgen_host_ops.h), never sent to the kernel
     "HOST_GF_XSUM": 100, "HOST_GF_POOL": 101, "HOST_GF_COPYBACK": 102, "HOST_GF_WSUM": 103,
     "HOST_GF_TAPSGD": 104, "HOST_EMP": 105, "HOST_EMP_SGD": 106,
     "HOST_SGD0": 107,
 }
 HOST_BASE = 100
-FLAGS = {"RELU": 1, "MASK": 2, "BIAS": 4, "TRAIN": 8, "DX": 16, "GATHER": 32}
+FLAGS = {"RELU": 1, "MASK": 2, "BIAS": 4, "TRAIN": 8, "DX": 16, "GATHER": 32, "XF": 64,
+         "STATS": 128, "SUMS": 256, "DXK": 512}
+
+# The fused transform's side record (efgen/hls/program.py's docstring): word offsets.
+XF_WORDS = 16
+XF_FIELDS = {"LK1": 0, "LX2": 2, "LK2": 4, "LRELU": 6, "LMODE": 7, "SK": 8, "SSUM": 10,
+             "DBG": 12, "MK": 14}
 
 
 class EfgenDesc(ctypes.Structure):

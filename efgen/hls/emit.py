@@ -303,7 +303,10 @@ def program_json(prog: Program) -> dict:
                         "offset": r.offset, "words": r.words,
                         "alias_of": getattr(r, "alias_of", None),
                         "traces": [{"key": t.key, "shape": list(t.shape), "start": t.start}
-                                   for t in r.traces]})
+                                   for t in r.traces],
+                        # a fused design's side records: words the host writes as they are
+                        **({"data_u32": [int(w) for w in r.data.view("<u4")]}
+                           if r.init == "data" else {})})
     steps = lambda ss: [{"layer": s.layer, "what": s.what, "desc": desc_dict(s.desc)}  # noqa: E731
                         for s in ss]
     return {"efgen_version": __version__, "net": prog.net.name, "mem_words": prog.words,

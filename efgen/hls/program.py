@@ -19,6 +19,78 @@ Everything the generated host runtime does is here, stated once in Python:
 
 Each region lists the golden-trace tensors it holds at the end of the step, so the
 C-simulation compares tensor by tensor with :func:`efgen.golden.model.train_step`.
+
+Restructured batchnorm (``--fuse``, efgen/model/restructure.py; the numpy spec of every
+load and store is efgen/golden/restructured.py). The EfgenDesc struct is unchanged: a
+fused transform is named by new flag bits, and its parameters sit in a per-descriptor
+*side record* in DRAM whose word address is in an address slot the op leaves unused:
+
+* ``FLAG_XF`` (64): the conv engine reads the side record at ``a[3]`` (CONV_FP,
+  CONV_BP) or ``a[7]`` (CONV_WU; the bias-gradient debug copy that slot held moves
+  into the record's ``DBG`` field). Unfused descriptors never set it, so their bytes
+  and their behaviour are those of the unfused step.
+* ``FLAG_STATS`` (128, with FLAG_XF): the store accumulates per-channel sums and writes
+  them once per weight chunk (a chunk covers all images and tiles of its channels) to
+  the record's ``SSUM`` (C words each). CONV_FP: sum(y - k) and sum((y - k)^2) (k: the
+  running mean before the step, a shift that keeps the one-pass variance from
+  cancelling). CONV_BP (with FLAG_MASK and ``MK``): BN BP's sum(dy) and sum(dy*x_hat)
+  of the error it finalises, x_hat = (y - mean)*invstd from the mask source y it reads
+  anyway.
+* ``FLAG_SUMS`` (256, BN_BP): sum(dy), sum(dy*x_hat) are read from a[2] + 2C (a fused
+  BN's stats region is 4C words: mean, var, then the sums a BP store wrote) instead of
+  BN_BP's sums pass.
+
+The side record (:data:`XF_WORDS` = 16 words; an address is an int64 word address as two
+32-bit words, low first, bit patterns in the float image; 0 = none):
+
+====== ========== ==================================================================
+words  field      meaning
+====== ========== ==================================================================
+0-1    ``LK1``    the load stream's first term (the tile the engine reads from a[0]
+                  in FP / a[1] in WU): the BN constants block of its batchnorm; 0 =
+                  the term is the plain tensor
+2-3    ``LX2``    a second operand (same shape and layout as the first), read beside
+                  the tile on the gmem1 bundle; 0 = none
+4-5    ``LK2``    the second term's BN constants block; 0 = plain
+6      ``LRELU``  1: the loaded value is clamped at 0 (a fused ReLU), as int bits
+7      ``LMODE``  0: the affine terms above (FP input, WU input); 1: BN BP dx of the
+                  error stream (CONV_BP's input dz, CONV_WU's error tiles; WU's x
+                  stays plain): coef*((n*dz - sdy) - x_hat*sdyx), x_hat = (y -
+                  mean)*invstd, y read at LX2 (the BN's input), LK1 -> mean, invstd,
+                  coef, n and LK2 -> sdy, sdyx (C words each: the block BN_BP writes
+                  to a[7] with FLAG_DXK (512) instead of FLAG_DX); not with FLAG_BIAS
+                  on WU
+8-9    ``SK``     FLAG_STATS: k, the shift (C words: the BN's running mean)
+10-11  ``SSUM``   FLAG_STATS: sum(y - k)[C] then sum((y - k)^2)[C], overwritten
+12-13  ``DBG``    CONV_WU: the bias-gradient debug copy (what a[7] holds unfused)
+14-15  ``MK``     CONV_BP with FLAG_MASK: the mask source a[6] is a fused BN's input y
+                  and the mask is bn(y) > 0 with this BN constants block (the
+                  ReLU mask recomputed; the BN output is never stored)
+====== ========== ==================================================================
+
+A loaded term is ``gamma*((y - mean)*invstd) + beta`` per channel (the golden's order,
+no folded constants, so nothing cancels when |mean| >> std), the value loaded is
+``relu?(term1 + term2)``; positions outside the map and channels >= C load +0 as before.
+
+A batchnorm's *constants block* ``bnk:<bn>`` is one vec region of 8*C words:
+``s1 | s2 | mean | invstd | gamma | beta | sdy | sdyx`` (C words each): the producing
+conv's FP store writes s1, s2 (its SSUM = the block); ``BN_FIN`` (op 12, vector engine:
+a[6] = the block, a[1] = gamma, a[2] = beta, a[3] = stats (mean, biased var: the golden
+trace), a[4] = running mean (also the stats' k), a[5] = running var, updated in place)
+turns them into mean = k + s1/n, var = s2/n - (s1/n)^2, invstd = 1/sqrt(var + eps) and
+copies gamma and beta in (so a later SGD of gamma cannot change what a load applies);
+with a[7] != 0 it also materialises y = relu?(bn(a[0])) (a group the plan materialises,
+or one a vector pass reads).
+Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
+
+A CONV_BP record holds MK and SSUM, or an LMODE 1 load; anything else (an affine load in
+BP, BP sums without MK, LMODE 1 with a bias on WU) is refused: the engine checks the
+record before it writes anything. The second load pass (the second operand, or y for
+LMODE 1) is a separate pipelined loop on gmem0 after the tile's own. Planned, not built
+yet (the next increments): LMODE 1 for a conv whose WU also transforms its input (its
+record needs both: more words), residual adds and two-source groups in loads, error
+sums in the last sender's BP store, BN BP sums where the BN output is stored, and the BN
+transform in the vector passes' loads.
 """
 
 from __future__ import annotations
@@ -50,6 +122,8 @@ class Program:
     sgd: tuple[float, float, float]
     # The update of a dropped mini-batch (SMD): the host runs these instead of the step.
     drop: list[Step] = field(default_factory=list)
+    # A fused design: what the C++ fuses, against the plan (efgen.hls.fused.Fusion.summary).
+    fusion: dict | None = None
 
     def region(self, name: str) -> Region:
         return self.regions[name]
@@ -97,6 +171,12 @@ class _Builder:
         self.drop: list[Step] = []
         # Descriptors reference regions by name first; offsets are filled in at the end.
         self.pending: list[tuple[EfgenDesc, dict[int, str]]] = []
+        # Restructured BN (--fuse): what the conv engine's loads and stores take over.
+        self.fx = None
+        if getattr(hw, "fuse", False):
+            from efgen.hls.fused import Fusion
+
+            self.fx = Fusion(self)
 
     # ---- helpers ---------------------------------------------------------------------------
     def add(self, name, kind, shape, traces=(), init=None) -> Region:
@@ -158,6 +238,8 @@ class _Builder:
             if l.op == "softmax_ce":
                 continue
             d = self.dram(l.name)
+            if self.fx and not self.fx.stored(d):
+                continue
             r = add(f"act:{d}", "fm", _fm4(net[d].out_shape, B))
             if l.name not in self.fused_into:    # a fused producer's pre-ReLU value is lost
                 r.traces.append(Trace(f"{l.name}:y", _trace_shape(l.out_shape, B)))
@@ -209,6 +291,8 @@ class _Builder:
             from efgen.hls.methods import method_regions
 
             method_regions(self)
+        if self.fx:
+            self.fx.memory_map()
 
     # ---- stage 2: FP descriptors -----------------------------------------------------------
     def fp_descriptors(self) -> None:
@@ -225,10 +309,14 @@ class _Builder:
                 a = {0: x, 1: f"w:{l.name}", 7: y}
                 if l.bias:
                     a[2] = f"b:{l.name}"
+                if self.fx:
+                    self.fx.conv_fp(l, a, fl)
                 fp.append(Step(l.name, "fp", desc("CONV_FP", l, fl, a, **self.tiling(l, "fp"))))
                 from efgen.hls.methods import fp_steps
 
                 fp_steps(self, l, x)
+            elif l.op == "batchnorm" and self.fx and (fin := self.fx.bn_fp(l, relu, x, y)):
+                fp.append(Step(l.name, "fp", desc("BN_FIN", l, fin[1], fin[0])))
             elif l.op == "batchnorm":
                 a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
                      4: f"rm:{l.name}", 5: f"rv:{l.name}", 7: y}
@@ -356,6 +444,8 @@ class _Builder:
                     dst, mfl, _ = self.sender_dst(l, t)   # BN's mask source is its input a[1]
                     fl += ["DX"] + mfl
                     a[7] = dst
+                if self.fx:
+                    self.fx.bn_bp(l, fl, a)
                 bp.append(Step(l.name, "bp", desc("BN_BP", l, fl, a)))
             elif l.op == "relu":
                 dst, _, _ = self.sender_dst(l, t)
@@ -380,6 +470,9 @@ class _Builder:
         if l.runs_bp:
             dst, fl, extra = self.sender_dst(l, t)
             a = {0: dy, 1: f"w:{l.name}", 7: dst, **extra}
+            fl = list(fl)
+            if self.fx:
+                self.fx.conv_bp(l, a, fl)
             self.bp.append(Step(l.name, "bp", desc("CONV_BP", l, fl, a,
                                                    **self.tiling(l, "bp"))))
         if l.trainable:
@@ -392,6 +485,8 @@ class _Builder:
                 a[6] = f"grad:{l.name}.weight"
                 if l.bias:
                     a[7] = f"grad:{l.name}.bias"
+            if self.fx:
+                self.fx.conv_wu(l, a, fl)
             self.bp.append(Step(l.name, "wu", desc("CONV_WU", l, fl, a,
                                                    **self.tiling(l, "wu"))))
 
@@ -406,6 +501,8 @@ class _Builder:
         """Place the regions (4 KiB aligned, aliases share their target) and resolve the
         descriptors' addresses."""
         regions, net = self.regions, self.net
+        if self.fx:
+            self.fx.drop_regions(regions)
         # Word 0 stays unused: an address of 0 in a descriptor means "none" (debug outputs).
         offset = ALIGN
         for name, r in regions.items():
@@ -422,14 +519,18 @@ class _Builder:
                 r.offset = regions[target].offset
                 r.words = regions[target].words
         total = -(-offset // ALIGN) * ALIGN
+        if self.fx:
+            self.fx.resolve(regions)
         for d, a in self.pending:
             for i, rname in a.items():
                 d.a[i] = regions[rname].offset
         held = {t.key for r in regions.values() for t in r.traces}
         not_in_dram = sorted({f"{l.name}:y" for l in net if l.name in self.fused_into}
-                             | {f"{r}:dy" for r in self.fused} - held)
+                             | {f"{r}:dy" for r in self.fused} - held
+                             | (self.fx.not_stored() if self.fx else set()))
         return Program(net, self.design, regions, self.fp, self.bp, self.logits, self.dlogits,
-                       total, not_in_dram, self.sgd, self.drop)
+                       total, not_in_dram, self.sgd, self.drop,
+                       self.fx.summary() if self.fx else None)
 
 
 def _alias_region(regions: dict[str, Region], name: str, target: str) -> Region:

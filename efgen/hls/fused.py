@@ -1,0 +1,308 @@
+"""The restructured-BN datapath's descriptor-level encoding (efgen/hls/program.py's
+docstring): the side record of a FLAG_XF descriptor, the BN constants block, and their
+numpy twins (what the conv engine's fused load and store, and BN_FIN, compute), used by
+the program builder, the DRAM image and :mod:`efgen.csim.interp`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from efgen.frontend.ir import INPUT
+from efgen.hls.desc import XF_FIELDS, XF_WORDS
+
+ADDR_FIELDS = ("LK1", "LX2", "LK2", "SK", "SSUM", "DBG", "MK")
+
+# The BN constants block bnk:<bn>, 8*C words: the C-word vectors in this order.
+BNK = ("s1", "s2", "mean", "invstd", "gamma", "beta", "sdy", "sdyx")
+BNK_LOAD = BNK.index("mean")      # a consumer's LK points at bnk + BNK_LOAD*C
+
+
+def xf_record(lk1: int = 0, lx2: int = 0, lk2: int = 0, relu: bool = False, sk: int = 0,
+              ssum: int = 0, dbg: int = 0, mk: int = 0, lmode: int = 0) -> np.ndarray:
+    """The 16-word side record, as float32 words of the DRAM image (addresses as two
+    32-bit words, low first; bit patterns)."""
+    words = np.zeros(XF_WORDS, np.uint32)
+    for name, v in zip(ADDR_FIELDS, (lk1, lx2, lk2, sk, ssum, dbg, mk)):
+        v = int(v)
+        if v < 0 or v >= 1 << 63:
+            raise ValueError(f"{name}: address {v} out of range")
+        words[XF_FIELDS[name]] = v & 0xFFFFFFFF
+        words[XF_FIELDS[name] + 1] = v >> 32
+    words[XF_FIELDS["LRELU"]] = 1 if relu else 0
+    words[XF_FIELDS["LMODE"]] = int(lmode)
+    return words.view(np.float32)
+
+
+def read_record(mem: np.ndarray, addr: int) -> dict:
+    """The fields of the side record at word ``addr`` of the image ``mem``."""
+    w = np.asarray(mem[addr:addr + XF_WORDS], np.float32).view(np.uint32).astype(np.int64)
+    rec = {n: int(w[XF_FIELDS[n]] | (w[XF_FIELDS[n] + 1] << 32)) for n in ADDR_FIELDS}
+    rec["LRELU"] = bool(w[XF_FIELDS["LRELU"]])
+    rec["LMODE"] = int(w[XF_FIELDS["LMODE"]])
+    return rec
+
+
+def bn_term(y: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """gamma*((y - mean)*invstd) + beta per channel (axis 1), k = (mean, invstd, gamma,
+    beta) rows: the golden's order of operations (efgen.golden.restructured)."""
+    ch = lambda v: v[None, :, None, None]  # noqa: E731
+    mean, invstd, gamma, beta = k
+    return ch(gamma) * ((y - ch(mean)) * ch(invstd)) + ch(beta)
+
+
+def load_value(x1: np.ndarray, rec: dict, get_fm, get_vec) -> np.ndarray:
+    """The dense value a FLAG_XF load stream delivers: relu?(term1 + term2).
+    ``get_fm(addr)`` reads a tensor of x1's shape; ``get_vec(addr, n)`` a plain vector."""
+    C = x1.shape[1]
+    consts = lambda a: get_vec(a, 4 * C).reshape(4, C)  # noqa: E731
+    v = bn_term(x1, consts(rec["LK1"])) if rec["LK1"] else x1
+    if rec["LX2"]:
+        x2 = get_fm(rec["LX2"])
+        v = v + (bn_term(x2, consts(rec["LK2"])) if rec["LK2"] else x2)
+    if rec["LRELU"]:
+        v = np.where(v > 0, v, 0).astype(v.dtype) if not np.isnan(v).any() else \
+            np.where((v > 0) | np.isnan(v), v, 0).astype(v.dtype)
+    return v.astype(np.float32)
+
+
+def bndx_value(dz: np.ndarray, y: np.ndarray, rec: dict, get_vec) -> np.ndarray:
+    """The BN BP dx a LMODE 1 load delivers: coef*((n*dz - sdy) - x_hat*sdyx)."""
+    C = dz.shape[1]
+    ch = lambda v: v[None, :, None, None]  # noqa: E731
+    mean, invstd, coef, n = get_vec(rec["LK1"], 4 * C).reshape(4, C)
+    sdy, sdyx = get_vec(rec["LK2"], 2 * C).reshape(2, C)
+    xhat = (y - ch(mean)) * ch(invstd)
+    return (ch(coef) * ((ch(n) * dz - ch(sdy)) - xhat * ch(sdyx))).astype(np.float32)
+
+
+def stats_sums(y: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """sum(y - k) then sum((y - k)^2) per channel (2*C words), what FLAG_STATS writes."""
+    v = (y.astype(np.float64) - k[None, :, None, None])
+    return np.concatenate([v.sum(axis=(0, 2, 3)), (v * v).sum(axis=(0, 2, 3))]).astype(np.float32)
+
+
+def bn_finalise(s1, s2, k, n: int, eps: float):
+    """BN_FIN: mean, biased var and invstd from the shifted sums (float32, the order of
+    efgen.golden.restructured)."""
+    f = np.float32
+    s1, s2, k = (np.asarray(a, f) for a in (s1, s2, k))
+    d = s1 / f(n)
+    mean = k + d
+    var = s2 / f(n) - d * d
+    invstd = (f(1) / np.sqrt(var + f(eps))).astype(f)
+    return mean.astype(f), var.astype(f), invstd
+
+
+# ---- the program: which tensors a fused design stores, and the descriptors' records --------
+
+class Fusion:
+    """The restructured-BN part of a program (efgen.hls.program._Builder, ``fuse``).
+
+    * ``stats``: batchnorm -> the conv/linear whose FP store accumulates its sums
+      (:func:`efgen.model.restructure.stats_producer`); its BN_FP becomes BN_FIN.
+    * ``load``: DRAM tensors (a BN's output, or the ReLU fused into it) that are never
+      stored: every consumer is a conv/linear whose FP and WU loads apply bn (and the
+      ReLU), and the ReLU's error has one sender, a conv/linear whose BP store
+      recomputes the mask from the BN's input (record MK). Every other BN output is
+      materialised by its BN_FIN (a[7]). Groups with residual adds and the BN BP side
+      are not fused yet (they run as in the unfused step).
+    """
+
+    def __init__(self, b):
+        from efgen.model import restructure as R
+
+        net = b.net
+        self.b = b
+        self.stats: dict[str, str] = {}
+        for l in net:
+            if l.op == "batchnorm" and (p := R.stats_producer(net, l)):
+                self.stats[l.name] = p
+        self.conv_bn = {p: bn for bn, p in self.stats.items()}
+        self.load: dict[str, tuple[str, bool]] = {}
+        if b.training is not None:       # the methods' host ops read stored tensors
+            return
+        for bn in self.stats:
+            d = b.dram(bn)
+            relu = d != bn
+            cons = R._consumers(net, d)
+            if not cons or any(c.op not in ("conv", "linear") for c in cons):
+                continue
+            if relu and net[d].needs_error:
+                contrib = b.contributors(d)
+                if len(contrib) != 1 or contrib[0].op not in ("conv", "linear") \
+                        or contrib[0].name not in b.masks:
+                    continue
+            self.load[d] = (bn, relu)
+        self.records: dict[str, dict] = {}     # record region -> {field: (region, words)}
+
+    # ---- regions ---------------------------------------------------------------------
+    def bp_sums(self) -> list[str]:
+        """BNs whose BP sums the finalising BP store accumulates: those whose fused ReLU's
+        error that store masks (the mask source is y, so x_hat costs no extra stream)."""
+        net = self.b.net
+        return [bn for d, (bn, relu) in self.load.items()
+                if relu and net[d].needs_error and net[bn].needs_error]
+
+    def dx_fused(self) -> dict[str, str]:
+        """BN -> its producing conv whose BP and WU loads apply the BN's BP dx (LMODE 1):
+        the conv has no bias, reads a stored input (its WU record holds no input
+        transform) and runs BP or WU; the BN runs BP."""
+        net, out = self.b.net, {}
+        for bn, p in self.stats.items():
+            lp = net[p]
+            if not net[bn].runs_bp or lp.bias or not (lp.trainable or lp.runs_bp):
+                continue
+            if lp.inputs[0] != INPUT and self.b.dram(lp.inputs[0]) in self.load:
+                continue
+            out[bn] = p
+        return out
+
+    def memory_map(self) -> None:
+        for bn in self.dx_fused():       # the dx constants BN_BP writes for the loads
+            self.b.add(f"bnx:{bn}", "vec", (8 * self.b.net[bn].in_shape[0],))
+        for bn in self.stats:
+            c = self.b.net[bn].in_shape[0]
+            self.b.add(f"bnk:{bn}", "vec", (len(BNK) * c,))
+        for bn in self.bp_sums():      # stats: mean, var, then sum(dy), sum(dy*x_hat)
+            r = self.b.regions[f"stats:{bn}"]
+            c = self.b.net[bn].in_shape[0]
+            r.shape, r.words = (4 * c,), 4 * c
+
+    def stored(self, d: str) -> bool:
+        return d not in self.load
+
+    def _record(self, name: str, **fields) -> str:
+        self.b.add(name, "vec", (XF_WORDS,))
+        self.records[name] = fields
+        return name
+
+    def _lk(self, bn: str):
+        return (f"bnk:{bn}", BNK_LOAD * self.b.net[bn].in_shape[0])
+
+    def _load_fields(self, d: str) -> dict:
+        if d not in self.load:
+            return {}
+        bn, relu = self.load[d]
+        return {"lk1": self._lk(bn), "relu": relu}
+
+    def source(self, d: str) -> str:
+        """The region a consumer's load reads for DRAM tensor ``d``."""
+        if d in self.load:
+            return f"act:{self.b.dram(self.b.net[self.load[d][0]].inputs[0])}"
+        return f"act:{d}"
+
+    # ---- descriptors -----------------------------------------------------------------
+    def conv_fp(self, l, a: dict, fl: list) -> None:
+        d = self.b.dram(l.inputs[0])
+        fields = self._load_fields(d)
+        a[0] = self.source(d)
+        if l.name in self.conv_bn:
+            bn = self.conv_bn[l.name]
+            fields.update(sk=(f"rm:{bn}", 0), ssum=(f"bnk:{bn}", 0))
+            fl.append("STATS")
+        if fields:
+            fl.append("XF")
+            a[3] = self._record(f"xf:{l.name}:fp", **fields)
+
+    def bn_fp(self, l, relu: list, x: str, y: str):
+        """BN_FIN's address slots and flags (None: the BN keeps its BN_FP pass)."""
+        if l.name not in self.stats:
+            return None
+        a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
+             4: f"rm:{l.name}", 5: f"rv:{l.name}", 6: f"bnk:{l.name}"}
+        if self.b.dram(l.name) not in self.load:
+            a[7] = y
+        return a, relu
+
+    def conv_bp(self, l, a: dict, fl: list) -> None:
+        d = self.b.dram(l.inputs[0])
+        dz = self.dz_of(l)
+        if dz:
+            a[0] = dz[0]
+            fl.append("XF")
+            a[3] = self._record(f"xf:{l.name}:bp", **dz[1])
+            return
+        if d in self.load and "MASK" in fl:
+            bn, _ = self.load[d]
+            a[6] = self.source(d)
+            fl.append("XF")
+            fields = {"mk": self._lk(bn)}
+            if bn in self.bp_sums():
+                fl.append("STATS")
+                fields["ssum"] = (f"stats:{bn}", 2 * self.b.net[bn].in_shape[0])
+            a[3] = self._record(f"xf:{l.name}:bp", **fields)
+
+    def bn_bp(self, l, fl: list, a: dict) -> None:
+        if l.name in self.bp_sums():
+            fl.append("SUMS")
+        if l.name in self.dx_fused():    # no dx pass: the constants for the conv's loads
+            fl.remove("DX")
+            fl.append("DXK")
+            a[7] = f"bnx:{l.name}"
+
+    def dz_of(self, l):
+        """A conv whose BP/WU loads apply its BN's dx: (the BN's dy region, the fields)."""
+        bn = {p: b for b, p in self.dx_fused().items()}.get(l.name)
+        if bn is None:
+            return None
+        c = self.b.net[bn].in_shape[0]
+        return (f"err:{self.b.dram(bn)}",
+                {"lk1": (f"bnx:{bn}", 0), "lk2": (f"bnx:{bn}", 4 * c),
+                 "lx2": (f"act:{l.name}", 0), "lmode": 1})
+
+    def conv_wu(self, l, a: dict, fl: list) -> None:
+        d = self.b.dram(l.inputs[0])
+        dz = self.dz_of(l)
+        if dz:
+            a[0] = dz[0]
+            fl.append("XF")
+            a[7] = self._record(f"xf:{l.name}:wu", **dz[1])
+            return
+        if d not in self.load:
+            return
+        a[1] = self.source(d)
+        fields = self._load_fields(d)
+        if 7 in a:
+            fields["dbg"] = (a.pop(7), 0)
+        fl.append("XF")
+        a[7] = self._record(f"xf:{l.name}:wu", **fields)
+
+    def not_stored(self) -> set[str]:
+        """Golden tensors the fused loads keep out of DRAM."""
+        return {f"{d}:y" for d in self.load} | {f"{p}:dy" for p in self.dx_fused().values()}
+
+    def drop_regions(self, regions: dict) -> None:
+        """The error regions no descriptor writes: a BN dx the conv's loads apply."""
+        for p in self.dx_fused().values():
+            regions.pop(f"err:{p}", None)
+
+    def resolve(self, regions: dict) -> None:
+        """Every record's words, now that the regions are placed."""
+        for name, fields in self.records.items():
+            kw = {k: (v if k in ("relu", "lmode") else regions[v[0]].offset + v[1])
+                  for k, v in fields.items()}
+            r = regions[name]
+            r.init = "data"
+            r.data = xf_record(**kw)  # type: ignore[attr-defined]
+
+    def summary(self) -> dict:
+        """What the generated C++ fuses, against the model's plan (Design.fusion): the
+        report's and the C-simulation's statement of what is and is not built."""
+        net, doc = self.b.net, self.b.design.fusion or {}
+        mat = sorted(bn for bn in self.stats if self.b.dram(bn) not in self.load)
+        plan_fused = set(doc.get("groups_fused", ()))
+        return {
+            "bn_stats_in_store": sorted(self.stats),
+            "bn_fp_pass": sorted(l.name for l in net
+                                 if l.op == "batchnorm" and l.name not in self.stats),
+            "fused_into_loads": sorted(self.load),
+            "materialised_by_bn_fin": mat,
+            "plan_fused_groups_materialised": sorted(plan_fused - set(self.load)),
+            "bn_bp_sums_in_store": self.bp_sums(),
+            "bn_dx_in_loads": sorted(self.dx_fused()),
+            "not_built": ["BN BP sums where the BN output is stored; the BN BP dx in the "
+                          "loads of a conv with a bias or a fused input",
+                          "residual adds and two-source groups in loads (ADD_FP pass)",
+                          "error sums in the last sender's BP store (ERRSUM pass)"],
+        }

@@ -1,0 +1,361 @@
+"""Restructured batchnorm in the HLS C++ (issue 12, part 3): the conv engine's fused load
+transform and BN FP statistics store (FLAG_XF / FLAG_STATS and the side record,
+efgen/hls/program.py's docstring), in C simulation against numpy (efgen.hls.fused's twins
+and the golden ops).
+
+Engine-level: the header is compiled with the harness of tests/test_hls_conv.py (a NaN
+sentinel image, poisoned pad lanes, exact write sets), on Tm != Tn with channel counts
+that are not multiples of the lanes, at two tilings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from efgen.golden import ops
+from efgen.hls import fused
+from efgen.hls.desc import make_desc
+from tests.test_hls_conv import (LR, MOMENTUM, WD, Dram, bits, check_writes, engine,  # noqa: F401
+                                 fm_valid, put_fm, put_w, rel_err)
+
+BAR = 1e-5
+ERR_XF = 9
+TILINGS = [(99, 99, 99, 0), (3, 4, 2, 1)]
+N, M, H, W, K, S, P, B = 6, 10, 7, 7, 3, 1, 1, 2
+
+
+def _consts(rng, c):
+    """mean, invstd, gamma, beta rows of a BN constants block (4*C words)."""
+    return np.stack([rng.standard_normal(c), rng.uniform(0.5, 2.0, c),
+                     rng.standard_normal(c), rng.standard_normal(c)]).astype(np.float32)
+
+
+def _geometry():
+    ho = ops.conv_out_size(H, K, S, P)
+    return dict(batch=B, in_c=N, in_h=H, in_w=W, out_c=M, out_h=ho, out_w=ho, kh=K, kw=K,
+                stride=S, pad=P), ho
+
+
+def _tiling(t):
+    return dict(tr=t[0], tc=t[1], mc=t[2], order=t[3])
+
+
+def _inputs(seed, second: bool, relu: bool):
+    rng = np.random.default_rng(seed)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    d = {"x1": f(B, N, H, W) * np.float32(2) + np.float32(1), "x2": f(B, N, H, W),
+         "k1": _consts(rng, N), "k2": _consts(rng, N), "w": f(M, N, K, K) * np.float32(0.3),
+         "kshift": f(M), "b": f(M)}
+    v = fused.bn_term(d["x1"], d["k1"])
+    if second:
+        v = v + fused.bn_term(d["x2"], d["k2"])
+    d["xin"] = np.maximum(v, 0).astype(np.float32) if relu else v.astype(np.float32)
+    return d
+
+
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+@pytest.mark.parametrize("second", [False, True], ids=["bn-relu", "bn+bn-relu"])
+def test_fp_load_transform_and_stats(engine, t, second):
+    """CONV_FP reading relu(bn(x1) [+ bn(x2)]) through the loader, storing y and its BN FP
+    sums: y matches conv_fp on the transformed input, the sums match sum(y-k),
+    sum((y-k)^2), and nothing else in the image is written."""
+    eng = engine("8x4")
+    d = _inputs(7, second, relu=True)
+    geo, ho = _geometry()
+    dram = Dram()
+    put_fm(dram, eng, "x1", d["x1"])
+    put_fm(dram, eng, "x2", d["x2"])
+    put_w(dram, eng, "w", d["w"])
+    dram.add("k1", 4 * N, d["k1"].ravel())
+    dram.add("k2", 4 * N, d["k2"].ravel())
+    dram.add("kshift", M, d["kshift"])
+    dram.add("sums", 2 * M)
+    y_shape = (B, M, ho, ho)
+    dram.add("y", eng.fm.size(y_shape))
+    rec = fused.xf_record(lk1=dram.off("k1"), lx2=dram.off("x2") if second else 0,
+                          lk2=dram.off("k2") if second else 0, relu=True,
+                          sk=dram.off("kshift"), ssum=dram.off("sums"))
+    dram.add("rec", rec.size, rec)
+    desc = make_desc("CONV_FP", ["XF", "STATS"], {0: dram.off("x1"), 1: dram.off("w"),
+                                                  3: dram.off("rec"), 7: dram.off("y")},
+                     **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    size = eng.fm.size(y_shape)
+    check_writes(before, mem, np.concatenate([dram.off("y") + np.arange(size),
+                                              dram.off("sums") + np.arange(2 * M)]))
+    y = eng.fm.unpack(dram.get(mem, "y"), y_shape)
+    want = ops.conv_fp(d["xin"], d["w"], None, S, P)
+    assert rel_err(y, want) <= BAR
+    sums = dram.get(mem, "sums")
+    assert rel_err(sums, fused.stats_sums(y, d["kshift"])) <= BAR
+    # the record's twin reads what the engine read
+    r = fused.read_record(mem, dram.off("rec"))
+    assert r["LK1"] == dram.off("k1") and r["LRELU"] and r["SSUM"] == dram.off("sums")
+    got_in = fused.load_value(d["x1"], r, lambda a: d["x2"],
+                              lambda a, n: mem[a:a + n].copy())
+    assert rel_err(got_in, d["xin"]) <= BAR
+
+
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_wu_load_transform(engine, t):
+    """CONV_WU with FLAG_XF: the input tiles go through the same transform; the record at
+    a[7] moves the bias-gradient debug copy to its DBG field."""
+    eng = engine("8x4")
+    d = _inputs(11, second=True, relu=True)
+    geo, ho = _geometry()
+    rng = np.random.default_rng(3)
+    dy = rng.standard_normal((B, M, ho, ho)).astype(np.float32)
+    vel = rng.standard_normal((M, N, K, K)).astype(np.float32)
+    vb = rng.standard_normal(M).astype(np.float32)
+    dram = Dram()
+    put_fm(dram, eng, "dy", dy)
+    put_fm(dram, eng, "x1", d["x1"])
+    put_fm(dram, eng, "x2", d["x2"])
+    put_w(dram, eng, "w", d["w"])
+    put_w(dram, eng, "v", vel)
+    dram.add("b", M, d["b"])
+    dram.add("vb", M, vb)
+    dram.add("k1", 4 * N, d["k1"].ravel())
+    dram.add("k2", 4 * N, d["k2"].ravel())
+    dram.add("dw", eng.wl.size(d["w"].shape))
+    dram.add("db", M)
+    rec = fused.xf_record(lk1=dram.off("k1"), lx2=dram.off("x2"), lk2=dram.off("k2"),
+                          relu=True, dbg=dram.off("db"))
+    dram.add("rec", rec.size, rec)
+    a = {0: dram.off("dy"), 1: dram.off("x1"), 2: dram.off("w"), 3: dram.off("v"),
+         4: dram.off("b"), 5: dram.off("vb"), 6: dram.off("dw"), 7: dram.off("rec")}
+    desc = make_desc("CONV_WU", ["BIAS", "XF"], a, lr=LR, momentum=MOMENTUM,
+                     weight_decay=WD, **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    eng.run(desc, mem)
+    g = ops.conv_wu(dy, d["xin"], S, P, K)
+    w2, v2 = ops.sgd_update(d["w"], g, vel, LR, MOMENTUM, WD)
+    gb = ops.conv_bias_grad(dy)
+    assert rel_err(eng.wl.unpack(dram.get(mem, "dw"), g.shape), g) <= BAR
+    assert rel_err(eng.wl.unpack(dram.get(mem, "w"), w2.shape), w2) <= BAR
+    assert rel_err(eng.wl.unpack(dram.get(mem, "v"), v2.shape), v2) <= BAR
+    assert rel_err(dram.get(mem, "db"), gb) <= BAR
+    assert np.all(bits(dram.get(mem, "rec")) == bits(rec)), "the record was overwritten"
+
+
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_bp_store_recomputes_a_fused_relu_mask(engine, t):
+    """CONV_BP with FLAG_MASK and a record whose MK names a BN constants block: the mask
+    source a[6] is the BN's input y, the mask bn(y) > 0 (the ReLU output is never stored)."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(5)
+    dy = rng.standard_normal((B, M, ho, ho)).astype(np.float32)
+    w = (rng.standard_normal((M, N, K, K)) * 0.3).astype(np.float32)
+    y = (rng.standard_normal((B, N, H, W)) * 2 + 1).astype(np.float32)
+    k = _consts(rng, N)
+    dram = Dram()
+    put_fm(dram, eng, "dy", dy)
+    put_w(dram, eng, "w", w)
+    put_fm(dram, eng, "y", y)
+    dram.add("k", 4 * N, k.ravel())
+    dx_shape = (B, N, H, W)
+    dram.add("dx", eng.fm.size(dx_shape))
+    rec = fused.xf_record(mk=dram.off("k"))
+    dram.add("rec", rec.size, rec)
+    desc = make_desc("CONV_BP", ["MASK", "XF"], {0: dram.off("dy"), 1: dram.off("w"),
+                                                 3: dram.off("rec"), 6: dram.off("y"),
+                                                 7: dram.off("dx")}, **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    check_writes(before, mem, dram.off("dx") + np.arange(eng.fm.size(dx_shape)))
+    dx = eng.fm.unpack(dram.get(mem, "dx"), dx_shape)
+    keep = fused.bn_term(y, k) > 0
+    assert 0.2 < keep.mean() < 0.8               # the mask matters
+    want = ops.conv_bp(dy, w, S, P, (H, W)) * keep
+    assert rel_err(dx, want) <= BAR
+
+
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_bp_and_wu_loads_apply_bn_dx(engine, t):
+    """Record LMODE 1: CONV_BP's input tiles and CONV_WU's error tiles are the BN's dx
+    coef*((n*dz - sdy) - x_hat*sdyx) of the stored dz and y (the BN's input, LX2); WU's
+    input x stays plain."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(9)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    dz, y, x = f(B, M, ho, ho), f(B, M, ho, ho) * np.float32(2), f(B, N, H, W)
+    w, vel = f(M, N, K, K) * np.float32(0.3), f(M, N, K, K)
+    k0 = np.stack([f(M), rng.uniform(0.5, 2, M).astype(np.float32), f(M),
+                   np.full(M, 9.0, np.float32)])
+    k1 = np.concatenate([f(M), f(M), np.zeros(2 * M, np.float32)])
+    ch = lambda v: v[None, :, None, None]  # noqa: E731
+    want_dx = ch(k0[2]) * ((ch(k0[3]) * dz - ch(k1[:M])) - (y - ch(k0[0])) * ch(k0[1])
+                           * ch(k1[M:2 * M]))
+    dram = Dram()
+    put_fm(dram, eng, "dz", dz)
+    put_fm(dram, eng, "y", y)
+    put_fm(dram, eng, "x", x)
+    put_w(dram, eng, "w", w)
+    put_w(dram, eng, "v", vel)
+    dram.add("bnx", 8 * M, np.concatenate([k0.ravel(), k1]))
+    dram.add("dx", eng.fm.size((B, N, H, W)))
+    dram.add("dw", eng.wl.size(w.shape))
+    rec = fused.xf_record(lk1=dram.off("bnx"), lk2=dram.off("bnx") + 4 * M, lx2=dram.off("y"),
+                          lmode=1)
+    dram.add("rec", rec.size, rec)
+    mem = dram.build()
+    bp = make_desc("CONV_BP", ["XF"], {0: dram.off("dz"), 1: dram.off("w"), 3: dram.off("rec"),
+                                       7: dram.off("dx")}, **geo, **_tiling(t))
+    wu = make_desc("CONV_WU", ["XF"], {0: dram.off("dz"), 1: dram.off("x"), 2: dram.off("w"),
+                                       3: dram.off("v"), 6: dram.off("dw"), 7: dram.off("rec")},
+                   lr=LR, momentum=MOMENTUM, weight_decay=WD, **geo, **_tiling(t))
+    assert eng.check(bp) == 0 and eng.check(wu) == 0
+    eng.run(bp, mem)
+    dx = eng.fm.unpack(dram.get(mem, "dx"), (B, N, H, W))
+    assert rel_err(dx, ops.conv_bp(want_dx, w, S, P, (H, W))) <= BAR
+    eng.run(wu, mem)
+    g = ops.conv_wu(want_dx, x, S, P, K)
+    assert rel_err(eng.wl.unpack(dram.get(mem, "dw"), g.shape), g) <= BAR
+
+
+def test_unsupported_fused_descriptors_are_rejected(engine):
+    """What is not built yet is refused before anything is written: FLAG_STATS without
+    FLAG_XF or on WU, a missing record (check), and (found in the record at run time) a
+    CONV_BP record with a load transform (the BN BP dx load) or BP sums without MK."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    base = dict(**geo, **_tiling(TILINGS[0]))
+    a = {0: 64, 1: 128, 3: 256, 6: 512, 7: 1024}
+    assert eng.check(make_desc("CONV_FP", ["STATS"], a, **base)) == ERR_XF
+    assert eng.check(make_desc("CONV_WU", ["XF", "STATS"], a, **base)) == ERR_XF
+    assert eng.check(make_desc("CONV_FP", ["XF"], {**a, 3: 0}, **base)) == 4   # ADDRESS
+    assert eng.check(make_desc("CONV_FP", ["XF", "STATS"], a, **base)) == 0
+    rng = np.random.default_rng(1)
+    dram = Dram()
+    put_fm(dram, eng, "dy", rng.standard_normal((B, M, ho, ho)).astype(np.float32))
+    put_w(dram, eng, "w", rng.standard_normal((M, N, K, K)).astype(np.float32))
+    dram.add("k", 4 * N, _consts(rng, N).ravel())
+    dram.add("dx", eng.fm.size((B, N, H, W)))
+    rec = fused.xf_record(lk1=dram.off("k"))
+    dram.add("rec", rec.size, rec)
+    desc = make_desc("CONV_BP", ["XF"], {0: dram.off("dy"), 1: dram.off("w"),
+                                         3: dram.off("rec"), 7: dram.off("dx")}, **base)
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    assert np.all(bits(mem) == bits(before)), "a refused record wrote to the image"
+    rec2 = fused.xf_record(ssum=dram.off("k"))          # BP sums, but no mask constants
+    mem[dram.off("rec"):dram.off("rec") + rec2.size] = rec2
+    desc = make_desc("CONV_BP", ["XF", "STATS", "MASK"], {0: dram.off("dy"), 1: dram.off("w"),
+                                                          3: dram.off("rec"), 6: dram.off("dy"),
+                                                          7: dram.off("dx")}, **base)
+    assert eng.check(desc) == 0
+    before = mem.copy()
+    eng.run(desc, mem)
+    assert np.all(bits(mem) == bits(before)), "a refused record wrote to the image"
+
+
+# ---- whole steps of fused designs (efgen/hls/program.py with Design.hw.fuse) ---------------
+
+def _fused(name, tm, tn, batch):
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.model.schedule import Request, schedule
+
+    net, board = load_net(name), load_board("zcu102")
+    design = schedule(Request(net, board, batch=batch, tm=tm, tn=tn, fuse=True))
+    assert design.hw.fuse and design.fusion is not None
+    return net, design, board
+
+
+@pytest.mark.parametrize("case", [("tiny", 8, 4, 2), ("tiny", 4, 8, 3)],
+                         ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}-b{c[3]}")
+def test_fused_tiny_step(case, tmp_path):
+    """tiny, fused: every BN's FP sums come from its conv's store (BN_FIN, no BN_FP), the
+    BN2/ReLU2 output is never stored (conv3's FP and WU loads apply it, conv3's BP store
+    recomputes its mask and accumulates BN2's BP sums), and the whole step passes the local check of every descriptor
+    and matches the golden step within 1e-4."""
+    from efgen.csim.csim import BAR, format_report, run_csim
+    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.program import build_program
+
+    net, design, board = _fused(*case)
+    prog = build_program(net, design)
+    ops_ = [s.desc.op for s in prog.fp]
+    assert OPS["BN_FP"] not in ops_ and ops_.count(OPS["BN_FIN"]) == 3
+    flags = {(s.layer, s.what): s.desc.flags for s in prog.fp + prog.bp}
+    for k in [("conv3", "fp"), ("conv3", "bp"), ("conv3", "wu")]:
+        assert flags[k] & FLAGS["XF"], k
+    assert flags[("conv3", "fp")] & FLAGS["STATS"]
+    # BN2's BP sums come from conv3's BP store (the error it finalises, x_hat from the
+    # mask source it reads anyway); BN_BP skips its sums pass
+    assert flags[("conv3", "bp")] & FLAGS["STATS"] and flags[("bn2", "bp")] & FLAGS["SUMS"]
+    assert not flags[("bn3", "bp")] & FLAGS["SUMS"]
+    # BN1's and BN2's dx are applied by conv1's WU and conv2's BP/WU loads (no dx pass,
+    # the producers' output errors never stored); BN3's producer conv3 reads a fused
+    # input, so BN3 keeps its dx pass
+    for k in [("conv2", "bp"), ("conv2", "wu"), ("conv1", "wu")]:
+        assert flags[k] & FLAGS["XF"], k
+    assert not flags[("bn1", "bp")] & FLAGS["DX"] and not flags[("bn2", "bp")] & FLAGS["DX"]
+    assert flags[("bn3", "bp")] & FLAGS["DX"]
+    assert {"conv1:dy", "conv2:dy"} <= set(prog.not_in_dram) and "err:conv2" not in prog.regions
+    assert prog.fusion["bn_dx_in_loads"] == ["bn1", "bn2"]
+    assert prog.regions["stats:bn2"].words == 4 * 10 and prog.regions["stats:bn3"].words == 20
+    assert not flags[("conv4", "fp")] & FLAGS["XF"]          # reads a materialised add
+    assert "act:relu2" not in prog.regions and "relu2:y" in prog.not_in_dram
+    assert prog.fusion["fused_into_loads"] == ["relu2"]
+    res = run_csim(net, design, board, tmp_path)
+    step = res.steps[0]
+    assert step.ok, format_report(res)
+    assert step.descriptors == len(prog.fp) + len(prog.bp) + 1
+    assert abs(step.loss_csim - step.loss_golden) <= 1e-5 * abs(step.loss_golden)
+    assert max(t.rel_err for t in step.tensors) <= BAR
+    keys = {t.key for t in step.tensors}
+    assert {"bn2:mean", "bn2:var", "bn2:new.running_var", "conv3:new.weight",
+            "bn2:dy", "conv2:grad.weight", "bn1:grad.gamma", "conv1:new.weight"} <= keys
+
+
+def test_fused_program_interpreted_matches_golden():
+    """The fused program run by the numpy interpreter (independently of the C++):
+    every tensor in DRAM matches the golden step within 1e-4."""
+    from efgen.csim.csim import DramImage, compare, golden_step
+    from efgen.csim.interp import interp_step
+    from efgen.golden.model import SGD, init_state, synthetic_batch
+    from efgen.hls.program import build_program
+
+    net, design, _ = _fused("tiny", 8, 4, 2)
+    prog = build_program(net, design)
+    img = DramImage(prog)
+    state = init_state(net, seed=0, dtype=np.float32)
+    x, labels = synthetic_batch(net, 2, seed=1)
+    img.load_state(state, x.astype(np.float32))
+    loss = interp_step(prog, img.mem, labels)
+    golden = golden_step(net, state, x.astype(np.float32), labels, SGD())
+    rows = compare(golden.trace, img.tensors())
+    assert len(rows) > 60 and all(r.ok for r in rows), [r for r in rows if not r.ok][:3]
+    assert abs(loss - golden.loss) <= 1e-5 * abs(golden.loss)
+
+
+def test_fused_resnet20_step(tmp_path):
+    """ResNet-20, batch 2, fused: 19 BN statistics in conv stores, the nine block-internal
+    BN/ReLU outputs fused into the second conv's loads; the whole step within 1e-4."""
+    from efgen.csim.csim import BAR, format_report, run_csim
+
+    net, design, board = _fused("resnet20", 16, 16, 2)
+    res = run_csim(net, design, board, tmp_path)
+    step = res.steps[0]
+    assert step.ok, format_report(res)
+    assert len(res.fusion["bn_stats_in_store"]) == 19
+    assert res.fusion["bn_bp_sums_in_store"] == [f"s{s}b{b}_a_bn" for s in (1, 2, 3)
+                                                 for b in (1, 2, 3)]
+    # the BNs whose producing conv reads a stored input: conv1's and the blocks' first
+    assert res.fusion["bn_dx_in_loads"] == sorted(
+        ["conv1_bn"] + [f"s{s}b{b}_a_bn" for s in (1, 2, 3) for b in (1, 2, 3)])
+    assert res.fusion["fused_into_loads"] == [f"s{s}b{b}_a_relu" for s in (1, 2, 3)
+                                              for b in (1, 2, 3)]
+    assert max(t.rel_err for t in step.tensors) <= BAR
