@@ -75,7 +75,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from efgen._version import __version__
-from efgen.rtl.fpu import ADD_LATENCY, IMPLS, MUL_LATENCY, _env, fp_units_verilog
+from efgen.rtl.fpu import ADD_LATENCY, FTZ_IMPLS, IMPLS, MUL_LATENCY, _env, fp_units_verilog
 
 RAM_LATENCY = 1                      # synchronous read
 ACC_DIST = ADD_LATENCY + 2           # read, add, write of one accumulator (cycles)
@@ -318,7 +318,7 @@ def wload_placement(cfg: WloadConfig, tm: int, tn: int):
 # ------------------------------------------------------------------ bit-exact models
 
 def _ops(impl: str):
-    if impl == "synth":
+    if impl in FTZ_IMPLS:
         from efgen.golden.ftz import add_ftz, mul_ftz
         return add_ftz, mul_ftz
     if impl == "behav":
