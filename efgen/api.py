@@ -118,10 +118,10 @@ class Accelerator:
         return "\n".join(summary_lines(self.design, self.board, self.report))
 
     def write(self, out_dir: str | os.PathLike, *, hls: bool = True,
-              rtl: str | None = "synth", force: bool = False) -> "Written":
+              rtl: str | None = "dsp", force: bool = False) -> "Written":
         """Write the build folder (design.json, report, plots, ``hls/``, ``rtl/``) into
-        ``out_dir``, atomically. ``rtl``: the reference RTL's FP32 units (``"synth"``,
-        ``"behav"``) or None for no rtl/. An existing folder is replaced only when it is an
+        ``out_dir``, atomically. ``rtl``: the reference RTL's FP32 units (``"dsp"``,
+        ``"synth"``, ``"behav"``) or None for no rtl/. An existing folder is replaced only when it is an
         earlier efgen build, or with ``force``."""
         from efgen.flow import RTL_IMPLS, write_build
 
@@ -261,7 +261,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           objective: str = "latency", precision: str = "fp32", train_last: int | None = None,
           tiles: Any = None, overrides: str | os.PathLike | None = None,
           momentum: bool = True, progress: Callable[[str], None] | None = None,
-          command: Sequence[str] | None = None, training: Any = None) -> Accelerator:
+          command: Sequence[str] | None = None, training: Any = None,
+          target: str = "hls", rtl_impl: str = "dsp") -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -276,7 +277,9 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     HLS project's run_hls.tcl prints when its testbench data is missing (default: derived
     from these arguments). ``training``: the training methods (efgen.methods): a
     ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
-    ``training:`` section (if any). Nothing is written until :meth:`Accelerator.write`.
+    ``training:`` section (if any). ``target``: ``"hls"`` (the Vitis HLS build's
+    resources must fit the board's caps) or ``"rtl"`` (the reference RTL's, with FP32 units
+    ``rtl_impl``; efgen.rtl.cost). Nothing is written until :meth:`Accelerator.write`.
     """
     from efgen.flow import estimate
     from efgen.model.schedule import Request, load_overrides
@@ -297,9 +300,12 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
         raise EfgenError(f"clock {clock!r} MHz is out of range", where="clock",
                          fix="give the PL clock in MHz, e.g. 100 to 300")
     ov = load_overrides(os.fspath(overrides), n) if overrides is not None else {}
+    if target not in ("hls", "rtl"):
+        raise EfgenError(f"unknown target {target!r}", where="target", fix="use hls or rtl")
     req = Request(net=n, board=b, batch=batch, clock_mhz=None if clock is None else float(clock),
                   objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
-                  train_last=train_last, momentum=bool(momentum), training=t)
+                  train_last=train_last, momentum=bool(momentum), training=t,
+                  target=target, rtl_impl=rtl_impl)
     design, ev, full = estimate(req, progress=progress or (lambda s: None))
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,

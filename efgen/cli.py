@@ -178,13 +178,14 @@ def cmd_build(args) -> int:
                 precision=args.precision, train_last=args.train_last, tiles=args.tiles,
                 overrides=args.overrides, momentum=not args.no_momentum,
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
-                command=request_words(args), training=args.training)
+                command=request_words(args), training=args.training,
+                target=getattr(args, "target", "hls"), rtl_impl=getattr(args, "rtl_impl", "dsp"))
     if "csim" in steps and acc.training is not None:
         from efgen.hls.methods import training_of
 
         training_of(acc.net, acc.design)   # what the generated C++ does not run: refused
     written = acc.write(out, hls="hls" in steps,
-                        rtl=getattr(args, "rtl_impl", "synth") if "rtl" in steps else None,
+                        rtl=getattr(args, "rtl_impl", "dsp") if "rtl" in steps else None,
                         force=args.force)
     print(acc.summary())
     print(f"  wrote {written.out_dir}/: {', '.join(written.files)}")
@@ -436,9 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--training", metavar="FILE",
                    help="training methods (a training: section; default: the net file's own)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
-    s.add_argument("--rtl-impl", choices=["synth", "behav"], default="synth",
-                   help="FP32 units of the reference RTL in DIR/rtl: synthesizable (default) "
-                        "or behavioural (simulation only)")
+    s.add_argument("--rtl-impl", choices=["dsp", "synth", "behav"], default="dsp",
+                   help="FP32 units of the reference RTL in DIR/rtl: synthesizable with the "
+                        "adders' shifts in DSP48E2 (dsp, default), all in fabric (synth), or "
+                        "behavioural (simulation only)")
+    s.add_argument("--target", choices=["hls", "rtl"], default="hls",
+                   help="whose resources must fit the board's caps: the Vitis HLS build "
+                        "(default) or the reference RTL in DIR/rtl (with --rtl-impl's units)")
     _csim_args(s, default=False)
     s.set_defaults(func=cmd_build)
 

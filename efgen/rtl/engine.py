@@ -69,6 +69,8 @@ float32 roundings as the RTL (numpy for ``impl="behav"``, :mod:`efgen.golden.ftz
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 
@@ -231,6 +233,7 @@ def block_cycles(mode: str, k: int, tr: int, tc: int, tn: int, acc_init: bool = 
 
 # ------------------------------------------------------------------ weight load
 
+@functools.lru_cache(maxsize=256)
 def _wload_bank_clash(tm: int, tn: int, wl: int) -> str:
     """A BP (a0, b0, beat) for which two words of a beat map to one bank, or ''."""
     for a0 in range(tm):
