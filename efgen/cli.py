@@ -490,8 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     s.add_argument("--layout", choices=["reshaped", "nchw", "both"], default="reshaped",
                    help="feature-map layout in DRAM")
-    s.add_argument("--impl", choices=["behav", "synth"], default="behav",
-                   help="FP32 units: behavioural (fast) or synthesizable")
+    s.add_argument("--impl", choices=["behav", "synth", "dsp"], default="behav",
+                   help="FP32 units: behavioural (fast) or synthesizable (synth: fabric "
+                        "adder, dsp: the adder's shifts in DSP48E2)")
     s.add_argument("--distinct", action="store_true",
                    help="one run per distinct layer shape and tiling")
     s.add_argument("--step", action="store_true",
