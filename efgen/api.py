@@ -225,6 +225,9 @@ class Accelerator:
             from efgen.hls.methods import training_of
 
             training_of(self.net, self.design)     # refuses what the C++ does not run
+        if self.design.fusion is not None:
+            raise EfgenError("the generated C++ does not run the restructured-BN datapath "
+                             "yet", where="fuse", fix="build with fuse=False to C-simulate")
         if self.design.hw.precision != "fp32":
             raise EfgenError(f"C-simulation implements fp32, this design is "
                              f"{self.design.hw.precision}", where="precision",
@@ -262,7 +265,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           tiles: Any = None, overrides: str | os.PathLike | None = None,
           momentum: bool = True, progress: Callable[[str], None] | None = None,
           command: Sequence[str] | None = None, training: Any = None,
-          target: str = "hls", rtl_impl: str = "dsp") -> Accelerator:
+          fuse: bool = False, target: str = "hls", rtl_impl: str = "dsp") -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -277,9 +280,12 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     HLS project's run_hls.tcl prints when its testbench data is missing (default: derived
     from these arguments). ``training``: the training methods (efgen.methods): a
     ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
-    ``training:`` section (if any). ``target``: ``"hls"`` (the Vitis HLS build's
-    resources must fit the board's caps) or ``"rtl"`` (the reference RTL's, with FP32 units
-    ``rtl_impl``; efgen.rtl.cost). Nothing is written until :meth:`Accelerator.write`.
+    ``training:`` section (if any). ``fuse``: price the restructured-BN datapath
+    (efgen/model/restructure.py; a model: the generated C++ and RTL run the unfused step,
+    so a fused build writes neither); False (the default) is the unfused step.
+    ``target``: ``"hls"`` (the Vitis HLS build's resources must fit the board's caps)
+    or ``"rtl"`` (the reference RTL's, with FP32 units ``rtl_impl``; efgen.rtl.cost).
+    Nothing is written until :meth:`Accelerator.write`.
     """
     from efgen.flow import estimate
     from efgen.model.schedule import Request, load_overrides
@@ -305,11 +311,12 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     req = Request(net=n, board=b, batch=batch, clock_mhz=None if clock is None else float(clock),
                   objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
                   train_last=train_last, momentum=bool(momentum), training=t,
-                  target=target, rtl_impl=rtl_impl)
+                  fuse=bool(fuse), target=target, rtl_impl=rtl_impl)
     design, ev, full = estimate(req, progress=progress or (lambda s: None))
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-               momentum, training if isinstance(training, (str, os.PathLike)) else None)
+               momentum, training if isinstance(training, (str, os.PathLike)) else None,
+               fuse)
     return Accelerator(n, b, design, ev, full, words, training=t)
 
 
@@ -332,7 +339,7 @@ def _training(training: Any, net):
 
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-           momentum, training=None) -> tuple[str, ...]:
+           momentum, training=None, fuse=False) -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -353,14 +360,15 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
         command="build", board=name(board, "board"), net=name(net, "net"), batch=batch,
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
-        no_momentum=not momentum,
+        no_momentum=not momentum, fuse=bool(fuse),
         training=None if training is None else os.fspath(training)))
 
 
 def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
           jobs: int | None = None, progress: bool = False, cluster: str | None = None,
           cache_dir: str | os.PathLike | None = None, no_cache: bool = False,
-          search: str | None = None, budget: int | None = None, seed: int = 0) -> dict:
+          search: str | None = None, budget: int | None = None, seed: int = 0,
+          fuse: bool = False) -> dict:
     """Fully schedule every hardware point of a sweep file (``configs/sweeps``) and write
     the points, the Pareto fronts and their plots into ``out_dir`` (default
     ``sweep-<name>``; nothing is written unless the whole sweep succeeds).
@@ -372,7 +380,8 @@ def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
     with ``budget`` (distinct points) and ``seed``: search the space with Optuna's
     NSGA-II instead of enumerating it. Returns the summary dict ``efgen sweep`` prints:
     ``points``, ``fitting``, ``fronts``, ``best`` (the best point's record), ``files``,
-    ``elapsed_s``, ``cached`` (and ``search``)."""
+    ``elapsed_s``, ``cached`` (and ``search``). ``fuse``: price the restructured-BN
+    datapath at every point (enumerated sweeps only)."""
     common = dict(progress=progress, cluster=cluster, cache_dir=cache_dir, no_cache=no_cache)
     if search is None:
         if budget is not None:
@@ -381,7 +390,10 @@ def sweep(file: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
                                  "point")
         from efgen.dse import run_sweep
 
-        return run_sweep(file, out_dir, jobs, **common)
+        return run_sweep(file, out_dir, jobs, fuse=bool(fuse), **common)
+    if fuse:
+        raise EfgenError("--fuse is for enumerated sweeps", where="--fuse",
+                         fix="drop --search, or drop --fuse")
     if search != "nsga2":
         raise EfgenError(f"unknown search {search!r}", where="--search", fix="use nsga2")
     from efgen.search import run_search

@@ -165,6 +165,10 @@ def cmd_build(args) -> int:
     net, board = load_net(args.net), load_board(args.board)
     out = Path(args.output or f"build/{net.name}-{board.name}")
     check_out_dir(out, args.force)        # before the (long) scheduling
+    if "csim" in steps and getattr(args, "fuse", False):
+        raise EfgenError("--fuse prices the restructured-BN datapath, which the generated C++ "
+                         "does not run yet", where="--fuse",
+                         fix="C-simulate with --no-fuse (the unfused step)")
     if "csim" in steps:                   # C-simulation's descriptors carry them as float32
         from efgen.hls.emit import c_float
 
@@ -177,6 +181,7 @@ def cmd_build(args) -> int:
     acc = build(net, board, args.batch, clock=args.clock, objective=args.objective,
                 precision=args.precision, train_last=args.train_last, tiles=args.tiles,
                 overrides=args.overrides, momentum=not args.no_momentum,
+                fuse=getattr(args, "fuse", False),
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
                 command=request_words(args), training=args.training,
                 target=getattr(args, "target", "hls"), rtl_impl=getattr(args, "rtl_impl", "dsp"))
@@ -367,7 +372,7 @@ def cmd_sweep(args) -> int:
                         cache_dir=getattr(args, "cache_dir", None),
                         no_cache=getattr(args, "no_cache", False),
                         search=getattr(args, "search", None), budget=getattr(args, "budget", None),
-                        seed=getattr(args, "seed", 0)))
+                        seed=getattr(args, "seed", 0), fuse=getattr(args, "fuse", False)))
     return 0
 
 
@@ -434,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overrides", metavar="FILE", help="per-layer schedule overrides (YAML)")
     s.add_argument("--no-momentum", action="store_true",
                    help="SGD without a momentum buffer (halves the update traffic)")
+    s.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=False,
+                   help="price the restructured-BN datapath (batchnorm, residual adds, ReLU "
+                        "and error sums in the engine's loads and stores; a model: hls/ and "
+                        "rtl/ are not written). --no-fuse (the default): the unfused step")
     s.add_argument("--training", metavar="FILE",
                    help="training methods (a training: section; default: the net file's own)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")

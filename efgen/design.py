@@ -71,6 +71,8 @@ class HwParams:
     mask_port: bool = False        # BP mask tiles come on a port of their own (not after the store)
     sgd_piece: int = 0             # > 0: the write-back writes pieces of this many words
     sgd_overhead: int = 0          # > 0: word-serial SGD write-back, this many cycles per chunk
+    fuse: bool = False             # restructured BN: transform units in the engine's loads and
+                                   # stores (efgen/model/restructure.py; a model, see README)
 
     @property
     def lanes(self) -> int:
@@ -122,6 +124,7 @@ class Design:
     layout: str = "reshaped"
     sgd_momentum: bool = True           # the SGD write-back carries a momentum buffer
     training: dict[str, Any] | None = None   # training methods (efgen.methods.spec.Training.to_doc)
+    fusion: dict[str, Any] | None = None     # restructured-BN decisions (efgen.model.restructure.Plan)
     efgen_version: str = __version__
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -144,6 +147,11 @@ class Design:
         d = asdict(self)
         d["schedule"] = [asdict(s) for s in self.schedule]
         d["notes"] = list(self.notes)
+        # an unfused Design's JSON is what it was before fusion existed (byte for byte)
+        if d["fusion"] is None:
+            del d["fusion"]
+        if not d["hw"]["fuse"]:
+            del d["hw"]["fuse"]
         return d
 
     def to_json(self) -> str:

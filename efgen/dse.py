@@ -148,6 +148,7 @@ class Sweep:
     boards: dict[str, Board]          # as written in the file -> Board
     nets: dict[str, Net]              # as written in the file -> Net (train_last applied)
     trainings: dict = None            # training variant -> training section (efgen.methods.sweep)
+    fuse: bool = False                # --fuse: the restructured-BN datapath (efgen.model.restructure)
 
     @property
     def n_points(self) -> int:
@@ -404,7 +405,8 @@ def _evaluate_point(p: tuple) -> dict[str, Any]:
         training = parse_training(_CTX["trainings"][tlabel], net, "sweep")
         net = apply_to_net(net, training)
     req = Request(net, board, batch=batch, clock_mhz=clock, objective=_CTX["objective"],
-                  precision=prec, train_last=_CTX["train_last"], training=training)
+                  precision=prec, train_last=_CTX["train_last"], training=training,
+                  fuse=bool(_CTX.get("fuse")))
     jobs = _CTX["jobs"].get((nname, batch, tlabel))
     if jobs is None:
         from efgen.model.schedule import request_jobs
@@ -564,6 +566,7 @@ def _write_outputs(tmp: Path, sw: Sweep, records: list[dict], fronts: list[dict]
     put("points.csv", _csv(records, FIELDS))
     put("points.json", _json({"sweep": sw.name, "efgen_version": __version__,
                               "objective": sw.objective, "train_last": sw.train_last,
+                              **({"fuse": True} if sw.fuse else {}),
                               "fields": list(FIELDS), "points": records}))
     pfields = ("front", "rank") + FIELDS
     prow = [dict(p, front=f["front"], rank=k) for f in fronts
@@ -642,6 +645,8 @@ _POINT_CODE = ("model/*.py", "dse.py", "design.py", "methods/*.py")
 def _context(sw: Sweep) -> dict[str, Any]:
     ctx = {"boards": sw.boards, "nets": sw.nets, "objective": sw.objective,
            "train_last": sw.train_last, "trainings": sw.trainings or {}}
+    if sw.fuse:
+        ctx["fuse"] = True
     ctx["token"] = digest({k: repr(v) for k, v in ctx.items()})
     return ctx
 
@@ -658,6 +663,8 @@ def _point_keys(sw: Sweep, cache: Cache, points: list[tuple]) -> list[str]:
         spec = {"point": list(p[1:]), "board": defs[("board", b)],
                 "net": defs[("net", n)], "objective": sw.objective,
                 "train_last": sw.train_last}
+        if sw.fuse:
+            spec["fuse"] = True
         section = (sw.trainings or {}).get(p[12]) if len(p) > 12 else None
         if section is not None:
             spec["training"] = json.dumps(section, sort_keys=True)
@@ -713,7 +720,7 @@ POINT_KIND = "sweep-point"
 def run_sweep(path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
               jobs: int | None = None, progress: bool = True, *,
               cluster: str | None = None, cache_dir: str | os.PathLike | None = None,
-              no_cache: bool = False, client=None) -> dict[str, Any]:
+              no_cache: bool = False, client=None, fuse: bool = False) -> dict[str, Any]:
     """Validate, run and write a sweep; returns a summary dict (see :func:`print_summary`).
 
     ``jobs`` worker processes of a local Dask cluster (1: in this process), or the Dask
@@ -723,6 +730,8 @@ def run_sweep(path: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     t0 = time.perf_counter()
     jobs = check_jobs(jobs)
     sw = load_sweep(path)
+    if fuse:
+        sw = replace(sw, fuse=True)
     out = Path(out_dir) if out_dir is not None else Path(f"sweep-{sw.name}")
     _check_out_dir(out)
 
@@ -771,6 +780,8 @@ def _finish(sw: Sweep, out: Path, records: list[dict], cache: Cache, workers: in
 
 def add_arguments(parser) -> None:
     """The arguments of ``efgen sweep`` (for efgen/cli.py)."""
+    import argparse
+
     import efgen.farm as farm
 
     parser.add_argument("file", metavar="FILE.yaml", help="sweep file (see configs/sweeps)")
@@ -786,6 +797,9 @@ def add_arguments(parser) -> None:
                         help="--search: the sampler's seed (default 0)")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar on stderr")
+    parser.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=False,
+                        help="price every point's restructured-BN datapath (a model; "
+                             "efgen/model/restructure.py); --no-fuse (the default): unfused")
 
 
 def print_summary(s: dict) -> None:

@@ -150,6 +150,8 @@ def request_words(args) -> tuple[str, ...]:
             words += [flag, where(text, flag in ("--overrides", "--training"))]
     if getattr(args, "no_momentum", False):
         words.append("--no-momentum")
+    if getattr(args, "fuse", False):
+        words.append("--fuse")
     if command == "build" and getattr(args, "rtl_impl", DEFAULT_RTL_IMPL) != DEFAULT_RTL_IMPL:
         words += ["--rtl-impl", str(args.rtl_impl)]
     if command == "build" and getattr(args, "target", "hls") != "hls":
@@ -231,16 +233,23 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     methods_note = None
     if design.training and rtl is not None:
         # The reference RTL and its runtime run full back-propagation only; the HLS C++
-        # runs gradient filtering and error-map pruning (efgen.hls.methods), nothing else.
+        # runs gradient filtering, error-map pruning and mini-batch dropping
+        # (efgen.hls.methods), nothing else.
         from efgen.hls.methods import SUPPORTED
 
         methods_note = "rtl/ not written: the reference RTL runs full back-propagation"
         if hls and any(k not in SUPPORTED for k in design.training):
             methods_note = ("hls/ and rtl/ not written: the generated C++ runs "
-                            f"{' and '.join(SUPPORTED)} only, the RTL neither (efgen prices "
+                            f"{', '.join(SUPPORTED)} only, the RTL neither (efgen prices "
                             "the methods; see README.md)")
             hls = False
         rtl = None
+    if design.fusion is not None and (hls or rtl is not None):
+        # The restructured-BN datapath is priced, not yet generated (README.md).
+        methods_note = ("hls/ and rtl/ not written: the generated C++ and the reference RTL "
+                        "run the unfused step (build with --no-fuse for them); the fused "
+                        "figures are a model")
+        hls, rtl = False, None
     tmp = make_temp(out_dir)
     try:
         (tmp / "design.json").write_text(design.to_json())

@@ -64,6 +64,11 @@ enum EfgenOp : int32_t {
   EFGEN_OP_HOST_GF_WSUM = 103,     // a[1]=W (K x K) -> a[7]=W summed over taps (1 x 1)
   EFGEN_OP_HOST_GF_TAPSGD = 104,   // a[0]=dW (1 x 1) -> SGD of a[2]=W a[3]=vel on every tap
   EFGEN_OP_HOST_EMP = 105,         // a[0]=dy a[1]=W -> a[7]=dy on the top n_src channels
+                                   // (FLAG_GATHER: gathered, and W's kept filters to a[2])
+  EFGEN_OP_HOST_EMP_SGD = 106,     // a[0]=dW (kept filters) a[1]=channel list -> SGD of
+                                   // a[2]=W a[3]=vel (zero gradient on the pruned filters)
+  EFGEN_OP_HOST_SGD0 = 107,        // SGD with a zero gradient (a dropped mini-batch):
+                                   // a[2] (in_c words), a[4] (out_c words), vel a[3]
 };
 
 enum EfgenFlag : int32_t {
@@ -74,6 +79,7 @@ enum EfgenFlag : int32_t {
   EFGEN_FLAG_BIAS = 4,    // conv/linear with bias
   EFGEN_FLAG_TRAIN = 8,   // BN BP: update gamma and beta
   EFGEN_FLAG_DX = 16,     // BN BP: write the input error
+  EFGEN_FLAG_GATHER = 32, // HOST_EMP: gather the kept channels (host runtime only)
 };
 
 struct EfgenDesc {

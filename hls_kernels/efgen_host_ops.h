@@ -139,8 +139,12 @@ static void efgen_gf_tapsgd(const EfgenDesc& d, float* mem) {
 }
 
 // EMP: channel scores mean|dy_c| + eps * mean|W_c| (eps carries weight_norm), the top
-// n_src channels (ties to the lower index) keep their error: a[0] = dy (B, out_c, out_h,
-// out_w) -> a[7] with the pruned channels zeroed; the 0/1 channel list to a[5] if non-zero.
+// n_src channels (ties to the lower index) keep their error; the 0/1 channel list to a[5]
+// if non-zero. a[0] = dy (B, out_c, out_h, out_w), a[1] = W (out_c, in_c, K, K).
+// Without FLAG_GATHER: a[7] = dy with the pruned channels zeroed (same shape).
+// With FLAG_GATHER: a[7] = the kept channels' error, gathered in channel order into a
+// (B, n_src, out_h, out_w) map, and, if a[2] is non-zero, the kept filters into a
+// (n_src, in_c, K, K) weight: the engine's BP and WU then run on n_src channels only.
 static void efgen_emp(const EfgenDesc& d, float* mem) {
   const int C = d.out_c, K = d.kw;
   std::vector<double> score(C, 0.0);
@@ -164,15 +168,78 @@ static void efgen_emp(const EfgenDesc& d, float* mem) {
       if (!keep[c] && (best < 0 || score[c] > score[best])) best = c;
     keep[best] = 1;
   }
-  for (int b = 0; b < d.batch; ++b)
-    for (int c = 0; c < C; ++c)
-      for (int i = 0; i < d.out_h; ++i)
-        for (int j = 0; j < d.out_w; ++j) {
-          const int64_t o = efgen_fm_addr(C, d.out_h, d.out_w, b, c, i, j);
-          mem[d.a[7] + o] = keep[c] ? mem[d.a[0] + o] : 0.0f;
-        }
+  if (d.flags & EFGEN_FLAG_GATHER) {
+    int kc = 0;
+    for (int c = 0; c < C; ++c) {
+      if (!keep[c]) continue;
+      for (int b = 0; b < d.batch; ++b)
+        for (int i = 0; i < d.out_h; ++i)
+          for (int j = 0; j < d.out_w; ++j)
+            mem[d.a[7] + efgen_fm_addr(d.n_src, d.out_h, d.out_w, b, kc, i, j)] =
+                mem[d.a[0] + efgen_fm_addr(C, d.out_h, d.out_w, b, c, i, j)];
+      if (d.a[2])
+        for (int n = 0; n < d.in_c; ++n)
+          for (int i = 0; i < K; ++i)
+            for (int j = 0; j < K; ++j)
+              mem[d.a[2] + efgen_w_addr(d.in_c, K, kc, n, i, j)] =
+                  mem[d.a[1] + efgen_w_addr(d.in_c, K, c, n, i, j)];
+      ++kc;
+    }
+  } else {
+    for (int b = 0; b < d.batch; ++b)
+      for (int c = 0; c < C; ++c)
+        for (int i = 0; i < d.out_h; ++i)
+          for (int j = 0; j < d.out_w; ++j) {
+            const int64_t o = efgen_fm_addr(C, d.out_h, d.out_w, b, c, i, j);
+            mem[d.a[7] + o] = keep[c] ? mem[d.a[0] + o] : 0.0f;
+          }
+  }
   if (d.a[5])
     for (int c = 0; c < C; ++c) mem[d.a[5] + c] = keep[c] ? 1.0f : 0.0f;
+}
+
+// EMP_SGD: a[0] = the weight gradient of the kept channels (n_src, in_c, K, K), as the
+// engine's WU on the gathered error wrote it; a[1] = the 0/1 channel list (out_c). SGD of
+// a[2] = W and a[3] = vel (out_c, in_c, K, K): the kept filters with their gradient, the
+// pruned ones with a zero gradient (momentum and weight decay still apply, as in the
+// golden model); a debug copy of the whole gradient to a[6] if non-zero.
+static void efgen_emp_sgd(const EfgenDesc& d, float* mem) {
+  const int K = d.kw;
+  int kc = 0;
+  for (int m = 0; m < d.out_c; ++m) {
+    const bool kept = mem[d.a[1] + m] > 0.5f;
+    for (int n = 0; n < d.in_c; ++n)
+      for (int i = 0; i < K; ++i)
+        for (int j = 0; j < K; ++j) {
+          const int64_t o = efgen_w_addr(d.in_c, K, m, n, i, j);
+          const float g = kept ? mem[d.a[0] + efgen_w_addr(d.in_c, K, kc, n, i, j)] : 0.0f;
+          const float w = mem[d.a[2] + o];
+          const float v = d.momentum * mem[d.a[3] + o] + (g + d.weight_decay * w);
+          mem[d.a[3] + o] = v;
+          mem[d.a[2] + o] = w - d.lr * v;
+          if (d.a[6]) mem[d.a[6] + o] = g;
+        }
+    if (kept) ++kc;
+  }
+}
+
+// SGD0: the update of a dropped mini-batch (SMD with update_on_drop): SGD with a zero
+// gradient, v = momentum*v + weight_decay*p, p -= lr*v, on a[2] (in_c words) and, if
+// non-zero, a[4] (out_c words), with their momentum contiguous in a[3] (in_c + out_c
+// words). Layout-free: padding words are zero and stay zero.
+static void efgen_sgd0(const EfgenDesc& d, float* mem) {
+  for (int part = 0; part < 2; ++part) {
+    const int64_t p = part ? d.a[4] : d.a[2];
+    const int n = part ? d.out_c : d.in_c;
+    const int64_t v = d.a[3] + (part ? d.in_c : 0);
+    if (!p) continue;
+    for (int i = 0; i < n; ++i) {
+      const float w = mem[p + i];
+      const float vel = d.momentum * mem[v + i] + (0.0f + d.weight_decay * w);
+      mem[v + i] = vel;
+      mem[p + i] = w - d.lr * vel;
+    }
+  }
 }
 
 static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
@@ -183,6 +250,8 @@ static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
     case EFGEN_OP_HOST_GF_WSUM: efgen_gf_wsum(d, mem); break;
     case EFGEN_OP_HOST_GF_TAPSGD: efgen_gf_tapsgd(d, mem); break;
     case EFGEN_OP_HOST_EMP: efgen_emp(d, mem); break;
+    case EFGEN_OP_HOST_EMP_SGD: efgen_emp_sgd(d, mem); break;
+    case EFGEN_OP_HOST_SGD0: efgen_sgd0(d, mem); break;
     default: break;
   }
 }

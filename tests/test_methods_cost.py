@@ -72,11 +72,11 @@ def test_cli_rejects_a_bad_training_file_with_one_line(tmp_path, capsys):
 
 def test_csim_with_methods_is_refused_before_writing(tmp_path, capsys):
     f = tmp_path / "t.yaml"
-    f.write_text("training:\n  minibatch_drop: {p: 0.5}\n")
+    f.write_text("training:\n  layer_update: {keep: {s2b1: 0.5}}\n")
     out = tmp_path / "c"
-    assert main(["csim", "--board", "zcu102", "--net", "tiny", "--training", str(f),
-                 "-o", str(out)]) == 2
-    assert "does not implement minibatch_drop" in capsys.readouterr().err
+    assert main(["csim", "--board", "zcu102", "--net", "resnet20", "--batch", "2",
+                 "--training", str(f), "-o", str(out)]) == 2
+    assert "does not implement layer_update" in capsys.readouterr().err
     assert not out.exists()
 
 
@@ -207,7 +207,8 @@ def test_build_report_shows_each_method(tmp_path, capsys):
     out = tmp_path / "b"
     assert main(["build", "--board", "zcu102", "--net", "resnet20", "--batch", "8",
                  "--training", str(f), "-o", str(out)]) == 0
-    assert "hls/ and rtl/ not written" in capsys.readouterr().out   # SMD: host control
+    out_text = capsys.readouterr().out     # SMD runs in the generated host runtime
+    assert "rtl/ not written" in out_text and "hls/ and rtl/" not in out_text
     md = (out / "report.md").read_text()
     assert "## Training methods" in md
     for name in ("full back-propagation", "gradient filter r=2 on 2 conv(s)",
@@ -216,7 +217,7 @@ def test_build_report_shows_each_method(tmp_path, capsys):
     rep = json.loads((out / "report.json").read_text())
     comp = rep["totals"]["methods"]["comparison"]
     assert comp[2]["cycles"] < comp[0]["cycles"] and comp[1]["macs"]["bp"] < comp[0]["macs"]["bp"]
-    assert not (out / "hls").exists()
+    assert " sgd0" in (out / "hls" / "efgen_program.h").read_text()   # the dropped update
 
 
 def test_layer_counts_before_after(r20):

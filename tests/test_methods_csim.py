@@ -55,9 +55,79 @@ def test_the_comparison_sees_the_methods(run):
     assert step1["s3b3_b_conv:grad.weight"].rel_err <= 1e-4
 
 
-def test_host_level_methods_are_refused_by_csim(tmp_path):
+def test_selective_layer_update_and_instance_filtering_are_refused_by_csim(tmp_path):
     acc = efgen.build("resnet20", "zcu102", batch=2,
-                      training={"minibatch_drop": {"p": 0.5}})
+                      training={"layer_update": {"keep": {"s2b1": 0.5}}})
     with pytest.raises(EfgenError) as e:
         acc.csim(workdir=tmp_path)
-    assert "minibatch_drop" in e.value.message()
+    assert "layer_update" in e.value.message()
+
+
+def test_minibatch_drop_in_the_generated_host_runtime(tmp_path):
+    """SMD: the host draws each mini-batch's drop (seeded per step, as the golden model
+    does) and runs, for a dropped one, only efgen_step_dropped's zero-gradient SGD
+    (momentum and weight decay still move every parameter); each of its descriptors is
+    checked against numpy and the state against the golden model's."""
+    from efgen.methods.step import draw_plan
+
+    acc = efgen.build("tiny", "zcu102", batch=2, training={"minibatch_drop": {"p": 0.5}})
+    res = acc.csim(steps=4, workdir=tmp_path)
+    x, labels = synthetic_batch(acc.net, 2, seed=1)
+    drops = [draw_plan(acc.net, acc.training, x, labels, seed=k).drop for k in (1, 2, 3, 4)]
+    assert any(drops) and not all(drops)                # both kinds of step happen
+    state = {}
+    for s, dropped in zip(res.steps, drops):
+        assert s.ok and s.drift_ok, s.first_bad
+        ops = {r.op for r in s.local}
+        keys = {t.key for t in s.tensors}
+        if dropped:
+            assert ops == {"HOST_SGD0"} and np.isnan(s.loss_csim)
+            assert {"conv1:new.weight", "conv1:vel.weight", "bn1:new.gamma",
+                    "bn1:vel.beta"} <= keys
+        else:
+            assert "CONV_WU" in ops and "HOST_SGD0" not in ops and np.isfinite(s.loss_csim)
+        state[s.step] = s
+    tamper_hit = []
+
+    def tamper(index, step, mem):                       # a wrong update is caught
+        if step is not None and step.what == "sgd0" and not tamper_hit:
+            tamper_hit.append(step.layer)
+            mem[step.desc.a[2]] += 1.0
+
+    from efgen.csim.csim import Csim
+    sim = Csim(acc.net, acc.design, acc.board, tmp_path / "t")
+    sim.load_state(init_state(acc.net, seed=0, dtype=np.float32), x)
+    _, check = sim.step_checked(labels, tamper, dropped=True)
+    assert tamper_hit and not all(r.ok for r in check.rows)
+def test_pruned_convs_run_on_their_kept_channels_only(run):
+    """A pruned conv without gradient filtering or bias is gathered: its BP and WU
+    descriptors run ceil(0.7 * Cout) channels, as the schedule's jobs price them, and an
+    SGD pass scatters the kept filters' gradient; a conv that is also filtered runs every
+    channel with the pruned ones zeroed, and the model prices that too."""
+    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.program import build_program
+    from efgen.methods.cost import emp_gathered, method_jobs
+    from efgen.methods.golden import emp_kept
+
+    acc, res = run
+    net, design = acc.net, acc.design
+    prog = build_program(net, design)
+    steps = {}
+    for s in prog.bp:
+        steps.setdefault((s.layer, s.what), s.desc)
+    gathered = emp_gathered(net, acc.training)
+    assert "s3b1_b_conv" in gathered and "s3b3_b_conv" not in gathered
+    jobs = {(j.layer, j.phase): j for j in method_jobs(net, 2, acc.training)}
+    for name in ("s1b1_a_conv", "s3b1_b_conv"):
+        kept = emp_kept(net[name].channels, 0.7)
+        assert kept < net[name].channels
+        emp = steps[(name, "emp")]
+        assert emp.flags & FLAGS["GATHER"] and emp.n_src == kept
+        assert steps[(name, "bp")].out_c == kept == jobs[(name, "bp")].red
+        assert steps[(name, "wu")].out_c == kept == jobs[(name, "wu")].out
+        assert steps[(name, "emp_sgd")].op == OPS["HOST_EMP_SGD"]
+    emp = steps[("s3b3_b_conv", "emp")]
+    assert not emp.flags & FLAGS["GATHER"]
+    assert jobs[("s3b3_b_conv", "bp")].red == net["s3b3_b_conv"].channels
+    ops = {r.op for s in res.steps for r in s.local}
+    assert "HOST_EMP_SGD" in ops                        # checked against its numpy twin

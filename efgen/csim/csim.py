@@ -256,7 +256,8 @@ class Csim(DramImage):
                             ctypes.byref(loss))
         return float(loss.value)
 
-    def step_checked(self, labels: np.ndarray, tamper=None) -> tuple[float, LocalCheck]:
+    def step_checked(self, labels: np.ndarray, tamper=None, dropped: bool = False
+                     ) -> tuple[float, LocalCheck]:
         """One step descriptor by descriptor, each checked against the golden op on the
         DRAM image just before it (:class:`efgen.csim.verdict.LocalCheck`).
 
@@ -269,6 +270,8 @@ class Csim(DramImage):
         loss = 0.0
         index = 0
         phases = [(0, self.prog.fp), None, (1, self.prog.bp)]
+        if dropped:                   # SMD: the host's update of a dropped mini-batch only
+            phases, loss = [(2, self.prog.drop)], float("nan")
         for part in phases:
             before = self.mem.copy()
             if part is None:                      # the host's softmax cross-entropy
@@ -351,25 +354,35 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
         x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
     x = np.asarray(x, np.float32)
     sim.load_state(state, x)
-    plan = None
-    if sim.prog.design.training:           # gradient filtering / error-map pruning
-        from efgen.methods.step import StepPlan
+    plan = training = None
+    if sim.prog.design.training:           # gradient filtering, error-map pruning, SMD
+        from efgen.methods.step import StepPlan, draw_plan, method_step
 
-        plan = StepPlan(build_training(net, sim.prog.design))
+        training = build_training(net, sim.prog.design)
+        plan = StepPlan(training)
     result = CsimResult(not_in_dram=sim.prog.not_in_dram, compile_seconds=sim.compile_seconds,
                         cpp_lines=sim.cpp_lines)
     for k in range(1, steps + 1):
         if k > 1:
             state = sim.read_state(state)
-        golden = golden_step(net, state, x, labels, sgd, plan)
-        if k == 1 and tb_data:
+        dropped = False
+        if training is not None and training.minibatch_drop:
+            # The host's draw for this mini-batch (seeded per step, as the golden's).
+            plan = draw_plan(net, training, x, labels, seed=seed + k)
+            dropped = plan.drop
+        if dropped:
+            golden = method_step(net, state, x, labels, sgd, plan)
+        else:
+            golden = golden_step(net, state, x, labels, sgd, plan)
+        if tb_data and not dropped:          # the first step that trains
             sim.write_tb_data(Path(workdir) / "hls", labels, golden.trace)
+            tb_data = False
         t0 = time.perf_counter()
-        loss, check = sim.step_checked(labels, tamper)
+        loss, check = sim.step_checked(labels, tamper, dropped=dropped)
         dt = time.perf_counter() - t0
         got = sim.tensors()
         rows = compare(golden.trace, got)
-        flips = decision_flips(net, golden.trace, got, flip_margin)
+        flips = [] if dropped else decision_flips(net, golden.trace, got, flip_margin)
         result.steps.append(StepReport(k, loss, golden.loss, rows, dt, check.rows, check.count,
                                        flips))
         if progress:

@@ -186,22 +186,45 @@ class Interp:
         elif op == "HOST_GF_TAPSGD":
             g1 = self.w_get(a[0], (d.out_c, d.in_c, 1, 1))
             shape = (d.out_c, d.in_c, K, K)
-            g = np.broadcast_to(g1, shape).astype(np.float32)
-            w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape),
-                                  float(d.lr), float(d.momentum), float(d.weight_decay))
-            self.w_put(a[2], w)
-            self.w_put(a[3], v)
-            if a[6]:
-                self.w_put(a[6], g)
+            self._weight_sgd(d, a, shape, np.broadcast_to(g1, shape).astype(np.float32))
         elif op == "HOST_EMP":
             dy = self.fm_get(a[0], yout)
             w = self.w_get(a[1], (d.out_c, d.in_c, d.kh, d.kw))
             mask = mg.emp_mask(mg.emp_scores(dy, w, float(d.eps)), d.n_src / d.out_c)
-            self.fm_put(a[7], mg.apply_channel_mask(dy, mask))
+            if d.flags & FLAGS["GATHER"]:
+                self.fm_put(a[7], dy[:, mask])
+                if a[2]:
+                    self.w_put(a[2], w[mask])
+            else:
+                self.fm_put(a[7], mg.apply_channel_mask(dy, mask))
             if a[5]:
                 self.v_put(a[5], mask.astype(np.float32))
+        elif op == "HOST_SGD0":
+            parts = [(a[2], 0, d.in_c)] + ([(a[4], d.in_c, d.out_c)] if a[4] else [])
+            for p, off, n in parts:
+                w = self.v_get(p, n)
+                v = self.v_get(a[3] + off, n)
+                w, v = ops.sgd_update(w, np.zeros_like(w), v, float(d.lr), float(d.momentum),
+                                      float(d.weight_decay))
+                self.v_put(p, w)
+                self.v_put(a[3] + off, v)
+        elif op == "HOST_EMP_SGD":
+            shape = (d.out_c, d.in_c, d.kh, d.kw)
+            mask = self.v_get(a[1], d.out_c) > 0.5
+            g = np.zeros(shape, np.float32)
+            g[mask] = self.w_get(a[0], (d.n_src,) + shape[1:])
+            self._weight_sgd(d, a, shape, g)
         else:  # pragma: no cover
             raise AssertionError(op)
+
+    def _weight_sgd(self, d, a, shape, g) -> None:
+        """SGD of a[2] = W and a[3] = vel with the gradient ``g``; its copy to a[6]."""
+        w, v = ops.sgd_update(self.w_get(a[2], shape), g, self.w_get(a[3], shape),
+                              float(d.lr), float(d.momentum), float(d.weight_decay))
+        self.w_put(a[2], w)
+        self.w_put(a[3], v)
+        if a[6]:
+            self.w_put(a[6], g)
 
 
 def interp_step(prog, mem: np.ndarray, labels: np.ndarray) -> float:

@@ -148,8 +148,12 @@ def _engine_wu(acc, err_tile, in_tile, stride):
 # ---- the three phases ---------------------------------------------------------------------
 
 def conv_fp_tiled(x_flat, x_shape, w_flat, w_shape, bias, stride, padding, t: Tiling,
-                  fm: FeatureMapLayout, wl: WeightLayout):
-    """FP of one conv (or linear, K=1 on a 1x1 map). Returns (y_flat, y_shape)."""
+                  fm: FeatureMapLayout, wl: WeightLayout, load=None, store=None):
+    """FP of one conv (or linear, K=1 on a 1x1 map). Returns (y_flat, y_shape).
+
+    ``load(b, c0, lanes, rows, cols)`` replaces the plain input-tile load and
+    ``store(y_flat, y_shape, b, m0, r0, c0, tile)`` the plain store: the restructured
+    step's transforms (efgen/golden/restructured.py)."""
     B, N, H, W = x_shape
     M, _, K, _ = w_shape
     S, P = stride, padding
@@ -168,20 +172,22 @@ def conv_fp_tiled(x_flat, x_shape, w_flat, w_shape, bias, stride, padding, t: Ti
                     cols = np.arange(c0 * S - P, c0 * S - P + (tc - 1) * S + K)
                     acc = np.zeros((t.tm, tr, tc), dtype=x_flat.dtype)
                     for nb, n0 in enumerate(range(0, N, t.tn)):
-                        tile = _load_fm(x_flat, fm, x_shape, b, n0, t.tn, rows, cols)
+                        tile = (_load_fm(x_flat, fm, x_shape, b, n0, t.tn, rows, cols)
+                                if load is None else load(b, n0, t.tn, rows, cols))
                         acc += _engine_conv(w_blk[nb], tile, tr, tc, S)
                     if bias is not None:
                         bvec = np.zeros(t.tm, dtype=acc.dtype)
                         nm = min(t.tm, M - m0)
                         bvec[:nm] = bias[m0:m0 + nm]
                         acc += bvec[:, None, None]
-                    _store_fm(y, fm, y_shape, b, m0, r0, c0, acc)
+                    (_store_fm if store is None else store)(y, fm, y_shape, b, m0, r0, c0, acc)
     return y, y_shape
 
 
 def conv_bp_tiled(dy_flat, dy_shape, w_flat, w_shape, x_hw, stride, padding, t: Tiling,
-                  fm: FeatureMapLayout, wl: WeightLayout):
-    """BP of one conv: the input error. Returns (dx_flat, dx_shape)."""
+                  fm: FeatureMapLayout, wl: WeightLayout, load=None, store=None):
+    """BP of one conv: the input error. Returns (dx_flat, dx_shape). ``load`` and
+    ``store``: as :func:`conv_fp_tiled` (rows/cols of -1 are dilation holes)."""
     B, M, Ho, Wo = dy_shape
     _, N, K, _ = w_shape
     H, W = x_hw
@@ -214,20 +220,23 @@ def conv_bp_tiled(dy_flat, dy_shape, w_flat, w_shape, x_hw, stride, padding, t: 
                     cols = src_index(np.arange(c0, c0 + tc + K - 1))
                     acc = np.zeros((t.tm, tr, tc), dtype=dy_flat.dtype)
                     for m0 in range(0, M, t.tn):   # BP reduction lanes run over M
-                        tile = _load_fm(dy_flat, fm, dy_shape, b, m0, t.tn, rows, cols)
+                        tile = (_load_fm(dy_flat, fm, dy_shape, b, m0, t.tn, rows, cols)
+                                if load is None else load(b, m0, t.tn, rows, cols))
                         w_tile = np.zeros((t.tm, t.tn, K, K), dtype=dy_flat.dtype)
                         nn, nm = min(t.tm, N - n0), min(t.tn, M - m0)
                         w_tile[:nn, :nm] = wbuf[n0:n0 + nn, m0:m0 + nm]
                         acc += _engine_conv(w_tile, tile, tr, tc, 1)
-                    _store_fm(dx, fm, dx_shape, b, n0, r0, c0, acc)
+                    (_store_fm if store is None else store)(dx, fm, dx_shape, b, n0, r0, c0,
+                                                            acc)
     return dx, dx_shape
 
 
 def conv_wu_tiled(dy_flat, dy_shape, x_flat, x_shape, kernel, stride, padding, t: Tiling,
-                  fm: FeatureMapLayout, wl: WeightLayout):
+                  fm: FeatureMapLayout, wl: WeightLayout, load_err=None, load_in=None):
     """WU of one conv: the weight gradient summed over the batch, in the weight layout.
 
-    Returns (dw_flat, dw_shape).
+    Returns (dw_flat, dw_shape). ``load_err``/``load_in(b, c0, lanes, rows, cols)``
+    replace the error- and input-tile loads (the restructured step's transforms).
     """
     B, M, Ho, Wo = dy_shape
     _, N, H, W = x_shape
@@ -244,9 +253,11 @@ def conv_wu_tiled(dy_flat, dy_shape, x_flat, x_shape, kernel, stride, padding, t
                     for c0 in range(0, Wo, t.tc):
                         tc = min(t.tc, Wo - c0)
                         cols = np.arange(c0 * S - P, c0 * S - P + (tc - 1) * S + K)
-                        err = _load_fm(dy_flat, fm, dy_shape, b, m0, t.tm,
-                                       np.arange(r0, r0 + tr), np.arange(c0, c0 + tc))
-                        tile = _load_fm(x_flat, fm, x_shape, b, n0, t.tn, rows, cols)
+                        er, ec = np.arange(r0, r0 + tr), np.arange(c0, c0 + tc)
+                        err = (_load_fm(dy_flat, fm, dy_shape, b, m0, t.tm, er, ec)
+                               if load_err is None else load_err(b, m0, t.tm, er, ec))
+                        tile = (_load_fm(x_flat, fm, x_shape, b, n0, t.tn, rows, cols)
+                                if load_in is None else load_in(b, n0, t.tn, rows, cols))
                         _engine_wu(acc, err, tile, S)
             _store_w(dw, wl, dw_shape, m0, n0, acc)
     return dw, dw_shape

@@ -195,7 +195,7 @@ def default_request(prog: Program, board: Board) -> tuple[str, ...]:
 def check_desc_floats(prog: Program) -> None:
     """Every float of every descriptor is finite in float32 (one-line EfgenError
     naming the descriptor and field otherwise)."""
-    for phase, steps in (("FP", prog.fp), ("BP/WU", prog.bp)):
+    for phase, steps in (("FP", prog.fp), ("BP/WU", prog.bp), ("drop", prog.drop)):
         for i, s in enumerate(steps):
             for f in DESC_FLOATS:
                 c_float(getattr(s.desc, f),
@@ -272,6 +272,8 @@ def _render(prog: Program, board: Board, request: tuple[str, ...] | None
         "dlogits": prog.regions[prog.dlogits].offset,
         "fp": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"} for s in prog.fp],
         "bp": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"} for s in prog.bp],
+        "drop": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"}
+                 for s in prog.drop],
         "checks": checks(prog),
         "period_ns": f"{1000.0 / hw.clock_mhz:.3f}",
         "axi_bits": board.axi.width_bits,
@@ -307,7 +309,8 @@ def program_json(prog: Program) -> dict:
     return {"efgen_version": __version__, "net": prog.net.name, "mem_words": prog.words,
             "lanes": prog.design.hw.lanes, "tm": prog.design.hw.tm, "tn": prog.design.hw.tn,
             "logits": prog.logits, "dlogits": prog.dlogits, "regions": regions,
-            "fp": steps(prog.fp), "bp": steps(prog.bp), "not_in_dram": prog.not_in_dram}
+            "fp": steps(prog.fp), "bp": steps(prog.bp), "not_in_dram": prog.not_in_dram,
+            **({"drop": steps(prog.drop)} if prog.drop else {})}
 
 
 def write_hls(prog: Program, board: Board, out_dir: Path,

@@ -24,7 +24,7 @@ C-simulation compares tensor by tensor with :func:`efgen.golden.model.train_step
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from efgen.design import Design
 from efgen.frontend.ir import BN_EPS, BN_MOMENTUM, INPUT, Layer, Net
@@ -48,6 +48,8 @@ class Program:
     words: int                      # DRAM image size
     not_in_dram: list[str]          # golden tensors a fused design never materialises
     sgd: tuple[float, float, float]
+    # The update of a dropped mini-batch (SMD): the host runs these instead of the step.
+    drop: list[Step] = field(default_factory=list)
 
     def region(self, name: str) -> Region:
         return self.regions[name]
@@ -69,6 +71,7 @@ def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 
     b.loss()
     b.error_routing()
     b.bp_wu_descriptors()
+    b.drop_descriptors()
     return b.place()
 
 
@@ -91,6 +94,7 @@ class _Builder:
         self.training = training_of(net, design)   # gradient filtering, error-map pruning
         self.fp: list[Step] = []
         self.bp: list[Step] = []
+        self.drop: list[Step] = []
         # Descriptors reference regions by name first; offsets are filled in at the end.
         self.pending: list[tuple[EfgenDesc, dict[int, str]]] = []
 
@@ -391,6 +395,12 @@ class _Builder:
             self.bp.append(Step(l.name, "wu", desc("CONV_WU", l, fl, a,
                                                    **self.tiling(l, "wu"))))
 
+    def drop_descriptors(self) -> None:
+        """The update of a dropped mini-batch (efgen.hls.methods.drop_steps)."""
+        from efgen.hls.methods import drop_steps
+
+        drop_steps(self)
+
     # ---- stage 6: placement -----------------------------------------------------------------
     def place(self) -> Program:
         """Place the regions (4 KiB aligned, aliases share their target) and resolve the
@@ -419,7 +429,7 @@ class _Builder:
         not_in_dram = sorted({f"{l.name}:y" for l in net if l.name in self.fused_into}
                              | {f"{r}:dy" for r in self.fused} - held)
         return Program(net, self.design, regions, self.fp, self.bp, self.logits, self.dlogits,
-                       total, not_in_dram, self.sgd)
+                       total, not_in_dram, self.sgd, self.drop)
 
 
 def _alias_region(regions: dict[str, Region], name: str, target: str) -> Region:

@@ -12,11 +12,14 @@ What each method changes (B = batch):
   copies the input error back over the patches (read Cin*P, write the input error). The WU write-back updates all K*K taps: the SGD of the (K*K - 1)
   broadcast taps is a vector pass over those weights (and momenta). Saved words: Cin*P
   per image instead of the input map (about (r*s)^2 fewer).
-* **Error-map pruning** (keep rho): BP reduces over, and WU accumulates, ceil(rho*Cout)
-  channels: the engine jobs shrink to those channels (the model assumes the kept
-  channels are fetched as whole lane blocks through the descriptor's channel list). The
-  score is a per-channel reduction in the BP store path (no extra cycles); the top-k runs
-  on the host between descriptors (not priced). Saved words unchanged.
+* **Error-map pruning** (keep rho): a pass reads the error and W (the channel scores;
+  the top-k is on the host) and writes the kept channels' error and filters gathered
+  into compact tensors; BP then reduces over, and WU accumulates, ceil(rho*Cout)
+  channels (the engine jobs shrink to those channels), and an SGD pass over W (and its
+  momentum) scatters the kept filters' gradient back, the pruned filters' gradient being
+  zero (:func:`emp_gathered`). A conv that is also gradient-filtered or has a bias is not
+  gathered: its pass writes the error with the pruned channels zeroed and the engine
+  runs every channel. Saved words unchanged.
 * **SMD** (drop p): every FP, BP and WU row costs (1 - p) of itself (expected per step);
   the SGD write-back runs every step when ``update_on_drop`` (E2-Train), else (1 - p).
 * **SLU** (keep q per block): the block's branch runs on round(q*B) images (jobs and
@@ -50,7 +53,7 @@ from efgen.frontend.ir import Net, _finish
 from efgen.methods.golden import emp_kept, gf_grid
 from efgen.methods.spec import Training, from_doc, residual_blocks
 from efgen.model import engine
-from efgen.model.aux import AuxCost, _pass, _words, aux_costs
+from efgen.model.aux import AuxCost, _words, aux_costs, passes_cost
 
 FILTER = "filter/"
 GATE_EMBED = 10                      # E2-Train's gate: 10 features, LSTM(10, 10), linear
@@ -86,6 +89,18 @@ def frozen(net: Net, prefix: str = FILTER) -> Net:
                    net.source, net.description)
 
 
+def emp_gathered(net: Net, t: Training | None) -> set[str]:
+    """Pruned convs whose BP and WU run on the kept channels only: the host gathers the
+    kept channels' error (and filters) into compact tensors, the engine runs the
+    ceil(rho*Cout)-channel jobs, and an SGD pass scatters the kept filters' gradient back
+    (pruned filters get a zero gradient). Convs that are also gradient-filtered, or have
+    a bias, are not gathered: the engine runs them on every channel with the pruned
+    channels' error zeroed, and the model prices that."""
+    if t is None:
+        return set()
+    return {n for n in t.emp_layers() if n not in t.gf_layers() and not net[n].bias}
+
+
 def _gf_geometry(l, r: int) -> tuple[int, int]:
     (_, ho, wo) = l.out_shape
     return gf_grid(ho, r)[0], gf_grid(wo, r)[0]
@@ -98,7 +113,7 @@ def method_jobs(net: Net, batch: int, t: Training | None) -> list[engine.Job]:
     if t is None:
         return jobs
     slu = branch_batches(net, nb, t)
-    gf, emp = t.gf_layers(), t.emp_layers()
+    gf, gathered = t.gf_layers(), emp_gathered(net, t)
     out = []
     for j in jobs:
         l = net[j.layer]
@@ -110,7 +125,7 @@ def method_jobs(net: Net, batch: int, t: Training | None) -> list[engine.Job]:
             n, m = l.in_shape[0], l.channels
             j = engine.phase_job(j.layer, j.phase, "conv", n, m, images, h=ph, w=pw, ho=ph,
                                  wo=pw, k=1, s=1, p=0, macs=n * m * ph * pw * images)
-        if j.layer in emp and j.phase in ("bp", "wu"):
+        if j.layer in gathered and j.phase in ("bp", "wu"):
             kept = emp_kept(l.channels, t.error_pruning.keep)
             frac = kept / l.channels
             if j.phase == "bp":
@@ -142,12 +157,7 @@ def method_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per
     maxb = float(hw.max_burst_beats * hw.port_words)
 
     def cost(layer, phase, op, passes):
-        cyc = bursts = rd = wr = el = 0.0
-        for reads, writes, elements in passes:
-            c, b = _pass(hw, bw, maxb, reads, writes, elements)
-            cyc, bursts = cyc + c, bursts + b
-            rd, wr, el = rd + sum(reads), wr + sum(writes), el + elements
-        return AuxCost(layer, phase, op, cyc, rd, wr, bursts, el)
+        return passes_cost(hw, bw, maxb, layer, phase, op, passes)
 
     from efgen.model.fusion import bp_store_masks
 
@@ -203,9 +213,26 @@ def method_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per
             k = 2 if momentum else 1
             out.append(cost(name, "sgd", "sgd (gf taps broadcast)",
                             [([words] * k, [words] * k, words)]))
+    gathered = emp_gathered(net, t)
     for name in sorted(t.emp_layers(), key=lambda n: [x.name for x in net].index(n)):
-        out.append(AuxCost(name, "bp", "emp score (fused in the BP store; top-k on the host)",
-                           0.0, 0.0, 0.0, 0.0, 0.0))
+        l = net[name]
+        images = slu.get(name, nb)
+        m, n, kk = l.channels, l.in_shape[0], l.kernel * l.kernel
+        kept = emp_kept(m, t.error_pruning.keep)
+        n_err = float(images * math.prod(l.out_shape))
+        dy, w = W(l.out_shape, images), float(m * n * kk)
+        if name in gathered:
+            wc = [float(kept * n * kk)] if l.runs_bp else []
+            out.append(cost(name, "bp", "emp scores, top-k, gather of the kept channels",
+                            [([dy, w], [W((kept,) + l.out_shape[1:], images)] + wc, n_err)]))
+            if l.trainable:
+                k = 2 if momentum else 1
+                out.append(cost(name, "sgd", "sgd (emp: kept filters scattered, pruned "
+                                "with zero gradient)",
+                                [([float(kept * n * kk)] + [w] * k, [w] * k, w)]))
+        else:
+            out.append(cost(name, "bp", "emp scores, top-k, pruned channels zeroed",
+                            [([dy, w], [dy], n_err)]))
     if t.layer_update:
         blocks = {b.name: b for b in residual_blocks(net)}
         for name in t.block_keep():

@@ -175,6 +175,7 @@ def method_step(net: Net, state, x, labels, sgd, plan: StepPlan):
                                                   sgd.momentum, sgd.weight_decay)
                     new.params[lname][n], new.velocity[lname][n] = p_new, v_new
                     trace[f"{lname}:new.{n}"] = p_new
+                    trace[f"{lname}:vel.{n}"] = v_new
         return StepResult(loss=float("nan"), trace=trace, state=new)
     if plan.keep_instances is not None:
         k = np.asarray(plan.keep_instances, dtype=bool)

@@ -83,6 +83,18 @@ def _pass(hw: HwParams, bw: float, maxb: float, reads: list[float], writes: list
     return cyc + bursts * hw.dma_start + hw.mac_depth, float(bursts)
 
 
+def passes_cost(hw: HwParams, bw: float, maxb: float, layer: str, phase: str, op: str,
+                passes: list[tuple[list, list, float]]) -> AuxCost:
+    """The AuxCost of a layer-phase that runs ``passes`` (reads, writes, elements) one
+    after the other (:func:`_pass` each)."""
+    cyc = bursts = rd = wr = el = 0.0
+    for reads, writes, elements in passes:
+        c, b = _pass(hw, bw, maxb, reads, writes, elements)
+        cyc, bursts = cyc + c, bursts + b
+        rd, wr, el = rd + sum(reads), wr + sum(writes), el + elements
+    return AuxCost(layer, phase, op, cyc, rd, wr, bursts, el)
+
+
 def aux_costs(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_cycle: float,
               layout: str = "reshaped", momentum: bool = True) -> list[AuxCost]:
     blocked = layout == "reshaped"
@@ -96,12 +108,7 @@ def aux_costs(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
     W = lambda shape: _words(shape, batch, hw.lanes, blocked)  # noqa: E731
 
     def add(layer: Layer, phase: str, op: str, passes: list[tuple[list, list, float]]):
-        cyc = bursts = rd = wr = el = 0.0
-        for reads, writes, elements in passes:
-            c, b = _pass(hw, bw, maxb, reads, writes, elements)
-            cyc, bursts = cyc + c, bursts + b
-            rd, wr, el = rd + sum(reads), wr + sum(writes), el + elements
-        out.append(AuxCost(layer.name, phase, op, cyc, rd, wr, bursts, el))
+        out.append(passes_cost(hw, bw, maxb, layer.name, phase, op, passes))
 
     for l in net:
         x = W(l.in_shape) if l.in_shapes else 0.0

@@ -59,7 +59,8 @@ ROW_SPLITS = 32
 COL_SPLITS = (1, 2, 4, 8, 16)
 
 JOB_FIELDS = ("out", "red", "ro", "co", "hs", "ws", "k", "s", "lo", "dil", "phase",
-              "images", "img_major", "dram_m", "dram_n", "mask")
+              "images", "img_major", "dram_m", "dram_n", "mask", "in_extra", "eo_extra",
+              "st_extra", "xf", "acc")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,12 @@ class Job:
     dram_n: int
     macs: int     # useful MACs of the whole job (all images)
     mask: bool = False  # BP store applies a fused ReLU mask (reads the layer input too)
+    # Restructured batchnorm (efgen.model.restructure; all 0 without --fuse):
+    in_extra: int = 0   # read streams beside each input tile (second operands, BN BP's y)
+    eo_extra: int = 0   # WU: read streams beside each error tile (BN BP's y)
+    st_extra: int = 0   # read streams beside each store (error operands, mask sources, y)
+    xf: int = 0         # the loads apply per-channel affine/ReLU/add/BN-dx transforms
+    acc: int = 0        # the store accumulates per-channel sums (BN FP stats, BN BP sums)
 
 
 def phase_job(layer: str, phase: str, op: str, n: int, m: int, batch: int, h: int = 1,
@@ -175,13 +182,38 @@ def _classes(n_out, t, n_tiles):
     return cnt, size, idx
 
 
-def _src_span(idx, size, t, jb, axis_len, phase_bp):
+def _src_span(idx, size, t, jb, axis_len, phase_bp, n_tiles=None):
     """Source rows (or columns) a tile loads, and its on-chip buffer extent.
 
     FP/WU: buffer u in [0, (size-1)*S + K) reads source row idx*t*S - P + u.
     BP: dilated coordinate d = idx*t + u, u in [0, size + K - 1), reads error row
     (d - lo)/dil when that is an integer in range.
+
+    With ``n_tiles``, the middle class (index 1 of the last axis) is the mean over every
+    middle tile, not the second tile's: in BP with dil > 1 and a tile size that is not a
+    multiple of dil, the rows a middle tile loads alternate with the tile's start
+    (period dil), so each residue class of the middle tiles is counted apart.
     """
+    loaded, ext = _src_span_at(idx, size, t, jb, axis_len, phase_bp)
+    if n_tiles is None:
+        return loaded, ext
+    dmax = int(np.max(jb["dil"])) if jb["dil"].size else 1
+    if dmax <= 1:
+        return loaded, ext
+    mid = np.maximum(n_tiles - 2, 0)                         # middle tiles (J, C)
+    acc = np.zeros_like(mid, dtype=np.float64)
+    for r in range(dmax):       # middle tiles 1 + r, 1 + r + dmax, ...: (mid - r)/dmax
+        cnt = np.maximum(0.0, np.ceil((mid - r) / dmax))
+        i_r = idx.copy()
+        i_r[..., 1] = 1 + r
+        acc = acc + cnt * _src_span_at(i_r, size, t, jb, axis_len, phase_bp)[0][..., 1]
+    loaded = loaded.copy()
+    loaded[..., 1] = np.where(mid > 0, acc / np.maximum(mid, 1), loaded[..., 1])
+    return loaded, ext
+
+
+def _src_span_at(idx, size, t, jb, axis_len, phase_bp):
+    """:func:`_src_span` of the tiles at ``idx``."""
     k, s, lo, dil = jb["k"][..., None], jb["s"][..., None], jb["lo"][..., None], jb["dil"][..., None]
     start_fw = idx * t[..., None] * s - lo
     ext_fw = (size - 1) * s + k
@@ -227,9 +259,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     n_c = np.ceil(jb["co"] / tc)
     cr, sr, ir = _classes(jb["ro"], tr, n_r)
     cc, sc, ic = _classes(jb["co"], tc, n_c)
-    rows_ld, rows_buf = _src_span(ir, sr, tr, jb, jb["hs"], is_bp[..., None])
+    rows_ld, rows_buf = _src_span(ir, sr, tr, jb, jb["hs"], is_bp[..., None], n_r)
     # Columns: linear jobs put the images along the column axis with no halo.
-    cols_ld, cols_buf = _src_span(ic, sc, tc, jb, jb["ws"], is_bp[..., None])
+    cols_ld, cols_buf = _src_span(ic, sc, tc, jb, jb["ws"], is_bp[..., None], n_c)
     major = jb["img_major"][..., None] > 0
     cols_ld = np.where(major, sc, cols_ld)
     cols_buf = np.where(major, sc, cols_buf)
@@ -274,6 +306,19 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         return t
 
     L = bursts_in * hw.dma_start + stream(in_words, bursts_in) + np.where(in_words > 0, xfer_rd, 0.0)
+    # Restructured batchnorm (efgen.model.restructure): the second read streams beside an
+    # input tile come on the weight port, idle while tiles stream (the weight buffer has
+    # one copy), so they take their own bursts and words in parallel with the tile; all
+    # streams together are capped by the DDR's words per cycle; the load path's
+    # transform units add their pipeline depth (:func:`fx_depth`) to every load.
+    fused = any(bool(np.any(jb[f] > 0)) for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
+    ddr_w = ddr_bytes_per_cycle / word_bytes
+    fxd = float(fx_depth(hw))
+    if fused:
+        xi = e(jb["in_extra"])
+        sec = xi * (bursts_in * hw.dma_start + in_words / bw) + xfer_rd
+        cap = (1 + xi) * in_words / ddr_w + xfer_rd
+        L = np.where(xi > 0, np.maximum(L, np.maximum(sec, cap)), L) + e(jb["xf"]) * fxd
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
     # (MB-1 full blocks of Tm channels and a last one, as for the input)
@@ -294,13 +339,23 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts_out = (e(MB - 1) * out_bursts(o_full_units + 0 * MB) + out_bursts(o_last_units)) / e(MB)
     # A BP store that applies a fused ReLU mask first reads the same tile of the layer's
     # input (the ReLU output): the same bursts and words again.
-    bursts_out = bursts_out * (1 + e(jb["mask"]))
+    # (restructured BN: st_extra more read streams beside the store, read the same way)
+    st_streams = e(jb["mask"]) + e(jb["st_extra"])
+    bursts_out = bursts_out * (1 + st_streams)
     # a store pays its set-up; WU's error-tile load (the same walk, read) pays a load's
     xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead))
     # (with a mask port the mask tile streams beside the store: its latency, not its words)
-    s_words = out_words * (1 + (0 if hw.mask_port else e(jb["mask"])))
+    s_words = out_words * (1 + (e(jb["st_extra"]) if hw.mask_port else st_streams))
     s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu), stream(s_words, bursts_out),
                                                             s_words / bw)
+    if fused:
+        # WU: BN BP's y streams beside each error tile on the weight port (as the input's)
+        xo = e(jb["eo_extra"])
+        b1 = bursts_out / (1 + st_streams)
+        sec = xo * (b1 * hw.dma_start + out_words / bw) + xfer_rd
+        cap = (1 + xo) * out_words / ddr_w + xfer_rd
+        s_out = np.where(e(is_wu) & (xo > 0), np.maximum(s_out, np.maximum(sec, cap)), s_out)
+        s_out = s_out + np.where(e(is_wu), e(jb["xf"]) * fxd, 0.0)
     if hw.mask_port:
         # the mask read paces the store: its latency, and its bursts' slot limit
         m_b = bursts_out / 2.0
@@ -418,7 +473,17 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # each, for the layer's and the weight tensor's view) before the first transfer
     setup = np.where(hw.job_overhead > 0, hw.job_overhead + 2.0 * (MB + NB), 0.0)
 
-    cycles = images * tiles_time + t_wload + t_sgd + fill + setup
+    # restructured BN: the per-channel constants of the load transforms (scale and shift
+    # per operand, three BN BP dx coefficients) load once per job, and the store's
+    # per-channel accumulators (fx_depth partial sums a channel, so the adders run at
+    # II=1) drain and write their two sums per channel once per job
+    consts = (jb["xf"] * (2.0 * (1 + jb["in_extra"]) * jb["red"] + 3.0 * jb["eo_extra"] * jb["out"]
+                          + 3.0 * jb["in_extra"] * jb["red"] * is_bp))
+    sums = jb["acc"] * 2.0 * jb["out"]
+    t_fx = (np.where(consts > 0, consts / bw + hw.dma_start + hw.dram_latency, 0.0)
+            + np.where(sums > 0, MB * math.ceil(math.log2(max(2.0, fxd))) * fxd + sums / bw
+                       + hw.dma_start, 0.0)) if fused else 0.0
+    cycles = images * tiles_time + t_wload + t_sgd + fill + setup + t_fx
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
@@ -427,7 +492,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     in_total = images * reps_in * NB * tiles_per(in_words)
     in_bursts = images * reps_in * NB * tiles_per(bursts_in)
     o_total = images * MB * tiles_per(out_words)       # written (FP/BP) or read (WU)
-    mask_total = jb["mask"] * o_total                    # mask tiles read by masked BP
+    mask_total = (jb["mask"] + jb["st_extra"]) * o_total  # mask (and fused) tiles read by BP
+    if fused:    # restructured BN's second streams and per-channel constants and sums
+        mask_total = (mask_total + jb["in_extra"] * in_total + jb["eo_extra"] * o_total * is_wu
+                      + consts)
     o_bursts = images * MB * tiles_per(bursts_out)
     # bursts per chunk: each run split at the maximum burst
     w_bursts = ((n_chunks - 1) * w_runs * np.ceil(w_full / w_runs / maxb)
@@ -435,6 +503,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     read_words = in_total + mask_total + np.where(is_wu, o_total + sgd_passes * w_words, w_words)
     write_words = np.where(is_wu, sgd_passes * w_words, o_total)
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
+    if fused:
+        write_words = write_words + sums
+        bursts = (bursts + jb["in_extra"] * in_bursts + jb["eo_extra"] * is_wu * o_bursts
+                  + (consts > 0) + (sums > 0))
     if hw.sgd_piece > 0:
         # the write-back writes its results in pieces (one burst each) and reads W and V
         # as one run per chunk
@@ -450,6 +522,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # components, for tests against the layout's burst generator
         "in_words": in_total, "in_bursts": in_bursts, "out_words": o_total,
         "out_bursts": o_bursts, "w_words": w_words, "w_bursts": w_bursts,
+        "fx_const_words": consts if fused else np.zeros_like(jb["out"]),
     }
 
 
@@ -672,6 +745,13 @@ def page_splits(job: Job, tr: int, tc: int, mc: int, order: str, hw: HwParams,
         else:
             total += 2 * passes * _split_excess(h, words, maxb, page)
     return total
+
+
+def fx_depth(hw: HwParams) -> int:
+    """Pipeline depth (cycles) of the load/store transform units of the restructured
+    batchnorm: a multiply-add for the per-channel affine, a second for BN BP's
+    dx = a*dy + b*x_hat + c, and a compare/select for the ReLU."""
+    return 2 * hw.mac_depth + 1
 
 
 def min_wbuf_depth(jobs: list[Job], tn: int) -> int:

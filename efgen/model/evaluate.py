@@ -76,7 +76,7 @@ def engine_rows(net: Net, design: Design, board: Board,
     wbytes = wbits / 8
     ddr = ddr_bytes_per_cycle(board, hw.clock_mhz)
     if jobs is None:
-        jobs = engine.jobs_for(net, design.batch)
+        jobs = _fusion_jobs(net, design) or engine.jobs_for(net, design.batch)
     tiles = []
     for j in jobs:
         s = design.tiling(j.layer, j.phase)
@@ -126,6 +126,15 @@ def engine_rows(net: Net, design: Design, board: Board,
     return rows
 
 
+def _fusion_jobs(net: Net, design: Design) -> list[engine.Job] | None:
+    """The restructured-BN jobs of a fused Design (None when it is not fused)."""
+    if design.fusion is None:
+        return None
+    from efgen.model.restructure import Plan, fused_jobs
+
+    return fused_jobs(net, design.batch, Plan.from_doc(design.fusion))
+
+
 def _weight_words(j: engine.Job, hw: HwParams, blocked: bool) -> float:
     if blocked:
         return float(math.ceil(j.out / hw.tm) * hw.tm * math.ceil(j.red / hw.tn) * hw.tn
@@ -138,7 +147,13 @@ def aux_rows(net: Net, design: Design, board: Board, costs=None) -> list[Row]:
     hw = design.hw
     wbits = word_bits(hw.precision)
     ddr = ddr_bytes_per_cycle(board, hw.clock_mhz)
-    if costs is None:
+    if costs is None and design.fusion is not None:
+        from efgen.model.restructure import Plan, fused_aux
+
+        plan = Plan.from_doc(design.fusion)
+        a, b = (fused_aux(net, design.batch, hw, wbits, ddr, plan, design.sgd_momentum, lay)
+                for lay in ("reshaped", "nchw"))
+    elif costs is None:
         a = aux_costs(net, design.batch, hw, wbits, ddr, "reshaped", design.sgd_momentum)
         b = aux_costs(net, design.batch, hw, wbits, ddr, "nchw", design.sgd_momentum)
     else:
@@ -172,7 +187,12 @@ def evaluate_design(net: Net, design: Design, board: Board) -> dict:
     order = {l.name: i for i, l in enumerate(net)}
     rows.sort(key=lambda r: (r.phase != "fp", order[r.layer] if r.phase == "fp"
                              else -order[r.layer], PHASE_ORDER[r.phase]))
-    return {"rows": rows, "totals": design_totals(net, design, board, rows)}
+    ev = {"rows": rows, "totals": design_totals(net, design, board, rows)}
+    if design.fusion is not None:
+        from efgen.model.restructure import comparison
+
+        ev["totals"]["fusion"] = comparison(net, design, board, ev)
+    return ev
 
 
 def design_totals(net: Net, design: Design, board: Board, rows: list[Row]) -> dict:

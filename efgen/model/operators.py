@@ -73,6 +73,23 @@ def conv_engine_ops(tm: int, tn: int, axi_words: int) -> dict[str, dict[str, int
             "sgd_writeback": {"fmul": w, "fadd": w}}
 
 
+def fused_unit_ops(axi_words: int) -> dict[str, dict[str, int]]:
+    """Float operator instances of the restructured-BN units (efgen/model/restructure.py;
+    priced, not yet in the generated C++): one AXI beat (W words) wide, as the streams
+    they sit on.
+
+    * ``fx_load``: the loader's transform, per word: two per-channel affines (fmul +
+      fadd each: the tile and its second operand), their add, the ReLU compare, and BN
+      BP's dx = a*dy + b*x_hat + c (x_hat = (y - mu)*lambda: 3 fmul, 3 fadd);
+    * ``fx_store``: the storer's, per word: the error operands' adds (3 fadd), the mask
+      recomputed from y (an affine and a compare), the per-channel sums (BN FP: y and
+      y*y; BN BP: dy and dy*x_hat, x_hat an affine again: 4 fadd, 3 fmul).
+    """
+    w = axi_words
+    return {"fx_load": {"fmul": 5 * w, "fadd": 6 * w, "fcmp": w},
+            "fx_store": {"fmul": 4 * w, "fadd": 8 * w, "fcmp": w}}
+
+
 def vector_lanes(lanes: int, axi_words: int = 4) -> int:
     """W = min(T, EFGEN_AXI_WORDS): the lanes' worth of operators a lane unit of the
     vector engine instantiates (vector_engine.h, EFGEN_VEC_W)."""

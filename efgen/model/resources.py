@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 from efgen.design import HwParams
 from efgen.frontend.boards import Board
-from efgen.model.operators import hls_operators, totals
+from efgen.model.operators import fused_unit_ops, hls_operators, totals
 from efgen.model.coeffs import (
     acc_bits,
     bram18_units,
@@ -79,9 +79,13 @@ def aux_cost(hw: HwParams, board: Board) -> dict[str, float]:
     per_op = c.get("hls_ops", {}).get(board.dsp_type)
     if hw.precision != "fp32" or per_op is None:
         mac = mac_cost(board.dsp_type, hw.precision)
-        return {k: hw.lanes * mac[k] for k in ("dsp", "lut", "ff")}
-    ops = totals(hls_operators(hw.tm, hw.tn, hw.lanes, board.axi.width_bits // 32),
-                 skip=("mac_pass",))
+        # (the restructured-BN units: about 4 lanes' worth more, an estimate)
+        lanes = hw.lanes + (4 * hw.port_words if hw.fuse else 0)
+        return {k: lanes * mac[k] for k in ("dsp", "lut", "ff")}
+    funcs = hls_operators(hw.tm, hw.tn, hw.lanes, board.axi.width_bits // 32)
+    if hw.fuse:     # the restructured-BN load/store units (efgen/model/restructure.py)
+        funcs = {**funcs, **fused_unit_ops(board.axi.width_bits // 32)}
+    ops = totals(funcs, skip=("mac_pass",))
     return {k: sum(n * per_op[op][k] for op, n in ops.items()) for k in ("dsp", "lut", "ff")}
 
 

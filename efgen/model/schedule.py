@@ -69,6 +69,7 @@ class Request:
     training: Any = None          # efgen.methods.spec.Training: the jobs it changes
     target: str = "hls"           # whose resources must fit the caps: "hls" or "rtl"
     rtl_impl: str = "dsp"         # the reference RTL's FP32 units (target "rtl")
+    fuse: bool = False            # restructured BN (efgen.model.restructure); not with training
 
 
 def request_jobs(req: Request) -> list[engine.Job]:
@@ -90,7 +91,19 @@ def base_hw(req: Request) -> HwParams:
                     ports=min(3, req.board.axi.hp_ports),
                     dma_start=int(c["dma"]["start_cycles"]),
                     max_burst_beats=int(c["dma"]["max_burst_beats"]),
-                    mac_depth=int(mac_cost(req.board.dsp_type, req.precision)["depth"]))
+                    mac_depth=int(mac_cost(req.board.dsp_type, req.precision)["depth"]),
+                    fuse=fused(req))
+
+
+def fused(req: Request) -> bool:
+    """The request schedules the restructured-BN datapath (training methods keep the
+    unfused one: efgen.methods prices its own jobs; a net with no batchnorm and no
+    residual add has nothing to fuse, and its units would only cost DSPs)."""
+    if not req.fuse or req.training is not None:
+        return False
+    from efgen.model.restructure import groups
+
+    return bool(groups(req.net))
 
 
 def _bank_round(depth: int, bits: int) -> int:
@@ -122,6 +135,9 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
                             use = resource_use(hw, board)
                             if fits(hw) if fits else not over_caps(use, board):
                                 fitting.append((hw, use))
+    if not fitting and base.fuse:
+        # the restructured-BN units do not fit beside any array: the unfused step
+        return hardware_candidates(replace(req, fuse=False), jobs)
     if not fitting:
         raise _infeasible(req, base, jobs)
     best_macs = max(hw.macs for hw, _ in fitting)
@@ -189,9 +205,14 @@ def _infeasible(req: Request, base: HwParams, jobs) -> EfgenError:
         fix="use smaller --tiles, a lower precision, or a larger board")
 
 
-def _aux_totals(req: Request, hw: HwParams) -> tuple[float, float, float]:
+def _aux_totals(req: Request, hw: HwParams, plan=None) -> tuple[float, float, float]:
     """(cycles, DRAM words, elements) of the vector engine, which tiling does not change."""
-    if req.training is not None:
+    if plan is not None:
+        from efgen.model.restructure import fused_aux
+
+        a = fused_aux(req.net, req.batch, hw, word_bits(hw.precision),
+                      ddr_bytes_per_cycle(req.board, hw.clock_mhz), plan, req.momentum)
+    elif req.training is not None:
         from efgen.methods.cost import method_aux
 
         a = method_aux(req.net, req.batch, hw, word_bits(hw.precision),
@@ -248,19 +269,25 @@ def schedule(req: Request) -> Design:
     cands = hardware_candidates(req, jobs)
     fixed = _fixed(jobs, req)
     best = None
+    # (fused: the candidates are ranked with the initial plan, which fuses every group
+    # the loader can take; the winner's plan is then decided on the model, per tensor)
     for hw in cands:
-        point = _schedule_point(req, hw, jobs, fixed)
+        point = _schedule_point(req, hw, jobs, fixed, decide=False)
         if point is None:
             continue
         if best is None or point[0] < best[0]:
             best = point
+    if best is not None and best[1].fuse:
+        best = _schedule_point(req, best[1], jobs, fixed) or best
     if best is None:
         bad = _first_unfit(jobs, cands, req, fixed)
         raise EfgenError(f"no tiling of {bad.layer} {bad.phase.upper()} fits the buffers "
                          "of any design that fits the board", where=f"layer {bad.layer}",
                          fix="check the schedule overrides, or use a larger board")
-    return _design(req, best[1], jobs, best[2],
-                   (f"{len(cands)} hardware candidates fully scheduled",))
+    notes = (f"{len(cands)} hardware candidates fully scheduled",)
+    if fused(req) and not best[1].fuse:
+        notes += ("--fuse: the restructured-BN units fit beside no array; unfused",)
+    return _design(req, best[1], jobs, best[2], notes, best[3])
 
 
 def _tiling_score(req: Request, hw: HwParams, jobs):
@@ -279,29 +306,44 @@ def _tiling_score(req: Request, hw: HwParams, jobs):
     return score
 
 
-def _schedule_point(req: Request, hw: HwParams, jobs, fixed):
-    """(sort key, hw, per-job choice) for one hardware point, or None if a job cannot fit."""
+def _schedule_point(req: Request, hw: HwParams, jobs, fixed, plan=None, decide=True):
+    """(sort key, hw, per-job choice, plan) for one hardware point, or None if a job
+    cannot fit. With ``hw.fuse`` the restructured-BN plan is ``plan``, or decided here
+    on cycles (``decide``), or the initial plan (efgen.model.restructure)."""
+    if hw.fuse:
+        from efgen.model import restructure
+
+        if plan is None and decide:
+            k = (energy_constants(req.board, hw.precision, hw)
+                 if req.objective == "energy" else None)
+            plan, _res = restructure.decide(req.net, req.batch, hw, word_bits(hw.precision) / 8,
+                                            ddr_bytes_per_cycle(req.board, hw.clock_mhz),
+                                            req.momentum, fixed, energy=k)
+        elif plan is None:
+            plan = restructure.initial_plan(req.net)
+        jobs = restructure.fused_jobs(req.net, req.batch, plan)
     res = engine.choose(jobs, hw, word_bits(hw.precision) / 8,
                         ddr_bytes_per_cycle(req.board, hw.clock_mhz), fixed=fixed,
                         score=_tiling_score(req, hw, jobs))
     if not np.all(np.isfinite(res["cycles"])):
         return None
-    seconds, joules = _score(req, hw, jobs, res, _aux_totals(req, hw))
+    seconds, joules = _score(req, hw, jobs, res, _aux_totals(req, hw, plan))
     obj = {"latency": seconds, "energy": joules, "edp": seconds * joules}[req.objective]
     use = resource_use(hw, req.board)
     key = (round(obj, 15), use.dsp, use.bram18,
            (hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, hw.weight_mem))
-    return key, hw, res
+    return key, hw, res, plan
 
 
-def _design(req: Request, hw: HwParams, jobs, res, notes=()) -> Design:
+def _design(req: Request, hw: HwParams, jobs, res, notes=(), plan=None) -> Design:
     sched = tuple(PhaseSchedule(j.layer, j.phase, int(res["tr"][i]), int(res["tc"][i]),
                                 int(res["mc"][i]), engine.ORDERS[int(res["order"][i])])
                   for i, j in enumerate(jobs))
     return Design(net=net_to_doc(req.net), board=req.board.name, batch=req.batch, hw=hw,
                   schedule=sched, train_last=req.train_last, objective=req.objective,
                   sgd_momentum=req.momentum, notes=tuple(notes),
-                  training=req.training.to_doc() if req.training is not None else None)
+                  training=req.training.to_doc() if req.training is not None else None,
+                  fusion=plan.to_doc(req.net) if plan is not None else None)
 
 
 def schedule_fixed(req: Request, hw: HwParams) -> Design | None:
@@ -309,7 +351,7 @@ def schedule_fixed(req: Request, hw: HwParams) -> Design | None:
     its buffers. Resources are not checked here (see efgen.model.resources.over_caps)."""
     jobs = request_jobs(req)
     point = _schedule_point(req, hw, jobs, _fixed(jobs, req))
-    return None if point is None else _design(req, hw, jobs, point[2])
+    return None if point is None else _design(req, hw, jobs, point[2], plan=point[3])
 
 
 def _first_unfit(jobs, cands, req, fixed):

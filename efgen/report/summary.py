@@ -7,7 +7,6 @@ here models anything.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from typing import Any
 
 from efgen._version import __version__
@@ -38,7 +37,7 @@ def report_dict(design: Design, board: Board, ev: dict, full: dict | None = None
         "batch": design.batch,
         "objective": design.objective,
         "train_last": design.train_last,
-        "hw": asdict(design.hw),
+        "hw": design.to_dict()["hw"],
         "totals": ev["totals"],
         "rows": rows,
         "notes": [
@@ -132,6 +131,10 @@ def report_markdown(design: Design, board: Board, rep: dict) -> str:
         rowsT.append(("saving against full training (energy)", f"{p['energy_saving']:.1%}"))
     L += [f"| {a} | {b} |" for a, b in rowsT]
     L.append("")
+    if "fusion" in t:
+        from efgen.model.restructure import fusion_markdown
+
+        L += fusion_markdown(t["fusion"])
     if "methods" in t:
         from efgen.methods.report import methods_markdown
 
@@ -189,6 +192,11 @@ def summary_lines(design: Design, board: Board, rep: dict) -> list[str]:
         f"{t['bursts_nchw']:,.0f}; cycles NCHW/reshaped {t['speedup_vs_nchw']:.3f}",
         f"  {t['energy_j']:.3f} J/step, {t['gflops_per_w']:.2f} GFLOPS/W (estimates)",
     ]
+    if "fusion" in t and t["fusion"].get("no_fuse"):
+        a, b = t["fusion"]["fused"], t["fusion"]["no_fuse"]
+        lines.append(f"  restructured BN (a model): {a['effective_gflops']:.2f} GFLOPS, "
+                     f"{a['dram_bytes'] / MB:.1f} MB/step; --no-fuse on this array "
+                     f"{b['effective_gflops']:.2f} GFLOPS, {b['dram_bytes'] / MB:.1f} MB")
     if "partial_training" in rep:
         p = rep["partial_training"]
         lines.append(f"  vs full training: {p['cycle_saving']:.1%} fewer cycles, "
