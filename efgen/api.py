@@ -316,7 +316,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
                momentum, training if isinstance(training, (str, os.PathLike)) else None,
-               fuse)
+               fuse, target)
     return Accelerator(n, b, design, ev, full, words, training=t)
 
 
@@ -339,7 +339,7 @@ def _training(training: Any, net):
 
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-           momentum, training=None, fuse=False) -> tuple[str, ...]:
+           momentum, training=None, fuse=False, target="hls") -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -360,7 +360,7 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
         command="build", board=name(board, "board"), net=name(net, "net"), batch=batch,
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
-        no_momentum=not momentum, fuse=bool(fuse),
+        no_momentum=not momentum, fuse=bool(fuse), target=target,
         training=None if training is None else os.fspath(training)))
 
 

@@ -52,6 +52,7 @@ def test_target_rtl_schedules_an_array_whose_rtl_fits(tmp_path):
     print("rtl", rtl.design.hw, use)
     assert not rtl_over_caps(use, board)
     assert rtl.design.hw.weight_mem == "bram"
+    assert rtl.words[-2:] == ("--target", "rtl")     # run_hls.tcl's hint remakes it
     # 16x16 with IFM and OFM banks of 8192 words takes 1,536 RAMB18 as RTL (above the cap
     # of 1,459) and is never chosen; the HLS flow's 16x24 needs more DSP than the cap
     big = dataclasses.replace(rtl.design.hw, tm=16, tn=16, ifm_depth=8192, ofm_depth=8192,
