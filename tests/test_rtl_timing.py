@@ -87,9 +87,10 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # efgen_top (Tm != Tn, Tn not a power of two: the bank decode and sgd_wb's mux are not
 # shifts) with the default dsp FP32 units, plus the synth adder. The stated bound: no
 # register-to-register path deeper than MAX_LEVELS LUT levels (a DSP48E2 passed
-# combinationally counts 4). Measured now: 8.2 at the worst (layer_seq's OFM-space
-# lookahead, and fp32_add dsp's leading-zero count into the exponent), 7.2 for fp32_add
-# synth, 7.8 for axi_dma_rd.
+# combinationally counts 4). Measured now: 8.2 at the worst (fp32_add dsp: its normalising
+# DSP product into the rounding carry; sgd_wb through it), layer_seq 7.85, the DMA engines
+# 7.75, fp32_add synth 7.2. Yosys time: about 15 minutes on 2 loaded cores, layer_seq
+# ~400 s of it.
 MAX_LEVELS = 8.5
 
 
