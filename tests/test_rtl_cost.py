@@ -95,3 +95,15 @@ def test_unknown_target_is_refused():
 
     with pytest.raises(EfgenError, match="target"):
         build("tiny", "kv260", 2, target="asic")
+
+
+def test_the_dsp_adder_is_what_makes_16x16_fit_the_zcu102():
+    """The default units (dsp) fit a 16x16 RTL on the ZCU102; the fabric adders do not
+    (LUT), which is why dsp is the default."""
+    from efgen.api import build
+
+    board = load_board("zcu102")
+    hw = build("resnet20", "zcu102", 32, tiles=(16, 16), target="rtl").design.hw
+    assert not rtl_over_caps(rtl_use(hw, 3, "dsp"), board)
+    over = rtl_over_caps(rtl_use(hw, 3, "synth"), board)
+    assert [r for r, _, _ in over] == ["lut"], over
