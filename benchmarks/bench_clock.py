@@ -2,7 +2,7 @@
 training-step figures at the board's default clock, and the EF-Train energy calibration.
 
 1. fmax table (efgen/rtl/timing.py: Yosys 0.23 synth_xilinx + efgen's logic-depth STA):
-   family x array size, FP32 units "synth" (efgen's own; the vendor Floating-Point
+   family x array size, FP32 units --impl dsp (default) or synth (efgen's own; the vendor Floating-Point
    Operator needs Vivado, not here). The array-independent modules are estimated once
    at the largest array, the array-dependent ones (engine_wload: bank decode; sgd_wb:
    bank mux; engine_ctrl, layer_seq: Tm/Tn constants) at every size.
@@ -24,7 +24,7 @@ import time
 EF_TRAIN = {"gflops": 46.99, "gflops_per_w": 6.09, "watts": 7.72}
 
 
-def fmax_table(quick: bool) -> list[tuple]:
+def fmax_table(quick: bool, impl: str = "dsp") -> list[tuple]:
     from efgen.rtl.engine import EngineParams
     from efgen.rtl.timing import MODULES, run_timing
     from efgen.rtl.top import RtlParams, rtl_verilog
@@ -39,7 +39,7 @@ def fmax_table(quick: bool) -> list[tuple]:
 
         def files(tm, tn):
             e = EngineParams(tm=tm, tn=tn, ifm_depth=1024, ofm_depth=512, wbuf_depth=512,
-                             kmax=3, smax=4, impl="synth")
+                             kmax=3, smax=4, impl=impl)
             return rtl_verilog(RtlParams(engine=e))
 
         fixed = [run_timing(files(*big), m, fam) for m in MODULES if m not in dependent]
@@ -49,7 +49,7 @@ def fmax_table(quick: bool) -> list[tuple]:
             reps = fixed + [run_timing(f, m, fam) for m in dependent]
             worst = min(reps, key=lambda r: r.fmax_lo)
             deepest = max(reps, key=lambda r: r.levels)
-            rows.append((fam, f"{tm}x{tn}", "synth", min(r.fmax_lo for r in reps),
+            rows.append((fam, f"{tm}x{tn}", impl, min(r.fmax_lo for r in reps),
                          min(r.fmax_hi for r in reps), worst.module, deepest.levels,
                          deepest.module, {r.module: (r.fmax_lo, r.fmax_hi, r.levels) for r in reps}))
             print(f"  {fam} {tm}x{tn}: {rows[-1][3]:.0f} .. {rows[-1][4]:.0f} MHz, limited by "
@@ -121,11 +121,13 @@ def front():
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="UltraScale+ only, three sizes")
+    ap.add_argument("--impl", choices=["dsp", "synth"], default="dsp",
+                    help="FP32 units of the RTL (default dsp, efgen build's default)")
     args = ap.parse_args()
 
     print("1. fmax estimate of the reference RTL (efgen synth --timing; logic only, a range)")
     t0 = time.perf_counter()
-    rows = fmax_table(args.quick)
+    rows = fmax_table(args.quick, args.impl)
     print(f"\n{'family':7s} {'array':6s} {'FP32':6s} {'fmax MHz (range)':>18s}  limited by     "
           "deepest (LUT levels)")
     for fam, arr, impl, lo, hi, worst, lv, deep, _ in rows:

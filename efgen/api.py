@@ -118,10 +118,10 @@ class Accelerator:
         return "\n".join(summary_lines(self.design, self.board, self.report))
 
     def write(self, out_dir: str | os.PathLike, *, hls: bool = True,
-              rtl: str | None = "synth", force: bool = False) -> "Written":
+              rtl: str | None = "dsp", force: bool = False) -> "Written":
         """Write the build folder (design.json, report, plots, ``hls/``, ``rtl/``) into
-        ``out_dir``, atomically. ``rtl``: the reference RTL's FP32 units (``"synth"``,
-        ``"behav"``) or None for no rtl/. An existing folder is replaced only when it is an
+        ``out_dir``, atomically. ``rtl``: the reference RTL's FP32 units (``"dsp"``,
+        ``"synth"``, ``"behav"``) or None for no rtl/. An existing folder is replaced only when it is an
         earlier efgen build, or with ``force``."""
         from efgen.flow import RTL_IMPLS, write_build
 
@@ -264,7 +264,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           tiles: Any = None, overrides: str | os.PathLike | None = None,
           momentum: bool = True, progress: Callable[[str], None] | None = None,
           command: Sequence[str] | None = None, training: Any = None,
-          fuse: bool = False) -> Accelerator:
+          fuse: bool = False, target: str = "hls", rtl_impl: str = "dsp") -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -283,6 +283,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     (efgen/model/restructure.py; a model: the C++ runs part of it, which :meth:`csim`
     checks, the RTL the unfused step, so a fused build writes neither hls/ nor rtl/);
     False (the default) is the unfused step.
+    ``target``: ``"hls"`` (the Vitis HLS build's resources must fit the board's caps)
+    or ``"rtl"`` (the reference RTL's, with FP32 units ``rtl_impl``; efgen.rtl.cost).
     Nothing is written until :meth:`Accelerator.write`.
     """
     from efgen.flow import estimate
@@ -304,15 +306,17 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
         raise EfgenError(f"clock {clock!r} MHz is out of range", where="clock",
                          fix="give the PL clock in MHz, e.g. 100 to 300")
     ov = load_overrides(os.fspath(overrides), n) if overrides is not None else {}
+    if target not in ("hls", "rtl"):
+        raise EfgenError(f"unknown target {target!r}", where="target", fix="use hls or rtl")
     req = Request(net=n, board=b, batch=batch, clock_mhz=None if clock is None else float(clock),
                   objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
                   train_last=train_last, momentum=bool(momentum), training=t,
-                  fuse=bool(fuse))
+                  fuse=bool(fuse), target=target, rtl_impl=rtl_impl)
     design, ev, full = estimate(req, progress=progress or (lambda s: None))
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
                momentum, training if isinstance(training, (str, os.PathLike)) else None,
-               fuse)
+               fuse, target)
     return Accelerator(n, b, design, ev, full, words, training=t)
 
 
@@ -335,7 +339,7 @@ def _training(training: Any, net):
 
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-           momentum, training=None, fuse=False) -> tuple[str, ...]:
+           momentum, training=None, fuse=False, target="hls") -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -356,7 +360,7 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
         command="build", board=name(board, "board"), net=name(net, "net"), batch=batch,
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
-        no_momentum=not momentum, fuse=bool(fuse),
+        no_momentum=not momentum, fuse=bool(fuse), target=target,
         training=None if training is None else os.fspath(training)))
 
 

@@ -179,13 +179,14 @@ def cmd_build(args) -> int:
                 overrides=args.overrides, momentum=not args.no_momentum,
                 fuse=getattr(args, "fuse", False),
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
-                command=request_words(args), training=args.training)
+                command=request_words(args), training=args.training,
+                target=getattr(args, "target", "hls"), rtl_impl=getattr(args, "rtl_impl", "dsp"))
     if "csim" in steps and acc.training is not None:
         from efgen.hls.methods import training_of
 
         training_of(acc.net, acc.design)   # what the generated C++ does not run: refused
     written = acc.write(out, hls="hls" in steps,
-                        rtl=getattr(args, "rtl_impl", "synth") if "rtl" in steps else None,
+                        rtl=getattr(args, "rtl_impl", "dsp") if "rtl" in steps else None,
                         force=args.force)
     print(acc.summary())
     print(f"  wrote {written.out_dir}/: {', '.join(written.files)}")
@@ -441,9 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--training", metavar="FILE",
                    help="training methods (a training: section; default: the net file's own)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
-    s.add_argument("--rtl-impl", choices=["synth", "behav"], default="synth",
-                   help="FP32 units of the reference RTL in DIR/rtl: synthesizable (default) "
-                        "or behavioural (simulation only)")
+    s.add_argument("--rtl-impl", choices=["dsp", "synth", "behav"], default="dsp",
+                   help="FP32 units of the reference RTL in DIR/rtl: synthesizable with the "
+                        "adders' shifts in DSP48E2 (dsp, default), all in fabric (synth), or "
+                        "behavioural (simulation only)")
+    s.add_argument("--target", choices=["hls", "rtl"], default="hls",
+                   help="whose resources must fit the board's caps: the Vitis HLS build "
+                        "(default) or the reference RTL in DIR/rtl (with --rtl-impl's units)")
     _csim_args(s, default=False)
     s.set_defaults(func=cmd_build)
 
@@ -490,8 +495,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     s.add_argument("--layout", choices=["reshaped", "nchw", "both"], default="reshaped",
                    help="feature-map layout in DRAM")
-    s.add_argument("--impl", choices=["behav", "synth"], default="behav",
-                   help="FP32 units: behavioural (fast) or synthesizable")
+    s.add_argument("--impl", choices=["behav", "synth", "dsp"], default="behav",
+                   help="FP32 units: behavioural (fast) or synthesizable (synth: fabric "
+                        "adder, dsp: the adder's shifts in DSP48E2)")
     s.add_argument("--distinct", action="store_true",
                    help="one run per distinct layer shape and tiling")
     s.add_argument("--step", action="store_true",

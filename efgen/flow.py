@@ -116,7 +116,10 @@ def select_steps(steps: str | None = None, stop_after: str | None = None,
     return tuple(order)
 
 
-RTL_IMPLS = ("synth", "behav")
+# The reference RTL's FP32 units (efgen.rtl.fpu.IMPLS); the first is the default: "dsp"
+# puts the adders' shifts into DSP48E2, which is what lets large arrays fit the LUTs.
+RTL_IMPLS = ("dsp", "synth", "behav")
+DEFAULT_RTL_IMPL = RTL_IMPLS[0]
 
 
 def request_words(args) -> tuple[str, ...]:
@@ -149,8 +152,10 @@ def request_words(args) -> tuple[str, ...]:
         words.append("--no-momentum")
     if getattr(args, "fuse", False):
         words.append("--fuse")
-    if command == "build" and getattr(args, "rtl_impl", "synth") != "synth":
+    if command == "build" and getattr(args, "rtl_impl", DEFAULT_RTL_IMPL) != DEFAULT_RTL_IMPL:
         words += ["--rtl-impl", str(args.rtl_impl)]
+    if command == "build" and getattr(args, "target", "hls") != "hls":
+        words += ["--target", str(args.target)]
     return tuple(words)
 
 
@@ -180,7 +185,7 @@ def estimate(req: Request, progress=print) -> tuple[Design, dict, dict | None]:
     return design, ev, full
 
 
-def write_rtl(design: Design, rtl_dir: Path, impl: str = "synth") -> str:
+def write_rtl(design: Design, rtl_dir: Path, impl: str = DEFAULT_RTL_IMPL) -> str:
     """Write ``rtl_dir``/*.v and rtl.json for ``design``; returns the one-line note.
 
     Raises :class:`EfgenError` when the reference RTL does not support the Design.
@@ -201,7 +206,7 @@ def write_rtl(design: Design, rtl_dir: Path, impl: str = "synth") -> str:
         (rtl_dir / name).write_text(files[name])
     (rtl_dir / "rtl.json").write_text(top_spec(p).dumps())
     e = p.engine
-    what = ("'efgen synth --yosys DIR' synthesizes it" if impl == "synth"
+    what = ("'efgen synth --yosys DIR' synthesizes it" if impl != "behav"
             else "behavioural FP32 units: simulation only")
     return (f"rtl/: {TOP} ({len(files)} Verilog files, {e.tm}x{e.tn} engine, {impl} FP32 "
             f"units, {p.layout} layout); {what}")
@@ -214,12 +219,12 @@ def check_out_dir(out_dir: str | Path, force: bool = False) -> Path:
 
 
 def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
-                full: dict | None, hls: bool = True, rtl: str | None = "synth",
+                full: dict | None, hls: bool = True, rtl: str | None = DEFAULT_RTL_IMPL,
                 force: bool = False, request: tuple[str, ...] | None = None
                 ) -> tuple[dict, list[str], str | None]:
     """Write the estimate artefacts into ``out_dir`` atomically; returns (report, files,
-    rtl note). ``rtl``: the FP32 units of the reference RTL in rtl/ (``"synth"`` or
-    ``"behav"``), None for no rtl/. An existing ``out_dir`` is replaced only when it is an
+    rtl note). ``rtl``: the FP32 units of the reference RTL in rtl/ (``"dsp"``,
+    ``"synth"`` or ``"behav"``), None for no rtl/. An existing ``out_dir`` is replaced only when it is an
     earlier build (or with ``force``). ``request``: :func:`request_words`, for hls/."""
     from efgen.report import plots
 
@@ -269,7 +274,11 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
                 shutil.rmtree(tmp / "rtl", ignore_errors=True)
                 note = f"rtl/ not written: {exc.message()}"
             else:
+                from efgen.rtl.cost import rtl_report_lines
                 from efgen.runtime.board import write_driver
+
+                with open(tmp / "report.md", "a", encoding="utf-8") as fh:
+                    fh.write("\n".join(rtl_report_lines(design, board, rtl)))
 
                 write_driver(tmp / "driver", design)
         from efgen.vivado.emit import write_vivado
@@ -286,4 +295,4 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
 
 __all__ = ["estimate", "write_build", "write_rtl", "request_words", "check_out_dir", "STEPS",
            "BUILD_STEPS", "DEFAULT_STEPS", "select_steps",
-           "steps_help", "RTL_IMPLS", "ddr_bytes_per_cycle"]
+           "steps_help", "RTL_IMPLS", "DEFAULT_RTL_IMPL", "ddr_bytes_per_cycle"]

@@ -4,7 +4,7 @@ on Verilator and Icarus for both implementations, and a yosys synth_xilinx smoke
 The simulations stream 100,000 operand triples (edge-case pairs first, then
 constructed ties, overflow, underflow, cancellation, subnormals and random operands)
 through fp32_add, fp32_mul and fp32_mac, one per clock, and compare bit for bit:
-``synth`` against efgen.golden.ftz, ``behav`` against numpy float32.
+``synth`` and ``dsp`` against efgen.golden.ftz, ``behav`` against numpy float32.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from efgen.golden.ftz import add_ftz, mac_ftz, mul_ftz
-from efgen.rtl.fpu import IMPLS, LATENCY, QNAN, fp_units_verilog
+from efgen.rtl.fpu import FTZ_IMPLS, IMPLS, LATENCY, QNAN, fp_units_verilog
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:          # sim/ is a folder of the checkout, not installed
@@ -73,7 +73,7 @@ def test_fp_units_verilog_is_deterministic_and_complete(impl):
         assert text.isascii() and text.endswith("endmodule\n\n`default_nettype wire\n")
         assert f"32'h{QNAN:08x}" in text                     # the one NaN, documented
     synthesizable = "real" not in re.sub(r"//.*", "", files["fp32_add.v"])
-    assert synthesizable == (impl == "synth")
+    assert synthesizable == (impl in FTZ_IMPLS)
 
 
 def test_unknown_impl_is_refused():
@@ -201,3 +201,37 @@ def test_yosys_synth_xilinx_ultrascale(tmp_path):
           f"{ffs} FF, {cells.get('SRL16E', 0)} SRL16E")
     assert cells.get("DSP48E2", 0) == 2
     assert 0 < luts < 2000
+
+
+@needs("yosys")
+def test_yosys_unit_costs_are_the_stored_ones():
+    """impl "dsp": the adder's alignment/add and normalisation shift go to two DSP48E2 (as
+    Xilinx's full-DSP adder) and it takes at least a fifth fewer LUTs than impl synth;
+    the per-unit costs the RTL-flow model uses (coefficients.yaml rtl_yosys) are exactly
+    what Yosys measures now (benchmarks/bench_rtl_units.py prints them)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_rtl_units import UNITS, unit_cost
+
+    from efgen.model.coeffs import coefficients
+
+    stored = coefficients()["rtl_yosys"]
+    got = {key: unit_cost(impl, top) for key, impl, top in UNITS}
+    print(got)
+    for key, _impl, _top in UNITS:
+        assert got[key] == {k: stored[key][k] for k in ("dsp", "lut", "ff")}, key
+    assert got["fp32_add"]["dsp"] == 0 and got["fp32_add_dsp"]["dsp"] == 2
+    assert got["fp32_add_dsp"]["lut"] < 0.8 * got["fp32_add"]["lut"]
+
+
+def test_dsp_adder_differs_from_synth_only_in_the_shifts():
+    """Same stages and rounding: the two adders share stage 4 verbatim, and
+    fp32_mul/fp32_mac are the synth ones."""
+    syn, dsp = fp_units_verilog("synth"), fp_units_verilog("dsp")
+    for name in ("fp32_mul.v", "fp32_mac.v"):
+        strip = lambda t: re.sub(r"^// Implementation: .*\n", "", t, flags=re.M)  # noqa: E731
+        assert strip(syn[name]) == strip(dsp[name])
+    stage4 = lambda t: t[t.index("// ----------------------------------------"  # noqa: E731
+                             "------------------------------------ stage 4"):]
+    assert stage4(syn["fp32_add.v"]) == stage4(dsp["fp32_add.v"])
+    assert "$signed(s1_al_f)" in dsp["fp32_add.v"] and "*" not in re.sub(
+        r"//.*|/\*.*?\*/", "", syn["fp32_add.v"])

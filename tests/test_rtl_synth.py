@@ -280,7 +280,7 @@ def test_format_table_rows_and_footnote():
     dsp = next(ln for ln in lines if ln.startswith("DSP48E2"))
     assert dsp.split()[1:] == ["10", "11", "+10.0%"]
     assert "+100.0%" in next(ln for ln in lines if ln.startswith("LUT *"))
-    assert "only the multipliers into DSP48E2" in " ".join(lines)
+    assert "the FP32 units as Yosys maps them" in " ".join(lines)
 
 
 # ------------------------------------------------------------------ rtl.json
@@ -582,7 +582,7 @@ def test_cli_synth_efgen_top_2x2(top_runs):
     spec = load_rtl_json(d / "rtl" / "rtl.json")
     assert rep["top"] == "efgen_top" and rep["rtl"] == spec.to_json()
     e = spec.engine
-    assert (e.tm, e.tn, e.impl) == (2, 2, "synth")
+    assert (e.tm, e.tn, e.impl) == (2, 2, "dsp")     # efgen build's default units
     pred, got = predict_spec(spec), rep["measured"]
     assert rep["model"]["DSP48E2"] == pred["DSP48E2"]
     for key in ("DSP48E2", "RAMB18-eq"):

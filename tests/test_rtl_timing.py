@@ -9,7 +9,7 @@ import pytest
 from efgen.cli import main
 from efgen.rtl.engine import EngineParams, engine_verilog
 from efgen.rtl.fpu import fp_units_verilog
-from efgen.rtl.timing import CEILING_MHZ, DELAYS, analyse, run_timing
+from efgen.rtl.timing import CEILING_MHZ, DELAYS, MODULES, analyse, run_timing
 
 
 
@@ -81,3 +81,33 @@ def test_synth_needs_a_mode(capsys):
 def test_timing_needs_an_rtl_folder(tmp_path, capsys):
     assert main(["synth", "--timing", str(tmp_path)]) == 2
     assert "no rtl/ folder" in capsys.readouterr().err
+
+
+# Every module `efgen synth --timing` estimates, on a representative accelerator: a 4x6
+# efgen_top (Tm != Tn, Tn not a power of two: the bank decode and sgd_wb's mux are not
+# shifts) with the default dsp FP32 units, plus the synth adder. The stated bound: no
+# register-to-register path deeper than MAX_LEVELS LUT levels (a DSP48E2 passed
+# combinationally counts 4). Measured now: 8.2 at the worst (fp32_add dsp: its normalising
+# DSP product into the rounding carry; sgd_wb through it), layer_seq 7.85, the DMA engines
+# 7.75, fp32_add synth 7.2. Yosys time: about 15 minutes on 2 loaded cores, layer_seq
+# ~400 s of it.
+MAX_LEVELS = 8.5
+
+
+@pytest.fixture(scope="module")
+def top46_files():
+    from efgen.rtl.top import rtl_params_hw, rtl_verilog
+
+    return rtl_verilog(rtl_params_hw(4, 6, 4096, 4096, 1024, 3, 256, impl="dsp"))
+
+
+@pytest.mark.parametrize("module", ["fp32_add synth", *MODULES])
+def test_every_module_stays_within_the_stated_depth(module, top46_files):
+    _require_yosys()
+    if module == "fp32_add synth":
+        r = run_timing(fp_units_verilog("synth"), "fp32_add", "xcup")
+    else:
+        r = run_timing(top46_files, module, "xcup")
+    print(f"{module}: {r.levels:.2f} LUT levels, {r.fmax_lo:.0f} .. {r.fmax_hi:.0f} MHz, "
+          f"{r.seconds:.0f} s")
+    assert r.levels <= MAX_LEVELS, "\n".join(r.path)

@@ -196,12 +196,14 @@ def test_icarus_smoke(tmp_path_factory, build_cache):
         assert r.max_rel <= BAR, (r.lp.label, r.errors)
 
 
-def test_synthesizable_fp_units(tmp_path_factory, build_cache):
-    """The synthesizable (RNE + flush-to-zero) FP32 units in the whole accelerator."""
+@pytest.mark.parametrize("impl", ["synth", "dsp"])
+def test_synthesizable_fp_units(impl, tmp_path_factory, build_cache):
+    """The synthesizable (RNE + flush-to-zero) FP32 units in the whole accelerator: the
+    fabric ones and the DSP-based adder (efgen build's default)."""
     _require("verilator")
-    p = _params(2, 2, impl="synth")
+    p = _params(2, 2, impl=impl)
     res = run_layer_phases(p, [CASES[1], CASES[4], CASES[7]],
-                           workdir=tmp_path_factory.mktemp("synth"))
+                           workdir=tmp_path_factory.mktemp(impl))
     for r in res:
         assert r.max_rel <= BAR, (r.lp.label, r.errors)
 

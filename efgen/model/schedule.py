@@ -7,6 +7,8 @@ Search (documented pruning, deterministic ties):
    holds one output block of every layer (rounded up to a whole RAMB18), or twice
    that; weight buffer in BRAM, or in URAM where the board has it.
 2. Resources are computed for every candidate; those above any board cap are dropped.
+   With ``target="rtl"`` the resources are those of the reference RTL
+   (:mod:`efgen.rtl.cost`: its own FP32 units and power-of-two buffers, no URAM).
 3. Pruning: (a) arrays with fewer than 3/4 of the MACs of the largest array that fits
    are dropped, as are arrays with Tm/Tn or Tn/Tm above 2; (b) buffer depths are kept
    only when no other fitting choice is at least as deep in all three buffers (deeper
@@ -65,6 +67,8 @@ class Request:
     train_last: int | None = None
     momentum: bool = True
     training: Any = None          # efgen.methods.spec.Training: the jobs it changes
+    target: str = "hls"           # whose resources must fit the caps: "hls" or "rtl"
+    rtl_impl: str = "dsp"         # the reference RTL's FP32 units (target "rtl")
     fuse: bool = False            # restructured BN (efgen.model.restructure); not with training
 
 
@@ -113,7 +117,8 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
     board = req.board
     tms = (req.tm,) if req.tm else ARRAY_SIDES
     tns = (req.tn,) if req.tn else ARRAY_SIDES
-    mems = ("bram", "uram") if board.resources.uram > 0 else ("bram",)
+    mems = ("bram", "uram") if board.resources.uram > 0 and req.target == "hls" else ("bram",)
+    fits = _rtl_fits(req) if req.target == "rtl" else None
     ab = acc_bits(req.precision)
     fitting: list[tuple[HwParams, Any]] = []
     for tm in tms:
@@ -128,7 +133,7 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
                             hw = replace(base, tm=tm, tn=tn, ifm_depth=di, ofm_depth=do,
                                          wbuf_depth=wd, weight_mem=mem)
                             use = resource_use(hw, board)
-                            if not over_caps(use, board):
+                            if fits(hw) if fits else not over_caps(use, board):
                                 fitting.append((hw, use))
     if not fitting and base.fuse:
         # the restructured-BN units do not fit beside any array: the unfused step
@@ -149,6 +154,28 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
     return out
 
 
+def _rtl_fits(req: Request):
+    """hw -> whether the reference RTL of ``hw`` fits the board's caps (target "rtl")."""
+    from efgen.rtl.cost import fp_dsp, rtl_over_caps, rtl_use
+    from efgen.rtl.fpu import FTZ_IMPLS
+    from efgen.rtl.top import net_kmax
+
+    if req.precision != "fp32" or req.rtl_impl not in FTZ_IMPLS:
+        raise EfgenError(f"--target rtl needs fp32 and synthesizable FP32 units, got "
+                         f"{req.precision} with --rtl-impl {req.rtl_impl}", where="--target",
+                         fix="use --precision fp32 and --rtl-impl dsp or synth")
+    kmax = net_kmax(req.net)
+
+    def fits(hw: HwParams) -> bool:
+        if fp_dsp(hw.macs, req.rtl_impl) > req.board.cap("dsp"):
+            return False          # cheap bound first: EngineParams checks are O((Tm*Tn)^2)
+        try:
+            return not rtl_over_caps(rtl_use(hw, kmax, req.rtl_impl), req.board)
+        except ValueError:        # an array the reference RTL cannot build
+            return False
+    return fits
+
+
 def _infeasible(req: Request, base: HwParams, jobs) -> EfgenError:
     """Name the binding resource of the smallest design the request allows."""
     tm, tn = req.tm or 1, req.tn or 1
@@ -157,12 +184,23 @@ def _infeasible(req: Request, base: HwParams, jobs) -> EfgenError:
                  wbuf_depth=_bank_round(engine.min_wbuf_depth(jobs, tn), ab))
     use = resource_use(hw, req.board)
     bad = over_caps(use, req.board) or [("bram18", use.bram18, req.board.cap("bram18"))]
+    if req.target == "rtl":
+        from efgen.rtl.cost import rtl_over_caps, rtl_use
+        from efgen.rtl.top import net_kmax
+
+        try:
+            bad = rtl_over_caps(rtl_use(hw, net_kmax(req.net), req.rtl_impl), req.board) or bad
+        except ValueError as exc:
+            return EfgenError(f"the reference RTL cannot build Tm={tm}, Tn={tn}: {exc}",
+                              where="--tiles", fix="pick an array whose gcd(Tm, Tn) is a "
+                              "power of two, e.g. --tiles Tm=8,Tn=8")
     r, need, allowed = max(bad, key=lambda b: b[1] / max(b[2], 1))
     total = getattr(req.board.resources, r)
     cap = getattr(req.board.caps, r)
     return EfgenError(
         f"no design fits {req.board.name}: Tm={tm}, Tn={tn} ({req.precision}) needs "
-        f"{need:,.0f} {r.upper()}, the board allows {allowed:,} ({cap:.0%} of {total:,})",
+        f"{need:,.0f} {r.upper()}{' in the RTL flow' if req.target == 'rtl' else ''}, the "
+        f"board allows {allowed:,} ({cap:.0%} of {total:,})",
         where=f"board {req.board.name}",
         fix="use smaller --tiles, a lower precision, or a larger board")
 

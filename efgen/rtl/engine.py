@@ -69,13 +69,15 @@ float32 roundings as the RTL (numpy for ``impl="behav"``, :mod:`efgen.golden.ftz
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from efgen._version import __version__
-from efgen.rtl.fpu import ADD_LATENCY, IMPLS, MUL_LATENCY, _env, fp_units_verilog
+from efgen.rtl.fpu import ADD_LATENCY, FTZ_IMPLS, IMPLS, MUL_LATENCY, _env, fp_units_verilog
 
 RAM_LATENCY = 1                      # synchronous read
 ACC_DIST = ADD_LATENCY + 2           # read, add, write of one accumulator (cycles)
@@ -231,6 +233,7 @@ def block_cycles(mode: str, k: int, tr: int, tc: int, tn: int, acc_init: bool = 
 
 # ------------------------------------------------------------------ weight load
 
+@functools.lru_cache(maxsize=256)
 def _wload_bank_clash(tm: int, tn: int, wl: int) -> str:
     """A BP (a0, b0, beat) for which two words of a beat map to one bank, or ''."""
     for a0 in range(tm):
@@ -318,7 +321,7 @@ def wload_placement(cfg: WloadConfig, tm: int, tn: int):
 # ------------------------------------------------------------------ bit-exact models
 
 def _ops(impl: str):
-    if impl == "synth":
+    if impl in FTZ_IMPLS:
         from efgen.golden.ftz import add_ftz, mul_ftz
         return add_ftz, mul_ftz
     if impl == "behav":

@@ -1,6 +1,6 @@
 """FP32 arithmetic units of the reference RTL: ``fp32_add``, ``fp32_mul``, ``fp32_mac``.
 
-Two implementations share module names, ports and latency, so one choice switches a
+Three implementations share module names, ports and latency, so one choice switches a
 whole design (:func:`fp_units_verilog` ``impl``):
 
 ``"synth"``
@@ -8,6 +8,14 @@ whole design (:func:`fp_units_verilog` ``impl``):
     inputs and results flushed to zero of the same sign (as FPGA FP cores do), inf and
     NaN handled, overflow to inf. Bit-exact against :func:`efgen.golden.ftz.add_ftz` /
     :func:`~efgen.golden.ftz.mul_ftz`.
+``"dsp"``
+    As ``"synth"`` (same stages, same results bit for bit), but ``fp32_add`` does its two
+    barrel shifts as multiplications by a power of two, each in one DSP48E2: the
+    alignment right shift (a 2:1 pre-shift by 16 in fabric, then 26 x 16 bits) and the
+    normalisation left shift (the same split). The adder then takes 2 DSP48E2 - as many
+    as Xilinx's "full DSP" Floating-Point adder - and far fewer LUTs; the add/subtract,
+    leading-zero count and rounding stay in fabric. Measured with Yosys in
+    :data:`efgen.rtl.unitcost.UNIT_COSTS`.
 ``"behav"``
     Simulation only: ``real`` (double) arithmetic with hand-written float32<->double
     conversions, rounded once to float32 with gradual underflow. Bit-exact against
@@ -36,7 +44,9 @@ import jinja2
 from efgen._version import __version__
 from efgen.resources import data_dir
 
-IMPLS = ("synth", "behav")
+IMPLS = ("synth", "behav", "dsp")
+# Synthesizable implementations: both flush subnormals (efgen.golden.ftz is their oracle).
+FTZ_IMPLS = ("synth", "dsp")
 QNAN = 0x7FC00000
 
 # Pipeline depth in clock cycles: the rising edge that samples in_valid=1 is followed,
@@ -58,6 +68,7 @@ _TITLES = {
 _IMPL_NOTES = {
     "synth": "synthesizable; subnormal inputs and results flushed to zero",
     "behav": "simulation only, real arithmetic; numpy float32 bit for bit",
+    "dsp": "synthesizable, as synth; fp32_add aligns and normalises in two DSP48E2",
 }
 
 

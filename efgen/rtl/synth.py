@@ -85,6 +85,7 @@ from typing import Any
 from efgen.errors import EfgenError
 from efgen.model.coeffs import coefficients
 from efgen.rtl.engine import EngineParams
+from efgen.rtl.fpu import FTZ_IMPLS
 
 FAMILIES = ("xcup", "xcu")   # UltraScale+ and UltraScale: DSP48E2, RAMB18E2/RAMB36E2
 INSTALL_HINT = "install Yosys 0.23 or later: apt-get install yosys"
@@ -108,6 +109,11 @@ ROWS = (("DSP48E2", "DSP48E2"), ("RAMB18E2", "RAMB18E2"), ("RAMB36E2", "RAMB36E2
 
 def _c() -> dict[str, Any]:
     return coefficients()["rtl_yosys"]
+
+
+def c_lane() -> str:
+    lane = coefficients()["per_lane"]
+    return f"{lane['lut']} LUT / {lane['ff']} FF"
 
 
 # ------------------------------------------------------------------ Yosys results
@@ -353,6 +359,11 @@ def engine_rams(p: EngineParams) -> list[tuple[str, int, int, int]]:
             ("weights", p.tm * p.tn, 32, p.wbuf_depth)]
 
 
+def add_unit(impl: str) -> str:
+    """The ``rtl_yosys`` coefficients key of the fp32_add that ``impl`` instantiates."""
+    return "fp32_add_dsp" if impl == "dsp" else "fp32_add"
+
+
 def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
                 extra_rams: list[tuple[int, int]] | tuple = (),
                 extra_fp_adds: int = 0, extra_muls: list | tuple = (),
@@ -374,7 +385,8 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
     muls = [(what, a, b, yb, mul_dsp(a, b, yb)) for what, a, b, yb in control_multipliers(params)]
     muls += [(str(what), int(a), int(b), int(yb), mul_dsp(int(a), int(b), int(yb)))
              for what, a, b, yb in extra_muls]
-    dsp_fp = n_mul * y["fp32_mul"]["dsp"] + n_add * y["fp32_add"]["dsp"]
+    add = y[add_unit(params.impl)]
+    dsp_fp = n_mul * y["fp32_mul"]["dsp"] + n_add * add["dsp"]
     dsp_ctrl = sum(m[-1] for m in muls)
     rams = [(what, n, w, d, False) for what, n, w, d in engine_rams(params)]
     rams += [("extra", 1, int(w), int(d), None) for w, d in extra_rams]
@@ -390,7 +402,11 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
     lutram_luts = {row[0]: row[4] for row in y["lutram_sdp"]}
     lanes = params.tm + params.tn
     r18, r36 = cells.get("RAMB18E2", 0), cells.get("RAMB36E2", 0)
-    sh = c["shell"] if shell else {"lut": 0, "ff": 0}
+    macs = params.tm * params.tn
+    if shell:      # the whole efgen_top: Yosys-measured remainder (rest_top)
+        rest = {k: y["rest_top"][k] + y["rest_top"][f"{k}_per_mac"] * macs for k in ("lut", "ff")}
+    else:          # engine_core alone: the per-lane estimate
+        rest = {k: lanes * c["per_lane"][k] for k in ("lut", "ff")}
     return {
         "DSP48E2": dsp_fp + dsp_ctrl,
         "RAMB18E2": r18,
@@ -398,13 +414,11 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
         "RAMB18-eq": r18 + 2 * r36,
         "URAM288": 0,
         "LUTRAM": sum(n * lutram_luts[k] for k, n in cells.items() if k in lutram_luts),
-        "LUT": (n_mul * y["vendor_fp32_mul"]["lut"] + n_add * y["vendor_fp32_add"]["lut"]
-                + lanes * c["per_lane"]["lut"] + sh["lut"]),
-        "FF": (n_mul * y["vendor_fp32_mul"]["ff"] + n_add * y["vendor_fp32_add"]["ff"]
-               + lanes * c["per_lane"]["ff"] + sh["ff"]),
+        "LUT": n_mul * y["fp32_mul"]["lut"] + n_add * add["lut"] + rest["lut"],
+        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"],
         "detail": {
             "fp32_mul": n_mul, "fp32_add": n_add,
-            "dsp_per_fp32_mul": y["fp32_mul"]["dsp"], "dsp_per_fp32_add": y["fp32_add"]["dsp"],
+            "dsp_per_fp32_mul": y["fp32_mul"]["dsp"], "dsp_per_fp32_add": add["dsp"],
             "dsp_fp": dsp_fp, "dsp_control": dsp_ctrl,
             "control_multipliers": [{"what": m[0], "a": m[1], "b": m[2], "y": m[3],
                                      "dsp": m[4]} for m in muls],
@@ -534,25 +548,21 @@ def format_table(pred: dict[str, Any], got: SynthResult | dict[str, int]) -> str
         err = ("-" if g == 0 else "n/a") if e is None else f"{e:+.1f}%"
         rows.append([label + (" *" if key in ("LUT", "FF") else ""), fmt_int(m), fmt_int(g), err])
     y = _c()
-    ops = (f"Vivado-calibrated operators (Vitis HLS fmul {y['vendor_fp32_mul']['lut']} LUT / "
-           f"{y['vendor_fp32_mul']['ff']} FF on 3 DSP, fadd {y['vendor_fp32_add']['lut']} LUT / "
-           f"{y['vendor_fp32_add']['ff']} FF on 2 DSP) plus per-lane logic")
-    fabric = ("Yosys maps only the multipliers into DSP48E2 on UltraScale+: every fp32_add "
-              f"({y['fp32_add']['lut']} LUT, {y['fp32_add']['ff']} FF each in Yosys), the "
-              "adders and pipeline registers around the products, the controller and the "
-              "buffer muxes stay in fabric, so ")
+    units = (f"the FP32 units as Yosys maps them (fp32_mul {y['fp32_mul']['lut']} LUT / "
+             f"{y['fp32_mul']['ff']} FF on {y['fp32_mul']['dsp']} DSP; fp32_add synth "
+             f"{y['fp32_add']['lut']} LUT, dsp {y['fp32_add_dsp']['lut']} LUT on "
+             f"{y['fp32_add_dsp']['dsp']} DSP)")
     if pred.get("detail", {}).get("shell"):
-        sh = coefficients()["shell"]
-        note = (f"* LUT/FF model: the analytical model's whole accelerator: {ops}, plus its "
-                f"shell estimate ({sh['lut']:,} LUT, {sh['ff']:,} FF: Vitis HLS's AXI "
-                f"adapters and tile FSMs). {fabric}Yosys's LUT run above the model; its FF "
-                "come out below it, the reference RTL's sequencer and 32-bit DMA engines "
-                "holding fewer registers than the HLS shell the estimate describes. Trust "
-                "its DSP48E2 and RAMB counts; read its LUT/FF as indicative only.")
+        r = y["rest_top"]
+        note = (f"* LUT/FF model: {units}, plus the rest of efgen_top (controller, sequencer, "
+                f"DMA, SGD write-back, buffer muxes) fitted to Yosys runs of efgen_top: "
+                f"{r['lut']:,} LUT + {r['lut_per_mac']} per MAC, {r['ff']:,} FF + "
+                f"{r['ff_per_mac']} per MAC ({r['source']}). Yosys keeps the adders and "
+                "registers around DSP products in fabric, so its LUT/FF run above Vivado's; "
+                "its DSP48E2 and RAMB counts are the ones to trust.")
     else:
-        note = (f"* LUT/FF model: the analytical model's {ops}. {fabric}Yosys's LUT/FF run "
-                "above the model (and, by Yosys's known behaviour, above Vivado's). Trust "
-                "its DSP48E2 and RAMB counts; read its LUT/FF as an upper bound.")
+        note = (f"* LUT/FF model: {units}, plus an estimate of {c_lane()} per Tm/Tn lane. "
+                "Yosys's LUT/FF run above Vivado's; trust its DSP48E2 and RAMB counts.")
     import textwrap
 
     return table(["resource", "model", "yosys", "error"], rows) + "\n" + textwrap.fill(note, 88)
@@ -641,10 +651,10 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
     except (TypeError, ValueError) as exc:
         raise EfgenError(f"bad engine parameters: {exc}", file=f, where="engine",
                          fix=fix) from None
-    if params.impl != "synth":
+    if params.impl not in FTZ_IMPLS:
         raise EfgenError(f"engine impl {params.impl!r} is simulation-only (real "
                          "arithmetic), not synthesizable", file=f, where="engine.impl",
-                         fix="generate the RTL with impl 'synth'")
+                         fix="generate the RTL with impl 'dsp' or 'synth'")
     counts = {}
     for key in ("extra_fp_muls", "extra_fp_adds"):
         v = doc.get(key, 0)

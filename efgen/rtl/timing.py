@@ -395,10 +395,10 @@ def timing_build_dir(build_dir: Path | str, family: str = "xcup",
     missing = [m for m in modules if f"{m}.v" not in files]
     if missing:
         raise EfgenError(f"{missing[0]}.v not found", file=str(rtl),
-                         fix="regenerate the RTL with 'efgen build' (impl synth)")
+                         fix="regenerate the RTL with 'efgen build' (impl dsp or synth)")
     if "$bitstoreal" in files["fp32_add.v"]:
         raise EfgenError("the FP32 units are the behavioural (real) ones", file=str(rtl),
-                         fix="build with the synthesizable units (--rtl-impl synth)")
+                         fix="build with the synthesizable units (--rtl-impl dsp or synth)")
     reports = [run_timing(files, m, family) for m in modules]
     out = {"method": "yosys synth_xilinx + efgen logic-depth STA (efgen/rtl/timing.py)",
            "family": family, "summary": summary(reports),

@@ -86,21 +86,32 @@ class RtlParams:
         return d
 
 
+def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int,
+                  kmax: int, max_burst: int, layout: str | None = None,
+                  impl: str = "behav") -> RtlParams:
+    """The RTL of an array (buffers in words per bank, rounded up to powers of two) for a
+    net whose largest conv kernel is ``kmax``. ValueError when the RTL cannot build it."""
+    eng = EngineParams(tm=tm, tn=tn, ifm_depth=_pow2_at_least(ifm_depth),
+                       ofm_depth=_pow2_at_least(ofm_depth),
+                       wbuf_depth=_pow2_at_least(max(wbuf_depth, kmax * kmax * wu_copies(1))),
+                       kmax=max(kmax, 3), smax=4, impl=impl)
+    return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst))
+
+
+def net_kmax(net) -> int:
+    """The largest conv kernel of a parsed net (1 without convs)."""
+    return max([l.kernel for l in net if l.op == "conv"] + [1])
+
+
 def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlParams:
     """The RTL of ``design``: its Tm x Tn and buffers (rounded up to powers of two)."""
     hw = design.hw
     if hw.precision != "fp32":
         raise EfgenError(f"design precision {hw.precision!r}: the reference RTL is FP32 only; "
                          "build with --precision fp32")
-    kmax = max([l.kernel for l in design.net_ir if l.op == "conv"] + [1])
     try:
-        eng = EngineParams(tm=hw.tm, tn=hw.tn, ifm_depth=_pow2_at_least(hw.ifm_depth),
-                           ofm_depth=_pow2_at_least(hw.ofm_depth),
-                           wbuf_depth=_pow2_at_least(max(hw.wbuf_depth,
-                                                         kmax * kmax * wu_copies(1))),
-                           kmax=max(kmax, 3), smax=4, impl=impl)
-        return RtlParams(engine=eng, layout=layout or "reshaped",
-                         max_burst=min(256, hw.max_burst_beats))
+        return rtl_params_hw(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth,
+                             net_kmax(design.net_ir), hw.max_burst_beats, layout, impl)
     except ValueError as exc:
         raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
                          fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "

@@ -1,7 +1,7 @@
 """cocotb tests of fp32_add, fp32_mul and fp32_mac (toplevel fp32_units_tb).
 
 Run from pytest by tests/test_rtl_fp.py through efgen/cosim/runner.py. Settings come from the
-environment: EFGEN_FP_IMPL ("synth" or "behav": picks the oracle), EFGEN_FP_VECTORS
+environment: EFGEN_FP_IMPL ("synth", "dsp" or "behav": picks the oracle), EFGEN_FP_VECTORS
 (how many operand triples), EFGEN_FP_SEED.
 
 Oracles: ``behav`` must equal numpy float32 bit for bit (``a + b``, ``a * b``,
@@ -21,7 +21,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
 from efgen.golden.ftz import add_ftz, mac_ftz, mul_ftz
-from efgen.rtl.fpu import LATENCY, QNAN
+from efgen.rtl.fpu import FTZ_IMPLS, LATENCY, QNAN
 
 UNITS = ("add", "mul", "mac")
 
@@ -29,7 +29,7 @@ UNITS = ("add", "mul", "mac")
 def expected(impl: str, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> dict:
     """Oracle results (uint32 bit patterns) of each unit."""
     fa, fb, fc = (x.view(np.float32) for x in (a, b, c))
-    if impl == "synth":
+    if impl in FTZ_IMPLS:
         out = {"add": add_ftz(fa, fb), "mul": mul_ftz(fa, fb), "mac": mac_ftz(fa, fb, fc)}
     else:
         with np.errstate(all="ignore"):

@@ -1,0 +1,109 @@
+"""The RTL flow's resources (efgen/rtl/cost.py): the reference RTL's own units priced with
+their Yosys costs, `efgen build --target rtl`, and report.md's RTL section."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from efgen.frontend.boards import load_board
+from efgen.model.coeffs import coefficients
+from efgen.rtl.cost import board_use, fp_dsp, rtl_over_caps, rtl_use
+from efgen.rtl.engine import EngineParams
+from efgen.rtl.synth import predict_rtl, predict_top
+from efgen.rtl.top import RtlParams, rtl_params
+
+
+def _top(tm, tn, impl, **kw):
+    return RtlParams(EngineParams(tm, tn, ifm_depth=4096, ofm_depth=4096, wbuf_depth=1024,
+                                  kmax=3, smax=4, impl=impl), **kw)
+
+
+def test_dsp_adders_cost_two_dsp_each_and_fewer_luts():
+    y = coefficients()["rtl_yosys"]
+    syn, dsp = predict_top(_top(8, 8, "synth")), predict_top(_top(8, 8, "dsp"))
+    n_add = 64 + 4                     # one a MAC, four in sgd_wb
+    assert dsp["DSP48E2"] - syn["DSP48E2"] == 2 * n_add
+    assert syn["LUT"] - dsp["LUT"] == n_add * (y["fp32_add"]["lut"] - y["fp32_add_dsp"]["lut"])
+    assert dsp["detail"]["dsp_per_fp32_add"] == 2 and syn["detail"]["dsp_per_fp32_add"] == 0
+    # engine_core alone too
+    e_syn = predict_rtl(dataclasses.replace(_top(2, 2, "synth").engine))
+    e_dsp = predict_rtl(dataclasses.replace(_top(2, 2, "dsp").engine))
+    assert e_dsp["DSP48E2"] - e_syn["DSP48E2"] == 2 * 4
+
+
+def test_board_use_maps_yosys_cells_onto_board_resources():
+    pred = predict_top(_top(4, 4, "dsp"))
+    use = board_use(pred)
+    assert use["dsp"] == pred["DSP48E2"] and use["bram18"] == pred["RAMB18-eq"]
+    assert use["lut"] == round(pred["LUT"] + pred["LUTRAM"]) and use["uram"] == 0
+    assert fp_dsp(16, "dsp") == (16 + 3) * 2 + (16 + 4) * 2 <= use["dsp"]
+    assert fp_dsp(16, "synth") == (16 + 3) * 2
+
+
+def test_target_rtl_schedules_an_array_whose_rtl_fits(tmp_path):
+    from efgen.api import build
+    from efgen.rtl.top import net_kmax
+
+    board = load_board("zcu102")
+    rtl = build("resnet20", "zcu102", 32, target="rtl")
+    use = rtl_use(rtl.design.hw, net_kmax(rtl.design.net_ir), "dsp")
+    print("rtl", rtl.design.hw, use)
+    assert not rtl_over_caps(use, board)
+    assert rtl.design.hw.weight_mem == "bram"
+    assert rtl.words[-2:] == ("--target", "rtl")     # run_hls.tcl's hint remakes it
+    # 16x16 with IFM and OFM banks of 8192 words takes 1,536 RAMB18 as RTL (above the cap
+    # of 1,459) and is never chosen; the HLS flow's 16x24 needs more DSP than the cap
+    big = dataclasses.replace(rtl.design.hw, tm=16, tn=16, ifm_depth=8192, ofm_depth=8192,
+                              wbuf_depth=1024)
+    over = rtl_over_caps(rtl_use(big, 3, "dsp"), board)
+    assert [r for r, _, _ in over] == ["bram18"] and over[0][1:] == (1536, 1459)
+    rtl16 = build("resnet20", "zcu102", 32, tiles=(16, 16), target="rtl")
+    assert (rtl16.design.hw.ifm_depth, rtl16.design.hw.ofm_depth) != (8192, 8192)
+    assert not rtl_over_caps(rtl_use(rtl16.design.hw, 3, "dsp"), board)
+    # the RTL flow's resources are in report.md whenever rtl/ is written
+    w = rtl.write(tmp_path / "b")
+    md = (w.out_dir / "report.md").read_text()
+    assert "## Resources of the reference RTL (rtl/)" in md and "Within the board's caps" in md
+    p = rtl_params(rtl.design, rtl.design.layout, impl="dsp")
+    assert f"| DSP | {predict_top(p)['DSP48E2']:,} |" in md
+    w2 = rtl.write(tmp_path / "c", rtl=None)
+    assert "reference RTL" not in (w2.out_dir / "report.md").read_text()
+
+
+def test_target_rtl_on_the_cli(run_cli, tmp_path):
+    code, out, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
+                             "--target", "rtl", "-o", tmp_path / "b")
+    assert code == 0, err
+    assert "Resources of the reference RTL" in (tmp_path / "b" / "report.md").read_text()
+    code, out, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--target", "rtl",
+                             "--rtl-impl", "behav", "-o", tmp_path / "c")
+    assert code == 2 and err.count("\n") == 1 and "--target" in err and "behav" in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_target_rtl_names_the_binding_resource(run_cli, tmp_path):
+    code, _, err = run_cli("build", "--board", "pynq-z2", "--net", "tiny", "--target", "rtl",
+                           "--tiles", "Tm=64,Tn=64", "-o", tmp_path / "d")
+    assert code == 2 and err.count("\n") == 1 and "in the RTL flow" in err, err
+
+
+def test_unknown_target_is_refused():
+    from efgen.api import build
+    from efgen.errors import EfgenError
+
+    with pytest.raises(EfgenError, match="target"):
+        build("tiny", "kv260", 2, target="asic")
+
+
+def test_the_dsp_adder_is_what_makes_16x16_fit_the_zcu102():
+    """The default units (dsp) fit a 16x16 RTL on the ZCU102; the fabric adders do not
+    (LUT), which is why dsp is the default."""
+    from efgen.api import build
+
+    board = load_board("zcu102")
+    hw = build("resnet20", "zcu102", 32, tiles=(16, 16), target="rtl").design.hw
+    assert not rtl_over_caps(rtl_use(hw, 3, "dsp"), board)
+    over = rtl_over_caps(rtl_use(hw, 3, "synth"), board)
+    assert [r for r, _, _ in over] == ["lut"], over
