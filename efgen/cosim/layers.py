@@ -453,10 +453,16 @@ def _fault_range(c: _Case, f: Fault) -> dict:
 
 def run_passes(p: RtlParams, lps: list[LayerPhase], passes: list, *, sim: str = "verilator",
                workdir: Path | None = None, seed: int = 0, latency: int = DRAM_LATENCY,
-               plusargs: tuple = ()) -> list[PassResult]:
+               plusargs: tuple = (), shared: Pause | None = None,
+               timeout: int | None = None) -> list[PassResult]:
     """Co-simulate ``passes`` ([(list of Run, Pause or None), ...]) of ``lps`` in one
     simulation; each pass starts from the same DRAM image. A case run several times in a
-    pass is compared from its last run (the pass's final DRAM)."""
+    pass is compared from its last run (the pass's final DRAM).
+
+    ``shared``: the three masters share one memory through one arbitrated, in-order port
+    (sim/top/shared_port.py) with ``shared.prob`` random back-pressure, instead of a
+    memory model per master; the passes then take no ``Pause`` and no ``Fault``.
+    ``timeout``: cycles a run may take before the testbench fails it (a hang)."""
     work, img, cases = _prepare(p, lps, workdir, seed)
     script_passes = []
     for k, (runs, pause) in enumerate(passes):
@@ -468,8 +474,12 @@ def run_passes(p: RtlParams, lps: list[LayerPhase], passes: list, *, sim: str = 
                        "faults": [_fault_range(c, f) for f in r.faults]})
         script_passes.append({"dump": str(work / f"dump{k}.npy"), "runs": rs,
                               "pause": vars(pause) if pause else None})
-    got = simulate(p, work, {"image": str(work / "image.npy"), "latency": latency,
-                             "passes": script_passes}, sim=sim, plusargs=plusargs)
+    script = {"image": str(work / "image.npy"), "latency": latency, "passes": script_passes}
+    if shared is not None:
+        script["shared"] = vars(shared)
+    if timeout is not None:
+        script["timeout"] = int(timeout)
+    got = simulate(p, work, script, sim=sim, plusargs=plusargs)
     out = []
     for k, (runs, _) in enumerate(passes):
         dump = np.load(work / f"dump{k}.npy")

@@ -105,9 +105,20 @@ def _pauses(prob: float, rng: random.Random):
 class Host:
     """The host side: DRAM (three cocotbext-axi models on one memory) and AXI4-Lite."""
 
-    def __init__(self, dut, latency: int, size: int):
+    def __init__(self, dut, latency: int, size: int, shared: dict | None = None):
         self.dut = dut
         cocotb.start_soon(Clock(dut.clk, CLK_NS, units="ns").start())
+        self.faults: list[dict] = []
+        self.faulted: list = []
+        self.shared = None
+        self.timeout = TIMEOUT
+        if shared is not None:         # all three masters behind one port (shared_port.py)
+            from sim.top.shared_port import SharedPort
+            self.ram0 = self.shared = SharedPort(dut, dut.clk, size, latency,
+                                                 int(shared["seed"]), float(shared["prob"]))
+            self.rams = ()
+            self._control()
+            return
         self.ram0 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi0"), dut.clk, dut.rst, size=size)
         ram1 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi1"), dut.clk, dut.rst,
                           mem=self.ram0.mem)
@@ -120,13 +131,16 @@ class Host:
             ram.ar_channel = _Tap(ram.ar_channel, "araddr")
         ram2.aw_channel = _Tap(ram2.aw_channel, "awaddr")
         self.rams = (self.ram0, ram1, ram2)
-        self.faults: list[dict] = []
-        self.faulted: list = []          # (port, burst byte address, resp) answered
-        for port, ram in enumerate(self.rams):
+        for port, ram in enumerate(self.rams):   # faulted: (port, burst byte address, resp)
             self._hook(port, ram)
+        for log in (self.ram0.log, ram1.log, ram2.log):
+            log.setLevel(logging.WARNING)
+        self._control()
+
+    def _control(self):
+        dut = self.dut
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        for log in (self.ram0.log, ram1.log, ram2.log, self.axil.read_if.log,
-                    self.axil.write_if.log):
+        for log in (self.axil.read_if.log, self.axil.write_if.log):
             log.setLevel(logging.WARNING)
         self.mon = Monitor(dut)
 
@@ -176,6 +190,9 @@ class Host:
 
     def set_pause(self, pause: dict | None) -> None:
         """Random back-pressure/idle cycles on every channel (None: none)."""
+        if self.shared is not None:
+            assert not pause, "the shared port has its own back-pressure (script 'shared')"
+            return
         chans = [c for r in self.rams[:2] for c in (r.ar_channel, r.r_channel)]
         chans += [self.rams[2].aw_channel, self.rams[2].w_channel, self.rams[2].b_channel]
         for k, ch in enumerate(chans):
@@ -213,7 +230,7 @@ class Host:
             status = await axil.read_dword(REGISTER_MAP["status"])
             if not status & STATUS_BUSY:
                 break
-            assert waited < TIMEOUT, f"{tag}: no done after {TIMEOUT} cycles"
+            assert waited < self.timeout, f"{tag}: no done after {self.timeout} cycles"
         self.faults = []
         assert status & 2, f"{tag}: STATUS {status:#x} without DONE"
         assert allow_error or not status & STATUS_ERROR, f"{tag}: error (STATUS {status:#x})"
@@ -246,7 +263,7 @@ async def run_script(dut):
         with open(script["step"], "rb") as f:
             plan = pickle.load(f)
         tr = plan["trainer"]
-        host = Host(dut, lat, _mem_size(tr.base_words + tr.words))
+        host = Host(dut, lat, _mem_size(tr.base_words + tr.words), script.get("shared"))
         await host.reset()
         host.set_pause(script.get("pause"))
         out = await drive(host, plan)
@@ -256,8 +273,9 @@ async def run_script(dut):
                    for r in out["steps"][0]["ran"]}
     else:                                    # independent layer-phases (efgen.cosim.layers)
         image = np.load(script["image"]).astype("<u4")
-        host = Host(dut, lat, _mem_size(image.size))
+        host = Host(dut, lat, _mem_size(image.size), script.get("shared"))
         await host.reset()
+        host.timeout = int(script.get("timeout", TIMEOUT))
         results = []
         for ps in script.get("passes") or [{"dump": script["dump"], "runs": script["runs"],
                                              "pause": script.get("pause")}]:
