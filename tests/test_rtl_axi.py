@@ -58,3 +58,43 @@ def test_wu_step_completes_on_one_shared_port(seed, prob, tmp_path_factory):
     for r in got[0].results:
         print(r.lp.label, r.cycles, r.max_rel, r.error)
         assert r.ok, (r.lp.label, r.errors, r.error)
+
+
+# ------------------------------------------------------------------ netlist structure
+
+def _require_yosys() -> None:
+    if shutil.which("yosys") is None:
+        pytest.fail("yosys not installed: apt-get install yosys")
+
+
+P22 = RtlParams(EngineParams(tm=2, tn=2, ifm_depth=64, ofm_depth=32, wbuf_depth=64, kmax=3,
+                             smax=4, impl="synth"), max_burst=16)
+
+
+def test_io_paths_finds_a_combinational_path(tmp_path):
+    """The checker itself: a ready passed straight through is found, a registered one not."""
+    _require_yosys()
+    from efgen.rtl.paths import io_paths, netlist
+    src = {"t.v": "module t(input wire clk, input wire a_ready, input wire [3:0] d,\n"
+                  "  output wire b_ready, output reg c_ready, output wire [3:0] q);\n"
+                  "assign b_ready = a_ready & d[0];\n"
+                  "always @(posedge clk) c_ready <= a_ready;\n"
+                  "assign q = {3'b0, d[1]} + 4'd1;\n"
+                  "endmodule\n"}
+    got = io_paths(netlist(src, "t", workdir=tmp_path), "t")
+    assert ("a_ready", "b_ready") in got and ("d", "b_ready") in got and ("d", "q") in got
+    assert not any(o == "c_ready" for _, o in got) and not any(i == "clk" for i, _ in got)
+
+
+def test_no_combinational_path_from_any_input_to_any_output(tmp_path):
+    """AMBA: no combinational path between the input and output signals of an AXI
+    interface; efgen_top has none at all, from any input port to any output port (the
+    FP32 units boxed: conservatively, every one of their inputs reaches every output).
+    Before the read buffers, m_axi2_wready reached m_axi1_rready through the SGD
+    write-back's FIFOs."""
+    _require_yosys()
+    from efgen.rtl.paths import io_paths, netlist
+    from efgen.rtl.top import rtl_verilog
+    net = netlist(rtl_verilog(P22), "efgen_top", workdir=tmp_path,
+                  blackbox=("fp32_add", "fp32_mul"))
+    assert io_paths(net, "efgen_top") == set()
