@@ -206,7 +206,7 @@ class Host:
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, 5)
         self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+        await ClockCycles(self.dut.clk, 4)   # ap_rst_n passes two synchronising flip-flops
 
     def write_image(self, addr_words: int, words: np.ndarray) -> None:
         self.ram0.write(addr_words * 4, np.ascontiguousarray(words, "<u4").tobytes())
