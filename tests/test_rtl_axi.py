@@ -33,7 +33,7 @@ def _require(tool: str) -> None:
 # max_burst 256 as the boards' designs: one read burst can hold far more words than the
 # SGD write-back's FIFOs (16)
 P256 = RtlParams(EngineParams(tm=4, tn=4, ifm_depth=512, ofm_depth=256, wbuf_depth=256,
-                              kmax=3, smax=4, impl="behav"), max_burst=256)
+                              kmax=3, smax=4, impl="behav"), max_burst=256, addr_width=40)
 # WU with momentum (lr 0.05, momentum 0.9, weight decay 5e-4: efgen.cosim.layers.SGD):
 # 540 weights and 540 velocities read in 256-beat bursts on two ports, written on the
 # third; then FP and BP, whose input, weight and output streams also share the port.
