@@ -49,12 +49,14 @@ HANG = 200_000     # cycles: each case takes under 10,000 on the shared port
 def test_wu_step_completes_on_one_shared_port(seed, prob, tmp_path_factory):
     """WU (with momentum), FP and BP complete behind one arbitrated in-order port with
     random back-pressure and match the golden model (fails by timeout on an RTL whose
-    RREADY follows its consumer)."""
+    RREADY follows its consumer). The memory sits at 0x8_0000_0000, the ZCU102's upper
+    DDR: every burst must carry the pointer's bit 35 (a 32-bit address fails the test)."""
     _require("verilator")
     runs = [Run(i) for i in range(len(SHARED_CASES))]
     got = cosim.run_passes(P256, SHARED_CASES, [(runs, None)],
                            workdir=tmp_path_factory.mktemp(f"shared{seed}"),
-                           shared=Pause(seed, prob), timeout=HANG)
+                           shared=Pause(seed, prob), timeout=HANG,
+                           dram_base=0x8_0000_0000)    # the ZCU102's upper DDR: 40-bit
     for r in got[0].results:
         print(r.lp.label, r.cycles, r.max_rel, r.error)
         assert r.ok, (r.lp.label, r.errors, r.error)
@@ -98,3 +100,42 @@ def test_no_combinational_path_from_any_input_to_any_output(tmp_path):
     net = netlist(rtl_verilog(P22), "efgen_top", workdir=tmp_path,
                   blackbox=("fp32_add", "fp32_mul"))
     assert io_paths(net, "efgen_top") == set()
+
+
+# ------------------------------------------------------------------ errors, abort, range
+
+P16 = RtlParams(EngineParams(tm=4, tn=4, ifm_depth=512, ofm_depth=256, wbuf_depth=256,
+                             kmax=3, smax=4, impl="behav"), max_burst=16, addr_width=40)
+SMALL = [
+    LayerPhase("s", "conv", 6, 4, 6, 6, 3, 2, 1, 1, "fp", True, 3, 3, 1, "wo"),
+    LayerPhase("s", "conv", 6, 4, 6, 6, 3, 2, 1, 1, "wu", False, 3, 3, 1, "io"),
+]
+
+
+def test_abort_and_out_of_range_starts(tmp_path_factory):
+    """ABORT mid-run (FP and WU, bursts in flight on every port): the run ends with DONE,
+    ERROR and code 9, and the next descriptors run cleanly without a reset. A START whose
+    pointer or descriptor address leaves the 40-bit space (or a misaligned pointer) is
+    refused with ERR_RANGE and moves nothing."""
+    from efgen.rtl.dma import ERR_ABORTED, ERR_RANGE, STATUS_DONE, STATUS_ERROR
+    _require("verilator")
+    aborts = [Run(0, abort_at=150), Run(1, abort_at=300), Run(0), Run(1)]
+    ranges = [Run(0, set=(("a0_hi", 1),)),                        # a[0] >= 2**30 words
+              Run(0, set=(("a7_hi", 0xFFFFFFFF),)),               # a negative address
+              Run(0, set=(("gmem_in_hi", 0x100),)),               # pointer at 2**40
+              Run(0, set=(("gmem_w_hi", 0xFF), ("gmem_w_lo", 0xFFFFF000))),  # a[i] >= 1024: beyond
+              Run(0, set=(("gmem_out_lo", 2),))]                  # a misaligned pointer
+    got = cosim.run_passes(P16, SMALL, [(aborts, None), (ranges, None)],
+                           workdir=tmp_path_factory.mktemp("abort"))
+    res = got[0].results
+    for r in res[:2]:
+        print(r.lp.label, r.cycles, hex(r.status), r.error)
+        assert r.status & STATUS_DONE and r.status & STATUS_ERROR, hex(r.status)
+        assert (r.status >> 8) & 0xFF == ERR_ABORTED and "ABORTED" in r.error
+        assert 150 <= r.cycles < 2000          # ended soon after the abort, not at the end
+    for r in res[2:]:
+        assert r.ok, (r.lp.label, r.errors, r.error)
+    for r in got[1].results:
+        assert r.status == STATUS_DONE | STATUS_ERROR | (ERR_RANGE << 8), hex(r.status)
+        assert r.cycles == 0 and "ERR_RANGE" in r.error
+    assert (got[1].dump == got[1].image).all(), "a refused START wrote DRAM"

@@ -115,7 +115,8 @@ class Host:
         if shared is not None:         # all three masters behind one port (shared_port.py)
             from sim.top.shared_port import SharedPort
             self.ram0 = self.shared = SharedPort(dut, dut.clk, size, latency,
-                                                 int(shared["seed"]), float(shared["prob"]))
+                                                 int(shared["seed"]), float(shared["prob"]),
+                                                 base=int(shared.get("base", 0)))
             self.rams = ()
             self._control()
             return
@@ -214,16 +215,24 @@ class Host:
     def read_image(self, addr_words: int, n: int) -> np.ndarray:
         return np.frombuffer(self.ram0.read(addr_words * 4, n * 4), dtype="<u4").copy()
 
-    async def run(self, tag: str, regs, faults=(), allow_error: bool = False) -> dict:
-        """Write a descriptor, start it, wait for DONE; cycles and AXI traffic."""
+    async def run(self, tag: str, regs, faults=(), allow_error: bool = False,
+                  abort_at: int | None = None) -> dict:
+        """Write a descriptor, start it, wait for DONE; cycles and AXI traffic.
+        ``abort_at``: write ABORT that many cycles after START."""
         mon, axil = self.mon, self.axil
         self.faults, self.faulted = list(faults), []
-        for off, val in regs:
+        base = self.shared.base if self.shared is not None else 0
+        pointers = [(REGISTER_MAP[f"{a}_{h}"], (base >> s) & 0xFFFFFFFF)
+                    for a in ("gmem_in", "gmem_w", "gmem_out") for h, s in (("lo", 0), ("hi", 32))]
+        for off, val in pointers + list(regs):      # regs may override the pointers
             await axil.write_dword(off, int(val) & 0xFFFFFFFF)
         b0, n0 = list(mon.bursts), list(mon.beats)
         mon.start_cycle = mon.done_cycle = None
         await axil.write_dword(REGISTER_MAP["control"], CONTROL_START)
         waited = 0
+        if abort_at is not None:
+            await ClockCycles(self.dut.clk, abort_at)
+            await axil.write_dword(REGISTER_MAP["abort"], 1)
         while True:
             await ClockCycles(self.dut.clk, POLL)
             waited += POLL
@@ -284,7 +293,7 @@ async def run_script(dut):
             got = {}
             for run in ps["runs"]:
                 got[run["tag"]] = await host.run(run["tag"], run["regs"], run.get("faults", ()),
-                                                 allow_error=True)
+                                                 allow_error=True, abort_at=run.get("abort_at"))
                 if "progress" in script:     # the run's outputs and figures, as it ends
                     parts = [host.read_image(a, n) for a, n in run.get("outputs", [])]
                     np.save(f"{script['progress']}-{run['tag']}.npy",

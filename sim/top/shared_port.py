@@ -32,9 +32,10 @@ class SharedPort:
     the memory from the testbench (byte address, bytes)."""
 
     def __init__(self, dut, clk, size: int, latency: int = 24, seed: int = 0,
-                 prob: float = 0.0, acceptance: int = 16):
+                 prob: float = 0.0, acceptance: int = 16, base: int = 0):
         self.dut, self.clk = dut, clk
         self.mem = bytearray(size)
+        self.base = base                 # the memory's bus address (e.g. upper DDR)
         self.latency, self.acceptance = latency, acceptance
         self.rng = random.Random(seed)
         self.prob = prob
@@ -63,6 +64,14 @@ class SharedPort:
     def _sig(self, name):
         return getattr(self.dut, name)
 
+    def _local(self, addr_sig, len_sig) -> int:
+        """A burst's offset in the memory; a burst outside it fails the test."""
+        a = int(addr_sig.value)
+        end = a + (int(len_sig.value) + 1) * 4
+        assert self.base <= a and end <= self.base + len(self.mem), \
+            f"burst at {a:#x}..{end:#x} outside the memory at {self.base:#x}"
+        return a - self.base
+
     def _pause(self) -> bool:
         return self.prob > 0 and self.rng.random() < self.prob
 
@@ -86,12 +95,14 @@ class SharedPort:
             if grant is not None:
                 if grant < 2:
                     if int(self._sig(f"m_axi{grant}_arvalid").value):
-                        queue.append(("r", grant, int(self._sig(f"m_axi{grant}_araddr").value),
+                        queue.append(("r", grant,
+                                      self._local(self._sig(f"m_axi{grant}_araddr"),
+                                                  self._sig(f"m_axi{grant}_arlen")),
                                       int(self._sig(f"m_axi{grant}_arlen").value) + 1,
                                       self.cycle + self.latency))
                         self.granted[grant] += 1
                 elif int(d.m_axi2_awvalid.value):
-                    queue.append(("w", 2, int(d.m_axi2_awaddr.value),
+                    queue.append(("w", 2, self._local(d.m_axi2_awaddr, d.m_axi2_awlen),
                                   int(d.m_axi2_awlen.value) + 1, self.cycle))
                     self.granted[2] += 1
                 self.max_queue = max(self.max_queue, len(queue))
