@@ -523,7 +523,7 @@ def test_an_unconnected_interrupt_or_wrong_reset_fails_the_check(builds, tmp_pat
     assert text.count(line) == 1
     bd.write_text("\n".join(x for x in text.split("\n") if not x.startswith(line)))
     _, calls, _, _ = run_tcl(b, "build.tcl", "rtl")
-    assert "efgen_0/irq reaches {'efgen_0/irq'}, not zynq_ultra_ps_e_0/pl_ps_irq0" in \
+    assert "efgen_0/irq reaches set(), not zynq_ultra_ps_e_0/pl_ps_irq0" in \
         problems(b, load_board("zcu102"), "rtl", calls)
     pkg = b / "vivado" / "package_rtl_ip.tcl"
     bd.write_text(text)
