@@ -42,7 +42,16 @@ SHARED_CASES = [
     LayerPhase("f1", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "fp", True, 6, 12, 2, "wo"),
     LayerPhase("b1", "conv", 10, 6, 12, 12, 3, 2, 1, 1, "bp", False, 6, 12, 2, "io"),
 ]
-HANG = 200_000     # cycles: each case takes under 10,000 on the shared port
+HANG = 200_000     # cycles: each case takes under 25,000 on the shared port
+
+
+@pytest.fixture(scope="module", autouse=True)
+def build_cache(tmp_path_factory):
+    """One Verilator build per parameter set for the whole module."""
+    d = tmp_path_factory.mktemp("rtl-axi-builds")
+    old, cosim.BUILD_CACHE = cosim.BUILD_CACHE, d
+    yield d
+    cosim.BUILD_CACHE = old
 
 
 @pytest.mark.parametrize("seed,prob", [(1, 0.0), (2, 0.3)])

@@ -18,10 +18,13 @@ analytical model and the tests count bursts with it.
 
 Timing of the read engine, measured on Verilator against AxiRam with a pipelined read
 latency of L cycles (AR handshake to first R beat; tests/test_rtl_dma.py): a command's
-first word leaves the engine L + 5 cycles after its command handshake; a burst holds one
+first word leaves the engine L + 7 cycles after its command handshake (2 of them the read
+buffer's registered block-RAM read); a burst holds one
 of the ``outstanding`` slots for about L + 4 + beats cycles, so back-to-back bursts
 stream one beat a cycle when ``outstanding * beats >= L + 4 + beats``, and a load of
-``n`` beats in such bursts costs about L + 5 + n cycles, whatever its number of bursts.
+``n`` beats in such bursts costs about L + 7 + n cycles, whatever its number of bursts.
+An AR also waits for room in the read buffer (OUTSTANDING x MAX_BURST beats, rounded up
+to a power of two), which only a consumer slower than the port ever fills.
 With fewer slots, bursts cost about (L + 4 + beats) / outstanding cycles each. The
 engine accepts at most one command every two cycles.
 """
