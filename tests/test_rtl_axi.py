@@ -113,8 +113,6 @@ def test_no_combinational_path_from_any_input_to_any_output(tmp_path):
 
 # ------------------------------------------------------------------ errors, abort, range
 
-P16 = RtlParams(EngineParams(tm=4, tn=4, ifm_depth=512, ofm_depth=256, wbuf_depth=256,
-                             kmax=3, smax=4, impl="behav"), max_burst=16, addr_width=40)
 SMALL = [
     LayerPhase("s", "conv", 6, 4, 6, 6, 3, 2, 1, 1, "fp", True, 3, 3, 1, "wo"),
     LayerPhase("s", "conv", 6, 4, 6, 6, 3, 2, 1, 1, "wu", False, 3, 3, 1, "io"),
@@ -134,7 +132,7 @@ def test_abort_and_out_of_range_starts(tmp_path_factory):
               Run(0, set=(("gmem_in_hi", 0x100),)),               # pointer at 2**40
               Run(0, set=(("gmem_w_hi", 0xFF), ("gmem_w_lo", 0xFFFFF000))),  # a[i] >= 1024: beyond
               Run(0, set=(("gmem_out_lo", 2),))]                  # a misaligned pointer
-    got = cosim.run_passes(P16, SMALL, [(aborts, None), (ranges, None)],
+    got = cosim.run_passes(P256, SMALL, [(aborts, None), (ranges, None)],
                            workdir=tmp_path_factory.mktemp("abort"))
     res = got[0].results
     for r in res[:2]:
