@@ -146,3 +146,21 @@ def test_abort_and_out_of_range_starts(tmp_path_factory):
         assert r.status == STATUS_DONE | STATUS_ERROR | (ERR_RANGE << 8), hex(r.status)
         assert r.cycles == 0 and "ERR_RANGE" in r.error
     assert (got[1].dump == got[1].image).all(), "a refused START wrote DRAM"
+
+
+@pytest.mark.parametrize("board,bits", [("zcu102", 40), ("kv260", 40), ("pynq-z2", 32)])
+def test_address_width_follows_the_board(board, bits):
+    """The AXI addresses are as wide as the board's PS takes: the masters' ports, the DMA
+    engines and the range check of the generated top."""
+    import re
+
+    import efgen
+    from efgen.rtl.top import rtl_params, rtl_verilog
+
+    acc = efgen.build("tiny", board, 2, tiles=(2, 4))
+    p = rtl_params(acc.design)
+    assert p.addr_width == bits
+    top = rtl_verilog(p)["efgen_top.v"]
+    for port in ("m_axi0_araddr", "m_axi1_araddr", "m_axi2_awaddr"):
+        assert re.search(rf"output wire \[{bits - 1}:0\] {port},", top), port
+    assert top.count(f".ADDR_WIDTH({bits})") == 3
