@@ -27,7 +27,9 @@ from efgen.rtl.dma import (
     AXIL_ADDR_WIDTH,
     DESC_BASE,
     DESC_PORTS,
+    HLS_MAP,
     REGISTER_MAP,
+    REGISTERS,
     DmaParams,
     axi_bursts,
     desc_register_writes,
@@ -80,7 +82,11 @@ def test_params_are_validated(bad):
 
 
 def test_register_map_mirrors_efgen_desc():
-    assert (REGISTER_MAP["control"], REGISTER_MAP["status"], REGISTER_MAP["cycles"]) == (0, 4, 8)
+    # ap_ctrl_hs at 0x00..0x0C, the descriptor argument from 0x10, the RTL's own at 0xE0
+    assert [REGISTER_MAP[k] for k in ("control", "gie", "ier", "isr")] == [0, 4, 8, 12]
+    assert DESC_BASE == 0x10
+    assert (REGISTER_MAP["status"], REGISTER_MAP["cycles"], REGISTER_MAP["fail_addr"],
+            REGISTER_MAP["fail_addr_hi"], REGISTER_MAP["abort"]) == (0xE0, 0xE4, 0xE8, 0xEC, 0xF0)
     for name, ctype in EfgenDesc._fields_:
         off = DESC_BASE + getattr(EfgenDesc, name).offset
         if name == "a":
@@ -101,8 +107,46 @@ def test_descriptor_window_is_the_c_struct():
     image = bytearray(ctypes.sizeof(EfgenDesc))
     for off, val in desc_register_writes(desc):
         image[off - DESC_BASE:off - DESC_BASE + 4] = val.to_bytes(4, "little")
-    used = max(REGISTER_MAP.values()) + 4 - DESC_BASE
+    used = max(r.offset for r in REGISTERS if r.field) + 4 - DESC_BASE
     assert bytes(image[:used]) == raw[:used]     # only the struct's tail padding is unmapped
+    assert ctypes.sizeof(EfgenDesc) - used == 4
+
+
+def _hls_top_text() -> str:
+    from efgen.frontend.boards import load_board
+    from efgen.hls.emit import render
+    from efgen.hls.program import build_program
+    import efgen
+
+    acc = efgen.build("tiny", "zcu102", 2, tiles=(4, 4))
+    return render(build_program(acc.net, acc.design), load_board("zcu102"))["efgen_top.cpp"]
+
+
+def test_register_map_is_the_hls_tops():
+    """The RTL's map against the map Vitis gives the generated HLS top's s_axilite
+    arguments: the descriptor struct (160 bytes: 40 words and a reserved one from 0x10),
+    then the three 64-bit m_axi pointers (offset=slave), each followed by a reserved
+    word. The rendered desc_regs decodes exactly these offsets."""
+    from efgen.rtl.regmap import hls_top_arguments, vitis_axilite_map
+
+    hls = vitis_axilite_map(hls_top_arguments(_hls_top_text()))
+    assert hls == {"desc": (0x10, 40), "gmem_in": (0xB4, 2), "gmem_w": (0xC0, 2),
+                   "gmem_out": (0xCC, 2)}
+    assert hls == HLS_MAP
+    for arg in ("gmem_in", "gmem_w", "gmem_out"):
+        assert (REGISTER_MAP[f"{arg}_lo"], REGISTER_MAP[f"{arg}_hi"]) == \
+            (hls[arg][0], hls[arg][0] + 4)
+    assert DESC_BASE == hls["desc"][0]
+    ends = [off + 4 * (n + 1) for off, n in hls.values()]        # after the reserved word
+    rtl_only = [r.offset for r in REGISTERS if r.offset >= max(ends)]
+    assert rtl_only and max(rtl_only) < 0x100                    # the HLS's 8-bit window
+    # the parser follows the source: a pointer without offset=slave, or a reordered
+    # signature, changes or refuses the map
+    text = _hls_top_text()
+    with pytest.raises(ValueError, match="offset=slave"):
+        hls_top_arguments(text.replace("bundle=gmem2 offset=slave", "bundle=gmem2 offset=direct"))
+    swapped = text.replace("float* gmem_in, float* gmem_w", "float* gmem_w, float* gmem_in")
+    assert vitis_axilite_map(hls_top_arguments(swapped))["gmem_w"] == (0xB4, 2)
 
 
 def test_rendered_register_indices_match_the_map():
@@ -254,7 +298,11 @@ def test_verilator_timing(tmp_path_factory, name):
         assert rep["pipelined_64beat"]["overhead"] <= lat + 12, rep["pipelined_64beat"]
     # a lone burst pays the whole latency
     assert rep["serial_1beat"]["overhead_per_burst"] >= lat
-    assert rep_w["cycles"] <= rep_w["beats"] + 12 + 4 * rep_w["bursts"], rep_w
+    # a burst's AW waits for all its data in the write buffer: the first burst of a
+    # stream costs its beats once more; after it, bursts stream back to back
+    first = min(p.max_burst, rep_w["beats"])
+    assert rep_w["cycles"] <= rep_w["beats"] + first + 12 + 4 * rep_w["bursts"], rep_w
+    assert rep_w["cycles"] >= rep_w["beats"] + first, rep_w
 
 
 def test_verilator_regs(tmp_path_factory):

@@ -11,56 +11,77 @@ import pytest
 
 from efgen.hls.desc import EfgenDesc, make_desc
 from efgen.rtl.dma import (
-    CONTROL_START,
+    AP_DONE,
+    AP_IDLE,
+    AP_START,
     DESC_BASE,
     REGISTER_MAP,
-    STATUS_BUSY,
     STATUS_DONE,
     STATUS_ERROR,
 )
 from efgen.runtime import protocol
 from efgen.runtime.protocol import DeviceError, rebase, run_descriptor, run_sync
 
+RTL_ONLY = {REGISTER_MAP[k] for k in ("status", "cycles", "fail_addr", "fail_addr_hi", "abort")}
+
 
 class Regs:
-    """desc_regs as the host sees it: a descriptor window, CONTROL, STATUS, CYCLES.
-    ``on_start(desc)`` runs the started descriptor and returns (status bits, cycles)."""
+    """The accelerator's s_axilite block as the host sees it: AP_CTRL (ap_ctrl_hs:
+    ap_start, ap_done clear on read, ap_idle), the descriptor window, the pointers and,
+    unless ``hls`` (the Vitis HLS build, where those offsets are unmapped and read 0),
+    STATUS, CYCLES, FAIL_ADDR. ``on_start(desc, pointers)`` runs the started descriptor
+    and returns (status bits, cycles)."""
 
-    def __init__(self, on_start, busy_polls=3):
+    def __init__(self, on_start, busy_polls=3, hls=False):
         self.words = {}
         self.on_start = on_start
         self.busy_polls = busy_polls
+        self.hls = hls
         self.status = 0
         self.cycles = 0
         self.fail = 0
         self.log = []
         self._busy = 0
+        self._done = False
         self._result = (STATUS_DONE, 0)
 
     def write(self, off, value):
         self.log.append(("w", off, value))
         assert 0 <= value < 1 << 32
         if off == REGISTER_MAP["control"]:
-            if value & CONTROL_START and not self.status & STATUS_BUSY:
+            if value & AP_START and not self._busy:
                 raw = b"".join(self.words.get(DESC_BASE + 4 * i, 0).to_bytes(4, "little")
                                for i in range(len(bytes(EfgenDesc())) // 4))
-                self._result = self.on_start(EfgenDesc.from_buffer_copy(raw))
-                self.status, self._busy = STATUS_BUSY, self.busy_polls
+                ptrs = [self.words.get(REGISTER_MAP[f"{a}_lo"], 0)
+                        | self.words.get(REGISTER_MAP[f"{a}_hi"], 0) << 32
+                        for a in ("gmem_in", "gmem_w", "gmem_out")]
+                self._result = self.on_start(EfgenDesc.from_buffer_copy(raw), ptrs)
+                self._busy, self._done = self.busy_polls, False
+            return
+        if self.hls and off in RTL_ONLY:
             return
         self.words[off] = value
 
     def read(self, off):
         self.log.append(("r", off))
-        if off == REGISTER_MAP["status"]:
-            if self.status & STATUS_BUSY:
+        if off == REGISTER_MAP["control"]:
+            if self._busy:
                 self._busy -= 1
-                if self._busy <= 0:
-                    self.status, self.cycles = self._result[0], self._result[1]
+                if not self._busy:
+                    self._done = True
+                    self.status, self.cycles = self._result
+            done, self._done = self._done, False            # clear on read
+            return (AP_DONE if done else 0) | (0 if self._busy else AP_IDLE)
+        if self.hls and off in RTL_ONLY:
+            return 0
+        if off == REGISTER_MAP["status"]:
             return self.status
         if off == REGISTER_MAP["cycles"]:
             return self.cycles
         if off == REGISTER_MAP["fail_addr"]:
-            return self.fail
+            return self.fail & 0xFFFFFFFF
+        if off == REGISTER_MAP["fail_addr_hi"]:
+            return self.fail >> 32
         return self.words.get(off, 0)
 
 
@@ -72,30 +93,47 @@ def _desc():
 
 def test_a_run_writes_the_descriptor_starts_polls_and_reads_cycles():
     seen = []
-    dev = Regs(lambda d: (seen.append(bytes(d)) or (STATUS_DONE, 777)))
-    res = run_sync(run_descriptor(_desc()), dev, clock_mhz=1e6)
-    assert seen == [bytes(_desc())]                      # the struct, byte for byte
+    dev = Regs(lambda d, p: (seen.append((bytes(d), p)) or (STATUS_DONE, 777)))
+    res = run_sync(run_descriptor(_desc(), base_bytes=0x8_0000_1000), dev, clock_mhz=1e6)
+    # the struct byte for byte, the image's 40-bit address in all three pointers
+    assert seen == [(bytes(_desc()), [0x8_0000_1000] * 3)]
     assert res.cycles == 777 and res.status == STATUS_DONE
     ops = [e[0] + hex(e[1]) for e in dev.log]
     start = ops.index("w" + hex(REGISTER_MAP["control"]))
     assert all(o.startswith("w") for o in ops[:start])   # the whole window before START
-    assert ops[start + 1:] == ["r0x4"] * 3 + ["r0x8"]    # polls until not busy, then CYCLES
+    # polls AP_CTRL until ap_done, then STATUS and CYCLES
+    assert ops[start + 1:] == ["r0x0"] * 3 + ["r0xe0", "r0xe4"]
+
+
+def test_one_driver_runs_the_hls_build():
+    """The same protocol against the Vitis HLS register block (ap_ctrl_hs, the same
+    argument offsets, no STATUS/CYCLES: they read 0): the run completes, cycles 0."""
+    seen = []
+    dev = Regs(lambda d, p: (seen.append((bytes(d), p)) or (0, 0)), hls=True)
+    res = run_sync(run_descriptor(_desc(), base_bytes=0x7000_0000), dev, clock_mhz=1e6)
+    assert seen == [(bytes(_desc()), [0x7000_0000] * 3)]
+    assert res.status == 0 and res.cycles == 0
 
 
 def test_errors_are_decoded_and_raised():
-    dev = Regs(lambda d: (STATUS_DONE | STATUS_ERROR | (4 << 8), 5))
+    dev = Regs(lambda d, p: (STATUS_DONE | STATUS_ERROR | (4 << 8), 5))
     with pytest.raises(DeviceError, match="conv1:fp: descriptor rejected: ERR_ADDRESS"):
         run_sync(run_descriptor(_desc(), "conv1:fp"), dev, clock_mhz=1e6)
-    dev = Regs(lambda d: (STATUS_DONE | STATUS_ERROR | (2 << 12) | (2 << 14), 5))
-    dev.fail = 0x1234000
-    with pytest.raises(DeviceError, match="SLVERR on write port m_axi2, burst at byte 0x1234000"):
+    dev = Regs(lambda d, p: (STATUS_DONE | STATUS_ERROR | (2 << 12) | (2 << 14), 5))
+    dev.fail = 0x8_1234_0000
+    with pytest.raises(DeviceError,
+                       match="SLVERR on write port m_axi2, burst at byte 0x812340000"):
         run_sync(run_descriptor(_desc()), dev, clock_mhz=1e6)
-    dev = Regs(lambda d: (0, 5))                         # neither busy nor done
-    with pytest.raises(DeviceError, match="neither busy nor done"):
+    dev = Regs(lambda d, p: (STATUS_DONE | STATUS_ERROR | (8 << 8), 0))
+    with pytest.raises(DeviceError, match="ERR_RANGE"):
         run_sync(run_descriptor(_desc()), dev, clock_mhz=1e6)
-    dev = Regs(lambda d: (STATUS_DONE, 5), busy_polls=10**9)
-    with pytest.raises(DeviceError, match="still busy after 3,200 cycles"):
+    dev = Regs(lambda d, p: (1, 5))                      # an RTL still BUSY at ap_done
+    with pytest.raises(DeviceError, match="not DONE"):
+        run_sync(run_descriptor(_desc()), dev, clock_mhz=1e6)
+    dev = Regs(lambda d, p: (STATUS_DONE, 5), busy_polls=10**9)
+    with pytest.raises(DeviceError, match="no ap_done after 3,200 cycles"):
         run_sync(run_descriptor(_desc(), timeout_cycles=3200), dev, clock_mhz=1e6)
+    assert ("w", REGISTER_MAP["abort"], 1) in dev.log    # a hang is aborted
 
 
 def test_rebase_moves_present_addresses_only():
@@ -128,13 +166,11 @@ def _device(buf, hw):
     base = buf.physical_address // 4
     started = []
 
-    def on_start(d):
+    def on_start(d, pointers):
         assert buf.flushes == len(started) + 1           # the host flushed before START
+        assert pointers == [4 * base] * 3                # the buffer's physical address
         local = EfgenDesc.from_buffer_copy(bytes(d))
-        for i in range(8):
-            if local.a[i]:
-                assert local.a[i] >= base + 1024         # rebased onto the buffer
-                local.a[i] -= base
+        assert all(not a or a >= 1024 for a in local.a)  # word offsets into the image
         Interp(np.asarray(buf).view(np.float32), hw.lanes, hw.tm, hw.tn).run(local)
         started.append(local.op)
         return STATUS_DONE, 100 + len(started)

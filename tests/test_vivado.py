@@ -31,7 +31,11 @@ from efgen.vivado.emit import PS_FAMILIES, render_vivado
 ROOT = Path(__file__).resolve().parent.parent
 STUB = ROOT / "tests" / "fixtures" / "vivado_stub.tcl"
 # Vitis HLS's block-level ports (ap_ctrl_hs on an s_axilite return): fixed by the tool.
-HLS_PINS = {"clk": "ap_clk", "rst": "ap_rst_n"}
+HLS_PINS = {"clk": "ap_clk", "rst": "ap_rst_n", "irq": "interrupt"}
+# the PS's interrupt input and the DDR segments each master maps, per family
+PS_IRQ = {"zynq-ultrascale+": ("pl_ps_irq0", "CONFIG.PSU__USE__IRQ0"),
+          "zynq-7000": ("IRQ_F2P", "CONFIG.PCW_USE_FABRIC_INTERRUPT")}
+PS_DDR = {"zynq-ultrascale+": ("DDR_LOW", "DDR_HIGH"), "zynq-7000": ("DDR_LOWOCM",)}
 AXI4 = {f"{ch}{s}" for ch in ("AR", "AW") for s in (
     "ID", "ADDR", "LEN", "SIZE", "BURST", "LOCK", "CACHE", "PROT", "QOS", "REGION", "USER",
     "VALID", "READY")} | {"WDATA", "WSTRB", "WLAST", "WVALID", "WREADY", "WUSER", "BID",
@@ -173,11 +177,16 @@ def problems(build: Path, board: Board, ip: str, calls) -> list[str]:
 
         axi = {n: ifs[n] for n in of_bus("xilinx.com:interface:aximm:1.0")}
         clk, rst = of_bus("xilinx.com:signal:clock:1.0"), of_bus("xilinx.com:signal:reset:1.0")
-        if len(clk) != 1 or len(rst) != 1:
-            return bad + [f"clock interfaces {clk}, reset interfaces {rst}"]
+        irq = of_bus("xilinx.com:signal:interrupt:1.0")
+        if len(clk) != 1 or len(rst) != 1 or len(irq) != 1:
+            return bad + [f"clock interfaces {clk}, reset interfaces {rst}, interrupts {irq}"]
         clk_pin, rst_pin = ifs[clk[0]]["ports"].get("CLK"), ifs[rst[0]]["ports"].get("RST")
-        if ifs[rst[0]]["params"].get("POLARITY") != "ACTIVE_HIGH":
-            bad.append(f"reset {rst_pin} is not declared ACTIVE_HIGH")
+        irq_pin = ifs[irq[0]]["ports"].get("INTERRUPT")
+        if ifs[rst[0]]["params"].get("POLARITY") != "ACTIVE_LOW":
+            bad.append(f"reset {rst_pin} is not declared ACTIVE_LOW")
+        if ifs[irq[0]]["params"].get("SENSITIVITY") != "LEVEL_HIGH" or \
+                ifs[irq[0]]["interface_mode"] != "master":
+            bad.append(f"interrupt {irq_pin} is not a level-high interrupt output")
         if set(ifs[clk[0]]["params"].get("ASSOCIATED_BUSIF", "").split(":")) != set(axi):
             bad.append(f"clock {clk_pin} is not associated with every AXI interface {sorted(axi)}")
         if ifs[clk[0]]["params"].get("ASSOCIATED_RESET") != rst[0]:
@@ -193,15 +202,17 @@ def problems(build: Path, board: Board, ip: str, calls) -> list[str]:
             bad.append(f"address spaces {spaces} for masters {masters}")
         if not any(c[:2] == ["ipx::add_memory_map", slaves[0] if slaves else "?"] for c in calls):
             bad.append("the AXI4-Lite slave has no memory map")
-        reset_src = "rst_pl_0/peripheral_reset"         # rst is active high
     else:
         vlnv = hls_vlnv(build / "hls" / "run_hls.tcl")
         kinds = hls_interfaces(build / "hls" / "efgen_top.cpp")
         masters = sorted(n for n, k in kinds.items() if k == "m_axi")
         slaves = sorted(n for n, k in kinds.items() if k == "s_axilite")
         axi = kinds
-        clk_pin, rst_pin = HLS_PINS["clk"], HLS_PINS["rst"]
-        reset_src = "rst_pl_0/peripheral_aresetn"       # ap_rst_n is active low
+        clk_pin, rst_pin, irq_pin = HLS_PINS["clk"], HLS_PINS["rst"], HLS_PINS["irq"]
+    reset_src = "rst_pl_0/peripheral_aresetn"           # ap_rst_n is active low on both IPs
+    irq_sink, irq_use = PS_IRQ[board.family]
+    if config.get(irq_use) != "1":
+        bad.append(f"the PS's interrupt input is not enabled ({irq_use})")
     if cells.get("efgen_0") != vlnv:
         bad.append(f"efgen_0 is {cells.get('efgen_0')}, the IP is {vlnv}")
     if len(masters) != 3 or len(slaves) != 1:
@@ -212,8 +223,8 @@ def problems(build: Path, board: Board, ip: str, calls) -> list[str]:
         if pin[8:] not in axi:
             bad.append(f"{pin}: no such interface on the IP ({sorted(axi)})")
     for pin in sorted({p for g in wires for p in g if p.startswith("efgen_0/")}):
-        if pin[8:] not in (clk_pin, rst_pin):
-            bad.append(f"{pin}: no such clock or reset pin on the IP")
+        if pin[8:] not in (clk_pin, rst_pin, irq_pin):
+            bad.append(f"{pin}: no such clock, reset or interrupt pin on the IP")
     # Where each master and the slave go: through one SmartConnect to the PS.
     smc = {n for n, v in cells.items() if ":smartconnect:" in v}
 
@@ -277,17 +288,22 @@ def problems(build: Path, board: Board, ip: str, calls) -> list[str]:
     if net_of(f"{ps}/{fam['pl_resetn']}", wires) != {f"{ps}/{fam['pl_resetn']}",
                                                      "rst_pl_0/ext_reset_in"}:
         bad.append("proc_sys_reset is not reset by the PS")
+    if net_of(f"efgen_0/{irq_pin}", wires) != {f"efgen_0/{irq_pin}", f"{ps}/{irq_sink}"}:
+        bad.append(f"efgen_0/{irq_pin} reaches {net_of(f'efgen_0/{irq_pin}', wires)}, "
+                   f"not {ps}/{irq_sink}")
     # Addresses: each master sees the low DDR of its own HP port; the PS sees the slave.
     assigned = [(c[c.index("-target_address_space") + 1], c[-1]) for c in calls
                 if c[0] == "assign_bd_address"]
     want = sorted([(f"space:efgen_0/{m}", f"seg:{ps}/{fam['hp'].format(j=j)}")
-                   for m, j in hp_of.items()] +
+                   for m, j in hp_of.items() for _ in PS_DDR[board.family]] +
                   [(f"space:{ps}/{fam['gp']}", f"seg:efgen_0/{s}") for s in slaves])
     if sorted(assigned) != want:
         bad.append(f"addresses {sorted(assigned)}, expected {want}")
     segs = [c for c in calls if c[0] == "get_bd_addr_segs" and c[2].startswith(f"{ps}/")]
-    if any(c[-2:] != ["-filter", "NAME =~ *DDR_LOW*"] for c in segs):
-        bad.append("a master maps more of the PS than its low DDR")
+    ddr = {f"NAME =~ *{seg}*" for seg in PS_DDR[board.family]}
+    if any(c[-2] != "-filter" or c[-1] not in ddr for c in segs) or \
+            {c[-1] for c in segs} != ddr:
+        bad.append(f"the masters map {sorted({c[-1] for c in segs})}, not the DDR {sorted(ddr)}")
     # The flow: validate, synthesize, implement to the bitstream, in that order.
     order = [c[0] if c[0] != "launch_runs" else f"launch_runs {c[1]}" for c in calls
              if c[0] in ("validate_bd_design", "launch_runs", "open_run")]
@@ -361,9 +377,21 @@ def test_an_hp_port_the_board_lacks_fails_the_check(builds, tmp_path):
     assert "PS enables HP ports [0, 1, 2], the masters use [0, 1, 4]" in found
 
 
-def test_rtl_reset_is_synchronous_and_active_high(builds):
-    """What package_rtl_ip.tcl declares (POLARITY ACTIVE_HIGH) is what the RTL does:
-    every process resets on `if (rst)` inside a clock edge, none on a reset edge."""
+def test_rtl_reset_is_active_low_and_synchronised(builds):
+    """What package_rtl_ip.tcl declares (ap_rst_n, POLARITY ACTIVE_LOW) is what the RTL
+    does: efgen_top takes ap_rst_n into two flip-flops (rst = its inverse, two cycles
+    later), every process resets on `if (rst)` inside a clock edge, none on a reset edge;
+    the X_INTERFACE attributes say the same to a packager that reads them."""
+    top = (builds["zcu102"] / "rtl" / "efgen_top.v").read_text()
+    assert "ap_rst_n" in verilog_ports(builds["zcu102"] / "rtl" / "efgen_top.v")
+    assert "rst" not in verilog_ports(builds["zcu102"] / "rtl" / "efgen_top.v")
+    assert re.search(r"rst_q <= \{rst_q\[0\], ~ap_rst_n\};", top)
+    assert re.search(r"wire\s+rst = rst_q\[1\];", top)
+    assert '"xilinx.com:signal:reset:1.0 ap_rst_n RST"' in top
+    assert '"POLARITY ACTIVE_LOW"' in top and "ASSOCIATED_RESET ap_rst_n" in top
+    assert '"xilinx.com:signal:interrupt:1.0 interrupt INTERRUPT"' in top
+    for k in (0, 1, 2):
+        assert f"XIL_INTERFACENAME m_axi{k}, PROTOCOL AXI4" in top and "ADDR_WIDTH 40" in top
     text = "\n".join(p.read_text() for p in sorted((builds["zcu102"] / "rtl").glob("*.v")))
     assert re.search(r"\bif\s*\(\s*rst\s*\)", text)
     assert not re.search(r"(posedge|negedge)\s+\w*rst", text)
@@ -485,3 +513,21 @@ def test_make_vivado_says_what_it_needs(builds, tmp_path):
                           text=True, env=env, timeout=60)
     assert proc.returncode == 2
     assert "vivado not found" in proc.stdout and "AMD Vivado" in proc.stdout
+
+
+def test_an_unconnected_interrupt_or_wrong_reset_fails_the_check(builds, tmp_path):
+    b = _copy(builds["zcu102"], tmp_path)
+    bd = b / "vivado" / "block_design.tcl"
+    text = bd.read_text()
+    line = "connect_bd_net [get_bd_pins efgen_0/[dict get $efgen_v irq]]"
+    assert text.count(line) == 1
+    bd.write_text("\n".join(x for x in text.split("\n") if not x.startswith(line)))
+    _, calls, _, _ = run_tcl(b, "build.tcl", "rtl")
+    assert "efgen_0/irq reaches set(), not zynq_ultra_ps_e_0/pl_ps_irq0" in \
+        problems(b, load_board("zcu102"), "rtl", calls)
+    pkg = b / "vivado" / "package_rtl_ip.tcl"
+    bd.write_text(text)
+    pkg.write_text(pkg.read_text().replace("POLARITY ACTIVE_LOW", "POLARITY ACTIVE_HIGH"))
+    _, calls, _, _ = run_tcl(b, "build.tcl", "rtl")
+    assert "reset ap_rst_n is not declared ACTIVE_LOW" in \
+        problems(b, load_board("zcu102"), "rtl", calls)

@@ -195,11 +195,13 @@ class Fault:
 @dataclass(frozen=True)
 class Run:
     """One descriptor run of a pass: case ``case`` (an index into the layer-phases), with
-    ``faults`` and descriptor registers overridden by ``set`` ((name, value), ...)."""
+    ``faults`` and registers overridden by ``set`` ((name, value), ...: descriptor or
+    pointer registers); ``abort_at``: the host writes ABORT that many cycles after START."""
 
     case: int
     faults: tuple = ()
     set: tuple = ()
+    abort_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -403,7 +405,8 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator",
                test_module="cocotb_top", tb_dir=SIM_DIR / "top",
                build_root=Path(BUILD_CACHE).resolve() if BUILD_CACHE else work / "build",
                # the sequencer's address arithmetic truncates and extends on purpose
-               build_args=VERILATOR_ARGS if sim == "verilator" else [],
+               build_args=(VERILATOR_ARGS + [f"-GAW={p.addr_width}"] if sim == "verilator"
+                           else [f"-Ptop_tb.AW={p.addr_width}"]),
                plusargs=list(plusargs), test_dir=work if BUILD_CACHE else None,
                extra_env={"EFGEN_TOP_SCRIPT": str(work / "script.json"),
                           "EFGEN_TOP_RESULTS": str(res_path)})
@@ -453,10 +456,17 @@ def _fault_range(c: _Case, f: Fault) -> dict:
 
 def run_passes(p: RtlParams, lps: list[LayerPhase], passes: list, *, sim: str = "verilator",
                workdir: Path | None = None, seed: int = 0, latency: int = DRAM_LATENCY,
-               plusargs: tuple = ()) -> list[PassResult]:
+               plusargs: tuple = (), shared: Pause | None = None, dram_base: int = 0,
+               timeout: int | None = None) -> list[PassResult]:
     """Co-simulate ``passes`` ([(list of Run, Pause or None), ...]) of ``lps`` in one
     simulation; each pass starts from the same DRAM image. A case run several times in a
-    pass is compared from its last run (the pass's final DRAM)."""
+    pass is compared from its last run (the pass's final DRAM).
+
+    ``shared``: the three masters share one memory through one arbitrated, in-order port
+    (sim/top/shared_port.py) with ``shared.prob`` random back-pressure, instead of a
+    memory model per master; the passes then take no ``Pause`` and no ``Fault``; its
+    memory sits at bus address ``dram_base`` (the pointer registers are set to it).
+    ``timeout``: cycles a run may take before the testbench fails it (a hang)."""
     work, img, cases = _prepare(p, lps, workdir, seed)
     script_passes = []
     for k, (runs, pause) in enumerate(passes):
@@ -464,12 +474,17 @@ def run_passes(p: RtlParams, lps: list[LayerPhase], passes: list, *, sim: str = 
         for j, r in enumerate(runs):
             c = cases[r.case]
             over = {REGISTER_MAP[name]: int(v) & 0xFFFFFFFF for name, v in r.set}
-            rs.append({"tag": f"{j}", "regs": [[o, over.get(o, v)] for o, v in c.regs],
+            regs = [[o, over.pop(o, v)] for o, v in c.regs] + [[o, v] for o, v in over.items()]
+            rs.append({"tag": f"{j}", "regs": regs, "abort_at": r.abort_at,
                        "faults": [_fault_range(c, f) for f in r.faults]})
         script_passes.append({"dump": str(work / f"dump{k}.npy"), "runs": rs,
                               "pause": vars(pause) if pause else None})
-    got = simulate(p, work, {"image": str(work / "image.npy"), "latency": latency,
-                             "passes": script_passes}, sim=sim, plusargs=plusargs)
+    script = {"image": str(work / "image.npy"), "latency": latency, "passes": script_passes}
+    if shared is not None:
+        script["shared"] = {**vars(shared), "base": int(dram_base)}
+    if timeout is not None:
+        script["timeout"] = int(timeout)
+    got = simulate(p, work, script, sim=sim, plusargs=plusargs)
     out = []
     for k, (runs, _) in enumerate(passes):
         dump = np.load(work / f"dump{k}.npy")

@@ -23,8 +23,9 @@ from efgen.rtl.top import RtlParams
 
 # Cycles the RTL spends around each transfer and block, beyond DRAM latency and words
 # (layer_seq.v: the loader's tile set-up steps and the handshake states; tile_rd/tile_wr
-# command and FIFO stages; axi_dma_rd's 5 cycles from command to first word).
-LOAD_OVERHEAD = 14        # tile set-up (9) + DMA command to first word (5)
+# command and FIFO stages; axi_dma_rd's 7 cycles from command to first word, 2 of them
+# its read buffer's registered block-RAM read).
+LOAD_OVERHEAD = 16        # tile set-up (9) + DMA command to first word (5) + read buffer (2)
 STORE_OVERHEAD = 12       # tile set-up (8) + store-path read and FIFO (4)
 BLOCK_OVERHEAD = 2        # computer, per engine block: block start, wait
 STEP_OVERHEAD = 3         # computer, per step (one IFM half; io/WU: its mc blocks): step, after, next

@@ -76,6 +76,10 @@ FAMILIES: dict[str, tuple[str, tuple[int, ...]]] = {
     "zynq-ultrascale+": ("DSP48E2", (32, 64, 128)),
     "zynq-7000": ("DSP48E1", (32, 64)),
 }
+#: family -> address bits of the PS's AXI slave ports (the PL masters' reach): Zynq
+#: UltraScale+ HP ports take 40-bit addresses (UG1085: DDR up to 0x8_7FFF_FFFF), Zynq-7000
+#: 32-bit (UG585)
+PS_ADDR_BITS: dict[str, int] = {"zynq-ultrascale+": 40, "zynq-7000": 32}
 DSP_TYPES = ("DSP48E1", "DSP48E2")
 MAX_CLOCK_MHZ = 1000.0
 

@@ -62,7 +62,11 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
   (LUT RAM) and a per-burst FIFO of OUTSTANDING beat addresses (for FAIL_ADDR; LUT RAM;
   ``axi_dma_wr``'s also holds the burst's last-of-command bit); ``axi_dma_wr`` also the
-  per-burst AWLEN FIFO (8 bits, LUT RAM).
+  per-burst AWLEN FIFO (8 bits, LUT RAM). Each read engine has a read buffer of
+  2**ceil(log2(OUTSTANDING * MAX_BURST)) beats and the write engine a write buffer of
+  2 * MAX_BURST beats of {WSTRB, data} (registered reads: block RAM at the usual sizes),
+  the space the AXI rules of issue 19 reserve (reads issued only against free buffer,
+  AW only with its burst's data).
 
 A memory goes to flip-flops when Yosys's ``memory_libmap`` finds no RAM cheaper than
 ``width * depth`` (one cost unit a bit); a RAM's cost is :func:`ram_cells`'s plus 2 (one
@@ -504,6 +508,10 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     mems += [("axi_dma_wr commands", cq_w, cq_depth, True),
              ("axi_dma_wr burst AWLEN", 8, bq_depth, True),
              ("axi_dma_wr burst last + address", 1 + beat_aw, bq_depth, True)]
+    rb_depth = 2 ** math.ceil(math.log2(d.outstanding * d.max_burst))
+    mems += [(f"axi_dma_rd {k} read buffer", d.data_width, rb_depth, False) for k in (0, 1)]
+    mems.append(("axi_dma_wr write buffer", d.data_width + d.data_width // 8,
+                 2 * d.max_burst, False))
     return mems
 
 

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass
 
 from efgen._version import __version__
 from efgen.errors import EfgenError
-from efgen.rtl.dma import AXIL_ADDR_WIDTH, DESC_PORTS, DmaParams, dma_verilog
+from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, DmaParams,
+                           dma_verilog)
 from efgen.rtl.engine import WLOAD_LATENCY, EngineParams, engine_verilog, wu_copies
 from efgen.rtl.fpu import _env
 
@@ -42,15 +43,19 @@ class RtlParams:
 
     ``engine``: the core (Tm, Tn, buffer depths per bank and half, FP32 impl);
     ``layout``: feature-map layout in DRAM; ``max_burst``/``outstanding``: the DMA
-    engines (32-bit data).
+    engines (32-bit data); ``addr_width``: AXI address bits (the board's PS:
+    :data:`efgen.frontend.boards.PS_ADDR_BITS`, 32 to 63).
     """
 
     engine: EngineParams
     layout: str = "reshaped"
     max_burst: int = 256
     outstanding: int = 8
+    addr_width: int = 32
 
     def __post_init__(self):
+        if not 32 <= self.addr_width <= 63:
+            raise ValueError(f"RtlParams.addr_width={self.addr_width!r}: expected 32 to 63 bits")
         if self.layout not in LAYOUTS:
             raise ValueError(f"RtlParams.layout={self.layout!r}: expected one of {LAYOUTS}")
         tl = self.tl
@@ -77,7 +82,7 @@ class RtlParams:
 
     @property
     def dma(self) -> DmaParams:
-        return DmaParams(data_width=32, addr_width=32, len_width=32,
+        return DmaParams(data_width=32, addr_width=self.addr_width, len_width=32,
                          max_burst=self.max_burst, outstanding=self.outstanding)
 
     def as_dict(self) -> dict:
@@ -88,14 +93,16 @@ class RtlParams:
 
 def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int,
                   kmax: int, max_burst: int, layout: str | None = None,
-                  impl: str = "behav") -> RtlParams:
+                  impl: str = "behav", addr_width: int = 32) -> RtlParams:
     """The RTL of an array (buffers in words per bank, rounded up to powers of two) for a
-    net whose largest conv kernel is ``kmax``. ValueError when the RTL cannot build it."""
+    net whose largest conv kernel is ``kmax``, with ``addr_width``-bit AXI addresses.
+    ValueError when the RTL cannot build it."""
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=_pow2_at_least(ifm_depth),
                        ofm_depth=_pow2_at_least(ofm_depth),
                        wbuf_depth=_pow2_at_least(max(wbuf_depth, kmax * kmax * wu_copies(1))),
                        kmax=max(kmax, 3), smax=4, impl=impl)
-    return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst))
+    return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst),
+                     addr_width=addr_width)
 
 
 def net_kmax(net) -> int:
@@ -111,11 +118,20 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
                          "build with --precision fp32")
     try:
         return rtl_params_hw(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth,
-                             net_kmax(design.net_ir), hw.max_burst_beats, layout, impl)
+                             net_kmax(design.net_ir), hw.max_burst_beats, layout, impl,
+                             addr_width=_addr_bits(design.board))
     except ValueError as exc:
         raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
                          fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "
                              "--tiles Tm=8,Tn=8") from None
+
+
+def _addr_bits(board_name: str) -> int:
+    from efgen.frontend.boards import PS_ADDR_BITS, load_board
+    try:
+        return PS_ADDR_BITS[load_board(board_name).family]
+    except EfgenError:
+        return 32      # a Design whose board is not in the catalogue: the 32-bit default
 
 
 def rtl_verilog(p: RtlParams) -> dict[str, str]:
@@ -135,7 +151,10 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "wload_latency": WLOAD_LATENCY,
            "wu_copies": {k: wu_copies(k) for k in range(1, e.kmax + 1)},
            "dma": p.dma, "axil_aw": AXIL_ADDR_WIDTH,
-           "ports": [d._asdict() for d in DESC_PORTS]}
+           "ports": [d._asdict() for d in DESC_PORTS],
+           "aw": p.addr_width, "err_range": ERR_RANGE, "err_aborted": ERR_ABORTED,
+           "pad30": "" if p.addr_width == 32 else "{ {%d{1'b0}}, " % (p.addr_width - 32),
+           "pad30_end": "" if p.addr_width == 32 else "}"}
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
     files[f"{TOP}.v"] = env.get_template("efgen_top.v.j2").render(module=TOP, **ctx)

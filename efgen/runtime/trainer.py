@@ -5,9 +5,9 @@ image the C-simulation runs). :func:`train_step` walks it in order, as a generat
 operations (:mod:`efgen.runtime.protocol`):
 
 * every CONV_FP / CONV_BP / CONV_WU descriptor runs on the device: the DRAM image is
-  handed to it (:class:`~efgen.runtime.protocol.ToDevice`), the descriptor (its addresses
-  rebased onto the image's physical word address) is written and started through the
-  register map, and the device's writes are taken back
+  handed to it (:class:`~efgen.runtime.protocol.ToDevice`), the descriptor (its word
+  offsets from the image, whose physical byte address goes to the pointer registers)
+  is written and started through the register map, and the device's writes are taken back
   (:class:`~efgen.runtime.protocol.FromDevice`);
 * every other descriptor (batchnorm, pooling, adds, error sums, shortcut, flatten,
   ReLU) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
@@ -32,7 +32,7 @@ import numpy as np
 
 from efgen.golden import ops
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
-from efgen.runtime.protocol import FromDevice, ToDevice, rebase, run_descriptor
+from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
 OP_NAMES = {v: k for k, v in OPS.items()}
@@ -122,7 +122,7 @@ def train_step(prog, mem: np.ndarray, labels, *, base_words: int = 0, check=None
                 skip.add(int(d.a[6]))          # the RTL writes no gradient debug copy
             d2, parts = rtl_desc(d)
             yield ToDevice()
-            res = yield from run_descriptor(rebase(d2, base_words), f"{s.layer}:{phase}",
+            res = yield from run_descriptor(d2, f"{s.layer}:{phase}", base_bytes=4 * base_words,
                                             **extra)
             yield FromDevice()
             host_parts(it, d)

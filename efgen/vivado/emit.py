@@ -5,11 +5,16 @@ Two accelerator IPs fit the same block design, chosen when build.tcl runs
 
 * ``hls``: the Vitis HLS IP that hls/run_hls.tcl exports (:data:`HLS_VLNV`, in
   hls/efgen_prj/solution1/impl/ip): interfaces m_axi_gmem0..2 and s_axi_control (the
-  bundles of efgen_top.cpp's INTERFACE pragmas), clock ap_clk, reset ap_rst_n (active low).
+  bundles of efgen_top.cpp's INTERFACE pragmas), clock ap_clk, reset ap_rst_n (active low),
+  interrupt pin ``interrupt``.
 * ``rtl``: the reference RTL of rtl/, packaged by package_rtl_ip.tcl as :data:`RTL_VLNV`:
   AXI4 read masters m_axi0 and m_axi1, AXI4 write master m_axi2, AXI4-Lite slave s_axil
-  (every port mapped explicitly, :data:`RTL_INTERFACES`), clock clk, reset rst
-  (synchronous, ACTIVE HIGH: driven by proc_sys_reset's peripheral_reset).
+  (every port mapped explicitly, :data:`RTL_INTERFACES`), clock clk, reset ap_rst_n
+  (active low, like the HLS IP's: driven by proc_sys_reset's peripheral_aresetn), the
+  interrupt on pin ``irq`` (interface ``interrupt``).
+
+Both IPs' interrupts go to the PS (pl_ps_irq0 on Zynq UltraScale+, IRQ_F2P on
+Zynq-7000): the same register map (efgen.rtl.regmap) and the same driver for both.
 
 The block design places the board family's PS (zynq_ultra_ps_e or processing_system7),
 connects the three masters to the Design's ``hw.ports`` HP ports (min(3, axi.hp_ports), as
@@ -32,7 +37,7 @@ import jinja2
 from efgen._version import __version__
 from efgen.design import Design
 from efgen.errors import EfgenError
-from efgen.frontend.boards import Board
+from efgen.frontend.boards import PS_ADDR_BITS, Board
 from efgen.resources import data_dir
 
 HLS_VLNV = "xilinx.com:hls:efgen_top:1.0"     # run_hls.tcl's export_design names it
@@ -67,15 +72,15 @@ def _bus(name: str, mode: str, signals: tuple[str, ...]) -> BusInterface:
 #: declares them; with clk and rst they are every port of the module.
 RTL_INTERFACES = (_bus("s_axil", "slave", _LITE), _bus("m_axi0", "master", _AR),
                   _bus("m_axi1", "master", _AR), _bus("m_axi2", "master", _AW))
-RTL_CLOCK, RTL_RESET = "clk", "rst"
+RTL_CLOCK, RTL_RESET, RTL_IRQ = "clk", "ap_rst_n", "irq"
 
 #: Per accelerator IP: the block design's names of its pins and interfaces.
 VARIANTS = {
     "hls": {"vlnv": HLS_VLNV, "clk": "ap_clk", "rst": "ap_rst_n",
-            "rst_src": "peripheral_aresetn", "ctrl": "s_axi_control",
+            "rst_src": "peripheral_aresetn", "ctrl": "s_axi_control", "irq": "interrupt",
             "masters": ("m_axi_gmem0", "m_axi_gmem1", "m_axi_gmem2")},
     "rtl": {"vlnv": RTL_VLNV, "clk": RTL_CLOCK, "rst": RTL_RESET,
-            "rst_src": "peripheral_reset", "ctrl": "s_axil",
+            "rst_src": "peripheral_aresetn", "ctrl": "s_axil", "irq": RTL_IRQ,
             "masters": ("m_axi0", "m_axi1", "m_axi2")},
 }
 
@@ -93,7 +98,11 @@ PS_FAMILIES = {
         "hp_offset": 2,
         "clock": "CONFIG.PSU__CRL_APB__PL0_REF_CTRL__FREQMHZ",
         "fixed": (("CONFIG.PSU__FPGA_PL0_ENABLE", "1"), ("CONFIG.PSU__USE__M_AXI_GP0", "1"),
-                  ("CONFIG.PSU__USE__M_AXI_GP1", "0"), ("CONFIG.PSU__USE__M_AXI_GP2", "0")),
+                  ("CONFIG.PSU__USE__M_AXI_GP1", "0"), ("CONFIG.PSU__USE__M_AXI_GP2", "0"),
+                  ("CONFIG.PSU__USE__IRQ0", "1")),
+        "irq": "pl_ps_irq0",
+        # the DDR segments a master maps: both, for 40-bit addresses (upper DDR at 32 GB)
+        "ddr": ("DDR_LOW", "DDR_HIGH"),
         "external": (),
     },
     "zynq-7000": {
@@ -105,7 +114,10 @@ PS_FAMILIES = {
         "hp_offset": 0,
         "clock": "CONFIG.PCW_FPGA0_PERIPHERAL_FREQMHZ",
         "fixed": (("CONFIG.PCW_EN_CLK0_PORT", "1"), ("CONFIG.PCW_EN_RST0_PORT", "1"),
-                  ("CONFIG.PCW_USE_M_AXI_GP0", "1")),
+                  ("CONFIG.PCW_USE_M_AXI_GP0", "1"), ("CONFIG.PCW_USE_FABRIC_INTERRUPT", "1"),
+                  ("CONFIG.PCW_IRQ_F2P_INTR", "1")),
+        "irq": "IRQ_F2P",
+        "ddr": ("DDR_LOWOCM",),
         # The PS7's DDR and MIO pins leave the block design as top-level ports.
         "external": ("DDR", "FIXED_IO"),
     },
@@ -197,6 +209,10 @@ def render_vivado(design: Design, board: Board, hls: bool = True, rtl: bool = Tr
         "rtl_interfaces": RTL_INTERFACES,
         "rtl_clock": RTL_CLOCK,
         "rtl_reset": RTL_RESET,
+        "rtl_irq": RTL_IRQ,
+        # each master's address space: the board PS's address bits (40: 1 TB, 32: 4 GB)
+        "addr_bits": PS_ADDR_BITS[board.family],
+        "addr_range": {40: "1T", 32: "4G"}[PS_ADDR_BITS[board.family]],
         # desc_regs decodes AXIL_ADDR_WIDTH bits; a PS master maps at least 4 KB.
         "axil_range": max(4096, 1 << AXIL_ADDR_WIDTH),
     }

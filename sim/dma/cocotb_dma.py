@@ -30,7 +30,11 @@ from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 from efgen.hls.desc import EfgenDesc
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import (
+    AP_DONE,
+    AP_IDLE,
+    AP_READY,
     CONTROL_START,
+    ISR_DONE,
     DESC_PORTS,
     REGISTER_MAP,
     REGISTERS,
@@ -142,7 +146,7 @@ class TB:
     async def reset(self):
         d = self.dut
         for s in (d.rd_cmd_valid, d.rd_ready, d.wr_cmd_valid, d.wr_valid, d.regs_done,
-                  d.regs_error, d.rd_cmd_addr, d.rd_cmd_len, d.wr_cmd_addr, d.wr_cmd_len,
+                  d.regs_error, d.regs_refuse, d.rd_cmd_addr, d.rd_cmd_len, d.wr_cmd_addr, d.wr_cmd_len,
                   d.wr_data):
             s.value = 0
         d.rst.value = 1
@@ -611,14 +615,21 @@ async def regs(dut):
     old = await tb.axil.read_dword(off)
     await tb.axil.write(off + 2, b"\xa5")
     assert await tb.axil.read_dword(off) == (old & ~0x00FF0000) | 0x00A50000
-    # unmapped offsets read 0 and ignore writes
+    # the pointer registers: 64 bits each, on their ports
+    for k, arg in enumerate(("gmem_in", "gmem_w", "gmem_out")):
+        await tb.axil.write_dword(REGISTER_MAP[f"{arg}_lo"], 0x1000 * (k + 1))
+        await tb.axil.write_dword(REGISTER_MAP[f"{arg}_hi"], 0x8 + k)
+    for k, arg in enumerate(("gmem_in", "gmem_w", "gmem_out")):
+        assert int(getattr(dut, f"regs_{arg}").value) == (0x8 + k) << 32 | 0x1000 * (k + 1)
+    # unmapped offsets (the reserved words after each argument, the gap before STATUS)
+    # read 0 and ignore writes
     mapped = set(REGISTER_MAP.values())
-    for off in (0x10, 0x14, 0x1C, max(mapped) + 4, 0xFC):
+    for off in (0xB0, 0xBC, 0xC8, 0xD4, 0xD8, 0xF4, 0xFC):
         assert off not in mapped
         await tb.axil.write_dword(off, 0xFFFFFFFF)
         assert await tb.axil.read_dword(off) == 0
-    # CONTROL reads 0, STATUS idle
-    assert await tb.axil.read_dword(REGISTER_MAP["control"]) == 0
+    # AP_CTRL: idle; STATUS idle
+    assert await tb.axil.read_dword(REGISTER_MAP["control"]) == AP_IDLE
     assert await _status(tb) == 0
 
     async def pulse_done(k, error_at):
@@ -648,7 +659,45 @@ async def regs(dut):
         assert bool(st & STATUS_ERROR) == (error_at is not None), st
         return await tb.axil.read_dword(REGISTER_MAP["cycles"])
 
+    # ap_ctrl_hs: ap_done and ap_ready after the run, cleared by reading AP_CTRL; the
+    # interrupt with GIE and IER set, ISR toggled off by writing 1
+    await tb.axil.write_dword(REGISTER_MAP["gie"], 1)
+    await tb.axil.write_dword(REGISTER_MAP["ier"], ISR_DONE)
+    assert not dut.regs_irq.value
     assert await run(37) == 37
+    assert await tb.axil.read_dword(REGISTER_MAP["control"]) == AP_IDLE | AP_DONE | AP_READY
+    assert await tb.axil.read_dword(REGISTER_MAP["control"]) == AP_IDLE   # clear on read
+    assert await tb.axil.read_dword(REGISTER_MAP["isr"]) == ISR_DONE
+    assert dut.regs_irq.value
+    await tb.axil.write_dword(REGISTER_MAP["isr"], ISR_DONE)
+    await ClockCycles(dut.clk, 2)
+    assert await tb.axil.read_dword(REGISTER_MAP["isr"]) == 0 and not dut.regs_irq.value
+    await tb.axil.write_dword(REGISTER_MAP["gie"], 0)
+    # a refused START: no start pulse, DONE and ERROR at once with the refusal's code
+    n0 = len(tb.start_cycles)
+    dut.regs_refuse.value = 1
+    await tb.axil.write_dword(REGISTER_MAP["control"], CONTROL_START)
+    await ClockCycles(dut.clk, 3)
+    dut.regs_refuse.value = 0
+    assert len(tb.start_cycles) == n0
+    assert await _status(tb) == STATUS_DONE | STATUS_ERROR | (8 << 8)
+    assert await tb.axil.read_dword(REGISTER_MAP["control"]) & AP_DONE
+    # FAIL_ADDR holds all 64 bits of the first error's address
+    assert await run(20, error_at=5) == 20
+    assert await tb.axil.read_dword(REGISTER_MAP["fail_addr"]) == 0x3456_789A
+    assert await tb.axil.read_dword(REGISTER_MAP["fail_addr_hi"]) == 0x12
+    # ABORT while busy: one pulse; ignored while idle
+    aborts = []
+
+    async def watch():
+        while True:
+            await RisingEdge(dut.clk)
+            if dut.regs_abort.value:
+                aborts.append(tb.cycle)
+    watcher = cocotb.start_soon(watch())
+    await tb.axil.write_dword(REGISTER_MAP["abort"], 1)
+    await ClockCycles(dut.clk, 3)
+    assert aborts == []
     assert await run(1) == 1            # done in the cycle right after the start pulse
     assert await run(500, error_at=100) == 500
     assert await run(12) == 12          # a new start clears DONE and ERROR
@@ -659,6 +708,10 @@ async def regs(dut):
     await tb.axil.write_dword(REGISTER_MAP["control"], CONTROL_START)
     assert await _status(tb) == STATUS_BUSY
     assert len(tb.start_cycles) == n0 + 1
+    await tb.axil.write_dword(REGISTER_MAP["abort"], 1)    # busy: one abort pulse
+    await ClockCycles(dut.clk, 3)
+    assert len(aborts) == 1
+    watcher.kill()
     dut.regs_done.value = 1
     await RisingEdge(dut.clk)
     dut.regs_done.value = 0

@@ -106,8 +106,12 @@ reg                          s_axil_rready;
 
 wire                         regs_start;
 wire                         regs_busy;
+wire                         regs_abort;
+wire                         regs_irq;
+reg                          regs_refuse;
 reg                          regs_done;
 reg                          regs_error;
+wire [63:0]                  regs_gmem_in, regs_gmem_w, regs_gmem_out;
 
 axi_dma_rd #(
     .DATA_WIDTH(DATA_WIDTH), .ADDR_WIDTH(ADDR_WIDTH), .ID_WIDTH(1), .LEN_WIDTH(LEN_WIDTH),
@@ -147,6 +151,7 @@ axi_dma_wr #(
     .error_addr()
 );
 
+// the desc_* outputs are read hierarchically by the test (dut.u_regs.desc_*)
 /* verilator lint_off PINMISSING */
 desc_regs u_regs (
     .clk(clk), .rst(rst),
@@ -159,8 +164,10 @@ desc_regs u_regs (
     .s_axil_arvalid(s_axil_arvalid), .s_axil_arready(s_axil_arready),
     .s_axil_rdata(s_axil_rdata), .s_axil_rresp(s_axil_rresp),
     .s_axil_rvalid(s_axil_rvalid), .s_axil_rready(s_axil_rready),
-    .start(regs_start), .busy(regs_busy), .done(regs_done), .error(regs_error),
-    .error_code(8'd0), .error_addr(32'd0)
+    .start(regs_start), .busy(regs_busy), .abort_req(regs_abort), .irq(regs_irq),
+    .refuse(regs_refuse), .refuse_code(8'd8),
+    .done(regs_done), .error(regs_error), .error_code(8'd0), .error_addr(64'h12_3456_789A),
+    .gmem_in(regs_gmem_in), .gmem_w(regs_gmem_w), .gmem_out(regs_gmem_out)
 );
 /* verilator lint_on PINMISSING */
 

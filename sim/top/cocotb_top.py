@@ -105,9 +105,21 @@ def _pauses(prob: float, rng: random.Random):
 class Host:
     """The host side: DRAM (three cocotbext-axi models on one memory) and AXI4-Lite."""
 
-    def __init__(self, dut, latency: int, size: int):
+    def __init__(self, dut, latency: int, size: int, shared: dict | None = None):
         self.dut = dut
         cocotb.start_soon(Clock(dut.clk, CLK_NS, units="ns").start())
+        self.faults: list[dict] = []
+        self.faulted: list = []
+        self.shared = None
+        self.timeout = TIMEOUT
+        if shared is not None:         # all three masters behind one port (shared_port.py)
+            from sim.top.shared_port import SharedPort
+            self.ram0 = self.shared = SharedPort(dut, dut.clk, size, latency,
+                                                 int(shared["seed"]), float(shared["prob"]),
+                                                 base=int(shared.get("base", 0)))
+            self.rams = ()
+            self._control()
+            return
         self.ram0 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi0"), dut.clk, dut.rst, size=size)
         ram1 = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi1"), dut.clk, dut.rst,
                           mem=self.ram0.mem)
@@ -120,13 +132,16 @@ class Host:
             ram.ar_channel = _Tap(ram.ar_channel, "araddr")
         ram2.aw_channel = _Tap(ram2.aw_channel, "awaddr")
         self.rams = (self.ram0, ram1, ram2)
-        self.faults: list[dict] = []
-        self.faulted: list = []          # (port, burst byte address, resp) answered
-        for port, ram in enumerate(self.rams):
+        for port, ram in enumerate(self.rams):   # faulted: (port, burst byte address, resp)
             self._hook(port, ram)
+        for log in (self.ram0.log, ram1.log, ram2.log):
+            log.setLevel(logging.WARNING)
+        self._control()
+
+    def _control(self):
+        dut = self.dut
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-        for log in (self.ram0.log, ram1.log, ram2.log, self.axil.read_if.log,
-                    self.axil.write_if.log):
+        for log in (self.axil.read_if.log, self.axil.write_if.log):
             log.setLevel(logging.WARNING)
         self.mon = Monitor(dut)
 
@@ -176,6 +191,9 @@ class Host:
 
     def set_pause(self, pause: dict | None) -> None:
         """Random back-pressure/idle cycles on every channel (None: none)."""
+        if self.shared is not None:
+            assert not pause, "the shared port has its own back-pressure (script 'shared')"
+            return
         chans = [c for r in self.rams[:2] for c in (r.ar_channel, r.r_channel)]
         chans += [self.rams[2].aw_channel, self.rams[2].w_channel, self.rams[2].b_channel]
         for k, ch in enumerate(chans):
@@ -189,7 +207,7 @@ class Host:
         self.dut.rst.value = 1
         await ClockCycles(self.dut.clk, 5)
         self.dut.rst.value = 0
-        await ClockCycles(self.dut.clk, 2)
+        await ClockCycles(self.dut.clk, 4)   # ap_rst_n passes two synchronising flip-flops
 
     def write_image(self, addr_words: int, words: np.ndarray) -> None:
         self.ram0.write(addr_words * 4, np.ascontiguousarray(words, "<u4").tobytes())
@@ -197,23 +215,31 @@ class Host:
     def read_image(self, addr_words: int, n: int) -> np.ndarray:
         return np.frombuffer(self.ram0.read(addr_words * 4, n * 4), dtype="<u4").copy()
 
-    async def run(self, tag: str, regs, faults=(), allow_error: bool = False) -> dict:
-        """Write a descriptor, start it, wait for DONE; cycles and AXI traffic."""
+    async def run(self, tag: str, regs, faults=(), allow_error: bool = False,
+                  abort_at: int | None = None) -> dict:
+        """Write a descriptor, start it, wait for DONE; cycles and AXI traffic.
+        ``abort_at``: write ABORT that many cycles after START."""
         mon, axil = self.mon, self.axil
         self.faults, self.faulted = list(faults), []
-        for off, val in regs:
+        base = self.shared.base if self.shared is not None else 0
+        pointers = [(REGISTER_MAP[f"{a}_{h}"], (base >> s) & 0xFFFFFFFF)
+                    for a in ("gmem_in", "gmem_w", "gmem_out") for h, s in (("lo", 0), ("hi", 32))]
+        for off, val in pointers + list(regs):      # regs may override the pointers
             await axil.write_dword(off, int(val) & 0xFFFFFFFF)
         b0, n0 = list(mon.bursts), list(mon.beats)
         mon.start_cycle = mon.done_cycle = None
         await axil.write_dword(REGISTER_MAP["control"], CONTROL_START)
         waited = 0
+        if abort_at is not None:
+            await ClockCycles(self.dut.clk, abort_at)
+            await axil.write_dword(REGISTER_MAP["abort"], 1)
         while True:
             await ClockCycles(self.dut.clk, POLL)
             waited += POLL
             status = await axil.read_dword(REGISTER_MAP["status"])
             if not status & STATUS_BUSY:
                 break
-            assert waited < TIMEOUT, f"{tag}: no done after {TIMEOUT} cycles"
+            assert waited < self.timeout, f"{tag}: no done after {self.timeout} cycles"
         self.faults = []
         assert status & 2, f"{tag}: STATUS {status:#x} without DONE"
         assert allow_error or not status & STATUS_ERROR, f"{tag}: error (STATUS {status:#x})"
@@ -246,7 +272,7 @@ async def run_script(dut):
         with open(script["step"], "rb") as f:
             plan = pickle.load(f)
         tr = plan["trainer"]
-        host = Host(dut, lat, _mem_size(tr.base_words + tr.words))
+        host = Host(dut, lat, _mem_size(tr.base_words + tr.words), script.get("shared"))
         await host.reset()
         host.set_pause(script.get("pause"))
         out = await drive(host, plan)
@@ -256,8 +282,9 @@ async def run_script(dut):
                    for r in out["steps"][0]["ran"]}
     else:                                    # independent layer-phases (efgen.cosim.layers)
         image = np.load(script["image"]).astype("<u4")
-        host = Host(dut, lat, _mem_size(image.size))
+        host = Host(dut, lat, _mem_size(image.size), script.get("shared"))
         await host.reset()
+        host.timeout = int(script.get("timeout", TIMEOUT))
         results = []
         for ps in script.get("passes") or [{"dump": script["dump"], "runs": script["runs"],
                                              "pause": script.get("pause")}]:
@@ -266,7 +293,7 @@ async def run_script(dut):
             got = {}
             for run in ps["runs"]:
                 got[run["tag"]] = await host.run(run["tag"], run["regs"], run.get("faults", ()),
-                                                 allow_error=True)
+                                                 allow_error=True, abort_at=run.get("abort_at"))
                 if "progress" in script:     # the run's outputs and figures, as it ends
                     parts = [host.read_image(a, n) for a, n in run.get("outputs", [])]
                     np.save(f"{script['progress']}-{run['tag']}.npy",

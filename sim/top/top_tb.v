@@ -4,13 +4,17 @@
 // wrapper at every evaluation, overwriting the values cocotb writes to them
 // (verilator/verilator#3919). cocotbext-axi drives s_axil_* (AxiLiteMaster) and the
 // three AXI masters m_axi0_*, m_axi1_* (AxiRamRead) and m_axi2_* (AxiRamWrite).
+// rst is active high here (cocotbext-axi's models take it so); the DUT gets ap_rst_n.
+// AW: efgen_top's AXI address bits (RtlParams.addr_width; efgen.cosim.layers.simulate
+// overrides it).
 `timescale 1ns / 1ps
 `default_nettype none
 
-module top_tb ();
+module top_tb #(parameter AW = 32) ();
 
 reg clk;
 reg rst;
+wire irq;
 reg  [7:0] s_axil_awaddr;
 reg  [2:0] s_axil_awprot;
 reg  s_axil_awvalid;
@@ -31,7 +35,7 @@ wire [31:0] s_axil_rdata;
 wire [1:0] s_axil_rresp;
 wire s_axil_rvalid;
 wire m_axi0_arid;
-wire [31:0] m_axi0_araddr;
+wire [AW-1:0] m_axi0_araddr;
 wire [7:0] m_axi0_arlen;
 wire [2:0] m_axi0_arsize;
 wire [1:0] m_axi0_arburst;
@@ -47,7 +51,7 @@ reg  [1:0] m_axi0_rresp;
 reg  m_axi0_rlast;
 reg  m_axi0_rvalid;
 wire m_axi1_arid;
-wire [31:0] m_axi1_araddr;
+wire [AW-1:0] m_axi1_araddr;
 wire [7:0] m_axi1_arlen;
 wire [2:0] m_axi1_arsize;
 wire [1:0] m_axi1_arburst;
@@ -63,7 +67,7 @@ reg  [1:0] m_axi1_rresp;
 reg  m_axi1_rlast;
 reg  m_axi1_rvalid;
 wire m_axi2_awid;
-wire [31:0] m_axi2_awaddr;
+wire [AW-1:0] m_axi2_awaddr;
 wire [7:0] m_axi2_awlen;
 wire [2:0] m_axi2_awsize;
 wire [1:0] m_axi2_awburst;
@@ -84,7 +88,8 @@ reg  m_axi2_bvalid;
 
 efgen_top dut (
     .clk(clk),
-    .rst(rst),
+    .ap_rst_n(!rst),
+    .irq(irq),
     .s_axil_awaddr(s_axil_awaddr),
     .s_axil_awprot(s_axil_awprot),
     .s_axil_awvalid(s_axil_awvalid),

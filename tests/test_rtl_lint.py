@@ -1,0 +1,90 @@
+"""Portability of the generated Verilog (issue 19, requirement 6 and review point 8).
+
+A representative design (4x4 array, synthesizable FP32 units, 40-bit AXI addresses,
+256-beat bursts) is linted with `verilator --lint-only -Wall` and `iverilog -g2005`, and
+checked for names used before their declaration (efgen.rtl.lint), which neither
+simulator reports.
+
+layer_seq.v is the one module exempt from the -Wall and declare-before-use checks, by
+name: it is being restructured by the timing work of the same issue (requirement 2) in
+parallel, and carries 18 WIDTH warnings and one use before declaration (st_addr_w)
+today; the check reports them so that they can be removed there.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from efgen.rtl.engine import EngineParams
+from efgen.rtl.lint import used_before_declared
+from efgen.rtl.top import RtlParams, rtl_verilog
+
+P = RtlParams(EngineParams(tm=4, tn=4, ifm_depth=512, ofm_depth=256, wbuf_depth=256, kmax=3,
+                           smax=4, impl="synth"), max_burst=256, addr_width=40)
+OWNED_ELSEWHERE = {"layer_seq.v"}
+# the modules this work keeps free of in-source lint waivers
+NO_WAIVERS = ("axi_dma_rd.v", "axi_dma_wr.v", "desc_regs.v", "efgen_top.v")
+
+
+def _require(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} not installed: apt-get install {tool}")
+
+
+@pytest.fixture(scope="module")
+def design(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lint")
+    files = rtl_verilog(P)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    return d, files
+
+
+def test_verilator_wall_clean(design):
+    _require("verilator")
+    d, files = design
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
+                        *sorted(str(d / n) for n in files)], capture_output=True, text=True)
+    warned = re.findall(r"%(?:Warning|Error)-?(\w*): [^\s:]*/(\w+\.v):", r.stderr)
+    by_file: dict = {}
+    for kind, f in warned:
+        by_file.setdefault(f, set()).add(kind)
+    print({f: sorted(k) for f, k in by_file.items()})
+    assert set(by_file) <= OWNED_ELSEWHERE, r.stderr[:4000]
+    assert "%Error:" not in r.stderr.replace("%Error: Exiting due to", "") or by_file, r.stderr
+
+
+def test_icarus_2005_clean(design):
+    _require("iverilog")
+    d, files = design
+    r = subprocess.run(["iverilog", "-g2005", "-Wall", "-o", str(d / "a.out"), "-s",
+                        "efgen_top", *sorted(str(d / n) for n in files)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in (r.stdout + r.stderr).splitlines() if x.strip()]
+    # timescale inheritance notes are Icarus's, not the design's; anything else fails
+    bad = [x for x in lines if "timescale" not in x]
+    print("\n".join(bad))
+    assert not [x for x in bad if not any(f"/{n}:" in x for n in OWNED_ELSEWHERE)], bad
+
+
+def test_declared_before_use(design):
+    _, files = design
+    found = {(name, sig) for name, text in files.items()
+             for _, sig in used_before_declared(text)}
+    assert {(n, s) for n, s in found if n not in OWNED_ELSEWHERE} == set(), found
+    # the checker catches what review point 8 named (efgen_top before this issue)
+    old = ("module t(input wire clk);\nwire a = b & clk;\nwire b;\nreg c;\n"
+           "always @(posedge clk) c <= d;\nreg d;\nfunction f; input x; f = x; endfunction\n"
+           "endmodule\n")
+    assert used_before_declared(old) == [("t", "b"), ("t", "d")]
+
+
+def test_no_lint_waivers(design):
+    _, files = design
+    for name in NO_WAIVERS:
+        assert "lint_off" not in files[name], name
