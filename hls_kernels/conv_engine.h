@@ -285,6 +285,7 @@ struct Job {
   int64_t rec;                   // the side record's word address
   int64_t lk1, lx2, lk2, sk, ssum, dbg;
   int64_t mk;                    // BP: the mask source's BN constants (mask = bn(src) > 0)
+  int64_t se;                    // BP: another sender's error, added in the store (record SE)
   bool relu_in;
   int lmode;                     // 0: bn affine terms; 1: BN BP dx of the error stream (BP
                                  // input dy, WU error tiles) from dz and y (LX2)
@@ -336,7 +337,7 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   if (j.xf) addr_ok = addr_ok && j.rec > 0;
   if (!addr_ok) return EFGEN_CONV_ERR_ADDRESS;
   if (j.stats && (j.mode == WU || !j.xf)) return EFGEN_CONV_ERR_XF;
-  j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = 0;
+  j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = j.se = 0;
   j.relu_in = false;
   j.lmode = 0;
   j.lr = d.lr;
@@ -1032,11 +1033,40 @@ EFGEN_LABEL(STORE_FP_LANES)
   }
 }
 
-// BP: dx = acc, times (x > 0) with x the mask source (FLAG_MASK), read on mem_w.
+// BP with an error operand (record SE): one lane block's tile of another sender's error
+// (same layout as dx), read into seb before the store loop that adds it: a read pass of
+// its own on mem_w, serial with the store (the model's st_extra stream, priced serially).
+static inline void load_se(float seb[T][OFM_DEPTH], const Job& j, const Walk& w, int c,
+                           const Runs& runs, const float* mem_w) {
+  FmView sv = j.dst;
+  sv.base = j.se;
+  int rr = 0, cc = 0;
+EFGEN_LABEL(LOAD_SE_RUNS)
+  for (int k = 0; k < runs.count; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
+    const int64_t a0 = view_addr(sv, w.b, c, w.r0 + rr, w.c0 + cc);
+    int pa = rr * w.tc + cc;
+  EFGEN_LABEL(LOAD_SE_WORDS)
+    for (int q = 0; q < runs.len; ++q) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+      EFGEN_HLS(PIPELINE II=1)
+      for (int t = 0; t < T; ++t) {
+        EFGEN_HLS(UNROLL)
+        seb[t][pa] = mem_w[a0 + int64_t(q) * T + t];
+      }
+      ++pa;
+    }
+    run_next(runs, w.tc, rr, cc);
+  }
+}
+
+// BP: dx = acc (+ the error operand SE), times (x > 0) with x the mask source (FLAG_MASK),
+// read on mem_w.
 static inline void store_bp(const OfmBlock& o, int obase, const Job& j, const Walk& w, int ob,
                             int mbl, const float* mem_w, float* mem_out,
                             const float kbs[XF_CONSTS][TM][MAX_MC],
-                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST]) {
+                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                            float seb[T][OFM_DEPTH]) {
   const bool mask = (j.flags & EFGEN_FLAG_MASK) != 0;
   const FmView& mv = mask ? j.msk : j.dst;   // without a mask: a harmless read of dx itself
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
@@ -1046,6 +1076,7 @@ EFGEN_LABEL(STORE_BP_LANES)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
     const int c = ob * TM + g * T;
+    if (j.se != 0) load_se(seb, j, w, c, runs, mem_w);
     int rr = 0, cc = 0;
   EFGEN_LABEL(STORE_BP_RUNS)
     for (int k = 0; k < runs.count; ++k) {
@@ -1053,6 +1084,7 @@ EFGEN_LABEL(STORE_BP_LANES)
       const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc);
       const int64_t m0 = view_addr(mv, w.b, c, w.r0 + rr, w.c0 + cc);
       int oa = obase + rr * w.tc + cc;
+      int pa = rr * w.tc + cc;
     EFGEN_LABEL(STORE_BP_WORDS)
       for (int q = 0; q < runs.len; ++q) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
@@ -1060,7 +1092,7 @@ EFGEN_LABEL(STORE_BP_LANES)
         EFGEN_HLS(DEPENDENCE variable=sacc type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
-          const float e = o[g * T + t][oa];
+          const float e = j.se != 0 ? o[g * T + t][oa] + seb[t][pa] : o[g * T + t][oa];
           const float src = mem_w[m0 + int64_t(q) * T + t];
           // A fused BN's mask recomputed from its input (record MK): bn(src) > 0.
           const int m = g * T + t;
@@ -1080,6 +1112,7 @@ EFGEN_LABEL(STORE_BP_LANES)
           }
         }
         ++oa;
+        ++pa;
         sc = sc == ACC_DIST - 1 ? 0 : sc + 1;
       }
       run_next(runs, w.tc, rr, cc);
@@ -1098,6 +1131,8 @@ static inline void ce_store(const Job& j, int ob0, int nmb, const float bbuf[TM]
   walk_first(j, w);
   const int groups = j.mode == WU ? 0 : chunk_groups(j, nmb);
   const int nblk = j.io ? nmb : 1;
+  float seb[T][OFM_DEPTH];   // BP: one lane block's tile of the error operand (record SE)
+  EFGEN_HLS(ARRAY_PARTITION variable=seb type=complete dim=1)
 EFGEN_LABEL(STORE_GROUPS)
   for (int g = 0; g < groups; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_GROUPS)
@@ -1111,7 +1146,7 @@ EFGEN_LABEL(STORE_GROUPS)
         if (j.mode == FP)
           store_fp(o, obase, bbuf, j, w, ob0 + mbl, mbl, mem_out, skb, sacc);
         else
-          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs, sacc);
+          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs, sacc, seb);
       }
     }
   EFGEN_LABEL(SKIP_STEPS)
@@ -1407,6 +1442,8 @@ EFGEN_LABEL(LOAD_XF_RECORD)
   j.dbg = rec_addr(rw, 12);
   j.mk = rec_addr(rw, 14);
   if (j.mode == WU) j.a[7] = j.dbg;
+  if (j.mode == BP) j.se = j.dbg;     // words 12-13: WU's DBG, BP's error operand SE
+  if (j.mode == FP && j.dbg != 0) return false;
   // BP loads dy plainly or as a BN's dx (LMODE 1); MK is BP's only; LMODE 1 (BP, WU)
   // needs both constant sets and y, no ReLU and (WU) no bias.
   const bool dx = j.lmode == 1;

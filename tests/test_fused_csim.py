@@ -222,6 +222,44 @@ def test_bp_and_wu_loads_apply_bn_dx(engine, t):
     assert rel_err(eng.wl.unpack(dram.get(mem, "dw"), g.shape), g) <= BAR
 
 
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+@pytest.mark.parametrize("mask", [False, True], ids=["plain", "mask"])
+def test_bp_store_adds_another_senders_error(engine, t, mask):
+    """Record SE on CONV_BP: the store reads the other sender's error beside its tile,
+    adds it to dx and then applies the ReLU mask: the final error of a tensor with two
+    senders, written once (no ERRSUM pass); only dx is written."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(13)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    dy, w, other, src = f(B, M, ho, ho), f(M, N, K, K) * np.float32(0.3), f(B, N, H, W), \
+        f(B, N, H, W)
+    dram = Dram()
+    put_fm(dram, eng, "dy", dy)
+    put_w(dram, eng, "w", w)
+    put_fm(dram, eng, "other", other)
+    put_fm(dram, eng, "src", src)
+    dx_shape = (B, N, H, W)
+    dram.add("dx", eng.fm.size(dx_shape))
+    rec = fused.xf_record(se=dram.off("other"))
+    dram.add("rec", rec.size, rec)
+    a = {0: dram.off("dy"), 1: dram.off("w"), 3: dram.off("rec"), 7: dram.off("dx")}
+    if mask:
+        a[6] = dram.off("src")
+    desc = make_desc("CONV_BP", ["XF"] + (["MASK"] if mask else []), a, **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    check_writes(before, mem, dram.off("dx") + np.arange(eng.fm.size(dx_shape)))
+    dx = eng.fm.unpack(dram.get(mem, "dx"), dx_shape)
+    want = ops.conv_bp(dy, w, S, P, (H, W)) + other
+    if mask:
+        want = ops.relu_bp(want, src)
+    assert rel_err(dx, want) <= BAR
+    assert fused.read_record(mem, dram.off("rec"))["SE"] == dram.off("other")
+
+
 def test_unsupported_fused_descriptors_are_rejected(engine):
     """What is not built yet is refused before anything is written: FLAG_STATS without
     FLAG_XF or on WU, a missing record (check), and (found in the record at run time) a
@@ -309,6 +347,11 @@ def test_fused_tiny_step(case, tmp_path):
     assert not flags[("conv4", "fp")] & FLAGS["XF"]          # reads a materialised add
     assert "act:relu2" not in prog.regions and "relu2:y" in prog.not_in_dram
     assert prog.fusion["fused_into_loads"] == ["relu2"]
+    # the errors with two senders are finalised in the last sender's BP store (record
+    # SE: the other sender's error read beside the store), no ERRSUM pass
+    assert OPS["ERRSUM"] not in [s.desc.op for s in prog.bp]
+    assert prog.fusion["error_sums_in_store"] == ["conv2", "conv4"]
+    assert [r for r in prog.regions if r.startswith("errpart:")] == ["errpart:pool1:short"]
     res = run_csim(net, design, board, tmp_path)
     step = res.steps[0]
     assert step.ok, format_report(res)
@@ -343,7 +386,8 @@ def test_fused_program_interpreted_matches_golden():
 
 def test_fused_resnet20_step(tmp_path):
     """ResNet-20, batch 2, fused: 19 BN statistics in conv stores, the nine block-internal
-    BN/ReLU outputs fused into the second conv's loads; the whole step within 1e-4."""
+    BN/ReLU outputs fused into the second conv's loads, the nine block inputs' error sums
+    in the first conv's BP store; the whole step within 1e-4."""
     from efgen.csim.csim import BAR, format_report, run_csim
 
     net, design, board = _fused("resnet20", 16, 16, 2)
@@ -358,4 +402,7 @@ def test_fused_resnet20_step(tmp_path):
         ["conv1_bn"] + [f"s{s}b{b}_a_bn" for s in (1, 2, 3) for b in (1, 2, 3)])
     assert res.fusion["fused_into_loads"] == [f"s{s}b{b}_a_relu" for s in (1, 2, 3)
                                               for b in (1, 2, 3)]
+    # every block input's error (the add's and the first conv's) in that conv's BP store
+    assert res.fusion["error_sums_in_store"] == [f"s{s}b{b}_a_conv" for s in (1, 2, 3)
+                                                 for b in (1, 2, 3)]
     assert max(t.rel_err for t in step.tensors) <= BAR

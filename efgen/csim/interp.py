@@ -86,6 +86,8 @@ class Interp:
             if rec is not None and rec["LMODE"] == 1:     # the loads apply the BN's dx
                 dz = fused.bndx_value(dz, self.fm_get(rec["LX2"], yout), rec, self.v_get)
             dx = ops.conv_bp(dz, w, d.stride, d.pad, (d.in_h, d.in_w))
+            if rec is not None and rec["SE"]:           # another sender's error, in the store
+                dx = dx + self.fm_get(rec["SE"], xin)
             if rec is not None and rec["MK"] and mask:   # a fused BN's ReLU mask, recomputed
                 k = self.v_get(rec["MK"], 4 * d.in_c).reshape(4, d.in_c)
                 src = self.fm_get(a[6], xin)

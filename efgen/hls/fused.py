@@ -12,6 +12,8 @@ from efgen.frontend.ir import INPUT
 from efgen.hls.desc import XF_FIELDS, XF_WORDS
 
 ADDR_FIELDS = ("LK1", "LX2", "LK2", "SK", "SSUM", "DBG", "MK")
+# CONV_BP's error operand SE (another sender's error, added in the store) sits in the
+# words of CONV_WU's DBG.
 
 # The BN constants block bnk:<bn>, 8*C words: the C-word vectors in this order.
 BNK = ("s1", "s2", "mean", "invstd", "gamma", "beta", "sdy", "sdyx")
@@ -19,9 +21,14 @@ BNK_LOAD = BNK.index("mean")      # a consumer's LK points at bnk + BNK_LOAD*C
 
 
 def xf_record(lk1: int = 0, lx2: int = 0, lk2: int = 0, relu: bool = False, sk: int = 0,
-              ssum: int = 0, dbg: int = 0, mk: int = 0, lmode: int = 0) -> np.ndarray:
+              ssum: int = 0, dbg: int = 0, mk: int = 0, lmode: int = 0,
+              se: int = 0) -> np.ndarray:
     """The 16-word side record, as float32 words of the DRAM image (addresses as two
-    32-bit words, low first; bit patterns)."""
+    32-bit words, low first; bit patterns). ``se``: CONV_BP's error operand (the words
+    of CONV_WU's ``dbg``)."""
+    if se and dbg:
+        raise ValueError("SE and DBG share the record's words 12-13")
+    dbg = dbg or se
     words = np.zeros(XF_WORDS, np.uint32)
     for name, v in zip(ADDR_FIELDS, (lk1, lx2, lk2, sk, ssum, dbg, mk)):
         v = int(v)
@@ -38,6 +45,7 @@ def read_record(mem: np.ndarray, addr: int) -> dict:
     """The fields of the side record at word ``addr`` of the image ``mem``."""
     w = np.asarray(mem[addr:addr + XF_WORDS], np.float32).view(np.uint32).astype(np.int64)
     rec = {n: int(w[XF_FIELDS[n]] | (w[XF_FIELDS[n] + 1] << 32)) for n in ADDR_FIELDS}
+    rec["SE"] = rec["DBG"]
     rec["LRELU"] = bool(w[XF_FIELDS["LRELU"]])
     rec["LMODE"] = int(w[XF_FIELDS["LMODE"]])
     return rec
@@ -135,6 +143,32 @@ class Fusion:
                     continue
             self.load[d] = (bn, relu)
         self.records: dict[str, dict] = {}     # record region -> {field: (region, words)}
+        # conv/linear -> the other sender's error region its BP store adds (record SE)
+        self.se: dict[str, str] = {}
+
+    def sum_in_store(self, d: str, contrib: list, srcs: list[str], masked: bool) -> bool:
+        """Route the error of DRAM tensor ``d`` (two senders) through its last sender's
+        BP store (efgen.model.restructure.finalisers: the sender earliest in the net runs
+        BP last): that store reads the other sender's error beside its tile (record SE),
+        adds it, applies the ReLU mask and writes the final error; no ERRSUM pass. Only a
+        conv/linear whose BP the conv engine runs (and a stored ``d``: a fused load's
+        mask has one sender by construction)."""
+        b = self.b
+        if b.training is not None or len(srcs) != 2 or d in self.load:
+            return False
+        order = {l.name: i for i, l in enumerate(b.net)}
+        last = min(contrib, key=lambda c: order[c.name])
+        if last.op not in ("conv", "linear") or not last.runs_bp:
+            return False
+        part = b.dst_of[(last.name, d)][0]
+        other = [s for s in srcs if s != part]
+        if len(other) != 1:
+            return False
+        b.regions.pop(part)
+        b.dst_of[(last.name, d)] = (b.err(d).name, ["MASK"] if masked else [],
+                                    {6: f"act:{d}"} if masked else {})
+        self.se[last.name] = other[0]
+        return True
 
     # ---- regions ---------------------------------------------------------------------
     def bp_sums(self) -> list[str]:
@@ -218,19 +252,21 @@ class Fusion:
     def conv_bp(self, l, a: dict, fl: list) -> None:
         d = self.b.dram(l.inputs[0])
         dz = self.dz_of(l)
+        fields: dict = {}
         if dz:
             a[0] = dz[0]
-            fl.append("XF")
-            a[3] = self._record(f"xf:{l.name}:bp", **dz[1])
-            return
-        if d in self.load and "MASK" in fl:
+            fields.update(dz[1])
+        elif d in self.load and "MASK" in fl:
             bn, _ = self.load[d]
             a[6] = self.source(d)
-            fl.append("XF")
-            fields = {"mk": self._lk(bn)}
+            fields["mk"] = self._lk(bn)
             if bn in self.bp_sums():
                 fl.append("STATS")
                 fields["ssum"] = (f"stats:{bn}", 2 * self.b.net[bn].in_shape[0])
+        if l.name in self.se:
+            fields["se"] = (self.se[l.name], 0)
+        if fields:
+            fl.append("XF")
             a[3] = self._record(f"xf:{l.name}:bp", **fields)
 
     def bn_bp(self, l, fl: list, a: dict) -> None:
@@ -301,8 +337,10 @@ class Fusion:
             "plan_fused_groups_materialised": sorted(plan_fused - set(self.load)),
             "bn_bp_sums_in_store": self.bp_sums(),
             "bn_dx_in_loads": sorted(self.dx_fused()),
+            "error_sums_in_store": sorted(self.se),
             "not_built": ["BN BP sums where the BN output is stored; the BN BP dx in the "
                           "loads of a conv with a bias or a fused input",
                           "residual adds and two-source groups in loads (ADD_FP pass)",
-                          "error sums in the last sender's BP store (ERRSUM pass)"],
+                          "error sums of three or more senders, or whose last sender is "
+                          "not a conv/linear (ERRSUM pass)"],
         }

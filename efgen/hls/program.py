@@ -391,6 +391,8 @@ class _Builder:
                         srcs.append(part)
                 if len(srcs) > 4:
                     raise ValueError(f"{d}: more than 4 error senders")
+                if self.fx and self.fx.sum_in_store(d, contrib, srcs, masked):
+                    continue            # the last sender's BP store adds the other error
                 self.sums[d] = (srcs, masked)
 
     def sender_dst(self, sender: Layer, t: str):
