@@ -405,4 +405,9 @@ def test_fused_resnet20_step(tmp_path):
     # every block input's error (the add's and the first conv's) in that conv's BP store
     assert res.fusion["error_sums_in_store"] == [f"s{s}b{b}_a_conv" for s in (1, 2, 3)
                                                  for b in (1, 2, 3)]
+    # the residual adds after the blocks' second BN, written by that BN's BN_FIN (FLAG_ADDX,
+    # one pass reading the conv's y and the block input) except where the other operand
+    # (the option-A shortcut) comes later in the net
+    assert res.fusion["adds_in_bn_fin"] == [f"s{s}b{b}_add" for s in (1, 2, 3)
+                                            for b in (1, 2, 3) if (s, b) not in ((2, 1), (3, 1))]
     assert max(t.rel_err for t in step.tensors) <= BAR

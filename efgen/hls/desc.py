@@ -18,7 +18,7 @@ OPS = {
 }
 HOST_BASE = 100
 FLAGS = {"RELU": 1, "MASK": 2, "BIAS": 4, "TRAIN": 8, "DX": 16, "GATHER": 32, "XF": 64,
-         "STATS": 128, "SUMS": 256, "DXK": 512}
+         "STATS": 128, "SUMS": 256, "DXK": 512, "ADDX": 1024}
 
 # The fused transform's side record (efgen/hls/program.py's docstring): word offsets.
 XF_WORDS = 16

@@ -128,6 +128,8 @@ class Fusion:
                 self.stats[l.name] = p
         self.conv_bn = {p: bn for bn, p in self.stats.items()}
         self.load: dict[str, tuple[str, bool]] = {}
+        self.se = {}
+        self.addx = {}
         if b.training is not None:       # the methods' host ops read stored tensors
             return
         for bn in self.stats:
@@ -145,6 +147,37 @@ class Fusion:
         self.records: dict[str, dict] = {}     # record region -> {field: (region, words)}
         # conv/linear -> the other sender's error region its BP store adds (record SE)
         self.se: dict[str, str] = {}
+        # BN -> the residual add its BN_FIN materialises (FLAG_ADDX)
+        self.addx: dict[str, str] = self._addx()
+
+    def _addx(self) -> dict[str, str]:
+        """BNs whose BN_FIN writes the residual add after them (FLAG_ADDX): the BN has no
+        ReLU of its own, the add is its only consumer, has two inputs and the BN is the
+        later of them in the net (the other operand is stored before BN_FIN runs). The
+        BN's own output is then never stored and the add needs no ADD_FP pass: one pass
+        reads the conv's y and the other operand and writes relu?(bn(y) + x2), the
+        group's materialisation as the model prices it (two sources)."""
+        b, net = self.b, self.b.net
+        order = {l.name: i for i, l in enumerate(net)}
+        out = {}
+        for bn in self.stats:
+            if bn in b.fused_into:
+                continue
+            cons = net.consumers(bn)
+            if len(cons) != 1 or cons[0].op != "add" or len(cons[0].inputs) != 2:
+                continue
+            add = cons[0]
+            other = [x for x in add.inputs if x != bn]
+            if len(other) != 1 or other[0] == INPUT or order[other[0]] > order[bn]:
+                continue
+            if b.dram(other[0]) in self.load or b.dram(bn) in self.load:
+                continue
+            out[bn] = add.name
+        return out
+
+    def add_absorbed(self, l) -> bool:
+        """The add's FP pass is done by its BN's BN_FIN (FLAG_ADDX)."""
+        return l.name in self.addx.values()
 
     def sum_in_store(self, d: str, contrib: list, srcs: list[str], masked: bool) -> bool:
         """Route the error of DRAM tensor ``d`` (two senders) through its last sender's
@@ -197,14 +230,15 @@ class Fusion:
             self.b.add(f"bnx:{bn}", "vec", (8 * self.b.net[bn].in_shape[0],))
         for bn in self.stats:
             c = self.b.net[bn].in_shape[0]
-            self.b.add(f"bnk:{bn}", "vec", (len(BNK) * c,))
+            # FLAG_ADDX: the add operand's address in two more words (resolve)
+            self.b.add(f"bnk:{bn}", "vec", (len(BNK) * c + (2 if bn in self.addx else 0),))
         for bn in self.bp_sums():      # stats: mean, var, then sum(dy), sum(dy*x_hat)
             r = self.b.regions[f"stats:{bn}"]
             c = self.b.net[bn].in_shape[0]
             r.shape, r.words = (4 * c,), 4 * c
 
     def stored(self, d: str) -> bool:
-        return d not in self.load
+        return d not in self.load and d not in self.addx
 
     def _record(self, name: str, **fields) -> str:
         self.b.add(name, "vec", (XF_WORDS,))
@@ -245,6 +279,10 @@ class Fusion:
             return None
         a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
              4: f"rm:{l.name}", 5: f"rv:{l.name}", 6: f"bnk:{l.name}"}
+        if l.name in self.addx:           # the residual add's output, relu?(bn(y) + x2)
+            add = self.addx[l.name]
+            a[7] = f"act:{self.b.dram(add)}"
+            return a, ["ADDX"] + (["RELU"] if add in self.b.fused_into else [])
         if self.b.dram(l.name) not in self.load:
             a[7] = y
         return a, relu
@@ -306,7 +344,8 @@ class Fusion:
 
     def not_stored(self) -> set[str]:
         """Golden tensors the fused loads keep out of DRAM."""
-        return {f"{d}:y" for d in self.load} | {f"{p}:dy" for p in self.dx_fused().values()}
+        return ({f"{d}:y" for d in self.load} | {f"{p}:dy" for p in self.dx_fused().values()}
+                | {f"{bn}:y" for bn in self.addx})
 
     def drop_regions(self, regions: dict) -> None:
         """The error regions no descriptor writes: a BN dx the conv's loads apply."""
@@ -314,7 +353,16 @@ class Fusion:
             regions.pop(f"err:{p}", None)
 
     def resolve(self, regions: dict) -> None:
-        """Every record's words, now that the regions are placed."""
+        """Every record's words (and FLAG_ADDX's operand addresses), now that the regions
+        are placed."""
+        for bn, add in self.addx.items():
+            other = [x for x in self.b.net[add].inputs if x != bn][0]
+            r = regions[f"bnk:{bn}"]
+            v = regions[f"act:{self.b.dram(other)}"].offset
+            words = np.zeros(r.words, np.uint32)
+            words[-2:] = (v & 0xFFFFFFFF, v >> 32)
+            r.init = "data"
+            r.data = words.view(np.float32)  # type: ignore[attr-defined]
         for name, fields in self.records.items():
             kw = {k: (v if k in ("relu", "lmode") else regions[v[0]].offset + v[1])
                   for k, v in fields.items()}
@@ -338,9 +386,12 @@ class Fusion:
             "bn_bp_sums_in_store": self.bp_sums(),
             "bn_dx_in_loads": sorted(self.dx_fused()),
             "error_sums_in_store": sorted(self.se),
+            "adds_in_bn_fin": sorted(self.addx.values()),
             "not_built": ["BN BP sums where the BN output is stored; the BN BP dx in the "
                           "loads of a conv with a bias or a fused input",
-                          "residual adds and two-source groups in loads (ADD_FP pass)",
+                          "residual adds and two-source groups in the consumers' loads (a "
+                          "BN_FIN with FLAG_ADDX materialises an add after a BN in one "
+                          "pass; other adds keep their ADD_FP pass)",
                           "error sums of three or more senders, or whose last sender is "
                           "not a conv/linear (ERRSUM pass)"],
         }

@@ -328,6 +328,8 @@ class _Builder:
                                                    {0: x, 6: f"argmax:{l.name}", 7: y})))
             elif l.op == "avgpool":
                 fp.append(Step(l.name, "fp", desc("AVGPOOL_FP", l, [], {0: x, 7: y})))
+            elif l.op == "add" and self.fx and self.fx.add_absorbed(l):
+                continue                 # its BN's BN_FIN writes it (FLAG_ADDX)
             elif l.op == "add":
                 b = f"act:{self.dram(l.inputs[1])}"
                 fp.append(Step(l.name, "fp", desc("ADD_FP", l, relu, {0: x, 1: b, 7: y})))
