@@ -11,7 +11,12 @@
 //                   the velocity v;
 //   mem_w   (gmem1) reads weights and bias (before the region), the BP mask source (in
 //                   the region, by the storer); SGD reads and writes the parameters;
-//   mem_out (gmem2) writes the outputs (FP y, BP dx) and the debug gradient copies.
+//   mem_out (gmem2) writes the outputs (FP y, BP dx) and the debug gradient copies (the
+//                   storer); its read channel carries a fused load's second stream
+//                   (record LX2: a second operand, or BN BP's y), read by the loader
+//                   beside the tile on gmem0. Each pointer has one reading and one
+//                   writing process in the region, the reader first (UG1448, HLS
+//                   200-992 and the canonical dataflow rules).
 // A descriptor that efgen_conv_check rejects is not executed (nothing is read or
 // written), so no buffer can overflow whatever the host sends.
 //
@@ -547,32 +552,32 @@ static inline float bndx_value(float dz, float y, int t, int cb,
                                 xhat * kb[1][KSDYX][t][cb]);
 }
 
-// The value placed by pass `second` of a fused load (FLAG_XF), from the word r it read
-// and (second pass) the value the first placed: pass 0 term1, pass 1 term1 + term2;
-// the fused ReLU clamps in the last pass. Without FLAG_XF the word itself.
-static inline float xf_value(const Job& j, bool second, float r, float prev, int t, int cb,
+// The value a fused load (FLAG_XF) places from the tile's word r and, with a second
+// stream (LX2), the word r2 read beside it: relu?(term1 + term2), or BN BP dx of (dz = r,
+// y = r2) for LMODE 1 (BP's input tiles). Without FLAG_XF the word itself.
+static inline float xf_value(const Job& j, bool two, float r, float r2, int t, int cb,
                              const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
-  if (!j.xf || (j.lmode == 1 && (j.mode == WU || !second))) return r;
-  if (j.lmode == 1) return bndx_value(prev, r, t, cb, kb);
-  const bool k = second ? j.lk2 != 0 : j.lk1 != 0;
-  const float term = k ? xf_term(r, kb[second ? 1 : 0], t, cb) : r;
-  const float v = second ? prev + term : term;
-  const bool last = second || j.lx2 == 0;
-  return last && j.relu_in && !(v > 0.0f || v != v) ? 0.0f : v;
+  if (!j.xf || (j.lmode == 1 && (j.mode == WU || !two))) return r;
+  if (j.lmode == 1) return bndx_value(r, r2, t, cb, kb);
+  const float t1 = j.lk1 != 0 ? xf_term(r, kb[0], t, cb) : r;
+  const float t2 = j.lk2 != 0 ? xf_term(r2, kb[1], t, cb) : r2;
+  const float v = two ? t1 + t2 : t1;
+  return j.relu_in && !(v > 0.0f || v != v) ? 0.0f : v;
 }
 
-// One pass over the real words of one input tile of reduction block nb: per lane block
-// of the block that exists, the window's source rows as linear runs; word (sr, sc) lands
-// at buffer row lo_r + (sr - src_r)*dil, column lo_c + (sc - src_c)*dil. Pass 0 reads the
-// tile itself; pass 1 (FLAG_XF with a second operand) reads the second operand at the
-// same offsets from LX2 and adds it to what pass 0 placed. The passes are separate
-// pipelined loops with one read stream on gmem0 each (a stream on gmem1 would reach the
-// storer's bundle inside the DATAFLOW region).
+// The real words of one input tile of reduction block nb: per lane block of the block
+// that exists, the window's source rows as linear runs; word (sr, sc) lands at buffer
+// row lo_r + (sr - src_r)*dil, column lo_c + (sc - src_c)*dil. With a second stream
+// (`two`: FLAG_XF with LX2, the second operand or LMODE 1's y) the same loop also reads
+// the word at the same offset from LX2 on mem_x2 (gmem2's read channel: one read stream
+// per pointer and loop, in parallel with the tile's on gmem0; the loader is gmem2's only
+// reader, the storer its only writer). Two loop variants, so no access sits under an if.
 static inline void load_ifm_pass(IfmBlock& x, const Job& j, const Walk& w, const Window& win,
-                                 const Runs& runs, bool second, const float* mem_in,
+                                 const Runs& runs, bool two, const float* mem_in,
+                                 const float* mem_x2,
                                  const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   const int nlb = imin(TN / T, cdiv(j.RC - w.nb * TN, T));   // lane blocks that exist
-  const int64_t shift = second ? j.lx2 - j.src.base : 0;
+  const int64_t shift = two ? j.lx2 - j.src.base : 0;
 EFGEN_LABEL(LOAD_IFM_BLOCKS)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TN)
@@ -581,23 +586,45 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
   EFGEN_LABEL(LOAD_IFM_RUNS)
     for (int k = 0; k < runs.count; ++k) {
       EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
-      const int64_t a0 = view_addr(j.src, w.b, c, win.r.src + rr, win.c.src + cc) + shift;
+      const int64_t a0 = view_addr(j.src, w.b, c, win.r.src + rr, win.c.src + cc);
+      const int64_t a2 = a0 + shift;
       int u = win.r.lo + rr * j.dil, v = win.c.lo + cc * j.dil, col = cc;
-    EFGEN_LABEL(LOAD_IFM_WORDS)
-      for (int q = 0; q < runs.len; ++q) {
-        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
-        EFGEN_HLS(PIPELINE II=1)
-        const int ia = u * win.ec + v;
-        for (int t = 0; t < T; ++t) {
-          EFGEN_HLS(UNROLL)
-          const float r = mem_in[a0 + int64_t(q) * T + t];
-          x[g * T + t][ia] = xf_value(j, second, r, x[g * T + t][ia], t, c / T, kb);
+      if (two) {
+      EFGEN_LABEL(LOAD_IFM_WORDS2)
+        for (int q = 0; q < runs.len; ++q) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+          EFGEN_HLS(PIPELINE II=1)
+          const int ia = u * win.ec + v;
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const float r = mem_in[a0 + int64_t(q) * T + t];
+            const float r2 = mem_x2[a2 + int64_t(q) * T + t];
+            x[g * T + t][ia] = xf_value(j, true, r, r2, t, c / T, kb);
+          }
+          v += j.dil;
+          if (++col == win.c.n) {
+            col = 0;
+            v = win.c.lo;
+            u += j.dil;
+          }
         }
-        v += j.dil;
-        if (++col == win.c.n) {
-          col = 0;
-          v = win.c.lo;
-          u += j.dil;
+      } else {
+      EFGEN_LABEL(LOAD_IFM_WORDS)
+        for (int q = 0; q < runs.len; ++q) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+          EFGEN_HLS(PIPELINE II=1)
+          const int ia = u * win.ec + v;
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const float r = mem_in[a0 + int64_t(q) * T + t];
+            x[g * T + t][ia] = xf_value(j, false, r, 0.0f, t, c / T, kb);
+          }
+          v += j.dil;
+          if (++col == win.c.n) {
+            col = 0;
+            v = win.c.lo;
+            u += j.dil;
+          }
         }
       }
       run_next(runs, win.c.n, rr, cc);
@@ -606,13 +633,13 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
 }
 
 static inline void load_ifm(IfmBlock& x, const Job& j, const Walk& w, const float* mem_in,
+                            const float* mem_x2,
                             const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   const Window win = window(j, w);
   if (win.r.n <= 0 || win.c.n <= 0) return;
   const Runs runs = fm_runs(j.src, win.r.n, win.c.n);
-  load_ifm_pass(x, j, w, win, runs, false, mem_in, kb);
-  if (j.xf && j.lx2 != 0 && !(j.mode == WU && j.lmode == 1))
-    load_ifm_pass(x, j, w, win, runs, true, mem_in, kb);
+  const bool two = j.xf && j.lx2 != 0 && !(j.mode == WU && j.lmode == 1);
+  load_ifm_pass(x, j, w, win, runs, two, mem_in, mem_x2, kb);
 }
 
 // WU: the chunk's error tiles, Tm lanes of dy, block mbl at mbl*tr*tc (pixel r*tc + c);
@@ -661,11 +688,11 @@ EFGEN_LABEL(LOAD_ERR_BLOCKS)
 }
 
 
-// WU with a BN BP dx record (LMODE 1): a second pass over the chunk's error tiles reads
-// y (LX2, the same offsets) and turns the dz words the first pass placed into the BN's
-// dx (bndx_value); one read stream on gmem0 per pass. Not with FLAG_BIAS (load_xf).
+// WU with a BN BP dx record (LMODE 1), instead of load_err: the chunk's error tiles as
+// the BN's dx (bndx_value) of dz (gmem0) and y (LX2, the same offsets, read beside it on
+// mem_x2: gmem2's read channel, as load_ifm's second stream). Not with FLAG_BIAS (load_xf).
 static inline void load_err_dx(OfmBlock& e, const Job& j, const Walk& w, int ob0, int nmb,
-                               const float* mem_in,
+                               const float* mem_in, const float* mem_x2,
                                const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   const int npix = w.tr * w.tc;
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
@@ -682,7 +709,8 @@ EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
     EFGEN_LABEL(LOAD_ERR_DX_RUNS)
       for (int k = 0; k < runs.count; ++k) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
-        const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc) + shift;
+        const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc);
+        const int64_t a2 = a0 + shift;
         int ea = mbl * npix + rr * w.tc + cc;
       EFGEN_LABEL(LOAD_ERR_DX_WORDS)
         for (int q = 0; q < runs.len; ++q) {
@@ -690,8 +718,9 @@ EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
           EFGEN_HLS(PIPELINE II=1)
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
-            const float y = mem_in[a0 + int64_t(q) * T + t];
-            e[g * T + t][ea] = bndx_value(e[g * T + t][ea], y, t, c / T, kb);
+            const float dz = mem_in[a0 + int64_t(q) * T + t];
+            const float y = mem_x2[a2 + int64_t(q) * T + t];
+            e[g * T + t][ea] = bndx_value(dz, y, t, c / T, kb);
           }
           ++ea;
         }
@@ -702,6 +731,7 @@ EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
 }
 
 static inline void ce_load(const Job& j, int ob0, int nmb, const float* mem_in,
+                           const float* mem_x2,
                            efgen_sob<IfmBlock>& ifm_s, efgen_sob<OfmBlock>& err_s,
                            float bacc[TM][MAX_MC * ACC_DIST],
                            const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
@@ -717,12 +747,14 @@ EFGEN_LABEL(LOAD_STEPS)
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_STEPS)
     if (j.mode == WU && w.nb == 0) {
       efgen_wlock<OfmBlock> e(err_s);
-      load_err(e, bacc, j, w, ob0, nmb, mem_in);
-      if (j.xf && j.lmode == 1) load_err_dx(e, j, w, ob0, nmb, mem_in, kb);
+      if (j.xf && j.lmode == 1)
+        load_err_dx(e, j, w, ob0, nmb, mem_in, mem_x2, kb);
+      else
+        load_err(e, bacc, j, w, ob0, nmb, mem_in);
     }
     {
       efgen_wlock<IfmBlock> x(ifm_s);
-      load_ifm(x, j, w, mem_in, kb);
+      load_ifm(x, j, w, mem_in, mem_x2, kb);
     }
     walk_next(j, w, nmb);
   }
@@ -1174,7 +1206,7 @@ static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DE
   EFGEN_HLS(ARRAY_PARTITION variable=err_s type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=ofm_s type=complete dim=1)
   EFGEN_REGION(region);
-  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, ifm_s, err_s, bacc, kb));
+  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, mem_out, ifm_s, err_s, bacc, kb));
   EFGEN_PROCESS(region, ce_mac(j, ob0, nmb, wbuf, ifm_s, err_s, ofm_s));
   EFGEN_PROCESS(region, ce_store(j, ob0, nmb, bbuf, ofm_s, mem_w, mem_out, skb, sacc, kbs));
   EFGEN_JOIN(region);

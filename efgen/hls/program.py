@@ -49,8 +49,9 @@ words  field      meaning
 0-1    ``LK1``    the load stream's first term (the tile the engine reads from a[0]
                   in FP / a[1] in WU): the BN constants block of its batchnorm; 0 =
                   the term is the plain tensor
-2-3    ``LX2``    a second operand (same shape and layout as the first), read beside
-                  the tile on the gmem1 bundle; 0 = none
+2-3    ``LX2``    a second operand (same shape and layout as the first), read in a
+                  second pass over the tile's runs on gmem0 (the model prices that
+                  pass: efgen/model/engine.py); 0 = none
 4-5    ``LK2``    the second term's BN constants block; 0 = plain
 6      ``LRELU``  1: the loaded value is clamped at 0 (a fused ReLU), as int bits
 7      ``LMODE``  0: the affine terms above (FP input, WU input); 1: BN BP dx of the
@@ -63,6 +64,10 @@ words  field      meaning
 8-9    ``SK``     FLAG_STATS: k, the shift (C words: the BN's running mean)
 10-11  ``SSUM``   FLAG_STATS: sum(y - k)[C] then sum((y - k)^2)[C], overwritten
 12-13  ``DBG``    CONV_WU: the bias-gradient debug copy (what a[7] holds unfused)
+12-13  ``SE``     CONV_BP (the same words): another sender's error (same shape and
+                  layout as dx), read before each lane block's store into an on-chip
+                  tile and added to dx before the mask: the final error of a tensor
+                  with two senders, written by the last sender's store (no ERRSUM)
 14-15  ``MK``     CONV_BP with FLAG_MASK: the mask source a[6] is a fused BN's input y
                   and the mask is bn(y) > 0 with this BN constants block (the
                   ReLU mask recomputed; the BN output is never stored)
@@ -83,14 +88,22 @@ with a[7] != 0 it also materialises y = relu?(bn(a[0])) (a group the plan materi
 or one a vector pass reads).
 Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
 
-A CONV_BP record holds MK and SSUM, or an LMODE 1 load; anything else (an affine load in
-BP, BP sums without MK, LMODE 1 with a bias on WU) is refused: the engine checks the
-record before it writes anything. The second load pass (the second operand, or y for
-LMODE 1) is a separate pipelined loop on gmem0 after the tile's own. Planned, not built
-yet (the next increments): LMODE 1 for a conv whose WU also transforms its input (its
-record needs both: more words), residual adds and two-source groups in loads, error
-sums in the last sender's BP store, BN BP sums where the BN output is stored, and the BN
-transform in the vector passes' loads.
+``FLAG_ADDX`` (1024, BN_FIN with a[7]): the materialised value is relu?(bn(a[0]) + x2), a
+residual add after the BN (its only consumer; the add's other operand x2 is stored
+earlier in the net) in the same pass, x2 read on gmem1 beside a[0]; x2's word address is
+the int64 in the two words after the constants block (``bnk`` is then 8*C + 2 words).
+The BN output is never stored and the add has no ADD_FP pass.
+
+A CONV_BP record holds MK and SSUM, or an LMODE 1 load, and optionally SE; anything
+else (an affine load in BP, BP sums without MK, LMODE 1 with a bias on WU, a DBG/SE
+field on CONV_FP) is refused: the engine checks the record before it writes anything.
+The second load pass (the second operand, or y for LMODE 1) is a separate pipelined loop
+on gmem0 after the tile's own, and the model prices it so. Planned, not built yet (the
+next increments): LMODE 1 for a conv whose WU also transforms its input (its record
+needs both: more words), residual adds and two-source groups in the consumers' loads,
+error sums of three or more senders, BN BP sums where the BN output is stored, and the
+BN transform in the vector passes' loads (an add whose other operand comes later in the
+net, e.g. after an option-A shortcut, keeps its ADD_FP pass).
 """
 
 from __future__ import annotations
