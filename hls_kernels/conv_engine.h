@@ -1065,13 +1065,14 @@ EFGEN_LABEL(STORE_FP_LANES)
   }
 }
 
-// BP with an error operand (record SE): one lane block's tile of another sender's error
-// (same layout as dx), read into seb before the store loop that adds it: a read pass of
-// its own on mem_w, serial with the store (the model's st_extra stream, priced serially).
-static inline void load_se(float seb[T][OFM_DEPTH], const Job& j, const Walk& w, int c,
-                           const Runs& runs, const float* mem_w) {
+// BP's extra store streams: one lane block's tile of a tensor laid out as dx at word
+// `base` (record SE: another sender's error; record SK: the BN input y whose x_hat the
+// BP sums need), read into buf before the store loop that uses it: a read pass of its
+// own on mem_w, serial with the store (the model's st_extra streams, priced serially).
+static inline void load_se(float buf[T][OFM_DEPTH], const Job& j, const Walk& w, int c,
+                           const Runs& runs, int64_t base, const float* mem_w) {
   FmView sv = j.dst;
-  sv.base = j.se;
+  sv.base = base;
   int rr = 0, cc = 0;
 EFGEN_LABEL(LOAD_SE_RUNS)
   for (int k = 0; k < runs.count; ++k) {
@@ -1084,7 +1085,7 @@ EFGEN_LABEL(LOAD_SE_RUNS)
       EFGEN_HLS(PIPELINE II=1)
       for (int t = 0; t < T; ++t) {
         EFGEN_HLS(UNROLL)
-        seb[t][pa] = mem_w[a0 + int64_t(q) * T + t];
+        buf[t][pa] = mem_w[a0 + int64_t(q) * T + t];
       }
       ++pa;
     }
@@ -1093,12 +1094,13 @@ EFGEN_LABEL(LOAD_SE_RUNS)
 }
 
 // BP: dx = acc (+ the error operand SE), times (x > 0) with x the mask source (FLAG_MASK),
-// read on mem_w.
+// read on mem_w; with FLAG_STATS the BN BP sums of dx, x_hat from the mask source (SK = 0)
+// or from the BN input y at SK (the BN output is stored: the mask is the plain src > 0).
 static inline void store_bp(const OfmBlock& o, int obase, const Job& j, const Walk& w, int ob,
                             int mbl, const float* mem_w, float* mem_out,
                             const float kbs[XF_CONSTS][TM][MAX_MC],
                             float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
-                            float seb[T][OFM_DEPTH]) {
+                            float seb[2][T][OFM_DEPTH]) {
   const bool mask = (j.flags & EFGEN_FLAG_MASK) != 0;
   const FmView& mv = mask ? j.msk : j.dst;   // without a mask: a harmless read of dx itself
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
@@ -1108,7 +1110,8 @@ EFGEN_LABEL(STORE_BP_LANES)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
     const int c = ob * TM + g * T;
-    if (j.se != 0) load_se(seb, j, w, c, runs, mem_w);
+    if (j.se != 0) load_se(seb[0], j, w, c, runs, j.se, mem_w);
+    if (j.sk != 0) load_se(seb[1], j, w, c, runs, j.sk, mem_w);
     int rr = 0, cc = 0;
   EFGEN_LABEL(STORE_BP_RUNS)
     for (int k = 0; k < runs.count; ++k) {
@@ -1124,13 +1127,15 @@ EFGEN_LABEL(STORE_BP_LANES)
         EFGEN_HLS(DEPENDENCE variable=sacc type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
-          const float e = j.se != 0 ? o[g * T + t][oa] + seb[t][pa] : o[g * T + t][oa];
+          const float e = j.se != 0 ? o[g * T + t][oa] + seb[0][t][pa] : o[g * T + t][oa];
           const float src = mem_w[m0 + int64_t(q) * T + t];
-          // A fused BN's mask recomputed from its input (record MK): bn(src) > 0.
+          // A fused BN's mask recomputed from its input (record MK, SK = 0): bn(src) > 0.
           const int m = g * T + t;
           const int kb = j.mk != 0 ? mbl : 0;
-          const float xhat = (src - kbs[KMEAN][m][kb]) * kbs[KINVSTD][m][kb];
-          const float ms = j.mk != 0 ? kbs[KGAMMA][m][kb] * xhat + kbs[KBETA][m][kb] : src;
+          const float xsrc = j.sk != 0 ? seb[1][t][pa] : src;
+          const float xhat = (xsrc - kbs[KMEAN][m][kb]) * kbs[KINVSTD][m][kb];
+          const float ms = j.mk != 0 && j.sk == 0 ? kbs[KGAMMA][m][kb] * xhat + kbs[KBETA][m][kb]
+                                                  : src;
           const float dx = mask && !(ms > 0.0f) ? 0.0f : e;
           mem_out[a0 + int64_t(q) * T + t] = c + t < j.OC ? dx : 0.0f;
           // BN BP sums of the finalised error (FLAG_STATS with MK): sum(dy), sum(dy*x_hat),
@@ -1163,8 +1168,11 @@ static inline void ce_store(const Job& j, int ob0, int nmb, const float bbuf[TM]
   walk_first(j, w);
   const int groups = j.mode == WU ? 0 : chunk_groups(j, nmb);
   const int nblk = j.io ? nmb : 1;
-  float seb[T][OFM_DEPTH];   // BP: one lane block's tile of the error operand (record SE)
+  // BP: one lane block's tiles of the error operand (record SE) and of the BN input y
+  // (record SK), read before its store loop
+  float seb[2][T][OFM_DEPTH];
   EFGEN_HLS(ARRAY_PARTITION variable=seb type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=seb type=complete dim=2)
 EFGEN_LABEL(STORE_GROUPS)
   for (int g = 0; g < groups; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_GROUPS)
@@ -1486,6 +1494,7 @@ EFGEN_LABEL(LOAD_XF_RECORD)
              (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS))))
     return false;
   if (j.mode == BP && j.stats && (j.mk == 0 || !(j.flags & EFGEN_FLAG_MASK))) return false;
+  if (j.mode == BP && j.sk != 0 && !j.stats) return false;   // SK: the BP sums' y only
   const int C = j.mode == WU && dx ? j.M : j.src.C;   // the transformed stream's channels
 EFGEN_LABEL(LOAD_XF_TERMS)
   for (int term = 0; term < XF_TERMS; ++term) {

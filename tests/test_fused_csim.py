@@ -260,6 +260,48 @@ def test_bp_store_adds_another_senders_error(engine, t, mask):
     assert fused.read_record(mem, dram.off("rec"))["SE"] == dram.off("other")
 
 
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_bp_store_accumulates_the_sums_of_a_stored_bn_output(engine, t):
+    """Record SK on CONV_BP with FLAG_STATS: the BN's output is stored, so the mask is the
+    plain src > 0 of a[6], and the BN BP sums sum(dy), sum(dy*x_hat) of the final error
+    (SE added, masked) take x_hat from the BN's input y read at SK, with MK's mean and
+    invstd; written to SSUM, nothing else but dx."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(17)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    dy, w, other, src, y = f(B, M, ho, ho), f(M, N, K, K) * np.float32(0.3), \
+        f(B, N, H, W), f(B, N, H, W), f(B, N, H, W) * np.float32(2)
+    k = _consts(rng, N)
+    dram = Dram()
+    for name, v in (("dy", dy), ("other", other), ("src", src), ("y", y)):
+        put_fm(dram, eng, name, v)
+    put_w(dram, eng, "w", w)
+    dram.add("k", 4 * N, k.ravel())
+    dram.add("sums", 2 * N)
+    dx_shape = (B, N, H, W)
+    dram.add("dx", eng.fm.size(dx_shape))
+    rec = fused.xf_record(se=dram.off("other"), sk=dram.off("y"), mk=dram.off("k"),
+                          ssum=dram.off("sums"))
+    dram.add("rec", rec.size, rec)
+    desc = make_desc("CONV_BP", ["XF", "MASK", "STATS"],
+                     {0: dram.off("dy"), 1: dram.off("w"), 3: dram.off("rec"),
+                      6: dram.off("src"), 7: dram.off("dx")}, **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    check_writes(before, mem, np.concatenate([dram.off("dx") + np.arange(eng.fm.size(dx_shape)),
+                                              dram.off("sums") + np.arange(2 * N)]))
+    dx = eng.fm.unpack(dram.get(mem, "dx"), dx_shape)
+    want = ops.relu_bp(ops.conv_bp(dy, w, S, P, (H, W)) + other, src)
+    assert rel_err(dx, want) <= BAR
+    xhat = (y - k[0][None, :, None, None]) * k[1][None, :, None, None]
+    sums = dram.get(mem, "sums")
+    assert rel_err(sums[:N], want.sum(axis=(0, 2, 3))) <= BAR
+    assert rel_err(sums[N:], (want * xhat).sum(axis=(0, 2, 3))) <= BAR
+
+
 def test_unsupported_fused_descriptors_are_rejected(engine):
     """What is not built yet is refused before anything is written: FLAG_STATS without
     FLAG_XF or on WU, a missing record (check), and (found in the record at run time) a
@@ -333,7 +375,11 @@ def test_fused_tiny_step(case, tmp_path):
     # BN2's BP sums come from conv3's BP store (the error it finalises, x_hat from the
     # mask source it reads anyway); BN_BP skips its sums pass
     assert flags[("conv3", "bp")] & FLAGS["STATS"] and flags[("bn2", "bp")] & FLAGS["SUMS"]
-    assert not flags[("bn3", "bp")] & FLAGS["SUMS"]
+    # BN3's output is stored (add1 reads it), its dy is relu3's error, which conv4's BP
+    # store finalises (record SE: add2's error beside it; the mask from the stored relu3):
+    # that store also accumulates BN3's sums, x_hat from conv3's y (record SK)
+    assert flags[("conv4", "bp")] & FLAGS["STATS"] and flags[("bn3", "bp")] & FLAGS["SUMS"]
+    assert prog.fusion["bn_bp_sums_in_store"] == ["bn2", "bn3"]
     # BN1's and BN2's dx are applied by conv1's WU and conv2's BP/WU loads (no dx pass,
     # the producers' output errors never stored); BN3's producer conv3 reads a fused
     # input, so BN3 keeps its dx pass
@@ -343,7 +389,8 @@ def test_fused_tiny_step(case, tmp_path):
     assert flags[("bn3", "bp")] & FLAGS["DX"]
     assert {"conv1:dy", "conv2:dy"} <= set(prog.not_in_dram) and "err:conv2" not in prog.regions
     assert prog.fusion["bn_dx_in_loads"] == ["bn1", "bn2"]
-    assert prog.regions["stats:bn2"].words == 4 * 10 and prog.regions["stats:bn3"].words == 20
+    assert prog.regions["stats:bn2"].words == 4 * 10 and prog.regions["stats:bn3"].words == 40
+    assert prog.regions["stats:bn1"].words == 2 * 6
     assert not flags[("conv4", "fp")] & FLAGS["XF"]          # reads a materialised add
     assert "act:relu2" not in prog.regions and "relu2:y" in prog.not_in_dram
     assert prog.fusion["fused_into_loads"] == ["relu2"]
@@ -395,8 +442,12 @@ def test_fused_resnet20_step(tmp_path):
     step = res.steps[0]
     assert step.ok, format_report(res)
     assert len(res.fusion["bn_stats_in_store"]) == 19
-    assert res.fusion["bn_bp_sums_in_store"] == [f"s{s}b{b}_a_bn" for s in (1, 2, 3)
-                                                 for b in (1, 2, 3)]
+    # BN BP sums in the store that finalises the BN's dy: every BN's but the last block's
+    # second (its dy is finalised by the average pooling's BP, a vector pass); the
+    # blocks' first BNs x_hat from the mask source, the others from their conv's y (SK)
+    assert res.fusion["bn_bp_sums_in_store"] == sorted(
+        ["conv1_bn"] + [f"s{s}b{b}_{h}_bn" for s in (1, 2, 3) for b in (1, 2, 3)
+                        for h in "ab" if (s, b, h) != (3, 3, "b")])
     # the BNs whose producing conv reads a stored input: conv1's and the blocks' first
     assert res.fusion["bn_dx_in_loads"] == sorted(
         ["conv1_bn"] + [f"s{s}b{b}_a_bn" for s in (1, 2, 3) for b in (1, 2, 3)])

@@ -88,10 +88,14 @@ class Interp:
             dx = ops.conv_bp(dz, w, d.stride, d.pad, (d.in_h, d.in_w))
             if rec is not None and rec["SE"]:           # another sender's error, in the store
                 dx = dx + self.fm_get(rec["SE"], xin)
-            if rec is not None and rec["MK"] and mask:   # a fused BN's ReLU mask, recomputed
+            if rec is not None and rec["MK"] and mask:
                 k = self.v_get(rec["MK"], 4 * d.in_c).reshape(4, d.in_c)
                 src = self.fm_get(a[6], xin)
-                dx = dx * (fused.bn_term(src, k) > 0)
+                if rec["SK"]:        # the BN output is stored: plain mask, y at SK for x_hat
+                    dx = masked(dx, a[6], xin)
+                    src = self.fm_get(rec["SK"], xin)
+                else:                # a fused BN's ReLU mask, recomputed
+                    dx = dx * (fused.bn_term(src, k) > 0)
                 if fl & FLAGS["STATS"]:                   # BN BP sums of this error
                     xhat = (src - k[0][None, :, None, None]) * k[1][None, :, None, None]
                     self.v_put(rec["SSUM"], np.concatenate(

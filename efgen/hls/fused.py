@@ -130,6 +130,7 @@ class Fusion:
         self.load: dict[str, tuple[str, bool]] = {}
         self.se = {}
         self.addx = {}
+        self.store_sums = {}
         if b.training is not None:       # the methods' host ops read stored tensors
             return
         for bn in self.stats:
@@ -149,6 +150,8 @@ class Fusion:
         self.se: dict[str, str] = {}
         # BN -> the residual add its BN_FIN materialises (FLAG_ADDX)
         self.addx: dict[str, str] = self._addx()
+        # BN (output stored) -> the conv/linear whose BP store accumulates its BP sums
+        self.store_sums: dict[str, str] = {}
 
     def _addx(self) -> dict[str, str]:
         """BNs whose BN_FIN writes the residual add after them (FLAG_ADDX): the BN has no
@@ -303,12 +306,41 @@ class Fusion:
                 fields["ssum"] = (f"stats:{bn}", 2 * self.b.net[bn].in_shape[0])
         if l.name in self.se:
             fields["se"] = (self.se[l.name], 0)
+        if "mk" not in fields and (bn := self._store_sums_bn(l, d, a, fl)):
+            c = self.b.net[bn].in_shape[0]
+            fields.update(sk=(f"act:{self.b.net[bn].inputs[0]}", 0), mk=self._lk(bn),
+                          ssum=(f"stats:{bn}", 2 * c))
+            fl.append("STATS")
+            r = self.b.regions[f"stats:{bn}"]      # mean, var, then the sums this store writes
+            r.shape, r.words = (4 * c,), 4 * c
+            self.store_sums[bn] = l.name
         if fields:
             fl.append("XF")
             a[3] = self._record(f"xf:{l.name}:bp", **fields)
 
+    def _store_sums_bn(self, l, d: str, a: dict, fl: list) -> str | None:
+        """A BN whose dy is the error this BP store finalises (``d``'s, masked by a stored
+        ReLU output) and whose output is stored: the store accumulates its BP sums
+        sum(dy), sum(dy*x_hat), x_hat from the BN's input y (record SK, one more stream
+        read beside the store; MK: its mean and invstd), so BN_BP skips its sums pass.
+        One BN per store; the first in the net."""
+        from efgen.model import restructure as R
+
+        b, net = self.b, self.b.net
+        if b.training is not None or "MASK" not in fl or a.get(7) != f"err:{d}":
+            return None
+        for bn in self.stats:
+            lb = net[bn]
+            y = lb.inputs[0]
+            if not (lb.runs_bp or lb.trainable) or bn in self.bp_sums() \
+                    or bn in self.store_sums or R._dz_tensor(net, bn) != d \
+                    or b.dram(y) != y or f"act:{y}" not in b.regions:
+                continue
+            return bn
+        return None
+
     def bn_bp(self, l, fl: list, a: dict) -> None:
-        if l.name in self.bp_sums():
+        if l.name in self.bp_sums() or l.name in self.store_sums:
             fl.append("SUMS")
         if l.name in self.dx_fused():    # no dx pass: the constants for the conv's loads
             fl.remove("DX")
@@ -383,12 +415,13 @@ class Fusion:
             "fused_into_loads": sorted(self.load),
             "materialised_by_bn_fin": mat,
             "plan_fused_groups_materialised": sorted(plan_fused - set(self.load)),
-            "bn_bp_sums_in_store": self.bp_sums(),
+            "bn_bp_sums_in_store": sorted(self.bp_sums() + list(self.store_sums)),
             "bn_dx_in_loads": sorted(self.dx_fused()),
             "error_sums_in_store": sorted(self.se),
             "adds_in_bn_fin": sorted(self.addx.values()),
-            "not_built": ["BN BP sums where the BN output is stored; the BN BP dx in the "
-                          "loads of a conv with a bias or a fused input",
+            "not_built": ["BN BP sums whose error a vector pass finalises, or a second BN's "
+                          "at the same store; the BN BP dx in the loads of a conv with a "
+                          "bias or a fused input",
                           "residual adds and two-source groups in the consumers' loads (a "
                           "BN_FIN with FLAG_ADDX materialises an add after a BN in one "
                           "pass; other adds keep their ADD_FP pass)",
