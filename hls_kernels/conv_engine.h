@@ -1100,7 +1100,7 @@ static inline void store_bp(const OfmBlock& o, int obase, const Job& j, const Wa
                             int mbl, const float* mem_w, float* mem_out,
                             const float kbs[XF_CONSTS][TM][MAX_MC],
                             float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
-                            float seb[2][T][OFM_DEPTH]) {
+                            float seb[T][OFM_DEPTH], float syb[T][OFM_DEPTH]) {
   const bool mask = (j.flags & EFGEN_FLAG_MASK) != 0;
   const FmView& mv = mask ? j.msk : j.dst;   // without a mask: a harmless read of dx itself
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
@@ -1110,8 +1110,8 @@ EFGEN_LABEL(STORE_BP_LANES)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
     const int c = ob * TM + g * T;
-    if (j.se != 0) load_se(seb[0], j, w, c, runs, j.se, mem_w);
-    if (j.sk != 0) load_se(seb[1], j, w, c, runs, j.sk, mem_w);
+    if (j.se != 0) load_se(seb, j, w, c, runs, j.se, mem_w);
+    if (j.sk != 0) load_se(syb, j, w, c, runs, j.sk, mem_w);
     int rr = 0, cc = 0;
   EFGEN_LABEL(STORE_BP_RUNS)
     for (int k = 0; k < runs.count; ++k) {
@@ -1127,12 +1127,12 @@ EFGEN_LABEL(STORE_BP_LANES)
         EFGEN_HLS(DEPENDENCE variable=sacc type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
-          const float e = j.se != 0 ? o[g * T + t][oa] + seb[0][t][pa] : o[g * T + t][oa];
+          const float e = j.se != 0 ? o[g * T + t][oa] + seb[t][pa] : o[g * T + t][oa];
           const float src = mem_w[m0 + int64_t(q) * T + t];
           // A fused BN's mask recomputed from its input (record MK, SK = 0): bn(src) > 0.
           const int m = g * T + t;
           const int kb = j.mk != 0 ? mbl : 0;
-          const float xsrc = j.sk != 0 ? seb[1][t][pa] : src;
+          const float xsrc = j.sk != 0 ? syb[t][pa] : src;
           const float xhat = (xsrc - kbs[KMEAN][m][kb]) * kbs[KINVSTD][m][kb];
           const float ms = j.mk != 0 && j.sk == 0 ? kbs[KGAMMA][m][kb] * xhat + kbs[KBETA][m][kb]
                                                   : src;
@@ -1170,9 +1170,10 @@ static inline void ce_store(const Job& j, int ob0, int nmb, const float bbuf[TM]
   const int nblk = j.io ? nmb : 1;
   // BP: one lane block's tiles of the error operand (record SE) and of the BN input y
   // (record SK), read before its store loop
-  float seb[2][T][OFM_DEPTH];
+  float seb[T][OFM_DEPTH];
+  float syb[T][OFM_DEPTH];
   EFGEN_HLS(ARRAY_PARTITION variable=seb type=complete dim=1)
-  EFGEN_HLS(ARRAY_PARTITION variable=seb type=complete dim=2)
+  EFGEN_HLS(ARRAY_PARTITION variable=syb type=complete dim=1)
 EFGEN_LABEL(STORE_GROUPS)
   for (int g = 0; g < groups; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_GROUPS)
@@ -1186,7 +1187,7 @@ EFGEN_LABEL(STORE_GROUPS)
         if (j.mode == FP)
           store_fp(o, obase, bbuf, j, w, ob0 + mbl, mbl, mem_out, skb, sacc);
         else
-          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs, sacc, seb);
+          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs, sacc, seb, syb);
       }
     }
   EFGEN_LABEL(SKIP_STEPS)
