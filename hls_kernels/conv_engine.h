@@ -294,6 +294,8 @@ struct Job {
   bool relu_in;
   int lmode;                     // 0: bn affine terms; 1: BN BP dx of the error stream (BP
                                  // input dy, WU error tiles) from dz and y (LX2)
+  bool wdx2;                     // WU, LMODE 1 with MK: the dx constants at MK, y at SK, and
+                                 // LK1/LX2/LK2/LRELU transform the input tiles as in FP
 };
 
 static inline FmView make_view(int64_t base, int C, int H, int W, int batch, bool major) {
@@ -345,6 +347,7 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = j.se = 0;
   j.relu_in = false;
   j.lmode = 0;
+  j.wdx2 = false;
   j.lr = d.lr;
   j.momentum = d.momentum;
   j.wd = d.weight_decay;
@@ -557,8 +560,9 @@ static inline float bndx_value(float dz, float y, int t, int cb,
 // y = r2) for LMODE 1 (BP's input tiles). Without FLAG_XF the word itself.
 static inline float xf_value(const Job& j, bool two, float r, float r2, int t, int cb,
                              const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
-  if (!j.xf || (j.lmode == 1 && (j.mode == WU || !two))) return r;
-  if (j.lmode == 1) return bndx_value(r, r2, t, cb, kb);
+  if (!j.xf || (j.lmode == 1 && ((j.mode == WU && !j.wdx2) || (j.mode == BP && !two))))
+    return r;
+  if (j.lmode == 1 && j.mode == BP) return bndx_value(r, r2, t, cb, kb);
   const float t1 = j.lk1 != 0 ? xf_term(r, kb[0], t, cb) : r;
   const float t2 = j.lk2 != 0 ? xf_term(r2, kb[1], t, cb) : r2;
   const float v = two ? t1 + t2 : t1;
@@ -638,7 +642,7 @@ static inline void load_ifm(IfmBlock& x, const Job& j, const Walk& w, const floa
   const Window win = window(j, w);
   if (win.r.n <= 0 || win.c.n <= 0) return;
   const Runs runs = fm_runs(j.src, win.r.n, win.c.n);
-  const bool two = j.xf && j.lx2 != 0 && !(j.mode == WU && j.lmode == 1);
+  const bool two = j.xf && j.lx2 != 0 && !(j.mode == WU && j.lmode == 1 && !j.wdx2);
   load_ifm_pass(x, j, w, win, runs, two, mem_in, mem_x2, kb);
 }
 
@@ -689,14 +693,15 @@ EFGEN_LABEL(LOAD_ERR_BLOCKS)
 
 
 // WU with a BN BP dx record (LMODE 1), instead of load_err: the chunk's error tiles as
-// the BN's dx (bndx_value) of dz (gmem0) and y (LX2, the same offsets, read beside it on
-// mem_x2: gmem2's read channel, as load_ifm's second stream). Not with FLAG_BIAS (load_xf).
+// the BN's dx (bndx_value) of dz (gmem0) and y (LX2, or SK with MK: the same offsets,
+// read beside it on mem_x2: gmem2's read channel, as load_ifm's second stream), the
+// constants kb (kbd with MK). Not with FLAG_BIAS (load_xf).
 static inline void load_err_dx(OfmBlock& e, const Job& j, const Walk& w, int ob0, int nmb,
                                const float* mem_in, const float* mem_x2,
                                const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   const int npix = w.tr * w.tc;
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
-  const int64_t shift = j.lx2 - j.dst.base;
+  const int64_t shift = (j.wdx2 ? j.sk : j.lx2) - j.dst.base;
 EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
   for (int mbl = 0; mbl < nmb; ++mbl) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
@@ -734,7 +739,8 @@ static inline void ce_load(const Job& j, int ob0, int nmb, const float* mem_in,
                            const float* mem_x2,
                            efgen_sob<IfmBlock>& ifm_s, efgen_sob<OfmBlock>& err_s,
                            float bacc[TM][MAX_MC * ACC_DIST],
-                           const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
+                           const float kb[XF_TERMS][XF_CONSTS][T][XF_D],
+                           const float kbd[XF_TERMS][XF_CONSTS][T][XF_D]) {
   EFGEN_HLS(INLINE off)
   // The bias-gradient adders: as many as the port brings words per beat (a T-word vector
   // takes T/EFGEN_AXI_WORDS beats, so more adders would only wait).
@@ -748,7 +754,7 @@ EFGEN_LABEL(LOAD_STEPS)
     if (j.mode == WU && w.nb == 0) {
       efgen_wlock<OfmBlock> e(err_s);
       if (j.xf && j.lmode == 1)
-        load_err_dx(e, j, w, ob0, nmb, mem_in, mem_x2, kb);
+        load_err_dx(e, j, w, ob0, nmb, mem_in, mem_x2, j.wdx2 ? kbd : kb);
       else
         load_err(e, bacc, j, w, ob0, nmb, mem_in);
     }
@@ -1202,7 +1208,8 @@ EFGEN_LABEL(STORE_GROUPS)
 
 static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DEPTH],
                       const float bbuf[TM][MAX_MC], float bacc[TM][MAX_MC * ACC_DIST],
-                      const float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float skb[TM][MAX_MC],
+                      const float kb[XF_TERMS][XF_CONSTS][T][XF_D],
+                      const float kbd[XF_TERMS][XF_CONSTS][T][XF_D], const float skb[TM][MAX_MC],
                       float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
                       const float kbs[XF_CONSTS][TM][MAX_MC],
                       const float* mem_in, const float* mem_w, float* mem_out) {
@@ -1215,7 +1222,7 @@ static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DE
   EFGEN_HLS(ARRAY_PARTITION variable=err_s type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=ofm_s type=complete dim=1)
   EFGEN_REGION(region);
-  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, mem_out, ifm_s, err_s, bacc, kb));
+  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, mem_out, ifm_s, err_s, bacc, kb, kbd));
   EFGEN_PROCESS(region, ce_mac(j, ob0, nmb, wbuf, ifm_s, err_s, ofm_s));
   EFGEN_PROCESS(region, ce_store(j, ob0, nmb, bbuf, ofm_s, mem_w, mem_out, skb, sacc, kbs));
   EFGEN_JOIN(region);
@@ -1465,7 +1472,36 @@ static inline int64_t rec_addr(const uint32_t rw[XF_WORDS], int k) {
 // The side record (XF_WORDS words, one per cycle) and the load stream's per-channel
 // constants (mean, invstd, gamma, beta of each term: 4 x C words from LK), one word per
 // cycle, before the chunks. A WU record's DBG replaces a[7] (the bias-gradient debug copy).
-static bool load_xf(Job& j, float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float* mem_w) {
+// Two terms' constants (mean, invstd, gamma, beta | the dx block's 4 + 4 rows) of C
+// channels from base0 and base1 (0: the term has none), one word per cycle.
+static void load_consts(float kb[XF_TERMS][XF_CONSTS][T][XF_D], int64_t base0, int64_t base1,
+                        int C, const float* mem_w) {
+EFGEN_LABEL(LOAD_XF_TERMS)
+  for (int term = 0; term < XF_TERMS; ++term) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=2)
+    const int64_t base = term == 0 ? base0 : base1;
+    if (base == 0) continue;
+  EFGEN_LABEL(LOAD_XF_KINDS)
+    for (int q = 0; q < XF_CONSTS; ++q) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=4 max=4)
+      const int64_t row = base + int64_t(q) * C;
+      int t = 0, cb = 0;
+    EFGEN_LABEL(LOAD_XF_CONST)
+      for (int ch = 0; ch < C; ++ch) {
+        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_XF_MAX_C)
+        EFGEN_HLS(PIPELINE II=1)
+        kb[term][q][t][cb] = mem_w[row + ch];
+        if (++t == T) {
+          t = 0;
+          ++cb;
+        }
+      }
+    }
+  }
+}
+
+static bool load_xf(Job& j, float kb[XF_TERMS][XF_CONSTS][T][XF_D],
+                    float kbd[XF_TERMS][XF_CONSTS][T][XF_D], const float* mem_w) {
   uint32_t rw[XF_WORDS];
 EFGEN_LABEL(LOAD_XF_RECORD)
   for (int k = 0; k < XF_WORDS; ++k) {
@@ -1485,40 +1521,23 @@ EFGEN_LABEL(LOAD_XF_RECORD)
   if (j.mode == WU) j.a[7] = j.dbg;
   if (j.mode == BP) j.se = j.dbg;     // words 12-13: WU's DBG, BP's error operand SE
   if (j.mode == FP && j.dbg != 0) return false;
-  // BP loads dy plainly or as a BN's dx (LMODE 1); MK is BP's only; LMODE 1 (BP, WU)
-  // needs both constant sets and y, no ReLU and (WU) no bias.
+  // BP loads dy plainly or as a BN's dx (LMODE 1); MK is BP's mask constants, or WU's dx
+  // constants (LMODE 1, y at SK; the input tiles then transform as in FP); LMODE 1 needs
+  // both constant sets and y, no ReLU on the error stream and (WU) no bias.
   const bool dx = j.lmode == 1;
-  if (j.lmode < 0 || j.lmode > 1 || (dx && j.mode == FP) || (j.mode != BP && j.mk != 0))
+  j.wdx2 = j.mode == WU && dx && j.mk != 0;
+  if (j.lmode < 0 || j.lmode > 1 || (dx && j.mode == FP) || (j.mode == FP && j.mk != 0))
     return false;
   if (j.mode == BP && !dx && (j.lk1 != 0 || j.lx2 != 0 || j.relu_in)) return false;
-  if (dx && (j.lk1 == 0 || j.lk2 == 0 || j.lx2 == 0 || j.relu_in ||
-             (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS))))
+  if (dx && !j.wdx2 && (j.lk1 == 0 || j.lk2 == 0 || j.lx2 == 0 || j.relu_in ||
+                        (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS))))
     return false;
+  if (j.wdx2 && (j.sk == 0 || (j.flags & EFGEN_FLAG_BIAS))) return false;
   if (j.mode == BP && j.stats && (j.mk == 0 || !(j.flags & EFGEN_FLAG_MASK))) return false;
   if (j.mode == BP && j.sk != 0 && !j.stats) return false;   // SK: the BP sums' y only
-  const int C = j.mode == WU && dx ? j.M : j.src.C;   // the transformed stream's channels
-EFGEN_LABEL(LOAD_XF_TERMS)
-  for (int term = 0; term < XF_TERMS; ++term) {
-    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=2)
-    const int64_t base = term == 0 ? j.lk1 : j.lk2;
-    if (base == 0) continue;
-  EFGEN_LABEL(LOAD_XF_KINDS)
-    for (int q = 0; q < XF_CONSTS; ++q) {
-      EFGEN_HLS(LOOP_TRIPCOUNT min=4 max=4)
-      const int64_t row = base + int64_t(q) * C;
-      int t = 0, cb = 0;
-    EFGEN_LABEL(LOAD_XF_CONST)
-      for (int ch = 0; ch < C; ++ch) {
-        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_XF_MAX_C)
-        EFGEN_HLS(PIPELINE II=1)
-        kb[term][q][t][cb] = mem_w[row + ch];
-        if (++t == T) {
-          t = 0;
-          ++cb;
-        }
-      }
-    }
-  }
+  const int C = j.mode == WU && dx && !j.wdx2 ? j.M : j.src.C;   // the kb stream's channels
+  load_consts(kb, j.lk1, j.lk2, C, mem_w);
+  if (j.wdx2) load_consts(kbd, j.mk, j.mk + int64_t(XF_CONSTS) * j.M, j.M, mem_w);
   return true;
 }
 
@@ -1611,6 +1630,7 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
   // The fused transform (FLAG_XF): the load stream's per-channel constants (two terms x
   // mean, invstd, gamma, beta; lane-partitioned), the store's shift k and its BN FP sums.
   static float kb[XF_TERMS][XF_CONSTS][T][XF_D];
+  static float kbd[XF_TERMS][XF_CONSTS][T][XF_D];   // WU: the error tiles' dx constants (MK)
   static float skb[TM][MAX_MC];
   static float sacc[NSUMS][TM][MAX_MC * ACC_DIST];
   static float kbs[XF_CONSTS][TM][MAX_MC];
@@ -1619,6 +1639,9 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=2)
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=3)
+  EFGEN_HLS(ARRAY_PARTITION variable=kbd type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=kbd type=complete dim=2)
+  EFGEN_HLS(ARRAY_PARTITION variable=kbd type=complete dim=3)
   EFGEN_HLS(ARRAY_PARTITION variable=skb type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=sacc type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=sacc type=complete dim=2)
@@ -1633,7 +1656,7 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
 
   Job j;
   if (make_job(d, j) != EFGEN_CONV_OK) return;  // rejected: nothing read or written
-  if (j.xf && !load_xf(j, kb, mem_w)) return;   // an unsupported record: nothing written
+  if (j.xf && !load_xf(j, kb, kbd, mem_w)) return;   // an unsupported record: nothing written
 
   const int nchunks = cdiv(j.MB, j.mc);
 EFGEN_LABEL(CHUNKS)
@@ -1655,8 +1678,8 @@ EFGEN_LABEL(CHUNKS)
       load_weights(wbuf, bbuf, j, ob0, nmb, mem_w);
     }
     if (j.stats) stats_begin(j, ob0, nmb, skb, sacc, mem_w);
-    if (j.mk != 0) mask_begin(j, ob0, nmb, kbs, mem_w);
-    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, kb, skb, sacc, kbs, mem_in, mem_w, mem_out);
+    if (j.mode == BP && j.mk != 0) mask_begin(j, ob0, nmb, kbs, mem_w);
+    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, kb, kbd, skb, sacc, kbs, mem_in, mem_w, mem_out);
     if (j.stats) stats_end(j, ob0, nmb, sacc, mem_out);
     if (j.mode == WU) sgd_writeback(wbuf, bacc, j, ob0, nmb, mem_in, mem_w, mem_out);
   }

@@ -302,6 +302,48 @@ def test_bp_store_accumulates_the_sums_of_a_stored_bn_output(engine, t):
     assert rel_err(sums[N:], (want * xhat).sum(axis=(0, 2, 3))) <= BAR
 
 
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_wu_record_with_both_transforms(engine, t):
+    """CONV_WU, record LMODE 1 with MK: the error tiles are the BN's dx (constants block
+    at MK, y at SK) and the input tiles go through the FP transform relu(bn(x)) of
+    LK1/LRELU: a conv that reads a fused input and whose own BN's dx is fused."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(19)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    dz, y, x = f(B, M, ho, ho), f(B, M, ho, ho) * np.float32(2), f(B, N, H, W)
+    w, vel = f(M, N, K, K) * np.float32(0.3), f(M, N, K, K)
+    kin = _consts(rng, N)
+    k0 = np.stack([f(M), rng.uniform(0.5, 2, M).astype(np.float32), f(M),
+                   np.full(M, 9.0, np.float32)])
+    k1 = np.concatenate([f(M), f(M), np.zeros(2 * M, np.float32)])
+    ch = lambda v: v[None, :, None, None]  # noqa: E731
+    want_dx = ch(k0[2]) * ((ch(k0[3]) * dz - ch(k1[:M])) - (y - ch(k0[0])) * ch(k0[1])
+                           * ch(k1[M:2 * M]))
+    xin = np.maximum(fused.bn_term(x, kin), 0).astype(np.float32)
+    dram = Dram()
+    for name, v in (("dz", dz), ("y", y), ("x", x)):
+        put_fm(dram, eng, name, v)
+    put_w(dram, eng, "w", w)
+    put_w(dram, eng, "v", vel)
+    dram.add("kin", 4 * N, kin.ravel())
+    dram.add("bnx", 8 * M, np.concatenate([k0.ravel(), k1]))
+    dram.add("dw", eng.wl.size(w.shape))
+    rec = fused.xf_record(lk1=dram.off("kin"), relu=True, mk=dram.off("bnx"),
+                          sk=dram.off("y"), lmode=1)
+    dram.add("rec", rec.size, rec)
+    mem = dram.build()
+    wu = make_desc("CONV_WU", ["XF"], {0: dram.off("dz"), 1: dram.off("x"), 2: dram.off("w"),
+                                       3: dram.off("v"), 6: dram.off("dw"), 7: dram.off("rec")},
+                   lr=LR, momentum=MOMENTUM, weight_decay=WD, **geo, **_tiling(t))
+    assert eng.check(wu) == 0
+    eng.run(wu, mem)
+    g = ops.conv_wu(want_dx, xin, S, P, K)
+    assert rel_err(eng.wl.unpack(dram.get(mem, "dw"), g.shape), g) <= BAR
+    w2, _ = ops.sgd_update(w, g, vel, LR, MOMENTUM, WD)
+    assert rel_err(eng.wl.unpack(dram.get(mem, "w"), w2.shape), w2) <= BAR
+
+
 def test_unsupported_fused_descriptors_are_rejected(engine):
     """What is not built yet is refused before anything is written: FLAG_STATS without
     FLAG_XF or on WU, a missing record (check), and (found in the record at run time) a
@@ -380,15 +422,20 @@ def test_fused_tiny_step(case, tmp_path):
     # that store also accumulates BN3's sums, x_hat from conv3's y (record SK)
     assert flags[("conv4", "bp")] & FLAGS["STATS"] and flags[("bn3", "bp")] & FLAGS["SUMS"]
     assert prog.fusion["bn_bp_sums_in_store"] == ["bn2", "bn3"]
-    # BN1's and BN2's dx are applied by conv1's WU and conv2's BP/WU loads (no dx pass,
-    # the producers' output errors never stored); BN3's producer conv3 reads a fused
-    # input, so BN3 keeps its dx pass
-    for k in [("conv2", "bp"), ("conv2", "wu"), ("conv1", "wu")]:
+    # every BN's dx is applied by its conv's loads (no dx pass, the producers' output
+    # errors never stored): conv1's WU, conv2's and conv3's BP and WU; conv3 reads the
+    # fused relu2, so its WU record holds both: the input transform (LK1, LRELU) and the
+    # dx of its error tiles (constants at MK, y at SK)
+    for k in [("conv2", "bp"), ("conv2", "wu"), ("conv1", "wu"), ("conv3", "wu")]:
         assert flags[k] & FLAGS["XF"], k
-    assert not flags[("bn1", "bp")] & FLAGS["DX"] and not flags[("bn2", "bp")] & FLAGS["DX"]
-    assert flags[("bn3", "bp")] & FLAGS["DX"]
-    assert {"conv1:dy", "conv2:dy"} <= set(prog.not_in_dram) and "err:conv2" not in prog.regions
-    assert prog.fusion["bn_dx_in_loads"] == ["bn1", "bn2"]
+    assert not any(flags[(b, "bp")] & FLAGS["DX"] for b in ("bn1", "bn2", "bn3"))
+    assert {"conv1:dy", "conv2:dy", "conv3:dy"} <= set(prog.not_in_dram)
+    assert "err:conv2" not in prog.regions and "err:conv3" not in prog.regions
+    assert prog.fusion["bn_dx_in_loads"] == ["bn1", "bn2", "bn3"]
+    wu3 = [st.desc for st in prog.bp if (st.layer, st.what) == ("conv3", "wu")][0]
+    rec = fused.read_record(np.asarray(prog.regions["xf:conv3:wu"].data), 0)
+    assert rec["LMODE"] == 1 and rec["LRELU"] and rec["MK"] and rec["SK"] and rec["LK1"]
+    assert wu3.a[7] == prog.regions["xf:conv3:wu"].offset
     assert prog.regions["stats:bn2"].words == 4 * 10 and prog.regions["stats:bn3"].words == 40
     assert prog.regions["stats:bn1"].words == 2 * 6
     assert not flags[("conv4", "fp")] & FLAGS["XF"]          # reads a materialised add
@@ -448,9 +495,10 @@ def test_fused_resnet20_step(tmp_path):
     assert res.fusion["bn_bp_sums_in_store"] == sorted(
         ["conv1_bn"] + [f"s{s}b{b}_{h}_bn" for s in (1, 2, 3) for b in (1, 2, 3)
                         for h in "ab" if (s, b, h) != (3, 3, "b")])
-    # the BNs whose producing conv reads a stored input: conv1's and the blocks' first
-    assert res.fusion["bn_dx_in_loads"] == sorted(
-        ["conv1_bn"] + [f"s{s}b{b}_a_bn" for s in (1, 2, 3) for b in (1, 2, 3)])
+    # every BN's dx in its producing conv's BP/WU loads (the blocks' second convs read
+    # the fused first BN/ReLU: their WU records hold both transforms)
+    assert res.fusion["bn_dx_in_loads"] == sorted(res.fusion["bn_stats_in_store"])
+    assert len(res.fusion["bn_dx_in_loads"]) == 19
     assert res.fusion["fused_into_loads"] == [f"s{s}b{b}_a_relu" for s in (1, 2, 3)
                                               for b in (1, 2, 3)]
     # every block input's error (the add's and the first conv's) in that conv's BP store

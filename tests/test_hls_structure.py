@@ -200,7 +200,7 @@ def test_dataflow_region_is_canonical(kernel):
     region_params = dict(zip(_params(reg.head), re.split(r",(?![^<]*>)", reg.head[
         reg.head.index("(") + 1:reg.head.rindex(")")])))
     shared = [n for n, decl in region_params.items() if "[" in decl or "*" in decl]
-    assert set(shared) == {"wbuf", "bbuf", "bacc", "kb", "skb", "sacc", "kbs", *DRAM}
+    assert set(shared) == {"wbuf", "bbuf", "bacc", "kb", "kbd", "skb", "sacc", "kbs", *DRAM}
     for name in shared:
         users = [p for p in procs if name in _calls(body, p)[0]]
         if name not in DRAM:

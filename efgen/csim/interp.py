@@ -68,8 +68,8 @@ class Interp:
         def loaded(addr, shape):
             """A conv's input stream as its loader delivers it (FLAG_XF: transformed)."""
             x = self.fm_get(addr, shape)
-            if rec is None or rec["LMODE"] == 1:      # LMODE 1 transforms the error
-                return x
+            if rec is None or (rec["LMODE"] == 1 and not (op == "CONV_WU" and rec["MK"])):
+                return x                              # LMODE 1 transforms the error
             return fused.load_value(x, rec, lambda ad: self.fm_get(ad, shape), self.v_get)
 
         if op == "CONV_FP":
@@ -106,7 +106,10 @@ class Interp:
         elif op == "CONV_WU":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
             dy, x = self.fm_get(a[0], yout), loaded(a[1], xin)
-            if rec is not None and rec["LMODE"] == 1:
+            if rec is not None and rec["LMODE"] == 1 and rec["MK"]:   # dx constants at MK
+                k = {"LK1": rec["MK"], "LK2": rec["MK"] + 4 * d.out_c}
+                dy = fused.bndx_value(dy, self.fm_get(rec["SK"], yout), k, self.v_get)
+            elif rec is not None and rec["LMODE"] == 1:
                 dy = fused.bndx_value(dy, self.fm_get(rec["LX2"], yout), rec, self.v_get)
             g = ops.conv_wu(dy, x, d.stride, d.pad, d.kh)
             if rec is not None:           # the record moved the bias-gradient debug copy

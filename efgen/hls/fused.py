@@ -216,14 +216,13 @@ class Fusion:
 
     def dx_fused(self) -> dict[str, str]:
         """BN -> its producing conv whose BP and WU loads apply the BN's BP dx (LMODE 1):
-        the conv has no bias, reads a stored input (its WU record holds no input
-        transform) and runs BP or WU; the BN runs BP."""
+        the conv has no bias and runs BP or WU; the BN runs BP. A conv whose input is a
+        fused load has both in its WU record: the input transform in LK1/LX2/LK2/LRELU,
+        the dx constants at MK and y at SK."""
         net, out = self.b.net, {}
         for bn, p in self.stats.items():
             lp = net[p]
             if not net[bn].runs_bp or lp.bias or not (lp.trainable or lp.runs_bp):
-                continue
-            if lp.inputs[0] != INPUT and self.b.dram(lp.inputs[0]) in self.load:
                 continue
             out[bn] = p
         return out
@@ -297,7 +296,7 @@ class Fusion:
         if dz:
             a[0] = dz[0]
             fields.update(dz[1])
-        elif d in self.load and "MASK" in fl:
+        if d in self.load and "MASK" in fl:
             bn, _ = self.load[d]
             a[6] = self.source(d)
             fields["mk"] = self._lk(bn)
@@ -360,15 +359,19 @@ class Fusion:
     def conv_wu(self, l, a: dict, fl: list) -> None:
         d = self.b.dram(l.inputs[0])
         dz = self.dz_of(l)
+        fields: dict = {}
+        if d in self.load:
+            a[1] = self.source(d)
+            fields = self._load_fields(d)
         if dz:
             a[0] = dz[0]
-            fl.append("XF")
-            a[7] = self._record(f"xf:{l.name}:wu", **dz[1])
+            if fields:      # both: the dx constants at MK, y at SK
+                k = dz[1]
+                fields.update(mk=k["lk1"], sk=k["lx2"], lmode=1)
+            else:
+                fields.update(dz[1])
+        if not fields:
             return
-        if d not in self.load:
-            return
-        a[1] = self.source(d)
-        fields = self._load_fields(d)
         if 7 in a:
             fields["dbg"] = (a.pop(7), 0)
         fl.append("XF")
