@@ -49,9 +49,9 @@ words  field      meaning
 0-1    ``LK1``    the load stream's first term (the tile the engine reads from a[0]
                   in FP / a[1] in WU): the BN constants block of its batchnorm; 0 =
                   the term is the plain tensor
-2-3    ``LX2``    a second operand (same shape and layout as the first), read in a
-                  second pass over the tile's runs on gmem0 (the model prices that
-                  pass: efgen/model/engine.py); 0 = none
+2-3    ``LX2``    a second operand (same shape and layout as the first), read in the
+                  tile's loop on gmem2's read channel, in parallel with the tile on
+                  gmem0 (as the model prices it: efgen/model/engine.py); 0 = none
 4-5    ``LK2``    the second term's BN constants block; 0 = plain
 6      ``LRELU``  1: the loaded value is clamped at 0 (a fused ReLU), as int bits
 7      ``LMODE``  0: the affine terms above (FP input, WU input); 1: BN BP dx of the
@@ -60,17 +60,24 @@ words  field      meaning
                   mean)*invstd, y read at LX2 (the BN's input), LK1 -> mean, invstd,
                   coef, n and LK2 -> sdy, sdyx (C words each: the block BN_BP writes
                   to a[7] with FLAG_DXK (512) instead of FLAG_DX); not with FLAG_BIAS
-                  on WU
-8-9    ``SK``     FLAG_STATS: k, the shift (C words: the BN's running mean)
+                  on WU. CONV_WU with MK != 0: the dx block is at MK, y at SK, and
+                  LK1/LX2/LK2/LRELU transform WU's input tiles as in FP (a conv that
+                  reads a fused input)
+8-9    ``SK``     CONV_FP FLAG_STATS: k, the shift (C words: the BN's running mean);
+                  CONV_BP FLAG_STATS: the BN's input y (a stored tensor shaped as dx)
+                  whose x_hat the BP sums use, read before each lane block's store
+                  like SE; the mask is then the plain a[6] > 0 and MK holds the BN's
+                  mean, invstd (the BN output is stored); CONV_WU LMODE 1: y
 10-11  ``SSUM``   FLAG_STATS: sum(y - k)[C] then sum((y - k)^2)[C], overwritten
 12-13  ``DBG``    CONV_WU: the bias-gradient debug copy (what a[7] holds unfused)
 12-13  ``SE``     CONV_BP (the same words): another sender's error (same shape and
                   layout as dx), read before each lane block's store into an on-chip
                   tile and added to dx before the mask: the final error of a tensor
                   with two senders, written by the last sender's store (no ERRSUM)
-14-15  ``MK``     CONV_BP with FLAG_MASK: the mask source a[6] is a fused BN's input y
-                  and the mask is bn(y) > 0 with this BN constants block (the
-                  ReLU mask recomputed; the BN output is never stored)
+14-15  ``MK``     CONV_BP with FLAG_MASK (SK = 0): the mask source a[6] is a fused BN's
+                  input y and the mask is bn(y) > 0 with this BN constants block (the
+                  ReLU mask recomputed; the BN output is never stored); with SK: the
+                  constants of the BP sums' x_hat; CONV_WU LMODE 1: the dx block
 ====== ========== ==================================================================
 
 A loaded term is ``gamma*((y - mean)*invstd) + beta`` per channel (the golden's order,
@@ -97,13 +104,13 @@ The BN output is never stored and the add has no ADD_FP pass.
 A CONV_BP record holds MK and SSUM, or an LMODE 1 load, and optionally SE; anything
 else (an affine load in BP, BP sums without MK, LMODE 1 with a bias on WU, a DBG/SE
 field on CONV_FP) is refused: the engine checks the record before it writes anything.
-The second load pass (the second operand, or y for LMODE 1) is a separate pipelined loop
-on gmem0 after the tile's own, and the model prices it so. Planned, not built yet (the
-next increments): LMODE 1 for a conv whose WU also transforms its input (its record
-needs both: more words), residual adds and two-source groups in the consumers' loads,
-error sums of three or more senders, BN BP sums where the BN output is stored, and the
-BN transform in the vector passes' loads (an add whose other operand comes later in the
-net, e.g. after an option-A shortcut, keeps its ADD_FP pass).
+The second load stream (the second operand, or y for LMODE 1) is read in the tile's
+loop on gmem2's read channel, as the model prices it. Planned, not built yet (the next
+increments): residual adds and two-source groups in the consumers' loads (BN_FIN with
+FLAG_ADDX materialises them once), error sums of three or more senders or finalised by
+a vector pass, the BN BP dx of a conv with a bias, and the BN transform in the vector
+passes' loads (an add whose other operand comes later in the net, e.g. after an
+option-A shortcut, keeps its ADD_FP pass).
 """
 
 from __future__ import annotations
