@@ -880,8 +880,9 @@ static inline void bn_gather(const ChanMem& chan, const PartMem& part, const int
 // gmem1); kBnNorm reads x and writes y (a[7]); kBnDx reads dy and x and writes dx (a[7]),
 // masked by x > 0 with FLAG_MASK. The reductions accumulate into part[.][slot][cb] with
 // a free-running slot (0..7): an accumulator recurs exactly every 8 iterations.
-// kBnNorm with x2 != 0 (BN_FIN with FLAG_ADDX) also reads x2 (gmem1, beside x) and
-// stores relu?(y + x2): a residual add in the BN's materialisation.
+// kBnNorm with x2 != 0 (BN_FIN with FLAG_ADDX) runs the two-stream loop of kBnDx: it
+// also reads x2 (gmem1, beside x) and stores relu?(y + x2), a residual add in the BN's
+// materialisation.
 static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_in,
                            const float* mem_w, float* mem_out, const float nf,
                            PartMem& part, ChanMem& chan, const int64_t x2 = 0) {
@@ -901,7 +902,7 @@ static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_
   VecF zero;
   EFGEN_HLS(ARRAY_PARTITION variable=zero type=complete)
   vfill(zero, 0.0f);
-  int64_t o0 = d.a[0], o1 = d.a[1], ow = d.a[7];
+  int64_t o0 = d.a[0], o1 = x2 != 0 ? x2 : d.a[1], ow = d.a[7];
   BlockPos pos = block_start(C);
   int slot = 0;
   if (mode == kBnMean || mode == kBnVar) {
@@ -963,40 +964,7 @@ static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_
       slot = slot == kIL - 1 ? 0 : slot + 1;
       block_step(pos, HW, CB, C);
     }
-  } else if (mode == kBnNorm && x2 != 0) {
-    o1 = x2;
-    EFGEN_LABEL(bn_normalise_add)
-    for (int64_t i = 0; i < nvec; ++i) {
-      EFGEN_HLS(PIPELINE II=1)
-      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_VECS)
-      VecF u, w, q0, q1, y, a, out;
-      VecF m, sd, k2, k3, k4, p0, p1;
-      EFGEN_HLS(ARRAY_PARTITION variable=m type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=sd type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=k2 type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=k3 type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=k4 type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=p0 type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=p1 type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=u type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=w type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=q0 type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=q1 type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=y type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=a type=complete)
-      EFGEN_HLS(ARRAY_PARTITION variable=out type=complete)
-      vread(mem_in, o0, u);
-      vread(mem_w, o1, w);
-      bn_gather(chan, part, pos.cb, 0, i2, i3, m, sd, k2, k3, k4, p0, p1);
-      unit_bn(u, u, p0, p1, m, sd, k2, k3, k4, bc, q0, q1, y);
-      unit_ew(y, w, zero, ec, pos.valid, a, out);   // y + x2, then the fused ReLU
-      vwrite(mem_out, ow, out);
-      o0 += kT;
-      o1 += kT;
-      ow += kT;
-      block_step(pos, HW, CB, C);
-    }
-  } else if (mode == kBnNorm) {
+  } else if (mode == kBnNorm && x2 == 0) {
     EFGEN_LABEL(bn_normalise)
     for (int64_t i = 0; i < nvec; ++i) {
       EFGEN_HLS(PIPELINE II=1)
@@ -1049,8 +1017,9 @@ static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_
       vread(mem_in, o0, u);
       vread(mem_w, o1, w);
       bn_gather(chan, part, pos.cb, 0, i2, i3, m, sd, k2, k3, k4, p0, p1);
-      unit_bn(u, w, p0, p1, m, sd, k2, k3, k4, bc, q0, q1, y);
-      unit_ew(y, w, zero, ec, pos.valid, a, out);  // mask source = x (a[1])
+      // dx: x = w (a[1], also the mask source); norm: x = u, and w = x2 is added
+      unit_bn(u, mode == kBnNorm ? u : w, p0, p1, m, sd, k2, k3, k4, bc, q0, q1, y);
+      unit_ew(y, w, zero, ec, pos.valid, a, out);
       vwrite(mem_out, ow, out);
       o0 += kT;
       o1 += kT;

@@ -478,6 +478,29 @@ def test_fused_program_interpreted_matches_golden():
     assert abs(loss - golden.loss) <= 1e-5 * abs(golden.loss)
 
 
+@pytest.mark.parametrize("case", [("tiny", 8, 4), ("resnet20", 8, 8)],
+                         ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}")
+def test_fused_program_runs_in_float64_for_the_diagnosis(case):
+    """The local check diagnoses a failing descriptor by running it in float64
+    (efgen.csim.verdict): the whole fused step (BN_FIN with FLAG_ADDX, the side records'
+    loads and stores, SE, SK, the MK dx constants) runs on a float64 image under the
+    numpy interpreter and agrees with its float32 run within 1e-4."""
+    from efgen.csim.csim import DramImage
+    from efgen.csim.interp import interp_step
+    from efgen.golden.model import init_state, synthetic_batch
+    from efgen.hls.program import build_program
+
+    net, design, _ = _fused(*case, 2)
+    prog = build_program(net, design)
+    img = DramImage(prog)
+    x, labels = synthetic_batch(net, 2, seed=1)
+    img.load_state(init_state(net, seed=0, dtype=np.float32), x.astype(np.float32))
+    m32, m64 = img.mem.copy(), img.mem.astype(np.float64)
+    l32, l64 = interp_step(prog, m32, labels), interp_step(prog, m64, labels)
+    assert m64.dtype == np.float64 and abs(l32 - l64) <= 1e-5 * abs(l64)
+    assert rel_err(m32, m64) <= 1e-4
+
+
 def test_fused_resnet20_step(tmp_path):
     """ResNet-20, batch 2, fused: 19 BN statistics in conv stores, the nine block-internal
     BN/ReLU outputs fused into the second conv's loads, the nine block inputs' error sums

@@ -153,7 +153,8 @@ class Interp:
             if a[7]:
                 y = fused.bn_term(self.fm_get(a[0], xin), np.stack([mean, invstd, gamma, beta]))
                 if fl & FLAGS["ADDX"]:        # a residual add in the materialisation
-                    w = self.mem[a[6] + 8 * c:a[6] + 8 * c + 2].view(np.uint32).astype(np.int64)
+                    w = np.asarray(self.mem[a[6] + 8 * c:a[6] + 8 * c + 2], np.float32) \
+                        .view(np.uint32).astype(np.int64)
                     y = y + self.fm_get(int(w[0] | (w[1] << 32)), xin)
                 self.fm_put(a[7], np.maximum(y, 0) if relu else y)
         elif op == "BN_BP":

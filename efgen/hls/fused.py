@@ -71,7 +71,7 @@ def load_value(x1: np.ndarray, rec: dict, get_fm, get_vec) -> np.ndarray:
     if rec["LRELU"]:
         v = np.where(v > 0, v, 0).astype(v.dtype) if not np.isnan(v).any() else \
             np.where((v > 0) | np.isnan(v), v, 0).astype(v.dtype)
-    return v.astype(np.float32)
+    return v.astype(np.float64 if x1.dtype == np.float64 else np.float32)
 
 
 def bndx_value(dz: np.ndarray, y: np.ndarray, rec: dict, get_vec) -> np.ndarray:
@@ -81,7 +81,8 @@ def bndx_value(dz: np.ndarray, y: np.ndarray, rec: dict, get_vec) -> np.ndarray:
     mean, invstd, coef, n = get_vec(rec["LK1"], 4 * C).reshape(4, C)
     sdy, sdyx = get_vec(rec["LK2"], 2 * C).reshape(2, C)
     xhat = (y - ch(mean)) * ch(invstd)
-    return (ch(coef) * ((ch(n) * dz - ch(sdy)) - xhat * ch(sdyx))).astype(np.float32)
+    return (ch(coef) * ((ch(n) * dz - ch(sdy)) - xhat * ch(sdyx))).astype(
+        np.float64 if dz.dtype == np.float64 else np.float32)
 
 
 def stats_sums(y: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -92,8 +93,9 @@ def stats_sums(y: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def bn_finalise(s1, s2, k, n: int, eps: float):
     """BN_FIN: mean, biased var and invstd from the shifted sums (float32, the order of
-    efgen.golden.restructured)."""
-    f = np.float32
+    efgen.golden.restructured; float64 when an input is: the local check's diagnosis)."""
+    f = np.float64 if any(np.asarray(a).dtype == np.float64 for a in (s1, s2, k)) \
+        else np.float32
     s1, s2, k = (np.asarray(a, f) for a in (s1, s2, k))
     d = s1 / f(n)
     mean = k + d
