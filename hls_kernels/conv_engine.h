@@ -569,6 +569,16 @@ static inline float xf_value(const Job& j, bool two, float r, float r2, int t, i
   return j.relu_in && !(v > 0.0f || v != v) ? 0.0f : v;
 }
 
+// The next buffer position (row u, column v) of a window walk at column `col` of its run.
+static inline void win_next(const Window& win, int dil, int& u, int& v, int& col) {
+  v += dil;
+  if (++col == win.c.n) {
+    col = 0;
+    v = win.c.lo;
+    u += dil;
+  }
+}
+
 // The real words of one input tile of reduction block nb: per lane block of the block
 // that exists, the window's source rows as linear runs; word (sr, sc) lands at buffer
 // row lo_r + (sr - src_r)*dil, column lo_c + (sc - src_c)*dil. With a second stream
@@ -605,12 +615,7 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
             const float r2 = mem_x2[a2 + int64_t(q) * T + t];
             x[g * T + t][ia] = xf_value(j, true, r, r2, t, c / T, kb);
           }
-          v += j.dil;
-          if (++col == win.c.n) {
-            col = 0;
-            v = win.c.lo;
-            u += j.dil;
-          }
+          win_next(win, j.dil, u, v, col);
         }
       } else {
       EFGEN_LABEL(LOAD_IFM_WORDS)
@@ -623,12 +628,7 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
             const float r = mem_in[a0 + int64_t(q) * T + t];
             x[g * T + t][ia] = xf_value(j, false, r, 0.0f, t, c / T, kb);
           }
-          v += j.dil;
-          if (++col == win.c.n) {
-            col = 0;
-            v = win.c.lo;
-            u += j.dil;
-          }
+          win_next(win, j.dil, u, v, col);
         }
       }
       run_next(runs, win.c.n, rr, cc);
