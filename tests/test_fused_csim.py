@@ -446,6 +446,12 @@ def test_fused_tiny_step(case, tmp_path):
     assert OPS["ERRSUM"] not in [s.desc.op for s in prog.bp]
     assert prog.fusion["error_sums_in_store"] == ["conv2", "conv4"]
     assert [r for r in prog.regions if r.startswith("errpart:")] == ["errpart:pool1:short"]
+    # add1 = bn3 + short: bn3's BN_FIN writes it (FLAG_ADDX), held until after the
+    # shortcut's FP; add2 (conv4 + relu3, no BN) keeps its ADD_FP pass
+    assert prog.fusion["adds_in_bn_fin"] == ["add1"] and "act:bn3" not in prog.regions
+    fp_order = [s.layer for s in prog.fp]
+    assert "add1" not in fp_order and fp_order.index("bn3") == fp_order.index("short") + 1
+    assert flags[("bn3", "fp")] & FLAGS["ADDX"] and "add2" in fp_order
     res = run_csim(net, design, board, tmp_path)
     step = res.steps[0]
     assert step.ok, format_report(res)
@@ -506,6 +512,7 @@ def test_fused_resnet20_step(tmp_path):
     BN/ReLU outputs fused into the second conv's loads, the nine block inputs' error sums
     in the first conv's BP store; the whole step within 1e-4."""
     from efgen.csim.csim import BAR, format_report, run_csim
+    from efgen.hls.program import build_program
 
     net, design, board = _fused("resnet20", 16, 16, 2)
     res = run_csim(net, design, board, tmp_path)
@@ -527,9 +534,12 @@ def test_fused_resnet20_step(tmp_path):
     # every block input's error (the add's and the first conv's) in that conv's BP store
     assert res.fusion["error_sums_in_store"] == [f"s{s}b{b}_a_conv" for s in (1, 2, 3)
                                                  for b in (1, 2, 3)]
-    # the residual adds after the blocks' second BN, written by that BN's BN_FIN (FLAG_ADDX,
-    # one pass reading the conv's y and the block input) except where the other operand
-    # (the option-A shortcut) comes later in the net
+    # every residual add is written by its block's second BN's BN_FIN (FLAG_ADDX, one pass
+    # reading the conv's y and the block input); where the other operand, the option-A
+    # shortcut, comes later in the net, BN_FIN runs right after it: no ADD_FP at all
     assert res.fusion["adds_in_bn_fin"] == [f"s{s}b{b}_add" for s in (1, 2, 3)
-                                            for b in (1, 2, 3) if (s, b) not in ((2, 1), (3, 1))]
+                                            for b in (1, 2, 3)]
+    order = [st.layer for st in build_program(net, design).fp]
+    assert "s2b1_add" not in order
+    assert order.index("s2b1_b_bn") == order.index("s2b1_short") + 1
     assert max(t.rel_err for t in step.tensors) <= BAR

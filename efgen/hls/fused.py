@@ -132,6 +132,8 @@ class Fusion:
         self.load: dict[str, tuple[str, bool]] = {}
         self.se = {}
         self.addx = {}
+        self.defer = {}
+        self.held: dict[str, list] = {}       # layer -> BN_FIN steps held until after it
         self.store_sums = {}
         if b.training is not None:       # the methods' host ops read stored tensors
             return
@@ -157,14 +159,18 @@ class Fusion:
 
     def _addx(self) -> dict[str, str]:
         """BNs whose BN_FIN writes the residual add after them (FLAG_ADDX): the BN has no
-        ReLU of its own, the add is its only consumer, has two inputs and the BN is the
-        later of them in the net (the other operand is stored before BN_FIN runs). The
-        BN's own output is then never stored and the add needs no ADD_FP pass: one pass
-        reads the conv's y and the other operand and writes relu?(bn(y) + x2), the
-        group's materialisation as the model prices it (two sources)."""
+        ReLU of its own, the add is its only consumer and has two inputs, the other one
+        stored. The BN's own output is then never stored and the add needs no ADD_FP
+        pass: one pass reads the conv's y and the other operand and writes relu?(bn(y) +
+        x2), the group's materialisation as the model prices it (two sources). Where
+        the other operand comes later in the net (an option-A shortcut after the block),
+        BN_FIN is deferred to just after it (:meth:`emit_fp`): nothing else reads the
+        BN's output, and the other operand cannot depend on it (the add is the BN's only
+        consumer)."""
         b, net = self.b, self.b.net
         order = {l.name: i for i, l in enumerate(net)}
         out = {}
+        self.defer: dict[str, str] = {}       # BN -> the layer its BN_FIN waits for
         for bn in self.stats:
             if bn in b.fused_into:
                 continue
@@ -173,12 +179,29 @@ class Fusion:
                 continue
             add = cons[0]
             other = [x for x in add.inputs if x != bn]
-            if len(other) != 1 or other[0] == INPUT or order[other[0]] > order[bn]:
+            if len(other) != 1 or other[0] == INPUT:
                 continue
             if b.dram(other[0]) in self.load or b.dram(bn) in self.load:
                 continue
             out[bn] = add.name
+            if order[other[0]] > order[bn]:
+                self.defer[bn] = other[0]
         return out
+
+    def emit_fp(self, fp: list, bn: str, step) -> None:
+        """Append BN_FIN's step, or hold it until its add's other operand is written."""
+        if bn in self.defer:
+            self.held.setdefault(self.defer[bn], []).append(step)
+        else:
+            fp.append(step)
+
+    def flush_fp(self, fp: list, layer: str) -> None:
+        """Before ``layer``'s FP: the held BN_FIN steps whose operand's layer came before
+        it (``layer`` is the next in the net after the operand's)."""
+        order = {l.name: i for i, l in enumerate(self.b.net)}
+        for name in sorted([k for k in self.held if order[k] < order[layer]],
+                           key=lambda k: order[k]):
+            fp.extend(self.held.pop(name))
 
     def add_absorbed(self, l) -> bool:
         """The add's FP pass is done by its BN's BN_FIN (FLAG_ADDX)."""

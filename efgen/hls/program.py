@@ -316,9 +316,12 @@ class _Builder:
 
     # ---- stage 2: FP descriptors -----------------------------------------------------------
     def fp_descriptors(self) -> None:
-        """One descriptor per layer that is not fused away, in net order."""
+        """One descriptor per layer that is not fused away, in net order (a fused design
+        may defer a BN_FIN past its add's other operand: efgen.hls.fused)."""
         net, desc, fp = self.net, self.desc, self.fp
         for l in net:
+            if self.fx:
+                self.fx.flush_fp(fp, l.name)
             if l.op == "softmax_ce" or (l.op == "relu" and l.name in self.fused):
                 continue
             x = f"act:{self.dram(l.inputs[0])}"
@@ -336,7 +339,7 @@ class _Builder:
 
                 fp_steps(self, l, x)
             elif l.op == "batchnorm" and self.fx and (fin := self.fx.bn_fp(l, relu, x, y)):
-                fp.append(Step(l.name, "fp", desc("BN_FIN", l, fin[1], fin[0])))
+                self.fx.emit_fp(fp, l.name, Step(l.name, "fp", desc("BN_FIN", l, fin[1], fin[0])))
             elif l.op == "batchnorm":
                 a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
                      4: f"rm:{l.name}", 5: f"rv:{l.name}", 7: y}
