@@ -507,6 +507,22 @@ def test_fused_program_runs_in_float64_for_the_diagnosis(case):
     assert rel_err(m32, m64) <= 1e-4
 
 
+def test_an_add_of_two_bns_is_written_by_the_later_ones_bn_fin():
+    """resnet20-b's projection blocks add two BN outputs: the later BN in the net writes
+    the add (FLAG_ADDX) reading the earlier one's stored output; no ADD_FP, no held step."""
+    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.program import build_program
+
+    net, design, _ = _fused("resnet20-b", 8, 4, 2)
+    prog = build_program(net, design)
+    fl = {s.layer: s.desc.flags for s in prog.fp}
+    assert OPS["ADD_FP"] not in [s.desc.op for s in prog.fp]
+    assert fl["s2b1_short_bn"] & FLAGS["ADDX"] and not fl["s2b1_b_bn"] & FLAGS["ADDX"]
+    assert "act:s2b1_b_bn" in prog.regions and "act:s2b1_short_bn" not in prog.regions
+    order = [s.layer for s in prog.fp]
+    assert order.index("s2b1_short_bn") > order.index("s2b1_b_bn")
+
+
 def test_fused_resnet20_step(tmp_path):
     """ResNet-20, batch 2, fused: 19 BN statistics in conv stores, the nine block-internal
     BN/ReLU outputs fused into the second conv's loads, the nine block inputs' error sums

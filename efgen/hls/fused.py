@@ -171,7 +171,7 @@ class Fusion:
         order = {l.name: i for i, l in enumerate(net)}
         out = {}
         self.defer: dict[str, str] = {}       # BN -> the layer its BN_FIN waits for
-        for bn in self.stats:
+        for bn in reversed(list(self.stats)):    # the later of two BN operands first
             if bn in b.fused_into:
                 continue
             cons = net.consumers(bn)
@@ -183,9 +183,13 @@ class Fusion:
                 continue
             if b.dram(other[0]) in self.load or b.dram(bn) in self.load:
                 continue
+            if add.name in out.values():      # both operands BNs: the later one writes it
+                continue
             out[bn] = add.name
-            if order[other[0]] > order[bn]:
-                self.defer[bn] = other[0]
+        for bn, add in out.items():
+            other = [x for x in net[add].inputs if x != bn][0]
+            if order[other] > order[bn]:
+                self.defer[bn] = other
         return out
 
     def emit_fp(self, fp: list, bn: str, step) -> None:
