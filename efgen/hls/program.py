@@ -96,8 +96,9 @@ or one a vector pass reads).
 Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
 
 ``FLAG_ADDX`` (1024, BN_FIN with a[7]): the materialised value is relu?(bn(a[0]) + x2), a
-residual add after the BN (its only consumer; the add's other operand x2 is stored
-earlier in the net) in the same pass, x2 read on gmem1 beside a[0]; x2's word address is
+residual add after the BN (its only consumer; the add's other operand x2 is stored; a
+BN_FIN whose x2 comes later in the net is placed just after it) in the same pass, x2
+read on gmem1 beside a[0]; x2's word address is
 the int64 in the two words after the constants block (``bnk`` is then 8*C + 2 words).
 The BN output is never stored and the add has no ADD_FP pass.
 
@@ -108,9 +109,8 @@ The second load stream (the second operand, or y for LMODE 1) is read in the til
 loop on gmem2's read channel, as the model prices it. Planned, not built yet (the next
 increments): residual adds and two-source groups in the consumers' loads (BN_FIN with
 FLAG_ADDX materialises them once), error sums of three or more senders or finalised by
-a vector pass, the BN BP dx of a conv with a bias, and the BN transform in the vector
-passes' loads (an add whose other operand comes later in the net, e.g. after an
-option-A shortcut, keeps its ADD_FP pass).
+a vector pass, the BN BP dx of a conv with a bias, the BN transform in the vector
+passes' loads, and an add without a BN operand (it keeps its ADD_FP pass).
 """
 
 from __future__ import annotations
