@@ -281,7 +281,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
     ``training:`` section (if any). ``fuse``: price the restructured-BN datapath
     (efgen/model/restructure.py; a model: the C++ runs part of it, which :meth:`csim`
-    checks, the RTL the unfused step, so a fused build writes neither hls/ nor rtl/);
+    checks, the RTL the unfused step, so a fused build writes hls/ and no rtl/);
     False (the default) is the unfused step.
     ``target``: ``"hls"`` (the Vitis HLS build's resources must fit the board's caps)
     or ``"rtl"`` (the reference RTL's, with FP32 units ``rtl_impl``; efgen.rtl.cost).

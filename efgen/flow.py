@@ -244,12 +244,13 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
                             "the methods; see README.md)")
             hls = False
         rtl = None
-    if design.fusion is not None and (hls or rtl is not None):
-        # The restructured-BN datapath is priced, not yet generated (README.md).
-        methods_note = ("hls/ and rtl/ not written: the generated C++ runs part of the fused "
-                        "step (--csim checks it; README.md), the reference RTL the unfused "
-                        "step (build with --no-fuse for them); the fused figures are a model")
-        hls, rtl = False, None
+    if design.fusion is not None and rtl is not None:
+        # hls/ runs the fused program (efgen.hls.fused: what it fuses is in its manifest
+        # and --csim's report); the reference RTL runs the unfused step only (README.md).
+        methods_note = ("rtl/ not written: the reference RTL runs the unfused step (build "
+                        "with --no-fuse for rtl/); hls/ runs the fused program, part of the "
+                        "plan (README.md)")
+        rtl = None
     tmp = make_temp(out_dir)
     try:
         (tmp / "design.json").write_text(design.to_json())

@@ -11,7 +11,12 @@
 //                   the velocity v;
 //   mem_w   (gmem1) reads weights and bias (before the region), the BP mask source (in
 //                   the region, by the storer); SGD reads and writes the parameters;
-//   mem_out (gmem2) writes the outputs (FP y, BP dx) and the debug gradient copies.
+//   mem_out (gmem2) writes the outputs (FP y, BP dx) and the debug gradient copies (the
+//                   storer); its read channel carries a fused load's second stream
+//                   (record LX2: a second operand, or BN BP's y), read by the loader
+//                   beside the tile on gmem0. Each pointer has one reading and one
+//                   writing process in the region, the reader first (UG1448, HLS
+//                   200-992 and the canonical dataflow rules).
 // A descriptor that efgen_conv_check rejects is not executed (nothing is read or
 // written), so no buffer can overflow whatever the host sends.
 //
@@ -285,9 +290,12 @@ struct Job {
   int64_t rec;                   // the side record's word address
   int64_t lk1, lx2, lk2, sk, ssum, dbg;
   int64_t mk;                    // BP: the mask source's BN constants (mask = bn(src) > 0)
+  int64_t se;                    // BP: another sender's error, added in the store (record SE)
   bool relu_in;
   int lmode;                     // 0: bn affine terms; 1: BN BP dx of the error stream (BP
                                  // input dy, WU error tiles) from dz and y (LX2)
+  bool wdx2;                     // WU, LMODE 1 with MK: the dx constants at MK, y at SK, and
+                                 // LK1/LX2/LK2/LRELU transform the input tiles as in FP
 };
 
 static inline FmView make_view(int64_t base, int C, int H, int W, int batch, bool major) {
@@ -336,9 +344,10 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   if (j.xf) addr_ok = addr_ok && j.rec > 0;
   if (!addr_ok) return EFGEN_CONV_ERR_ADDRESS;
   if (j.stats && (j.mode == WU || !j.xf)) return EFGEN_CONV_ERR_XF;
-  j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = 0;
+  j.lk1 = j.lx2 = j.lk2 = j.sk = j.ssum = j.dbg = j.mk = j.se = 0;
   j.relu_in = false;
   j.lmode = 0;
+  j.wdx2 = false;
   j.lr = d.lr;
   j.momentum = d.momentum;
   j.wd = d.weight_decay;
@@ -546,32 +555,43 @@ static inline float bndx_value(float dz, float y, int t, int cb,
                                 xhat * kb[1][KSDYX][t][cb]);
 }
 
-// The value placed by pass `second` of a fused load (FLAG_XF), from the word r it read
-// and (second pass) the value the first placed: pass 0 term1, pass 1 term1 + term2;
-// the fused ReLU clamps in the last pass. Without FLAG_XF the word itself.
-static inline float xf_value(const Job& j, bool second, float r, float prev, int t, int cb,
+// The value a fused load (FLAG_XF) places from the tile's word r and, with a second
+// stream (LX2), the word r2 read beside it: relu?(term1 + term2), or BN BP dx of (dz = r,
+// y = r2) for LMODE 1 (BP's input tiles). Without FLAG_XF the word itself.
+static inline float xf_value(const Job& j, bool two, float r, float r2, int t, int cb,
                              const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
-  if (!j.xf || (j.lmode == 1 && (j.mode == WU || !second))) return r;
-  if (j.lmode == 1) return bndx_value(prev, r, t, cb, kb);
-  const bool k = second ? j.lk2 != 0 : j.lk1 != 0;
-  const float term = k ? xf_term(r, kb[second ? 1 : 0], t, cb) : r;
-  const float v = second ? prev + term : term;
-  const bool last = second || j.lx2 == 0;
-  return last && j.relu_in && !(v > 0.0f || v != v) ? 0.0f : v;
+  if (!j.xf || (j.lmode == 1 && ((j.mode == WU && !j.wdx2) || (j.mode == BP && !two))))
+    return r;
+  if (j.lmode == 1 && j.mode == BP) return bndx_value(r, r2, t, cb, kb);
+  const float t1 = j.lk1 != 0 ? xf_term(r, kb[0], t, cb) : r;
+  const float t2 = j.lk2 != 0 ? xf_term(r2, kb[1], t, cb) : r2;
+  const float v = two ? t1 + t2 : t1;
+  return j.relu_in && !(v > 0.0f || v != v) ? 0.0f : v;
 }
 
-// One pass over the real words of one input tile of reduction block nb: per lane block
-// of the block that exists, the window's source rows as linear runs; word (sr, sc) lands
-// at buffer row lo_r + (sr - src_r)*dil, column lo_c + (sc - src_c)*dil. Pass 0 reads the
-// tile itself; pass 1 (FLAG_XF with a second operand) reads the second operand at the
-// same offsets from LX2 and adds it to what pass 0 placed. The passes are separate
-// pipelined loops with one read stream on gmem0 each (a stream on gmem1 would reach the
-// storer's bundle inside the DATAFLOW region).
+// The next buffer position (row u, column v) of a window walk at column `col` of its run.
+static inline void win_next(const Window& win, int dil, int& u, int& v, int& col) {
+  v += dil;
+  if (++col == win.c.n) {
+    col = 0;
+    v = win.c.lo;
+    u += dil;
+  }
+}
+
+// The real words of one input tile of reduction block nb: per lane block of the block
+// that exists, the window's source rows as linear runs; word (sr, sc) lands at buffer
+// row lo_r + (sr - src_r)*dil, column lo_c + (sc - src_c)*dil. With a second stream
+// (`two`: FLAG_XF with LX2, the second operand or LMODE 1's y) the same loop also reads
+// the word at the same offset from LX2 on mem_x2 (gmem2's read channel: one read stream
+// per pointer and loop, in parallel with the tile's on gmem0; the loader is gmem2's only
+// reader, the storer its only writer). Two loop variants, so no access sits under an if.
 static inline void load_ifm_pass(IfmBlock& x, const Job& j, const Walk& w, const Window& win,
-                                 const Runs& runs, bool second, const float* mem_in,
+                                 const Runs& runs, bool two, const float* mem_in,
+                                 const float* mem_x2,
                                  const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   const int nlb = imin(TN / T, cdiv(j.RC - w.nb * TN, T));   // lane blocks that exist
-  const int64_t shift = second ? j.lx2 - j.src.base : 0;
+  const int64_t shift = two ? j.lx2 - j.src.base : 0;
 EFGEN_LABEL(LOAD_IFM_BLOCKS)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TN)
@@ -580,23 +600,35 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
   EFGEN_LABEL(LOAD_IFM_RUNS)
     for (int k = 0; k < runs.count; ++k) {
       EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
-      const int64_t a0 = view_addr(j.src, w.b, c, win.r.src + rr, win.c.src + cc) + shift;
+      const int64_t a0 = view_addr(j.src, w.b, c, win.r.src + rr, win.c.src + cc);
+      const int64_t a2 = a0 + shift;
       int u = win.r.lo + rr * j.dil, v = win.c.lo + cc * j.dil, col = cc;
-    EFGEN_LABEL(LOAD_IFM_WORDS)
-      for (int q = 0; q < runs.len; ++q) {
-        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
-        EFGEN_HLS(PIPELINE II=1)
-        const int ia = u * win.ec + v;
-        for (int t = 0; t < T; ++t) {
-          EFGEN_HLS(UNROLL)
-          const float r = mem_in[a0 + int64_t(q) * T + t];
-          x[g * T + t][ia] = xf_value(j, second, r, x[g * T + t][ia], t, c / T, kb);
+      if (two) {
+      EFGEN_LABEL(LOAD_IFM_WORDS2)
+        for (int q = 0; q < runs.len; ++q) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+          EFGEN_HLS(PIPELINE II=1)
+          const int ia = u * win.ec + v;
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const float r = mem_in[a0 + int64_t(q) * T + t];
+            const float r2 = mem_x2[a2 + int64_t(q) * T + t];
+            x[g * T + t][ia] = xf_value(j, true, r, r2, t, c / T, kb);
+          }
+          win_next(win, j.dil, u, v, col);
         }
-        v += j.dil;
-        if (++col == win.c.n) {
-          col = 0;
-          v = win.c.lo;
-          u += j.dil;
+      } else {
+      EFGEN_LABEL(LOAD_IFM_WORDS)
+        for (int q = 0; q < runs.len; ++q) {
+          EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+          EFGEN_HLS(PIPELINE II=1)
+          const int ia = u * win.ec + v;
+          for (int t = 0; t < T; ++t) {
+            EFGEN_HLS(UNROLL)
+            const float r = mem_in[a0 + int64_t(q) * T + t];
+            x[g * T + t][ia] = xf_value(j, false, r, 0.0f, t, c / T, kb);
+          }
+          win_next(win, j.dil, u, v, col);
         }
       }
       run_next(runs, win.c.n, rr, cc);
@@ -605,13 +637,13 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
 }
 
 static inline void load_ifm(IfmBlock& x, const Job& j, const Walk& w, const float* mem_in,
+                            const float* mem_x2,
                             const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   const Window win = window(j, w);
   if (win.r.n <= 0 || win.c.n <= 0) return;
   const Runs runs = fm_runs(j.src, win.r.n, win.c.n);
-  load_ifm_pass(x, j, w, win, runs, false, mem_in, kb);
-  if (j.xf && j.lx2 != 0 && !(j.mode == WU && j.lmode == 1))
-    load_ifm_pass(x, j, w, win, runs, true, mem_in, kb);
+  const bool two = j.xf && j.lx2 != 0 && !(j.mode == WU && j.lmode == 1 && !j.wdx2);
+  load_ifm_pass(x, j, w, win, runs, two, mem_in, mem_x2, kb);
 }
 
 // WU: the chunk's error tiles, Tm lanes of dy, block mbl at mbl*tr*tc (pixel r*tc + c);
@@ -660,15 +692,16 @@ EFGEN_LABEL(LOAD_ERR_BLOCKS)
 }
 
 
-// WU with a BN BP dx record (LMODE 1): a second pass over the chunk's error tiles reads
-// y (LX2, the same offsets) and turns the dz words the first pass placed into the BN's
-// dx (bndx_value); one read stream on gmem0 per pass. Not with FLAG_BIAS (load_xf).
+// WU with a BN BP dx record (LMODE 1), instead of load_err: the chunk's error tiles as
+// the BN's dx (bndx_value) of dz (gmem0) and y (LX2, or SK with MK: the same offsets,
+// read beside it on mem_x2: gmem2's read channel, as load_ifm's second stream), the
+// constants kb (kbd with MK). Not with FLAG_BIAS (load_xf).
 static inline void load_err_dx(OfmBlock& e, const Job& j, const Walk& w, int ob0, int nmb,
-                               const float* mem_in,
+                               const float* mem_in, const float* mem_x2,
                                const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
   const int npix = w.tr * w.tc;
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
-  const int64_t shift = j.lx2 - j.dst.base;
+  const int64_t shift = (j.wdx2 ? j.sk : j.lx2) - j.dst.base;
 EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
   for (int mbl = 0; mbl < nmb; ++mbl) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
@@ -681,7 +714,8 @@ EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
     EFGEN_LABEL(LOAD_ERR_DX_RUNS)
       for (int k = 0; k < runs.count; ++k) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
-        const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc) + shift;
+        const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc);
+        const int64_t a2 = a0 + shift;
         int ea = mbl * npix + rr * w.tc + cc;
       EFGEN_LABEL(LOAD_ERR_DX_WORDS)
         for (int q = 0; q < runs.len; ++q) {
@@ -689,8 +723,9 @@ EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
           EFGEN_HLS(PIPELINE II=1)
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
-            const float y = mem_in[a0 + int64_t(q) * T + t];
-            e[g * T + t][ea] = bndx_value(e[g * T + t][ea], y, t, c / T, kb);
+            const float dz = mem_in[a0 + int64_t(q) * T + t];
+            const float y = mem_x2[a2 + int64_t(q) * T + t];
+            e[g * T + t][ea] = bndx_value(dz, y, t, c / T, kb);
           }
           ++ea;
         }
@@ -701,9 +736,11 @@ EFGEN_LABEL(LOAD_ERR_DX_BLOCKS)
 }
 
 static inline void ce_load(const Job& j, int ob0, int nmb, const float* mem_in,
+                           const float* mem_x2,
                            efgen_sob<IfmBlock>& ifm_s, efgen_sob<OfmBlock>& err_s,
                            float bacc[TM][MAX_MC * ACC_DIST],
-                           const float kb[XF_TERMS][XF_CONSTS][T][XF_D]) {
+                           const float kb[XF_TERMS][XF_CONSTS][T][XF_D],
+                           const float kbd[XF_TERMS][XF_CONSTS][T][XF_D]) {
   EFGEN_HLS(INLINE off)
   // The bias-gradient adders: as many as the port brings words per beat (a T-word vector
   // takes T/EFGEN_AXI_WORDS beats, so more adders would only wait).
@@ -716,12 +753,14 @@ EFGEN_LABEL(LOAD_STEPS)
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_STEPS)
     if (j.mode == WU && w.nb == 0) {
       efgen_wlock<OfmBlock> e(err_s);
-      load_err(e, bacc, j, w, ob0, nmb, mem_in);
-      if (j.xf && j.lmode == 1) load_err_dx(e, j, w, ob0, nmb, mem_in, kb);
+      if (j.xf && j.lmode == 1)
+        load_err_dx(e, j, w, ob0, nmb, mem_in, mem_x2, j.wdx2 ? kbd : kb);
+      else
+        load_err(e, bacc, j, w, ob0, nmb, mem_in);
     }
     {
       efgen_wlock<IfmBlock> x(ifm_s);
-      load_ifm(x, j, w, mem_in, kb);
+      load_ifm(x, j, w, mem_in, mem_x2, kb);
     }
     walk_next(j, w, nmb);
   }
@@ -1032,11 +1071,42 @@ EFGEN_LABEL(STORE_FP_LANES)
   }
 }
 
-// BP: dx = acc, times (x > 0) with x the mask source (FLAG_MASK), read on mem_w.
+// BP's extra store streams: one lane block's tile of a tensor laid out as dx at word
+// `base` (record SE: another sender's error; record SK: the BN input y whose x_hat the
+// BP sums need), read into buf before the store loop that uses it: a read pass of its
+// own on mem_w, serial with the store (the model's st_extra streams, priced serially).
+static inline void load_se(float buf[T][OFM_DEPTH], const Job& j, const Walk& w, int c,
+                           const Runs& runs, int64_t base, const float* mem_w) {
+  FmView sv = j.dst;
+  sv.base = base;
+  int rr = 0, cc = 0;
+EFGEN_LABEL(LOAD_SE_RUNS)
+  for (int k = 0; k < runs.count; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUNS)
+    const int64_t a0 = view_addr(sv, w.b, c, w.r0 + rr, w.c0 + cc);
+    int pa = rr * w.tc + cc;
+  EFGEN_LABEL(LOAD_SE_WORDS)
+    for (int q = 0; q < runs.len; ++q) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
+      EFGEN_HLS(PIPELINE II=1)
+      for (int t = 0; t < T; ++t) {
+        EFGEN_HLS(UNROLL)
+        buf[t][pa] = mem_w[a0 + int64_t(q) * T + t];
+      }
+      ++pa;
+    }
+    run_next(runs, w.tc, rr, cc);
+  }
+}
+
+// BP: dx = acc (+ the error operand SE), times (x > 0) with x the mask source (FLAG_MASK),
+// read on mem_w; with FLAG_STATS the BN BP sums of dx, x_hat from the mask source (SK = 0)
+// or from the BN input y at SK (the BN output is stored: the mask is the plain src > 0).
 static inline void store_bp(const OfmBlock& o, int obase, const Job& j, const Walk& w, int ob,
                             int mbl, const float* mem_w, float* mem_out,
                             const float kbs[XF_CONSTS][TM][MAX_MC],
-                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST]) {
+                            float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                            float seb[T][OFM_DEPTH], float syb[T][OFM_DEPTH]) {
   const bool mask = (j.flags & EFGEN_FLAG_MASK) != 0;
   const FmView& mv = mask ? j.msk : j.dst;   // without a mask: a harmless read of dx itself
   const Runs runs = fm_runs(j.dst, w.tr, w.tc);
@@ -1046,6 +1116,8 @@ EFGEN_LABEL(STORE_BP_LANES)
   for (int g = 0; g < nlb; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_TM)
     const int c = ob * TM + g * T;
+    if (j.se != 0) load_se(seb, j, w, c, runs, j.se, mem_w);
+    if (j.sk != 0) load_se(syb, j, w, c, runs, j.sk, mem_w);
     int rr = 0, cc = 0;
   EFGEN_LABEL(STORE_BP_RUNS)
     for (int k = 0; k < runs.count; ++k) {
@@ -1053,6 +1125,7 @@ EFGEN_LABEL(STORE_BP_LANES)
       const int64_t a0 = view_addr(j.dst, w.b, c, w.r0 + rr, w.c0 + cc);
       const int64_t m0 = view_addr(mv, w.b, c, w.r0 + rr, w.c0 + cc);
       int oa = obase + rr * w.tc + cc;
+      int pa = rr * w.tc + cc;
     EFGEN_LABEL(STORE_BP_WORDS)
       for (int q = 0; q < runs.len; ++q) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
@@ -1060,13 +1133,15 @@ EFGEN_LABEL(STORE_BP_LANES)
         EFGEN_HLS(DEPENDENCE variable=sacc type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
-          const float e = o[g * T + t][oa];
+          const float e = j.se != 0 ? o[g * T + t][oa] + seb[t][pa] : o[g * T + t][oa];
           const float src = mem_w[m0 + int64_t(q) * T + t];
-          // A fused BN's mask recomputed from its input (record MK): bn(src) > 0.
+          // A fused BN's mask recomputed from its input (record MK, SK = 0): bn(src) > 0.
           const int m = g * T + t;
           const int kb = j.mk != 0 ? mbl : 0;
-          const float xhat = (src - kbs[KMEAN][m][kb]) * kbs[KINVSTD][m][kb];
-          const float ms = j.mk != 0 ? kbs[KGAMMA][m][kb] * xhat + kbs[KBETA][m][kb] : src;
+          const float xsrc = j.sk != 0 ? syb[t][pa] : src;
+          const float xhat = (xsrc - kbs[KMEAN][m][kb]) * kbs[KINVSTD][m][kb];
+          const float ms = j.mk != 0 && j.sk == 0 ? kbs[KGAMMA][m][kb] * xhat + kbs[KBETA][m][kb]
+                                                  : src;
           const float dx = mask && !(ms > 0.0f) ? 0.0f : e;
           mem_out[a0 + int64_t(q) * T + t] = c + t < j.OC ? dx : 0.0f;
           // BN BP sums of the finalised error (FLAG_STATS with MK): sum(dy), sum(dy*x_hat),
@@ -1080,6 +1155,7 @@ EFGEN_LABEL(STORE_BP_LANES)
           }
         }
         ++oa;
+        ++pa;
         sc = sc == ACC_DIST - 1 ? 0 : sc + 1;
       }
       run_next(runs, w.tc, rr, cc);
@@ -1098,6 +1174,12 @@ static inline void ce_store(const Job& j, int ob0, int nmb, const float bbuf[TM]
   walk_first(j, w);
   const int groups = j.mode == WU ? 0 : chunk_groups(j, nmb);
   const int nblk = j.io ? nmb : 1;
+  // BP: one lane block's tiles of the error operand (record SE) and of the BN input y
+  // (record SK), read before its store loop
+  float seb[T][OFM_DEPTH];
+  float syb[T][OFM_DEPTH];
+  EFGEN_HLS(ARRAY_PARTITION variable=seb type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=syb type=complete dim=1)
 EFGEN_LABEL(STORE_GROUPS)
   for (int g = 0; g < groups; ++g) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_GROUPS)
@@ -1111,7 +1193,7 @@ EFGEN_LABEL(STORE_GROUPS)
         if (j.mode == FP)
           store_fp(o, obase, bbuf, j, w, ob0 + mbl, mbl, mem_out, skb, sacc);
         else
-          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs, sacc);
+          store_bp(o, obase, j, w, ob0 + mbl, mbl, mem_w, mem_out, kbs, sacc, seb, syb);
       }
     }
   EFGEN_LABEL(SKIP_STEPS)
@@ -1126,7 +1208,8 @@ EFGEN_LABEL(STORE_GROUPS)
 
 static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DEPTH],
                       const float bbuf[TM][MAX_MC], float bacc[TM][MAX_MC * ACC_DIST],
-                      const float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float skb[TM][MAX_MC],
+                      const float kb[XF_TERMS][XF_CONSTS][T][XF_D],
+                      const float kbd[XF_TERMS][XF_CONSTS][T][XF_D], const float skb[TM][MAX_MC],
                       float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
                       const float kbs[XF_CONSTS][TM][MAX_MC],
                       const float* mem_in, const float* mem_w, float* mem_out) {
@@ -1139,7 +1222,7 @@ static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DE
   EFGEN_HLS(ARRAY_PARTITION variable=err_s type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=ofm_s type=complete dim=1)
   EFGEN_REGION(region);
-  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, ifm_s, err_s, bacc, kb));
+  EFGEN_PROCESS(region, ce_load(j, ob0, nmb, mem_in, mem_out, ifm_s, err_s, bacc, kb, kbd));
   EFGEN_PROCESS(region, ce_mac(j, ob0, nmb, wbuf, ifm_s, err_s, ofm_s));
   EFGEN_PROCESS(region, ce_store(j, ob0, nmb, bbuf, ofm_s, mem_w, mem_out, skb, sacc, kbs));
   EFGEN_JOIN(region);
@@ -1389,39 +1472,14 @@ static inline int64_t rec_addr(const uint32_t rw[XF_WORDS], int k) {
 // The side record (XF_WORDS words, one per cycle) and the load stream's per-channel
 // constants (mean, invstd, gamma, beta of each term: 4 x C words from LK), one word per
 // cycle, before the chunks. A WU record's DBG replaces a[7] (the bias-gradient debug copy).
-static bool load_xf(Job& j, float kb[XF_TERMS][XF_CONSTS][T][XF_D], const float* mem_w) {
-  uint32_t rw[XF_WORDS];
-EFGEN_LABEL(LOAD_XF_RECORD)
-  for (int k = 0; k < XF_WORDS; ++k) {
-    EFGEN_HLS(LOOP_TRIPCOUNT min=16 max=16)
-    EFGEN_HLS(PIPELINE II=1)
-    std::memcpy(&rw[k], &mem_w[j.rec + k], sizeof rw[k]);
-  }
-  j.lk1 = rec_addr(rw, 0);
-  j.lx2 = rec_addr(rw, 2);
-  j.lk2 = rec_addr(rw, 4);
-  j.relu_in = rw[6] != 0;
-  j.lmode = int(rw[7]);
-  j.sk = rec_addr(rw, 8);
-  j.ssum = rec_addr(rw, 10);
-  j.dbg = rec_addr(rw, 12);
-  j.mk = rec_addr(rw, 14);
-  if (j.mode == WU) j.a[7] = j.dbg;
-  // BP loads dy plainly or as a BN's dx (LMODE 1); MK is BP's only; LMODE 1 (BP, WU)
-  // needs both constant sets and y, no ReLU and (WU) no bias.
-  const bool dx = j.lmode == 1;
-  if (j.lmode < 0 || j.lmode > 1 || (dx && j.mode == FP) || (j.mode != BP && j.mk != 0))
-    return false;
-  if (j.mode == BP && !dx && (j.lk1 != 0 || j.lx2 != 0 || j.relu_in)) return false;
-  if (dx && (j.lk1 == 0 || j.lk2 == 0 || j.lx2 == 0 || j.relu_in ||
-             (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS))))
-    return false;
-  if (j.mode == BP && j.stats && (j.mk == 0 || !(j.flags & EFGEN_FLAG_MASK))) return false;
-  const int C = j.mode == WU && dx ? j.M : j.src.C;   // the transformed stream's channels
+// Two terms' constants (mean, invstd, gamma, beta | the dx block's 4 + 4 rows) of C
+// channels from base0 and base1 (0: the term has none), one word per cycle.
+static void load_consts(float kb[XF_TERMS][XF_CONSTS][T][XF_D], int64_t base0, int64_t base1,
+                        int C, const float* mem_w) {
 EFGEN_LABEL(LOAD_XF_TERMS)
   for (int term = 0; term < XF_TERMS; ++term) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=2)
-    const int64_t base = term == 0 ? j.lk1 : j.lk2;
+    const int64_t base = term == 0 ? base0 : base1;
     if (base == 0) continue;
   EFGEN_LABEL(LOAD_XF_KINDS)
     for (int q = 0; q < XF_CONSTS; ++q) {
@@ -1440,6 +1498,46 @@ EFGEN_LABEL(LOAD_XF_TERMS)
       }
     }
   }
+}
+
+static bool load_xf(Job& j, float kb[XF_TERMS][XF_CONSTS][T][XF_D],
+                    float kbd[XF_TERMS][XF_CONSTS][T][XF_D], const float* mem_w) {
+  uint32_t rw[XF_WORDS];
+EFGEN_LABEL(LOAD_XF_RECORD)
+  for (int k = 0; k < XF_WORDS; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=16 max=16)
+    EFGEN_HLS(PIPELINE II=1)
+    std::memcpy(&rw[k], &mem_w[j.rec + k], sizeof rw[k]);
+  }
+  j.lk1 = rec_addr(rw, 0);
+  j.lx2 = rec_addr(rw, 2);
+  j.lk2 = rec_addr(rw, 4);
+  j.relu_in = rw[6] != 0;
+  j.lmode = int(rw[7]);
+  j.sk = rec_addr(rw, 8);
+  j.ssum = rec_addr(rw, 10);
+  j.dbg = rec_addr(rw, 12);
+  j.mk = rec_addr(rw, 14);
+  if (j.mode == WU) j.a[7] = j.dbg;
+  if (j.mode == BP) j.se = j.dbg;     // words 12-13: WU's DBG, BP's error operand SE
+  if (j.mode == FP && j.dbg != 0) return false;
+  // BP loads dy plainly or as a BN's dx (LMODE 1); MK is BP's mask constants, or WU's dx
+  // constants (LMODE 1, y at SK; the input tiles then transform as in FP); LMODE 1 needs
+  // both constant sets and y, no ReLU on the error stream and (WU) no bias.
+  const bool dx = j.lmode == 1;
+  j.wdx2 = j.mode == WU && dx && j.mk != 0;
+  if (j.lmode < 0 || j.lmode > 1 || (dx && j.mode == FP) || (j.mode == FP && j.mk != 0))
+    return false;
+  if (j.mode == BP && !dx && (j.lk1 != 0 || j.lx2 != 0 || j.relu_in)) return false;
+  if (dx && !j.wdx2 && (j.lk1 == 0 || j.lk2 == 0 || j.lx2 == 0 || j.relu_in ||
+                        (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS))))
+    return false;
+  if (j.wdx2 && (j.sk == 0 || (j.flags & EFGEN_FLAG_BIAS))) return false;
+  if (j.mode == BP && j.stats && (j.mk == 0 || !(j.flags & EFGEN_FLAG_MASK))) return false;
+  if (j.mode == BP && j.sk != 0 && !j.stats) return false;   // SK: the BP sums' y only
+  const int C = j.mode == WU && dx && !j.wdx2 ? j.M : j.src.C;   // the kb stream's channels
+  load_consts(kb, j.lk1, j.lk2, C, mem_w);
+  if (j.wdx2) load_consts(kbd, j.mk, j.mk + int64_t(XF_CONSTS) * j.M, j.M, mem_w);
   return true;
 }
 
@@ -1532,6 +1630,7 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
   // The fused transform (FLAG_XF): the load stream's per-channel constants (two terms x
   // mean, invstd, gamma, beta; lane-partitioned), the store's shift k and its BN FP sums.
   static float kb[XF_TERMS][XF_CONSTS][T][XF_D];
+  static float kbd[XF_TERMS][XF_CONSTS][T][XF_D];   // WU: the error tiles' dx constants (MK)
   static float skb[TM][MAX_MC];
   static float sacc[NSUMS][TM][MAX_MC * ACC_DIST];
   static float kbs[XF_CONSTS][TM][MAX_MC];
@@ -1540,6 +1639,9 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=2)
   EFGEN_HLS(ARRAY_PARTITION variable=kb type=complete dim=3)
+  EFGEN_HLS(ARRAY_PARTITION variable=kbd type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=kbd type=complete dim=2)
+  EFGEN_HLS(ARRAY_PARTITION variable=kbd type=complete dim=3)
   EFGEN_HLS(ARRAY_PARTITION variable=skb type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=sacc type=complete dim=1)
   EFGEN_HLS(ARRAY_PARTITION variable=sacc type=complete dim=2)
@@ -1554,7 +1656,7 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
 
   Job j;
   if (make_job(d, j) != EFGEN_CONV_OK) return;  // rejected: nothing read or written
-  if (j.xf && !load_xf(j, kb, mem_w)) return;   // an unsupported record: nothing written
+  if (j.xf && !load_xf(j, kb, kbd, mem_w)) return;   // an unsupported record: nothing written
 
   const int nchunks = cdiv(j.MB, j.mc);
 EFGEN_LABEL(CHUNKS)
@@ -1576,8 +1678,8 @@ EFGEN_LABEL(CHUNKS)
       load_weights(wbuf, bbuf, j, ob0, nmb, mem_w);
     }
     if (j.stats) stats_begin(j, ob0, nmb, skb, sacc, mem_w);
-    if (j.mk != 0) mask_begin(j, ob0, nmb, kbs, mem_w);
-    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, kb, skb, sacc, kbs, mem_in, mem_w, mem_out);
+    if (j.mode == BP && j.mk != 0) mask_begin(j, ob0, nmb, kbs, mem_w);
+    run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, kb, kbd, skb, sacc, kbs, mem_in, mem_w, mem_out);
     if (j.stats) stats_end(j, ob0, nmb, sacc, mem_out);
     if (j.mode == WU) sgd_writeback(wbuf, bacc, j, ob0, nmb, mem_in, mem_w, mem_out);
   }

@@ -96,6 +96,9 @@ enum EfgenFlag : int32_t {
   EFGEN_FLAG_DXK = 512,   // BN_BP without FLAG_DX: the dx constants (8*C words: mean,
                           // invstd, coef, n, sum(dy), sum(dy*x_hat), 0, 0) to a[7], for
                           // the producing conv's loads (record LMODE 1)
+  EFGEN_FLAG_ADDX = 1024, // BN_FIN with a[7]: y = relu?(bn(a[0]) + x2), a residual add
+                          // fused into the materialisation (no ADD_FP pass); x2's word
+                          // address is the int64 at a[6] + 8*C (two words, low first)
 };
 
 struct EfgenDesc {

@@ -141,6 +141,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "efgen_desc.h"
@@ -879,9 +880,12 @@ static inline void bn_gather(const ChanMem& chan, const PartMem& part, const int
 // gmem1); kBnNorm reads x and writes y (a[7]); kBnDx reads dy and x and writes dx (a[7]),
 // masked by x > 0 with FLAG_MASK. The reductions accumulate into part[.][slot][cb] with
 // a free-running slot (0..7): an accumulator recurs exactly every 8 iterations.
+// kBnNorm with x2 != 0 (BN_FIN with FLAG_ADDX) runs the two-stream loop of kBnDx: it
+// also reads x2 (gmem1, beside x) and stores relu?(y + x2), a residual add in the BN's
+// materialisation.
 static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_in,
                            const float* mem_w, float* mem_out, const float nf,
-                           PartMem& part, ChanMem& chan) {
+                           PartMem& part, ChanMem& chan, const int64_t x2 = 0) {
   EFGEN_HLS(INLINE)
   const int C = d.in_c;
   const int CB = n_blocks(C);
@@ -894,11 +898,11 @@ static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_
   const int i3 = mode == kBnDx ? kChDgamma : kChGamma;
   const bool mask = mode == kBnDx && (d.flags & EFGEN_FLAG_MASK) != 0;
   const bool relu = mode == kBnNorm && (d.flags & EFGEN_FLAG_RELU) != 0;
-  const EwCtl ec = ew_ctl(kSum, mask ? kGate : kNone, true, relu);
+  const EwCtl ec = ew_ctl(kSum, mask ? kGate : (x2 != 0 ? kSum : kNone), true, relu);
   VecF zero;
   EFGEN_HLS(ARRAY_PARTITION variable=zero type=complete)
   vfill(zero, 0.0f);
-  int64_t o0 = d.a[0], o1 = d.a[1], ow = d.a[7];
+  int64_t o0 = d.a[0], o1 = x2 != 0 ? x2 : d.a[1], ow = d.a[7];
   BlockPos pos = block_start(C);
   int slot = 0;
   if (mode == kBnMean || mode == kBnVar) {
@@ -960,7 +964,7 @@ static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_
       slot = slot == kIL - 1 ? 0 : slot + 1;
       block_step(pos, HW, CB, C);
     }
-  } else if (mode == kBnNorm) {
+  } else if (mode == kBnNorm && x2 == 0) {
     EFGEN_LABEL(bn_normalise)
     for (int64_t i = 0; i < nvec; ++i) {
       EFGEN_HLS(PIPELINE II=1)
@@ -1013,8 +1017,9 @@ static inline void bn_pass(const int mode, const EfgenDesc& d, const float* mem_
       vread(mem_in, o0, u);
       vread(mem_w, o1, w);
       bn_gather(chan, part, pos.cb, 0, i2, i3, m, sd, k2, k3, k4, p0, p1);
-      unit_bn(u, w, p0, p1, m, sd, k2, k3, k4, bc, q0, q1, y);
-      unit_ew(y, w, zero, ec, pos.valid, a, out);  // mask source = x (a[1])
+      // dx: x = w (a[1], also the mask source); norm: x = u, and w = x2 is added
+      unit_bn(u, mode == kBnNorm ? u : w, p0, p1, m, sd, k2, k3, k4, bc, q0, q1, y);
+      unit_ew(y, w, zero, ec, pos.valid, a, out);
       vwrite(mem_out, ow, out);
       o0 += kT;
       o1 += kT;
@@ -1096,6 +1101,20 @@ static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* m
   const float nf = float(n);
   const float inv_n = unit_rcp(nf, 0.0f, false);
   const bool fin = d.op == EFGEN_OP_BN_FIN;
+  // FLAG_ADDX: the residual add's other operand (its address in the constants block),
+  // read first: a negative address refuses the descriptor before anything is written.
+  int64_t x2 = 0;
+  if (fin && (d.flags & EFGEN_FLAG_ADDX) && d.a[7] != 0) {
+    uint32_t aw[2] = {0, 0};
+    EFGEN_LABEL(bn_fin_addx)
+    for (int k = 0; k < 2; ++k) {
+      EFGEN_HLS(PIPELINE II=1)
+      EFGEN_HLS(LOOP_TRIPCOUNT min=2 max=2)
+      std::memcpy(&aw[k], &mem_w[d.a[6] + 8 * int64_t(C) + k], sizeof aw[k]);
+    }
+    x2 = int64_t((uint64_t(aw[1]) << 32) | uint64_t(aw[0]));
+    if (x2 <= 0) return;
+  }
   if (fin) bn_fin_stats(d, C, inv_n, mem_w, chan);
   load_chan(mem_w, d.a[1], C, kChGamma, chan);
   load_chan(mem_w, d.a[2], C, kChBeta, chan);
@@ -1121,7 +1140,7 @@ static inline void bn_fp(const EfgenDesc& d, const float* mem_in, const float* m
   const float unbias = n > 1 ? nf * unit_rcp(nf - 1.0f, 0.0f, false) : 1.0f;
   running_chan(mem_w, mem_out, d.a[4], C, kChMean, keep, d.bn_momentum, 1.0f, chan);
   running_chan(mem_w, mem_out, d.a[5], C, kChVar, keep, d.bn_momentum, unbias, chan);
-  if (!fin || d.a[7] != 0) bn_pass(kBnNorm, d, mem_in, mem_w, mem_out, nf, part, chan);
+  if (!fin || d.a[7] != 0) bn_pass(kBnNorm, d, mem_in, mem_w, mem_out, nf, part, chan, x2);
 }
 
 // BN_BP: sums pass (dy, x) -> dbeta = sum(dy), dgamma = sum(dy*xhat); coef =

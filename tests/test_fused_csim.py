@@ -222,6 +222,128 @@ def test_bp_and_wu_loads_apply_bn_dx(engine, t):
     assert rel_err(eng.wl.unpack(dram.get(mem, "dw"), g.shape), g) <= BAR
 
 
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+@pytest.mark.parametrize("mask", [False, True], ids=["plain", "mask"])
+def test_bp_store_adds_another_senders_error(engine, t, mask):
+    """Record SE on CONV_BP: the store reads the other sender's error beside its tile,
+    adds it to dx and then applies the ReLU mask: the final error of a tensor with two
+    senders, written once (no ERRSUM pass); only dx is written."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(13)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    dy, w, other, src = f(B, M, ho, ho), f(M, N, K, K) * np.float32(0.3), f(B, N, H, W), \
+        f(B, N, H, W)
+    dram = Dram()
+    put_fm(dram, eng, "dy", dy)
+    put_w(dram, eng, "w", w)
+    put_fm(dram, eng, "other", other)
+    put_fm(dram, eng, "src", src)
+    dx_shape = (B, N, H, W)
+    dram.add("dx", eng.fm.size(dx_shape))
+    rec = fused.xf_record(se=dram.off("other"))
+    dram.add("rec", rec.size, rec)
+    a = {0: dram.off("dy"), 1: dram.off("w"), 3: dram.off("rec"), 7: dram.off("dx")}
+    if mask:
+        a[6] = dram.off("src")
+    desc = make_desc("CONV_BP", ["XF"] + (["MASK"] if mask else []), a, **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    check_writes(before, mem, dram.off("dx") + np.arange(eng.fm.size(dx_shape)))
+    dx = eng.fm.unpack(dram.get(mem, "dx"), dx_shape)
+    want = ops.conv_bp(dy, w, S, P, (H, W)) + other
+    if mask:
+        want = ops.relu_bp(want, src)
+    assert rel_err(dx, want) <= BAR
+    assert fused.read_record(mem, dram.off("rec"))["SE"] == dram.off("other")
+
+
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_bp_store_accumulates_the_sums_of_a_stored_bn_output(engine, t):
+    """Record SK on CONV_BP with FLAG_STATS: the BN's output is stored, so the mask is the
+    plain src > 0 of a[6], and the BN BP sums sum(dy), sum(dy*x_hat) of the final error
+    (SE added, masked) take x_hat from the BN's input y read at SK, with MK's mean and
+    invstd; written to SSUM, nothing else but dx."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(17)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    dy, w, other, src, y = f(B, M, ho, ho), f(M, N, K, K) * np.float32(0.3), \
+        f(B, N, H, W), f(B, N, H, W), f(B, N, H, W) * np.float32(2)
+    k = _consts(rng, N)
+    dram = Dram()
+    for name, v in (("dy", dy), ("other", other), ("src", src), ("y", y)):
+        put_fm(dram, eng, name, v)
+    put_w(dram, eng, "w", w)
+    dram.add("k", 4 * N, k.ravel())
+    dram.add("sums", 2 * N)
+    dx_shape = (B, N, H, W)
+    dram.add("dx", eng.fm.size(dx_shape))
+    rec = fused.xf_record(se=dram.off("other"), sk=dram.off("y"), mk=dram.off("k"),
+                          ssum=dram.off("sums"))
+    dram.add("rec", rec.size, rec)
+    desc = make_desc("CONV_BP", ["XF", "MASK", "STATS"],
+                     {0: dram.off("dy"), 1: dram.off("w"), 3: dram.off("rec"),
+                      6: dram.off("src"), 7: dram.off("dx")}, **geo, **_tiling(t))
+    assert eng.check(desc) == 0
+    mem = dram.build()
+    before = mem.copy()
+    eng.run(desc, mem)
+    check_writes(before, mem, np.concatenate([dram.off("dx") + np.arange(eng.fm.size(dx_shape)),
+                                              dram.off("sums") + np.arange(2 * N)]))
+    dx = eng.fm.unpack(dram.get(mem, "dx"), dx_shape)
+    want = ops.relu_bp(ops.conv_bp(dy, w, S, P, (H, W)) + other, src)
+    assert rel_err(dx, want) <= BAR
+    xhat = (y - k[0][None, :, None, None]) * k[1][None, :, None, None]
+    sums = dram.get(mem, "sums")
+    assert rel_err(sums[:N], want.sum(axis=(0, 2, 3))) <= BAR
+    assert rel_err(sums[N:], (want * xhat).sum(axis=(0, 2, 3))) <= BAR
+
+
+@pytest.mark.parametrize("t", TILINGS, ids=lambda t: "x".join(map(str, t)))
+def test_wu_record_with_both_transforms(engine, t):
+    """CONV_WU, record LMODE 1 with MK: the error tiles are the BN's dx (constants block
+    at MK, y at SK) and the input tiles go through the FP transform relu(bn(x)) of
+    LK1/LRELU: a conv that reads a fused input and whose own BN's dx is fused."""
+    eng = engine("8x4")
+    geo, ho = _geometry()
+    rng = np.random.default_rng(19)
+    f = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    dz, y, x = f(B, M, ho, ho), f(B, M, ho, ho) * np.float32(2), f(B, N, H, W)
+    w, vel = f(M, N, K, K) * np.float32(0.3), f(M, N, K, K)
+    kin = _consts(rng, N)
+    k0 = np.stack([f(M), rng.uniform(0.5, 2, M).astype(np.float32), f(M),
+                   np.full(M, 9.0, np.float32)])
+    k1 = np.concatenate([f(M), f(M), np.zeros(2 * M, np.float32)])
+    ch = lambda v: v[None, :, None, None]  # noqa: E731
+    want_dx = ch(k0[2]) * ((ch(k0[3]) * dz - ch(k1[:M])) - (y - ch(k0[0])) * ch(k0[1])
+                           * ch(k1[M:2 * M]))
+    xin = np.maximum(fused.bn_term(x, kin), 0).astype(np.float32)
+    dram = Dram()
+    for name, v in (("dz", dz), ("y", y), ("x", x)):
+        put_fm(dram, eng, name, v)
+    put_w(dram, eng, "w", w)
+    put_w(dram, eng, "v", vel)
+    dram.add("kin", 4 * N, kin.ravel())
+    dram.add("bnx", 8 * M, np.concatenate([k0.ravel(), k1]))
+    dram.add("dw", eng.wl.size(w.shape))
+    rec = fused.xf_record(lk1=dram.off("kin"), relu=True, mk=dram.off("bnx"),
+                          sk=dram.off("y"), lmode=1)
+    dram.add("rec", rec.size, rec)
+    mem = dram.build()
+    wu = make_desc("CONV_WU", ["XF"], {0: dram.off("dz"), 1: dram.off("x"), 2: dram.off("w"),
+                                       3: dram.off("v"), 6: dram.off("dw"), 7: dram.off("rec")},
+                   lr=LR, momentum=MOMENTUM, weight_decay=WD, **geo, **_tiling(t))
+    assert eng.check(wu) == 0
+    eng.run(wu, mem)
+    g = ops.conv_wu(want_dx, xin, S, P, K)
+    assert rel_err(eng.wl.unpack(dram.get(mem, "dw"), g.shape), g) <= BAR
+    w2, _ = ops.sgd_update(w, g, vel, LR, MOMENTUM, WD)
+    assert rel_err(eng.wl.unpack(dram.get(mem, "w"), w2.shape), w2) <= BAR
+
+
 def test_unsupported_fused_descriptors_are_rejected(engine):
     """What is not built yet is refused before anything is written: FLAG_STATS without
     FLAG_XF or on WU, a missing record (check), and (found in the record at run time) a
@@ -295,20 +417,41 @@ def test_fused_tiny_step(case, tmp_path):
     # BN2's BP sums come from conv3's BP store (the error it finalises, x_hat from the
     # mask source it reads anyway); BN_BP skips its sums pass
     assert flags[("conv3", "bp")] & FLAGS["STATS"] and flags[("bn2", "bp")] & FLAGS["SUMS"]
-    assert not flags[("bn3", "bp")] & FLAGS["SUMS"]
-    # BN1's and BN2's dx are applied by conv1's WU and conv2's BP/WU loads (no dx pass,
-    # the producers' output errors never stored); BN3's producer conv3 reads a fused
-    # input, so BN3 keeps its dx pass
-    for k in [("conv2", "bp"), ("conv2", "wu"), ("conv1", "wu")]:
+    # BN3's output is stored (add1 reads it), its dy is relu3's error, which conv4's BP
+    # store finalises (record SE: add2's error beside it; the mask from the stored relu3):
+    # that store also accumulates BN3's sums, x_hat from conv3's y (record SK)
+    assert flags[("conv4", "bp")] & FLAGS["STATS"] and flags[("bn3", "bp")] & FLAGS["SUMS"]
+    assert prog.fusion["bn_bp_sums_in_store"] == ["bn2", "bn3"]
+    # every BN's dx is applied by its conv's loads (no dx pass, the producers' output
+    # errors never stored): conv1's WU, conv2's and conv3's BP and WU; conv3 reads the
+    # fused relu2, so its WU record holds both: the input transform (LK1, LRELU) and the
+    # dx of its error tiles (constants at MK, y at SK)
+    for k in [("conv2", "bp"), ("conv2", "wu"), ("conv1", "wu"), ("conv3", "wu")]:
         assert flags[k] & FLAGS["XF"], k
-    assert not flags[("bn1", "bp")] & FLAGS["DX"] and not flags[("bn2", "bp")] & FLAGS["DX"]
-    assert flags[("bn3", "bp")] & FLAGS["DX"]
-    assert {"conv1:dy", "conv2:dy"} <= set(prog.not_in_dram) and "err:conv2" not in prog.regions
-    assert prog.fusion["bn_dx_in_loads"] == ["bn1", "bn2"]
-    assert prog.regions["stats:bn2"].words == 4 * 10 and prog.regions["stats:bn3"].words == 20
+    assert not any(flags[(b, "bp")] & FLAGS["DX"] for b in ("bn1", "bn2", "bn3"))
+    assert {"conv1:dy", "conv2:dy", "conv3:dy"} <= set(prog.not_in_dram)
+    assert "err:conv2" not in prog.regions and "err:conv3" not in prog.regions
+    assert prog.fusion["bn_dx_in_loads"] == ["bn1", "bn2", "bn3"]
+    wu3 = [st.desc for st in prog.bp if (st.layer, st.what) == ("conv3", "wu")][0]
+    rec = fused.read_record(np.asarray(prog.regions["xf:conv3:wu"].data), 0)
+    assert rec["LMODE"] == 1 and rec["LRELU"] and rec["MK"] and rec["SK"] and rec["LK1"]
+    assert wu3.a[7] == prog.regions["xf:conv3:wu"].offset
+    assert prog.regions["stats:bn2"].words == 4 * 10 and prog.regions["stats:bn3"].words == 40
+    assert prog.regions["stats:bn1"].words == 2 * 6
     assert not flags[("conv4", "fp")] & FLAGS["XF"]          # reads a materialised add
     assert "act:relu2" not in prog.regions and "relu2:y" in prog.not_in_dram
     assert prog.fusion["fused_into_loads"] == ["relu2"]
+    # the errors with two senders are finalised in the last sender's BP store (record
+    # SE: the other sender's error read beside the store), no ERRSUM pass
+    assert OPS["ERRSUM"] not in [s.desc.op for s in prog.bp]
+    assert prog.fusion["error_sums_in_store"] == ["conv2", "conv4"]
+    assert [r for r in prog.regions if r.startswith("errpart:")] == ["errpart:pool1:short"]
+    # add1 = bn3 + short: bn3's BN_FIN writes it (FLAG_ADDX), held until after the
+    # shortcut's FP; add2 (conv4 + relu3, no BN) keeps its ADD_FP pass
+    assert prog.fusion["adds_in_bn_fin"] == ["add1"] and "act:bn3" not in prog.regions
+    fp_order = [s.layer for s in prog.fp]
+    assert "add1" not in fp_order and fp_order.index("bn3") == fp_order.index("short") + 1
+    assert flags[("bn3", "fp")] & FLAGS["ADDX"] and "add2" in fp_order
     res = run_csim(net, design, board, tmp_path)
     step = res.steps[0]
     assert step.ok, format_report(res)
@@ -341,21 +484,78 @@ def test_fused_program_interpreted_matches_golden():
     assert abs(loss - golden.loss) <= 1e-5 * abs(golden.loss)
 
 
+@pytest.mark.parametrize("case", [("tiny", 8, 4), ("resnet20", 8, 8)],
+                         ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}")
+def test_fused_program_runs_in_float64_for_the_diagnosis(case):
+    """The local check diagnoses a failing descriptor by running it in float64
+    (efgen.csim.verdict): the whole fused step (BN_FIN with FLAG_ADDX, the side records'
+    loads and stores, SE, SK, the MK dx constants) runs on a float64 image under the
+    numpy interpreter and agrees with its float32 run within 1e-4."""
+    from efgen.csim.csim import DramImage
+    from efgen.csim.interp import interp_step
+    from efgen.golden.model import init_state, synthetic_batch
+    from efgen.hls.program import build_program
+
+    net, design, _ = _fused(*case, 2)
+    prog = build_program(net, design)
+    img = DramImage(prog)
+    x, labels = synthetic_batch(net, 2, seed=1)
+    img.load_state(init_state(net, seed=0, dtype=np.float32), x.astype(np.float32))
+    m32, m64 = img.mem.copy(), img.mem.astype(np.float64)
+    l32, l64 = interp_step(prog, m32, labels), interp_step(prog, m64, labels)
+    assert m64.dtype == np.float64 and abs(l32 - l64) <= 1e-5 * abs(l64)
+    assert rel_err(m32, m64) <= 1e-4
+
+
+def test_an_add_of_two_bns_is_written_by_the_later_ones_bn_fin():
+    """resnet20-b's projection blocks add two BN outputs: the later BN in the net writes
+    the add (FLAG_ADDX) reading the earlier one's stored output; no ADD_FP, no held step."""
+    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.program import build_program
+
+    net, design, _ = _fused("resnet20-b", 8, 4, 2)
+    prog = build_program(net, design)
+    fl = {s.layer: s.desc.flags for s in prog.fp}
+    assert OPS["ADD_FP"] not in [s.desc.op for s in prog.fp]
+    assert fl["s2b1_short_bn"] & FLAGS["ADDX"] and not fl["s2b1_b_bn"] & FLAGS["ADDX"]
+    assert "act:s2b1_b_bn" in prog.regions and "act:s2b1_short_bn" not in prog.regions
+    order = [s.layer for s in prog.fp]
+    assert order.index("s2b1_short_bn") > order.index("s2b1_b_bn")
+
+
 def test_fused_resnet20_step(tmp_path):
     """ResNet-20, batch 2, fused: 19 BN statistics in conv stores, the nine block-internal
-    BN/ReLU outputs fused into the second conv's loads; the whole step within 1e-4."""
+    BN/ReLU outputs fused into the second conv's loads, the nine block inputs' error sums
+    in the first conv's BP store; the whole step within 1e-4."""
     from efgen.csim.csim import BAR, format_report, run_csim
+    from efgen.hls.program import build_program
 
     net, design, board = _fused("resnet20", 16, 16, 2)
     res = run_csim(net, design, board, tmp_path)
     step = res.steps[0]
     assert step.ok, format_report(res)
     assert len(res.fusion["bn_stats_in_store"]) == 19
-    assert res.fusion["bn_bp_sums_in_store"] == [f"s{s}b{b}_a_bn" for s in (1, 2, 3)
-                                                 for b in (1, 2, 3)]
-    # the BNs whose producing conv reads a stored input: conv1's and the blocks' first
-    assert res.fusion["bn_dx_in_loads"] == sorted(
-        ["conv1_bn"] + [f"s{s}b{b}_a_bn" for s in (1, 2, 3) for b in (1, 2, 3)])
+    # BN BP sums in the store that finalises the BN's dy: every BN's but the last block's
+    # second (its dy is finalised by the average pooling's BP, a vector pass); the
+    # blocks' first BNs x_hat from the mask source, the others from their conv's y (SK)
+    assert res.fusion["bn_bp_sums_in_store"] == sorted(
+        ["conv1_bn"] + [f"s{s}b{b}_{h}_bn" for s in (1, 2, 3) for b in (1, 2, 3)
+                        for h in "ab" if (s, b, h) != (3, 3, "b")])
+    # every BN's dx in its producing conv's BP/WU loads (the blocks' second convs read
+    # the fused first BN/ReLU: their WU records hold both transforms)
+    assert res.fusion["bn_dx_in_loads"] == sorted(res.fusion["bn_stats_in_store"])
+    assert len(res.fusion["bn_dx_in_loads"]) == 19
     assert res.fusion["fused_into_loads"] == [f"s{s}b{b}_a_relu" for s in (1, 2, 3)
                                               for b in (1, 2, 3)]
+    # every block input's error (the add's and the first conv's) in that conv's BP store
+    assert res.fusion["error_sums_in_store"] == [f"s{s}b{b}_a_conv" for s in (1, 2, 3)
+                                                 for b in (1, 2, 3)]
+    # every residual add is written by its block's second BN's BN_FIN (FLAG_ADDX, one pass
+    # reading the conv's y and the block input); where the other operand, the option-A
+    # shortcut, comes later in the net, BN_FIN runs right after it: no ADD_FP at all
+    assert res.fusion["adds_in_bn_fin"] == [f"s{s}b{b}_add" for s in (1, 2, 3)
+                                            for b in (1, 2, 3)]
+    order = [st.layer for st in build_program(net, design).fp]
+    assert "s2b1_add" not in order
+    assert order.index("s2b1_b_bn") == order.index("s2b1_short") + 1
     assert max(t.rel_err for t in step.tensors) <= BAR

@@ -192,14 +192,31 @@ def test_dataflow_region_is_canonical(kernel):
             assert (w > 0) != (r > 0), (ch, p, w, r)
             roles.append("w" if w else "r")
         assert sorted(roles) == ["r", "w"], (ch, roles)
-    # arrays and DRAM pointers reach exactly one process each
+    # arrays reach exactly one process each; a DRAM pointer has at most one reading and
+    # one writing process, the reader first (UG1448 HLS 200-992: "Variables (except
+    # scalars) can only have one reading process and one writing process"; the canonical
+    # rules: read before write for function arguments): mem_out is written by the storer
+    # and read by the loader (a fused load's second stream on gmem2's read channel)
     region_params = dict(zip(_params(reg.head), re.split(r",(?![^<]*>)", reg.head[
         reg.head.index("(") + 1:reg.head.rindex(")")])))
     shared = [n for n, decl in region_params.items() if "[" in decl or "*" in decl]
-    assert set(shared) == {"wbuf", "bbuf", "bacc", "kb", "skb", "sacc", "kbs", *DRAM}
+    assert set(shared) == {"wbuf", "bbuf", "bacc", "kb", "kbd", "skb", "sacc", "kbs", *DRAM}
     for name in shared:
         users = [p for p in procs if name in _calls(body, p)[0]]
-        assert len(users) == 1, (name, users)
+        if name not in DRAM:
+            assert len(users) == 1, (name, users)
+            continue
+        readers, writers = [], []
+        for p in users:
+            par = _params(fns[p].head)[_calls(body, p)[0].index(name)]
+            decl = fns[p].head[fns[p].head.index("(") + 1:]
+            const = re.search(rf"const\s+float\s*\*\s*{par}\b", decl) is not None
+            (readers if const else writers).append(p)
+        assert len(readers) <= 1 and len(writers) <= 1, (name, readers, writers)
+        if readers and writers:
+            assert procs.index(readers[0]) < procs.index(writers[0]), (name, readers, writers)
+    load_args = _calls(body, "ce_load")[0]
+    assert "mem_out" in load_args and "mem_w" not in load_args
 
 
 def test_ping_pong_halves_are_distinct_arrays(kernel):

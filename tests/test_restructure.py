@@ -180,14 +180,19 @@ def test_cli_fuse_and_no_fuse(run_cli, tmp_path):
     d = json.loads((tmp_path / "a" / "design.json").read_text())
     assert "fusion" not in d
     assert d == json.loads(efgen.build("tiny", "zcu102", 4).design.to_json())
-    # a fused build prices the restructured step and writes no hls/ or rtl/: they would
-    # run the unfused one
+    # a fused build writes hls/ (the fused program: side records, BN_FIN, the fused
+    # flags) and no rtl/: the reference RTL runs the unfused step
     code, out, _ = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "4",
                            "--fuse", "-o", tmp_path / "b")
     assert code == 0 and "restructured BN (a model)" in out
-    assert "hls/ and rtl/ not written" in out
+    assert "rtl/ not written: the reference RTL runs the unfused step" in out
     assert json.loads((tmp_path / "b" / "design.json").read_text())["fusion"]
-    assert not (tmp_path / "b" / "hls").exists() and not (tmp_path / "b" / "rtl").exists()
+    assert not (tmp_path / "b" / "rtl").exists()
+    prog = json.loads((tmp_path / "b" / "hls" / "program.json").read_text())
+    assert "BN_FIN" in json.dumps(prog) and "--fuse" in (tmp_path / "b" / "hls" /
+                                                          "run_hls.tcl").read_text()
+    md = (tmp_path / "b" / "report.md").read_text()
+    assert "rtl/ is not written" in md
 
 
 def test_fused_units_that_fit_nowhere_fall_back_to_the_unfused_step():

@@ -68,8 +68,8 @@ class Interp:
         def loaded(addr, shape):
             """A conv's input stream as its loader delivers it (FLAG_XF: transformed)."""
             x = self.fm_get(addr, shape)
-            if rec is None or rec["LMODE"] == 1:      # LMODE 1 transforms the error
-                return x
+            if rec is None or (rec["LMODE"] == 1 and not (op == "CONV_WU" and rec["MK"])):
+                return x                              # LMODE 1 transforms the error
             return fused.load_value(x, rec, lambda ad: self.fm_get(ad, shape), self.v_get)
 
         if op == "CONV_FP":
@@ -86,10 +86,16 @@ class Interp:
             if rec is not None and rec["LMODE"] == 1:     # the loads apply the BN's dx
                 dz = fused.bndx_value(dz, self.fm_get(rec["LX2"], yout), rec, self.v_get)
             dx = ops.conv_bp(dz, w, d.stride, d.pad, (d.in_h, d.in_w))
-            if rec is not None and rec["MK"] and mask:   # a fused BN's ReLU mask, recomputed
+            if rec is not None and rec["SE"]:           # another sender's error, in the store
+                dx = dx + self.fm_get(rec["SE"], xin)
+            if rec is not None and rec["MK"] and mask:
                 k = self.v_get(rec["MK"], 4 * d.in_c).reshape(4, d.in_c)
                 src = self.fm_get(a[6], xin)
-                dx = dx * (fused.bn_term(src, k) > 0)
+                if rec["SK"]:        # the BN output is stored: plain mask, y at SK for x_hat
+                    dx = masked(dx, a[6], xin)
+                    src = self.fm_get(rec["SK"], xin)
+                else:                # a fused BN's ReLU mask, recomputed
+                    dx = dx * (fused.bn_term(src, k) > 0)
                 if fl & FLAGS["STATS"]:                   # BN BP sums of this error
                     xhat = (src - k[0][None, :, None, None]) * k[1][None, :, None, None]
                     self.v_put(rec["SSUM"], np.concatenate(
@@ -100,7 +106,10 @@ class Interp:
         elif op == "CONV_WU":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
             dy, x = self.fm_get(a[0], yout), loaded(a[1], xin)
-            if rec is not None and rec["LMODE"] == 1:
+            if rec is not None and rec["LMODE"] == 1 and rec["MK"]:   # dx constants at MK
+                k = {"LK1": rec["MK"], "LK2": rec["MK"] + 4 * d.out_c}
+                dy = fused.bndx_value(dy, self.fm_get(rec["SK"], yout), k, self.v_get)
+            elif rec is not None and rec["LMODE"] == 1:
                 dy = fused.bndx_value(dy, self.fm_get(rec["LX2"], yout), rec, self.v_get)
             g = ops.conv_wu(dy, x, d.stride, d.pad, d.kh)
             if rec is not None:           # the record moved the bias-gradient debug copy
@@ -143,6 +152,10 @@ class Interp:
             self.v_put(a[5], rv)
             if a[7]:
                 y = fused.bn_term(self.fm_get(a[0], xin), np.stack([mean, invstd, gamma, beta]))
+                if fl & FLAGS["ADDX"]:        # a residual add in the materialisation
+                    w = np.asarray(self.mem[a[6] + 8 * c:a[6] + 8 * c + 2], np.float32) \
+                        .view(np.uint32).astype(np.int64)
+                    y = y + self.fm_get(int(w[0] | (w[1] << 32)), xin)
                 self.fm_put(a[7], np.maximum(y, 0) if relu else y)
         elif op == "BN_BP":
             c = d.in_c

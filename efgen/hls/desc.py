@@ -18,12 +18,12 @@ OPS = {
 }
 HOST_BASE = 100
 FLAGS = {"RELU": 1, "MASK": 2, "BIAS": 4, "TRAIN": 8, "DX": 16, "GATHER": 32, "XF": 64,
-         "STATS": 128, "SUMS": 256, "DXK": 512}
+         "STATS": 128, "SUMS": 256, "DXK": 512, "ADDX": 1024}
 
 # The fused transform's side record (efgen/hls/program.py's docstring): word offsets.
 XF_WORDS = 16
 XF_FIELDS = {"LK1": 0, "LX2": 2, "LK2": 4, "LRELU": 6, "LMODE": 7, "SK": 8, "SSUM": 10,
-             "DBG": 12, "MK": 14}
+             "DBG": 12, "SE": 12, "MK": 14}   # DBG (CONV_WU) and SE (CONV_BP) share words
 
 
 class EfgenDesc(ctypes.Structure):

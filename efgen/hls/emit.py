@@ -313,7 +313,9 @@ def program_json(prog: Program) -> dict:
             "lanes": prog.design.hw.lanes, "tm": prog.design.hw.tm, "tn": prog.design.hw.tn,
             "logits": prog.logits, "dlogits": prog.dlogits, "regions": regions,
             "fp": steps(prog.fp), "bp": steps(prog.bp), "not_in_dram": prog.not_in_dram,
-            **({"drop": steps(prog.drop)} if prog.drop else {})}
+            **({"drop": steps(prog.drop)} if prog.drop else {}),
+            # a fused design: what the C++ fuses, against the model's plan
+            **({"fusion": prog.fusion} if prog.fusion is not None else {})}
 
 
 def write_hls(prog: Program, board: Board, out_dir: Path,

@@ -12,6 +12,8 @@ from efgen.frontend.ir import INPUT
 from efgen.hls.desc import XF_FIELDS, XF_WORDS
 
 ADDR_FIELDS = ("LK1", "LX2", "LK2", "SK", "SSUM", "DBG", "MK")
+# CONV_BP's error operand SE (another sender's error, added in the store) sits in the
+# words of CONV_WU's DBG.
 
 # The BN constants block bnk:<bn>, 8*C words: the C-word vectors in this order.
 BNK = ("s1", "s2", "mean", "invstd", "gamma", "beta", "sdy", "sdyx")
@@ -19,9 +21,14 @@ BNK_LOAD = BNK.index("mean")      # a consumer's LK points at bnk + BNK_LOAD*C
 
 
 def xf_record(lk1: int = 0, lx2: int = 0, lk2: int = 0, relu: bool = False, sk: int = 0,
-              ssum: int = 0, dbg: int = 0, mk: int = 0, lmode: int = 0) -> np.ndarray:
+              ssum: int = 0, dbg: int = 0, mk: int = 0, lmode: int = 0,
+              se: int = 0) -> np.ndarray:
     """The 16-word side record, as float32 words of the DRAM image (addresses as two
-    32-bit words, low first; bit patterns)."""
+    32-bit words, low first; bit patterns). ``se``: CONV_BP's error operand (the words
+    of CONV_WU's ``dbg``)."""
+    if se and dbg:
+        raise ValueError("SE and DBG share the record's words 12-13")
+    dbg = dbg or se
     words = np.zeros(XF_WORDS, np.uint32)
     for name, v in zip(ADDR_FIELDS, (lk1, lx2, lk2, sk, ssum, dbg, mk)):
         v = int(v)
@@ -38,6 +45,7 @@ def read_record(mem: np.ndarray, addr: int) -> dict:
     """The fields of the side record at word ``addr`` of the image ``mem``."""
     w = np.asarray(mem[addr:addr + XF_WORDS], np.float32).view(np.uint32).astype(np.int64)
     rec = {n: int(w[XF_FIELDS[n]] | (w[XF_FIELDS[n] + 1] << 32)) for n in ADDR_FIELDS}
+    rec["SE"] = rec["DBG"]
     rec["LRELU"] = bool(w[XF_FIELDS["LRELU"]])
     rec["LMODE"] = int(w[XF_FIELDS["LMODE"]])
     return rec
@@ -63,7 +71,7 @@ def load_value(x1: np.ndarray, rec: dict, get_fm, get_vec) -> np.ndarray:
     if rec["LRELU"]:
         v = np.where(v > 0, v, 0).astype(v.dtype) if not np.isnan(v).any() else \
             np.where((v > 0) | np.isnan(v), v, 0).astype(v.dtype)
-    return v.astype(np.float32)
+    return v.astype(np.float64 if x1.dtype == np.float64 else np.float32)
 
 
 def bndx_value(dz: np.ndarray, y: np.ndarray, rec: dict, get_vec) -> np.ndarray:
@@ -73,7 +81,8 @@ def bndx_value(dz: np.ndarray, y: np.ndarray, rec: dict, get_vec) -> np.ndarray:
     mean, invstd, coef, n = get_vec(rec["LK1"], 4 * C).reshape(4, C)
     sdy, sdyx = get_vec(rec["LK2"], 2 * C).reshape(2, C)
     xhat = (y - ch(mean)) * ch(invstd)
-    return (ch(coef) * ((ch(n) * dz - ch(sdy)) - xhat * ch(sdyx))).astype(np.float32)
+    return (ch(coef) * ((ch(n) * dz - ch(sdy)) - xhat * ch(sdyx))).astype(
+        np.float64 if dz.dtype == np.float64 else np.float32)
 
 
 def stats_sums(y: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -84,8 +93,9 @@ def stats_sums(y: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def bn_finalise(s1, s2, k, n: int, eps: float):
     """BN_FIN: mean, biased var and invstd from the shifted sums (float32, the order of
-    efgen.golden.restructured)."""
-    f = np.float32
+    efgen.golden.restructured; float64 when an input is: the local check's diagnosis)."""
+    f = np.float64 if any(np.asarray(a).dtype == np.float64 for a in (s1, s2, k)) \
+        else np.float32
     s1, s2, k = (np.asarray(a, f) for a in (s1, s2, k))
     d = s1 / f(n)
     mean = k + d
@@ -120,6 +130,11 @@ class Fusion:
                 self.stats[l.name] = p
         self.conv_bn = {p: bn for bn, p in self.stats.items()}
         self.load: dict[str, tuple[str, bool]] = {}
+        self.se = {}
+        self.addx = {}
+        self.defer = {}
+        self.held: dict[str, list] = {}       # layer -> BN_FIN steps held until after it
+        self.store_sums = {}
         if b.training is not None:       # the methods' host ops read stored tensors
             return
         for bn in self.stats:
@@ -135,6 +150,90 @@ class Fusion:
                     continue
             self.load[d] = (bn, relu)
         self.records: dict[str, dict] = {}     # record region -> {field: (region, words)}
+        # conv/linear -> the other sender's error region its BP store adds (record SE)
+        self.se: dict[str, str] = {}
+        # BN -> the residual add its BN_FIN materialises (FLAG_ADDX)
+        self.addx: dict[str, str] = self._addx()
+        # BN (output stored) -> the conv/linear whose BP store accumulates its BP sums
+        self.store_sums: dict[str, str] = {}
+
+    def _addx(self) -> dict[str, str]:
+        """BNs whose BN_FIN writes the residual add after them (FLAG_ADDX): the BN has no
+        ReLU of its own, the add is its only consumer and has two inputs, the other one
+        stored. The BN's own output is then never stored and the add needs no ADD_FP
+        pass: one pass reads the conv's y and the other operand and writes relu?(bn(y) +
+        x2), the group's materialisation as the model prices it (two sources). Where
+        the other operand comes later in the net (an option-A shortcut after the block),
+        BN_FIN is deferred to just after it (:meth:`emit_fp`): nothing else reads the
+        BN's output, and the other operand cannot depend on it (the add is the BN's only
+        consumer)."""
+        b, net = self.b, self.b.net
+        order = {l.name: i for i, l in enumerate(net)}
+        out = {}
+        self.defer: dict[str, str] = {}       # BN -> the layer its BN_FIN waits for
+        for bn in reversed(list(self.stats)):    # the later of two BN operands first
+            if bn in b.fused_into:
+                continue
+            cons = net.consumers(bn)
+            if len(cons) != 1 or cons[0].op != "add" or len(cons[0].inputs) != 2:
+                continue
+            add = cons[0]
+            other = [x for x in add.inputs if x != bn]
+            if len(other) != 1 or other[0] == INPUT:
+                continue
+            if b.dram(other[0]) in self.load or b.dram(bn) in self.load:
+                continue
+            if add.name in out.values():      # both operands BNs: the later one writes it
+                continue
+            out[bn] = add.name
+        for bn, add in out.items():
+            other = [x for x in net[add].inputs if x != bn][0]
+            if order[other] > order[bn]:
+                self.defer[bn] = other
+        return out
+
+    def emit_fp(self, fp: list, bn: str, step) -> None:
+        """Append BN_FIN's step, or hold it until its add's other operand is written."""
+        if bn in self.defer:
+            self.held.setdefault(self.defer[bn], []).append(step)
+        else:
+            fp.append(step)
+
+    def flush_fp(self, fp: list, layer: str) -> None:
+        """Before ``layer``'s FP: the held BN_FIN steps whose operand's layer came before
+        it (``layer`` is the next in the net after the operand's)."""
+        order = {l.name: i for i, l in enumerate(self.b.net)}
+        for name in sorted([k for k in self.held if order[k] < order[layer]],
+                           key=lambda k: order[k]):
+            fp.extend(self.held.pop(name))
+
+    def add_absorbed(self, l) -> bool:
+        """The add's FP pass is done by its BN's BN_FIN (FLAG_ADDX)."""
+        return l.name in self.addx.values()
+
+    def sum_in_store(self, d: str, contrib: list, srcs: list[str], masked: bool) -> bool:
+        """Route the error of DRAM tensor ``d`` (two senders) through its last sender's
+        BP store (efgen.model.restructure.finalisers: the sender earliest in the net runs
+        BP last): that store reads the other sender's error beside its tile (record SE),
+        adds it, applies the ReLU mask and writes the final error; no ERRSUM pass. Only a
+        conv/linear whose BP the conv engine runs (and a stored ``d``: a fused load's
+        mask has one sender by construction)."""
+        b = self.b
+        if b.training is not None or len(srcs) != 2 or d in self.load:
+            return False
+        order = {l.name: i for i, l in enumerate(b.net)}
+        last = min(contrib, key=lambda c: order[c.name])
+        if last.op not in ("conv", "linear") or not last.runs_bp:
+            return False
+        part = b.dst_of[(last.name, d)][0]
+        other = [s for s in srcs if s != part]
+        if len(other) != 1:
+            return False
+        b.regions.pop(part)
+        b.dst_of[(last.name, d)] = (b.err(d).name, ["MASK"] if masked else [],
+                                    {6: f"act:{d}"} if masked else {})
+        self.se[last.name] = other[0]
+        return True
 
     # ---- regions ---------------------------------------------------------------------
     def bp_sums(self) -> list[str]:
@@ -146,14 +245,13 @@ class Fusion:
 
     def dx_fused(self) -> dict[str, str]:
         """BN -> its producing conv whose BP and WU loads apply the BN's BP dx (LMODE 1):
-        the conv has no bias, reads a stored input (its WU record holds no input
-        transform) and runs BP or WU; the BN runs BP."""
+        the conv has no bias and runs BP or WU; the BN runs BP. A conv whose input is a
+        fused load has both in its WU record: the input transform in LK1/LX2/LK2/LRELU,
+        the dx constants at MK and y at SK."""
         net, out = self.b.net, {}
         for bn, p in self.stats.items():
             lp = net[p]
             if not net[bn].runs_bp or lp.bias or not (lp.trainable or lp.runs_bp):
-                continue
-            if lp.inputs[0] != INPUT and self.b.dram(lp.inputs[0]) in self.load:
                 continue
             out[bn] = p
         return out
@@ -163,14 +261,15 @@ class Fusion:
             self.b.add(f"bnx:{bn}", "vec", (8 * self.b.net[bn].in_shape[0],))
         for bn in self.stats:
             c = self.b.net[bn].in_shape[0]
-            self.b.add(f"bnk:{bn}", "vec", (len(BNK) * c,))
+            # FLAG_ADDX: the add operand's address in two more words (resolve)
+            self.b.add(f"bnk:{bn}", "vec", (len(BNK) * c + (2 if bn in self.addx else 0),))
         for bn in self.bp_sums():      # stats: mean, var, then sum(dy), sum(dy*x_hat)
             r = self.b.regions[f"stats:{bn}"]
             c = self.b.net[bn].in_shape[0]
             r.shape, r.words = (4 * c,), 4 * c
 
     def stored(self, d: str) -> bool:
-        return d not in self.load
+        return d not in self.load and d not in self.addx
 
     def _record(self, name: str, **fields) -> str:
         self.b.add(name, "vec", (XF_WORDS,))
@@ -211,6 +310,10 @@ class Fusion:
             return None
         a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
              4: f"rm:{l.name}", 5: f"rv:{l.name}", 6: f"bnk:{l.name}"}
+        if l.name in self.addx:           # the residual add's output, relu?(bn(y) + x2)
+            add = self.addx[l.name]
+            a[7] = f"act:{self.b.dram(add)}"
+            return a, ["ADDX"] + (["RELU"] if add in self.b.fused_into else [])
         if self.b.dram(l.name) not in self.load:
             a[7] = y
         return a, relu
@@ -218,23 +321,54 @@ class Fusion:
     def conv_bp(self, l, a: dict, fl: list) -> None:
         d = self.b.dram(l.inputs[0])
         dz = self.dz_of(l)
+        fields: dict = {}
         if dz:
             a[0] = dz[0]
-            fl.append("XF")
-            a[3] = self._record(f"xf:{l.name}:bp", **dz[1])
-            return
+            fields.update(dz[1])
         if d in self.load and "MASK" in fl:
             bn, _ = self.load[d]
             a[6] = self.source(d)
-            fl.append("XF")
-            fields = {"mk": self._lk(bn)}
+            fields["mk"] = self._lk(bn)
             if bn in self.bp_sums():
                 fl.append("STATS")
                 fields["ssum"] = (f"stats:{bn}", 2 * self.b.net[bn].in_shape[0])
+        if l.name in self.se:
+            fields["se"] = (self.se[l.name], 0)
+        if "mk" not in fields and (bn := self._store_sums_bn(l, d, a, fl)):
+            c = self.b.net[bn].in_shape[0]
+            fields.update(sk=(f"act:{self.b.net[bn].inputs[0]}", 0), mk=self._lk(bn),
+                          ssum=(f"stats:{bn}", 2 * c))
+            fl.append("STATS")
+            r = self.b.regions[f"stats:{bn}"]      # mean, var, then the sums this store writes
+            r.shape, r.words = (4 * c,), 4 * c
+            self.store_sums[bn] = l.name
+        if fields:
+            fl.append("XF")
             a[3] = self._record(f"xf:{l.name}:bp", **fields)
 
+    def _store_sums_bn(self, l, d: str, a: dict, fl: list) -> str | None:
+        """A BN whose dy is the error this BP store finalises (``d``'s, masked by a stored
+        ReLU output) and whose output is stored: the store accumulates its BP sums
+        sum(dy), sum(dy*x_hat), x_hat from the BN's input y (record SK, one more stream
+        read beside the store; MK: its mean and invstd), so BN_BP skips its sums pass.
+        One BN per store; the first in the net."""
+        from efgen.model import restructure as R
+
+        b, net = self.b, self.b.net
+        if b.training is not None or "MASK" not in fl or a.get(7) != f"err:{d}":
+            return None
+        for bn in self.stats:
+            lb = net[bn]
+            y = lb.inputs[0]
+            if not (lb.runs_bp or lb.trainable) or bn in self.bp_sums() \
+                    or bn in self.store_sums or R._dz_tensor(net, bn) != d \
+                    or b.dram(y) != y or f"act:{y}" not in b.regions:
+                continue
+            return bn
+        return None
+
     def bn_bp(self, l, fl: list, a: dict) -> None:
-        if l.name in self.bp_sums():
+        if l.name in self.bp_sums() or l.name in self.store_sums:
             fl.append("SUMS")
         if l.name in self.dx_fused():    # no dx pass: the constants for the conv's loads
             fl.remove("DX")
@@ -254,15 +388,19 @@ class Fusion:
     def conv_wu(self, l, a: dict, fl: list) -> None:
         d = self.b.dram(l.inputs[0])
         dz = self.dz_of(l)
+        fields: dict = {}
+        if d in self.load:
+            a[1] = self.source(d)
+            fields = self._load_fields(d)
         if dz:
             a[0] = dz[0]
-            fl.append("XF")
-            a[7] = self._record(f"xf:{l.name}:wu", **dz[1])
+            if fields:      # both: the dx constants at MK, y at SK
+                k = dz[1]
+                fields.update(mk=k["lk1"], sk=k["lx2"], lmode=1)
+            else:
+                fields.update(dz[1])
+        if not fields:
             return
-        if d not in self.load:
-            return
-        a[1] = self.source(d)
-        fields = self._load_fields(d)
         if 7 in a:
             fields["dbg"] = (a.pop(7), 0)
         fl.append("XF")
@@ -270,7 +408,8 @@ class Fusion:
 
     def not_stored(self) -> set[str]:
         """Golden tensors the fused loads keep out of DRAM."""
-        return {f"{d}:y" for d in self.load} | {f"{p}:dy" for p in self.dx_fused().values()}
+        return ({f"{d}:y" for d in self.load} | {f"{p}:dy" for p in self.dx_fused().values()}
+                | {f"{bn}:y" for bn in self.addx})
 
     def drop_regions(self, regions: dict) -> None:
         """The error regions no descriptor writes: a BN dx the conv's loads apply."""
@@ -278,7 +417,16 @@ class Fusion:
             regions.pop(f"err:{p}", None)
 
     def resolve(self, regions: dict) -> None:
-        """Every record's words, now that the regions are placed."""
+        """Every record's words (and FLAG_ADDX's operand addresses), now that the regions
+        are placed."""
+        for bn, add in self.addx.items():
+            other = [x for x in self.b.net[add].inputs if x != bn][0]
+            r = regions[f"bnk:{bn}"]
+            v = regions[f"act:{self.b.dram(other)}"].offset
+            words = np.zeros(r.words, np.uint32)
+            words[-2:] = (v & 0xFFFFFFFF, v >> 32)
+            r.init = "data"
+            r.data = words.view(np.float32)  # type: ignore[attr-defined]
         for name, fields in self.records.items():
             kw = {k: (v if k in ("relu", "lmode") else regions[v[0]].offset + v[1])
                   for k, v in fields.items()}
@@ -299,10 +447,16 @@ class Fusion:
             "fused_into_loads": sorted(self.load),
             "materialised_by_bn_fin": mat,
             "plan_fused_groups_materialised": sorted(plan_fused - set(self.load)),
-            "bn_bp_sums_in_store": self.bp_sums(),
+            "bn_bp_sums_in_store": sorted(self.bp_sums() + list(self.store_sums)),
             "bn_dx_in_loads": sorted(self.dx_fused()),
-            "not_built": ["BN BP sums where the BN output is stored; the BN BP dx in the "
-                          "loads of a conv with a bias or a fused input",
-                          "residual adds and two-source groups in loads (ADD_FP pass)",
-                          "error sums in the last sender's BP store (ERRSUM pass)"],
+            "error_sums_in_store": sorted(self.se),
+            "adds_in_bn_fin": sorted(self.addx.values()),
+            "not_built": ["BN BP sums whose error a vector pass finalises, or a second BN's "
+                          "at the same store; the BN BP dx in the loads of a conv with a "
+                          "bias or a fused input",
+                          "residual adds and two-source groups in the consumers' loads (a "
+                          "BN_FIN with FLAG_ADDX materialises an add after a BN in one "
+                          "pass; other adds keep their ADD_FP pass)",
+                          "error sums of three or more senders, or whose last sender is "
+                          "not a conv/linear (ERRSUM pass)"],
         }

@@ -101,7 +101,7 @@ def vector_engine_manifest(lanes: int, max_c: int, max_w: int = 64,
         else:
             funcs[name] = entry("scalar unit", 1, 1, ops, what, used_by)
     for name, (ops, what) in _CONTROL_OPS.items():
-        op = {"bn_fp": "BN_FP", "bn_bp": "BN_BP", "pool_fp": "MAXPOOL_FP/AVGPOOL_FP",
+        op = {"bn_fp": "BN_FP/BN_FIN", "bn_bp": "BN_BP", "pool_fp": "MAXPOOL_FP/AVGPOOL_FP",
               "pool_bp": "MAXPOOL_BP/AVGPOOL_BP", "flatten_fp": "FLATTEN_FP"}[name]
         funcs[name] = entry("control", 1, 1, ops, what, op.split("/"))
     arrays = [

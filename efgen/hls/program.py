@@ -49,8 +49,9 @@ words  field      meaning
 0-1    ``LK1``    the load stream's first term (the tile the engine reads from a[0]
                   in FP / a[1] in WU): the BN constants block of its batchnorm; 0 =
                   the term is the plain tensor
-2-3    ``LX2``    a second operand (same shape and layout as the first), read beside
-                  the tile on the gmem1 bundle; 0 = none
+2-3    ``LX2``    a second operand (same shape and layout as the first), read in the
+                  tile's loop on gmem2's read channel, in parallel with the tile on
+                  gmem0 (as the model prices it: efgen/model/engine.py); 0 = none
 4-5    ``LK2``    the second term's BN constants block; 0 = plain
 6      ``LRELU``  1: the loaded value is clamped at 0 (a fused ReLU), as int bits
 7      ``LMODE``  0: the affine terms above (FP input, WU input); 1: BN BP dx of the
@@ -59,13 +60,24 @@ words  field      meaning
                   mean)*invstd, y read at LX2 (the BN's input), LK1 -> mean, invstd,
                   coef, n and LK2 -> sdy, sdyx (C words each: the block BN_BP writes
                   to a[7] with FLAG_DXK (512) instead of FLAG_DX); not with FLAG_BIAS
-                  on WU
-8-9    ``SK``     FLAG_STATS: k, the shift (C words: the BN's running mean)
+                  on WU. CONV_WU with MK != 0: the dx block is at MK, y at SK, and
+                  LK1/LX2/LK2/LRELU transform WU's input tiles as in FP (a conv that
+                  reads a fused input)
+8-9    ``SK``     CONV_FP FLAG_STATS: k, the shift (C words: the BN's running mean);
+                  CONV_BP FLAG_STATS: the BN's input y (a stored tensor shaped as dx)
+                  whose x_hat the BP sums use, read before each lane block's store
+                  like SE; the mask is then the plain a[6] > 0 and MK holds the BN's
+                  mean, invstd (the BN output is stored); CONV_WU LMODE 1: y
 10-11  ``SSUM``   FLAG_STATS: sum(y - k)[C] then sum((y - k)^2)[C], overwritten
 12-13  ``DBG``    CONV_WU: the bias-gradient debug copy (what a[7] holds unfused)
-14-15  ``MK``     CONV_BP with FLAG_MASK: the mask source a[6] is a fused BN's input y
-                  and the mask is bn(y) > 0 with this BN constants block (the
-                  ReLU mask recomputed; the BN output is never stored)
+12-13  ``SE``     CONV_BP (the same words): another sender's error (same shape and
+                  layout as dx), read before each lane block's store into an on-chip
+                  tile and added to dx before the mask: the final error of a tensor
+                  with two senders, written by the last sender's store (no ERRSUM)
+14-15  ``MK``     CONV_BP with FLAG_MASK (SK = 0): the mask source a[6] is a fused BN's
+                  input y and the mask is bn(y) > 0 with this BN constants block (the
+                  ReLU mask recomputed; the BN output is never stored); with SK: the
+                  constants of the BP sums' x_hat; CONV_WU LMODE 1: the dx block
 ====== ========== ==================================================================
 
 A loaded term is ``gamma*((y - mean)*invstd) + beta`` per channel (the golden's order,
@@ -83,14 +95,22 @@ with a[7] != 0 it also materialises y = relu?(bn(a[0])) (a group the plan materi
 or one a vector pass reads).
 Every consumer's LK points at ``bnk + 2*C`` (mean, invstd, gamma, beta: 4*C words).
 
-A CONV_BP record holds MK and SSUM, or an LMODE 1 load; anything else (an affine load in
-BP, BP sums without MK, LMODE 1 with a bias on WU) is refused: the engine checks the
-record before it writes anything. The second load pass (the second operand, or y for
-LMODE 1) is a separate pipelined loop on gmem0 after the tile's own. Planned, not built
-yet (the next increments): LMODE 1 for a conv whose WU also transforms its input (its
-record needs both: more words), residual adds and two-source groups in loads, error
-sums in the last sender's BP store, BN BP sums where the BN output is stored, and the BN
-transform in the vector passes' loads.
+``FLAG_ADDX`` (1024, BN_FIN with a[7]): the materialised value is relu?(bn(a[0]) + x2), a
+residual add after the BN (its only consumer; the add's other operand x2 is stored; a
+BN_FIN whose x2 comes later in the net is placed just after it) in the same pass, x2
+read on gmem1 beside a[0]; x2's word address is
+the int64 in the two words after the constants block (``bnk`` is then 8*C + 2 words).
+The BN output is never stored and the add has no ADD_FP pass.
+
+A CONV_BP record holds MK and SSUM, or an LMODE 1 load, and optionally SE; anything
+else (an affine load in BP, BP sums without MK, LMODE 1 with a bias on WU, a DBG/SE
+field on CONV_FP) is refused: the engine checks the record before it writes anything.
+The second load stream (the second operand, or y for LMODE 1) is read in the tile's
+loop on gmem2's read channel, as the model prices it. Planned, not built yet (the next
+increments): residual adds and two-source groups in the consumers' loads (BN_FIN with
+FLAG_ADDX materialises them once), error sums of three or more senders or finalised by
+a vector pass, the BN BP dx of a conv with a bias, the BN transform in the vector
+passes' loads, and an add without a BN operand (it keeps its ADD_FP pass).
 """
 
 from __future__ import annotations
@@ -296,9 +316,12 @@ class _Builder:
 
     # ---- stage 2: FP descriptors -----------------------------------------------------------
     def fp_descriptors(self) -> None:
-        """One descriptor per layer that is not fused away, in net order."""
+        """One descriptor per layer that is not fused away, in net order (a fused design
+        may defer a BN_FIN past its add's other operand: efgen.hls.fused)."""
         net, desc, fp = self.net, self.desc, self.fp
         for l in net:
+            if self.fx:
+                self.fx.flush_fp(fp, l.name)
             if l.op == "softmax_ce" or (l.op == "relu" and l.name in self.fused):
                 continue
             x = f"act:{self.dram(l.inputs[0])}"
@@ -316,7 +339,7 @@ class _Builder:
 
                 fp_steps(self, l, x)
             elif l.op == "batchnorm" and self.fx and (fin := self.fx.bn_fp(l, relu, x, y)):
-                fp.append(Step(l.name, "fp", desc("BN_FIN", l, fin[1], fin[0])))
+                self.fx.emit_fp(fp, l.name, Step(l.name, "fp", desc("BN_FIN", l, fin[1], fin[0])))
             elif l.op == "batchnorm":
                 a = {0: x, 1: f"gamma:{l.name}", 2: f"beta:{l.name}", 3: f"stats:{l.name}",
                      4: f"rm:{l.name}", 5: f"rv:{l.name}", 7: y}
@@ -328,6 +351,8 @@ class _Builder:
                                                    {0: x, 6: f"argmax:{l.name}", 7: y})))
             elif l.op == "avgpool":
                 fp.append(Step(l.name, "fp", desc("AVGPOOL_FP", l, [], {0: x, 7: y})))
+            elif l.op == "add" and self.fx and self.fx.add_absorbed(l):
+                continue                 # its BN's BN_FIN writes it (FLAG_ADDX)
             elif l.op == "add":
                 b = f"act:{self.dram(l.inputs[1])}"
                 fp.append(Step(l.name, "fp", desc("ADD_FP", l, relu, {0: x, 1: b, 7: y})))
@@ -391,6 +416,8 @@ class _Builder:
                         srcs.append(part)
                 if len(srcs) > 4:
                     raise ValueError(f"{d}: more than 4 error senders")
+                if self.fx and self.fx.sum_in_store(d, contrib, srcs, masked):
+                    continue            # the last sender's BP store adds the other error
                 self.sums[d] = (srcs, masked)
 
     def sender_dst(self, sender: Layer, t: str):

@@ -306,11 +306,12 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         return t
 
     L = bursts_in * hw.dma_start + stream(in_words, bursts_in) + np.where(in_words > 0, xfer_rd, 0.0)
-    # Restructured batchnorm (efgen.model.restructure): the second read streams beside an
-    # input tile come on the weight port, idle while tiles stream (the weight buffer has
-    # one copy), so they take their own bursts and words in parallel with the tile; all
-    # streams together are capped by the DDR's words per cycle; the load path's
-    # transform units add their pipeline depth (:func:`fx_depth`) to every load.
+    # Restructured batchnorm (efgen.model.restructure): the second read stream beside an
+    # input tile comes on a port of its own (the HLS C++ reads it on gmem2's read
+    # channel, in the tile's loop: conv_engine.h load_ifm_pass), so it takes its own
+    # bursts and words in parallel with the tile; all streams together are capped by the
+    # DDR's words per cycle; the load path's transform units add their pipeline depth
+    # (:func:`fx_depth`) to every load.
     fused = any(bool(np.any(jb[f] > 0)) for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
@@ -349,7 +350,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu), stream(s_words, bursts_out),
                                                             s_words / bw)
     if fused:
-        # WU: BN BP's y streams beside each error tile on the weight port (as the input's)
+        # WU: BN BP's y streams beside each error tile on its own port (gmem2's read
+        # channel in the HLS C++: conv_engine.h load_err_dx), as the input's
         xo = e(jb["eo_extra"])
         b1 = bursts_out / (1 + st_streams)
         sec = xo * (b1 * hw.dma_start + out_words / bw) + xfer_rd

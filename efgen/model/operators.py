@@ -32,12 +32,13 @@ OP_KINDS = ("fadd", "fmul", "fdiv", "fsqrt", "fcmp", "sitofp")
 _UNITS = {
     "unit_ew": ("lanes", {"fadd": 2, "fcmp": 3},
                 "element-wise / store stage: sums, ReLU gates, masks, fused ReLU, pad lanes",
-                ["RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM", "BN_FP", "BN_BP", "MAXPOOL_FP",
+                ["RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM", "BN_FP", "BN_FIN", "BN_BP",
+                 "MAXPOOL_FP",
                  "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP",
                  "FLATTEN_BP"]),
     "unit_bn": ("lanes", {"fadd": 3, "fmul": 4},
                 "batchnorm passes: mean, centred variance, BP sums, normalise, BP dx",
-                ["BN_FP", "BN_BP"]),
+                ["BN_FP", "BN_FIN", "BN_BP"]),
     "unit_pool": ("lanes", {"fadd": 1, "fmul": 1, "fcmp": 2},
                   "pooling FP (max compare / avg sum), BP (argmax hit / avg share), avg scale",
                   ["MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP"]),
@@ -46,10 +47,11 @@ _UNITS = {
                   ["BN_FP", "BN_BP"]),
     "unit_rcp": (1, {"fadd": 1, "fsqrt": 1, "fdiv": 1},
                  "1/x and 1/sqrt(x + eps): 1/n, 1/(kh*kw), n/(n-1), invstd (the only divider)",
-                 ["BN_FP", "BN_BP", "AVGPOOL_FP", "AVGPOOL_BP"]),
+                 ["BN_FP", "BN_FIN", "BN_BP", "AVGPOOL_FP", "AVGPOOL_BP"]),
     "unit_sgd": (1, {"fadd": 3, "fmul": 4},
-                 "SGD of gamma/beta, running statistics, BN BP coefficient",
-                 ["BN_FP", "BN_BP"]),
+                 "SGD of gamma/beta, running statistics, BN BP coefficient, BN_FIN's "
+                 "mean and variance from the store's sums",
+                 ["BN_FP", "BN_FIN", "BN_BP"]),
 }
 
 # Control functions (force-inlined into efgen_vector_engine) that hold scalar float

@@ -520,10 +520,12 @@ def fusion_markdown(f: dict) -> list[str]:
     L = ["## Restructured batchnorm", ""]
     L.append("BN statistics and sums accumulate in the engine's stores; BN normalise, "
              "ReLU, residual adds and BN BP dx apply in its loads where the model decided "
-             "so (efgen/model/restructure.py). These cycle terms are a model: the generated "
-             "HLS C++ and the reference RTL run the unfused step (so this build has no hls/ "
-             "or rtl/), and no fused step has been measured. `--no-fuse` prices and "
-             "generates the unfused step.")
+             "so (efgen/model/restructure.py). These cycle terms are a model: no fused step "
+             "has been measured. The generated HLS C++ (hls/) runs the fused program, part "
+             "of this plan: what it fuses and what it still runs as vector passes is "
+             "hls/program.json's `fusion` and `--csim`'s report. The reference RTL runs the "
+             "unfused step, so rtl/ is not written for a fused build. `--no-fuse` prices and "
+             "generates the unfused step (hls/ and rtl/).")
     L.append("")
     L.append("| figure | fused | no-fuse (same array) |")
     L.append("| --- | ---: | ---: |")
