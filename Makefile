@@ -14,8 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The tests; the few long co-simulations and syntheses (marker slow, tests/conftest.py)
+# run in `make cosim`.
 test: install
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 # The main job: the catalogues, the accelerator for ResNet-20 on a ZCU102 (schedule,
 # report, plots, Vitis HLS project), and one training step of the generated C++ in
@@ -29,10 +31,12 @@ demo: install
 
 # The reference RTL under cocotb/Verilator: every distinct ResNet-20 layer shape in all
 # three phases and both DRAM layouts (8x8 array, batch 1), then one training step of tiny
-# with its conv/linear layer-phases on the RTL; measured cycles next to the model's.
+# with its conv/linear layer-phases on the RTL; measured cycles next to the model's; then
+# the long tests that `make test` leaves out (marker slow).
 cosim: install
 	$(BIN)/efgen cosim --net resnet20 --tiles Tm=8,Tn=8 --batch 1 --distinct --layout both -o build/cosim-resnet20
 	$(BIN)/efgen cosim --net tiny --tiles Tm=4,Tn=4 --batch 2 --step -o build/cosim-tiny-step
+	$(BIN)/python -m pytest -q -m slow
 
 # Proof that the generated accelerator learns on real data: LeNet-5 pretrained on digits
 # 0-4 (golden), adapted to 0-9 with --train-last 2 in C-simulation of the ZCU102 design

@@ -4,6 +4,34 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Long co-simulations and syntheses that `make test` leaves to `make cosim` (marker
+#: ``slow``; `make test` runs ``-m "not slow"``). Each has a shorter representative that
+#: stays in `make test`, named beside it.
+SLOW = {
+    # the whole efgen_top through `efgen synth --yosys` (minutes); test_yosys_efgen_top_4x4
+    # checks the same resource model on efgen_top 4x4 directly
+    "tests/test_rtl_synth.py::test_cli_synth_efgen_top_2x2",
+    # layer-phases on the nchw layout; the reshaped 4x4 set stays
+    "tests/test_rtl_top.py::test_layer_phases_match_golden[2x4-nchw]",
+    # the fabric FP32 adder in efgen_top; the default DSP adder stays
+    "tests/test_rtl_top.py::test_synthesizable_fp_units[synth]",
+    # layer_seq's logic depth (a minute of Yosys); every other module stays
+    "tests/test_rtl_timing.py::test_every_module_stays_within_the_stated_depth[layer_seq]",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    found = set()
+    for item in items:
+        if item.nodeid in SLOW:
+            item.add_marker(pytest.mark.slow)
+            found.add(item.nodeid)
+    # a renamed test must not silently fall out of both runs
+    if len(items) > 200 and found != SLOW and not config.getoption("-k"):
+        missing = ", ".join(sorted(SLOW - found))
+        raise pytest.UsageError(f"tests/conftest.py SLOW names tests that do not exist: {missing}")
+
 
 @pytest.fixture
 def run_cli(capsys):

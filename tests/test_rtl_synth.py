@@ -549,8 +549,6 @@ TOP44 = _rtl(4, 4, ifm=64, ofm=32, wbuf=512)
 
 @pytest.fixture(scope="module")
 def top_runs(tmp_path_factory):
-    from concurrent.futures import ThreadPoolExecutor
-
     _require_yosys()
     d = tmp_path_factory.mktemp("top") / "tiny-2x2"
     out = io.StringIO()
@@ -558,25 +556,21 @@ def top_runs(tmp_path_factory):
         code = main(["build", "--board", "kv260", "--net", "tiny", "--tiles", "Tm=2,Tn=2",
                      "--batch", "2", "-o", str(d)])
     assert code == 0 and (d / "rtl" / "efgen_top.v").exists(), out.getvalue()
+    o, e = io.StringIO(), io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
+        rc = main(["synth", "--yosys", str(d)])
+    return d, (rc, o.getvalue(), e.getvalue(), time.perf_counter() - t0)
 
-    def cli():
-        o, e = io.StringIO(), io.StringIO()
-        t0 = time.perf_counter()
-        with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
-            rc = main(["synth", "--yosys", str(d)])
-        return rc, o.getvalue(), e.getvalue(), time.perf_counter() - t0
 
-    def top44():
-        return run_yosys(rtl_verilog(TOP44), "efgen_top",
-                         workdir=tmp_path_factory.mktemp("top44"))
-
-    with ThreadPoolExecutor(2) as pool:
-        f_cli, f_44 = pool.submit(cli), pool.submit(top44)
-        return d, f_cli.result(), f_44.result()
+@pytest.fixture(scope="module")
+def top44_run(tmp_path_factory):
+    _require_yosys()
+    return run_yosys(rtl_verilog(TOP44), "efgen_top", workdir=tmp_path_factory.mktemp("top44"))
 
 
 def test_cli_synth_efgen_top_2x2(top_runs):
-    d, (code, out, err, seconds), _ = top_runs
+    d, (code, out, err, seconds) = top_runs
     print(out)
     print(f"efgen synth efgen_top 2x2: {seconds:.1f} s")
     assert code == 0, err
@@ -595,8 +589,8 @@ def test_cli_synth_efgen_top_2x2(top_runs):
         assert got[key] == pred[key], (key, pred[key], got[key])
 
 
-def test_yosys_efgen_top_4x4(top_runs):
-    _, _, res = top_runs
+def test_yosys_efgen_top_4x4(top44_run):
+    res = top44_run
     pred, got = predict_top(TOP44), res.counts
     print(f"efgen_top 4x4 (ifm 64, ofm 32, wbuf 512): Yosys {res.seconds:.1f} s")
     print(format_table(pred, res))
