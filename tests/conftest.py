@@ -11,8 +11,6 @@ SLOW = {
     # the whole efgen_top through `efgen synth --yosys` (minutes); test_yosys_efgen_top_4x4
     # checks the same resource model on efgen_top 4x4 directly
     "tests/test_rtl_synth.py::test_cli_synth_efgen_top_2x2",
-    # layer-phases on the nchw layout; the reshaped 4x4 set stays
-    "tests/test_rtl_top.py::test_layer_phases_match_golden[2x4-nchw]",
     # the fabric FP32 adder in efgen_top; the default DSP adder stays
     "tests/test_rtl_top.py::test_synthesizable_fp_units[synth]",
     # layer_seq's logic depth (a minute of Yosys); every other module stays
