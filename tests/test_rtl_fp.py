@@ -171,9 +171,9 @@ def test_fp_units_cocotb_catches_a_rounding_bug(tmp_path_factory):
     from efgen.cosim.runner import read_sources, run_cocotb
 
     sources = {**fp_units_verilog("synth"), **read_sources(FP_TB / "fp32_units_tb.v")}
-    rne = "s3_norm[2] & (|s3_norm[1:0] | s3_norm[3])"
+    rne = "s4_norm[2] & (|s4_norm[1:0] | s4_norm[3])"
     assert rne in sources["fp32_add.v"]
-    sources["fp32_add.v"] = sources["fp32_add.v"].replace(rne, "s3_norm[2]")
+    sources["fp32_add.v"] = sources["fp32_add.v"].replace(rne, "s4_norm[2]")
     with pytest.raises(AssertionError, match=r"add #\d+: a=00800000 b=00800001"):
         run_cocotb("icarus", toplevel="fp32_units_tb", sources=sources,
                    test_module="test_fp_units",

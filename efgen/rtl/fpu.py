@@ -52,7 +52,7 @@ QNAN = 0x7FC00000
 # Pipeline depth in clock cycles: the rising edge that samples in_valid=1 is followed,
 # LATENCY rising edges later, by the one that presents y with out_valid=1. Both
 # implementations use the same numbers; the engine's cycle model reads them from here.
-ADD_LATENCY = 4   # classify/order, align+add, normalise, round/pack
+ADD_LATENCY = 5   # classify/order, align (+add: dsp), add+lzc (lzc: dsp), normalise, round/pack
 MUL_LATENCY = 3   # classify/exponent, 24x24 multiply, normalise/round/pack
 LATENCY = {
     "fp32_add": ADD_LATENCY,
