@@ -149,7 +149,7 @@ def test_render_is_deterministic_and_complete():
     assert f"parameter integer PIECE = {PIECE}" in top
     assert "parameter integer PIECE = 64" in sgd_verilog(p, 64)["sgd_wb.v"]
     assert "input  wire [255:0]         wb_rd_data" in top            # 4*2 banks x 32
-    assert "cycles = T_last + 5" in top                                 # the formula
+    assert "cycles = s_last + n_last + 8" in top                       # the formula
     synth = sgd_verilog(_p(4, 2, "synth"))
     assert synth["sgd_wb.v"] == top.replace("units: behav", "units: synth")
     assert "real" not in re.sub(r"//.*", "", synth["fp32_add.v"])
@@ -248,15 +248,18 @@ def test_minus_zero_seed_changes_nothing(impl):
 def test_cycle_formula():
     # hand-computed (header of sgd_wb.v): G = 2, 16 words, L = 0, one piece
     #   ready(15) = 6 + 4 + 25 + 4 + 8*3 + 3 = 66 (STREAM = 2 + WO_PUSH 22 + 1: the read
-    #   path is engine_ram's register plus sgd_wb's two bank-mux registers); T = 66 + 16;
-    #   done 5 cycles later
+    #   path is engine_ram's register plus sgd_wb's two bank-mux registers); the stream
+    #   takes W' by 66 and V' by T = 66 + 16 = 82; the W channel sends W' (buffered whole)
+    #   from 66, V' from max(82, 66 + 16) = 82; done = 82 + 16 + WRITE_LAG 8
     assert word_ready(15, 16, 2, 0) == 66
-    assert sgd_cycles(16, 2, 0) == 87
-    assert sgd_cycles(4, 6, 0) == 67 and sgd_cycles(36, 1, 0) == 123
-    assert sgd_cycles(36, 1, 17) == 123 + 17
+    assert sgd_cycles(16, 2, 0) == 106
+    # 36 words, G = 1, pieces 16, 16, 4: the W channel trails the stream by a whole piece
+    #   (16 - 4 = 12 more than the stream for the last piece)
+    assert sgd_cycles(4, 6, 0) == 74 and sgd_cycles(36, 1, 0) == 142
+    assert sgd_cycles(36, 1, 17) == 142 + 17
     for g in (1, 2):       # the closed form the docs state for G <= 2, several pieces
         for words in (17, 36, 100, 1000):
-            assert sgd_cycles(words, g, 13) == 13 + 2 * words + PIECE + 27 + 4 * g + 4
+            assert sgd_cycles(words, g, 13) == 13 + 2 * words + 2 * PIECE + 30 + 4 * g + 4
     # the closed forms are the recurrence
     n = 0
     for piece in (4, 8, 16, 32, 64):

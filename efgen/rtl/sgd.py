@@ -78,10 +78,12 @@ FIRST_GROUP = 6
 #: group's word j, less GROUP*(G-1) (the passes before the last) and j: the slot
 #: counters and the read-address register (2), the pipeline (WO_PUSH), the W' FIFO (1).
 STREAM = 2 + WO_PUSH + 1
-#: From the last word's handshake on the write stream to done: axi_dma_wr's W register,
-#: AxiRam's B response, the done pulse, sgd_wb's done register.
-DRAIN = 5
-
+#: axi_dma_wr buffers a whole burst before its AW (issue 19: write addresses only with
+#: their data), so a command's W beats follow its last word into the engine by a few
+#: cycles (buffer write, AW decision, W register), and done follows its last W beat
+#: (AxiRam's B response, the done pulse, sgd_wb's done register). The queue below needs
+#: only their sum, minus the cycle of the first beat: 8, from the cycle-exact simulation.
+WRITE_LAG = 8
 
 def word_ready(i: int, words: int, g: int, latency: int) -> int:
     """Cycle (from t0) in which w' of word ``i`` can be taken by the write stream
@@ -91,35 +93,56 @@ def word_ready(i: int, words: int, g: int, latency: int) -> int:
     return first + STREAM + GROUP * (g - 1) + per * (i // GROUP) + i % GROUP
 
 
+
+def _stream(words: int, g: int, latency: int, piece: int):
+    """Yield ``(a, n)`` per write command in order (W' of piece k, then its V'):
+    ``n`` words, the last one taken by the write stream in cycle ``a``::
+
+        T_k = max(T_(k-1) + n_k, ready(e_k)) + n_k;   W'_k: a = T_k - n_k;   V'_k: a = T_k
+    """
+    t = None
+    for s in range(0, words, piece):
+        n = min(piece, words - s)
+        ready = word_ready(s + n - 1, words, g, latency)
+        t = (ready if t is None else max(t + n, ready)) + n
+        yield t - n, n
+        yield t, n
+
+
 def sgd_cycles(words: int, g: int, latency: int, piece: int = PIECE) -> int:
     """Cycles from ``start`` (cycle t0) to ``done`` (high in t0 + sgd_cycles), exact.
 
     ``words``: words of the chunk; ``g``: partial-sum copies per word; ``latency``:
     DRAM read latency L (AR handshake to the data, as AxiRam with sim/dma's
     add_read_latency(L) models it; writes answered at once). Assumes the read DMAs
-    stream at one word a cycle (OUTSTANDING * MAX_BURST >= L + 4 + MAX_BURST) and the
-    write side takes a word a cycle; DRAM stalls only add cycles.
+    stream at one word a cycle (OUTSTANDING * MAX_BURST >= L + 4 + MAX_BURST), the
+    write side takes a word a cycle, 32-bit beats and ``piece <= MAX_BURST`` (a command
+    is then one burst, or two back to back where it crosses a 4 KiB page); DRAM stalls
+    only add cycles.
 
-    The write stream is a queue: piece k (``n_k`` words, the last one at word
-    ``e_k``) writes its W' words, each when ready (:func:`word_ready`) and at most one a
-    cycle, then its V' words, which are ready by then::
+    Two queues. The write stream: piece k (``n_k`` words, the last one at word
+    ``e_k``) hands over its W' words, each when ready (:func:`word_ready`) and at most
+    one a cycle, then its V' words, which are ready by then; command c (W'_k or V'_k)
+    has its last word in at ``a_c`` (:func:`_stream`). The W channel: a command's beats
+    go out one a cycle once all of it is buffered, after the previous command's::
 
-        T_k = max(T_{k-1} + n_k, ready(e_k)) + n_k;     done = T_last + DRAIN
+        s_c = max(a_c, s_(c-1) + n_(c-1));     done = s_last + n_last + WRITE_LAG
 
     Closed forms (:func:`sgd_cycles_closed`): G <= 2, more than one piece:
-    ``L + 2*words + PIECE + 25 + 4*G + min(words, 4)`` — the rate is the write port's
-    2 cycles a word, and the last piece's V' has to wait for the previous piece's;
-    otherwise ``ready(words - 1) + n_last + DRAIN``.
+    ``L + 2*words + 2*PIECE + 30 + 4*G + min(words, 4)`` — the rate is the write port's
+    2 cycles a word, and the W channel trails the stream by one whole piece;
+    otherwise ``max(ready(words - 1), ready(words - n_last - 1) + 2*PIECE) + 2*n_last +
+    WRITE_LAG`` (the second term only with several pieces: a short last piece can wait
+    for the W channel to finish the previous piece's V').
     """
     _check_piece(piece)
     if words < 1 or g < 1 or latency < 0:
         raise ValueError(f"sgd_cycles(words={words}, g={g}, latency={latency})")
-    t = None
-    for s in range(0, words, piece):
-        n = min(piece, words - s)
-        ready = word_ready(s + n - 1, words, g, latency)
-        t = (ready if t is None else max(t + n, ready)) + n
-    return t + DRAIN
+    s = prev = None
+    for a, n in _stream(words, g, latency, piece):
+        s = a if s is None else max(a, s + prev)
+        prev = n
+    return s + prev + WRITE_LAG
 
 
 def sgd_cycles_closed(words: int, g: int, latency: int, piece: int = PIECE) -> int:
@@ -128,10 +151,13 @@ def sgd_cycles_closed(words: int, g: int, latency: int, piece: int = PIECE) -> i
     4*(G - 1)); raises ValueError otherwise."""
     if words > piece and g <= 2:
         return (latency + FIRST_GROUP + min(words, GROUP) + STREAM + GROUP * (g - 1)
-                + 2 * words + piece - GROUP - 1 + DRAIN)
+                + 2 * words + 2 * piece - GROUP - 1 + WRITE_LAG)
     if words <= piece or piece <= GROUP * (g - 1):
         n_last = words - (-(-words // piece) - 1) * piece
-        return word_ready(words - 1, words, g, latency) + n_last + DRAIN
+        start = word_ready(words - 1, words, g, latency)     # the last piece's W' beats
+        if words > piece:      # ... unless the W channel still sends the previous V'
+            start = max(start, word_ready(words - n_last - 1, words, g, latency) + 2 * piece)
+        return start + 2 * n_last + WRITE_LAG
     raise ValueError(f"no closed form for G={g}, PIECE={piece}: use sgd_cycles")
 
 
@@ -143,8 +169,10 @@ def formula_lines() -> list[str]:
         "           (cycle the write stream can take w' of word i; v' is ready before)",
         "T_k = max(T_(k-1) + n_k, ready(e_k)) + n_k    (piece k: n_k words, last word e_k;",
         "           W' words one a cycle as they become ready, then its V' words)",
-        f"cycles = T_last + {DRAIN}",
-        f"G <= 2, words > PIECE: cycles = L + 2*words + PIECE + {FIRST_GROUP + STREAM - 2 * GROUP - 1 + DRAIN}"
+        "a_c = T_k - n_k (command W'_k), T_k (V'_k)     (its last word into axi_dma_wr)",
+        "s_c = max(a_c, s_(c-1) + n_(c-1))              (its W beats, once all are buffered)",
+        f"cycles = s_last + n_last + {WRITE_LAG}",
+        f"G <= 2, words > PIECE: cycles = L + 2*words + 2*PIECE + {FIRST_GROUP + STREAM - 2 * GROUP - 1 + WRITE_LAG}"
         f" + {GROUP}*G + min(words, {GROUP})",
     ]
 
