@@ -207,17 +207,19 @@ def test_adder_tree(tn):
 
 def test_cycle_formula():
     # conv: (K*K - 1) * max(P, ACC_DIST) + P + 1 + MUL + ADD*ceil(log2 Tn) + ADD + 1
-    # fp32_add: 5 cycles (classify, align, add + leading zeros, normalise, round)
+    # fp32_mul: 4 cycles (classify, multiply, normalise, round); fp32_add: 5 (classify,
+    # align, add + leading zeros, normalise, round)
+    assert (MUL_LATENCY, ADD_LATENCY) == (4, 5)
     assert ACC_DIST == ADD_LATENCY + 2 == 7
-    assert pipeline_depth("conv", 2) == 1 + MUL_LATENCY + ADD_LATENCY + ADD_LATENCY + 1 == 15
-    assert pipeline_depth("conv", 16) == 30 and pipeline_depth("conv", 1) == 10
-    assert pipeline_depth("wu", 16) == 10
-    assert block_cycles("conv", 3, 4, 5, 2) == 9 * 20 + 15
-    assert block_cycles("conv", 3, 1, 2, 2) == 8 * 7 + 2 + 15          # padded passes
-    assert block_cycles("conv", 1, 1, 2, 2) == 2 + 15                    # one pass: no pad
-    assert block_cycles("wu", 3, 2, 3, 4) == 9 * 6 + 10
-    assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 7 + 10       # G = 7 slots
-    assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 10
+    assert pipeline_depth("conv", 2) == 1 + MUL_LATENCY + ADD_LATENCY + ADD_LATENCY + 1 == 16
+    assert pipeline_depth("conv", 16) == 31 and pipeline_depth("conv", 1) == 11
+    assert pipeline_depth("wu", 16) == 11
+    assert block_cycles("conv", 3, 4, 5, 2) == 9 * 20 + 16
+    assert block_cycles("conv", 3, 1, 2, 2) == 8 * 7 + 2 + 16          # padded passes
+    assert block_cycles("conv", 1, 1, 2, 2) == 2 + 16                    # one pass: no pad
+    assert block_cycles("wu", 3, 2, 3, 4) == 9 * 6 + 11
+    assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 7 + 11       # G = 7 slots
+    assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 11
     assert [wu_copies(k) for k in (1, 2, 3, 5)] == [7, 2, 1, 1]
 
 

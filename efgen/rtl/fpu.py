@@ -53,7 +53,7 @@ QNAN = 0x7FC00000
 # LATENCY rising edges later, by the one that presents y with out_valid=1. Both
 # implementations use the same numbers; the engine's cycle model reads them from here.
 ADD_LATENCY = 5   # classify/order, align (+add: dsp), add+lzc (lzc: dsp), normalise, round/pack
-MUL_LATENCY = 3   # classify/exponent, 24x24 multiply, normalise/round/pack
+MUL_LATENCY = 4   # classify/exponent, 24x24 multiply, normalise, round/pack
 LATENCY = {
     "fp32_add": ADD_LATENCY,
     "fp32_mul": MUL_LATENCY,
