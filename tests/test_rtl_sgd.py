@@ -266,7 +266,7 @@ def test_cycle_formula():
             assert sgd_cycles(words, g, 13) == 13 + 2 * words + 2 * PIECE + 37 + 5 * g + 5
     # the closed forms are the recurrence
     n = 0
-    for piece in (8, 16, 32, 64):      # powers of two >= GROUP
+    for piece in (8, 16, 32, 64, 128):   # powers of two >= GROUP
         for g in range(1, 8):
             for lat in (0, 5, 40):
                 for words in range(1, 260, 3):
