@@ -268,7 +268,7 @@ def test_cycle_formula():
     n = 0
     for piece in (8, 16, 32, 64, 128):   # powers of two >= GROUP
         for g in range(1, 8):
-            for lat in (0, 5, 40):
+            for lat in (0, 5, 17, 40):
                 for words in range(1, 260, 3):
                     try:
                         c = sgd_cycles_closed(words, g, lat, piece)
