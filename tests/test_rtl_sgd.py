@@ -281,7 +281,7 @@ def test_cycle_formula():
     # throughput: max(G, 2) cycles a word in the steady state
     for g in (1, 2, 6):
         for piece in (16, 64):
-            big = 64 * piece
+            big = 64 * piece * GROUP     # whole groups and pieces
             assert (sgd_cycles(2 * big, g, 20, piece) - sgd_cycles(big, g, 20, piece)
                     == max(g, 2) * big)
     with pytest.raises(ValueError):
