@@ -224,14 +224,14 @@ def test_yosys_unit_costs_are_the_stored_ones():
 
 
 def test_dsp_adder_differs_from_synth_only_in_the_shifts():
-    """Same stages and rounding: the two adders share stage 4 verbatim, and
-    fp32_mul/fp32_mac are the synth ones."""
+    """Same stages and rounding: the two adders share stage 5 (round, pack) verbatim,
+    and fp32_mul/fp32_mac are the synth ones."""
     syn, dsp = fp_units_verilog("synth"), fp_units_verilog("dsp")
     for name in ("fp32_mul.v", "fp32_mac.v"):
         strip = lambda t: re.sub(r"^// Implementation: .*\n", "", t, flags=re.M)  # noqa: E731
         assert strip(syn[name]) == strip(dsp[name])
-    stage4 = lambda t: t[t.index("// ----------------------------------------"  # noqa: E731
-                             "------------------------------------ stage 4"):]
-    assert stage4(syn["fp32_add.v"]) == stage4(dsp["fp32_add.v"])
+    stage5 = lambda t: t[t.index("// ----------------------------------------"  # noqa: E731
+                             "------------------------------------ stage 5"):]
+    assert stage5(syn["fp32_add.v"]) == stage5(dsp["fp32_add.v"])
     assert "$signed(s1_al_f)" in dsp["fp32_add.v"] and "*" not in re.sub(
         r"//.*|/\*.*?\*/", "", syn["fp32_add.v"])
