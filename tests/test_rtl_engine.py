@@ -420,7 +420,7 @@ def _smoke_cases(p):
     # BP weights must be flipped at load
     ("engine_wload.v", " + flip4 :", " :", "weight buffer after the BP load"),
     # BP words of output blocks outside the loaded chunk must be dropped
-    ("engine_wload.v", "lim3 && (ob3 >= ", "lim3 || (ob3 >= ", "bp_chunk/wbuf: weight buffer"),
+    ("engine_wload.v", "lim3 && !obf3[", "lim3 || !obf3[", "bp_chunk/wbuf: weight buffer"),
 ])
 def test_engine_checks_catch_bugs(module, good, bad, symptom, tmp_path_factory):
     """The cocotb checks are not vacuous: each injected bug fails them (Icarus)."""
