@@ -38,7 +38,7 @@ import numpy as np
 
 from efgen._version import __version__
 from efgen.rtl.engine import RAM_LATENCY, EngineParams, _clog2, _ops, _zext, wu_gradient
-from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env, fp_units_verilog
+from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env, fp_add_fb_verilog, fp_units_verilog
 
 GROUP = ADD_LATENCY          # words interleaved in the gradient adder's feedback loop
 PIECE = 16                   # default words per write command
@@ -212,7 +212,7 @@ def sgd_verilog(p: EngineParams, piece: int = PIECE) -> dict[str, str]:
         "w_pop": W_POP, "v_pop": V_POP, "w_dly": W_DLY, "vo_push": VO_PUSH,
         "wo_push": WO_PUSH, "formula": formula_lines(),
     }
-    files = dict(fp_units_verilog(p.impl))
+    files = {**fp_units_verilog(p.impl), **fp_add_fb_verilog(p.impl)}
     for mod in ("sgd_fifo", "sgd_wb"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
     return files
