@@ -139,7 +139,8 @@ def test_render_is_deterministic_and_complete():
     p = _p(4, 2, "behav")
     files = sgd_verilog(p)
     assert files == sgd_verilog(p)
-    assert sorted(files) == ["fp32_add.v", "fp32_mac.v", "fp32_mul.v", "sgd_fifo.v", "sgd_wb.v"]
+    assert sorted(files) == ["fp32_add.v", "fp32_add_fb.v", "fp32_mac.v", "fp32_mul.v", "sgd_fifo.v",
+                            "sgd_wb.v"]
     for m in ("sgd_fifo", "sgd_wb"):
         text = files[f"{m}.v"]
         assert re.findall(r"^module (\w+)", text, re.M) == [m]
@@ -155,7 +156,7 @@ def test_render_is_deterministic_and_complete():
     assert "real" not in re.sub(r"//.*", "", synth["fp32_add.v"])
 
 
-@pytest.mark.parametrize("bad", [0, 2, 12, 3, True])
+@pytest.mark.parametrize("bad", [0, 2, 4, 12, 3, True])
 def test_piece_is_validated(bad):
     with pytest.raises(ValueError, match="piece"):
         sgd_verilog(_p(2, 2, "behav"), bad)
