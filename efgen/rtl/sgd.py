@@ -129,8 +129,10 @@ def sgd_cycles(words: int, g: int, latency: int, piece: int = PIECE) -> int:
         s_c = max(a_c, s_(c-1) + n_(c-1));     done = s_last + n_last + WRITE_LAG
 
     Closed forms (:func:`sgd_cycles_closed`): G <= 2, more than one piece:
-    ``L + 2*words + 2*PIECE + 30 + 4*G + min(words, 4)`` — the rate is the write port's
-    2 cycles a word, and the W channel trails the stream by one whole piece;
+    ``L + 2*words + 37 + 5*G + min(words, 5) + max_k (n_k + max_(j<=k) (n_j - e_j % 5))``
+    (GROUP = 5; ``2*PIECE - GROUP + 1`` for the last term when GROUP divides PIECE) — the
+    rate is the write port's 2 cycles a word, and the W channel trails the stream by
+    about one whole piece;
     otherwise ``max(ready(words - 1), ready(words - n_last - 1) + 2*PIECE) + 2*n_last +
     WRITE_LAG`` (the second term only with several pieces: a short last piece can wait
     for the W channel to finish the previous piece's V').
