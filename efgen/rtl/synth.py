@@ -505,7 +505,9 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     beat_aw = d.addr_width - (d.data_width // 8).bit_length() + 1
     mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]
     mems += [(f"axi_dma_rd {k} burst address", beat_aw, bq_depth, True) for k in (0, 1)]
+    size_log = (d.data_width // 8).bit_length() - 1
     mems += [("axi_dma_wr commands", cq_w, cq_depth, True),
+             ("axi_dma_wr AW commands", d.addr_width - size_log + d.len_width, cq_depth, True),
              ("axi_dma_wr burst AWLEN", 8, bq_depth, True),
              ("axi_dma_wr burst last + address", 1 + beat_aw, bq_depth, True)]
     rb_depth = 2 ** math.ceil(math.log2(d.outstanding * d.max_burst))
