@@ -61,6 +61,7 @@ class HwParams:
     acc_dist: int = 1              # FP/BP: min cycles between two updates of one accumulator
     dram_latency: int = 0          # cycles from a read command to its first word, per transfer
     load_overhead: int = 0         # cycles of set-up per tile/chunk load
+    wrun_overhead: int | None = None   # cycles of set-up per weight-load run (None: load_overhead)
     store_overhead: int = 0        # cycles of set-up per tile store
     block_overhead: int = 0        # cycles of control per compute block
     step_overhead: int = 0         # cycles of control per step (shared by its io/WU blocks)
@@ -152,6 +153,8 @@ class Design:
             del d["fusion"]
         if not d["hw"]["fuse"]:
             del d["hw"]["fuse"]
+        if d["hw"]["wrun_overhead"] is None:      # (reference-RTL models only)
+            del d["hw"]["wrun_overhead"]
         return d
 
     def to_json(self) -> str:

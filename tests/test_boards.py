@@ -65,8 +65,8 @@ def test_catalogue_board_figures(name):
     assert b.ddr.description
     assert b.ddr.width_bits / 8 * b.ddr.rate_mts / 1000 == pytest.approx(peak, rel=0.01)
     # the default clock is derived from the timing estimate (tests/test_clock_power.py)
-    assert b.clock_mhz == {"zynq-ultrascale+": {"-2": 150.0, "-1": 115.4, "-2L": 115.4},
-                           "zynq-7000": {"-1": 62.5}}[family][speed_grade(part)]
+    assert b.clock_mhz == {"zynq-ultrascale+": {"-2": 166.7, "-1": 136.4, "-2L": 136.4},
+                           "zynq-7000": {"-1": 71.4}}[family][speed_grade(part)]
     assert b.power.placeholder is True      # no sourced static power: still a placeholder
     assert Path(b.source) == (boards_dir() / f"{name}.yaml").resolve()
 
@@ -118,7 +118,7 @@ def test_boards_table():
         assert cells[1] == exp[0] and cells[2] == exp[1]
         assert [int(c) for c in cells[3:8]] == list(exp[3:8])
         assert float(cells[8]) == pytest.approx(exp[8])
-        assert cells[9] == f"{load_board(name).clock_mhz:g}"   # 150, 115.4 or 62.5
+        assert cells[9] == f"{load_board(name).clock_mhz:g}"   # 166.7, 136.4 or 71.4
     # aligned: every row has the clock column ending at the same place
     assert len({len(line) for line in lines[2:]}) == 1
 

@@ -207,17 +207,20 @@ def test_adder_tree(tn):
 
 def test_cycle_formula():
     # conv: (K*K - 1) * max(P, ACC_DIST) + P + 1 + MUL + ADD*ceil(log2 Tn) + ADD + 1
-    assert ACC_DIST == ADD_LATENCY + 2 == 6
-    assert pipeline_depth("conv", 2) == 1 + MUL_LATENCY + ADD_LATENCY + ADD_LATENCY + 1 == 13
-    assert pipeline_depth("conv", 16) == 25 and pipeline_depth("conv", 1) == 9
-    assert pipeline_depth("wu", 16) == 9
-    assert block_cycles("conv", 3, 4, 5, 2) == 9 * 20 + 13
-    assert block_cycles("conv", 3, 1, 2, 2) == 8 * 6 + 2 + 13          # padded passes
-    assert block_cycles("conv", 1, 1, 2, 2) == 2 + 13                    # one pass: no pad
-    assert block_cycles("wu", 3, 2, 3, 4) == 9 * 6 + 9
-    assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 6 + 9        # G = 6 slots
-    assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 9
-    assert [wu_copies(k) for k in (1, 2, 3, 5)] == [6, 2, 1, 1]
+    # fp32_mul: 4 cycles (classify, multiply, normalise, round); fp32_add: 5 (classify,
+    # align, add + leading zeros, normalise, round)
+    assert (MUL_LATENCY, ADD_LATENCY) == (4, 5)
+    assert ACC_DIST == ADD_LATENCY + 2 == 7
+    assert pipeline_depth("conv", 2) == 1 + MUL_LATENCY + ADD_LATENCY + ADD_LATENCY + 1 == 16
+    assert pipeline_depth("conv", 16) == 31 and pipeline_depth("conv", 1) == 11
+    assert pipeline_depth("wu", 16) == 11
+    assert block_cycles("conv", 3, 4, 5, 2) == 9 * 20 + 16
+    assert block_cycles("conv", 3, 1, 2, 2) == 8 * 7 + 2 + 16          # padded passes
+    assert block_cycles("conv", 1, 1, 2, 2) == 2 + 16                    # one pass: no pad
+    assert block_cycles("wu", 3, 2, 3, 4) == 9 * 6 + 11
+    assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 7 + 11       # G = 7 slots
+    assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 11
+    assert [wu_copies(k) for k in (1, 2, 3, 5)] == [7, 2, 1, 1]
 
 
 @pytest.mark.parametrize("tm,tn,M,N,K", [(2, 2, 5, 3, 3), (4, 2, 3, 5, 3), (2, 4, 7, 6, 2),
@@ -413,11 +416,11 @@ def _smoke_cases(p):
     ("engine_core.v", "ok = opd_valid & m_mask[gm] & n_mask[gn]", "ok = opd_valid",
      "NaN in valid lanes|differ"),
     # without the idle padding of short passes the accumulator is read before written
-    ("engine_ctrl.v", "(!cfg_wu && p_cfg < ACC_DIST)", "(1'b0)", "differ from the bit-exact"),
+    ("engine_ctrl.v", "(!wu && p_prod < ACC_DIST)", "(1'b0)", "differ from the bit-exact"),
     # BP weights must be flipped at load
     ("engine_wload.v", " + flip4 :", " :", "weight buffer after the BP load"),
     # BP words of output blocks outside the loaded chunk must be dropped
-    ("engine_wload.v", "lim3 && (ob3 >= ", "lim3 || (ob3 >= ", "bp_chunk/wbuf: weight buffer"),
+    ("engine_wload.v", "lim3 && !obf3[", "lim3 || !obf3[", "bp_chunk/wbuf: weight buffer"),
 ])
 def test_engine_checks_catch_bugs(module, good, bad, symptom, tmp_path_factory):
     """The cocotb checks are not vacuous: each injected bug fails them (Icarus)."""

@@ -171,9 +171,9 @@ def test_fp_units_cocotb_catches_a_rounding_bug(tmp_path_factory):
     from efgen.cosim.runner import read_sources, run_cocotb
 
     sources = {**fp_units_verilog("synth"), **read_sources(FP_TB / "fp32_units_tb.v")}
-    rne = "s3_norm[2] & (|s3_norm[1:0] | s3_norm[3])"
+    rne = "s4_norm[2] & (|s4_norm[1:0] | s4_norm[3])"
     assert rne in sources["fp32_add.v"]
-    sources["fp32_add.v"] = sources["fp32_add.v"].replace(rne, "s3_norm[2]")
+    sources["fp32_add.v"] = sources["fp32_add.v"].replace(rne, "s4_norm[2]")
     with pytest.raises(AssertionError, match=r"add #\d+: a=00800000 b=00800001"):
         run_cocotb("icarus", toplevel="fp32_units_tb", sources=sources,
                    test_module="test_fp_units",
@@ -224,14 +224,14 @@ def test_yosys_unit_costs_are_the_stored_ones():
 
 
 def test_dsp_adder_differs_from_synth_only_in_the_shifts():
-    """Same stages and rounding: the two adders share stage 4 verbatim, and
-    fp32_mul/fp32_mac are the synth ones."""
+    """Same stages and rounding: the two adders share stage 5 (round, pack) verbatim,
+    and fp32_mul/fp32_mac are the synth ones."""
     syn, dsp = fp_units_verilog("synth"), fp_units_verilog("dsp")
     for name in ("fp32_mul.v", "fp32_mac.v"):
         strip = lambda t: re.sub(r"^// Implementation: .*\n", "", t, flags=re.M)  # noqa: E731
         assert strip(syn[name]) == strip(dsp[name])
-    stage4 = lambda t: t[t.index("// ----------------------------------------"  # noqa: E731
-                             "------------------------------------ stage 4"):]
-    assert stage4(syn["fp32_add.v"]) == stage4(dsp["fp32_add.v"])
+    stage5 = lambda t: t[t.index("// ----------------------------------------"  # noqa: E731
+                             "------------------------------------ stage 5"):]
+    assert stage5(syn["fp32_add.v"]) == stage5(dsp["fp32_add.v"])
     assert "$signed(s1_al_f)" in dsp["fp32_add.v"] and "*" not in re.sub(
         r"//.*|/\*.*?\*/", "", syn["fp32_add.v"])

@@ -7,7 +7,7 @@ with sgd_cycles cycle for cycle.
 Simulation: one Verilator build per parameter set (efgen/cosim/runner.py), one simulation that
 runs every case of the set (sim/sgd/cases.py builds the script and the checks),
 memoised per session; each case is then checked as its own test. Icarus runs a smoke
-set (3 x 3 lanes: partial groups, PIECE = 4) and the injected-bug checks.
+set (3 x 3 lanes: partial groups, PIECE = 8, the smallest power of two >= GROUP) and the injected-bug checks.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ PSETS = {
     "behav-2x2": (_p(2, 2, "behav"), 16),
     "synth-4x4": (_p(4, 4, "synth"), 16),
     "behav-2x4": (_p(2, 4, "behav"), 64),
-    "synth-3x3": (_p(3, 3, "synth"), 4),       # Icarus: 9 lanes, partial groups, PIECE 4
+    "synth-3x3": (_p(3, 3, "synth"), 8),       # Icarus: 9 lanes, partial groups, PIECE 8
 }
 
 
@@ -139,7 +139,8 @@ def test_render_is_deterministic_and_complete():
     p = _p(4, 2, "behav")
     files = sgd_verilog(p)
     assert files == sgd_verilog(p)
-    assert sorted(files) == ["fp32_add.v", "fp32_mac.v", "fp32_mul.v", "sgd_fifo.v", "sgd_wb.v"]
+    assert sorted(files) == ["fp32_add.v", "fp32_add_fb.v", "fp32_mac.v", "fp32_mul.v", "sgd_fifo.v",
+                            "sgd_wb.v"]
     for m in ("sgd_fifo", "sgd_wb"):
         text = files[f"{m}.v"]
         assert re.findall(r"^module (\w+)", text, re.M) == [m]
@@ -155,7 +156,7 @@ def test_render_is_deterministic_and_complete():
     assert "real" not in re.sub(r"//.*", "", synth["fp32_add.v"])
 
 
-@pytest.mark.parametrize("bad", [0, 2, 12, 3, True])
+@pytest.mark.parametrize("bad", [0, 2, 4, 12, 3, True])
 def test_piece_is_validated(bad):
     with pytest.raises(ValueError, match="piece"):
         sgd_verilog(_p(2, 2, "behav"), bad)
@@ -246,25 +247,29 @@ def test_minus_zero_seed_changes_nothing(impl):
 
 
 def test_cycle_formula():
-    # hand-computed (header of sgd_wb.v): G = 2, 16 words, L = 0, one piece
-    #   ready(15) = 6 + 4 + 25 + 4 + 8*3 + 3 = 66 (STREAM = 2 + WO_PUSH 22 + 1: the read
+    # hand-computed (header of sgd_wb.v): G = 2, 16 words, L = 0, one piece, GROUP = 5
+    # (fp32_add's latency), fp32_mul 4 cycles
+    #   ready(15) = 6 + 5 + 30 + 5 + 10*3 + 0 = 76 (STREAM = 2 + WO_PUSH 27 + 1: the read
     #   path is engine_ram's register plus sgd_wb's two bank-mux registers); the stream
-    #   takes W' by 66 and V' by T = 66 + 16 = 82; the W channel sends W' (buffered whole)
-    #   from 66, V' from max(82, 66 + 16) = 82; done = 82 + 16 + WRITE_LAG 8
-    assert word_ready(15, 16, 2, 0) == 66
-    assert sgd_cycles(16, 2, 0) == 106
+    #   takes W' by 76 and V' by T = 76 + 16 = 92; the W channel sends W' (buffered whole)
+    #   from 76, V' from max(92, 76 + 16) = 92; done = 92 + 16 + WRITE_LAG 8
+    assert GROUP == 5
+    assert word_ready(15, 16, 2, 0) == 76
+    assert sgd_cycles(16, 2, 0) == 116
     # 36 words, G = 1, pieces 16, 16, 4: the W channel trails the stream by a whole piece
     #   (16 - 4 = 12 more than the stream for the last piece)
-    assert sgd_cycles(4, 6, 0) == 74 and sgd_cycles(36, 1, 0) == 142
-    assert sgd_cycles(36, 1, 17) == 142 + 17
-    for g in (1, 2):       # the closed form the docs state for G <= 2, several pieces
+    assert sgd_cycles(4, 6, 0) == 84 and sgd_cycles(36, 1, 0) == 151
+    assert sgd_cycles(36, 1, 17) == 151 + 17
+    for g in (1, 2):       # the closed form the docs state for G <= 2, several pieces:
+        # the piece term max_k (n_k + max_(j<=k) (n_j - e_j % 5)) is 2*PIECE here (the
+        # first piece ends at word 15, 15 % 5 = 0)
         for words in (17, 36, 100, 1000):
-            assert sgd_cycles(words, g, 13) == 13 + 2 * words + 2 * PIECE + 30 + 4 * g + 4
+            assert sgd_cycles(words, g, 13) == 13 + 2 * words + 2 * PIECE + 37 + 5 * g + 5
     # the closed forms are the recurrence
     n = 0
-    for piece in (4, 8, 16, 32, 64):
+    for piece in (8, 16, 32, 64, 128):   # powers of two >= GROUP
         for g in range(1, 8):
-            for lat in (0, 5, 40):
+            for lat in (0, 5, 17, 40):
                 for words in range(1, 260, 3):
                     try:
                         c = sgd_cycles_closed(words, g, lat, piece)
@@ -277,7 +282,7 @@ def test_cycle_formula():
     # throughput: max(G, 2) cycles a word in the steady state
     for g in (1, 2, 6):
         for piece in (16, 64):
-            big = 64 * piece
+            big = 64 * piece * GROUP     # whole groups and pieces
             assert (sgd_cycles(2 * big, g, 20, piece) - sgd_cycles(big, g, 20, piece)
                     == max(g, 2) * big)
     with pytest.raises(ValueError):
@@ -286,7 +291,7 @@ def test_cycle_formula():
 
 # ------------------------------------------------------------------ lint
 
-LINT_SETS = [(_p(2, 2, "behav"), 16), (_p(4, 4, "synth"), 16), (_p(3, 5, "behav"), 4),
+LINT_SETS = [(_p(2, 2, "behav"), 16), (_p(4, 4, "synth"), 16), (_p(3, 5, "behav"), 8),
              (EngineParams(1, 1), 16), (EngineParams(16, 16, impl="synth"), 256),
              (EngineParams(2, 3, wbuf_depth=64, kmax=3), 8)]
 LINT_IDS = [f"{p.tm}x{p.tn}-{p.impl}-wb{p.wbuf_depth}-k{p.kmax}-piece{pc}" for p, pc in LINT_SETS]
@@ -369,7 +374,7 @@ def _smoke_cases(pname):
 
 def test_sgd_icarus_smoke(tmp_path_factory):
     """Icarus: 3 x 3 lanes (9-word rows: groups and pieces straddle rows and blocks),
-    synth units, PIECE = 4."""
+    synth units, PIECE = 8."""
     cases = _smoke_cases("synth-3x3")
     _, results = _simulate("synth-3x3", tmp_path_factory, "icarus", cases)
     errs = [e for c in cases for e in c.check(results)]
@@ -380,7 +385,7 @@ def test_sgd_icarus_smoke(tmp_path_factory):
     # w' = w - lr*v': the sign flip of the subtraction
     (".b({~lv[31], lv[30:0]})", ".b(lv)", "differ from the model"),
     # w waits exactly from its pop to the w' adder
-    ("localparam integer W_DLY    = 14;", "localparam integer W_DLY    = 13;",
+    ("localparam integer W_DLY    = 18;", "localparam integer W_DLY    = 17;",
      "differ from the model"),
     # copy q of a word comes from its own lane
     ("wb_rd_data[{s1_lane, 5'b00000} +: 32]", "wb_rd_data[31:0]", "differ from the model"),

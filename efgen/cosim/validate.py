@@ -25,12 +25,13 @@ from efgen.rtl.top import RtlParams
 # (layer_seq.v: the loader's tile set-up steps and the handshake states; tile_rd/tile_wr
 # command and FIFO stages; axi_dma_rd's 7 cycles from command to first word, 2 of them
 # its read buffer's registered block-RAM read).
-LOAD_OVERHEAD = 16        # tile set-up (9) + DMA command to first word (5) + read buffer (2)
-STORE_OVERHEAD = 12       # tile set-up (8) + store-path read and FIFO (4)
+LOAD_OVERHEAD = 24        # tile set-up (9 steps, 8 of them followed by a hold for the registered set-up product) + DMA command to first word (5) + read buffer (2)
+STORE_OVERHEAD = 18       # tile set-up (8 steps, 6 of them followed by a hold for the registered set-up product) + store-path read and FIFO (4)
 BLOCK_OVERHEAD = 2        # computer, per engine block: block start, wait
 STEP_OVERHEAD = 3         # computer, per step (one IFM half; io/WU: its mc blocks): step, after, next
-SGD_OVERHEAD = 62         # sgd_wb: pipeline (incl. the two bank-mux registers), one piece of 16 words in flight, drain (efgen.rtl.sgd)
+SGD_OVERHEAD = 71         # sgd_wb: pipeline (incl. the two bank-mux registers; fp32_mul 4, fp32_add 5 cycles, groups of 5 words), one piece of 16 words in flight, drain (efgen.rtl.sgd: +9 on the G = 1 closed form since issue 14 part 2)
 WLOAD_DRAIN = WLOAD_LATENCY - 1   # engine_wload pipeline beyond the bank register (L_WEND)
+WRUN_OVERHEAD = 19        # weight-load run: the set-up steps (16, as a tile load) and 3 holds for the registered set-up product (BP: per DRAM row; FP: 2 per chunk)
 WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG, L_WCFG2), stream stalled
 JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
 
@@ -45,7 +46,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     port_words=1, ports=3, dma_start=0, max_burst_beats=p.max_burst,
                     mac_depth=pipeline_depth("conv", e.tn),
                     wu_depth=pipeline_depth("wu", e.tn), acc_dist=ACC_DIST,
-                    dram_latency=latency, load_overhead=LOAD_OVERHEAD,
+                    dram_latency=latency, load_overhead=LOAD_OVERHEAD, wrun_overhead=WRUN_OVERHEAD,
                     store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
                     step_overhead=STEP_OVERHEAD, wpair_overhead=WPAIR_OVERHEAD,
                     wload_drain=WLOAD_DRAIN,

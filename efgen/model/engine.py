@@ -421,7 +421,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # one transfer per run: a BP chunk is one run per DRAM row of weight blocks
         words = wwords_chunk(m)
         t = (runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw
-             + runs * (hw.dram_latency + hw.load_overhead))
+             + runs * (hw.dram_latency + (hw.load_overhead if hw.wrun_overhead is None
+                                          else hw.wrun_overhead)))
         if hw.wpair_overhead > 0:
             # BP: the flip/transpose is set up per (Tm, Tn) weight pair, the stream
             # stalling between the pairs of a run

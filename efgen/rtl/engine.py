@@ -43,13 +43,13 @@ at least ``ACC_DIST`` cycles apart. No forwarding paths: the loop order hides it
   multiply zeros) so that every copy is initialised.
 
 Cycle counts, exact (``start`` sampled in cycle t0, ``done`` high for one cycle in
-t0 + cycles; :func:`block_cycles`), with ``P = tr*tc``, ``ACC_DIST = 6``::
+t0 + cycles; :func:`block_cycles`), with ``P = tr*tc``, ``ACC_DIST = 7``::
 
     conv (FP, BP): cycles = (K*K - 1) * max(P, ACC_DIST) + P + depth_conv
     wu:            cycles = K*K * (max(P, G) if acc_init else P) + depth_wu
-    depth_conv = 1 (RAM read) + MUL_LATENCY (3) + ADD_LATENCY * ceil(log2 Tn) (tree)
-                 + ADD_LATENCY (4, accumulate) + 1 (write, then done) = 9 + 4*ceil(log2 Tn)
-    depth_wu   = 1 + MUL_LATENCY + ADD_LATENCY + 1 = 9
+    depth_conv = 1 (RAM read) + MUL_LATENCY (4) + ADD_LATENCY * ceil(log2 Tn) (tree)
+                 + ADD_LATENCY (5, accumulate) + 1 (write, then done) = 11 + 5*ceil(log2 Tn)
+    depth_wu   = 1 + MUL_LATENCY + ADD_LATENCY + 1 = 11
 
 so for ``P >= ACC_DIST`` (and WU blocks that are not a first block of fewer than G
 pixels) a block takes exactly ``tr*tc*K*K + depth`` cycles, the analytical model's form

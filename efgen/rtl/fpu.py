@@ -52,8 +52,8 @@ QNAN = 0x7FC00000
 # Pipeline depth in clock cycles: the rising edge that samples in_valid=1 is followed,
 # LATENCY rising edges later, by the one that presents y with out_valid=1. Both
 # implementations use the same numbers; the engine's cycle model reads them from here.
-ADD_LATENCY = 4   # classify/order, align+add, normalise, round/pack
-MUL_LATENCY = 3   # classify/exponent, 24x24 multiply, normalise/round/pack
+ADD_LATENCY = 5   # classify/order, align (+add: dsp), add+lzc (lzc: dsp), normalise, round/pack
+MUL_LATENCY = 4   # classify/exponent, 24x24 multiply, normalise, round/pack
 LATENCY = {
     "fp32_add": ADD_LATENCY,
     "fp32_mul": MUL_LATENCY,
@@ -101,5 +101,21 @@ def fp_units_verilog(impl: str) -> dict[str, str]:
             "mul_latency": MUL_LATENCY,
             "add_latency": ADD_LATENCY,
         }
-        files[f"{module}.v"] = env.get_template(f"{module}.v.j2").render(**ctx)
+        files[f"{module}.v"] = env.get_template(f"{module}.v.j2").render(**ctx,
+                                                                        parallel_align=False)
     return files
+
+
+def fp_add_fb_verilog(impl: str) -> dict[str, str]:
+    """``fp32_add_fb.v``: ``fp32_add`` (same ports, latency and results) whose stage 1
+    forms the alignment operands for both operand orders in parallel with the magnitude
+    compare (impl ``dsp``; 65 Yosys LUTs more, the other impls are unchanged). For an
+    adder whose input comes through logic, as sgd_wb's gradient adder with its -0 seed:
+    with ``fp32_add``'s smaller stage 1 that mux and the compare in series were sgd_wb's
+    deepest path (issue 14)."""
+    if impl not in IMPLS:
+        raise ValueError(f"unknown FP implementation {impl!r}: expected one of {IMPLS}")
+    ctx = {"version": __version__, "module": "fp32_add_fb", "title": _TITLES["fp32_add"],
+           "impl": impl, "impl_note": _IMPL_NOTES[impl], "latency": ADD_LATENCY,
+           "mul_latency": MUL_LATENCY, "add_latency": ADD_LATENCY, "parallel_align": True}
+    return {"fp32_add_fb.v": _env().get_template("fp32_add.v.j2").render(**ctx)}

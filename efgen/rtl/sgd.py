@@ -38,7 +38,7 @@ import numpy as np
 
 from efgen._version import __version__
 from efgen.rtl.engine import RAM_LATENCY, EngineParams, _clog2, _ops, _zext, wu_gradient
-from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env, fp_units_verilog
+from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env, fp_add_fb_verilog, fp_units_verilog
 
 GROUP = ADD_LATENCY          # words interleaved in the gradient adder's feedback loop
 PIECE = 16                   # default words per write command
@@ -129,8 +129,10 @@ def sgd_cycles(words: int, g: int, latency: int, piece: int = PIECE) -> int:
         s_c = max(a_c, s_(c-1) + n_(c-1));     done = s_last + n_last + WRITE_LAG
 
     Closed forms (:func:`sgd_cycles_closed`): G <= 2, more than one piece:
-    ``L + 2*words + 2*PIECE + 30 + 4*G + min(words, 4)`` — the rate is the write port's
-    2 cycles a word, and the W channel trails the stream by one whole piece;
+    ``L + 2*words + 37 + 5*G + min(words, 5) + max_k (n_k + max_(j<=k) (n_j - e_j % 5))``
+    (GROUP = 5; ``2*PIECE - GROUP + 1`` for the last term when GROUP divides PIECE) — the
+    rate is the write port's 2 cycles a word, and the W channel trails the stream by
+    about one whole piece;
     otherwise ``max(ready(words - 1), ready(words - n_last - 1) + 2*PIECE) + 2*n_last +
     WRITE_LAG`` (the second term only with several pieces: a short last piece can wait
     for the W channel to finish the previous piece's V').
@@ -148,10 +150,14 @@ def sgd_cycles(words: int, g: int, latency: int, piece: int = PIECE) -> int:
 def sgd_cycles_closed(words: int, g: int, latency: int, piece: int = PIECE) -> int:
     """:func:`sgd_cycles` in closed form, for G <= 2 or a single piece, or when G is
     large enough that every piece's W' waits for its words (G >= 3 and PIECE <=
-    4*(G - 1)); raises ValueError otherwise."""
+    GROUP*(G - 1)); raises ValueError otherwise."""
     if words > piece and g <= 2:
+        # ready(i) = C + 2i - i % GROUP, so T_K = C + 2(words - 1) + max over pieces j of
+        # (n_j - e_j % GROUP), and both write commands of piece k end their beats by the
+        # same bound: cycles = C + 2(words - 1) + WRITE_LAG + max_k (n_k + max_(j<=k) ...).
+        # Pieces of PIECE words end at e = j*PIECE - 1, so with full pieces dominating:
         return (latency + FIRST_GROUP + min(words, GROUP) + STREAM + GROUP * (g - 1)
-                + 2 * words + 2 * piece - GROUP - 1 + WRITE_LAG)
+                + 2 * (words - 1) + WRITE_LAG + _piece_term(words, piece))
     if words <= piece or piece <= GROUP * (g - 1):
         n_last = words - (-(-words // piece) - 1) * piece
         start = word_ready(words - 1, words, g, latency)     # the last piece's W' beats
@@ -159,6 +165,19 @@ def sgd_cycles_closed(words: int, g: int, latency: int, piece: int = PIECE) -> i
             start = max(start, word_ready(words - n_last - 1, words, g, latency) + 2 * piece)
         return start + 2 * n_last + WRITE_LAG
     raise ValueError(f"no closed form for G={g}, PIECE={piece}: use sgd_cycles")
+
+
+def _piece_term(words: int, piece: int) -> int:
+    """``max_k (n_k + max_(j<=k) (n_j - e_j % GROUP))`` over the pieces (``n`` words,
+    last word ``e``) of a chunk: the W channel's bound for G <= 2 (sgd_cycles_closed).
+    ``2*PIECE - GROUP + 1`` when GROUP divides PIECE."""
+    best = run = None
+    for s in range(0, words, piece):
+        n = min(piece, words - s)
+        e = s + n - 1
+        run = n - e % GROUP if run is None else max(run, n - e % GROUP)
+        best = n + run if best is None else max(best, n + run)
+    return best
 
 
 def formula_lines() -> list[str]:
@@ -172,8 +191,8 @@ def formula_lines() -> list[str]:
         "a_c = T_k - n_k (command W'_k), T_k (V'_k)     (its last word into axi_dma_wr)",
         "s_c = max(a_c, s_(c-1) + n_(c-1))              (its W beats, once all are buffered)",
         f"cycles = s_last + n_last + {WRITE_LAG}",
-        f"G <= 2, words > PIECE: cycles = L + 2*words + 2*PIECE + {FIRST_GROUP + STREAM - 2 * GROUP - 1 + WRITE_LAG}"
-        f" + {GROUP}*G + min(words, {GROUP})",
+        f"G <= 2, words > PIECE: cycles = L + 2*words + {FIRST_GROUP + STREAM - GROUP - 2 + WRITE_LAG}"
+        f" + {GROUP}*G + min(words, {GROUP}) + max_k (n_k + max_(j<=k) (n_j - e_j % {GROUP}))",
     ]
 
 
@@ -186,7 +205,7 @@ def sgd_verilog(p: EngineParams, piece: int = PIECE) -> dict[str, str]:
     if not isinstance(p, EngineParams):
         raise TypeError(f"sgd_verilog expects EngineParams, got {type(p).__name__}")
     _check_piece(piece)
-    assert GROUP == 4, "the slot counter of sgd_wb.v.j2 is two bits"
+    assert 2 <= GROUP <= 7, "the group's word counter (g_j) and nv of sgd_wb.v.j2 are three bits"
     env = _env()
     ctx = {
         "version": __version__, "p": p, "w": p.widths, "lane_w": _clog2(p.tm * p.tn),
@@ -195,7 +214,7 @@ def sgd_verilog(p: EngineParams, piece: int = PIECE) -> dict[str, str]:
         "w_pop": W_POP, "v_pop": V_POP, "w_dly": W_DLY, "vo_push": VO_PUSH,
         "wo_push": WO_PUSH, "formula": formula_lines(),
     }
-    files = dict(fp_units_verilog(p.impl))
+    files = {**fp_units_verilog(p.impl), **fp_add_fb_verilog(p.impl)}
     for mod in ("sgd_fifo", "sgd_wb"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
     return files
