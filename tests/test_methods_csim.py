@@ -181,3 +181,24 @@ def test_instance_filtering_in_the_generated_host_runtime(tmp_path):
     sim.load_state(init_state(acc.net, seed=0, dtype=np.float32), x)
     _, check = sim.step_checked(labels, tamper)
     assert not all(r.ok for r in check.rows if r.op == "HOST_EIF")
+
+
+def test_instance_filtering_whole_step_testbench_under_cxx14(tmp_path):
+    """efgen_tb.cpp (Vitis's C-simulation) with EIF, as C++14 without warnings: one
+    efgen_step call on all B labels (filter, selection, main step) gives the golden
+    image of the step on the kept instances."""
+    import shutil
+    import subprocess
+
+    if shutil.which("g++") is None:
+        pytest.fail("g++ not installed")
+    acc = efgen.build("tiny", "zcu102", batch=5,
+                      training={"instance_filter": {"keep": 0.5, "filter_net": "tiny"}})
+    acc.csim(steps=1, workdir=tmp_path)
+    hls = tmp_path / "hls"
+    subprocess.run(["g++", "-O1", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                    "-std=c++14", "-I.", "-Ihls_kernels", "efgen_tb.cpp", "efgen_host.cpp",
+                    "efgen_top.cpp", "-o", str(tmp_path / "tb")], cwd=hls, check=True)
+    p = subprocess.run([str(tmp_path / "tb")], cwd=hls, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and " 0 of " in p.stdout, p.stdout
