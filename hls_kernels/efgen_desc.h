@@ -75,6 +75,10 @@ enum EfgenOp : int32_t {
                                    // a[2]=W a[3]=vel (zero gradient on the pruned filters)
   EFGEN_OP_HOST_SGD0 = 107,        // SGD with a zero gradient (a dropped mini-batch):
                                    // a[2] (in_c words), a[4] (out_c words), vel a[3]
+  EFGEN_OP_HOST_EIF = 108,         // EIF: a[0]=filter logits (batch, out_c) a[2]=labels
+                                   // (batch floats) -> a[5]=kept mask (batch) + kept
+                                   // labels (n_src); kept images a[1] -> a[3]
+  EFGEN_OP_HOST_BN_EVAL = 109,     // inference-mode BN (the EIF filter net): BN_FP's a[]
 };
 
 enum EfgenFlag : int32_t {

@@ -11,6 +11,7 @@
 #ifndef EFGEN_HOST_OPS_H
 #define EFGEN_HOST_OPS_H
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -242,6 +243,59 @@ static void efgen_sgd0(const EfgenDesc& d, float* mem) {
   }
 }
 
+// BN_EVAL: inference-mode batchnorm of the EIF filter net (efgen.golden.ops.bn_fp_eval,
+// the golden filter's forward(train=False)): y = (x - rm) * (gamma / sqrt(rv + eps)) +
+// beta, ReLU with FLAG_RELU; a[0]=x a[1]=gamma a[2]=beta a[4]=rm a[5]=rv -> a[7]=y.
+static void efgen_bn_eval(const EfgenDesc& d, float* mem) {
+  const int C = d.in_c, H = d.in_h, W = d.in_w;
+  for (int c = 0; c < C; ++c) {
+    const float scale = mem[d.a[1] + c] / std::sqrt(mem[d.a[5] + c] + d.eps);
+    const float mean = mem[d.a[4] + c], beta = mem[d.a[2] + c];
+    for (int b = 0; b < d.batch; ++b)
+      for (int r = 0; r < H; ++r)
+        for (int x = 0; x < W; ++x) {
+          const int64_t i = efgen_fm_addr(C, H, W, b, c, r, x);
+          const float y = (mem[d.a[0] + i] - mean) * scale + beta;
+          mem[d.a[7] + i] = (d.flags & EFGEN_FLAG_RELU) && !(y > 0.0f) ? 0.0f : y;
+        }
+  }
+}
+
+// EIF (early instance filtering, efgen.methods.step.filter_keep): each instance's
+// cross-entropy under the filter net (logits a[0], blocked (batch, out_c); labels a[2],
+// batch floats), the n_src instances of highest loss (ties by index: a stable sort),
+// their 0/1 mask (batch words) then their labels (n_src words, index order) to a[5], and
+// their images (in_c x in_h x in_w, blocked: one image is contiguous) from a[1] (batch
+// images) to a[3] (n_src images), in index order.
+static void efgen_eif(const EfgenDesc& d, float* mem) {
+  const int B = d.batch, K = d.n_src, C = d.out_c;
+  std::vector<double> loss(B);
+  std::vector<int> order(B);
+  for (int b = 0; b < B; ++b) {
+    double mx = mem[d.a[0] + efgen_fm_addr(C, 1, 1, b, 0, 0, 0)];
+    for (int c = 1; c < C; ++c)
+      mx = std::fmax(mx, static_cast<double>(mem[d.a[0] + efgen_fm_addr(C, 1, 1, b, c, 0, 0)]));
+    double sum = 0.0;
+    for (int c = 0; c < C; ++c)
+      sum += std::exp(mem[d.a[0] + efgen_fm_addr(C, 1, 1, b, c, 0, 0)] - mx);
+    const int label = static_cast<int>(mem[d.a[2] + b]);
+    loss[b] = std::log(sum) - (mem[d.a[0] + efgen_fm_addr(C, 1, 1, b, label, 0, 0)] - mx);
+    order[b] = b;
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [&loss](int i, int j) { return loss[i] > loss[j]; });
+  for (int b = 0; b < B; ++b) mem[d.a[5] + b] = 0.0f;
+  for (int k = 0; k < K; ++k) mem[d.a[5] + order[k]] = 1.0f;
+  const int64_t words = efgen_fm_addr(d.in_c, d.in_h, d.in_w, 1, 0, 0, 0);   // one image
+  int k = 0;
+  for (int b = 0; b < B; ++b) {
+    if (mem[d.a[5] + b] == 0.0f) continue;
+    mem[d.a[5] + B + k] = mem[d.a[2] + b];
+    for (int64_t i = 0; i < words; ++i) mem[d.a[3] + k * words + i] = mem[d.a[1] + b * words + i];
+    ++k;
+  }
+}
+
 static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
   switch (d.op) {
     case EFGEN_OP_HOST_GF_XSUM: efgen_gf_xsum(d, mem); break;
@@ -252,6 +306,8 @@ static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
     case EFGEN_OP_HOST_EMP: efgen_emp(d, mem); break;
     case EFGEN_OP_HOST_EMP_SGD: efgen_emp_sgd(d, mem); break;
     case EFGEN_OP_HOST_SGD0: efgen_sgd0(d, mem); break;
+    case EFGEN_OP_HOST_EIF: efgen_eif(d, mem); break;
+    case EFGEN_OP_HOST_BN_EVAL: efgen_bn_eval(d, mem); break;
     default: break;
   }
 }

@@ -55,7 +55,7 @@ def test_the_comparison_sees_the_methods(run):
     assert step1["s3b3_b_conv:grad.weight"].rel_err <= 1e-4
 
 
-def test_selective_layer_update_and_instance_filtering_are_refused_by_csim(tmp_path):
+def test_selective_layer_update_is_refused_by_csim(tmp_path):
     acc = efgen.build("resnet20", "zcu102", batch=2,
                       training={"layer_update": {"keep": {"s2b1": 0.5}}})
     with pytest.raises(EfgenError) as e:
@@ -131,3 +131,74 @@ def test_pruned_convs_run_on_their_kept_channels_only(run):
     assert jobs[("s3b3_b_conv", "bp")].red == net["s3b3_b_conv"].channels
     ops = {r.op for s in res.steps for r in s.local}
     assert "HOST_EMP_SGD" in ops                        # checked against its numpy twin
+
+
+def test_instance_filtering_in_the_generated_host_runtime(tmp_path):
+    """EIF: the host runs the frozen filter net's FP on all B images (its batchnorms in
+    inference mode, HOST_BN_EVAL), HOST_EIF ranks the instances by the filter's loss and
+    packs the top ceil(keep*B) images and labels into the main net's input, and the main
+    step (built at the kept batch) trains on them: the kept mask is the golden
+    draw_plan's, every tensor and the new state within 1e-4 of the golden method_step."""
+    from efgen.csim.csim import Csim
+    from efgen.methods.step import draw_plan
+
+    B, K = 5, 3                                         # ceil(0.5 * 5)
+    acc = efgen.build("tiny", "zcu102", batch=B,
+                      training={"instance_filter": {"keep": 0.5, "filter_net": "tiny"}})
+    res = acc.csim(steps=2, workdir=tmp_path)
+    x, labels = synthetic_batch(acc.net, B, seed=1)
+    fstate = init_state(acc.training.instance_filter.net, seed=0, dtype=np.float32)
+    keep = draw_plan(acc.net, acc.training, x, labels, seed=1, filter_state=fstate
+                     ).keep_instances
+    assert keep.sum() == K and not keep[:K].all()      # not simply the first K images
+    for s in res.steps:
+        assert s.ok and s.drift_ok, s.first_bad
+        rows = {t.key: t for t in s.tensors}
+        assert rows["eif:keep"].ok and rows["eif:keep"].max_abs == 0.0
+        assert {"conv1:grad.weight", "bn1:new.gamma", "fc:new.weight"} <= set(rows)
+        ops = {r.op for r in s.local}
+        assert {"HOST_EIF", "HOST_BN_EVAL", "CONV_FP", "CONV_WU", "SOFTMAX_CE"} <= ops
+    sim = Csim(acc.net, acc.design, acc.board, tmp_path / "t")
+    assert sim.prog.main_batch == K and sim.prog.regions["act:conv1"].shape[0] == K
+    sim.filter_state = fstate
+    sim.load_state(init_state(acc.net, seed=0, dtype=np.float32), x)
+    _, check = sim.step_checked(labels)
+    assert all(r.ok for r in check.rows)
+    got_keep, got_labels = sim.kept()
+    np.testing.assert_array_equal(got_keep, keep)
+    np.testing.assert_array_equal(got_labels, labels[keep])
+    # the main step trained on the kept instances, not on all B
+    full = train_step(acc.net, init_state(acc.net, seed=0, dtype=np.float32), x, labels,
+                      acc._sgd(0.01, 0.9, 5e-4))
+    far = compare(full.trace, {"conv1:grad.weight": sim.tensors()["conv1:grad.weight"]})
+    assert not far[0].ok
+
+    def tamper(index, step, mem):                       # a wrong selection is caught
+        if step is not None and step.what == "eif":
+            r = sim.prog.regions["eif:keep"]
+            mem[r.offset:r.offset + B] = 1.0 - mem[r.offset:r.offset + B]
+
+    sim.load_state(init_state(acc.net, seed=0, dtype=np.float32), x)
+    _, check = sim.step_checked(labels, tamper)
+    assert not all(r.ok for r in check.rows if r.op == "HOST_EIF")
+
+
+def test_instance_filtering_whole_step_testbench_under_cxx14(tmp_path):
+    """efgen_tb.cpp (Vitis's C-simulation) with EIF, as C++14 without warnings: one
+    efgen_step call on all B labels (filter, selection, main step) gives the golden
+    image of the step on the kept instances."""
+    import shutil
+    import subprocess
+
+    if shutil.which("g++") is None:
+        pytest.fail("g++ not installed")
+    acc = efgen.build("tiny", "zcu102", batch=5,
+                      training={"instance_filter": {"keep": 0.5, "filter_net": "tiny"}})
+    acc.csim(steps=1, workdir=tmp_path)
+    hls = tmp_path / "hls"
+    subprocess.run(["g++", "-O1", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                    "-std=c++14", "-I.", "-Ihls_kernels", "efgen_tb.cpp", "efgen_host.cpp",
+                    "efgen_top.cpp", "-o", str(tmp_path / "tb")], cwd=hls, check=True)
+    p = subprocess.run([str(tmp_path / "tb")], cwd=hls, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0 and " 0 of " in p.stdout, p.stdout

@@ -38,6 +38,7 @@ from efgen.hls.desc import EfgenDesc
 from efgen.hls.emit import write_hls
 from efgen.hls.program import Program, Region, build_program
 from efgen.layout import FeatureMapLayout, WeightLayout
+from efgen.methods.cost import FILTER
 
 
 
@@ -107,6 +108,7 @@ class DramImage:
 
     def __init__(self, prog: Program):
         self.prog = prog
+        self.filter_state: TrainState | None = None   # EIF: the frozen filter net's
         hw = prog.design.hw
         self.fm = FeatureMapLayout("blocked", hw.lanes)
         self.wl = WeightLayout("blocked", hw.tm, hw.tn)
@@ -142,10 +144,13 @@ class DramImage:
                 self.mem[r.offset:r.offset + r.words] = r.data
                 continue
             layer, _, name = what.rpartition(".")   # parameter names carry no dots
+            st = state
+            if layer.startswith(FILTER):             # EIF: the frozen filter net's
+                st, layer = self.filter_state, layer[len(FILTER):]
             if kind == "param":
-                self._put(r, state.params[layer][name])
+                self._put(r, st.params[layer][name])
             elif kind == "buffer":
-                self._put(r, state.buffers[layer][name])
+                self._put(r, st.buffers[layer][name])
             elif kind == "vel" and name == "gamma+beta":
                 v = state.velocity[layer]
                 self._put(r, np.concatenate([v["gamma"], v["beta"]]))
@@ -161,6 +166,8 @@ class DramImage:
                 continue
             kind, _, what = r.init.partition(":")
             layer, _, name = what.rpartition(".")
+            if layer.startswith(FILTER):             # EIF: the filter net stays frozen
+                continue
             value = self._get(r)
             if kind in ("param", "buffer"):
                 d = (state.params if kind == "param" else state.buffers)[layer]
@@ -175,7 +182,7 @@ class DramImage:
         return state
 
     def set_input(self, x: np.ndarray) -> None:
-        self._put(self.prog.regions["act:input"], x)
+        self._put(next(r for r in self.prog.regions.values() if r.init == "input"), x)
 
     def golden_image(self, trace: dict[str, np.ndarray]) -> np.ndarray:
         """The DRAM image with every traced region holding the golden values."""
@@ -249,6 +256,17 @@ class Csim(DramImage):
                                              ctypes.POINTER(ctypes.c_int32)]
         self.lib.efgen_host_loss.restype = ctypes.c_float
 
+    def eif_region(self, part: str) -> slice:
+        """EIF: the words of the labels (B) or of the kept mask and labels (B + K)."""
+        r = self.prog.regions[f"eif:{part}"]
+        return slice(r.offset, r.offset + r.words)
+
+    def kept(self) -> tuple[np.ndarray, np.ndarray]:
+        """EIF: the kept mask (bool [B]) and the kept labels (int32 [K]) the host wrote."""
+        v = self.mem[self.eif_region("keep")]
+        B = self.prog.design.batch
+        return v[:B] > 0.5, v[B:].astype(np.int32)
+
     def _fptr(self):
         return self.mem.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
 
@@ -276,7 +294,12 @@ class Csim(DramImage):
         phases = [(0, self.prog.fp), None, (1, self.prog.bp)]
         if dropped:                   # SMD: the host's update of a dropped mini-batch only
             phases, loss = [(2, self.prog.drop)], float("nan")
+        elif self.prog.filter:        # EIF: the labels in, the filter net, the selection
+            self.mem[self.eif_region("labels")] = lab
+            phases.insert(0, (3, self.prog.filter))
         for part in phases:
+            if part is not None and part[0] == 0 and self.prog.filter:
+                lab = self.kept()[1]                  # the main step's labels
             before = self.mem.copy()
             if part is None:                      # the host's softmax cross-entropy
                 loss = float(self.lib.efgen_host_loss(
@@ -325,7 +348,12 @@ def compare(trace: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> list[Co
 def golden_step(net: Net, state: TrainState, x, labels, sgd: SGD, plan=None):
     """The golden step, with frozen parameters traced as unchanged (they are compared).
     ``plan``: the training methods' :class:`efgen.methods.step.StepPlan`, if any."""
-    golden = train_step(net, state, x, labels, sgd, plan=plan)
+    if plan is not None and plan.keep_instances is not None:   # EIF: on the kept instances
+        from efgen.methods.step import method_step
+
+        golden = method_step(net, state, x, labels, sgd, plan)
+    else:
+        golden = train_step(net, state, x, labels, sgd, plan=plan)
     for l in net:
         if l.has_params and not l.trainable:
             for p, v in state.params[l.name].items():
@@ -357,22 +385,27 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
     if x is None:
         x, labels = synthetic_batch(net, design.batch, seed=seed + 1)
     x = np.asarray(x, np.float32)
-    sim.load_state(state, x)
     plan = training = None
-    if sim.prog.design.training:           # gradient filtering, error-map pruning, SMD
+    if sim.prog.design.training:           # gradient filtering, error-map pruning, SMD, EIF
         from efgen.methods.step import StepPlan, draw_plan, method_step
 
         training = build_training(net, sim.prog.design)
         plan = StepPlan(training)
+        if training.instance_filter:       # the frozen filter net: its seeded init
+            sim.filter_state = init_state(training.instance_filter.net, seed=seed,
+                                          dtype=np.float32)
+    sim.load_state(state, x)
     result = CsimResult(not_in_dram=sim.prog.not_in_dram, compile_seconds=sim.compile_seconds,
                         cpp_lines=sim.cpp_lines, fusion=sim.prog.fusion)
     for k in range(1, steps + 1):
         if k > 1:
             state = sim.read_state(state)
         dropped = False
-        if training is not None and training.minibatch_drop:
-            # The host's draw for this mini-batch (seeded per step, as the golden's).
-            plan = draw_plan(net, training, x, labels, seed=seed + k)
+        if training is not None and (training.minibatch_drop or training.instance_filter):
+            # The host's draw for this mini-batch (seeded per step, as the golden's); EIF's
+            # kept instances from the filter net whose weights are in DRAM.
+            plan = draw_plan(net, training, x, labels, seed=seed + k,
+                             filter_state=sim.filter_state)
             dropped = plan.drop
         if dropped:
             golden = method_step(net, state, x, labels, sgd, plan)
@@ -386,6 +419,11 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
         dt = time.perf_counter() - t0
         got = sim.tensors()
         rows = compare(golden.trace, got)
+        if plan is not None and plan.keep_instances is not None and not dropped:
+            # EIF: the host's kept mask must be the golden's, exactly.
+            diff = float(np.max(np.abs(sim.kept()[0].astype(np.float64)
+                                       - np.asarray(plan.keep_instances, np.float64))))
+            rows.insert(0, Compared("eif:keep", diff, diff, diff == 0.0))
         flips = [] if dropped else decision_flips(net, golden.trace, got, flip_margin)
         result.steps.append(StepReport(k, loss, golden.loss, rows, dt, check.rows, check.count,
                                        flips))

@@ -279,6 +279,19 @@ class Interp:
                                       float(d.weight_decay))
                 self.v_put(p, w)
                 self.v_put(a[3] + off, v)
+        elif op == "HOST_BN_EVAL":
+            c = d.in_c
+            y = ops.bn_fp_eval(self.fm_get(a[0], xin), self.v_get(a[1], c), self.v_get(a[2], c),
+                               self.v_get(a[4], c), self.v_get(a[5], c), float(d.eps))
+            self.fm_put(a[7], np.maximum(y, 0) if d.flags & FLAGS["RELU"] else y)
+        elif op == "HOST_EIF":
+            from efgen.methods.step import rank_instances
+
+            logits = self.fm_get(a[0], (B, d.out_c, 1, 1)).reshape(B, d.out_c)
+            labels = self.v_get(a[2], B).astype(np.int64)
+            keep = rank_instances(ops.softmax(logits), labels, d.n_src)
+            self.v_put(a[5], np.concatenate([keep, labels[keep]]).astype(np.float32))
+            self.fm_put(a[3], self.fm_get(a[1], xin)[keep])
         elif op == "HOST_EMP_SGD":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
             mask = self.v_get(a[1], d.out_c) > 0.5
@@ -304,7 +317,7 @@ def interp_step(prog, mem: np.ndarray, labels: np.ndarray) -> float:
     it = Interp(mem, hw.lanes, hw.tm, hw.tn)
     for s in prog.fp:
         it.run(s.desc)
-    B, K = prog.design.batch, prog.net.num_classes
+    B, K = prog.main_batch, prog.net.num_classes
     lr = prog.regions[prog.logits]
     logits = it.fm_get(lr.offset, lr.shape).reshape(B, K)
     loss, dlogits = ops.softmax_ce(logits, labels)

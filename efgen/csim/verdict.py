@@ -205,7 +205,7 @@ class LocalCheck:
         prog = self.prog
         ref = _Recorder(before, self.lanes, self.tm, self.tn)
         lr = prog.regions[prog.logits]
-        B, K = prog.design.batch, prog.net.num_classes
+        B, K = prog.main_batch, prog.net.num_classes
         golden_loss, dlogits = ops.softmax_ce(ref.fm_get(lr.offset, lr.shape).reshape(B, K),
                                               np.asarray(labels, np.int64))
         ref.fm_put(prog.regions[prog.dlogits].offset, dlogits.reshape(B, K, 1, 1))

@@ -14,7 +14,7 @@ OPS = {
     # host runtime ops (hls_kernels/efgen_host_ops.h), never sent to the kernel
     "HOST_GF_XSUM": 100, "HOST_GF_POOL": 101, "HOST_GF_COPYBACK": 102, "HOST_GF_WSUM": 103,
     "HOST_GF_TAPSGD": 104, "HOST_EMP": 105, "HOST_EMP_SGD": 106,
-    "HOST_SGD0": 107,
+    "HOST_SGD0": 107, "HOST_EIF": 108, "HOST_BN_EVAL": 109,
 }
 HOST_BASE = 100
 FLAGS = {"RELU": 1, "MASK": 2, "BIAS": 4, "TRAIN": 8, "DX": 16, "GATHER": 32, "XF": 64,

@@ -195,7 +195,8 @@ def default_request(prog: Program, board: Board) -> tuple[str, ...]:
 def check_desc_floats(prog: Program) -> None:
     """Every float of every descriptor is finite in float32 (one-line EfgenError
     naming the descriptor and field otherwise)."""
-    for phase, steps in (("FP", prog.fp), ("BP/WU", prog.bp), ("drop", prog.drop)):
+    for phase, steps in (("FP", prog.fp), ("BP/WU", prog.bp), ("drop", prog.drop),
+                         ("filter", prog.filter)):
         for i, s in enumerate(steps):
             for f in DESC_FLOATS:
                 c_float(getattr(s.desc, f),
@@ -249,21 +250,25 @@ def render(prog: Program, board: Board, request: tuple[str, ...] | None = None
 
 def _render(prog: Program, board: Board, request: tuple[str, ...] | None
             ) -> tuple[dict[str, str], CosimCase]:
+    from efgen.hls.eif import filter_net
+
     check_desc_floats(prog)
     d = prog.design
     hw = d.hw
     net = prog.net
-    conv_steps = [s for s in prog.fp + prog.bp if s.desc.op in (1, 2, 3)]
+    conv_steps = [s for s in prog.filter + prog.fp + prog.bp if s.desc.op in (1, 2, 3)]
+    nets = [net] + ([filter_net(prog)] if prog.filter else [])
     ctx = {
         "version": __version__,
         "net_comment": c_text(net.name),
         "board": c_text(board.name),
         "part": c_text(board.part),
         "hw": hw,
-        "batch": d.batch,
+        "batch": prog.main_batch,
+        "in_batch": d.batch,
         "mem_words": prog.words,
-        "max_c": max(max(l.out_shape[0] for l in net if l.out_shape),
-                     net.input_shape[0], max(l.in_shape[0] for l in net if l.in_shapes)),
+        "max_c": max(max(max(l.out_shape[0] for l in n if l.out_shape), n.input_shape[0],
+                         max(l.in_shape[0] for l in n if l.in_shapes)) for n in nets),
         "max_tr": max([s.desc.tr for s in conv_steps] or [1]),
         "max_tc": max([s.desc.tc for s in conv_steps] or [1]),
         "max_k": max([s.desc.kh for s in conv_steps] or [1]),
@@ -274,6 +279,10 @@ def _render(prog: Program, board: Board, request: tuple[str, ...] | None
         "bp": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"} for s in prog.bp],
         "drop": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"}
                  for s in prog.drop],
+        "filter": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"}
+                   for s in prog.filter],
+        "eif": ({"labels": prog.regions["eif:labels"].offset,
+                 "keep": prog.regions["eif:keep"].offset} if prog.filter else None),
         "checks": checks(prog),
         "period_ns": f"{1000.0 / hw.clock_mhz:.3f}",
         "axi_bits": board.axi.width_bits,
@@ -314,6 +323,7 @@ def program_json(prog: Program) -> dict:
             "logits": prog.logits, "dlogits": prog.dlogits, "regions": regions,
             "fp": steps(prog.fp), "bp": steps(prog.bp), "not_in_dram": prog.not_in_dram,
             **({"drop": steps(prog.drop)} if prog.drop else {}),
+            **({"filter": steps(prog.filter)} if prog.filter else {}),
             # a fused design: what the C++ fuses, against the model's plan
             **({"fusion": prog.fusion} if prog.fusion is not None else {})}
 

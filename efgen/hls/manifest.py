@@ -149,7 +149,7 @@ def vector_params(prog, max_c: int) -> dict[str, int]:
     as the pragmas need) and the element-wise chunk (EFGEN_VEC_CHUNK, EFGEN_VEC_CHUNKS).
     """
     lanes = prog.design.hw.lanes
-    descs = [s.desc for s in prog.fp + prog.bp if 10 <= int(s.desc.op) < HOST_BASE]
+    descs = [s.desc for s in prog.filter + prog.fp + prog.bp if 10 <= int(s.desc.op) < HOST_BASE]
     max_w = max_h = max_k = span = planes = vecs = 1
     for d in descs:
         maps = [(d.in_c, d.in_h, d.in_w), (d.out_c, d.out_h, d.out_w)]

@@ -39,7 +39,7 @@ from efgen.methods.spec import from_doc
 
 #: Methods whose step the generated C++ runs (the others are host-level control, or not
 #: implemented in the code generators).
-SUPPORTED = ("gradient_filter", "error_pruning", "minibatch_drop")
+SUPPORTED = ("gradient_filter", "error_pruning", "minibatch_drop", "instance_filter")
 
 
 def training_of(net, design):
@@ -52,8 +52,8 @@ def training_of(net, design):
     if other:
         raise EfgenError(f"the generated C++ does not implement {', '.join(other)}",
                          where="training",
-                         fix="the code generators run gradient_filter, error_pruning and "
-                             "minibatch_drop; "
+                         fix="the code generators run gradient_filter, error_pruning, "
+                             "minibatch_drop and instance_filter; "
                              "the others are priced by the model and run in the golden "
                              "model (efgen golden --training)")
     for name in t.gf_layers():

@@ -144,6 +144,14 @@ class Program:
     drop: list[Step] = field(default_factory=list)
     # A fused design: what the C++ fuses, against the plan (efgen.hls.fused.Fusion.summary).
     fusion: dict | None = None
+    # EIF: the filter net's FP and the host's instance selection, before the step
+    # (efgen.hls.eif); the main net's batch is then the kept ceil(keep * B).
+    filter: list[Step] = field(default_factory=list)
+    batch: int = 0
+
+    @property
+    def main_batch(self) -> int:
+        return self.batch or self.design.batch
 
     def region(self, name: str) -> Region:
         return self.regions[name]
@@ -166,6 +174,9 @@ def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 
     b.error_routing()
     b.bp_wu_descriptors()
     b.drop_descriptors()
+    from efgen.hls.eif import filter_steps
+
+    b.filter = filter_steps(b)
     return b.place()
 
 
@@ -176,19 +187,22 @@ class _Builder:
                  debug_grads: bool):
         self.net, self.design, self.sgd, self.debug_grads = net, design, sgd, debug_grads
         hw = design.hw
-        self.B = design.batch
+        from efgen.hls.methods import training_of
+
+        self.training = training_of(net, design)   # gradient filtering, error-map pruning
+        from efgen.hls.eif import kept_batch
+
+        self.B = kept_batch(design, self.training)   # EIF: the main net trains on the kept
         self.fml = FeatureMapLayout("blocked", hw.lanes)
         self.wl = WeightLayout("blocked", hw.tm, hw.tn)
         self.regions: dict[str, Region] = {}
         self.fused = fused_relus(net)
         self.fused_into = {net[r].inputs[0]: r for r in self.fused}   # producer -> its relu
         self.masks = bp_store_masks(net)
-        from efgen.hls.methods import training_of
-
-        self.training = training_of(net, design)   # gradient filtering, error-map pruning
         self.fp: list[Step] = []
         self.bp: list[Step] = []
         self.drop: list[Step] = []
+        self.filter: list[Step] = []
         # Descriptors reference regions by name first; offsets are filled in at the end.
         self.pending: list[tuple[EfgenDesc, dict[int, str]]] = []
         # Restructured BN (--fuse): what the conv engine's loads and stores take over.
@@ -557,7 +571,7 @@ class _Builder:
                              | (self.fx.not_stored() if self.fx else set()))
         return Program(net, self.design, regions, self.fp, self.bp, self.logits, self.dlogits,
                        total, not_in_dram, self.sgd, self.drop,
-                       self.fx.summary() if self.fx else None)
+                       self.fx.summary() if self.fx else None, self.filter, self.B)
 
 
 def _alias_region(regions: dict[str, Region], name: str, target: str) -> Region:

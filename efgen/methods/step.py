@@ -148,9 +148,14 @@ def filter_keep(training: Training, x, labels, seed: int = 0, filter_state=None)
     f = training.instance_filter
     state = filter_state or init_state(f.net, seed=seed, dtype=x.dtype)
     acts, _, _ = forward(f.net, state, x, None, train=False)
-    prob = acts[f.net.loss_layer.name].astype(np.float64)
+    return rank_instances(acts[f.net.loss_layer.name], labels,
+                          mg.emp_kept(len(labels), f.keep))
+
+
+def rank_instances(prob, labels, k: int) -> np.ndarray:
+    """The k instances of highest cross-entropy -log prob[label] (ties by index)."""
+    prob = np.asarray(prob).astype(np.float64)
     score = -np.log(np.maximum(prob[np.arange(len(labels)), labels], 1e-30))
-    k = mg.emp_kept(len(labels), f.keep)
     order = np.argsort(-score, kind="stable")
     keep = np.zeros(len(labels), dtype=bool)
     keep[order[:k]] = True
