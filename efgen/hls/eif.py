@@ -34,9 +34,8 @@ KEEP = "eif:keep"
 
 
 def filter_steps(b) -> list[Step]:
-    """Add F's regions to the main builder ``b`` and return the host's filter steps."""
-    from efgen.hls.program import _Builder
-
+    """Add F's regions to the main builder ``b`` and return the host's filter steps (F's
+    program is built by a builder of ``b``'s own class, efgen.hls.program's)."""
     t = b.training
     if t is None or not t.instance_filter:
         return []
@@ -46,7 +45,7 @@ def filter_steps(b) -> list[Step]:
                          fix="build without --fuse to run EIF in the generated C++")
     fnet = frozen(t.instance_filter.net)
     B = b.design.batch
-    sub = _Builder(fnet, replace(b.design, training=None), b.sgd, debug_grads=False)
+    sub = type(b)(fnet, replace(b.design, training=None), b.sgd, debug_grads=False)
     sub.memory_map()
     sub.fp_descriptors()
     sub.loss()
