@@ -101,7 +101,7 @@ def fp_units_verilog(impl: str) -> dict[str, str]:
             "mul_latency": MUL_LATENCY,
             "add_latency": ADD_LATENCY,
         }
-        files[f"{module}.v"] = env.get_template(f"{module}.v.j2").render(**ctx,
+        files[f"{module}.v"] = env.get_template(f"{module}.v.j2").render(**ctx, seed_port=False,
                                                                         parallel_align=False)
     return files
 
@@ -117,5 +117,6 @@ def fp_add_fb_verilog(impl: str) -> dict[str, str]:
         raise ValueError(f"unknown FP implementation {impl!r}: expected one of {IMPLS}")
     ctx = {"version": __version__, "module": "fp32_add_fb", "title": _TITLES["fp32_add"],
            "impl": impl, "impl_note": _IMPL_NOTES[impl], "latency": ADD_LATENCY,
-           "mul_latency": MUL_LATENCY, "add_latency": ADD_LATENCY, "parallel_align": True}
+           "mul_latency": MUL_LATENCY, "add_latency": ADD_LATENCY, "parallel_align": True,
+           "seed_port": True}
     return {"fp32_add_fb.v": _env().get_template("fp32_add.v.j2").render(**ctx)}
