@@ -12,6 +12,7 @@ from efgen.model.energy import clock_power_w
 from efgen.report.summary import report_markdown
 from efgen.rtl.clocks import (
     DS925_DSP_FMAX,
+    clock_basis,
     default_clock_mhz,
     grade_scale,
     ps_clock_at_most,
@@ -53,7 +54,33 @@ def test_board_clock_is_the_derived_default(name):
     part (and the file says where it comes from)."""
     b = load_board(name)
     assert b.clock_mhz == default_clock_mhz(b.family, b.part)
+    assert b.clock_basis == clock_basis(b.family, b.part)
     assert "efgen synth --timing" in b.clock_basis
+
+
+@pytest.mark.parametrize("name", BOARDS)
+def test_board_clock_rederived_from_the_recorded_estimate(name):
+    """The derivation of efgen/rtl/clocks.py done again here by other means (DS925's
+    figures and the PLL frequencies written out, every divider pair enumerated), so a
+    wrong derivation fails even if the board file was regenerated from it: the default
+    is the fastest PLL / (d0 * d1) at or below the grade-scaled slow end, and the board's
+    clock_basis quotes the estimate it came from."""
+    b = load_board(name)
+    fam = {"zynq-ultrascale+": "xcup", "zynq-7000": "xc7"}[b.family]
+    est = coefficients()["clock_estimate"][fam]
+    lo, hi = float(est["fmax_mhz_lo"]), float(est["fmax_mhz_hi"])
+    # DS925 DSP48 FMAX, all registers used: -2 775, -1 645, -2LV (0.72 V) 644 MHz;
+    # efgen's UltraScale+ delays are -2 figures, its 7-series ones -1 figures
+    grade = {"xczu9eg-ffvb1156-2-e": 775 / 775, "xczu7ev-ffvc1156-2-e": 775 / 775,
+             "xck26-sfvc784-2LV-c": 644 / 775, "xczu3eg-sbva484-1-i": 645 / 775,
+             "xc7z020clg400-1": 1.0, "xc7z020clg484-1": 1.0}[b.part]
+    pll = {"xcup": 1500.0, "xc7": 1000.0}[fam]      # IOPLL (UG1085) / IO PLL (UG585)
+    ok = [pll / (d0 * d1) for d0 in range(1, 64) for d1 in range(1, 64)
+          if pll / (d0 * d1) <= lo * grade]
+    assert b.clock_mhz == round(max(ok), 1)
+    assert b.clock_mhz <= lo * grade           # the margin: at or below the slow end
+    assert f"estimate {lo:g}..{hi:g} MHz" in b.clock_basis
+    assert f"at or below the slow end {lo * grade:.0f} MHz" in b.clock_basis
 
 
 def test_report_says_where_the_clock_comes_from():

@@ -273,8 +273,9 @@ def test_tcl_flow_with_the_data_the_printed_command_writes(tiny_build, tmp_path,
     words = _cosim_words(hls)
     flags = "{-std=c++14 -pthread -I. -Ihls_kernels}"
     small = f"{{-std=c++14 -pthread -I. -Ihls_kernels -DEFGEN_AXI_DEPTH={words}}}"
-    # zcu102's default clock, 166.7 MHz (configs/boards/zcu102.yaml clock_basis)
-    head = ["set_part xczu9eg-ffvb1156-2-e", "create_clock -period 5.999 -name default",
+    # zcu102's default clock (configs/boards/zcu102.yaml clock_mhz, from its clock_basis)
+    period = 1e3 / load_board("zcu102").clock_mhz
+    head = ["set_part xczu9eg-ffvb1156-2-e", f"create_clock -period {period:.3f} -name default",
             "config_interface -m_axi_alignment_byte_size 16 -m_axi_max_widen_bitwidth 128"]
     assert calls == [
         "open_project -reset efgen_prj", "set_top efgen_top",

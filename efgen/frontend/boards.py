@@ -34,11 +34,10 @@ Schema (all keys are required unless marked optional)::
       uram: 0.80
       lut: 0.80
       ff: 0.80
-    power:                        # PLACEHOLDER figures until the power model lands
-      placeholder: true           #   true while the numbers below are not measured
+    power:                        # the board's own power figure (efgen/model/energy.py prices PL
+                                  #   dynamic and DRAM energy from configs/model/coefficients.yaml)
+      placeholder: true           #   true while static_w is not sourced
       static_w: 3.5               #   PS + PL static power, W                     >= 0
-      pl_dynamic_w_max: 8.0       #   PL dynamic power at the caps and clock, W    >= 0
-      ddr_w: 1.5                  #   DDR interface + DRAM power at peak, W        >= 0
 
 The file is validated *before* any object is built. Every problem (YAML syntax, wrong
 top level, missing/unknown/duplicate keys, wrong types -- a boolean is not a number --,
@@ -150,12 +149,12 @@ class Axi:
 
 @dataclass(frozen=True)
 class Power:
-    """Power figures. ``placeholder`` is True while they are guesses, not measurements."""
+    """The board's power figure. ``placeholder`` is True while ``static_w`` is a guess,
+    not a sourced figure. (PL dynamic and DRAM energy are priced per resource and per
+    byte by efgen/model/energy.py from configs/model/coefficients.yaml ``energy``.)"""
 
     placeholder: bool
     static_w: float
-    pl_dynamic_w_max: float
-    ddr_w: float
 
 
 @dataclass(frozen=True)
@@ -262,12 +261,9 @@ _SCHEMA = _Section(doc="board", fields={
                           default="not stated in the board file"),
     "caps": _Section(doc="utilisation caps", required=False,
                      fields={r: _cap(r) for r in RESOURCE_NAMES}),
-    "power": _Section(doc="power figures (placeholder until the power model)", fields={
-        "placeholder": _Field("bool", "true while the figures are not measured", True),
-        "static_w": _Field("number", "static power in W", 3.5, allow_zero=True),
-        "pl_dynamic_w_max": _Field("number", "PL dynamic power at the caps in W", 8.0,
-                                   allow_zero=True),
-        "ddr_w": _Field("number", "DDR power at peak bandwidth in W", 1.5, allow_zero=True),
+    "power": _Section(doc="the board's static power", fields={
+        "placeholder": _Field("bool", "true while static_w is not sourced", True),
+        "static_w": _Field("number", "PS + PL static power in W", 3.5, allow_zero=True),
     }),
 })
 
@@ -287,6 +283,14 @@ def _key_homes(section: _Section, prefix: str = "") -> dict[str, list[str]]:
 
 
 _KEY_HOMES = _key_homes(_SCHEMA)
+
+# Keys earlier board files had that nothing reads any more: what replaced them.
+_RETIRED_KEYS = {
+    "power.pl_dynamic_w_max": "efgen/model/energy.py prices PL dynamic power per used "
+                              "resource from configs/model/coefficients.yaml energy",
+    "power.ddr_w": "efgen/model/energy.py prices DRAM energy per byte from "
+                   "configs/model/coefficients.yaml energy",
+}
 
 
 # --------------------------------------------------------------------------- YAML
@@ -340,6 +344,9 @@ def _check_section(data: Any, section: _Section, path: str, ctx: _Ctx,
         kpath = _join(path, text)
         close = difflib.get_close_matches(text, valid, n=1, cutoff=0.5)
         homes = [h for h in _KEY_HOMES.get(text, []) if h != (path or "(top level)")]
+        if kpath in _RETIRED_KEYS:
+            raise ctx.error(f"key '{text}' is no longer read", kpath,
+                            f"delete it: {_RETIRED_KEYS[kpath]}", data, key)
         if not isinstance(key, str):
             hint = (f"YAML reads this key as {_describe(key)}, not a name (YAML turns "
                     "on/off/yes/no into booleans); quote it if you meant it; ")

@@ -79,3 +79,25 @@ def default_clock_mhz(family: str, part: str) -> float:
     """The board default efgen derives for ``part``: see the module docstring."""
     est = estimate(family)
     return ps_clock_at_most(float(est["fmax_mhz_lo"]) / grade_scale(family, part), family)
+
+
+_FAMILY_TEXT = {"zynq-ultrascale+": ("UltraScale+ -2", "IOPLL"),
+                "zynq-7000": ("7-series -1", "IO PLL")}
+_GRADE_TEXT = {"-2L": "-2LV (0.72 V)", "-1L": "-1LV (0.72 V)"}
+
+
+def clock_basis(family: str, part: str) -> str:
+    """The ``clock_basis`` text of a board file whose ``clock_mhz`` is
+    :func:`default_clock_mhz` (the estimate, the grade scaling, the PS rounding)."""
+    est = estimate(family)
+    lo, hi = float(est["fmax_mhz_lo"]), float(est["fmax_mhz_hi"])
+    fam, pll = _FAMILY_TEXT[family]
+    g = speed_grade(part)
+    scale = grade_scale(family, part)
+    grade = f"speed grade {_GRADE_TEXT.get(g, g)}"
+    if scale != 1.0:
+        grade += f": x {DS925_DSP_FMAX['-2']:g}/{DS925_DSP_FMAX[g]:g}"
+    return (f"efgen synth --timing estimate {lo:g}..{hi:g} MHz ({fam}, arrays up to "
+            f"{est['array']}, FP32 units dsp); {grade}; default = the fastest PS clock "
+            f"({pll} {PS_PLL_MHZ[family]:g} MHz / n) at or below the slow end "
+            f"{lo / scale:.0f} MHz; configs/model/coefficients.yaml clock_estimate")
