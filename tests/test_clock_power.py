@@ -114,3 +114,18 @@ def test_clock_power_grows_with_the_array_and_the_clock():
     assert clock_power_w(b, fast) == pytest.approx(2 * clock_power_w(b, big.__class__(
         **{**big.__dict__, "clock_mhz": 100.0})))
     assert coefficients()["energy"]["zynq-7000"]["pl_scale"] == 1.0   # not fitted
+
+
+def test_report_says_what_the_energy_rests_on():
+    """report.md names the fitted coefficient (or says the family is not fitted) and
+    flags the board's static power as a placeholder while it is one."""
+    for name, fitted in (("zcu102", True), ("pynq-z2", False)):
+        acc = api.build("tiny", name, batch=2)
+        md = report_markdown(acc.design, acc.board, acc.report)
+        scale = coefficients()["energy"][acc.board.family]["pl_scale"]
+        if fitted:
+            assert f"pl_scale = {scale:g}, fitted on EF-Train's measured 7.72 W" in md
+        else:
+            assert "pl_scale not fitted for zynq-7000" in md
+        assert acc.board.power.placeholder
+        assert f"static power {acc.board.power.static_w:g} W is a placeholder" in md

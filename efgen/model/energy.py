@@ -58,6 +58,23 @@ def energy_constants(board: Board, precision: str, hw=None) -> dict[str, float]:
             "static_w": static}
 
 
+def energy_note(board: Board) -> str:
+    """What the energy figures of a design on ``board`` rest on, for report.md: the one
+    fitted coefficient (or that the family is not fitted) and whether the board's static
+    power is a placeholder."""
+    e = _family(board)
+    fit = e.get("pl_scale_fit")
+    fitted = (f"PL dynamic terms scaled by pl_scale = {float(e['pl_scale']):g}, {fit}"
+              if fit else f"pl_scale not fitted for {board.family} (no measured training "
+              "point): unfitted estimates")
+    static = (f"the board's static power {board.power.static_w:g} W is a placeholder "
+              "(no sourced figure)" if board.power.placeholder
+              else f"static power {board.power.static_w:g} W from the board file")
+    return (f"Energy: estimated per-resource, per-event and per-byte constants "
+            f"(configs/model/coefficients.yaml energy); {fitted}; {static}: use the "
+            "joules to rank designs, not to quote.")
+
+
 def bram_accesses_per_cycle(hw, phase: str) -> float:
     """On-chip buffer accesses per engine cycle (weights, inputs, accumulators)."""
     if phase == "wu":

@@ -12,6 +12,7 @@ from typing import Any
 from efgen._version import __version__
 from efgen.design import Design
 from efgen.frontend.boards import Board
+from efgen.model.energy import energy_note
 from efgen.model.resources import RESOURCES
 
 MB = 1e6
@@ -41,8 +42,7 @@ def report_dict(design: Design, board: Board, ev: dict, full: dict | None = None
         "totals": ev["totals"],
         "rows": rows,
         "notes": [
-            "Energy uses estimated constants (configs/model/coefficients.yaml) and the "
-            "board's placeholder static power: use it to rank designs, not to quote.",
+            energy_note(board),
             "softmax cross-entropy runs on the host and is not modelled.",
         ],
     }
