@@ -133,6 +133,11 @@ def main() -> None:
     for fam, arr, impl, lo, hi, worst, lv, deep, _ in rows:
         print(f"{fam:7s} {arr:6s} {impl:6s} {lo:8.0f} .. {hi:5.0f}  {worst:14s} {deep} {lv:.1f}")
     print(f"(vendor FP32 operators: not estimable without Vivado; {time.perf_counter() - t0:.0f} s)")
+    print("\n   per module, slow end MHz (LUT levels), the five slowest:")
+    for fam, arr, _, _, _, _, _, _, per in rows:
+        worst5 = sorted(per.items(), key=lambda kv: kv[1][0])[:5]
+        print(f"   {fam:5s} {arr:6s} " + ", ".join(f"{m} {lo:.1f} ({lv:.2f})"
+                                                  for m, (lo, _, lv) in worst5))
 
     from efgen.frontend.boards import load_board
     from efgen.rtl.clocks import default_clock_mhz, estimate
