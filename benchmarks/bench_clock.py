@@ -12,7 +12,7 @@ training-step figures at the board's default clock, and the EF-Train energy cali
    (energy.pl_scale in configs/model/coefficients.yaml), and the pl_scale that fits.
 4. The energy/latency front of a tile sweep on zcu102.
 
-Takes about 10 minutes on 2 cores (Yosys); --quick skips the xc7 family and the
+Takes about 25 minutes on 2 loaded cores (Yosys); --quick skips the xc7 family and the
 16x16 size.
 """
 
