@@ -79,6 +79,12 @@ enum EfgenOp : int32_t {
                                    // (batch floats) -> a[5]=kept mask (batch) + kept
                                    // labels (n_src); kept images a[1] -> a[3]
   EFGEN_OP_HOST_BN_EVAL = 109,     // inference-mode BN (the EIF filter net): BN_FP's a[]
+  EFGEN_OP_HOST_SLU_GATHER = 110,  // SLU: the rows of a[0] (batch images) whose run flag
+                                   // (a[5], batch floats) is set -> a[7], compact
+  EFGEN_OP_HOST_SLU_SCATTER = 111, // SLU: a[7]'s compact rows back to their images in
+                                   // place (a[5] flags), zero rows for skipped images
+  EFGEN_OP_HOST_SLU_ADD = 112,     // SLU: a[7] = a[1] (shortcut, batch images) + a[0]'s
+                                   // compact rows where a[5] is set (FLAG_RELU: clamp)
 };
 
 enum EfgenFlag : int32_t {

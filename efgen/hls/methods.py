@@ -39,7 +39,8 @@ from efgen.methods.spec import from_doc
 
 #: Methods whose step the generated C++ runs (the others are host-level control, or not
 #: implemented in the code generators).
-SUPPORTED = ("gradient_filter", "error_pruning", "minibatch_drop", "instance_filter")
+SUPPORTED = ("gradient_filter", "error_pruning", "minibatch_drop", "instance_filter",
+             "layer_update")
 
 
 def training_of(net, design):
@@ -53,7 +54,7 @@ def training_of(net, design):
         raise EfgenError(f"the generated C++ does not implement {', '.join(other)}",
                          where="training",
                          fix="the code generators run gradient_filter, error_pruning, "
-                             "minibatch_drop and instance_filter; "
+                             "minibatch_drop, instance_filter and layer_update; "
                              "the others are priced by the model and run in the golden "
                              "model (efgen golden --training)")
     for name in t.gf_layers():
