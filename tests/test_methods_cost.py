@@ -72,11 +72,11 @@ def test_cli_rejects_a_bad_training_file_with_one_line(tmp_path, capsys):
 
 def test_csim_with_methods_is_refused_before_writing(tmp_path, capsys):
     f = tmp_path / "t.yaml"
-    f.write_text("training:\n  layer_update: {keep: {s2b1: 0.5}}\n")
+    f.write_text("training:\n  batchnorm: shift_only\n")
     out = tmp_path / "c"
     assert main(["csim", "--board", "zcu102", "--net", "resnet20", "--batch", "2",
                  "--training", str(f), "-o", str(out)]) == 2
-    assert "does not implement layer_update" in capsys.readouterr().err
+    assert "does not implement batchnorm" in capsys.readouterr().err
     assert not out.exists()
 
 
