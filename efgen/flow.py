@@ -233,8 +233,8 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     methods_note = None
     if design.training and rtl is not None:
         # The reference RTL and its runtime run full back-propagation only; the HLS C++
-        # runs gradient filtering, error-map pruning, mini-batch dropping and instance
-        # filtering (efgen.hls.methods), nothing else.
+        # runs gradient filtering, error-map pruning, mini-batch dropping, instance
+        # filtering and selective layer update (efgen.hls.methods), nothing else.
         from efgen.hls.methods import SUPPORTED
 
         methods_note = "rtl/ not written: the reference RTL runs full back-propagation"
