@@ -70,13 +70,18 @@ def test_cli_rejects_a_bad_training_file_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-def test_csim_with_methods_is_refused_before_writing(tmp_path, capsys):
+@pytest.mark.parametrize("section,word", [
+    ("  batchnorm: shift_only\n", "does not implement batchnorm"),
+    ("  layer_update: {keep: 0.5}\n  instance_filter: {keep: 0.5, filter_net: resnet20}\n",
+     "selective layer update with instance filtering")])
+def test_csim_with_methods_is_refused_before_writing(tmp_path, capsys, section, word):
     f = tmp_path / "t.yaml"
-    f.write_text("training:\n  batchnorm: shift_only\n")
+    f.write_text("training:\n" + section)
     out = tmp_path / "c"
     assert main(["csim", "--board", "zcu102", "--net", "resnet20", "--batch", "2",
                  "--training", str(f), "-o", str(out)]) == 2
-    assert "does not implement batchnorm" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert word in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 

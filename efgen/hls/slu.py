@@ -120,10 +120,24 @@ def _block(b, blk, j: int, plan: SluPlan) -> None:
     a.update({0: f"act:{b.dram(last.name)}", 1: f"act:{b.dram(blk.shortcut)}"
               if blk.shortcut != INPUT else f"act:{INPUT}", 5: run, 7: y})
     add.what = "slu_add"
-    # BP: the branch's error is the running images' rows of the add's error
+    rows = {f"act:{b.dram(n)}" for n in blk.branch} | {f"err:{b.dram(n)}" for n in blk.branch}
+    _zero_steps(b, blk, j, plan)
+    if _index(b.bp, branch):
+        _bp(b, blk, j, run)
+    for rname in rows:
+        r = b.regions.get(rname)
+        if r is not None and r.kind == "fm" and not getattr(r, "alias_of", None):
+            for tr in r.traces:
+                plan.rows[tr.key] = j
+
+
+def _bp(b, blk, j: int, run: str) -> None:
+    """BP around a gated branch: its error gathered from the add's, its input error
+    scattered back (module docstring)."""
+    net, branch = b.net, set(blk.branch)
+    first, last = net[blk.branch[0]], net[blk.branch[-1]]
+    # the branch's error is the running images' rows of the add's error
     bi = _index(b.bp, branch)
-    if not bi:
-        return _zero_steps(b, blk, j, plan)
     e = f"err:{b.dram(last.name)}"
     old = b.regions[e]
     target = getattr(old, "alias_of", None)
@@ -145,13 +159,6 @@ def _block(b, blk, j: int, plan: SluPlan) -> None:
         last_i = _index(b.bp, branch)[-1]
         s = b.desc("HOST_SLU_SCATTER", first, [], {5: run, 7: dst})
         b.bp.insert(last_i + 1, Step(blk.name, "slu_scatter", s))
-    _zero_steps(b, blk, j, plan)
-    rows = {f"act:{b.dram(n)}" for n in blk.branch} | {f"err:{b.dram(n)}" for n in blk.branch}
-    for rname in rows:
-        r = b.regions.get(rname)
-        if r is not None and r.kind == "fm" and not getattr(r, "alias_of", None):
-            for tr in r.traces:
-                plan.rows[tr.key] = j
 
 
 def _zero_steps(b, blk, j: int, plan: SluPlan) -> None:
