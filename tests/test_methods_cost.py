@@ -177,6 +177,35 @@ def test_layer_update_and_instance_filter_run_fewer_images(r20):
     assert ev["totals"]["methods"]["main_batch"] == 2
 
 
+def test_host_ops_are_priced_as_the_runtime_runs_them(r20):
+    """The generated runtime's host ops are priced as vector-engine passes: EIF's filter
+    batchnorms in inference mode (HOST_BN_EVAL, one pass, cheaper than training BN's
+    two) and HOST_EIF's selection; SLU's gathers, add and scatter around each gated
+    branch (the add reads the branch at k images, not B)."""
+    tiny = load_net("tiny")
+    te = parse_training({"instance_filter": {"keep": 0.25, "filter_net": "tiny"}}, tiny)
+    _, _, ev = _schedule(tiny, te)
+    rows = {(r.layer, r.phase, r.engine): r for r in ev["rows"]}
+    bn = [r for (l, p, e), r in rows.items() if l.startswith("filter/bn") and p == "fp"]
+    assert bn and all("HOST_BN_EVAL" in r.engine for r in bn)
+    _, _, plain = _schedule(tiny, None)
+    train_bn = next(r for r in plain["rows"] if r.layer == "bn1" and r.phase == "fp")
+    eval_bn = next(r for r in bn if r.layer == "filter/bn1")
+    assert eval_bn.cycles < train_bn.cycles and eval_bn.dram_bytes < train_bn.dram_bytes
+    assert any(l == "filter/loss" and "HOST_EIF" in e and r.cycles > 0
+               for (l, p, e), r in rows.items())
+    t = parse_training({"layer_update": {"keep": {"s2b2": 0.5}}}, r20)
+    _, _, ev = _schedule(r20, t)
+    got = {(r.layer, r.phase, r.engine.split(" (")[0]) for r in ev["rows"]}
+    assert {("s2b2_a_conv", "fp", "slu gather of the block input"),
+            ("s2b2_add", "fp", "slu add"), ("s2b2_add", "bp", "slu gather of the add's error"),
+            ("s2b2_a_conv", "bp", "slu scatter of the branch's input error")} <= got
+    _, _, full = _schedule(r20, None)
+    add = lambda e: next(r for r in e["rows"] if r.layer == "s2b2_add" and r.phase == "fp"  # noqa
+                         and r.engine.split(" (")[0] in ("add", "slu add"))
+    assert add(ev).dram_bytes < add(full).dram_bytes       # the branch at 4 of 8 images
+
+
 def test_mobiletl_saves_bn_and_relu_memory(r20):
     t = parse_training({"batchnorm": "shift_only", "train_last_blocks": 3}, r20)
     net = apply_to_net(r20, t)
