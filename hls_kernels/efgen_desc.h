@@ -61,8 +61,9 @@ enum EfgenOp : int32_t {
   EFGEN_OP_FLATTEN_FP = 60,  // a[0]=x (B,C,H,W) -> a[7]=y (B, C*H*W, 1, 1), index c*H*W + r*W + x
   EFGEN_OP_FLATTEN_BP = 61,  // a[0]=dy (B, C*H*W, 1, 1) -> a[7]=dx (B,C,H,W); FLAG_MASK with a[6]
   // Host runtime ops (efgen_host_ops.h; never sent to efgen_top): gradient filtering's
-  // patch sums, error pooling, copy-back, tap sums and broadcast SGD, and error-map
-  // pruning's channel selection, around the engine's convolutions.
+  // patch sums, error pooling, copy-back, tap sums and broadcast SGD, error-map
+  // pruning's channel selection, around the engine's convolutions; SMD's, EIF's and
+  // SLU's host-level steps.
   EFGEN_OP_HOST_BASE = 100,
   EFGEN_OP_HOST_GF_XSUM = 100,     // a[0]=x -> a[7]=x summed over (r*s)^2 patches
   EFGEN_OP_HOST_GF_POOL = 101,     // a[0]=dy -> a[7]=dy averaged over r x r patches

@@ -1,6 +1,8 @@
 // efgen_host_ops.h - the host runtime's own descriptor ops (op >= EFGEN_OP_HOST_BASE):
 // the glue of gradient filtering and error-map pruning around the engine's 1x1
-// convolutions on pooled maps (efgen/methods, efgen/hls/program.py). Plain C++ run by the
+// convolutions on pooled maps, and the host-level control of mini-batch dropping,
+// instance filtering and selective layer update (efgen/methods, efgen/hls/methods.py,
+// eif.py, slu.py). Plain C++ run by the
 // host between kernel calls, not by efgen_top; efgen/csim/interp.py states the same ops
 // with efgen.methods.golden, and C-simulation checks each against it.
 //
