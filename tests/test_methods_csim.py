@@ -8,7 +8,6 @@ import pytest
 
 import efgen
 from efgen.csim.csim import compare
-from efgen.errors import EfgenError
 from efgen.golden.model import init_state, synthetic_batch, train_step
 from efgen.methods.step import StepPlan
 

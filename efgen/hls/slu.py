@@ -123,7 +123,7 @@ def _block(b, blk, j: int, plan: SluPlan) -> None:
     rows = {f"act:{b.dram(n)}" for n in blk.branch} | {f"err:{b.dram(n)}" for n in blk.branch}
     _zero_steps(b, blk, j, plan)
     if _index(b.bp, branch):
-        _bp(b, blk, j, run)
+        _bp(b, blk, run)
     for rname in rows:
         r = b.regions.get(rname)
         if r is not None and r.kind == "fm" and not getattr(r, "alias_of", None):
@@ -131,7 +131,7 @@ def _block(b, blk, j: int, plan: SluPlan) -> None:
                 plan.rows[tr.key] = j
 
 
-def _bp(b, blk, j: int, run: str) -> None:
+def _bp(b, blk, run: str) -> None:
     """BP around a gated branch: its error gathered from the add's, its input error
     scattered back (module docstring)."""
     net, branch = b.net, set(blk.branch)
