@@ -2,7 +2,8 @@
 
 For each net: full back-propagation, gradient filtering (r = 2, 4 on the last 2 and the
 last 4 convs), error-map pruning (keep 0.9, 0.7 on every conv), stochastic mini-batch
-dropping (p = 0.5), and MobileTL (BN shift-only, last 3 residual blocks trained; next to
+dropping (p = 0.5), selective layer update (keep 0.5 on every skippable residual block,
+with the gates and the host runtime's gathers, add and scatter), and MobileTL (BN shift-only, last 3 residual blocks trained; next to
 the same freezing with full BN). Every configuration is scheduled on the baseline's
 hardware (the design efgen generates for full back-propagation), so the rows differ by
 the method only. Figures are the analytical model's, per training step (expected over the
@@ -34,6 +35,7 @@ CONFIGS = [
     ("EMP keep 0.9", {"error_pruning": {"keep": 0.9, "layers": "all"}}),
     ("EMP keep 0.7", {"error_pruning": {"keep": 0.7, "layers": "all"}}),
     ("SMD p=0.5", {"minibatch_drop": {"p": 0.5}}),
+    ("SLU keep 0.5, skippable blocks", {"layer_update": {"keep": 0.5}}),
     ("last 3 blocks, full BN", {"train_last_blocks": 3}),
     ("MobileTL: BN shift-only, last 3 blocks", {"batchnorm": "shift_only",
                                                 "train_last_blocks": 3}),

@@ -233,15 +233,16 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
     methods_note = None
     if design.training and rtl is not None:
         # The reference RTL and its runtime run full back-propagation only; the HLS C++
-        # runs gradient filtering, error-map pruning, mini-batch dropping and instance
-        # filtering (efgen.hls.methods), nothing else.
-        from efgen.hls.methods import SUPPORTED
+        # runs gradient filtering, error-map pruning, mini-batch dropping, instance
+        # filtering and selective layer update (efgen.hls.methods), nothing else.
+        from efgen.hls.methods import SUPPORTED, runs_in_cpp
 
         methods_note = "rtl/ not written: the reference RTL runs full back-propagation"
-        if hls and any(k not in SUPPORTED for k in design.training):
+        if hls and not runs_in_cpp(design.training):
             methods_note = ("hls/ and rtl/ not written: the generated C++ runs "
-                            f"{', '.join(SUPPORTED)} only, the RTL neither (efgen prices "
-                            "the methods; see README.md)")
+                            f"{', '.join(SUPPORTED)} only (not layer_update with "
+                            "instance_filter), the RTL neither (efgen prices the methods; "
+                            "see README.md)")
             hls = False
         rtl = None
     if design.fusion is not None and rtl is not None:

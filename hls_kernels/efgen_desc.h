@@ -61,8 +61,9 @@ enum EfgenOp : int32_t {
   EFGEN_OP_FLATTEN_FP = 60,  // a[0]=x (B,C,H,W) -> a[7]=y (B, C*H*W, 1, 1), index c*H*W + r*W + x
   EFGEN_OP_FLATTEN_BP = 61,  // a[0]=dy (B, C*H*W, 1, 1) -> a[7]=dx (B,C,H,W); FLAG_MASK with a[6]
   // Host runtime ops (efgen_host_ops.h; never sent to efgen_top): gradient filtering's
-  // patch sums, error pooling, copy-back, tap sums and broadcast SGD, and error-map
-  // pruning's channel selection, around the engine's convolutions.
+  // patch sums, error pooling, copy-back, tap sums and broadcast SGD, error-map
+  // pruning's channel selection, around the engine's convolutions; SMD's, EIF's and
+  // SLU's host-level steps.
   EFGEN_OP_HOST_BASE = 100,
   EFGEN_OP_HOST_GF_XSUM = 100,     // a[0]=x -> a[7]=x summed over (r*s)^2 patches
   EFGEN_OP_HOST_GF_POOL = 101,     // a[0]=dy -> a[7]=dy averaged over r x r patches
@@ -79,6 +80,12 @@ enum EfgenOp : int32_t {
                                    // (batch floats) -> a[5]=kept mask (batch) + kept
                                    // labels (n_src); kept images a[1] -> a[3]
   EFGEN_OP_HOST_BN_EVAL = 109,     // inference-mode BN (the EIF filter net): BN_FP's a[]
+  EFGEN_OP_HOST_SLU_GATHER = 110,  // SLU: the rows of a[0] (batch images) whose run flag
+                                   // (a[5], batch floats) is set -> a[7], compact
+  EFGEN_OP_HOST_SLU_SCATTER = 111, // SLU: a[7]'s compact rows back to their images in
+                                   // place (a[5] flags), zero rows for skipped images
+  EFGEN_OP_HOST_SLU_ADD = 112,     // SLU: a[7] = a[1] (shortcut, batch images) + a[0]'s
+                                   // compact rows where a[5] is set (FLAG_RELU: clamp)
 };
 
 enum EfgenFlag : int32_t {

@@ -1,6 +1,8 @@
 // efgen_host_ops.h - the host runtime's own descriptor ops (op >= EFGEN_OP_HOST_BASE):
 // the glue of gradient filtering and error-map pruning around the engine's 1x1
-// convolutions on pooled maps (efgen/methods, efgen/hls/program.py). Plain C++ run by the
+// convolutions on pooled maps, and the host-level control of mini-batch dropping,
+// instance filtering and selective layer update (efgen/methods, efgen/hls/methods.py,
+// eif.py, slu.py). Plain C++ run by the
 // host between kernel calls, not by efgen_top; efgen/csim/interp.py states the same ops
 // with efgen.methods.golden, and C-simulation checks each against it.
 //
@@ -224,11 +226,15 @@ static void efgen_emp_sgd(const EfgenDesc& d, float* mem) {
   }
 }
 
-// SGD0: the update of a dropped mini-batch (SMD with update_on_drop): SGD with a zero
-// gradient, v = momentum*v + weight_decay*p, p -= lr*v, on a[2] (in_c words) and, if
-// non-zero, a[4] (out_c words), with their momentum contiguous in a[3] (in_c + out_c
-// words). Layout-free: padding words are zero and stay zero.
+// SGD0: the update of a dropped mini-batch (SMD with update_on_drop), or of a gated
+// block's parameters when no sample ran it (SLU): SGD with a zero gradient,
+// v = momentum*v + weight_decay*p, p -= lr*v, on a[2] (in_c words) and, if non-zero,
+// a[4] (out_c words), with their momentum contiguous in a[3] (in_c + out_c words); a
+// non-zero a[6] (the gradient's debug copy, in_c + out_c words) is zeroed. Layout-free:
+// padding words are zero and stay zero.
 static void efgen_sgd0(const EfgenDesc& d, float* mem) {
+  if (d.a[6])
+    for (int i = 0; i < d.in_c + d.out_c; ++i) mem[d.a[6] + i] = 0.0f;
   for (int part = 0; part < 2; ++part) {
     const int64_t p = part ? d.a[4] : d.a[2];
     const int n = part ? d.out_c : d.in_c;
@@ -296,6 +302,65 @@ static void efgen_eif(const EfgenDesc& d, float* mem) {
   }
 }
 
+// Selective layer update (SLU, E2-Train; efgen/hls/slu.py): a gated block's branch runs
+// on the images whose run flag is set (a[5]: batch floats, 1 = runs) as a compact
+// sub-batch (its first k images). One image of a blocked map is contiguous, so rows move
+// whole. The op's geometry is in_c x in_h x in_w; batch is the full batch.
+static inline int64_t efgen_slu_words(const EfgenDesc& d) {
+  return efgen_fm_addr(d.in_c, d.in_h, d.in_w, 1, 0, 0, 0);
+}
+
+// SLU_GATHER: a[0] (batch images) -> a[7] (the running images, in index order).
+static void efgen_slu_gather(const EfgenDesc& d, float* mem) {
+  const int64_t words = efgen_slu_words(d);
+  int64_t k = 0;
+  for (int b = 0; b < d.batch; ++b) {
+    if (mem[d.a[5] + b] == 0.0f) continue;
+    for (int64_t i = 0; i < words; ++i) mem[d.a[7] + k * words + i] = mem[d.a[0] + b * words + i];
+    ++k;
+  }
+}
+
+// SLU_SCATTER: a[7]'s compact rows (the running images, in index order) to their images,
+// in place, from the last image down (compact row j <= its image b, so no row is
+// overwritten before it moves); the skipped images' rows are zero (no error through the
+// branch).
+static void efgen_slu_scatter(const EfgenDesc& d, float* mem) {
+  const int64_t words = efgen_slu_words(d);
+  int64_t j = -1;
+  for (int b = 0; b < d.batch; ++b) j += mem[d.a[5] + b] != 0.0f ? 1 : 0;
+  for (int b = d.batch - 1; b >= 0; --b) {
+    float* row = mem + d.a[7] + b * words;
+    if (mem[d.a[5] + b] != 0.0f) {
+      if (j != b)
+        for (int64_t i = 0; i < words; ++i) row[i] = mem[d.a[7] + j * words + i];
+      --j;
+    } else {
+      for (int64_t i = 0; i < words; ++i) row[i] = 0.0f;
+    }
+  }
+}
+
+// SLU_ADD: the gated block's add: a[7] = a[1] (the shortcut, every image) plus a[0]'s
+// compact branch rows on the running images; the skipped images' output is the
+// shortcut itself. FLAG_RELU: clamped (a fused ReLU after the add).
+static void efgen_slu_add(const EfgenDesc& d, float* mem) {
+  const int64_t words = efgen_slu_words(d);
+  const bool relu = (d.flags & EFGEN_FLAG_RELU) != 0;
+  int64_t k = 0;
+  for (int b = 0; b < d.batch; ++b) {
+    const bool run = mem[d.a[5] + b] != 0.0f;
+    const float* sc = mem + d.a[1] + b * words;
+    const float* br = mem + d.a[0] + k * words;
+    float* y = mem + d.a[7] + b * words;
+    for (int64_t i = 0; i < words; ++i) {
+      const float v = run ? sc[i] + br[i] : sc[i];
+      y[i] = relu && !(v > 0.0f) ? 0.0f : v;
+    }
+    if (run) ++k;
+  }
+}
+
 static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
   switch (d.op) {
     case EFGEN_OP_HOST_GF_XSUM: efgen_gf_xsum(d, mem); break;
@@ -308,6 +373,9 @@ static inline void efgen_host_op(const EfgenDesc& d, float* mem) {
     case EFGEN_OP_HOST_SGD0: efgen_sgd0(d, mem); break;
     case EFGEN_OP_HOST_EIF: efgen_eif(d, mem); break;
     case EFGEN_OP_HOST_BN_EVAL: efgen_bn_eval(d, mem); break;
+    case EFGEN_OP_HOST_SLU_GATHER: efgen_slu_gather(d, mem); break;
+    case EFGEN_OP_HOST_SLU_SCATTER: efgen_slu_scatter(d, mem); break;
+    case EFGEN_OP_HOST_SLU_ADD: efgen_slu_add(d, mem); break;
     default: break;
   }
 }

@@ -70,13 +70,18 @@ def test_cli_rejects_a_bad_training_file_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-def test_csim_with_methods_is_refused_before_writing(tmp_path, capsys):
+@pytest.mark.parametrize("section,word", [
+    ("  batchnorm: shift_only\n", "does not implement batchnorm"),
+    ("  layer_update: {keep: 0.5}\n  instance_filter: {keep: 0.5, filter_net: resnet20}\n",
+     "selective layer update with instance filtering")])
+def test_csim_with_methods_is_refused_before_writing(tmp_path, capsys, section, word):
     f = tmp_path / "t.yaml"
-    f.write_text("training:\n  layer_update: {keep: {s2b1: 0.5}}\n")
+    f.write_text("training:\n" + section)
     out = tmp_path / "c"
     assert main(["csim", "--board", "zcu102", "--net", "resnet20", "--batch", "2",
                  "--training", str(f), "-o", str(out)]) == 2
-    assert "does not implement layer_update" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert word in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
@@ -170,6 +175,35 @@ def test_layer_update_and_instance_filter_run_fewer_images(r20):
     assert all(j.images in (2, 1) for j in main)     # ceil(0.25 * 8) images (linear: 1 map)
     _, d, ev = _schedule(tiny, te)
     assert ev["totals"]["methods"]["main_batch"] == 2
+
+
+def test_host_ops_are_priced_as_the_runtime_runs_them(r20):
+    """The generated runtime's host ops are priced as vector-engine passes: EIF's filter
+    batchnorms in inference mode (HOST_BN_EVAL, one pass, cheaper than training BN's
+    two) and HOST_EIF's selection; SLU's gathers, add and scatter around each gated
+    branch (the add reads the branch at k images, not B)."""
+    tiny = load_net("tiny")
+    te = parse_training({"instance_filter": {"keep": 0.25, "filter_net": "tiny"}}, tiny)
+    _, _, ev = _schedule(tiny, te)
+    rows = {(r.layer, r.phase, r.engine): r for r in ev["rows"]}
+    bn = [r for (l, p, e), r in rows.items() if l.startswith("filter/bn") and p == "fp"]
+    assert bn and all("HOST_BN_EVAL" in r.engine for r in bn)
+    _, _, plain = _schedule(tiny, None)
+    train_bn = next(r for r in plain["rows"] if r.layer == "bn1" and r.phase == "fp")
+    eval_bn = next(r for r in bn if r.layer == "filter/bn1")
+    assert eval_bn.cycles < train_bn.cycles and eval_bn.dram_bytes < train_bn.dram_bytes
+    assert any(l == "filter/loss" and "HOST_EIF" in e and r.cycles > 0
+               for (l, p, e), r in rows.items())
+    t = parse_training({"layer_update": {"keep": {"s2b2": 0.5}}}, r20)
+    _, _, ev = _schedule(r20, t)
+    got = {(r.layer, r.phase, r.engine.split(" (")[0]) for r in ev["rows"]}
+    assert {("s2b2_a_conv", "fp", "slu gather of the block input"),
+            ("s2b2_add", "fp", "slu add"), ("s2b2_add", "bp", "slu gather of the add's error"),
+            ("s2b2_a_conv", "bp", "slu scatter of the branch's input error")} <= got
+    _, _, full = _schedule(r20, None)
+    add = lambda e: next(r for r in e["rows"] if r.layer == "s2b2_add" and r.phase == "fp"  # noqa
+                         and r.engine.split(" (")[0] in ("add", "slu add"))
+    assert add(ev).dram_bytes < add(full).dram_bytes       # the branch at 4 of 8 images
 
 
 def test_mobiletl_saves_bn_and_relu_memory(r20):

@@ -8,7 +8,6 @@ import pytest
 
 import efgen
 from efgen.csim.csim import compare
-from efgen.errors import EfgenError
 from efgen.golden.model import init_state, synthetic_batch, train_step
 from efgen.methods.step import StepPlan
 
@@ -55,12 +54,98 @@ def test_the_comparison_sees_the_methods(run):
     assert step1["s3b3_b_conv:grad.weight"].rel_err <= 1e-4
 
 
-def test_selective_layer_update_is_refused_by_csim(tmp_path):
-    acc = efgen.build("resnet20", "zcu102", batch=2,
-                      training={"layer_update": {"keep": {"s2b1": 0.5}}})
-    with pytest.raises(EfgenError) as e:
-        acc.csim(workdir=tmp_path)
-    assert "layer_update" in e.value.message()
+SLU = {"layer_update": {"keep": 0.5}}
+
+
+def test_selective_layer_update_in_the_generated_host_runtime(tmp_path):
+    """SLU: each gated block's branch runs on its running images only (the host sets the
+    branch descriptors' batch to their count; HOST_SLU_GATHER/ADD/SCATTER around it), a
+    skipped image's block output is its shortcut, and a block no image ran gets SGD with
+    a zero gradient. Tiny's two blocks: a shortcut_a one and an identity one whose branch
+    is a biased conv. Whole steps with the seeded gates, then fixed masks (none, some and
+    all images running): every descriptor and every tensor within 1e-4 of the golden step."""
+    from efgen.csim.csim import Csim, golden_step
+
+    acc = efgen.build("tiny", "zcu102", batch=4, training=SLU)
+    res = acc.csim(steps=3, workdir=tmp_path)
+    for s in res.steps:
+        assert s.ok and s.drift_ok, s.first_bad
+        assert {"HOST_SLU_GATHER", "HOST_SLU_ADD", "HOST_SLU_SCATTER"} <= {r.op for r in s.local}
+    sim = Csim(acc.net, acc.design, acc.board, tmp_path / "fixed")
+    x, labels = synthetic_batch(acc.net, 4, seed=1)
+    sgd = acc._sgd(0.01, 0.9, 5e-4)
+    st = init_state(acc.net, seed=0, dtype=np.float32)
+    for skip, counts in (({"add1": [1, 1, 1, 1], "add2": [1, 0, 1, 0]}, [0, 2]),
+                         ({"add1": [0, 0, 0, 0], "add2": [0, 1, 1, 1]}, [4, 1])):
+        skip = {n: np.array(m, bool) for n, m in skip.items()}
+        golden = golden_step(acc.net, st, x, labels, sgd, StepPlan(acc.training, skip=skip))
+        sim.load_state(st, x)
+        sim.set_slu(skip)
+        assert sim.slu_counts() == counts
+        _, check = sim.step_checked(labels)
+        assert check.ok
+        got = sim.tensors()
+        rows = compare(golden.trace, got)
+        assert rows and all(r.ok for r in rows), [r for r in rows if not r.ok]
+        assert got["conv4:y"].shape[0] == counts[1]           # the branch ran compactly
+        if counts[0] == 0:                                  # no image ran add1's branch
+            assert "HOST_SGD0" in {r.op for r in check.rows}
+            assert "conv3:y" not in golden.trace and not np.any(got["conv2:grad.weight"])
+            assert {"conv2:new.weight", "bn2:new.gamma"} <= {r.key for r in rows}
+        # efgen_step (the host runtime's own loop over the tables) gives the same image
+        stepped = sim.mem.copy()
+        sim.load_state(st, x)
+        sim.set_slu(skip)
+        sim.step(labels)
+        np.testing.assert_array_equal(sim.mem, stepped)
+
+
+def test_selective_layer_update_wrong_masks_are_caught(tmp_path):
+    """The comparison sees the gates: full back-propagation is far from the C++'s step,
+    a run flag changed between the block's FP and BP makes it drift from the golden
+    step, and a wrongly scattered branch error fails its descriptor's local check."""
+    from efgen.csim.csim import Csim, golden_step
+
+    acc = efgen.build("tiny", "zcu102", batch=4, training=SLU)
+    sim = Csim(acc.net, acc.design, acc.board, tmp_path)
+    x, labels = synthetic_batch(acc.net, 4, seed=1)
+    sgd = acc._sgd(0.01, 0.9, 5e-4)
+    st = init_state(acc.net, seed=0, dtype=np.float32)
+    skip = {"add1": np.array([0, 1, 0, 0], bool), "add2": np.array([1, 0, 0, 1], bool)}
+    golden = golden_step(acc.net, st, x, labels, sgd, StepPlan(acc.training, skip=skip))
+    keys = ("conv2:grad.weight", "conv4:grad.weight", "conv1:grad.weight")
+
+    def run(tamper=None):
+        sim.load_state(st, x)
+        sim.set_slu(skip)
+        _, check = sim.step_checked(labels, tamper)
+        return check, {r.key: r for r in compare(golden.trace, sim.tensors())}
+
+    check, rows = run()
+    assert check.ok and all(rows[k].ok for k in keys)
+    plain = train_step(acc.net, st, x, labels, sgd)
+    far = compare(plain.trace, {k: sim.tensors()[k] for k in keys})
+    assert not any(r.ok for r in far)
+    run_flags = sim.prog.regions["slu:run:add1"]
+
+    def flip(index, step, mem):                         # the gate changes after FP
+        if step is not None and step.what == "slu_add" and step.layer == "add1":
+            mem[run_flags.offset + 1] = 1.0 - mem[run_flags.offset + 1]
+
+    check, rows = run(flip)
+    assert not rows["conv1:grad.weight"].ok and not rows["conv2:grad.weight"].ok
+
+    def swap(index, step, mem):                         # images' errors exchanged
+        if step is not None and step.what == "slu_scatter" and step.layer == "add1":
+            r = sim.prog.regions["errpart:pool1:conv2"]
+            img = r.words // r.shape[0]
+            a = mem[r.offset:r.offset + img].copy()
+            mem[r.offset:r.offset + img] = mem[r.offset + 2 * img:r.offset + 3 * img]
+            mem[r.offset + 2 * img:r.offset + 3 * img] = a
+
+    check, _ = run(swap)
+    assert not all(r.ok for r in check.rows if r.op == "HOST_SLU_SCATTER")
+    assert all(r.ok for r in check.rows if r.op != "HOST_SLU_SCATTER")
 
 
 def test_minibatch_drop_in_the_generated_host_runtime(tmp_path):
@@ -183,17 +268,19 @@ def test_instance_filtering_in_the_generated_host_runtime(tmp_path):
     assert not all(r.ok for r in check.rows if r.op == "HOST_EIF")
 
 
-def test_instance_filtering_whole_step_testbench_under_cxx14(tmp_path):
-    """efgen_tb.cpp (Vitis's C-simulation) with EIF, as C++14 without warnings: one
-    efgen_step call on all B labels (filter, selection, main step) gives the golden
-    image of the step on the kept instances."""
+@pytest.mark.parametrize("training", [
+    {"instance_filter": {"keep": 0.5, "filter_net": "tiny"}}, SLU], ids=["eif", "slu"])
+def test_host_level_methods_whole_step_testbench_under_cxx14(tmp_path, training):
+    """efgen_tb.cpp (Vitis's C-simulation) with EIF or SLU, as C++14 without warnings:
+    one efgen_step call gives the golden image of the step (EIF: on all B labels, the
+    filter, the selection and the main step on the kept instances; SLU: the gates' run
+    flags in the image, the gated branches on their running images)."""
     import shutil
     import subprocess
 
     if shutil.which("g++") is None:
         pytest.fail("g++ not installed")
-    acc = efgen.build("tiny", "zcu102", batch=5,
-                      training={"instance_filter": {"keep": 0.5, "filter_net": "tiny"}})
+    acc = efgen.build("tiny", "zcu102", batch=5, training=training)
     acc.csim(steps=1, workdir=tmp_path)
     hls = tmp_path / "hls"
     subprocess.run(["g++", "-O1", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",

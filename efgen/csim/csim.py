@@ -199,7 +199,12 @@ class DramImage:
                         v[t.start:t.start + int(np.prod(t.shape))] = np.ravel(trace[t.key])
                 self._put(r, v)
             elif r.traces[0].key in trace:
-                self._put(r, np.asarray(trace[r.traces[0].key]).reshape(r.shape))
+                v = np.asarray(trace[r.traces[0].key])
+                if r.traces[0].key in self.compact():     # SLU: the first k images
+                    full = self._get(r)
+                    full[:v.shape[0]] = v.reshape((v.shape[0],) + tuple(r.shape[1:]))
+                    v = full
+                self._put(r, v.reshape(r.shape))
         ref, self.mem = self.mem, saved
         return ref
 
@@ -210,9 +215,34 @@ class DramImage:
         np.asarray(labels, "<i4").tofile(hls_dir / "labels.bin")
         self.golden_image(trace).astype("<f4").tofile(hls_dir / "dram_ref.bin")
 
+    def slu_counts(self) -> list[int]:
+        """SLU: each gated block's running images (its run flags in DRAM now)."""
+        p = self.prog.slu
+        if p is None:
+            return []
+        regions = self.prog.regions
+        return [int(np.count_nonzero(self._get(regions[r]))) for r in p.run]
+
+    def set_slu(self, skip: dict[str, np.ndarray]) -> None:
+        """SLU: write the gated blocks' run flags (1 = the image runs the branch) from the
+        golden plan's skip masks (True = skipped)."""
+        p = self.prog.slu
+        for name, r in zip(p.blocks, p.run):
+            self._put(self.prog.regions[r], (~np.asarray(skip[name], bool)).astype(np.float32))
+
+    def compact(self) -> dict[str, int]:
+        """SLU: golden-trace key -> the images its compact region holds now."""
+        p = self.prog.slu
+        if p is None:
+            return {}
+        k = self.slu_counts()
+        return {key: k[j] for key, j in p.rows.items()}
+
     def tensors(self) -> dict[str, np.ndarray]:
-        """Golden-trace key -> the tensor as it is in DRAM now."""
+        """Golden-trace key -> the tensor as it is in DRAM now (SLU's compact branch
+        tensors: their first k images)."""
         out = {}
+        compact = self.compact()
         for r in self.prog.regions.values():
             if not r.traces:
                 continue
@@ -221,6 +251,8 @@ class DramImage:
                 if r.kind == "vec":
                     n = int(np.prod(t.shape))
                     out[t.key] = value[t.start:t.start + n].reshape(t.shape)
+                elif t.key in compact:
+                    out[t.key] = value.reshape(t.shape)[:compact[t.key]]
                 else:
                     out[t.key] = value.reshape(t.shape)
         return out
@@ -255,6 +287,11 @@ class Csim(DramImage):
         self.lib.efgen_host_loss.argtypes = [ctypes.POINTER(ctypes.c_float),
                                              ctypes.POINTER(ctypes.c_int32)]
         self.lib.efgen_host_loss.restype = ctypes.c_float
+        if self.prog.slu is not None:
+            self.lib.efgen_slu_block.argtypes = [ctypes.c_int, ctypes.c_int]
+            self.lib.efgen_slu_block.restype = ctypes.c_int
+            self.lib.efgen_slu_zero_desc.argtypes = [ctypes.c_int]
+            self.lib.efgen_slu_zero_desc.restype = ctypes.POINTER(EfgenDesc)
 
     def eif_region(self, part: str) -> slice:
         """EIF: the words of the labels (B) or of the kept mask and labels (B + K)."""
@@ -297,6 +334,10 @@ class Csim(DramImage):
         elif self.prog.filter:        # EIF: the labels in, the filter net, the selection
             self.mem[self.eif_region("labels")] = lab
             phases.insert(0, (3, self.prog.filter))
+        slu = self.prog.slu
+        k = self.slu_counts()
+        if slu is not None and not dropped:   # SLU: a gated block no image ran: SGD0
+            phases.append((4, slu.zero))
         for part in phases:
             if part is not None and part[0] == 0 and self.prog.filter:
                 lab = self.kept()[1]                  # the main step's labels
@@ -313,11 +354,26 @@ class Csim(DramImage):
             for i, s in enumerate(steps):
                 if i:
                     before = self.mem.copy()
-                cdesc = self.lib.efgen_step_desc(phase, i)
-                self.lib.efgen_run_desc(cdesc, self._fptr())
+                cdesc = (self.lib.efgen_slu_zero_desc(i) if phase == 4
+                         else self.lib.efgen_step_desc(phase, i))
+                run, block = cdesc.contents, -1
+                if slu is not None and phase in (0, 1, 4):
+                    # SLU: the host runs a gated branch's step on its running images
+                    block = self.lib.efgen_slu_block(phase if phase < 4 else 2, i)
+                    if block != s.block:
+                        check.rows.append(LocalRow(
+                            check.count, s.layer, s.what, "?", "(SLU block table)",
+                            float("inf"), 0.0, False,
+                            "efgen_program.h's gated block differs from the program's"))
+                    if block >= 0 and (k[block] == 0) != (phase == 4):
+                        continue                  # not run this step
+                    if block >= 0 and phase != 4:
+                        run = EfgenDesc.from_buffer_copy(cdesc.contents)
+                        run.batch = k[block]
+                self.lib.efgen_run_desc(ctypes.byref(run), self._fptr())
                 if tamper:
                     tamper(index, s, self.mem)
-                check.descriptor(s.layer, s.what, s.desc, before, self.mem)
+                check.descriptor(s.layer, s.what, run, before, self.mem)
                 if bytes(cdesc.contents) != bytes(s.desc):
                     check.rows.append(LocalRow(
                         check.count - 1, s.layer, s.what, "?", "(descriptor table)",
@@ -335,6 +391,9 @@ def compare(trace: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> list[Co
         if key not in got:
             continue
         a = got[key].astype(np.float64)
+        if np.size(ref) != a.size:         # SLU: a compact tensor of another image count
+            rows.append(Compared(key, float("inf"), float("inf"), False))
+            continue
         b = np.asarray(ref, np.float64).reshape(a.shape)
         diff = float(np.max(np.abs(a - b))) if a.size else 0.0
         if key.endswith(":argmax"):
@@ -401,12 +460,15 @@ def run_csim(net: Net, design: Design, board: Board, workdir: Path, steps: int =
         if k > 1:
             state = sim.read_state(state)
         dropped = False
-        if training is not None and (training.minibatch_drop or training.instance_filter):
+        if training is not None and (training.minibatch_drop or training.instance_filter
+                                     or training.layer_update):
             # The host's draw for this mini-batch (seeded per step, as the golden's); EIF's
             # kept instances from the filter net whose weights are in DRAM.
             plan = draw_plan(net, training, x, labels, seed=seed + k,
                              filter_state=sim.filter_state)
             dropped = plan.drop
+            if plan.skip:                  # SLU: the gates' decisions, in DRAM
+                sim.set_slu(plan.skip)
         if dropped:
             golden = method_step(net, state, x, labels, sgd, plan)
         else:

@@ -271,6 +271,8 @@ class Interp:
             if a[5]:
                 self.v_put(a[5], mask.astype(np.float32))
         elif op == "HOST_SGD0":
+            if a[6]:                  # the gradient's debug copy: zero
+                self.v_put(a[6], np.zeros(d.in_c + d.out_c, np.float32))
             parts = [(a[2], 0, d.in_c)] + ([(a[4], d.in_c, d.out_c)] if a[4] else [])
             for p, off, n in parts:
                 w = self.v_get(p, n)
@@ -292,6 +294,23 @@ class Interp:
             keep = rank_instances(ops.softmax(logits), labels, d.n_src)
             self.v_put(a[5], np.concatenate([keep, labels[keep]]).astype(np.float32))
             self.fm_put(a[3], self.fm_get(a[1], xin)[keep])
+        elif op in ("HOST_SLU_GATHER", "HOST_SLU_SCATTER", "HOST_SLU_ADD"):
+            run = self.v_get(a[5], B) != 0.0            # efgen.methods.step.StepPlan
+            k = int(run.sum())
+            sub = (k, d.in_c, d.in_h, d.in_w)
+            if op == "HOST_SLU_GATHER":
+                if k:
+                    self.fm_put(a[7], self.fm_get(a[0], xin)[run])
+            elif op == "HOST_SLU_SCATTER":
+                full = np.zeros(xin, np.float32)
+                if k:
+                    full[run] = self.fm_get(a[7], sub)
+                self.fm_put(a[7], full)
+            else:
+                y = self.fm_get(a[1], xin).copy()
+                if k:
+                    y[run] = y[run] + self.fm_get(a[0], sub)
+                self.fm_put(a[7], np.maximum(y, 0) if d.flags & FLAGS["RELU"] else y)
         elif op == "HOST_EMP_SGD":
             shape = (d.out_c, d.in_c, d.kh, d.kw)
             mask = self.v_get(a[1], d.out_c) > 0.5

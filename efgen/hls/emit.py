@@ -196,7 +196,8 @@ def check_desc_floats(prog: Program) -> None:
     """Every float of every descriptor is finite in float32 (one-line EfgenError
     naming the descriptor and field otherwise)."""
     for phase, steps in (("FP", prog.fp), ("BP/WU", prog.bp), ("drop", prog.drop),
-                         ("filter", prog.filter)):
+                         ("filter", prog.filter),
+                         ("SLU", prog.slu.zero if prog.slu is not None else [])):
         for i, s in enumerate(steps):
             for f in DESC_FLOATS:
                 c_float(getattr(s.desc, f),
@@ -281,6 +282,7 @@ def _render(prog: Program, board: Board, request: tuple[str, ...] | None
                  for s in prog.drop],
         "filter": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}"}
                    for s in prog.filter],
+        "slu": _slu_ctx(prog),
         "eif": ({"labels": prog.regions["eif:labels"].offset,
                  "keep": prog.regions["eif:keep"].offset} if prog.filter else None),
         "checks": checks(prog),
@@ -305,6 +307,19 @@ def _render(prog: Program, board: Board, request: tuple[str, ...] | None
     return files, ctx["cosim_case"]
 
 
+def _slu_ctx(prog: Program) -> dict | None:
+    """SLU (efgen.hls.slu): the run-flag regions, each step's gated block (-1: none) and
+    the updates of a block no image ran."""
+    p = prog.slu
+    if p is None:
+        return None
+    return {"run": [prog.regions[r].offset for r in p.run],
+            "blocks": [c_text(n) for n in p.blocks],
+            "fp_block": [s.block for s in prog.fp], "bp_block": [s.block for s in prog.bp],
+            "zero": [{"init": desc_init(s.desc), "note": f"{c_text(s.layer)} {s.what}",
+                      "block": s.block} for s in p.zero]}
+
+
 def program_json(prog: Program) -> dict:
     regions = []
     for r in prog.regions.values():
@@ -324,6 +339,12 @@ def program_json(prog: Program) -> dict:
             "fp": steps(prog.fp), "bp": steps(prog.bp), "not_in_dram": prog.not_in_dram,
             **({"drop": steps(prog.drop)} if prog.drop else {}),
             **({"filter": steps(prog.filter)} if prog.filter else {}),
+            **({"slu": {"blocks": prog.slu.blocks, "run": prog.slu.run,
+                        "fp_block": [s.block for s in prog.fp],
+                        "bp_block": [s.block for s in prog.bp],
+                        "zero": [dict(b, block=s.block) for b, s in
+                                 zip(steps(prog.slu.zero), prog.slu.zero)]}}
+               if prog.slu is not None else {}),
             # a fused design: what the C++ fuses, against the model's plan
             **({"fusion": prog.fusion} if prog.fusion is not None else {})}
 

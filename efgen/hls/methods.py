@@ -39,7 +39,15 @@ from efgen.methods.spec import from_doc
 
 #: Methods whose step the generated C++ runs (the others are host-level control, or not
 #: implemented in the code generators).
-SUPPORTED = ("gradient_filter", "error_pruning", "minibatch_drop", "instance_filter")
+SUPPORTED = ("gradient_filter", "error_pruning", "minibatch_drop", "instance_filter",
+             "layer_update")
+
+
+def runs_in_cpp(doc: dict) -> bool:
+    """True when the generated C++ runs every method of a ``training:`` document (SLU
+    and EIF are not combined: efgen.hls.slu)."""
+    return (all(k in SUPPORTED for k in doc)
+            and not ("layer_update" in doc and "instance_filter" in doc))
 
 
 def training_of(net, design):
@@ -53,9 +61,13 @@ def training_of(net, design):
         raise EfgenError(f"the generated C++ does not implement {', '.join(other)}",
                          where="training",
                          fix="the code generators run gradient_filter, error_pruning, "
-                             "minibatch_drop and instance_filter; "
+                             "minibatch_drop, instance_filter and layer_update; "
                              "the others are priced by the model and run in the golden "
                              "model (efgen golden --training)")
+    if t.layer_update and t.instance_filter:
+        raise EfgenError("selective layer update with instance filtering is not in the "
+                         "generated C++", where="training.layer_update",
+                         fix="use one of layer_update and instance_filter (efgen.hls.slu)")
     for name in t.gf_layers():
         if net[name].bias:
             raise EfgenError(f"gradient filtering of '{name}', a conv with a bias, is not in "

@@ -148,6 +148,8 @@ class Program:
     # (efgen.hls.eif); the main net's batch is then the kept ceil(keep * B).
     filter: list[Step] = field(default_factory=list)
     batch: int = 0
+    # SLU: the gated blocks' run flags, compact traces and k = 0 updates (efgen.hls.slu).
+    slu: object = None
 
     @property
     def main_batch(self) -> int:
@@ -175,9 +177,13 @@ def build_program(net: Net, design: Design, lr: float = 0.01, momentum: float = 
     b.bp_wu_descriptors()
     b.drop_descriptors()
     from efgen.hls.eif import filter_steps
+    from efgen.hls.slu import apply as slu_steps
 
+    slu = slu_steps(b)
     b.filter = filter_steps(b)
-    return b.place()
+    prog = b.place()
+    prog.slu = slu
+    return prog
 
 
 class _Builder:

@@ -36,6 +36,9 @@ class Step:
     layer: str
     what: str
     desc: EfgenDesc
+    # SLU (efgen.hls.slu): the gated block whose branch this step belongs to; the host
+    # runs it on that block's running images only (batch = their count). -1: every image.
+    block: int = -1
 
 
 def _fm4(shape: tuple[int, ...], batch: int) -> tuple[int, int, int, int]:

@@ -26,10 +26,19 @@ What each method changes (B = batch):
   vector passes at that batch); each gated block adds its gate: a global average pool of
   the block input on the vector engine (E2-Train's gate then runs a 1x1 conv to 10
   features, an LSTM(10, 10) and a linear on the host: 10*C + 810 MACs per image, counted
-  in the gate row's MACs, no engine cycles).
+  in the gate row's MACs, no engine cycles). The generated host runtime takes the gates'
+  decisions as its input (efgen.hls.slu) and runs, priced as vector-engine passes, the
+  gather of the block input and of the add's error (k images), the add (shortcut at B,
+  branch at k) and the scatter of the branch's input error (k in, B out).
+
+The host runtime's HOST_* ops (the methods' glue, hls_kernels/efgen_host_ops.h) are
+priced as vector-engine passes over the words they read and write; the softmax
+cross-entropy on the host is not modelled (efgen.model.aux).
 * **EIF** (keep k, filter net F): F's FP runs on all B images (its jobs and vector
-  passes, frozen, names prefixed ``filter/``); the main net's FP, BP and WU run on
-  ceil(k*B) images.
+  passes, frozen, names prefixed ``filter/``; its batchnorms in inference mode, one pass,
+  as the generated runtime's HOST_BN_EVAL runs them), plus the host's selection
+  (HOST_EIF: the logits and labels read, the kept mask and labels written, the kept
+  images copied); the main net's FP, BP and WU run on ceil(k*B) images.
 * **MobileTL** (BN ``shift_only``): a shift-only batchnorm (every one but the last of
   each residual branch, :meth:`Training.shift_bn_layers`) normalises with its frozen
   statistics: FP is one pass (no statistics pass), BP one pass (read dy, write dx =
@@ -234,17 +243,77 @@ def method_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per
             out.append(cost(name, "bp", "emp scores, top-k, pruned channels zeroed",
                             [([dy, w], [dy], n_err)]))
     if t.layer_update:
-        blocks = {b.name: b for b in residual_blocks(net)}
-        for name in t.block_keep():
-            b = blocks[name]
-            shape = net.shape_of(b.input)
-            out.append(cost(b.add, "fp", "slu gate (avgpool; 1x1 conv + LSTM on the host)",
-                            [([W(shape)], [float(nb * shape[0])],
-                              float(nb * math.prod(shape)))]))
+        out = _slu_rows(net, nb, t, out, W, cost)
     if t.instance_filter:
-        fnet = frozen(t.instance_filter.net)
-        out = aux_costs(fnet, batch, hw, word_bits, ddr_bytes_per_cycle, layout,
-                        momentum) + out
+        out = _eif_rows(t, batch, nb, hw, word_bits, ddr_bytes_per_cycle, layout, momentum,
+                        cost, blocked) + out
+    return out
+
+
+def _slu_rows(net: Net, nb: int, t: Training, out: list[AuxCost], W, cost) -> list[AuxCost]:
+    """SLU's rows: each gated block's gate, and the host ops the generated runtime runs
+    around its branch (efgen.hls.slu), priced as vector-engine passes like every HOST_*
+    op: HOST_SLU_GATHER of the block input (FP) and of the add's error (BP), HOST_SLU_ADD
+    instead of the add (the shortcut at B images, the branch at k), HOST_SLU_SCATTER of
+    the branch's input error (k images in, B out). k = the branch's images."""
+    blocks = {b.name: b for b in residual_blocks(net)}
+    adds = {}
+    for name in t.block_keep():
+        b = blocks[name]
+        shape = net.shape_of(b.input)
+        k = branch_batches(net, nb, t)[b.branch[0]]
+        first = net[b.branch[0]]
+        adds[b.add] = (b, k)
+        out.append(cost(b.add, "fp", "slu gate (avgpool; 1x1 conv + LSTM on the host)",
+                        [([W(shape)], [float(nb * shape[0])],
+                          float(nb * math.prod(shape)))]))
+        flags = [float(nb)]
+        out.append(cost(first.name, "fp", "slu gather of the block input (host)",
+                        [([W(shape, k)] + flags, [W(shape, k)], float(k * math.prod(shape)))]))
+        if any(net[n].needs_error for n in b.branch):
+            ys = net[b.add].out_shape
+            out.append(cost(b.add, "bp", "slu gather of the add's error (host)",
+                            [([W(ys, k)] + flags, [W(ys, k)], float(k * math.prod(ys)))]))
+        if first.runs_bp:
+            out.append(cost(first.name, "bp", "slu scatter of the branch's input error "
+                            "(host)", [([W(shape, k)] + flags, [W(shape)],
+                                       float(nb * math.prod(shape)))]))
+    res = []
+    for a in out:
+        if a.layer in adds and a.phase == "fp" and a.op == "add":
+            b, k = adds[a.layer]
+            ys = net[b.add].out_shape
+            a = cost(b.add, "fp", "slu add (host: shortcut at B, branch at k images)",
+                     [([W(ys), W(ys, k), float(nb)], [W(ys)], float(nb * math.prod(ys)))])
+        res.append(a)
+    return res
+
+
+def _eif_rows(t: Training, batch: int, nb: int, hw: HwParams, word_bits: int,
+              ddr_bytes_per_cycle: float, layout: str, momentum: bool, cost,
+              blocked: bool) -> list[AuxCost]:
+    """EIF's rows: the frozen filter net's FP at B images as the generated runtime runs
+    it (efgen.hls.eif): its vector passes, but each batchnorm in inference mode (HOST_BN_EVAL:
+    one pass with the running statistics, no statistics pass), and HOST_EIF (the host's
+    selection: read the logits and labels, write the kept mask and labels, copy the kept
+    images into the main net's input), priced as vector-engine passes like every HOST_*
+    op."""
+    fnet = frozen(t.instance_filter.net)
+    rows = aux_costs(fnet, batch, hw, word_bits, ddr_bytes_per_cycle, layout, momentum)
+    W = lambda shape, n=batch: _words(shape, n, hw.lanes, blocked)  # noqa: E731
+    out = []
+    for a in rows:
+        l = fnet[a.layer]
+        if l.op == "batchnorm" and a.phase == "fp":
+            a = cost(l.name, "fp", "batchnorm, inference mode (HOST_BN_EVAL on the host)",
+                     [([W(l.in_shape)], [W(l.out_shape)], float(batch * math.prod(l.in_shape)))])
+        out.append(a)
+    C = fnet.num_classes
+    img = fnet.input_shape
+    out.append(cost(fnet.loss_layer.name, "fp", "eif selection (HOST_EIF on the host: "
+                    "loss per instance, top-k, kept images copied)",
+                    [([W((C,)), float(batch), W(img, nb)], [float(batch + nb), W(img, nb)],
+                      float(batch * C + nb * math.prod(img)))]))
     return out
 
 
