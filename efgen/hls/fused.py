@@ -137,9 +137,13 @@ class Fusion:
         self.store_sums = {}
         if b.training is not None:       # the methods' host ops read stored tensors
             return
+        # The model's plan (Design.fusion): a group it materialises is stored here too.
+        self.plan = R.Plan.from_doc(b.design.fusion) if b.design.fusion else None
         for bn in self.stats:
             d = b.dram(bn)
             relu = d != bn
+            if self.plan is not None and d in self.plan.materialise:
+                continue
             cons = R._consumers(net, d)
             if not cons or any(c.op not in ("conv", "linear") for c in cons):
                 continue
@@ -249,9 +253,12 @@ class Fusion:
         fused load has both in its WU record: the input transform in LK1/LX2/LK2/LRELU,
         the dx constants at MK and y at SK."""
         net, out = self.b.net, {}
+        plan = getattr(self, "plan", None)
         for bn, p in self.stats.items():
             lp = net[p]
             if not net[bn].runs_bp or lp.bias or not (lp.trainable or lp.runs_bp):
+                continue
+            if plan is not None and bn in plan.dx_materialise:
                 continue
             out[bn] = p
         return out
@@ -434,6 +441,49 @@ class Fusion:
             r.init = "data"
             r.data = xf_record(**kw)  # type: ignore[attr-defined]
 
+    def differences(self) -> list[str]:
+        """Each way the program differs from what the model prices for the design's plan
+        (efgen.model.restructure: fused_jobs, fused_aux): empty when the model prices
+        exactly the loads, stores and passes this program runs."""
+        from efgen.model import restructure as R
+
+        b, net = self.b, self.b.net
+        plan = getattr(self, "plan", None)
+        if plan is None:
+            plan = R.initial_plan(net)
+        doc = plan.to_doc(net)
+        fin = R.finalisers(net)
+        fused = R._fused_relus(net)
+        model = {
+            "groups fused into loads": set(doc["groups_fused"]),
+            "BN BP dx in loads": set(doc["bn_dx_fused"]),
+            "BN BP sums in a BP store": {bn for t in fin for bn in R._bns_finalised_at(net, t)},
+            "error sums in a BP store": {w for t, (w, s) in fin.items() if w and len(s) == 2},
+            "error sum/mask passes": {t for t, (w, s) in fin.items()
+                                      if not w and (len(s) > 1 or t in fused)},
+            "adds in BN_FIN": {f"{bn}->{l.name}" for l in net if l.op == "add"
+                               and (bn := R.addx_bn(net, l.name))},
+            "BN statistics in stores": {l.name for l in net if l.op == "batchnorm"
+                                        and R.stats_producer(net, l)},
+        }
+        prog = {
+            "groups fused into loads": set(self.load),
+            "BN BP dx in loads": set(self.dx_fused()),
+            "BN BP sums in a BP store": set(self.bp_sums()) | set(self.store_sums),
+            "error sums in a BP store": set(self.se),
+            "error sum/mask passes": set(b.sums),
+            "adds in BN_FIN": {f"{bn}->{add}" for bn, add in self.addx.items()},
+            "BN statistics in stores": set(self.stats),
+        }
+        out = []
+        for k, m in model.items():
+            p = prog[k]
+            for x in sorted(m - p):
+                out.append(f"{k}: {x} (model: yes, program: no)")
+            for x in sorted(p - m):
+                out.append(f"{k}: {x} (model: no, program: yes)")
+        return out
+
     def summary(self) -> dict:
         """What the generated C++ fuses, against the model's plan (Design.fusion): the
         report's and the C-simulation's statement of what is and is not built."""
@@ -451,6 +501,7 @@ class Fusion:
             "bn_dx_in_loads": sorted(self.dx_fused()),
             "error_sums_in_store": sorted(self.se),
             "adds_in_bn_fin": sorted(self.addx.values()),
+            "differences": self.differences(),
             "not_built": ["BN BP sums whose error a vector pass finalises, or a second BN's "
                           "at the same store; the BN BP dx in the loads of a conv with a "
                           "bias or a fused input",

@@ -116,10 +116,61 @@ def _is_chain(net: Net, name: str) -> bool:
 
 @_memo
 def _absorbed(net: Net, name: str) -> bool:
-    """A chain member whose only consumer is the next member of its group."""
+    """A chain member computed in the same pass as the next member of its group (its
+    only consumer), as the generated program runs it (efgen/hls/fused.py): a batchnorm
+    or an add with its fused ReLU (the store clamps), and the batchnorm whose BN_FIN
+    writes the residual add after it (:func:`addx_bn`). Every other member is a group
+    of its own: a ReLU'd batchnorm or an add read by an add, the earlier of two
+    batchnorm operands."""
     cons = _consumers(net, name)
-    return (len(cons) == 1 and cons[0].op in ("relu", "add") and _is_chain(net, name)
-            and not (cons[0].op == "relu" and net[name].op == "relu"))
+    if len(cons) != 1 or not _is_chain(net, name):
+        return False
+    c, op = cons[0], net[name].op
+    if c.op == "relu":
+        return op != "relu"
+    if c.op == "add":
+        return addx_bn(net, c.name) == name
+    return False
+
+
+@_memo
+def addx_bn(net: Net, add: str) -> str | None:
+    """The batchnorm whose materialisation pass (BN_FIN with FLAG_ADDX) also writes the
+    residual ``add``: an operand of a two-input add whose only consumer is the add,
+    whose statistics its producer's store accumulates, the other operand not the net's
+    input; of two such operands the later in the net."""
+    l = net[add]
+    if l.op != "add" or len(l.inputs) != 2 or l.inputs[0] == l.inputs[1] \
+            or INPUT in l.inputs:
+        return None
+    order = {x.name: i for i, x in enumerate(net)}
+    cand = [x for x in l.inputs if net[x].op == "batchnorm"
+            and len(_consumers(net, x)) == 1 and stats_producer(net, net[x]) is not None]
+    return max(cand, key=lambda x: order[x]) if cand else None
+
+
+@_memo
+def loadable(net: Net, g: str) -> bool:
+    """Group ``g`` can be fused into its consumers' loads as the engine's load path is
+    built (efgen/hls/fused.py, the side record's LK1/LRELU): one batchnorm, its fused
+    ReLU optional, whose statistics its producer's store accumulates; every consumer a
+    conv/linear (their FP and WU loads apply it); a ReLU's error, if needed, sent by one
+    conv/linear (its BP store recomputes the mask from y). Two-source groups (a residual
+    add in the load) and groups read by a vector pass are materialised: the loads and
+    masks for those are not built (the materialisation pass is priced instead)."""
+    l = net[g]
+    bn = l if l.op == "batchnorm" else (
+        net[l.inputs[0]] if l.op == "relu" and l.inputs[0] != INPUT else None)
+    if bn is None or bn.op != "batchnorm" or stats_producer(net, bn) is None:
+        return False
+    cons = _consumers(net, g)
+    if not cons or any(c.op not in ENGINE for c in cons):
+        return False
+    if l.op == "relu" and l.needs_error:
+        s = error_senders(net, g)
+        if len(s) != 1 or s[0].op not in ENGINE:
+            return False
+    return True
 
 
 @_memo
@@ -149,9 +200,15 @@ def stats_producer(net: Net, bn: Layer) -> str | None:
 
 @_memo
 def dx_candidates(net: Net) -> list[str]:
-    """BN layers whose BP dx may be fused into the producing conv's BP/WU loads."""
-    return [l.name for l in net if l.op == "batchnorm" and l.runs_bp
-            and stats_producer(net, l) is not None]
+    """BN layers whose BP dx may be fused into the producing conv's BP/WU loads (LMODE
+    1): the producer has no bias (the WU's bias gradient reads the error plainly) and
+    runs BP or WU."""
+    out = []
+    for l in net:
+        p = stats_producer(net, l) if l.op == "batchnorm" and l.runs_bp else None
+        if p is not None and not net[p].bias and (net[p].trainable or net[p].runs_bp):
+            out.append(l.name)
+    return out
 
 
 def sources(net: Net, name: str, plan: Plan, inner: bool = False) -> list[str]:
@@ -205,9 +262,11 @@ def _writes_bp(net: Net, l: Layer, fused: set) -> bool:
 
 @_memo
 def finalisers(net: Net) -> dict[str, tuple[str, list[str]]]:
-    """Tensor -> (where its error is finalised, its senders): the name of the last
-    sender whose BP writes (it reads the others' errors beside its store), or "" for a
-    pass of its own."""
+    """Tensor -> (where its error is finalised, its senders): one sender whose BP writes
+    (its store or pass applies the mask), or of two senders the last, a conv/linear
+    (its BP store reads the other's error beside the store: record SE); "" for a pass
+    of its own (three or more senders, a last sender that is a vector pass or writes
+    nothing: the error-sum pass, ERRSUM)."""
     fused = _fused_relus(net)
     order = {l.name: i for i, l in enumerate(net)}
     out = {}
@@ -218,7 +277,9 @@ def finalisers(net: Net) -> dict[str, tuple[str, list[str]]]:
         if not s:
             continue
         last = min(s, key=lambda x: order[x.name])
-        out[l.name] = (last.name if _writes_bp(net, last, fused) else "", [x.name for x in s])
+        ok = _writes_bp(net, last, fused) if len(s) == 1 else (
+            len(s) == 2 and last.op in ENGINE)
+        out[l.name] = (last.name if ok else "", [x.name for x in s])
     return out
 
 
@@ -246,8 +307,26 @@ def _final_reads(net: Net, t: str, plan: Plan, fused: set, fin: dict) -> list[st
 
 @_memo
 def _bns_finalised_at(net: Net, t: str) -> list[str]:
-    return [l.name for l in net if l.op == "batchnorm" and (l.runs_bp or l.trainable)
-            and _dz_tensor(net, l.name) == t]
+    """BNs whose BP sums (sum(dy), sum(dy*x_hat)) accumulate where ``t``'s error is
+    finalised: in a conv/linear's BP store that applies a fused ReLU's mask (x_hat from
+    y, read beside the store unless y is the mask source), one BN per store, the first
+    in the net whose statistics its producer accumulated. Every other BN runs a sums
+    pass (:func:`bn_sums_pass`)."""
+    fin = finalisers(net)
+    if t not in fin or not fin[t][0] or net[fin[t][0]].op not in ENGINE \
+            or t not in _fused_relus(net):
+        return []
+    for l in net:
+        if l.op == "batchnorm" and (l.runs_bp or l.trainable) and _dz_tensor(net, l.name) == t \
+                and stats_producer(net, l) is not None:
+            return [l.name]
+    return []
+
+
+def bn_sums_pass(net: Net, bn: Layer) -> bool:
+    """``bn``'s BP sums need a pass of their own (no finalising store takes them)."""
+    return (bn.runs_bp or bn.trainable) and bn.name not in _bns_finalised_at(
+        net, _dz_tensor(net, bn.name))
 
 
 def fused_jobs(net: Net, batch: int, plan: Plan) -> list[engine.Job]:
@@ -325,8 +404,7 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
             add(l.name, "fp", "bn finalise", [([2 * c, 2 * c, 2 * c], [4 * c], c)])
             if l.runs_bp or l.trainable:
                 add(l.name, "bp", "bn finalise", [([2 * c, 2 * c], [5 * c], c)])
-                dz = _dz_tensor(net, l.name)
-                if dz not in fin:
+                if bn_sums_pass(net, l):
                     add(l.name, "bp", "bn sums", [([y, W(l.in_shape)], [], n_in)])
             if l.runs_bp:
                 if l.name in dx_candidates(net) and l.name not in plan.dx_materialise:
@@ -395,23 +473,17 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
 # ---- the decision ----------------------------------------------------------------------
 
 def initial_plan(net: Net) -> Plan:
-    """Fuse every group the loader can take (at most :data:`MAX_SOURCES` sources) and
-    every BN dx; materialise the forced groups and those with too many sources."""
-    mat: set = set()
-    for g in groups(net):
-        if _forced(net, g):
-            mat.add(g)
-            continue
-        if len(sources(net, g, Plan(frozenset(mat)))) > MAX_SOURCES:
-            mat.add(g)
-    return Plan(frozenset(mat))
+    """Fuse every group the loader can take (:func:`loadable`) and every BN dx;
+    materialise the others."""
+    return Plan(frozenset(g for g in groups(net) if _forced(net, g) or not loadable(net, g)))
 
 
 def feasible(net: Net, plan: Plan) -> bool:
     for g in groups(net):
         if g in plan.materialise:
             continue
-        if _forced(net, g) or len(sources(net, g, plan)) > MAX_SOURCES:
+        if _forced(net, g) or not loadable(net, g) \
+                or len(sources(net, g, plan)) > MAX_SOURCES:
             return False
     return True
 
@@ -481,7 +553,7 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
 
     plan = initial_plan(net)
     best = costs([plan])[0]
-    choices = [("g", g) for g in groups(net) if not _forced(net, g)] + \
+    choices = [("g", g) for g in groups(net) if not _forced(net, g) and loadable(net, g)] + \
               [("d", b) for b in dx_candidates(net)]
     while choices:
         flips = [Plan(plan.materialise ^ {name}, plan.dx_materialise) if kind == "g"
