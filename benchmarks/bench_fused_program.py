@@ -15,25 +15,14 @@ programs is checked against the golden step in tests/test_fused_csim.py.
 from __future__ import annotations
 
 import argparse
-import collections
 
 NETS = ("tiny", "resnet20", "resnet20-b", "vgg16-cifar")
 
 
 def passes(prog) -> tuple[int, dict]:
-    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.fused import whole_tensor_passes
 
-    inv = {v: k for k, v in OPS.items()}
-    n, per_op = 0, collections.Counter()
-    for s in prog.fp + prog.bp:
-        op, fl = inv[s.desc.op], s.desc.flags
-        if op.startswith("CONV"):
-            continue
-        k = {"BN_FP": 3, "BN_FIN": int(s.desc.a[7] != 0),
-             "BN_BP": int(not fl & FLAGS["SUMS"]) + int(bool(fl & FLAGS["DX"]))}.get(op, 1)
-        n += k
-        per_op[op] += k
-    return n, dict(sorted((k, v) for k, v in per_op.items() if v))
+    return whole_tensor_passes(prog)
 
 
 def main() -> None:

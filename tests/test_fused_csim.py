@@ -559,3 +559,41 @@ def test_fused_resnet20_step(tmp_path):
     assert "s2b1_add" not in order
     assert order.index("s2b1_b_bn") == order.index("s2b1_short") + 1
     assert max(t.rel_err for t in step.tensors) <= BAR
+
+
+@pytest.mark.parametrize("case", [("resnet20", 16, 16), ("resnet20", None, None),
+                                  ("resnet20-b", 16, 16), ("resnet20-b", None, None),
+                                  ("vgg16-cifar", 16, 16), ("vgg16-cifar", None, None)],
+                         ids=lambda c: f"{c[0]}-{f'{c[1]}x{c[2]}' if c[1] else 'default'}")
+def test_fused_program_is_what_the_model_prices(case):
+    """The model prices exactly what the generated fused program runs (issue 12): batch 32
+    on zcu102, at 16x16 and at the array the scheduler picks. No difference between the
+    model's plan and the program (groups in loads, BN dx in loads, BN BP sums and error
+    sums in BP stores, error-sum passes, adds in BN_FIN, BN statistics in stores); the
+    same number of whole-tensor vector passes; every conv-engine job's extra streams and
+    accumulators as the model's Job."""
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.hls.fused import job_streams, whole_tensor_passes
+    from efgen.hls.program import build_program
+    from efgen.model import restructure as R
+    from efgen.model.evaluate import ddr_bytes_per_cycle
+    from efgen.model.schedule import Request, schedule
+
+    name, tm, tn = case
+    net, board = load_net(name), load_board("zcu102")
+    kw = dict(tm=tm, tn=tn) if tm else {}
+    design = schedule(Request(net, board, batch=32, fuse=True, **kw))
+    prog = build_program(net, design)
+    assert prog.fusion["differences"] == []
+    assert prog.fusion["plan_fused_groups_materialised"] == []
+    plan = R.Plan.from_doc(design.fusion)
+    aux = R.fused_aux(net, 32, design.hw, 32, ddr_bytes_per_cycle(board, design.hw.clock_mhz),
+                      plan)
+    assert R.whole_tensor_passes(aux) == whole_tensor_passes(prog)[0]
+    streams = job_streams(prog)
+    jobs = R.fused_jobs(net, 32, plan)
+    assert len(jobs) == len(streams)
+    for j in jobs:
+        got = streams[(j.layer, j.phase)]
+        assert got == {k: getattr(j, k) for k in got}, (j.layer, j.phase)

@@ -511,3 +511,56 @@ class Fusion:
                           "error sums of three or more senders, or whose last sender is "
                           "not a conv/linear (ERRSUM pass)"],
         }
+
+
+def whole_tensor_passes(prog) -> tuple[int, dict]:
+    """The vector engine's whole-tensor passes a program runs (one loop over a feature
+    map or error each): BN_FP three (mean, centred variance, normalise), BN_FIN one when
+    it materialises (a[7]), BN_BP one for its sums unless a BP store accumulated them
+    (FLAG_SUMS) and one for its dx (FLAG_DX), every other vector descriptor one. The
+    conv engine's descriptors are not passes. Returns (total, per op)."""
+    from efgen.hls.desc import FLAGS, OPS
+
+    inv = {v: k for k, v in OPS.items()}
+    n, per_op = 0, {}
+    for s in prog.fp + prog.bp:
+        op, fl = inv[s.desc.op], s.desc.flags
+        if op.startswith("CONV"):
+            continue
+        k = {"BN_FP": 3, "BN_FIN": int(s.desc.a[7] != 0),
+             "BN_BP": int(not fl & FLAGS["SUMS"]) + int(bool(fl & FLAGS["DX"]))}.get(op, 1)
+        n += k
+        if k:
+            per_op[op] = per_op.get(op, 0) + k
+    return n, dict(sorted(per_op.items()))
+
+
+def job_streams(prog) -> dict:
+    """(layer, phase) -> the extra DRAM streams of each conv-engine descriptor as the
+    program encodes them (flags and side record), in the model's terms
+    (efgen.model.engine.Job): ``in_extra`` (a second load stream: LX2, or y of an LMODE 1
+    dx load), ``eo_extra`` (WU's error tiles through the dx load), ``st_extra`` (streams
+    read beside the BP store: SE, the mask source a[6], SK) and ``acc`` (FLAG_STATS)."""
+    from efgen.hls.desc import FLAGS, OPS
+
+    inv = {v: k for k, v in OPS.items()}
+    out = {}
+    for s in prog.fp + prog.bp:
+        if not inv[s.desc.op].startswith("CONV"):
+            continue
+        fl = s.desc.flags
+        rec = None
+        if fl & FLAGS["XF"]:
+            rec = read_record(np.asarray(prog.regions[f"xf:{s.layer}:{s.what}"].data), 0)
+        has = lambda k: int(bool(rec and rec[k]))  # noqa: E731
+        dx = int(bool(rec and rec["LMODE"] == 1))
+        acc = int(bool(fl & FLAGS["STATS"]))
+        if s.what == "fp":
+            out[(s.layer, "fp")] = dict(in_extra=has("LX2"), acc=acc)
+        elif s.what == "bp":
+            out[(s.layer, "bp")] = dict(in_extra=dx, acc=acc, st_extra=has("SE") + has("SK")
+                                        + int(bool(fl & FLAGS["MASK"])))
+        else:      # WU: with MK the dx's y is at SK and LX2 is the input's second operand
+            out[(s.layer, "wu")] = dict(eo_extra=dx, in_extra=has("LX2") if (
+                not dx or has("MK")) else 0)
+    return out

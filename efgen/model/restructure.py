@@ -571,6 +571,15 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
     return plan, res
 
 
+PER_CHANNEL = ("bn finalise", "sgd (vectors)")
+
+
+def whole_tensor_passes(aux: list[AuxCost]) -> int:
+    """The vector engine's whole-tensor passes among :func:`fused_aux`'s rows (each row
+    that runs is one pass; BN finalisation and the SGD of vectors are per channel)."""
+    return sum(1 for a in aux if a.cycles > 0 and a.op not in PER_CHANNEL)
+
+
 def vector_cycles(rows) -> float:
     """Cycles of the vector engine among evaluate_design's rows (everything but the
     convolution engine's jobs and their SGD write-back)."""
