@@ -6,8 +6,12 @@ program's structure only).
 A whole-tensor pass is one loop of the vector engine over a feature map or error: BN_FP
 three (mean, centred variance, normalise), BN_FIN one when it materialises the BN's
 output (a[7]), BN_BP one for its sums unless a BP store accumulated them (FLAG_SUMS) and
-one for its dx (FLAG_DX), every other vector descriptor one. The C-simulation of these
-programs is checked against the golden step in tests/test_fused_csim.py.
+one for its dx (FLAG_DX), every other vector descriptor one
+(efgen.hls.fused.whole_tensor_passes). For the fused program the model's count of the
+same passes (efgen.model.restructure.whole_tensor_passes) and the differences between
+the model's plan and the program (program.json's ``fusion``: none expected) are printed
+beside it. The C-simulation of these programs is checked against the golden step in
+tests/test_fused_csim.py.
 
     python benchmarks/bench_fused_program.py [--nets resnet20 ...] [--batch 32]
 """
@@ -29,6 +33,8 @@ def main() -> None:
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
     from efgen.hls.program import build_program
+    from efgen.model import restructure as R
+    from efgen.model.evaluate import ddr_bytes_per_cycle
     from efgen.model.schedule import Request, schedule
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -49,6 +55,12 @@ def main() -> None:
             n, per_op = passes(prog)
             print(f"  {name:12s} {'fused' if fuse else 'no-fuse':8s} whole-tensor vector passes "
                   f"{n:4d}  image words {prog.words:>12,}  {per_op}")
+            if fuse and design.hw.fuse:
+                aux = R.fused_aux(net, args.batch, design.hw, 32,
+                                  ddr_bytes_per_cycle(board, design.hw.clock_mhz),
+                                  R.Plan.from_doc(design.fusion))
+                print(f"  {'':12s} {'':8s} the model's passes {R.whole_tensor_passes(aux):4d}; "
+                      f"differences from the plan: {prog.fusion['differences'] or 'none'}")
 
 
 if __name__ == "__main__":

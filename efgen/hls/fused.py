@@ -114,9 +114,11 @@ class Fusion:
     * ``load``: DRAM tensors (a BN's output, or the ReLU fused into it) that are never
       stored: every consumer is a conv/linear whose FP and WU loads apply bn (and the
       ReLU), and the ReLU's error has one sender, a conv/linear whose BP store
-      recomputes the mask from the BN's input (record MK). Every other BN output is
-      materialised by its BN_FIN (a[7]). Groups with residual adds and the BN BP side
-      are not fused yet (they run as in the unfused step).
+      recomputes the mask from the BN's input (record MK); only where the model's plan
+      (Design.fusion) fuses the group (efgen.model.restructure.loadable is the same
+      rule). Every other BN output is materialised by its BN_FIN (a[7]), a residual add
+      after it with FLAG_ADDX (:meth:`_addx`). :meth:`differences` lists every way the
+      program departs from what the model prices.
     """
 
     def __init__(self, b):
@@ -502,12 +504,15 @@ class Fusion:
             "error_sums_in_store": sorted(self.se),
             "adds_in_bn_fin": sorted(self.addx.values()),
             "differences": self.differences(),
+            # what neither the program nor the model's plan does (the model materialises
+            # or runs a pass there, and prices it so)
             "not_built": ["BN BP sums whose error a vector pass finalises, or a second BN's "
-                          "at the same store; the BN BP dx in the loads of a conv with a "
-                          "bias or a fused input",
-                          "residual adds and two-source groups in the consumers' loads (a "
-                          "BN_FIN with FLAG_ADDX materialises an add after a BN in one "
-                          "pass; other adds keep their ADD_FP pass)",
+                          "at the same store (a BN_BP sums pass); the BN BP dx in the "
+                          "loads of a conv with a bias (a dx pass)",
+                          "residual adds and two-source groups in the consumers' loads, "
+                          "and the BN transform in vector passes' loads (the group is "
+                          "materialised once: BN_FIN, with FLAG_ADDX for an add after a "
+                          "BN; other adds keep their ADD_FP pass)",
                           "error sums of three or more senders, or whose last sender is "
                           "not a conv/linear (ERRSUM pass)"],
         }

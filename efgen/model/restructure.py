@@ -2,33 +2,46 @@
 error sums folded into the convolution engine's loads and stores, and the per-tensor
 fuse/materialise decision that the scheduler makes with the model.
 
-The datapath this prices (``HwParams.fuse``; a model: the HLS C++ and the reference RTL
-run the unfused step, see README.md):
+The datapath this prices (``HwParams.fuse``), as the generated HLS C++ runs it
+(efgen/hls/fused.py builds the program from the plan decided here and lists every
+difference from it in program.json's ``fusion``; tests/test_fused_csim.py requires none
+for resnet20, resnet20-b and vgg16-cifar; the reference RTL runs the unfused step):
 
 * **BN FP statistics**: sum(y) and sum(y^2) per channel accumulate in the store of the
   conv/linear that produces y (``Job.acc``); a small per-channel pass finalises mean,
   1/std, the affine constants and the running statistics.
-* **Element-wise groups**: a batchnorm, the residual adds and ReLUs after it form a
-  *group* whose output is relu?(sum of gamma*(y-mu)*lambda+beta terms): a per-channel
-  affine of one or two materialised tensors (its *sources*). A group is either
-  *fused* (every consumer's load reads its sources and applies the transform:
-  ``Job.in_extra`` second streams, ``Job.xf``) or *materialised* (one vector pass reads
-  the sources and writes it; consumers read it plainly). The decision is per group.
+* **Element-wise groups**: the chain members computed in one pass form a *group*: a
+  batchnorm or an add with its fused ReLU, and a residual add with the batchnorm whose
+  BN_FIN writes it (:func:`addx_bn`, FLAG_ADDX); its output is relu?(sum of
+  gamma*(y-mu)*lambda+beta terms) of one or two stored tensors (its *sources*). A group
+  is either *fused* (every consumer's load reads its source and applies the transform:
+  ``Job.xf``) or *materialised* (one vector pass reads the sources and writes it;
+  consumers read it plainly). The decision is per group, among the groups the engine's
+  load path takes (:func:`loadable`: one batchnorm and its ReLU, read only by
+  conv/linear loads, its mask's error from one conv/linear). Residual groups in the
+  consumers' loads (a second operand with its own BN and ReLU in every FP and WU load,
+  and a mask recomputed from two sources in the BP store) and the BN transform in the
+  vector passes' loads are not built: those groups are materialised, once, and priced
+  so. On resnet20 (zcu102, batch 32, 16 x 16) fusing them as well would save 3% of the
+  modelled step and 1% of its DRAM bytes (every consumer load re-reads the second
+  stream with each input-tile reload, about what the one materialisation writes).
 * **ReLU masks** are recomputed where the error is finalised, from the group's sources
   (or from the materialised tensor).
 * **Error finalisation**: a tensor's error (the sum over its senders, masked by a fused
-  ReLU) is written by its last sender's BP store (``Job.st_extra`` read streams: the
-  other senders' errors and the mask sources) or BP pass; it needs its own pass only
-  where the last sender writes nothing (an add, a free flatten). The same store
-  accumulates BN BP's sum(dy) and sum(dy*x_hat) (x_hat recomputed from y, one more
-  stream unless the mask already reads y).
+  ReLU) is written by its one sender's BP store or pass, or, with two senders, by the
+  last one's BP store if it is a conv/linear (``Job.st_extra`` read streams: the other
+  sender's error and the mask source); otherwise by an error-sum pass (:func:
+  `finalisers`). A conv/linear store that masks also accumulates one BN's BP sum(dy)
+  and sum(dy*x_hat) (x_hat recomputed from y, one more stream unless the mask already
+  reads y); every other BN runs a sums pass (:func:`bn_sums_pass`).
 * **BN BP dx** = gamma*lambda/N*(N*dy - sum(dy) - x_hat*sum(dy*x_hat)) is element-wise in
   (dy, y): either fused into the loads of the producing conv's BP (input tiles) and WU
-  (error tiles), one more stream (y) each, or materialised by a pass (per BN).
+  (error tiles), one more stream (y) each, where that conv has no bias, or
+  materialised by a pass (per BN).
 
 The decision (:func:`decide`) is a deterministic greedy descent over those choices on
 the model's step cycles for the given hardware, from the plan that fuses every group
-the loader can take (at most two sources).
+the loader can take.
 """
 
 from __future__ import annotations
@@ -46,7 +59,8 @@ from efgen.model.fusion import error_senders, fused_relus
 
 CHAIN = ("batchnorm", "relu", "add")
 ENGINE = ("conv", "linear")
-MAX_SOURCES = 2          # the loader's streams: the tile and one second operand
+MAX_SOURCES = 2          # the loader's streams: the tile and one second operand (a fused
+#                          group is one source; LMODE 1's y is the second stream)
 
 
 @dataclass(frozen=True)
@@ -601,12 +615,11 @@ def fusion_markdown(f: dict) -> list[str]:
     L = ["## Restructured batchnorm", ""]
     L.append("BN statistics and sums accumulate in the engine's stores; BN normalise, "
              "ReLU, residual adds and BN BP dx apply in its loads where the model decided "
-             "so (efgen/model/restructure.py). These cycle terms are a model: no fused step "
-             "has been measured. The generated HLS C++ (hls/) runs the fused program, part "
-             "of this plan: what it fuses and what it still runs as vector passes is "
-             "hls/program.json's `fusion` and `--csim`'s report. The reference RTL runs the "
-             "unfused step, so rtl/ is not written for a fused build. `--no-fuse` prices and "
-             "generates the unfused step (hls/ and rtl/).")
+             "so (efgen/model/restructure.py). The generated HLS C++ (hls/) runs this plan "
+             "(hls/program.json's `fusion` lists any difference; `--csim` checks it against "
+             "the golden step); these cycle terms are the model's, no fused step has been "
+             "timed. The reference RTL runs the unfused step, so rtl/ is not written for a "
+             "fused build. `--no-fuse` prices and generates the unfused step (hls/ and rtl/).")
     L.append("")
     L.append("| figure | fused | no-fuse (same array) |")
     L.append("| --- | ---: | ---: |")
