@@ -561,7 +561,7 @@ def test_fused_resnet20_step(tmp_path):
     assert max(t.rel_err for t in step.tensors) <= BAR
 
 
-@pytest.mark.parametrize("case", [("resnet20", 16, 16), ("resnet20", None, None),
+@pytest.mark.parametrize("case", [("tiny", 16, 16), ("resnet20", 16, 16), ("resnet20", None, None),
                                   ("resnet20-b", 16, 16), ("resnet20-b", None, None),
                                   ("vgg16-cifar", 16, 16), ("vgg16-cifar", None, None)],
                          ids=lambda c: f"{c[0]}-{f'{c[1]}x{c[2]}' if c[1] else 'default'}")

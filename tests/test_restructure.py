@@ -230,12 +230,14 @@ def test_a_net_with_nothing_to_fuse_gets_no_units():
 
 
 def test_c_simulation_of_a_fused_design_runs_and_says_what_is_not_fused(run_cli, tmp_path):
-    """The generated C++ runs part of the fused step (efgen/hls/fused.py); C-simulation
-    checks it and lists what is still run as unfused vector passes."""
+    """The generated C++ runs the fused step the model prices (efgen/hls/fused.py);
+    C-simulation checks it, says it differs from the model's plan nowhere and lists what
+    neither fuses (materialised or a pass, priced so)."""
     code, out, err = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "2",
                              "--fuse", "--csim", "-o", tmp_path / "c")
     assert code == 0, err
-    assert "step 1: PASS" in out and "not built yet" in out
+    assert "step 1: PASS" in out and "not built (materialised or a pass" in out
+    assert "the model prices this program: no difference from its plan" in out
     acc = efgen.build("tiny", "zcu102", 2, fuse=True)
     res = acc.csim(workdir=tmp_path / "api")
     assert res.ok and res.steps[0].drift_ok
