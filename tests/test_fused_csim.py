@@ -597,3 +597,41 @@ def test_fused_program_is_what_the_model_prices(case):
     for j in jobs:
         got = streams[(j.layer, j.phase)]
         assert got == {k: getattr(j, k) for k in got}, (j.layer, j.phase)
+
+
+def test_the_program_follows_the_plans_decisions():
+    """A plan that materialises groups the loads could take (two blocks' inner BN/ReLU)
+    and two BN dx: the program stores those groups (BN_FIN writes them), runs those BN
+    dx passes, and still differs from the plan nowhere; the numpy interpreter's step
+    matches the golden one within 1e-4."""
+    from dataclasses import replace
+
+    from efgen.csim.csim import DramImage, compare, golden_step
+    from efgen.csim.interp import interp_step
+    from efgen.golden.model import SGD, init_state, synthetic_batch
+    from efgen.hls.desc import FLAGS
+    from efgen.hls.program import build_program
+    from efgen.model import restructure as R
+
+    net, design, _ = _fused("resnet20", 8, 8, 2)
+    plan = R.Plan.from_doc(design.fusion)
+    mat, dx = {"s1b1_a_relu", "s2b2_a_relu"}, {"s1b2_a_bn", "conv1_bn"}
+    assert not (mat & plan.materialise) and not (dx & plan.dx_materialise)
+    plan = R.Plan(plan.materialise | mat, plan.dx_materialise | dx)
+    prog = build_program(net, replace(design, fusion=plan.to_doc(net)))
+    assert prog.fusion["differences"] == []
+    assert not mat & set(prog.fusion["fused_into_loads"]) and len(
+        prog.fusion["fused_into_loads"]) == 7
+    assert {f"act:{g}" for g in mat} <= set(prog.regions)
+    assert not dx & set(prog.fusion["bn_dx_in_loads"])
+    bp = {s.layer: s.desc.flags for s in prog.bp if s.what == "bp"}
+    assert all(bp[b] & FLAGS["DX"] for b in dx)
+    img = DramImage(prog)
+    state = init_state(net, seed=0, dtype=np.float32)
+    x, labels = synthetic_batch(net, 2, seed=1)
+    img.load_state(state, x.astype(np.float32))
+    loss = interp_step(prog, img.mem, labels)
+    golden = golden_step(net, state, x.astype(np.float32), labels, SGD())
+    rows = compare(golden.trace, img.tensors())
+    assert len(rows) > 300 and all(r.ok for r in rows), [r for r in rows if not r.ok][:3]
+    assert abs(loss - golden.loss) <= 1e-5 * abs(golden.loss)
