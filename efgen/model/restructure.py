@@ -22,9 +22,9 @@ for resnet20, resnet20-b and vgg16-cifar; the reference RTL runs the unfused ste
   consumers' loads (a second operand with its own BN and ReLU in every FP and WU load,
   and a mask recomputed from two sources in the BP store) and the BN transform in the
   vector passes' loads are not built: those groups are materialised, once, and priced
-  so. On resnet20 (zcu102, batch 32, 16 x 16) fusing them as well would save 3% of the
-  modelled step and 1% of its DRAM bytes (every consumer load re-reads the second
-  stream with each input-tile reload, about what the one materialisation writes).
+  so. On resnet20 (zcu102, batch 32, 16 x 16) the earlier plan that fused them was
+  priced 3% fewer step cycles and 1% fewer DRAM bytes (every consumer load re-reads the
+  second stream with each input-tile reload, about what the one materialisation writes).
 * **ReLU masks** are recomputed where the error is finalised, from the group's sources
   (or from the materialised tensor).
 * **Error finalisation**: a tensor's error (the sum over its senders, masked by a fused
@@ -354,7 +354,7 @@ def fused_jobs(net: Net, batch: int, plan: Plan) -> list[engine.Job]:
         src = sources(net, x, plan)
         xf_in = int(_is_chain(net, x) and x not in plan.materialise)
         bn = _bn_of(net, l.name)
-        dx = int(bn is not None and bn not in plan.dx_materialise and net[bn].runs_bp)
+        dx = int(bn is not None and bn in dx_candidates(net) and bn not in plan.dx_materialise)
         if j.phase == "fp":
             j = replace(j, in_extra=len(src) - 1, xf=xf_in, acc=int(bn is not None))
         elif j.phase == "wu":
@@ -412,7 +412,10 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
             if p:
                 zero(l.name, "fp", f"bn stats (fused in {p} store)")
             else:
-                add(l.name, "fp", "bn stats", [(x_reads, [], n_in)])
+                # BN_FP's mean and centred-variance passes over the stored input (its
+                # normalisation is the group's materialisation pass)
+                add(l.name, "fp", "bn stats (mean)", [(x_reads, [], n_in)])
+                add(l.name, "fp", "bn stats (variance)", [(x_reads, [], n_in)])
             # per-channel finalisation: sums, gamma, beta, running stats in; the affine
             # constants and running stats out (one element per channel)
             add(l.name, "fp", "bn finalise", [([2 * c, 2 * c, 2 * c], [4 * c], c)])
@@ -614,8 +617,9 @@ def fusion_markdown(f: dict) -> list[str]:
     """report.md's section on the restructured batchnorm."""
     L = ["## Restructured batchnorm", ""]
     L.append("BN statistics and sums accumulate in the engine's stores; BN normalise, "
-             "ReLU, residual adds and BN BP dx apply in its loads where the model decided "
-             "so (efgen/model/restructure.py). The generated HLS C++ (hls/) runs this plan "
+             "ReLU and BN BP dx apply in its loads where the model decided so, a residual "
+             "add in the pass that finalises the BN before it "
+             "(efgen/model/restructure.py). The generated HLS C++ (hls/) runs this plan "
              "(hls/program.json's `fusion` lists any difference; `--csim` checks it against "
              "the golden step); these cycle terms are the model's, no fused step has been "
              "timed. The reference RTL runs the unfused step, so rtl/ is not written for a "
