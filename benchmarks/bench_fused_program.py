@@ -6,8 +6,12 @@ program's structure only).
 A whole-tensor pass is one loop of the vector engine over a feature map or error: BN_FP
 three (mean, centred variance, normalise), BN_FIN one when it materialises the BN's
 output (a[7]), BN_BP one for its sums unless a BP store accumulated them (FLAG_SUMS) and
-one for its dx (FLAG_DX), every other vector descriptor one. The C-simulation of these
-programs is checked against the golden step in tests/test_fused_csim.py.
+one for its dx (FLAG_DX), every other vector descriptor one
+(efgen.hls.fused.whole_tensor_passes). For the fused program the model's count of the
+same passes (efgen.model.restructure.whole_tensor_passes) and the differences between
+the model's plan and the program (program.json's ``fusion``: none expected) are printed
+beside it. The C-simulation of these programs is checked against the golden step in
+tests/test_fused_csim.py.
 
     python benchmarks/bench_fused_program.py [--nets resnet20 ...] [--batch 32]
 """
@@ -15,31 +19,22 @@ programs is checked against the golden step in tests/test_fused_csim.py.
 from __future__ import annotations
 
 import argparse
-import collections
 
 NETS = ("tiny", "resnet20", "resnet20-b", "vgg16-cifar")
 
 
 def passes(prog) -> tuple[int, dict]:
-    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.fused import whole_tensor_passes
 
-    inv = {v: k for k, v in OPS.items()}
-    n, per_op = 0, collections.Counter()
-    for s in prog.fp + prog.bp:
-        op, fl = inv[s.desc.op], s.desc.flags
-        if op.startswith("CONV"):
-            continue
-        k = {"BN_FP": 3, "BN_FIN": int(s.desc.a[7] != 0),
-             "BN_BP": int(not fl & FLAGS["SUMS"]) + int(bool(fl & FLAGS["DX"]))}.get(op, 1)
-        n += k
-        per_op[op] += k
-    return n, dict(sorted((k, v) for k, v in per_op.items() if v))
+    return whole_tensor_passes(prog)
 
 
 def main() -> None:
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
     from efgen.hls.program import build_program
+    from efgen.model import restructure as R
+    from efgen.model.evaluate import ddr_bytes_per_cycle
     from efgen.model.schedule import Request, schedule
 
     ap = argparse.ArgumentParser(description=__doc__)
@@ -60,6 +55,12 @@ def main() -> None:
             n, per_op = passes(prog)
             print(f"  {name:12s} {'fused' if fuse else 'no-fuse':8s} whole-tensor vector passes "
                   f"{n:4d}  image words {prog.words:>12,}  {per_op}")
+            if fuse and design.hw.fuse:
+                aux = R.fused_aux(net, args.batch, design.hw, 32,
+                                  ddr_bytes_per_cycle(board, design.hw.clock_mhz),
+                                  R.Plan.from_doc(design.fusion))
+                print(f"  {'':12s} {'':8s} the model's passes {R.whole_tensor_passes(aux):4d}; "
+                      f"differences from the plan: {prog.fusion['differences'] or 'none'}")
 
 
 if __name__ == "__main__":

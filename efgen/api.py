@@ -225,8 +225,8 @@ class Accelerator:
             from efgen.hls.methods import training_of
 
             training_of(self.net, self.design)     # refuses what the C++ does not run
-        # A fused design runs the part of the restructured-BN datapath the C++ builds
-        # (efgen.hls.fused; the report says which), checked like any other.
+        # A fused design runs the restructured-BN plan the model priced (efgen.hls.fused;
+        # the report lists any difference), checked like any other.
         if self.design.hw.precision != "fp32":
             raise EfgenError(f"C-simulation implements fp32, this design is "
                              f"{self.design.hw.precision}", where="precision",
@@ -280,8 +280,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     from these arguments). ``training``: the training methods (efgen.methods): a
     ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
     ``training:`` section (if any). ``fuse``: price the restructured-BN datapath
-    (efgen/model/restructure.py; a model: the C++ runs part of it, which :meth:`csim`
-    checks, the RTL the unfused step, so a fused build writes hls/ and no rtl/);
+    (efgen/model/restructure.py; the C++ runs the plan it prices, which :meth:`csim`
+    checks; the RTL runs the unfused step, so a fused build writes hls/ and no rtl/);
     False (the default) is the unfused step.
     ``target``: ``"hls"`` (the Vitis HLS build's resources must fit the board's caps)
     or ``"rtl"`` (the reference RTL's, with FP32 units ``rtl_impl``; efgen.rtl.cost).

@@ -437,9 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="SGD without a momentum buffer (halves the update traffic)")
     s.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=False,
                    help="price the restructured-BN datapath (batchnorm, residual adds, ReLU "
-                        "and error sums in the engine's loads and stores; a model) and write "
-                        "hls/ for the part the C++ fuses; rtl/ is not written (the RTL runs "
-                        "the unfused step). --no-fuse (the default): the unfused step")
+                        "and error sums in the engine's loads and stores) and write hls/ "
+                        "for the plan it prices; rtl/ is not written (the RTL runs the "
+                        "unfused step). --no-fuse (the default): the unfused step")
     s.add_argument("--training", metavar="FILE",
                    help="training methods (a training: section; default: the net file's own)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")

@@ -246,11 +246,11 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
             hls = False
         rtl = None
     if design.fusion is not None and rtl is not None:
-        # hls/ runs the fused program (efgen.hls.fused: what it fuses is in its manifest
-        # and --csim's report); the reference RTL runs the unfused step only (README.md).
+        # hls/ runs the fused program the model prices (efgen.hls.fused: program.json's
+        # fusion lists any difference); the reference RTL runs the unfused step (README.md).
         methods_note = ("rtl/ not written: the reference RTL runs the unfused step (build "
-                        "with --no-fuse for rtl/); hls/ runs the fused program, part of the "
-                        "plan (README.md)")
+                        "with --no-fuse for rtl/); hls/ runs the fused program the model "
+                        "prices (README.md)")
         rtl = None
     tmp = make_temp(out_dir)
     try:

@@ -559,3 +559,128 @@ def test_fused_resnet20_step(tmp_path):
     assert "s2b1_add" not in order
     assert order.index("s2b1_b_bn") == order.index("s2b1_short") + 1
     assert max(t.rel_err for t in step.tensors) <= BAR
+
+
+ODD_NET = {"name": "odd", "input": [3, 8, 8], "num_classes": 4, "layers": [
+    {"name": "c1", "op": "conv", "out_channels": 8, "kernel": 3, "padding": 1},
+    {"name": "r1", "op": "relu"},
+    {"name": "p1", "op": "maxpool", "kernel": 2, "stride": 2},
+    {"name": "bn1", "op": "batchnorm"},           # no producing conv: BN_FP's passes
+    {"name": "r2", "op": "relu"},
+    {"name": "c2", "op": "conv", "out_channels": 8, "kernel": 3, "padding": 1, "bias": True},
+    {"name": "bn2", "op": "batchnorm"},           # a conv with a bias: a dx pass
+    {"name": "c3", "op": "conv", "out_channels": 8, "kernel": 3, "padding": 1, "inputs": ["r2"]},
+    {"name": "bn3", "op": "batchnorm"},
+    {"name": "a1", "op": "add", "inputs": ["bn2", "bn3"]},   # two BNs: bn3 writes it
+    {"name": "r3", "op": "relu"},
+    {"name": "a2", "op": "add", "inputs": ["r3", "r2"]},     # no BN: ADD_FP
+    {"name": "c4", "op": "conv", "out_channels": 8, "kernel": 1},
+    {"name": "bn4", "op": "batchnorm"},
+    {"name": "r4", "op": "relu"},
+    {"name": "a3", "op": "add", "inputs": ["r4", "a2"]},     # r2: three senders
+    {"name": "f", "op": "flatten"}, {"name": "fc", "op": "linear", "out_features": 4},
+    {"name": "loss", "op": "softmax_ce"}]}
+
+
+def _model_prices(net, design, batch):
+    """The program of ``design`` is what the model prices: no difference from the plan,
+    the same whole-tensor vector passes, every conv job's streams as the model's Job."""
+    from efgen.frontend.boards import load_board
+    from efgen.hls.fused import job_streams, whole_tensor_passes
+    from efgen.hls.program import build_program
+    from efgen.model import restructure as R
+    from efgen.model.evaluate import ddr_bytes_per_cycle
+
+    board = load_board("zcu102")
+    prog = build_program(net, design)
+    assert prog.fusion["differences"] == []
+    assert prog.fusion["plan_fused_groups_materialised"] == []
+    plan = R.Plan.from_doc(design.fusion)
+    aux = R.fused_aux(net, batch, design.hw, 32,
+                      ddr_bytes_per_cycle(board, design.hw.clock_mhz), plan)
+    assert R.whole_tensor_passes(aux) == whole_tensor_passes(prog)[0]
+    streams = job_streams(prog)
+    jobs = R.fused_jobs(net, batch, plan)
+    assert len(jobs) == len(streams)
+    for j in jobs:
+        got = streams[(j.layer, j.phase)]
+        assert got == {k: getattr(j, k) for k in got}, (j.layer, j.phase)
+    return prog
+
+
+def test_the_model_prices_an_odd_nets_program():
+    """A net with the corners the loads do not take (a BN with no producing conv, a conv
+    with a bias before its BN, an add of two BNs, an add without a BN, three error
+    senders, BN/ReLU outputs read by a pooling and an add): the model materialises and
+    runs passes exactly where the program does."""
+    from efgen.frontend.boards import load_board
+    from efgen.frontend.ir import parse_net
+    from efgen.model import restructure as R
+    from efgen.model.schedule import Request, schedule
+
+    net = parse_net(ODD_NET, "odd")
+    design = schedule(Request(net, load_board("zcu102"), batch=2, tm=8, tn=4, fuse=True))
+    assert design.hw.fuse and "bn2" not in R.dx_candidates(net)
+    assert R.addx_bn(net, "a1") == "bn3" and "bn2" in R.groups(net)
+    prog = _model_prices(net, design, 2)
+    assert prog.fusion["bn_fp_pass"] == ["bn1"] and prog.fusion["adds_in_bn_fin"] == ["a1"]
+
+
+@pytest.mark.parametrize("case", [("tiny", 16, 16), ("resnet20", 16, 16), ("resnet20", None, None),
+                                  ("resnet20-b", 16, 16), ("resnet20-b", None, None),
+                                  ("vgg16-cifar", 16, 16), ("vgg16-cifar", None, None)],
+                         ids=lambda c: f"{c[0]}-{f'{c[1]}x{c[2]}' if c[1] else 'default'}")
+def test_fused_program_is_what_the_model_prices(case):
+    """The model prices exactly what the generated fused program runs (issue 12): batch 32
+    on zcu102, at 16x16 and at the array the scheduler picks. No difference between the
+    model's plan and the program (groups in loads, BN dx in loads, BN BP sums and error
+    sums in BP stores, error-sum passes, adds in BN_FIN, BN statistics in stores); the
+    same number of whole-tensor vector passes; every conv-engine job's extra streams and
+    accumulators as the model's Job."""
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.model.schedule import Request, schedule
+
+    name, tm, tn = case
+    net = load_net(name)
+    kw = dict(tm=tm, tn=tn) if tm else {}
+    design = schedule(Request(net, load_board("zcu102"), batch=32, fuse=True, **kw))
+    _model_prices(net, design, 32)
+
+
+def test_the_program_follows_the_plans_decisions():
+    """A plan that materialises groups the loads could take (two blocks' inner BN/ReLU)
+    and two BN dx: the program stores those groups (BN_FIN writes them), runs those BN
+    dx passes, and still differs from the plan nowhere; the numpy interpreter's step
+    matches the golden one within 1e-4."""
+    from dataclasses import replace
+
+    from efgen.csim.csim import DramImage, compare, golden_step
+    from efgen.csim.interp import interp_step
+    from efgen.golden.model import SGD, init_state, synthetic_batch
+    from efgen.hls.desc import FLAGS
+    from efgen.hls.program import build_program
+    from efgen.model import restructure as R
+
+    net, design, _ = _fused("resnet20", 8, 8, 2)
+    plan = R.Plan.from_doc(design.fusion)
+    mat, dx = {"s1b1_a_relu", "s2b2_a_relu"}, {"s1b2_a_bn", "conv1_bn"}
+    assert not (mat & plan.materialise) and not (dx & plan.dx_materialise)
+    plan = R.Plan(plan.materialise | mat, plan.dx_materialise | dx)
+    prog = build_program(net, replace(design, fusion=plan.to_doc(net)))
+    assert prog.fusion["differences"] == []
+    assert not mat & set(prog.fusion["fused_into_loads"]) and len(
+        prog.fusion["fused_into_loads"]) == 7
+    assert {f"act:{g}" for g in mat} <= set(prog.regions)
+    assert not dx & set(prog.fusion["bn_dx_in_loads"])
+    bp = {s.layer: s.desc.flags for s in prog.bp if s.what == "bp"}
+    assert all(bp[b] & FLAGS["DX"] for b in dx)
+    img = DramImage(prog)
+    state = init_state(net, seed=0, dtype=np.float32)
+    x, labels = synthetic_batch(net, 2, seed=1)
+    img.load_state(state, x.astype(np.float32))
+    loss = interp_step(prog, img.mem, labels)
+    golden = golden_step(net, state, x.astype(np.float32), labels, SGD())
+    rows = compare(golden.trace, img.tensors())
+    assert len(rows) > 300 and all(r.ok for r in rows), [r for r in rows if not r.ok][:3]
+    assert abs(loss - golden.loss) <= 1e-5 * abs(golden.loss)

@@ -95,13 +95,16 @@ def test_resnet20_plan_and_its_decision():
     ddr = ddr_bytes_per_cycle(b, 100)
     plan, res = R.decide(net, 32, hw, 4, ddr)
     assert R.feasible(net, plan)
-    # every fused group is one or two materialised tensors through the loader
+    # every fused group is one BN/ReLU the engine's loads apply (one stored source)
     for g in R.groups(net):
         if g not in plan.materialise:
-            assert len(R.sources(net, g, plan)) <= R.MAX_SOURCES
-    # a block output read by the next block's add as well would need a third stream:
-    # the decision materialises every other one
-    assert "s1b2_relu" in plan.materialise and "s1b1_relu" not in plan.materialise
+            assert R.loadable(net, g) and len(R.sources(net, g, plan)) == 1
+    # the blocks' inner BN/ReLU fuse into the second conv's loads; the block outputs
+    # (read by the next block's add: a residual group the loads do not apply) and the
+    # stem's output are materialised, each add by its BN's BN_FIN (addx_bn)
+    outs = ["conv1_relu"] + [f"s{s}b{b}_relu" for s in (1, 2, 3) for b in (1, 2, 3)]
+    assert plan.materialise == frozenset(outs)
+    assert R.addx_bn(net, "s1b1_add") == "s1b1_b_bn" and "s1b1_b_bn" not in R.groups(net)
     # the decision is a local optimum of the model's step cycles
     def cycles(p):
         jobs = R.fused_jobs(net, 32, p)
@@ -110,7 +113,7 @@ def test_resnet20_plan_and_its_decision():
             a.cycles for a in R.fused_aux(net, 32, hw, 32, ddr, p))
     best = cycles(plan)
     assert best <= cycles(R.initial_plan(net))
-    for g in ("s1b1_relu", "s2b2_relu", "s3b3_a_relu"):
+    for g in ("s1b1_relu", "s2b2_relu", "s3b3_a_relu", "s1b1_a_relu"):
         flip = R.Plan(plan.materialise ^ {g}, plan.dx_materialise)
         assert not R.feasible(net, flip) or cycles(flip) >= best
     flip = R.Plan(plan.materialise, plan.dx_materialise ^ {"s2b1_a_bn"})
@@ -121,19 +124,21 @@ def test_jobs_carry_the_fused_streams():
     net = load_net("resnet20")
     plan = R.initial_plan(net)
     jobs = {(j.layer, j.phase): j for j in R.fused_jobs(net, 32, plan)}
-    # FP: conv1's stats in its store; the next conv normalises its input while loading
+    # FP: conv1's stats in its store; its output is materialised (the first block's add
+    # reads it too); the block's second conv normalises its input while loading
     assert jobs[("conv1_conv", "fp")].acc == 1 and jobs[("conv1_conv", "fp")].xf == 0
-    assert jobs[("s1b1_a_conv", "fp")].xf == 1 and jobs[("s1b1_a_conv", "fp")].in_extra == 0
-    # a fused block output (relu(bn(y) + shortcut)) is two streams in the loads
-    assert jobs[("s1b2_a_conv", "fp")].in_extra == 1
-    assert jobs[("s1b2_a_conv", "wu")].in_extra == 1
+    assert jobs[("s1b1_a_conv", "fp")].xf == 0 and jobs[("s1b1_a_conv", "fp")].in_extra == 0
+    assert jobs[("s1b1_b_conv", "fp")].xf == 1 and jobs[("s1b1_b_conv", "fp")].in_extra == 0
+    # a block output (relu(bn(y) + shortcut)) is materialised: one stream in the loads
+    assert jobs[("s1b2_a_conv", "fp")].in_extra == 0
+    assert jobs[("s1b2_a_conv", "wu")].in_extra == 0
     # BP: BN dx in the producing conv's loads (y beside dy), WU likewise beside the error
     bp = jobs[("s1b1_b_conv", "bp")]
     assert bp.in_extra == 1 and bp.xf == 1 and not bp.mask
     assert jobs[("s1b1_b_conv", "wu")].eo_extra == 1
     # the first conv of block 2 finalises block 1's output error: the add's error, the
-    # mask sources (y of s1b1_b_bn and the shortcut, the group is fused) - y doubles as
-    # BN BP's x_hat source - and accumulates the BN BP sums
+    # mask source (the stored block output) and y of s1b1_b_bn (BN BP's x_hat), and
+    # accumulates that BN's BP sums
     st = jobs[("s1b2_a_conv", "bp")]
     assert st.st_extra == 3 and st.acc == 1
     # the block's inner conv: mask and x_hat from the one y stream
@@ -166,7 +171,8 @@ def test_fused_resnet20_meets_the_vector_target_and_reports_both(resnet20, tmp_p
     w = fused.write(tmp_path / "b", hls=False, rtl=None)
     md = (w.out_dir / "report.md").read_text()
     assert "## Restructured batchnorm" in md and "| no-fuse (same array) |" in md
-    assert "materialised by a vector pass: s1b2_relu, s2b2_relu, s3b2_relu." in md
+    assert ("materialised by a vector pass: conv1_relu, " + ", ".join(
+        f"s{s}b{b}_relu" for s in (1, 2, 3) for b in (1, 2, 3)) + ".") in md
     # design.json alone regenerates the fused evaluation
     d = Design.from_json((w.out_dir / "design.json").read_text())
     ev = evaluate_design(d.net_ir, d, fused.board)
@@ -224,12 +230,14 @@ def test_a_net_with_nothing_to_fuse_gets_no_units():
 
 
 def test_c_simulation_of_a_fused_design_runs_and_says_what_is_not_fused(run_cli, tmp_path):
-    """The generated C++ runs part of the fused step (efgen/hls/fused.py); C-simulation
-    checks it and lists what is still run as unfused vector passes."""
+    """The generated C++ runs the fused step the model prices (efgen/hls/fused.py);
+    C-simulation checks it, says it differs from the model's plan nowhere and lists what
+    neither fuses (materialised or a pass, priced so)."""
     code, out, err = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "2",
                              "--fuse", "--csim", "-o", tmp_path / "c")
     assert code == 0, err
-    assert "step 1: PASS" in out and "not built yet" in out
+    assert "step 1: PASS" in out and "not built (materialised or a pass" in out
+    assert "the model prices this program: no difference from its plan" in out
     acc = efgen.build("tiny", "zcu102", 2, fuse=True)
     res = acc.csim(workdir=tmp_path / "api")
     assert res.ok and res.steps[0].drift_ok

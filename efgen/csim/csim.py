@@ -522,7 +522,8 @@ def format_drift(tensors: list[Compared], all_rows: bool = False) -> list[str]:
 
 
 def format_fusion(f: dict) -> list[str]:
-    """A fused design's C-simulation: which part of the restructured-BN plan the C++ runs."""
+    """A fused design's C-simulation: what the C++ fuses, and any difference from the
+    model's plan (none expected)."""
     lines = [f"restructured BN in the C++: BN FP sums in the producing conv's store for "
              f"{len(f['bn_stats_in_store'])} batchnorm(s); {len(f['fused_into_loads'])} BN/ReLU "
              f"output(s) fused into conv loads ({', '.join(f['fused_into_loads']) or '-'}), "
@@ -532,7 +533,11 @@ def format_fusion(f: dict) -> list[str]:
     if f["plan_fused_groups_materialised"]:
         lines.append("  fused in the model's plan but stored by the C++: "
                      + ", ".join(f["plan_fused_groups_materialised"]))
-    lines += [f"  not built yet (vector passes as unfused): {x}" for x in f["not_built"]]
+    diff = f.get("differences", [])
+    lines.append("  the model prices this program: " + (
+        "no difference from its plan" if not diff else
+        f"{len(diff)} difference(s) from its plan: " + "; ".join(diff)))
+    lines += [f"  not built (materialised or a pass, priced so): {x}" for x in f["not_built"]]
     return lines
 
 

@@ -114,9 +114,11 @@ class Fusion:
     * ``load``: DRAM tensors (a BN's output, or the ReLU fused into it) that are never
       stored: every consumer is a conv/linear whose FP and WU loads apply bn (and the
       ReLU), and the ReLU's error has one sender, a conv/linear whose BP store
-      recomputes the mask from the BN's input (record MK). Every other BN output is
-      materialised by its BN_FIN (a[7]). Groups with residual adds and the BN BP side
-      are not fused yet (they run as in the unfused step).
+      recomputes the mask from the BN's input (record MK); only where the model's plan
+      (Design.fusion) fuses the group (efgen.model.restructure.loadable is the same
+      rule). Every other BN output is materialised by its BN_FIN (a[7]), a residual add
+      after it with FLAG_ADDX (:meth:`_addx`). :meth:`differences` lists every way the
+      program departs from what the model prices.
     """
 
     def __init__(self, b):
@@ -137,9 +139,13 @@ class Fusion:
         self.store_sums = {}
         if b.training is not None:       # the methods' host ops read stored tensors
             return
+        # The model's plan (Design.fusion): a group it materialises is stored here too.
+        self.plan = R.Plan.from_doc(b.design.fusion) if b.design.fusion else None
         for bn in self.stats:
             d = b.dram(bn)
             relu = d != bn
+            if self.plan is not None and d in self.plan.materialise:
+                continue
             cons = R._consumers(net, d)
             if not cons or any(c.op not in ("conv", "linear") for c in cons):
                 continue
@@ -249,9 +255,12 @@ class Fusion:
         fused load has both in its WU record: the input transform in LK1/LX2/LK2/LRELU,
         the dx constants at MK and y at SK."""
         net, out = self.b.net, {}
+        plan = getattr(self, "plan", None)
         for bn, p in self.stats.items():
             lp = net[p]
             if not net[bn].runs_bp or lp.bias or not (lp.trainable or lp.runs_bp):
+                continue
+            if plan is not None and bn in plan.dx_materialise:
                 continue
             out[bn] = p
         return out
@@ -434,6 +443,49 @@ class Fusion:
             r.init = "data"
             r.data = xf_record(**kw)  # type: ignore[attr-defined]
 
+    def differences(self) -> list[str]:
+        """Each way the program differs from what the model prices for the design's plan
+        (efgen.model.restructure: fused_jobs, fused_aux): empty when the model prices
+        exactly the loads, stores and passes this program runs."""
+        from efgen.model import restructure as R
+
+        b, net = self.b, self.b.net
+        plan = getattr(self, "plan", None)
+        if plan is None:
+            plan = R.initial_plan(net)
+        doc = plan.to_doc(net)
+        fin = R.finalisers(net)
+        fused = R._fused_relus(net)
+        model = {
+            "groups fused into loads": set(doc["groups_fused"]),
+            "BN BP dx in loads": set(doc["bn_dx_fused"]),
+            "BN BP sums in a BP store": {bn for t in fin for bn in R._bns_finalised_at(net, t)},
+            "error sums in a BP store": {w for t, (w, s) in fin.items() if w and len(s) == 2},
+            "error sum/mask passes": {t for t, (w, s) in fin.items()
+                                      if not w and (len(s) > 1 or t in fused)},
+            "adds in BN_FIN": {f"{bn}->{l.name}" for l in net if l.op == "add"
+                               and (bn := R.addx_bn(net, l.name))},
+            "BN statistics in stores": {l.name for l in net if l.op == "batchnorm"
+                                        and R.stats_producer(net, l)},
+        }
+        prog = {
+            "groups fused into loads": set(self.load),
+            "BN BP dx in loads": set(self.dx_fused()),
+            "BN BP sums in a BP store": set(self.bp_sums()) | set(self.store_sums),
+            "error sums in a BP store": set(self.se),
+            "error sum/mask passes": set(b.sums),
+            "adds in BN_FIN": {f"{bn}->{add}" for bn, add in self.addx.items()},
+            "BN statistics in stores": set(self.stats),
+        }
+        out = []
+        for k, m in model.items():
+            p = prog[k]
+            for x in sorted(m - p):
+                out.append(f"{k}: {x} (model: yes, program: no)")
+            for x in sorted(p - m):
+                out.append(f"{k}: {x} (model: no, program: yes)")
+        return out
+
     def summary(self) -> dict:
         """What the generated C++ fuses, against the model's plan (Design.fusion): the
         report's and the C-simulation's statement of what is and is not built."""
@@ -451,12 +503,69 @@ class Fusion:
             "bn_dx_in_loads": sorted(self.dx_fused()),
             "error_sums_in_store": sorted(self.se),
             "adds_in_bn_fin": sorted(self.addx.values()),
+            "differences": self.differences(),
+            # what neither the program nor the model's plan does (the model materialises
+            # or runs a pass there, and prices it so)
             "not_built": ["BN BP sums whose error a vector pass finalises, or a second BN's "
-                          "at the same store; the BN BP dx in the loads of a conv with a "
-                          "bias or a fused input",
-                          "residual adds and two-source groups in the consumers' loads (a "
-                          "BN_FIN with FLAG_ADDX materialises an add after a BN in one "
-                          "pass; other adds keep their ADD_FP pass)",
+                          "at the same store (a BN_BP sums pass); the BN BP dx in the "
+                          "loads of a conv with a bias (a dx pass)",
+                          "residual adds and two-source groups in the consumers' loads, "
+                          "and the BN transform in vector passes' loads (the group is "
+                          "materialised once: BN_FIN, with FLAG_ADDX for an add after a "
+                          "BN; other adds keep their ADD_FP pass)",
                           "error sums of three or more senders, or whose last sender is "
                           "not a conv/linear (ERRSUM pass)"],
         }
+
+
+def whole_tensor_passes(prog) -> tuple[int, dict]:
+    """The vector engine's whole-tensor passes a program runs (one loop over a feature
+    map or error each): BN_FP three (mean, centred variance, normalise), BN_FIN one when
+    it materialises (a[7]), BN_BP one for its sums unless a BP store accumulated them
+    (FLAG_SUMS) and one for its dx (FLAG_DX), every other vector descriptor one. The
+    conv engine's descriptors are not passes. Returns (total, per op)."""
+    from efgen.hls.desc import FLAGS, OPS
+
+    inv = {v: k for k, v in OPS.items()}
+    n, per_op = 0, {}
+    for s in prog.fp + prog.bp:
+        op, fl = inv[s.desc.op], s.desc.flags
+        if op.startswith("CONV"):
+            continue
+        k = {"BN_FP": 3, "BN_FIN": int(s.desc.a[7] != 0),
+             "BN_BP": int(not fl & FLAGS["SUMS"]) + int(bool(fl & FLAGS["DX"]))}.get(op, 1)
+        n += k
+        if k:
+            per_op[op] = per_op.get(op, 0) + k
+    return n, dict(sorted(per_op.items()))
+
+
+def job_streams(prog) -> dict:
+    """(layer, phase) -> the extra DRAM streams of each conv-engine descriptor as the
+    program encodes them (flags and side record), in the model's terms
+    (efgen.model.engine.Job): ``in_extra`` (a second load stream: LX2, or y of an LMODE 1
+    dx load), ``eo_extra`` (WU's error tiles through the dx load), ``st_extra`` (streams
+    read beside the BP store: SE, the mask source a[6], SK) and ``acc`` (FLAG_STATS)."""
+    from efgen.hls.desc import FLAGS, OPS
+
+    inv = {v: k for k, v in OPS.items()}
+    out = {}
+    for s in prog.fp + prog.bp:
+        if not inv[s.desc.op].startswith("CONV"):
+            continue
+        fl = s.desc.flags
+        rec = None
+        if fl & FLAGS["XF"]:
+            rec = read_record(np.asarray(prog.regions[f"xf:{s.layer}:{s.what}"].data), 0)
+        has = lambda k: int(bool(rec and rec[k]))  # noqa: E731
+        dx = int(bool(rec and rec["LMODE"] == 1))
+        acc = int(bool(fl & FLAGS["STATS"]))
+        if s.what == "fp":
+            out[(s.layer, "fp")] = dict(in_extra=has("LX2"), acc=acc)
+        elif s.what == "bp":
+            out[(s.layer, "bp")] = dict(in_extra=dx, acc=acc, st_extra=has("SE") + has("SK")
+                                        + int(bool(fl & FLAGS["MASK"])))
+        else:      # WU: with MK the dx's y is at SK and LX2 is the input's second operand
+            out[(s.layer, "wu")] = dict(eo_extra=dx, in_extra=has("LX2") if (
+                not dx or has("MK")) else 0)
+    return out

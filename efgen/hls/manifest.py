@@ -178,10 +178,11 @@ def vector_params(prog, max_c: int) -> dict[str, int]:
 # ------------------------------------------------------------------ the whole kernel
 
 def conv_engine_manifest(tm: int, tn: int, lanes: int, axi_words: int, wbuf_depth: int,
-                         bounds: dict[str, int], acc_dist: int) -> dict:
+                         bounds: dict[str, int], acc_dist: int, fuse: bool = False) -> dict:
     """Float operator instances and on-chip memories of hls_kernels/conv_engine.h, per
     function, from the same figures that generate efgen_params.h (``bounds``: the
-    EFGEN_* macros of :func:`efgen.hls.conv_job.tripcounts`)."""
+    EFGEN_* macros of :func:`efgen.hls.conv_job.tripcounts`). ``fuse``: the fused BP
+    store's two lane-block tiles (``seb``, ``syb``: records SE and SK) are listed."""
     ops = conv_engine_ops(tm, tn, axi_words)
     ifm, ofm, mc = bounds["EFGEN_IFM_BLOCK"], bounds["EFGEN_OFM_BLOCK"], bounds["EFGEN_MAX_MC"]
 
@@ -203,6 +204,11 @@ def conv_engine_manifest(tm: int, tn: int, lanes: int, axi_words: int, wbuf_dept
         mem("bbuf", tm, mc, 1, "FP bias of a chunk", "lutram"),
         mem("bacc", tm, mc * acc_dist, 1, "WU bias-gradient partial sums", "lutram"),
     ]
+    if fuse:
+        memories += [mem("seb", lanes, ofm, 1, "fused BP store: another sender's error "
+                         "(record SE), one lane block"),
+                     mem("syb", lanes, ofm, 1, "fused BP store: the BN input y (record SK), "
+                         "one lane block")]
     return {"engine": "efgen_conv_engine", "functions": funcs, "memories": memories,
             "totals": totals(ops)}
 
@@ -216,7 +222,7 @@ def project_manifest(hw, board, bounds: dict[str, int], acc_dist: int, max_c: in
     from efgen.model.resources import resource_use
     axi_words = board.axi.width_bits // 32
     conv = conv_engine_manifest(hw.tm, hw.tn, hw.lanes, axi_words, hw.wbuf_depth, bounds,
-                                acc_dist)
+                                acc_dist, fuse=bool(getattr(hw, "fuse", False)))
     vec = vector_engine_manifest(hw.lanes, max_c, max_w, chunk, axi_words)
     per_op = coefficients()["hls_ops"][board.dsp_type]
     mac = mac_cost(board.dsp_type, hw.precision)
@@ -243,7 +249,8 @@ def project_manifest(hw, board, bounds: dict[str, int], acc_dist: int, max_c: in
         "model": {"dsp": use.dsp, "dsp_array": use.dsp_array,
                   "dsp_aux": use.dsp - use.dsp_array - coefficients()["shell"]["dsp"],
                   "bram18_ifm": use.bram_ifm, "bram18_ofm": use.bram_ofm,
-                  "bram18_wbuf": use.bram_wbuf, "mac_dsp": mac["dsp"]},
+                  "bram18_wbuf": use.bram_wbuf, "mac_dsp": mac["dsp"],
+                  **({"bram18_fuse": use.bram_fuse} if use.bram_fuse else {})},
     }
 
 

@@ -8,6 +8,10 @@ Coefficients and their sources: configs/model/coefficients.yaml. Buffers:
   accumulators (32-bit), in BRAM or, where the board has it, URAM;
 
 each bank costing the RAMB18 count of its best aspect ratio (port-width rules of UG573).
+With ``fuse`` (the restructured-BN datapath) the conv engine's BP store also holds two
+lane-block tiles, ``lanes`` banks x ``ofm_depth`` 32-bit words each (hls_kernels/
+conv_engine.h ``seb``, ``syb``: another sender's error, record SE, and the BN input y,
+record SK, read before each lane block's store).
 """
 
 from __future__ import annotations
@@ -39,9 +43,13 @@ class ResourceUse:
     bram_ifm: int
     bram_ofm: int
     bram_wbuf: int
+    bram_fuse: int = 0   # the fused BP store's two tiles (SE, SK); not listed when 0
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not d["bram_fuse"]:
+            del d["bram_fuse"]       # the unfused design's figures, byte for byte
+        return d
 
 
 RESOURCES = ("dsp", "bram18", "uram", "lut", "ff")
@@ -64,10 +72,11 @@ def resource_use(hw: HwParams, board: Board) -> ResourceUse:
         b_w, uram = 0, hw.macs * uram_units(ab, hw.wbuf_depth)
     else:
         b_w, uram = hw.macs * bram18_units(ab, hw.wbuf_depth), 0
-    bram = b_ifm + b_ofm + b_w + shell["bram18"]
+    b_fuse = 2 * lanes * bram18_units(32, hw.ofm_depth) if hw.fuse else 0
+    bram = b_ifm + b_ofm + b_w + b_fuse + shell["bram18"]
     return ResourceUse(dsp=dsp, bram18=bram, uram=uram, lut=int(math.ceil(lut)),
                        ff=int(math.ceil(ff)), dsp_array=dsp_array, bram_ifm=b_ifm,
-                       bram_ofm=b_ofm, bram_wbuf=b_w)
+                       bram_ofm=b_ofm, bram_wbuf=b_w, bram_fuse=b_fuse)
 
 
 def aux_cost(hw: HwParams, board: Board) -> dict[str, float]:

@@ -2,33 +2,46 @@
 error sums folded into the convolution engine's loads and stores, and the per-tensor
 fuse/materialise decision that the scheduler makes with the model.
 
-The datapath this prices (``HwParams.fuse``; a model: the HLS C++ and the reference RTL
-run the unfused step, see README.md):
+The datapath this prices (``HwParams.fuse``), as the generated HLS C++ runs it
+(efgen/hls/fused.py builds the program from the plan decided here and lists every
+difference from it in program.json's ``fusion``; tests/test_fused_csim.py requires none
+for resnet20, resnet20-b and vgg16-cifar; the reference RTL runs the unfused step):
 
 * **BN FP statistics**: sum(y) and sum(y^2) per channel accumulate in the store of the
   conv/linear that produces y (``Job.acc``); a small per-channel pass finalises mean,
   1/std, the affine constants and the running statistics.
-* **Element-wise groups**: a batchnorm, the residual adds and ReLUs after it form a
-  *group* whose output is relu?(sum of gamma*(y-mu)*lambda+beta terms): a per-channel
-  affine of one or two materialised tensors (its *sources*). A group is either
-  *fused* (every consumer's load reads its sources and applies the transform:
-  ``Job.in_extra`` second streams, ``Job.xf``) or *materialised* (one vector pass reads
-  the sources and writes it; consumers read it plainly). The decision is per group.
+* **Element-wise groups**: the chain members computed in one pass form a *group*: a
+  batchnorm or an add with its fused ReLU, and a residual add with the batchnorm whose
+  BN_FIN writes it (:func:`addx_bn`, FLAG_ADDX); its output is relu?(sum of
+  gamma*(y-mu)*lambda+beta terms) of one or two stored tensors (its *sources*). A group
+  is either *fused* (every consumer's load reads its source and applies the transform:
+  ``Job.xf``) or *materialised* (one vector pass reads the sources and writes it;
+  consumers read it plainly). The decision is per group, among the groups the engine's
+  load path takes (:func:`loadable`: one batchnorm and its ReLU, read only by
+  conv/linear loads, its mask's error from one conv/linear). Residual groups in the
+  consumers' loads (a second operand with its own BN and ReLU in every FP and WU load,
+  and a mask recomputed from two sources in the BP store) and the BN transform in the
+  vector passes' loads are not built: those groups are materialised, once, and priced
+  so. On resnet20 (zcu102, batch 32, 16 x 16) the earlier plan that fused them was
+  priced 3% fewer step cycles and 1% fewer DRAM bytes (every consumer load re-reads the
+  second stream with each input-tile reload, about what the one materialisation writes).
 * **ReLU masks** are recomputed where the error is finalised, from the group's sources
   (or from the materialised tensor).
 * **Error finalisation**: a tensor's error (the sum over its senders, masked by a fused
-  ReLU) is written by its last sender's BP store (``Job.st_extra`` read streams: the
-  other senders' errors and the mask sources) or BP pass; it needs its own pass only
-  where the last sender writes nothing (an add, a free flatten). The same store
-  accumulates BN BP's sum(dy) and sum(dy*x_hat) (x_hat recomputed from y, one more
-  stream unless the mask already reads y).
+  ReLU) is written by its one sender's BP store or pass, or, with two senders, by the
+  last one's BP store if it is a conv/linear (``Job.st_extra`` read streams: the other
+  sender's error and the mask source); otherwise by an error-sum pass (:func:
+  `finalisers`). A conv/linear store that masks also accumulates one BN's BP sum(dy)
+  and sum(dy*x_hat) (x_hat recomputed from y, one more stream unless the mask already
+  reads y); every other BN runs a sums pass (:func:`bn_sums_pass`).
 * **BN BP dx** = gamma*lambda/N*(N*dy - sum(dy) - x_hat*sum(dy*x_hat)) is element-wise in
   (dy, y): either fused into the loads of the producing conv's BP (input tiles) and WU
-  (error tiles), one more stream (y) each, or materialised by a pass (per BN).
+  (error tiles), one more stream (y) each, where that conv has no bias, or
+  materialised by a pass (per BN).
 
 The decision (:func:`decide`) is a deterministic greedy descent over those choices on
 the model's step cycles for the given hardware, from the plan that fuses every group
-the loader can take (at most two sources).
+the loader can take.
 """
 
 from __future__ import annotations
@@ -46,7 +59,8 @@ from efgen.model.fusion import error_senders, fused_relus
 
 CHAIN = ("batchnorm", "relu", "add")
 ENGINE = ("conv", "linear")
-MAX_SOURCES = 2          # the loader's streams: the tile and one second operand
+MAX_SOURCES = 2          # the loader's streams: the tile and one second operand (a fused
+#                          group is one source; LMODE 1's y is the second stream)
 
 
 @dataclass(frozen=True)
@@ -116,10 +130,61 @@ def _is_chain(net: Net, name: str) -> bool:
 
 @_memo
 def _absorbed(net: Net, name: str) -> bool:
-    """A chain member whose only consumer is the next member of its group."""
+    """A chain member computed in the same pass as the next member of its group (its
+    only consumer), as the generated program runs it (efgen/hls/fused.py): a batchnorm
+    or an add with its fused ReLU (the store clamps), and the batchnorm whose BN_FIN
+    writes the residual add after it (:func:`addx_bn`). Every other member is a group
+    of its own: a ReLU'd batchnorm or an add read by an add, the earlier of two
+    batchnorm operands."""
     cons = _consumers(net, name)
-    return (len(cons) == 1 and cons[0].op in ("relu", "add") and _is_chain(net, name)
-            and not (cons[0].op == "relu" and net[name].op == "relu"))
+    if len(cons) != 1 or not _is_chain(net, name):
+        return False
+    c, op = cons[0], net[name].op
+    if c.op == "relu":
+        return op != "relu"
+    if c.op == "add":
+        return addx_bn(net, c.name) == name
+    return False
+
+
+@_memo
+def addx_bn(net: Net, add: str) -> str | None:
+    """The batchnorm whose materialisation pass (BN_FIN with FLAG_ADDX) also writes the
+    residual ``add``: an operand of a two-input add whose only consumer is the add,
+    whose statistics its producer's store accumulates, the other operand not the net's
+    input; of two such operands the later in the net."""
+    l = net[add]
+    if l.op != "add" or len(l.inputs) != 2 or l.inputs[0] == l.inputs[1] \
+            or INPUT in l.inputs:
+        return None
+    order = {x.name: i for i, x in enumerate(net)}
+    cand = [x for x in l.inputs if net[x].op == "batchnorm"
+            and len(_consumers(net, x)) == 1 and stats_producer(net, net[x]) is not None]
+    return max(cand, key=lambda x: order[x]) if cand else None
+
+
+@_memo
+def loadable(net: Net, g: str) -> bool:
+    """Group ``g`` can be fused into its consumers' loads as the engine's load path is
+    built (efgen/hls/fused.py, the side record's LK1/LRELU): one batchnorm, its fused
+    ReLU optional, whose statistics its producer's store accumulates; every consumer a
+    conv/linear (their FP and WU loads apply it); a ReLU's error, if needed, sent by one
+    conv/linear (its BP store recomputes the mask from y). Two-source groups (a residual
+    add in the load) and groups read by a vector pass are materialised: the loads and
+    masks for those are not built (the materialisation pass is priced instead)."""
+    l = net[g]
+    bn = l if l.op == "batchnorm" else (
+        net[l.inputs[0]] if l.op == "relu" and l.inputs[0] != INPUT else None)
+    if bn is None or bn.op != "batchnorm" or stats_producer(net, bn) is None:
+        return False
+    cons = _consumers(net, g)
+    if not cons or any(c.op not in ENGINE for c in cons):
+        return False
+    if l.op == "relu" and l.needs_error:
+        s = error_senders(net, g)
+        if len(s) != 1 or s[0].op not in ENGINE:
+            return False
+    return True
 
 
 @_memo
@@ -149,9 +214,15 @@ def stats_producer(net: Net, bn: Layer) -> str | None:
 
 @_memo
 def dx_candidates(net: Net) -> list[str]:
-    """BN layers whose BP dx may be fused into the producing conv's BP/WU loads."""
-    return [l.name for l in net if l.op == "batchnorm" and l.runs_bp
-            and stats_producer(net, l) is not None]
+    """BN layers whose BP dx may be fused into the producing conv's BP/WU loads (LMODE
+    1): the producer has no bias (the WU's bias gradient reads the error plainly) and
+    runs BP or WU."""
+    out = []
+    for l in net:
+        p = stats_producer(net, l) if l.op == "batchnorm" and l.runs_bp else None
+        if p is not None and not net[p].bias and (net[p].trainable or net[p].runs_bp):
+            out.append(l.name)
+    return out
 
 
 def sources(net: Net, name: str, plan: Plan, inner: bool = False) -> list[str]:
@@ -205,9 +276,11 @@ def _writes_bp(net: Net, l: Layer, fused: set) -> bool:
 
 @_memo
 def finalisers(net: Net) -> dict[str, tuple[str, list[str]]]:
-    """Tensor -> (where its error is finalised, its senders): the name of the last
-    sender whose BP writes (it reads the others' errors beside its store), or "" for a
-    pass of its own."""
+    """Tensor -> (where its error is finalised, its senders): one sender whose BP writes
+    (its store or pass applies the mask), or of two senders the last, a conv/linear
+    (its BP store reads the other's error beside the store: record SE); "" for a pass
+    of its own (three or more senders, a last sender that is a vector pass or writes
+    nothing: the error-sum pass, ERRSUM)."""
     fused = _fused_relus(net)
     order = {l.name: i for i, l in enumerate(net)}
     out = {}
@@ -218,7 +291,9 @@ def finalisers(net: Net) -> dict[str, tuple[str, list[str]]]:
         if not s:
             continue
         last = min(s, key=lambda x: order[x.name])
-        out[l.name] = (last.name if _writes_bp(net, last, fused) else "", [x.name for x in s])
+        ok = _writes_bp(net, last, fused) if len(s) == 1 else (
+            len(s) == 2 and last.op in ENGINE)
+        out[l.name] = (last.name if ok else "", [x.name for x in s])
     return out
 
 
@@ -246,8 +321,26 @@ def _final_reads(net: Net, t: str, plan: Plan, fused: set, fin: dict) -> list[st
 
 @_memo
 def _bns_finalised_at(net: Net, t: str) -> list[str]:
-    return [l.name for l in net if l.op == "batchnorm" and (l.runs_bp or l.trainable)
-            and _dz_tensor(net, l.name) == t]
+    """BNs whose BP sums (sum(dy), sum(dy*x_hat)) accumulate where ``t``'s error is
+    finalised: in a conv/linear's BP store that applies a fused ReLU's mask (x_hat from
+    y, read beside the store unless y is the mask source), one BN per store, the first
+    in the net whose statistics its producer accumulated. Every other BN runs a sums
+    pass (:func:`bn_sums_pass`)."""
+    fin = finalisers(net)
+    if t not in fin or not fin[t][0] or net[fin[t][0]].op not in ENGINE \
+            or t not in _fused_relus(net):
+        return []
+    for l in net:
+        if l.op == "batchnorm" and (l.runs_bp or l.trainable) and _dz_tensor(net, l.name) == t \
+                and stats_producer(net, l) is not None:
+            return [l.name]
+    return []
+
+
+def bn_sums_pass(net: Net, bn: Layer) -> bool:
+    """``bn``'s BP sums need a pass of their own (no finalising store takes them)."""
+    return (bn.runs_bp or bn.trainable) and bn.name not in _bns_finalised_at(
+        net, _dz_tensor(net, bn.name))
 
 
 def fused_jobs(net: Net, batch: int, plan: Plan) -> list[engine.Job]:
@@ -261,7 +354,7 @@ def fused_jobs(net: Net, batch: int, plan: Plan) -> list[engine.Job]:
         src = sources(net, x, plan)
         xf_in = int(_is_chain(net, x) and x not in plan.materialise)
         bn = _bn_of(net, l.name)
-        dx = int(bn is not None and bn not in plan.dx_materialise and net[bn].runs_bp)
+        dx = int(bn is not None and bn in dx_candidates(net) and bn not in plan.dx_materialise)
         if j.phase == "fp":
             j = replace(j, in_extra=len(src) - 1, xf=xf_in, acc=int(bn is not None))
         elif j.phase == "wu":
@@ -319,14 +412,16 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
             if p:
                 zero(l.name, "fp", f"bn stats (fused in {p} store)")
             else:
-                add(l.name, "fp", "bn stats", [(x_reads, [], n_in)])
+                # BN_FP's mean and centred-variance passes over the stored input (its
+                # normalisation is the group's materialisation pass)
+                add(l.name, "fp", "bn stats (mean)", [(x_reads, [], n_in)])
+                add(l.name, "fp", "bn stats (variance)", [(x_reads, [], n_in)])
             # per-channel finalisation: sums, gamma, beta, running stats in; the affine
             # constants and running stats out (one element per channel)
             add(l.name, "fp", "bn finalise", [([2 * c, 2 * c, 2 * c], [4 * c], c)])
             if l.runs_bp or l.trainable:
                 add(l.name, "bp", "bn finalise", [([2 * c, 2 * c], [5 * c], c)])
-                dz = _dz_tensor(net, l.name)
-                if dz not in fin:
+                if bn_sums_pass(net, l):
                     add(l.name, "bp", "bn sums", [([y, W(l.in_shape)], [], n_in)])
             if l.runs_bp:
                 if l.name in dx_candidates(net) and l.name not in plan.dx_materialise:
@@ -395,23 +490,17 @@ def fused_aux(net: Net, batch: int, hw: HwParams, word_bits: int, ddr_bytes_per_
 # ---- the decision ----------------------------------------------------------------------
 
 def initial_plan(net: Net) -> Plan:
-    """Fuse every group the loader can take (at most :data:`MAX_SOURCES` sources) and
-    every BN dx; materialise the forced groups and those with too many sources."""
-    mat: set = set()
-    for g in groups(net):
-        if _forced(net, g):
-            mat.add(g)
-            continue
-        if len(sources(net, g, Plan(frozenset(mat)))) > MAX_SOURCES:
-            mat.add(g)
-    return Plan(frozenset(mat))
+    """Fuse every group the loader can take (:func:`loadable`) and every BN dx;
+    materialise the others."""
+    return Plan(frozenset(g for g in groups(net) if _forced(net, g) or not loadable(net, g)))
 
 
 def feasible(net: Net, plan: Plan) -> bool:
     for g in groups(net):
         if g in plan.materialise:
             continue
-        if _forced(net, g) or len(sources(net, g, plan)) > MAX_SOURCES:
+        if _forced(net, g) or not loadable(net, g) \
+                or len(sources(net, g, plan)) > MAX_SOURCES:
             return False
     return True
 
@@ -481,7 +570,7 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
 
     plan = initial_plan(net)
     best = costs([plan])[0]
-    choices = [("g", g) for g in groups(net) if not _forced(net, g)] + \
+    choices = [("g", g) for g in groups(net) if not _forced(net, g) and loadable(net, g)] + \
               [("d", b) for b in dx_candidates(net)]
     while choices:
         flips = [Plan(plan.materialise ^ {name}, plan.dx_materialise) if kind == "g"
@@ -497,6 +586,15 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
     res = {k: np.asarray([cache[j][k] for j in jobs]) for k in cache[jobs[0]]
            if k != "value"} if jobs else {}
     return plan, res
+
+
+PER_CHANNEL = ("bn finalise", "sgd (vectors)")
+
+
+def whole_tensor_passes(aux: list[AuxCost]) -> int:
+    """The vector engine's whole-tensor passes among :func:`fused_aux`'s rows (each row
+    that runs is one pass; BN finalisation and the SGD of vectors are per channel)."""
+    return sum(1 for a in aux if a.cycles > 0 and a.op not in PER_CHANNEL)
 
 
 def vector_cycles(rows) -> float:
@@ -519,13 +617,13 @@ def fusion_markdown(f: dict) -> list[str]:
     """report.md's section on the restructured batchnorm."""
     L = ["## Restructured batchnorm", ""]
     L.append("BN statistics and sums accumulate in the engine's stores; BN normalise, "
-             "ReLU, residual adds and BN BP dx apply in its loads where the model decided "
-             "so (efgen/model/restructure.py). These cycle terms are a model: no fused step "
-             "has been measured. The generated HLS C++ (hls/) runs the fused program, part "
-             "of this plan: what it fuses and what it still runs as vector passes is "
-             "hls/program.json's `fusion` and `--csim`'s report. The reference RTL runs the "
-             "unfused step, so rtl/ is not written for a fused build. `--no-fuse` prices and "
-             "generates the unfused step (hls/ and rtl/).")
+             "ReLU and BN BP dx apply in its loads where the model decided so, a residual "
+             "add in the pass that finalises the BN before it "
+             "(efgen/model/restructure.py). The generated HLS C++ (hls/) runs this plan "
+             "(hls/program.json's `fusion` lists any difference; `--csim` checks it against "
+             "the golden step); these cycle terms are the model's, no fused step has been "
+             "timed. The reference RTL runs the unfused step, so rtl/ is not written for a "
+             "fused build. `--no-fuse` prices and generates the unfused step (hls/ and rtl/).")
     L.append("")
     L.append("| figure | fused | no-fuse (same array) |")
     L.append("| --- | ---: | ---: |")

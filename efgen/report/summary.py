@@ -149,7 +149,9 @@ def report_markdown(design: Design, board: Board, rep: dict) -> str:
                  f"{t['utilisation'][r]:.1%} |")
     L.append("")
     L.append(f"The MAC array alone takes {res['dsp_array']:,.0f} DSP; BRAM18: IFM "
-             f"{res['bram_ifm']}, OFM {res['bram_ofm']}, weights {res['bram_wbuf']}.")
+             f"{res['bram_ifm']}, OFM {res['bram_ofm']}, weights {res['bram_wbuf']}"
+             + (f", the fused BP store's SE/SK tiles {res['bram_fuse']}" if res.get("bram_fuse")
+                else "") + ".")
     L.append("")
     L.append("## Per layer and phase")
     L.append("")
