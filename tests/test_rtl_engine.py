@@ -26,6 +26,7 @@ from efgen.rtl.engine import (
     ACC_DIST,
     ADD_LATENCY,
     MUL_LATENCY,
+    RAM_LATENCY,
     EngineParams,
     WloadConfig,
     adder_tree,
@@ -206,21 +207,22 @@ def test_adder_tree(tn):
 
 
 def test_cycle_formula():
-    # conv: (K*K - 1) * max(P, ACC_DIST) + P + 1 + MUL + ADD*ceil(log2 Tn) + ADD + 1
+    # conv: (K*K - 1) * max(P, ACC_DIST) + P + 2 + MUL + ADD*ceil(log2 Tn) + ADD + 1
     # fp32_mul: 4 cycles (classify, multiply, normalise, round); fp32_add: 5 (classify,
-    # align, add + leading zeros, normalise, round)
-    assert (MUL_LATENCY, ADD_LATENCY) == (4, 5)
-    assert ACC_DIST == ADD_LATENCY + 2 == 7
-    assert pipeline_depth("conv", 2) == 1 + MUL_LATENCY + ADD_LATENCY + ADD_LATENCY + 1 == 16
-    assert pipeline_depth("conv", 16) == 31 and pipeline_depth("conv", 1) == 11
-    assert pipeline_depth("wu", 16) == 11
-    assert block_cycles("conv", 3, 4, 5, 2) == 9 * 20 + 16
-    assert block_cycles("conv", 3, 1, 2, 2) == 8 * 7 + 2 + 16          # padded passes
-    assert block_cycles("conv", 1, 1, 2, 2) == 2 + 16                    # one pass: no pad
-    assert block_cycles("wu", 3, 2, 3, 4) == 9 * 6 + 11
-    assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 7 + 11       # G = 7 slots
-    assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 11
-    assert [wu_copies(k) for k in (1, 2, 3, 5)] == [7, 2, 1, 1]
+    # align, add + leading zeros, normalise, round); engine_ram: 2 (the RAM's read
+    # register, then its output register, issue 19)
+    assert (MUL_LATENCY, ADD_LATENCY, RAM_LATENCY) == (4, 5, 2)
+    assert ACC_DIST == RAM_LATENCY + ADD_LATENCY + 1 == 8
+    assert pipeline_depth("conv", 2) == 2 + MUL_LATENCY + ADD_LATENCY + ADD_LATENCY + 1 == 17
+    assert pipeline_depth("conv", 16) == 32 and pipeline_depth("conv", 1) == 12
+    assert pipeline_depth("wu", 16) == 12
+    assert block_cycles("conv", 3, 4, 5, 2) == 9 * 20 + 17
+    assert block_cycles("conv", 3, 1, 2, 2) == 8 * 8 + 2 + 17          # padded passes
+    assert block_cycles("conv", 1, 1, 2, 2) == 2 + 17                    # one pass: no pad
+    assert block_cycles("wu", 3, 2, 3, 4) == 9 * 6 + 12
+    assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 8 + 12       # G = 8 slots
+    assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 12
+    assert [wu_copies(k) for k in (1, 2, 3, 5)] == [8, 2, 1, 1]
 
 
 @pytest.mark.parametrize("tm,tn,M,N,K", [(2, 2, 5, 3, 3), (4, 2, 3, 5, 3), (2, 4, 7, 6, 2),

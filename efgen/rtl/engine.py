@@ -5,7 +5,8 @@
 :mod:`efgen.rtl.fpu` included), with top module ``engine_core``:
 
 * on-chip buffers, all simple dual-port synchronous RAMs (``engine_ram``: one write
-  port, one read port, registered read, one cycle), which yosys maps to block RAM:
+  port, one read port, registered read plus the block RAM's output register, two
+  cycles, :data:`RAM_LATENCY`), which yosys maps to block RAM:
 
   - IFM: ``Tn`` banks of ``2 * ifm_depth`` words, ping-pong halves selected by the
     address MSB; the loader writes one half while the engine reads the other.
@@ -24,9 +25,9 @@
 
 Accumulation and the loop-carried dependence
 --------------------------------------------
-An accumulator update takes ``ACC_DIST = ADD_LATENCY + 2`` cycles from the read of
-the old value to the first cycle in which a read returns the new one (one RAM read
-cycle, the adder, one write cycle), so two updates of one accumulator must be issued
+An accumulator update takes ``ACC_DIST = RAM_LATENCY + ADD_LATENCY + 1`` cycles from
+the read of the old value to the first cycle in which a read returns the new one (the
+two RAM read cycles, the adder, one write cycle), so two updates of one accumulator must be issued
 at least ``ACC_DIST`` cycles apart. No forwarding paths: the loop order hides it.
 
 * FP/BP (``conv``): kernel offsets ``(i, j)`` outermost, then the ``tr x tc`` pixels
@@ -43,13 +44,17 @@ at least ``ACC_DIST`` cycles apart. No forwarding paths: the loop order hides it
   multiply zeros) so that every copy is initialised.
 
 Cycle counts, exact (``start`` sampled in cycle t0, ``done`` high for one cycle in
-t0 + cycles; :func:`block_cycles`), with ``P = tr*tc``, ``ACC_DIST = 7``::
+t0 + cycles; :func:`block_cycles`), with ``P = tr*tc``, ``ACC_DIST = 8``::
 
     conv (FP, BP): cycles = (K*K - 1) * max(P, ACC_DIST) + P + depth_conv
     wu:            cycles = K*K * (max(P, G) if acc_init else P) + depth_wu
-    depth_conv = 1 (RAM read) + MUL_LATENCY (4) + ADD_LATENCY * ceil(log2 Tn) (tree)
-                 + ADD_LATENCY (5, accumulate) + 1 (write, then done) = 11 + 5*ceil(log2 Tn)
-    depth_wu   = 1 + MUL_LATENCY + ADD_LATENCY + 1 = 11
+    depth_conv = 2 (RAM read, output register) + MUL_LATENCY (4)
+                 + ADD_LATENCY * ceil(log2 Tn) (tree) + ADD_LATENCY (5, accumulate)
+                 + 1 (write, then done) = 12 + 5*ceil(log2 Tn)
+    depth_wu   = 2 + MUL_LATENCY + ADD_LATENCY + 1 = 12
+
+(issue 19 added the RAM output register: before it, RAM_LATENCY was 1, ACC_DIST 7 and
+the depths 11 + 5*ceil(log2 Tn) and 11)
 
 so for ``P >= ACC_DIST`` (and WU blocks that are not a first block of fewer than G
 pixels) a block takes exactly ``tr*tc*K*K + depth`` cycles, the analytical model's form
@@ -79,8 +84,8 @@ import numpy as np
 from efgen._version import __version__
 from efgen.rtl.fpu import ADD_LATENCY, FTZ_IMPLS, IMPLS, MUL_LATENCY, _env, fp_units_verilog
 
-RAM_LATENCY = 1                      # synchronous read
-ACC_DIST = ADD_LATENCY + 2           # read, add, write of one accumulator (cycles)
+RAM_LATENCY = 2                      # synchronous read + the block RAM's output register
+ACC_DIST = RAM_LATENCY + ADD_LATENCY + 1   # read, add, write of one accumulator (cycles)
 # engine_wload: cycles from a weight beat (in_valid) to its bank write leaving the
 # registers: five pipeline stages (offsets, constant div/mod, BP indices, row product,
 # address) and the bank registers. Before pipelining (efgen < issue 14) it was 1.
@@ -128,8 +133,9 @@ class EngineParams:
         for k in ("ifm_depth", "ofm_depth", "wbuf_depth"):
             if not _is_pow2(getattr(self, k)) or getattr(self, k) < 16:
                 bad(k, "must be a power of two >= 16")
-        if self.wbuf_depth < self.kmax ** 2 * wu_copies(1):
-            bad("wbuf_depth", "must hold kmax*kmax words and the K=1 WU copies")
+        if self.wbuf_depth < max(k * k * wu_copies(k) for k in range(1, self.kmax + 1)):
+            bad("wbuf_depth", "must hold the K*K*G gradient words of one WU block "
+                "(G = wu_copies(K)) for every K up to kmax")
         if self.impl not in IMPLS:
             bad("impl", f"expected one of {IMPLS}")
         if (self.tm * self.tn) % self.wl_words:
@@ -462,7 +468,7 @@ def engine_verilog(p: EngineParams) -> dict[str, str]:
     ctx = {
         "version": __version__, "p": p, "w": p.widths,
         "mul_latency": MUL_LATENCY, "add_latency": ADD_LATENCY,
-        "tree_latency": tree_latency(p.tn), "acc_dist": ACC_DIST,
+        "tree_latency": tree_latency(p.tn), "acc_dist": ACC_DIST, "ram_latency": RAM_LATENCY,
         "depth_conv": pipeline_depth("conv", p.tn), "depth_wu": pipeline_depth("wu", p.tn),
         "tree": tree, "src": _src, "zext": _zext, "AAW": max(p.widths["OA"], p.widths["WA"]),
         "fp_adder_a": [_src(a) for a, _ in tree.nodes] + [_src(tree.root)],
