@@ -66,8 +66,11 @@ def _small(tm, tn, **kw):
 PSETS = {
     "behav-2x2": _small(2, 2, wl_words=1),
     "behav-4x2": _small(4, 2, wl_words=2),
-    "behav-3x3": _small(3, 3, wl_words=1),      # odd adder tree, non-power-of-two lanes
-    "behav-2x4": _small(2, 4, wl_words=2),      # Tm < Tn: a DRAM n-block spans BP blocks
+    # odd adder tree, non-power-of-two lanes; replicated selects per 2 columns (a short
+    # last group)
+    "behav-3x3": _small(3, 3, wl_words=1, rep_cols=2),
+    # Tm < Tn: a DRAM n-block spans BP blocks; a replicated select per lane
+    "behav-2x4": _small(2, 4, wl_words=2, rep_cols=1),
     "synth-4x2": _small(4, 2, wl_words=1, impl="synth"),
 }
 

@@ -91,6 +91,9 @@ ACC_DIST = RAM_LATENCY + ADD_LATENCY + 1   # read, add, write of one accumulator
 # address) and the bank registers. Before pipelining (efgen < issue 14) it was 1.
 WLOAD_LATENCY = 6
 ST_RAW, ST_RELU, ST_MASK = 0, 1, 2   # store-path operations
+# engine_ctrl replicates the mode/busy/enable selects once per lane group of REP_COLS
+# columns of a row (issue 19: one flip-flop drove every lane's muxes); EngineParams.rep_cols.
+REP_COLS = 4
 
 
 def _clog2(n: int) -> int:
@@ -120,13 +123,20 @@ class EngineParams:
     smax: int = 4
     wl_words: int = 1
     impl: str = "behav"
+    rep_cols: int = REP_COLS
+
+    @property
+    def rep_groups(self) -> tuple[int, int]:
+        """(lane groups per row, in all) of engine_ctrl's replicated selects."""
+        ng = -(-self.tn // self.rep_cols)
+        return ng, self.tm * ng
 
     def __post_init__(self):
         def bad(what, how):
             raise ValueError(f"EngineParams.{what}={getattr(self, what)!r}: {how}")
 
         for k in ("tm", "tn", "ifm_depth", "ofm_depth", "wbuf_depth", "kmax", "smax",
-                  "wl_words"):
+                  "wl_words", "rep_cols"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 bad(k, "must be a positive integer")
@@ -475,6 +485,7 @@ def engine_verilog(p: EngineParams) -> dict[str, str]:
         "fp_adder_b": [_src(b) for _, b in tree.nodes],
         "delay_src": [_src(d) for d in tree.delays],
         "wu_copies": {k: wu_copies(k) for k in range(1, p.kmax + 1)},
+        "rep_cols": p.rep_cols, "NG": p.rep_groups[0], "NR": p.rep_groups[1],
     }
     files = dict(fp_units_verilog(p.impl))
     for mod in ("engine_ram", "engine_array", "engine_ctrl", "engine_wload", "engine_core"):
