@@ -360,6 +360,79 @@ def test_yosys_synth_xilinx_core(tmp_path):
     assert cells.get("DSP48E2", 0) >= 2 * p.tm * p.tn       # 24x24 significand products
 
 
+# Fan-out bound of any flip-flop in engine_core (issue 19: the wu/busy selects drove every
+# lane's muxes from one flip-flop, 64 loads an adder and 32 a multiplier operand, about
+# 100 a lane). With one copy per lane group of rep_cols = 4 columns a copy drives about
+# 400 loads (measured: 394 at 8x8 and at 16x16, Yosys 0.23); one copy per array would
+# drive about 100 * Tm * Tn (6,000+ at 8x8).
+FF_FANOUT_BOUND = 512
+
+
+def _loads_and_drivers(mod):
+    loads, drv = {}, {}
+    for name, c in mod["cells"].items():
+        for pin, bits in c["connections"].items():
+            out = c.get("port_directions", {}).get(pin) == "output"
+            for b in bits:
+                if isinstance(b, int):
+                    if out:
+                        drv[b] = (name, c["type"])
+                    else:
+                        loads.setdefault(b, []).append((name, c["type"], pin))
+    return loads, drv
+
+
+def test_selects_replicated_and_ram_reads_registered(tmp_path):
+    """Yosys synth_xilinx of an 8x8 engine_core (the FP32 units as black boxes, so that
+    only their input pins count as loads): (1) no flip-flop drives more than
+    FF_FANOUT_BOUND loads, so the replicated selects (and ofm_half) stayed apart; (2) every
+    block RAM's read data goes only into flip-flops (engine_ram's output register, what
+    Vivado packs as DOB_REG), never into logic."""
+    _require("yosys")
+    p = EngineParams(8, 8, ifm_depth=1024, ofm_depth=512, wbuf_depth=512, impl="synth")
+    files = engine_verilog(p)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    units = sorted(n for n in files if n.startswith("fp32_"))
+    rest = sorted(n for n in files if n not in units)
+    script = (f"read_verilog -lib {' '.join(units)}; read_verilog {' '.join(rest)}; "
+              "synth_xilinx -family xcup -top engine_core -noiopad -flatten; "
+              "write_json netlist.json")
+    r = subprocess.run(["yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    mod = json.loads((tmp_path / "netlist.json").read_text())["modules"]["engine_core"]
+    loads, drv = _loads_and_drivers(mod)
+    names = {}
+    for nm, net in mod["netnames"].items():
+        for b in net["bits"]:
+            if isinstance(b, int) and not nm.startswith("$"):
+                names.setdefault(b, nm)
+    ffs = sorted(((len(loads.get(b, [])), names.get(b, "?"), b) for b, (_, t) in drv.items()
+                  if t.startswith("FD")), reverse=True)
+    print("engine_core 8x8: flip-flops with the most loads:",
+          ", ".join(f"{n} {nm}" for n, nm, _ in ffs[:6]))
+    assert ffs[0][0] <= FF_FANOUT_BOUND, ffs[:6]
+    # the copies are there: at least one copy of wu per lane group kept its own flip-flop
+    for sel in ("r_wu", "r_busy", "r_opd_valid", "r_opd_x_ok", "r_acc_use"):
+        cells = {drv[net["bits"][0]][0] for nm, net in mod["netnames"].items()
+                 if re.fullmatch(rf"u_ctrl\.g_rep\[\d+\]\.{sel}", nm)}
+        assert len(cells) == p.rep_groups[1], f"{sel}: copies merged into {len(cells)}"
+    rams = {n: c for n, c in mod["cells"].items() if c["type"].startswith("RAMB")}
+    # IFM: 8 banks of 2 x 1024 words, 2 RAMB36 each; OFM: 2 x 8 RAMB18; weights: 64 RAMB18
+    assert len(rams) == 2 * p.tn + 2 * p.tm + p.tm * p.tn == 96, len(rams)
+    bad = []
+    for n, c in rams.items():
+        for pin, bits in c["connections"].items():
+            if c["port_directions"][pin] != "output":
+                continue
+            for b in bits:
+                for cell, ctype, lpin in loads.get(b, []) if isinstance(b, int) else ():
+                    if not (ctype.startswith("FD") and lpin == "D"):
+                        bad.append(f"{n}.{pin} -> {cell} ({ctype}.{lpin})")
+    assert not bad, f"{len(bad)} RAM read bits feed logic: " + "; ".join(bad[:5])
+
+
 # ------------------------------------------------------------------ simulation
 
 def _check_case(pname, case_name, tmp_path_factory, sim="verilator"):
