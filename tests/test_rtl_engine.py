@@ -363,7 +363,7 @@ def test_yosys_synth_xilinx_core(tmp_path):
 # Fan-out bound of any flip-flop in engine_core (issue 19: the wu/busy selects drove every
 # lane's muxes from one flip-flop, 64 loads an adder and 32 a multiplier operand, about
 # 100 a lane). With one copy per lane group of rep_cols = 4 columns a copy drives about
-# 400 loads (measured: 394 at 8x8 and at 16x16, Yosys 0.23); one copy per array would
+# 400 loads (measured: 373 at 8x8, 394 at 16x16, Yosys 0.23); one copy per array would
 # drive about 100 * Tm * Tn (6,000+ at 8x8).
 FF_FANOUT_BOUND = 512
 
