@@ -14,7 +14,8 @@ measured with Yosys 0.23 or read off its techlibs):
   DSPs), plus one per integer multiplier of the controller and the weight-load path that
   Yosys's ``mul2dsp`` rule sends to a DSP (:func:`control_multipliers`: result at least
   9 bits wide as used, both operands at least 2 bits).
-* Block RAM: every ``engine_ram`` (simple dual port, registered read) goes to the
+* Block RAM: every ``engine_ram`` (simple dual port, registered read; its output
+  register, issue 19, stays flip-flops in Yosys: ``width`` FF per RAM in FF) goes to the
   cheapest mapping of Yosys's ``memory_libmap`` cost model (:func:`ram_cells`): LUT RAM
   (RAM32M16, RAM64M8; cost scaled by the width used) or RAMB18E2 / RAMB36E2 in their
   best aspect ratio. A 32-bit RAM is LUT RAM up to 64 words, one RAMB18E2 from 128 to
