@@ -394,7 +394,7 @@ def test_sgd_icarus_smoke(tmp_path_factory):
     ("assign o_data  = ds_v ? vo_head : wo_head;", "assign o_data  = ds_v ? wo_head : vo_head;",
      "differ from the model|Unresolvable bit"),
     # G <= 2 runs groups every 2*GROUP cycles, not 3*GROUP
-    ("? cfg_g - 3'd1 : 3'd1;", "? cfg_g - 3'd1 : 3'd2;", "sgd_cycles gives"),
+    ("? cfg_g - 4'd1 : 4'd1;", "? cfg_g - 4'd1 : 4'd2;", "sgd_cycles gives"),
     # done waits for the last write response
     ("od_left <= cmds_in;", "od_left <= cmds_in - ONE32;", "cycles|still busy"),
 ])
