@@ -491,8 +491,13 @@ def _smoke_cases(p):
 
 @pytest.mark.parametrize("module,good,bad,symptom", [
     # lanes beyond m_valid / n_valid must multiply zeros: the pad lanes hold NaN
-    ("engine_core.v", "ok = opd_valid & m_mask[gm] & n_mask[gn]", "ok = opd_valid",
+    ("engine_core.v", "ok = rep_opd_valid[R] & m_mask[gm] & n_mask[gn]", "ok = rep_opd_valid[R]",
      "NaN in valid lanes|differ"),
+    # a replicated select must equal its scalar in every cycle: acc_use's copy a cycle late
+    ("engine_ctrl.v", "tag[RD_WU+RAM_LAT-1] : tag[RD_CV+RAM_LAT-1]",
+     "tag[RD_WU+RAM_LAT] : tag[RD_CV+RAM_LAT]", "differ"),
+    # the engine is timed for the RAM's output register (RAM_LATENCY 2)
+    ("engine_ram.v", "rdata <= q;", "rdata <= mem[raddr];", "differ|NaN|cycles"),
     # without the idle padding of short passes the accumulator is read before written
     ("engine_ctrl.v", "(!wu && p_prod < ACC_DIST)", "(1'b0)", "differ from the bit-exact"),
     # BP weights must be flipped at load
