@@ -26,6 +26,7 @@ from efgen.rtl.engine import (
     ACC_DIST,
     ADD_LATENCY,
     MUL_LATENCY,
+    RAM_LATENCY,
     EngineParams,
     WloadConfig,
     adder_tree,
@@ -65,8 +66,11 @@ def _small(tm, tn, **kw):
 PSETS = {
     "behav-2x2": _small(2, 2, wl_words=1),
     "behav-4x2": _small(4, 2, wl_words=2),
-    "behav-3x3": _small(3, 3, wl_words=1),      # odd adder tree, non-power-of-two lanes
-    "behav-2x4": _small(2, 4, wl_words=2),      # Tm < Tn: a DRAM n-block spans BP blocks
+    # odd adder tree, non-power-of-two lanes; replicated selects per 2 columns (a short
+    # last group)
+    "behav-3x3": _small(3, 3, wl_words=1, rep_cols=2),
+    # Tm < Tn: a DRAM n-block spans BP blocks; a replicated select per lane
+    "behav-2x4": _small(2, 4, wl_words=2, rep_cols=1),
     "synth-4x2": _small(4, 2, wl_words=1, impl="synth"),
 }
 
@@ -206,21 +210,22 @@ def test_adder_tree(tn):
 
 
 def test_cycle_formula():
-    # conv: (K*K - 1) * max(P, ACC_DIST) + P + 1 + MUL + ADD*ceil(log2 Tn) + ADD + 1
+    # conv: (K*K - 1) * max(P, ACC_DIST) + P + 2 + MUL + ADD*ceil(log2 Tn) + ADD + 1
     # fp32_mul: 4 cycles (classify, multiply, normalise, round); fp32_add: 5 (classify,
-    # align, add + leading zeros, normalise, round)
-    assert (MUL_LATENCY, ADD_LATENCY) == (4, 5)
-    assert ACC_DIST == ADD_LATENCY + 2 == 7
-    assert pipeline_depth("conv", 2) == 1 + MUL_LATENCY + ADD_LATENCY + ADD_LATENCY + 1 == 16
-    assert pipeline_depth("conv", 16) == 31 and pipeline_depth("conv", 1) == 11
-    assert pipeline_depth("wu", 16) == 11
-    assert block_cycles("conv", 3, 4, 5, 2) == 9 * 20 + 16
-    assert block_cycles("conv", 3, 1, 2, 2) == 8 * 7 + 2 + 16          # padded passes
-    assert block_cycles("conv", 1, 1, 2, 2) == 2 + 16                    # one pass: no pad
-    assert block_cycles("wu", 3, 2, 3, 4) == 9 * 6 + 11
-    assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 7 + 11       # G = 7 slots
-    assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 11
-    assert [wu_copies(k) for k in (1, 2, 3, 5)] == [7, 2, 1, 1]
+    # align, add + leading zeros, normalise, round); engine_ram: 2 (the RAM's read
+    # register, then its output register, issue 19)
+    assert (MUL_LATENCY, ADD_LATENCY, RAM_LATENCY) == (4, 5, 2)
+    assert ACC_DIST == RAM_LATENCY + ADD_LATENCY + 1 == 8
+    assert pipeline_depth("conv", 2) == 2 + MUL_LATENCY + ADD_LATENCY + ADD_LATENCY + 1 == 17
+    assert pipeline_depth("conv", 16) == 32 and pipeline_depth("conv", 1) == 12
+    assert pipeline_depth("wu", 16) == 12
+    assert block_cycles("conv", 3, 4, 5, 2) == 9 * 20 + 17
+    assert block_cycles("conv", 3, 1, 2, 2) == 8 * 8 + 2 + 17          # padded passes
+    assert block_cycles("conv", 1, 1, 2, 2) == 2 + 17                    # one pass: no pad
+    assert block_cycles("wu", 3, 2, 3, 4) == 9 * 6 + 12
+    assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 8 + 12       # G = 8 slots
+    assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 12
+    assert [wu_copies(k) for k in (1, 2, 3, 5)] == [8, 2, 1, 1]
 
 
 @pytest.mark.parametrize("tm,tn,M,N,K", [(2, 2, 5, 3, 3), (4, 2, 3, 5, 3), (2, 4, 7, 6, 2),
@@ -355,6 +360,79 @@ def test_yosys_synth_xilinx_core(tmp_path):
     assert cells.get("DSP48E2", 0) >= 2 * p.tm * p.tn       # 24x24 significand products
 
 
+# Fan-out bound of any flip-flop in engine_core (issue 19: the wu/busy selects drove every
+# lane's muxes from one flip-flop, 64 loads an adder and 32 a multiplier operand, about
+# 100 a lane). With one copy per lane group of rep_cols = 4 columns a copy drives about
+# 400 loads (measured: 373 at 8x8, 394 at 16x16, Yosys 0.23); one copy per array would
+# drive about 100 * Tm * Tn (6,000+ at 8x8).
+FF_FANOUT_BOUND = 512
+
+
+def _loads_and_drivers(mod):
+    loads, drv = {}, {}
+    for name, c in mod["cells"].items():
+        for pin, bits in c["connections"].items():
+            out = c.get("port_directions", {}).get(pin) == "output"
+            for b in bits:
+                if isinstance(b, int):
+                    if out:
+                        drv[b] = (name, c["type"])
+                    else:
+                        loads.setdefault(b, []).append((name, c["type"], pin))
+    return loads, drv
+
+
+def test_selects_replicated_and_ram_reads_registered(tmp_path):
+    """Yosys synth_xilinx of an 8x8 engine_core (the FP32 units as black boxes, so that
+    only their input pins count as loads): (1) no flip-flop drives more than
+    FF_FANOUT_BOUND loads, so the replicated selects (and ofm_half) stayed apart; (2) every
+    block RAM's read data goes only into flip-flops (engine_ram's output register, what
+    Vivado packs as DOB_REG), never into logic."""
+    _require("yosys")
+    p = EngineParams(8, 8, ifm_depth=1024, ofm_depth=512, wbuf_depth=512, impl="synth")
+    files = engine_verilog(p)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    units = sorted(n for n in files if n.startswith("fp32_"))
+    rest = sorted(n for n in files if n not in units)
+    script = (f"read_verilog -lib {' '.join(units)}; read_verilog {' '.join(rest)}; "
+              "synth_xilinx -family xcup -top engine_core -noiopad -flatten; "
+              "write_json netlist.json")
+    r = subprocess.run(["yosys", "-q", "-p", script], cwd=tmp_path, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    mod = json.loads((tmp_path / "netlist.json").read_text())["modules"]["engine_core"]
+    loads, drv = _loads_and_drivers(mod)
+    names = {}
+    for nm, net in mod["netnames"].items():
+        for b in net["bits"]:
+            if isinstance(b, int) and not nm.startswith("$"):
+                names.setdefault(b, nm)
+    ffs = sorted(((len(loads.get(b, [])), names.get(b, "?"), b) for b, (_, t) in drv.items()
+                  if t.startswith("FD")), reverse=True)
+    print("engine_core 8x8: flip-flops with the most loads:",
+          ", ".join(f"{n} {nm}" for n, nm, _ in ffs[:6]))
+    assert ffs[0][0] <= FF_FANOUT_BOUND, ffs[:6]
+    # the copies are there: at least one copy of wu per lane group kept its own flip-flop
+    for sel in ("r_wu", "r_busy", "r_opd_valid", "r_opd_x_ok", "r_acc_use"):
+        cells = {drv[net["bits"][0]][0] for nm, net in mod["netnames"].items()
+                 if re.fullmatch(rf"u_ctrl\.g_rep\[\d+\]\.{sel}", nm)}
+        assert len(cells) == p.rep_groups[1], f"{sel}: copies merged into {len(cells)}"
+    rams = {n: c for n, c in mod["cells"].items() if c["type"].startswith("RAMB")}
+    # IFM: 8 banks of 2 x 1024 words, 2 RAMB36 each; OFM: 2 x 8 RAMB18; weights: 64 RAMB18
+    assert len(rams) == 2 * p.tn + 2 * p.tm + p.tm * p.tn == 96, len(rams)
+    bad = []
+    for n, c in rams.items():
+        for pin, bits in c["connections"].items():
+            if c["port_directions"][pin] != "output":
+                continue
+            for b in bits:
+                for cell, ctype, lpin in loads.get(b, []) if isinstance(b, int) else ():
+                    if not (ctype.startswith("FD") and lpin == "D"):
+                        bad.append(f"{n}.{pin} -> {cell} ({ctype}.{lpin})")
+    assert not bad, f"{len(bad)} RAM read bits feed logic: " + "; ".join(bad[:5])
+
+
 # ------------------------------------------------------------------ simulation
 
 def _check_case(pname, case_name, tmp_path_factory, sim="verilator"):
@@ -413,8 +491,13 @@ def _smoke_cases(p):
 
 @pytest.mark.parametrize("module,good,bad,symptom", [
     # lanes beyond m_valid / n_valid must multiply zeros: the pad lanes hold NaN
-    ("engine_core.v", "ok = opd_valid & m_mask[gm] & n_mask[gn]", "ok = opd_valid",
+    ("engine_core.v", "ok = rep_opd_valid[R] & m_mask[gm] & n_mask[gn]", "ok = rep_opd_valid[R]",
      "NaN in valid lanes|differ"),
+    # a replicated select must equal its scalar in every cycle: acc_use's copy a cycle late
+    ("engine_ctrl.v", "tag[RD_WU+RAM_LAT-1] : tag[RD_CV+RAM_LAT-1]",
+     "tag[RD_WU+RAM_LAT] : tag[RD_CV+RAM_LAT]", "differ"),
+    # the engine is timed for the RAM's output register (RAM_LATENCY 2)
+    ("engine_ram.v", "rdata <= q;", "rdata <= mem[raddr];", "differ|NaN|cycles"),
     # without the idle padding of short passes the accumulator is read before written
     ("engine_ctrl.v", "(!wu && p_prod < ACC_DIST)", "(1'b0)", "differ from the bit-exact"),
     # BP weights must be flipped at load

@@ -471,13 +471,14 @@ def _rtl(tm, tn, ifm=512, ofm=256, wbuf=64, **kw):
 # units. The three 16 x 30 are layer_seq's shared multipliers (the set-up one registered
 # whole, 46 bits); its products by Tm and Tn are shift-adds since issue 14 (before, Tm =
 # 3, 6 or Tn = 3 gave (16, 2, *) $muls); the rest sgd_wb's (K*K, K*K*Tm*Tn by the odd
-# part of Tm*Tn, nblk times that, G*K*K).
+# part of Tm*Tn, nblk times that, G*K*K). Re-measured after issue 19's RAM output
+# register: G*K*K's G is 4 bits (G = 8 for K = 1), (4, 4, 6) where it was (3, 4, 6).
 _SEQ = [(16, 30, 30)] * 2 + [(16, 30, 46)]
 TOP_MULS = [
-    (_rtl(2, 2), [(2, 2, 4), (3, 4, 6), (6, 4, 10)] + _SEQ),
-    (_rtl(3, 2), [(2, 2, 4), (3, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
-    (_rtl(2, 3), [(2, 2, 4), (3, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
-    (_rtl(6, 4), [(2, 2, 4), (3, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
+    (_rtl(2, 2), [(2, 2, 4), (4, 4, 6), (6, 4, 10)] + _SEQ),
+    (_rtl(3, 2), [(2, 2, 4), (4, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
+    (_rtl(2, 3), [(2, 2, 4), (4, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
+    (_rtl(6, 4), [(2, 2, 4), (4, 4, 6), (4, 2, 6), (6, 6, 12)] + _SEQ),
 ]
 
 

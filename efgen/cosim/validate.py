@@ -26,10 +26,10 @@ from efgen.rtl.top import RtlParams
 # command and FIFO stages; axi_dma_rd's 7 cycles from command to first word, 2 of them
 # its read buffer's registered block-RAM read).
 LOAD_OVERHEAD = 24        # tile set-up (9 steps, 8 of them followed by a hold for the registered set-up product) + DMA command to first word (5) + read buffer (2)
-STORE_OVERHEAD = 18       # tile set-up (8 steps, 6 of them followed by a hold for the registered set-up product) + store-path read and FIFO (4)
+STORE_OVERHEAD = 19       # tile set-up (8 steps, 6 of them followed by a hold for the registered set-up product) + store-path read and FIFO (5: engine_ram's read and output register since issue 19)
 BLOCK_OVERHEAD = 2        # computer, per engine block: block start, wait
 STEP_OVERHEAD = 3         # computer, per step (one IFM half; io/WU: its mc blocks): step, after, next
-SGD_OVERHEAD = 71         # sgd_wb: pipeline (incl. the two bank-mux registers; fp32_mul 4, fp32_add 5 cycles, groups of 5 words), one piece of 16 words in flight, drain (efgen.rtl.sgd: +9 on the G = 1 closed form since issue 14 part 2)
+SGD_OVERHEAD = 72         # sgd_wb: pipeline (incl. the two bank-mux registers; fp32_mul 4, fp32_add 5 cycles, groups of 5 words), one piece of 16 words in flight, drain (efgen.rtl.sgd: +9 on the G = 1 closed form since issue 14 part 2, +1 for engine_ram's output register, issue 19)
 WLOAD_DRAIN = WLOAD_LATENCY - 1   # engine_wload pipeline beyond the bank register (L_WEND)
 WRUN_OVERHEAD = 19        # weight-load run: the set-up steps (16, as a tile load) and 3 holds for the registered set-up product (BP: per DRAM row; FP: 2 per chunk)
 WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG, L_WCFG2), stream stalled

@@ -5,7 +5,8 @@
 :mod:`efgen.rtl.fpu` included), with top module ``engine_core``:
 
 * on-chip buffers, all simple dual-port synchronous RAMs (``engine_ram``: one write
-  port, one read port, registered read, one cycle), which yosys maps to block RAM:
+  port, one read port, registered read plus the block RAM's output register, two
+  cycles, :data:`RAM_LATENCY`), which yosys maps to block RAM:
 
   - IFM: ``Tn`` banks of ``2 * ifm_depth`` words, ping-pong halves selected by the
     address MSB; the loader writes one half while the engine reads the other.
@@ -24,9 +25,9 @@
 
 Accumulation and the loop-carried dependence
 --------------------------------------------
-An accumulator update takes ``ACC_DIST = ADD_LATENCY + 2`` cycles from the read of
-the old value to the first cycle in which a read returns the new one (one RAM read
-cycle, the adder, one write cycle), so two updates of one accumulator must be issued
+An accumulator update takes ``ACC_DIST = RAM_LATENCY + ADD_LATENCY + 1`` cycles from
+the read of the old value to the first cycle in which a read returns the new one (the
+two RAM read cycles, the adder, one write cycle), so two updates of one accumulator must be issued
 at least ``ACC_DIST`` cycles apart. No forwarding paths: the loop order hides it.
 
 * FP/BP (``conv``): kernel offsets ``(i, j)`` outermost, then the ``tr x tc`` pixels
@@ -43,13 +44,17 @@ at least ``ACC_DIST`` cycles apart. No forwarding paths: the loop order hides it
   multiply zeros) so that every copy is initialised.
 
 Cycle counts, exact (``start`` sampled in cycle t0, ``done`` high for one cycle in
-t0 + cycles; :func:`block_cycles`), with ``P = tr*tc``, ``ACC_DIST = 7``::
+t0 + cycles; :func:`block_cycles`), with ``P = tr*tc``, ``ACC_DIST = 8``::
 
     conv (FP, BP): cycles = (K*K - 1) * max(P, ACC_DIST) + P + depth_conv
     wu:            cycles = K*K * (max(P, G) if acc_init else P) + depth_wu
-    depth_conv = 1 (RAM read) + MUL_LATENCY (4) + ADD_LATENCY * ceil(log2 Tn) (tree)
-                 + ADD_LATENCY (5, accumulate) + 1 (write, then done) = 11 + 5*ceil(log2 Tn)
-    depth_wu   = 1 + MUL_LATENCY + ADD_LATENCY + 1 = 11
+    depth_conv = 2 (RAM read, output register) + MUL_LATENCY (4)
+                 + ADD_LATENCY * ceil(log2 Tn) (tree) + ADD_LATENCY (5, accumulate)
+                 + 1 (write, then done) = 12 + 5*ceil(log2 Tn)
+    depth_wu   = 2 + MUL_LATENCY + ADD_LATENCY + 1 = 12
+
+(issue 19 added the RAM output register: before it, RAM_LATENCY was 1, ACC_DIST 7 and
+the depths 11 + 5*ceil(log2 Tn) and 11)
 
 so for ``P >= ACC_DIST`` (and WU blocks that are not a first block of fewer than G
 pixels) a block takes exactly ``tr*tc*K*K + depth`` cycles, the analytical model's form
@@ -79,13 +84,16 @@ import numpy as np
 from efgen._version import __version__
 from efgen.rtl.fpu import ADD_LATENCY, FTZ_IMPLS, IMPLS, MUL_LATENCY, _env, fp_units_verilog
 
-RAM_LATENCY = 1                      # synchronous read
-ACC_DIST = ADD_LATENCY + 2           # read, add, write of one accumulator (cycles)
+RAM_LATENCY = 2                      # synchronous read + the block RAM's output register
+ACC_DIST = RAM_LATENCY + ADD_LATENCY + 1   # read, add, write of one accumulator (cycles)
 # engine_wload: cycles from a weight beat (in_valid) to its bank write leaving the
 # registers: five pipeline stages (offsets, constant div/mod, BP indices, row product,
 # address) and the bank registers. Before pipelining (efgen < issue 14) it was 1.
 WLOAD_LATENCY = 6
 ST_RAW, ST_RELU, ST_MASK = 0, 1, 2   # store-path operations
+# engine_ctrl replicates the mode/busy/enable selects once per lane group of REP_COLS
+# columns of a row (issue 19: one flip-flop drove every lane's muxes); EngineParams.rep_cols.
+REP_COLS = 4
 
 
 def _clog2(n: int) -> int:
@@ -115,21 +123,29 @@ class EngineParams:
     smax: int = 4
     wl_words: int = 1
     impl: str = "behav"
+    rep_cols: int = REP_COLS
+
+    @property
+    def rep_groups(self) -> tuple[int, int]:
+        """(lane groups per row, in all) of engine_ctrl's replicated selects."""
+        ng = -(-self.tn // self.rep_cols)
+        return ng, self.tm * ng
 
     def __post_init__(self):
         def bad(what, how):
             raise ValueError(f"EngineParams.{what}={getattr(self, what)!r}: {how}")
 
         for k in ("tm", "tn", "ifm_depth", "ofm_depth", "wbuf_depth", "kmax", "smax",
-                  "wl_words"):
+                  "wl_words", "rep_cols"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 bad(k, "must be a positive integer")
         for k in ("ifm_depth", "ofm_depth", "wbuf_depth"):
             if not _is_pow2(getattr(self, k)) or getattr(self, k) < 16:
                 bad(k, "must be a power of two >= 16")
-        if self.wbuf_depth < self.kmax ** 2 * wu_copies(1):
-            bad("wbuf_depth", "must hold kmax*kmax words and the K=1 WU copies")
+        if self.wbuf_depth < max(k * k * wu_copies(k) for k in range(1, self.kmax + 1)):
+            bad("wbuf_depth", "must hold the K*K*G gradient words of one WU block "
+                "(G = wu_copies(K)) for every K up to kmax")
         if self.impl not in IMPLS:
             bad("impl", f"expected one of {IMPLS}")
         if (self.tm * self.tn) % self.wl_words:
@@ -462,13 +478,14 @@ def engine_verilog(p: EngineParams) -> dict[str, str]:
     ctx = {
         "version": __version__, "p": p, "w": p.widths,
         "mul_latency": MUL_LATENCY, "add_latency": ADD_LATENCY,
-        "tree_latency": tree_latency(p.tn), "acc_dist": ACC_DIST,
+        "tree_latency": tree_latency(p.tn), "acc_dist": ACC_DIST, "ram_latency": RAM_LATENCY,
         "depth_conv": pipeline_depth("conv", p.tn), "depth_wu": pipeline_depth("wu", p.tn),
         "tree": tree, "src": _src, "zext": _zext, "AAW": max(p.widths["OA"], p.widths["WA"]),
         "fp_adder_a": [_src(a) for a, _ in tree.nodes] + [_src(tree.root)],
         "fp_adder_b": [_src(b) for _, b in tree.nodes],
         "delay_src": [_src(d) for d in tree.delays],
         "wu_copies": {k: wu_copies(k) for k in range(1, p.kmax + 1)},
+        "rep_cols": p.rep_cols, "NG": p.rep_groups[0], "NR": p.rep_groups[1],
     }
     files = dict(fp_units_verilog(p.impl))
     for mod in ("engine_ram", "engine_array", "engine_ctrl", "engine_wload", "engine_core"):

@@ -45,7 +45,8 @@ PIECE = 16                   # default words per write command
 IN_LOG = 4                   # W and V input FIFOs: 16 words
 IN_FLIGHT = 32               # room the W'/V' FIFOs keep beyond one piece (words)
 
-# Gradient read latency: engine_ram's registered read, then sgd_wb's two-level registered
+# Gradient read latency: engine_ram's registered read and output register (RAM_LATENCY,
+# 2 since issue 19), then sgd_wb's two-level registered
 # Tm*Tn-way bank mux (groups of 16 banks, then the group; issue 14: the mux of the
 # unregistered RAM outputs fed the adder directly, the slowest path of the design).
 RD_LATENCY = RAM_LATENCY + 2
@@ -129,7 +130,7 @@ def sgd_cycles(words: int, g: int, latency: int, piece: int = PIECE) -> int:
         s_c = max(a_c, s_(c-1) + n_(c-1));     done = s_last + n_last + WRITE_LAG
 
     Closed forms (:func:`sgd_cycles_closed`): G <= 2, more than one piece:
-    ``L + 2*words + 37 + 5*G + min(words, 5) + max_k (n_k + max_(j<=k) (n_j - e_j % 5))``
+    ``L + 2*words + 38 + 5*G + min(words, 5) + max_k (n_k + max_(j<=k) (n_j - e_j % 5))``
     (GROUP = 5; ``2*PIECE - GROUP + 1`` for the last term when GROUP divides PIECE) — the
     rate is the write port's 2 cycles a word, and the W channel trails the stream by
     about one whole piece;
@@ -210,7 +211,7 @@ def sgd_verilog(p: EngineParams, piece: int = PIECE) -> dict[str, str]:
     ctx = {
         "version": __version__, "p": p, "w": p.widths, "lane_w": _clog2(p.tm * p.tn),
         "zext": _zext, "piece": piece, "group": GROUP, "in_log": IN_LOG,
-        "in_flight": IN_FLIGHT, "ram": RD_LATENCY, "add": ADD_LATENCY, "mul": MUL_LATENCY,
+        "in_flight": IN_FLIGHT, "ram": RD_LATENCY, "ram_latency": RAM_LATENCY, "add": ADD_LATENCY, "mul": MUL_LATENCY,
         "w_pop": W_POP, "v_pop": V_POP, "w_dly": W_DLY, "vo_push": VO_PUSH,
         "wo_push": WO_PUSH, "formula": formula_lines(),
     }

@@ -14,7 +14,8 @@ measured with Yosys 0.23 or read off its techlibs):
   DSPs), plus one per integer multiplier of the controller and the weight-load path that
   Yosys's ``mul2dsp`` rule sends to a DSP (:func:`control_multipliers`: result at least
   9 bits wide as used, both operands at least 2 bits).
-* Block RAM: every ``engine_ram`` (simple dual port, registered read) goes to the
+* Block RAM: every ``engine_ram`` (simple dual port, registered read; its output
+  register, issue 19, stays flip-flops in Yosys: ``width`` FF per RAM in FF) goes to the
   cheapest mapping of Yosys's ``memory_libmap`` cost model (:func:`ram_cells`): LUT RAM
   (RAM32M16, RAM64M8; cost scaled by the width used) or RAMB18E2 / RAMB36E2 in their
   best aspect ratio. A 32-bit RAM is LUT RAM up to 64 words, one RAMB18E2 from 128 to
@@ -58,7 +59,7 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   products of tile indices by Tm and Tn are shift-adds (no DSP); the tile-window table (5 x
   (IA+1) bits x 2, registered read: LUT RAM) and the tile pixel counts (OA bits x 2,
   read at a registered address: flip-flops while OA < 10).
-* ``tile_wr``: a 4-word FIFO (LUT RAM); ``tile_rd`` and ``desc_regs``: registers only.
+* ``tile_wr``: an 8-word FIFO (LUT RAM); ``tile_rd`` and ``desc_regs``: registers only.
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
   (LUT RAM) and a per-burst FIFO of OUTSTANDING beat addresses (for FAIL_ADDR; LUT RAM;
   ``axi_dma_wr``'s also holds the burst's last-of-command bit); ``axi_dma_wr`` also the
@@ -411,6 +412,9 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
         rest = {k: y["rest_top"][k] + y["rest_top"][f"{k}_per_mac"] * macs for k in ("lut", "ff")}
     else:          # engine_core alone: the per-lane estimate
         rest = {k: lanes * c["per_lane"][k] for k in ("lut", "ff")}
+    # engine_ram's output register (issue 19, after rest_top was fitted): Yosys keeps it
+    # as width flip-flops per buffer RAM (Vivado puts it into the block RAM, DOB_REG)
+    oreg_ff = sum(n * w for _, n, w, _ in engine_rams(params))
     return {
         "DSP48E2": dsp_fp + dsp_ctrl,
         "RAMB18E2": r18,
@@ -419,7 +423,7 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
         "URAM288": 0,
         "LUTRAM": sum(n * lutram_luts[k] for k, n in cells.items() if k in lutram_luts),
         "LUT": n_mul * y["fp32_mul"]["lut"] + n_add * add["lut"] + rest["lut"],
-        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"],
+        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"] + oreg_ff,
         "detail": {
             "fp32_mul": n_mul, "fp32_add": n_add,
             "dsp_per_fp32_mul": y["fp32_mul"]["dsp"], "dsp_per_fp32_add": add["dsp"],
@@ -427,6 +431,7 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
             "control_multipliers": [{"what": m[0], "a": m[1], "b": m[2], "y": m[3],
                                      "dsp": m[4]} for m in muls],
             "rams": ram_rows, "ram_cells": cells, "shell": bool(shell),
+            "ram_output_register_ff": oreg_ff,
         },
     }
 
@@ -439,7 +444,7 @@ SEQ_CW = 16
 #: addresses and strides), 30 bits of the product used.
 SEQ_SHARED = ("su_a*su_b (set-up)", "lmul_a*lmul_b (loader)", "smul_a*smul_b (storer)")
 #: tile_wr's output FIFO (templates/rtl/tile_wr.v.j2).
-TILE_WR_FIFO = 4
+TILE_WR_FIFO = 8
 
 
 def _odd(n: int) -> tuple[int, int]:

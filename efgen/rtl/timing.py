@@ -41,7 +41,9 @@ Per-cell delays (:data:`DELAYS`, ns; lo = optimistic, hi = pessimistic). Sources
   hi 2.44 ns. 7 series: x 1 / 0.6.
 * Block RAM clock-to-out: UG949 ("Optimizing Paths with Dedicated Blocks and Macro
   Primitives"): about 1.5 ns without the optional output register, 0.4 ns with it;
-  lo 1.2, hi 1.6 ns without (Yosys never enables DOA_REG/DOB_REG for engine_ram).
+  lo 1.2, hi 1.6 ns without. engine_ram has the output register (issue 19), but Yosys
+  never enables DOA_REG/DOB_REG: it keeps that register as flip-flops right after the
+  RAM, so a path from a RAM here is the RAM's clock-to-out into one flip-flop.
   UG949 also asks for 500 ps of setup slack on paths into such blocks before placement:
   added to every path ending in a DSP or block RAM (hi only).
 * Endpoint overhead (FF clock-to-out + setup + clock uncertainty): 0.35 .. 0.60 ns.
@@ -159,8 +161,10 @@ def _dsp_registered_in(params: dict[str, str]) -> bool:
 
 
 # Module inputs driven straight by a block RAM's read data (no register between): their
-# paths start at the RAM's clock-to-out instead of 0.
-RAM_INPUTS = {"sgd_wb": ("wb_rd_data",)}
+# paths start at the RAM's clock-to-out instead of 0. None since issue 19: engine_ram
+# registers its read data (the block RAM's output register, DOB_REG), so sgd_wb's
+# wb_rd_data starts at a register's clock-to-out, as every other input.
+RAM_INPUTS: dict[str, tuple[str, ...]] = {}
 
 
 def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathReport:

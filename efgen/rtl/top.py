@@ -26,7 +26,7 @@ from efgen._version import __version__
 from efgen.errors import EfgenError
 from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, DmaParams,
                            dma_verilog)
-from efgen.rtl.engine import WLOAD_LATENCY, EngineParams, engine_verilog, wu_copies
+from efgen.rtl.engine import RAM_LATENCY, WLOAD_LATENCY, EngineParams, engine_verilog, wu_copies
 from efgen.rtl.fpu import _env
 
 LAYOUTS = ("reshaped", "nchw")
@@ -148,7 +148,7 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     ctx = {"version": __version__, "p": _Ctx(p), "w": w, "bw": bw,
            "lanes": lanes, "lw": max(1, math.ceil(math.log2(lanes + 1))), "tl": p.tl,
            "cw": 16, "sh_tl": int(math.log2(p.tl)), "prefix": "",
-           "wload_latency": WLOAD_LATENCY,
+           "wload_latency": WLOAD_LATENCY, "ram_latency": RAM_LATENCY,
            "wu_copies": {k: wu_copies(k) for k in range(1, e.kmax + 1)},
            "dma": p.dma, "axil_aw": AXIL_ADDR_WIDTH,
            "ports": [d._asdict() for d in DESC_PORTS],

@@ -36,6 +36,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge
 
+from efgen.rtl.engine import RAM_LATENCY
+
 RUN_TIMEOUT = 200_000      # cycles
 
 
@@ -133,28 +135,37 @@ class Driver:
                 "overlapped": overlapped}
 
     async def store(self, op):
+        # pipelined: a read a cycle, its word RAM_LATENCY cycles later with st_valid
         d = self.dut
         out = []
         d.st_half.value = op["half"]
         d.st_op.value = op["st_op"]
         mask = op.get("mask")
-        for a in range(op["n"]):
-            d.st_re.value = 1
-            d.st_addr.value = a
-            d.st_mask.value = pack(mask[a]) if mask else 0
+        n = op["n"]
+        for t in range(n + RAM_LATENCY - 1):
+            d.st_re.value = int(t < n)
+            if t < n:
+                d.st_addr.value = t
+                d.st_mask.value = pack(mask[t]) if mask else 0
             await self.step()
-            assert int(d.st_valid.value) == 1
-            out.append(unpack(int(d.st_data.value), self.tm))
+            valid = int(d.st_valid.value)
+            assert valid == int(RAM_LATENCY - 1 <= t < n + RAM_LATENCY - 1), (t, valid)
+            if valid:
+                out.append(unpack(int(d.st_data.value), self.tm))
         d.st_re.value = 0
         return out
 
     async def wbread(self, op):
+        # pipelined: an address a cycle, its vector RAM_LATENCY cycles later
         d = self.dut
         out = []
-        for a in op["addrs"]:
-            d.wb_rd_addr.value = a
+        addrs = op["addrs"]
+        for t in range(len(addrs) + RAM_LATENCY - 1):
+            if t < len(addrs):
+                d.wb_rd_addr.value = addrs[t]
             await self.step()
-            out.append(unpack(int(d.wb_rd_data.value), self.tm * self.tn))
+            if t >= RAM_LATENCY - 1:
+                out.append(unpack(int(d.wb_rd_data.value), self.tm * self.tn))
         return out
 
 

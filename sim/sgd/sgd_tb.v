@@ -41,17 +41,19 @@ reg  [31:0]       cfg_wd;
 wire              busy;
 wire              done;
 
-// ---- behavioural weight buffer
+// ---- behavioural weight buffer: engine_ram's read, two registers (RAM, output register)
 reg               wbuf_we;
 reg  [WA-1:0]     wbuf_wa;
 reg  [NB*32-1:0]  wbuf_wd;
 reg  [NB*32-1:0]  wbuf [0:(1<<WA)-1];
+reg  [NB*32-1:0]  wb_rd_q;
 reg  [NB*32-1:0]  wb_rd_data;
 wire [WA-1:0]     wb_rd_addr;
 always @(posedge clk) begin
     if (wbuf_we)
         wbuf[wbuf_wa] <= wbuf_wd;
-    wb_rd_data <= wbuf[wb_rd_addr];
+    wb_rd_q    <= wbuf[wb_rd_addr];
+    wb_rd_data <= wb_rd_q;
 end
 
 // ---- sgd_wb <-> DMA streams
