@@ -89,7 +89,8 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # register-to-register path deeper than MAX_LEVELS LUT levels (a DSP48E2 passed
 # combinationally counts 4). Measured after issue 14 part 2 (continued): engine_wload 6.45
 # at the worst (a DSP product into an adder: 204 MHz, the DSP's delay is below 4 LUTs'),
-# layer_seq 6.2 (was 6.55), sgd_wb 6.2 (was 6.8: its -0 seed mux into the
+# layer_seq 6.2 (was 6.55; 200 MHz since its set-up, loader and pre-check tests became
+# registers; MAX_LEVELS stays 6.5, engine_wload's bound), sgd_wb 6.2 (was 6.8: its -0 seed mux into the
 # gradient adder), fp32_mul 6.2, fp32_add dsp 6.05 (synth 5.3), the DMA engines
 # 5.55-6.05, tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 4.9, desc_regs 4.25 (before part 2:
 # 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Yosys time:
