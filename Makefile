@@ -14,10 +14,14 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# The tests; the few long co-simulations and syntheses (marker slow, tests/conftest.py)
-# run in `make cosim`.
+# The tests, one pytest-xdist worker per core (at most TEST_JOBS_MAX; TEST_JOBS=0 runs them
+# in one process), a test file per worker so each file's fixtures (RTL builds, Yosys runs)
+# are made once; the few long co-simulations and syntheses (marker slow,
+# tests/conftest.py) run in `make cosim`.
+TEST_JOBS ?= auto
+TEST_JOBS_MAX ?= 8
 test: install
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_JOBS) --maxprocesses=$(TEST_JOBS_MAX) --dist loadfile $(PYTEST_ARGS)
 
 # The main job: the catalogues, the accelerator for ResNet-20 on a ZCU102 (schedule,
 # report, plots, Vitis HLS project), and one training step of the generated C++ in
