@@ -463,16 +463,15 @@ def test_fused_tiny_step(case, tmp_path):
             "bn2:dy", "conv2:grad.weight", "bn1:grad.gamma", "conv1:new.weight"} <= keys
 
 
-def test_fused_program_interpreted_matches_golden():
-    """The fused program run by the numpy interpreter (independently of the C++):
-    every tensor in DRAM matches the golden step within 1e-4."""
+
+def _interpreted_step_matches_golden(net, prog, min_tensors):
+    """Run ``prog`` (batch 2) in the numpy interpreter from the golden initial state:
+    more than ``min_tensors`` tensors in DRAM, each within the verdict's tolerance of the
+    golden step, and the same loss within 1e-5."""
     from efgen.csim.csim import DramImage, compare, golden_step
     from efgen.csim.interp import interp_step
     from efgen.golden.model import SGD, init_state, synthetic_batch
-    from efgen.hls.program import build_program
 
-    net, design, _ = _fused("tiny", 8, 4, 2)
-    prog = build_program(net, design)
     img = DramImage(prog)
     state = init_state(net, seed=0, dtype=np.float32)
     x, labels = synthetic_batch(net, 2, seed=1)
@@ -480,8 +479,17 @@ def test_fused_program_interpreted_matches_golden():
     loss = interp_step(prog, img.mem, labels)
     golden = golden_step(net, state, x.astype(np.float32), labels, SGD())
     rows = compare(golden.trace, img.tensors())
-    assert len(rows) > 60 and all(r.ok for r in rows), [r for r in rows if not r.ok][:3]
+    assert len(rows) > min_tensors and all(r.ok for r in rows), [r for r in rows if not r.ok][:3]
     assert abs(loss - golden.loss) <= 1e-5 * abs(golden.loss)
+
+def test_fused_program_interpreted_matches_golden():
+    """The fused program run by the numpy interpreter (independently of the C++):
+    every tensor in DRAM matches the golden step within 1e-4."""
+    from efgen.hls.program import build_program
+
+    net, design, _ = _fused("tiny", 8, 4, 2)
+    prog = build_program(net, design)
+    _interpreted_step_matches_golden(net, prog, min_tensors=60)
 
 
 @pytest.mark.parametrize("case", [("tiny", 8, 4), ("resnet20", 8, 8)],
@@ -655,9 +663,6 @@ def test_the_program_follows_the_plans_decisions():
     matches the golden one within 1e-4."""
     from dataclasses import replace
 
-    from efgen.csim.csim import DramImage, compare, golden_step
-    from efgen.csim.interp import interp_step
-    from efgen.golden.model import SGD, init_state, synthetic_batch
     from efgen.hls.desc import FLAGS
     from efgen.hls.program import build_program
     from efgen.model import restructure as R
@@ -675,12 +680,4 @@ def test_the_program_follows_the_plans_decisions():
     assert not dx & set(prog.fusion["bn_dx_in_loads"])
     bp = {s.layer: s.desc.flags for s in prog.bp if s.what == "bp"}
     assert all(bp[b] & FLAGS["DX"] for b in dx)
-    img = DramImage(prog)
-    state = init_state(net, seed=0, dtype=np.float32)
-    x, labels = synthetic_batch(net, 2, seed=1)
-    img.load_state(state, x.astype(np.float32))
-    loss = interp_step(prog, img.mem, labels)
-    golden = golden_step(net, state, x.astype(np.float32), labels, SGD())
-    rows = compare(golden.trace, img.tensors())
-    assert len(rows) > 300 and all(r.ok for r in rows), [r for r in rows if not r.ok][:3]
-    assert abs(loss - golden.loss) <= 1e-5 * abs(golden.loss)
+    _interpreted_step_matches_golden(net, prog, min_tensors=300)

@@ -257,11 +257,12 @@ def _slu_rows(net: Net, nb: int, t: Training, out: list[AuxCost], W, cost) -> li
     instead of the add (the shortcut at B images, the branch at k), HOST_SLU_SCATTER of
     the branch's input error (k images in, B out). k = the branch's images."""
     blocks = {b.name: b for b in residual_blocks(net)}
+    ks = branch_batches(net, nb, t)
     adds = {}
     for name in t.block_keep():
         b = blocks[name]
         shape = net.shape_of(b.input)
-        k = branch_batches(net, nb, t)[b.branch[0]]
+        k = ks[b.branch[0]]
         first = net[b.branch[0]]
         adds[b.add] = (b, k)
         out.append(cost(b.add, "fp", "slu gate (avgpool; 1x1 conv + LSTM on the host)",
