@@ -74,6 +74,10 @@ class HwParams:
     sgd_overhead: int = 0          # > 0: word-serial SGD write-back, this many cycles per chunk
     fuse: bool = False             # restructured BN: transform units in the engine's loads and
                                    # stores (efgen/model/restructure.py; a model, see README)
+    # Issue 13: the third unrolled dimension and first-layer packing (efgen/model/engine.py)
+    p: int = 1                     # pixel lanes: P adjacent output pixels of a tile row a cycle
+    pack: bool = False             # shallow FP/WU jobs (red < Tn) carry kernel taps in the
+                                   # spare reduction lanes ((channel, tap) pairs)
 
     @property
     def lanes(self) -> int:
@@ -86,7 +90,8 @@ class HwParams:
 
     @property
     def macs(self) -> int:
-        return self.tm * self.tn
+        """MACs of the whole array: Tm x Tn x P."""
+        return self.tm * self.tn * self.p
 
     def peak_gflops(self) -> float:
         """2 FLOP per MAC per cycle over the whole array."""
@@ -155,6 +160,11 @@ class Design:
             del d["hw"]["fuse"]
         if d["hw"]["wrun_overhead"] is None:      # (reference-RTL models only)
             del d["hw"]["wrun_overhead"]
+        # a P = 1 Design without packing is today's, byte for byte (issue 13)
+        if d["hw"]["p"] == 1:
+            del d["hw"]["p"]
+        if not d["hw"]["pack"]:
+            del d["hw"]["pack"]
         return d
 
     def to_json(self) -> str:

@@ -77,9 +77,10 @@ def energy_note(board: Board) -> str:
 
 def bram_accesses_per_cycle(hw, phase: str) -> float:
     """On-chip buffer accesses per engine cycle (weights, inputs, accumulators)."""
+    w, p = hw.tm * hw.tn, hw.p                  # the P pixel lanes share each weight
     if phase == "wu":
-        return 2.0 * hw.macs + hw.tm + hw.tn      # gradient read+write, error, input
-    return float(hw.macs + hw.tn + 2 * hw.tm)     # weights, inputs, partial sums
+        return 2.0 * w + (hw.tm + hw.tn) * p      # gradient read+write, error, input
+    return float(w + (hw.tn + 2 * hw.tm) * p)     # weights, inputs, partial sums
 
 
 def energy_joules(seconds, flops, bram_accesses, dram_bytes, k: dict[str, float]):

@@ -232,11 +232,13 @@ def _src_span_at(idx, size, t, jb, axis_len, phase_bp):
 def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParams,
              word_bytes: int, ddr_bytes_per_cycle: float, layout: str = "reshaped",
              mc_override: np.ndarray | None = None, momentum: bool = True,
-             weights_blocked: bool | None = None) -> dict[str, np.ndarray]:
+             weights_blocked: bool | None = None, p_dim: str = "pixels") -> dict[str, np.ndarray]:
     """Cycles, traffic and bursts of every (job, candidate): arrays of shape (J, C).
 
     ``cand`` holds ``tr``, ``tc`` and ``order`` (and optionally ``mc``). Infeasible
     candidates (a tile or chunk that does not fit its buffer) get ``cycles = inf``.
+    ``p_dim``: what the ``hw.p`` lanes span, ``"pixels"`` (the design) or ``"images"``
+    (the alternative priced for the comparison in the module docstring).
     """
     tm, tn, T = float(hw.tm), float(hw.tn), float(hw.lanes)
     blocked = layout == "reshaped"
@@ -249,6 +251,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     k2 = jb["k"] ** 2
     MB = np.ceil(jb["out"] / tm)
     NB = np.ceil(jb["red"] / tn)
+    kpass = kernel_passes(jb, hw)
 
     # ---- bandwidth: words per cycle per port, capped by the DDR share of each port
     bw = min(float(hw.port_words), ddr_bytes_per_cycle / word_bytes / hw.ports)
@@ -366,18 +369,28 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                          + np.maximum(s_words / bw, stream(s_words, m_b)), s_out)
 
     # ---- compute of one output block: P = tr*tc pixels per kernel offset; FP/BP passes
-    # shorter than the accumulator's loop-carried distance wait (acc_dist)
-    P = o_r * o_c
+    # shorter than the accumulator's loop-carried distance wait (acc_dist). With pixel
+    # lanes (hw.p) a cycle takes hw.p adjacent pixels of one tile row: a row of tc
+    # pixels takes ceil(tc / p) cycles (p_dim "images" instead runs hw.p images at once,
+    # see the module docstring: the alternative the model rejected). With packing a
+    # shallow FP/WU job's kernel offsets take ceil(K*K / taps) passes (kpass).
+    pl = float(hw.p)
+    if p_dim == "pixels":
+        P = o_r * np.ceil(o_c / pl)
+    else:                          # images: linear jobs already hold the images in a row
+        P = np.where(major4, o_r * np.ceil(o_c / pl), o_r * o_c)
     depth_wu = hw.mac_depth if hw.wu_depth is None else hw.wu_depth
-    Cy = np.where(e(is_wu), P * e(k2) + depth_wu,
-                  (e(k2) - 1) * np.maximum(P, hw.acc_dist) + P + hw.mac_depth) + hw.block_overhead
+    if hw.p > 1:                   # WU: the adder tree over the P products
+        depth_wu = depth_wu + math.ceil(math.log2(hw.p)) * (hw.mac_depth - hw.mac_depth // 2)
+    Cy = np.where(e(is_wu), P * e(kpass) + depth_wu,
+                  (e(kpass) - 1) * np.maximum(P, hw.acc_dist) + P + hw.mac_depth) + hw.block_overhead
     # control per step (one reduction block), shared by the step's blocks (io, WU: mc)
     so = float(hw.step_overhead)
 
     # ---- buffer fit and weight chunk
     ifm_need = R(rows_buf) * Cc(cols_buf)
     fits_in = np.all(ifm_need <= hw.ifm_depth, axis=(-1, -2))
-    w_per_block = NB * k2                       # words per weight bank per output block
+    w_per_block = NB * kpass                    # words per weight bank per output block
     mc_w = np.floor(hw.wbuf_depth / w_per_block)
     mc_o = np.floor(hw.ofm_depth / (tr * tc))
     io_like = (order > 0) | is_wu
@@ -403,8 +416,14 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         per_tile = np.where(e(is_wu), wu, np.where(e(order) > 0, io, m4 * wo))
         return np.sum(count * per_tile, axis=(-1, -2))
 
+    if p_dim == "images" and hw.p > 1:
+        # hw.p images a step: each lane group loads and stores its own image's tiles
+        L = L * np.where(major4, 1.0, pl)
+        s_out = s_out * np.where(major4, 1.0, pl)
     tiles_time = (n_chunks - 1) * group(mc) + group(mc_last)   # one image, all chunks
     images = jb["images"]
+    img_steps = images if p_dim == "pixels" else np.where(jb["img_major"] > 0, images,
+                                                          np.ceil(images / pl))
 
     # ---- weights: FP/BP load per chunk; WU gradient write-back with SGD per chunk
     wwords_chunk = lambda m: (m * tm * NB * tn * k2 if w_blocked  # noqa: E731
@@ -486,7 +505,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     t_fx = (np.where(consts > 0, consts / bw + hw.dma_start + hw.dram_latency, 0.0)
             + np.where(sums > 0, MB * math.ceil(math.log2(max(2.0, fxd))) * fxd + sums / bw
                        + hw.dma_start, 0.0)) if fused else 0.0
-    cycles = images * tiles_time + t_wload + t_sgd + fill + setup + t_fx
+    cycles = img_steps * tiles_time + t_wload + t_sgd + fill + setup + t_fx
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
@@ -515,7 +534,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # as one run per chunk
         pieces = (n_chunks - 1) * np.ceil(w_full / hw.sgd_piece) + np.ceil(w_last / hw.sgd_piece)
         bursts = np.where(is_wu, in_bursts + o_bursts + sgd_passes * (w_bursts + pieces), bursts)
-    compute = images * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
+    compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {
         "cycles": cycles, "feasible": feasible, "mc": mc, "tr": tr, "tc": tc, "order": order,
@@ -530,7 +549,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
 
 
 def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: float,
-           score=None, fixed: dict[int, dict] | None = None) -> dict[str, np.ndarray]:
+           score=None, fixed: dict[int, dict] | None = None,
+           p_dim: str = "pixels") -> dict[str, np.ndarray]:
     """Pick each job's best candidate (min ``score``, default cycles); shape (J,).
 
     ``fixed`` maps a job index to a forced {tr, tc, order, mc} (schedule overrides).
@@ -538,7 +558,7 @@ def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: 
     """
     jb = job_arrays(jobs)
     cand = candidate_grid(jb)
-    res = evaluate(jb, cand, hw, word_bytes, ddr_bytes_per_cycle)
+    res = evaluate(jb, cand, hw, word_bytes, ddr_bytes_per_cycle, p_dim=p_dim)
     s = res["cycles"] if score is None else score(res)
     s = np.where(res["feasible"], s, np.inf)
     best = np.argmin(s, axis=1)
@@ -550,7 +570,8 @@ def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: 
             one["order"] = np.asarray([[float(ORDER_CODE[f["order"]])]])
             sub = {k: v[j:j + 1] for k, v in jb.items()}
             mc = None if f.get("mc") is None else np.asarray([[float(f["mc"])]])
-            r = evaluate(sub, one, hw, word_bytes, ddr_bytes_per_cycle, mc_override=mc)
+            r = evaluate(sub, one, hw, word_bytes, ddr_bytes_per_cycle, mc_override=mc,
+                         p_dim=p_dim)
             for k in pick:
                 pick[k][j] = np.broadcast_to(r[k], (1, 1))[0]
     return {k: v[:, 0] for k, v in pick.items()}
@@ -748,6 +769,25 @@ def page_splits(job: Job, tr: int, tc: int, mc: int, order: str, hw: HwParams,
         else:
             total += 2 * passes * _split_excess(h, words, maxb, page)
     return total
+
+
+def packed_taps(red, k, phase, img_major, hw: HwParams):
+    """Kernel taps a reduction lane group carries (1: no packing): with ``hw.pack`` an FP
+    or WU job whose reduction channels fill less than half of Tn puts ``taps`` kernel
+    offsets side by side in the lanes, lane ``t*red + c`` holding (channel c, offset
+    ``pass*taps + t``). BP (which never runs on a first layer) and linear jobs do not
+    pack. Works on numpy arrays or scalars."""
+    red, k = np.asarray(red, float), np.asarray(k, float)
+    taps = np.minimum(k * k, np.floor(hw.tn / np.maximum(red, 1.0)))
+    ok = (bool(hw.pack) & (np.asarray(phase) != BP) & (np.asarray(img_major) <= 0)
+          & (2 * red <= hw.tn) & (k > 1))
+    return np.where(ok, np.maximum(taps, 1.0), 1.0)
+
+
+def kernel_passes(jb: dict[str, np.ndarray], hw: HwParams) -> np.ndarray:
+    """Passes over the kernel per pixel: K*K, or ceil(K*K / taps) for a packed job."""
+    k2 = jb["k"] ** 2
+    return np.ceil(k2 / packed_taps(jb["red"], jb["k"], jb["phase"], jb["img_major"], hw))
 
 
 def fx_depth(hw: HwParams) -> int:

@@ -8,6 +8,16 @@ Coefficients and their sources: configs/model/coefficients.yaml. Buffers:
   accumulators (32-bit), in BRAM or, where the board has it, URAM;
 
 each bank costing the RAMB18 count of its best aspect ratio (port-width rules of UG573).
+
+With ``p`` pixel lanes (issue 13) the array is Tm x Tn x P MACs (DSP, LUT, FF scale with
+P) and the buffers gain the read ports P needs: the IFM half being computed is read
+only, so its two BRAM ports give two pixels a cycle and P > 2 keeps ceil(P/2) copies
+(the loader writes them all); the OFM accumulators read and write P pixels a cycle, so
+each bank is split cyclically over the pixel index into P banks of ofm_depth/P words
+(P adjacent pixels of a tile row are consecutive words: no conflict); the weight buffer
+is shared by the P lanes (one weight a cycle serves them all), so it does not grow.
+Packing (``pack``) adds one address adder per reduction lane (each lane reads its own
+kernel tap), counted as one more per-lane LUT/FF term.
 With ``fuse`` (the restructured-BN datapath) the conv engine's BP store also holds two
 lane-block tiles, ``lanes`` banks x ``ofm_depth`` 32-bit words each (hls_kernels/
 conv_engine.h ``seb``, ``syb``: another sender's error, record SE, and the BN input y,
@@ -63,15 +73,17 @@ def resource_use(hw: HwParams, board: Board) -> ResourceUse:
     dsp_array = hw.macs * mac["dsp"]
     aux = aux_cost(hw, board)
     dsp = dsp_array + aux["dsp"] + shell["dsp"]
-    lut = hw.macs * mac["lut"] + aux["lut"] + (hw.tm + hw.tn) * c["per_lane"]["lut"] + shell["lut"]
-    ff = hw.macs * mac["ff"] + aux["ff"] + (hw.tm + hw.tn) * c["per_lane"]["ff"] + shell["ff"]
+    lanes_io = (hw.tm + hw.tn) * hw.p + (hw.tn if hw.pack else 0)
+    lut = hw.macs * mac["lut"] + aux["lut"] + lanes_io * c["per_lane"]["lut"] + shell["lut"]
+    ff = hw.macs * mac["ff"] + aux["ff"] + lanes_io * c["per_lane"]["ff"] + shell["ff"]
     wb, ab = word_bits(hw.precision), acc_bits(hw.precision)
-    b_ifm = hw.tn * 2 * bram18_units(wb, hw.ifm_depth)
-    b_ofm = hw.tm * 2 * bram18_units(ab, hw.ofm_depth)
+    b_ifm = hw.tn * 2 * -(-hw.p // 2) * bram18_units(wb, hw.ifm_depth)
+    b_ofm = hw.tm * 2 * hw.p * bram18_units(ab, -(-hw.ofm_depth // hw.p))
+    wbanks = hw.tm * hw.tn                      # shared by the P pixel lanes
     if hw.weight_mem == "uram":
-        b_w, uram = 0, hw.macs * uram_units(ab, hw.wbuf_depth)
+        b_w, uram = 0, wbanks * uram_units(ab, hw.wbuf_depth)
     else:
-        b_w, uram = hw.macs * bram18_units(ab, hw.wbuf_depth), 0
+        b_w, uram = wbanks * bram18_units(ab, hw.wbuf_depth), 0
     b_fuse = 2 * lanes * bram18_units(32, hw.ofm_depth) if hw.fuse else 0
     bram = b_ifm + b_ofm + b_w + b_fuse + shell["bram18"]
     return ResourceUse(dsp=dsp, bram18=bram, uram=uram, lut=int(math.ceil(lut)),

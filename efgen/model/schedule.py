@@ -48,6 +48,7 @@ from efgen.model.evaluate import bram_accesses_per_cycle, ddr_bytes_per_cycle, e
 from efgen.model.resources import RESOURCES, over_caps, resource_use
 
 ARRAY_SIDES = (1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64)
+P_SIDES = (1, 2, 4, 8)        # pixel lanes searched for the HLS target (issue 13)
 DEPTHS = (1024, 2048, 4096, 8192)
 MAX_RATIO = 2
 MIN_MAC_FRACTION = 0.75
@@ -70,6 +71,8 @@ class Request:
     target: str = "hls"           # whose resources must fit the caps: "hls" or "rtl"
     rtl_impl: str = "dsp"         # the reference RTL's FP32 units (target "rtl")
     fuse: bool = False            # restructured BN (efgen.model.restructure); not with training
+    p: int | None = None          # pixel lanes P (issue 13); None: searched (HLS), 1 (RTL)
+    pack: bool | None = None      # first-layer tap packing; None: on for the HLS target
 
 
 def request_jobs(req: Request) -> list[engine.Job]:
@@ -117,6 +120,7 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
     board = req.board
     tms = (req.tm,) if req.tm else ARRAY_SIDES
     tns = (req.tn,) if req.tn else ARRAY_SIDES
+    ps = p_candidates(req)
     mems = ("bram", "uram") if board.resources.uram > 0 and req.target == "hls" else ("bram",)
     fits = _rtl_fits(req) if req.target == "rtl" else None
     ab = acc_bits(req.precision)
@@ -126,15 +130,17 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
             if not (req.tm and req.tn) and max(tm / tn, tn / tm) > MAX_RATIO:
                 continue
             wmin = _bank_round(engine.min_wbuf_depth(jobs, tn), ab)
-            for mem in mems:
-                for wd in (wmin, 2 * wmin):
-                    for di in DEPTHS:
-                        for do in DEPTHS:
-                            hw = replace(base, tm=tm, tn=tn, ifm_depth=di, ofm_depth=do,
-                                         wbuf_depth=wd, weight_mem=mem)
-                            use = resource_use(hw, board)
-                            if fits(hw) if fits else not over_caps(use, board):
-                                fitting.append((hw, use))
+            pack = packs(req, jobs, tn)
+            for p in ps:
+                for mem in mems:
+                    for wd in (wmin, 2 * wmin):
+                        for di in DEPTHS:
+                            for do in DEPTHS:
+                                hw = replace(base, tm=tm, tn=tn, ifm_depth=di, ofm_depth=do,
+                                             wbuf_depth=wd, weight_mem=mem, p=p, pack=pack)
+                                use = resource_use(hw, board)
+                                if fits(hw) if fits else not over_caps(use, board):
+                                    fitting.append((hw, use))
     if not fitting and base.fuse:
         # the restructured-BN units do not fit beside any array: the unfused step
         return hardware_candidates(replace(req, fuse=False), jobs)
@@ -146,12 +152,39 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
     # Keep only buffer choices not dominated by a deeper fitting choice of the same array.
     out = []
     for hw, u in keep:
-        dominated = any(o.tm == hw.tm and o.tn == hw.tn and o.weight_mem == hw.weight_mem
+        dominated = any(o.tm == hw.tm and o.tn == hw.tn and o.p == hw.p
+                        and o.weight_mem == hw.weight_mem
                         and o.ifm_depth >= hw.ifm_depth and o.ofm_depth >= hw.ofm_depth
                         and o.wbuf_depth >= hw.wbuf_depth and o != hw for o, _ in keep)
         if not dominated:
             out.append(hw)
     return out
+
+
+def p_candidates(req: Request) -> tuple[int, ...]:
+    """Pixel-lane counts the scheduler tries: ``req.p``, or :data:`P_SIDES` for the HLS
+    target; the reference RTL builds P = 1 only (a P > 1 request is refused)."""
+    if req.target == "rtl":
+        if req.p not in (None, 1):
+            raise EfgenError(f"the reference RTL runs P = 1 only, not P = {req.p}",
+                             where="--tiles P", fix="use --target hls for P > 1, or give P=1 "
+                             "(or no P) with --target rtl")
+        return (1,)
+    if req.p is not None and (isinstance(req.p, bool) or not isinstance(req.p, int) or req.p < 1):
+        raise EfgenError(f"P = {req.p!r} is not a positive integer", where="--tiles P",
+                         fix="write --tiles Tm=16,Tn=16,P=2")
+    return (req.p,) if req.p is not None else P_SIDES
+
+
+def packs(req: Request, jobs, tn: int) -> bool:
+    """Whether the design packs kernel taps into idle reduction lanes: on for the HLS
+    target (``req.pack`` None or True) when some FP/WU job of the net is shallow enough
+    on ``tn`` lanes to use it; never for the reference RTL."""
+    if req.target == "rtl" or req.pack is False:
+        return False
+    probe = HwParams(tn=tn, pack=True)
+    return any(float(engine.packed_taps(j.red, j.k, engine.PHASE_CODE[j.phase], j.img_major,
+                                        probe)) > 1 for j in jobs)
 
 
 def _rtl_fits(req: Request):
@@ -181,7 +214,7 @@ def _infeasible(req: Request, base: HwParams, jobs) -> EfgenError:
     tm, tn = req.tm or 1, req.tn or 1
     ab = acc_bits(req.precision)
     hw = replace(base, tm=tm, tn=tn, ifm_depth=DEPTHS[0], ofm_depth=DEPTHS[0],
-                 wbuf_depth=_bank_round(engine.min_wbuf_depth(jobs, tn), ab))
+                 wbuf_depth=_bank_round(engine.min_wbuf_depth(jobs, tn), ab), p=req.p or 1)
     use = resource_use(hw, req.board)
     bad = over_caps(use, req.board) or [("bram18", use.bram18, req.board.cap("bram18"))]
     if req.target == "rtl":
@@ -331,7 +364,7 @@ def _schedule_point(req: Request, hw: HwParams, jobs, fixed, plan=None, decide=T
     obj = {"latency": seconds, "energy": joules, "edp": seconds * joules}[req.objective]
     use = resource_use(hw, req.board)
     key = (round(obj, 15), use.dsp, use.bram18,
-           (hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, hw.weight_mem))
+           (hw.tm, hw.tn, hw.p, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, hw.weight_mem))
     return key, hw, res, plan
 
 
@@ -450,7 +483,8 @@ def fusion_comparison(net: Net, design: Design, board: Board, ev: dict) -> dict:
     hw = design.hw
     req = Request(net=net, board=board, batch=design.batch, clock_mhz=hw.clock_mhz,
                   objective=design.objective, precision=hw.precision, tm=hw.tm, tn=hw.tn,
-                  train_last=design.train_last, momentum=design.sgd_momentum)
+                  train_last=design.train_last, momentum=design.sgd_momentum, p=hw.p,
+                  pack=hw.pack)
     plain = schedule_fixed(req, replace(hw, fuse=False))
     t = ev["totals"]
     out = {"decisions": dict(design.fusion), "fused": figures(t, ev["rows"])}

@@ -91,7 +91,9 @@ def report_markdown(design: Design, board: Board, rep: dict) -> str:
     L.append(f"# efgen design report: {rep['net']} on {board.name}")
     L.append("")
     L.append(f"efgen {rep['efgen_version']}. Board {board.name} ({board.part}), "
-             f"{hw.precision.upper()}, Tm x Tn = {hw.tm} x {hw.tn} at {hw.clock_mhz:g} MHz, "
+             f"{hw.precision.upper()}, Tm x Tn = {hw.tm} x {hw.tn}"
+             + (f" x P {hw.p}" if hw.p > 1 else "") + (", tap packing" if hw.pack else "")
+             + f" at {hw.clock_mhz:g} MHz, "
              f"batch {design.batch}, objective {design.objective}"
              + (f", training the last {design.train_last} conv/linear layers"
                 if design.train_last else "") + ".")
@@ -99,7 +101,7 @@ def report_markdown(design: Design, board: Board, rep: dict) -> str:
     L.append(clock_line(hw.clock_mhz, board))
     L.append("")
     L.append(f"Buffers per bank: IFM {hw.ifm_depth} words x {hw.tn} banks x 2, OFM "
-             f"{hw.ofm_depth} x {hw.tm} x 2, weights {hw.wbuf_depth} x {hw.macs} "
+             f"{hw.ofm_depth} x {hw.tm} x 2, weights {hw.wbuf_depth} x {hw.tm * hw.tn} "
              f"({hw.weight_mem.upper()}). DRAM: {hw.ports} AXI ports of {hw.port_words} "
              f"words per beat, {hw.dma_start} cycles per burst start.")
     L.append("")
