@@ -69,3 +69,84 @@ def test_p1_reproduces_the_designs_and_cycles_before_issue_13(tmp_path):
     for case, a, b in zip(SAME_CASES, before, now):
         assert a["design"] == b["design"], case
         assert a["rows"] == b["rows"], case
+
+
+# ---- the golden tiled reference: P pixel lanes and tap packing ---------------------------
+
+from efgen.golden import ops, tiled  # noqa: E402
+from efgen.golden.tiled import Tiling  # noqa: E402
+
+TILED = [
+    # (B, N, M, H, K, S, Pad, Tm, Tn, Tr, Tc): odd widths leave the last column group idle
+    (2, 3, 8, 9, 3, 1, 1, 4, 8, 3, 5),      # first layer: 3 channels pack 2 taps in 8 lanes
+    (1, 3, 6, 8, 3, 2, 1, 4, 16, 2, 4),     # stride 2, 5 taps in 16 lanes
+    (1, 2, 5, 7, 5, 1, 2, 2, 16, 7, 7),     # K=5: 8 taps of 25 per pass, ragged last pass
+    (1, 6, 10, 9, 3, 2, 1, 4, 4, 2, 3),     # no packing (6 > 4/2), Tm != Tn
+    (2, 5, 7, 6, 1, 1, 0, 8, 16, 4, 3),     # K=1: nothing to pack
+]
+
+
+@pytest.mark.parametrize("p", [1, 2, 4])
+@pytest.mark.parametrize("case", TILED, ids=lambda c: "B{}N{}M{}H{}K{}S{}P{}_t{}x{}_{}x{}".format(*c))
+def test_tiled_p_and_packing_equal_dense(case, p):
+    B, N, M, H, K, S, Pad, tm, tn, tr, tc = case
+    t = Tiling(tm, tn, tr, tc, p=p, pack=True)
+    rng = np.random.default_rng(H * 7 + K)
+    x, w = rng.standard_normal((B, N, H, H)), rng.standard_normal((M, N, K, K))
+    b = rng.standard_normal(M)
+    y = ops.conv_fp(x, w, b, S, Pad)
+    dy = rng.standard_normal(y.shape)
+    rel = lambda a, r: np.max(np.abs(a - r)) / np.max(np.abs(r))  # noqa: E731
+    for fm_kind, w_kind in (("blocked", "blocked"), ("nchw", "oihw")):
+        assert rel(tiled.conv_fp(x, w, b, S, Pad, t, fm_kind, w_kind), y) < 1e-12
+        assert rel(tiled.conv_bp(dy, w, S, Pad, (H, H), t, fm_kind, w_kind),
+                   ops.conv_bp(dy, w, S, Pad, (H, H))) < 1e-12
+        assert rel(tiled.conv_wu(dy, x, S, Pad, K, t, fm_kind, w_kind),
+                   ops.conv_wu(dy, x, S, Pad, K)) < 1e-12
+
+
+def test_packing_rule_is_the_models():
+    """The golden reference packs exactly the jobs the model prices as packed, with the
+    same taps (engine.packed_taps), and 3-channel 3x3 conv1 uses >= half the lanes."""
+    from efgen.design import HwParams
+    for tn in (4, 8, 12, 16, 24, 32):
+        hw = HwParams(tn=tn, pack=True)
+        t = Tiling(4, tn, 1, 1, pack=True)
+        for red in (1, 2, 3, 5, 8, 16):
+            for k in (1, 3, 5, 7):
+                for ph in (engine.FP, engine.WU):
+                    assert float(engine.packed_taps(red, k, ph, 0, hw)) == t.taps(red, k)
+                assert float(engine.packed_taps(red, k, engine.BP, 0, hw)) == 1
+        taps = t.taps(3, 3)
+        use = 27 / (tn * -(-9 // taps))      # busy lanes over lanes x passes
+        assert use >= 0.5, (tn, use)
+
+
+# ---- whole steps: the restructured step, tile by tile, against the golden step ----------
+
+def _step_errors(name, batch, dtype, tiling, seed=0):
+    from efgen.golden.model import SGD, cast_state, init_state, synthetic_batch, train_step
+    from efgen.golden.restructured import restructured_step
+    from efgen.model import restructure as R
+
+    net = load_net(name)
+    state = cast_state(init_state(net, seed), dtype)
+    x, labels = synthetic_batch(net, batch, seed)
+    x = x.astype(dtype)
+    gold = train_step(net, state, x, labels, SGD())
+    got = restructured_step(net, state, x, labels, SGD(), R.initial_plan(net), tiling)
+    errs = {k: float(np.max(np.abs(v.reshape(gold.trace[k].shape) - gold.trace[k]))
+                     / (np.max(np.abs(gold.trace[k])) + 1e-30)) for k, v in got.tensors.items()}
+    assert any(":grad.weight" in k for k in errs) and len(errs) > 20
+    return errs
+
+
+@pytest.mark.parametrize("p", [1, 2, 4])
+def test_tiled_step_float64_with_p_and_packing(p):
+    errs = _step_errors("tiny", 3, np.float64, Tiling(8, 8, 3, 5, p=p, pack=True))
+    assert max(errs.values()) < 1e-10, sorted(errs.items(), key=lambda t: -t[1])[:3]
+
+
+def test_tiled_step_float32_resnet20_p2_packed():
+    errs = _step_errors("resnet20", 2, np.float32, Tiling(16, 8, 16, 32, p=2, pack=True), seed=1)
+    assert max(errs.values()) < 1e-4, sorted(errs.items(), key=lambda t: -t[1])[:3]

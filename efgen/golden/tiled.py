@@ -29,6 +29,20 @@ Loop nests (outermost first):
 
 Feature maps and errors use :class:`FeatureMapLayout` (lane block ``lanes``); weights
 and gradients use :class:`WeightLayout` with ``(Tm, Tn)`` blocks.
+
+Issue 13 (``Tiling.p``, ``Tiling.pack``; the model's reasons: efgen/model/engine.py):
+
+* ``p`` pixel lanes: the array is Tm x Tn x P and one cycle takes P adjacent output
+  pixels of a tile row (columns ``g*P .. g*P+P-1`` of column group g; a row of tc pixels
+  is ceil(tc/P) groups, the last one partly idle). In FP and BP the P lanes own
+  separate accumulators, so each pixel's sum runs in the same order as with P = 1; in
+  WU the P products of one (m, n, i, j) pass an adder tree (pairs (0,1), (2,3), ...)
+  before the one accumulator.
+* ``pack``: an FP or WU job whose N reduction channels fill at most half the Tn lanes
+  carries ``taps = min(K*K, Tn // N)`` kernel offsets side by side: lane ``t*N + c``
+  holds channel c at offset ``q*taps + t`` in kernel pass q (ceil(K*K/taps) passes
+  instead of K*K; offsets past K*K are idle lanes). The loader writes each channel into
+  its ``taps`` lanes; the weight (FP) and gradient (WU) buffers hold word (m, t*N+c, q).
 """
 
 from __future__ import annotations
@@ -54,11 +68,20 @@ class Tiling:
     tn: int
     tr: int
     tc: int
+    p: int = 1            # pixel lanes (issue 13)
+    pack: bool = False    # shallow FP/WU jobs carry kernel taps in the idle lanes
 
     def __post_init__(self):
-        for k in ("tm", "tn", "tr", "tc"):
+        for k in ("tm", "tn", "tr", "tc", "p"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1")
+
+    def taps(self, red: int, k: int) -> int:
+        """Kernel offsets an FP/WU job with ``red`` reduction channels packs (1: none);
+        the rule of efgen.model.engine.packed_taps."""
+        if not self.pack or k < 2 or 2 * red > self.tn:
+            return 1
+        return min(k * k, self.tn // red)
 
 
 # ---- DRAM access through the layouts -----------------------------------------------------
@@ -117,32 +140,130 @@ def _store_w(flat, layout: WeightLayout, shape, m0, n0, tile):
 
 # ---- the engine: one Tm x Tn array, three modes ------------------------------------------
 
-def _engine_conv(w_tile, in_tile, tr, tc, stride):
-    """FP/BP mode: ``out[m, r, c] = sum_{n,i,j} w[m, n, i, j] * in[n, r*S+i, c*S+j]``.
+def _groups(a, p):
+    """(..., r, c) -> (..., r, ceil(c/p), p): the column groups the P pixel lanes take,
+    the last group's idle lanes zero."""
+    c = a.shape[-1]
+    g = _cdiv(c, p)
+    pad = np.zeros(a.shape[:-1] + (g * p - c,), dtype=a.dtype)
+    return np.concatenate([a, pad], axis=-1).reshape(a.shape[:-1] + (g, p))
 
-    One iteration of the (i, j) loop is K*K cycles of the array in hardware; the
-    einsum over n is the adder tree.
-    """
-    K = w_tile.shape[2]
-    out = np.zeros((w_tile.shape[0], tr, tc), dtype=in_tile.dtype)
-    for i in range(K):
-        for j in range(K):
-            win = in_tile[:, i:i + stride * (tr - 1) + 1:stride, j:j + stride * (tc - 1) + 1:stride]
-            out += np.einsum("mn,nrc->mrc", w_tile[:, :, i, j], win)
+
+def _ungroup(a, c):
+    return a.reshape(a.shape[:-2] + (-1,))[..., :c]
+
+
+def _tree(a):
+    """Sum the last axis by the hardware adder tree: pairs (0,1), (2,3), ... per level,
+    an odd last element waiting a level."""
+    v = [a[..., i] for i in range(a.shape[-1])]
+    while len(v) > 1:
+        v = [v[i] + v[i + 1] if i + 1 < len(v) else v[i] for i in range(0, len(v), 2)]
+    return v[0]
+
+
+def _windows(in_tile, offs, tr, tc, stride):
+    """Per lane n the input window at kernel offset ``offs[n]`` = (i, j), or zeros
+    (an idle packed lane: offs[n] is None)."""
+    if all(o == offs[0] for o in offs):            # unpacked: one offset for every lane
+        i, j = offs[0]
+        return in_tile[:, i:i + stride * (tr - 1) + 1:stride, j:j + stride * (tc - 1) + 1:stride]
+    out = np.zeros((in_tile.shape[0], tr, tc), dtype=in_tile.dtype)
+    for n, o in enumerate(offs):
+        if o is not None:
+            i, j = o
+            out[n] = in_tile[n, i:i + stride * (tr - 1) + 1:stride,
+                             j:j + stride * (tc - 1) + 1:stride]
     return out
 
 
-def _engine_wu(acc, err_tile, in_tile, stride):
-    """WU mode: ``acc[m, n, i, j] += sum_{r,c} err[m, r, c] * in[n, r*S+i, c*S+j]``.
+def _passes(K, tn, red, taps):
+    """Per kernel pass, each lane's (i, j) offset: K*K passes of one offset for all lanes,
+    or with ``taps`` > 1 lane t*red + c at offset q*taps + t (None: idle)."""
+    if taps == 1:
+        return [[(i, j)] * tn for i in range(K) for j in range(K)]
+    out = []
+    for q in range(_cdiv(K * K, taps)):
+        lanes = [None] * tn
+        for t in range(taps):
+            o = q * taps + t
+            for c in range(red):
+                lanes[t * red + c] = divmod(o, K) if o < K * K else None
+        out.append(lanes)
+    return out
 
-    Each of the Tm*Tn MACs owns one accumulator (no adder tree).
+
+def _pack_input(tile, red, taps):
+    """The loader writes channel c of a packed job into lanes t*red + c."""
+    if taps == 1:
+        return tile
+    out = np.zeros_like(tile)
+    for t in range(taps):
+        out[t * red:(t + 1) * red] = tile[:red]
+    return out
+
+
+def _pack_weights(w_tile, red, taps):
+    """(Tm, Tn, K, K) weights -> the weight buffer (Tm, Tn, passes): word (m, t*red+c, q)
+    holds W[m, c, offset q*taps + t]; FP's banks as the packed loader fills them."""
+    K = w_tile.shape[2]
+    if taps == 1:
+        return w_tile.reshape(w_tile.shape[0], w_tile.shape[1], K * K)
+    nq = _cdiv(K * K, taps)
+    out = np.zeros((w_tile.shape[0], w_tile.shape[1], nq), dtype=w_tile.dtype)
+    for q in range(nq):
+        for t in range(taps):
+            o = q * taps + t
+            if o < K * K:
+                out[:, t * red:(t + 1) * red, q] = w_tile[:, :red, o // K, o % K]
+    return out
+
+
+def _unpack_grads(acc, red, taps, K):
+    """The gradient buffer (Tm, Tn, passes) -> (Tm, Tn, K, K), as the write-back reads it."""
+    if taps == 1:
+        return acc.reshape(acc.shape[0], acc.shape[1], K, K)
+    out = np.zeros((acc.shape[0], acc.shape[1], K, K), dtype=acc.dtype)
+    for q in range(acc.shape[2]):
+        for t in range(taps):
+            o = q * taps + t
+            if o < K * K:
+                out[:, :red, o // K, o % K] = acc[:, t * red:(t + 1) * red, q]
+    return out
+
+
+def _engine_conv(w_tile, in_tile, tr, tc, stride, p=1, red=0, taps=1):
+    """FP/BP mode: ``out[m, r, c] = sum_{n,i,j} w[m, n, i, j] * in[n, r*S+i, c*S+j]``.
+
+    One kernel pass is one cycle per column group (P pixels) in hardware; the einsum
+    over n is the adder tree of each pixel lane. ``taps`` > 1: the packed lanes (FP).
     """
-    K = acc.shape[2]
+    K = w_tile.shape[2]
+    wbuf = _pack_weights(w_tile, red, taps)
+    x = _pack_input(in_tile, red, taps)
+    out = np.zeros((w_tile.shape[0], tr, _cdiv(tc, p), p), dtype=in_tile.dtype)
+    for q, offs in enumerate(_passes(K, w_tile.shape[1], red, taps)):
+        win = _groups(_windows(x, offs, tr, tc, stride), p)
+        out += np.einsum("mn,nrgp->mrgp", wbuf[:, :, q], win)
+    return _ungroup(out, tc)
+
+
+def _engine_wu(acc, err_tile, in_tile, stride, K, p=1, red=0, taps=1):
+    """WU mode: ``acc[m, n, q] += sum_{r,c} err[m, r, c] * in[n, r*S+i, c*S+j]`` with
+    (i, j) lane n's offset in pass q (``acc``: the gradient buffer, (Tm, Tn, passes)).
+
+    Each of the Tm*Tn MACs owns one accumulator; the P products of a column group are
+    summed by the adder tree over P in front of it.
+    """
     tr, tc = err_tile.shape[1:]
-    for i in range(K):
-        for j in range(K):
-            win = in_tile[:, i:i + stride * (tr - 1) + 1:stride, j:j + stride * (tc - 1) + 1:stride]
-            acc[:, :, i, j] += np.einsum("mrc,nrc->mn", err_tile, win)
+    e = _groups(err_tile, p)
+    x = _pack_input(in_tile, red, taps)
+    for q, offs in enumerate(_passes(K, acc.shape[1], red, taps)):
+        win = _groups(_windows(x, offs, tr, tc, stride), p)
+        if p == 1:
+            acc[:, :, q] += np.einsum("mrgp,nrgp->mn", e, win)
+        else:
+            acc[:, :, q] += _tree(np.einsum("mrgp,nrgp->mnrgp", e, win)).sum(axis=(2, 3))
 
 
 # ---- the three phases ---------------------------------------------------------------------
@@ -160,6 +281,7 @@ def conv_fp_tiled(x_flat, x_shape, w_flat, w_shape, bias, stride, padding, t: Ti
     Ho, Wo = ops.conv_out_size(H, K, S, P), ops.conv_out_size(W, K, S, P)
     y_shape = (B, M, Ho, Wo)
     y = np.zeros(fm.size(y_shape), dtype=x_flat.dtype)
+    taps = t.taps(N, K)
     for m0 in range(0, M, t.tm):
         # Weight reuse: this m-block's weights are fetched once per batch.
         w_blk = [_load_w(w_flat, wl, w_shape, m0, t.tm, n0, t.tn) for n0 in range(0, N, t.tn)]
@@ -174,7 +296,7 @@ def conv_fp_tiled(x_flat, x_shape, w_flat, w_shape, bias, stride, padding, t: Ti
                     for nb, n0 in enumerate(range(0, N, t.tn)):
                         tile = (_load_fm(x_flat, fm, x_shape, b, n0, t.tn, rows, cols)
                                 if load is None else load(b, n0, t.tn, rows, cols))
-                        acc += _engine_conv(w_blk[nb], tile, tr, tc, S)
+                        acc += _engine_conv(w_blk[nb], tile, tr, tc, S, t.p, N, taps)
                     if bias is not None:
                         bvec = np.zeros(t.tm, dtype=acc.dtype)
                         nm = min(t.tm, M - m0)
@@ -225,7 +347,7 @@ def conv_bp_tiled(dy_flat, dy_shape, w_flat, w_shape, x_hw, stride, padding, t: 
                         w_tile = np.zeros((t.tm, t.tn, K, K), dtype=dy_flat.dtype)
                         nn, nm = min(t.tm, N - n0), min(t.tn, M - m0)
                         w_tile[:nn, :nm] = wbuf[n0:n0 + nn, m0:m0 + nm]
-                        acc += _engine_conv(w_tile, tile, tr, tc, 1)
+                        acc += _engine_conv(w_tile, tile, tr, tc, 1, t.p)
                     (_store_fm if store is None else store)(dx, fm, dx_shape, b, n0, r0, c0,
                                                             acc)
     return dx, dx_shape
@@ -243,9 +365,11 @@ def conv_wu_tiled(dy_flat, dy_shape, x_flat, x_shape, kernel, stride, padding, t
     K, S, P = kernel, stride, padding
     dw_shape = (M, N, K, K)
     dw = np.zeros(wl.size(dw_shape), dtype=dy_flat.dtype)
+    taps = t.taps(N, K)
     for m0 in range(0, M, t.tm):
         for n0 in range(0, N, t.tn):
-            acc = np.zeros((t.tm, t.tn, K, K), dtype=dy_flat.dtype)  # the weight buffer
+            # the weight buffer: Tm x Tn gradient accumulators per kernel pass
+            acc = np.zeros((t.tm, t.tn, _cdiv(K * K, taps)), dtype=dy_flat.dtype)
             for b in range(B):
                 for r0 in range(0, Ho, t.tr):
                     tr = min(t.tr, Ho - r0)
@@ -258,8 +382,8 @@ def conv_wu_tiled(dy_flat, dy_shape, x_flat, x_shape, kernel, stride, padding, t
                                if load_err is None else load_err(b, m0, t.tm, er, ec))
                         tile = (_load_fm(x_flat, fm, x_shape, b, n0, t.tn, rows, cols)
                                 if load_in is None else load_in(b, n0, t.tn, rows, cols))
-                        _engine_wu(acc, err, tile, S)
-            _store_w(dw, wl, dw_shape, m0, n0, acc)
+                        _engine_wu(acc, err, tile, S, K, t.p, N, taps)
+            _store_w(dw, wl, dw_shape, m0, n0, _unpack_grads(acc, N, taps, K))
     return dw, dw_shape
 
 
