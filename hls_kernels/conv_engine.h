@@ -100,6 +100,12 @@
 #include "efgen_dataflow.h"
 #include "efgen_hls.h"
 
+// Pixel lanes (issue 13): the array is Tm x Tn x P. A params header from before P
+// existed describes a P = 1 design.
+#ifndef EFGEN_P
+#define EFGEN_P 1
+#endif
+
 // Depth of the per-lane bias buffer (FP bias values): one word per output block of a
 // chunk. The generated params header may set it to the schedule's largest chunk; by
 // default it covers the largest channel count.
@@ -203,6 +209,7 @@ namespace efgen_ce {
 
 constexpr int TM = EFGEN_TM;
 constexpr int TN = EFGEN_TN;
+constexpr int P = EFGEN_P;         // pixel lanes: adjacent output pixels of a tile row
 constexpr int T = EFGEN_LANES;
 constexpr int IFM_DEPTH = EFGEN_IFM_BLOCK;   // words per bank of one ping-pong block
 constexpr int OFM_DEPTH = EFGEN_OFM_BLOCK;
@@ -222,6 +229,7 @@ static_assert(IFM_DEPTH >= 1 && OFM_DEPTH >= 1 && WBUF_DEPTH >= 1 && MAX_MC >= 1
                   IFM_DEPTH <= EFGEN_IFM_DEPTH && OFM_DEPTH <= EFGEN_OFM_DEPTH,
               "buffer depths must be positive");
 static_assert(ACC_DIST >= 1, "EFGEN_ACC_DIST must be positive");
+static_assert(P >= 1, "EFGEN_P must be positive");
 
 // The blocks the processes exchange (one ping-pong half each).
 typedef float IfmBlock[TN][IFM_DEPTH];
@@ -773,7 +781,7 @@ EFGEN_LABEL(LOAD_STEPS)
 struct Pass {
   int nblk;           // output blocks
   int ob;             // first output block of the phase (lane validity)
-  int tc, p;          // tile columns, pixels
+  int tc, p;          // tile columns, pixel groups (P adjacent pixels of a row each)
   int ec;             // IFM row pitch
   Axis r, c;          // IFM validity window
   int n_valid;        // reduction lanes that hold channels
@@ -787,6 +795,7 @@ struct Pass {
 // grid); roff/ioff are the row offsets (times the row pitch) so no address multiplies.
 struct MacCtr {
   int q, pr, pc, copy, kk, ki, kj;
+  int qrow;                                          // pr * tc: the row's first pixel
   int u_out, u_in, u_omod, u_imod, u_ooff, u_ioff;   // IFM row
   int v_out, v_in, v_omod, v_imod;                   // IFM column
 };
@@ -794,6 +803,7 @@ struct MacCtr {
 static inline void ctr_pixel_reset(MacCtr& c) {
   c.pr = 0;
   c.pc = 0;
+  c.qrow = 0;
   c.u_out = 0;
   c.u_omod = 0;
   c.u_ooff = 0;
@@ -814,15 +824,20 @@ static inline void ctr_kernel_reset(MacCtr& c) {
 
 static inline int mod_inc(int m, int dil) { return m == dil - 1 ? 0 : m + 1; }
 
-// Next pixel of the tile (row-major).
+// Next pixel group of the tile (row-major): P columns on, or the next row.
 static inline void ctr_pixel_step(MacCtr& c, int tc, int s, int dil, int s_ec) {
-  c.v_out += s;
-  c.v_omod = mod_inc(c.v_omod, dil);
-  if (++c.pc == tc) {
+  c.v_out += P * s;
+  for (int k = 0; k < P; ++k) {
+    EFGEN_HLS(UNROLL)
+    c.v_omod = mod_inc(c.v_omod, dil);
+  }
+  c.pc += P;
+  if (c.pc >= tc) {
     c.pc = 0;
     c.v_out = 0;
     c.v_omod = 0;
     ++c.pr;
+    c.qrow += tc;
     c.u_out += s;
     c.u_omod = mod_inc(c.u_omod, dil);
     c.u_ooff += s_ec;
@@ -860,6 +875,11 @@ static inline bool on_grid(int omod, int imod, int lomod, int dil) {
 //     q >= p; span = max(p, ACC_DIST).
 // wu:           for (blk, q < runs) for (i, j): g[blk][q % G][i][j] (+)= dy[blk][q] * x,
 //     runs = max(p, G) on the first tile (the extra runs initialise unused copies), else p.
+// q counts pixel groups: P adjacent pixels of one tile row, lane pp at column pc + pp
+// (idle past the row's end). In conv each pixel lane has its own adder tree over n and
+// accumulator; in WU the P products of a gradient word pass an adder tree over P
+// (pairs (0,1), (2,3), ...) in front of its accumulator. With P = 1 every operation and
+// its order are those of the P-less engine (the RTL's).
 // blk: conv - the OFM block (accumulators, read-modify-write); wu - the error tiles.
 static void mac_pass(const Job& j, const Pass& ps, IfmBlock& x, OfmBlock& blk,
                      float wbuf[TM][TN][WBUF_DEPTH]) {
@@ -871,7 +891,7 @@ static void mac_pass(const Job& j, const Pass& ps, IfmBlock& x, OfmBlock& blk,
   const int rlomod = ps.r.lo % dil, clomod = ps.c.lo % dil;
   const int s_ec = j.s * ps.ec;
   EFGEN_ASSERT(ps.wbase + (ps.nblk - 1) * ps.wstride + G * KK <= WBUF_DEPTH);
-  EFGEN_ASSERT((ps.nblk - 1) * ps.bstride + ps.p <= OFM_DEPTH);
+  EFGEN_ASSERT(ps.nblk * ps.bstride <= OFM_DEPTH);
 
   MacCtr c;
   c.q = 0;
@@ -887,50 +907,83 @@ EFGEN_LABEL(MAC)
     EFGEN_HLS(DEPENDENCE variable=blk type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
     EFGEN_HLS(DEPENDENCE variable=wbuf type=inter direction=RAW dependent=true distance=EFGEN_ACC_DIST)
     const bool pix = c.q < ps.p;
-    const int u = c.u_out + c.u_in, v = c.v_out + c.v_in;
-    const bool pos_ok = pix && u >= ps.r.lo && u <= ps.r.hi && v >= ps.c.lo && v <= ps.c.hi &&
-                        on_grid(c.u_omod, c.u_imod, rlomod, dil) &&
-                        on_grid(c.v_omod, c.v_imod, clomod, dil);
-    const int ia = pos_ok ? c.u_ooff + c.u_ioff + v : 0;
-    const int oa = ob + (pix ? c.q : 0);                   // accumulator / error word
+    const int u = c.u_out + c.u_in;
+    const bool row_ok = pix && u >= ps.r.lo && u <= ps.r.hi &&
+                        on_grid(c.u_omod, c.u_imod, rlomod, dil);
+    bool pixp[P], pos_ok[P];
+    int ia[P], oa[P];
+    int vom = c.v_omod;
+  EFGEN_LABEL(MAC_P)
+    for (int pp = 0; pp < P; ++pp) {
+      EFGEN_HLS(UNROLL)
+      const int v = c.v_out + pp * j.s + c.v_in;
+      pixp[pp] = pix && c.pc + pp < ps.tc;
+      pos_ok[pp] = pixp[pp] && row_ok && v >= ps.c.lo && v <= ps.c.hi &&
+                   on_grid(vom, c.v_imod, clomod, dil);
+      ia[pp] = pos_ok[pp] ? c.u_ooff + c.u_ioff + v : 0;
+      oa[pp] = ob + (pixp[pp] ? c.qrow + c.pc + pp : 0);   // accumulator / error word
+      vom = mod_inc(vom, dil);
+    }
     const int wa = wb + (wu ? c.copy * KK : 0) + c.kk;     // weight word / gradient slot
     const bool first = wu ? ps.init && c.q < G : ps.init && c.kk == 0;
   EFGEN_LABEL(MAC_M)
     for (int m = 0; m < TM; ++m) {
       EFGEN_HLS(UNROLL)
-      const float bv = blk[m][oa];                         // accumulator (conv) / dy (wu)
-      float prod[TN], wv[TN], tv[TN], res[TN];
-    EFGEN_LABEL(MAC_N)
+      float wv[TN], prodp[P][TN];
       for (int n = 0; n < TN; ++n) {
         EFGEN_HLS(UNROLL)
-        const bool lane = m < m_valid && n < ps.n_valid;
         wv[n] = wbuf[m][n][wa];                            // weight (conv) / partial sum (wu)
-        const float a = lane && pix ? (wu ? bv : wv[n]) : 0.0f;
-        const float b = lane && pos_ok ? x[n][ia] : 0.0f;
-        prod[n] = a * b;                                   // MAC_FMUL: the Tm x Tn multipliers
-        tv[n] = prod[n];
       }
-      // The Tn adders of lane m. Adder jn > 0 is, in conv, the tree node of level w (the
-      // lowest set bit of jn) adding tv[jn-w] + tv[jn]; in WU, lane jn's accumulator.
-      // Adder 0 adds the tree's root to the accumulator (conv) or is lane 0's (WU).
-    EFGEN_LABEL(MAC_TREE)
-      for (int w = 1; w < TN; w *= 2) {
+    EFGEN_LABEL(MAC_PIX)
+      for (int pp = 0; pp < P; ++pp) {
         EFGEN_HLS(UNROLL)
-        for (int n = 0; n + w < TN; n += 2 * w) {
+        const float bv = blk[m][oa[pp]];                   // accumulator (conv) / dy (wu)
+        float tv[TN];
+      EFGEN_LABEL(MAC_N)
+        for (int n = 0; n < TN; ++n) {
           EFGEN_HLS(UNROLL)
-          const int jn = n + w;
-          const float old = first ? 0.0f : wv[jn];
-          res[jn] = (wu ? prod[jn] : tv[n]) + (wu ? old : tv[jn]);   // MAC_FADD
-          tv[n] = res[jn];
+          const bool lane = m < m_valid && n < ps.n_valid;
+          const float a = lane && pixp[pp] ? (wu ? bv : wv[n]) : 0.0f;
+          const float b = lane && pos_ok[pp] ? x[n][ia[pp]] : 0.0f;
+          prodp[pp][n] = a * b;                            // MAC_FMUL: Tm x Tn x P multipliers
+          tv[n] = prodp[pp][n];
+        }
+        if (!wu) {
+          // The Tn adders of lane (m, pp): adder jn > 0 is the tree node of level w (the
+          // lowest set bit of jn) adding tv[jn-w] + tv[jn]; adder 0 adds the tree's root
+          // to the accumulator.
+        EFGEN_LABEL(MAC_TREE)
+          for (int w = 1; w < TN; w *= 2) {
+            EFGEN_HLS(UNROLL)
+            for (int n = 0; n + w < TN; n += 2 * w) {
+              EFGEN_HLS(UNROLL)
+              tv[n] = tv[n] + tv[n + w];                   // MAC_FADD
+            }
+          }
+          const float res0 = tv[0] + (first ? 0.0f : bv);  // MAC_FADD
+          if (pixp[pp]) blk[m][oa[pp]] = res0;
         }
       }
-      const float acc0 = first ? 0.0f : (wu ? wv[0] : bv);
-      res[0] = (wu ? prod[0] : tv[0]) + acc0;                         // MAC_FADD
-      if (!wu && pix) blk[m][oa] = res[0];
-    EFGEN_LABEL(MAC_WB)
-      for (int n = 0; n < TN; ++n) {
-        EFGEN_HLS(UNROLL)
-        if (wu) wbuf[m][n][wa] = res[n];
+      if (wu) {
+        // Lane (m, n)'s gradient accumulator behind the adder tree over its P products
+        // (P - 1 adders; in conv they are other pixel lanes' tree adders).
+      EFGEN_LABEL(MAC_WB)
+        for (int n = 0; n < TN; ++n) {
+          EFGEN_HLS(UNROLL)
+          float pv[P];
+          for (int pp = 0; pp < P; ++pp) {
+            EFGEN_HLS(UNROLL)
+            pv[pp] = prodp[pp][n];
+          }
+          for (int w = 1; w < P; w *= 2) {
+            EFGEN_HLS(UNROLL)
+            for (int pp = 0; pp + w < P; pp += 2 * w) {
+              EFGEN_HLS(UNROLL)
+              pv[pp] = pv[pp] + pv[pp + w];                // MAC_FADD (P > 1)
+            }
+          }
+          wbuf[m][n][wa] = pv[0] + (first ? 0.0f : wv[n]);   // MAC_FADD
+        }
       }
     }
     // Advance: conv (blk, kk, q), wu (blk, q, kk).
@@ -970,14 +1023,14 @@ static inline Pass make_pass(const Job& j, const Walk& w, int ob0, int nmb) {
   ps.nblk = j.io ? nmb : 1;
   ps.ob = ob0 + mbl0;
   ps.tc = w.tc;
-  ps.p = w.tr * w.tc;
+  ps.p = w.tr * cdiv(w.tc, P);                   // pixel groups
+  ps.bstride = w.tr * w.tc;                      // OFM / error words per block
   ps.ec = win.ec;
   ps.r = win.r;
   ps.c = win.c;
   ps.n_valid = imin(TN, j.RC - w.nb * TN);
   ps.wstride = j.NB * j.KK * j.G;
   ps.wbase = mbl0 * ps.wstride + w.nb * j.KK * j.G;
-  ps.bstride = ps.p;
   ps.init = j.mode == WU ? (w.b == 0 && w.r0 == 0 && w.c0 == 0) : w.nb == 0;
   return ps;
 }

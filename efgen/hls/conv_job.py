@@ -85,7 +85,8 @@ def _runs(major_split: bool, rows: int, cols: int, full_cols: int) -> tuple[int,
     return rows, cols
 
 
-def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: int) -> dict:
+def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: int,
+               p: int = 1) -> dict:
     """Largest trip count of every loop of conv_engine.h over ``descs`` (conv ones only),
     as the EFGEN_MAX_* macros of efgen_params.h, and the channel block sizes the tiles
     need (EFGEN_IFM_BLOCK, EFGEN_OFM_BLOCK words per bank). Bounds, not exact per-tile counts: a
@@ -104,9 +105,10 @@ def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: i
         j = conv_job(d, tm, tn, lanes, wbuf_depth, acc_dist)
         kk = j.K * j.K
         groups = j.images * _cdiv(j.ro, j.tr) * _cdiv(j.co, j.tc) * (1 if j.io else j.mc)
-        p = j.tr * j.tc
+        npix = j.tr * j.tc
+        ngrp = j.tr * _cdiv(j.tc, p)                      # pixel groups of P lanes
         nblk = j.mc if j.io else 1
-        span = max(p, j.G) if j.mode == WU else max(p, acc_dist)
+        span = max(ngrp, j.G) if j.mode == WU else max(ngrp, acc_dist)
         er, ec = (j.tr - 1) * j.s + j.K, (j.tc - 1) * j.s + j.K
         dil = d.stride if (j.mode == BP and not j.major) else 1
         nr = min(_cdiv(er, dil), j.src_rows)
@@ -116,7 +118,7 @@ def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: i
         runs_in = _runs(split_src, nr, nc, j.src_cols)
         runs_out = _runs(split_dst, j.tr, j.tc, j.co)
         up("EFGEN_IFM_BLOCK", er * ec)                    # the make_job checks' sizes
-        up("EFGEN_OFM_BLOCK", nblk * p)
+        up("EFGEN_OFM_BLOCK", nblk * npix)
         up("EFGEN_MAX_STEPS", groups * j.NB)
         up("EFGEN_MAX_GROUPS", groups)
         up("EFGEN_MAX_CHUNKS", _cdiv(j.MB, j.mc))
