@@ -105,6 +105,11 @@
 #ifndef EFGEN_P
 #define EFGEN_P 1
 #endif
+// First-layer packing (issue 13): an FP or WU job whose reduction channels fill at most
+// half the Tn lanes carries kernel taps in the idle lanes (efgen.model.engine.packed_taps).
+#ifndef EFGEN_PACK
+#define EFGEN_PACK 0
+#endif
 
 // Depth of the per-lane bias buffer (FP bias values): one word per output block of a
 // chunk. The generated params header may set it to the schedule's largest chunk; by
@@ -210,6 +215,7 @@ namespace efgen_ce {
 constexpr int TM = EFGEN_TM;
 constexpr int TN = EFGEN_TN;
 constexpr int P = EFGEN_P;         // pixel lanes: adjacent output pixels of a tile row
+constexpr bool PACK = EFGEN_PACK != 0;
 constexpr int T = EFGEN_LANES;
 constexpr int IFM_DEPTH = EFGEN_IFM_BLOCK;   // words per bank of one ping-pong block
 constexpr int OFM_DEPTH = EFGEN_OFM_BLOCK;
@@ -285,7 +291,14 @@ struct Job {
   int off, dil;      // source position = r0*s - off + u; source index = position/dil
   int tr, tc, mc;    // tile (clipped to the map) and output blocks per chunk (<= MB)
   bool io;           // "io" group (FP/BP order 1, always for WU)
-  int G;             // WU: partial sums per gradient word, ceil(ACC_DIST / (K*K)); else 1
+  int G;             // WU: partial sums per gradient word, ceil(ACC_DIST / KP); else 1
+  // Packing: `taps` kernel offsets side by side in the reduction lanes (1: none). Lane
+  // n = t*RC + c (n < taps*RC) holds channel c at offset q*taps + t of kernel pass q;
+  // KP = ceil(K*K / taps) passes; weight/gradient word (m, n, pass). The offset steps by
+  // taps = tq_i*K + tq_j a pass; pk_i0/pk_j0 are lane n's offset in pass 0, pk_c its
+  // channel (-1: idle lane).
+  int taps, KP, tq_i, tq_j;
+  int pk_i0[TN], pk_j0[TN], pk_c[TN];
   FmView src;        // read by the IFM loader: FP x, BP dy, WU x
   FmView dst;        // FP y / BP dx (stored), WU dy (error loader)
   FmView msk;        // BP mask source
@@ -403,17 +416,29 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   j.io = j.mode == WU || d.order == 1;
   // WU keeps G partial sums per gradient word: a chunk the schedule sized for one copy
   // is split into smaller chunks (as the RTL's layer sequencer does).
-  j.G = j.mode == WU ? imax(1, cdiv(ACC_DIST, j.KK)) : 1;
-  if (j.mode == WU && int64_t(j.mc) * j.NB * j.KK * j.G > WBUF_DEPTH &&
-      int64_t(j.NB) * j.KK * j.G <= WBUF_DEPTH)
-    j.mc = imax(1, int(WBUF_DEPTH / (int64_t(j.NB) * j.KK * j.G)));
+  j.taps = 1;
+  if (PACK && j.mode != BP && !major && j.K > 1 && 2 * j.RC <= TN)
+    j.taps = imin(j.KK, TN / j.RC);
+  j.KP = cdiv(j.KK, j.taps);
+  j.tq_i = j.taps / j.K;
+  j.tq_j = j.taps % j.K;
+  for (int n = 0; n < TN; ++n) {
+    const bool act = j.taps > 1 && n < j.taps * j.RC;
+    j.pk_c[n] = act ? n % j.RC : -1;
+    j.pk_i0[n] = act ? (n / j.RC) / j.K : 0;
+    j.pk_j0[n] = act ? (n / j.RC) % j.K : 0;
+  }
+  j.G = j.mode == WU ? imax(1, cdiv(ACC_DIST, j.KP)) : 1;
+  if (j.mode == WU && int64_t(j.mc) * j.NB * j.KP * j.G > WBUF_DEPTH &&
+      int64_t(j.NB) * j.KP * j.G <= WBUF_DEPTH)
+    j.mc = imax(1, int(WBUF_DEPTH / (int64_t(j.NB) * j.KP * j.G)));
 
   // Buffer limits (int64: a hostile descriptor must not overflow the checks).
   const int64_t ext_r = int64_t(j.tr - 1) * j.s + j.K;
   const int64_t ext_c = int64_t(j.tc - 1) * j.s + j.K;
   if (ext_r * ext_c > IFM_DEPTH) return EFGEN_CONV_ERR_IFM;
   if (int64_t(j.io ? j.mc : 1) * j.tr * j.tc > OFM_DEPTH) return EFGEN_CONV_ERR_OFM;
-  if (int64_t(j.mc) * j.NB * j.KK * j.G > WBUF_DEPTH) return EFGEN_CONV_ERR_WBUF;
+  if (int64_t(j.mc) * j.NB * j.KP * j.G > WBUF_DEPTH) return EFGEN_CONV_ERR_WBUF;
   if (bias && j.mode != BP && j.mc > MAX_MC) return EFGEN_CONV_ERR_BIAS;
   if (j.xf && (j.src.C > XF_MAX_C || (j.mode == WU && j.M > XF_MAX_C))) return EFGEN_CONV_ERR_XF;
   if ((j.stats || (j.xf && j.mode == BP)) && j.mc > MAX_MC) return EFGEN_CONV_ERR_XF;
@@ -617,11 +642,19 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
           EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
           EFGEN_HLS(PIPELINE II=1)
           const int ia = u * win.ec + v;
+          float val[T];
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
             const float r = mem_in[a0 + int64_t(q) * T + t];
             const float r2 = mem_x2[a2 + int64_t(q) * T + t];
-            x[g * T + t][ia] = xf_value(j, true, r, r2, t, c / T, kb);
+            val[t] = xf_value(j, true, r, r2, t, c / T, kb);
+            if (j.taps == 1) x[g * T + t][ia] = val[t];
+          }
+          if (j.taps > 1) {
+            for (int n = 0; n < TN; ++n) {
+              EFGEN_HLS(UNROLL)
+              if (j.pk_c[n] >= 0 && j.pk_c[n] / T == g) x[n][ia] = val[j.pk_c[n] % T];
+            }
           }
           win_next(win, j.dil, u, v, col);
         }
@@ -631,10 +664,19 @@ EFGEN_LABEL(LOAD_IFM_BLOCKS)
           EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_RUN)
           EFGEN_HLS(PIPELINE II=1)
           const int ia = u * win.ec + v;
+          float val[T];
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
             const float r = mem_in[a0 + int64_t(q) * T + t];
-            x[g * T + t][ia] = xf_value(j, false, r, 0.0f, t, c / T, kb);
+            val[t] = xf_value(j, false, r, 0.0f, t, c / T, kb);
+            if (j.taps == 1) x[g * T + t][ia] = val[t];
+          }
+          if (j.taps > 1) {
+            // packed: lane n takes channel pk_c[n], wherever it sits (a TN-way write)
+            for (int n = 0; n < TN; ++n) {
+              EFGEN_HLS(UNROLL)
+              if (j.pk_c[n] >= 0 && j.pk_c[n] / T == g) x[n][ia] = val[j.pk_c[n] % T];
+            }
           }
           win_next(win, j.dil, u, v, col);
         }
@@ -885,12 +927,13 @@ static void mac_pass(const Job& j, const Pass& ps, IfmBlock& x, OfmBlock& blk,
                      float wbuf[TM][TN][WBUF_DEPTH]) {
   EFGEN_HLS(INLINE off)
   const bool wu = j.mode == WU;
-  const int K = j.K, KK = j.KK, dil = j.dil, G = j.G;
+  const int K = j.K, KP = j.KP, dil = j.dil, G = j.G;
+  const bool pk = j.taps > 1;                     // packed lanes: per-lane kernel offsets
   const int span = wu ? (ps.init ? imax(ps.p, G) : ps.p) : imax(ps.p, ACC_DIST);
-  const int iters = ps.nblk * KK * span;
+  const int iters = ps.nblk * KP * span;
   const int rlomod = ps.r.lo % dil, clomod = ps.c.lo % dil;
   const int s_ec = j.s * ps.ec;
-  EFGEN_ASSERT(ps.wbase + (ps.nblk - 1) * ps.wstride + G * KK <= WBUF_DEPTH);
+  EFGEN_ASSERT(ps.wbase + (ps.nblk - 1) * ps.wstride + G * KP <= WBUF_DEPTH);
   EFGEN_ASSERT(ps.nblk * ps.bstride <= OFM_DEPTH);
 
   MacCtr c;
@@ -900,6 +943,15 @@ static void mac_pass(const Job& j, const Pass& ps, IfmBlock& x, OfmBlock& blk,
   ctr_kernel_reset(c);
   int bi = 0, wb = ps.wbase, ob = 0;              // block, its weight and OFM bases
   int m_valid = imin(TM, j.OC - ps.ob * TM);
+  // packed lanes' kernel offsets (row, column, row times the pitch), reset with the kernel
+  int li[TN], lj[TN], lro[TN];
+  const int tq_iec = j.tq_i * ps.ec;
+  for (int n = 0; n < TN; ++n) {
+    EFGEN_HLS(UNROLL)
+    li[n] = j.pk_i0[n];
+    lj[n] = j.pk_j0[n];
+    lro[n] = li[n] * ps.ec;
+  }
 EFGEN_LABEL(MAC)
   for (int it = 0; it < iters; ++it) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_PASS)
@@ -924,7 +976,7 @@ EFGEN_LABEL(MAC)
       oa[pp] = ob + (pixp[pp] ? c.qrow + c.pc + pp : 0);   // accumulator / error word
       vom = mod_inc(vom, dil);
     }
-    const int wa = wb + (wu ? c.copy * KK : 0) + c.kk;     // weight word / gradient slot
+    const int wa = wb + (wu ? c.copy * KP : 0) + c.kk;     // weight word / gradient slot
     const bool first = wu ? ps.init && c.q < G : ps.init && c.kk == 0;
   EFGEN_LABEL(MAC_M)
     for (int m = 0; m < TM; ++m) {
@@ -943,8 +995,16 @@ EFGEN_LABEL(MAC)
         for (int n = 0; n < TN; ++n) {
           EFGEN_HLS(UNROLL)
           const bool lane = m < m_valid && n < ps.n_valid;
+          bool okn = pos_ok[pp];
+          int ian = ia[pp];
+          if (pk) {                                        // lane n's own kernel offset
+            const int un = c.u_out + li[n], vn = c.v_out + pp * j.s + lj[n];
+            okn = pixp[pp] && li[n] < K && un >= ps.r.lo && un <= ps.r.hi &&
+                  vn >= ps.c.lo && vn <= ps.c.hi;
+            ian = okn ? c.u_ooff + lro[n] + vn : 0;
+          }
           const float a = lane && pixp[pp] ? (wu ? bv : wv[n]) : 0.0f;
-          const float b = lane && pos_ok[pp] ? x[n][ia[pp]] : 0.0f;
+          const float b = lane && okn ? x[n][ian] : 0.0f;
           prodp[pp][n] = a * b;                            // MAC_FMUL: Tm x Tn x P multipliers
           tv[n] = prodp[pp][n];
         }
@@ -987,24 +1047,44 @@ EFGEN_LABEL(MAC)
       }
     }
     // Advance: conv (blk, kk, q), wu (blk, q, kk).
-    bool next_blk = false;
+    bool next_blk = false, kstep = false;
     if (!wu) {
       if (++c.q == span) {
         c.q = 0;
         ctr_pixel_reset(c);
-        next_blk = ctr_kernel_step(c, K, KK, dil, ps.ec);
+        kstep = true;
+        next_blk = ctr_kernel_step(c, K, KP, dil, ps.ec);
       } else {
         ctr_pixel_step(c, ps.tc, j.s, dil, s_ec);
       }
-    } else if (ctr_kernel_step(c, K, KK, dil, ps.ec)) {
-      c.copy = c.copy == G - 1 ? 0 : c.copy + 1;
-      if (++c.q == span) {
-        c.q = 0;
-        c.copy = 0;
-        ctr_pixel_reset(c);
-        next_blk = true;
-      } else {
-        ctr_pixel_step(c, ps.tc, j.s, dil, s_ec);
+    } else {
+      kstep = true;
+      if (ctr_kernel_step(c, K, KP, dil, ps.ec)) {
+        c.copy = c.copy == G - 1 ? 0 : c.copy + 1;
+        if (++c.q == span) {
+          c.q = 0;
+          c.copy = 0;
+          ctr_pixel_reset(c);
+          next_blk = true;
+        } else {
+          ctr_pixel_step(c, ps.tc, j.s, dil, s_ec);
+        }
+      }
+    }
+    if (pk && kstep) {
+      // packed lanes: the next pass's offsets, `taps` further (or pass 0's after the last)
+      const bool wrap = c.kk == 0;
+      for (int n = 0; n < TN; ++n) {
+        EFGEN_HLS(UNROLL)
+        int i2 = li[n] + j.tq_i, j2 = lj[n] + j.tq_j, r2 = lro[n] + tq_iec;
+        if (j2 >= K) {
+          j2 -= K;
+          ++i2;
+          r2 += ps.ec;
+        }
+        li[n] = wrap ? j.pk_i0[n] : i2;
+        lj[n] = wrap ? j.pk_j0[n] : j2;
+        lro[n] = wrap ? j.pk_i0[n] * ps.ec : r2;
       }
     }
     if (next_blk) {
@@ -1028,9 +1108,9 @@ static inline Pass make_pass(const Job& j, const Walk& w, int ob0, int nmb) {
   ps.ec = win.ec;
   ps.r = win.r;
   ps.c = win.c;
-  ps.n_valid = imin(TN, j.RC - w.nb * TN);
-  ps.wstride = j.NB * j.KK * j.G;
-  ps.wbase = mbl0 * ps.wstride + w.nb * j.KK * j.G;
+  ps.n_valid = j.taps > 1 ? j.taps * j.RC : imin(TN, j.RC - w.nb * TN);
+  ps.wstride = j.NB * j.KP * j.G;
+  ps.wbase = mbl0 * ps.wstride + w.nb * j.KP * j.G;
   ps.init = j.mode == WU ? (w.b == 0 && w.r0 == 0 && w.c0 == 0) : w.nb == 0;
   return ps;
 }
@@ -1305,6 +1385,7 @@ EFGEN_LABEL(LOAD_W_PAIRS_M)
       EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_NB)
       const int64_t base = j.a[1] + (int64_t(mb) * NBd + nb) * KK * TM * TN;
       int kk = 0, ki = 0, kj = 0, mm = 0;
+      int kq = 0, kt = 0;                 // packed: the offset's pass and tap slot
     EFGEN_LABEL(LOAD_W_ROWS)
       for (int it = 0; it < KK * TM; ++it) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
@@ -1315,8 +1396,10 @@ EFGEN_LABEL(LOAD_W_PAIRS_M)
           EFGEN_HLS(UNROLL)
           const float wv = mem_w[base + int64_t(it) * TN + nn];
           const int n = nb * TN + nn;
-          if (!bp && m < j.M && n < j.N)
+          if (!bp && m < j.M && n < j.N && j.taps == 1)
             wbuf[mm][nn][((mb - ob0) * j.NB + nb) * KK + kk] = wv;
+          if (!bp && m < j.M && n < j.N && j.taps > 1)     // lane kt*N + n, pass kq
+            wbuf[mm][kt * j.N + nn][(mb - ob0) * j.KP + kq] = wv;
           if (bp && m < j.M && n >= n_lo && n < n_hi)
             wbuf[n % TM][m % TN][((n / TM - ob0) * j.NB + m / TN) * KK + fkk] = wv;
         }
@@ -1326,6 +1409,10 @@ EFGEN_LABEL(LOAD_W_PAIRS_M)
           if (++kj == K) {
             kj = 0;
             ++ki;
+          }
+          if (++kt == j.taps) {
+            kt = 0;
+            ++kq;
           }
         }
       }
@@ -1381,6 +1468,13 @@ static inline float bias_grad(const float bacc[TM][MAX_MC * ACC_DIST], int m, in
   return s;
 }
 
+// The gradient bank of reduction lane nn at tap slot kt (packed: lane kt*RC + nn; pad
+// channels nn >= RC read bank 0, a word the write-back does not use).
+static inline int gbank(const Job& j, int kt, int nn) {
+  if (j.taps == 1) return nn;
+  return nn < j.RC ? kt * j.RC + nn : 0;
+}
+
 // WU write-back of the chunk, DRAM pair by pair, T words per iteration:
 //   1. G > 1: fold the partial sums, ((g0 + g1) + g2) + ..., copy-major over the pair so
 //      a word is revisited no sooner than a pair later (T adders);
@@ -1398,8 +1492,9 @@ static void sgd_writeback(float wbuf[TM][TN][WBUF_DEPTH],
   EFGEN_HLS(INLINE off)
   EFGEN_HLS(ALLOCATION operation instances=fmul limit=EFGEN_AXI_WORDS)
   EFGEN_HLS(ALLOCATION operation instances=fadd limit=EFGEN_AXI_WORDS)
-  const int KK = j.KK, G = j.G;
+  const int KK = j.KK, KP = j.KP, G = j.G;
   const int rows = KK * TM * (TN / T);          // T-word rows of one pair
+  const int frows = KP * TM * (TN / T);         // rows of one partial-sum copy (packed: KP)
 EFGEN_LABEL(SGD_PAIRS_M)
   for (int mbl = 0; mbl < nmb; ++mbl) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_MC)
@@ -1407,25 +1502,26 @@ EFGEN_LABEL(SGD_PAIRS_M)
     for (int nb = 0; nb < j.NB; ++nb) {
       EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_NB)
       const int64_t off = (int64_t(ob0 + mbl) * j.NB + nb) * KK * TM * TN;
-      const int slot0 = (mbl * j.NB + nb) * KK * G;
+      const int slot0 = (mbl * j.NB + nb) * KP * G;
       if (G > 1) {
         int kk = 0, mm = 0, tb = 0, q = 1;
       EFGEN_LABEL(SGD_FOLD)
-        for (int it = 0; it < (G - 1) * rows; ++it) {
+        for (int it = 0; it < (G - 1) * frows; ++it) {
           EFGEN_HLS(LOOP_TRIPCOUNT min=0 max=EFGEN_MAX_FOLD)
           EFGEN_HLS(PIPELINE II=1)
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
             const int nn = tb * T + t;
-            wbuf[mm][nn][slot0 + kk] = wbuf[mm][nn][slot0 + kk] + wbuf[mm][nn][slot0 + q * KK + kk];
+            wbuf[mm][nn][slot0 + kk] = wbuf[mm][nn][slot0 + kk] + wbuf[mm][nn][slot0 + q * KP + kk];
           }
-          if (row_next(tb, mm, kk) && kk == KK) {
+          if (row_next(tb, mm, kk) && kk == KP) {
             kk = 0;
             ++q;
           }
         }
       }
       int kk = 0, mm = 0, tb = 0;
+      int kq = 0, kt = 0;                          // packed: offset kk's pass and tap slot
     EFGEN_LABEL(SGD_WORDS)
       for (int it = 0; it < rows; ++it) {
         EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
@@ -1434,7 +1530,7 @@ EFGEN_LABEL(SGD_PAIRS_M)
         float g[T], p[T], v[T], p_in[T], v_in[T];
         for (int t = 0; t < T; ++t) {
           EFGEN_HLS(UNROLL)
-          g[t] = wbuf[mm][tb * T + t][slot0 + kk];
+          g[t] = wbuf[mm][gbank(j, kt, tb * T + t)][slot0 + (j.taps > 1 ? kq : kk)];
           p_in[t] = mem_w[j.a[2] + off + int64_t(it) * T + t];
           v_in[t] = mem_in[j.a[3] + off + int64_t(it) * T + t];
           p[t] = p_in[t];
@@ -1448,12 +1544,17 @@ EFGEN_LABEL(SGD_PAIRS_M)
           mem_w[j.a[2] + off + int64_t(it) * T + t] = ok ? p[t] : p_in[t];
           mem_in[j.a[3] + off + int64_t(it) * T + t] = ok ? v[t] : v_in[t];
         }
-        row_next(tb, mm, kk);
+        if (row_next(tb, mm, kk) && ++kt == j.taps) {
+          kt = 0;
+          ++kq;
+        }
       }
       if (j.a[6] != 0) {
         kk = 0;
         mm = 0;
         tb = 0;
+        kq = 0;
+        kt = 0;
       EFGEN_LABEL(SGD_DEBUG)
         for (int it = 0; it < rows; ++it) {
           EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_WROWS)
@@ -1462,9 +1563,13 @@ EFGEN_LABEL(SGD_PAIRS_M)
           for (int t = 0; t < T; ++t) {
             EFGEN_HLS(UNROLL)
             const bool ok = m < j.M && nb * TN + tb * T + t < j.N;   // pad words: +0
-            mem_out[j.a[6] + off + int64_t(it) * T + t] = ok ? wbuf[mm][tb * T + t][slot0 + kk] : 0.0f;
+            mem_out[j.a[6] + off + int64_t(it) * T + t] =
+                ok ? wbuf[mm][gbank(j, kt, tb * T + t)][slot0 + (j.taps > 1 ? kq : kk)] : 0.0f;
           }
-          row_next(tb, mm, kk);
+          if (row_next(tb, mm, kk) && ++kt == j.taps) {
+            kt = 0;
+            ++kq;
+          }
         }
       }
     }

@@ -41,6 +41,8 @@ CONFIGS = {
     "16x16": dict(tm=16, tn=16, ifm=1024, ofm=2048, wbuf=1024),
     "8x4": dict(tm=8, tn=4, ifm=1024, ofm=2048, wbuf=1024, max_c=64),
     "4x8": dict(tm=4, tn=8, ifm=1024, ofm=2048, wbuf=1024),
+    # issue 13: 3 pixel lanes (odd column groups) and tap packing of shallow FP/WU jobs
+    "8x16xP3-pack": dict(tm=8, tn=16, ifm=1024, ofm=2048, wbuf=1024, p=3, pack=True),
 }
 
 # Status codes of efgen_conv_check (EfgenConvStatus).
@@ -53,7 +55,7 @@ extern "C" int check(const EfgenDesc* d) { return efgen_conv_check(*d); }
 """
 
 
-def params_header(tm, tn, ifm, ofm, wbuf, max_c=None):
+def params_header(tm, tn, ifm, ofm, wbuf, max_c=None, p=1, pack=False):
     lines = ["#ifndef EFGEN_PARAMS_H", "#define EFGEN_PARAMS_H",
              f"#define EFGEN_TM {tm}", f"#define EFGEN_TN {tn}",
              f"#define EFGEN_LANES {math.gcd(tm, tn)}", f"#define EFGEN_IFM_DEPTH {ifm}",
@@ -61,6 +63,10 @@ def params_header(tm, tn, ifm, ofm, wbuf, max_c=None):
              "#define EFGEN_MAX_TR 32", "#define EFGEN_MAX_TC 32", "#define EFGEN_MAX_K 7"]
     if max_c is not None:
         lines.append(f"#define EFGEN_MAX_C {max_c}")
+    if p > 1:
+        lines.append(f"#define EFGEN_P {p}")
+    if pack:
+        lines.append("#define EFGEN_PACK 1")
     return "\n".join(lines + ["#endif", ""])
 
 

@@ -43,9 +43,11 @@ class ConvJob:
     major: bool
     src_blocks: int       # lane blocks of the source tensor (ceil(C/T))
     dst_blocks: int
+    KP: int = 0           # kernel passes: K*K, fewer when packed
 
 
-def conv_job(d, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: int) -> ConvJob:
+def conv_job(d, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: int,
+             pack: bool = False) -> ConvJob:
     """The resolved job of a conv descriptor (the C++ ``make_job``; the descriptor is
     assumed valid: efgen builds only descriptors the engine accepts)."""
     major = (d.in_h == 1 and d.in_w == 1 and d.out_h == 1 and d.out_w == 1 and d.kh == 1
@@ -66,12 +68,15 @@ def conv_job(d, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: int) ->
     K = d.kh
     MB, NB = _cdiv(OC, tm), _cdiv(RC, tn)
     mc = min(d.mc, MB)
-    G = max(1, _cdiv(acc_dist, K * K)) if d.op == WU else 1
-    if d.op == WU and mc * NB * K * K * G > wbuf_depth and NB * K * K * G <= wbuf_depth:
-        mc = max(1, wbuf_depth // (NB * K * K * G))
+    taps = (min(K * K, tn // RC) if pack and not bp and not major and K > 1 and 2 * RC <= tn
+            else 1)
+    KP = _cdiv(K * K, taps)                  # kernel passes (packing: C++ make_job)
+    G = max(1, _cdiv(acc_dist, KP)) if d.op == WU else 1
+    if d.op == WU and mc * NB * KP * G > wbuf_depth and NB * KP * G <= wbuf_depth:
+        mc = max(1, wbuf_depth // (NB * KP * G))
     return ConvJob(mode=d.op, OC=OC, RC=RC, MB=MB, NB=NB, ro=ro, co=co,
                    images=1 if major else d.batch, tr=min(d.tr, ro), tc=min(d.tc, co), mc=mc,
-                   io=d.op == WU or d.order == 1, K=K, s=s, G=G, M=d.out_c,
+                   io=d.op == WU or d.order == 1, K=K, s=s, G=G, M=d.out_c, KP=KP,
                    src_rows=src_rows, src_cols=src_cols, major=major,
                    src_blocks=_cdiv(src_c, lanes), dst_blocks=_cdiv(dst_c, lanes))
 
@@ -86,7 +91,7 @@ def _runs(major_split: bool, rows: int, cols: int, full_cols: int) -> tuple[int,
 
 
 def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: int,
-               p: int = 1) -> dict:
+               p: int = 1, pack: bool = False) -> dict:
     """Largest trip count of every loop of conv_engine.h over ``descs`` (conv ones only),
     as the EFGEN_MAX_* macros of efgen_params.h, and the channel block sizes the tiles
     need (EFGEN_IFM_BLOCK, EFGEN_OFM_BLOCK words per bank). Bounds, not exact per-tile counts: a
@@ -102,7 +107,7 @@ def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: i
     for d in descs:
         if d.op not in (FP, BP, WU):
             continue
-        j = conv_job(d, tm, tn, lanes, wbuf_depth, acc_dist)
+        j = conv_job(d, tm, tn, lanes, wbuf_depth, acc_dist, pack)
         kk = j.K * j.K
         groups = j.images * _cdiv(j.ro, j.tr) * _cdiv(j.co, j.tc) * (1 if j.io else j.mc)
         npix = j.tr * j.tc
@@ -123,7 +128,7 @@ def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: i
         up("EFGEN_MAX_GROUPS", groups)
         up("EFGEN_MAX_CHUNKS", _cdiv(j.MB, j.mc))
         up("EFGEN_MAX_NB", j.NB)
-        up("EFGEN_MAX_PASS", nblk * kk * span)
+        up("EFGEN_MAX_PASS", nblk * j.KP * span)
         up("EFGEN_MAX_RUN", max(runs_in[1], runs_out[1]))
         up("EFGEN_MAX_RUNS", max(runs_in[0], runs_out[0]))
         up("EFGEN_MAX_MC", j.mc)
@@ -132,5 +137,5 @@ def tripcounts(descs, tm: int, tn: int, lanes: int, wbuf_depth: int, acc_dist: i
         rows = kk * tm * (tn // lanes)
         up("EFGEN_MAX_WROWS", rows if j.mode == WU else kk * tm)   # SGD / weight-load rows
         if j.mode == WU:
-            up("EFGEN_MAX_FOLD", (j.G - 1) * rows)
+            up("EFGEN_MAX_FOLD", (j.G - 1) * j.KP * tm * (tn // lanes))
     return out

@@ -291,7 +291,7 @@ def _render(prog: Program, board: Board, request: tuple[str, ...] | None
         "ip_vlnv": HLS_VLNV.split(":"),         # what vivado/block_design.tcl places
         "acc_dist": ACC_DIST,
         "conv_bounds": sorted(tripcounts([s.desc for s in conv_steps], hw.tm, hw.tn, hw.lanes,
-                                         hw.wbuf_depth, ACC_DIST, hw.p).items()),
+                                         hw.wbuf_depth, ACC_DIST, hw.p, hw.pack).items()),
     }
     ctx.update(project_ctx(prog, board, request, ctx))
     ctx["vec_params"] = vector_params(prog, ctx["max_c"])
