@@ -61,22 +61,24 @@ def _board(board: Any):
                      fix="give a catalogue name (efgen boards) or a board .yaml path")
 
 
-def _tiles(tiles: Any) -> tuple[int | None, int | None]:
-    from efgen.model.schedule import parse_tiles
+def _tiles(tiles: Any) -> tuple[int | None, int | None, int | None]:
+    """(Tm, Tn, P or None) of a ``tiles`` argument."""
+    from efgen.model.schedule import parse_array
 
     if tiles is None:
-        return None, None
+        return None, None, None
     if isinstance(tiles, str):
-        return parse_tiles(tiles)
+        return parse_array(tiles)
     if isinstance(tiles, Mapping):
         low = {str(k).lower(): v for k, v in tiles.items()}
-        tiles = (low.get("tm"), low.get("tn")) if set(low) == {"tm", "tn"} else None
-    if (isinstance(tiles, (tuple, list)) and len(tiles) == 2
+        tiles = ((low.get("tm"), low.get("tn")) + ((low["p"],) if "p" in low else ())
+                 if {"tm", "tn"} <= set(low) <= {"tm", "tn", "p"} else None)
+    if (isinstance(tiles, (tuple, list)) and len(tiles) in (2, 3)
             and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1
                     for v in tiles)):
-        return int(tiles[0]), int(tiles[1])
+        return int(tiles[0]), int(tiles[1]), (int(tiles[2]) if len(tiles) == 3 else None)
     raise EfgenError(f"cannot read tiles {tiles!r}", where="tiles",
-                     fix="give (Tm, Tn), {'Tm': 16, 'Tn': 16} or 'Tm=16,Tn=16'")
+                     fix="give (Tm, Tn), (Tm, Tn, P), {'Tm': 16, 'Tn': 16} or 'Tm=16,Tn=16'")
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -264,7 +266,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           tiles: Any = None, overrides: str | os.PathLike | None = None,
           momentum: bool = True, progress: Callable[[str], None] | None = None,
           command: Sequence[str] | None = None, training: Any = None,
-          fuse: bool = False, target: str = "hls", rtl_impl: str = "dsp") -> Accelerator:
+          fuse: bool = False, target: str = "hls", rtl_impl: str = "dsp",
+          parray: bool = False) -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -283,6 +286,9 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     (efgen/model/restructure.py; the C++ runs the plan it prices, which :meth:`csim`
     checks; the RTL runs the unfused step, so a fused build writes hls/ and no rtl/);
     False (the default) is the unfused step.
+    ``parray``: search a third unrolled dimension P (pixel lanes) and pack shallow
+    layers' kernel taps into idle reduction lanes (issue 13; the HLS C++ runs both, the
+    reference RTL neither, so no rtl/ is written; ``tiles`` may fix P as a third value).
     ``target``: ``"hls"`` (the Vitis HLS build's resources must fit the board's caps)
     or ``"rtl"`` (the reference RTL's, with FP32 units ``rtl_impl``; efgen.rtl.cost).
     Nothing is written until :meth:`Accelerator.write`.
@@ -300,7 +306,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
 
         n = apply_to_net(n, t)
     b = _board(board)
-    tm, tn = _tiles(tiles)
+    tm, tn, p = _tiles(tiles)
     if clock is not None and (isinstance(clock, bool) or not isinstance(clock, (int, float))
                               or not 0 < clock <= 1000):
         raise EfgenError(f"clock {clock!r} MHz is out of range", where="clock",
@@ -311,12 +317,13 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     req = Request(net=n, board=b, batch=batch, clock_mhz=None if clock is None else float(clock),
                   objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
                   train_last=train_last, momentum=bool(momentum), training=t,
-                  fuse=bool(fuse), target=target, rtl_impl=rtl_impl)
+                  fuse=bool(fuse), target=target, rtl_impl=rtl_impl, p=p,
+                  parray=bool(parray))
     design, ev, full = estimate(req, progress=progress or (lambda s: None))
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
                momentum, training if isinstance(training, (str, os.PathLike)) else None,
-               fuse, target)
+               fuse, target, parray)
     return Accelerator(n, b, design, ev, full, words, training=t)
 
 
@@ -339,7 +346,7 @@ def _training(training: Any, net):
 
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-           momentum, training=None, fuse=False, target="hls") -> tuple[str, ...]:
+           momentum, training=None, fuse=False, target="hls", parray=False) -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -354,13 +361,13 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
             str(getattr(v, "name", None) or (v.get("name") if isinstance(v, Mapping) else default))
 
     if tiles is not None and not isinstance(tiles, str):
-        tm, tn = _tiles(tiles)
-        tiles = f"Tm={tm},Tn={tn}"
+        tm, tn, p = _tiles(tiles)
+        tiles = f"Tm={tm},Tn={tn}" + (f",P={p}" if p is not None else "")
     return request_words(Namespace(
         command="build", board=name(board, "board"), net=name(net, "net"), batch=batch,
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
-        no_momentum=not momentum, fuse=bool(fuse), target=target,
+        no_momentum=not momentum, fuse=bool(fuse), target=target, parray=bool(parray),
         training=None if training is None else os.fspath(training)))
 
 

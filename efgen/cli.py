@@ -177,7 +177,7 @@ def cmd_build(args) -> int:
     acc = build(net, board, args.batch, clock=args.clock, objective=args.objective,
                 precision=args.precision, train_last=args.train_last, tiles=args.tiles,
                 overrides=args.overrides, momentum=not args.no_momentum,
-                fuse=getattr(args, "fuse", False),
+                fuse=getattr(args, "fuse", False), parray=getattr(args, "parray", False),
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
                 command=request_words(args), training=args.training,
                 target=getattr(args, "target", "hls"), rtl_impl=getattr(args, "rtl_impl", "dsp"))
@@ -431,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
                    default="fp32")
     s.add_argument("--train-last", type=int, metavar="K",
                    help="freeze all but the last K conv/linear layers")
-    s.add_argument("--tiles", metavar="Tm=..,Tn=..", help="fix the array size")
+    s.add_argument("--tiles", metavar="Tm=..,Tn=..[,P=..]",
+                   help="fix the array size (P: pixel lanes, HLS C++ only)")
     s.add_argument("--overrides", metavar="FILE", help="per-layer schedule overrides (YAML)")
     s.add_argument("--no-momentum", action="store_true",
                    help="SGD without a momentum buffer (halves the update traffic)")
@@ -442,6 +443,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "unfused step). --no-fuse (the default): the unfused step")
     s.add_argument("--training", metavar="FILE",
                    help="training methods (a training: section; default: the net file's own)")
+    s.add_argument("--parray", action="store_true",
+                   help="search a third unrolled dimension P (adjacent output pixels) and "
+                        "pack shallow layers' kernel taps into idle reduction lanes; the HLS "
+                        "C++ runs both, the reference RTL neither (rtl/ is not written)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
     s.add_argument("--rtl-impl", choices=["dsp", "synth", "behav"], default="dsp",
                    help="FP32 units of the reference RTL in DIR/rtl: synthesizable with the "

@@ -152,6 +152,8 @@ def request_words(args) -> tuple[str, ...]:
         words.append("--no-momentum")
     if getattr(args, "fuse", False):
         words.append("--fuse")
+    if getattr(args, "parray", False):
+        words.append("--parray")
     if command == "build" and getattr(args, "rtl_impl", DEFAULT_RTL_IMPL) != DEFAULT_RTL_IMPL:
         words += ["--rtl-impl", str(args.rtl_impl)]
     if command == "build" and getattr(args, "target", "hls") != "hls":

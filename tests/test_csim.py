@@ -24,9 +24,11 @@ CASES = [
 ]
 
 
-def _run(tmp_path, name, train_last, tm, tn, batch, steps=1, board="zcu102"):
+def _run(tmp_path, name, train_last, tm, tn, batch, steps=1, board="zcu102", p=None):
     net = load_net(name, train_last=train_last)
-    design = schedule(Request(net, load_board(board), batch=batch, tm=tm, tn=tn))
+    design = schedule(Request(net, load_board(board), batch=batch, tm=tm, tn=tn, p=p))
+    if p is not None:
+        assert design.hw.p == p
     return run_csim(net, design, load_board(board), tmp_path, steps=steps)
 
 
@@ -55,16 +57,19 @@ def test_resnet20_full_step(tmp_path):
 # The issue's matrix of whole steps beyond the cases above: every catalogue CIFAR net and
 # LeNet-5, each on a second array shape (two tilings each with the cases above; VGG-16 on
 # two): the rebuilt engine (streams of blocks, runs, partial sums) end to end.
+# Issue 13: P = 2 pixel lanes, with the first layer's taps packed (the HLS target packs
+# where Tn allows: conv1's 3 channels on 16 lanes, tiny's on 8).
 STEPS = [
     ("lenet5", 8, 16), ("resnet20", 8, 16), ("resnet20-b", 16, 16), ("resnet20-b", 8, 16),
-    ("vgg16-cifar", 16, 16), ("vgg16-cifar", 16, 8),
+    ("vgg16-cifar", 16, 16), ("vgg16-cifar", 16, 8), ("tiny", 4, 8, 2), ("resnet20", 8, 16, 2),
 ]
 
 
-@pytest.mark.parametrize("case", STEPS, ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}")
+@pytest.mark.parametrize("case", STEPS,
+                         ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}" + (f"xP{c[3]}" if len(c) > 3 else ""))
 def test_whole_steps_match_golden(case, tmp_path):
-    name, tm, tn = case
-    res = _run(tmp_path, name, None, tm, tn, 2)
+    name, tm, tn = case[:3]
+    res = _run(tmp_path, name, None, tm, tn, 2, p=case[3] if len(case) > 3 else None)
     step = res.steps[0]
     assert step.ok, format_report(res)
     assert abs(step.loss_csim - step.loss_golden) <= 1e-5 * abs(step.loss_golden)

@@ -64,11 +64,12 @@ def test_p1_reproduces_the_designs_and_cycles_before_issue_13(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(tar)) as t:
         t.extractall(tmp_path)
     before = _probe(tmp_path, {})
-    now = _probe(REPO, {"p": 1, "pack": False})
-    assert len(before) == len(now) == len(SAME_CASES)
-    for case, a, b in zip(SAME_CASES, before, now):
-        assert a["design"] == b["design"], case
-        assert a["rows"] == b["rows"], case
+    for kw in ({}, {"p": 1, "pack": False}):          # the default (no --parray), P = 1
+        now = _probe(REPO, kw)
+        assert len(before) == len(now) == len(SAME_CASES)
+        for case, a, b in zip(SAME_CASES, before, now):
+            assert a["design"] == b["design"], (case, kw)
+            assert a["rows"] == b["rows"], (case, kw)
 
 
 # ---- the golden tiled reference: P pixel lanes and tap packing ---------------------------
@@ -150,3 +151,89 @@ def test_tiled_step_float64_with_p_and_packing(p):
 def test_tiled_step_float32_resnet20_p2_packed():
     errs = _step_errors("resnet20", 2, np.float32, Tiling(16, 8, 16, 32, p=2, pack=True), seed=1)
     assert max(errs.values()) < 1e-4, sorted(errs.items(), key=lambda t: -t[1])[:3]
+
+
+# ---- the model: pricing and the scheduler's search ------------------------------------------
+
+def _conv1_lane_use(design, net, board):
+    """Useful MACs over (compute cycles x the array's MACs) of conv1's FP and WU."""
+    rows = [r for r in evaluate_design(net, design, board)["rows"]
+            if r.engine == "conv" and r.layer == "conv1_conv"]
+    return {r.phase: r.macs / (r.compute_cycles * design.hw.macs) for r in rows}
+
+
+def test_parray_search_fits_the_caps_and_fills_conv1():
+    from efgen.model.resources import over_caps, resource_use
+
+    net, board = load_net("resnet20"), load_board("zcu102")
+    base = schedule(Request(net, board, batch=32, clock_mhz=100.0))
+    d = schedule(Request(net, board, batch=32, clock_mhz=100.0, parray=True))
+    assert d.hw.pack and not base.hw.pack and base.hw.p == 1
+    assert not over_caps(resource_use(d.hw, board), board)
+    # the search includes P = 1 without... the same arrays: never slower than the P = 1 pick
+    t0 = evaluate_design(net, base, board)["totals"]["cycles"]
+    t1 = evaluate_design(net, d, board)["totals"]["cycles"]
+    assert t1 <= t0
+    before, after = _conv1_lane_use(base, net, board), _conv1_lane_use(d, net, board)
+    assert before["fp"] < 0.5 and before["wu"] < 0.5          # 3 of Tn lanes: today
+    assert after["fp"] >= 0.5 and after["wu"] >= 0.5, after  # issue 13's bar
+
+
+def test_p_prices_compute_dsp_and_buffer_ports():
+    from dataclasses import replace
+
+    from efgen.design import HwParams
+    from efgen.model.resources import resource_use
+
+    board = load_board("zcu102")
+    hw = HwParams(tm=8, tn=8, ifm_depth=2048, ofm_depth=2048, wbuf_depth=512)
+    u1, u2, u4 = (resource_use(replace(hw, p=p), board) for p in (1, 2, 4))
+    assert u2.dsp_array == 2 * u1.dsp_array and u4.dsp_array == 4 * u1.dsp_array
+    assert u2.bram_wbuf == u1.bram_wbuf                      # one weight a cycle serves P lanes
+    assert u2.bram_ifm == u1.bram_ifm and u4.bram_ifm == 2 * u1.bram_ifm  # 2 ports, then copies
+    assert u4.bram_ofm >= u1.bram_ofm                        # P banks of depth/P
+    assert hw.peak_gflops() * 2 == replace(hw, p=2).peak_gflops()
+    # compute: a 32-wide tile row takes ceil(32/P) cycles per kernel offset (P = 3: 11,
+    # the last group with 2 of 3 lanes busy); 32 one-row tiles, one block, one step
+    net = load_net("resnet20")
+    job = [j for j in engine.jobs_for(net, 1) if j.layer == "s1b1_a_conv" and j.phase == "fp"]
+    for p in (1, 2, 3, 4):
+        r = engine.evaluate_chosen(job, [(1, 32, 1, "wo")], replace(hw, p=p, tm=16, tn=16),
+                                   4, 1e6, "reshaped")
+        assert r["compute_cycles"][0] == 32 * (9 * -(-32 // p) + hw.mac_depth)
+
+
+# ---- the CLI: the HLS build takes P, the RTL flow refuses it -------------------------------
+
+def test_rtl_flow_refuses_p_above_1(tmp_path, run_cli):
+    for extra in (["--tiles", "Tm=8,Tn=8,P=2"], ["--parray"]):
+        code, out, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
+                                 "--target", "rtl", *extra, "-o", tmp_path / "x")
+        assert code == 2 and out == ""
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith("efgen: error:") and "P = 1" in lines[0]
+        assert ("--tiles P" if extra[0] == "--tiles" else "--parray") in lines[0]
+        assert "--target hls" in lines[0]                      # the fix
+        assert not (tmp_path / "x").exists()
+    # efgen cosim (the RTL co-simulation) takes no P either
+    code, out, err = run_cli("cosim", "--board", "kv260", "--net", "tiny", "--tiles",
+                             "Tm=8,Tn=8,P=2")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--tiles P" in err
+
+
+def test_parray_build_writes_hls_with_p_and_no_rtl(tmp_path, run_cli):
+    out = tmp_path / "p2"
+    code, stdout, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
+                                "--tiles", "Tm=8,Tn=8,P=2", "--stop-after", "hls", "-o", out)
+    assert code == 0, err
+    d = json.loads((out / "design.json").read_text())
+    assert d["hw"]["p"] == 2 and d["hw"]["pack"] is True
+    params = (out / "hls" / "efgen_params.h").read_text()
+    assert "#define EFGEN_P 2" in params and "#define EFGEN_PACK 1" in params
+    assert not (out / "rtl").exists()
+    code, stdout, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
+                                "--parray", "-o", tmp_path / "pa")
+    assert code == 0, err
+    assert not (tmp_path / "pa" / "rtl").exists()
+    assert [ln for ln in stdout.splitlines() if "rtl/ not written" in ln and "P = 1" in ln]

@@ -71,8 +71,10 @@ class Request:
     target: str = "hls"           # whose resources must fit the caps: "hls" or "rtl"
     rtl_impl: str = "dsp"         # the reference RTL's FP32 units (target "rtl")
     fuse: bool = False            # restructured BN (efgen.model.restructure); not with training
-    p: int | None = None          # pixel lanes P (issue 13); None: searched (HLS), 1 (RTL)
-    pack: bool | None = None      # first-layer tap packing; None: on for the HLS target
+    # Issue 13 (HLS target only; the reference RTL builds P = 1 without packing):
+    parray: bool = False          # search P (pixel lanes) and pack shallow layers' taps
+    p: int | None = None          # fix P; None: searched with parray, else 1
+    pack: bool | None = None      # tap packing; None: with parray or a fixed P > 1
 
 
 def request_jobs(req: Request) -> list[engine.Job]:
@@ -162,25 +164,32 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
 
 
 def p_candidates(req: Request) -> tuple[int, ...]:
-    """Pixel-lane counts the scheduler tries: ``req.p``, or :data:`P_SIDES` for the HLS
-    target; the reference RTL builds P = 1 only (a P > 1 request is refused)."""
-    if req.target == "rtl":
-        if req.p not in (None, 1):
-            raise EfgenError(f"the reference RTL runs P = 1 only, not P = {req.p}",
-                             where="--tiles P", fix="use --target hls for P > 1, or give P=1 "
-                             "(or no P) with --target rtl")
-        return (1,)
+    """Pixel-lane counts the scheduler tries: ``req.p``, :data:`P_SIDES` with
+    ``req.parray``, else 1. The reference RTL (``--target rtl``) builds P = 1 only: a
+    request for more is refused."""
     if req.p is not None and (isinstance(req.p, bool) or not isinstance(req.p, int) or req.p < 1):
         raise EfgenError(f"P = {req.p!r} is not a positive integer", where="--tiles P",
                          fix="write --tiles Tm=16,Tn=16,P=2")
-    return (req.p,) if req.p is not None else P_SIDES
+    if req.target == "rtl":
+        if (req.p or 1) > 1 or req.parray or req.pack:
+            what = f"P = {req.p}" if (req.p or 1) > 1 else "--parray"
+            raise EfgenError(f"the reference RTL runs P = 1 without tap packing, not {what}",
+                             where="--tiles P" if (req.p or 1) > 1 else "--parray",
+                             fix="drop P= from --tiles and --parray for --target rtl, or "
+                                 "build the HLS C++ (--target hls)")
+        return (1,)
+    if req.p is not None:
+        return (req.p,)
+    return P_SIDES if req.parray else (1,)
 
 
 def packs(req: Request, jobs, tn: int) -> bool:
-    """Whether the design packs kernel taps into idle reduction lanes: on for the HLS
-    target (``req.pack`` None or True) when some FP/WU job of the net is shallow enough
-    on ``tn`` lanes to use it; never for the reference RTL."""
+    """Whether the design packs kernel taps into idle reduction lanes: with ``req.pack``,
+    or (None) with ``req.parray`` or a fixed P > 1, when some FP/WU job of the net is
+    shallow enough on ``tn`` lanes to use it; never for the reference RTL."""
     if req.target == "rtl" or req.pack is False:
+        return False
+    if req.pack is None and not (req.parray or (req.p or 1) > 1):
         return False
     probe = HwParams(tn=tn, pack=True)
     return any(float(engine.packed_taps(j.red, j.k, engine.PHASE_CODE[j.phase], j.img_major,
@@ -400,19 +409,30 @@ def _first_unfit(jobs, cands, req, fixed):
 # ---- user input: --tiles and the override file ---------------------------------------------
 
 def parse_tiles(text: str) -> tuple[int, int]:
-    """``Tm=16,Tn=16`` -> (16, 16)."""
+    """``Tm=16,Tn=16`` -> (16, 16). A P other than 1 is refused: the callers (the RTL
+    co-simulation, adapt) run the reference RTL's P = 1 array."""
+    tm, tn, p = parse_array(text)
+    if p not in (None, 1):
+        raise EfgenError(f"--tiles '{text}': the reference RTL runs P = 1 only",
+                         where="--tiles P", fix="drop P= from --tiles (P > 1 is built by "
+                         "'efgen build' as HLS C++ only)")
+    return tm, tn
+
+
+def parse_array(text: str) -> tuple[int, int, int | None]:
+    """``Tm=16,Tn=16[,P=2]`` -> (16, 16, 2 or None)."""
     vals: dict[str, int] = {}
     for part in text.split(","):
         key, _, v = part.partition("=")
         key = key.strip().lower()
-        if key not in ("tm", "tn") or not v.strip().isdigit() or int(v) < 1:
+        if key not in ("tm", "tn", "p") or not v.strip().isdigit() or int(v) < 1:
             raise EfgenError(f"cannot read --tiles '{text}'", where="--tiles",
-                             fix="write --tiles Tm=16,Tn=16 (positive integers)")
+                             fix="write --tiles Tm=16,Tn=16 or Tm=16,Tn=8,P=2 (positive integers)")
         vals[key] = int(v)
-    if set(vals) != {"tm", "tn"}:
+    if not {"tm", "tn"} <= set(vals):
         raise EfgenError(f"--tiles '{text}' must give both Tm and Tn", where="--tiles",
                          fix="write --tiles Tm=16,Tn=16")
-    return vals["tm"], vals["tn"]
+    return vals["tm"], vals["tn"], vals.get("p")
 
 
 OVERRIDE_KEYS = {"tr": int, "tc": int, "mc": int, "order": str}
