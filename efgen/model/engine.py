@@ -34,6 +34,33 @@ Loads and stores cost ``bursts * dma_start + words / bandwidth``; bursts follow 
 layout (see :mod:`efgen.layout`; the tests check these counts against its burst
 generator) and are split at the AXI maximum burst length.
 
+Issue 13 (``--parray``; HwParams ``p`` and ``pack``, both off by default so the
+default designs and their cycles are today's, byte for byte):
+
+* **P pixel lanes.** The array is Tm x Tn x P MACs: one cycle takes one Tm x Tn weight
+  vector and P adjacent output pixels of a tile row (BP: of the input-error tile row;
+  linear jobs: P images, the columns of their 1 x batch map), so a block computes in
+  ``tr * ceil(tc/P)`` cycles per kernel offset. FP/BP give each pixel lane its own adder
+  tree and accumulator; in WU the P products of one gradient word pass an adder tree
+  over P in front of the Tm x Tn accumulators (its depth is added to WU's pipeline).
+  Buffers: P reads a cycle from the IFM half being computed (two BRAM ports, ceil(P/2)
+  copies) and P read-modify-writes of the OFM accumulators (P cyclic banks); one weight
+  serves all P lanes (efgen/model/resources.py).
+  *Why pixels, not images of the batch* (``p_dim="images"`` prices the alternative;
+  benchmarks/bench_parray.py prints it): on the same arrays the two are within a few
+  points at batch 32 (conv-engine efficiency, zcu102 100 MHz, unfused: resnet20 16x8x2
+  89.3% pixels / 89.6% images, 8x8x4 88.0 / 88.6; resnet18 8x8x4 76.2 / 80.9, its 7- and
+  14-wide rows leaving pixel lanes idle), but images idle whole lanes when the batch is
+  below P (vgg16-bn-224 at batch 2, 8x8x4: 92.8% pixels, 48.0% images), need P input and
+  P output tiles on chip (P times the IFM and OFM banks, which the images figures above
+  do not even charge) and do not exist in a linear layer's 1 x batch map. Pixels serve
+  FP, BP, WU and linear layers with one datapath at any batch.
+* **Tap packing.** An FP or WU job whose reduction channels fill at most half of Tn
+  (a 3-channel first layer) carries ``taps = min(K*K, Tn // red)`` kernel offsets side
+  by side in the lanes (:func:`packed_taps`): ceil(K*K / taps) kernel passes instead of
+  K*K (:func:`kernel_passes`), and a weight bank holds that many words per block. BP of
+  a first layer does not run; BP of other shallow layers does not pack.
+
 Rows of a tile grid are evaluated in three classes (first, middle, last; the middle
 tiles are represented by the second tile), columns likewise, so edge tiles that are
 clipped by the padding or by the remainder are priced exactly while the evaluation

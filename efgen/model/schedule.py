@@ -48,7 +48,7 @@ from efgen.model.evaluate import bram_accesses_per_cycle, ddr_bytes_per_cycle, e
 from efgen.model.resources import RESOURCES, over_caps, resource_use
 
 ARRAY_SIDES = (1, 2, 4, 8, 12, 16, 20, 24, 32, 48, 64)
-P_SIDES = (1, 2, 4, 8)        # pixel lanes searched for the HLS target (issue 13)
+P_SIDES = (1, 2, 3, 4, 5, 6, 8)   # pixel lanes searched with --parray (issue 13)
 DEPTHS = (1024, 2048, 4096, 8192)
 MAX_RATIO = 2
 MIN_MAC_FRACTION = 0.75
