@@ -423,6 +423,7 @@ static inline int make_job(const EfgenDesc& d, Job& j) {
   j.tq_i = j.taps / j.K;
   j.tq_j = j.taps % j.K;
   for (int n = 0; n < TN; ++n) {
+    EFGEN_HLS(UNROLL)
     const bool act = j.taps > 1 && n < j.taps * j.RC;
     j.pk_c[n] = act ? n % j.RC : -1;
     j.pk_i0[n] = act ? (n / j.RC) / j.K : 0;

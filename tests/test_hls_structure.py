@@ -311,9 +311,13 @@ def test_one_shared_mac_datapath(kernel):
                 if inner:
                     holders.append(name)
     assert sorted(set(holders)) == ["mac_pass"], holders
-    # and its adders: Tn per output lane (the tree's Tn-1 and the accumulator)
+    # and its adders (issue 13: per pixel lane pp): conv, Tn per output lane (the tree's
+    # Tn-1 nodes and the accumulator); WU, P per (m, n) (the tree over P, the accumulator)
     body = mac.text(src)
-    assert len(re.findall(r"res\[\w+\]\s*=\s*\(", body)) == 2
+    assert len(re.findall(r"tv\[n\]\s*=\s*tv\[n\]\s*\+\s*tv\[n \+ w\]", body)) == 1
+    assert len(re.findall(r"res0\s*=\s*tv\[0\]\s*\+", body)) == 1
+    assert len(re.findall(r"pv\[pp\]\s*=\s*pv\[pp\]\s*\+\s*pv\[pp \+ w\]", body)) == 1
+    assert len(re.findall(r"wbuf\[m\]\[n\]\[wa\]\s*=\s*pv\[0\]\s*\+", body)) == 1
 
 
 def test_tripcounts_from_the_schedule():
@@ -358,11 +362,16 @@ def test_conv_operators_match_the_inventory(kernel):
                   if (m := re.search(r"ALLOCATION operation instances=(\w+) limit=(\d+)", p))}
         assert limits == inv[name], (name, limits, inv[name])
     mac = fns["mac_pass"].text(src)
-    # one product per (m, n): `prod[n] = a * b` inside the unrolled TM x TN loops
-    assert len(re.findall(r"prod\[n\]\s*=\s*a\s*\*\s*b", mac)) == 1
-    # Tn adders per m: the Tn-1 tree/accumulator adders (res[jn]) and adder 0 (res[0])
-    assert len(re.findall(r"res\[jn\]\s*=", mac)) == 1 and len(re.findall(r"res\[0\]\s*=", mac)) == 1
+    # one product per (m, n, pp): `prodp[pp][n] = a * b` inside the unrolled TM x P x TN
+    # loops (issue 13's pixel lanes)
+    assert len(re.findall(r"prodp\[pp\]\[n\]\s*=\s*a\s*\*\s*b", mac)) == 1
+    # Tn adders per (m, pp) in conv: the Tn-1 tree nodes and the accumulator; in WU the
+    # same P adders per (m, n): the tree over P and the accumulator
+    assert len(re.findall(r"tv\[n\]\s*=\s*tv\[n\]\s*\+", mac)) == 1
+    assert len(re.findall(r"res0\s*=", mac)) == 1
+    assert len(re.findall(r"pv\[pp\]\s*=\s*pv\[pp\]\s*\+", mac)) == 1
     assert inv["mac_pass"] == {"fmul": 16 * 24, "fadd": 16 * 24}
+    assert conv_engine_ops(16, 24, 4, 3)["mac_pass"] == {"fmul": 16 * 24 * 3, "fadd": 16 * 24 * 3}
 
 
 @pytest.mark.parametrize("board,net,fuse", [("zcu102", "resnet20", False),

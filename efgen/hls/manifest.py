@@ -178,12 +178,13 @@ def vector_params(prog, max_c: int) -> dict[str, int]:
 # ------------------------------------------------------------------ the whole kernel
 
 def conv_engine_manifest(tm: int, tn: int, lanes: int, axi_words: int, wbuf_depth: int,
-                         bounds: dict[str, int], acc_dist: int, fuse: bool = False) -> dict:
+                         bounds: dict[str, int], acc_dist: int, fuse: bool = False,
+                         p: int = 1) -> dict:
     """Float operator instances and on-chip memories of hls_kernels/conv_engine.h, per
     function, from the same figures that generate efgen_params.h (``bounds``: the
     EFGEN_* macros of :func:`efgen.hls.conv_job.tripcounts`). ``fuse``: the fused BP
     store's two lane-block tiles (``seb``, ``syb``: records SE and SK) are listed."""
-    ops = conv_engine_ops(tm, tn, axi_words)
+    ops = conv_engine_ops(tm, tn, axi_words, p)
     ifm, ofm, mc = bounds["EFGEN_IFM_BLOCK"], bounds["EFGEN_OFM_BLOCK"], bounds["EFGEN_MAX_MC"]
 
     def mem(name, banks, bank_words, blocks, use, storage="bram"):
@@ -222,7 +223,8 @@ def project_manifest(hw, board, bounds: dict[str, int], acc_dist: int, max_c: in
     from efgen.model.resources import resource_use
     axi_words = board.axi.width_bits // 32
     conv = conv_engine_manifest(hw.tm, hw.tn, hw.lanes, axi_words, hw.wbuf_depth, bounds,
-                                acc_dist, fuse=bool(getattr(hw, "fuse", False)))
+                                acc_dist, fuse=bool(getattr(hw, "fuse", False)),
+                                p=getattr(hw, "p", 1))
     vec = vector_engine_manifest(hw.lanes, max_c, max_w, chunk, axi_words)
     per_op = coefficients()["hls_ops"][board.dsp_type]
     mac = mac_cost(board.dsp_type, hw.precision)

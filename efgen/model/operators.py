@@ -67,10 +67,12 @@ _CONTROL_OPS = {
 
 
 
-def conv_engine_ops(tm: int, tn: int, axi_words: int) -> dict[str, dict[str, int]]:
-    """Float operator instances of the convolution engine, per function."""
+def conv_engine_ops(tm: int, tn: int, axi_words: int, p: int = 1) -> dict[str, dict[str, int]]:
+    """Float operator instances of the convolution engine, per function (``p`` pixel
+    lanes: Tm x Tn x P multipliers and adders; in WU a (m, n) pair's P adders are its
+    adder tree over P and its accumulator)."""
     w = axi_words
-    return {"mac_pass": {"fmul": tm * tn, "fadd": tm * tn},
+    return {"mac_pass": {"fmul": tm * tn * p, "fadd": tm * tn * p},
             "ce_load": {"fadd": w}, "ce_store": {"fadd": w},
             "sgd_writeback": {"fmul": w, "fadd": w}}
 
@@ -113,9 +115,10 @@ def vector_engine_ops(lanes: int, axi_words: int = 4) -> dict[str, dict[str, int
     return out
 
 
-def hls_operators(tm: int, tn: int, lanes: int, axi_words: int) -> dict[str, dict[str, int]]:
+def hls_operators(tm: int, tn: int, lanes: int, axi_words: int,
+                  p: int = 1) -> dict[str, dict[str, int]]:
     """Every function of the HLS C++ that holds float operators -> {op: instances}."""
-    return {**conv_engine_ops(tm, tn, axi_words), **vector_engine_ops(lanes, axi_words)}
+    return {**conv_engine_ops(tm, tn, axi_words, p), **vector_engine_ops(lanes, axi_words)}
 
 
 def totals(funcs: dict[str, dict[str, int]], skip=()) -> dict[str, int]:
