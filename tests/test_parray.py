@@ -237,3 +237,17 @@ def test_parray_build_writes_hls_with_p_and_no_rtl(tmp_path, run_cli):
     assert code == 0, err
     assert not (tmp_path / "pa" / "rtl").exists()
     assert [ln for ln in stdout.splitlines() if "rtl/ not written" in ln and "P = 1" in ln]
+
+
+def test_fused_step_with_p2_and_packing_in_csim(tmp_path):
+    """--fuse with P = 2 and conv1 packed: the fused program's loader (its second-stream
+    variant) packs too; the step within 1e-4 of the golden, every descriptor checked."""
+    import efgen
+    from efgen.csim.csim import BAR, format_report
+
+    acc = efgen.build("tiny", "zcu102", 2, fuse=True, tiles=(8, 16, 2))
+    assert acc.design.hw.p == 2 and acc.design.hw.pack and acc.design.fusion is not None
+    res = acc.csim(workdir=tmp_path)
+    step = res.steps[0]
+    assert step.ok, format_report(res)
+    assert max(t.rel_err for t in step.tensors) <= BAR
