@@ -2,17 +2,16 @@
 scheduler and the golden tiled reference. The HLS C++ with P > 1 and packing runs in
 tests/test_csim.py; the RTL flow's refusal of P > 1 is tested here."""
 
+import io
 import json
 import subprocess
 import sys
 import tarfile
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from efgen.errors import EfgenError
 from efgen.frontend import load_net
 from efgen.frontend.boards import load_board
 from efgen.model import engine
@@ -171,7 +170,7 @@ def test_parray_search_fits_the_caps_and_fills_conv1():
     d = schedule(Request(net, board, batch=32, clock_mhz=100.0, parray=True))
     assert d.hw.pack and not base.hw.pack and base.hw.p == 1
     assert not over_caps(resource_use(d.hw, board), board)
-    # the search includes P = 1 without... the same arrays: never slower than the P = 1 pick
+    # the --parray search includes every P = 1 candidate: never slower than their best
     t0 = evaluate_design(net, base, board)["totals"]["cycles"]
     t1 = evaluate_design(net, d, board)["totals"]["cycles"]
     assert t1 <= t0
