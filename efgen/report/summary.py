@@ -183,7 +183,8 @@ def summary_lines(design: Design, board: Board, rep: dict) -> list[str]:
     res = t["resources"]
     hw = design.hw
     lines = [
-        f"{rep['net']} on {board.name}: {hw.precision} Tm={hw.tm} Tn={hw.tn} @ "
+        f"{rep['net']} on {board.name}: {hw.precision} Tm={hw.tm} Tn={hw.tn}"
+        + (f" P={hw.p}" if hw.p > 1 else "") + (" packed" if hw.pack else "") + " @ "
         f"{hw.clock_mhz:g} MHz, batch {design.batch}",
         f"  {t['ms_per_step']:.2f} ms/step, {t['images_per_s']:.1f} images/s, "
         f"{t['effective_gflops']:.2f} GFLOPS ({t['roofline_fraction']:.1%} of "
