@@ -251,3 +251,18 @@ def test_fused_step_with_p2_and_packing_in_csim(tmp_path):
     step = res.steps[0]
     assert step.ok, format_report(res)
     assert max(t.rel_err for t in step.tensors) <= BAR
+
+
+@pytest.mark.parametrize("p", [2, 4])
+def test_tiled_linear_wu_sums_p_images_by_the_tree(p):
+    """A linear layer's P lanes are images (its 1 x batch map): WU's adder tree over P."""
+    rng = np.random.default_rng(3)
+    x, dy = rng.standard_normal((7, 20)), rng.standard_normal((7, 6))
+    t = Tiling(4, 8, 1, 5, p=p)
+    np.testing.assert_allclose(tiled.conv_wu(dy, x, 1, 0, 1, t), ops.linear_wu(dy, x),
+                               rtol=1e-12)
+    # float32: the tree's order differs from the per-image sum in the last bits only
+    x32, dy32 = x.astype(np.float32), dy.astype(np.float32)
+    got = tiled.conv_wu(dy32, x32, 1, 0, 1, t)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ops.linear_wu(dy, x), rtol=1e-4, atol=1e-5)

@@ -37,7 +37,9 @@ Issue 13 (``Tiling.p``, ``Tiling.pack``; the model's reasons: efgen/model/engine
   is ceil(tc/P) groups, the last one partly idle). In FP and BP the P lanes own
   separate accumulators, so each pixel's sum runs in the same order as with P = 1; in
   WU the P products of one (m, n, i, j) pass an adder tree (pairs (0,1), (2,3), ...)
-  before the one accumulator.
+  before the one accumulator. A linear layer's map is 1 x batch, so its P lanes are P
+  images: WU takes tc images a tile through the same tree (FP and BP keep one image a
+  step: per-lane sums, the same numbers).
 * ``pack``: an FP or WU job whose N reduction channels fill at most half the Tn lanes
   carries ``taps = min(K*K, Tn // N)`` kernel offsets side by side: lane ``t*N + c``
   holds channel c at offset ``q*taps + t`` in kernel pass q (ceil(K*K/taps) passes
@@ -366,10 +368,26 @@ def conv_wu_tiled(dy_flat, dy_shape, x_flat, x_shape, kernel, stride, padding, t
     dw_shape = (M, N, K, K)
     dw = np.zeros(wl.size(dw_shape), dtype=dy_flat.dtype)
     taps = t.taps(N, K)
+    linear = H == W == Ho == Wo == 1 and K == 1 and P == 0
     for m0 in range(0, M, t.tm):
         for n0 in range(0, N, t.tn):
             # the weight buffer: Tm x Tn gradient accumulators per kernel pass
             acc = np.zeros((t.tm, t.tn, _cdiv(K * K, taps)), dtype=dy_flat.dtype)
+            if linear and t.p > 1:
+                # a linear layer's map is 1 x batch: tc images a tile, P of them a cycle
+                # through the adder tree over P (FP and BP: per-image lanes, the same sums)
+                z = np.zeros(1, dtype=int)
+                ld_e = load_err or (lambda b, c0, n, r, c: _load_fm(dy_flat, fm, dy_shape, b,  # noqa: E731
+                                                                    c0, n, r, c))
+                ld_x = load_in or (lambda b, c0, n, r, c: _load_fm(x_flat, fm, x_shape, b,  # noqa: E731
+                                                                   c0, n, r, c))
+                for b0 in range(0, B, t.tc):
+                    imgs = range(b0, min(B, b0 + t.tc))
+                    err = np.concatenate([ld_e(b, m0, t.tm, z, z) for b in imgs], axis=2)
+                    tile = np.concatenate([ld_x(b, n0, t.tn, z, z) for b in imgs], axis=2)
+                    _engine_wu(acc, err, tile, 1, 1, t.p, N, 1)
+                _store_w(dw, wl, dw_shape, m0, n0, _unpack_grads(acc, N, taps, K))
+                continue
             for b in range(B):
                 for r0 in range(0, Ho, t.tr):
                     tr = min(t.tr, Ho - r0)
