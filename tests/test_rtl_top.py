@@ -232,7 +232,8 @@ def test_a_broken_sequencer_is_caught(tmp_path_factory, build_cache, monkeypatch
 # ------------------------------------------------------------------ a training step
 
 def test_tiny_training_step(tmp_path_factory, build_cache):
-    """tiny, batch 2: conv and linear layer-phases on the RTL, the rest in numpy."""
+    """tiny, batch 2: conv and linear layer-phases and the element-wise descriptors on
+    the RTL, the rest in numpy."""
     _require("verilator")
     from efgen.cosim.step import format_step, run_rtl_step
     from efgen.frontend import load_net
@@ -252,8 +253,12 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
     assert abs(res.loss - res.golden_loss) <= 1e-5 * abs(res.golden_loss)
     where = {(r.layer, r.phase): r.where for r in res.ran}
     assert where[("conv3", "wu")] == "rtl" and where[("fc", "fp")] == "rtl"
-    assert where[("bn1", "fp")] == "numpy"
-    assert sum(r.where == "rtl" for r in res.ran) == 14
+    assert where[("bn1", "fp")] == "numpy" and where[("add1", "errsum")] == "rtl"
+    # conv/linear layer-phases (14) and the element-wise descriptors (vec_unit: 4) on
+    # the RTL; batchnorm, pooling, shortcut, flatten and the loss on the host
+    on_rtl = {"CONV_FP", "CONV_BP", "CONV_WU", "RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM"}
+    assert all((r.where == "rtl") == (r.op in on_rtl) for r in res.ran)
+    assert sum(r.where == "rtl" for r in res.ran) == 18
     assert all(r.cycles > 0 for r in res.ran if r.where == "rtl")
     assert len(res.rows) > 60 and {"conv3:new.weight", "fc:vel.weight", "conv1:dy"} <= {
         r.key for r in res.rows}
