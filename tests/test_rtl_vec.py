@@ -7,7 +7,8 @@ tensors whose channel count is not a multiple of the lane block, with garbage in
 input pad lanes and in the output regions beforehand. The whole DRAM image after the runs
 must equal efgen.csim.interp's (same adds in the same order: equal values, bit for bit
 up to the sign of zero; pad lanes written as 0; nothing outside the outputs written).
-A descriptor the unit rejects writes nothing and ends with ERROR, code 2.
+A descriptor the unit rejects writes nothing and ends with ERROR, code 2. Every run's
+CYCLES must be within 5% of the model's (efgen.cosim.validate.vec_cycles).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from efgen.cosim import layers as cosim
+from efgen.cosim.validate import vec_cycles
 from efgen.cosim.vector import expected, run_descriptors
 from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout
@@ -99,7 +101,37 @@ def test_elementwise_ops_match_the_interpreter(tm, tn, layout, sim, tmp_path, bu
     assert bad.size == 0, f"{bad.size} words differ, first at {bad[:8]}"
     st = runs[-1]["status"]
     assert st & STATUS_ERROR and (st >> STATUS_REJECT_SHIFT) & 0xF == 2, hex(st)
-    print("cycles", [r["cycles"] for r in runs])
+    # the model: vec_unit's cycles within the 5% bar (efgen.cosim.validate.vec_cycles)
+    model = [vec_cycles(p, d) for d in descs]
+    print("cycles", [r["cycles"] for r in runs], "model", model)
+    for d, m, r in zip(descs, model, runs):
+        assert abs(m - r["cycles"]) <= 0.05 * r["cycles"], (d.op, m, r["cycles"])
+
+
+def test_backpressure_and_abort(tmp_path, build_cache):
+    """Random back-pressure on every AXI channel: the same image. ABORT in the middle of
+    a 4-pass ERRSUM ends it with ERROR code 9 (the DMA engines drained); the next
+    descriptor runs normally."""
+    _require("verilator")
+    from efgen.cosim.layers import Pause
+    from efgen.rtl.dma import ERR_ABORTED
+
+    p = _params(4, 4)
+    mem, descs, out = _cases(p.tl, seed=1)
+    descs = descs + [descs[7], descs[1]]          # ERRSUM of 4 with the mask, aborted; ADD
+    want = expected(mem, descs[:-2], p.tl)
+    got, runs = run_descriptors(p, mem, descs, workdir=tmp_path, pause=Pause(3, 0.3),
+                                abort_at={len(descs) - 2: 150})
+    st = runs[-2]["status"]
+    assert st & STATUS_ERROR and (st >> STATUS_REJECT_SHIFT) & 0xFF == ERR_ABORTED, hex(st)
+    assert runs[-1]["status"] & STATUS_ERROR == 0
+    # the aborted ERRSUM rewrites its own output only; every other word is as expected
+    o7 = int(descs[7].a[7])
+    keep = np.ones(got.size, bool)
+    keep[o7:o7 + FeatureMapLayout("blocked", p.tl).size(SHAPE)] = False
+    bad = np.flatnonzero((got != want) & keep)
+    assert bad.size == 0, f"{bad.size} words differ, first at {bad[:8]}"
+    assert all(r["cycles"] > vec_cycles(p, d) for d, r in zip(descs[:-2], runs))
 
 
 def test_a_vec_unit_without_its_gates_is_caught(tmp_path, build_cache, monkeypatch):

@@ -20,11 +20,13 @@ from efgen.hls.desc import EfgenDesc
 
 
 def run_descriptors(p, mem: np.ndarray, descs: list[EfgenDesc], *, sim: str = "verilator",
-                    workdir: Path | None = None, latency: int | None = None
-                    ) -> tuple[np.ndarray, list[dict]]:
+                    workdir: Path | None = None, latency: int | None = None, pause=None,
+                    abort_at: dict | None = None) -> tuple[np.ndarray, list[dict]]:
     """Run ``descs`` in order on the RTL of ``p`` (RtlParams) over the float32 image
     ``mem`` (word 0 at byte 0 of the bus). Returns (the image after, per run the
-    testbench's figures: ``status``, ``cycles``, ``bursts``, ``beats``)."""
+    testbench's figures: ``status``, ``cycles``, ``bursts``, ``beats``). ``pause``: an
+    efgen.cosim.layers.Pause (random back-pressure on every AXI channel); ``abort_at``:
+    {run index: cycles after START at which the host writes ABORT}."""
     from efgen.cosim.layers import DRAM_LATENCY, simulate
     from efgen.rtl.dma import desc_register_writes
 
@@ -32,8 +34,11 @@ def run_descriptors(p, mem: np.ndarray, descs: list[EfgenDesc], *, sim: str = "v
     work.mkdir(parents=True, exist_ok=True)
     np.save(work / "image.npy", np.ascontiguousarray(mem, np.float32).view(np.uint32))
     runs = [{"tag": str(i), "regs": desc_register_writes(d)} for i, d in enumerate(descs)]
+    for i, at in (abort_at or {}).items():
+        runs[i]["abort_at"] = int(at)
     script = {"image": str(work / "image.npy"), "dump": str(work / "dump.npy"),
-              "latency": DRAM_LATENCY if latency is None else latency, "runs": runs}
+              "latency": DRAM_LATENCY if latency is None else latency, "runs": runs,
+              "pause": vars(pause) if pause else None}
     got = simulate(p, work, script, sim=sim)
     dump = np.load(work / "dump.npy").astype("<u4").view(np.float32)
     return dump, [got[str(i)] for i in range(len(descs))]
