@@ -36,8 +36,8 @@ WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG
 JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
 # vec_unit (templates/rtl/vec_unit.v.j2), measured on Verilator and Icarus at DRAM latency 24
 # (tests/test_rtl_vec.py checks them on every run there)
-VEC_SETUP = 49            # the start cycle and the shift-add N: 3 factors x 16 bits
-VEC_PASS_OVERHEAD = 19    # per pass beyond the DRAM latency, the words and the write tail: pass set-up and commands, axi_dma_rd's command to first word (7), the adder (5) and FIFO, the write engine's AW and the last B response
+VEC_SETUP = 52            # the start cycle and the shift-add N: 3 factors x (16 bits + a transfer)
+VEC_PASS_OVERHEAD = 20    # per pass beyond the DRAM latency, the words and the write tail: pass set-up and commands, axi_dma_rd's command to first word (7), the operand register and the adder (1 + 5) and FIFO, the write engine's AW and the last B response
 
 
 assert ALIGN * 4 % PAGE_BYTES == 0, "page_splits assumes page-aligned tensor bases"
