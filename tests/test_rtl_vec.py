@@ -152,3 +152,24 @@ def test_a_vec_unit_without_its_gates_is_caught(tmp_path, build_cache, monkeypat
     descs = [descs[3]]
     got, _ = run_descriptors(p, mem, descs, workdir=tmp_path, sim="icarus")
     assert np.count_nonzero(got != expected(mem, descs, p.tl)) > 20
+
+
+def test_cosim_step_model_prices_the_element_wise_descriptors():
+    """`efgen cosim --step`'s model column: every element-wise descriptor of the step
+    program (tiny: 2 residual adds, 2 error sums) gets vec_unit's model cycles."""
+    from efgen.cosim.cli import _vec_model
+    from efgen.cosim.validate import VEC_PASS_OVERHEAD, VEC_SETUP, vec_passes
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.model.schedule import Request, schedule
+    from efgen.rtl.top import rtl_params
+
+    net = load_net("tiny")
+    design = schedule(Request(net, load_board("zcu102"), batch=2, tm=4, tn=4))
+    model = _vec_model(rtl_params(design), design)
+    assert sorted(model) == ["add1:errsum", "add1:fp", "add2:fp", "pool1:errsum"]
+    assert all(m > VEC_SETUP + VEC_PASS_OVERHEAD + cosim.DRAM_LATENCY for m in model.values())
+    e = make_desc("ERRSUM", ["MASK"], n_src=4)
+    assert (vec_passes(e), vec_passes(make_desc("ADD_FP")), vec_passes(make_desc("RELU_FP")),
+            vec_passes(make_desc("RELU_BP")), vec_passes(make_desc("ERRSUM", n_src=2))) == \
+        (4, 1, 1, 1, 1)
