@@ -179,7 +179,8 @@ def _device(buf, hw):
 
 def test_trainer_steps_through_the_register_map_equal_the_golden_steps():
     """Two steps of tiny through the synchronous (PYNQ) path: descriptors through the
-    register window, conv on the 'device', the rest and the loss on the host. The losses
+    register window, conv and element-wise ops on the 'device', the rest and the loss on
+    the host. The losses
     and the trained parameters are the golden model's."""
     import efgen
     from efgen.golden.model import SGD, init_state, synthetic_batch, train_step
@@ -206,8 +207,9 @@ def test_trainer_steps_through_the_register_map_equal_the_golden_steps():
         for name, v in params.items():
             np.testing.assert_allclose(got.params[layer][name], v, rtol=1e-4, atol=1e-5)
     rtl = [r for r in logs[0].ran if r.where == "rtl"]
-    assert len(rtl) == 14 and [r.cycles for r in rtl] == list(range(101, 115))
-    assert buf.flushes == buf.invalidates == len(started) == 28
+    # 14 conv/linear layer-phases and 4 element-wise descriptors (the RTL's vec_unit)
+    assert len(rtl) == 18 and [r.cycles for r in rtl] == list(range(101, 119))
+    assert buf.flushes == buf.invalidates == len(started) == 36
     assert logs[0].ran[-1].phase == "wu" and any(r.op == "SOFTMAX_CE" for r in logs[0].ran)
     assert logs[1].loss < logs[0].loss
 

@@ -152,7 +152,7 @@ def _run_step(args, net, design, p, report: dict, out_dir: Path | None) -> int:
     res = run_rtl_step(net, design, p, sim=args.sim, pause=_pause(args),
                        workdir=(out_dir / "step") if out_dir else None)
     lps = {lp.label: lp for lp in cosim.layer_phases(net, design, p)}
-    model = _step_model(p, res, lps)
+    model = _step_model(p, res, lps, design)
     print(f"efgen cosim --step: {net.name}, batch {design.batch}, "
           f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {args.sim}, {time.perf_counter() - t0:.1f} s")
     print(format_step(res, model))
@@ -259,11 +259,24 @@ def _pause(args):
     return None if seed is None else Pause(seed)
 
 
-def _step_model(p, res, lps: dict) -> dict:
-    """Model cycles of the step's RTL layer-phases."""
+def _step_model(p, res, lps: dict, design) -> dict:
+    """Model cycles of the step's RTL layer-phases and element-wise descriptors."""
     from efgen.cosim.layers import Result
     from efgen.cosim.validate import model_rows
 
     results = [Result(lps[f"{r.layer}:{r.phase}"], 0.0, {}, r.cycles, (0, 0, 0), (0, 0, 0))
                for r in res.ran if r.where == "rtl" and f"{r.layer}:{r.phase}" in lps]
-    return {row.label: row.model for row in model_rows(p, results)}
+    out = {row.label: row.model for row in model_rows(p, results)}
+    out.update(_vec_model(p, design))
+    return out
+
+
+def _vec_model(p, design) -> dict:
+    """Model cycles of the step's element-wise descriptors on vec_unit (image at word 0)."""
+    from efgen.cosim.validate import vec_cycles
+    from efgen.hls.program import build_program
+    from efgen.runtime.trainer import VEC_OPS
+
+    prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
+    return {f"{s.layer}:{s.what}": float(vec_cycles(p, s.desc))
+            for s in prog.fp + prog.bp if s.desc.op in VEC_OPS}

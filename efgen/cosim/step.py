@@ -1,16 +1,22 @@
-"""Training steps with the conv and linear layer-phases on the reference RTL.
+"""Training steps with the conv/linear layer-phases and the element-wise descriptors on
+the reference RTL.
 
 The steps are the board driver's: :class:`efgen.runtime.trainer.Trainer` (the same
 descriptors and DRAM image the C-simulation runs, the same register protocol,
 :mod:`efgen.runtime.protocol`). Inside one cocotb simulation (sim/top/cocotb_top.py)
 :func:`drive` executes its bus operations (:func:`run_async`), with the DRAM image at a
-chosen word address of the simulated bus: every CONV_FP / CONV_BP / CONV_WU descriptor
-runs on the RTL (written over AXI4-Lite, started, DRAM shared with the host through
-cocotbext-axi);
-every other descriptor - batchnorm, pooling, adds, error sums, shortcut, flatten, ReLU -
-runs in numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), and
-so does the softmax cross-entropy, as on the real host. Parts of a conv descriptor the RTL
-has no datapath for yet also run on the host, right after the RTL run, and are listed:
+chosen word address of the simulated bus. On the RTL (written over AXI4-Lite, started,
+DRAM shared with the host through cocotbext-axi):
+
+* every CONV_FP / CONV_BP / CONV_WU descriptor (``layer_seq`` and the engine);
+* every RELU_FP / RELU_BP / ADD_FP / ERRSUM descriptor (``vec_unit``, the RTL's vector
+  unit: residual adds with their ReLU, standalone ReLUs and their masks, error sums of
+  tensors with several readers, with the ReLU mask).
+
+In numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), as on
+the real host: batchnorm (BN_FP, BN_BP, BN_FIN), pooling, the option-A shortcut, flatten,
+and the softmax cross-entropy. Parts of a conv descriptor the RTL has no datapath for yet
+also run on the host, right after the RTL run, and are listed:
 
 * FP with a bias: the bias add (and a fused ReLU after it);
 * WU with a bias: the bias gradient and its SGD update; the gradient debug copy (a[6])

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from efgen.cosim.layers import ALIGN, DRAM_LATENCY, LayerPhase, Result
 from efgen.design import HwParams
 from efgen.model.engine import Job, evaluate_chosen, phase_job
-from efgen.rtl.dma import PAGE_BYTES
+from efgen.rtl.dma import PAGE_BYTES, axi_bursts
 from efgen.rtl.engine import ACC_DIST, WLOAD_LATENCY, pipeline_depth
 from efgen.rtl.sgd import PIECE as SGD_PIECE
 from efgen.rtl.top import RtlParams
@@ -34,6 +34,10 @@ WLOAD_DRAIN = WLOAD_LATENCY - 1   # engine_wload pipeline beyond the bank regist
 WRUN_OVERHEAD = 19        # weight-load run: the set-up steps (16, as a tile load) and 3 holds for the registered set-up product (BP: per DRAM row; FP: 2 per chunk)
 WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG, L_WCFG2), stream stalled
 JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
+# vec_unit (templates/rtl/vec_unit.v.j2), measured on Verilator and Icarus at DRAM latency 24
+# (tests/test_rtl_vec.py checks them on every run there)
+VEC_SETUP = 52            # the start cycle and the shift-add N: 3 factors x (16 bits + a transfer)
+VEC_PASS_OVERHEAD = 20    # per pass beyond the DRAM latency, the words and the write tail: pass set-up and commands, axi_dma_rd's command to first word (7), the operand register and the adder (1 + 5) and FIFO, the write engine's AW and the last B response
 
 
 assert ALIGN * 4 % PAGE_BYTES == 0, "page_splits assumes page-aligned tensor bases"
@@ -52,6 +56,35 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     wload_drain=WLOAD_DRAIN,
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True)
+
+
+def vec_words(desc, tl: int) -> int:
+    """Words vec_unit streams per pass: batch * ceil(out_c/T) * out_h * out_w * T."""
+    return desc.batch * -(-desc.out_c // tl) * desc.out_h * desc.out_w * tl
+
+
+def vec_passes(desc) -> int:
+    """vec_unit's passes over the tensor: max(1, streams - 1) (sources, then gates)."""
+    from efgen.hls.desc import FLAGS, OPS
+
+    op = desc.op
+    k = desc.n_src if op == OPS["ERRSUM"] else (1 if op == OPS["RELU_FP"] else 2)
+    k += bool(desc.flags & FLAGS["MASK"]) and op in (OPS["RELU_BP"], OPS["ERRSUM"])
+    return max(1, k - 1)
+
+
+def vec_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int = 0) -> int:
+    """CYCLES of an element-wise descriptor on vec_unit (RtlParams ``p``; its a[7] at
+    word ``base_words + a[7]`` of the bus). Per pass: DRAM latency, one word a cycle, and
+    the write tail - axi_dma_wr addresses a burst only once its beats are buffered and
+    streams one beat a cycle, so after the last word comes in, the W channel still owes
+    what the burst recurrence below leaves (the largest burst, without page splits)."""
+    n = vec_words(desc, p.tl)
+    start = end = 0
+    for b in axi_bursts(base_words + int(desc.a[7]), n, 32, p.max_burst):
+        start += b.beats                  # its last word in: one word a cycle
+        end = max(start, end) + b.beats   # its W beats, after the previous burst's
+    return VEC_SETUP + vec_passes(desc) * (VEC_PASS_OVERHEAD + latency + n + end - start)
 
 
 def job_of(lp: LayerPhase) -> Job:

@@ -60,6 +60,8 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   (IA+1) bits x 2, registered read: LUT RAM) and the tile pixel counts (OA bits x 2,
   read at a registered address: flip-flops while OA < 10).
 * ``tile_wr``: an 8-word FIFO (LUT RAM); ``tile_rd`` and ``desc_regs``: registers only.
+* ``vec_unit``: one fp32_add and a 16-word output FIFO (asynchronous read: LUT RAM); its
+  N = batch * blocks * H * W is a shift-add loop (no multiplier).
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
   (LUT RAM) and a per-burst FIFO of OUTSTANDING beat addresses (for FAIL_ADDR; LUT RAM;
   ``axi_dma_wr``'s also holds the burst's last-of-command bit); ``axi_dma_wr`` also the
@@ -445,6 +447,8 @@ SEQ_CW = 16
 SEQ_SHARED = ("su_a*su_b (set-up)", "lmul_a*lmul_b (loader)", "smul_a*smul_b (storer)")
 #: tile_wr's output FIFO (templates/rtl/tile_wr.v.j2).
 TILE_WR_FIFO = 8
+#: vec_unit's FP32 adders (templates/rtl/vec_unit.v.j2); its FIFO is efgen.rtl.top.VEC_FIFO.
+VEC_FP_ADDS = 1
 
 
 def _odd(n: int) -> tuple[int, int]:
@@ -492,6 +496,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     """The memories of efgen_top outside engine_core: ``(what, width, depth,
     transparent read)`` (see the module docstring)."""
     from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
+    from efgen.rtl.top import VEC_FIFO
 
     e = p.engine
     w = e.widths
@@ -507,6 +512,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
              for n in ("ulo", "uhi", "vlo", "vhi", "ec")]
     mems.append(("layer_seq win_p", w["OA"], 2, True))
     mems.append(("tile_wr FIFO", 32, TILE_WR_FIFO, True))
+    mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
     beat_aw = d.addr_width - (d.data_width // 8).bit_length() + 1
     mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]
     mems += [(f"axi_dma_rd {k} burst address", beat_aw, bq_depth, True) for k in (0, 1)]
@@ -528,7 +534,7 @@ def top_spec(p) -> "RtlSpec":
     the sequencer, tile storer, SGD write-back and DMA engines."""
     from efgen.rtl.top import TOP
 
-    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3, extra_fp_adds=4,
+    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3, extra_fp_adds=4 + VEC_FP_ADDS,
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True)
 

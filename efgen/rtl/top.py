@@ -5,7 +5,8 @@ plain Verilog-2005 (file name -> text, byte-identical for equal parameters), top
 ``efgen_top``: the AXI4-Lite descriptor registers (``desc_regs``), the layer sequencer
 (``layer_seq``: DRAM tile loops, address generators, ping-pong handshakes, weight
 loads), the tile loader/storer (``tile_rd``, ``tile_wr``), the engine core
-(:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`) and
+(:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`), the vector unit
+(``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM) and
 three AXI4 DMA engines (:mod:`efgen.rtl.dma`; 32-bit data, one word a beat).
 
 :func:`rtl_params` derives the RTL's parameters from a :class:`~efgen.design.Design`:
@@ -27,10 +28,14 @@ from efgen.errors import EfgenError
 from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, DmaParams,
                            dma_verilog)
 from efgen.rtl.engine import RAM_LATENCY, WLOAD_LATENCY, EngineParams, engine_verilog, wu_copies
-from efgen.rtl.fpu import _env
+from efgen.rtl.fpu import ADD_LATENCY, _env
 
 LAYOUTS = ("reshaped", "nchw")
 TOP = "efgen_top"
+#: vec_unit's output FIFO (words; a power of two): room for every word in its adder
+VEC_FIFO = 16
+#: the descriptor ops vec_unit runs (efgen.hls.desc.OPS): RELU_FP, RELU_BP, ADD_FP, ERRSUM
+VEC_OPS = ("RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM")
 
 
 def _pow2_at_least(n: int, lo: int = 16) -> int:
@@ -161,6 +166,9 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "pad30_end": "" if p.addr_width == 32 else "}"}
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
+    files["vec_unit.v"] = env.get_template("vec_unit.v.j2").render(
+        module="vec_unit", add_latency=ADD_LATENCY, fifo_depth=VEC_FIFO,
+        fifo_log=VEC_FIFO.bit_length() - 1, **ctx)
     files[f"{TOP}.v"] = env.get_template("efgen_top.v.j2").render(module=TOP, **ctx)
     return files
 

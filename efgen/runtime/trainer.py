@@ -9,8 +9,9 @@ operations (:mod:`efgen.runtime.protocol`):
   offsets from the image, whose physical byte address goes to the pointer registers)
   is written and started through the register map, and the device's writes are taken back
   (:class:`~efgen.runtime.protocol.FromDevice`);
-* every other descriptor (batchnorm, pooling, adds, error sums, shortcut, flatten,
-  ReLU) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
+* every RELU_FP / RELU_BP / ADD_FP / ERRSUM descriptor (the element-wise family) runs on
+  the device likewise (the RTL's vector unit, ``vec_unit``);
+* every other descriptor (batchnorm, pooling, shortcut, flatten) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
   of a conv descriptor the RTL has no datapath for yet: FP's bias add (and the ReLU
   after it), WU's bias gradient and its SGD update (:func:`rtl_desc`, :func:`host_parts`);
 * the softmax cross-entropy and its gradient run on the host.
@@ -32,9 +33,12 @@ import numpy as np
 
 from efgen.golden import ops
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
+from efgen.rtl.top import VEC_OPS as RTL_VEC_OPS
 from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
+#: the element-wise descriptors the RTL's vector unit runs
+VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS)
 OP_NAMES = {v: k for k, v in OPS.items()}
 
 
@@ -127,6 +131,12 @@ def train_step(prog, mem: np.ndarray, labels, *, base_words: int = 0, check=None
             yield FromDevice()
             host_parts(it, d)
             log.ran.append(Ran(s.layer, phase, OP_NAMES[d.op], "rtl", parts, res.cycles))
+        elif d.op in VEC_OPS:
+            yield ToDevice()
+            res = yield from run_descriptor(d, f"{s.layer}:{s.what}", base_bytes=4 * base_words,
+                                            **extra)
+            yield FromDevice()
+            log.ran.append(Ran(s.layer, s.what, OP_NAMES[d.op], "rtl", (), res.cycles))
         else:
             it.run(d)
             log.ran.append(Ran(s.layer, s.what, OP_NAMES[d.op], "numpy"))
@@ -231,4 +241,4 @@ class Trainer:
 
 
 __all__ = ["Ran", "StepLog", "Trainer", "host_parts", "rtl_desc", "train_step", "CONV_OPS",
-           "OP_NAMES"]
+           "OP_NAMES", "VEC_OPS"]
