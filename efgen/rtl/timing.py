@@ -366,10 +366,13 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
     files = module_files(files, top)
     with tempfile.TemporaryDirectory(prefix="efgen-timing-") as tmp:
         work = Path(tmp)
+        # read by a relative name (the folder is the working directory): Yosys puts the
+        # file name into net names, and a temporary folder's name would vary between runs
         paths = []
-        for name, text in sorted(files.items()):
-            (work / name).write_text(text)
-            paths.append((work / name).resolve())
+        for i, (name, text) in enumerate(sorted(files.items())):
+            local = name if re.fullmatch(r"[\w.-]+\.s?v", name) else f"file{i}.v"
+            (work / local).write_text(text)
+            paths.append(local)
         script = work / "timing.ys"
         script.write_text("".join(f'read_verilog -sv "{p}"\n' for p in paths)
                           + f"synth_xilinx -family {family} -top {top} -flatten -noiopad\n"
