@@ -92,8 +92,10 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # registers; MAX_LEVELS stays 6.5, engine_wload's bound), sgd_wb 6.2 (was 6.8: its -0 seed mux into the
 # gradient adder), fp32_mul 6.2, fp32_add dsp 6.05 (synth 5.3), the DMA engines
 # 5.4-6.05 (axi_dma_wr 5.4, was 5.8: its wavail update selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 4.9, desc_regs 4.25 (before part 2:
-# 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Yosys time:
-# about 5.5 minutes on 2 loaded cores, layer_seq ~110 s of it.
+# 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Since run_timing
+# reads only a module's own hierarchy (module_files) the figures are deterministic; with
+# bench_clock.py's buffers: layer_seq 6.2 (202.0 - 203.7 MHz), tile_rd/tile_wr 4.25. Yosys
+# time: about 5.5 minutes on 2 loaded cores, layer_seq ~110 s of it.
 MAX_LEVELS = 6.5
 
 
