@@ -13,7 +13,7 @@ training-step figures at the board's default clock, and the EF-Train energy cali
 4. The energy/latency front of a tile sweep on zcu102.
 
 Takes about 25 minutes on 2 loaded cores (Yosys); --quick skips the xc7 family and the
-16x16 size.
+16x16 size; --family picks one family, --table-only stops after the fmax table.
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ import time
 EF_TRAIN = {"gflops": 46.99, "gflops_per_w": 6.09, "watts": 7.72}
 
 
-def fmax_table(quick: bool, impl: str = "dsp") -> list[tuple]:
+def fmax_table(quick: bool, impl: str = "dsp", families: tuple[str, ...] = ("xcup", "xc7")
+               ) -> list[tuple]:
     from efgen.rtl.engine import EngineParams
     from efgen.rtl.timing import MODULES, run_timing
     from efgen.rtl.top import RtlParams, rtl_verilog
 
     dependent = ("engine_wload", "sgd_wb", "engine_ctrl", "layer_seq")
-    fams = (("xcup", ((4, 4), (8, 8), (16, 24)) if quick else ((4, 4), (8, 8), (16, 16), (16, 24))),)
-    if not quick:
+    fams = ()
+    if "xcup" in families:
+        fams += (("xcup", ((4, 4), (8, 8), (16, 24)) if quick else ((4, 4), (8, 8), (16, 16), (16, 24))),)
+    if not quick and "xc7" in families:
         fams += (("xc7", ((4, 4), (8, 8), (16, 16))),)
     rows = []
     for fam, sizes in fams:
@@ -55,6 +58,8 @@ def fmax_table(quick: bool, impl: str = "dsp") -> list[tuple]:
             print(f"  {fam} {tm}x{tn}: {rows[-1][3]:.0f} .. {rows[-1][4]:.0f} MHz, limited by "
                   f"{worst.module}; deepest {deepest.module} {deepest.levels:.1f} LUT levels "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
+            print("    " + ", ".join(f"{r.module} {r.fmax_lo:.1f} - {r.fmax_hi:.1f} ({r.levels:.2f})"
+                                     for r in sorted(reps, key=lambda r: r.fmax_lo)), flush=True)
     return rows
 
 
@@ -123,11 +128,15 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="UltraScale+ only, three sizes")
     ap.add_argument("--impl", choices=["dsp", "synth"], default="dsp",
                     help="FP32 units of the RTL (default dsp, efgen build's default)")
+    ap.add_argument("--family", choices=["xcup", "xc7", "both"], default="both",
+                    help="the fmax table's families (default both; --quick: xcup only)")
+    ap.add_argument("--table-only", action="store_true", help="only part 1, the fmax table")
     args = ap.parse_args()
 
     print("1. fmax estimate of the reference RTL (efgen synth --timing; logic only, a range)")
     t0 = time.perf_counter()
-    rows = fmax_table(args.quick, args.impl)
+    rows = fmax_table(args.quick, args.impl,
+                      ("xcup", "xc7") if args.family == "both" else (args.family,))
     print(f"\n{'family':7s} {'array':6s} {'FP32':6s} {'fmax MHz (range)':>18s}  limited by     "
           "deepest (LUT levels)")
     for fam, arr, impl, lo, hi, worst, lv, deep, _ in rows:
@@ -138,6 +147,8 @@ def main() -> None:
         worst5 = sorted(per.items(), key=lambda kv: kv[1][0])[:5]
         print(f"   {fam:5s} {arr:6s} " + ", ".join(f"{m} {lo:.1f} ({lv:.2f})"
                                                   for m, (lo, _, lv) in worst5))
+    if args.table_only:
+        return
 
     from efgen.frontend.boards import load_board
     from efgen.rtl.clocks import default_clock_mhz, estimate

@@ -9,9 +9,8 @@ import pytest
 from efgen.cli import main
 from efgen.rtl.engine import EngineParams, engine_verilog
 from efgen.rtl.fpu import fp_units_verilog
-from efgen.rtl.timing import CEILING_MHZ, DELAYS, MODULES, analyse, run_timing
-
-
+from efgen.errors import EfgenError
+from efgen.rtl.timing import CEILING_MHZ, DELAYS, MODULES, analyse, module_files, run_timing
 
 def _require_yosys():
     """As in test_rtl_synth: a missing Yosys fails (CI installs it), it does not skip."""
@@ -93,8 +92,10 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # registers; MAX_LEVELS stays 6.5, engine_wload's bound), sgd_wb 6.2 (was 6.8: its -0 seed mux into the
 # gradient adder), fp32_mul 6.2, fp32_add dsp 6.05 (synth 5.3), the DMA engines
 # 5.4-6.05 (axi_dma_wr 5.4, was 5.8: its wavail update selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 4.9, desc_regs 4.25 (before part 2:
-# 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Yosys time:
-# about 5.5 minutes on 2 loaded cores, layer_seq ~110 s of it.
+# 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Since run_timing
+# reads only a module's own hierarchy (module_files) the figures are deterministic; with
+# bench_clock.py's buffers: layer_seq 6.2 (202.0 - 203.7 MHz), tile_rd/tile_wr 4.25. Yosys
+# time: about 5.5 minutes on 2 loaded cores, layer_seq ~110 s of it.
 MAX_LEVELS = 6.5
 
 
@@ -115,3 +116,47 @@ def test_every_module_stays_within_the_stated_depth(module, top46_files):
     print(f"{module}: {r.levels:.2f} LUT levels, {r.fmax_lo:.0f} .. {r.fmax_hi:.0f} MHz, "
           f"{r.seconds:.0f} s")
     assert r.levels <= MAX_LEVELS, "\n".join(r.path)
+
+
+def test_the_file_set_of_a_module_is_its_hierarchy(top46_files):
+    """run_timing reads a module's own file and, transitively, those of the modules it
+    instantiates, nothing else (no Yosys here)."""
+    f = top46_files
+
+    def hier(top):
+        return sorted(module_files(f, top))
+
+    assert hier("fp32_add") == ["fp32_add.v"]
+    assert hier("desc_regs") == ["desc_regs.v"]
+    assert hier("layer_seq") == ["layer_seq.v", "tile_rd.v", "tile_wr.v"]
+    # fp32_add_fb is not fp32_add: a module name that extends another is not an instance
+    assert hier("sgd_wb") == ["fp32_add_fb.v", "fp32_mul.v", "sgd_fifo.v", "sgd_wb.v"]
+    assert hier("engine_core") == ["engine_array.v", "engine_core.v", "engine_ctrl.v",
+                                   "engine_ram.v", "engine_wload.v", "fp32_add.v", "fp32_mul.v"]
+    assert hier("efgen_top") == sorted(set(f) - {"fp32_mac.v"})   # every file but the MAC's
+    # names in comments and strings are not instances
+    g = {"a.v": "module a(input x);\n// b u0 (.x(x));\n/* b u1 (\n */ initial $display(\"b u2 (\");\n"
+                "endmodule\n",
+         "b.v": "module b(input x);\nendmodule\n",
+         "c.v": "module c(input x);\nb #(.W(1)) u [1:0] (.x(x));\nendmodule\n"}
+    assert sorted(module_files(g, "a")) == ["a.v"]
+    assert sorted(module_files(g, "c")) == ["b.v", "c.v"]
+    with pytest.raises(EfgenError, match="not defined"):
+        module_files(g, "nosuch")
+
+
+def test_estimate_does_not_depend_on_unrelated_files(tmp_path, top46_files):
+    """The same module, alone in a folder and beside the whole design: the same netlist,
+    so the same estimate (before, fp32_add moved 192.7 <-> 200.4 MHz with its neighbours)."""
+    _require_yosys()
+    alone, beside = tmp_path / "alone", tmp_path / "beside"
+    alone.mkdir()
+    beside.mkdir()
+    (alone / "fp32_add.v").write_text(top46_files["fp32_add.v"])
+    for name, text in top46_files.items():
+        (beside / name).write_text(text)
+    r1, r2 = run_timing(alone, "fp32_add", "xcup"), run_timing(beside, "fp32_add", "xcup")
+    d1, d2 = r1.as_dict(), r2.as_dict()
+    d1.pop("seconds"), d2.pop("seconds")
+    assert d1 == d2
+    assert r1.cells == r2.cells
