@@ -294,18 +294,24 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts_in = (e(NB - 1) * in_bursts(full_units + 0 * NB) + in_bursts(last_units)) / e(NB)
     xfer_rd = float(hw.dram_latency + hw.load_overhead)      # per load, not overlapped within it
 
-    def stream(words, bursts):
+    def stream(words, bursts, rate=bw):
         # A read burst holds one of `outstanding` slots for latency + 4 + its beats
         # cycles, so many short bursts (NCHW rows) cannot keep the port busy; the DMA
         # takes a command every 2 cycles. (The first latency is in xfer_rd.)
-        t = words / bw
+        t = words / rate
         if hw.outstanding > 0:
             slot = hw.dram_latency + 4.0
+            beats = words / (rate / bw)
             t = np.maximum(np.maximum(t, 2.0 * bursts),
-                           (bursts * slot + words) / hw.outstanding - slot)
+                           (bursts * slot + beats) / hw.outstanding - slot)
         return t
 
-    L = bursts_in * hw.dma_start + stream(in_words, bursts_in) + np.where(in_words > 0, xfer_rd, 0.0)
+    # the input-tile loader may take more words a cycle than the other streams (the
+    # reference RTL's tile_rd: a whole beat in the reshaped layout; HwParams.load_words)
+    bw_in = bw if hw.load_words <= 0 else min(float(hw.load_words),
+                                                ddr_bytes_per_cycle / word_bytes / hw.ports)
+    L = (bursts_in * hw.dma_start + stream(in_words, bursts_in, bw_in)
+         + np.where(in_words > 0, xfer_rd, 0.0))
     # Restructured batchnorm (efgen.model.restructure): the second read stream beside an
     # input tile comes on a port of its own (the HLS C++ reads it on gmem2's read
     # channel, in the tile's loop: conv_engine.h load_ifm_pass), so it takes its own
@@ -347,7 +353,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead))
     # (with a mask port the mask tile streams beside the store: its latency, not its words)
     s_words = out_words * (1 + (e(jb["st_extra"]) if hw.mask_port else st_streams))
-    s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu), stream(s_words, bursts_out),
+    # (WU's error tiles come through the input-tile loader: its rate, bw_in)
+    s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu),
+                                                            stream(s_words, bursts_out, bw_in),
                                                             s_words / bw)
     if fused:
         # WU: BN BP's y streams beside each error tile on its own port (gmem2's read

@@ -88,6 +88,13 @@ class RtlParams:
         return self.axi_width // 32
 
     @property
+    def load_words(self) -> int:
+        """Words the tile loader (tile_rd) writes a cycle: a whole beat (``wpb`` words, to
+        ``wpb`` IFM/OFM banks at one address) in the reshaped layout when a position's TL
+        words fill whole beats; else one (NCHW runs: one channel, one bank)."""
+        return self.wpb if self.layout == "reshaped" and self.tl % self.wpb == 0 else 1
+
+    @property
     def impl(self) -> str:
         return self.engine.impl
 
@@ -174,6 +181,7 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     lanes = max(e.tm, e.tn)
     ctx = {"version": __version__, "p": _Ctx(p), "w": w, "bw": bw,
            "lanes": lanes, "lw": max(1, math.ceil(math.log2(lanes + 1))), "tl": p.tl,
+           "rw": p.load_words,
            "cw": 16, "sh_tl": int(math.log2(p.tl)), "prefix": "",
            "wload_latency": WLOAD_LATENCY, "ram_latency": RAM_LATENCY,
            "wu_copies": {k: wu_copies(k) for k in range(1, e.kmax + 1)},
