@@ -28,7 +28,7 @@ from efgen.cosim.validate import model_rows  # noqa: E402
 from efgen.errors import EfgenError  # noqa: E402
 from efgen.rtl.dma import STATUS_DONE, STATUS_ERROR  # noqa: E402
 from efgen.rtl.engine import EngineParams  # noqa: E402
-from efgen.rtl.top import RtlParams, rtl_verilog  # noqa: E402
+from efgen.rtl.top import RtlParams, rtl_verilog, wload_words  # noqa: E402
 
 MODEL_BAR = 5.0   # percent, per layer-phase (the bar; the goal is 3)
 
@@ -39,10 +39,11 @@ def _require(tool: str) -> None:
                     f"{'iverilog' if tool == 'iverilog' else tool}")
 
 
-def _params(tm, tn, layout="reshaped", impl="behav", **kw) -> RtlParams:
+def _params(tm, tn, layout="reshaped", impl="behav", axi=32, **kw) -> RtlParams:
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=kw.get("ifm", 512), ofm_depth=kw.get("ofm", 256),
-                       wbuf_depth=kw.get("wbuf", 256), kmax=3, smax=4, impl=impl)
-    return RtlParams(eng, layout=layout, max_burst=16)
+                       wbuf_depth=kw.get("wbuf", 256), kmax=3, smax=4, impl=impl,
+                       wl_words=wload_words(tm, tn, axi // 32))
+    return RtlParams(eng, layout=layout, max_burst=16, axi_width=axi)
 
 
 # Stride 1 and 2, K 1 and 3, channel counts that are not multiples of Tm or Tn (6, 10),

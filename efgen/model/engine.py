@@ -425,10 +425,15 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     w_runs = np.where(is_bp, bp_runs, fp_runs)
     w_runs_last = w_runs
 
+    # the weight loader may take more words a cycle (the reference RTL's engine_wload at
+    # wl_words; HwParams.wload_words)
+    bw_w = bw if hw.wload_words <= 0 else min(float(hw.wload_words),
+                                              ddr_bytes_per_cycle / word_bytes / hw.ports)
+
     def wload(m, runs):
         # one transfer per run: a BP chunk is one run per DRAM row of weight blocks
         words = wwords_chunk(m)
-        t = (runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw
+        t = (runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw_w
              + runs * (hw.dram_latency + (hw.load_overhead if hw.wrun_overhead is None
                                           else hw.wrun_overhead)))
         if hw.wpair_overhead > 0:

@@ -28,7 +28,8 @@ from efgen._version import __version__
 from efgen.errors import EfgenError
 from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, DmaParams,
                            dma_verilog)
-from efgen.rtl.engine import RAM_LATENCY, WLOAD_LATENCY, EngineParams, engine_verilog, wu_copies
+from efgen.rtl.engine import (RAM_LATENCY, WLOAD_LATENCY, EngineParams, _wload_bank_clash,
+                              engine_verilog, wu_copies)
 from efgen.rtl.fpu import _env
 
 LAYOUTS = ("reshaped", "nchw")
@@ -64,6 +65,9 @@ class RtlParams:
             raise ValueError(f"RtlParams.addr_width={self.addr_width!r}: expected 32 to 63 bits")
         if self.layout not in LAYOUTS:
             raise ValueError(f"RtlParams.layout={self.layout!r}: expected one of {LAYOUTS}")
+        if self.engine.wl_words not in (1, self.wpb):
+            raise ValueError(f"RtlParams: engine.wl_words={self.engine.wl_words} must be 1 or "
+                             f"the words of an AXI beat ({self.wpb})")
         tl = self.tl
         if tl & (tl - 1):
             raise ValueError(f"RtlParams: lane block T = gcd({self.engine.tm}, "
@@ -109,6 +113,15 @@ class RtlParams:
         return d
 
 
+def wload_words(tm: int, tn: int, wpb: int) -> int:
+    """Words a beat engine_wload takes in efgen_top: the whole beat (``wpb`` words) when
+    Tm*Tn is a multiple of it and no two words of a beat hit one weight bank in BP
+    (:func:`efgen.rtl.engine._wload_bank_clash`), else 1 (the beat split into words)."""
+    if wpb > 1 and (tm * tn) % wpb == 0 and not _wload_bank_clash(tm, tn, wpb):
+        return wpb
+    return 1
+
+
 def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int,
                   kmax: int, max_burst: int, layout: str | None = None,
                   impl: str = "behav", addr_width: int = 32, axi_width: int = 32) -> RtlParams:
@@ -119,7 +132,8 @@ def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: 
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=_pow2_at_least(ifm_depth),
                        ofm_depth=_pow2_at_least(ofm_depth),
                        wbuf_depth=_pow2_at_least(max(wbuf_depth, kmax * kmax * wu_copies(1))),
-                       kmax=max(kmax, 3), smax=4, impl=impl)
+                       kmax=max(kmax, 3), smax=4, impl=impl,
+                       wl_words=wload_words(tm, tn, axi_width // 32))
     return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst),
                      addr_width=addr_width, axi_width=axi_width)
 
