@@ -70,9 +70,12 @@ CASES = [
     LayerPhase("g2", "conv", 6, 8, 18, 18, 3, 1, 1, 1, "bp", False, 10, 6, 2, "wo"),
 ]
 
+# AXI data widths: 128 bits (4 words a beat: tile_rd and engine_wload take whole beats,
+# as on the Zynq UltraScale+ HP ports) and 64 bits (Zynq-7000: 2 words a beat, NCHW runs
+# a word a cycle, engine_wload 2 words). The 32-bit build is the smoke tests' below.
 SETS = {
-    "4x4-reshaped": (_params(4, 4), CASES),
-    "2x4-nchw": (_params(2, 4, "nchw"), CASES),
+    "4x4-reshaped": (_params(4, 4, axi=128), CASES),
+    "2x4-nchw": (_params(2, 4, "nchw", axi=64), CASES),
 }
 
 
@@ -176,8 +179,9 @@ def test_layouts_compared_by_measurement(tmp_path_factory, build_cache):
     """Same layer-phases in both layouts: NCHW needs more, shorter bursts."""
     _, _, nchw = _run("2x4-nchw", tmp_path_factory, build_cache)
     p, _ = SETS["2x4-nchw"]
-    resh = model_rows(_params(2, 4), run_layer_phases(
-        _params(2, 4), CASES[:3], workdir=tmp_path_factory.mktemp("2x4-reshaped")))
+    pr = _params(2, 4, axi=p.axi_width)
+    resh = model_rows(pr, run_layer_phases(
+        pr, CASES[:3], workdir=tmp_path_factory.mktemp("2x4-reshaped")))
     for a, b in zip(resh, nchw[:3]):
         assert a.label == b.label and a.max_rel <= BAR
         assert b.bursts >= a.bursts     # equal only when the tile is the whole map (c3)
