@@ -80,8 +80,10 @@ def _require_yosys() -> None:
         pytest.fail("yosys not installed: apt-get install yosys")
 
 
+# 64-bit data: the beat adapters and the beat-wide tile_rd and engine_wload paths are in
+# (the 32-bit build differs only by their absence)
 P22 = RtlParams(EngineParams(tm=2, tn=2, ifm_depth=64, ofm_depth=32, wbuf_depth=64, kmax=3,
-                             smax=4, impl="synth"), max_burst=16)
+                             smax=4, impl="synth", wl_words=2), max_burst=16, axi_width=64)
 
 
 def test_io_paths_finds_a_combinational_path(tmp_path):
@@ -108,6 +110,7 @@ def test_no_combinational_path_from_any_input_to_any_output(tmp_path):
     _require_yosys()
     from efgen.rtl.paths import io_paths, netlist
     from efgen.rtl.top import rtl_verilog
+    assert (P22.load_words, P22.engine.wl_words) == (2, 2)
     net = netlist(rtl_verilog(P22), "efgen_top", workdir=tmp_path,
                   blackbox=("fp32_add", "fp32_mul"))
     assert io_paths(net, "efgen_top") == set()

@@ -89,7 +89,7 @@ def model_rows(p: RtlParams, results: list[Result], latency: int = DRAM_LATENCY)
     tiles = [(r.lp.tr, r.lp.tc, r.lp.mc, r.lp.order) for r in results]
     # bursts with their 4 KiB page splits: the driver starts every tensor on a page (ALIGN)
     m = evaluate_chosen(jobs, tiles, hw, 4.0, 1e9, p.layout, weights_blocked=True,
-                        page_words=PAGE_BYTES // 4)
+                        page_words=PAGE_BYTES // 4, beat_words=p.wpb)
     return [Row(r.lp.label, r.max_rel, r.cycles, float(m["cycles"][i]), sum(r.bursts),
                 float(m["bursts"][i]), float(m["page_splits"][i]))
             for i, r in enumerate(results)]
