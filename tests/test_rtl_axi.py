@@ -31,9 +31,11 @@ def _require(tool: str) -> None:
 
 
 # max_burst 256 as the boards' designs: one read burst can hold far more words than the
-# SGD write-back's FIFOs (16)
+# SGD write-back's FIFOs (16); 128-bit data as the Zynq UltraScale+ HP ports (tile_rd
+# and engine_wload take whole 4-word beats, beat_unpack/beat_pack serve the rest)
 P256 = RtlParams(EngineParams(tm=4, tn=4, ifm_depth=512, ofm_depth=256, wbuf_depth=256,
-                              kmax=3, smax=4, impl="behav"), max_burst=256, addr_width=40)
+                              kmax=3, smax=4, impl="behav", wl_words=4), max_burst=256,
+                 addr_width=40, axi_width=128)
 # WU with momentum (lr 0.05, momentum 0.9, weight decay 5e-4: efgen.cosim.layers.SGD):
 # 540 weights and 540 velocities read in 256-beat bursts on two ports, written on the
 # third; then FP and BP, whose input, weight and output streams also share the port.
@@ -78,8 +80,10 @@ def _require_yosys() -> None:
         pytest.fail("yosys not installed: apt-get install yosys")
 
 
+# 64-bit data: the beat adapters and the beat-wide tile_rd and engine_wload paths are in
+# (the 32-bit build differs only by their absence)
 P22 = RtlParams(EngineParams(tm=2, tn=2, ifm_depth=64, ofm_depth=32, wbuf_depth=64, kmax=3,
-                             smax=4, impl="synth"), max_burst=16)
+                             smax=4, impl="synth", wl_words=2), max_burst=16, axi_width=64)
 
 
 def test_io_paths_finds_a_combinational_path(tmp_path):
@@ -106,6 +110,7 @@ def test_no_combinational_path_from_any_input_to_any_output(tmp_path):
     _require_yosys()
     from efgen.rtl.paths import io_paths, netlist
     from efgen.rtl.top import rtl_verilog
+    assert (P22.load_words, P22.engine.wl_words) == (2, 2)
     net = netlist(rtl_verilog(P22), "efgen_top", workdir=tmp_path,
                   blackbox=("fp32_add", "fp32_mul"))
     assert io_paths(net, "efgen_top") == set()
@@ -148,10 +153,12 @@ def test_abort_and_out_of_range_starts(tmp_path_factory):
     assert (got[1].dump == got[1].image).all(), "a refused START wrote DRAM"
 
 
-@pytest.mark.parametrize("board,bits", [("zcu102", 40), ("kv260", 40), ("pynq-z2", 32)])
-def test_address_width_follows_the_board(board, bits):
+@pytest.mark.parametrize("board,bits,data", [("zcu102", 40, 128), ("kv260", 40, 128),
+                                             ("pynq-z2", 32, 64)])
+def test_address_width_follows_the_board(board, bits, data):
     """The AXI addresses are as wide as the board's PS takes: the masters' ports, the DMA
-    engines and the range check of the generated top."""
+    engines and the range check of the generated top; the data as wide as its HP ports
+    (axi.width_bits)."""
     import re
 
     import efgen
@@ -164,3 +171,8 @@ def test_address_width_follows_the_board(board, bits):
     for port in ("m_axi0_araddr", "m_axi1_araddr", "m_axi2_awaddr"):
         assert re.search(rf"output wire \[{bits - 1}:0\] {port},", top), port
     assert top.count(f".ADDR_WIDTH({bits})") == 3
+    assert p.axi_width == data and top.count(f".DATA_WIDTH({data})") == 3
+    for port in ("m_axi0_rdata", "m_axi1_rdata"):
+        assert re.search(rf"input  wire \[{data - 1}:0\] {port},", top), port
+    assert re.search(rf"output wire \[{data - 1}:0\] m_axi2_wdata,", top)
+    assert top.count(f"DATA_WIDTH {data}, ADDR_WIDTH {bits}") == 3     # X_INTERFACE_PARAMETER

@@ -182,6 +182,24 @@ def test_axi_bursts_splits_at_pages_and_max_burst():
             assert b.beats <= mb and b.addr % 4096 + b.beats * dw // 8 <= 4096
 
 
+def test_model_counts_the_splitters_bursts():
+    """The model's page/beat split count (efgen.model.engine._split_excess, which
+    validate.model_rows uses against the RTL) is axi_bursts' exactly: 4 KiB pages, the
+    maximum burst, and the whole beats an unaligned run takes at 64 and 128 bits."""
+    import numpy as np
+
+    from efgen.model.engine import _split_excess
+    rng = random.Random(7)
+    page = 1024
+    for _ in range(2000):
+        wpb, mb = rng.choice([1, 2, 4]), rng.choice([1, 4, 16, 256])
+        off, n = rng.randrange(0, 3 * page), rng.randrange(1, 3000)
+        h = np.zeros(page)
+        h[off % page] = 1
+        want = len(axi_bursts(off, n, 32 * wpb, mb)) - -(-n // (mb * wpb))
+        assert _split_excess(h, n, mb * wpb, page, wpb) == want, (wpb, mb, off, n)
+
+
 # ------------------------------------------------------------------ lint
 
 LINT_SETS = [DmaParams(data_width=w, max_burst=mb, outstanding=o, len_width=lw, addr_width=aw)

@@ -21,8 +21,11 @@ from efgen.rtl.engine import EngineParams
 from efgen.rtl.lint import used_before_declared
 from efgen.rtl.top import RtlParams, rtl_verilog
 
+# 128-bit AXI data as the Zynq UltraScale+ boards: the beat adapters, tile_rd and
+# engine_wload taking whole beats (test_other_shapes_lint_clean: 32 and 64 bits)
 P = RtlParams(EngineParams(tm=4, tn=4, ifm_depth=512, ofm_depth=256, wbuf_depth=256, kmax=3,
-                           smax=4, impl="synth"), max_burst=256, addr_width=40)
+                           smax=4, impl="synth", wl_words=4), max_burst=256, addr_width=40,
+              axi_width=128)
 OWNED_ELSEWHERE: set = set()
 # no generated module carries an in-source lint waiver (unused bits are named unused_*,
 # which Verilator's default -unused-regexp exempts); test_no_lint_waivers checks all of them
@@ -88,15 +91,15 @@ def test_no_lint_waivers(design):
     assert [name for name, text in files.items() if "lint_off" in text] == []
 
 
-@pytest.mark.parametrize("tm,tn,aw,impl", [(2, 4, 32, "dsp"), (6, 4, 40, "synth")])
-def test_other_shapes_lint_clean(tm, tn, aw, impl, tmp_path):
-    """Tm != Tn both ways and both address widths: the widths that differ from the 4x4
-    design's (tile_wr's store lanes were Tn wide at Tm < Tn: a WIDTH warning)."""
+@pytest.mark.parametrize("tm,tn,aw,impl,dw", [(2, 4, 32, "dsp", 32), (6, 4, 40, "synth", 64)])
+def test_other_shapes_lint_clean(tm, tn, aw, impl, dw, tmp_path):
+    """Tm != Tn both ways, both address widths, 32- and 64-bit data: the widths that differ
+    from the 4x4 design's (tile_wr's store lanes were Tn wide at Tm < Tn: a WIDTH warning)."""
     _require("verilator")
     from efgen.rtl.top import rtl_params_hw
 
     files = rtl_verilog(rtl_params_hw(tm, tn, 4096, 2048, 1024, 3, 256, impl=impl,
-                                      addr_width=aw))
+                                      addr_width=aw, axi_width=dw))
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",

@@ -461,9 +461,9 @@ def test_memory_cells_reproduce_yosys_small_memories():
         memory_cells(0, 4)
 
 
-def _rtl(tm, tn, ifm=512, ofm=256, wbuf=64, **kw):
+def _rtl(tm, tn, ifm=512, ofm=256, wbuf=64, wl_words=1, **kw):
     return RtlParams(EngineParams(tm, tn, ifm_depth=ifm, ofm_depth=ofm, wbuf_depth=wbuf, kmax=3,
-                                  smax=4, impl="synth"), **kw)
+                                  smax=4, impl="synth", wl_words=wl_words), **kw)
 
 
 # Measured: Yosys 0.23 synth_xilinx -family xcup -flatten -run :map_dsp on efgen_top, then
@@ -544,9 +544,10 @@ def test_rtl_json_top_errors_are_one_line(tmp_path, extra, what):
 # The whole accelerator under real Yosys. 2x2: `efgen build` of the tiny net with
 # --tiles Tm=2,Tn=2 (the scheduler's buffers: IFM 8192, OFM 8192, weights 1024 words per
 # bank: 68 RAMB36E2) and `efgen synth --yosys DIR` on it; 4x4: small buffers (IFM 64,
-# OFM 32, weights 512: RAMB18E2 and LUT RAM), run_yosys on rtl_verilog. The two Yosys runs
+# OFM 32, weights 512: RAMB18E2 and LUT RAM; 128-bit AXI, engine_wload 4 words a beat),
+# run_yosys on rtl_verilog. The two Yosys runs
 # (about 100 s and 140 s of CPU each with Yosys 0.23) go in parallel.
-TOP44 = _rtl(4, 4, ifm=64, ofm=32, wbuf=512)
+TOP44 = _rtl(4, 4, ifm=64, ofm=32, wbuf=512, wl_words=4, axi_width=128)
 
 
 @pytest.fixture(scope="module")

@@ -405,8 +405,9 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator",
                test_module="cocotb_top", tb_dir=SIM_DIR / "top",
                build_root=Path(BUILD_CACHE).resolve() if BUILD_CACHE else work / "build",
                # the sequencer's address arithmetic truncates and extends on purpose
-               build_args=(VERILATOR_ARGS + [f"-GAW={p.addr_width}"] if sim == "verilator"
-                           else [f"-Ptop_tb.AW={p.addr_width}"]),
+               build_args=(VERILATOR_ARGS + [f"-GAW={p.addr_width}", f"-GDW={p.axi_width}"]
+                           if sim == "verilator"
+                           else [f"-Ptop_tb.AW={p.addr_width}", f"-Ptop_tb.DW={p.axi_width}"]),
                plusargs=list(plusargs), test_dir=work if BUILD_CACHE else None,
                extra_env={"EFGEN_TOP_SCRIPT": str(work / "script.json"),
                           "EFGEN_TOP_RESULTS": str(res_path)})

@@ -1,8 +1,10 @@
 """The analytical model against the reference RTL: the same layer-phases, the same Design.
 
 :func:`rtl_hw` states the RTL's hardware parameters in the model's terms
-(:class:`efgen.design.HwParams`): its Tm x Tn and buffers, one 32-bit word a beat on
-each of its three AXI ports, its MAC pipeline depths, its DRAM latency and per-transfer
+(:class:`efgen.design.HwParams`): its Tm x Tn and buffers, one word a cycle on each of
+its three AXI ports (the port moves ``RtlParams.wpb`` words a beat; stores and the SGD
+write-back take one word a cycle, the input-tile loader a whole beat in the reshaped
+layout (``load_words``), the weight loader ``wl_words``; bursts are ``max_burst`` beats of ``wpb`` words), its MAC pipeline depths, its DRAM latency and per-transfer
 overheads. :func:`model_rows` evaluates :func:`efgen.model.engine.evaluate` on exactly
 the co-simulated layer-phases (their tiling fixed) and sets its cycles and bursts
 against the measured ones. The model is not fitted per case: the constants below are
@@ -47,7 +49,10 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
     e = p.engine
     return HwParams(precision="fp32", tm=e.tm, tn=e.tn, ifm_depth=e.ifm_depth,
                     ofm_depth=e.ofm_depth, wbuf_depth=e.wbuf_depth, clock_mhz=100.0,
-                    port_words=1, ports=3, dma_start=0, max_burst_beats=p.max_burst,
+                    # the rate: one word a cycle (word-serial tile_rd/tile_wr/sgd_wb behind
+                    # beat_unpack/beat_pack); a burst: max_burst beats of wpb words
+                    port_words=1, ports=3, dma_start=0, max_burst_beats=p.max_burst * p.wpb,
+                    load_words=p.load_words, wload_words=e.wl_words,
                     mac_depth=pipeline_depth("conv", e.tn),
                     wu_depth=pipeline_depth("wu", e.tn), acc_dist=ACC_DIST,
                     dram_latency=latency, load_overhead=LOAD_OVERHEAD, wrun_overhead=WRUN_OVERHEAD,
@@ -117,7 +122,7 @@ def model_rows(p: RtlParams, results: list[Result], latency: int = DRAM_LATENCY)
     tiles = [(r.lp.tr, r.lp.tc, r.lp.mc, r.lp.order) for r in results]
     # bursts with their 4 KiB page splits: the driver starts every tensor on a page (ALIGN)
     m = evaluate_chosen(jobs, tiles, hw, 4.0, 1e9, p.layout, weights_blocked=True,
-                        page_words=PAGE_BYTES // 4)
+                        page_words=PAGE_BYTES // 4, beat_words=p.wpb)
     return [Row(r.lp.label, r.max_rel, r.cycles, float(m["cycles"][i]), sum(r.bursts),
                 float(m["bursts"][i]), float(m["page_splits"][i]))
             for i, r in enumerate(results)]

@@ -324,18 +324,24 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts_in = (e(NB - 1) * in_bursts(full_units + 0 * NB) + in_bursts(last_units)) / e(NB)
     xfer_rd = float(hw.dram_latency + hw.load_overhead)      # per load, not overlapped within it
 
-    def stream(words, bursts):
+    def stream(words, bursts, rate=bw):
         # A read burst holds one of `outstanding` slots for latency + 4 + its beats
         # cycles, so many short bursts (NCHW rows) cannot keep the port busy; the DMA
         # takes a command every 2 cycles. (The first latency is in xfer_rd.)
-        t = words / bw
+        t = words / rate
         if hw.outstanding > 0:
             slot = hw.dram_latency + 4.0
+            beats = words / (rate / bw)
             t = np.maximum(np.maximum(t, 2.0 * bursts),
-                           (bursts * slot + words) / hw.outstanding - slot)
+                           (bursts * slot + beats) / hw.outstanding - slot)
         return t
 
-    L = bursts_in * hw.dma_start + stream(in_words, bursts_in) + np.where(in_words > 0, xfer_rd, 0.0)
+    # the input-tile loader may take more words a cycle than the other streams (the
+    # reference RTL's tile_rd: a whole beat in the reshaped layout; HwParams.load_words)
+    bw_in = bw if hw.load_words <= 0 else min(float(hw.load_words),
+                                                ddr_bytes_per_cycle / word_bytes / hw.ports)
+    L = (bursts_in * hw.dma_start + stream(in_words, bursts_in, bw_in)
+         + np.where(in_words > 0, xfer_rd, 0.0))
     # Restructured batchnorm (efgen.model.restructure): the second read stream beside an
     # input tile comes on a port of its own (the HLS C++ reads it on gmem2's read
     # channel, in the tile's loop: conv_engine.h load_ifm_pass), so it takes its own
@@ -377,7 +383,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead))
     # (with a mask port the mask tile streams beside the store: its latency, not its words)
     s_words = out_words * (1 + (e(jb["st_extra"]) if hw.mask_port else st_streams))
-    s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu), stream(s_words, bursts_out),
+    # (WU's error tiles come through the input-tile loader: its rate, bw_in)
+    s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu),
+                                                            stream(s_words, bursts_out, bw_in),
                                                             s_words / bw)
     if fused:
         # WU: BN BP's y streams beside each error tile on its own port (gmem2's read
@@ -463,10 +471,15 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     w_runs = np.where(is_bp, bp_runs, fp_runs)
     w_runs_last = w_runs
 
+    # the weight loader may take more words a cycle (the reference RTL's engine_wload at
+    # wl_words; HwParams.wload_words)
+    bw_w = bw if hw.wload_words <= 0 else min(float(hw.wload_words),
+                                              ddr_bytes_per_cycle / word_bytes / hw.ports)
+
     def wload(m, runs):
         # one transfer per run: a BP chunk is one run per DRAM row of weight blocks
         words = wwords_chunk(m)
-        t = (runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw
+        t = (runs * np.ceil(words / runs / maxb) * hw.dma_start + words / bw_w
              + runs * (hw.dram_latency + (hw.load_overhead if hw.wrun_overhead is None
                                           else hw.wrun_overhead)))
         if hw.wpair_overhead > 0:
@@ -607,7 +620,7 @@ def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: 
 def evaluate_chosen(jobs: list[Job], tiles: list[tuple[int, int, int, str]], hw: HwParams,
                     word_bytes: float, ddr_bytes_per_cycle: float, layout: str,
                     momentum: bool = True, weights_blocked: bool | None = None,
-                    page_words: int | None = None):
+                    page_words: int | None = None, beat_words: int = 1):
     """Evaluate fixed (tr, tc, mc, order) per job in ``layout``; arrays of shape (J,).
 
     With ``page_words`` the bursts include the page splits (:func:`page_splits`: every
@@ -625,7 +638,7 @@ def evaluate_chosen(jobs: list[Job], tiles: list[tuple[int, int, int, str]], hw:
         wb = (layout == "reshaped") if weights_blocked is None else weights_blocked
         splits = np.asarray([page_splits(j, int(out["tr"][i]), int(out["tc"][i]),
                                          int(out["mc"][i]), t[3], hw, layout, wb, momentum,
-                                         page_words)
+                                         page_words, beat_words)
                              for i, (j, t) in enumerate(zip(jobs, tiles))], float)
         out["page_splits"] = splits
         out["bursts"] = out["bursts"] + splits
@@ -654,14 +667,19 @@ def _residues(axes, page: int) -> np.ndarray:
     return h
 
 
-def _split_excess(h: np.ndarray, length: int, maxb: int, page: int) -> float:
+def _split_excess(h: np.ndarray, length: int, maxb: int, page: int, wpb: int = 1) -> float:
     """Bursts that runs of ``length`` words starting at residues ``h`` need beyond
-    ceil(length / maxb) each: a DMA cuts at the maximum burst and at every page."""
+    ceil(length / maxb) each: a DMA cuts at the maximum burst and at every page. With
+    ``wpb`` words a beat the DMA moves whole beats: a run covers the beats from the one
+    holding its first word to the one holding its last (efgen.rtl.dma.axi_bursts), so an
+    unaligned run may need one burst more."""
     if length <= 0 or not h.any():
         return 0.0
     r = np.arange(page)
-    first = np.minimum(length, page - r)
-    rest = length - first
+    a0 = r - r % wpb                                   # the first beat's first word
+    span = -(-(length + r % wpb) // wpb) * wpb         # whole beats, in words
+    first = np.minimum(span, page - a0)
+    rest = span - first
     cd = lambda a, b: -(-a // b)  # noqa: E731
     n = cd(first, maxb) + (rest // page) * cd(page, maxb) + cd(rest % page, maxb)
     return float(np.dot(h, n - cd(length, maxb)))
@@ -719,10 +737,11 @@ def _map_runs(tiles_r, tiles_c, hmap: int, wmap: int, chans: int, lane: int, blk
 
 def page_splits(job: Job, tr: int, tc: int, mc: int, order: str, hw: HwParams,
                 layout: str, weights_blocked: bool, momentum: bool = True,
-                page_words: int = 1024) -> float:
+                page_words: int = 1024, beat_words: int = 1) -> float:
     """Extra bursts of one layer-phase because runs cross ``page_words`` pages, with
     every tensor's base on a page (the bursts :func:`evaluate` counts split at the
-    maximum burst only)."""
+    maximum burst only), and, with ``beat_words`` words a beat, because a run's
+    unaligned ends take whole beats."""
     page = int(page_words)
     maxb = int(hw.max_burst_beats * hw.port_words)
     tm, tn = hw.tm, hw.tn
@@ -745,7 +764,7 @@ def page_splits(job: Job, tr: int, tc: int, mc: int, order: str, hw: HwParams,
     reps = n_chunks if io_like else MB
     for axes, length in _map_runs(rows_t, cols, job.hs, job.ws, job.red, T, tn,
                                   job.img_major, job.images):
-        total += reps * _split_excess(_residues(axes, page), length, maxb, page)
+        total += reps * _split_excess(_residues(axes, page), length, maxb, page, beat_words)
     # output tiles: stores (FP/BP; a masked BP reads the mask tile at the same offsets
     # of the layer input) or WU error tiles
     ot_r, ot_c = {}, {}
@@ -757,7 +776,7 @@ def page_splits(job: Job, tr: int, tc: int, mc: int, order: str, hw: HwParams,
         ot_r = {1: [0]}
     for axes, length in _map_runs(ot_r, ot_c, job.ro, job.co, job.out, T, tm,
                                   job.img_major, job.images):
-        total += (1 + job.mask) * _split_excess(_residues(axes, page), length, maxb, page)
+        total += (1 + job.mask) * _split_excess(_residues(axes, page), length, maxb, page, beat_words)
     # weights: per chunk (FP, BP) or the write-back's runs (WU)
     k2 = job.k * job.k
     MBW, NBW = -(-job.dram_m // tm), -(-job.dram_n // tn)
@@ -782,19 +801,19 @@ def page_splits(job: Job, tr: int, tc: int, mc: int, order: str, hw: HwParams,
     for off, words in w_runs:
         h = _residues([[off]], page)
         if job.phase != "wu":
-            total += _split_excess(h, words, maxb, page)
+            total += _split_excess(h, words, maxb, page, beat_words)
         elif hw.sgd_piece > 0:
             # W and V read as one run each; W' and V' written in pieces from the run's start
             piece = hw.sgd_piece
-            total += passes * _split_excess(h, words, maxb, page)
+            total += passes * _split_excess(h, words, maxb, page, beat_words)
             if words // piece:
                 total += passes * _split_excess(
-                    _residues([[off], np.arange(words // piece) * piece], page), piece, maxb, page)
+                    _residues([[off], np.arange(words // piece) * piece], page), piece, maxb, page, beat_words)
             if words % piece:
                 total += passes * _split_excess(_residues([[off + words - words % piece]], page),
-                                                words % piece, maxb, page)
+                                                words % piece, maxb, page, beat_words)
         else:
-            total += 2 * passes * _split_excess(h, words, maxb, page)
+            total += 2 * passes * _split_excess(h, words, maxb, page, beat_words)
     return total
 
 

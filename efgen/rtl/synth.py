@@ -525,6 +525,9 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     mems += [(f"axi_dma_rd {k} read buffer", d.data_width, rb_depth, False) for k in (0, 1)]
     mems.append(("axi_dma_wr write buffer", d.data_width + d.data_width // 8,
                  2 * d.max_burst, False))
+    if d.data_width > 32:
+        # beat_pack's queue of write-command lengths, as deep as axi_dma_wr's (pack_qlog)
+        mems.append(("beat_pack command lengths", 32, cq_depth, True))
     return mems
 
 

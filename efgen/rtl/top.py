@@ -7,7 +7,10 @@ plain Verilog-2005 (file name -> text, byte-identical for equal parameters), top
 loads), the tile loader/storer (``tile_rd``, ``tile_wr``), the engine core
 (:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`), the vector unit
 (``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM) and
-three AXI4 DMA engines (:mod:`efgen.rtl.dma`; 32-bit data, one word a beat).
+three AXI4 DMA engines (:mod:`efgen.rtl.dma`; ``axi_width``-bit data: 1, 2 or 4 FP32 words
+a beat, the board's HP port width; beside a wider port, ``beat_unpack``/``beat_pack``
+adapt the beats to the sequencer's, the SGD write-back's and the vector unit's word-serial
+streams).
 
 :func:`rtl_params` derives the RTL's parameters from a :class:`~efgen.design.Design`:
 the buffers are the Design's, rounded up to powers of two; feature maps are stored in the
@@ -27,7 +30,8 @@ from efgen._version import __version__
 from efgen.errors import EfgenError
 from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, DmaParams,
                            dma_verilog)
-from efgen.rtl.engine import RAM_LATENCY, WLOAD_LATENCY, EngineParams, engine_verilog, wu_copies
+from efgen.rtl.engine import (RAM_LATENCY, WLOAD_LATENCY, EngineParams, _wload_bank_clash,
+                              engine_verilog, wu_copies)
 from efgen.rtl.fpu import ADD_LATENCY, _env
 
 LAYOUTS = ("reshaped", "nchw")
@@ -47,9 +51,10 @@ class RtlParams:
     """Everything the generated RTL depends on.
 
     ``engine``: the core (Tm, Tn, buffer depths per bank and half, FP32 impl);
-    ``layout``: feature-map layout in DRAM; ``max_burst``/``outstanding``: the DMA
-    engines (32-bit data); ``addr_width``: AXI address bits (the board's PS:
-    :data:`efgen.frontend.boards.PS_ADDR_BITS`, 32 to 63).
+    ``layout``: feature-map layout in DRAM; ``max_burst`` (beats)/``outstanding``: the
+    DMA engines; ``addr_width``: AXI address bits (the board's PS:
+    :data:`efgen.frontend.boards.PS_ADDR_BITS`, 32 to 63); ``axi_width``: AXI data bits
+    (32, 64 or 128: the board's ``axi.width_bits``).
     """
 
     engine: EngineParams
@@ -57,12 +62,18 @@ class RtlParams:
     max_burst: int = 256
     outstanding: int = 8
     addr_width: int = 32
+    axi_width: int = 32
 
     def __post_init__(self):
+        if self.axi_width not in (32, 64, 128):
+            raise ValueError(f"RtlParams.axi_width={self.axi_width!r}: expected 32, 64 or 128 bits")
         if not 32 <= self.addr_width <= 63:
             raise ValueError(f"RtlParams.addr_width={self.addr_width!r}: expected 32 to 63 bits")
         if self.layout not in LAYOUTS:
             raise ValueError(f"RtlParams.layout={self.layout!r}: expected one of {LAYOUTS}")
+        if self.engine.wl_words not in (1, self.wpb):
+            raise ValueError(f"RtlParams: engine.wl_words={self.engine.wl_words} must be 1 or "
+                             f"the words of an AXI beat ({self.wpb})")
         tl = self.tl
         if tl & (tl - 1):
             raise ValueError(f"RtlParams: lane block T = gcd({self.engine.tm}, "
@@ -82,12 +93,24 @@ class RtlParams:
         return math.gcd(self.tm, self.tn) if self.layout == "reshaped" else 1
 
     @property
+    def wpb(self) -> int:
+        """FP32 words an AXI beat carries."""
+        return self.axi_width // 32
+
+    @property
+    def load_words(self) -> int:
+        """Words the tile loader (tile_rd) writes a cycle: a whole beat (``wpb`` words, to
+        ``wpb`` IFM/OFM banks at one address) in the reshaped layout when a position's TL
+        words fill whole beats; else one (NCHW runs: one channel, one bank)."""
+        return self.wpb if self.layout == "reshaped" and self.tl % self.wpb == 0 else 1
+
+    @property
     def impl(self) -> str:
         return self.engine.impl
 
     @property
     def dma(self) -> DmaParams:
-        return DmaParams(data_width=32, addr_width=self.addr_width, len_width=32,
+        return DmaParams(data_width=self.axi_width, addr_width=self.addr_width, len_width=32,
                          max_burst=self.max_burst, outstanding=self.outstanding)
 
     def as_dict(self) -> dict:
@@ -96,18 +119,29 @@ class RtlParams:
         return d
 
 
+def wload_words(tm: int, tn: int, wpb: int) -> int:
+    """Words a beat engine_wload takes in efgen_top: the whole beat (``wpb`` words) when
+    Tm*Tn is a multiple of it and no two words of a beat hit one weight bank in BP
+    (:func:`efgen.rtl.engine._wload_bank_clash`), else 1 (the beat split into words)."""
+    if wpb > 1 and (tm * tn) % wpb == 0 and not _wload_bank_clash(tm, tn, wpb):
+        return wpb
+    return 1
+
+
 def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int,
                   kmax: int, max_burst: int, layout: str | None = None,
-                  impl: str = "behav", addr_width: int = 32) -> RtlParams:
+                  impl: str = "behav", addr_width: int = 32, axi_width: int = 32) -> RtlParams:
     """The RTL of an array (buffers in words per bank, rounded up to powers of two) for a
-    net whose largest conv kernel is ``kmax``, with ``addr_width``-bit AXI addresses.
+    net whose largest conv kernel is ``kmax``, with ``addr_width``-bit AXI addresses and
+    ``axi_width``-bit data.
     ValueError when the RTL cannot build it."""
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=_pow2_at_least(ifm_depth),
                        ofm_depth=_pow2_at_least(ofm_depth),
                        wbuf_depth=_pow2_at_least(max(wbuf_depth, kmax * kmax * wu_copies(1))),
-                       kmax=max(kmax, 3), smax=4, impl=impl)
+                       kmax=max(kmax, 3), smax=4, impl=impl,
+                       wl_words=wload_words(tm, tn, axi_width // 32))
     return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst),
-                     addr_width=addr_width)
+                     addr_width=addr_width, axi_width=axi_width)
 
 
 def net_kmax(net) -> int:
@@ -128,7 +162,8 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
     try:
         return rtl_params_hw(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth,
                              net_kmax(design.net_ir), hw.max_burst_beats, layout, impl,
-                             addr_width=_addr_bits(design.board))
+                             addr_width=_addr_bits(design.board),
+                             axi_width=_axi_bits(design.board))
     except ValueError as exc:
         raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
                          fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "
@@ -139,6 +174,20 @@ def _addr_bits(board_name: str) -> int:
     from efgen.frontend.boards import PS_ADDR_BITS, load_board
     try:
         return PS_ADDR_BITS[load_board(board_name).family]
+    except EfgenError:
+        return 32      # a Design whose board is not in the catalogue: the 32-bit default
+
+
+def pack_qlog(p: RtlParams) -> int:
+    """log2 of beat_pack's command-length queue: as many commands as axi_dma_wr queues
+    (2**(ceil(log2 OUTSTANDING) + 1))."""
+    return max(0, math.ceil(math.log2(p.outstanding))) + 1
+
+
+def _axi_bits(board_name: str) -> int:
+    from efgen.frontend.boards import load_board
+    try:
+        return load_board(board_name).axi.width_bits
     except EfgenError:
         return 32      # a Design whose board is not in the catalogue: the 32-bit default
 
@@ -156,6 +205,7 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     lanes = max(e.tm, e.tn)
     ctx = {"version": __version__, "p": _Ctx(p), "w": w, "bw": bw,
            "lanes": lanes, "lw": max(1, math.ceil(math.log2(lanes + 1))), "tl": p.tl,
+           "rw": p.load_words,
            "cw": 16, "sh_tl": int(math.log2(p.tl)), "prefix": "",
            "wload_latency": WLOAD_LATENCY, "ram_latency": RAM_LATENCY,
            "wu_copies": {k: wu_copies(k) for k in range(1, e.kmax + 1)},
@@ -169,6 +219,12 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     files["vec_unit.v"] = env.get_template("vec_unit.v.j2").render(
         module="vec_unit", add_latency=ADD_LATENCY, fifo_depth=VEC_FIFO,
         fifo_log=VEC_FIFO.bit_length() - 1, **ctx)
+    if p.wpb > 1:
+        # the beat adapters (sgd_wb's sgd_fifo queues beat_pack's command lengths)
+        for mod in ("beat_unpack", "beat_pack"):
+            files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(
+                module=mod, version=__version__, wpb=p.wpb, lnw=int(math.log2(p.wpb)),
+                qlog=pack_qlog(p))
     files[f"{TOP}.v"] = env.get_template("efgen_top.v.j2").render(module=TOP, **ctx)
     return files
 
@@ -180,6 +236,6 @@ class _Ctx:
         self._p = p
 
     def __getattr__(self, name):
-        if name in ("layout", "tl", "tm", "tn", "impl"):
+        if name in ("layout", "tl", "tm", "tn", "impl", "wpb"):
             return getattr(self._p, name)
         return getattr(self._p.engine, name)

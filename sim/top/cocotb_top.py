@@ -145,9 +145,11 @@ class Host:
             log.setLevel(logging.WARNING)
         self.mon = Monitor(dut)
 
-    def _fault(self, port: int, address: int):
+    def _fault(self, port: int, address: int, length: int = 1):
+        """The fault whose byte range [lo, hi) a beat of ``length`` bytes at ``address``
+        touches (a beat carries 1, 2 or 4 words: efgen_top's AXI data width)."""
         for f in self.faults:
-            if f["port"] == port and f["lo"] <= address < f["hi"]:
+            if f["port"] == port and f["lo"] < address + length and address < f["hi"]:
                 return f
         return None
 
@@ -157,8 +159,8 @@ class Host:
         tap = ram.aw_channel if port == 2 else ram.ar_channel
         resp = {}
 
-        def failing(address):
-            f = self._fault(port, address)
+        def failing(address, length):
+            f = self._fault(port, address, length)
             if f is not None:
                 resp["code"] = f["resp"]
                 if not any(x[:2] == (port, tap.addr) for x in self.faulted):
@@ -169,7 +171,7 @@ class Host:
             orig, out = ram._write, ram.b_channel
 
             async def write(address, data):
-                if failing(address):
+                if failing(address, len(data)):
                     raise IOError(f"fault at {address:#x}")
                 await orig(address, data)
             ram._write, field = write, "bresp"
@@ -177,7 +179,7 @@ class Host:
             orig, out = ram._read, ram.r_channel
 
             async def read(address, length):
-                if failing(address):
+                if failing(address, length):
                     raise IOError(f"fault at {address:#x}")
                 return await orig(address, length)
             ram._read, field = read, "rresp"

@@ -5,12 +5,12 @@
 // (verilator/verilator#3919). cocotbext-axi drives s_axil_* (AxiLiteMaster) and the
 // three AXI masters m_axi0_*, m_axi1_* (AxiRamRead) and m_axi2_* (AxiRamWrite).
 // rst is active high here (cocotbext-axi's models take it so); the DUT gets ap_rst_n.
-// AW: efgen_top's AXI address bits (RtlParams.addr_width; efgen.cosim.layers.simulate
-// overrides it).
+// AW, DW: efgen_top's AXI address and data bits (RtlParams.addr_width, axi_width;
+// efgen.cosim.layers.simulate overrides them).
 `timescale 1ns / 1ps
 `default_nettype none
 
-module top_tb #(parameter AW = 32) ();
+module top_tb #(parameter AW = 32, parameter DW = 32) ();
 
 reg clk;
 reg rst;
@@ -46,7 +46,7 @@ wire m_axi0_arvalid;
 wire m_axi0_rready;
 reg  m_axi0_arready;
 reg  m_axi0_rid;
-reg  [31:0] m_axi0_rdata;
+reg  [DW-1:0] m_axi0_rdata;
 reg  [1:0] m_axi0_rresp;
 reg  m_axi0_rlast;
 reg  m_axi0_rvalid;
@@ -62,7 +62,7 @@ wire m_axi1_arvalid;
 wire m_axi1_rready;
 reg  m_axi1_arready;
 reg  m_axi1_rid;
-reg  [31:0] m_axi1_rdata;
+reg  [DW-1:0] m_axi1_rdata;
 reg  [1:0] m_axi1_rresp;
 reg  m_axi1_rlast;
 reg  m_axi1_rvalid;
@@ -75,8 +75,8 @@ wire m_axi2_awlock;
 wire [3:0] m_axi2_awcache;
 wire [2:0] m_axi2_awprot;
 wire m_axi2_awvalid;
-wire [31:0] m_axi2_wdata;
-wire [3:0] m_axi2_wstrb;
+wire [DW-1:0] m_axi2_wdata;
+wire [DW/8-1:0] m_axi2_wstrb;
 wire m_axi2_wlast;
 wire m_axi2_wvalid;
 wire m_axi2_bready;
