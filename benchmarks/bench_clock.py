@@ -27,8 +27,8 @@ EF_TRAIN = {"gflops": 46.99, "gflops_per_w": 6.09, "watts": 7.72}
 def fmax_table(quick: bool, impl: str = "dsp", families: tuple[str, ...] = ("xcup", "xc7")
                ) -> list[tuple]:
     from efgen.rtl.engine import EngineParams
-    from efgen.rtl.timing import MODULES, run_timing
-    from efgen.rtl.top import RtlParams, rtl_verilog
+    from efgen.rtl.timing import MODULES, WIDE_MODULES, run_timing
+    from efgen.rtl.top import RtlParams, rtl_verilog, wload_words
 
     dependent = ("engine_wload", "sgd_wb", "engine_ctrl", "layer_seq")
     fams = ()
@@ -40,12 +40,16 @@ def fmax_table(quick: bool, impl: str = "dsp", families: tuple[str, ...] = ("xcu
     for fam, sizes in fams:
         big = sizes[-1]
 
+        # the boards' HP port width: 128-bit beats on Zynq UltraScale+, 64 on Zynq-7000
+        width = 128 if fam == "xcup" else 64
+
         def files(tm, tn):
             e = EngineParams(tm=tm, tn=tn, ifm_depth=1024, ofm_depth=512, wbuf_depth=512,
-                             kmax=3, smax=4, impl=impl)
-            return rtl_verilog(RtlParams(engine=e))
+                             kmax=3, smax=4, impl=impl, wl_words=wload_words(tm, tn, width // 32))
+            return rtl_verilog(RtlParams(engine=e, axi_width=width))
 
-        fixed = [run_timing(files(*big), m, fam) for m in MODULES if m not in dependent]
+        fixed = [run_timing(files(*big), m, fam) for m in MODULES + WIDE_MODULES
+                 if m not in dependent]
         for tm, tn in sizes:
             t0 = time.perf_counter()
             f = files(tm, tn)

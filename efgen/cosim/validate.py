@@ -83,12 +83,17 @@ def vec_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int 
     word ``base_words + a[7]`` of the bus). Per pass: DRAM latency, one word a cycle, and
     the write tail - axi_dma_wr addresses a burst only once its beats are buffered and
     streams one beat a cycle, so after the last word comes in, the W channel still owes
-    what the burst recurrence below leaves (the largest burst, without page splits)."""
+    what the burst recurrence below leaves (the largest burst, without page splits). At
+    ``p.wpb`` words a beat a burst fills in wpb words' cycles a beat and drains in one."""
     n = vec_words(desc, p.tl)
+    addr = base_words + int(desc.a[7])
     start = end = 0
-    for b in axi_bursts(base_words + int(desc.a[7]), n, 32, p.max_burst):
-        start += b.beats                  # its last word in: one word a cycle
-        end = max(start, end) + b.beats   # its W beats, after the previous burst's
+    left, off = n, addr % p.wpb           # words of the stream; the first beat's offset
+    for b in axi_bursts(addr, n, p.axi_width, p.max_burst):
+        words = min(left, b.beats * p.wpb - off)
+        left, off = left - words, 0
+        start += words                    # its last word in: one word a cycle (beat_pack
+        end = max(start, end) + b.beats   # packs them); its W beats, after the previous burst's
     return VEC_SETUP + vec_passes(desc) * (VEC_PASS_OVERHEAD + latency + n + end - start)
 
 

@@ -402,7 +402,9 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
 # stage (the adder tree is pipelined by its adders, so its per-stage depth does not grow
 # with Tn), and the buffer read ports are engine_ram's registered reads.
 MODULES = ("fp32_add", "fp32_mul", "engine_ctrl", "engine_wload", "tile_rd", "tile_wr",
-           "axi_dma_rd", "axi_dma_wr", "desc_regs", "layer_seq", "sgd_wb")
+           "axi_dma_rd", "axi_dma_wr", "desc_regs", "layer_seq", "sgd_wb", "vec_unit")
+# Only in a build whose AXI data is wider than one word (efgen_top's beat adapters).
+WIDE_MODULES = ("beat_pack", "beat_unpack")
 
 
 def summary(reports: list[PathReport]) -> dict[str, Any]:
@@ -435,6 +437,8 @@ def timing_build_dir(build_dir: Path | str, family: str = "xcup",
         raise EfgenError("no rtl/ folder", file=str(d),
                          fix="generate the RTL with 'efgen build' (it writes DIR/rtl/*.v)")
     files = {p.name: p.read_text() for p in sorted(rtl.glob("*.v"))}
+    modules = tuple(modules) + tuple(m for m in WIDE_MODULES
+                                     if f"{m}.v" in files and m not in modules)
     missing = [m for m in modules if f"{m}.v" not in files]
     if missing:
         raise EfgenError(f"{missing[0]}.v not found", file=str(rtl),
