@@ -91,7 +91,8 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # layer_seq 6.2 (was 6.55; 200 MHz since its set-up, loader and pre-check tests became
 # registers; MAX_LEVELS stays 6.5, engine_wload's bound), sgd_wb 6.2 (was 6.8: its -0 seed mux into the
 # gradient adder), fp32_mul 6.2, fp32_add dsp 6.05 (synth 5.3), the DMA engines
-# 5.4-6.05 (axi_dma_wr 5.4, was 5.8: its wavail update selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 4.9, desc_regs 4.25 (before part 2:
+# 4.85-5.4 (axi_dma_wr 5.4, was 5.8: its wavail update selected after the adders; axi_dma_rd
+# 4.85, was 5.55: its reservation sum selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 4.9, desc_regs 4.25 (before part 2:
 # 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Since run_timing
 # reads only a module's own hierarchy (module_files) the figures are deterministic; with
 # bench_clock.py's buffers: layer_seq 6.2 (202.0 - 203.7 MHz), tile_rd/tile_wr 4.25. Yosys
@@ -106,12 +107,30 @@ def top46_files():
     return rtl_verilog(rtl_params_hw(4, 6, 4096, 4096, 1024, 3, 256, impl="dsp"))
 
 
-@pytest.mark.parametrize("module", ["fp32_add synth", *MODULES])
-def test_every_module_stays_within_the_stated_depth(module, top46_files):
+@pytest.fixture(scope="module")
+def top46_128_files():
+    """The same array at the UltraScale+ boards' HP width (128-bit beats)."""
+    from efgen.rtl.top import rtl_params_hw, rtl_verilog
+
+    return rtl_verilog(rtl_params_hw(4, 6, 4096, 4096, 1024, 3, 256, impl="dsp", axi_width=128))
+
+
+# The modules whose logic grows with the beat, also at 128 bits: axi_dma_rd 5.45 LUT levels
+# (210 MHz; was 6.8, 172.7 MHz, before its reservation sum took its candidates in parallel
+# and its data path's beat-count compares became registers), beat_pack 4.5 (250 MHz; was
+# 6.0, 192.3 MHz, before its words-left compares became registers)
+WIDE = ("axi_dma_rd 128", "beat_pack 128")
+
+
+@pytest.mark.parametrize("module", ["fp32_add synth", *MODULES, *WIDE])
+def test_every_module_stays_within_the_stated_depth(module, request):
     _require_yosys()
     if module == "fp32_add synth":
         r = run_timing(fp_units_verilog("synth"), "fp32_add", "xcup")
+    elif module in WIDE:
+        r = run_timing(request.getfixturevalue("top46_128_files"), module.split()[0], "xcup")
     else:
+        top46_files = request.getfixturevalue("top46_files")
         r = run_timing(top46_files, module, "xcup")
     print(f"{module}: {r.levels:.2f} LUT levels, {r.fmax_lo:.0f} .. {r.fmax_hi:.0f} MHz, "
           f"{r.seconds:.0f} s")
