@@ -30,7 +30,7 @@ def fmax_table(quick: bool, impl: str = "dsp", families: tuple[str, ...] = ("xcu
     from efgen.rtl.timing import MODULES, WIDE_MODULES, run_timing
     from efgen.rtl.top import RtlParams, rtl_verilog, wload_words
 
-    dependent = ("engine_wload", "sgd_wb", "engine_ctrl", "layer_seq")
+    dependent = ("engine_wload", "sgd_wb", "engine_ctrl", "layer_seq", "vec_unit")
     fams = ()
     if "xcup" in families:
         fams += (("xcup", ((4, 4), (8, 8), (16, 24)) if quick else ((4, 4), (8, 8), (16, 16), (16, 24))),)
