@@ -2,7 +2,7 @@
 
 Every element-wise descriptor kind the step programs emit (RELU_FP, RELU_BP, ADD_FP with
 and without its ReLU, ERRSUM with 1 to 4 sources, with and without the ReLU mask: 1 to 4
-passes; RELU_BP with FLAG_MASK is not emitted, and the interpreter ignores its mask) runs on random
+passes; RELU_BP with and without FLAG_MASK, which the step programs do not emit) runs on random
 tensors whose channel count is not a multiple of the lane block, with garbage in the
 input pad lanes and in the output regions beforehand. The whole DRAM image after the runs
 must equal efgen.csim.interp's (same adds in the same order: equal values, bit for bit
@@ -61,7 +61,7 @@ def _cases(lanes: int, seed: int = 0):
         d("ADD_FP", [src[0], src[1]], 1),
         d("ADD_FP", [src[1], src[2]], 2, ["RELU"]),
         d("RELU_BP", [src[2], src[3]], 3),
-        d("RELU_BP", [src[3], src[0]], 4),
+        d("RELU_BP", [src[3], src[0]], 4, ["MASK"], mask=src[5]),
         d("ERRSUM", [src[4]], 5, ["MASK"], mask=src[5], n_src=1),
         d("ERRSUM", [src[0], src[1], src[2]], 6, n_src=3),
         d("ERRSUM", [src[5], src[4], src[3], src[2]], 7, ["MASK"], mask=src[1], n_src=4),

@@ -193,7 +193,8 @@ class Interp:
         elif op == "RELU_FP":
             self.fm_put(a[7], ops.relu_fp(self.fm_get(a[0], xin)))
         elif op == "RELU_BP":
-            self.fm_put(a[7], ops.relu_bp(self.fm_get(a[0], yout), self.fm_get(a[1], yout)))
+            dx = ops.relu_bp(self.fm_get(a[0], yout), self.fm_get(a[1], yout))
+            self.fm_put(a[7], masked(dx, a[6], yout))        # FLAG_MASK: as the HLS engine
         elif op == "MAXPOOL_FP":
             y, arg = ops.maxpool_fp(self.fm_get(a[0], xin), d.kh, d.stride, d.pad)
             self.fm_put(a[7], y)
