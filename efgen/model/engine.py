@@ -557,6 +557,17 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # mask tiles share the weights' read port: a chunk's weights wait for the stores
         # (and mask reads) of the chunk before, which are then exposed
         fill = fill + np.where(jb["mask"] > 0, (n_chunks - 1) * m_io * s_last, 0.0)
+    if hw.wdb:
+        # double-buffered weights: while the array waits at a chunk boundary (an exposed
+        # weight load; with a mask, the stores and the load), a loader slower than the
+        # array (L > C a step) runs on and fills both IFM halves, so the next chunk's
+        # first two steps do not wait for their tiles: up to 2 (L - C) of the wait is
+        # the loader's anyway
+        wait = np.where(jb["mask"] > 0, m_io * s_last + t_w_full, 0.0) if hw.mask_port \
+            else 0.0
+        wait = np.where(ovl, w_exposed, np.maximum(wait, w_exposed))
+        slack = 2.0 * np.maximum(first0 - (m_c * Cy[..., 0, 0] + so), 0.0)
+        fill = fill - np.where(wdb & (n_chunks > 1), (n_chunks - 1) * np.minimum(wait, slack), 0.0)
     # job set-up: the RTL's sequencer counts the output and reduction blocks (2 cycles
     # each, for the layer's and the weight tensor's view) before the first transfer
     setup = np.where(hw.job_overhead > 0, hw.job_overhead + 2.0 * (MB + NB), 0.0)
