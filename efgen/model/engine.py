@@ -26,7 +26,10 @@ reduction block, C = compute of one output block, s = store of one output block)
 (C is ``mc`` blocks plus a per-step control cost where the blocks of a step share it)
 plus, per weight chunk, the weight load (FP/BP) or the gradient write-back with the
 SGD update (WU), which are not overlapped (one weight-buffer copy), plus the pipeline
-fill (first load) and drain (last store). Compute of one block is ``tr*tc*K*K`` cycles
+fill (first load) and drain (last store). With ``hw.wdb`` (two weight-buffer copies,
+``--weight-db``; measured in the reference RTL's co-simulation) FP/BP pay
+``W_0 + sum_k max(W_{k+1}, C_k) + C_last`` over their chunks instead (see
+:func:`evaluate`); WU's write-back stays exposed. Compute of one block is ``tr*tc*K*K`` cycles
 plus the MAC pipeline depth: every cycle the array takes one Tm x Tn weight vector.
 Channels that do not fill the Tm or Tn lanes still take the cycles (idle lanes).
 
