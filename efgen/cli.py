@@ -503,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "scheduler's for the board)")
     s.add_argument("--layer", metavar="NAME", help="only this layer")
     s.add_argument("--phase", choices=["fp", "bp", "wu"], help="only this phase")
+    s.add_argument("--weight-db", choices=["off", "on", "auto"], default="off",
+                   help="double-buffered weight chunks (as efgen build --weight-db)")
     s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     s.add_argument("--layout", choices=["reshaped", "nchw", "both"], default="reshaped",
                    help="feature-map layout in DRAM")
