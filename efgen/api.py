@@ -267,7 +267,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           momentum: bool = True, progress: Callable[[str], None] | None = None,
           command: Sequence[str] | None = None, training: Any = None,
           fuse: bool = False, target: str = "hls", rtl_impl: str = "dsp",
-          parray: bool = False) -> Accelerator:
+          parray: bool = False, weight_db: str = "off") -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -289,6 +289,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     ``parray``: search a third unrolled dimension P (pixel lanes) and pack shallow
     layers' kernel taps into idle reduction lanes (issue 13; the HLS C++ runs both, the
     reference RTL neither, so no rtl/ is written; ``tiles`` may fix P as a third value).
+    ``weight_db``: double-buffered weight chunks (issue 13): ``"off"`` (one weight buffer,
+    the default), ``"on"`` or ``"auto"`` (the scheduler weighs the second buffer's BRAM).
     ``target``: ``"hls"`` (the Vitis HLS build's resources must fit the board's caps)
     or ``"rtl"`` (the reference RTL's, with FP32 units ``rtl_impl``; efgen.rtl.cost).
     Nothing is written until :meth:`Accelerator.write`.
@@ -318,12 +320,12 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
                   objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
                   train_last=train_last, momentum=bool(momentum), training=t,
                   fuse=bool(fuse), target=target, rtl_impl=rtl_impl, p=p,
-                  parray=bool(parray))
+                  parray=bool(parray), weight_db=weight_db)
     design, ev, full = estimate(req, progress=progress or (lambda s: None))
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
                momentum, training if isinstance(training, (str, os.PathLike)) else None,
-               fuse, target, parray)
+               fuse, target, parray, weight_db)
     return Accelerator(n, b, design, ev, full, words, training=t)
 
 
@@ -346,7 +348,8 @@ def _training(training: Any, net):
 
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
-           momentum, training=None, fuse=False, target="hls", parray=False) -> tuple[str, ...]:
+           momentum, training=None, fuse=False, target="hls", parray=False,
+           weight_db="off") -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -368,6 +371,7 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
         no_momentum=not momentum, fuse=bool(fuse), target=target, parray=bool(parray),
+        weight_db=weight_db,
         training=None if training is None else os.fspath(training)))
 
 

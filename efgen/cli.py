@@ -178,6 +178,7 @@ def cmd_build(args) -> int:
                 precision=args.precision, train_last=args.train_last, tiles=args.tiles,
                 overrides=args.overrides, momentum=not args.no_momentum,
                 fuse=getattr(args, "fuse", False), parray=getattr(args, "parray", False),
+                weight_db=getattr(args, "weight_db", "off"),
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
                 command=request_words(args), training=args.training,
                 target=getattr(args, "target", "hls"), rtl_impl=getattr(args, "rtl_impl", "dsp"))
@@ -447,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="search a third unrolled dimension P (adjacent output pixels) and "
                         "pack shallow layers' kernel taps into idle reduction lanes; the HLS "
                         "C++ runs both, the reference RTL neither (rtl/ is not written)")
+    s.add_argument("--weight-db", choices=["off", "on", "auto"], default="off",
+                   help="double-buffered weight chunks: the next chunk's weights load while "
+                        "the array computes (twice the weight buffer's BRAM); auto lets the "
+                        "scheduler decide (default: off)")
     s.add_argument("-o", "--output", metavar="DIR", help="default: build/<net>-<board>")
     s.add_argument("--rtl-impl", choices=["dsp", "synth", "behav"], default="dsp",
                    help="FP32 units of the reference RTL in DIR/rtl: synthesizable with the "
@@ -498,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "scheduler's for the board)")
     s.add_argument("--layer", metavar="NAME", help="only this layer")
     s.add_argument("--phase", choices=["fp", "bp", "wu"], help="only this phase")
+    s.add_argument("--weight-db", choices=["off", "on", "auto"], default="off",
+                   help="double-buffered weight chunks (as efgen build --weight-db)")
     s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     s.add_argument("--layout", choices=["reshaped", "nchw", "both"], default="reshaped",
                    help="feature-map layout in DRAM")

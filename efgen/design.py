@@ -39,7 +39,9 @@ class HwParams:
     * ``ofm_depth``: words per OFM bank (``tm`` banks, two halves) - output tiles in
       FP/BP, error tiles in WU.
     * ``wbuf_depth``: words per weight bank (``tm * tn`` banks, one copy) - a chunk of
-      the layer's weights in FP/BP, gradient accumulators in WU.
+      the layer's weights in FP/BP, gradient accumulators in WU. With ``wdb`` (issue 13)
+      two copies: the next chunk's weights load into one while the array computes from
+      the other (ping-pong weight chunks; twice the weight buffer's BRAM).
     """
 
     precision: str = "fp32"
@@ -80,6 +82,7 @@ class HwParams:
     p: int = 1                     # pixel lanes: P adjacent output pixels of a tile row a cycle
     pack: bool = False             # shallow FP/WU jobs (red < Tn) carry kernel taps in the
                                    # spare reduction lanes ((channel, tap) pairs)
+    wdb: bool = False              # double-buffered weight chunks (2 x wbuf_depth a bank)
 
     @property
     def lanes(self) -> int:
@@ -167,6 +170,8 @@ class Design:
             del d["hw"]["p"]
         if not d["hw"]["pack"]:
             del d["hw"]["pack"]
+        if not d["hw"]["wdb"]:                    # (issue 13, double-buffered weights)
+            del d["hw"]["wdb"]
         return d
 
     def to_json(self) -> str:

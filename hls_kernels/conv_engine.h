@@ -31,7 +31,11 @@
 // Per weight chunk (mc output blocks):
 //   1. FP/BP: load_weights - the chunk's weights (and FP bias) into the weight buffer,
 //      one linear burst per DRAM (m-block, n-block) pair. Not overlapped (the RTL
-//      neither; the model prices it exposed).
+//      neither; the model prices it exposed) - unless EFGEN_WDB (double-buffered weight
+//      chunks, issue 13): then two weight buffers, chunk ch's in buffer ch % 2, and
+//      run_chunk_wdb runs the next chunk's load_weights (into the other buffer) beside
+//      this chunk's run_chunk as the two processes of one DATAFLOW region (as the RTL's
+//      weight streamer runs beside its tile loops).
 //   2. run_chunk - a DATAFLOW region of three processes connected by streams of blocks
 //      (efgen_dataflow.h = hls::stream_of_blocks, two blocks each: ping-pong):
 //        ce_load  -> ifm_s (input tiles, Tn lanes)      -> ce_mac
@@ -109,6 +113,11 @@
 // half the Tn lanes carries kernel taps in the idle lanes (efgen.model.engine.packed_taps).
 #ifndef EFGEN_PACK
 #define EFGEN_PACK 0
+#endif
+// Double-buffered weight chunks (issue 13, HwParams.wdb): FP/BP load chunk ch+1's weights
+// while chunk ch computes (a second weight buffer of EFGEN_WBUF_DEPTH words a bank).
+#ifndef EFGEN_WDB
+#define EFGEN_WDB 0
 #endif
 
 // Depth of the per-lane bias buffer (FP bias values): one word per output block of a
@@ -1364,6 +1373,7 @@ static void run_chunk(const Job& j, int ob0, int nmb, float wbuf[TM][TN][WBUF_DE
 
 // ---- weights in (FP/BP), gradients out (WU) -------------------------------------------------
 
+
 // FP/BP: the chunk's weights (output blocks ob0 .. ob0+nmb-1 of the phase, all
 // reduction blocks), one linear burst per DRAM (m-block, n-block) pair, a row of Tn
 // words (one (i, j, m) of the pair) per iteration. FP: word (mbl*NB + nb)*K*K + i*K + j
@@ -1435,6 +1445,36 @@ EFGEN_LABEL(LOAD_W_PAIRS_M)
     }
   }
 }
+
+#if EFGEN_WDB
+// The next chunk's weights (nmb = 0: none, after the last chunk) into the idle buffer.
+static void load_next_weights(const Job& j, int ob0, int nmb, float wnext[TM][TN][WBUF_DEPTH],
+                              float bnext[TM][MAX_MC], const float* mem_w) {
+  EFGEN_HLS(INLINE off)
+  if (nmb > 0) load_weights(wnext, bnext, j, ob0, nmb, mem_w);
+}
+
+// One chunk with double-buffered weights: a DATAFLOW region of two processes, the next
+// chunk's weight load into (wnext, bnext) and this chunk's run_chunk from (wcur, bcur).
+// The two touch different buffers, so they run concurrently (threads in C-simulation).
+static void run_chunk_wdb(const Job& j, int ob0, int nmb, int nob0, int nnmb,
+                          float wcur[TM][TN][WBUF_DEPTH], const float bcur[TM][MAX_MC],
+                          float wnext[TM][TN][WBUF_DEPTH], float bnext[TM][MAX_MC],
+                          float bacc[TM][MAX_MC * ACC_DIST],
+                          const float kb[XF_TERMS][XF_CONSTS][T][XF_D],
+                          const float kbd[XF_TERMS][XF_CONSTS][T][XF_D],
+                          const float skb[TM][MAX_MC], float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                          const float kbs[XF_CONSTS][TM][MAX_MC],
+                          const float* mem_in, const float* mem_w, float* mem_out) {
+  EFGEN_HLS(INLINE off)
+  EFGEN_HLS(DATAFLOW)
+  EFGEN_REGION(region);
+  EFGEN_PROCESS(region, load_next_weights(j, nob0, nnmb, wnext, bnext, mem_w));
+  EFGEN_PROCESS(region, run_chunk(j, ob0, nmb, wcur, bcur, bacc, kb, kbd, skb, sacc, kbs,
+                                  mem_in, mem_w, mem_out));
+  EFGEN_JOIN(region);
+}
+#endif
 
 // One SGD step on T lanes, efgen.golden.ops.sgd_update's and the RTL's order of float
 // operations: g' = g + wd*p; v = momentum*v + g'; p = p - lr*v.
@@ -1812,12 +1852,46 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
   EFGEN_HLS(BIND_STORAGE variable=bbuf type=ram_2p impl=lutram)
   EFGEN_HLS(ARRAY_PARTITION variable=bacc type=complete dim=1)
   EFGEN_HLS(BIND_STORAGE variable=bacc type=ram_2p impl=lutram)
+#if EFGEN_WDB
+  // the second weight buffer (and FP bias buffer): odd chunks' weights
+  static float wbuf1[TM][TN][WBUF_DEPTH];
+  static float bbuf1[TM][MAX_MC];
+  EFGEN_HLS(ARRAY_PARTITION variable=wbuf1 type=complete dim=1)
+  EFGEN_HLS(ARRAY_PARTITION variable=wbuf1 type=complete dim=2)
+  EFGEN_HLS(BIND_STORAGE variable=wbuf1 type=ram_2p impl=bram)
+  EFGEN_HLS(ARRAY_PARTITION variable=bbuf1 type=complete dim=1)
+  EFGEN_HLS(BIND_STORAGE variable=bbuf1 type=ram_2p impl=lutram)
+#endif
 
   Job j;
   if (make_job(d, j) != EFGEN_CONV_OK) return;  // rejected: nothing read or written
   if (j.xf && !load_xf(j, kb, kbd, mem_w)) return;   // an unsupported record: nothing written
 
   const int nchunks = cdiv(j.MB, j.mc);
+#if EFGEN_WDB
+  if (j.mode != WU) {
+    // FP/BP: chunk 0's weights first; then per chunk its run beside the next one's load
+    load_weights(wbuf, bbuf, j, 0, imin(j.mc, j.MB), mem_w);
+  EFGEN_LABEL(CHUNKS_WDB)
+    for (int ch = 0; ch < nchunks; ++ch) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNKS)
+      const int ob0 = ch * j.mc;
+      const int nmb = imin(j.mc, j.MB - ob0);
+      const int nob0 = ob0 + j.mc;
+      const int nnmb = ch + 1 < nchunks ? imin(j.mc, j.MB - nob0) : 0;
+      if (j.stats) stats_begin(j, ob0, nmb, skb, sacc, mem_w);
+      if (j.mode == BP && j.mk != 0) mask_begin(j, ob0, nmb, kbs, mem_w);
+      if (ch % 2 == 0)
+        run_chunk_wdb(j, ob0, nmb, nob0, nnmb, wbuf, bbuf, wbuf1, bbuf1, bacc, kb, kbd, skb,
+                      sacc, kbs, mem_in, mem_w, mem_out);
+      else
+        run_chunk_wdb(j, ob0, nmb, nob0, nnmb, wbuf1, bbuf1, wbuf, bbuf, bacc, kb, kbd, skb,
+                      sacc, kbs, mem_in, mem_w, mem_out);
+      if (j.stats) stats_end(j, ob0, nmb, sacc, mem_out);
+    }
+    return;
+  }
+#endif
 EFGEN_LABEL(CHUNKS)
   for (int ch = 0; ch < nchunks; ++ch) {
     EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNKS)

@@ -11,6 +11,12 @@ SLOW = {
     # the whole efgen_top through `efgen synth --yosys` (minutes); test_yosys_efgen_top_4x4
     # checks the same resource model on efgen_top 4x4 directly
     "tests/test_rtl_synth.py::test_cli_synth_efgen_top_2x2",
+    # efgen_top 4x4 with double-buffered weights through Yosys (minutes);
+    # test_double_buffered_weights_double_the_weight_rams checks the model's side
+    "tests/test_rtl_synth.py::test_yosys_efgen_top_4x4_wdb",
+    # random AXI stalls on the double-buffered 2x4 build (a build and four passes);
+    # test_double_buffered_weights runs the same RTL unstalled
+    "tests/test_rtl_top.py::test_backpressure_is_bit_identical[2x4-nchw-wdb]",
     # the fabric FP32 adder in efgen_top; the default DSP adder stays
     "tests/test_rtl_top.py::test_synthesizable_fp_units[synth]",
     # layer_seq's logic depth (a minute of Yosys); every other module stays

@@ -123,3 +123,29 @@ def test_sgd_hyperparameters_reach_the_kernel(tmp_path):
     res = run_csim(net, design, board, tmp_path, sgd=SGD(lr=0.1, momentum=0.5,
                                                            weight_decay=1e-2))
     assert res.ok, format_report(res)
+
+
+# Issue 13 part 3: double-buffered weight chunks (--weight-db on: two weight buffers,
+# run_chunk_wdb loads chunk ch+1 beside chunk ch in one DATAFLOW region, threads in
+# C-simulation). Every FP/BP layer-phase is re-tiled to one output block a chunk so that
+# each of its chunk boundaries swaps the buffers.
+WDB_STEPS = [("tiny", 4, 8), ("resnet20", 8, 16)]
+
+
+@pytest.mark.parametrize("case", WDB_STEPS, ids=lambda c: f"{c[0]}-{c[1]}x{c[2]}-wdb")
+def test_whole_steps_with_double_buffered_weights(case, tmp_path):
+    from dataclasses import replace
+
+    name, tm, tn = case
+    net, board = load_net(name), load_board("zcu102")
+    design = schedule(Request(net, board, batch=2, tm=tm, tn=tn, weight_db="on"))
+    assert design.hw.wdb
+    design = replace(design, schedule=tuple(s if s.phase == "wu" else replace(s, mc=1)
+                                            for s in design.schedule))
+    chunks = {(l.name, ph): -(-(l.out_shape[0] if ph == "fp" else l.in_shape[0]) // tm)
+              for l in net if l.is_weighted and l.op == "conv" for ph in ("fp", "bp")}
+    assert max(chunks.values()) >= 3          # buffer 0, 1, then 0 again
+    res = run_csim(net, design, board, tmp_path)
+    step = res.steps[0]
+    assert step.ok, format_report(res)
+    assert abs(step.loss_csim - step.loss_golden) <= 1e-5 * abs(step.loss_golden)

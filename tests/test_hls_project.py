@@ -52,6 +52,13 @@ def projects(tmp_path_factory):
         hls = tmp_path_factory.mktemp(name) / "hls"
         write_hls(build_program(net, design), board, hls)
         out[name] = hls
+    # double-buffered weight chunks (issue 13, --weight-db on: EFGEN_WDB, run_chunk_wdb)
+    net = load_net("tiny")
+    design = schedule(Request(net, board, batch=2, weight_db="on"))
+    hls = tmp_path_factory.mktemp("tiny-wdb") / "hls"
+    write_hls(build_program(net, design), board, hls)
+    assert "#define EFGEN_WDB 1" in (hls / "efgen_params.h").read_text()
+    out["tiny-wdb"] = hls
     return out
 
 
@@ -69,7 +76,7 @@ def _cosim_checks(hls: Path) -> dict[str, tuple[int, int]]:
 # ---------------------------------------------------------------- C++14 / C++17
 
 @pytest.mark.parametrize("std", ["c++14", "c++17"])
-@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("name", list(NETS) + ["tiny-wdb"])
 def test_project_compiles_warning_free(projects, name, std, tmp_path):
     """Each file as Vitis compiles it (-I. -Ihls_kernels), then linked: the whole-step
     testbench with the host and the kernel, the co-simulation testbench with the kernel

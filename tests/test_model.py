@@ -333,3 +333,52 @@ def test_read_and_written_bytes_split(resnet20_zcu102):
     assert t["dram_read_bytes"] + t["dram_write_bytes"] == pytest.approx(t["dram_bytes"])
     for r in ev["rows"]:
         assert 0 <= r.dram_read_bytes <= r.dram_bytes + 1e-6, (r.layer, r.phase)
+
+
+# ---- double-buffered weight chunks (issue 13, HwParams.wdb) -------------------------------------
+
+def test_double_buffered_weights_hide_chunk_loads():
+    """With two weight buffers a chunk's load overlaps the previous chunk's compute: on a
+    compute-bound conv only the first chunk's load beyond the first input tile is exposed
+    (the reference RTL's co-simulation measures it, tests/test_rtl_top.py); WU (no weight
+    load) is unchanged; one chunk saves only the first tile's overlap."""
+    _, jobs = one_conv(32, 32, 16, 3, 1, 1, batch=2)
+    fp = [j for j in jobs if j.phase != "wu"]
+    wu = [j for j in jobs if j.phase == "wu"]
+    on = replace(HW, wdb=True, wbuf_depth=512)
+    off = replace(HW, wbuf_depth=512)
+    tiles = [(16, 16, 2, "wo")] * len(fp)          # 8 output blocks, 4 chunks of 2
+    a, b = run(fp, tiles, off), run(fp, tiles, on)
+    first = b["load_cycles"] / (2 * 8 * 8)         # one input tile (images x blocks x NB)
+    n = 4
+    w = a["wload_cycles"] / n                       # equal chunks
+    assert np.all(b["cycles"] < a["cycles"])
+    assert b["wload_cycles"] == pytest.approx(np.maximum(w - first, 0.0))
+    # the chunks after the first no longer restart the tile pipeline either
+    assert np.all(a["cycles"] - b["cycles"] >= (n - 1) * w)
+    assert np.array_equal(run(wu, [(16, 16, 2, "io")], off)["cycles"],
+                          run(wu, [(16, 16, 2, "io")], on)["cycles"])
+    one = [(16, 16, 8, "wo")] * len(fp)           # one chunk: only the first tile overlaps
+    a1, b1 = run(fp, one, off), run(fp, one, on)
+    assert b1["cycles"] == pytest.approx(a1["cycles"] - np.minimum(a1["wload_cycles"], first))
+
+
+def test_double_buffered_weights_cost_bram_and_the_scheduler_weighs_them():
+    board = load_board("zcu102")
+    hw = HwParams(tm=16, tn=16, ifm_depth=2048, ofm_depth=1024, wbuf_depth=512)
+    one, two = resource_use(hw, board), resource_use(replace(hw, wdb=True), board)
+    assert two.bram_wbuf == 2 * one.bram_wbuf and two.bram18 - one.bram18 == one.bram_wbuf
+    net = load_net("resnet20")
+    off = schedule(Request(net, board, batch=32, clock_mhz=100.0))
+    on = schedule(Request(net, board, batch=32, clock_mhz=100.0, weight_db="on"))
+    auto = schedule(Request(net, board, batch=32, clock_mhz=100.0, weight_db="auto"))
+    assert not off.hw.wdb and on.hw.wdb and '"wdb"' not in off.to_json()
+    cyc = {k: evaluate_design(net, d, board)["totals"]["cycles"]
+           for k, d in (("off", off), ("on", on), ("auto", auto))}
+    assert cyc["auto"] <= min(cyc["off"], cyc["on"]) * (1 + 1e-9)
+    for d in (on, auto):
+        res = evaluate_design(net, d, board)["totals"]["resources"]
+        assert all(res[r] <= board.cap(r) for r in ("dsp", "bram18", "uram", "lut", "ff"))
+    from efgen.errors import EfgenError
+    with pytest.raises(EfgenError, match="--weight-db"):
+        schedule(Request(net, board, batch=32, weight_db="yes"))

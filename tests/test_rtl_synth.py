@@ -27,6 +27,7 @@ from efgen.rtl.engine import EngineParams, engine_verilog
 from efgen.rtl.synth import (
     RtlSpec,
     control_multipliers,
+    engine_rams,
     format_table,
     load_rtl_json,
     memory_cells,
@@ -461,9 +462,9 @@ def test_memory_cells_reproduce_yosys_small_memories():
         memory_cells(0, 4)
 
 
-def _rtl(tm, tn, ifm=512, ofm=256, wbuf=64, wl_words=1, **kw):
+def _rtl(tm, tn, ifm=512, ofm=256, wbuf=64, wl_words=1, wdb=False, **kw):
     return RtlParams(EngineParams(tm, tn, ifm_depth=ifm, ofm_depth=ofm, wbuf_depth=wbuf, kmax=3,
-                                  smax=4, impl="synth", wl_words=wl_words), **kw)
+                                  smax=4, impl="synth", wl_words=wl_words, wdb=wdb), **kw)
 
 
 # Measured: Yosys 0.23 synth_xilinx -family xcup -flatten -run :map_dsp on efgen_top, then
@@ -548,6 +549,8 @@ def test_rtl_json_top_errors_are_one_line(tmp_path, extra, what):
 # run_yosys on rtl_verilog. The two Yosys runs
 # (about 100 s and 140 s of CPU each with Yosys 0.23) go in parallel.
 TOP44 = _rtl(4, 4, ifm=64, ofm=32, wbuf=512, wl_words=4, axi_width=128)
+# the same with double-buffered weight chunks (issue 13): each weight bank 1024 words deep
+TOP44_WDB = _rtl(4, 4, ifm=64, ofm=32, wbuf=512, wl_words=4, axi_width=128, wdb=True)
 
 
 @pytest.fixture(scope="module")
@@ -599,5 +602,26 @@ def test_yosys_efgen_top_4x4(top44_run):
     print(format_table(pred, res))
     for key in ("DSP48E2", "RAMB18-eq"):
         assert _within(pred, got, key), (key, pred[key], got[key])
+    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
+        assert got[key] == pred[key], (key, pred[key], got[key])
+
+
+def test_double_buffered_weights_double_the_weight_rams():
+    """--weight-db: the model's weight RAMs are 2 x wbuf_depth deep, nothing else changes
+    (the weight streamer adds no multiplier; test_yosys_efgen_top_4x4_wdb measures it)."""
+    one, two = predict_top(TOP44), predict_top(TOP44_WDB)
+    assert engine_rams(TOP44_WDB.engine)[-1] == ("weights", 16, 32, 1024)
+    assert two["DSP48E2"] == one["DSP48E2"]
+    assert sorted(top_multipliers(TOP44_WDB)) == sorted(top_multipliers(TOP44))
+    assert two["RAMB18-eq"] > one["RAMB18-eq"]
+    assert "wdb" not in TOP44.as_dict()["engine"] and TOP44_WDB.as_dict()["engine"]["wdb"]
+
+
+def test_yosys_efgen_top_4x4_wdb(tmp_path):
+    _require_yosys()
+    res = run_yosys(rtl_verilog(TOP44_WDB), "efgen_top", workdir=tmp_path)
+    pred, got = predict_top(TOP44_WDB), res.counts
+    print(f"efgen_top 4x4 wdb (ifm 64, ofm 32, wbuf 2 x 512): Yosys {res.seconds:.1f} s")
+    print(format_table(pred, res))
     for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
         assert got[key] == pred[key], (key, pred[key], got[key])

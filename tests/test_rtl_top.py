@@ -42,7 +42,7 @@ def _require(tool: str) -> None:
 def _params(tm, tn, layout="reshaped", impl="behav", axi=32, **kw) -> RtlParams:
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=kw.get("ifm", 512), ofm_depth=kw.get("ofm", 256),
                        wbuf_depth=kw.get("wbuf", 256), kmax=3, smax=4, impl=impl,
-                       wl_words=wload_words(tm, tn, axi // 32))
+                       wl_words=wload_words(tm, tn, axi // 32), wdb=kw.get("wdb", False))
     return RtlParams(eng, layout=layout, max_burst=16, axi_width=axi)
 
 
@@ -78,6 +78,14 @@ SETS = {
     "4x4-reshaped": (_params(4, 4, axi=128), CASES),
     "2x4-nchw": (_params(2, 4, "nchw"), CASES),
 }
+# Double-buffered weight chunks (issue 13, EngineParams.wdb) on the same two builds: FP and
+# BP with several chunks (wo and io), a ReLU-masked BP (its chunks wait for the mask reads),
+# a weight-bound linear BP and a WU (bank 0; unchanged).
+WDB_CASES = [c for c in CASES if c.name in ("c1", "b2", "m1", "l2", "w1")]
+WDB_SETS = {
+    "4x4-reshaped-wdb": (_params(4, 4, axi=128, wdb=True), WDB_CASES),
+    "2x4-nchw-wdb": (_params(2, 4, "nchw", wdb=True), WDB_CASES),
+}
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +103,7 @@ _WORK: dict = {}
 def _run(name, tmp_path_factory, build_cache):
     if name not in _RUNS:
         _require("verilator")
-        p, cases = SETS[name]
+        p, cases = {**SETS, **WDB_SETS}[name]
         work = tmp_path_factory.mktemp(name)
         res = run_layer_phases(p, cases, workdir=work)
         _RUNS[name] = (p, res, model_rows(p, res))
@@ -120,11 +128,12 @@ def test_verilog_is_deterministic_and_complete():
     assert rtl_verilog(_params(2, 4, "nchw"))["layer_seq.v"] != a["layer_seq.v"]
 
 
-@pytest.mark.parametrize("name", ["4x4-reshaped", "2x4-nchw"])
+@pytest.mark.parametrize("name", ["4x4-reshaped", "2x4-nchw", "4x4-reshaped-wdb",
+                                  "2x4-nchw-wdb"])
 def test_lint_verilator_and_icarus(name, tmp_path):
     _require("verilator")
     _require("iverilog")
-    p, _ = SETS[name]
+    p, _ = {**SETS, **WDB_SETS}[name]
     files = rtl_verilog(p)
     for f, text in files.items():
         (tmp_path / f).write_text(text)
@@ -174,6 +183,30 @@ def test_model_predicts_measured_cycles(name, tmp_path_factory, build_cache):
         assert abs(r.bursts - r.model_bursts) <= tol, _table(rows)
     splits = {r.label: r.page_splits for r in rows}
     assert splits["g1:fp"] > 0 and splits["g2:bp"] > 0, splits
+
+
+@pytest.mark.parametrize("name", list(WDB_SETS))
+def test_double_buffered_weights(name, tmp_path_factory, build_cache):
+    """Ping-pong weight chunks: the golden within 1e-4, the model within 5% per layer-phase
+    with the same bursts, and the measured cycles below the single buffer's where a chunk's
+    weights can load during the previous chunk's compute (FP/BP with several chunks)."""
+    p, res, rows = _run(name, tmp_path_factory, build_cache)
+    _, _, base_rows = _run(name[:-len("-wdb")], tmp_path_factory, build_cache)
+    base = {r.label: r for r in base_rows}
+    print(f"\n{name}\n{_table(rows)}")
+    print("\n".join(f"{r.label:10s} single {base[r.label].cycles:7d} double {r.cycles:7d} "
+                    f"({100.0 * (r.cycles - base[r.label].cycles) / base[r.label].cycles:+5.1f}%)"
+                    for r in rows))
+    for r in res:
+        assert r.max_rel <= BAR, (r.lp.label, r.errors)
+    bad = [r for r in rows if abs(r.err_pct) > MODEL_BAR]
+    assert not bad, _table(rows)
+    for r in rows:
+        tol = 0.0 if p.tm == p.tn or not r.label.endswith(":bp") else 0.02 * r.bursts
+        assert abs(r.bursts - r.model_bursts) <= tol, _table(rows)
+        assert r.bursts == base[r.label].bursts, (r.label, r.bursts, base[r.label].bursts)
+    for label in ("c1:fp", "b2:bp", "l2:bp"):
+        assert {r.label: r.cycles for r in rows}[label] < base[label].cycles, label
 
 
 def test_layouts_compared_by_measurement(tmp_path_factory, build_cache):
@@ -322,12 +355,13 @@ SMALL = [
 PAUSE_SEEDS = (1, 2, 3)
 
 
-@pytest.mark.parametrize("name", list(SETS))
+@pytest.mark.parametrize("name", list(SETS) + ["2x4-nchw-wdb"])
 def test_backpressure_is_bit_identical(name, tmp_path_factory, build_cache):
     """Random back-pressure and idle cycles on every AXI channel (3 seeds, FP/BP/WU): the
-    DRAM after each pass is bit-identical to the unpaused pass's; only cycles grow."""
+    DRAM after each pass is bit-identical to the unpaused pass's; only cycles grow. (With
+    double-buffered weights: FP and BP of 2 and 3 chunks, the weight streamer stalled.)"""
     _require("verilator")
-    p, _ = SETS[name]
+    p, _ = {**SETS, **WDB_SETS}[name]
     runs = [Run(i) for i in range(len(SMALL))]
     passes = cosim.run_passes(p, SMALL, [(runs, None)] + [(runs, Pause(s, 0.3))
                                                           for s in PAUSE_SEEDS],

@@ -27,7 +27,8 @@ def design_for(args):
     if args.batch < 1:
         raise EfgenError("--batch must be at least 1", where="efgen cosim",
                          fix="give a positive batch")
-    return net, schedule(Request(net, board, batch=args.batch, tm=tm, tn=tn))
+    return net, schedule(Request(net, board, batch=args.batch, tm=tm, tn=tn,
+                                 weight_db=getattr(args, "weight_db", "off")))
 
 
 def format_rows(rows, title: str) -> str:

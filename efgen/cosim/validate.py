@@ -60,7 +60,8 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     step_overhead=STEP_OVERHEAD, wpair_overhead=WPAIR_OVERHEAD,
                     wload_drain=WLOAD_DRAIN,
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
-                    outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True)
+                    outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True,
+                    wdb=e.wdb)
 
 
 def vec_words(desc, tl: int) -> int:

@@ -26,7 +26,10 @@ reduction block, C = compute of one output block, s = store of one output block)
 (C is ``mc`` blocks plus a per-step control cost where the blocks of a step share it)
 plus, per weight chunk, the weight load (FP/BP) or the gradient write-back with the
 SGD update (WU), which are not overlapped (one weight-buffer copy), plus the pipeline
-fill (first load) and drain (last store). Compute of one block is ``tr*tc*K*K`` cycles
+fill (first load) and drain (last store). With ``hw.wdb`` (two weight-buffer copies,
+``--weight-db``; measured in the reference RTL's co-simulation) FP/BP pay
+``W_0 + sum_k max(W_{k+1}, C_k) + C_last`` over their chunks instead (see
+:func:`evaluate`); WU's write-back stays exposed. Compute of one block is ``tr*tc*K*K`` cycles
 plus the MAC pipeline depth: every cycle the array takes one Tm x Tn weight vector.
 Channels that do not fill the Tm or Tn lanes still take the cycles (idle lanes).
 
@@ -455,7 +458,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # hw.p images a step: each lane group loads and stores its own image's tiles
         L = L * np.where(major4, 1.0, pl)
         s_out = s_out * np.where(major4, 1.0, pl)
-    tiles_time = (n_chunks - 1) * group(mc) + group(mc_last)   # one image, all chunks
+    g_full, g_last = group(mc), group(mc_last)
+    tiles_time = (n_chunks - 1) * g_full + g_last              # one image, all chunks
     images = jb["images"]
     img_steps = images if p_dim == "pixels" else np.where(jb["img_major"] > 0, images,
                                                           np.ceil(images / pl))
@@ -506,6 +510,26 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         t_sgd = np.where(is_wu, w_words * per_word
                          + n_chunks * (hw.dram_latency + hw.sgd_overhead), 0.0)
     t_wload = np.where(is_wu, 0.0, t_wload)
+    wdb = bool(hw.wdb) & ~is_wu
+    if hw.wdb:
+        # Double-buffered weight chunks (FP/BP; the reference RTL's weight streamer, measured
+        # in co-simulation): chunk k+1's weights load into the other bank while the array
+        # computes chunk k (C_k = all images' groups of the chunk), so the phase pays
+        # W_0 + sum_k max(W_{k+1}, C_k) + C_last: each boundary hides min(W_{k+1}, C_k).
+        # The first chunk's load runs beside the first input-tile load (min(W_0, first)).
+        # BP with a ReLU mask on the weights' port (mask_port) loads chunk k+1 only after
+        # the stores of chunk k: no overlap with compute there.
+        c_full = img_steps * g_full
+        ovl = ~(is_bp & (jb["mask"] > 0) & bool(hw.mask_port))
+        hide = np.where(n_chunks >= 2, np.maximum(n_chunks - 2, 0.0) * np.minimum(t_w_full, c_full)
+                        + np.minimum(t_w_last, c_full), 0.0)
+        w_first = np.where(n_chunks >= 2, t_w_full, t_w_last)
+        first0 = L[..., 0, 0]
+        t_wload = np.where(wdb, t_wload - np.where(ovl, hide, 0.0)
+                           - np.minimum(w_first, first0), t_wload)
+        # a boundary's exposed weight wait (weight-bound chunks), which hides the stores
+        # of the chunk's last group
+        w_exposed = np.where(ovl, np.maximum(t_w_full - c_full, 0.0), t_w_full)
 
     # ---- fill and drain: the first load and the last store are not overlapped
     # (the weight buffer has one copy, so every chunk starts with an exposed load: the
@@ -518,7 +542,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # FP/BP likewise: a chunk of n steps takes L + (n-1)*max(L, C) + C, which is
     # n*max(L, C) + min(L, C).
     m_c = np.where(is_wu | (order > 0), mc, 1.0)
-    fill = n_chunks * np.minimum(first, m_c * Cy[..., 0, 0] + so)
+    # (double-buffered weights: the loader runs on into the next chunk, loading its first
+    # input tiles during this chunk's last steps, so only the job's first chunk fills)
+    fill_chunks = np.where(bool(hw.wdb) & ~is_wu, 1.0, n_chunks)
+    fill = fill_chunks * np.minimum(first, m_c * Cy[..., 0, 0] + so)
     fill = fill + np.where(is_wu, 0.0, m_st * s_out[..., -1, -1])
     # FP/BP: the stores of a chunk's last group overlap the next chunk's weight load and
     # first input tile; the per-tile times above charged them to the chunk.
@@ -526,11 +553,24 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     l_last, c_last, s_last = L[..., -1, -1], Cy[..., -1, -1], s_out[..., -1, -1]
     excess = np.maximum(0.0, m_io * s_last - NB * np.maximum(l_last, m_io * c_last + so))
     t_next = np.where(n_chunks > 1, t_w_full, 0.0) + first
+    if hw.wdb:
+        t_next = np.where(wdb, np.where(n_chunks > 1, w_exposed, 0.0), t_next)
     fill = fill - np.where(is_wu, 0.0, (n_chunks - 1) * np.minimum(excess, t_next))
     if hw.mask_port:
         # mask tiles share the weights' read port: a chunk's weights wait for the stores
         # (and mask reads) of the chunk before, which are then exposed
         fill = fill + np.where(jb["mask"] > 0, (n_chunks - 1) * m_io * s_last, 0.0)
+    if hw.wdb:
+        # double-buffered weights: while the array waits at a chunk boundary (an exposed
+        # weight load; with a mask, the stores and the load), a loader slower than the
+        # array (L > C a step) runs on and fills both IFM halves, so the next chunk's
+        # first two steps do not wait for their tiles: up to 2 (L - C) of the wait is
+        # the loader's anyway
+        wait = np.where(jb["mask"] > 0, m_io * s_last + t_w_full, 0.0) if hw.mask_port \
+            else 0.0
+        wait = np.where(ovl, w_exposed, np.maximum(wait, w_exposed))
+        slack = 2.0 * np.maximum(first0 - (m_c * Cy[..., 0, 0] + so), 0.0)
+        fill = fill - np.where(wdb & (n_chunks > 1), (n_chunks - 1) * np.minimum(wait, slack), 0.0)
     # job set-up: the RTL's sequencer counts the output and reduction blocks (2 cycles
     # each, for the layer's and the weight tensor's view) before the first transfer
     setup = np.where(hw.job_overhead > 0, hw.job_overhead + 2.0 * (MB + NB), 0.0)

@@ -5,7 +5,8 @@ Coefficients and their sources: configs/model/coefficients.yaml. Buffers:
 * IFM: ``tn`` banks x 2 (ping-pong) x ``ifm_depth`` words of the data precision;
 * OFM: ``tm`` banks x 2 x ``ofm_depth`` accumulator words (32-bit for every precision);
 * weights: ``tm * tn`` banks x ``wbuf_depth`` words, wide enough for the WU gradient
-  accumulators (32-bit), in BRAM or, where the board has it, URAM;
+  accumulators (32-bit), in BRAM or, where the board has it, URAM; with ``wdb``
+  (double-buffered weight chunks) each bank is ``2 * wbuf_depth`` words deep;
 
 each bank costing the RAMB18 count of its best aspect ratio (port-width rules of UG573).
 
@@ -80,10 +81,11 @@ def resource_use(hw: HwParams, board: Board) -> ResourceUse:
     b_ifm = hw.tn * 2 * -(-hw.p // 2) * bram18_units(wb, hw.ifm_depth)
     b_ofm = hw.tm * 2 * hw.p * bram18_units(ab, -(-hw.ofm_depth // hw.p))
     wbanks = hw.tm * hw.tn                      # shared by the P pixel lanes
+    copies = 2 if hw.wdb else 1                 # double-buffered weight chunks
     if hw.weight_mem == "uram":
-        b_w, uram = 0, wbanks * uram_units(ab, hw.wbuf_depth)
+        b_w, uram = 0, wbanks * uram_units(ab, copies * hw.wbuf_depth)
     else:
-        b_w, uram = wbanks * bram18_units(ab, hw.wbuf_depth), 0
+        b_w, uram = wbanks * bram18_units(ab, copies * hw.wbuf_depth), 0
     b_fuse = 2 * lanes * bram18_units(32, hw.ofm_depth) if hw.fuse else 0
     bram = b_ifm + b_ofm + b_w + b_fuse + shell["bram18"]
     return ResourceUse(dsp=dsp, bram18=bram, uram=uram, lut=int(math.ceil(lut)),

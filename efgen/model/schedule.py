@@ -75,6 +75,9 @@ class Request:
     parray: bool = False          # search P (pixel lanes) and pack shallow layers' taps
     p: int | None = None          # fix P; None: searched with parray, else 1
     pack: bool | None = None      # tap packing; None: with parray or a fixed P > 1
+    # double-buffered weight chunks (HwParams.wdb): "off", "on", or "auto" (both searched,
+    # the second weight buffer priced in BRAM)
+    weight_db: str = "off"
 
 
 def request_jobs(req: Request) -> list[engine.Job]:
@@ -123,6 +126,7 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
     tms = (req.tm,) if req.tm else ARRAY_SIDES
     tns = (req.tn,) if req.tn else ARRAY_SIDES
     ps = p_candidates(req)
+    wdbs = wdb_candidates(req)
     mems = ("bram", "uram") if board.resources.uram > 0 and req.target == "hls" else ("bram",)
     fits = _rtl_fits(req) if req.target == "rtl" else None
     ab = acc_bits(req.precision)
@@ -138,11 +142,13 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
                     for wd in (wmin, 2 * wmin):
                         for di in DEPTHS:
                             for do in DEPTHS:
-                                hw = replace(base, tm=tm, tn=tn, ifm_depth=di, ofm_depth=do,
-                                             wbuf_depth=wd, weight_mem=mem, p=p, pack=pack)
-                                use = resource_use(hw, board)
-                                if fits(hw) if fits else not over_caps(use, board):
-                                    fitting.append((hw, use))
+                                for wdb in wdbs:
+                                    hw = replace(base, tm=tm, tn=tn, ifm_depth=di, ofm_depth=do,
+                                                 wbuf_depth=wd, weight_mem=mem, p=p, pack=pack,
+                                                 wdb=wdb)
+                                    use = resource_use(hw, board)
+                                    if fits(hw) if fits else not over_caps(use, board):
+                                        fitting.append((hw, use))
     if not fitting and base.fuse:
         # the restructured-BN units do not fit beside any array: the unfused step
         return hardware_candidates(replace(req, fuse=False), jobs)
@@ -155,12 +161,24 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
     out = []
     for hw, u in keep:
         dominated = any(o.tm == hw.tm and o.tn == hw.tn and o.p == hw.p
-                        and o.weight_mem == hw.weight_mem
+                        and o.weight_mem == hw.weight_mem and o.wdb == hw.wdb
                         and o.ifm_depth >= hw.ifm_depth and o.ofm_depth >= hw.ofm_depth
                         and o.wbuf_depth >= hw.wbuf_depth and o != hw for o, _ in keep)
         if not dominated:
             out.append(hw)
     return out
+
+
+WEIGHT_DB = ("off", "on", "auto")
+
+
+def wdb_candidates(req: Request) -> tuple[bool, ...]:
+    """Weight-buffer copies the scheduler tries: one (``off``), two (``on``), or both
+    (``auto``: the second copy costs BRAM, :func:`efgen.model.resources.resource_use`)."""
+    if req.weight_db not in WEIGHT_DB:
+        raise EfgenError(f"--weight-db {req.weight_db!r} is not one of {', '.join(WEIGHT_DB)}",
+                         where="--weight-db", fix="use --weight-db off, on or auto")
+    return {"off": (False,), "on": (True,), "auto": (False, True)}[req.weight_db]
 
 
 def p_candidates(req: Request) -> tuple[int, ...]:

@@ -112,6 +112,10 @@ class EngineParams:
     words per weight bank (powers of two). ``kmax``/``smax``: largest kernel and stride
     the controller's counters hold. ``wl_words``: words per weight-load beat.
     ``impl``: FP32 unit implementation (:data:`efgen.rtl.fpu.IMPLS`).
+    ``wdb`` (issue 13): the weight buffer holds two chunks (``2 * wbuf_depth`` words a
+    bank, address MSB = bank select): engine_wload writes one bank (``wl_bank``) while the
+    array computes from the other (``cfg_w_bank``); conv blocks leave the weight RAMs'
+    write port to the loader while busy. WU uses bank 0.
     """
 
     tm: int
@@ -124,6 +128,7 @@ class EngineParams:
     wl_words: int = 1
     impl: str = "behav"
     rep_cols: int = REP_COLS
+    wdb: bool = False          # issue 13: two weight banks of wbuf_depth (ping-pong chunks)
 
     @property
     def rep_groups(self) -> tuple[int, int]:
@@ -135,6 +140,8 @@ class EngineParams:
         def bad(what, how):
             raise ValueError(f"EngineParams.{what}={getattr(self, what)!r}: {how}")
 
+        if not isinstance(self.wdb, bool):
+            bad("wdb", "must be true or false")
         for k in ("tm", "tn", "ifm_depth", "ofm_depth", "wbuf_depth", "kmax", "smax",
                   "wl_words", "rep_cols"):
             v = getattr(self, k)

@@ -363,7 +363,7 @@ def memory_cells(width: int, depth: int, transparent: bool = False) -> tuple[str
 def engine_rams(p: EngineParams) -> list[tuple[str, int, int, int]]:
     """``(buffer, instances, width, depth)`` of the engine_ram instances of engine_core."""
     return [("IFM", p.tn, 32, 2 * p.ifm_depth), ("OFM", 2 * p.tm, 32, p.ofm_depth),
-            ("weights", p.tm * p.tn, 32, p.wbuf_depth)]
+            ("weights", p.tm * p.tn, 32, (2 if p.wdb else 1) * p.wbuf_depth)]
 
 
 def add_unit(impl: str) -> str:
@@ -608,7 +608,10 @@ class RtlSpec:
     shell: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        d = {"top": self.top, "engine": asdict(self.engine),
+        eng = asdict(self.engine)
+        if not self.engine.wdb:          # a single weight buffer: today's rtl.json
+            del eng["wdb"]
+        d = {"top": self.top, "engine": eng,
              "extra_fp_muls": self.extra_fp_muls, "extra_fp_adds": self.extra_fp_adds,
              "extra_rams": [list(r) for r in self.extra_rams]}
         if self.extra_muls:

@@ -116,6 +116,8 @@ class RtlParams:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["engine"] = asdict(self.engine)
+        if not self.engine.wdb:          # a single weight buffer: today's dict, key for key
+            del d["engine"]["wdb"]
         return d
 
 
@@ -130,16 +132,17 @@ def wload_words(tm: int, tn: int, wpb: int) -> int:
 
 def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int,
                   kmax: int, max_burst: int, layout: str | None = None,
-                  impl: str = "behav", addr_width: int = 32, axi_width: int = 32) -> RtlParams:
+                  impl: str = "behav", addr_width: int = 32, axi_width: int = 32,
+                  wdb: bool = False) -> RtlParams:
     """The RTL of an array (buffers in words per bank, rounded up to powers of two) for a
     net whose largest conv kernel is ``kmax``, with ``addr_width``-bit AXI addresses and
-    ``axi_width``-bit data.
+    ``axi_width``-bit data (``wdb``: double-buffered weight chunks, issue 13).
     ValueError when the RTL cannot build it."""
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=_pow2_at_least(ifm_depth),
                        ofm_depth=_pow2_at_least(ofm_depth),
                        wbuf_depth=_pow2_at_least(max(wbuf_depth, kmax * kmax * wu_copies(1))),
                        kmax=max(kmax, 3), smax=4, impl=impl,
-                       wl_words=wload_words(tm, tn, axi_width // 32))
+                       wl_words=wload_words(tm, tn, axi_width // 32), wdb=bool(wdb))
     return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst),
                      addr_width=addr_width, axi_width=axi_width)
 
@@ -163,7 +166,7 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
         return rtl_params_hw(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth,
                              net_kmax(design.net_ir), hw.max_burst_beats, layout, impl,
                              addr_width=_addr_bits(design.board),
-                             axi_width=_axi_bits(design.board))
+                             axi_width=_axi_bits(design.board), wdb=bool(hw.wdb))
     except ValueError as exc:
         raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
                          fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "
