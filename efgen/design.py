@@ -165,6 +165,9 @@ class Design:
             del d["hw"]["fuse"]
         if d["hw"]["wrun_overhead"] is None:      # (reference-RTL models only)
             del d["hw"]["wrun_overhead"]
+        for key in ("load_words", "wload_words"):   # (reference-RTL models only: issue 19)
+            if not d["hw"][key]:
+                del d["hw"][key]
         # a P = 1 Design without packing is today's, byte for byte (issue 13)
         if d["hw"]["p"] == 1:
             del d["hw"]["p"]
