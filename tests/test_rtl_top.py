@@ -70,8 +70,8 @@ CASES = [
     LayerPhase("g2", "conv", 6, 8, 18, 18, 3, 1, 1, 1, "bp", False, 10, 6, 2, "wo"),
 ]
 
-# AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd and engine_wload take whole
-# beats, as on the Zynq UltraScale+ HP ports); 2x4 NCHW at 32 bits (at 64 its BP weight
+# AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
+# whole beats, as on the Zynq UltraScale+ HP ports); 2x4 NCHW at 32 bits (at 64 its BP weight
 # runs' burst count, the Tm != Tn miss below, grows to 2.4% on b2: README); the 64-bit
 # build (Zynq-7000) in test_synthesizable_fp_units.
 SETS = {
