@@ -76,6 +76,8 @@ class HwParams:
     sgd_overhead: int = 0          # > 0: word-serial SGD write-back, this many cycles per chunk
     load_words: int = 0            # > 0: words a cycle the input-tile loader takes (else port_words)
     wload_words: int = 0           # > 0: words a cycle the weight loader takes (else port_words)
+    store_words: int = 0           # > 0: words a cycle the output-tile storer hands to its port
+                                   # (and the BP mask tiles beside it; else port_words)
     fuse: bool = False             # restructured BN: transform units in the engine's loads and
                                    # stores (efgen/model/restructure.py; a model, see README)
     # Issue 13: the third unrolled dimension and first-layer packing (efgen/model/engine.py)

@@ -80,7 +80,7 @@ def _require_yosys() -> None:
         pytest.fail("yosys not installed: apt-get install yosys")
 
 
-# 64-bit data: the beat adapters and the beat-wide tile_rd and engine_wload paths are in
+# 64-bit data: the beat adapters and the beat-wide tile_rd, tile_wr and engine_wload paths are in
 # (the 32-bit build differs only by their absence)
 P22 = RtlParams(EngineParams(tm=2, tn=2, ifm_depth=64, ofm_depth=32, wbuf_depth=64, kmax=3,
                              smax=4, impl="synth", wl_words=2), max_burst=16, axi_width=64)

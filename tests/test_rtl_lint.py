@@ -21,7 +21,7 @@ from efgen.rtl.engine import EngineParams
 from efgen.rtl.lint import used_before_declared
 from efgen.rtl.top import RtlParams, rtl_verilog
 
-# 128-bit AXI data as the Zynq UltraScale+ boards: the beat adapters, tile_rd and
+# 128-bit AXI data as the Zynq UltraScale+ boards: the beat adapters, tile_rd, tile_wr and
 # engine_wload taking whole beats (test_other_shapes_lint_clean: 32 and 64 bits)
 P = RtlParams(EngineParams(tm=4, tn=4, ifm_depth=512, ofm_depth=256, wbuf_depth=256, kmax=3,
                            smax=4, impl="synth", wl_words=4), max_burst=256, addr_width=40,

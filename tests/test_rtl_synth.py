@@ -507,6 +507,10 @@ def test_predict_top_breakdown():
     assert cells["axi_dma_wr burst last + address"] == cells["axi_dma_rd 0 burst address"] \
         == "RAM32M16"
     assert pred["LUT"] > predict_rtl(p22.engine)["LUT"] and d["shell"]
+    # whole-beat stores (128 bits, store_words 4): tile_wr's FIFO holds 8 beats of 128 bits
+    wide = {r["buffer"]: (r["width"], r["cell"], r["cells_each"])
+            for r in predict_top(TOP44)["detail"]["rams"]}
+    assert TOP44.store_words == 4 and wide["tile_wr FIFO"] == (128, "RAM32M16", 10)
     # a Tm that is not a power of two costs no DSP: the sequencer's products by Tm are
     # shift-adds, sgd_wb's K*K*Tm*Tn is too narrow for a DSP and nblk times it is one
     # DSP48E2 as at 2x2

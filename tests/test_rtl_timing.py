@@ -115,20 +115,35 @@ def top46_128_files():
     return rtl_verilog(rtl_params_hw(4, 6, 4096, 4096, 1024, 3, 256, impl="dsp", axi_width=128))
 
 
+@pytest.fixture(scope="module")
+def top1616_128_files():
+    """16x16 at 128 bits: tile_wr stores whole beats (store_words 4: 4 of the 16 OFM lanes
+    a read, the widest lane select of the boards' arrays); 4x6 stays a word a cycle there."""
+    from efgen.rtl.top import rtl_params_hw, rtl_verilog
+
+    p = rtl_params_hw(16, 16, 4096, 4096, 1024, 3, 256, impl="dsp", axi_width=128)
+    assert p.store_words == 4
+    return rtl_verilog(p)
+
+
 # The modules whose logic grows with the beat, also at 128 bits: axi_dma_rd 5.45 LUT levels
 # (210 MHz; was 6.8, 172.7 MHz, before its reservation sum took its candidates in parallel
 # and its data path's beat-count compares became registers), beat_pack 4.5 (250 MHz; was
-# 6.0, 192.3 MHz, before its words-left compares became registers)
+# 6.0, 192.3 MHz, before its words-left compares became registers); tile_wr storing whole
+# beats at 16x16 (TILE_WR_128)
 WIDE = ("axi_dma_rd 128", "beat_pack 128")
+TILE_WR_128 = "tile_wr 128 16x16"
 
 
-@pytest.mark.parametrize("module", ["fp32_add synth", *MODULES, *WIDE])
+@pytest.mark.parametrize("module", ["fp32_add synth", *MODULES, *WIDE, TILE_WR_128])
 def test_every_module_stays_within_the_stated_depth(module, request):
     _require_yosys()
     if module == "fp32_add synth":
         r = run_timing(fp_units_verilog("synth"), "fp32_add", "xcup")
     elif module in WIDE:
         r = run_timing(request.getfixturevalue("top46_128_files"), module.split()[0], "xcup")
+    elif module == TILE_WR_128:
+        r = run_timing(request.getfixturevalue("top1616_128_files"), "tile_wr", "xcup")
     else:
         top46_files = request.getfixturevalue("top46_files")
         r = run_timing(top46_files, module, "xcup")

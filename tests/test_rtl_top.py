@@ -70,8 +70,8 @@ CASES = [
     LayerPhase("g2", "conv", 6, 8, 18, 18, 3, 1, 1, 1, "bp", False, 10, 6, 2, "wo"),
 ]
 
-# AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd and engine_wload take whole
-# beats, as on the Zynq UltraScale+ HP ports); 2x4 NCHW at 32 bits (at 64 its BP weight
+# AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
+# whole beats, as on the Zynq UltraScale+ HP ports); 2x4 NCHW at 32 bits (at 64 its BP weight
 # runs' burst count, the Tm != Tn miss below, grows to 2.4% on b2: README); the 64-bit
 # build (Zynq-7000) in test_synthesizable_fp_units.
 SETS = {
@@ -239,14 +239,19 @@ def test_icarus_smoke(tmp_path_factory, build_cache):
 def test_synthesizable_fp_units(impl, tmp_path_factory, build_cache):
     """The synthesizable (RNE + flush-to-zero) FP32 units in the whole accelerator: the
     fabric ones and the DSP-based adder (efgen build's default, here with 64-bit AXI data
-    as on Zynq-7000: tile_rd and engine_wload take 2-word beats)."""
+    as on Zynq-7000: tile_rd, tile_wr and engine_wload take 2-word beats, the BP mask
+    tiles too (m2); the model's cycles within MODEL_BAR there)."""
     _require("verilator")
     p = _params(2, 2, impl=impl, axi=64 if impl == "dsp" else 32)
-    assert impl != "dsp" or (p.load_words, p.engine.wl_words) == (2, 2)
-    res = run_layer_phases(p, [CASES[1], CASES[4], CASES[7]],
-                           workdir=tmp_path_factory.mktemp(impl))
+    assert impl != "dsp" or (p.load_words, p.store_words, p.engine.wl_words) == (2, 2, 2)
+    cases = [CASES[1], CASES[4], CASES[7]] + ([CASES[13]] if impl == "dsp" else [])
+    res = run_layer_phases(p, cases, workdir=tmp_path_factory.mktemp(impl))
     for r in res:
         assert r.max_rel <= BAR, (r.lp.label, r.errors)
+    if impl == "dsp":
+        rows = model_rows(p, res)
+        print(_table(rows))
+        assert all(abs(r.err_pct) <= MODEL_BAR for r in rows), _table(rows)
 
 
 def test_a_broken_sequencer_is_caught(tmp_path_factory, build_cache, monkeypatch):

@@ -2,9 +2,10 @@
 
 :func:`rtl_hw` states the RTL's hardware parameters in the model's terms
 (:class:`efgen.design.HwParams`): its Tm x Tn and buffers, one word a cycle on each of
-its three AXI ports (the port moves ``RtlParams.wpb`` words a beat; stores and the SGD
-write-back take one word a cycle, the input-tile loader a whole beat in the reshaped
-layout (``load_words``), the weight loader ``wl_words``; bursts are ``max_burst`` beats of ``wpb`` words), its MAC pipeline depths, its DRAM latency and per-transfer
+its three AXI ports (the port moves ``RtlParams.wpb`` words a beat; the SGD write-back
+takes one word a cycle, the input-tile loader and the output-tile storer a whole beat in
+the reshaped layout (``load_words``, ``store_words``), the weight loader ``wl_words``;
+bursts are ``max_burst`` beats of ``wpb`` words), its MAC pipeline depths, its DRAM latency and per-transfer
 overheads. :func:`model_rows` evaluates :func:`efgen.model.engine.evaluate` on exactly
 the co-simulated layer-phases (their tiling fixed) and sets its cycles and bursts
 against the measured ones. The model is not fitted per case: the constants below are
@@ -49,10 +50,11 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
     e = p.engine
     return HwParams(precision="fp32", tm=e.tm, tn=e.tn, ifm_depth=e.ifm_depth,
                     ofm_depth=e.ofm_depth, wbuf_depth=e.wbuf_depth, clock_mhz=100.0,
-                    # the rate: one word a cycle (word-serial tile_rd/tile_wr/sgd_wb behind
+                    # the rate: one word a cycle (word-serial sgd_wb behind
                     # beat_unpack/beat_pack); a burst: max_burst beats of wpb words
                     port_words=1, ports=3, dma_start=0, max_burst_beats=p.max_burst * p.wpb,
                     load_words=p.load_words, wload_words=e.wl_words,
+                    store_words=p.store_words,
                     mac_depth=pipeline_depth("conv", e.tn),
                     wu_depth=pipeline_depth("wu", e.tn), acc_dist=ACC_DIST,
                     dram_latency=latency, load_overhead=LOAD_OVERHEAD, wrun_overhead=WRUN_OVERHEAD,

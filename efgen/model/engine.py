@@ -386,10 +386,14 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead))
     # (with a mask port the mask tile streams beside the store: its latency, not its words)
     s_words = out_words * (1 + (e(jb["st_extra"]) if hw.mask_port else st_streams))
-    # (WU's error tiles come through the input-tile loader: its rate, bw_in)
+    # (WU's error tiles come through the input-tile loader: its rate, bw_in; the storer
+    # may hand more words a cycle to its port than the other streams take: the reference
+    # RTL's tile_wr, a whole beat in the reshaped layout; HwParams.store_words)
+    bw_st = bw if hw.store_words <= 0 else min(float(hw.store_words),
+                                                ddr_bytes_per_cycle / word_bytes / hw.ports)
     s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu),
                                                             stream(s_words, bursts_out, bw_in),
-                                                            s_words / bw)
+                                                            s_words / bw_st)
     if fused:
         # WU: BN BP's y streams beside each error tile on its own port (gmem2's read
         # channel in the HLS C++: conv_engine.h load_err_dx), as the input's
@@ -400,11 +404,12 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         s_out = np.where(e(is_wu) & (xo > 0), np.maximum(s_out, np.maximum(sec, cap)), s_out)
         s_out = s_out + np.where(e(is_wu), e(jb["xf"]) * fxd, 0.0)
     if hw.mask_port:
-        # the mask read paces the store: its latency, and its bursts' slot limit
+        # the mask read paces the store: its latency, and its bursts' slot limit (the
+        # mask tiles come at the store's rate)
         m_b = bursts_out / 2.0
         s_out = np.where(e(jb["mask"]) > 0,
                          xfer_out + float(hw.dram_latency) + bursts_out * hw.dma_start
-                         + np.maximum(s_words / bw, stream(s_words, m_b)), s_out)
+                         + np.maximum(s_words / bw_st, stream(s_words, m_b, bw_st)), s_out)
 
     # ---- compute of one output block: P = tr*tc pixels per kernel offset; FP/BP passes
     # shorter than the accumulator's loop-carried distance wait (acc_dist). With pixel

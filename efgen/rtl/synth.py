@@ -59,7 +59,8 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   products of tile indices by Tm and Tn are shift-adds (no DSP); the tile-window table (5 x
   (IA+1) bits x 2, registered read: LUT RAM) and the tile pixel counts (OA bits x 2,
   read at a registered address: flip-flops while OA < 10).
-* ``tile_wr``: an 8-word FIFO (LUT RAM); ``tile_rd`` and ``desc_regs``: registers only.
+* ``tile_wr``: an 8-entry FIFO of ``store_words`` words (LUT RAM); ``tile_rd`` and
+  ``desc_regs``: registers only.
 * ``vec_unit``: one fp32_add and a 16-word output FIFO (asynchronous read: LUT RAM); its
   N = batch * blocks * H * W is a shift-add loop (no multiplier).
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
@@ -445,7 +446,7 @@ SEQ_CW = 16
 #: layer_seq's three shared multipliers: a CW-bit factor times a 30-bit one (DRAM word
 #: addresses and strides), 30 bits of the product used.
 SEQ_SHARED = ("su_a*su_b (set-up)", "lmul_a*lmul_b (loader)", "smul_a*smul_b (storer)")
-#: tile_wr's output FIFO (templates/rtl/tile_wr.v.j2).
+#: tile_wr's output FIFO (entries of RtlParams.store_words words; templates/rtl/tile_wr.v.j2).
 TILE_WR_FIFO = 8
 #: vec_unit's FP32 adders (templates/rtl/vec_unit.v.j2); its FIFO is efgen.rtl.top.VEC_FIFO.
 VEC_FP_ADDS = 1
@@ -511,7 +512,8 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     mems += [(f"layer_seq win_{n}", w["IA"] + 1, 2, False)
              for n in ("ulo", "uhi", "vlo", "vhi", "ec")]
     mems.append(("layer_seq win_p", w["OA"], 2, True))
-    mems.append(("tile_wr FIFO", 32, TILE_WR_FIFO, True))
+    # (a whole beat an entry when it stores whole beats: RtlParams.store_words)
+    mems.append(("tile_wr FIFO", 32 * p.store_words, TILE_WR_FIFO, True))
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
     beat_aw = d.addr_width - (d.data_width // 8).bit_length() + 1
     mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]

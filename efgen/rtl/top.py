@@ -4,7 +4,8 @@
 plain Verilog-2005 (file name -> text, byte-identical for equal parameters), top module
 ``efgen_top``: the AXI4-Lite descriptor registers (``desc_regs``), the layer sequencer
 (``layer_seq``: DRAM tile loops, address generators, ping-pong handshakes, weight
-loads), the tile loader/storer (``tile_rd``, ``tile_wr``), the engine core
+loads), the tile loader/storer (``tile_rd``, ``tile_wr``: whole beats in the reshaped
+layout, ``load_words``/``store_words``), the engine core
 (:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`), the vector unit
 (``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM) and
 three AXI4 DMA engines (:mod:`efgen.rtl.dma`; ``axi_width``-bit data: 1, 2 or 4 FP32 words
@@ -74,6 +75,11 @@ class RtlParams:
         if self.engine.wl_words not in (1, self.wpb):
             raise ValueError(f"RtlParams: engine.wl_words={self.engine.wl_words} must be 1 or "
                              f"the words of an AXI beat ({self.wpb})")
+        if self.store_words > 1 and self.engine.wl_words != self.wpb:
+            # (T a multiple of the beat puts a beat's words in distinct weight banks too)
+            raise ValueError(f"RtlParams: whole-beat stores take their BP mask tiles as whole "
+                             f"beats on port 1, engine.wl_words={self.engine.wl_words} must "
+                             f"be {self.wpb}")
         tl = self.tl
         if tl & (tl - 1):
             raise ValueError(f"RtlParams: lane block T = gcd({self.engine.tm}, "
@@ -103,6 +109,14 @@ class RtlParams:
         ``wpb`` IFM/OFM banks at one address) in the reshaped layout when a position's TL
         words fill whole beats; else one (NCHW runs: one channel, one bank)."""
         return self.wpb if self.layout == "reshaped" and self.tl % self.wpb == 0 else 1
+
+    @property
+    def store_words(self) -> int:
+        """Words the tile storer (tile_wr) reads from the OFM banks and hands to the write
+        engine a cycle: a whole beat (``wpb`` words of one OFM address, ``wpb`` banks) when
+        ``load_words`` is (the same layout facts, mirrored), else one word (beat_pack then
+        packs the beats). Its BP mask tiles then come as whole beats too."""
+        return self.load_words
 
     @property
     def impl(self) -> str:
@@ -208,7 +222,7 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     lanes = max(e.tm, e.tn)
     ctx = {"version": __version__, "p": _Ctx(p), "w": w, "bw": bw,
            "lanes": lanes, "lw": max(1, math.ceil(math.log2(lanes + 1))), "tl": p.tl,
-           "rw": p.load_words,
+           "rw": p.load_words, "ww": p.store_words,
            "cw": 16, "sh_tl": int(math.log2(p.tl)), "prefix": "",
            "wload_latency": WLOAD_LATENCY, "ram_latency": RAM_LATENCY,
            "wu_copies": {k: wu_copies(k) for k in range(1, e.kmax + 1)},
