@@ -167,7 +167,7 @@ class Design:
             del d["hw"]["fuse"]
         if d["hw"]["wrun_overhead"] is None:      # (reference-RTL models only)
             del d["hw"]["wrun_overhead"]
-        for key in ("load_words", "wload_words"):   # (reference-RTL models only: issue 19)
+        for key in ("load_words", "wload_words", "store_words"):   # (reference-RTL models only: issue 19)
             if not d["hw"][key]:
                 del d["hw"][key]
         # a P = 1 Design without packing is today's, byte for byte (issue 13)
