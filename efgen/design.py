@@ -125,6 +125,13 @@ class PhaseSchedule:
     order: str = "wo"
 
 
+#: HwParams keys a Design's JSON leaves out at these values: the features that came
+#: later (fusion; the reference-RTL model's overhead and HP-width beats, issue 19; P,
+#: packing and double-buffered weights, issue 13)
+_HW_OMITTED_AT = {"fuse": False, "wrun_overhead": None, "load_words": 0, "wload_words": 0,
+                  "store_words": 0, "p": 1, "pack": False, "wdb": False}
+
+
 @dataclass(frozen=True)
 class Design:
     net: dict[str, Any]                 # the net's YAML document (efgen.frontend.ir.net_to_doc)
@@ -160,23 +167,13 @@ class Design:
         d = asdict(self)
         d["schedule"] = [asdict(s) for s in self.schedule]
         d["notes"] = list(self.notes)
-        # an unfused Design's JSON is what it was before fusion existed (byte for byte)
+        # a Design that does not use a later feature writes the JSON it wrote before it
+        # (byte for byte): those keys are left out at their defaults
         if d["fusion"] is None:
             del d["fusion"]
-        if not d["hw"]["fuse"]:
-            del d["hw"]["fuse"]
-        if d["hw"]["wrun_overhead"] is None:      # (reference-RTL models only)
-            del d["hw"]["wrun_overhead"]
-        for key in ("load_words", "wload_words", "store_words"):   # (reference-RTL models only: issue 19)
-            if not d["hw"][key]:
+        for key, default in _HW_OMITTED_AT.items():
+            if d["hw"][key] == default:
                 del d["hw"][key]
-        # a P = 1 Design without packing is today's, byte for byte (issue 13)
-        if d["hw"]["p"] == 1:
-            del d["hw"]["p"]
-        if not d["hw"]["pack"]:
-            del d["hw"]["pack"]
-        if not d["hw"]["wdb"]:                    # (issue 13, double-buffered weights)
-            del d["hw"]["wdb"]
         return d
 
     def to_json(self) -> str:

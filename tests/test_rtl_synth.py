@@ -365,7 +365,11 @@ def test_cli_synth_2x2(cli_2x2):
     assert rep["model"]["DSP48E2"] == pred["DSP48E2"]
     for key in ("DSP48E2", "RAMB18-eq"):
         assert _within(pred, got, key), (key, pred[key], got[key])
-    # the model is exact for these cells on Yosys 0.23
+    _assert_exact_cells(pred, got)
+
+
+def _assert_exact_cells(pred: dict, got: dict) -> None:
+    """The model is exact for these cells on Yosys 0.23."""
     for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
         assert got[key] == pred[key], (key, pred[key], got[key])
 
@@ -378,8 +382,7 @@ def test_yosys_4x4(tmp_path):
     print(format_table(pred, res))
     for key in ("DSP48E2", "RAMB18-eq"):
         assert _within(pred, got, key), (key, pred[key], got[key])
-    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
-        assert got[key] == pred[key], (key, pred[key], got[key])
+    _assert_exact_cells(pred, got)
     assert (tmp_path / "yosys.log").exists()
 
 
@@ -595,8 +598,7 @@ def test_cli_synth_efgen_top_2x2(top_runs):
     for key in ("DSP48E2", "RAMB18-eq"):
         assert _within(pred, got, key), (key, pred[key], got[key])
     # exact on Yosys 0.23
-    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
-        assert got[key] == pred[key], (key, pred[key], got[key])
+    _assert_exact_cells(pred, got)
 
 
 def test_yosys_efgen_top_4x4(top44_run):
@@ -606,8 +608,7 @@ def test_yosys_efgen_top_4x4(top44_run):
     print(format_table(pred, res))
     for key in ("DSP48E2", "RAMB18-eq"):
         assert _within(pred, got, key), (key, pred[key], got[key])
-    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
-        assert got[key] == pred[key], (key, pred[key], got[key])
+    _assert_exact_cells(pred, got)
 
 
 def test_double_buffered_weights_double_the_weight_rams():
@@ -627,5 +628,4 @@ def test_yosys_efgen_top_4x4_wdb(tmp_path):
     pred, got = predict_top(TOP44_WDB), res.counts
     print(f"efgen_top 4x4 wdb (ifm 64, ofm 32, wbuf 2 x 512): Yosys {res.seconds:.1f} s")
     print(format_table(pred, res))
-    for key in ("DSP48E2", "RAMB18E2", "RAMB36E2", "LUTRAM"):
-        assert got[key] == pred[key], (key, pred[key], got[key])
+    _assert_exact_cells(pred, got)

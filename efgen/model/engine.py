@@ -339,10 +339,15 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                            (bursts * slot + beats) / hw.outstanding - slot)
         return t
 
+    def unit_rate(words_a_cycle: int) -> float:
+        # a unit that takes more words a cycle than the other streams (HwParams
+        # load_words / store_words / wload_words > 0), up to its share of the DDR
+        return bw if words_a_cycle <= 0 else min(float(words_a_cycle),
+                                                 ddr_bytes_per_cycle / word_bytes / hw.ports)
+
     # the input-tile loader may take more words a cycle than the other streams (the
     # reference RTL's tile_rd: a whole beat in the reshaped layout; HwParams.load_words)
-    bw_in = bw if hw.load_words <= 0 else min(float(hw.load_words),
-                                                ddr_bytes_per_cycle / word_bytes / hw.ports)
+    bw_in = unit_rate(hw.load_words)
     L = (bursts_in * hw.dma_start + stream(in_words, bursts_in, bw_in)
          + np.where(in_words > 0, xfer_rd, 0.0))
     # Restructured batchnorm (efgen.model.restructure): the second read stream beside an
@@ -389,8 +394,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # (WU's error tiles come through the input-tile loader: its rate, bw_in; the storer
     # may hand more words a cycle to its port than the other streams take: the reference
     # RTL's tile_wr, a whole beat in the reshaped layout; HwParams.store_words)
-    bw_st = bw if hw.store_words <= 0 else min(float(hw.store_words),
-                                                ddr_bytes_per_cycle / word_bytes / hw.ports)
+    bw_st = unit_rate(hw.store_words)
     s_out = bursts_out * hw.dma_start + xfer_out + np.where(e(is_wu),
                                                             stream(s_words, bursts_out, bw_in),
                                                             s_words / bw_st)
@@ -482,8 +486,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
 
     # the weight loader may take more words a cycle (the reference RTL's engine_wload at
     # wl_words; HwParams.wload_words)
-    bw_w = bw if hw.wload_words <= 0 else min(float(hw.wload_words),
-                                              ddr_bytes_per_cycle / word_bytes / hw.ports)
+    bw_w = unit_rate(hw.wload_words)
 
     def wload(m, runs):
         # one transfer per run: a BP chunk is one run per DRAM row of weight blocks
@@ -549,7 +552,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     m_c = np.where(is_wu | (order > 0), mc, 1.0)
     # (double-buffered weights: the loader runs on into the next chunk, loading its first
     # input tiles during this chunk's last steps, so only the job's first chunk fills)
-    fill_chunks = np.where(bool(hw.wdb) & ~is_wu, 1.0, n_chunks)
+    fill_chunks = np.where(wdb, 1.0, n_chunks)
     fill = fill_chunks * np.minimum(first, m_c * Cy[..., 0, 0] + so)
     fill = fill + np.where(is_wu, 0.0, m_st * s_out[..., -1, -1])
     # FP/BP: the stores of a chunk's last group overlap the next chunk's weight load and

@@ -77,7 +77,7 @@ from __future__ import annotations
 import functools
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -129,6 +129,14 @@ class EngineParams:
     impl: str = "behav"
     rep_cols: int = REP_COLS
     wdb: bool = False          # issue 13: two weight banks of wbuf_depth (ping-pong chunks)
+
+    def as_dict(self) -> dict:
+        """The fields as a dict; a single weight buffer (``wdb`` false) leaves the key out,
+        so a design without ``--weight-db`` writes the rtl.json it wrote before it."""
+        d = asdict(self)
+        if not self.wdb:
+            del d["wdb"]
+        return d
 
     @property
     def rep_groups(self) -> tuple[int, int]:

@@ -61,7 +61,7 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   read at a registered address: flip-flops while OA < 10).
 * ``tile_wr``: an 8-entry FIFO of ``store_words`` words (LUT RAM); ``tile_rd`` and
   ``desc_regs``: registers only.
-* ``vec_unit``: one fp32_add and a 16-word output FIFO (asynchronous read: LUT RAM); its
+* ``vec_unit``: one fp32_add_fb (counted as an fp32_add) and a 16-word output FIFO (asynchronous read: LUT RAM); its
   N = batch * blocks * H * W is a shift-add loop (no multiplier).
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
   (LUT RAM) and a per-burst FIFO of OUTSTANDING beat addresses (for FAIL_ADDR; LUT RAM;
@@ -86,7 +86,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -610,10 +610,7 @@ class RtlSpec:
     shell: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        eng = asdict(self.engine)
-        if not self.engine.wdb:          # a single weight buffer: today's rtl.json
-            del eng["wdb"]
-        d = {"top": self.top, "engine": eng,
+        d = {"top": self.top, "engine": self.engine.as_dict(),
              "extra_fp_muls": self.extra_fp_muls, "extra_fp_adds": self.extra_fp_adds,
              "extra_rams": [list(r) for r in self.extra_rams]}
         if self.extra_muls:

@@ -129,9 +129,7 @@ class RtlParams:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        d["engine"] = asdict(self.engine)
-        if not self.engine.wdb:          # a single weight buffer: today's dict, key for key
-            del d["engine"]["wdb"]
+        d["engine"] = self.engine.as_dict()
         return d
 
 
