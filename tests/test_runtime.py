@@ -258,3 +258,36 @@ def test_build_writes_a_driver_that_runs(tmp_path):
 def test_protocol_module_names_every_register_it_uses():
     assert {protocol.CONTROL, protocol.STATUS, protocol.CYCLES, protocol.FAIL_ADDR} == {
         REGISTER_MAP[k] for k in ("control", "status", "cycles", "fail_addr")}
+
+
+def test_wu_descriptors_are_chunked_to_the_rtl_weight_buffer():
+    """lenet5 at 4x4: the Design prices f6's WU with the HLS engine's accumulation distance
+    (mc = 21 chunks of 30 blocks); the RTL keeps G = wu_copies(1) = 8 partial sums a word,
+    so that chunk needs 5,040 of its 1,024 words and layer_seq rejected it (ERR_WBUF).
+    The trainer hands the RTL every WU descriptor with its chunk lowered to fit, and every
+    FP/BP descriptor unchanged."""
+    import efgen
+    from efgen.hls.desc import OPS
+    from efgen.hls.program import build_program
+    from efgen.rtl.engine import wu_copies
+    from efgen.rtl.top import rtl_params
+    from efgen.runtime.trainer import CONV_OPS, rtl_desc
+
+    acc = efgen.build("lenet5", "zcu102", 4, tiles=(4, 4))
+    p = rtl_params(acc.design)
+    lowered = []
+    prog = build_program(acc.net, acc.design, 0.01, 0.9, 5e-4)
+    for s in prog.fp + prog.bp:
+        d = s.desc
+        if d.op not in CONV_OPS:
+            continue
+        d2, _ = rtl_desc(d, p.tn, p.engine.wbuf_depth)
+        if d.op != OPS["CONV_WU"]:
+            assert d2.mc == d.mc
+            continue
+        per_block = -(-d.in_c // p.tn) * d.kh * d.kh * wu_copies(d.kh)
+        assert 1 <= d2.mc <= d.mc and d2.mc * per_block <= p.engine.wbuf_depth
+        assert d2.mc == d.mc or (d2.mc + 1) * per_block > p.engine.wbuf_depth  # the largest
+        if d2.mc != d.mc:
+            lowered.append((s.layer, d.mc, d2.mc))
+    assert ("f6", 21, 4) in lowered

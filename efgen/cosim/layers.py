@@ -35,7 +35,7 @@ from efgen.golden import ops
 from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import REGISTER_MAP, desc_register_writes, status_error
-from efgen.rtl.engine import wu_copies
+from efgen.rtl.engine import wu_chunk, wu_copies
 from efgen.rtl.top import RtlParams, rtl_verilog
 
 ALIGN = 1024                # words: regions start on a 4 KiB page
@@ -114,9 +114,7 @@ def layer_phases(net, design, p: RtlParams | None = None,
             mc = t.mc
             k = l.kernel if l.op == "conv" else 1
             if p is not None and ph == "wu":
-                nb = -(-l.in_shape[0] // p.tn)
-                while mc > 1 and mc * nb * k * k * wu_copies(k) > p.engine.wbuf_depth:
-                    mc -= 1
+                mc = wu_chunk(mc, l.in_shape[0], k, p.tn, p.engine.wbuf_depth)
             relu = ph == "fp" and l.name in into
             mask = ph == "bp" and l.name in masks
             if l.op == "conv":

@@ -236,6 +236,17 @@ def wu_copies(k: int) -> int:
     return max(1, -(-ACC_DIST // (k * k)))
 
 
+def wu_chunk(mc: int, in_c: int, k: int, tn: int, wbuf_depth: int) -> int:
+    """The output-channel blocks a WU weight chunk of the RTL holds: ``mc`` lowered until
+    its ``mc * ceil(in_c / Tn) * K*K * G`` gradient words fit ``wbuf_depth`` (at least
+    1). A Design's WU tiling is priced with its own accumulation distance (1 for the
+    HLS engine, which lowers ``mc`` the same way in hardware, conv_engine.h); the RTL's
+    ``G = wu_copies(K)`` partial sums a word can need a smaller chunk, and layer_seq
+    rejects one that does not fit (ERR_WBUF) rather than lowering it."""
+    per_block = -(-in_c // tn) * k * k * wu_copies(k)
+    return max(1, min(mc, wbuf_depth // per_block))
+
+
 def pipeline_depth(mode: str, tn: int) -> int:
     """Cycles from the last issue to ``done``: the RAM read, the multiplier, (conv:
     the adder tree,) the accumulating adder, the write, and done one cycle later."""

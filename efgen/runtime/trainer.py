@@ -33,7 +33,9 @@ import numpy as np
 
 from efgen.golden import ops
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
+from efgen.rtl.engine import wu_chunk
 from efgen.rtl.top import VEC_OPS as RTL_VEC_OPS
+from efgen.rtl.top import rtl_params
 from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
@@ -42,11 +44,18 @@ VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS)
 OP_NAMES = {v: k for k, v in OPS.items()}
 
 
-def rtl_desc(d: EfgenDesc) -> tuple[EfgenDesc, tuple[str, ...]]:
-    """The descriptor the RTL runs, and the host parts split off it."""
+def rtl_desc(d: EfgenDesc, tn: int | None = None, wbuf_depth: int | None = None
+             ) -> tuple[EfgenDesc, tuple[str, ...]]:
+    """The descriptor the RTL runs, and the host parts split off it. Given the RTL's
+    ``tn`` and ``wbuf_depth``, a WU descriptor's chunk ``mc`` is lowered to what its
+    weight buffer holds (:func:`efgen.rtl.engine.wu_chunk`; the HLS engine does the same
+    in hardware), which changes the chunking, not the result."""
     d2 = EfgenDesc.from_buffer_copy(bytes(d))
     parts = []
     phase = CONV_OPS[d.op]
+    if phase == "wu" and tn is not None and wbuf_depth is not None:
+        k = int(d.kh)
+        d2.mc = wu_chunk(int(d.mc), int(d.in_c), k, tn, wbuf_depth)
     if phase == "fp" and d.flags & FLAGS["BIAS"]:
         parts.append("bias add")
         d2.flags &= ~FLAGS["BIAS"]
@@ -113,6 +122,7 @@ def train_step(prog, mem: np.ndarray, labels, *, base_words: int = 0, check=None
 
     hw = prog.design.hw
     it = Interp(mem, hw.lanes, hw.tm, hw.tn)
+    wbuf = rtl_params(prog.design).engine.wbuf_depth     # the RTL's weight bank depth
     log = StepLog(0.0)
     extra = {} if timeout_cycles is None else {"timeout_cycles": timeout_cycles}
 
@@ -124,7 +134,7 @@ def train_step(prog, mem: np.ndarray, labels, *, base_words: int = 0, check=None
             phase = CONV_OPS[d.op]
             if phase == "wu" and d.a[6]:
                 skip.add(int(d.a[6]))          # the RTL writes no gradient debug copy
-            d2, parts = rtl_desc(d)
+            d2, parts = rtl_desc(d, hw.tn, wbuf)
             yield ToDevice()
             res = yield from run_descriptor(d2, f"{s.layer}:{phase}", base_bytes=4 * base_words,
                                             **extra)
