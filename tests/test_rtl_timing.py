@@ -107,6 +107,21 @@ def test_black_boxes_are_registers_at_their_ports():
     assert r.fanout == 1
 
 
+def test_engine_core_with_black_box_units():
+    """engine_core (ARRAY_MODULES) is mapped with its FP32 units as black boxes: they are
+    cells of the netlist, not mapped logic, and the array's fan-out is reported (a 2x2
+    array: the largest nets are rst and engine_ctrl's counter enable, ~220 loads)."""
+    _require_yosys()
+    files = engine_verilog(EngineParams(tm=2, tn=2, ifm_depth=64, ofm_depth=64, wbuf_depth=64,
+                                        kmax=3, impl="synth"))
+    r = run_timing(files, "engine_core", "xcup")
+    print(f"engine_core 2x2: {r.levels:.2f} LUT levels, fan-out {r.fanout} ({r.fanout_net}), "
+          f"{r.seconds:.0f} s")
+    assert r.cells["fp32_mul"] == 4 and r.cells["fp32_add"] == 4
+    assert r.levels <= MAX_LEVELS, r.path
+    assert 0 < r.fanout < 2 * FANOUT_LIMIT and r.fanout_net
+
+
 def test_fp32_mul_depth():
     _require_yosys()
     r = run_timing(fp_units_verilog("synth"), "fp32_mul", "xcup")

@@ -532,7 +532,7 @@ def format_timing(reports: list[PathReport]) -> str:
             + f"\n{FAMILY_NAMES[s['family']]}: fmax estimate {s['fmax_mhz_lo']:.0f} .. "
             f"{s['fmax_mhz_hi']:.0f} MHz (limited by {s['limited_by']}); logic only, no "
             "placement or routing: an estimate, not a guarantee (efgen/rtl/timing.py)."
-            + (f"\nNets above {FANOUT_LIMIT} loads (replicate their drivers):\n"
+            + (f"\nNets above {FANOUT_LIMIT} loads (candidates for register copies):\n"
                + "\n".join(high) if high else
                f"\nNo net above {FANOUT_LIMIT} loads (clock excluded)."))
 
