@@ -538,18 +538,19 @@ def format_timing(reports: list[PathReport]) -> str:
 
 
 def timing_build_dir(build_dir: Path | str, family: str = "xcup",
-                     modules: tuple[str, ...] = MODULES) -> tuple[list[PathReport], Path]:
+                     modules: tuple[str, ...] = MODULES,
+                     array: bool = True) -> tuple[list[PathReport], Path]:
     """``efgen synth --timing DIR``: every module of :data:`MODULES` in ``DIR/rtl/*.v``
-    (and the beat adapters and :data:`ARRAY_MODULES` where present); writes
-    ``DIR/rtl/timing.json``."""
+    (and the beat adapters and, with ``array``, :data:`ARRAY_MODULES` where present);
+    writes ``DIR/rtl/timing.json``."""
     d = Path(build_dir)
     rtl = d / "rtl"
     if not rtl.is_dir():
         raise EfgenError("no rtl/ folder", file=str(d),
                          fix="generate the RTL with 'efgen build' (it writes DIR/rtl/*.v)")
     files = {p.name: p.read_text() for p in sorted(rtl.glob("*.v"))}
-    modules = tuple(modules) + tuple(m for m in WIDE_MODULES + ARRAY_MODULES
-                                     if f"{m}.v" in files and m not in modules)
+    extra = WIDE_MODULES + (ARRAY_MODULES if array else ())
+    modules = tuple(modules) + tuple(m for m in extra if f"{m}.v" in files and m not in modules)
     missing = [m for m in modules if f"{m}.v" not in files]
     if missing:
         raise EfgenError(f"{missing[0]}.v not found", file=str(rtl),
