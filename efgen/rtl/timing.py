@@ -493,10 +493,11 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
 
 
 # Modules estimated by ``efgen synth --timing DIR``, in the order of the table. Not
-# estimated alone: engine_core / engine_array / efgen_top (the whole Tm x Tn array; a
-# 2x2 top takes Yosys ~150 s here): every stage of the array is an fp32_mul or fp32_add
-# stage (the adder tree is pipelined by its adders, so its per-stage depth does not grow
-# with Tn), and the buffer read ports are engine_ram's registered reads.
+# estimated alone: engine_array / efgen_top (a 2x2 top takes Yosys ~150 s here): every
+# stage of the array is an fp32_mul or fp32_add stage (the adder tree is pipelined by its
+# adders, so its per-stage depth does not grow with Tn), and the buffer read ports are
+# engine_ram's registered reads. engine_core follows them (ARRAY_MODULES), with the FP32
+# units as black boxes: its buffers, muxes and their fan-out.
 MODULES = ("fp32_add", "fp32_mul", "engine_ctrl", "engine_wload", "tile_rd", "tile_wr",
            "axi_dma_rd", "axi_dma_wr", "desc_regs", "layer_seq", "sgd_wb", "vec_unit")
 # Only in a build whose AXI data is wider than one word (efgen_top's beat adapters).
