@@ -160,7 +160,8 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # registers; MAX_LEVELS stays 6.5, engine_wload's bound), sgd_wb 6.2 (was 6.8: its -0 seed mux into the
 # gradient adder), fp32_mul 6.2, fp32_add dsp 6.05 (synth 5.3), the DMA engines
 # 4.85-5.4 (axi_dma_wr 5.4, was 5.8: its wavail update selected after the adders; axi_dma_rd
-# 4.85, was 5.55: its reservation sum selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 4.9, desc_regs 4.25 (before part 2:
+# 4.85, was 5.55: its reservation sum selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 5.15 (4.9 before the
+# per-row address copies: the copies' next-value select slot_nx), desc_regs 4.25 (before part 2:
 # 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Since run_timing
 # reads only a module's own hierarchy (module_files) the figures are deterministic; with
 # bench_clock.py's buffers: layer_seq 6.2 (202.0 - 203.7 MHz), tile_rd/tile_wr 4.25. Yosys
