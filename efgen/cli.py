@@ -317,7 +317,8 @@ def cmd_synth(args) -> int:
         if fam not in ("xcup", "xc7"):
             raise EfgenError(f"--family {fam} has no timing model", where="efgen synth --timing",
                              fix="use --family xcup (UltraScale+) or xc7 (7-series)")
-        reports, path = timing_build_dir(args.timing, family=fam)
+        reports, path = timing_build_dir(args.timing, family=fam,
+                                         array=not getattr(args, "no_array", False))
         print(format_timing(reports))
         print(f"\nwrote {path}")
         return 0
@@ -536,6 +537,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--family", choices=["xcup", "xcu", "xc7"], default=None,
                    help="synth_xilinx -family (default: xcup, UltraScale+; --timing: xcup "
                         "or xc7)")
+    s.add_argument("--no-array", action="store_true",
+                   help="--timing: leave out engine_core (the whole array with black-box "
+                        "FP32 units, for its paths and fan-out; minutes at 16x16)")
     s.set_defaults(func=cmd_synth)
 
     s = sub.add_parser("adapt", help="on-device adaptation on load_digits: pretrain on "

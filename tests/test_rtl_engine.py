@@ -431,6 +431,58 @@ def test_selects_replicated_and_ram_reads_registered(tmp_path):
                     if not (ctype.startswith("FD") and lpin == "D"):
                         bad.append(f"{n}.{pin} -> {cell} ({ctype}.{lpin})")
     assert not bad, f"{len(bad)} RAM read bits feed logic: " + "; ".join(bad[:5])
+    # (3) the accumulator addresses, their write enable and the weight read address are
+    # copied once per row (kept apart), and no other net of the array drives more than
+    # NET_FANOUT_BOUND loads (main before the copies: the store path's st_op decode 441 at
+    # 8x8, 880 at 16x16; the accumulator write address 288 at 16x16)
+    for sel in ("r_accr_addr", "r_accw_addr", "r_accw_valid", "r_iss_w_addr"):
+        cells = {drv[net["bits"][0]][0] for nm, net in mod["netnames"].items()
+                 if re.fullmatch(rf"u_ctrl\.g_rep_(acc|w)\[\d+\]\.{sel}", nm)}
+        assert len(cells) == p.tm, f"{sel}: {len(cells)} copies, expected one per row"
+    over = _high_fanout_nets(mod, loads, drv, NET_FANOUT_BOUND)
+    print("engine_core 8x8: nets above", NET_FANOUT_BOUND, "loads (exempt: clock, rst, "
+          "the select copies, engine_wload):", over[:6])
+    assert not over, over[:6]
+
+
+# Loads of any net of engine_core other than the clock, rst (an input: the top's reset
+# flip-flop), the lane-group select copies (FF_FANOUT_BOUND above) and engine_wload's bank
+# decode and data (the timing branch's; `efgen synth --timing` lists them). Since the
+# copies the largest at 8x8 is engine_ctrl's own counter enable (about 220, not growing
+# with the array).
+NET_FANOUT_BOUND = 256
+
+
+def _high_fanout_nets(mod, loads, drv, bound):
+    names, aliases = {}, {}
+    for nm, net in sorted(mod["netnames"].items(), key=lambda kv: (kv[0].count("$"), kv[0])):
+        for b in net["bits"]:
+            if isinstance(b, int):
+                names.setdefault(b, nm)
+                aliases.setdefault(b, set()).add(nm)
+    sel = re.compile(r"u_ctrl\.g_rep\[\d+\]\.r_\w+|g_rep_half\[\d+\]\.r_ofm_half")
+
+    def ins(cell):
+        c = mod["cells"][cell]
+        return [b for pin, bits in c["connections"].items()
+                if c["port_directions"][pin] == "input" for b in bits if isinstance(b, int)]
+
+    def from_wload(b, depth=3):
+        if any(a.startswith("u_wload.") for a in aliases.get(b, ())):
+            return True
+        if depth == 0 or b not in drv or drv[b][1].startswith(("FD", "BUFG")):
+            return False
+        return any(from_wload(i, depth - 1) for i in ins(drv[b][0]))
+
+    out = []
+    for b, ls in loads.items():
+        real = [x for x in ls if x[2] not in ("C", "CLK", "clk", "CLKARDCLK", "CLKBWRCLK")]
+        if len(real) <= bound or any(a == "rst" or sel.fullmatch(a) for a in aliases.get(b, ())):
+            continue
+        if b in drv and drv[b][1].startswith("BUFG") or from_wload(b):
+            continue
+        out.append((len(real), names.get(b, "?"), drv.get(b, ("input", "?"))[1]))
+    return sorted(out, reverse=True)
 
 
 # ------------------------------------------------------------------ simulation

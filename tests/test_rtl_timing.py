@@ -10,7 +10,8 @@ from efgen.cli import main
 from efgen.rtl.engine import EngineParams, engine_verilog
 from efgen.rtl.fpu import fp_units_verilog
 from efgen.errors import EfgenError
-from efgen.rtl.timing import CEILING_MHZ, DELAYS, MODULES, analyse, module_files, run_timing
+from efgen.rtl.timing import (CEILING_MHZ, DELAYS, FANOUT_LIMIT, MODULES, analyse, fanout,
+                              format_timing, module_files, run_timing)
 
 def _require_yosys():
     """As in test_rtl_synth: a missing Yosys fails (CI installs it), it does not skip."""
@@ -54,6 +55,73 @@ def test_unknown_cells_are_refused():
         analyse(net, "m")
 
 
+def _fanout_netlist(n_loads, n_bus):
+    """An FF q (bit 10) driving n_loads LUTs, a LUT2 (bit 11, unnamed) driving n_loads, a
+    bus addr[0..n_bus-1] driving n_loads + i each, and the clock (bit 2) on every FF."""
+    cells = {"q": _ff(3, 10), "l": _cell("LUT2", [10, 12], [11])}
+    for k in range(n_loads):
+        cells[f"a{k}"] = _cell("LUT1", [10], [100 + k])
+        cells[f"b{k}"] = _cell("LUT1", [11], [400 + k])
+        cells[f"f{k}"] = _ff(100 + k, 700 + k)
+    for i in range(n_bus):
+        cells[f"r{i}"] = _ff(3, 20 + i)
+        for k in range(n_loads + i):
+            cells[f"c{i}_{k}"] = _cell("LUT1", [20 + i], [1000 + 1000 * i + k])
+    nets = {"q_reg": {"bits": [10], "hide_name": 0}, "sel": {"bits": [12], "hide_name": 0},
+            "$abc$1": {"bits": [11], "hide_name": 1},
+            "addr": {"bits": [20 + i for i in range(n_bus)], "hide_name": 0},
+            "u_x.addr": {"bits": [20 + i for i in range(n_bus)], "hide_name": 0}}
+    return {"ports": {"clk": {"direction": "input", "bits": [2]}}, "cells": cells,
+            "netnames": nets}
+
+
+def test_fanout_counts_loads_names_nets_and_groups_buses():
+    mod = _fanout_netlist(FANOUT_LIMIT + 5, 3)
+    n, net, high = fanout(mod)
+    # the bus's last bit has the most loads; the clock (every FF's C pin) is not a load
+    assert (n, net) == (FANOUT_LIMIT + 7, "addr[2]")
+    # one entry per bus (its largest bit), the fewest hierarchy dots preferred as a name,
+    # an unnamed LUT named by its inputs; the q_reg net also feeds the LUT2: +1
+    assert high == [(FANOUT_LIMIT + 7, "addr[*]"), (FANOUT_LIMIT + 6, "q_reg"),
+                    (FANOUT_LIMIT + 5, "LUT2(q_reg, sel)")]
+    assert fanout(_fanout_netlist(FANOUT_LIMIT - 3, 3))[2] == []
+    r = analyse({"modules": {"m": mod}}, "m", "xcup")
+    assert (r.fanout, r.fanout_net) == (FANOUT_LIMIT + 7, "addr[2]")
+    assert r.as_dict()["high_fanout"][0] == [FANOUT_LIMIT + 7, "addr[*]"]
+    text = format_timing([r])
+    assert f"Nets above {FANOUT_LIMIT} loads" in text and f"addr[*] {FANOUT_LIMIT + 7}" in text
+
+
+def test_black_boxes_are_registers_at_their_ports():
+    """analyse(boxes=...): a black box's inputs end paths, its outputs start them."""
+    box = {"type": "fp32_add", "connections": {"clk": [2], "a": [11], "y": [20]},
+           "port_directions": {"clk": "input", "a": "input", "y": "output"}, "parameters": {}}
+    cells = {"q0": _ff(30, 10), "l1": _cell("LUT6", [10], [11]), "u": box,
+             "l2": _cell("LUT6", [20], [21]), "l3": _cell("LUT6", [21], [22]), "f": _ff(22, 30)}
+    net = {"modules": {"m": {"ports": {"clk": {"direction": "input", "bits": [2]}},
+                             "cells": cells}}}
+    with pytest.raises(ValueError, match="fp32_add"):
+        analyse(net, "m")
+    r = analyse(net, "m", boxes=("fp32_add",))
+    assert r.levels == pytest.approx(2.0)       # box -> LUT -> LUT -> FF, not 3 in series
+    assert r.fanout == 1
+
+
+def test_engine_core_with_black_box_units():
+    """engine_core (ARRAY_MODULES) is mapped with its FP32 units as black boxes: they are
+    cells of the netlist, not mapped logic, and the array's fan-out is reported (a 2x2
+    array: the largest nets are rst and engine_ctrl's counter enable, ~220 loads)."""
+    _require_yosys()
+    files = engine_verilog(EngineParams(tm=2, tn=2, ifm_depth=64, ofm_depth=64, wbuf_depth=64,
+                                        kmax=3, impl="synth"))
+    r = run_timing(files, "engine_core", "xcup")
+    print(f"engine_core 2x2: {r.levels:.2f} LUT levels, fan-out {r.fanout} ({r.fanout_net}), "
+          f"{r.seconds:.0f} s")
+    assert r.cells["fp32_mul"] == 4 and r.cells["fp32_add"] == 4
+    assert r.levels <= MAX_LEVELS, r.path
+    assert 0 < r.fanout < 2 * FANOUT_LIMIT and r.fanout_net
+
+
 def test_fp32_mul_depth():
     _require_yosys()
     r = run_timing(fp_units_verilog("synth"), "fp32_mul", "xcup")
@@ -92,7 +160,8 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # registers; MAX_LEVELS stays 6.5, engine_wload's bound), sgd_wb 6.2 (was 6.8: its -0 seed mux into the
 # gradient adder), fp32_mul 6.2, fp32_add dsp 6.05 (synth 5.3), the DMA engines
 # 4.85-5.4 (axi_dma_wr 5.4, was 5.8: its wavail update selected after the adders; axi_dma_rd
-# 4.85, was 5.55: its reservation sum selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 4.9, desc_regs 4.25 (before part 2:
+# 4.85, was 5.55: its reservation sum selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 5.15 (4.9 before the
+# per-row address copies: the copies' next-value select slot_nx), desc_regs 4.25 (before part 2:
 # 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Since run_timing
 # reads only a module's own hierarchy (module_files) the figures are deterministic; with
 # bench_clock.py's buffers: layer_seq 6.2 (202.0 - 203.7 MHz), tile_rd/tile_wr 4.25. Yosys

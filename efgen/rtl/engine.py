@@ -273,6 +273,17 @@ def block_cycles(mode: str, k: int, tr: int, tc: int, tn: int, acc_init: bool = 
     return issue_cycles(mode, k, tr, tc, acc_init) + pipeline_depth(mode, tn)
 
 
+def replica_ff(p: "EngineParams") -> int:
+    """Flip-flops of the register copies added after efgen's LUT/FF remainder was fitted
+    (issue 19, the address fan-out): per row of the array, copies of the accumulator read
+    and write addresses (``max(OA, WA)`` bits each), of the accumulator write enable and of
+    the weight read address (``WA``), plus engine_ctrl's ``slot_q`` (``WA``); per output
+    lane, a copy of the store op (2 bits) where there was one."""
+    w = p.widths
+    aaw = max(w["OA"], w["WA"])
+    return p.tm * (2 * aaw + 1 + w["WA"]) + w["WA"] + 2 * (p.tm - 1)
+
+
 # ------------------------------------------------------------------ weight load
 
 @functools.lru_cache(maxsize=256)

@@ -15,7 +15,8 @@ measured with Yosys 0.23 or read off its techlibs):
   Yosys's ``mul2dsp`` rule sends to a DSP (:func:`control_multipliers`: result at least
   9 bits wide as used, both operands at least 2 bits).
 * Block RAM: every ``engine_ram`` (simple dual port, registered read; its output
-  register, issue 19, stays flip-flops in Yosys: ``width`` FF per RAM in FF) goes to the
+  register, issue 19, stays flip-flops in Yosys: ``width`` FF per RAM in FF; so do the
+  per-row address copies, :func:`efgen.rtl.engine.replica_ff`) goes to the
   cheapest mapping of Yosys's ``memory_libmap`` cost model (:func:`ram_cells`): LUT RAM
   (RAM32M16, RAM64M8; cost scaled by the width used) or RAMB18E2 / RAMB36E2 in their
   best aspect ratio. A 32-bit RAM is LUT RAM up to 64 words, one RAMB18E2 from 128 to
@@ -92,7 +93,7 @@ from typing import Any
 
 from efgen.errors import EfgenError
 from efgen.model.coeffs import coefficients
-from efgen.rtl.engine import EngineParams
+from efgen.rtl.engine import EngineParams, replica_ff
 from efgen.rtl.fpu import FTZ_IMPLS
 
 FAMILIES = ("xcup", "xcu")   # UltraScale+ and UltraScale: DSP48E2, RAMB18E2/RAMB36E2
@@ -418,6 +419,8 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
     # engine_ram's output register (issue 19, after rest_top was fitted): Yosys keeps it
     # as width flip-flops per buffer RAM (Vivado puts it into the block RAM, DOB_REG)
     oreg_ff = sum(n * w for _, n, w, _ in engine_rams(params))
+    # the per-row address copies and per-lane store ops (issue 19, after rest_top too)
+    rep_ff = replica_ff(params)
     return {
         "DSP48E2": dsp_fp + dsp_ctrl,
         "RAMB18E2": r18,
@@ -426,7 +429,7 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
         "URAM288": 0,
         "LUTRAM": sum(n * lutram_luts[k] for k, n in cells.items() if k in lutram_luts),
         "LUT": n_mul * y["fp32_mul"]["lut"] + n_add * add["lut"] + rest["lut"],
-        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"] + oreg_ff,
+        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"] + oreg_ff + rep_ff,
         "detail": {
             "fp32_mul": n_mul, "fp32_add": n_add,
             "dsp_per_fp32_mul": y["fp32_mul"]["dsp"], "dsp_per_fp32_add": add["dsp"],
@@ -434,7 +437,7 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
             "control_multipliers": [{"what": m[0], "a": m[1], "b": m[2], "y": m[3],
                                      "dsp": m[4]} for m in muls],
             "rams": ram_rows, "ram_cells": cells, "shell": bool(shell),
-            "ram_output_register_ff": oreg_ff,
+            "ram_output_register_ff": oreg_ff, "replica_ff": rep_ff,
         },
     }
 

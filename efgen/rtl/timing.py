@@ -55,6 +55,17 @@ quoted in issue 14, not re-read here). Zynq-7000: 200 MHz, efgen's existing ``fm
 limit for the family (an estimate in configs/model/coefficients.yaml, no public
 reference), kept as a ceiling, not a claim.
 
+Fan-out (issue 19): the same netlist gives every net's load count (cell input pins, clock
+pins and the global clock buffer's net left out): :func:`fanout`. A net that fans out to
+hundreds of loads across the die routes slowly however shallow its logic (UG949 advises
+coding the register copies by hand where a specific fan-out is wanted; MAX_FANOUT only
+asks synthesis and the placer to try), which the logic-depth figure does not see. Each
+report carries its module's largest fan-out and the nets above :data:`FANOUT_LIMIT`.
+``engine_core`` (the whole Tm x Tn array's buffers, muxes and controller) is analysed with
+its FP32 units as black boxes (:data:`ARRAY_MODULES`): their inputs end paths and their
+registered outputs start them, so the figure is the array's glue logic, and a net's loads
+count a unit's input pin once.
+
 Limits: logic only (no placement or routing congestion, no clock skew beyond the fixed
 uncertainty, no hold); per module, so a path that crosses a module boundary
 combinationally is cut at the port (inputs are taken as registered, except the block-RAM
@@ -124,6 +135,10 @@ class PathReport:
     cells: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     path: list[str] = field(default_factory=list)
+    # the largest fan-out (loads) and its net; the nets (buses) above FANOUT_LIMIT
+    fanout: int = 0
+    fanout_net: str = ""
+    high_fanout: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def fmax_lo(self) -> float:
@@ -140,8 +155,20 @@ class PathReport:
                 "ns_lo": round(self.ns_lo, 3), "ns_hi": round(self.ns_hi, 3),
                 "fmax_mhz_lo": round(self.fmax_lo, 1), "fmax_mhz_hi": round(self.fmax_hi, 1),
                 "start": self.start, "end": self.end, "path": self.path,
+                "max_fanout": self.fanout, "max_fanout_net": self.fanout_net,
+                "high_fanout": [[n, net] for n, net in self.high_fanout],
                 "seconds": round(self.seconds, 2)}
 
+
+# A net with more loads than this is listed by the fan-out check (efgen synth --timing).
+# The bound: the largest fan-out of a flip-flop copy of engine_ctrl's replicated selects
+# at 16 x 16 is 394, and UG912's MAX_FANOUT example sets 50; a net above 128 loads in a
+# module is one efgen should replicate by hand (UG949), not leave to the placer.
+FANOUT_LIMIT = 128
+# Black-box cells (the FP32 units) of ARRAY_MODULES: registered outputs, inputs end paths.
+BOXES = ("fp32_mul", "fp32_add")
+# Estimated with the FP32 units as black boxes (Yosys reads their files with -lib).
+ARRAY_MODULES = ("engine_core",)
 
 _KINDS = (("seq", _SEQ), ("bram", _BRAM), ("lutram", _LUTRAM), ("lut", _LUT), ("muxf", _MUXF),
           ("carry", _CARRY), ("dsp", _DSP), ("ignore", _IGNORE))
@@ -167,8 +194,74 @@ def _dsp_registered_in(params: dict[str, str]) -> bool:
 RAM_INPUTS: dict[str, tuple[str, ...]] = {}
 
 
-def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathReport:
-    """Worst path of ``module`` in a Yosys ``write_json`` netlist (mapped, flattened)."""
+def _net_names(mod: dict[str, Any]) -> dict[int, str]:
+    """bit -> the most user-visible name of its net (``name`` or ``name[i]``)."""
+    names: dict[int, str] = {}
+    for nname, n in sorted(mod.get("netnames", {}).items(),
+                           key=lambda kv: (kv[1].get("hide_name", 0), kv[0].count("$"),
+                                          kv[0].count("."), kv[0])):
+        for i, bit in enumerate(n["bits"]):
+            if isinstance(bit, int) and bit not in names:
+                names[bit] = nname if len(n["bits"]) == 1 else f"{nname}[{i}]"
+    return names
+
+
+def _is_clock_pin(port: str) -> bool:
+    return bool(_CLOCK_PINS.fullmatch(port)) or port == "clk"
+
+
+def fanout(mod: dict[str, Any], limit: int = FANOUT_LIMIT
+           ) -> tuple[int, str, list[tuple[int, str]]]:
+    """Fan-out of one module of a Yosys ``write_json`` netlist: (the largest load count,
+    its net, the nets above ``limit`` as (loads, net), largest first, one entry per bus:
+    ``name[*]`` with its largest bit). Loads are cell input pins; clock pins and nets
+    driven by a global clock buffer are left out. A net without a user-visible name is
+    named by its driver: ``LUT2(a[0], b)`` (its inputs' names)."""
+    names = _net_names(mod)
+    loads: dict[int, int] = {}
+    driver: dict[int, tuple[str, dict]] = {}
+    for _, c in sorted(mod["cells"].items()):
+        dirs = c.get("port_directions", {})
+        for port, bits in c["connections"].items():
+            for b in bits:
+                if not isinstance(b, int):
+                    continue
+                if dirs.get(port) == "output":
+                    driver[b] = (c["type"], c)
+                elif dirs.get(port) == "input" and not _is_clock_pin(port):
+                    loads[b] = loads.get(b, 0) + 1
+
+    def label(b: int) -> str:
+        n = names.get(b, "")
+        if n and not n.startswith("$"):
+            return n
+        ctype, c = driver.get(b, ("?", {}))
+        ins = [names.get(x, "?") for p, bits in sorted(c.get("connections", {}).items())
+               if c.get("port_directions", {}).get(p) == "input" for x in bits
+               if isinstance(x, int)]
+        ins = [i if not i.startswith("$") else "..." for i in ins]
+        return f"{ctype}({', '.join(dict.fromkeys(ins))})"
+
+    nets: dict[str, int] = {}
+    best = (0, "")
+    for b in sorted(loads):
+        if _kind(driver.get(b, ("input",))[0]) == "ignore":   # the clock buffer's net
+            continue
+        n = loads[b]
+        if n > best[0]:
+            best = (n, label(b))
+        if n > limit:
+            bus = re.sub(r"\[\d+\]$", "[*]", label(b))
+            nets[bus] = max(nets.get(bus, 0), n)
+    high = sorted(((n, net) for net, n in nets.items()), key=lambda t: (-t[0], t[1]))
+    return best[0], best[1], high
+
+
+def analyse(netlist: dict[str, Any], module: str, family: str = "xcup",
+            boxes: tuple[str, ...] = ()) -> PathReport:
+    """Worst path of ``module`` in a Yosys ``write_json`` netlist (mapped, flattened), and
+    its fan-out (:func:`fanout`). ``boxes``: black-box cell types whose outputs are
+    registers (paths start there) and whose inputs end paths."""
     if family not in DELAYS:
         raise ValueError(f"family {family!r}: expected one of {TIMING_FAMILIES}")
     d = DELAYS[family]
@@ -180,7 +273,7 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
     for name, c in mod["cells"].items():
         ctype = c["type"]
         counts[ctype] = counts.get(ctype, 0) + 1
-        kind = _kind(ctype)
+        kind = "box" if ctype in boxes else _kind(ctype)
         dirs = c.get("port_directions", {})
         ins = []
         for port, bits in c["connections"].items():
@@ -190,14 +283,14 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
                     continue
                 if dirn == "output":
                     driver[b] = (name, kind, ctype, c.get("parameters", {}))
-                elif dirn == "input" and not _CLOCK_PINS.fullmatch(port):
+                elif dirn == "input" and not _is_clock_pin(port):
                     # a LUT RAM's output follows its read address only: data and write
                     # enable are taken at the clock edge (they end paths, below)
                     if kind != "lutram" or _LUTRAM_READ.fullmatch(port):
                         ins.append(b)
         cell_inputs[name] = ins
-    if any(_kind(t) == "unknown" for t in counts):
-        unknown = sorted(t for t in counts if _kind(t) == "unknown")
+    if any(_kind(t) == "unknown" and t not in boxes for t in counts):
+        unknown = sorted(t for t in counts if _kind(t) == "unknown" and t not in boxes)
         raise ValueError(f"{module}: cell types without a delay model: {unknown}")
 
     # arrival[bit] = (t_lo, t_hi, levels, predecessor bit, cell name)
@@ -207,7 +300,7 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
     def start_time(kind, params):
         if kind == "bram":
             return d["bram_cko"][0], d["bram_cko"][1], 0.0
-        if kind == "seq":
+        if kind in ("seq", "box"):
             return 0.0, 0.0, 0.0
         if kind == "dsp" and _dsp_registered_out(params):
             return 0.3, 0.4, 0.0
@@ -273,8 +366,8 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
     worst_lo = 0.0
     ends: list[tuple[int, str, bool]] = []
     for name, c in mod["cells"].items():
-        kind = _kind(c["type"])
-        if kind in ("seq", "bram") or (kind == "dsp" and _dsp_registered_in(c.get("parameters", {}))):
+        kind = "box" if c["type"] in boxes else _kind(c["type"])
+        if kind in ("seq", "bram", "box") or (kind == "dsp" and _dsp_registered_in(c.get("parameters", {}))):
             macro = kind in ("bram", "dsp")
             for b in cell_inputs[name]:
                 ends.append((b, f"{c['type']} {name}", macro))
@@ -297,12 +390,7 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
         if hi > worst[1]:
             worst = (lo, hi, a[2], b, a[4], what)
     # the worst path's cells, start to end, with a user-visible net name where one exists
-    names: dict[int, str] = {}
-    for nname, n in sorted(mod.get("netnames", {}).items(),
-                           key=lambda kv: (kv[1].get("hide_name", 0), kv[0].count("$"), kv[0])):
-        for i, bit in enumerate(n["bits"]):
-            if isinstance(bit, int) and bit not in names:
-                names[bit] = nname if len(n["bits"]) == 1 else f"{nname}[{i}]"
+    names = _net_names(mod)
     path = []
     b = worst[3]
     while b is not None and b in arrival:
@@ -310,9 +398,11 @@ def analyse(netlist: dict[str, Any], module: str, family: str = "xcup") -> PathR
         path.append(f"{a[4].split()[0]} -> {names.get(b, '?')}")
         b = a[3]
     path.reverse()
+    fo, fo_net, high = fanout(mod)
     return PathReport(module=module, family=family, levels=deepest, ns_lo=max(worst_lo, ff_lo),
                       ns_hi=max(worst[1], ff_hi), start=path[0].split()[0] if path else "none",
-                      end=worst[5], cells=counts, path=path)
+                      end=worst[5], cells=counts, path=path, fanout=fo, fanout_net=fo_net,
+                      high_fanout=high)
 
 
 _COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/|\"(?:[^\"\\\n]|\\.)*\"", re.S)
@@ -351,10 +441,12 @@ def module_files(files: dict[str, str], top: str) -> dict[str, str]:
 
 
 def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup",
-               timeout: float | None = None) -> PathReport:
+               timeout: float | None = None, boxes: tuple[str, ...] | None = None) -> PathReport:
     """Yosys-map ``top`` for ``family`` and :func:`analyse` it. ``files``: name -> Verilog
     text, or a folder of ``*.v``; only the files of ``top``'s hierarchy
-    (:func:`module_files`) are read, so the estimate does not depend on the others."""
+    (:func:`module_files`) are read, so the estimate does not depend on the others.
+    ``boxes``: modules kept as black boxes (their files read with ``-lib``); default
+    :data:`BOXES` for the modules of :data:`ARRAY_MODULES`, none otherwise."""
     from efgen.rtl.synth import _yosys
 
     if family not in TIMING_FAMILIES:
@@ -364,6 +456,10 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
     if isinstance(files, (str, Path)):
         files = {p.name: p.read_text() for p in sorted(Path(files).glob("*.v"))}
     files = module_files(files, top)
+    if boxes is None:
+        boxes = BOXES if top in ARRAY_MODULES else ()
+    boxed = {name for name, text in files.items()
+             if set(_MODULE_DEF.findall(_COMMENT.sub(" ", text))) & set(boxes)}
     with tempfile.TemporaryDirectory(prefix="efgen-timing-") as tmp:
         work = Path(tmp)
         # read by a relative name (the folder is the working directory): Yosys puts the
@@ -372,9 +468,9 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
         for i, (name, text) in enumerate(sorted(files.items())):
             local = name if re.fullmatch(r"[\w.-]+\.s?v", name) else f"file{i}.v"
             (work / local).write_text(text)
-            paths.append(local)
+            paths.append(("-lib " if name in boxed else "") + f'"{local}"')
         script = work / "timing.ys"
-        script.write_text("".join(f'read_verilog -sv "{p}"\n' for p in paths)
+        script.write_text("".join(f'read_verilog -sv {p}\n' for p in paths)
                           + f"synth_xilinx -family {family} -top {top} -flatten -noiopad\n"
                           + "write_json netlist.json\n")
         t0 = time.perf_counter()
@@ -391,16 +487,17 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
                              where=top, fix="check the Verilog with yosys by hand")
         netlist = json.loads((work / "netlist.json").read_text())
         seconds = time.perf_counter() - t0
-    rep = analyse(netlist, top, family)
+    rep = analyse(netlist, top, family, boxes=tuple(boxes))
     rep.seconds = seconds
     return rep
 
 
 # Modules estimated by ``efgen synth --timing DIR``, in the order of the table. Not
-# estimated alone: engine_core / engine_array / efgen_top (the whole Tm x Tn array; a
-# 2x2 top takes Yosys ~150 s here): every stage of the array is an fp32_mul or fp32_add
-# stage (the adder tree is pipelined by its adders, so its per-stage depth does not grow
-# with Tn), and the buffer read ports are engine_ram's registered reads.
+# estimated alone: engine_array / efgen_top (a 2x2 top takes Yosys ~150 s here): every
+# stage of the array is an fp32_mul or fp32_add stage (the adder tree is pipelined by its
+# adders, so its per-stage depth does not grow with Tn), and the buffer read ports are
+# engine_ram's registered reads. engine_core follows them (ARRAY_MODULES), with the FP32
+# units as black boxes: its buffers, muxes and their fan-out.
 MODULES = ("fp32_add", "fp32_mul", "engine_ctrl", "engine_wload", "tile_rd", "tile_wr",
            "axi_dma_rd", "axi_dma_wr", "desc_regs", "layer_seq", "sgd_wb", "vec_unit")
 # Only in a build whose AXI data is wider than one word (efgen_top's beat adapters).
@@ -412,24 +509,40 @@ def summary(reports: list[PathReport]) -> dict[str, Any]:
     worst = min(reports, key=lambda r: r.fmax_lo)
     return {"family": worst.family, "fmax_mhz_lo": round(min(r.fmax_lo for r in reports), 1),
             "fmax_mhz_hi": round(min(r.fmax_hi for r in reports), 1),
-            "limited_by": worst.module, "levels": round(max(r.levels for r in reports), 2)}
+            "limited_by": worst.module, "levels": round(max(r.levels for r in reports), 2),
+            "max_fanout": max(r.fanout for r in reports),
+            "max_fanout_net": next(f"{r.module}: {r.fanout_net}" for r in reports
+                                   if r.fanout == max(q.fanout for q in reports))}
 
 
 def format_timing(reports: list[PathReport]) -> str:
     from efgen.textable import format_table as table
 
+    def net(n: str) -> str:
+        return n if len(n) <= 48 else n[:45] + "..."
+
     rows = [[r.module, f"{r.levels:.1f}", f"{r.ns_lo:.2f} .. {r.ns_hi:.2f}",
-             f"{r.fmax_lo:.0f} .. {r.fmax_hi:.0f}", f"{r.seconds:.1f}"] for r in reports]
+             f"{r.fmax_lo:.0f} .. {r.fmax_hi:.0f}", f"{r.fanout} {net(r.fanout_net)}",
+             f"{r.seconds:.1f}"] for r in reports]
     s = summary(reports)
-    return (table(["module", "LUT levels", "worst path ns", "fmax MHz", "yosys s"], rows)
+    high = [f"  {r.module}: " + ", ".join(f"{net(n)} {k}" for k, n in r.high_fanout[:6])
+            + (f" (+{len(r.high_fanout) - 6} more)" if len(r.high_fanout) > 6 else "")
+            for r in reports if r.high_fanout]
+    return (table(["module", "LUT levels", "worst path ns", "fmax MHz", "max fan-out (net)",
+                   "yosys s"], rows)
             + f"\n{FAMILY_NAMES[s['family']]}: fmax estimate {s['fmax_mhz_lo']:.0f} .. "
             f"{s['fmax_mhz_hi']:.0f} MHz (limited by {s['limited_by']}); logic only, no "
-            "placement or routing: an estimate, not a guarantee (efgen/rtl/timing.py).")
+            "placement or routing: an estimate, not a guarantee (efgen/rtl/timing.py)."
+            + (f"\nNets above {FANOUT_LIMIT} loads (candidates for register copies):\n"
+               + "\n".join(high) if high else
+               f"\nNo net above {FANOUT_LIMIT} loads (clock excluded)."))
 
 
 def timing_build_dir(build_dir: Path | str, family: str = "xcup",
-                     modules: tuple[str, ...] = MODULES) -> tuple[list[PathReport], Path]:
-    """``efgen synth --timing DIR``: every module of :data:`MODULES` in ``DIR/rtl/*.v``;
+                     modules: tuple[str, ...] = MODULES,
+                     array: bool = True) -> tuple[list[PathReport], Path]:
+    """``efgen synth --timing DIR``: every module of :data:`MODULES` in ``DIR/rtl/*.v``
+    (and the beat adapters and, with ``array``, :data:`ARRAY_MODULES` where present);
     writes ``DIR/rtl/timing.json``."""
     d = Path(build_dir)
     rtl = d / "rtl"
@@ -437,8 +550,8 @@ def timing_build_dir(build_dir: Path | str, family: str = "xcup",
         raise EfgenError("no rtl/ folder", file=str(d),
                          fix="generate the RTL with 'efgen build' (it writes DIR/rtl/*.v)")
     files = {p.name: p.read_text() for p in sorted(rtl.glob("*.v"))}
-    modules = tuple(modules) + tuple(m for m in WIDE_MODULES
-                                     if f"{m}.v" in files and m not in modules)
+    extra = WIDE_MODULES + (ARRAY_MODULES if array else ())
+    modules = tuple(modules) + tuple(m for m in extra if f"{m}.v" in files and m not in modules)
     missing = [m for m in modules if f"{m}.v" not in files]
     if missing:
         raise EfgenError(f"{missing[0]}.v not found", file=str(rtl),
