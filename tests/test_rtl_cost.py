@@ -38,8 +38,9 @@ def test_board_use_maps_yosys_cells_onto_board_resources():
     use = board_use(pred)
     assert use["dsp"] == pred["DSP48E2"] and use["bram18"] == pred["RAMB18-eq"]
     assert use["lut"] == round(pred["LUT"] + pred["LUTRAM"]) and use["uram"] == 0
-    assert fp_dsp(16, "dsp") == (16 + 3) * 2 + (16 + 4 + 1) * 2 <= use["dsp"]   # +1: vec_unit
-    assert fp_dsp(16, "synth") == (16 + 3) * 2
+    # +1 adder: vec_unit; +5 multipliers, +4 adders: bn_unit
+    assert fp_dsp(16, "dsp") == (16 + 3 + 5) * 2 + (16 + 4 + 1 + 4) * 2 <= use["dsp"]
+    assert fp_dsp(16, "synth") == (16 + 3 + 5) * 2
 
 
 def test_target_rtl_schedules_an_array_whose_rtl_fits(tmp_path):

@@ -145,9 +145,9 @@ BN_VWR_OVERHEAD = 8       # a vector write beyond its words and beats (the bus a
 BN_RUN_OVERHEAD = 9       # a stream run (one image of one pass) beyond the DRAM latency and its words: commands, first word
 BN_WRUN_OVERHEAD = 7      # a writing run's tail beyond its chain and W beats: FIFO, AW, the B response
 BN_DRAIN = 25             # after a pass's last run: the chain empties (the sums' last adds)
-BN_ACC_GAP = 6            # an accumulating pass: a lane's words at least this many cycles apart
-BN_CHAIN = {"FC": 18, "BE": 22}   # a writing pass's chain: taken word to its output
-BN_DIV_CYCLES = 29        # fp32_div / fp32_sqrt: 28 cycles and the cycle in_ready returns
+BN_ACC_GAP = 7            # an accumulating pass: a lane's words at least this many cycles apart (its sum read at the take)
+BN_CHAIN = {"FC": 19, "BE": 23}   # a writing pass's chain: taken word to its output register
+BN_DIV_CYCLES = 31        # fp32_div / fp32_sqrt a lane: issue and operand registers, 28 cycles, the result register and its write
 
 
 def _bn_write_tail(addr: int, n: int, p) -> int:
@@ -186,7 +186,7 @@ def bn_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int =
 
     def op_cycles(unit, n):
         if unit in lat:
-            return n + lat[unit] + 1
+            return n + lat[unit] + 3      # + the operand and the result registers
         return BN_DIV_CYCLES * n + 1
 
     steps = [] if is_bp else list(bn.FP_PRE)
