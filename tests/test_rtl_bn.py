@@ -127,7 +127,7 @@ def test_bn_ops_match_the_interpreter(axi, tmp_path, build_cache):
     (2, 4, "nchw", (2, 3, 4, 5), "icarus"),
     (16, 16, "reshaped", (4, 10, 8, 8), "verilator"),
     (4, 4, "reshaped", (3, 9, 8, 8), "verilator"),
-])
+], ids=["2x4-nchw", "16x16", "4x4-nhw192"])
 def test_bn_ops_more_geometries(tm, tn, layout, shape, sim, tmp_path, build_cache):
     check(_params(tm, tn, layout), shape, sim, tmp_path, seed=1)
 
