@@ -140,8 +140,8 @@ def model_rows(p: RtlParams, results: list[Result], latency: int = DRAM_LATENCY)
 # measured on Icarus and Verilator at DRAM latency 24 (tests/test_rtl_bn.py checks them)
 BN_SETUP = 70             # the start cycle, 4 shift-add set-up products (17 cycles each), the check, done
 BN_STEP = 2               # every micro-program step: fetch, execute (a skipped step: these only)
-BN_VRD_OVERHEAD = 8       # a vector read beyond the DRAM latency and its words: command to first word, the step's end test
-BN_VWR_OVERHEAD = 8       # a vector write beyond its words and beats (the bus answers writes without the read latency): FIFO, AW, the B response
+BN_VRD_OVERHEAD = 9       # a vector read beyond the DRAM latency and its words: command to first word, the step's end test
+BN_VWR_OVERHEAD = 9       # a vector write beyond its words and beats (the bus answers writes without the read latency): FIFO, AW, the B response
 BN_RUN_OVERHEAD = 9       # a stream run (one image of one pass) beyond the DRAM latency and its words: commands, first word
 BN_WRUN_OVERHEAD = 7      # a writing run's tail beyond its chain and W beats: FIFO, AW, the B response
 BN_DRAIN = 25             # after a pass's last run: the chain empties (the sums' last adds)
