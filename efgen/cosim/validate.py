@@ -146,7 +146,7 @@ BN_RUN_OVERHEAD = 9       # a stream run (one image of one pass) beyond the DRAM
 BN_WRUN_OVERHEAD = 7      # a writing run's tail beyond its chain and W beats: FIFO, AW, the B response
 BN_DRAIN = 25             # after a pass's last run: the chain empties (the sums' last adds)
 BN_ACC_GAP = 7            # an accumulating pass: a lane's words at least this many cycles apart (its sum read at the take)
-BN_CHAIN = {"FC": 19, "BE": 23}   # a writing pass's chain: taken word to its output register
+BN_CHAIN = {"FC": 20, "BE": 24}   # a writing pass's chain: taken word to its output register
 BN_DIV_CYCLES = 31        # fp32_div / fp32_sqrt a lane: issue and operand registers, 28 cycles, the result register and its write
 
 
