@@ -21,6 +21,14 @@ SLOW = {
     "tests/test_rtl_top.py::test_synthesizable_fp_units[synth]",
     # layer_seq's logic depth (a minute of Yosys); every other module stays
     "tests/test_rtl_timing.py::test_every_module_stays_within_the_stated_depth[layer_seq]",
+    # bn_unit on NCHW (T = 1), 16x16 and a larger N*H*W (two Verilator builds: minutes);
+    # test_bn_ops_match_the_interpreter runs the same checks at 4x4, 32 and 128 bits
+    "tests/test_rtl_bn.py::test_bn_ops_more_geometries[2x4-nchw]",
+    "tests/test_rtl_bn.py::test_bn_ops_more_geometries[16x16]",
+    "tests/test_rtl_bn.py::test_bn_ops_more_geometries[4x4-nhw192]",
+    # bn_unit's logic depth (a minute or two of Yosys: its per-lane registers); its
+    # slowest parts alone, fp32_div and fp32_sqrt, stay
+    "tests/test_rtl_timing.py::test_every_module_stays_within_the_stated_depth[bn_unit]",
     # extracts commit BEFORE_P with `git archive`: needs the repository's history (a shallow
     # CI clone has none); the P / packing tests in the same file stay
     "tests/test_parray.py::test_p1_reproduces_the_designs_and_cycles_before_issue_13",

@@ -134,3 +134,86 @@ def model_rows(p: RtlParams, results: list[Result], latency: int = DRAM_LATENCY)
     return [Row(r.lp.label, r.max_rel, r.cycles, float(m["cycles"][i]), sum(r.bursts),
                 float(m["bursts"][i]), float(m["page_splits"][i]))
             for i, r in enumerate(results)]
+
+
+# bn_unit (templates/rtl/bn_unit.v.j2, efgen.rtl.bn): constants of the generated RTL,
+# measured on Icarus and Verilator at DRAM latency 24 (tests/test_rtl_bn.py checks them)
+BN_SETUP = 70             # the start cycle, 4 shift-add set-up products (17 cycles each), the check, done
+BN_STEP = 2               # every micro-program step: fetch, execute (a skipped step: these only)
+BN_VRD_OVERHEAD = 9       # a vector read beyond the DRAM latency and its words: command to first word, the step's end test
+BN_VWR_OVERHEAD = 9       # a vector write beyond its words and beats (the bus answers writes without the read latency): FIFO, AW, the B response
+BN_RUN_OVERHEAD = 9       # a stream run (one image of one pass) beyond the DRAM latency and its words: commands, first word
+BN_WRUN_OVERHEAD = 7      # a writing run's tail beyond its chain and W beats: FIFO, AW, the B response
+BN_DRAIN = 25             # after a pass's last run: the chain empties (the sums' last adds)
+BN_ACC_GAP = 7            # an accumulating pass: a lane's words at least this many cycles apart (its sum read at the take)
+BN_CHAIN = {"FC": 20, "BE": 24}   # a writing pass's chain: taken word to its output register
+BN_DIV_CYCLES = 31        # fp32_div / fp32_sqrt a lane: issue and operand registers, 28 cycles, the result register and its write
+
+
+def _bn_write_tail(addr: int, n: int, p) -> int:
+    """The W beats the write engine still owes once the last of ``n`` words (one a
+    cycle from word ``addr``) is in (vec_cycles' burst recurrence)."""
+    start = end = 0
+    left, off = n, addr % p.wpb
+    for b in axi_bursts(addr, n, p.axi_width, p.max_burst):
+        words = min(left, b.beats * p.wpb - off)
+        left, off = left - words, 0
+        start += words
+        end = max(start, end) + b.beats
+    return end - start
+
+
+def bn_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int = 0) -> int:
+    """CYCLES of a BN_FP / BN_BP descriptor on bn_unit: its micro-program
+    (efgen.rtl.bn.PROGRAM) step by step, per channel block of T lanes."""
+    from efgen.hls.desc import FLAGS, OPS
+    from efgen.rtl import bn
+    from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY
+
+    tl = p.tl
+    B, C, H, W = desc.batch, desc.in_c, desc.in_h, desc.in_w
+    fl = desc.flags
+    a = [base_words + int(v) for v in desc.a]
+    hwt = H * W * tl
+    cb_n = -(-C // tl)
+    count = B * H * W
+    conv = 1 + max(24 - count.bit_length(), 24 - max(1, count - 1).bit_length())
+    total = BN_SETUP + conv
+    conds = {"": True, "DX": bool(fl & FLAGS["DX"]), "TRAIN": bool(fl & FLAGS["TRAIN"]),
+             "DBG": bool(fl & FLAGS["TRAIN"]) and a[6] != base_words}
+    is_bp = desc.op == OPS["BN_BP"]
+    lat = {"ADD": ADD_LATENCY, "MUL": MUL_LATENCY}
+
+    def op_cycles(unit, n):
+        if unit in lat:
+            return n + lat[unit] + 3      # + the operand and the result registers
+        return BN_DIV_CYCLES * n + 1
+
+    steps = [] if is_bp else list(bn.FP_PRE)
+    for cb in range(cb_n):
+        cv = min(tl, C - cb * tl)
+        for s in (list(steps) if cb == 0 else []) + (bn.BP_BLOCK if is_bp else bn.FP_BLOCK):
+            kind, cond, unit, dst, _, _, _, ai, plus_c = s
+            total += BN_STEP
+            if not conds[cond]:
+                continue
+            if kind == "OP":
+                total += op_cycles(unit, 1 if dst in bn.SCALARS else cv)
+            elif kind == "VRD":
+                total += BN_VRD_OVERHEAD + latency + cv
+            elif kind == "VWR":
+                addr = a[ai] + (C if plus_c else 0) + cb * tl
+                total += BN_VWR_OVERHEAD + cv + _bn_write_tail(addr, cv, p)
+            elif kind == "PASS":
+                gap = max(tl, BN_ACC_GAP)
+                for b in range(B):
+                    if unit in bn.ACC_PASSES:
+                        words = H * W * gap - (gap - tl)
+                        total += BN_RUN_OVERHEAD + latency + words
+                    else:
+                        off = (b * cb_n + cb) * hwt
+                        total += (BN_RUN_OVERHEAD + latency + hwt + BN_CHAIN[unit]
+                                  + BN_WRUN_OVERHEAD + _bn_write_tail(a[7] + off, hwt, p))
+                total += BN_DRAIN
+        steps = []
+    return total

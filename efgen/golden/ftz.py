@@ -26,7 +26,7 @@ import numpy as np
 
 from efgen.golden.ops import flush_subnormals
 
-__all__ = ["add_ftz", "mul_ftz", "mac_ftz"]
+__all__ = ["add_ftz", "mul_ftz", "mac_ftz", "div_ftz", "sqrt_ftz"]
 
 
 def _operands(*xs) -> list[np.ndarray]:
@@ -56,3 +56,17 @@ def mul_ftz(a, b) -> np.ndarray:
 def mac_ftz(a, b, c) -> np.ndarray:
     """``a * b + c``, not fused: the flushed product is rounded, then added to ``c``."""
     return add_ftz(mul_ftz(a, b), c)
+
+
+def div_ftz(a, b) -> np.ndarray:
+    """``a / b`` with subnormal inputs and result flushed to zero (sign kept)."""
+    fa, fb = _operands(a, b)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        return flush_subnormals(fa / fb)
+
+
+def sqrt_ftz(a) -> np.ndarray:
+    """``sqrt(a)`` with a subnormal input flushed to zero (sign kept: sqrt(-0) = -0)."""
+    (fa,) = _operands(a)
+    with np.errstate(invalid="ignore"):
+        return flush_subnormals(np.sqrt(fa))

@@ -54,6 +54,10 @@ QNAN = 0x7FC00000
 # implementations use the same numbers; the engine's cycle model reads them from here.
 ADD_LATENCY = 5   # classify/order, align (+add: dsp), add+lzc (lzc: dsp), normalise, round/pack
 MUL_LATENCY = 4   # classify/exponent, 24x24 multiply, normalise, round/pack
+#: fp32_div / fp32_sqrt (not pipelined, in_ready): set-up, 25 result bits one a cycle,
+#: round/pack, and two cycles to the output (templates/rtl/fp32_div.v.j2, fp32_sqrt.v.j2)
+DIV_LATENCY = 28
+SQRT_LATENCY = 28
 LATENCY = {
     "fp32_add": ADD_LATENCY,
     "fp32_mul": MUL_LATENCY,
@@ -103,6 +107,20 @@ def fp_units_verilog(impl: str) -> dict[str, str]:
         }
         files[f"{module}.v"] = env.get_template(f"{module}.v.j2").render(**ctx, seed_port=False,
                                                                         parallel_align=False)
+    return files
+
+
+def fp_divsqrt_verilog() -> dict[str, str]:
+    """``fp32_div.v`` and ``fp32_sqrt.v``: iterative (one result bit a cycle, not
+    pipelined), synthesizable, FTZ as the ``synth`` units: bit-exact against
+    :func:`efgen.golden.ftz.div_ftz` / :func:`~efgen.golden.ftz.sqrt_ftz` in every impl
+    (the BN finalisation's few divisions and square roots per channel)."""
+    files = {}
+    for module, lat, title in (("fp32_div", DIV_LATENCY, "y = a / b, IEEE-754 binary32, round to nearest even."),
+                               ("fp32_sqrt", SQRT_LATENCY, "y = sqrt(a), IEEE-754 binary32, round to nearest even.")):
+        ctx = {"version": __version__, "module": module, "title": title, "impl": "synth",
+               "impl_note": _IMPL_NOTES["synth"], "latency": lat}
+        files[f"{module}.v"] = _env().get_template(f"{module}.v.j2").render(**ctx)
     return files
 
 

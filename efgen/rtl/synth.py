@@ -64,6 +64,11 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   ``desc_regs``: registers only.
 * ``vec_unit``: one fp32_add_fb (counted as an fp32_add) and a 16-word output FIFO (asynchronous read: LUT RAM); its
   N = batch * blocks * H * W is a shift-add loop (no multiplier).
+* ``bn_unit``: 4 fp32_add_fb (counted as fp32_add) and 5 fp32_mul (its stream chain and
+  its scalar operations), fp32_div and fp32_sqrt (iterative: compares and subtractions in
+  fabric, no DSP), a 32-word output FIFO (asynchronous read: LUT RAM); its per-lane
+  registers and delay lines are flip-flops (written whole or in many places), its set-up
+  products shift-adds (no multiplier).
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
   (LUT RAM) and a per-burst FIFO of OUTSTANDING beat addresses (for FAIL_ADDR; LUT RAM;
   ``axi_dma_wr``'s also holds the burst's last-of-command bit); ``axi_dma_wr`` also the
@@ -453,6 +458,10 @@ SEQ_SHARED = ("su_a*su_b (set-up)", "lmul_a*lmul_b (loader)", "smul_a*smul_b (st
 TILE_WR_FIFO = 8
 #: vec_unit's FP32 adders (templates/rtl/vec_unit.v.j2); its FIFO is efgen.rtl.top.VEC_FIFO.
 VEC_FP_ADDS = 1
+#: bn_unit's FP32 units (templates/rtl/bn_unit.v.j2): U1, U4, U5 and the scalar adder;
+#: U2, U3, U6, U7 and the scalar multiplier. Its FIFO is efgen.rtl.bn.BN_FIFO.
+BN_FP_ADDS = 4
+BN_FP_MULS = 5
 
 
 def _odd(n: int) -> tuple[int, int]:
@@ -500,6 +509,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     """The memories of efgen_top outside engine_core: ``(what, width, depth,
     transparent read)`` (see the module docstring)."""
     from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
+    from efgen.rtl.bn import BN_FIFO
     from efgen.rtl.top import VEC_FIFO
 
     e = p.engine
@@ -518,6 +528,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     # (a whole beat an entry when it stores whole beats: RtlParams.store_words)
     mems.append(("tile_wr FIFO", 32 * p.store_words, TILE_WR_FIFO, True))
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
+    mems.append(("bn_unit FIFO", 32, BN_FIFO, True))
     beat_aw = d.addr_width - (d.data_width // 8).bit_length() + 1
     mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]
     mems += [(f"axi_dma_rd {k} burst address", beat_aw, bq_depth, True) for k in (0, 1)]
@@ -542,7 +553,8 @@ def top_spec(p) -> "RtlSpec":
     the sequencer, tile storer, SGD write-back and DMA engines."""
     from efgen.rtl.top import TOP
 
-    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3, extra_fp_adds=4 + VEC_FP_ADDS,
+    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS,
+                   extra_fp_adds=4 + VEC_FP_ADDS + BN_FP_ADDS,
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True)
 

@@ -7,7 +7,8 @@ plain Verilog-2005 (file name -> text, byte-identical for equal parameters), top
 loads), the tile loader/storer (``tile_rd``, ``tile_wr``: whole beats in the reshaped
 layout, ``load_words``/``store_words``), the engine core
 (:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`), the vector unit
-(``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM) and
+(``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM), the batchnorm
+unit (``bn_unit``, :mod:`efgen.rtl.bn`: BN_FP, BN_BP) and
 three AXI4 DMA engines (:mod:`efgen.rtl.dma`; ``axi_width``-bit data: 1, 2 or 4 FP32 words
 a beat, the board's HP port width; beside a wider port, ``beat_unpack``/``beat_pack``
 adapt the beats to the sequencer's, the SGD write-back's and the vector unit's word-serial
@@ -41,6 +42,8 @@ TOP = "efgen_top"
 VEC_FIFO = 16
 #: the descriptor ops vec_unit runs (efgen.hls.desc.OPS): RELU_FP, RELU_BP, ADD_FP, ERRSUM
 VEC_OPS = ("RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM")
+#: the descriptor ops bn_unit runs (efgen.rtl.bn): BN_FP, BN_BP (not FLAG_SUMS / FLAG_DXK)
+BN_OPS = ("BN_FP", "BN_BP")
 
 
 def _pow2_at_least(n: int, lo: int = 16) -> int:
@@ -234,6 +237,8 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     files["vec_unit.v"] = env.get_template("vec_unit.v.j2").render(
         module="vec_unit", add_latency=ADD_LATENCY, fifo_depth=VEC_FIFO,
         fifo_log=VEC_FIFO.bit_length() - 1, **ctx)
+    from efgen.rtl.bn import bn_verilog
+    files.update(bn_verilog(ctx))
     if p.wpb > 1:
         # the beat adapters (sgd_wb's sgd_fifo queues beat_pack's command lengths)
         for mod in ("beat_unpack", "beat_pack"):

@@ -10,8 +10,10 @@ operations (:mod:`efgen.runtime.protocol`):
   is written and started through the register map, and the device's writes are taken back
   (:class:`~efgen.runtime.protocol.FromDevice`);
 * every RELU_FP / RELU_BP / ADD_FP / ERRSUM descriptor (the element-wise family) runs on
-  the device likewise (the RTL's vector unit, ``vec_unit``);
-* every other descriptor (batchnorm, pooling, shortcut, flatten) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
+  the device likewise (the RTL's vector unit, ``vec_unit``), and so does every BN_FP /
+  BN_BP (its batchnorm unit, ``bn_unit``) but a BN_BP of the restructured BN (FLAG_SUMS,
+  FLAG_DXK);
+* every other descriptor (BN_FIN, pooling, shortcut, flatten) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
   of a conv descriptor the RTL has no datapath for yet: FP's bias add (and the ReLU
   after it), WU's bias gradient and its SGD update (:func:`rtl_desc`, :func:`host_parts`);
 * the softmax cross-entropy and its gradient run on the host.
@@ -34,13 +36,16 @@ import numpy as np
 from efgen.golden import ops
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
 from efgen.rtl.engine import wu_chunk
+from efgen.rtl.top import BN_OPS as RTL_BN_OPS
 from efgen.rtl.top import VEC_OPS as RTL_VEC_OPS
 from efgen.rtl.top import rtl_params
 from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
-#: the element-wise descriptors the RTL's vector unit runs
-VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS)
+#: the descriptors the RTL's vector unit (element-wise) and batchnorm unit run
+VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS + RTL_BN_OPS)
+#: flags that keep a descriptor on the host: the restructured BN's BN_BP (bn_unit rejects it)
+HOST_FLAGS = FLAGS["SUMS"] | FLAGS["DXK"]
 OP_NAMES = {v: k for k, v in OPS.items()}
 
 
@@ -141,7 +146,7 @@ def train_step(prog, mem: np.ndarray, labels, *, base_words: int = 0, check=None
             yield FromDevice()
             host_parts(it, d)
             log.ran.append(Ran(s.layer, phase, OP_NAMES[d.op], "rtl", parts, res.cycles))
-        elif d.op in VEC_OPS:
+        elif d.op in VEC_OPS and not d.flags & HOST_FLAGS:
             yield ToDevice()
             res = yield from run_descriptor(d, f"{s.layer}:{s.what}", base_bytes=4 * base_words,
                                             **extra)
@@ -251,4 +256,4 @@ class Trainer:
 
 
 __all__ = ["Ran", "StepLog", "Trainer", "host_parts", "rtl_desc", "train_step", "CONV_OPS",
-           "OP_NAMES", "VEC_OPS"]
+           "OP_NAMES", "VEC_OPS", "HOST_FLAGS"]
