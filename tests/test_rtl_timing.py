@@ -90,7 +90,9 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # shifts) with the default dsp FP32 units, plus the synth adder. The stated bound: no
 # register-to-register path deeper than MAX_LEVELS LUT levels (a DSP48E2 passed
 # combinationally counts 4). Measured after issue 14 part 2 (continued): engine_wload 6.45
-# at the worst (a DSP product into an adder: 204 MHz, the DSP's delay is below 4 LUTs'),
+# at the worst (a DSP product into an adder and a select: 204 MHz, the DSP's delay is below
+# 4 LUTs'; 5.45 and 241 MHz since the timing step moved the select onto its operands; the
+# deepest paths since then are fp32_mul's, sgd_wb's and layer_seq's set-up product, 6.2),
 # layer_seq 6.2 (was 6.55; 200 MHz since its set-up, loader and pre-check tests became
 # registers; MAX_LEVELS stays 6.5, engine_wload's bound), sgd_wb 6.2 (was 6.8: its -0 seed mux into the
 # gradient adder), fp32_mul 6.2, fp32_add dsp 6.05 (synth 5.3), the DMA engines
@@ -98,7 +100,9 @@ def test_timing_needs_an_rtl_folder(tmp_path, capsys):
 # 4.85, was 5.55: its reservation sum selected after the adders), tile_rd/tile_wr 3.85-5.4 (was 5.6-5.75), engine_ctrl 4.9, desc_regs 4.25 (before part 2:
 # 8.2, fp32_add dsp and sgd_wb; layer_seq 8.0, the DMA engines 7.75-8.3). Since run_timing
 # reads only a module's own hierarchy (module_files) the figures are deterministic; with
-# bench_clock.py's buffers: layer_seq 6.2 (202.0 - 203.7 MHz), tile_rd/tile_wr 4.25. Yosys
+# bench_clock.py's buffers: layer_seq 6.2 (202.0 - 203.7 MHz; 210.5 at every size since the
+# timing step: its walkers' end tests and next tile sizes from sums kept beside the
+# counters), tile_rd/tile_wr 4.25. Yosys
 # time: about 5.5 minutes on 2 loaded cores, layer_seq ~110 s of it.
 MAX_LEVELS = 6.5
 
