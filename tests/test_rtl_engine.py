@@ -553,7 +553,7 @@ def _smoke_cases(p):
     # without the idle padding of short passes the accumulator is read before written
     ("engine_ctrl.v", "(!wu && p_prod < ACC_DIST)", "(1'b0)", "differ from the bit-exact"),
     # BP weights must be flipped at load
-    ("engine_wload.v", " + flip4 :", " :", "weight buffer after the BP load"),
+    ("engine_wload.v", "c4   <= bp3 ? flip3 :", "c4   <= bp3 ? 1'b0 :", "weight buffer after the BP load"),
     # BP words of output blocks outside the loaded chunk must be dropped
     ("engine_wload.v", "lim3 && !obf3[", "lim3 || !obf3[", "bp_chunk/wbuf: weight buffer"),
 ])
