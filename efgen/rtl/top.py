@@ -41,6 +41,10 @@ TOP = "efgen_top"
 VEC_FIFO = 16
 #: the descriptor ops vec_unit runs (efgen.hls.desc.OPS): RELU_FP, RELU_BP, ADD_FP, ERRSUM
 VEC_OPS = ("RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM")
+#: the descriptor ops pool_unit runs: pooling and the option-A shortcut, FP and BP
+POOL_OPS = ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP")
+#: pool_unit's row buffer (words; a power of two): the source rows of one output row
+POOL_BUF = 2048
 
 
 def _pow2_at_least(n: int, lo: int = 16) -> int:
@@ -234,6 +238,10 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     files["vec_unit.v"] = env.get_template("vec_unit.v.j2").render(
         module="vec_unit", add_latency=ADD_LATENCY, fifo_depth=VEC_FIFO,
         fifo_log=VEC_FIFO.bit_length() - 1, **ctx)
+    files["pool_unit.v"] = env.get_template("pool_unit.v.j2").render(
+        module="pool_unit", add_latency=ADD_LATENCY, fifo_depth=VEC_FIFO,
+        fifo_log=VEC_FIFO.bit_length() - 1, buf_words=POOL_BUF,
+        buf_log=POOL_BUF.bit_length() - 1, **ctx)
     if p.wpb > 1:
         # the beat adapters (sgd_wb's sgd_fifo queues beat_pack's command lengths)
         for mod in ("beat_unpack", "beat_pack"):
