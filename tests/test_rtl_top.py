@@ -278,8 +278,8 @@ def test_a_broken_sequencer_is_caught(tmp_path_factory, build_cache, monkeypatch
 # ------------------------------------------------------------------ a training step
 
 def test_tiny_training_step(tmp_path_factory, build_cache):
-    """tiny, batch 2: conv and linear layer-phases and the element-wise descriptors on
-    the RTL, the rest in numpy."""
+    """tiny, batch 2: conv and linear layer-phases, the element-wise descriptors and the
+    pooling / shortcut descriptors on the RTL, the rest in numpy."""
     _require("verilator")
     from efgen.cosim.step import format_step, run_rtl_step
     from efgen.frontend import load_net
@@ -300,19 +300,25 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
     where = {(r.layer, r.phase): r.where for r in res.ran}
     assert where[("conv3", "wu")] == "rtl" and where[("fc", "fp")] == "rtl"
     assert where[("bn1", "fp")] == "numpy" and where[("add1", "errsum")] == "rtl"
-    # conv/linear layer-phases (14) and the element-wise descriptors (vec_unit: 4) on
-    # the RTL; batchnorm, pooling, shortcut, flatten and the loss on the host
-    on_rtl = {"CONV_FP", "CONV_BP", "CONV_WU", "RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM"}
+    # conv/linear layer-phases (14), the element-wise descriptors (vec_unit: 4) and the
+    # pooling / shortcut descriptors (pool_unit: 8) on the RTL; batchnorm, flatten and the
+    # loss on the host
+    from efgen.rtl.top import POOL_OPS
+    on_rtl = {"CONV_FP", "CONV_BP", "CONV_WU", "RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM",
+              *POOL_OPS}
     assert all((r.where == "rtl") == (r.op in on_rtl) for r in res.ran)
-    assert sum(r.where == "rtl" for r in res.ran) == 18
-    # vec_unit's cycles against the model (efgen.cosim.validate.vec_cycles), 5% bar
-    from efgen.cosim.validate import vec_cycles
+    assert sum(r.where == "rtl" for r in res.ran) == 26
+    # vec_unit's and pool_unit's cycles against the model (efgen.cosim.validate.vec_cycles,
+    # pool_cycles), 5% bar
+    from efgen.cosim.validate import pool_cycles, vec_cycles
     from efgen.hls.program import build_program
     prog = build_program(net, design, 0.01, 0.9, 5e-4)
     descs = {(s.layer, s.what): s.desc for s in prog.fp + prog.bp}
-    vec = [(r, vec_cycles(rtl_params(design), descs[(r.layer, r.phase)]))
+    vec = [(r, (pool_cycles if r.op in POOL_OPS else vec_cycles)(
+                rtl_params(design), descs[(r.layer, r.phase)]))
            for r in res.ran if r.where == "rtl" and r.op not in ("CONV_FP", "CONV_BP", "CONV_WU")]
-    assert len(vec) == 4 and all(abs(m - r.cycles) <= 0.05 * r.cycles for r, m in vec), vec
+    print("vec/pool cycles", [(r.layer, r.phase, r.cycles, m) for r, m in vec])
+    assert len(vec) == 12 and all(abs(m - r.cycles) <= 0.05 * r.cycles for r, m in vec), vec
     assert all(r.cycles > 0 for r in res.ran if r.where == "rtl")
     assert len(res.rows) > 60 and {"conv3:new.weight", "fc:vel.weight", "conv1:dy"} <= {
         r.key for r in res.rows}

@@ -273,11 +273,15 @@ def _step_model(p, res, lps: dict, design) -> dict:
 
 
 def _vec_model(p, design) -> dict:
-    """Model cycles of the step's element-wise descriptors on vec_unit (image at word 0)."""
-    from efgen.cosim.validate import vec_cycles
+    """Model cycles of the step's element-wise descriptors on vec_unit and its pooling /
+    shortcut descriptors on pool_unit (image at word 0)."""
+    from efgen.cosim.validate import pool_cycles, vec_cycles
+    from efgen.hls.desc import OPS
     from efgen.hls.program import build_program
+    from efgen.rtl.top import POOL_OPS
     from efgen.runtime.trainer import VEC_OPS
 
+    pool = {OPS[k] for k in POOL_OPS}
     prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
-    return {f"{s.layer}:{s.what}": float(vec_cycles(p, s.desc))
-            for s in prog.fp + prog.bp if s.desc.op in VEC_OPS}
+    return {f"{s.layer}:{s.what}": float((pool_cycles if s.desc.op in pool else vec_cycles)(
+                p, s.desc)) for s in prog.fp + prog.bp if s.desc.op in VEC_OPS}

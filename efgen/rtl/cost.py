@@ -43,13 +43,13 @@ def _use_of(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int, k
 
 def fp_dsp(macs: int, impl: str) -> int:
     """DSP48E2 of the FP32 units alone: a lower bound of :func:`rtl_use`'s ``dsp``
-    (one fp32_mul and one fp32_add a MAC, plus sgd_wb's and vec_unit's,
+    (one fp32_mul and one fp32_add a MAC, plus sgd_wb's, vec_unit's and pool_unit's,
     efgen.rtl.synth.top_spec)."""
     from efgen.model.coeffs import coefficients
-    from efgen.rtl.synth import VEC_FP_ADDS, add_unit
+    from efgen.rtl.synth import POOL_FP_ADDS, VEC_FP_ADDS, add_unit
 
     y = coefficients()["rtl_yosys"]
-    return (macs + 3) * y["fp32_mul"]["dsp"] + (macs + 4 + VEC_FP_ADDS) * y[add_unit(impl)]["dsp"]
+    return (macs + 3) * y["fp32_mul"]["dsp"] + (macs + 4 + VEC_FP_ADDS + POOL_FP_ADDS) * y[add_unit(impl)]["dsp"]
 
 
 def rtl_use(hw, kmax: int, impl: str) -> dict[str, int]:

@@ -63,6 +63,10 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   ``desc_regs``: registers only.
 * ``vec_unit``: one fp32_add_fb (counted as an fp32_add) and a 16-word output FIFO (asynchronous read: LUT RAM); its
   N = batch * blocks * H * W is a shift-add loop (no multiplier).
+* ``pool_unit``: one fp32_add_fb (counted as an fp32_add), its row buffer
+  (efgen.rtl.top.POOL_BUF words, registered read: block RAM), a 16-word output FIFO
+  (asynchronous read: LUT RAM) and its 16-entry table of i * kw (8 bits, read at a
+  registered index); its products are shift-add loops (no multiplier).
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
   (LUT RAM) and a per-burst FIFO of OUTSTANDING beat addresses (for FAIL_ADDR; LUT RAM;
   ``axi_dma_wr``'s also holds the burst's last-of-command bit); ``axi_dma_wr`` also the
@@ -450,6 +454,9 @@ SEQ_SHARED = ("su_a*su_b (set-up)", "lmul_a*lmul_b (loader)", "smul_a*smul_b (st
 TILE_WR_FIFO = 8
 #: vec_unit's FP32 adders (templates/rtl/vec_unit.v.j2); its FIFO is efgen.rtl.top.VEC_FIFO.
 VEC_FP_ADDS = 1
+#: pool_unit's FP32 adders (templates/rtl/pool_unit.v.j2); its row buffer is
+#: efgen.rtl.top.POOL_BUF words, its FIFO VEC_FIFO.
+POOL_FP_ADDS = 1
 
 
 def _odd(n: int) -> tuple[int, int]:
@@ -497,7 +504,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     """The memories of efgen_top outside engine_core: ``(what, width, depth,
     transparent read)`` (see the module docstring)."""
     from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
-    from efgen.rtl.top import VEC_FIFO
+    from efgen.rtl.top import POOL_BUF, VEC_FIFO
 
     e = p.engine
     w = e.widths
@@ -515,6 +522,8 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     # (a whole beat an entry when it stores whole beats: RtlParams.store_words)
     mems.append(("tile_wr FIFO", 32 * p.store_words, TILE_WR_FIFO, True))
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
+    mems += [("pool_unit row buffer", 32, POOL_BUF, False), ("pool_unit FIFO", 32, VEC_FIFO, True),
+             ("pool_unit i*kw", 8, 16, True)]
     beat_aw = d.addr_width - (d.data_width // 8).bit_length() + 1
     mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]
     mems += [(f"axi_dma_rd {k} burst address", beat_aw, bq_depth, True) for k in (0, 1)]
@@ -539,7 +548,7 @@ def top_spec(p) -> "RtlSpec":
     the sequencer, tile storer, SGD write-back and DMA engines."""
     from efgen.rtl.top import TOP
 
-    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3, extra_fp_adds=4 + VEC_FP_ADDS,
+    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3, extra_fp_adds=4 + VEC_FP_ADDS + POOL_FP_ADDS,
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True)
 

@@ -10,8 +10,9 @@ operations (:mod:`efgen.runtime.protocol`):
   is written and started through the register map, and the device's writes are taken back
   (:class:`~efgen.runtime.protocol.FromDevice`);
 * every RELU_FP / RELU_BP / ADD_FP / ERRSUM descriptor (the element-wise family) runs on
-  the device likewise (the RTL's vector unit, ``vec_unit``);
-* every other descriptor (batchnorm, pooling, shortcut, flatten) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
+  the device likewise (the RTL's vector unit, ``vec_unit``), and so does every MAXPOOL /
+  AVGPOOL / SHORTCUT FP and BP descriptor (its pooling unit, ``pool_unit``);
+* every other descriptor (batchnorm, flatten) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
   of a conv descriptor the RTL has no datapath for yet: FP's bias add (and the ReLU
   after it), WU's bias gradient and its SGD update (:func:`rtl_desc`, :func:`host_parts`);
 * the softmax cross-entropy and its gradient run on the host.
@@ -33,12 +34,13 @@ import numpy as np
 
 from efgen.golden import ops
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
+from efgen.rtl.top import POOL_OPS as RTL_POOL_OPS
 from efgen.rtl.top import VEC_OPS as RTL_VEC_OPS
 from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
-#: the element-wise descriptors the RTL's vector unit runs
-VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS)
+#: the non-conv descriptors the RTL runs: vec_unit's element-wise ones, pool_unit's
+VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS + RTL_POOL_OPS)
 OP_NAMES = {v: k for k, v in OPS.items()}
 
 
