@@ -11,12 +11,14 @@ DRAM shared with the host through cocotbext-axi):
 * every CONV_FP / CONV_BP / CONV_WU descriptor (``layer_seq`` and the engine);
 * every RELU_FP / RELU_BP / ADD_FP / ERRSUM descriptor (``vec_unit``, the RTL's vector
   unit: residual adds with their ReLU, standalone ReLUs and their masks, error sums of
-  tensors with several readers, with the ReLU mask).
+  tensors with several readers, with the ReLU mask);
+* every MAXPOOL / AVGPOOL / SHORTCUT FP and BP descriptor (``pool_unit``: pooling with its
+  argmax, the option-A shortcut).
 
 In numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), as on
-the real host: batchnorm (BN_FP, BN_BP, BN_FIN), pooling, the option-A shortcut, flatten,
-and the softmax cross-entropy. Parts of a conv descriptor the RTL has no datapath for yet
-also run on the host, right after the RTL run, and are listed:
+the real host: batchnorm (BN_FP, BN_BP, BN_FIN), flatten and the softmax cross-entropy.
+Parts of a conv descriptor the RTL has no datapath for yet also run on the host, right
+after the RTL run, and are listed:
 
 * FP with a bias: the bias add (and a fused ReLU after it);
 * WU with a bias: the bias gradient and its SGD update; the gradient debug copy (a[6])

@@ -402,7 +402,8 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
 # stage (the adder tree is pipelined by its adders, so its per-stage depth does not grow
 # with Tn), and the buffer read ports are engine_ram's registered reads.
 MODULES = ("fp32_add", "fp32_mul", "engine_ctrl", "engine_wload", "tile_rd", "tile_wr",
-           "axi_dma_rd", "axi_dma_wr", "desc_regs", "layer_seq", "sgd_wb", "vec_unit")
+           "axi_dma_rd", "axi_dma_wr", "desc_regs", "layer_seq", "sgd_wb", "vec_unit",
+           "pool_unit")
 # Only in a build whose AXI data is wider than one word (efgen_top's beat adapters).
 WIDE_MODULES = ("beat_pack", "beat_unpack")
 
