@@ -143,7 +143,7 @@ POOL_SETUP = 114          # the start cycle, the sizes, the geometry check (2), 
 POOL_PASS = 1             # per pass: its write command (and the mask stream's)
 POOL_LOAD = 18            # per source row loaded: its offset sy * row words (18) ...
 POOL_LOAD_DMA = 7         # ... and axi_dma_rd's command to first word beyond the DRAM latency
-POOL_WORD = 5             # per output word: x * s - pad, its window, first tap, result, push
+POOL_WORD = 6             # per output word: x * s - pad, its columns, its window, first tap, result, push
 POOL_TAP = 7              # per tap: column and next tap, buffer addresses, two reads, operands, the operation
 POOL_ADD = 6              # per add: fp32_add_fb's 5 stages and the result
 POOL_TAIL = 20            # per pass after the last word: the write engine's last burst and B response
@@ -249,7 +249,7 @@ def pool_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int
                     if rok is None:                       # shortcut: blocks in range
                         d = (cb * T + g["co"]) // T
                         rok = [0 <= d + k < cbs for k in range(2)]
-                    c += g["ns"] + 2                      # y * s - pad, S_ROW per slot and the last
+                    c += 2 * g["ns"] + 2                  # y * s - pad, 2 per slot (its row, its check), the last
                     for ok in rok:
                         c += (POOL_LOAD + POOL_LOAD_DMA + latency + rw) if ok else 1
                     for x in range(Wo):
