@@ -7,7 +7,8 @@ plain Verilog-2005 (file name -> text, byte-identical for equal parameters), top
 loads), the tile loader/storer (``tile_rd``, ``tile_wr``: whole beats in the reshaped
 layout, ``load_words``/``store_words``), the engine core
 (:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`), the vector unit
-(``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM) and
+(``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM), the pooling
+unit (``pool_unit``: MAXPOOL/AVGPOOL/SHORTCUT FP and BP) and
 three AXI4 DMA engines (:mod:`efgen.rtl.dma`; ``axi_width``-bit data: 1, 2 or 4 FP32 words
 a beat, the board's HP port width; beside a wider port, ``beat_unpack``/``beat_pack``
 adapt the beats to the sequencer's, the SGD write-back's and the vector unit's word-serial
