@@ -139,7 +139,7 @@ def model_rows(p: RtlParams, results: list[Result], latency: int = DRAM_LATENCY)
 
 # pool_unit (templates/rtl/pool_unit.v.j2): its control steps, one a cycle (measured on
 # Verilator and Icarus at DRAM latency 24; tests/test_rtl_pool.py checks them on every run)
-POOL_SETUP = 114          # the start cycle, the sizes, the geometry check (2), six shift-add products (18 cycles each), the rejection test
+POOL_SETUP = 116          # the start cycle, the sizes, the geometry check (4), six shift-add products (18 cycles each), the rejection test
 POOL_PASS = 1             # per pass: its write command (and the mask stream's)
 POOL_LOAD = 18            # per source row loaded: its offset sy * row words (18) ...
 POOL_LOAD_DMA = 7         # ... and axi_dma_rd's command to first word beyond the DRAM latency
