@@ -515,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--distinct", action="store_true",
                    help="one run per distinct layer shape and tiling")
     s.add_argument("--step", action="store_true",
-                   help="one training step: conv/linear and element-wise descriptors on "
-                        "the RTL, the rest in numpy")
+                   help="one training step: conv/linear, element-wise, pooling and shortcut "
+                        "descriptors on the RTL, the rest in numpy")
     s.add_argument("--backpressure", type=int, metavar="SEED",
                    help="random back-pressure and idle cycles (30%% a cycle) on every AXI "
                         "channel, seeded")

@@ -278,8 +278,8 @@ def test_a_broken_sequencer_is_caught(tmp_path_factory, build_cache, monkeypatch
 # ------------------------------------------------------------------ a training step
 
 def test_tiny_training_step(tmp_path_factory, build_cache):
-    """tiny, batch 2: conv and linear layer-phases, the element-wise and the batchnorm
-    descriptors on the RTL, the rest in numpy."""
+    """tiny, batch 2: conv and linear layer-phases, the element-wise, batchnorm and pooling /
+    shortcut descriptors on the RTL, the rest (flatten, the loss) in numpy."""
     _require("verilator")
     from efgen.cosim.step import format_step, run_rtl_step
     from efgen.frontend import load_net
@@ -300,22 +300,26 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
     where = {(r.layer, r.phase): r.where for r in res.ran}
     assert where[("conv3", "wu")] == "rtl" and where[("fc", "fp")] == "rtl"
     assert where[("bn1", "fp")] == "rtl" and where[("add1", "errsum")] == "rtl"
-    assert where[("pool1", "fp")] == "numpy"
-    # conv/linear layer-phases (14), the element-wise descriptors (vec_unit: 4) and the
-    # batchnorms (bn_unit: 6) on the RTL; pooling, shortcut, flatten and the loss on the host
+    assert where[("pool1", "fp")] == "rtl"
+    # conv/linear layer-phases (14), the element-wise descriptors (vec_unit: 4), the
+    # batchnorms (bn_unit: 6) and the pooling / shortcut descriptors (pool_unit: 8) on the
+    # RTL; flatten and the loss on the host
+    from efgen.rtl.top import POOL_OPS
     on_rtl = {"CONV_FP", "CONV_BP", "CONV_WU", "RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM",
-              "BN_FP", "BN_BP"}
+              "BN_FP", "BN_BP", *POOL_OPS}
     assert all((r.where == "rtl") == (r.op in on_rtl) for r in res.ran)
-    assert sum(r.where == "rtl" for r in res.ran) == 24
-    # vec_unit's cycles against the model (efgen.cosim.validate.vec_cycles), 5% bar;
-    # bn_unit's (bn_cycles), 2%
-    from efgen.cosim.validate import bn_cycles, vec_cycles
+    assert sum(r.where == "rtl" for r in res.ran) == 32
+    # vec_unit's and pool_unit's cycles against the model (efgen.cosim.validate.vec_cycles,
+    # pool_cycles), 5% bar; bn_unit's (bn_cycles), 2%
+    from efgen.cosim.validate import bn_cycles, pool_cycles, vec_cycles
     from efgen.hls.program import build_program
     prog = build_program(net, design, 0.01, 0.9, 5e-4)
     descs = {(s.layer, s.what): s.desc for s in prog.fp + prog.bp}
-    vec = [(r, vec_cycles(rtl_params(design), descs[(r.layer, r.phase)]))
-           for r in res.ran if r.where == "rtl" and r.op in ("RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM")]
-    assert len(vec) == 4 and all(abs(m - r.cycles) <= 0.05 * r.cycles for r, m in vec), vec
+    vec = [(r, (pool_cycles if r.op in POOL_OPS else vec_cycles)(
+                rtl_params(design), descs[(r.layer, r.phase)]))
+           for r in res.ran if r.where == "rtl"
+           and r.op not in ("CONV_FP", "CONV_BP", "CONV_WU", "BN_FP", "BN_BP")]
+    assert len(vec) == 12 and all(abs(m - r.cycles) <= 0.05 * r.cycles for r, m in vec), vec
     bn = [(r, bn_cycles(rtl_params(design), descs[(r.layer, r.phase)]))
           for r in res.ran if r.op in ("BN_FP", "BN_BP")]
     assert len(bn) == 6 and all(abs(m - r.cycles) <= 0.02 * r.cycles for r, m in bn), bn

@@ -156,9 +156,12 @@ def test_a_vec_unit_without_its_gates_is_caught(tmp_path, build_cache, monkeypat
 
 def test_cosim_step_model_prices_the_element_wise_descriptors():
     """`efgen cosim --step`'s model column: every element-wise descriptor of the step
-    program (tiny: 2 residual adds, 2 error sums) gets vec_unit's model cycles."""
+    program (tiny: 2 residual adds, 2 error sums) gets vec_unit's model cycles, every
+    pooling / shortcut descriptor pool_unit's."""
     from efgen.cosim.cli import _vec_model
-    from efgen.cosim.validate import VEC_PASS_OVERHEAD, VEC_SETUP, vec_passes
+    from efgen.cosim.validate import (POOL_SETUP, VEC_PASS_OVERHEAD, VEC_SETUP, pool_cycles,
+                                      vec_passes)
+    from efgen.hls.program import build_program
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
     from efgen.model.schedule import Request, schedule
@@ -169,8 +172,14 @@ def test_cosim_step_model_prices_the_element_wise_descriptors():
     model = _vec_model(rtl_params(design), design)
     # (and bn_unit's: efgen.cosim.validate.bn_cycles, tests/test_rtl_bn.py)
     vec = ["add1:errsum", "add1:fp", "add2:fp", "pool1:errsum"]
-    assert sorted(model) == sorted(vec + [f"bn{i}:{ph}" for i in (1, 2, 3) for ph in ("fp", "bp")])
+    pool = ["gap:bp", "gap:fp", "pool1:bp", "pool1:fp", "pool2:bp", "pool2:fp", "short:bp",
+            "short:fp"]
+    bn = [f"bn{i}:{ph}" for i in (1, 2, 3) for ph in ("fp", "bp")]
+    assert sorted(model) == sorted(vec + pool + bn)
     assert all(model[k] > VEC_SETUP + VEC_PASS_OVERHEAD + cosim.DRAM_LATENCY for k in vec)
+    prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
+    descs = {f"{s.layer}:{s.what}": s.desc for s in prog.fp + prog.bp}
+    assert all(model[k] == pool_cycles(rtl_params(design), descs[k]) > POOL_SETUP for k in pool)
     e = make_desc("ERRSUM", ["MASK"], n_src=4)
     assert (vec_passes(e), vec_passes(make_desc("ADD_FP")), vec_passes(make_desc("RELU_FP")),
             vec_passes(make_desc("RELU_BP")), vec_passes(make_desc("ERRSUM", n_src=2))) == \

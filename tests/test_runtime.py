@@ -207,10 +207,10 @@ def test_trainer_steps_through_the_register_map_equal_the_golden_steps():
         for name, v in params.items():
             np.testing.assert_allclose(got.params[layer][name], v, rtol=1e-4, atol=1e-5)
     rtl = [r for r in logs[0].ran if r.where == "rtl"]
-    # 14 conv/linear layer-phases, 4 element-wise descriptors (the RTL's vec_unit) and 6
-    # batchnorms (its bn_unit)
-    assert len(rtl) == 24 and [r.cycles for r in rtl] == list(range(101, 125))
-    assert buf.flushes == buf.invalidates == len(started) == 48
+    # 14 conv/linear layer-phases, 4 element-wise descriptors (the RTL's vec_unit), 6
+    # batchnorms (its bn_unit) and 8 pooling / shortcut descriptors (its pool_unit)
+    assert len(rtl) == 32 and [r.cycles for r in rtl] == list(range(101, 133))
+    assert buf.flushes == buf.invalidates == len(started) == 64
     assert logs[0].ran[-1].phase == "wu" and any(r.op == "SOFTMAX_CE" for r in logs[0].ran)
     assert logs[1].loss < logs[0].loss
 

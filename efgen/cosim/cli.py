@@ -273,14 +273,20 @@ def _step_model(p, res, lps: dict, design) -> dict:
 
 
 def _vec_model(p, design) -> dict:
-    """Model cycles of the step's element-wise and batchnorm descriptors on vec_unit and
-    bn_unit (image at word 0)."""
-    from efgen.cosim.validate import bn_cycles, vec_cycles
+    """Model cycles of the step's element-wise, batchnorm and pooling / shortcut descriptors
+    on vec_unit, bn_unit and pool_unit (image at word 0)."""
+    from efgen.cosim.validate import bn_cycles, pool_cycles, vec_cycles
     from efgen.hls.desc import OPS
     from efgen.hls.program import build_program
+    from efgen.rtl.top import POOL_OPS
     from efgen.runtime.trainer import HOST_FLAGS, VEC_OPS
 
+    pool = {OPS[k] for k in POOL_OPS}
     prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
     bn = (OPS["BN_FP"], OPS["BN_BP"])
-    return {f"{s.layer}:{s.what}": float((bn_cycles if s.desc.op in bn else vec_cycles)(p, s.desc))
+
+    def cycles(d):
+        return (bn_cycles if d.op in bn else pool_cycles if d.op in pool else vec_cycles)(p, d)
+
+    return {f"{s.layer}:{s.what}": float(cycles(s.desc))
             for s in prog.fp + prog.bp if s.desc.op in VEC_OPS and not s.desc.flags & HOST_FLAGS}

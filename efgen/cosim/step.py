@@ -13,11 +13,13 @@ DRAM shared with the host through cocotbext-axi):
   unit: residual adds with their ReLU, standalone ReLUs and their masks, error sums of
   tensors with several readers, with the ReLU mask);
 * every BN_FP / BN_BP descriptor (``bn_unit``) but the restructured BN's BN_BP (FLAG_SUMS,
-  FLAG_DXK).
+  FLAG_DXK);
+* every MAXPOOL / AVGPOOL / SHORTCUT FP and BP descriptor (``pool_unit``: pooling with its
+  argmax, the option-A shortcut).
 
 In numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), as on
-the real host: BN_FIN, pooling, the option-A shortcut, flatten,
-and the softmax cross-entropy. Parts of a conv descriptor the RTL has no datapath for yet
+the real host: BN_FIN (and the restructured BN's BN_BP), flatten and the softmax
+cross-entropy. Parts of a conv descriptor the RTL has no datapath for yet
 also run on the host, right after the RTL run, and are listed:
 
 * FP with a bias: the bias add (and a fused ReLU after it);

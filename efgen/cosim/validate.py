@@ -217,3 +217,150 @@ def bn_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int =
                 total += BN_DRAIN
         steps = []
     return total
+
+# pool_unit (templates/rtl/pool_unit.v.j2): its control steps, one a cycle (measured on
+# Verilator and Icarus at DRAM latency 24; tests/test_rtl_pool.py checks them on every run)
+POOL_SETUP = 116          # the start cycle, the sizes, the geometry check (4), six shift-add products (18 cycles each), the rejection test
+POOL_PASS = 1             # per pass: its write command (and the mask stream's)
+POOL_LOAD = 18            # per source row loaded: its offset sy * row words (18) ...
+POOL_LOAD_DMA = 7         # ... and axi_dma_rd's command to first word beyond the DRAM latency
+POOL_WORD = 6             # per output word: x * s - pad, its columns, its window, first tap, result, push
+POOL_TAP = 7              # per tap: column and next tap, buffer addresses, two reads, operands, the operation
+POOL_ADD = 6              # per add: fp32_add_fb's 5 stages and the result
+POOL_TAIL = 20            # per pass after the last word: the write engine's last burst and B response
+
+
+def pool_geometry(desc, tl: int) -> dict:
+    """pool_unit's view of a descriptor (pool_unit.v.j2's S_CHK): source and output sizes
+    (B, C, H, W), window, stride, pad, slots, AVGPOOL_FP's contiguous (pairwise) window."""
+    from efgen.hls.desc import FLAGS, OPS
+
+    op = {v: k for k, v in OPS.items()}[desc.op]
+    fp = op.endswith("_FP")
+    X = (desc.batch, desc.in_c, desc.in_h, desc.in_w)
+    Y = (desc.batch, desc.out_c, desc.out_h, desc.out_w)
+    src, out = (X, Y) if fp else (Y, X)
+    sc = op.startswith("SHORTCUT")
+    mx = op.startswith("MAXPOOL")
+    gl = op.startswith("AVGPOOL") and desc.kh != desc.kw
+    kh, kw = (1, 1) if sc else (desc.kh, desc.kw)
+    s = 1 if gl else desc.stride
+    p = 0 if (sc or gl) else desc.pad
+    lo = (desc.out_c - desc.in_c) // 2 if sc else 0
+    return dict(op=op, fp=fp, sc=sc, mx=mx, av=op.startswith("AVGPOOL"), src=src, out=out,
+                kh=kh, kw=kw, s=s, p=p, co=(-lo if fp else lo) if sc else 0,
+                ns=2 if sc else (2 * kh if (mx and not fp) else kh),
+                pw=op == "AVGPOOL_FP" and kw == X[3] + 2 * p,
+                mask=not fp and bool(desc.flags & FLAGS["MASK"]))
+
+
+def pool_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int = 0) -> int:
+    """CYCLES of a pooling / shortcut descriptor on pool_unit (RtlParams ``p``): the set-up;
+    per pass (MAXPOOL_FP: two) per output row the source rows it loads (each: its offset,
+    the DRAM latency and its words), per output word its window's valid taps one at a time
+    (an add waits for fp32_add_fb), and the write tail. The walk is pool_unit's own, counted
+    here without its data (which taps are valid depends on the geometry only)."""
+    g = pool_geometry(desc, p.tl)
+    T = p.tl
+    B, Cs, Hs, Ws = g["src"]
+    _, Co, Ho, Wo = g["out"]
+    kh, kw, s, pd, fp = g["kh"], g["kw"], g["s"], g["p"], g["fp"]
+    rw = Ws * T
+    cbs, cbo = -(-Cs // T), -(-Co // T)
+    nt = kh * kw
+    nt8 = nt & ~7
+
+    def rows_ok(y):
+        """The slots' validity for output row y."""
+        if g["sc"]:
+            if not fp and y % s:
+                return [False, False]
+            return None                   # depends on the block: below
+        ok = []
+        for k in range(g["ns"]):
+            i = k % kh
+            if fp:
+                sy = y * s - pd + i
+                ok.append(0 <= sy < Hs)
+            else:
+                num = y + pd - i
+                ok.append(num >= 0 and num % s == 0 and num // s < Hs)
+        return ok
+
+    def cols(x):
+        if fp:
+            return [j for j in range(kw) if 0 <= x * s - pd + j < Ws]
+        return [j for j in range(kw) if x + pd - j >= 0 and (x + pd - j) % s == 0
+                and (x + pd - j) // s < Ws]
+
+    # per output row: its loads; per word: its control cycles (walk pool_unit's decisions)
+    def word_cycles(y, x, rok):
+        im = [i for i in range(kh) if rok[i]]
+        jm = cols(x)
+        c = POOL_WORD
+        if not im or not jm:
+            return c
+        taps = [(i, j) for i in im for j in jm]
+        c += POOL_TAP * len(taps)
+        if g["mx"] and fp:
+            return c
+        if not fp:                                    # hits after the first: an add each
+            if g["mx"]:
+                return None                           # data-dependent: counted by the caller
+            return c + POOL_ADD * (len(taps) - 1)
+        if not g["pw"]:                               # row sums, summed
+            adds = sum(len(jm) - 1 for _ in im) + len(im) - 1
+            return c + POOL_ADD * adds
+        if nt < 8:
+            return c + POOL_ADD * (len(taps) - 1)
+        tree = 7 * (1 + POOL_ADD) + 1
+        es = [i * kw + j for i, j in taps]
+        adds = sum(1 for e in es if 8 <= e < nt8) + sum(1 for e in es if e >= nt8)
+        tail = any(e >= nt8 for e in es)
+        return c + POOL_ADD * adds + tree + (1 if tail else 0)
+
+    total = POOL_SETUP
+    passes = 2 if (g["mx"] and fp) else 1
+    for _ in range(passes):
+        c = POOL_PASS
+        for b in range(B):
+            for cb in range(cbo):
+                for y in range(Ho):
+                    rok = rows_ok(y)
+                    if rok is None:                       # shortcut: blocks in range
+                        d = (cb * T + g["co"]) // T
+                        rok = [0 <= d + k < cbs for k in range(2)]
+                    c += 2 * g["ns"] + 2                  # y * s - pad, 2 per slot (its row, its check), the last
+                    for ok in rok:
+                        c += (POOL_LOAD + POOL_LOAD_DMA + latency + rw) if ok else 1
+                    for x in range(Wo):
+                        if g["sc"]:
+                            wc = POOL_WORD
+                            ok_x = fp or x % s == 0
+                            for t in range(T):
+                                n = cb * T + t + g["co"]
+                                if (ok_x and 0 <= n < Cs and cb * T + t < Co
+                                        and rok[n // T - (cb * T + g["co"]) // T]):
+                                    c += POOL_TAP
+                                c += wc
+                            continue
+                        wc = word_cycles(y, x, rok)
+                        if wc is None:                    # MAXPOOL_BP: one hit per window
+                            im = [i for i in range(kh) if rok[i]]
+                            jm = cols(x)
+                            wc = (POOL_WORD + POOL_TAP * len(im) * len(jm)
+                                  + POOL_ADD * _maxbp_adds(len(im) * len(jm), kh * kw))
+                        c += wc * T
+        total += c + POOL_TAIL
+    return int(round(total))
+
+
+
+def _maxbp_adds(nwin: int, taps: int) -> float:
+    """MAXPOOL_BP: the adds of a dX word, hits - 1 where hits is how many of the nwin windows
+    that cover it route their maximum to it - data, not geometry: the model takes its
+    expectation with each window picking it with probability 1 / taps (0 without overlap)."""
+    if nwin <= 1:
+        return 0.0
+    q = 1.0 / taps
+    return nwin * q - (1.0 - (1.0 - q) ** nwin)

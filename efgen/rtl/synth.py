@@ -69,6 +69,10 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   fabric, no DSP), a 32-word output FIFO (asynchronous read: LUT RAM); its per-lane
   registers and delay lines are flip-flops (written whole or in many places), its set-up
   products shift-adds (no multiplier).
+* ``pool_unit``: one fp32_add_fb (counted as an fp32_add), its row buffer
+  (efgen.rtl.top.POOL_BUF words, registered read: block RAM), a 16-word output FIFO
+  (asynchronous read: LUT RAM) and its 16-entry table of i * kw (8 bits, read at a
+  registered index); its products are shift-add loops (no multiplier).
 * the DMA engines: each has a command FIFO of 2*OUTSTANDING words of {lane, length}
   (LUT RAM) and a per-burst FIFO of OUTSTANDING beat addresses (for FAIL_ADDR; LUT RAM;
   ``axi_dma_wr``'s also holds the burst's last-of-command bit); ``axi_dma_wr`` also the
@@ -462,6 +466,9 @@ VEC_FP_ADDS = 1
 #: U2, U3, U6, U7 and the scalar multiplier. Its FIFO is efgen.rtl.bn.BN_FIFO.
 BN_FP_ADDS = 4
 BN_FP_MULS = 5
+#: pool_unit's FP32 adders (templates/rtl/pool_unit.v.j2); its row buffer is
+#: efgen.rtl.top.POOL_BUF words, its FIFO VEC_FIFO.
+POOL_FP_ADDS = 1
 
 
 def _odd(n: int) -> tuple[int, int]:
@@ -510,7 +517,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     transparent read)`` (see the module docstring)."""
     from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
     from efgen.rtl.bn import BN_FIFO
-    from efgen.rtl.top import VEC_FIFO
+    from efgen.rtl.top import POOL_BUF, VEC_FIFO
 
     e = p.engine
     w = e.widths
@@ -529,6 +536,8 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     mems.append(("tile_wr FIFO", 32 * p.store_words, TILE_WR_FIFO, True))
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
     mems.append(("bn_unit FIFO", 32, BN_FIFO, True))
+    mems += [("pool_unit row buffer", 32, POOL_BUF, False), ("pool_unit FIFO", 32, VEC_FIFO, True),
+             ("pool_unit i*kw", 8, 16, True)]
     beat_aw = d.addr_width - (d.data_width // 8).bit_length() + 1
     mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]
     mems += [(f"axi_dma_rd {k} burst address", beat_aw, bq_depth, True) for k in (0, 1)]
@@ -554,7 +563,7 @@ def top_spec(p) -> "RtlSpec":
     from efgen.rtl.top import TOP
 
     return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS,
-                   extra_fp_adds=4 + VEC_FP_ADDS + BN_FP_ADDS,
+                   extra_fp_adds=4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS,
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True)
 

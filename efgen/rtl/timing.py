@@ -500,7 +500,7 @@ def run_timing(files: dict[str, str] | Path | str, top: str, family: str = "xcup
 # units as black boxes: its buffers, muxes and their fan-out.
 MODULES = ("fp32_add", "fp32_mul", "engine_ctrl", "engine_wload", "tile_rd", "tile_wr",
            "axi_dma_rd", "axi_dma_wr", "desc_regs", "layer_seq", "sgd_wb", "vec_unit",
-           "bn_unit", "fp32_div", "fp32_sqrt")
+           "bn_unit", "fp32_div", "fp32_sqrt", "pool_unit")
 # Only in a build whose AXI data is wider than one word (efgen_top's beat adapters).
 WIDE_MODULES = ("beat_pack", "beat_unpack")
 

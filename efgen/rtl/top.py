@@ -8,7 +8,8 @@ loads), the tile loader/storer (``tile_rd``, ``tile_wr``: whole beats in the res
 layout, ``load_words``/``store_words``), the engine core
 (:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`), the vector unit
 (``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM), the batchnorm
-unit (``bn_unit``, :mod:`efgen.rtl.bn`: BN_FP, BN_BP) and
+unit (``bn_unit``, :mod:`efgen.rtl.bn`: BN_FP, BN_BP), the pooling unit (``pool_unit``:
+MAXPOOL/AVGPOOL/SHORTCUT FP and BP) and
 three AXI4 DMA engines (:mod:`efgen.rtl.dma`; ``axi_width``-bit data: 1, 2 or 4 FP32 words
 a beat, the board's HP port width; beside a wider port, ``beat_unpack``/``beat_pack``
 adapt the beats to the sequencer's, the SGD write-back's and the vector unit's word-serial
@@ -44,6 +45,10 @@ VEC_FIFO = 16
 VEC_OPS = ("RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM")
 #: the descriptor ops bn_unit runs (efgen.rtl.bn): BN_FP, BN_BP (not FLAG_SUMS / FLAG_DXK)
 BN_OPS = ("BN_FP", "BN_BP")
+#: the descriptor ops pool_unit runs: pooling and the option-A shortcut, FP and BP
+POOL_OPS = ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP")
+#: pool_unit's row buffer (words; a power of two): the source rows of one output row
+POOL_BUF = 2048
 
 
 def _pow2_at_least(n: int, lo: int = 16) -> int:
@@ -239,6 +244,10 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
         fifo_log=VEC_FIFO.bit_length() - 1, **ctx)
     from efgen.rtl.bn import bn_verilog
     files.update(bn_verilog(ctx))
+    files["pool_unit.v"] = env.get_template("pool_unit.v.j2").render(
+        module="pool_unit", add_latency=ADD_LATENCY, fifo_depth=VEC_FIFO,
+        fifo_log=VEC_FIFO.bit_length() - 1, buf_words=POOL_BUF,
+        buf_log=POOL_BUF.bit_length() - 1, **ctx)
     if p.wpb > 1:
         # the beat adapters (sgd_wb's sgd_fifo queues beat_pack's command lengths)
         for mod in ("beat_unpack", "beat_pack"):
