@@ -80,3 +80,16 @@ def _result_cache_in_tmp(tmp_path_factory):
         os.environ.pop("EFGEN_CACHE_DIR", None)
     else:
         os.environ["EFGEN_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def build_cache(tmp_path_factory, request):
+    """Verilator builds of the RTL shared by one test module's co-simulations
+    (efgen.cosim.layers.BUILD_CACHE pointed at a temporary directory for the module;
+    tests/test_rtl_top.py shares one across the session)."""
+    from efgen.cosim import layers as cosim
+
+    d = tmp_path_factory.mktemp(f"{request.module.__name__.rsplit('.', 1)[-1]}-builds")
+    old, cosim.BUILD_CACHE = cosim.BUILD_CACHE, d
+    yield d
+    cosim.BUILD_CACHE = old

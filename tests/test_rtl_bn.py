@@ -80,14 +80,6 @@ def _require(tool: str) -> None:
         pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
-@pytest.fixture(scope="module")
-def build_cache(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rtl-bn-builds")
-    old, cosim.BUILD_CACHE = cosim.BUILD_CACHE, d
-    yield d
-    cosim.BUILD_CACHE = old
-
-
 def check(p, shape, sim, tmp_path, seed=0):
     _require("verilator" if sim == "verilator" else "iverilog")
     mem, descs, rejects, outs = _cases(p.tl, shape, seed)

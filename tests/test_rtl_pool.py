@@ -114,14 +114,6 @@ def _require(tool: str) -> None:
         pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
-@pytest.fixture(scope="module")
-def build_cache(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rtl-pool-builds")
-    old, cosim.BUILD_CACHE = cosim.BUILD_CACHE, d
-    yield d
-    cosim.BUILD_CACHE = old
-
-
 def _check(p, tmp_path, sim, seed=0):
     mem, descs, reject = _cases(p.tl, seed, small=sim == "icarus")
     want = expected(mem, descs, p.tl)

@@ -75,14 +75,6 @@ def _require(tool: str) -> None:
         pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
-@pytest.fixture(scope="module")
-def build_cache(tmp_path_factory):
-    d = tmp_path_factory.mktemp("rtl-vec-builds")
-    old, cosim.BUILD_CACHE = cosim.BUILD_CACHE, d
-    yield d
-    cosim.BUILD_CACHE = old
-
-
 # 4x4 blocked (T = 4) on Verilator; 2x4 NCHW (T = 1) on Icarus (no build to wait for)
 @pytest.mark.parametrize("tm,tn,layout,sim", [(4, 4, "reshaped", "verilator"),
                                               (2, 4, "nchw", "icarus")])
