@@ -87,7 +87,22 @@ def _cases(lanes: int, seed: int = 0, small: bool = False):
                 a[6] = im.region(X, "mask")
             descs.append(make_desc(f"{kind}_BP", ["MASK"] if m else [], a=a, **geo))
 
+    def flat(X, mask=False):
+        """FLATTEN_FP X -> (B, C*H*W, 1, 1), FLATTEN_BP back (with and without the mask)."""
+        B, C, H, W = X
+        Y = (B, C * H * W, 1, 1)
+        geo = dict(batch=B, in_c=C, in_h=H, in_w=W, out_c=C * H * W, out_h=1, out_w=1,
+                   kh=1, kw=1, stride=1, pad=0)
+        descs.append(make_desc("FLATTEN_FP", a={0: im.region(X), 7: im.region(Y)}, **geo))
+        dy = im.region(Y)
+        for m in ((False, True) if mask else (False,)):
+            a = {0: dy, 7: im.region(X)}
+            if m:
+                a[6] = im.region(X, "mask")
+            descs.append(make_desc("FLATTEN_BP", ["MASK"] if m else [], a=a, **geo))
+
     if small:
+        flat((1, 3, 2, 3), mask=True)
         pool("MAXPOOL", (1, 3, 4, 4), 2, 2, 0, (1, 3, 2, 2), mask=True)
         pool("MAXPOOL", (1, 3, 5, 5), 3, 2, 1, (1, 3, 3, 3))
         pool("AVGPOOL", (1, 3, 4, 4), 2, 2, 0, (1, 3, 2, 2), mask=True)
@@ -103,6 +118,8 @@ def _cases(lanes: int, seed: int = 0, small: bool = False):
         pool("AVGPOOL", (1, 6, 2, 4), 2, 1, 0, (1, 6, 1, 1), kw=4)      # global: kh != kw
         pool("SHORTCUT", (2, 6, 8, 8), 1, 2, 0, (2, 10, 4, 4), mask=True)
         pool("SHORTCUT", (1, 4, 7, 7), 1, 2, 0, (1, 8, 4, 4))
+        flat((2, 6, 3, 3), mask=True)          # pad lanes; F = 54: pad words on the flat side
+        flat((2, 16, 5, 5), mask=True)         # lenet5's flatten (16 x 5 x 5 -> 400)
     reject = make_desc("AVGPOOL_FP", a={0: im.region((1, 4, 6, 6)), 7: im.region((1, 4, 2, 2))},
                        batch=1, in_c=4, in_h=6, in_w=6, out_c=4, out_h=2, out_w=2, kh=3,
                        kw=3, stride=3, pad=0)

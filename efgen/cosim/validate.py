@@ -228,6 +228,8 @@ POOL_WORD = 6             # per output word: x * s - pad, its columns, its windo
 POOL_TAP = 7              # per tap: column and next tap, buffer addresses, two reads, operands, the operation
 POOL_ADD = 6              # per add: fp32_add_fb's 5 stages and the result
 POOL_TAIL = 20            # per pass after the last word: the write engine's last burst and B response
+FLAT_PLANE = 12           # flatten, per plane beyond the DRAM latency and its words: the plane's set-up (2), its read command, axi_dma_rd's command to first word (7), the emit set-up and the next plane
+FLAT_TAIL = 21            # flatten, after the last word issues: the read pipeline (2), the write engine's last burst and B response, done
 
 
 def pool_geometry(desc, tl: int) -> dict:
@@ -260,6 +262,10 @@ def pool_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int
     the DRAM latency and its words), per output word its window's valid taps one at a time
     (an add waits for fp32_add_fb), and the write tail. The walk is pool_unit's own, counted
     here without its data (which taps are valid depends on the geometry only)."""
+    from efgen.hls.desc import OPS
+
+    if desc.op in (OPS["FLATTEN_FP"], OPS["FLATTEN_BP"]):
+        return flatten_cycles(p, desc, latency)
     g = pool_geometry(desc, p.tl)
     T = p.tl
     B, Cs, Hs, Ws = g["src"]
@@ -354,6 +360,29 @@ def pool_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int
         total += c + POOL_TAIL
     return int(round(total))
 
+
+
+def flatten_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY) -> int:
+    """CYCLES of a FLATTEN_FP / FLATTEN_BP descriptor on pool_unit: the set-up; per (image,
+    channel block) plane of X (H*W*T words) one read into the row buffer (FP: the plane;
+    BP: its valid lanes' words of the flat side, min(T, C - c0) * H*W), then its words out
+    one a cycle (FP: the valid lanes' words, and after the image's last plane its pad words
+    FW - F; BP: the plane's H*W*T words, pad lanes 0); the write tail."""
+    from efgen.hls.desc import OPS
+
+    T = p.tl
+    B, C, H, W = desc.batch, desc.in_c, desc.in_h, desc.in_w
+    hw, cb_n = H * W, -(-C // T)
+    f = C * hw
+    zt = -(-f // T) * T - f
+    fp = desc.op == OPS["FLATTEN_FP"]
+    total = POOL_SETUP + POOL_PASS + FLAT_TAIL
+    for cb in range(cb_n):
+        valid = min(T, C - cb * T) * hw
+        load = hw * T if fp else valid
+        emit = (valid + (zt if cb == cb_n - 1 else 0)) if fp else hw * T
+        total += B * (FLAT_PLANE + latency + load + emit)
+    return total
 
 
 def _maxbp_adds(nwin: int, taps: int) -> float:
