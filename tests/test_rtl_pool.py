@@ -31,7 +31,7 @@ from efgen.rtl.top import RtlParams
 
 def _params(tm, tn, layout="reshaped", axi_width=32) -> RtlParams:
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=512, ofm_depth=256, wbuf_depth=256, kmax=3,
-                       smax=4, impl="behav", wl_words=1)
+                       smax=4, impl="behav", wl_words=axi_width // 32)
     return RtlParams(eng, layout=layout, max_burst=16, axi_width=axi_width)
 
 

@@ -229,7 +229,7 @@ POOL_TAP = 7              # per tap: column and next tap, buffer addresses, two 
 POOL_ADD = 6              # per add: fp32_add_fb's 5 stages and the result
 POOL_TAIL = 20            # per pass after the last word: the write engine's last burst and B response
 FLAT_PLANE = 12           # flatten, per plane beyond the DRAM latency and its words: the plane's set-up (2), its read command, axi_dma_rd's command to first word (7), the emit set-up and the next plane
-FLAT_TAIL = 21            # flatten, after the last word issues: the read pipeline (2), the write engine's last burst and B response, done
+FLAT_TAIL = 5             # flatten, after the last word issues beyond the write engine's last burst (its W beats): the read pipeline (2), AW, the B response, done; + 1 at wpb > 1 (beat_pack's registered beat)
 
 
 def pool_geometry(desc, tl: int) -> dict:
@@ -265,7 +265,7 @@ def pool_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int
     from efgen.hls.desc import OPS
 
     if desc.op in (OPS["FLATTEN_FP"], OPS["FLATTEN_BP"]):
-        return flatten_cycles(p, desc, latency)
+        return flatten_cycles(p, desc, latency, base_words)
     g = pool_geometry(desc, p.tl)
     T = p.tl
     B, Cs, Hs, Ws = g["src"]
@@ -362,12 +362,13 @@ def pool_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int
 
 
 
-def flatten_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY) -> int:
+def flatten_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int = 0) -> int:
     """CYCLES of a FLATTEN_FP / FLATTEN_BP descriptor on pool_unit: the set-up; per (image,
     channel block) plane of X (H*W*T words) one read into the row buffer (FP: the plane;
     BP: its valid lanes' words of the flat side, min(T, C - c0) * H*W), then its words out
     one a cycle (FP: the valid lanes' words, and after the image's last plane its pad words
-    FW - F; BP: the plane's H*W*T words, pad lanes 0); the write tail."""
+    FW - F; BP: the plane's H*W*T words, pad lanes 0); the write tail (the W beats the
+    write engine still owes after the last word, :func:`_bn_write_tail`)."""
     from efgen.hls.desc import OPS
 
     T = p.tl
@@ -376,7 +377,9 @@ def flatten_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY) -> int:
     f = C * hw
     zt = -(-f // T) * T - f
     fp = desc.op == OPS["FLATTEN_FP"]
-    total = POOL_SETUP + POOL_PASS + FLAT_TAIL
+    n = B * (-(-f // T) * T if fp else cb_n * hw * T)       # words written
+    total = (POOL_SETUP + POOL_PASS + FLAT_TAIL + (p.wpb > 1)
+             + _bn_write_tail(base_words + int(desc.a[7]), n, p))
     for cb in range(cb_n):
         valid = min(T, C - cb * T) * hw
         load = hw * T if fp else valid
