@@ -367,8 +367,10 @@ def flatten_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: 
     channel block) plane of X (H*W*T words) one read into the row buffer (FP: the plane;
     BP: its valid lanes' words of the flat side, min(T, C - c0) * H*W), then its words out
     one a cycle (FP: the valid lanes' words, and after the image's last plane its pad words
-    FW - F; BP: the plane's H*W*T words, pad lanes 0); the write tail (the W beats the
-    write engine still owes after the last word, :func:`_bn_write_tail`)."""
+    FW - F; BP: the plane's H*W*T words, pad lanes 0); the write tail: axi_dma_wr
+    addresses a burst once its last word is in and streams its beats one a cycle after
+    the previous burst's (the words' own issue times, so the gaps of the plane loads
+    count)."""
     from efgen.hls.desc import OPS
 
     T = p.tl
@@ -377,15 +379,30 @@ def flatten_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: 
     f = C * hw
     zt = -(-f // T) * T - f
     fp = desc.op == OPS["FLATTEN_FP"]
-    n = B * (-(-f // T) * T if fp else cb_n * hw * T)       # words written
-    total = (POOL_SETUP + POOL_PASS + FLAT_TAIL + (p.wpb > 1)
-             + _bn_write_tail(base_words + int(desc.a[7]), n, p))
-    for cb in range(cb_n):
-        valid = min(T, C - cb * T) * hw
-        load = hw * T if fp else valid
-        emit = (valid + (zt if cb == cb_n - 1 else 0)) if fp else hw * T
-        total += B * (FLAT_PLANE + latency + load + emit)
-    return total
+    t = POOL_SETUP + POOL_PASS
+    runs = []                         # (first word's issue cycle, words) of every plane
+    for _ in range(B):
+        for cb in range(cb_n):
+            valid = min(T, C - cb * T) * hw
+            load = hw * T if fp else valid
+            emit = (valid + (zt if cb == cb_n - 1 else 0)) if fp else hw * T
+            t += FLAT_PLANE + latency + load
+            runs.append((t, emit))
+            t += emit
+    # the write engine: burst by burst, each once its last word is in
+    addr = base_words + int(desc.a[7])
+    n = sum(e for _, e in runs)
+    end, k, ri, done = 0, 0, 0, 0      # k: words so far; runs[ri] holds word k
+    left, off = n, addr % p.wpb
+    for b in axi_bursts(addr, n, p.axi_width, p.max_burst):
+        words = min(left, b.beats * p.wpb - off)
+        left, off, k = left - words, 0, k + words
+        while done + runs[ri][1] < k:
+            done += runs[ri][1]
+            ri += 1
+        last = runs[ri][0] + (k - done) - 1          # its last word's issue cycle
+        end = max(last, end) + b.beats
+    return t + (end - (t - 1)) + FLAT_TAIL + (p.wpb > 1)
 
 
 def _maxbp_adds(nwin: int, taps: int) -> float:
