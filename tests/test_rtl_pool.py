@@ -3,7 +3,9 @@
 MAXPOOL_FP / MAXPOOL_BP (2x2/s2, 3x3/s2 with padding: overlapping windows), AVGPOOL_FP /
 AVGPOOL_BP (2x2/s2, one contiguous 4x4 window as resnet20's 8x8 pool, tiny's 2x2 on 2x2,
 the global mean with kh != kw), SHORTCUT_FP / SHORTCUT_BP (option A: stride 2, zero-padded
-channels as resnet20's, and as tiny's 6 -> 10), the BP ops with and without FLAG_MASK, on
+channels as resnet20's, and as tiny's 6 -> 10), FLATTEN_FP / FLATTEN_BP (a block with pad
+lanes and pad words on the flat side; lenet5's 16 x 5 x 5; also at 128 bits, with two
+flattens the unit rejects), the BP ops with and without FLAG_MASK, on
 random tensors whose channel count is not a multiple of the lane block, garbage in the
 input pad lanes and in the outputs beforehand. The whole DRAM image after the runs must
 equal efgen.csim.interp's (equal values, bit for bit up to the sign of zero; pad lanes 0;
@@ -62,9 +64,10 @@ class _Image:
         return m
 
 
-def _cases(lanes: int, seed: int = 0, small: bool = False):
+def _cases(lanes: int, seed: int = 0, small: bool = False, flat_only: bool = False):
     """(image, descriptors, a descriptor pool_unit rejects); ``small``: every kind on
-    smaller tensors (Icarus)."""
+    smaller tensors (Icarus); ``flat_only``: the flatten cases, and a list of flatten
+    descriptors it rejects (a plane larger than the row buffer, out_c != C*H*W)."""
     im = _Image(lanes, seed)
     descs = []
 
@@ -101,6 +104,17 @@ def _cases(lanes: int, seed: int = 0, small: bool = False):
                 a[6] = im.region(X, "mask")
             descs.append(make_desc("FLATTEN_BP", ["MASK"] if m else [], a=a, **geo))
 
+    if flat_only:
+        flat((2, 6, 3, 3), mask=True)
+        flat((1, 16, 5, 5), mask=True)         # lenet5's flatten at batch 1
+        big = dict(batch=1, in_c=4, in_h=24, in_w=24, out_c=4 * 24 * 24, out_h=1, out_w=1,
+                   kh=1, kw=1, stride=1, pad=0)  # a 2304-word plane (T = 4)
+        bad = dict(big, in_h=5, in_w=5, out_c=4 * 25 + 1)
+        rejects = [make_desc("FLATTEN_FP", a={0: im.region((1, 4, 24, 24)),
+                                              7: im.region((1, 4 * 576, 1, 1))}, **big),
+                   make_desc("FLATTEN_BP", a={0: im.region((1, 101, 1, 1)),
+                                              7: im.region((1, 4, 5, 5))}, **bad)]
+        return im.mem(), descs, rejects
     if small:
         flat((1, 3, 2, 3), mask=True)
         pool("MAXPOOL", (1, 3, 4, 4), 2, 2, 0, (1, 3, 2, 2), mask=True)
@@ -131,19 +145,24 @@ def _require(tool: str) -> None:
         pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
-def _check(p, tmp_path, sim, seed=0):
-    mem, descs, reject = _cases(p.tl, seed, small=sim == "icarus")
+def _check(p, tmp_path, sim, seed=0, flat_only=False):
+    mem, descs, reject = _cases(p.tl, seed, small=sim == "icarus", flat_only=flat_only)
+    rejects = reject if flat_only else [reject]
     want = expected(mem, descs, p.tl)
-    got, runs = run_descriptors(p, mem, descs + [reject], workdir=tmp_path, sim=sim)
+    got, runs = run_descriptors(p, mem, descs + rejects, workdir=tmp_path, sim=sim)
     for d, r in zip(descs, runs):
         assert r["status"] & STATUS_ERROR == 0, (d.op, hex(r["status"]))
     bad = np.flatnonzero(got != want)
     assert bad.size == 0, f"{bad.size} words differ, first at {bad[:8]}"
-    st = runs[-1]["status"]
-    assert st & STATUS_ERROR and (st >> STATUS_REJECT_SHIFT) & 0xF == 2, hex(st)
+    for r in runs[len(descs):]:
+        st = r["status"]
+        assert st & STATUS_ERROR and (st >> STATUS_REJECT_SHIFT) & 0xF == 2, hex(st)
     model = [pool_cycles(p, d) for d in descs]
     print("cycles", [r["cycles"] for r in runs], "model", model)
     errs = [100.0 * (m - r["cycles"]) / r["cycles"] for m, r in zip(model, runs)]
+    outs = [d.batch * (d.out_c * d.out_h * d.out_w if d.op % 2 == 0 else
+                       d.in_c * d.in_h * d.in_w) for d in descs]   # FP ops are even
+    print("cycles per output element", [round(r["cycles"] / n, 2) for n, r in zip(outs, runs)])
     print("err %", [round(e, 2) for e in errs])
     for d, e in zip(descs, errs):
         assert abs(e) <= 5.0, (d.op, e)
@@ -157,3 +176,11 @@ def _check(p, tmp_path, sim, seed=0):
 def test_pool_ops_match_the_interpreter(tm, tn, layout, sim, tmp_path, build_cache):
     _require("verilator" if sim == "verilator" else "iverilog")
     _check(_params(tm, tn, layout), tmp_path, sim)
+
+
+# flatten at 128-bit AXI (beat_unpack / beat_pack between pool_unit and the DMA engines):
+# FLATTEN_FP / FLATTEN_BP with and without the mask, lenet5's 16 x 5 x 5 and a block with
+# pad lanes; a plane larger than the row buffer and a wrong out_c are rejected
+def test_flatten_at_128_bits(tmp_path, build_cache):
+    _require("verilator")
+    _check(_params(4, 4, axi_width=128), tmp_path, "verilator", flat_only=True)
