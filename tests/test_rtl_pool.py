@@ -184,3 +184,31 @@ def test_pool_ops_match_the_interpreter(tm, tn, layout, sim, tmp_path, build_cac
 def test_flatten_at_128_bits(tmp_path, build_cache):
     _require("verilator")
     _check(_params(4, 4, axi_width=128), tmp_path, "verilator", flat_only=True)
+
+
+def test_cosim_step_runs_and_prices_lenet5_flatten_on_pool_unit():
+    """lenet5's flatten (16 x 5 x 5 -> 400, not free in the blocked layout) is sent to the
+    RTL by the trainer (VEC_OPS) and priced by `efgen cosim --step`'s model column with
+    pool_unit's flatten_cycles, both directions."""
+    from efgen.cosim.cli import _vec_model
+    from efgen.cosim.validate import POOL_SETUP, flatten_cycles
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.hls.desc import OPS
+    from efgen.hls.program import build_program
+    from efgen.model.schedule import Request, schedule
+    from efgen.rtl.top import rtl_params
+    from efgen.runtime.trainer import VEC_OPS
+
+    net = load_net("lenet5")
+    design = schedule(Request(net, load_board("zcu102"), batch=1, tm=4, tn=4))
+    p = rtl_params(design)
+    model = _vec_model(p, design)
+    prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
+    flat = {f"{s.layer}:{s.what}": s.desc for s in prog.fp + prog.bp
+            if s.desc.op in (OPS["FLATTEN_FP"], OPS["FLATTEN_BP"])}
+    assert sorted(flat) == ["flatten:bp", "flatten:fp"]
+    assert all(d.op in VEC_OPS for d in flat.values())
+    for k, d in flat.items():
+        # per plane at least the DRAM latency and 2 x 25 x 4 words (load, out); 4 planes
+        assert model[k] == flatten_cycles(p, d) > POOL_SETUP + 4 * (cosim.DRAM_LATENCY + 200)
