@@ -273,8 +273,9 @@ def _step_model(p, res, lps: dict, design) -> dict:
 
 
 def _vec_model(p, design) -> dict:
-    """Model cycles of the step's element-wise, batchnorm and pooling / shortcut descriptors
-    on vec_unit, bn_unit and pool_unit (image at word 0)."""
+    """Model cycles of the step's element-wise, batchnorm and pooling / shortcut / flatten
+    descriptors on vec_unit, bn_unit and pool_unit (image at word 0; pool_cycles prices
+    FLATTEN_FP/BP with flatten_cycles)."""
     from efgen.cosim.validate import bn_cycles, pool_cycles, vec_cycles
     from efgen.hls.desc import OPS
     from efgen.hls.program import build_program

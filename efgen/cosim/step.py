@@ -14,11 +14,11 @@ DRAM shared with the host through cocotbext-axi):
   tensors with several readers, with the ReLU mask);
 * every BN_FP / BN_BP descriptor (``bn_unit``) but the restructured BN's BN_BP (FLAG_SUMS,
   FLAG_DXK);
-* every MAXPOOL / AVGPOOL / SHORTCUT FP and BP descriptor (``pool_unit``: pooling with its
-  argmax, the option-A shortcut).
+* every MAXPOOL / AVGPOOL / SHORTCUT / FLATTEN FP and BP descriptor (``pool_unit``: pooling
+  with its argmax, the option-A shortcut, flatten's reorder).
 
 In numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), as on
-the real host: BN_FIN (and the restructured BN's BN_BP), flatten and the softmax
+the real host: BN_FIN (and the restructured BN's BN_BP) and the softmax
 cross-entropy. Parts of a conv descriptor the RTL has no datapath for yet
 also run on the host, right after the RTL run, and are listed:
 

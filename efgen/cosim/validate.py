@@ -228,6 +228,8 @@ POOL_WORD = 6             # per output word: x * s - pad, its columns, its windo
 POOL_TAP = 7              # per tap: column and next tap, buffer addresses, two reads, operands, the operation
 POOL_ADD = 6              # per add: fp32_add_fb's 5 stages and the result
 POOL_TAIL = 20            # per pass after the last word: the write engine's last burst and B response
+FLAT_PLANE = 12           # flatten, per plane beyond the DRAM latency and its words: the plane's set-up (2), its read command, axi_dma_rd's command to first word (7), the emit set-up and the next plane
+FLAT_TAIL = 5             # flatten, after the last word issues beyond the write engine's last burst (its W beats): the read pipeline (2), AW, the B response, done; + 1 at wpb > 1 (beat_pack's registered beat)
 
 
 def pool_geometry(desc, tl: int) -> dict:
@@ -260,6 +262,10 @@ def pool_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int
     the DRAM latency and its words), per output word its window's valid taps one at a time
     (an add waits for fp32_add_fb), and the write tail. The walk is pool_unit's own, counted
     here without its data (which taps are valid depends on the geometry only)."""
+    from efgen.hls.desc import OPS
+
+    if desc.op in (OPS["FLATTEN_FP"], OPS["FLATTEN_BP"]):
+        return flatten_cycles(p, desc, latency, base_words)
     g = pool_geometry(desc, p.tl)
     T = p.tl
     B, Cs, Hs, Ws = g["src"]
@@ -354,6 +360,49 @@ def pool_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int
         total += c + POOL_TAIL
     return int(round(total))
 
+
+
+def flatten_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int = 0) -> int:
+    """CYCLES of a FLATTEN_FP / FLATTEN_BP descriptor on pool_unit: the set-up; per (image,
+    channel block) plane of X (H*W*T words) one read into the row buffer (FP: the plane;
+    BP: its valid lanes' words of the flat side, min(T, C - c0) * H*W), then its words out
+    one a cycle (FP: the valid lanes' words, and after the image's last plane its pad words
+    FW - F; BP: the plane's H*W*T words, pad lanes 0); the write tail: axi_dma_wr
+    addresses a burst once its last word is in and streams its beats one a cycle after
+    the previous burst's (the words' own issue times, so the gaps of the plane loads
+    count)."""
+    from efgen.hls.desc import OPS
+
+    T = p.tl
+    B, C, H, W = desc.batch, desc.in_c, desc.in_h, desc.in_w
+    hw, cb_n = H * W, -(-C // T)
+    f = C * hw
+    zt = -(-f // T) * T - f
+    fp = desc.op == OPS["FLATTEN_FP"]
+    t = POOL_SETUP + POOL_PASS
+    runs = []                         # (first word's issue cycle, words) of every plane
+    for _ in range(B):
+        for cb in range(cb_n):
+            valid = min(T, C - cb * T) * hw
+            load = hw * T if fp else valid
+            emit = (valid + (zt if cb == cb_n - 1 else 0)) if fp else hw * T
+            t += FLAT_PLANE + latency + load
+            runs.append((t, emit))
+            t += emit
+    # the write engine: burst by burst, each once its last word is in
+    addr = base_words + int(desc.a[7])
+    n = sum(e for _, e in runs)
+    end, k, ri, done = 0, 0, 0, 0      # k: words so far; runs[ri] holds word k
+    left, off = n, addr % p.wpb
+    for b in axi_bursts(addr, n, p.axi_width, p.max_burst):
+        words = min(left, b.beats * p.wpb - off)
+        left, off, k = left - words, 0, k + words
+        while done + runs[ri][1] < k:
+            done += runs[ri][1]
+            ri += 1
+        last = runs[ri][0] + (k - done) - 1          # its last word's issue cycle
+        end = max(last, end) + b.beats
+    return t + (end - (t - 1)) + FLAT_TAIL + (p.wpb > 1)
 
 
 def _maxbp_adds(nwin: int, taps: int) -> float:

@@ -9,7 +9,7 @@ layout, ``load_words``/``store_words``), the engine core
 (:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`), the vector unit
 (``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM), the batchnorm
 unit (``bn_unit``, :mod:`efgen.rtl.bn`: BN_FP, BN_BP), the pooling unit (``pool_unit``:
-MAXPOOL/AVGPOOL/SHORTCUT FP and BP) and
+MAXPOOL/AVGPOOL/SHORTCUT/FLATTEN FP and BP) and
 three AXI4 DMA engines (:mod:`efgen.rtl.dma`; ``axi_width``-bit data: 1, 2 or 4 FP32 words
 a beat, the board's HP port width; beside a wider port, ``beat_unpack``/``beat_pack``
 adapt the beats to the sequencer's, the SGD write-back's and the vector unit's word-serial
@@ -45,9 +45,11 @@ VEC_FIFO = 16
 VEC_OPS = ("RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM")
 #: the descriptor ops bn_unit runs (efgen.rtl.bn): BN_FP, BN_BP (not FLAG_SUMS / FLAG_DXK)
 BN_OPS = ("BN_FP", "BN_BP")
-#: the descriptor ops pool_unit runs: pooling and the option-A shortcut, FP and BP
-POOL_OPS = ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP")
+#: the descriptor ops pool_unit runs: pooling, the option-A shortcut and flatten, FP and BP
+POOL_OPS = ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP",
+            "FLATTEN_FP", "FLATTEN_BP")
 #: pool_unit's row buffer (words; a power of two): the source rows of one output row
+#: (flatten: one (image, channel block) plane of H*W*T words)
 POOL_BUF = 2048
 
 

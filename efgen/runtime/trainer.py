@@ -11,10 +11,10 @@ operations (:mod:`efgen.runtime.protocol`):
   (:class:`~efgen.runtime.protocol.FromDevice`);
 * every RELU_FP / RELU_BP / ADD_FP / ERRSUM descriptor (the element-wise family) runs on
   the device likewise (the RTL's vector unit, ``vec_unit``), and so does every MAXPOOL /
-  AVGPOOL / SHORTCUT FP and BP descriptor (its pooling unit, ``pool_unit``) and every BN_FP /
-  BN_BP (its batchnorm unit, ``bn_unit``) but a BN_BP of the restructured BN (FLAG_SUMS,
-  FLAG_DXK);
-* every other descriptor (BN_FIN, flatten) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
+  AVGPOOL / SHORTCUT / FLATTEN FP and BP descriptor (its pooling unit, ``pool_unit``) and
+  every BN_FP / BN_BP (its batchnorm unit, ``bn_unit``) but a BN_BP of the restructured BN
+  (FLAG_SUMS, FLAG_DXK);
+* every other descriptor (BN_FIN) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
   of a conv descriptor the RTL has no datapath for yet: FP's bias add (and the ReLU
   after it), WU's bias gradient and its SGD update (:func:`rtl_desc`, :func:`host_parts`);
 * the softmax cross-entropy and its gradient run on the host.
@@ -45,7 +45,7 @@ from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
 #: the non-conv descriptors the RTL runs: vec_unit's element-wise ones, bn_unit's
-#: batchnorms and pool_unit's pooling / shortcut
+#: batchnorms and pool_unit's pooling / shortcut / flatten
 VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS + RTL_BN_OPS + RTL_POOL_OPS)
 #: flags that keep a descriptor on the host: the restructured BN's BN_BP (bn_unit rejects it)
 HOST_FLAGS = FLAGS["SUMS"] | FLAGS["DXK"]
