@@ -309,6 +309,12 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
               "BN_FP", "BN_BP", *POOL_OPS}
     assert all((r.where == "rtl") == (r.op in on_rtl) for r in res.ran)
     assert sum(r.where == "rtl" for r in res.ran) == 32
+    # the FP bias adds (conv4, fc) run on the RTL (tile_wr's store lanes); only the WU bias
+    # gradients and their SGD remain host parts
+    biased = [l.name for l in net if l.bias]
+    assert set(biased) == {"conv4", "fc"}
+    assert {(r.layer, r.phase): r.host_parts for r in res.ran if r.host_parts} == {
+        (n, "wu"): ("bias gradient + SGD",) for n in biased}
     # vec_unit's and pool_unit's cycles against the model (efgen.cosim.validate.vec_cycles,
     # pool_cycles), 5% bar; bn_unit's (bn_cycles), 2%
     from efgen.cosim.validate import bn_cycles, pool_cycles, vec_cycles
