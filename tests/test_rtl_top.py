@@ -73,6 +73,11 @@ CASES = [
                bias=True),
     LayerPhase("g1", "conv", 8, 6, 18, 18, 3, 1, 1, 1, "fp", False, 10, 6, 2, "wo"),
     LayerPhase("g2", "conv", 6, 8, 18, 18, 3, 1, 1, 1, "bp", False, 10, 6, 2, "wo"),
+    # a batch-1 linear WU (lenet5's f6 and out at batch 1): one pixel a block, so every
+    # block of a chunk starts its G = 8 gradient copies (8 pixel slots, not 1) and the
+    # chunk's compute-bound steps leave its error-tile loads exposed (the model missed
+    # both: -5.8% at 4x4, -10.2% at 2x4)
+    LayerPhase("l4", "linear", 24, 16, batch=1, phase="wu", tr=1, tc=1, mc=4, order="io"),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take

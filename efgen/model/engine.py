@@ -436,6 +436,13 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         depth_wu = depth_wu + math.ceil(math.log2(hw.p)) * (hw.mac_depth - hw.mac_depth // 2)
     Cy = np.where(e(is_wu), P * e(kpass) + depth_wu,
                   (e(kpass) - 1) * np.maximum(P, hw.acc_dist) + P + hw.mac_depth) + hw.block_overhead
+    # WU: a gradient word keeps G = ceil(acc_dist / K*K) partial sums (the reference RTL,
+    # efgen.rtl.engine.wu_copies; G = 1 at the HLS engine's acc_dist of 1), and the block
+    # that starts them (the first tile of a chunk's first image step) runs at least G pixel
+    # slots, so that every copy is written: a batch-1 linear WU (P = 1) pays G - 1 a block
+    g_copies = np.maximum(1.0, np.ceil(hw.acc_dist / k2))
+    Cy_init = np.where(e(is_wu), e(kpass) * np.maximum(P, e(g_copies)) + depth_wu
+                       + hw.block_overhead, Cy)
     # control per step (one reduction block), shared by the step's blocks (io, WU: mc)
     so = float(hw.step_overhead)
 
@@ -468,12 +475,19 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         per_tile = np.where(e(is_wu), wu, np.where(e(order) > 0, io, m4 * wo))
         return np.sum(count * per_tile, axis=(-1, -2))
 
+    def init_extra(m):
+        # WU: what a chunk's first tile (class [0, 0], count 1) adds with Cy_init
+        l0, s0 = L[..., 0, 0], s_out[..., 0, 0]
+        wu = lambda c: np.maximum(m * s0 + NB * l0, NB * (m * c + so))  # noqa: E731
+        return np.where(is_wu, wu(Cy_init[..., 0, 0]) - wu(Cy[..., 0, 0]), 0.0)
+
     if p_dim == "images" and hw.p > 1:
         # hw.p images a step: each lane group loads and stores its own image's tiles
         L = L * np.where(major4, 1.0, pl)
         s_out = s_out * np.where(major4, 1.0, pl)
     g_full, g_last = group(mc), group(mc_last)
     tiles_time = (n_chunks - 1) * g_full + g_last              # one image, all chunks
+    t_init = (n_chunks - 1) * init_extra(mc) + init_extra(mc_last)
     images = jb["images"]
     img_steps = images if p_dim == "pixels" else np.where(jb["img_major"] > 0, images,
                                                           np.ceil(images / pl))
@@ -559,6 +573,12 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # input tiles during this chunk's last steps, so only the job's first chunk fills)
     fill_chunks = np.where(wdb, 1.0, n_chunks)
     fill = fill_chunks * np.minimum(first, m_c * Cy[..., 0, 0] + so)
+    # WU: a chunk's first loads are its error tiles and an input tile (first > L), so
+    # its steps take first + (NB-1)*max(L, C) + C: when the first tile is compute-bound
+    # (the per-tile time above charged NB*C) all of `first` is exposed, not min(first, C)
+    c0 = mc * Cy_init[..., 0, 0] + so
+    wu_cb = NB * c0 >= mc * s_out[..., 0, 0] + NB * L[..., 0, 0]
+    fill = np.where(is_wu & wu_cb, fill_chunks * first, fill)
     fill = fill + np.where(is_wu, 0.0, m_st * s_out[..., -1, -1])
     # FP/BP: the stores of a chunk's last group overlap the next chunk's weight load and
     # first input tile; the per-tile times above charged them to the chunk.
@@ -602,7 +622,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # at the storer's rate (one run: the DRAM latency, the words, the set-up and handshakes)
     t_bias = bias_on * (hw.bias_overhead + hw.dram_latency
                         + np.ceil(jb["out"] / unit_rate(hw.store_words)))
-    cycles = img_steps * tiles_time + t_wload + t_sgd + fill + setup + t_fx + t_bias
+    cycles = img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
