@@ -70,6 +70,10 @@ class HwParams:
     wpair_overhead: int = 0        # BP weight load: cycles between (Tm, Tn) pairs of a run
     wload_drain: int = 0           # FP/BP weight load: cycles per chunk after the last beat (RTL pipeline)
     job_overhead: int = 0          # cycles of set-up and drain per layer-phase
+    bias_overhead: int = 0         # > 0: an FP job with a bias (Job.bias) first loads it on the
+                                   # weight port, this many cycles beyond the DRAM latency and
+                                   # its words (the reference RTL's layer_seq L_BIAS)
+    bias_store: int = 0            # FP with a bias: cycles the store path's adder adds per store
     outstanding: int = 0           # read bursts in flight per port (0: no limit modelled)
     mask_port: bool = False        # BP mask tiles come on a port of their own (not after the store)
     sgd_piece: int = 0             # > 0: the write-back writes pieces of this many words

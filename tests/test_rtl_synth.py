@@ -496,26 +496,30 @@ def test_predict_top_breakdown():
     pred = predict_top(p22)
     d = pred["detail"]
     # 4 MAC + 3 SGD + 5 BN fp32_mul (2 DSP each), 2 engine controller, 3 x 2 sequencer,
-    # 1 SGD; fp32_add: 4 MAC, 4 SGD, 1 vector unit, 4 BN, 1 pooling unit
-    assert (d["fp32_mul"], d["fp32_add"], d["dsp_fp"], d["dsp_control"]) == (12, 14, 24, 9)
+    # 1 SGD; fp32_add: 4 MAC, 4 SGD, 1 vector unit, 4 BN, 1 pooling unit, 1 FP bias add
+    # (tile_wr: store_words of them)
+    assert (d["fp32_mul"], d["fp32_add"], d["dsp_fp"], d["dsp_control"]) == (12, 15, 24, 9)
     # the DMA buffers (issue 19): two read buffers of 8 x 256 beats (2 RAMB36E2 each),
     # one write buffer of 2 x 256 beats of 36 bits (1 RAMB18E2), as Yosys maps them;
-    # pool_unit's row buffer of 2048 words (2 RAMB36E2)
-    assert (pred["DSP48E2"], pred["RAMB18E2"], pred["RAMB36E2"]) == (33, 5, 8)
+    # pool_unit's row buffer of 2048 words (2 RAMB36E2); tile_wr's bias buffer of 256 words
+    # (1 RAMB18E2)
+    assert (pred["DSP48E2"], pred["RAMB18E2"], pred["RAMB36E2"]) == (33, 6, 8)
     # engine weights 4 x 5 RAM64M8, SGD out FIFOs 2 x 5 RAM64M8; RAM32M16: SGD in 2 x 3,
     # window table 5 x 1, tile_wr 3, vec_unit 3, bn_unit 3, pool_unit 3 + 1 (its FIFO, its
     # i * kw table), DMA commands 3 x 3, AWLEN 1, burst addresses 3 x 3, the write
     # engine's AW-issuer commands ({first beat, beats}) 5
-    assert d["ram_cells"] == {"RAMB36E2": 8, "RAMB18E2": 5, "RAM64M8": 30, "RAM32M16": 48}
+    assert d["ram_cells"] == {"RAMB36E2": 8, "RAMB18E2": 6, "RAM64M8": 30, "RAM32M16": 48}
     cells = {r["buffer"]: r["cell"] for r in d["rams"]}
     assert cells["layer_seq win_p"] == "FF"
     assert cells["axi_dma_wr burst last + address"] == cells["axi_dma_rd 0 burst address"] \
         == "RAM32M16"
     assert pred["LUT"] > predict_rtl(p22.engine)["LUT"] and d["shell"]
-    # whole-beat stores (128 bits, store_words 4): tile_wr's FIFO holds 8 beats of 128 bits
+    # whole-beat stores (128 bits, store_words 4): tile_wr's FIFO holds 16 beats of 128 bits,
+    # its bias buffer 64 rows of 4 words (LUT RAM; measured on tile_wr alone)
     wide = {r["buffer"]: (r["width"], r["cell"], r["cells_each"])
             for r in predict_top(TOP44)["detail"]["rams"]}
     assert TOP44.store_words == 4 and wide["tile_wr FIFO"] == (128, "RAM32M16", 10)
+    assert wide["tile_wr bias buffer"] == (128, "RAM64M8", 19)
     # a Tm that is not a power of two costs no DSP: the sequencer's products by Tm are
     # shift-adds, sgd_wb's K*K*Tm*Tn is too narrow for a DSP and nblk times it is one
     # DSP48E2 as at 2x2

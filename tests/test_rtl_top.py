@@ -66,6 +66,11 @@ CASES = [
     LayerPhase("m2", "linear", 24, 10, batch=8, phase="bp", tr=1, tc=8, mc=2, order="io",
                mask=True),
     # tiles whose DMA runs cross 4 KiB pages (split by the DMA; the model counts the splits)
+    # FP with FLAG_BIAS: the bias add on the store lanes, with and without the ReLU after it
+    LayerPhase("f1", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "fp", True, 4, 8, 2, "wo", bias=True),
+    LayerPhase("f2", "conv", 10, 6, 8, 8, 1, 2, 0, 1, "fp", False, 4, 4, 2, "io", bias=True),
+    LayerPhase("f3", "linear", 24, 10, batch=8, phase="fp", relu=True, tr=1, tc=8, mc=2,
+               bias=True),
     LayerPhase("g1", "conv", 8, 6, 18, 18, 3, 1, 1, 1, "fp", False, 10, 6, 2, "wo"),
     LayerPhase("g2", "conv", 6, 8, 18, 18, 3, 1, 1, 1, "bp", False, 10, 6, 2, "wo"),
     # a batch-1 linear WU (lenet5's f6 and out at batch 1): one pixel a block, so every
@@ -86,7 +91,7 @@ SETS = {
 # Double-buffered weight chunks (issue 13, EngineParams.wdb) on the same two builds: FP and
 # BP with several chunks (wo and io), a ReLU-masked BP (its chunks wait for the mask reads),
 # a weight-bound linear BP and a WU (bank 0; unchanged).
-WDB_CASES = [c for c in CASES if c.name in ("c1", "b2", "m1", "l2", "w1")]
+WDB_CASES = [c for c in CASES if c.name in ("c1", "b2", "m1", "l2", "w1", "f1")]
 WDB_SETS = {
     "4x4-reshaped-wdb": (_params(4, 4, axi=128, wdb=True), WDB_CASES),
     "2x4-nchw-wdb": (_params(2, 4, "nchw", wdb=True), WDB_CASES),
@@ -314,6 +319,12 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
               "BN_FP", "BN_BP", *POOL_OPS}
     assert all((r.where == "rtl") == (r.op in on_rtl) for r in res.ran)
     assert sum(r.where == "rtl" for r in res.ran) == 32
+    # the FP bias adds (conv4, fc) run on the RTL (tile_wr's store lanes); only the WU bias
+    # gradients and their SGD remain host parts
+    biased = [l.name for l in net if l.bias]
+    assert set(biased) == {"conv4", "fc"}
+    assert {(r.layer, r.phase): r.host_parts for r in res.ran if r.host_parts} == {
+        (n, "wu"): ("bias gradient + SGD",) for n in biased}
     # vec_unit's and pool_unit's cycles against the model (efgen.cosim.validate.vec_cycles,
     # pool_cycles), 5% bar; bn_unit's (bn_cycles), 2%
     from efgen.cosim.validate import bn_cycles, pool_cycles, vec_cycles
@@ -367,8 +378,8 @@ def test_live_results_match_the_final_dump(tmp_path_factory, build_cache):
 # ------------------------------------------------------------------ bus faults, back-pressure
 
 # Small FP, BP and WU cases (6 -> 4 channels, 6x6, K 3, stride 2): short runs.
-SMALL = [
-    LayerPhase("s", "conv", 6, 4, 6, 6, 3, 2, 1, 1, "fp", True, 3, 3, 1, "wo"),
+SMALL = [     # (the FP with FLAG_BIAS: its bias load on port 1 under back-pressure too)
+    LayerPhase("s", "conv", 6, 4, 6, 6, 3, 2, 1, 1, "fp", True, 3, 3, 1, "wo", bias=True),
     LayerPhase("s", "conv", 6, 4, 6, 6, 3, 2, 1, 1, "bp", False, 6, 6, 1, "wo"),
     LayerPhase("s", "conv", 6, 4, 6, 6, 3, 2, 1, 1, "wu", False, 3, 3, 1, "io"),
 ]
@@ -413,7 +424,8 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
               Run(0), Run(1)]                                       # clean afterwards
     rejects = [Run(0, set=(("in_c", 0),)), Run(0, set=(("tr", 0),)), Run(0, set=big),
                Run(2, set=(("mc", 0),)), Run(0, set=ofm), Run(0, set=(("out_c", 64), ("mc", 16))),
-               Run(0, set=(("op", 9),)), Run(0, set=(("stride", 3),))]
+               Run(0, set=(("op", 9),)), Run(0, set=(("stride", 3),)),
+               Run(0, set=(("flags", 4), ("out_c", 260)))]      # FP bias beyond BIAS_BUF
     got = cosim.run_passes(p, SMALL, [(faulty, None), (rejects, None)],
                            workdir=tmp_path_factory.mktemp("faults"))
     res = got[0].results
@@ -429,7 +441,8 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
         assert r.ok, (r.lp.label, r.errors, r.error)
     codes = [(r.status >> 8) & 15 for r in got[1].results]
     assert all(r.status & STATUS_ERROR for r in got[1].results)
-    assert codes == [2, 3, 5, 3, 6, 7, 1, 2], codes   # EfgenConvStatus, as efgen_conv_check
+    assert codes == [2, 3, 5, 3, 6, 7, 1, 2, 10], codes   # EfgenConvStatus, as efgen_conv_check
+    assert "ERR_BIAS" in got[1].results[-1].error
     assert np.array_equal(got[1].dump, got[1].image), "a rejected descriptor wrote DRAM"
 
 

@@ -36,7 +36,7 @@ from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import REGISTER_MAP, desc_register_writes, status_error
 from efgen.rtl.engine import wu_chunk, wu_copies
-from efgen.rtl.top import RtlParams, rtl_verilog
+from efgen.rtl.top import BIAS_BUF, RtlParams, rtl_verilog
 
 ALIGN = 1024                # words: regions start on a 4 KiB page
 DRAM_LATENCY = 24           # cycles from AR to first R beat (DDR4 behind a Zynq HP port, ~100 MHz PL)
@@ -69,6 +69,7 @@ class LayerPhase:
     mc: int = 1
     order: str = "wo"
     mask: bool = False      # BP: a fused ReLU mask, dx * (x > 0) with x the layer's input
+    bias: bool = False      # FP: FLAG_BIAS, y = conv + b (then the ReLU), b at a[2]
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -116,15 +117,17 @@ def layer_phases(net, design, p: RtlParams | None = None,
             if p is not None and ph == "wu":
                 mc = wu_chunk(mc, l.in_shape[0], k, p.tn, p.engine.wbuf_depth)
             relu = ph == "fp" and l.name in into
+            # FP with a bias: the RTL adds it (up to BIAS_BUF channels; wider: the host)
+            bias = ph == "fp" and bool(l.bias) and l.channels <= BIAS_BUF
             mask = ph == "bp" and l.name in masks
             if l.op == "conv":
                 n, h, w = l.in_shape
                 lp = LayerPhase(l.name, "conv", n, l.channels, h, w, l.kernel, l.stride,
-                                l.padding, b, ph, relu, t.tr, t.tc, mc, t.order, mask)
+                                l.padding, b, ph, relu, t.tr, t.tc, mc, t.order, mask, bias)
             else:
                 lp = LayerPhase(l.name, "linear", l.in_shape[0], l.channels, batch=b,
                                 phase=ph, relu=relu, tr=1, tc=min(t.tc, b), mc=mc,
-                                order=t.order, mask=mask)
+                                order=t.order, mask=mask, bias=bias)
             out.append(lp)
     return out
 
@@ -134,7 +137,7 @@ def distinct(lps: list[LayerPhase]) -> list[LayerPhase]:
     seen, out = set(), []
     for lp in lps:
         key = (lp.op, lp.n, lp.m, lp.h, lp.w, lp.k, lp.s, lp.p, lp.batch, lp.phase, lp.relu,
-               lp.tr, lp.tc, lp.mc, lp.order, lp.mask)
+               lp.tr, lp.tc, lp.mc, lp.order, lp.mask, lp.bias)
         if key not in seen:
             seen.add(key)
             out.append(lp)
@@ -257,10 +260,15 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             x = f32(sh["x"])
             a[0] = img.put(fm.pack(x))
             a[1] = img.put(wl.pack(w))
+            bias = None
+            if lp.bias:
+                bias = f32((lp.m,))
+                a[2] = img.put(bias)
             a[7] = img.poison(fm.size(sh["y"]))
             x64 = x.astype(np.float64).reshape(sh["x"][0], lp.n, lp.h, lp.w) if lp.op == "conv" \
                 else x.astype(np.float64).reshape(lp.batch, lp.n, 1, 1)
-            y = ops.conv_fp(x64, w.astype(np.float64), None, lp.s if lp.op == "conv" else 1,
+            y = ops.conv_fp(x64, w.astype(np.float64), None if bias is None else
+                            bias.astype(np.float64), lp.s if lp.op == "conv" else 1,
                             lp.p if lp.op == "conv" else 0)
             if lp.relu:
                 y = np.maximum(y, 0.0)
@@ -310,7 +318,8 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                    kh=lp.k, kw=lp.k, stride=lp.s, pad=lp.p, tr=lp.tr, tc=lp.tc, mc=lp.mc,
                    order=0 if lp.order == "wo" else 1)
         lr, mom, wd = SGD
-        flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else [])
+        flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else []) + \
+            (["BIAS"] if lp.bias else [])
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
         c.desc = d

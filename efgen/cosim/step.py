@@ -22,9 +22,11 @@ the real host: BN_FIN (and the restructured BN's BN_BP) and the softmax
 cross-entropy. Parts of a conv descriptor the RTL has no datapath for yet
 also run on the host, right after the RTL run, and are listed:
 
-* FP with a bias: the bias add (and a fused ReLU after it);
 * WU with a bias: the bias gradient and its SGD update; the gradient debug copy (a[6])
-  is not written, so its trace key is not compared.
+  is not written, so its trace key is not compared;
+* FP with a bias on a layer wider than :data:`efgen.rtl.top.BIAS_BUF` channels: the bias
+  add (and a fused ReLU after it). Narrower ones add it on the RTL (tile_wr's store
+  lanes, then the ReLU).
 
 The verdict is :mod:`efgen.csim.verdict`'s, as in C-simulation: after each descriptor
 (RTL or numpy, with its host parts) its outputs are checked against the interpreter's run

@@ -21,6 +21,7 @@ from efgen.design import HwParams
 from efgen.model.engine import Job, evaluate_chosen, phase_job
 from efgen.rtl.dma import PAGE_BYTES, axi_bursts
 from efgen.rtl.engine import ACC_DIST, WLOAD_LATENCY, pipeline_depth
+from efgen.rtl.fpu import ADD_LATENCY
 from efgen.rtl.sgd import PIECE as SGD_PIECE
 from efgen.rtl.top import RtlParams
 
@@ -36,6 +37,8 @@ SGD_OVERHEAD = 72         # sgd_wb: pipeline (incl. the two bank-mux registers; 
 WLOAD_DRAIN = WLOAD_LATENCY - 1   # engine_wload pipeline beyond the bank register (L_WEND)
 WRUN_OVERHEAD = 19        # weight-load run: the set-up steps (16, as a tile load) and 3 holds for the registered set-up product (BP: per DRAM row; FP: 2 per chunk)
 WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG, L_WCFG2), stream stalled
+BIAS_OVERHEAD = 8         # (the store path's bias add: ADD_LATENCY + its operand register per store, HwParams.bias_store)
+                          # FP with a bias: layer_seq's L_BIAS/L_BDAT (command, the last row's write, back to L_STEP) and axi_dma_rd's command to first word (7) beyond the DRAM latency and the rows
 JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
 # vec_unit (templates/rtl/vec_unit.v.j2), measured on Verilator and Icarus at DRAM latency 24
 # (tests/test_rtl_vec.py checks them on every run there)
@@ -62,6 +65,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     step_overhead=STEP_OVERHEAD, wpair_overhead=WPAIR_OVERHEAD,
                     wload_drain=WLOAD_DRAIN,
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
+                    bias_overhead=BIAS_OVERHEAD, bias_store=ADD_LATENCY + 1,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True,
                     wdb=e.wdb)
 
@@ -104,7 +108,7 @@ def job_of(lp: LayerPhase) -> Job:
     """The model's job for a co-simulated layer-phase."""
     ho, wo = lp.out_hw
     return phase_job(lp.name, lp.phase, lp.op, lp.n, lp.m, lp.batch, h=lp.h, w=lp.w, ho=ho,
-                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask)
+                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask, bias=lp.bias)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ COL_SPLITS = (1, 2, 4, 8, 16)
 
 JOB_FIELDS = ("out", "red", "ro", "co", "hs", "ws", "k", "s", "lo", "dil", "phase",
               "images", "img_major", "dram_m", "dram_n", "mask", "in_extra", "eo_extra",
-              "st_extra", "xf", "acc")
+              "st_extra", "xf", "acc", "bias")
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,13 @@ class Job:
     st_extra: int = 0   # read streams beside each store (error operands, mask sources, y)
     xf: int = 0         # the loads apply per-channel affine/ReLU/add/BN-dx transforms
     acc: int = 0        # the store accumulates per-channel sums (BN FP stats, BN BP sums)
+    bias: int = 0       # FP: the store adds a per-channel bias (FLAG_BIAS; priced where
+                        # HwParams.bias_overhead > 0: the reference RTL)
 
 
 def phase_job(layer: str, phase: str, op: str, n: int, m: int, batch: int, h: int = 1,
               w: int = 1, ho: int = 1, wo: int = 1, k: int = 1, s: int = 1, p: int = 0,
-              mask: bool = False, macs: int | None = None) -> Job:
+              mask: bool = False, macs: int | None = None, bias: bool = False) -> Job:
     """The engine job of one conv/linear layer-phase: ``n`` -> ``m`` channels, an ``h x w``
     input and ``ho x wo`` output map (conv), kernel ``k``, stride ``s``, padding ``p``."""
     if op == "conv":
@@ -135,7 +137,8 @@ def phase_job(layer: str, phase: str, op: str, n: int, m: int, batch: int, h: in
     if macs is None:
         macs = m * n * k * k * (ho * wo if op == "conv" else batch) * img
     if phase == "fp":
-        return Job(layer, "fp", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs)
+        return Job(layer, "fp", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs,
+                   bias=int(bias))
     if phase == "bp":
         return Job(layer, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - p, s, img, major, m, n,
                    macs, mask)
@@ -388,7 +391,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     st_streams = e(jb["mask"]) + e(jb["st_extra"])
     bursts_out = bursts_out * (1 + st_streams)
     # a store pays its set-up; WU's error-tile load (the same walk, read) pays a load's
-    xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead))
+    # (FP with a bias, on the reference RTL: the store path's adder, hw.bias_store)
+    bias_on = jb["bias"] * (hw.bias_overhead > 0) * (phase == FP)
+    xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead) + e(bias_on) * hw.bias_store)
     # (with a mask port the mask tile streams beside the store: its latency, not its words)
     s_words = out_words * (1 + (e(jb["st_extra"]) if hw.mask_port else st_streams))
     # (WU's error tiles come through the input-tile loader: its rate, bw_in; the storer
@@ -613,7 +618,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     t_fx = (np.where(consts > 0, consts / bw + hw.dma_start + hw.dram_latency, 0.0)
             + np.where(sums > 0, MB * math.ceil(math.log2(max(2.0, fxd))) * fxd + sums / bw
                        + hw.dma_start, 0.0)) if fused else 0.0
-    cycles = img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx
+    # FP with a bias (reference RTL): the out-channel bias words load before anything else,
+    # at the storer's rate (one run: the DRAM latency, the words, the set-up and handshakes)
+    t_bias = bias_on * (hw.bias_overhead + hw.dram_latency
+                        + np.ceil(jb["out"] / unit_rate(hw.store_words)))
+    cycles = img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
@@ -633,6 +642,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     read_words = in_total + mask_total + np.where(is_wu, o_total + sgd_passes * w_words, w_words)
     write_words = np.where(is_wu, sgd_passes * w_words, o_total)
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
+    read_words = read_words + bias_on * jb["out"]
+    bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
     if fused:
         write_words = write_words + sums
         bursts = (bursts + jb["in_extra"] * in_bursts + jb["eo_extra"] * is_wu * o_bursts

@@ -162,8 +162,12 @@ STATUS_ERROR = 1 << 2         # STATUS bit 2: sticky, the run ended in error, cl
 # (0, 1 read, 2 write).
 STATUS_REJECT_SHIFT, STATUS_RESP_SHIFT, STATUS_PORT_SHIFT = 8, 12, 14
 ERR_RANGE, ERR_ABORTED = 8, 9
+# the RTL's FP bias buffer is too small for the descriptor's out_c (layer_seq; the HLS
+# engine's EFGEN_CONV_ERR_BIAS is 8, which the RTL's STATUS gives ERR_RANGE)
+ERR_BIAS = 10
 CONV_STATUS = {1: "ERR_OP", 2: "ERR_GEOMETRY", 3: "ERR_TILING", 4: "ERR_ADDRESS",
                5: "ERR_IFM", 6: "ERR_OFM", 7: "ERR_WBUF",
+               ERR_BIAS: "ERR_BIAS (FP with FLAG_BIAS: out_c beyond the RTL's bias buffer)",
                ERR_RANGE: "ERR_RANGE (an address beyond the AXI address space)",
                ERR_ABORTED: "ABORTED (ABORT written by the host)"}
 AXI_RESP = {2: "SLVERR", 3: "DECERR"}

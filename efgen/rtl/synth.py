@@ -60,8 +60,10 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   products of tile indices by Tm and Tn are shift-adds (no DSP); the tile-window table (5 x
   (IA+1) bits x 2, registered read: LUT RAM) and the tile pixel counts (OA bits x 2,
   read at a registered address: flip-flops while OA < 10).
-* ``tile_wr``: an 8-entry FIFO of ``store_words`` words (LUT RAM); ``tile_rd`` and
-  ``desc_regs``: registers only.
+* ``tile_wr``: a 16-entry FIFO of ``store_words`` words (LUT RAM), the FP bias buffer
+  (efgen.rtl.top.BIAS_BUF words in rows of ``store_words``, registered read) and
+  ``store_words`` fp32_add_fb (counted as fp32_add: the bias add on the store lanes);
+  ``tile_rd`` and ``desc_regs``: registers only.
 * ``vec_unit``: one fp32_add_fb (counted as an fp32_add) and a 16-word output FIFO (asynchronous read: LUT RAM); its
   N = batch * blocks * H * W is a shift-add loop (no multiplier).
 * ``bn_unit``: 4 fp32_add_fb (counted as fp32_add) and 5 fp32_mul (its stream chain and
@@ -458,8 +460,9 @@ SEQ_CW = 16
 #: layer_seq's three shared multipliers: a CW-bit factor times a 30-bit one (DRAM word
 #: addresses and strides), 30 bits of the product used.
 SEQ_SHARED = ("su_a*su_b (set-up)", "lmul_a*lmul_b (loader)", "smul_a*smul_b (storer)")
-#: tile_wr's output FIFO (entries of RtlParams.store_words words; templates/rtl/tile_wr.v.j2).
-TILE_WR_FIFO = 8
+#: tile_wr's output FIFO (entries of RtlParams.store_words words; templates/rtl/tile_wr.v.j2):
+#: 16 since the FP bias add (8 used without it).
+TILE_WR_FIFO = 16
 #: vec_unit's FP32 adders (templates/rtl/vec_unit.v.j2); its FIFO is efgen.rtl.top.VEC_FIFO.
 VEC_FP_ADDS = 1
 #: bn_unit's FP32 units (templates/rtl/bn_unit.v.j2): U1, U4, U5 and the scalar adder;
@@ -517,7 +520,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     transparent read)`` (see the module docstring)."""
     from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
     from efgen.rtl.bn import BN_FIFO
-    from efgen.rtl.top import POOL_BUF, VEC_FIFO
+    from efgen.rtl.top import BIAS_BUF, POOL_BUF, VEC_FIFO
 
     e = p.engine
     w = e.widths
@@ -534,6 +537,8 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     mems.append(("layer_seq win_p", w["OA"], 2, True))
     # (a whole beat an entry when it stores whole beats: RtlParams.store_words)
     mems.append(("tile_wr FIFO", 32 * p.store_words, TILE_WR_FIFO, True))
+    # the FP bias buffer: rows of store_words words, registered read plus output register
+    mems.append(("tile_wr bias buffer", 32 * p.store_words, BIAS_BUF // p.store_words, False))
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
     mems.append(("bn_unit FIFO", 32, BN_FIFO, True))
     mems += [("pool_unit row buffer", 32, POOL_BUF, False), ("pool_unit FIFO", 32, VEC_FIFO, True),
@@ -563,7 +568,7 @@ def top_spec(p) -> "RtlSpec":
     from efgen.rtl.top import TOP
 
     return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS,
-                   extra_fp_adds=4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS,
+                   extra_fp_adds=4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words,
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True)
 

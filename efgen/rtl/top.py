@@ -51,6 +51,14 @@ POOL_OPS = ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP
 #: pool_unit's row buffer (words; a power of two): the source rows of one output row
 #: (flatten: one (image, channel block) plane of H*W*T words)
 POOL_BUF = 2048
+#: words of tile_wr's bias buffer (FP with FLAG_BIAS: the layer's bias, loaded at the job's
+#: start; a descriptor with more output channels is rejected, ERR_BIAS)
+BIAS_BUF = 256
+
+
+def bias_addr_bits(p) -> int:
+    """Address bits of tile_wr's bias buffer: rows of ``store_words`` words."""
+    return max(1, (BIAS_BUF // p.store_words - 1).bit_length())
 
 
 def _pow2_at_least(n: int, lo: int = 16) -> int:
@@ -238,9 +246,11 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "ports": [d._asdict() for d in DESC_PORTS],
            "aw": p.addr_width, "err_range": ERR_RANGE, "err_aborted": ERR_ABORTED,
            "pad30": "" if p.addr_width == 32 else "{ {%d{1'b0}}, " % (p.addr_width - 32),
-           "pad30_end": "" if p.addr_width == 32 else "}"}
+           "pad30_end": "" if p.addr_width == 32 else "}",
+           "bias_words": BIAS_BUF, "baw": bias_addr_bits(p)}
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
-        files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
+        files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(
+            module=mod, add_latency=ADD_LATENCY, **ctx)
     files["vec_unit.v"] = env.get_template("vec_unit.v.j2").render(
         module="vec_unit", add_latency=ADD_LATENCY, fifo_depth=VEC_FIFO,
         fifo_log=VEC_FIFO.bit_length() - 1, **ctx)

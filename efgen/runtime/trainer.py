@@ -14,9 +14,13 @@ operations (:mod:`efgen.runtime.protocol`):
   AVGPOOL / SHORTCUT / FLATTEN FP and BP descriptor (its pooling unit, ``pool_unit``) and
   every BN_FP / BN_BP (its batchnorm unit, ``bn_unit``) but a BN_BP of the restructured BN
   (FLAG_SUMS, FLAG_DXK);
+* a CONV_FP with FLAG_BIAS runs whole on the device: the sequencer loads the bias
+  (a[2], at most :data:`efgen.rtl.top.BIAS_BUF` channels) and the store path adds it
+  before the fused ReLU;
 * every other descriptor (BN_FIN) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
-  of a conv descriptor the RTL has no datapath for yet: FP's bias add (and the ReLU
-  after it), WU's bias gradient and its SGD update (:func:`rtl_desc`, :func:`host_parts`);
+  of a conv descriptor the RTL has no datapath for yet: WU's bias gradient and its SGD
+  update (and its debug copy at a[7]), and FP's bias add (with the ReLU after it) on a
+  layer wider than BIAS_BUF channels (:func:`rtl_desc`, :func:`host_parts`);
 * the softmax cross-entropy and its gradient run on the host.
 
 :class:`Trainer` holds a DRAM image (a ``pynq.allocate`` buffer on a board, a numpy
@@ -37,6 +41,7 @@ import numpy as np
 from efgen.golden import ops
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
 from efgen.rtl.engine import wu_chunk
+from efgen.rtl.top import BIAS_BUF
 from efgen.rtl.top import BN_OPS as RTL_BN_OPS
 from efgen.rtl.top import POOL_OPS as RTL_POOL_OPS
 from efgen.rtl.top import VEC_OPS as RTL_VEC_OPS
@@ -64,7 +69,7 @@ def rtl_desc(d: EfgenDesc, tn: int | None = None, wbuf_depth: int | None = None
     if phase == "wu" and tn is not None and wbuf_depth is not None:
         k = int(d.kh)
         d2.mc = wu_chunk(int(d.mc), int(d.in_c), k, tn, wbuf_depth)
-    if phase == "fp" and d.flags & FLAGS["BIAS"]:
+    if phase == "fp" and d.flags & FLAGS["BIAS"] and d.out_c > BIAS_BUF:
         parts.append("bias add")
         d2.flags &= ~FLAGS["BIAS"]
         if d.flags & FLAGS["RELU"]:
@@ -82,7 +87,7 @@ def host_parts(it, d: EfgenDesc) -> None:
     a = [int(v) for v in d.a]
     yout = (B, d.out_c, d.out_h, d.out_w)
     phase = CONV_OPS[d.op]
-    if phase == "fp" and fl & FLAGS["BIAS"]:
+    if phase == "fp" and fl & FLAGS["BIAS"] and d.out_c > BIAS_BUF:
         y = it.fm_get(a[7], yout) + it.v_get(a[2], d.out_c)[None, :, None, None]
         it.fm_put(a[7], np.maximum(y, 0) if fl & FLAGS["RELU"] else y)
     elif phase == "wu" and fl & FLAGS["BIAS"]:
