@@ -38,7 +38,8 @@ Engine buffers (``engine_core``): IFM ``tn`` RAMs of ``2 * ifm_depth`` x 32, OFM
      "extra_rams": [[<width bits>, <depth words>], ...],
      "extra_muls": [[<what>, <a bits>, <b bits>, <result bits used>], ...],
      "extra_mems": [[<what>, <width bits>, <depth words>, <transparent>], ...],
-     "shell": <bool, optional: add the analytical model's shell LUT/FF>}
+     "shell": <bool, optional: add efgen_top's fitted LUT/FF remainder (rest_top)>,
+     "units": [[<unit of rtl_yosys.top_units>, <lanes T>], ...]}
 
 ``extra_rams`` lists RAMs outside the engine written in ``engine_ram``'s style (one
 write port, one registered read port), each at least 16 words deep. ``extra_muls``:
@@ -382,16 +383,37 @@ def add_unit(impl: str) -> str:
     return "fp32_add_dsp" if impl == "dsp" else "fp32_add"
 
 
+def unit_cost(name: str, lanes: int) -> dict[str, Any]:
+    """LUT, FF and LUT RAM cells of one of efgen_top's units (``rtl_yosys.top_units``:
+    vec_unit, bn_unit, pool_unit, fp32_div, fp32_sqrt) at ``lanes`` (T) lanes: its own
+    logic, as Yosys maps it in a hierarchical run, without the FP32 units priced as such
+    (fp32_mul, fp32_add) and the memories :func:`top_memories` lists."""
+    tab = _c()["top_units"]
+    if name not in tab:
+        raise ValueError(f"unknown unit {name!r}: expected one of {', '.join(tab)}")
+    if lanes < 1:
+        raise ValueError(f"unit {name}: lanes must be >= 1, got {lanes}")
+    u = tab[name]
+    cells = {k[: -len("_per_lane")]: int(v) * lanes for k, v in u.items()
+             if k.endswith("_per_lane") and not k.startswith(("lut", "ff"))}
+    return {"lut": int(u["lut"] + u.get("lut_per_lane", 0) * lanes),
+            "ff": int(u["ff"] + u.get("ff_per_lane", 0) * lanes),
+            "cells": {k: v for k, v in cells.items() if v}}
+
+
 def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
                 extra_rams: list[tuple[int, int]] | tuple = (),
                 extra_fp_adds: int = 0, extra_muls: list | tuple = (),
-                extra_mems: list | tuple = (), shell: bool = False) -> dict[str, Any]:
+                extra_mems: list | tuple = (), shell: bool = False,
+                units: list | tuple = ()) -> dict[str, Any]:
     """The model's resources for the RTL flow (Yosys ``synth_xilinx -family xcup``) of
     ``engine_core`` with ``params``, plus ``extra_fp_muls``/``extra_fp_adds`` FP32 units,
     ``extra_rams`` ``(width, depth)``, ``extra_muls`` ``(what, a, b, y)`` and
     ``extra_mems`` ``(what, width, depth, transparent)`` outside it (see the module
     docstring; :func:`predict_top` for the whole accelerator). ``shell``: add the
-    analytical model's accelerator shell to LUT and FF.
+    Yosys-measured remainder of efgen_top (``rest_top``) to LUT and FF. ``units``:
+    ``(module, T)`` of efgen_top's units beside the engine (``top_units``: their own
+    logic at T lanes, without the FP32 units counted above; :func:`unit_cost`).
 
     Keys as :func:`summarize` (DSP48E2, RAMB18E2, RAMB36E2, RAMB18-eq, URAM288, LUTRAM,
     LUT, FF) and ``detail``: the breakdown (units, multipliers, RAMs and their cells).
@@ -417,6 +439,12 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
             cells[cell] = cells.get(cell, 0) + n * k
         ram_rows.append({"buffer": what, "instances": n, "width": w, "depth": d,
                          "transparent": bool(transparent), "cell": cell, "cells_each": k})
+    unit_rows = []
+    for name, t in units:
+        u = unit_cost(str(name), int(t))
+        unit_rows.append({"unit": str(name), "lanes": int(t), **u})
+        for cell, k in u["cells"].items():
+            cells[cell] = cells.get(cell, 0) + k
     lutram_luts = {row[0]: row[4] for row in y["lutram_sdp"]}
     lanes = params.tm + params.tn
     r18, r36 = cells.get("RAMB18E2", 0), cells.get("RAMB36E2", 0)
@@ -437,8 +465,10 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
         "RAMB18-eq": r18 + 2 * r36,
         "URAM288": 0,
         "LUTRAM": sum(n * lutram_luts[k] for k, n in cells.items() if k in lutram_luts),
-        "LUT": n_mul * y["fp32_mul"]["lut"] + n_add * add["lut"] + rest["lut"],
-        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"] + oreg_ff + rep_ff,
+        "LUT": n_mul * y["fp32_mul"]["lut"] + n_add * add["lut"] + rest["lut"]
+               + sum(u["lut"] for u in unit_rows),
+        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"] + oreg_ff + rep_ff
+              + sum(u["ff"] for u in unit_rows),
         "detail": {
             "fp32_mul": n_mul, "fp32_add": n_add,
             "dsp_per_fp32_mul": y["fp32_mul"]["dsp"], "dsp_per_fp32_add": add["dsp"],
@@ -446,7 +476,7 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
             "control_multipliers": [{"what": m[0], "a": m[1], "b": m[2], "y": m[3],
                                      "dsp": m[4]} for m in muls],
             "rams": ram_rows, "ram_cells": cells, "shell": bool(shell),
-            "ram_output_register_ff": oreg_ff, "replica_ff": rep_ff,
+            "ram_output_register_ff": oreg_ff, "replica_ff": rep_ff, "units": unit_rows,
         },
     }
 
@@ -469,6 +499,9 @@ BN_FP_MULS = 5
 #: pool_unit's FP32 adders (templates/rtl/pool_unit.v.j2); its row buffer is
 #: efgen.rtl.top.POOL_BUF words, its FIFO VEC_FIFO.
 POOL_FP_ADDS = 1
+#: efgen_top's units priced by their own Yosys-measured logic (rtl_yosys.top_units) at the
+#: feature maps' lane block T (RtlParams.tl), beside their FP32 units and memories
+TOP_UNITS = ("vec_unit", "bn_unit", "pool_unit", "fp32_div", "fp32_sqrt")
 
 
 def _odd(n: int) -> tuple[int, int]:
@@ -565,13 +598,13 @@ def top_spec(p) -> "RtlSpec":
     return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS,
                    extra_fp_adds=4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS,
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
-                   shell=True)
+                   shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
 
 
 def predict_spec(spec: "RtlSpec") -> dict[str, Any]:
     """:func:`predict_rtl` for an rtl.json."""
     return predict_rtl(spec.engine, spec.extra_fp_muls, spec.extra_rams, spec.extra_fp_adds,
-                       spec.extra_muls, spec.extra_mems, spec.shell)
+                       spec.extra_muls, spec.extra_mems, spec.shell, spec.units)
 
 
 def predict_top(p) -> dict[str, Any]:
@@ -632,6 +665,7 @@ class RtlSpec:
     extra_muls: tuple[tuple[str, int, int, int], ...] = ()
     extra_mems: tuple[tuple[str, int, int, bool], ...] = ()
     shell: bool = False
+    units: tuple[tuple[str, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = {"top": self.top, "engine": self.engine.as_dict(),
@@ -643,6 +677,8 @@ class RtlSpec:
             d["extra_mems"] = [list(m) for m in self.extra_mems]
         if self.shell:
             d["shell"] = True
+        if self.units:
+            d["units"] = [list(u) for u in self.units]
         return d
 
     def dumps(self) -> str:
@@ -662,7 +698,7 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
     path = Path(path)
     f = str(path)
     fix = ("rewrite it with 'efgen build' (keys: top, engine, extra_fp_muls, extra_fp_adds, "
-           "extra_rams, extra_muls, extra_mems, shell)")
+           "extra_rams, extra_muls, extra_mems, shell, units)")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -677,7 +713,8 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
     if not isinstance(doc, dict):
         raise EfgenError("rtl.json must hold a JSON object", file=f, fix=fix)
     unknown = sorted(set(doc) - {"top", "engine", "extra_fp_muls", "extra_fp_adds",
-                                 "extra_rams", "extra_muls", "extra_mems", "shell"})
+                                 "extra_rams", "extra_muls", "extra_mems", "shell",
+                                 "units"})
     if unknown:
         raise EfgenError(f"unknown key {unknown[0]!r}", file=f, where=unknown[0], fix=fix)
     for key in ("top", "engine"):
@@ -748,8 +785,17 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
     if not isinstance(shell, bool):
         raise EfgenError(f"shell must be true or false, got {shell!r}", file=f, where="shell",
                          fix=fix)
+    units = doc.get("units", [])
+    known = _c()["top_units"]
+    if not isinstance(units, list):
+        raise EfgenError("units must be a list of [unit, lanes]", file=f, where="units",
+                         fix=fix)
+    for i, u in enumerate(units):
+        if not (isinstance(u, list) and len(u) == 2 and u[0] in known and _int(u[1], 1)):
+            raise EfgenError(f"units[{i}] = {u!r} is not [unit, lanes >= 1] with a unit of "
+                             f"{', '.join(known)}", file=f, where=f"units[{i}]", fix=fix)
     return RtlSpec(top=top, engine=params, extra_rams=tuple(out_rams), shell=shell,
-                   **items, **counts)
+                   units=tuple(tuple(u) for u in units), **items, **counts)
 
 
 def synth_build_dir(build_dir: Path | str, family: str = "xcup"
