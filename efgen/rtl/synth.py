@@ -21,8 +21,11 @@ measured with Yosys 0.23 or read off its techlibs):
   (RAM32M16, RAM64M8; cost scaled by the width used) or RAMB18E2 / RAMB36E2 in their
   best aspect ratio. A 32-bit RAM is LUT RAM up to 64 words, one RAMB18E2 from 128 to
   512 words, one RAMB36E2 at 1024, ``depth / 1024`` RAMB36E2 beyond.
-* LUT and FF: the analytical model's Vivado-calibrated operator figures (see the table
-  footnote: Yosys's LUT/FF run well above them and are reported, not predicted).
+* LUT and FF: the FP32 units at their Yosys costs; for ``engine_core`` alone an estimate
+  per Tm/Tn lane; for ``efgen_top`` (``shell``) the units beside the engine at their own
+  Yosys-measured cells (``units``, :func:`unit_cost`: vec_unit, bn_unit, pool_unit,
+  fp32_div, fp32_sqrt) and a remainder a + b x Tm*Tn (``rest_top``), both from
+  hierarchical Yosys runs of efgen_top (a flattened run counts fewer LUTs).
 
 Engine buffers (``engine_core``): IFM ``tn`` RAMs of ``2 * ifm_depth`` x 32, OFM
 ``2 * tm`` RAMs of ``ofm_depth`` x 32, weights ``tm * tn`` RAMs of ``wbuf_depth`` x 32.
@@ -67,9 +70,10 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   N = batch * blocks * H * W is a shift-add loop (no multiplier).
 * ``bn_unit``: 4 fp32_add_fb (counted as fp32_add) and 5 fp32_mul (its stream chain and
   its scalar operations), fp32_div and fp32_sqrt (iterative: compares and subtractions in
-  fabric, no DSP), a 32-word output FIFO (asynchronous read: LUT RAM); its per-lane
-  registers and delay lines are flip-flops (written whole or in many places), its set-up
-  products shift-adds (no multiplier).
+  fabric, no DSP), a 32-word output FIFO (asynchronous read: LUT RAM); its register file
+  (12 registers x T lanes, one write port) octal-port LUT RAM, 16 RAM32M16 a lane
+  (``top_units``), its sums and delay lines flip-flops, its set-up products shift-adds
+  (no multiplier).
 * ``pool_unit``: one fp32_add_fb (counted as an fp32_add), its row buffer
   (efgen.rtl.top.POOL_BUF words, registered read: block RAM), a 16-word output FIFO
   (asynchronous read: LUT RAM) and its 16-entry table of i * kw (8 bits, read at a
@@ -640,7 +644,8 @@ def format_table(pred: dict[str, Any], got: SynthResult | dict[str, int]) -> str
         note = (f"* LUT/FF model: {units}, plus the rest of efgen_top (controller, sequencer, "
                 f"DMA, SGD write-back, buffer muxes) fitted to Yosys runs of efgen_top: "
                 f"{r['lut']:,} LUT + {r['lut_per_mac']} per MAC, {r['ff']:,} FF + "
-                f"{r['ff_per_mac']} per MAC ({r['source']}). Yosys keeps the adders and "
+                f"{r['ff_per_mac']} per MAC ({r['source']}), and vec_unit, bn_unit, pool_unit, "
+                f"fp32_div and fp32_sqrt at their own measured cells. Yosys keeps the adders and "
                 "registers around DSP products in fabric, so its LUT/FF run above Vivado's; "
                 "its DSP48E2 and RAMB counts are the ones to trust.")
     else:
