@@ -632,6 +632,11 @@ def test_yosys_efgen_top_4x4(top44_run):
     for key in ("DSP48E2", "RAMB18-eq"):
         assert _within(pred, got, key), (key, pred[key], got[key])
     _assert_exact_cells(pred, got)
+    # LUT and FF: the model is fitted to hierarchical runs (rest_top, top_units), which
+    # count more than this flattened one (2026-12-04: LUT 45,358 against 48,645, FF 28,775
+    # against 29,576); within TOL, the remainder fit and the units' terms are current
+    for key in ("LUT", "FF"):
+        assert _within(pred, got, key), (key, pred[key], got[key])
 
 
 def test_double_buffered_weights_double_the_weight_rams():
