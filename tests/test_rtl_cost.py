@@ -61,14 +61,18 @@ def test_target_rtl_schedules_an_array_whose_rtl_fits(tmp_path):
     # engine's buffers, 34 in the DMA engines' read and write buffers at the ZCU102's
     # 128-bit HP width: 9 at 32 bits; 4 in pool_unit's row buffer; above the cap of
     # 1,459) and is never chosen; the
-    # HLS flow's 16x24 needs more DSP than the cap
+    # HLS flow's 16x24 needs more DSP than the cap. Since the refit of 2026-12-04 (Yosys's
+    # hierarchical count of 16x16: 263,872 LUT) no 16x16 fits the LUT cap either, so the
+    # RTL flow stays below 16x16 on the ZCU102
     big = dataclasses.replace(rtl.design.hw, tm=16, tn=16, ifm_depth=8192, ofm_depth=8192,
                               wbuf_depth=1024)
     over = rtl_over_caps(rtl_use(big, 3, "dsp"), board)
-    assert [r for r, _, _ in over] == ["bram18"] and over[0][1:] == (1574, 1459)
-    rtl16 = build("resnet20", "zcu102", 32, tiles=(16, 16), target="rtl")
-    assert (rtl16.design.hw.ifm_depth, rtl16.design.hw.ofm_depth) != (8192, 8192)
-    assert not rtl_over_caps(rtl_use(rtl16.design.hw, 3, "dsp"), board)
+    assert [r for r, _, _ in over] == ["bram18", "lut"] and over[0][1:] == (1574, 1459)
+    assert rtl.design.hw.tm * rtl.design.hw.tn < 256
+    from efgen.errors import EfgenError
+
+    with pytest.raises(EfgenError, match="LUT in the RTL flow"):
+        build("resnet20", "zcu102", 32, tiles=(16, 16), target="rtl")
     # the RTL flow's resources are in report.md whenever rtl/ is written
     w = rtl.write(tmp_path / "b")
     md = (w.out_dir / "report.md").read_text()
@@ -104,13 +108,19 @@ def test_unknown_target_is_refused():
         build("tiny", "kv260", 2, target="asic")
 
 
-def test_the_dsp_adder_is_what_makes_16x16_fit_the_zcu102():
-    """The default units (dsp) fit a 16x16 RTL on the ZCU102; the fabric adders do not
-    (LUT), which is why dsp is the default."""
+def test_16x16_does_not_fit_the_zcu102_luts_with_either_adder():
+    """The dsp adders save LUTs over the fabric ones (531 - 372 each), but since the refit
+    of 2026-12-04 (Yosys's hierarchical count of the 16x16 efgen_top: 263,872 LUT, the
+    cap 219,264) neither 16x16 fits the ZCU102's LUT cap: --target rtl picks a smaller
+    array (test_target_rtl_schedules_an_array_whose_rtl_fits)."""
     from efgen.api import build
+    from efgen.rtl.synth import BN_FP_ADDS, POOL_FP_ADDS, VEC_FP_ADDS
 
     board = load_board("zcu102")
-    hw = build("resnet20", "zcu102", 32, tiles=(16, 16), target="rtl").design.hw
-    assert not rtl_over_caps(rtl_use(hw, 3, "dsp"), board)
-    over = rtl_over_caps(rtl_use(hw, 3, "synth"), board)
-    assert [r for r, _, _ in over] == ["lut"], over
+    hw = build("resnet20", "zcu102", 32, tiles=(16, 16)).design.hw
+    dsp, syn = rtl_use(hw, 3, "dsp"), rtl_use(hw, 3, "synth")
+    y = coefficients()["rtl_yosys"]
+    n_add = 256 + 4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS
+    assert syn["lut"] - dsp["lut"] == n_add * (y["fp32_add"]["lut"] - y["fp32_add_dsp"]["lut"])
+    for use in (dsp, syn):
+        assert "lut" in [r for r, _, _ in rtl_over_caps(use, board)], use

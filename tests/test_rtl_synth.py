@@ -42,6 +42,7 @@ from efgen.rtl.synth import (
     top_memories,
     top_multipliers,
     top_spec,
+    unit_cost,
 )
 from efgen.rtl.top import RtlParams, rtl_verilog
 
@@ -507,8 +508,12 @@ def test_predict_top_breakdown():
     # engine weights 4 x 5 RAM64M8, SGD out FIFOs 2 x 5 RAM64M8; RAM32M16: SGD in 2 x 3,
     # window table 5 x 1, tile_wr 3, vec_unit 3, bn_unit 3, pool_unit 3 + 1 (its FIFO, its
     # i * kw table), DMA commands 3 x 3, AWLEN 1, burst addresses 3 x 3, the write
-    # engine's AW-issuer commands ({first beat, beats}) 5
-    assert d["ram_cells"] == {"RAMB36E2": 8, "RAMB18E2": 6, "RAM64M8": 30, "RAM32M16": 48}
+    # engine's AW-issuer commands ({first beat, beats}) 5; bn_unit's register file 16 a
+    # lane (T = 2)
+    assert d["ram_cells"] == {"RAMB36E2": 8, "RAMB18E2": 6, "RAM64M8": 30, "RAM32M16": 48 + 32}
+    assert [(u["unit"], u["lanes"], u["cells"]) for u in d["units"]] == [
+        ("vec_unit", 2, {}), ("bn_unit", 2, {"RAM32M16": 32}), ("pool_unit", 2, {}),
+        ("fp32_div", 2, {}), ("fp32_sqrt", 2, {})]
     cells = {r["buffer"]: r["cell"] for r in d["rams"]}
     assert cells["layer_seq win_p"] == "FF"
     assert cells["axi_dma_wr burst last + address"] == cells["axi_dma_rd 0 burst address"] \
@@ -530,6 +535,18 @@ def test_predict_top_breakdown():
     assert predict_spec(spec) == pred
 
 
+def test_unit_cost_per_lane_and_errors():
+    one, four = unit_cost("bn_unit", 1), unit_cost("bn_unit", 4)
+    # a + b x T, and bn_unit's register file in RAM32M16, 16 a lane
+    assert four["cells"] == {"RAM32M16": 64} and one["cells"] == {"RAM32M16": 16}
+    assert four["lut"] - one["lut"] == 3 * (unit_cost("bn_unit", 2)["lut"] - one["lut"])
+    assert unit_cost("fp32_div", 16) == unit_cost("fp32_div", 1)
+    with pytest.raises(ValueError):
+        unit_cost("nope", 1)
+    with pytest.raises(ValueError):
+        unit_cost("vec_unit", 0)
+
+
 def test_rtl_json_top_round_trip(tmp_path):
     spec = top_spec(_rtl(6, 4, layout="nchw"))
     path = tmp_path / "rtl.json"
@@ -545,6 +562,10 @@ def test_rtl_json_top_round_trip(tmp_path):
     ('"extra_mems": [["m", 32, 4, 1]]', "extra_mems[0]"),
     ('"extra_mems": [["m", 32, 0, true]]', "extra_mems[0]"),
     ('"shell": 1', "shell must be true or false"),
+    ('"units": [["nope", 4]]', "units[0]"),
+    ('"units": [["bn_unit", 0]]', "units[0]"),
+    ('"units": [["bn_unit"]]', "units[0]"),
+    ('"units": {}', "units must be a list"),
 ])
 def test_rtl_json_top_errors_are_one_line(tmp_path, extra, what):
     path = tmp_path / "rtl.json"
@@ -615,6 +636,11 @@ def test_yosys_efgen_top_4x4(top44_run):
     for key in ("DSP48E2", "RAMB18-eq"):
         assert _within(pred, got, key), (key, pred[key], got[key])
     _assert_exact_cells(pred, got)
+    # LUT and FF: the model is fitted to hierarchical runs (rest_top, top_units), which
+    # count more than this flattened one (2026-12-04: LUT 45,358 against 48,645, FF 28,775
+    # against 29,576); within TOL, the remainder fit and the units' terms are current
+    for key in ("LUT", "FF"):
+        assert _within(pred, got, key), (key, pred[key], got[key])
 
 
 def test_double_buffered_weights_double_the_weight_rams():

@@ -18,6 +18,8 @@ from __future__ import annotations
 REGS = {"MEAN": 0, "VAR": 1, "INV": 2, "GAM": 3, "BET": 4, "ACC1": 5, "ACC2": 6, "RM": 7,
         "RV": 8, "T1": 9, "T2": 10, "COEF": 11}
 # scalars (one word for the descriptor)
+#: bn_unit's lane registers (REGS fit in them; templates/rtl/bn_unit.v.j2's rf)
+N_RF = 12
 SCALARS = {"ONE": 16, "N": 17, "NM1": 18, "EPS": 19, "MOM": 20, "KEEP": 21, "FAC": 22,
            "LR": 23, "SMOM": 24, "WD": 25}
 KINDS = {"OP": 0, "VRD": 1, "VWR": 2, "PASS": 3, "INIT": 4, "NEXT": 5, "END": 6}
@@ -93,6 +95,12 @@ def program() -> tuple[list[dict], dict]:
     rom = []
     allregs = {**REGS, **SCALARS}
     for kind, cond, unit, dst, a, b, neg, ai, pc in steps:
+        # bn_unit keeps ACC1 and ACC2 apart from its register file, whose one write port
+        # serves OP and VRD only (templates/rtl/bn_unit.v.j2), and has 12 lane registers
+        if kind in ("OP", "VRD") and dst in ("ACC1", "ACC2"):
+            raise ValueError(f"bn_unit: {kind} cannot write {dst} (the stream passes' sums)")
+        if dst in REGS and REGS[dst] >= N_RF:
+            raise ValueError(f"bn_unit: register {dst} beyond its {N_RF} lane registers")
         rom.append({"kind": KINDS[kind], "cond": CONDS[cond],
                     "unit": PASSES[unit] if kind == "PASS" else UNITS[unit],
                     "dst": allregs[dst], "a": allregs[a], "b": allregs[b], "neg": int(neg),
@@ -112,6 +120,6 @@ def bn_verilog(ctx: dict) -> dict[str, str]:
     rom, labels = program()
     files = dict(fp_divsqrt_verilog())
     files["bn_unit.v"] = _env().get_template("bn_unit.v.j2").render(
-        module="bn_unit", rom=rom, labels=labels, fifo_depth=BN_FIFO,
+        module="bn_unit", rom=rom, labels=labels, fifo_depth=BN_FIFO, n_rf=N_RF,
         fifo_log=BN_FIFO.bit_length() - 1, **ctx)
     return files

@@ -21,8 +21,11 @@ measured with Yosys 0.23 or read off its techlibs):
   (RAM32M16, RAM64M8; cost scaled by the width used) or RAMB18E2 / RAMB36E2 in their
   best aspect ratio. A 32-bit RAM is LUT RAM up to 64 words, one RAMB18E2 from 128 to
   512 words, one RAMB36E2 at 1024, ``depth / 1024`` RAMB36E2 beyond.
-* LUT and FF: the analytical model's Vivado-calibrated operator figures (see the table
-  footnote: Yosys's LUT/FF run well above them and are reported, not predicted).
+* LUT and FF: the FP32 units at their Yosys costs; for ``engine_core`` alone an estimate
+  per Tm/Tn lane; for ``efgen_top`` (``shell``) the units beside the engine at their own
+  Yosys-measured cells (``units``, :func:`unit_cost`: vec_unit, bn_unit, pool_unit,
+  fp32_div, fp32_sqrt) and a remainder a + b x Tm*Tn (``rest_top``), both from
+  hierarchical Yosys runs of efgen_top (a flattened run counts fewer LUTs).
 
 Engine buffers (``engine_core``): IFM ``tn`` RAMs of ``2 * ifm_depth`` x 32, OFM
 ``2 * tm`` RAMs of ``ofm_depth`` x 32, weights ``tm * tn`` RAMs of ``wbuf_depth`` x 32.
@@ -38,7 +41,8 @@ Engine buffers (``engine_core``): IFM ``tn`` RAMs of ``2 * ifm_depth`` x 32, OFM
      "extra_rams": [[<width bits>, <depth words>], ...],
      "extra_muls": [[<what>, <a bits>, <b bits>, <result bits used>], ...],
      "extra_mems": [[<what>, <width bits>, <depth words>, <transparent>], ...],
-     "shell": <bool, optional: add the analytical model's shell LUT/FF>}
+     "shell": <bool, optional: add efgen_top's fitted LUT/FF remainder (rest_top)>,
+     "units": [[<unit of rtl_yosys.top_units>, <lanes T>], ...]}
 
 ``extra_rams`` lists RAMs outside the engine written in ``engine_ram``'s style (one
 write port, one registered read port), each at least 16 words deep. ``extra_muls``:
@@ -68,9 +72,10 @@ accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
   N = batch * blocks * H * W is a shift-add loop (no multiplier).
 * ``bn_unit``: 4 fp32_add_fb (counted as fp32_add) and 5 fp32_mul (its stream chain and
   its scalar operations), fp32_div and fp32_sqrt (iterative: compares and subtractions in
-  fabric, no DSP), a 32-word output FIFO (asynchronous read: LUT RAM); its per-lane
-  registers and delay lines are flip-flops (written whole or in many places), its set-up
-  products shift-adds (no multiplier).
+  fabric, no DSP), a 32-word output FIFO (asynchronous read: LUT RAM); its register file
+  (12 registers x T lanes, one write port) octal-port LUT RAM, 16 RAM32M16 a lane
+  (``top_units``), its sums and delay lines flip-flops, its set-up products shift-adds
+  (no multiplier).
 * ``pool_unit``: one fp32_add_fb (counted as an fp32_add), its row buffer
   (efgen.rtl.top.POOL_BUF words, registered read: block RAM), a 16-word output FIFO
   (asynchronous read: LUT RAM) and its 16-entry table of i * kw (8 bits, read at a
@@ -384,16 +389,37 @@ def add_unit(impl: str) -> str:
     return "fp32_add_dsp" if impl == "dsp" else "fp32_add"
 
 
+def unit_cost(name: str, lanes: int) -> dict[str, Any]:
+    """LUT, FF and LUT RAM cells of one of efgen_top's units (``rtl_yosys.top_units``:
+    vec_unit, bn_unit, pool_unit, fp32_div, fp32_sqrt) at ``lanes`` (T) lanes: its own
+    logic, as Yosys maps it in a hierarchical run, without the FP32 units priced as such
+    (fp32_mul, fp32_add) and the memories :func:`top_memories` lists."""
+    tab = _c()["top_units"]
+    if name not in tab:
+        raise ValueError(f"unknown unit {name!r}: expected one of {', '.join(tab)}")
+    if lanes < 1:
+        raise ValueError(f"unit {name}: lanes must be >= 1, got {lanes}")
+    u = tab[name]
+    cells = {k[: -len("_per_lane")]: int(v) * lanes for k, v in u.items()
+             if k.endswith("_per_lane") and not k.startswith(("lut", "ff"))}
+    return {"lut": int(u["lut"] + u.get("lut_per_lane", 0) * lanes),
+            "ff": int(u["ff"] + u.get("ff_per_lane", 0) * lanes),
+            "cells": {k: v for k, v in cells.items() if v}}
+
+
 def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
                 extra_rams: list[tuple[int, int]] | tuple = (),
                 extra_fp_adds: int = 0, extra_muls: list | tuple = (),
-                extra_mems: list | tuple = (), shell: bool = False) -> dict[str, Any]:
+                extra_mems: list | tuple = (), shell: bool = False,
+                units: list | tuple = ()) -> dict[str, Any]:
     """The model's resources for the RTL flow (Yosys ``synth_xilinx -family xcup``) of
     ``engine_core`` with ``params``, plus ``extra_fp_muls``/``extra_fp_adds`` FP32 units,
     ``extra_rams`` ``(width, depth)``, ``extra_muls`` ``(what, a, b, y)`` and
     ``extra_mems`` ``(what, width, depth, transparent)`` outside it (see the module
     docstring; :func:`predict_top` for the whole accelerator). ``shell``: add the
-    analytical model's accelerator shell to LUT and FF.
+    Yosys-measured remainder of efgen_top (``rest_top``) to LUT and FF. ``units``:
+    ``(module, T)`` of efgen_top's units beside the engine (``top_units``: their own
+    logic at T lanes, without the FP32 units counted above; :func:`unit_cost`).
 
     Keys as :func:`summarize` (DSP48E2, RAMB18E2, RAMB36E2, RAMB18-eq, URAM288, LUTRAM,
     LUT, FF) and ``detail``: the breakdown (units, multipliers, RAMs and their cells).
@@ -419,6 +445,12 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
             cells[cell] = cells.get(cell, 0) + n * k
         ram_rows.append({"buffer": what, "instances": n, "width": w, "depth": d,
                          "transparent": bool(transparent), "cell": cell, "cells_each": k})
+    unit_rows = []
+    for name, t in units:
+        u = unit_cost(str(name), int(t))
+        unit_rows.append({"unit": str(name), "lanes": int(t), **u})
+        for cell, k in u["cells"].items():
+            cells[cell] = cells.get(cell, 0) + k
     lutram_luts = {row[0]: row[4] for row in y["lutram_sdp"]}
     lanes = params.tm + params.tn
     r18, r36 = cells.get("RAMB18E2", 0), cells.get("RAMB36E2", 0)
@@ -439,8 +471,10 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
         "RAMB18-eq": r18 + 2 * r36,
         "URAM288": 0,
         "LUTRAM": sum(n * lutram_luts[k] for k, n in cells.items() if k in lutram_luts),
-        "LUT": n_mul * y["fp32_mul"]["lut"] + n_add * add["lut"] + rest["lut"],
-        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"] + oreg_ff + rep_ff,
+        "LUT": n_mul * y["fp32_mul"]["lut"] + n_add * add["lut"] + rest["lut"]
+               + sum(u["lut"] for u in unit_rows),
+        "FF": n_mul * y["fp32_mul"]["ff"] + n_add * add["ff"] + rest["ff"] + oreg_ff + rep_ff
+              + sum(u["ff"] for u in unit_rows),
         "detail": {
             "fp32_mul": n_mul, "fp32_add": n_add,
             "dsp_per_fp32_mul": y["fp32_mul"]["dsp"], "dsp_per_fp32_add": add["dsp"],
@@ -448,7 +482,7 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
             "control_multipliers": [{"what": m[0], "a": m[1], "b": m[2], "y": m[3],
                                      "dsp": m[4]} for m in muls],
             "rams": ram_rows, "ram_cells": cells, "shell": bool(shell),
-            "ram_output_register_ff": oreg_ff, "replica_ff": rep_ff,
+            "ram_output_register_ff": oreg_ff, "replica_ff": rep_ff, "units": unit_rows,
         },
     }
 
@@ -472,6 +506,9 @@ BN_FP_MULS = 5
 #: pool_unit's FP32 adders (templates/rtl/pool_unit.v.j2); its row buffer is
 #: efgen.rtl.top.POOL_BUF words, its FIFO VEC_FIFO.
 POOL_FP_ADDS = 1
+#: efgen_top's units priced by their own Yosys-measured logic (rtl_yosys.top_units) at the
+#: feature maps' lane block T (RtlParams.tl), beside their FP32 units and memories
+TOP_UNITS = ("vec_unit", "bn_unit", "pool_unit", "fp32_div", "fp32_sqrt")
 
 
 def _odd(n: int) -> tuple[int, int]:
@@ -570,13 +607,13 @@ def top_spec(p) -> "RtlSpec":
     return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS,
                    extra_fp_adds=4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words,
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
-                   shell=True)
+                   shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
 
 
 def predict_spec(spec: "RtlSpec") -> dict[str, Any]:
     """:func:`predict_rtl` for an rtl.json."""
     return predict_rtl(spec.engine, spec.extra_fp_muls, spec.extra_rams, spec.extra_fp_adds,
-                       spec.extra_muls, spec.extra_mems, spec.shell)
+                       spec.extra_muls, spec.extra_mems, spec.shell, spec.units)
 
 
 def predict_top(p) -> dict[str, Any]:
@@ -612,7 +649,8 @@ def format_table(pred: dict[str, Any], got: SynthResult | dict[str, int]) -> str
         note = (f"* LUT/FF model: {units}, plus the rest of efgen_top (controller, sequencer, "
                 f"DMA, SGD write-back, buffer muxes) fitted to Yosys runs of efgen_top: "
                 f"{r['lut']:,} LUT + {r['lut_per_mac']} per MAC, {r['ff']:,} FF + "
-                f"{r['ff_per_mac']} per MAC ({r['source']}). Yosys keeps the adders and "
+                f"{r['ff_per_mac']} per MAC ({r['source']}), and vec_unit, bn_unit, pool_unit, "
+                f"fp32_div and fp32_sqrt at their own measured cells. Yosys keeps the adders and "
                 "registers around DSP products in fabric, so its LUT/FF run above Vivado's; "
                 "its DSP48E2 and RAMB counts are the ones to trust.")
     else:
@@ -637,6 +675,7 @@ class RtlSpec:
     extra_muls: tuple[tuple[str, int, int, int], ...] = ()
     extra_mems: tuple[tuple[str, int, int, bool], ...] = ()
     shell: bool = False
+    units: tuple[tuple[str, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = {"top": self.top, "engine": self.engine.as_dict(),
@@ -648,6 +687,8 @@ class RtlSpec:
             d["extra_mems"] = [list(m) for m in self.extra_mems]
         if self.shell:
             d["shell"] = True
+        if self.units:
+            d["units"] = [list(u) for u in self.units]
         return d
 
     def dumps(self) -> str:
@@ -667,7 +708,7 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
     path = Path(path)
     f = str(path)
     fix = ("rewrite it with 'efgen build' (keys: top, engine, extra_fp_muls, extra_fp_adds, "
-           "extra_rams, extra_muls, extra_mems, shell)")
+           "extra_rams, extra_muls, extra_mems, shell, units)")
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -682,7 +723,8 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
     if not isinstance(doc, dict):
         raise EfgenError("rtl.json must hold a JSON object", file=f, fix=fix)
     unknown = sorted(set(doc) - {"top", "engine", "extra_fp_muls", "extra_fp_adds",
-                                 "extra_rams", "extra_muls", "extra_mems", "shell"})
+                                 "extra_rams", "extra_muls", "extra_mems", "shell",
+                                 "units"})
     if unknown:
         raise EfgenError(f"unknown key {unknown[0]!r}", file=f, where=unknown[0], fix=fix)
     for key in ("top", "engine"):
@@ -753,8 +795,17 @@ def load_rtl_json(path: Path | str) -> RtlSpec:
     if not isinstance(shell, bool):
         raise EfgenError(f"shell must be true or false, got {shell!r}", file=f, where="shell",
                          fix=fix)
+    units = doc.get("units", [])
+    known = _c()["top_units"]
+    if not isinstance(units, list):
+        raise EfgenError("units must be a list of [unit, lanes]", file=f, where="units",
+                         fix=fix)
+    for i, u in enumerate(units):
+        if not (isinstance(u, list) and len(u) == 2 and u[0] in known and _int(u[1], 1)):
+            raise EfgenError(f"units[{i}] = {u!r} is not [unit, lanes >= 1] with a unit of "
+                             f"{', '.join(known)}", file=f, where=f"units[{i}]", fix=fix)
     return RtlSpec(top=top, engine=params, extra_rams=tuple(out_rams), shell=shell,
-                   **items, **counts)
+                   units=tuple(tuple(u) for u in units), **items, **counts)
 
 
 def synth_build_dir(build_dir: Path | str, family: str = "xcup"
