@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,10 @@ def build_cache(tmp_path_factory, request):
     old, cosim.BUILD_CACHE = cosim.BUILD_CACHE, d
     yield d
     cosim.BUILD_CACHE = old
+
+
+def require_tool(tool: str) -> None:
+    """The open tools are project requirements (.ci/run installs them): a missing one fails
+    with the install command, never a silent skip. The RTL tests import it as ``_require``."""
+    if shutil.which(tool) is None:
+        pytest.fail(f"{tool} not installed: apt-get install {tool}")

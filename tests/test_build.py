@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_tool as _require
 
 from efgen.design import Design
 from efgen.frontend.boards import load_board
@@ -200,9 +201,6 @@ def test_params_header_agrees_with_the_report(built):
 
 # ------------------------------------------------------------------ rtl/
 
-def _require(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
 def test_build_writes_the_reference_rtl(built):

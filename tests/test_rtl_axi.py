@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import require_tool as _require
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:          # sim/ is a folder of the checkout, not installed
@@ -25,9 +26,6 @@ from efgen.rtl.engine import EngineParams  # noqa: E402
 from efgen.rtl.top import RtlParams  # noqa: E402
 
 
-def _require(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
 # max_burst 256 as the boards' designs: one read burst can hold far more words than the

@@ -14,10 +14,10 @@ model's (efgen.cosim.validate.bn_cycles).
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
+from conftest import require_tool as _require
 
 from efgen.cosim import layers as cosim
 from efgen.cosim.validate import bn_cycles
@@ -75,9 +75,6 @@ def _cases(lanes: int, shape, seed: int = 0):
     return mem, descs, rejects, outs
 
 
-def _require(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
 def check(p, shape, sim, tmp_path, seed=0):

@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tool as _require
 
 from efgen.golden import ops
 from efgen.rtl.engine import (
@@ -50,9 +50,6 @@ TB_DIR = ROOT / "sim" / "engine"
 MODULES = ["engine_array", "engine_core", "engine_ctrl", "engine_ram", "engine_wload"]
 
 
-def _require(tool: str):
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
 # ------------------------------------------------------------------ parameter sets

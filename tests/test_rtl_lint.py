@@ -12,10 +12,10 @@ st_addr_w before the declaration were removed after the timing work of issue 14)
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
+from conftest import require_tool as _require
 
 from efgen.rtl.engine import EngineParams
 from efgen.rtl.lint import used_before_declared
@@ -31,9 +31,6 @@ OWNED_ELSEWHERE: set = set()
 # which Verilator's default -unused-regexp exempts); test_no_lint_waivers checks all of them
 
 
-def _require(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
 @pytest.fixture(scope="module")

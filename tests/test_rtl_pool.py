@@ -16,10 +16,10 @@ be within 5% of the model's (efgen.cosim.validate.pool_cycles).
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
+from conftest import require_tool as _require
 
 from efgen.cosim import layers as cosim
 from efgen.cosim.validate import pool_cycles
@@ -140,9 +140,6 @@ def _cases(lanes: int, seed: int = 0, small: bool = False, flat_only: bool = Fal
     return im.mem(), descs, reject
 
 
-def _require(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
 def _check(p, tmp_path, sim, seed=0, flat_only=False):

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tool as _require
 
 from efgen.golden import ops
 from efgen.rtl.dma import DmaParams, dma_verilog
@@ -49,9 +49,6 @@ TB_DIR = ROOT / "sim" / "sgd"
 DMA = DmaParams(data_width=32, max_burst=C.MAX_BURST, outstanding=4)
 
 
-def _require(tool: str):
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
 def _p(tm, tn, impl):

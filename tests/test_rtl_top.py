@@ -10,13 +10,13 @@ This is the CI subset; `make cosim` runs every distinct ResNet-20 layer shape.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tool as _require
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:          # sim/ is a folder of the checkout, not installed
@@ -33,10 +33,6 @@ from efgen.rtl.top import RtlParams, rtl_verilog, wload_words  # noqa: E402
 MODEL_BAR = 5.0   # percent, per layer-phase (the bar; the goal is 3)
 
 
-def _require(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install "
-                    f"{'iverilog' if tool == 'iverilog' else tool}")
 
 
 def _params(tm, tn, layout="reshaped", impl="behav", axi=32, **kw) -> RtlParams:

@@ -13,10 +13,10 @@ CYCLES must be within 5% of the model's (efgen.cosim.validate.vec_cycles).
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
+from conftest import require_tool as _require
 
 from efgen.cosim import layers as cosim
 from efgen.cosim.validate import vec_cycles
@@ -70,9 +70,6 @@ def _cases(lanes: int, seed: int = 0):
     return mem, descs, out
 
 
-def _require(tool: str) -> None:
-    if shutil.which(tool) is None:
-        pytest.fail(f"{tool} not installed: apt-get install {tool}")
 
 
 # 4x4 blocked (T = 4) on Verilator; 2x4 NCHW (T = 1) on Icarus (no build to wait for)
