@@ -131,9 +131,10 @@ class PhaseSchedule:
 
 #: HwParams keys a Design's JSON leaves out at these values: the features that came
 #: later (fusion; the reference-RTL model's overhead and HP-width beats, issue 19; P,
-#: packing and double-buffered weights, issue 13)
+#: packing and double-buffered weights, issue 13; the RTL's FP bias load and add, issue 12)
 _HW_OMITTED_AT = {"fuse": False, "wrun_overhead": None, "load_words": 0, "wload_words": 0,
-                  "store_words": 0, "p": 1, "pack": False, "wdb": False}
+                  "store_words": 0, "p": 1, "pack": False, "wdb": False,
+                  "bias_overhead": 0, "bias_store": 0}
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import REGISTER_MAP, desc_register_writes, status_error
 from efgen.rtl.engine import wu_chunk, wu_copies
-from efgen.rtl.top import BIAS_BUF, RtlParams, rtl_verilog
+from efgen.rtl.top import RtlParams, rtl_adds_bias, rtl_verilog
 
 ALIGN = 1024                # words: regions start on a 4 KiB page
 DRAM_LATENCY = 24           # cycles from AR to first R beat (DDR4 behind a Zynq HP port, ~100 MHz PL)
@@ -118,7 +118,7 @@ def layer_phases(net, design, p: RtlParams | None = None,
                 mc = wu_chunk(mc, l.in_shape[0], k, p.tn, p.engine.wbuf_depth)
             relu = ph == "fp" and l.name in into
             # FP with a bias: the RTL adds it (up to BIAS_BUF channels; wider: the host)
-            bias = ph == "fp" and bool(l.bias) and l.channels <= BIAS_BUF
+            bias = ph == "fp" and bool(l.bias) and rtl_adds_bias(l.channels)
             mask = ph == "bp" and l.name in masks
             if l.op == "conv":
                 n, h, w = l.in_shape

@@ -464,22 +464,25 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     mc_last = MB - (n_chunks - 1) * mc
 
     # ---- per-tile group times, for a chunk of m output blocks
+    def wu_tile(m4, c, ld, st):
+        # WU: the loader (error tiles, then NB input tiles) and the engine are decoupled by
+        # the ping-pong halves, so a tile takes the longer of the two
+        return np.maximum(m4 * st + e(NB) * ld, e(NB) * (m4 * c + so))
+
     def group(m):
         m4 = e(m)
         # the stores of a group overlap all the steps of the next group
         wo = np.maximum(e(NB) * np.maximum(L, Cy + so), s_out)
         io = np.maximum(e(NB) * np.maximum(L, m4 * Cy + so), m4 * s_out)
-        # WU: the loader (error tiles, then NB input tiles) and the engine are decoupled by
-        # the ping-pong halves, so a tile takes the longer of the two
-        wu = np.maximum(m4 * s_out + e(NB) * L, e(NB) * (m4 * Cy + so))
-        per_tile = np.where(e(is_wu), wu, np.where(e(order) > 0, io, m4 * wo))
+        per_tile = np.where(e(is_wu), wu_tile(m4, Cy, L, s_out),
+                            np.where(e(order) > 0, io, m4 * wo))
         return np.sum(count * per_tile, axis=(-1, -2))
 
     def init_extra(m):
         # WU: what a chunk's first tile (class [0, 0], count 1) adds with Cy_init
-        l0, s0 = L[..., 0, 0], s_out[..., 0, 0]
-        wu = lambda c: np.maximum(m * s0 + NB * l0, NB * (m * c + so))  # noqa: E731
-        return np.where(is_wu, wu(Cy_init[..., 0, 0]) - wu(Cy[..., 0, 0]), 0.0)
+        first = (slice(None),) * (L.ndim - 2) + (slice(0, 1), slice(0, 1))
+        t = lambda c: wu_tile(e(m), c[first], L[first], s_out[first])[..., 0, 0]  # noqa: E731
+        return np.where(is_wu, t(Cy_init) - t(Cy), 0.0)
 
     if p_dim == "images" and hw.p > 1:
         # hw.p images a step: each lane group loads and stores its own image's tiles

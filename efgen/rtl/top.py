@@ -56,6 +56,12 @@ POOL_BUF = 2048
 BIAS_BUF = 256
 
 
+def rtl_adds_bias(out_c: int) -> bool:
+    """Whether the RTL adds an FP conv's bias itself (tile_wr's store lanes): up to BIAS_BUF
+    output channels; a wider layer's bias stays on the host (the RTL rejects it, ERR_BIAS)."""
+    return int(out_c) <= BIAS_BUF
+
+
 def bias_addr_bits(p) -> int:
     """Address bits of tile_wr's bias buffer: rows of ``store_words`` words."""
     return max(1, (BIAS_BUF // p.store_words - 1).bit_length())

@@ -41,11 +41,10 @@ import numpy as np
 from efgen.golden import ops
 from efgen.hls.desc import FLAGS, OPS, EfgenDesc
 from efgen.rtl.engine import wu_chunk
-from efgen.rtl.top import BIAS_BUF
 from efgen.rtl.top import BN_OPS as RTL_BN_OPS
 from efgen.rtl.top import POOL_OPS as RTL_POOL_OPS
 from efgen.rtl.top import VEC_OPS as RTL_VEC_OPS
-from efgen.rtl.top import rtl_params
+from efgen.rtl.top import rtl_adds_bias, rtl_params
 from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
@@ -69,7 +68,7 @@ def rtl_desc(d: EfgenDesc, tn: int | None = None, wbuf_depth: int | None = None
     if phase == "wu" and tn is not None and wbuf_depth is not None:
         k = int(d.kh)
         d2.mc = wu_chunk(int(d.mc), int(d.in_c), k, tn, wbuf_depth)
-    if phase == "fp" and d.flags & FLAGS["BIAS"] and d.out_c > BIAS_BUF:
+    if phase == "fp" and d.flags & FLAGS["BIAS"] and not rtl_adds_bias(d.out_c):
         parts.append("bias add")
         d2.flags &= ~FLAGS["BIAS"]
         if d.flags & FLAGS["RELU"]:
@@ -87,7 +86,7 @@ def host_parts(it, d: EfgenDesc) -> None:
     a = [int(v) for v in d.a]
     yout = (B, d.out_c, d.out_h, d.out_w)
     phase = CONV_OPS[d.op]
-    if phase == "fp" and fl & FLAGS["BIAS"] and d.out_c > BIAS_BUF:
+    if phase == "fp" and fl & FLAGS["BIAS"] and not rtl_adds_bias(d.out_c):
         y = it.fm_get(a[7], yout) + it.v_get(a[2], d.out_c)[None, :, None, None]
         it.fm_put(a[7], np.maximum(y, 0) if fl & FLAGS["RELU"] else y)
     elif phase == "wu" and fl & FLAGS["BIAS"]:
