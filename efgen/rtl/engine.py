@@ -110,7 +110,8 @@ class EngineParams:
 
     ``ifm_depth``/``ofm_depth``: words per bank per ping-pong half; ``wbuf_depth``:
     words per weight bank (powers of two). ``kmax``/``smax``: largest kernel and stride
-    the controller's counters hold. ``wl_words``: words per weight-load beat.
+    the controller's counters hold. ``wl_words``: words per weight-load beat (divides
+    ``tn``, and no two words of a beat hit one bank in BP).
     ``impl``: FP32 unit implementation (:data:`efgen.rtl.fpu.IMPLS`).
     ``wdb`` (issue 13): the weight buffer holds two chunks (``2 * wbuf_depth`` words a
     bank, address MSB = bank select): engine_wload writes one bank (``wl_bank``) while the
@@ -163,8 +164,9 @@ class EngineParams:
                 "(G = wu_copies(K)) for every K up to kmax")
         if self.impl not in IMPLS:
             bad("impl", f"expected one of {IMPLS}")
-        if (self.tm * self.tn) % self.wl_words:
-            bad("wl_words", "must divide tm*tn")
+        if self.tn % self.wl_words:
+            # engine_wload shares its bank registers per row (one beat, one lane row)
+            bad("wl_words", "must divide tn")
         clash = _wload_bank_clash(self.tm, self.tn, self.wl_words)
         if clash:
             bad("wl_words", f"two words of one beat would hit one bank in BP ({clash})")

@@ -324,9 +324,6 @@ def control_multipliers(p: EngineParams) -> list[tuple[str, int, int, int]]:
     for g in range(p.wl_words):
         out.append((f"engine_wload word {g} (ob-first)*nbred", bw, w["WA"], bw))
         out.append((f"engine_wload word {g} (...)*K*K", bw, w["K2W"], w["WA"]))
-        if p.tn & (p.tn - 1):   # a power-of-two Tn is a shift
-            # (n_off % Tm) is an LW-bit pipeline register (nmod2): measured (4, 2, 4) at 2x3
-            out.append((f"engine_wload word {g} bank*Tn", w["LW"], p.tn.bit_length(), w["LW"]))
     return out
 
 

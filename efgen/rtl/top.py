@@ -159,9 +159,10 @@ class RtlParams:
 
 def wload_words(tm: int, tn: int, wpb: int) -> int:
     """Words a beat engine_wload takes in efgen_top: the whole beat (``wpb`` words) when
-    Tm*Tn is a multiple of it and no two words of a beat hit one weight bank in BP
-    (:func:`efgen.rtl.engine._wload_bank_clash`), else 1 (the beat split into words)."""
-    if wpb > 1 and (tm * tn) % wpb == 0 and not _wload_bank_clash(tm, tn, wpb):
+    Tn is a multiple of it (a beat stays in one lane row) and no two words of a beat hit
+    one weight bank in BP (:func:`efgen.rtl.engine._wload_bank_clash`), else 1 (the beat
+    split into words)."""
+    if wpb > 1 and tn % wpb == 0 and not _wload_bank_clash(tm, tn, wpb):
         return wpb
     return 1
 
