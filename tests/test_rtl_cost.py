@@ -60,19 +60,20 @@ def test_target_rtl_schedules_an_array_whose_rtl_fits(tmp_path):
     # 16x16 with IFM and OFM banks of 8192 words takes 1,574 RAMB18 as RTL (1,536 in the
     # engine's buffers, 34 in the DMA engines' read and write buffers at the ZCU102's
     # 128-bit HP width: 9 at 32 bits; 4 in pool_unit's row buffer; above the cap of
-    # 1,459) and is never chosen; the
-    # HLS flow's 16x24 needs more DSP than the cap. Since the refit of 2026-12-04 (Yosys's
-    # hierarchical count of 16x16: 263,872 LUT) no 16x16 fits the LUT cap either, so the
-    # RTL flow stays below 16x16 on the ZCU102
+    # 1,459) and is never chosen; the HLS flow's 16x24 needs more DSP than the cap. The
+    # 16x16 with 4096-word IFM banks fits (Yosys's hierarchical count of it, 2026-12-04,
+    # after engine_wload's shared bank registers: 209,402 LUT + 2,752 LUT RAM of 219,264;
+    # 257,561 before, when --target rtl picked 16x12), and it is the array chosen
     big = dataclasses.replace(rtl.design.hw, tm=16, tn=16, ifm_depth=8192, ofm_depth=8192,
                               wbuf_depth=1024)
     over = rtl_over_caps(rtl_use(big, 3, "dsp"), board)
-    assert [r for r, _, _ in over] == ["bram18", "lut"] and over[0][1:] == (1574, 1459)
-    assert rtl.design.hw.tm * rtl.design.hw.tn < 256
+    assert over == [("bram18", 1574, 1459)]
+    hw = rtl.design.hw
+    assert (hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth) == (16, 16, 4096, 8192, 1024)
     from efgen.errors import EfgenError
 
     with pytest.raises(EfgenError, match="LUT in the RTL flow"):
-        build("resnet20", "zcu102", 32, tiles=(16, 16), target="rtl")
+        build("resnet20", "zcu102", 32, tiles=(16, 16), target="rtl", rtl_impl="synth")
     # the RTL flow's resources are in report.md whenever rtl/ is written
     w = rtl.write(tmp_path / "b")
     md = (w.out_dir / "report.md").read_text()
@@ -108,11 +109,10 @@ def test_unknown_target_is_refused():
         build("tiny", "kv260", 2, target="asic")
 
 
-def test_16x16_does_not_fit_the_zcu102_luts_with_either_adder():
-    """The dsp adders save LUTs over the fabric ones (531 - 372 each), but since the refit
-    of 2026-12-04 (Yosys's hierarchical count of the 16x16 efgen_top: 263,872 LUT, the
-    cap 219,264) neither 16x16 fits the ZCU102's LUT cap: --target rtl picks a smaller
-    array (test_target_rtl_schedules_an_array_whose_rtl_fits)."""
+def test_16x16_fits_the_zcu102_luts_only_with_dsp_adders():
+    """The dsp adders save LUTs over the fabric ones (531 - 372 each): with them the 16x16
+    efgen_top fits the ZCU102's LUT cap (Yosys's hierarchical count, 2026-12-04: 209,402
+    LUT + 2,752 LUT RAM against 219,264), with the fabric adders it does not."""
     from efgen.api import build
     from efgen.rtl.synth import BN_FP_ADDS, POOL_FP_ADDS, VEC_FP_ADDS
 
@@ -124,5 +124,5 @@ def test_16x16_does_not_fit_the_zcu102_luts_with_either_adder():
     # the array, sgd_wb's 4, the units' and tile_wr's FP bias adders (one per stored word)
     n_add = 256 + 4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + rtl_params(design).store_words
     assert syn["lut"] - dsp["lut"] == n_add * (y["fp32_add"]["lut"] - y["fp32_add_dsp"]["lut"])
-    for use in (dsp, syn):
-        assert "lut" in [r for r, _, _ in rtl_over_caps(use, board)], use
+    assert not rtl_over_caps(dsp, board), dsp
+    assert [r for r, _, _ in rtl_over_caps(syn, board)] == ["lut"], syn
