@@ -230,12 +230,14 @@ def yosys_version() -> str:
 
 def run_yosys(files: dict[str, str] | Path | str, top: str, family: str = "xcup",
               workdir: Path | str | None = None, log: Path | str | None = None,
-              timeout: float | None = None) -> SynthResult:
+              timeout: float | None = None, flatten: bool = True) -> SynthResult:
     """Synthesize ``files`` (file name -> Verilog text, or a folder whose ``*.v`` are
     read) for ``family`` with ``top`` on top; the cell counts and the wall time.
 
     The script is ``read_verilog <files>; synth_xilinx -family <family> -top <top>
-    -flatten -noiopad; stat``. Scratch files (script, stat output, the texts of ``files``)
+    -flatten -noiopad; stat`` (``flatten`` false: without ``-flatten``, the hierarchical
+    run the ``rest_top`` remainder is fitted to; the counts are the design's totals).
+    Scratch files (script, stat output, the texts of ``files``)
     go to ``workdir`` (default: a temporary folder); the full log to ``log`` (default:
     ``workdir/yosys.log``). A missing yosys or a failed run is an :class:`EfgenError`.
     """
@@ -265,7 +267,7 @@ def run_yosys(files: dict[str, str] | Path | str, top: str, family: str = "xcup"
         script = work / "synth.ys"
         script.write_text(
             "".join(f'read_verilog "{p}"\n' for p in paths)
-            + f"synth_xilinx -family {family} -top {top} -flatten -noiopad\n"
+            + f"synth_xilinx -family {family} -top {top}{' -flatten' if flatten else ''} -noiopad\n"
             + "tee -q -o stat.json stat -json\n"
             + "stat\n")
         t0 = time.perf_counter()
