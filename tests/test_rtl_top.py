@@ -74,6 +74,14 @@ CASES = [
     # chunk's compute-bound steps leave its error-tile loads exposed (the model missed
     # both: -5.8% at 4x4, -10.2% at 2x4)
     LayerPhase("l4", "linear", 24, 16, batch=1, phase="wu", tr=1, tc=1, mc=4, order="io"),
+    # WU with FLAG_BIAS (momentum and weight decay nonzero, the gradient copy at a[7]): the
+    # error words summed per channel as they load (8 partial sums a channel; tiles of 6
+    # positions write 6 of them), then sgd_wb's bias pass: a conv of two chunks, a conv of
+    # 2x3 tiles, a linear layer of three-block chunks
+    LayerPhase("u1", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "wu", False, 6, 12, 2, "io", bias=True),
+    LayerPhase("u2", "conv", 6, 10, 6, 6, 3, 1, 1, 2, "wu", False, 2, 3, 2, "io", bias=True),
+    LayerPhase("u3", "linear", 24, 10, batch=6, phase="wu", tr=1, tc=6, mc=3, order="io",
+               bias=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
