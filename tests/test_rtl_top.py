@@ -323,12 +323,12 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
               "BN_FP", "BN_BP", *POOL_OPS}
     assert all((r.where == "rtl") == (r.op in on_rtl) for r in res.ran)
     assert sum(r.where == "rtl" for r in res.ran) == 32
-    # the FP bias adds (conv4, fc) run on the RTL (tile_wr's store lanes); only the WU bias
-    # gradients and their SGD remain host parts
+    # the biases (conv4, fc) run on the RTL: FP's add (tile_wr's store lanes) and WU's
+    # gradient and SGD (layer_seq's bias RAM, sgd_wb's bias pass): no host parts at all
     biased = [l.name for l in net if l.bias]
     assert set(biased) == {"conv4", "fc"}
-    assert {(r.layer, r.phase): r.host_parts for r in res.ran if r.host_parts} == {
-        (n, "wu"): ("bias gradient + SGD",) for n in biased}
+    assert [(r.layer, r.phase, r.host_parts) for r in res.ran if r.host_parts] == []
+    assert all(where[(n, "wu")] == "rtl" for n in biased)
     # vec_unit's and pool_unit's cycles against the model (efgen.cosim.validate.vec_cycles,
     # pool_cycles), 5% bar; bn_unit's (bn_cycles), 2%
     from efgen.cosim.validate import bn_cycles, pool_cycles, vec_cycles
@@ -429,7 +429,8 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
     rejects = [Run(0, set=(("in_c", 0),)), Run(0, set=(("tr", 0),)), Run(0, set=big),
                Run(2, set=(("mc", 0),)), Run(0, set=ofm), Run(0, set=(("out_c", 64), ("mc", 16))),
                Run(0, set=(("op", 9),)), Run(0, set=(("stride", 3),)),
-               Run(0, set=(("flags", 4), ("out_c", 260)))]      # FP bias beyond BIAS_BUF
+               Run(0, set=(("flags", 4), ("out_c", 260))),      # FP bias beyond BIAS_BUF
+               Run(2, set=(("flags", 4), ("out_c", 260)))]      # WU bias beyond BIAS_BUF
     got = cosim.run_passes(p, SMALL, [(faulty, None), (rejects, None)],
                            workdir=tmp_path_factory.mktemp("faults"))
     res = got[0].results
@@ -445,8 +446,8 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
         assert r.ok, (r.lp.label, r.errors, r.error)
     codes = [(r.status >> 8) & 15 for r in got[1].results]
     assert all(r.status & STATUS_ERROR for r in got[1].results)
-    assert codes == [2, 3, 5, 3, 6, 7, 1, 2, 10], codes   # EfgenConvStatus, as efgen_conv_check
-    assert "ERR_BIAS" in got[1].results[-1].error
+    assert codes == [2, 3, 5, 3, 6, 7, 1, 2, 10, 10], codes   # EfgenConvStatus, as efgen_conv_check
+    assert "ERR_BIAS" in got[1].results[-1].error and "ERR_BIAS" in got[1].results[-2].error
     assert np.array_equal(got[1].dump, got[1].image), "a rejected descriptor wrote DRAM"
 
 
