@@ -74,6 +74,9 @@ class HwParams:
                                    # weight port, this many cycles beyond the DRAM latency and
                                    # its words (the reference RTL's layer_seq L_BIAS)
     bias_store: int = 0            # FP with a bias: cycles the store path's adder adds per store
+    wub_overhead: int = 0          # > 0: a WU job with a bias (Job.bias) ends with the reference
+                                   # RTL's bias pass (sgd_wb on the out-channel partial sums:
+                                   # max(slots, 3) cycles a channel, the DRAM latency and this)
     outstanding: int = 0           # read bursts in flight per port (0: no limit modelled)
     mask_port: bool = False        # BP mask tiles come on a port of their own (not after the store)
     sgd_piece: int = 0             # > 0: the write-back writes pieces of this many words
@@ -131,10 +134,11 @@ class PhaseSchedule:
 
 #: HwParams keys a Design's JSON leaves out at these values: the features that came
 #: later (fusion; the reference-RTL model's overhead and HP-width beats, issue 19; P,
-#: packing and double-buffered weights, issue 13; the RTL's FP bias load and add, issue 12)
+#: packing and double-buffered weights, issue 13; the RTL's FP bias load and add, and its WU
+#: bias pass, issue 12)
 _HW_OMITTED_AT = {"fuse": False, "wrun_overhead": None, "load_words": 0, "wload_words": 0,
                   "store_words": 0, "p": 1, "pack": False, "wdb": False,
-                  "bias_overhead": 0, "bias_store": 0}
+                  "bias_overhead": 0, "bias_store": 0, "wub_overhead": 0}
 
 
 @dataclass(frozen=True)

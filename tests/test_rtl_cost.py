@@ -24,8 +24,9 @@ def test_dsp_adders_cost_two_dsp_each_and_fewer_luts():
     y = coefficients()["rtl_yosys"]
     syn, dsp = predict_top(_top(8, 8, "synth")), predict_top(_top(8, 8, "dsp"))
     # one a MAC, four in sgd_wb, one in vec_unit, four in bn_unit, one in pool_unit, one FP
-    # bias adder in tile_wr (store_words: 1 at 32 bits)
-    n_add = 64 + 4 + 1 + 4 + 1 + 1
+    # bias adder in tile_wr (store_words: 1 at 32 bits), one WU bias adder in layer_seq
+    # (load_words: 1 at 32 bits)
+    n_add = 64 + 4 + 1 + 4 + 1 + 1 + 1
     assert dsp["DSP48E2"] - syn["DSP48E2"] == 2 * n_add
     assert syn["LUT"] - dsp["LUT"] == n_add * (y["fp32_add"]["lut"] - y["fp32_add_dsp"]["lut"])
     assert dsp["detail"]["dsp_per_fp32_add"] == 2 and syn["detail"]["dsp_per_fp32_add"] == 0
@@ -41,8 +42,8 @@ def test_board_use_maps_yosys_cells_onto_board_resources():
     assert use["dsp"] == pred["DSP48E2"] and use["bram18"] == pred["RAMB18-eq"]
     assert use["lut"] == round(pred["LUT"] + pred["LUTRAM"]) and use["uram"] == 0
     # +1 adder: vec_unit; +5 multipliers, +4 adders: bn_unit; +1 adder: pool_unit; +1 adder:
-    # tile_wr's FP bias add
-    assert fp_dsp(16, "dsp") == (16 + 3 + 5) * 2 + (16 + 4 + 1 + 4 + 1 + 1) * 2 <= use["dsp"]
+    # tile_wr's FP bias add; +1 adder: layer_seq's WU bias gradient
+    assert fp_dsp(16, "dsp") == (16 + 3 + 5) * 2 + (16 + 4 + 1 + 4 + 1 + 1 + 1) * 2 <= use["dsp"]
     assert fp_dsp(16, "synth") == (16 + 3 + 5) * 2
 
 
@@ -57,17 +58,18 @@ def test_target_rtl_schedules_an_array_whose_rtl_fits(tmp_path):
     assert not rtl_over_caps(use, board)
     assert rtl.design.hw.weight_mem == "bram"
     assert rtl.words[-2:] == ("--target", "rtl")     # run_hls.tcl's hint remakes it
-    # 16x16 with IFM and OFM banks of 8192 words takes 1,574 RAMB18 as RTL (1,536 in the
+    # 16x16 with IFM and OFM banks of 8192 words takes 1,578 RAMB18 as RTL (1,536 in the
     # engine's buffers, 34 in the DMA engines' read and write buffers at the ZCU102's
-    # 128-bit HP width: 9 at 32 bits; 4 in pool_unit's row buffer; above the cap of
-    # 1,459) and is never chosen; the HLS flow's 16x24 needs more DSP than the cap. The
-    # 16x16 with 4096-word IFM banks fits (Yosys's hierarchical count of it, 2026-12-04,
-    # after engine_wload's shared bank registers: 209,402 LUT + 2,752 LUT RAM of 219,264;
-    # 257,561 before, when --target rtl picked 16x12), and it is the array chosen
+    # 128-bit HP width: 9 at 32 bits; 4 in pool_unit's row buffer; 4 in layer_seq's WU bias
+    # RAM, four banks of 512 words at 128 bits; above the cap of 1,459) and is never
+    # chosen; the HLS flow's 16x24 needs more DSP than the cap. The 16x16 with 4096-word
+    # IFM banks fits (Yosys's hierarchical count of it, 2026-12-04, after engine_wload's
+    # shared bank registers: 209,402 LUT + 2,752 LUT RAM of 219,264, before the WU bias
+    # adders; 257,561 before, when --target rtl picked 16x12), and it is the array chosen
     big = dataclasses.replace(rtl.design.hw, tm=16, tn=16, ifm_depth=8192, ofm_depth=8192,
                               wbuf_depth=1024)
     over = rtl_over_caps(rtl_use(big, 3, "dsp"), board)
-    assert over == [("bram18", 1574, 1459)]
+    assert over == [("bram18", 1578, 1459)]
     hw = rtl.design.hw
     assert (hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth) == (16, 16, 4096, 8192, 1024)
     from efgen.errors import EfgenError
@@ -122,7 +124,9 @@ def test_16x16_fits_the_zcu102_luts_only_with_dsp_adders():
     dsp, syn = rtl_use(hw, 3, "dsp"), rtl_use(hw, 3, "synth")
     y = coefficients()["rtl_yosys"]
     # the array, sgd_wb's 4, the units' and tile_wr's FP bias adders (one per stored word)
-    n_add = 256 + 4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + rtl_params(design).store_words
+    # and layer_seq's WU bias adders (one per loaded word)
+    rp = rtl_params(design)
+    n_add = 256 + 4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + rp.store_words + rp.load_words
     assert syn["lut"] - dsp["lut"] == n_add * (y["fp32_add"]["lut"] - y["fp32_add_dsp"]["lut"])
     assert not rtl_over_caps(dsp, board), dsp
     assert [r for r, _, _ in rtl_over_caps(syn, board)] == ["lut"], syn

@@ -499,19 +499,20 @@ def test_predict_top_breakdown():
     d = pred["detail"]
     # 4 MAC + 3 SGD + 5 BN fp32_mul (2 DSP each), 2 engine controller, 3 x 2 sequencer,
     # 1 SGD; fp32_add: 4 MAC, 4 SGD, 1 vector unit, 4 BN, 1 pooling unit, 1 FP bias add
-    # (tile_wr: store_words of them)
-    assert (d["fp32_mul"], d["fp32_add"], d["dsp_fp"], d["dsp_control"]) == (12, 15, 24, 9)
+    # (tile_wr: store_words of them), 1 WU bias add (layer_seq: load_words of them)
+    assert (d["fp32_mul"], d["fp32_add"], d["dsp_fp"], d["dsp_control"]) == (12, 16, 24, 9)
     # the DMA buffers (issue 19): two read buffers of 8 x 256 beats (2 RAMB36E2 each),
     # one write buffer of 2 x 256 beats of 36 bits (1 RAMB18E2), as Yosys maps them;
     # pool_unit's row buffer of 2048 words (2 RAMB36E2); tile_wr's bias buffer of 256 words
-    # (1 RAMB18E2)
-    assert (pred["DSP48E2"], pred["RAMB18E2"], pred["RAMB36E2"]) == (33, 6, 8)
-    # engine weights 4 x 5 RAM64M8, SGD out FIFOs 2 x 5 RAM64M8; RAM32M16: SGD in 2 x 3,
+    # (1 RAMB18E2); layer_seq's WU bias RAM of 256 x 8 words (2 RAMB36E2)
+    assert (pred["DSP48E2"], pred["RAMB18E2"], pred["RAMB36E2"]) == (33, 6, 10)
+    # engine weights 4 x 5 RAM64M8, SGD out FIFOs 3 x 5 RAM64M8 (W', V', the WU bias
+    # gradient's G'); RAM32M16: SGD in 2 x 3,
     # window table 5 x 1, tile_wr 3, vec_unit 3, bn_unit 3, pool_unit 3 + 1 (its FIFO, its
     # i * kw table), DMA commands 3 x 3, AWLEN 1, burst addresses 3 x 3, the write
     # engine's AW-issuer commands ({first beat, beats}) 5; bn_unit's register file 16 a
     # lane (T = 2)
-    assert d["ram_cells"] == {"RAMB36E2": 8, "RAMB18E2": 6, "RAM64M8": 30, "RAM32M16": 48 + 32}
+    assert d["ram_cells"] == {"RAMB36E2": 10, "RAMB18E2": 6, "RAM64M8": 35, "RAM32M16": 48 + 32}
     assert [(u["unit"], u["lanes"], u["cells"]) for u in d["units"]] == [
         ("vec_unit", 2, {}), ("bn_unit", 2, {"RAM32M16": 32}), ("pool_unit", 2, {}),
         ("fp32_div", 2, {}), ("fp32_sqrt", 2, {})]

@@ -74,6 +74,14 @@ CASES = [
     # chunk's compute-bound steps leave its error-tile loads exposed (the model missed
     # both: -5.8% at 4x4, -10.2% at 2x4)
     LayerPhase("l4", "linear", 24, 16, batch=1, phase="wu", tr=1, tc=1, mc=4, order="io"),
+    # WU with FLAG_BIAS (momentum and weight decay nonzero, the gradient copy at a[7]): the
+    # error words summed per channel as they load (8 partial sums a channel; tiles of 6
+    # positions write 6 of them), then sgd_wb's bias pass: a conv of two chunks, a conv of
+    # 2x3 tiles, a linear layer of three-block chunks
+    LayerPhase("u1", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "wu", False, 6, 12, 2, "io", bias=True),
+    LayerPhase("u2", "conv", 6, 10, 6, 6, 3, 1, 1, 2, "wu", False, 2, 3, 2, "io", bias=True),
+    LayerPhase("u3", "linear", 24, 10, batch=6, phase="wu", tr=1, tc=6, mc=3, order="io",
+               bias=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
@@ -315,12 +323,12 @@ def test_tiny_training_step(tmp_path_factory, build_cache):
               "BN_FP", "BN_BP", *POOL_OPS}
     assert all((r.where == "rtl") == (r.op in on_rtl) for r in res.ran)
     assert sum(r.where == "rtl" for r in res.ran) == 32
-    # the FP bias adds (conv4, fc) run on the RTL (tile_wr's store lanes); only the WU bias
-    # gradients and their SGD remain host parts
+    # the biases (conv4, fc) run on the RTL: FP's add (tile_wr's store lanes) and WU's
+    # gradient and SGD (layer_seq's bias RAM, sgd_wb's bias pass): no host parts at all
     biased = [l.name for l in net if l.bias]
     assert set(biased) == {"conv4", "fc"}
-    assert {(r.layer, r.phase): r.host_parts for r in res.ran if r.host_parts} == {
-        (n, "wu"): ("bias gradient + SGD",) for n in biased}
+    assert [(r.layer, r.phase, r.host_parts) for r in res.ran if r.host_parts] == []
+    assert all(where[(n, "wu")] == "rtl" for n in biased)
     # vec_unit's and pool_unit's cycles against the model (efgen.cosim.validate.vec_cycles,
     # pool_cycles), 5% bar; bn_unit's (bn_cycles), 2%
     from efgen.cosim.validate import bn_cycles, pool_cycles, vec_cycles
@@ -421,7 +429,8 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
     rejects = [Run(0, set=(("in_c", 0),)), Run(0, set=(("tr", 0),)), Run(0, set=big),
                Run(2, set=(("mc", 0),)), Run(0, set=ofm), Run(0, set=(("out_c", 64), ("mc", 16))),
                Run(0, set=(("op", 9),)), Run(0, set=(("stride", 3),)),
-               Run(0, set=(("flags", 4), ("out_c", 260)))]      # FP bias beyond BIAS_BUF
+               Run(0, set=(("flags", 4), ("out_c", 260))),      # FP bias beyond BIAS_BUF
+               Run(2, set=(("flags", 4), ("out_c", 260)))]      # WU bias beyond BIAS_BUF
     got = cosim.run_passes(p, SMALL, [(faulty, None), (rejects, None)],
                            workdir=tmp_path_factory.mktemp("faults"))
     res = got[0].results
@@ -437,8 +446,8 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
         assert r.ok, (r.lp.label, r.errors, r.error)
     codes = [(r.status >> 8) & 15 for r in got[1].results]
     assert all(r.status & STATUS_ERROR for r in got[1].results)
-    assert codes == [2, 3, 5, 3, 6, 7, 1, 2, 10], codes   # EfgenConvStatus, as efgen_conv_check
-    assert "ERR_BIAS" in got[1].results[-1].error
+    assert codes == [2, 3, 5, 3, 6, 7, 1, 2, 10, 10], codes   # EfgenConvStatus, as efgen_conv_check
+    assert "ERR_BIAS" in got[1].results[-1].error and "ERR_BIAS" in got[1].results[-2].error
     assert np.array_equal(got[1].dump, got[1].image), "a rejected descriptor wrote DRAM"
 
 

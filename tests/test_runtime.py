@@ -282,7 +282,10 @@ def test_wu_descriptors_are_chunked_to_the_rtl_weight_buffer():
         d = s.desc
         if d.op not in CONV_OPS:
             continue
-        d2, _ = rtl_desc(d, p.tn, p.engine.wbuf_depth)
+        d2, parts = rtl_desc(d, p.tn, p.engine.wbuf_depth)
+        # every lenet5 layer is at most BIAS_BUF wide: FP's bias and WU's bias gradient and
+        # SGD run on the RTL, the descriptor keeps its flags and nothing is left to the host
+        assert parts == () and d2.flags == d.flags, (s.layer, parts)
         if d.op != OPS["CONV_WU"]:
             assert d2.mc == d.mc
             continue
@@ -292,3 +295,10 @@ def test_wu_descriptors_are_chunked_to_the_rtl_weight_buffer():
         if d2.mc != d.mc:
             lowered.append((s.layer, d.mc, d2.mc))
     assert ("f6", 21, 4) in lowered
+    # a layer wider than BIAS_BUF: the RTL rejects FLAG_BIAS (ERR_BIAS), so the trainer
+    # strips it and runs the bias gradient and its SGD on the host
+    wu = next(s.desc for s in prog.bp if s.desc.op == OPS["CONV_WU"] and s.desc.flags & 4)
+    wide = type(wu).from_buffer_copy(bytes(wu))
+    wide.out_c = 300
+    d2, parts = rtl_desc(wide, p.tn, p.engine.wbuf_depth)
+    assert parts == ("bias gradient + SGD",) and not d2.flags & 4

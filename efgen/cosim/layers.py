@@ -36,7 +36,7 @@ from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import REGISTER_MAP, desc_register_writes, status_error
 from efgen.rtl.engine import wu_chunk, wu_copies
-from efgen.rtl.top import RtlParams, rtl_adds_bias, rtl_verilog
+from efgen.rtl.top import RtlParams, rtl_adds_bias, rtl_verilog, rtl_wu_bias
 
 ALIGN = 1024                # words: regions start on a 4 KiB page
 DRAM_LATENCY = 24           # cycles from AR to first R beat (DDR4 behind a Zynq HP port, ~100 MHz PL)
@@ -69,7 +69,8 @@ class LayerPhase:
     mc: int = 1
     order: str = "wo"
     mask: bool = False      # BP: a fused ReLU mask, dx * (x > 0) with x the layer's input
-    bias: bool = False      # FP: FLAG_BIAS, y = conv + b (then the ReLU), b at a[2]
+    bias: bool = False      # FLAG_BIAS. FP: y = conv + b (then the ReLU), b at a[2]; WU: the
+                            # bias gradient and SGD of b (a[4]), velocity a[5], gradient a[7]
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -117,8 +118,10 @@ def layer_phases(net, design, p: RtlParams | None = None,
             if p is not None and ph == "wu":
                 mc = wu_chunk(mc, l.in_shape[0], k, p.tn, p.engine.wbuf_depth)
             relu = ph == "fp" and l.name in into
-            # FP with a bias: the RTL adds it (up to BIAS_BUF channels; wider: the host)
-            bias = ph == "fp" and bool(l.bias) and rtl_adds_bias(l.channels)
+            # FP with a bias: the RTL adds it; WU: the RTL does the bias gradient and its
+            # SGD (both up to BIAS_BUF channels; wider: the host)
+            bias = bool(l.bias) and ((ph == "fp" and rtl_adds_bias(l.channels))
+                                     or (ph == "wu" and rtl_wu_bias(l.channels)))
             mask = ph == "bp" and l.name in masks
             if l.op == "conv":
                 n, h, w = l.in_shape
@@ -311,6 +314,20 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             c.regions["vel"] = (a[3], sh["w"], "w")
             c.expect["w"] = w2
             c.expect["vel"] = v2
+            if lp.bias:
+                # FLAG_BIAS: gb = dy summed over (batch, h, w), its SGD on b (a[4]) and the
+                # velocity (a[5]), the debug copy of gb at a[7]
+                b, vb = f32((lp.m,)), f32((lp.m,), 0.1)
+                a[4], a[5] = img.put(b), img.put(vb)
+                a[7] = img.poison(lp.m)
+                gb = dy.astype(np.float64).reshape(lp.batch, lp.m, -1).sum(axis=(0, 2))
+                vb2 = mom * vb.astype(np.float64) + (gb + wd * b.astype(np.float64))
+                c.regions["b"] = (a[4], (lp.m,), "v")
+                c.regions["vb"] = (a[5], (lp.m,), "v")
+                c.regions["gb"] = (a[7], (lp.m,), "v")
+                c.expect["b"] = b.astype(np.float64) - lr * vb2
+                c.expect["vb"] = vb2
+                c.expect["gb"] = gb
             op = "CONV_WU"
         ho, wo = lp.out_hw
         geo = dict(batch=lp.batch, in_c=lp.n, in_h=lp.h if lp.op == "conv" else 1,
@@ -337,6 +354,8 @@ def case_descriptors(p: RtlParams, lps: list[LayerPhase], seed: int = 0) -> list
 
 
 def _read(p: RtlParams, dump: np.ndarray, addr: int, shape: tuple, kind: str) -> np.ndarray:
+    if kind == "v":                    # a plain vector (the WU bias, its velocity, gradient)
+        return dump[addr:addr + shape[0]].view(np.float32).copy()
     fm, wl = _layouts(p)
     lay = fm if kind == "fm" else wl
     n = lay.size(shape)
@@ -502,6 +521,8 @@ def run_passes(p: RtlParams, lps: list[LayerPhase], passes: list, *, sim: str = 
 
 
 def _size(p: RtlParams, shape: tuple, kind: str) -> int:
+    if kind == "v":
+        return shape[0]
     fm, wl = _layouts(p)
     return (fm if kind == "fm" else wl).size(shape)
 

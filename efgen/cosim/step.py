@@ -19,14 +19,14 @@ DRAM shared with the host through cocotbext-axi):
 
 In numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), as on
 the real host: BN_FIN (and the restructured BN's BN_BP) and the softmax
-cross-entropy. Parts of a conv descriptor the RTL has no datapath for yet
-also run on the host, right after the RTL run, and are listed:
-
-* WU with a bias: the bias gradient and its SGD update; the gradient debug copy (a[6])
-  is not written, so its trace key is not compared;
-* FP with a bias on a layer wider than :data:`efgen.rtl.top.BIAS_BUF` channels: the bias
-  add (and a fused ReLU after it). Narrower ones add it on the RTL (tile_wr's store
-  lanes, then the ReLU).
+cross-entropy. A conv descriptor with a bias on a layer wider than
+:data:`efgen.rtl.top.BIAS_BUF` channels (the RTL rejects it, ERR_BIAS) runs without it on
+the RTL, and its bias part on the host right after, listed as a host part: FP's bias add
+(and a fused ReLU after it), WU's bias gradient and its SGD update (and the gradient's
+debug copy at a[7]). Narrower ones run whole on the RTL: FP adds the bias on tile_wr's
+store lanes, then the ReLU; WU sums the error words per channel as they load and runs
+the bias SGD in sgd_wb after the last chunk. (The weight gradient's debug copy, a[6], is
+not written by the RTL, so its trace key is not compared.)
 
 The verdict is :mod:`efgen.csim.verdict`'s, as in C-simulation: after each descriptor
 (RTL or numpy, with its host parts) its outputs are checked against the interpreter's run

@@ -39,6 +39,7 @@ WRUN_OVERHEAD = 19        # weight-load run: the set-up steps (16, as a tile loa
 WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG, L_WCFG2), stream stalled
 BIAS_OVERHEAD = 8         # (the store path's bias add: ADD_LATENCY + its operand register per store, HwParams.bias_store)
                           # FP with a bias: layer_seq's L_BIAS/L_BDAT (command, the last row's write, back to L_STEP) and axi_dma_rd's command to first word (7) beyond the DRAM latency and the rows
+WUB_OVERHEAD = 62         # WU with a bias: layer_seq's C_BSET (4 cycles: sgd_wb's cfg_k/cfg_g settle), C_BGO, C_BW and sgd_wb's bias pass beyond the DRAM latency, its last channel's fold and the velocity and gradient pieces after it (efgen.model.engine: t_wub; measured on the WU bias cases of 4x4/128 and 2x4 NCHW: 60-66)
 JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
 # vec_unit (templates/rtl/vec_unit.v.j2), measured on Verilator and Icarus at DRAM latency 24
 # (tests/test_rtl_vec.py checks them on every run there)
@@ -66,6 +67,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     wload_drain=WLOAD_DRAIN,
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
                     bias_overhead=BIAS_OVERHEAD, bias_store=ADD_LATENCY + 1,
+                    wub_overhead=WUB_OVERHEAD,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True,
                     wdb=e.wdb)
 

@@ -80,6 +80,9 @@ import numpy as np
 from efgen.design import HwParams
 
 FP, BP, WU = 0, 1, 2
+#: channels a group of the reference RTL's bias pass (sgd_wb's GROUP = ADD_LATENCY,
+#: efgen.rtl.sgd.GROUP)
+WUB_GROUP = 5
 PHASE_CODE = {"fp": FP, "bp": BP, "wu": WU}
 ORDER_CODE = {"wo": 0, "io": 1}
 ORDERS = ("wo", "io")
@@ -119,8 +122,9 @@ class Job:
     st_extra: int = 0   # read streams beside each store (error operands, mask sources, y)
     xf: int = 0         # the loads apply per-channel affine/ReLU/add/BN-dx transforms
     acc: int = 0        # the store accumulates per-channel sums (BN FP stats, BN BP sums)
-    bias: int = 0       # FP: the store adds a per-channel bias (FLAG_BIAS; priced where
-                        # HwParams.bias_overhead > 0: the reference RTL)
+    bias: int = 0       # FLAG_BIAS. FP: the store adds a per-channel bias (priced where
+                        # HwParams.bias_overhead > 0: the reference RTL); WU: the bias
+                        # gradient and its SGD (priced where HwParams.wub_overhead > 0)
 
 
 def phase_job(layer: str, phase: str, op: str, n: int, m: int, batch: int, h: int = 1,
@@ -143,7 +147,8 @@ def phase_job(layer: str, phase: str, op: str, n: int, m: int, batch: int, h: in
         return Job(layer, "bp", n, m, h, w, ho, wo, k, 1, k - 1 - p, s, img, major, m, n,
                    macs, mask)
     if phase == "wu":
-        return Job(layer, "wu", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs)
+        return Job(layer, "wu", m, n, ho, wo, h, w, k, s, p, 1, img, major, m, n, macs,
+                   bias=int(bias))
     raise ValueError(f"phase {phase!r}: expected fp, bp or wu")
 
 
@@ -625,7 +630,23 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # at the storer's rate (one run: the DRAM latency, the words, the set-up and handshakes)
     t_bias = bias_on * (hw.bias_overhead + hw.dram_latency
                         + np.ceil(jb["out"] / unit_rate(hw.store_words)))
-    cycles = img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
+    # WU with a bias (reference RTL): the error words accumulate into per-channel partial
+    # sums as they load (free), then one bias pass after the last chunk: sgd_wb folds each
+    # channel's slots (G = min(ACC_DIST, a tile's positions: the largest tile's)) in groups
+    # of WUB_GROUP channels, max(G, 3) passes a group (it writes b, the velocity and the
+    # gradient copy: three words a channel), after the DRAM latency of its two reads; the
+    # last channel is ready (groups - 1)*WUB_GROUP*G' + WUB_GROUP*(G' - 1) + its place in
+    # its group after the first, then the velocity and gradient pieces follow (2 words a
+    # channel)
+    wub_on = jb["bias"] * (hw.wub_overhead > 0) * is_wu
+    wub_g = np.maximum(3.0, np.minimum(float(max(hw.acc_dist, 1)),
+                                       np.minimum(tr, jb["ro"]) * np.minimum(tc, jb["co"])))
+    n_b = jb["out"]
+    wub_last = ((np.ceil(n_b / WUB_GROUP) - 1) * WUB_GROUP * wub_g + WUB_GROUP * (wub_g - 1)
+                + np.mod(n_b - 1, WUB_GROUP))
+    t_wub = wub_on * (hw.wub_overhead + hw.dram_latency + wub_last + 2.0 * n_b)
+    cycles = (img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
+              + t_wub)
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
@@ -647,6 +668,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
     read_words = read_words + bias_on * jb["out"]
     bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
+    # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
+    # gradient written in pieces)
+    read_words = read_words + wub_on * 2.0 * jb["out"]
+    write_words = write_words + wub_on * 3.0 * jb["out"]
     if fused:
         write_words = write_words + sums
         bursts = (bursts + jb["in_extra"] * in_bursts + jb["eo_extra"] * is_wu * o_bursts
@@ -656,6 +681,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # as one run per chunk
         pieces = (n_chunks - 1) * np.ceil(w_full / hw.sgd_piece) + np.ceil(w_last / hw.sgd_piece)
         bursts = np.where(is_wu, in_bursts + o_bursts + sgd_passes * (w_bursts + pieces), bursts)
+    bursts = bursts + wub_on * (2.0 * np.ceil(jb["out"] / maxb)
+                                + 3.0 * np.ceil(jb["out"] / max(hw.sgd_piece, 1)))
     compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {

@@ -44,14 +44,14 @@ def _use_of(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int, k
 def fp_dsp(macs: int, impl: str) -> int:
     """DSP48E2 of the FP32 units alone: a lower bound of :func:`rtl_use`'s ``dsp``
     (one fp32_mul and one fp32_add a MAC, plus sgd_wb's, vec_unit's, bn_unit's and
-    pool_unit's, and at least one of tile_wr's FP bias adders (store_words of them),
-    efgen.rtl.synth.top_spec)."""
+    pool_unit's, and at least one of tile_wr's FP bias adders (store_words of them) and
+    one of layer_seq's WU bias adders (load_words of them), efgen.rtl.synth.top_spec)."""
     from efgen.model.coeffs import coefficients
     from efgen.rtl.synth import BN_FP_ADDS, BN_FP_MULS, POOL_FP_ADDS, VEC_FP_ADDS, add_unit
 
     y = coefficients()["rtl_yosys"]
     return ((macs + 3 + BN_FP_MULS) * y["fp32_mul"]["dsp"]
-            + (macs + 4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + 1) * y[add_unit(impl)]["dsp"])
+            + (macs + 4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + 2) * y[add_unit(impl)]["dsp"])
 
 
 def rtl_use(hw, kmax: int, impl: str) -> dict[str, int]:

@@ -199,10 +199,12 @@ def formula_lines() -> list[str]:
 
 # ------------------------------------------------------------------ Verilog
 
-def sgd_verilog(p: EngineParams, piece: int = PIECE) -> dict[str, str]:
+def sgd_verilog(p: EngineParams, piece: int = PIECE, bias_rw: int = 1) -> dict[str, str]:
     """File name -> Verilog text of ``sgd_wb`` (default ``PIECE`` = ``piece``), its FIFO
     and the FP32 units. Deterministic for equal arguments. The DMA engines are not
-    included (:func:`efgen.rtl.dma.dma_verilog`)."""
+    included (:func:`efgen.rtl.dma.dma_verilog`). ``bias_rw``: words a row of layer_seq's
+    WU bias RAM (efgen.rtl.top.wub_addr_bits), which sgd_wb reads in bias mode."""
+    from efgen.rtl.top import wub_addr_bits
     if not isinstance(p, EngineParams):
         raise TypeError(f"sgd_verilog expects EngineParams, got {type(p).__name__}")
     _check_piece(piece)
@@ -214,6 +216,7 @@ def sgd_verilog(p: EngineParams, piece: int = PIECE) -> dict[str, str]:
         "in_flight": IN_FLIGHT, "ram": RD_LATENCY, "ram_latency": RAM_LATENCY, "add": ADD_LATENCY, "mul": MUL_LATENCY,
         "w_pop": W_POP, "v_pop": V_POP, "w_dly": W_DLY, "vo_push": VO_PUSH,
         "wo_push": WO_PUSH, "formula": formula_lines(),
+        "bias_rw": bias_rw, "bias_aw": wub_addr_bits(bias_rw),
     }
     files = {**fp_units_verilog(p.impl), **fp_add_fb_verilog(p.impl)}
     for mod in ("sgd_fifo", "sgd_wb"):

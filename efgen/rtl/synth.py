@@ -55,15 +55,19 @@ maps as a transparent synchronous port and charges soft transparency logic for).
 Every ``extra_*`` key is optional. :func:`top_spec` derives the whole list for the
 accelerator top ``efgen_top`` from its :class:`~efgen.rtl.top.RtlParams`:
 
-* ``sgd_wb``: 3 fp32_mul and 4 fp32_add; its FIFOs (W and V in: 16 words, W' and V'
-  out: 64 words at the default PIECE, asynchronous read: LUT RAM); K*K (KW x KW),
+* ``sgd_wb``: 3 fp32_mul and 4 fp32_add; its FIFOs (W and V in: 16 words, W', V' and
+  the WU bias gradient's G' out: 64 words at the default PIECE, asynchronous read: LUT
+  RAM); K*K (KW x KW),
   K*K*(Tm*Tn) (2KW x the odd part of Tm*Tn, when that is not 1), words = nblk times
   that (WA x (2KW + the odd part's bits)) and G*K*K (GW x 2KW, WA bits used).
 * ``layer_seq``: the three shared 16 x 30-bit multipliers (set-up, loader, storer; 30
   bits of the product used, 46 of the registered set-up product: 2 DSP48E2 each); its
   products of tile indices by Tm and Tn are shift-adds (no DSP); the tile-window table (5 x
   (IA+1) bits x 2, registered read: LUT RAM) and the tile pixel counts (OA bits x 2,
-  read at a registered address: flip-flops while OA < 10).
+  read at a registered address: flip-flops while OA < 10); the WU bias RAM
+  (``load_words`` banks of efgen.rtl.top.BIAS_BUF * WUB_SLOTS / load_words words,
+  registered read) and its ``load_words`` fp32_add_fb (counted as fp32_add: the bias
+  gradient's adds on the error tiles' words).
 * ``tile_wr``: a 16-entry FIFO of ``store_words`` words (LUT RAM), the FP bias buffer
   (efgen.rtl.top.BIAS_BUF words in rows of ``store_words``, registered read) and
   ``store_words`` fp32_add_fb (counted as fp32_add: the bias add on the store lanes);
@@ -556,7 +560,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     transparent read)`` (see the module docstring)."""
     from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
     from efgen.rtl.bn import BN_FIFO
-    from efgen.rtl.top import BIAS_BUF, POOL_BUF, VEC_FIFO
+    from efgen.rtl.top import BIAS_BUF, POOL_BUF, VEC_FIFO, WUB_SLOTS
 
     e = p.engine
     w = e.widths
@@ -567,10 +571,15 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     cq_depth = 2 ** (max(0, math.ceil(math.log2(d.outstanding))) + 1)
     bq_depth = 2 ** (math.ceil(math.log2(d.outstanding)) if d.outstanding > 1 else 1)
     mems = [("sgd_wb W in", 32, 2 ** IN_LOG, True), ("sgd_wb V in", 32, 2 ** IN_LOG, True),
-            ("sgd_wb W' out", 32, 2 ** out_log, True), ("sgd_wb V' out", 32, 2 ** out_log, True)]
+            ("sgd_wb W' out", 32, 2 ** out_log, True), ("sgd_wb V' out", 32, 2 ** out_log, True),
+            ("sgd_wb G' out", 32, 2 ** out_log, True)]
     mems += [(f"layer_seq win_{n}", w["IA"] + 1, 2, False)
              for n in ("ulo", "uhi", "vlo", "vhi", "ec")]
     mems.append(("layer_seq win_p", w["OA"], 2, True))
+    # the WU bias RAM: one bank a word of a tile_rd beat (load_words), BIAS_BUF * WUB_SLOTS
+    # words in all, registered read (its output register beside it)
+    mems += [(f"layer_seq WU bias RAM {i}", 32, BIAS_BUF * WUB_SLOTS // p.load_words, False)
+             for i in range(p.load_words)]
     # (a whole beat an entry when it stores whole beats: RtlParams.store_words)
     mems.append(("tile_wr FIFO", 32 * p.store_words, TILE_WR_FIFO, True))
     # the FP bias buffer: rows of store_words words, registered read plus output register
@@ -604,7 +613,8 @@ def top_spec(p) -> "RtlSpec":
     from efgen.rtl.top import TOP
 
     return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS,
-                   extra_fp_adds=4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words,
+                   extra_fp_adds=(4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words
+                                  + p.load_words),
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
 

@@ -62,6 +62,25 @@ def rtl_adds_bias(out_c: int) -> bool:
     return int(out_c) <= BIAS_BUF
 
 
+#: the WU bias gradient's partial sums a channel (layer_seq's bias RAM: BIAS_BUF channels x
+#: WUB_SLOTS words; a slot of a lane is written again no sooner than WUB_SLOTS positions
+#: later, as the engine's accumulators: ACC_DIST = RAM read + adder + write)
+WUB_SLOTS = 8
+
+
+def rtl_wu_bias(out_c: int) -> bool:
+    """Whether the RTL does a WU conv's bias gradient and its SGD itself (layer_seq's bias
+    RAM, sgd_wb's bias pass): up to BIAS_BUF output channels, as the FP bias; a wider
+    layer's stays on the host (the RTL rejects it, ERR_BIAS)."""
+    return int(out_c) <= BIAS_BUF
+
+
+def wub_addr_bits(rw: int) -> int:
+    """Address bits of layer_seq's WU bias RAM: BIAS_BUF * WUB_SLOTS words in rows of
+    ``rw`` words (one bank a word of a tile_rd beat)."""
+    return (BIAS_BUF * WUB_SLOTS // rw - 1).bit_length()
+
+
 def bias_addr_bits(p) -> int:
     """Address bits of tile_wr's bias buffer: rows of ``store_words`` words."""
     return max(1, (BIAS_BUF // p.store_words - 1).bit_length())
@@ -239,7 +258,7 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     files = dict(engine_verilog(e))
     files.update(dma_verilog(p.dma))
     from efgen.rtl.sgd import sgd_verilog
-    files.update(sgd_verilog(e))
+    files.update(sgd_verilog(e, bias_rw=p.load_words))
     env = _env()
     bw = max(w["IA"] + 1, w["OA"])
     lanes = max(e.tm, e.tn)
@@ -254,7 +273,8 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "aw": p.addr_width, "err_range": ERR_RANGE, "err_aborted": ERR_ABORTED,
            "pad30": "" if p.addr_width == 32 else "{ {%d{1'b0}}, " % (p.addr_width - 32),
            "pad30_end": "" if p.addr_width == 32 else "}",
-           "bias_words": BIAS_BUF, "baw": bias_addr_bits(p)}
+           "bias_words": BIAS_BUF, "baw": bias_addr_bits(p),
+           "wub_slots": WUB_SLOTS, "wub_aw": wub_addr_bits(p.load_words)}
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(
             module=mod, add_latency=ADD_LATENCY, **ctx)

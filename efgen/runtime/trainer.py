@@ -17,10 +17,14 @@ operations (:mod:`efgen.runtime.protocol`):
 * a CONV_FP with FLAG_BIAS runs whole on the device: the sequencer loads the bias
   (a[2], at most :data:`efgen.rtl.top.BIAS_BUF` channels) and the store path adds it
   before the fused ReLU;
+* a CONV_WU with FLAG_BIAS runs whole on the device too: the error words are summed per
+  channel as they load (the sequencer's bias RAM), and after the last chunk the SGD
+  write-back updates the bias (a[4]) and its velocity (a[5]) and writes the gradient's
+  debug copy (a[7], when non-zero), up to BIAS_BUF channels;
 * every other descriptor (BN_FIN) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
-  of a conv descriptor the RTL has no datapath for yet: WU's bias gradient and its SGD
-  update (and its debug copy at a[7]), and FP's bias add (with the ReLU after it) on a
-  layer wider than BIAS_BUF channels (:func:`rtl_desc`, :func:`host_parts`);
+  of a conv descriptor on a layer wider than BIAS_BUF channels that the RTL rejects
+  (ERR_BIAS): FP's bias add (with the ReLU after it), WU's bias gradient and its SGD
+  update (and its debug copy at a[7]) (:func:`rtl_desc`, :func:`host_parts`);
 * the softmax cross-entropy and its gradient run on the host.
 
 :class:`Trainer` holds a DRAM image (a ``pynq.allocate`` buffer on a board, a numpy
@@ -44,7 +48,7 @@ from efgen.rtl.engine import wu_chunk
 from efgen.rtl.top import BN_OPS as RTL_BN_OPS
 from efgen.rtl.top import POOL_OPS as RTL_POOL_OPS
 from efgen.rtl.top import VEC_OPS as RTL_VEC_OPS
-from efgen.rtl.top import rtl_adds_bias, rtl_params
+from efgen.rtl.top import rtl_adds_bias, rtl_params, rtl_wu_bias
 from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
@@ -74,7 +78,7 @@ def rtl_desc(d: EfgenDesc, tn: int | None = None, wbuf_depth: int | None = None
         if d.flags & FLAGS["RELU"]:
             parts.append("ReLU after the bias")
             d2.flags &= ~FLAGS["RELU"]
-    if phase == "wu" and d.flags & FLAGS["BIAS"]:
+    if phase == "wu" and d.flags & FLAGS["BIAS"] and not rtl_wu_bias(d.out_c):
         parts.append("bias gradient + SGD")
         d2.flags &= ~FLAGS["BIAS"]
     return d2, tuple(parts)
@@ -89,7 +93,7 @@ def host_parts(it, d: EfgenDesc) -> None:
     if phase == "fp" and fl & FLAGS["BIAS"] and not rtl_adds_bias(d.out_c):
         y = it.fm_get(a[7], yout) + it.v_get(a[2], d.out_c)[None, :, None, None]
         it.fm_put(a[7], np.maximum(y, 0) if fl & FLAGS["RELU"] else y)
-    elif phase == "wu" and fl & FLAGS["BIAS"]:
+    elif phase == "wu" and fl & FLAGS["BIAS"] and not rtl_wu_bias(d.out_c):
         gb = ops.conv_bias_grad(it.fm_get(a[0], yout))
         sgd = (float(d.lr), float(d.momentum), float(d.weight_decay))
         bb, vb = ops.sgd_update(it.v_get(a[4], d.out_c), gb, it.v_get(a[5], d.out_c), *sgd)

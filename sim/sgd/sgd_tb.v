@@ -68,11 +68,15 @@ wire        w_keep, w_last, v_keep, v_last;   // 32-bit streams: one word a beat
 wire        rd_w_error, rd_v_error, wr_error;  // AxiRam answers OKAY
 /* verilator lint_on UNUSEDSIGNAL */
 
+wire [10:0] b_rd_addr_unused;    // efgen.rtl.top.wub_addr_bits(1)
 sgd_wb u_sgd (
     .clk(clk), .rst(rst), .start(start),
     .cfg_k(cfg_k), .cfg_g(cfg_g), .cfg_nblk(cfg_nblk),
     .cfg_w_addr(cfg_w_addr), .cfg_v_addr(cfg_v_addr),
     .cfg_lr(cfg_lr), .cfg_mom(cfg_mom), .cfg_wd(cfg_wd),
+    // the WU bias pass (layer_seq's bias RAM) is tested with efgen_top (tests/test_rtl_top.py)
+    .cfg_bias(1'b0), .cfg_dbg(1'b0), .cfg_bwords(9'd0), .cfg_d_addr(30'd0),
+    .b_rd_addr(b_rd_addr_unused), .b_rd_data(32'd0),
     .wb_rd_addr(wb_rd_addr), .wb_rd_data(wb_rd_data),
     .w_cmd_addr(w_cmd_addr), .w_cmd_len(w_cmd_len), .w_cmd_valid(w_cmd_valid),
     .w_cmd_ready(w_cmd_ready), .w_data(w_data), .w_valid(w_valid), .w_ready(w_ready),
