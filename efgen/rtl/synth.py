@@ -273,7 +273,7 @@ def run_yosys(files: dict[str, str] | Path | str, top: str, family: str = "xcup"
             "".join(f'read_verilog "{p}"\n' for p in paths)
             + f"synth_xilinx -family {family} -top {top}{' -flatten' if flatten else ''} -noiopad\n"
             + "tee -q -o stat.json stat -json\n"
-            + "stat\n")
+            + "tee -o stat.txt stat\n")
         t0 = time.perf_counter()
         from efgen.progress import ticker
 
@@ -292,7 +292,10 @@ def run_yosys(files: dict[str, str] | Path | str, top: str, family: str = "xcup"
             why = errs[0].strip() if errs else f"exit code {r.returncode}"
             raise EfgenError(f"yosys failed on top module {top}: {why}", file=str(src),
                              fix=f"see the full log {log_path}")
-        cells = parse_stat(stat_json.read_text())
+        # a hierarchical run's `stat -json` is not valid JSON in Yosys 0.23 (its design
+        # section), so its totals come from the text's "design hierarchy" section
+        cells = parse_stat((work / "stat.txt").read_text() if not flatten
+                           else stat_json.read_text())
     return SynthResult(top=top, family=family, cells=cells, seconds=seconds,
                        version=version, log=log_path if log is not None else None)
 
