@@ -40,6 +40,22 @@ from efgen._version import __version__
 from efgen.rtl.engine import RAM_LATENCY, EngineParams, _clog2, _ops, _zext, wu_gradient
 from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env, fp_add_fb_verilog, fp_units_verilog
 
+#: words of tile_wr's bias buffer (FP with FLAG_BIAS: the layer's bias, loaded at the job's
+#: start; a descriptor with more output channels is rejected, ERR_BIAS)
+BIAS_BUF = 256
+
+#: the WU bias gradient's partial sums a channel (layer_seq's bias RAM: BIAS_BUF channels x
+#: WUB_SLOTS words; a slot of a lane is written again no sooner than WUB_SLOTS positions
+#: later, as the engine's accumulators: ACC_DIST = RAM read + adder + write)
+WUB_SLOTS = 8
+
+
+def wub_addr_bits(rw: int) -> int:
+    """Address bits of layer_seq's WU bias RAM: BIAS_BUF * WUB_SLOTS words in rows of
+    ``rw`` words (one bank a word of a tile_rd beat)."""
+    return (BIAS_BUF * WUB_SLOTS // rw - 1).bit_length()
+
+
 GROUP = ADD_LATENCY          # words interleaved in the gradient adder's feedback loop
 PIECE = 16                   # default words per write command
 IN_LOG = 4                   # W and V input FIFOs: 16 words
@@ -203,8 +219,7 @@ def sgd_verilog(p: EngineParams, piece: int = PIECE, bias_rw: int = 1) -> dict[s
     """File name -> Verilog text of ``sgd_wb`` (default ``PIECE`` = ``piece``), its FIFO
     and the FP32 units. Deterministic for equal arguments. The DMA engines are not
     included (:func:`efgen.rtl.dma.dma_verilog`). ``bias_rw``: words a row of layer_seq's
-    WU bias RAM (efgen.rtl.top.wub_addr_bits), which sgd_wb reads in bias mode."""
-    from efgen.rtl.top import wub_addr_bits
+    WU bias RAM (:func:`wub_addr_bits`), which sgd_wb reads in bias mode."""
     if not isinstance(p, EngineParams):
         raise TypeError(f"sgd_verilog expects EngineParams, got {type(p).__name__}")
     _check_piece(piece)

@@ -36,6 +36,8 @@ from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, 
 from efgen.rtl.engine import (RAM_LATENCY, WLOAD_LATENCY, EngineParams, _wload_bank_clash,
                               engine_verilog, wu_copies)
 from efgen.rtl.fpu import ADD_LATENCY, _env
+# the bias buffers' sizes live with sgd_wb, which reads the WU bias RAM (no import cycle)
+from efgen.rtl.sgd import BIAS_BUF, WUB_SLOTS, wub_addr_bits  # noqa: F401
 
 LAYOUTS = ("reshaped", "nchw")
 TOP = "efgen_top"
@@ -51,9 +53,6 @@ POOL_OPS = ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP
 #: pool_unit's row buffer (words; a power of two): the source rows of one output row
 #: (flatten: one (image, channel block) plane of H*W*T words)
 POOL_BUF = 2048
-#: words of tile_wr's bias buffer (FP with FLAG_BIAS: the layer's bias, loaded at the job's
-#: start; a descriptor with more output channels is rejected, ERR_BIAS)
-BIAS_BUF = 256
 
 
 def rtl_adds_bias(out_c: int) -> bool:
@@ -62,23 +61,11 @@ def rtl_adds_bias(out_c: int) -> bool:
     return int(out_c) <= BIAS_BUF
 
 
-#: the WU bias gradient's partial sums a channel (layer_seq's bias RAM: BIAS_BUF channels x
-#: WUB_SLOTS words; a slot of a lane is written again no sooner than WUB_SLOTS positions
-#: later, as the engine's accumulators: ACC_DIST = RAM read + adder + write)
-WUB_SLOTS = 8
-
-
 def rtl_wu_bias(out_c: int) -> bool:
     """Whether the RTL does a WU conv's bias gradient and its SGD itself (layer_seq's bias
     RAM, sgd_wb's bias pass): up to BIAS_BUF output channels, as the FP bias; a wider
     layer's stays on the host (the RTL rejects it, ERR_BIAS)."""
     return int(out_c) <= BIAS_BUF
-
-
-def wub_addr_bits(rw: int) -> int:
-    """Address bits of layer_seq's WU bias RAM: BIAS_BUF * WUB_SLOTS words in rows of
-    ``rw`` words (one bank a word of a tile_rd beat)."""
-    return (BIAS_BUF * WUB_SLOTS // rw - 1).bit_length()
 
 
 def bias_addr_bits(p) -> int:
