@@ -411,3 +411,12 @@ def test_checks_catch_bugs(good, bad, symptom, tmp_path_factory):
         errs = [str(e)[-3000:]]
     print(errs[:2])
     assert errs and re.search(symptom, "\n".join(errs)), errs
+
+
+def test_model_bias_pass_group_is_sgd_wbs():
+    """efgen.model.engine prices the WU bias pass in groups of WUB_GROUP channels, a
+    constant of its own (the model does not import the RTL stage): it must be sgd_wb's."""
+    from efgen.model.engine import WUB_GROUP
+    from efgen.rtl.sgd import GROUP
+
+    assert WUB_GROUP == GROUP

@@ -36,7 +36,7 @@ from efgen.hls.desc import make_desc
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import REGISTER_MAP, desc_register_writes, status_error
 from efgen.rtl.engine import wu_chunk, wu_copies
-from efgen.rtl.top import RtlParams, rtl_adds_bias, rtl_verilog, rtl_wu_bias
+from efgen.rtl.top import RtlParams, rtl_adds_bias, rtl_verilog
 
 ALIGN = 1024                # words: regions start on a 4 KiB page
 DRAM_LATENCY = 24           # cycles from AR to first R beat (DDR4 behind a Zynq HP port, ~100 MHz PL)
@@ -120,8 +120,7 @@ def layer_phases(net, design, p: RtlParams | None = None,
             relu = ph == "fp" and l.name in into
             # FP with a bias: the RTL adds it; WU: the RTL does the bias gradient and its
             # SGD (both up to BIAS_BUF channels; wider: the host)
-            bias = bool(l.bias) and ((ph == "fp" and rtl_adds_bias(l.channels))
-                                     or (ph == "wu" and rtl_wu_bias(l.channels)))
+            bias = bool(l.bias) and ph in ("fp", "wu") and rtl_adds_bias(l.channels)
             mask = ph == "bp" and l.name in masks
             if l.op == "conv":
                 n, h, w = l.in_shape

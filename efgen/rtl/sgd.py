@@ -40,8 +40,9 @@ from efgen._version import __version__
 from efgen.rtl.engine import RAM_LATENCY, EngineParams, _clog2, _ops, _zext, wu_gradient
 from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env, fp_add_fb_verilog, fp_units_verilog
 
-#: words of tile_wr's bias buffer (FP with FLAG_BIAS: the layer's bias, loaded at the job's
-#: start; a descriptor with more output channels is rejected, ERR_BIAS)
+#: output channels the RTL holds a bias for: tile_wr's bias buffer (FP with FLAG_BIAS, loaded
+#: at the job's start) and layer_seq's WU bias RAM (below); a descriptor with more output
+#: channels is rejected, ERR_BIAS
 BIAS_BUF = 256
 
 #: the WU bias gradient's partial sums a channel (layer_seq's bias RAM: BIAS_BUF channels x

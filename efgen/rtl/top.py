@@ -56,15 +56,9 @@ POOL_BUF = 2048
 
 
 def rtl_adds_bias(out_c: int) -> bool:
-    """Whether the RTL adds an FP conv's bias itself (tile_wr's store lanes): up to BIAS_BUF
-    output channels; a wider layer's bias stays on the host (the RTL rejects it, ERR_BIAS)."""
-    return int(out_c) <= BIAS_BUF
-
-
-def rtl_wu_bias(out_c: int) -> bool:
-    """Whether the RTL does a WU conv's bias gradient and its SGD itself (layer_seq's bias
-    RAM, sgd_wb's bias pass): up to BIAS_BUF output channels, as the FP bias; a wider
-    layer's stays on the host (the RTL rejects it, ERR_BIAS)."""
+    """Whether the RTL does a conv's bias itself: FP's add (tile_wr's store lanes) and WU's
+    gradient and its SGD (layer_seq's bias RAM, sgd_wb's bias pass), up to BIAS_BUF output
+    channels; a wider layer's bias stays on the host (the RTL rejects it, ERR_BIAS)."""
     return int(out_c) <= BIAS_BUF
 
 

@@ -48,7 +48,7 @@ from efgen.rtl.engine import wu_chunk
 from efgen.rtl.top import BN_OPS as RTL_BN_OPS
 from efgen.rtl.top import POOL_OPS as RTL_POOL_OPS
 from efgen.rtl.top import VEC_OPS as RTL_VEC_OPS
-from efgen.rtl.top import rtl_adds_bias, rtl_params, rtl_wu_bias
+from efgen.rtl.top import rtl_adds_bias, rtl_params
 from efgen.runtime.protocol import FromDevice, ToDevice, run_descriptor
 
 CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
@@ -78,7 +78,7 @@ def rtl_desc(d: EfgenDesc, tn: int | None = None, wbuf_depth: int | None = None
         if d.flags & FLAGS["RELU"]:
             parts.append("ReLU after the bias")
             d2.flags &= ~FLAGS["RELU"]
-    if phase == "wu" and d.flags & FLAGS["BIAS"] and not rtl_wu_bias(d.out_c):
+    if phase == "wu" and d.flags & FLAGS["BIAS"] and not rtl_adds_bias(d.out_c):
         parts.append("bias gradient + SGD")
         d2.flags &= ~FLAGS["BIAS"]
     return d2, tuple(parts)
@@ -93,7 +93,7 @@ def host_parts(it, d: EfgenDesc) -> None:
     if phase == "fp" and fl & FLAGS["BIAS"] and not rtl_adds_bias(d.out_c):
         y = it.fm_get(a[7], yout) + it.v_get(a[2], d.out_c)[None, :, None, None]
         it.fm_put(a[7], np.maximum(y, 0) if fl & FLAGS["RELU"] else y)
-    elif phase == "wu" and fl & FLAGS["BIAS"] and not rtl_wu_bias(d.out_c):
+    elif phase == "wu" and fl & FLAGS["BIAS"] and not rtl_adds_bias(d.out_c):
         gb = ops.conv_bias_grad(it.fm_get(a[0], yout))
         sgd = (float(d.lr), float(d.momentum), float(d.weight_decay))
         bb, vb = ops.sgd_update(it.v_get(a[4], d.out_c), gb, it.v_get(a[5], d.out_c), *sgd)
