@@ -39,7 +39,7 @@ def _params(tm, tn, layout="reshaped", impl="behav", axi=32, **kw) -> RtlParams:
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=kw.get("ifm", 512), ofm_depth=kw.get("ofm", 256),
                        wbuf_depth=kw.get("wbuf", 256), kmax=3, smax=4, impl=impl,
                        wl_words=wload_words(tm, tn, axi // 32), wdb=kw.get("wdb", False))
-    return RtlParams(eng, layout=layout, max_burst=16, axi_width=axi)
+    return RtlParams(eng, layout=layout, max_burst=16, axi_width=axi, fuse=kw.get("fuse", False))
 
 
 # Stride 1 and 2, K 1 and 3, channel counts that are not multiples of Tm or Tn (6, 10),
@@ -82,15 +82,22 @@ CASES = [
     LayerPhase("u2", "conv", 6, 10, 6, 6, 3, 1, 1, 2, "wu", False, 2, 3, 2, "io", bias=True),
     LayerPhase("u3", "linear", 24, 10, batch=6, phase="wu", tr=1, tc=6, mc=3, order="io",
                bias=True),
+    # FP with the restructured BN's sums in the store (FLAG_XF + FLAG_STATS, RtlParams.fuse):
+    # sum(y - k), sum((y - k)^2) per channel to the record's SSUM: a conv of two chunks, a
+    # strided 1x1 conv in image-loop order, a linear layer (image-major)
+    LayerPhase("s1", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "fp", False, 4, 8, 2, "wo", stats=True),
+    LayerPhase("s2", "conv", 10, 6, 8, 8, 1, 2, 0, 1, "fp", False, 4, 4, 2, "io", stats=True),
+    LayerPhase("s3", "linear", 24, 10, batch=8, phase="fp", tr=1, tc=8, mc=2, stats=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
 # whole beats, as on the Zynq UltraScale+ HP ports); 2x4 NCHW at 32 bits (at 64 its BP weight
 # runs' burst count, the Tm != Tn miss below, grows to 2.4% on b2: README); the 64-bit
 # build (Zynq-7000) in test_synthesizable_fp_units.
+# Both are built with the fused store (RtlParams.fuse: the s* cases); WDB_SETS without it.
 SETS = {
-    "4x4-reshaped": (_params(4, 4, axi=128), CASES),
-    "2x4-nchw": (_params(2, 4, "nchw"), CASES),
+    "4x4-reshaped": (_params(4, 4, axi=128, fuse=True), CASES),
+    "2x4-nchw": (_params(2, 4, "nchw", fuse=True), CASES),
 }
 # Double-buffered weight chunks (issue 13, EngineParams.wdb) on the same two builds: FP and
 # BP with several chunks (wo and io), a ReLU-masked BP (its chunks wait for the mask reads),

@@ -33,10 +33,11 @@ import numpy as np
 from efgen.errors import EfgenError
 from efgen.golden import ops
 from efgen.hls.desc import make_desc
+from efgen.hls.fused import xf_record
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import REGISTER_MAP, desc_register_writes, status_error
 from efgen.rtl.engine import wu_chunk, wu_copies
-from efgen.rtl.top import RtlParams, rtl_adds_bias, rtl_verilog
+from efgen.rtl.top import BIAS_BUF, RtlParams, rtl_adds_bias, rtl_verilog
 
 ALIGN = 1024                # words: regions start on a 4 KiB page
 DRAM_LATENCY = 24           # cycles from AR to first R beat (DDR4 behind a Zynq HP port, ~100 MHz PL)
@@ -71,6 +72,8 @@ class LayerPhase:
     mask: bool = False      # BP: a fused ReLU mask, dx * (x > 0) with x the layer's input
     bias: bool = False      # FLAG_BIAS. FP: y = conv + b (then the ReLU), b at a[2]; WU: the
                             # bias gradient and SGD of b (a[4]), velocity a[5], gradient a[7]
+    stats: bool = False     # FP with FLAG_XF and FLAG_STATS (restructured BN, RtlParams.fuse):
+                            # the store's sums sum(y - k), sum((y - k)^2) to the record's SSUM
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -276,6 +279,18 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                 y = np.maximum(y, 0.0)
             c.regions["y"] = (a[7], sh["y"], "fm")
             c.expect["y"] = y.reshape(sh["y"])
+            if lp.stats:
+                # the shift k (a running mean) near the channels' means, so the sums
+                # neither vanish nor are all the same sign
+                k = f32((lp.m,), 0.5)
+                sk = img.put(k)
+                ssum = img.poison(2 * lp.m)
+                a[3] = img.put(xf_record(sk=sk, ssum=ssum))
+                yk = y.reshape(y.shape[0], lp.m, -1) - k.astype(np.float64)[None, :, None]
+                c.regions["s1"] = (ssum, (lp.m,), "v")
+                c.regions["s2"] = (ssum + lp.m, (lp.m,), "v")
+                c.expect["s1"] = yk.sum(axis=(0, 2))
+                c.expect["s2"] = (yk * yk).sum(axis=(0, 2))
             op = "CONV_FP"
         elif lp.phase == "bp":
             dy = f32(sh["y"])
@@ -335,7 +350,7 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                    order=0 if lp.order == "wo" else 1)
         lr, mom, wd = SGD
         flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else []) + \
-            (["BIAS"] if lp.bias else [])
+            (["BIAS"] if lp.bias else []) + (["XF", "STATS"] if lp.stats else [])
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
         c.desc = d
@@ -370,6 +385,10 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
             raise EfgenError(f"{where}: stride {lp.s}; the reference RTL supports 1, 2, 4")
         if lp.k > e.kmax:
             raise EfgenError(f"{where}: kernel {lp.k} > the RTL's kmax {e.kmax}")
+        if lp.stats and not (p.fuse and lp.phase == "fp" and not lp.bias and lp.m <= BIAS_BUF):
+            raise EfgenError(f"{where}: the BN FP sums in the store (FLAG_STATS) need an RTL "
+                             f"built with the fused store (RtlParams.fuse), FP, no bias and "
+                             f"out_c <= {BIAS_BUF}")
         s_eng = 1 if lp.phase == "bp" else lp.s
         er, ec = (min(lp.tr, lp.out_hw[0]) - 1) * s_eng + lp.k, (lp.tc - 1) * s_eng + lp.k
         if lp.phase == "bp":

@@ -35,7 +35,7 @@ from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, 
                            dma_verilog)
 from efgen.rtl.engine import (RAM_LATENCY, WLOAD_LATENCY, EngineParams, _wload_bank_clash,
                               engine_verilog, wu_copies)
-from efgen.rtl.fpu import ADD_LATENCY, _env
+from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env
 # the bias buffers' sizes live with sgd_wb, which reads the WU bias RAM (no import cycle)
 from efgen.rtl.sgd import BIAS_BUF, WUB_SLOTS, wub_addr_bits  # noqa: F401
 
@@ -88,6 +88,10 @@ class RtlParams:
     outstanding: int = 8
     addr_width: int = 32
     axi_width: int = 32
+    #: the restructured BN's fused store (FP with FLAG_XF and FLAG_STATS: the BN FP sums on
+    #: tile_wr's lanes, the side record in layer_seq); off, such descriptors are rejected
+    #: (ERR_XF) and the RTL is today's
+    fuse: bool = False
 
     def __post_init__(self):
         if self.axi_width not in (32, 64, 128):
@@ -255,7 +259,8 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "pad30": "" if p.addr_width == 32 else "{ {%d{1'b0}}, " % (p.addr_width - 32),
            "pad30_end": "" if p.addr_width == 32 else "}",
            "bias_words": BIAS_BUF, "baw": bias_addr_bits(p),
-           "wub_slots": WUB_SLOTS, "wub_aw": wub_addr_bits(p.load_words)}
+           "wub_slots": WUB_SLOTS, "wub_aw": wub_addr_bits(p.load_words),
+           "fuse": p.fuse, "mul_latency": MUL_LATENCY}
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(
             module=mod, add_latency=ADD_LATENCY, **ctx)
@@ -285,6 +290,6 @@ class _Ctx:
         self._p = p
 
     def __getattr__(self, name):
-        if name in ("layout", "tl", "tm", "tn", "impl", "wpb"):
+        if name in ("layout", "tl", "tm", "tn", "impl", "wpb", "fuse"):
             return getattr(self._p, name)
         return getattr(self._p.engine, name)
