@@ -490,9 +490,10 @@ def test_hls_cpp_is_the_rtls_bit_exact_twin(tmp_path, tmp_path_factory, build_ca
     """The same descriptors on the same DRAM image: the HLS C++ (C-simulation) and the RTL
     with its behavioural IEEE float32 units leave bit-identical DRAM images, because both
     follow the same order of operations (the adder tree, the accumulation order, the WU
-    partial-sum copies and their fold, SGD, the store ops). Every case of the 4x4 set:
-    FP/BP/WU, K 1 and 3, strides 1 and 2, both loop orders, chunks, ReLU, masks, linear
-    layers, channel counts that leave pad lanes."""
+    partial-sum copies and their fold, SGD, the store ops, the BN FP sums' slots and fold).
+    Every case of the 4x4 set: FP/BP/WU, K 1 and 3, strides 1 and 2, both loop orders,
+    chunks, ReLU, masks, biases, FLAG_STATS, linear layers, channel counts that leave pad
+    lanes."""
     import ctypes
     p, res, _ = _run("4x4-reshaped", tmp_path_factory, build_cache)
     assert p.engine.impl == "behav"
@@ -542,3 +543,17 @@ def test_board_driver_trains_on_the_rtl(tmp_path, build_cache, capsys):
     assert not np.array_equal(trained.params["conv1"]["weight"], start.params["conv1"]["weight"])
     assert main(["export", "tiny", "--weights", str(tmp_path / "trained.npz"),
                  "-o", str(tmp_path / "t.onnx")]) == 0
+
+
+def test_model_record_words_are_the_descriptors():
+    """efgen.model.engine prices the RTL's side-record read (FLAG_XF) with XF_RECORD words,
+    a constant of its own (the model does not import the codegen stage): it must be the
+    record's size; and an RTL built without the fused store refuses a FLAG_STATS case."""
+    from efgen.hls.desc import XF_WORDS
+    from efgen.model.engine import XF_RECORD
+
+    assert XF_RECORD == XF_WORDS
+    stats = [c for c in CASES if c.stats][0]
+    with pytest.raises(EfgenError, match="fused store"):
+        cosim.check_params(_params(4, 4), [stats])
+    cosim.check_params(_params(4, 4, fuse=True), [stats])

@@ -14,7 +14,7 @@ structural facts of the generated RTL (documented in templates/rtl/*.v.j2).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from efgen.cosim.layers import ALIGN, DRAM_LATENCY, LayerPhase, Result
 from efgen.design import HwParams
@@ -40,6 +40,7 @@ WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG
 BIAS_OVERHEAD = 8         # (the store path's bias add: ADD_LATENCY + its operand register per store, HwParams.bias_store)
                           # FP with a bias: layer_seq's L_BIAS/L_BDAT (command, the last row's write, back to L_STEP) and axi_dma_rd's command to first word (7) beyond the DRAM latency and the rows
 WUB_OVERHEAD = 62         # WU with a bias: layer_seq's C_BSET (4 cycles: sgd_wb's cfg_k/cfg_g settle), C_BGO, C_BW and sgd_wb's bias pass beyond the DRAM latency, its last channel's fold and the velocity and gradient pieces after it (efgen.model.engine: t_wub; measured on the WU bias cases of 4x4/128 and 2x4 NCHW: 60-66)
+STATS_OVERHEAD = 30       # FP with the BN sums in the store (RtlParams.fuse; efgen.model.engine: t_stats): beyond the two DRAM latencies, the record's and k's words, the bias load's overhead and the fold's passes: L_REC/L_RDAT/L_RCHK and axi_dma_rd's command to first word (10), tile_wr's drain of its chains before and after the fold (2 x 8), the output's read, FIFO and the write engine's AW and B response, S_SOUT/S_SOW (measured on s1-s3 of 4x4/128 and 2x4 NCHW: 23-41 beyond each case's unfused twin's own error)
 JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
 # vec_unit (templates/rtl/vec_unit.v.j2), measured on Verilator and Icarus at DRAM latency 24
 # (tests/test_rtl_vec.py checks them on every run there)
@@ -68,6 +69,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     job_overhead=JOB_OVERHEAD, sgd_overhead=SGD_OVERHEAD,
                     bias_overhead=BIAS_OVERHEAD, bias_store=ADD_LATENCY + 1,
                     wub_overhead=WUB_OVERHEAD,
+                    stats_overhead=STATS_OVERHEAD if p.fuse else 0,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True,
                     wdb=e.wdb)
 
@@ -109,8 +111,9 @@ def vec_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int 
 def job_of(lp: LayerPhase) -> Job:
     """The model's job for a co-simulated layer-phase."""
     ho, wo = lp.out_hw
-    return phase_job(lp.name, lp.phase, lp.op, lp.n, lp.m, lp.batch, h=lp.h, w=lp.w, ho=ho,
-                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask, bias=lp.bias)
+    job = phase_job(lp.name, lp.phase, lp.op, lp.n, lp.m, lp.batch, h=lp.h, w=lp.w, ho=ho,
+                    wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask, bias=lp.bias)
+    return replace(job, acc=int(lp.stats))
 
 
 @dataclass(frozen=True)

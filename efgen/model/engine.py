@@ -83,6 +83,8 @@ FP, BP, WU = 0, 1, 2
 #: channels a group of the reference RTL's bias pass (sgd_wb's GROUP = ADD_LATENCY,
 #: efgen.rtl.sgd.GROUP)
 WUB_GROUP = 5
+#: words of a fused descriptor's side record (efgen.hls.desc.XF_WORDS)
+XF_RECORD = 16
 PHASE_CODE = {"fp": FP, "bp": BP, "wu": WU}
 ORDER_CODE = {"wo": 0, "io": 1}
 ORDERS = ("wo", "io")
@@ -364,7 +366,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # bursts and words in parallel with the tile; all streams together are capped by the
     # DDR's words per cycle; the load path's transform units add their pipeline depth
     # (:func:`fx_depth`) to every load.
-    fused = any(bool(np.any(jb[f] > 0)) for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
+    # (the reference RTL builds only the FP store's BN sums, priced on their own: t_stats)
+    rtl_fx = hw.stats_overhead > 0
+    fused = not rtl_fx and any(bool(np.any(jb[f] > 0))
+                               for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
+    stats_on = jb["acc"] * rtl_fx * (phase == FP)
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
     if fused:
@@ -398,7 +404,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # a store pays its set-up; WU's error-tile load (the same walk, read) pays a load's
     # (FP with a bias, on the reference RTL: the store path's adder, hw.bias_store)
     bias_on = jb["bias"] * (hw.bias_overhead > 0) * (phase == FP)
-    xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead) + e(bias_on) * hw.bias_store)
+    # (the reference RTL's BN FP sums take y - k through the same adders: stats_on)
+    xfer_out = np.where(e(is_wu), xfer_rd,
+                        float(hw.store_overhead) + e(bias_on + stats_on) * hw.bias_store)
     # (with a mask port the mask tile streams beside the store: its latency, not its words)
     s_words = out_words * (1 + (e(jb["st_extra"]) if hw.mask_port else st_streams))
     # (WU's error tiles come through the input-tile loader: its rate, bw_in; the storer
@@ -645,8 +653,16 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     wub_last = ((np.ceil(n_b / WUB_GROUP) - 1) * WUB_GROUP * wub_g + WUB_GROUP * (wub_g - 1)
                 + np.mod(n_b - 1, WUB_GROUP))
     t_wub = wub_on * (hw.wub_overhead + hw.dram_latency + wub_last + 2.0 * n_b)
+    # FP with the BN sums in the store (reference RTL, RtlParams.fuse): the 16-word side
+    # record, then k (out words, as a bias) load before anything else; after the last store
+    # tile_wr folds each row's 8 partial sums (7 passes of max(2 R + 1, 10) cycles, R =
+    # ceil(out / store_words) rows) and writes the two sums (2 R beats)
+    s_rows = np.ceil(jb["out"] / unit_rate(hw.store_words))
+    t_stats = stats_on * (hw.stats_overhead + hw.bias_overhead + 2.0 * hw.dram_latency
+                          + math.ceil(XF_RECORD / unit_rate(hw.store_words)) + s_rows
+                          + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0) + 2.0 * s_rows)
     cycles = (img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
-              + t_wub)
+              + t_wub + t_stats)
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
@@ -668,6 +684,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
     read_words = read_words + bias_on * jb["out"]
     bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
+    # (the reference RTL's BN FP sums: the record and k read, the two sums written)
+    read_words = read_words + stats_on * (XF_RECORD + jb["out"])
+    write_words = write_words + stats_on * 2.0 * jb["out"]
+    bursts = bursts + stats_on * (1.0 + 3.0 * np.ceil(jb["out"] / maxb))
     # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
     # gradient written in pieces)
     read_words = read_words + wub_on * 2.0 * jb["out"]
