@@ -587,6 +587,11 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     mems.append(("tile_wr FIFO", 32 * p.store_words, TILE_WR_FIFO, True))
     # the FP bias buffer: rows of store_words words, registered read plus output register
     mems.append(("tile_wr bias buffer", 32 * p.store_words, BIAS_BUF // p.store_words, False))
+    if p.fuse:
+        # the BN FP sums (RtlParams.fuse): s1 and s2, a bank a store word, BIAS_BUF *
+        # WUB_SLOTS words each, registered read
+        mems += [(f"tile_wr BN sum {s} RAM {i}", 32, BIAS_BUF * WUB_SLOTS // p.store_words, False)
+                 for s in (1, 2) for i in range(p.store_words)]
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
     mems.append(("bn_unit FIFO", 32, BN_FIFO, True))
     mems += [("pool_unit row buffer", 32, POOL_BUF, False), ("pool_unit FIFO", 32, VEC_FIFO, True),
@@ -615,9 +620,11 @@ def top_spec(p) -> "RtlSpec":
     the sequencer, tile storer, SGD write-back and DMA engines."""
     from efgen.rtl.top import TOP
 
-    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS,
+    # (RtlParams.fuse: tile_wr's BN FP sums, an fp32_mul and two fp32_add_fb a store word)
+    fx = p.store_words if p.fuse else 0
+    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS + fx,
                    extra_fp_adds=(4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words
-                                  + p.load_words),
+                                  + p.load_words + 2 * fx),
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
 
