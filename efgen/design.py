@@ -74,10 +74,15 @@ class HwParams:
                                    # weight port, this many cycles beyond the DRAM latency and
                                    # its words (the reference RTL's layer_seq L_BIAS)
     bias_store: int = 0            # FP with a bias: cycles the store path's adder adds per store
-    stats_overhead: int = 0        # > 0: an FP job whose store accumulates the BN FP sums
-                                   # (Job.acc) on the reference RTL (RtlParams.fuse): the side
-                                   # record and k loads, the sums' fold and write, beyond the
-                                   # DRAM latencies and words (efgen.model.engine: t_stats)
+    xf_overhead: int = 0           # > 0: the reference RTL's fused datapath (RtlParams.fuse):
+                                   # a job with a side record (Job.xf or Job.acc) reads it, and
+                                   # a load transform's constants, this many cycles beyond the
+                                   # DRAM latency and the words, each (efgen.model.engine)
+    xf_depth: int = 0              # the reference RTL's load transform: cycles of pipeline
+                                   # every transformed input-tile load adds
+    stats_overhead: int = 0        # an FP job whose store accumulates the BN FP sums (Job.acc)
+                                   # on the reference RTL: the k load, the sums' fold and
+                                   # write, beyond the DRAM latency and words (t_stats)
     wub_overhead: int = 0          # > 0: a WU job with a bias (Job.bias) ends with the reference
                                    # RTL's bias pass (sgd_wb on the out-channel partial sums:
                                    # max(slots, 3) cycles a channel, the DRAM latency and this)
@@ -142,7 +147,8 @@ class PhaseSchedule:
 #: bias pass, issue 12)
 _HW_OMITTED_AT = {"fuse": False, "wrun_overhead": None, "load_words": 0, "wload_words": 0,
                   "store_words": 0, "p": 1, "pack": False, "wdb": False,
-                  "bias_overhead": 0, "bias_store": 0, "wub_overhead": 0, "stats_overhead": 0}
+                  "bias_overhead": 0, "bias_store": 0, "wub_overhead": 0, "stats_overhead": 0,
+                  "xf_overhead": 0, "xf_depth": 0}
 
 
 @dataclass(frozen=True)

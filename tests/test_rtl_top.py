@@ -88,6 +88,13 @@ CASES = [
     LayerPhase("s1", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "fp", False, 4, 8, 2, "wo", stats=True),
     LayerPhase("s2", "conv", 10, 6, 8, 8, 1, 2, 0, 1, "fp", False, 4, 4, 2, "io", stats=True),
     LayerPhase("s3", "linear", 24, 10, batch=8, phase="fp", tr=1, tc=8, mc=2, stats=True),
+    # the load transform (FLAG_XF, record LK1 and LRELU): the input words load as
+    # relu?(gamma*((x - mean)*invstd) + beta): FP with the ReLU and the sums (a resnet block's
+    # second conv), FP without either (K1 S2, io), WU with the ReLU
+    LayerPhase("x1", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "fp", False, 4, 8, 2, "wo", stats=True,
+               xf=2),
+    LayerPhase("x2", "conv", 10, 6, 8, 8, 1, 2, 0, 1, "fp", False, 4, 4, 2, "io", xf=1),
+    LayerPhase("x3", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "wu", False, 6, 12, 2, "io", xf=2),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take

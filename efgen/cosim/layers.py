@@ -33,7 +33,7 @@ import numpy as np
 from efgen.errors import EfgenError
 from efgen.golden import ops
 from efgen.hls.desc import make_desc
-from efgen.hls.fused import xf_record
+from efgen.hls.fused import bn_term, xf_record
 from efgen.layout import FeatureMapLayout, WeightLayout
 from efgen.rtl.dma import REGISTER_MAP, desc_register_writes, status_error
 from efgen.rtl.engine import wu_chunk, wu_copies
@@ -74,6 +74,8 @@ class LayerPhase:
                             # bias gradient and SGD of b (a[4]), velocity a[5], gradient a[7]
     stats: bool = False     # FP with FLAG_XF and FLAG_STATS (restructured BN, RtlParams.fuse):
                             # the store's sums sum(y - k), sum((y - k)^2) to the record's SSUM
+    xf: int = 0             # FP/WU with FLAG_XF and LK1 (RtlParams.fuse): the input x loads as
+                            # gamma*((x - mean)*invstd) + beta per channel, 2: then the ReLU
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -261,6 +263,20 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
         f32 = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)  # noqa: E731
         w = f32(sh["w"], 1.0 / math.sqrt(lp.n * lp.k * lp.k))
         a = {}
+        lk = 0
+        if lp.xf:
+            # the consumer's constants block: mean, invstd, gamma, beta (n words each)
+            kv = np.stack([f32((lp.n,), 0.5), (np.abs(f32((lp.n,))) + 0.5).astype(np.float32),
+                           f32((lp.n,)), f32((lp.n,), 0.5)])
+            lk = img.put(kv.reshape(-1))
+
+        def loaded(x):
+            if not lp.xf:
+                return x.astype(np.float64)
+            t = bn_term(x.astype(np.float64).reshape(x.shape[0], lp.n, -1, 1),
+                        kv.astype(np.float64)).reshape(x.shape)
+            return np.maximum(t, 0.0) if lp.xf == 2 else t
+
         if lp.phase == "fp":
             x = f32(sh["x"])
             a[0] = img.put(fm.pack(x))
@@ -270,8 +286,8 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                 bias = f32((lp.m,))
                 a[2] = img.put(bias)
             a[7] = img.poison(fm.size(sh["y"]))
-            x64 = x.astype(np.float64).reshape(sh["x"][0], lp.n, lp.h, lp.w) if lp.op == "conv" \
-                else x.astype(np.float64).reshape(lp.batch, lp.n, 1, 1)
+            x64 = loaded(x).reshape(sh["x"][0], lp.n, lp.h, lp.w) if lp.op == "conv" \
+                else loaded(x).reshape(lp.batch, lp.n, 1, 1)
             y = ops.conv_fp(x64, w.astype(np.float64), None if bias is None else
                             bias.astype(np.float64), lp.s if lp.op == "conv" else 1,
                             lp.p if lp.op == "conv" else 0)
@@ -285,12 +301,14 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                 k = f32((lp.m,), 0.5)
                 sk = img.put(k)
                 ssum = img.poison(2 * lp.m)
-                a[3] = img.put(xf_record(sk=sk, ssum=ssum))
+                a[3] = img.put(xf_record(lk1=lk, relu=lp.xf == 2, sk=sk, ssum=ssum))
                 yk = y.reshape(y.shape[0], lp.m, -1) - k.astype(np.float64)[None, :, None]
                 c.regions["s1"] = (ssum, (lp.m,), "v")
                 c.regions["s2"] = (ssum + lp.m, (lp.m,), "v")
                 c.expect["s1"] = yk.sum(axis=(0, 2))
                 c.expect["s2"] = (yk * yk).sum(axis=(0, 2))
+            if lp.xf and not lp.stats:
+                a[3] = img.put(xf_record(lk1=lk, relu=lp.xf == 2))
             op = "CONV_FP"
         elif lp.phase == "bp":
             dy = f32(sh["y"])
@@ -317,10 +335,12 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             a[2] = img.put(wl.pack(w))
             a[3] = img.put(wl.pack(vel))
             a[6] = 0
+            if lp.xf:
+                a[7] = img.put(xf_record(lk1=lk, relu=lp.xf == 2))
             if lp.op == "conv":
-                g = ops.conv_wu(dy.astype(np.float64), x.astype(np.float64), lp.s, lp.p, lp.k)
+                g = ops.conv_wu(dy.astype(np.float64), loaded(x), lp.s, lp.p, lp.k)
             else:
-                g = (dy.astype(np.float64).T @ x.astype(np.float64)).reshape(sh["w"])
+                g = (dy.astype(np.float64).T @ loaded(x)).reshape(sh["w"])
             lr, mom, wd = SGD
             v2 = mom * vel.astype(np.float64) + (g + wd * w.astype(np.float64))
             w2 = w.astype(np.float64) - lr * v2
@@ -350,7 +370,8 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                    order=0 if lp.order == "wo" else 1)
         lr, mom, wd = SGD
         flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else []) + \
-            (["BIAS"] if lp.bias else []) + (["XF", "STATS"] if lp.stats else [])
+            (["BIAS"] if lp.bias else []) + (["XF"] if lp.stats or lp.xf else []) + \
+            (["STATS"] if lp.stats else [])
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
         c.desc = d
@@ -389,6 +410,11 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
             raise EfgenError(f"{where}: the BN FP sums in the store (FLAG_STATS) need an RTL "
                              f"built with the fused store (RtlParams.fuse), FP, no bias and "
                              f"out_c <= {BIAS_BUF}")
+        if lp.xf and not (p.fuse and lp.phase in ("fp", "wu") and not (lp.bias and lp.phase == "wu")
+                          and lp.n <= BIAS_BUF):
+            raise EfgenError(f"{where}: the load transform (FLAG_XF) needs an RTL built with the "
+                             f"fused datapath (RtlParams.fuse), FP or WU (no bias), in_c <= "
+                             f"{BIAS_BUF}")
         s_eng = 1 if lp.phase == "bp" else lp.s
         er, ec = (min(lp.tr, lp.out_hw[0]) - 1) * s_eng + lp.k, (lp.tc - 1) * s_eng + lp.k
         if lp.phase == "bp":

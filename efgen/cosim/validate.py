@@ -23,7 +23,7 @@ from efgen.rtl.dma import PAGE_BYTES, axi_bursts
 from efgen.rtl.engine import ACC_DIST, WLOAD_LATENCY, pipeline_depth
 from efgen.rtl.fpu import ADD_LATENCY
 from efgen.rtl.sgd import PIECE as SGD_PIECE
-from efgen.rtl.top import RtlParams
+from efgen.rtl.top import XF_DEPTH, RtlParams
 
 # Cycles the RTL spends around each transfer and block, beyond DRAM latency and words
 # (layer_seq.v: the loader's tile set-up steps and the handshake states; tile_rd/tile_wr
@@ -40,7 +40,8 @@ WPAIR_OVERHEAD = 2        # BP weight load: engine_wload set up per pair (L_WCFG
 BIAS_OVERHEAD = 8         # (the store path's bias add: ADD_LATENCY + its operand register per store, HwParams.bias_store)
                           # FP with a bias: layer_seq's L_BIAS/L_BDAT (command, the last row's write, back to L_STEP) and axi_dma_rd's command to first word (7) beyond the DRAM latency and the rows
 WUB_OVERHEAD = 62         # WU with a bias: layer_seq's C_BSET (4 cycles: sgd_wb's cfg_k/cfg_g settle), C_BGO, C_BW and sgd_wb's bias pass beyond the DRAM latency, its last channel's fold and the velocity and gradient pieces after it (efgen.model.engine: t_wub; measured on the WU bias cases of 4x4/128 and 2x4 NCHW: 60-66)
-STATS_OVERHEAD = 30       # FP with the BN sums in the store (RtlParams.fuse; efgen.model.engine: t_stats): beyond the two DRAM latencies, the record's and k's words, the bias load's overhead and the fold's passes: L_REC/L_RDAT/L_RCHK and axi_dma_rd's command to first word (10), tile_wr's drain of its chains before and after the fold (2 x 8), the output's read, FIFO and the write engine's AW and B response, S_SOUT/S_SOW (measured on s1-s3 of 4x4/128 and 2x4 NCHW: 23-41 beyond each case's unfused twin's own error)
+XF_OVERHEAD = 10          # the fused datapath (RtlParams.fuse; efgen.model.engine: t_rec, t_xk): per side-record read and per constants load beyond the DRAM latency and the words: the loader's states (L_REC/L_RDAT/L_RCHK, L_KCMD/L_KDAT) and axi_dma_rd's command to first word
+STATS_OVERHEAD = 20       # FP with the BN sums in the store (t_stats): beyond the DRAM latency, k's words, the bias load's overhead and the fold's passes: tile_wr's drain of its chains before and after the fold (2 x 8), the output's read, FIFO and the write engine's AW and B response, S_SOUT/S_SOW (with XF_OVERHEAD measured on s1-s3 of 4x4/128 and 2x4 NCHW: 23-41 beyond each case's unfused twin's own error)
 JOB_OVERHEAD = 45         # descriptor set-up steps (18, 15 of them waiting a cycle for the registered set-up product), start/done handshakes, last write's B
 # vec_unit (templates/rtl/vec_unit.v.j2), measured on Verilator and Icarus at DRAM latency 24
 # (tests/test_rtl_vec.py checks them on every run there)
@@ -70,6 +71,8 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     bias_overhead=BIAS_OVERHEAD, bias_store=ADD_LATENCY + 1,
                     wub_overhead=WUB_OVERHEAD,
                     stats_overhead=STATS_OVERHEAD if p.fuse else 0,
+                    xf_overhead=XF_OVERHEAD if p.fuse else 0,
+                    xf_depth=XF_DEPTH if p.fuse else 0,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True,
                     wdb=e.wdb)
 
@@ -113,7 +116,7 @@ def job_of(lp: LayerPhase) -> Job:
     ho, wo = lp.out_hw
     job = phase_job(lp.name, lp.phase, lp.op, lp.n, lp.m, lp.batch, h=lp.h, w=lp.w, ho=ho,
                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask, bias=lp.bias)
-    return replace(job, acc=int(lp.stats))
+    return replace(job, acc=int(lp.stats), xf=int(lp.xf > 0))
 
 
 @dataclass(frozen=True)

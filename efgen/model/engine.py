@@ -366,11 +366,13 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # bursts and words in parallel with the tile; all streams together are capped by the
     # DDR's words per cycle; the load path's transform units add their pipeline depth
     # (:func:`fx_depth`) to every load.
-    # (the reference RTL builds only the FP store's BN sums, priced on their own: t_stats)
-    rtl_fx = hw.stats_overhead > 0
+    # (the reference RTL builds the FP store's BN sums and the FP/WU loads' per-channel
+    # transform, priced on their own: t_rec, t_xk, t_stats and xf_depth per load)
+    rtl_fx = hw.xf_overhead > 0
     fused = not rtl_fx and any(bool(np.any(jb[f] > 0))
                                for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
     stats_on = jb["acc"] * rtl_fx * (phase == FP)
+    xf_on = jb["xf"] * rtl_fx * (phase != BP)
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
     if fused:
@@ -378,6 +380,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         sec = xi * (bursts_in * hw.dma_start + in_words / bw) + xfer_rd
         cap = (1 + xi) * in_words / ddr_w + xfer_rd
         L = np.where(xi > 0, np.maximum(L, np.maximum(sec, cap)), L) + e(jb["xf"]) * fxd
+    if rtl_fx:
+        L = L + e(xf_on) * hw.xf_depth
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
     # (MB-1 full blocks of Tm channels and a last one, as for the input)
@@ -653,16 +657,21 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     wub_last = ((np.ceil(n_b / WUB_GROUP) - 1) * WUB_GROUP * wub_g + WUB_GROUP * (wub_g - 1)
                 + np.mod(n_b - 1, WUB_GROUP))
     t_wub = wub_on * (hw.wub_overhead + hw.dram_latency + wub_last + 2.0 * n_b)
-    # FP with the BN sums in the store (reference RTL, RtlParams.fuse): the 16-word side
-    # record, then k (out words, as a bias) load before anything else; after the last store
-    # tile_wr folds each row's 8 partial sums (7 passes of max(2 R + 1, 10) cycles, R =
-    # ceil(out / store_words) rows) and writes the two sums (2 R beats)
-    s_rows = np.ceil(jb["out"] / unit_rate(hw.store_words))
-    t_stats = stats_on * (hw.stats_overhead + hw.bias_overhead + 2.0 * hw.dram_latency
-                          + math.ceil(XF_RECORD / unit_rate(hw.store_words)) + s_rows
+    # The reference RTL's fused datapath (RtlParams.fuse): a job with a side record reads
+    # its 16 words first; a load transform's four constant vectors (red words each, four
+    # commands back to back) follow; FP with the BN sums in the store then loads k (out
+    # words, as a bias) and, after the last store, tile_wr folds each row's 8 partial sums
+    # (7 passes of max(2 R + 1, 10) cycles, R = ceil(out / store_words) rows) and writes
+    # the two sums (2 R beats)
+    sw = unit_rate(hw.store_words)
+    t_rec = np.maximum(stats_on, xf_on) * (hw.xf_overhead + hw.dram_latency
+                                           + math.ceil(XF_RECORD / sw))
+    t_xk = xf_on * (hw.xf_overhead + hw.dram_latency + 4.0 * np.ceil(jb["red"] / sw))
+    s_rows = np.ceil(jb["out"] / sw)
+    t_stats = stats_on * (hw.stats_overhead + hw.bias_overhead + hw.dram_latency + s_rows
                           + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0) + 2.0 * s_rows)
     cycles = (img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
-              + t_wub + t_stats)
+              + t_wub + t_rec + t_xk + t_stats)
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
@@ -684,10 +693,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
     read_words = read_words + bias_on * jb["out"]
     bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
-    # (the reference RTL's BN FP sums: the record and k read, the two sums written)
-    read_words = read_words + stats_on * (XF_RECORD + jb["out"])
+    # (the reference RTL's fused datapath: the record, the constants and k read, the two
+    # sums written)
+    rec_on = np.maximum(stats_on, xf_on)
+    read_words = read_words + rec_on * XF_RECORD + stats_on * jb["out"] + xf_on * 4.0 * jb["red"]
     write_words = write_words + stats_on * 2.0 * jb["out"]
-    bursts = bursts + stats_on * (1.0 + 3.0 * np.ceil(jb["out"] / maxb))
     # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
     # gradient written in pieces)
     read_words = read_words + wub_on * 2.0 * jb["out"]
@@ -703,6 +713,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         bursts = np.where(is_wu, in_bursts + o_bursts + sgd_passes * (w_bursts + pieces), bursts)
     bursts = bursts + wub_on * (2.0 * np.ceil(jb["out"] / maxb)
                                 + 3.0 * np.ceil(jb["out"] / max(hw.sgd_piece, 1)))
+    # (the RTL's record, constants and k reads, the sums' writes: after WU's recount above)
+    bursts = (bursts + rec_on + stats_on * 3.0 * np.ceil(jb["out"] / maxb)
+              + xf_on * 4.0 * np.ceil(jb["red"] / maxb))
     compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {

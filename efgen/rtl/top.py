@@ -228,6 +228,11 @@ def pack_qlog(p: RtlParams) -> int:
     return max(0, math.ceil(math.log2(p.outstanding))) + 1
 
 
+#: the load transform's pipeline (RtlParams.fuse; layer_seq): x - mean, * invstd, gamma *,
+#: + beta: two adders and two multipliers back to back
+XF_DEPTH = 2 * ADD_LATENCY + 2 * MUL_LATENCY
+
+
 def _axi_bits(board_name: str) -> int:
     from efgen.frontend.boards import load_board
     try:
@@ -260,7 +265,8 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "pad30_end": "" if p.addr_width == 32 else "}",
            "bias_words": BIAS_BUF, "baw": bias_addr_bits(p),
            "wub_slots": WUB_SLOTS, "wub_aw": wub_addr_bits(p.load_words),
-           "fuse": p.fuse, "mul_latency": MUL_LATENCY}
+           "fuse": p.fuse, "mul_latency": MUL_LATENCY,
+           "xf_depth": XF_DEPTH}
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(
             module=mod, add_latency=ADD_LATENCY, **ctx)
