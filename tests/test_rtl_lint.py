@@ -102,3 +102,23 @@ def test_other_shapes_lint_clean(tm, tn, aw, impl, dw, tmp_path):
     r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
                         *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
+
+
+@pytest.mark.parametrize("layout,dw", [("reshaped", 128), ("nchw", 32)])
+def test_fused_datapath_lint_clean(layout, dw, tmp_path):
+    """The RTL with the restructured BN's datapath (RtlParams.fuse: the side record, the
+    load transform, the store's BN sums), whole-beat (128-bit) and word-serial (NCHW)."""
+    _require("verilator")
+    import dataclasses
+
+    from efgen.rtl.top import rtl_params_hw
+
+    p = dataclasses.replace(rtl_params_hw(4, 4, 512, 256, 256, 3, 16, impl="dsp", axi_width=dw,
+                                          layout=layout), fuse=True)
+    files = rtl_verilog(p)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
+                        *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
+    assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()

@@ -592,6 +592,10 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
         # WUB_SLOTS words each, registered read
         mems += [(f"tile_wr BN sum {s} RAM {i}", 32, BIAS_BUF * WUB_SLOTS // p.store_words, False)
                  for s in (1, 2) for i in range(p.store_words)]
+        # the load transform's constant vectors (mean, invstd, gamma, beta): a bank a load
+        # word, BIAS_BUF words each, registered read
+        mems += [(f"layer_seq {v} RAM {i}", 32, BIAS_BUF // p.load_words, False)
+                 for v in ("mean", "invstd", "gamma", "beta") for i in range(p.load_words)]
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
     mems.append(("bn_unit FIFO", 32, BN_FIFO, True))
     mems += [("pool_unit row buffer", 32, POOL_BUF, False), ("pool_unit FIFO", 32, VEC_FIFO, True),
@@ -620,11 +624,13 @@ def top_spec(p) -> "RtlSpec":
     the sequencer, tile storer, SGD write-back and DMA engines."""
     from efgen.rtl.top import TOP
 
-    # (RtlParams.fuse: tile_wr's BN FP sums, an fp32_mul and two fp32_add_fb a store word)
+    # (RtlParams.fuse: tile_wr's BN FP sums, an fp32_mul and two fp32_add_fb a store word;
+    # layer_seq's load transform, two of each a load word)
     fx = p.store_words if p.fuse else 0
-    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS + fx,
+    fl = p.load_words if p.fuse else 0
+    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS + fx + 2 * fl,
                    extra_fp_adds=(4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words
-                                  + p.load_words + 2 * fx),
+                                  + p.load_words + 2 * fx + 2 * fl),
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
 
