@@ -564,3 +564,44 @@ def test_model_record_words_are_the_descriptors():
     with pytest.raises(EfgenError, match="fused store"):
         cosim.check_params(_params(4, 4), [stats])
     cosim.check_params(_params(4, 4, fuse=True), [stats])
+
+
+def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
+    """A side record the RTL's fused datapath does not build (a second load operand, an
+    LRELU other than 0/1, LMODE 1, a BP record field (MK), STATS without SK, an address
+    beyond 2**30 words) ends the descriptor with ERR_XF (code 11) once the record is read,
+    and nothing is written; the same descriptor with its good record runs."""
+    import copy
+
+    from efgen.cosim.vector import run_descriptors
+    from efgen.hls.desc import XF_FIELDS
+
+    _require("verilator")
+    p, _ = SETS["4x4-reshaped"]
+    case = [c for c in CASES if c.name == "x1"][0]
+    img, cases = cosim._build(p, [case], 0)
+    good = cases[0].desc
+    rec = int(good.a[3])
+    words = img.words.copy()
+    bad = {"LX2": 4096, "LRELU": 2, "LMODE": 1, "MK": 4096, "SK": 0, "LK1": 1 << 31}
+    descs, base = [], words.size
+    records = []
+    for i, (field, value) in enumerate(bad.items()):
+        r = words[rec:rec + 16].copy()
+        r[XF_FIELDS[field]] = value & 0xFFFFFFFF
+        if field == "LK1":
+            r[XF_FIELDS[field] + 1] = 0
+        records.append(r)
+        d = copy.copy(good)
+        d.a[3] = base + 16 * i
+        descs.append(d)
+    mem = np.concatenate([words] + records).view(np.float32)
+    got, runs = run_descriptors(p, mem, descs, workdir=tmp_path / "bad")
+    codes = [(r["status"] >> 8) & 15 for r in runs]
+    assert all(r["status"] & STATUS_ERROR for r in runs), [hex(r["status"]) for r in runs]
+    assert codes == [11] * len(bad), codes
+    assert np.array_equal(got.view(np.uint32), mem.view(np.uint32)), \
+        "a refused record's descriptor wrote DRAM"
+    got, runs = run_descriptors(p, mem, [good], workdir=tmp_path / "good")
+    assert runs[0]["status"] & STATUS_ERROR == 0, hex(runs[0]["status"])
+    assert not np.array_equal(got.view(np.uint32), mem.view(np.uint32))
