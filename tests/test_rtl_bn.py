@@ -179,3 +179,26 @@ def test_bn_model_counts_the_program():
     bp = bn_cycles(p, make_desc("BN_BP", a=a, **geo))
     assert bn_cycles(p, make_desc("BN_BP", ["DX"], a=a, **geo)) > bp + 2 * 60
     assert bn_cycles(p, make_desc("BN_BP", ["TRAIN"], a=a, **geo)) > bp + 12 * 8
+
+
+def test_bn_model_counts_the_restructured_programs():
+    """BN_FIN makes no pass without a[7], one writing pass with it (FLAG_ADDX: the x2
+    address read and a longer chain); FLAG_SUMS drops BN_BP's sums pass, FLAG_DXK adds
+    its eight vector writes (and no dx pass, even with FLAG_DX: no block then)."""
+    p = _params(4, 4)
+    geo = dict(batch=2, in_c=8, in_h=6, in_w=5)
+    a = {i: 64 * (i + 1) for i in range(8)}
+    hwt = 2 * 6 * 5 * 4
+    fp = bn_cycles(p, make_desc("BN_FP", a=a, **geo))
+    fin0 = bn_cycles(p, make_desc("BN_FIN", a={**a, 7: 0}, **geo))
+    fin = bn_cycles(p, make_desc("BN_FIN", a=a, **geo))
+    finx = bn_cycles(p, make_desc("BN_FIN", ["ADDX"], a=a, **geo))
+    assert fin0 < fp - 2 * hwt and fin > fin0 + hwt and finx > fin + 6
+    assert bn_cycles(p, make_desc("BN_FIN", ["ADDX"], a={**a, 7: 0}, **geo)) == fin0
+    bp = bn_cycles(p, make_desc("BN_BP", a=a, **geo))
+    sums = bn_cycles(p, make_desc("BN_BP", ["SUMS"], a=a, **geo))
+    assert sums < bp - hwt
+    dxk = bn_cycles(p, make_desc("BN_BP", ["DXK"], a=a, **geo))
+    assert dxk > bp + 2 * 8 * 9
+    assert bn_cycles(p, make_desc("BN_BP", ["DXK", "DX"], a=a, **geo)) == \
+        bn_cycles(p, make_desc("BN_BP", ["DX"], a=a, **geo))

@@ -134,7 +134,8 @@ def program() -> tuple[list[dict], dict]:
     for kind, cond, unit, dst, a, b, neg, ai, pc in steps:
         # bn_unit keeps ACC1 and ACC2 apart from its register file, whose one write port
         # serves OP and VRD only (templates/rtl/bn_unit.v.j2), and has 12 lane registers;
-        # a vector read may load the sums (FLAG_SUMS), an operation may not write them
+        # a vector read of the sums (FLAG_SUMS) goes to rf's words 5 and 6, which stand
+        # for them while FLAG_SUMS; an operation may not write them
         if kind == "OP" and dst in ("ACC1", "ACC2"):
             raise ValueError(f"bn_unit: {kind} cannot write {dst} (the stream passes' sums)")
         if dst in REGS and REGS[dst] >= N_RF:
