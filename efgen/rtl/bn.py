@@ -1,4 +1,4 @@
-"""bn_unit: BN_FP, BN_BP and BN_FIN of the step program on the reference RTL (templates/rtl/bn_unit.v.j2).
+"""bn_unit: BN_FP, BN_BP and BN_FIN of the step program on the reference RTL (bn_unit.v.j2).
 
 The unit works one channel block (T lanes) at a time, as a short micro-program per block
 (:data:`PROGRAM`): vector reads and writes of T per-channel words (gamma, beta, the
