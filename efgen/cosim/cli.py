@@ -284,7 +284,7 @@ def _vec_model(p, design) -> dict:
 
     pool = {OPS[k] for k in POOL_OPS}
     prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
-    bn = (OPS["BN_FP"], OPS["BN_BP"])
+    bn = (OPS["BN_FP"], OPS["BN_BP"], OPS["BN_FIN"])
 
     def cycles(d):
         return (bn_cycles if d.op in bn else pool_cycles if d.op in pool else vec_cycles)(p, d)

@@ -158,7 +158,8 @@ BN_RUN_OVERHEAD = 9       # a stream run (one image of one pass) beyond the DRAM
 BN_WRUN_OVERHEAD = 7      # a writing run's tail beyond its chain and W beats: FIFO, AW, the B response
 BN_DRAIN = 25             # after a pass's last run: the chain empties (the sums' last adds)
 BN_ACC_GAP = 7            # an accumulating pass: a lane's words at least this many cycles apart (its sum read at the take)
-BN_CHAIN = {"FC": 20, "BE": 24}   # a writing pass's chain: taken word to its output register
+BN_CHAIN = {"FC": 20, "BE": 24, "FX": 26}   # a writing pass's chain: taken word to its output register
+BN_X2 = 10                # BN_FIN with FLAG_ADDX: x2's address (2 words) beyond the DRAM latency: command, first word, the check
 BN_DIV_CYCLES = 31        # fp32_div / fp32_sqrt a lane: issue and operand registers, 28 cycles, the result register and its write
 
 
@@ -176,8 +177,8 @@ def _bn_write_tail(addr: int, n: int, p) -> int:
 
 
 def bn_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int = 0) -> int:
-    """CYCLES of a BN_FP / BN_BP descriptor on bn_unit: its micro-program
-    (efgen.rtl.bn.PROGRAM) step by step, per channel block of T lanes."""
+    """CYCLES of a BN_FP / BN_BP / BN_FIN descriptor on bn_unit: its micro-program
+    (efgen.rtl.bn.program) step by step, per channel block of T lanes."""
     from efgen.hls.desc import FLAGS, OPS
     from efgen.rtl import bn
     from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY
@@ -191,9 +192,16 @@ def bn_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int =
     count = B * H * W
     conv = 1 + max(24 - count.bit_length(), 24 - max(1, count - 1).bit_length())
     total = BN_SETUP + conv
+    is_bp, is_fin = desc.op == OPS["BN_BP"], desc.op == OPS["BN_FIN"]
+    y = is_fin and a[7] != base_words
+    addx = bool(fl & FLAGS["ADDX"])
     conds = {"": True, "DX": bool(fl & FLAGS["DX"]), "TRAIN": bool(fl & FLAGS["TRAIN"]),
-             "DBG": bool(fl & FLAGS["TRAIN"]) and a[6] != base_words}
-    is_bp = desc.op == OPS["BN_BP"]
+             "DBG": bool(fl & FLAGS["TRAIN"]) and a[6] != base_words,
+             "Y": y and not addx, "YX": y and addx, "SUMS": bool(fl & FLAGS["SUMS"]),
+             "NOSUMS": not fl & FLAGS["SUMS"],
+             "DXK": bool(fl & FLAGS["DXK"]) and not fl & FLAGS["DX"]}
+    if conds["YX"]:
+        total += BN_X2 + latency
     lat = {"ADD": ADD_LATENCY, "MUL": MUL_LATENCY}
 
     def op_cycles(unit, n):
@@ -204,7 +212,8 @@ def bn_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int =
     steps = [] if is_bp else list(bn.FP_PRE)
     for cb in range(cb_n):
         cv = min(tl, C - cb * tl)
-        for s in (list(steps) if cb == 0 else []) + (bn.BP_BLOCK if is_bp else bn.FP_BLOCK):
+        block = bn.BP_BLOCK if is_bp else bn.FIN_BLOCK if is_fin else bn.FP_BLOCK
+        for s in (list(steps) if cb == 0 else []) + block:
             kind, cond, unit, dst, _, _, _, ai, plus_c = s
             total += BN_STEP
             if not conds[cond]:
@@ -214,7 +223,7 @@ def bn_cycles(p: RtlParams, desc, latency: int = DRAM_LATENCY, base_words: int =
             elif kind == "VRD":
                 total += BN_VRD_OVERHEAD + latency + cv
             elif kind == "VWR":
-                addr = a[ai] + (C if plus_c else 0) + cb * tl
+                addr = a[ai] + int(plus_c) * C + cb * tl
                 total += BN_VWR_OVERHEAD + cv + _bn_write_tail(addr, cv, p)
             elif kind == "PASS":
                 gap = max(tl, BN_ACC_GAP)

@@ -45,7 +45,10 @@ TOP = "efgen_top"
 VEC_FIFO = 16
 #: the descriptor ops vec_unit runs (efgen.hls.desc.OPS): RELU_FP, RELU_BP, ADD_FP, ERRSUM
 VEC_OPS = ("RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM")
-#: the descriptor ops bn_unit runs (efgen.rtl.bn): BN_FP, BN_BP (not FLAG_SUMS / FLAG_DXK)
+#: the batchnorm ops the host hands bn_unit (efgen.rtl.bn): BN_FP, BN_BP. bn_unit also
+#: runs the restructured BN's BN_FIN and BN_BP's FLAG_SUMS / FLAG_DXK (tests/test_rtl_bn.py);
+#: they stay off this list (and in efgen.runtime.trainer.HOST_FLAGS) until the fused
+#: program runs on the RTL (--fuse writes no rtl/)
 BN_OPS = ("BN_FP", "BN_BP")
 #: the descriptor ops pool_unit runs: pooling, the option-A shortcut and flatten, FP and BP
 POOL_OPS = ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP",

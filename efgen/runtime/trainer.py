@@ -55,7 +55,8 @@ CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
 #: the non-conv descriptors the RTL runs: vec_unit's element-wise ones, bn_unit's
 #: batchnorms and pool_unit's pooling / shortcut / flatten
 VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS + RTL_BN_OPS + RTL_POOL_OPS)
-#: flags that keep a descriptor on the host: the restructured BN's BN_BP (bn_unit rejects it)
+#: flags that keep a descriptor on the host: the restructured BN's BN_BP (bn_unit runs it,
+#: tests/test_rtl_bn.py, but the fused program is not on the RTL yet: --fuse writes no rtl/)
 HOST_FLAGS = FLAGS["SUMS"] | FLAGS["DXK"]
 OP_NAMES = {v: k for k, v in OPS.items()}
 
