@@ -295,20 +295,20 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                 y = np.maximum(y, 0.0)
             c.regions["y"] = (a[7], sh["y"], "fm")
             c.expect["y"] = y.reshape(sh["y"])
+            sk = ssum = 0
             if lp.stats:
                 # the shift k (a running mean) near the channels' means, so the sums
                 # neither vanish nor are all the same sign
                 k = f32((lp.m,), 0.5)
                 sk = img.put(k)
                 ssum = img.poison(2 * lp.m)
-                a[3] = img.put(xf_record(lk1=lk, relu=lp.xf == 2, sk=sk, ssum=ssum))
                 yk = y.reshape(y.shape[0], lp.m, -1) - k.astype(np.float64)[None, :, None]
                 c.regions["s1"] = (ssum, (lp.m,), "v")
                 c.regions["s2"] = (ssum + lp.m, (lp.m,), "v")
                 c.expect["s1"] = yk.sum(axis=(0, 2))
                 c.expect["s2"] = (yk * yk).sum(axis=(0, 2))
-            if lp.xf and not lp.stats:
-                a[3] = img.put(xf_record(lk1=lk, relu=lp.xf == 2))
+            if lp.stats or lp.xf:
+                a[3] = img.put(xf_record(lk1=lk, relu=lp.xf == 2, sk=sk, ssum=ssum))
             op = "CONV_FP"
         elif lp.phase == "bp":
             dy = f32(sh["y"])

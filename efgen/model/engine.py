@@ -373,6 +373,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                                for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
     stats_on = jb["acc"] * rtl_fx * (phase == FP)
     xf_on = jb["xf"] * rtl_fx * (phase != BP)
+    rec_on = np.maximum(stats_on, xf_on)       # the job reads a side record
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
     if fused:
@@ -406,11 +407,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     st_streams = e(jb["mask"]) + e(jb["st_extra"])
     bursts_out = bursts_out * (1 + st_streams)
     # a store pays its set-up; WU's error-tile load (the same walk, read) pays a load's
-    # (FP with a bias, on the reference RTL: the store path's adder, hw.bias_store)
-    bias_on = jb["bias"] * (hw.bias_overhead > 0) * (phase == FP)
-    # (the reference RTL's BN FP sums take y - k through the same adders: stats_on)
-    xfer_out = np.where(e(is_wu), xfer_rd,
-                        float(hw.store_overhead) + e(bias_on + stats_on) * hw.bias_store)
+    # (FP with a bias, on the reference RTL: the store path's adder, hw.bias_store; the
+    # RTL's BN FP sums load their shift k into the same buffer and take y - k through the
+    # same adders, never together with a bias: bias_on covers both)
+    bias_on = jb["bias"] * (hw.bias_overhead > 0) * (phase == FP) + stats_on
+    xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead) + e(bias_on) * hw.bias_store)
     # (with a mask port the mask tile streams beside the store: its latency, not its words)
     s_words = out_words * (1 + (e(jb["st_extra"]) if hw.mask_port else st_streams))
     # (WU's error tiles come through the input-tile loader: its rate, bw_in; the storer
@@ -638,7 +639,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     t_fx = (np.where(consts > 0, consts / bw + hw.dma_start + hw.dram_latency, 0.0)
             + np.where(sums > 0, MB * math.ceil(math.log2(max(2.0, fxd))) * fxd + sums / bw
                        + hw.dma_start, 0.0)) if fused else 0.0
-    # FP with a bias (reference RTL): the out-channel bias words load before anything else,
+    # FP with a bias or the BN sums' k (reference RTL): the out-channel words load before anything else,
     # at the storer's rate (one run: the DRAM latency, the words, the set-up and handshakes)
     t_bias = bias_on * (hw.bias_overhead + hw.dram_latency
                         + np.ceil(jb["out"] / unit_rate(hw.store_words)))
@@ -659,17 +660,16 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     t_wub = wub_on * (hw.wub_overhead + hw.dram_latency + wub_last + 2.0 * n_b)
     # The reference RTL's fused datapath (RtlParams.fuse): a job with a side record reads
     # its 16 words first; a load transform's four constant vectors (red words each, four
-    # commands back to back) follow; FP with the BN sums in the store then loads k (out
-    # words, as a bias) and, after the last store, tile_wr folds each row's 8 partial sums
+    # commands back to back) follow; FP with the BN sums in the store then loads k (as a
+    # bias: t_bias) and, after the last store, tile_wr folds each row's 8 partial sums
     # (7 passes of max(2 R + 1, 10) cycles, R = ceil(out / store_words) rows) and writes
     # the two sums (2 R beats)
     sw = unit_rate(hw.store_words)
-    t_rec = np.maximum(stats_on, xf_on) * (hw.xf_overhead + hw.dram_latency
-                                           + math.ceil(XF_RECORD / sw))
+    t_rec = rec_on * (hw.xf_overhead + hw.dram_latency + math.ceil(XF_RECORD / sw))
     t_xk = xf_on * (hw.xf_overhead + hw.dram_latency + 4.0 * np.ceil(jb["red"] / sw))
     s_rows = np.ceil(jb["out"] / sw)
-    t_stats = stats_on * (hw.stats_overhead + hw.bias_overhead + hw.dram_latency + s_rows
-                          + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0) + 2.0 * s_rows)
+    t_stats = stats_on * (hw.stats_overhead + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0)
+                          + 2.0 * s_rows)
     cycles = (img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
               + t_wub + t_rec + t_xk + t_stats)
     cycles = np.where(feasible, cycles, np.inf)
@@ -693,10 +693,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = in_bursts + o_bursts + w_bursts * np.where(is_wu, 2 * sgd_passes, 1.0)
     read_words = read_words + bias_on * jb["out"]
     bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
-    # (the reference RTL's fused datapath: the record, the constants and k read, the two
-    # sums written)
-    rec_on = np.maximum(stats_on, xf_on)
-    read_words = read_words + rec_on * XF_RECORD + stats_on * jb["out"] + xf_on * 4.0 * jb["red"]
+    # (the reference RTL's fused datapath: the record and the constants read (k: as a
+    # bias, above), the two sums written)
+    read_words = read_words + rec_on * XF_RECORD + xf_on * 4.0 * jb["red"]
     write_words = write_words + stats_on * 2.0 * jb["out"]
     # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
     # gradient written in pieces)
@@ -713,8 +712,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         bursts = np.where(is_wu, in_bursts + o_bursts + sgd_passes * (w_bursts + pieces), bursts)
     bursts = bursts + wub_on * (2.0 * np.ceil(jb["out"] / maxb)
                                 + 3.0 * np.ceil(jb["out"] / max(hw.sgd_piece, 1)))
-    # (the RTL's record, constants and k reads, the sums' writes: after WU's recount above)
-    bursts = (bursts + rec_on + stats_on * 3.0 * np.ceil(jb["out"] / maxb)
+    # (the RTL's record and constants reads, the sums' writes: after WU's recount above)
+    bursts = (bursts + rec_on + stats_on * 2.0 * np.ceil(jb["out"] / maxb)
               + xf_on * 4.0 * np.ceil(jb["red"] / maxb))
     compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)

@@ -165,13 +165,13 @@ ERR_RANGE, ERR_ABORTED = 8, 9
 # the RTL's FP bias buffer is too small for the descriptor's out_c (layer_seq; the HLS
 # engine's EFGEN_CONV_ERR_BIAS is 8, which the RTL's STATUS gives ERR_RANGE)
 ERR_BIAS = 10
-# a conv descriptor with a restructured-BN flag (FLAG_XF, FLAG_STATS, FLAG_SUMS, FLAG_DXK,
-# FLAG_ADDX): the fused load/store transforms are not built on the RTL engine (layer_seq)
+# a conv descriptor with a restructured-BN flag (FLAG_XF .. FLAG_ADDX) or side record the
+# RTL engine does not build (layer_seq; all of them without RtlParams.fuse)
 ERR_XF = 11
 CONV_STATUS = {1: "ERR_OP", 2: "ERR_GEOMETRY", 3: "ERR_TILING", 4: "ERR_ADDRESS",
                5: "ERR_IFM", 6: "ERR_OFM", 7: "ERR_WBUF",
                ERR_BIAS: "ERR_BIAS (FP with FLAG_BIAS: out_c beyond the RTL's bias buffer)",
-               ERR_XF: "ERR_XF (a fused restructured-BN transform: not built on the RTL engine)",
+               ERR_XF: "ERR_XF (a restructured-BN flag or side record the RTL engine does not build)",
                ERR_RANGE: "ERR_RANGE (an address beyond the AXI address space)",
                ERR_ABORTED: "ABORTED (ABORT written by the host)"}
 AXI_RESP = {2: "SLVERR", 3: "DECERR"}

@@ -91,9 +91,10 @@ class RtlParams:
     outstanding: int = 8
     addr_width: int = 32
     axi_width: int = 32
-    #: the restructured BN's fused store (FP with FLAG_XF and FLAG_STATS: the BN FP sums on
-    #: tile_wr's lanes, the side record in layer_seq); off, such descriptors are rejected
-    #: (ERR_XF) and the RTL is today's
+    #: the restructured BN's fused datapath: the side record (FLAG_XF) in layer_seq, the
+    #: FP/WU load transform (record LK1, LRELU) before the IFM banks and the FP store's BN
+    #: sums (FLAG_STATS) on tile_wr's lanes; off, every fused descriptor is rejected
+    #: (ERR_XF) and the RTL is the unfused one
     fuse: bool = False
 
     def __post_init__(self):
