@@ -95,6 +95,15 @@ CASES = [
                xf=2),
     LayerPhase("x2", "conv", 10, 6, 8, 8, 1, 2, 0, 1, "fp", False, 4, 4, 2, "io", xf=1),
     LayerPhase("x3", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "wu", False, 6, 12, 2, "io", xf=2),
+    # BP with the recomputed mask (record MK: the mask source is a fused BN's input, the mask
+    # bn(src) > 0): a strided conv of two chunks; with the BN BP sums sum(dx), sum(dx*x_hat)
+    # (FLAG_STATS), tiles of 50 positions; a linear layer (image-major) with the sums
+    LayerPhase("r1", "conv", 6, 10, 12, 12, 3, 2, 1, 2, "bp", False, 6, 12, 2, "wo", True,
+               mk=True),
+    LayerPhase("r2", "conv", 6, 10, 10, 10, 3, 1, 1, 2, "bp", False, 5, 10, 2, "wo", True,
+               mk=True, stats=True),
+    LayerPhase("r3", "linear", 24, 10, batch=6, phase="bp", tr=1, tc=6, mc=2, order="io",
+               mask=True, mk=True, stats=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take

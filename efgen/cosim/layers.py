@@ -72,8 +72,12 @@ class LayerPhase:
     mask: bool = False      # BP: a fused ReLU mask, dx * (x > 0) with x the layer's input
     bias: bool = False      # FLAG_BIAS. FP: y = conv + b (then the ReLU), b at a[2]; WU: the
                             # bias gradient and SGD of b (a[4]), velocity a[5], gradient a[7]
-    stats: bool = False     # FP with FLAG_XF and FLAG_STATS (restructured BN, RtlParams.fuse):
-                            # the store's sums sum(y - k), sum((y - k)^2) to the record's SSUM
+    stats: bool = False     # FLAG_XF and FLAG_STATS (restructured BN, RtlParams.fuse): FP, the
+                            # store's sums sum(y - k), sum((y - k)^2) to the record's SSUM; BP
+                            # (with mk), the BN BP sums sum(dx), sum(dx * x_hat) of the masked
+                            # error, x_hat = (src - mean)*invstd
+    mk: bool = False        # BP with FLAG_MASK and a record MK (RtlParams.fuse): the mask
+                            # source is a fused BN's input and the mask is bn(src) > 0
     xf: int = 0             # FP/WU with FLAG_XF and LK1 (RtlParams.fuse): the input x loads as
                             # gamma*((x - mean)*invstd) + beta per channel, 2: then the ReLU
 
@@ -322,8 +326,33 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                 dx = dy.astype(np.float64) @ w.astype(np.float64).reshape(lp.m, lp.n)
             if lp.mask:
                 src = f32(sh["x"])
+                src4 = src.reshape(lp.batch, lp.n, -1, 1)
+                if lp.mk:
+                    # the BN's constants (mean, invstd, gamma, beta: n words each); src
+                    # redrawn where bn(src) is within 1e-3 of 0, so the float32 datapath's
+                    # mask is the float64 golden's
+                    kv = np.stack([f32((lp.n,), 0.5), (np.abs(f32((lp.n,))) + 0.5).astype(np.float32),
+                                   f32((lp.n,)), f32((lp.n,), 0.5)])
+                    k64 = kv.astype(np.float64)
+                    while np.any(near := np.abs(bn_term(src4.astype(np.float64), k64)) < 1e-3):
+                        src4[near] = f32((int(near.sum()),))
+                    msrc = bn_term(src4.astype(np.float64), k64)
+                else:
+                    msrc = src4.astype(np.float64)
                 a[6] = img.put(fm.pack(src))
-                dx = dx.reshape(sh["x"]) * (src.astype(np.float64) > 0)
+                dx = dx.reshape(msrc.shape) * (msrc > 0)
+                if lp.stats:
+                    # the BN BP sums of the masked error, x_hat from the mask source
+                    ssum = img.poison(2 * lp.n)
+                    xhat = (src4.astype(np.float64) - k64[0][None, :, None, None]) \
+                        * k64[1][None, :, None, None]
+                    c.regions["s1"] = (ssum, (lp.n,), "v")
+                    c.regions["s2"] = (ssum + lp.n, (lp.n,), "v")
+                    c.expect["s1"] = dx.sum(axis=(0, 2, 3))
+                    c.expect["s2"] = (dx * xhat).sum(axis=(0, 2, 3))
+                if lp.mk:
+                    a[3] = img.put(xf_record(mk=img.put(kv.reshape(-1)),
+                                             ssum=ssum if lp.stats else 0))
             c.regions["dx"] = (a[7], sh["x"], "fm")
             c.expect["dx"] = dx.reshape(sh["x"])
             op = "CONV_BP"
@@ -370,7 +399,7 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                    order=0 if lp.order == "wo" else 1)
         lr, mom, wd = SGD
         flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else []) + \
-            (["BIAS"] if lp.bias else []) + (["XF"] if lp.stats or lp.xf else []) + \
+            (["BIAS"] if lp.bias else []) + (["XF"] if lp.stats or lp.xf or lp.mk else []) + \
             (["STATS"] if lp.stats else [])
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
@@ -406,10 +435,15 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
             raise EfgenError(f"{where}: stride {lp.s}; the reference RTL supports 1, 2, 4")
         if lp.k > e.kmax:
             raise EfgenError(f"{where}: kernel {lp.k} > the RTL's kmax {e.kmax}")
-        if lp.stats and not (p.fuse and lp.phase == "fp" and not lp.bias and lp.m <= BIAS_BUF):
-            raise EfgenError(f"{where}: the BN FP sums in the store (FLAG_STATS) need an RTL "
-                             f"built with the fused store (RtlParams.fuse), FP, no bias and "
-                             f"out_c <= {BIAS_BUF}")
+        if lp.stats and not (p.fuse and ((lp.phase == "fp" and not lp.bias and lp.m <= BIAS_BUF)
+                                         or (lp.phase == "bp" and lp.mk))):
+            raise EfgenError(f"{where}: the BN sums in the store (FLAG_STATS) need an RTL "
+                             f"built with the fused store (RtlParams.fuse): FP with no bias and "
+                             f"out_c <= {BIAS_BUF}, or BP with a recomputed mask (mk)")
+        if lp.mk and not (p.fuse and lp.phase == "bp" and lp.mask and lp.n <= BIAS_BUF):
+            raise EfgenError(f"{where}: the recomputed ReLU mask (record MK) needs an RTL built "
+                             f"with the fused store (RtlParams.fuse), BP with the mask, in_c <= "
+                             f"{BIAS_BUF}")
         if lp.xf and not (p.fuse and lp.phase in ("fp", "wu") and not (lp.bias and lp.phase == "wu")
                           and lp.n <= BIAS_BUF):
             raise EfgenError(f"{where}: the load transform (FLAG_XF) needs an RTL built with the "

@@ -116,7 +116,7 @@ def job_of(lp: LayerPhase) -> Job:
     ho, wo = lp.out_hw
     job = phase_job(lp.name, lp.phase, lp.op, lp.n, lp.m, lp.batch, h=lp.h, w=lp.w, ho=ho,
                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask, bias=lp.bias)
-    return replace(job, acc=int(lp.stats), xf=int(lp.xf > 0))
+    return replace(job, acc=int(lp.stats), xf=int(lp.xf > 0), mk=int(lp.mk))
 
 
 @dataclass(frozen=True)

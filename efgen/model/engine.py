@@ -95,7 +95,7 @@ COL_SPLITS = (1, 2, 4, 8, 16)
 
 JOB_FIELDS = ("out", "red", "ro", "co", "hs", "ws", "k", "s", "lo", "dil", "phase",
               "images", "img_major", "dram_m", "dram_n", "mask", "in_extra", "eo_extra",
-              "st_extra", "xf", "acc", "bias")
+              "st_extra", "xf", "acc", "bias", "mk")
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,9 @@ class Job:
     bias: int = 0       # FLAG_BIAS. FP: the store adds a per-channel bias (priced where
                         # HwParams.bias_overhead > 0: the reference RTL); WU: the bias
                         # gradient and its SGD (priced where HwParams.wub_overhead > 0)
+    mk: int = 0         # BP: the store's ReLU mask is bn(src) > 0, recomputed from a fused
+                        # BN's input with its constants (record MK; priced where
+                        # HwParams.xf_overhead > 0: the reference RTL's fused store)
 
 
 def phase_job(layer: str, phase: str, op: str, n: int, m: int, batch: int, h: int = 1,
@@ -373,7 +376,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                                for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
     stats_on = jb["acc"] * rtl_fx * (phase == FP)
     xf_on = jb["xf"] * rtl_fx * (phase != BP)
-    rec_on = np.maximum(stats_on, xf_on)       # the job reads a side record
+    # BP: the recomputed mask (record MK) and the BN BP sums in the store
+    mk_on = jb["mk"] * rtl_fx * (phase == BP)
+    bps_on = jb["acc"] * mk_on
+    rec_on = np.maximum(np.maximum(stats_on, xf_on), mk_on)   # the job reads a side record
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
     if fused:
@@ -411,7 +417,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # RTL's BN FP sums load their shift k into the same buffer and take y - k through the
     # same adders, never together with a bias: bias_on covers both)
     bias_on = jb["bias"] * (hw.bias_overhead > 0) * (phase == FP) + stats_on
-    xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead) + e(bias_on) * hw.bias_store)
+    # (BP with the recomputed mask, reference RTL: every store's words leave through the
+    # mask source's transform, its pipeline depth more)
+    xfer_out = np.where(e(is_wu), xfer_rd, float(hw.store_overhead) + e(bias_on) * hw.bias_store
+                        + e(mk_on) * hw.xf_depth)
     # (with a mask port the mask tile streams beside the store: its latency, not its words)
     s_words = out_words * (1 + (e(jb["st_extra"]) if hw.mask_port else st_streams))
     # (WU's error tiles come through the input-tile loader: its rate, bw_in; the storer
@@ -667,11 +676,14 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     sw = unit_rate(hw.store_words)
     t_rec = rec_on * (hw.xf_overhead + hw.dram_latency + math.ceil(XF_RECORD / sw))
     t_xk = xf_on * (hw.xf_overhead + hw.dram_latency + 4.0 * np.ceil(jb["red"] / sw))
+    # BP with the recomputed mask: its four constant vectors (out words each) load as the
+    # load transform's; the BN BP sums fold and write as the FP sums
+    t_mk = mk_on * (hw.xf_overhead + hw.dram_latency + 4.0 * np.ceil(jb["out"] / sw))
     s_rows = np.ceil(jb["out"] / sw)
-    t_stats = stats_on * (hw.stats_overhead + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0)
+    t_stats = (stats_on + bps_on) * (hw.stats_overhead + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0)
                           + 2.0 * s_rows)
     cycles = (img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
-              + t_wub + t_rec + t_xk + t_stats)
+              + t_wub + t_rec + t_xk + t_mk + t_stats)
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
@@ -695,8 +707,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
     # (the reference RTL's fused datapath: the record and the constants read (k: as a
     # bias, above), the two sums written)
-    read_words = read_words + rec_on * XF_RECORD + xf_on * 4.0 * jb["red"]
-    write_words = write_words + stats_on * 2.0 * jb["out"]
+    read_words = read_words + rec_on * XF_RECORD + xf_on * 4.0 * jb["red"] + mk_on * 4.0 * jb["out"]
+    write_words = write_words + (stats_on + bps_on) * 2.0 * jb["out"]
     # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
     # gradient written in pieces)
     read_words = read_words + wub_on * 2.0 * jb["out"]
@@ -713,8 +725,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = bursts + wub_on * (2.0 * np.ceil(jb["out"] / maxb)
                                 + 3.0 * np.ceil(jb["out"] / max(hw.sgd_piece, 1)))
     # (the RTL's record and constants reads, the sums' writes: after WU's recount above)
-    bursts = (bursts + rec_on + stats_on * 2.0 * np.ceil(jb["out"] / maxb)
-              + xf_on * 4.0 * np.ceil(jb["red"] / maxb))
+    bursts = (bursts + rec_on + (stats_on + bps_on) * 2.0 * np.ceil(jb["out"] / maxb)
+              + xf_on * 4.0 * np.ceil(jb["red"] / maxb) + mk_on * 4.0 * np.ceil(jb["out"] / maxb))
     compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {
