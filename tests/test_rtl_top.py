@@ -576,41 +576,47 @@ def test_model_record_words_are_the_descriptors():
 
 
 def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
-    """A side record the RTL's fused datapath does not build (a second load operand, an
+    """A side record the RTL's fused datapath does not build (FP: a second load operand, an
     LRELU other than 0/1, LMODE 1, a BP record field (MK), STATS without SK, an address
-    beyond 2**30 words) ends the descriptor with ERR_XF (code 11) once the record is read,
-    and nothing is written; the same descriptor with its good record runs."""
+    beyond 2**30 words; BP: a load transform, an LRELU, the BP sums' y stream (SK), an
+    error operand (SE), FLAG_MASK without MK, FLAG_STATS without SSUM) ends the descriptor
+    with ERR_XF (code 11) once the record is read, and nothing is written; BP's FLAG_STATS
+    without FLAG_MASK is refused at the start (code 11); the same descriptors with their
+    good records run."""
     import copy
 
     from efgen.cosim.vector import run_descriptors
-    from efgen.hls.desc import XF_FIELDS
+    from efgen.hls.desc import FLAGS, XF_FIELDS
 
     _require("verilator")
     p, _ = SETS["4x4-reshaped"]
-    case = [c for c in CASES if c.name == "x1"][0]
-    img, cases = cosim._build(p, [case], 0)
-    good = cases[0].desc
-    rec = int(good.a[3])
+    img, cases = cosim._build(p, [c for c in CASES if c.name in ("x1", "r2")], 0)
     words = img.words.copy()
-    bad = {"LX2": 4096, "LRELU": 2, "LMODE": 1, "MK": 4096, "SK": 0, "LK1": 1 << 31}
-    descs, base = [], words.size
-    records = []
-    for i, (field, value) in enumerate(bad.items()):
-        r = words[rec:rec + 16].copy()
-        r[XF_FIELDS[field]] = value & 0xFFFFFFFF
-        if field == "LK1":
-            r[XF_FIELDS[field] + 1] = 0
-        records.append(r)
-        d = copy.copy(good)
-        d.a[3] = base + 16 * i
-        descs.append(d)
+    bad = {"x1": {"LX2": 4096, "LRELU": 2, "LMODE": 1, "MK": 4096, "SK": 0, "LK1": 1 << 31},
+           "r2": {"LK1": 4096, "LRELU": 1, "SK": 4096, "SE": 4096, "MK": 0, "SSUM": 0}}
+    descs, records, base = [], [], words.size
+    for c in cases:
+        rec = int(c.desc.a[3])
+        for field, value in bad[c.lp.name].items():
+            r = words[rec:rec + 16].copy()
+            r[XF_FIELDS[field]] = value & 0xFFFFFFFF
+            if field == "LK1":
+                r[XF_FIELDS[field] + 1] = 0
+            d = copy.copy(c.desc)
+            d.a[3] = base + 16 * len(records)
+            records.append(r)
+            descs.append(d)
+    d = copy.copy(cases[1].desc)
+    d.flags &= ~FLAGS["MASK"]
+    descs.append(d)
     mem = np.concatenate([words] + records).view(np.float32)
     got, runs = run_descriptors(p, mem, descs, workdir=tmp_path / "bad")
     codes = [(r["status"] >> 8) & 15 for r in runs]
     assert all(r["status"] & STATUS_ERROR for r in runs), [hex(r["status"]) for r in runs]
-    assert codes == [11] * len(bad), codes
+    assert codes == [11] * len(descs), codes
     assert np.array_equal(got.view(np.uint32), mem.view(np.uint32)), \
         "a refused record's descriptor wrote DRAM"
-    got, runs = run_descriptors(p, mem, [good], workdir=tmp_path / "good")
-    assert runs[0]["status"] & STATUS_ERROR == 0, hex(runs[0]["status"])
+    good = [c.desc for c in cases]
+    got, runs = run_descriptors(p, mem, good, workdir=tmp_path / "good")
+    assert all(r["status"] & STATUS_ERROR == 0 for r in runs), [hex(r["status"]) for r in runs]
     assert not np.array_equal(got.view(np.uint32), mem.view(np.uint32))

@@ -563,7 +563,7 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     transparent read)`` (see the module docstring)."""
     from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
     from efgen.rtl.bn import BN_FIFO
-    from efgen.rtl.top import BIAS_BUF, POOL_BUF, VEC_FIFO, WUB_SLOTS
+    from efgen.rtl.top import BIAS_BUF, POOL_BUF, VEC_FIFO, WUB_SLOTS, bias_addr_bits
 
     e = p.engine
     w = e.widths
@@ -596,6 +596,14 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
         # word, BIAS_BUF words each, registered read
         mems += [(f"layer_seq {v} RAM {i}", 32, BIAS_BUF // p.load_words, False)
                  for v in ("mean", "invstd", "gamma", "beta") for i in range(p.load_words)]
+        # BP's recomputed mask (record MK): its constant vectors in tile_wr (a bank a store
+        # word, registered read), the FIFO entries' row, slot and valid lanes beside the
+        # FIFO, and the 32-entry output FIFO behind the mask transform
+        mems += [(f"tile_wr mask {v} RAM {i}", 32, BIAS_BUF // p.store_words, False)
+                 for v in ("mean", "invstd", "gamma", "beta") for i in range(p.store_words)]
+        mems.append(("tile_wr FIFO side", bias_addr_bits(p) + 3 + p.store_words, TILE_WR_FIFO,
+                     True))
+        mems.append(("tile_wr output FIFO", 32 * p.store_words, 32, True))
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
     mems.append(("bn_unit FIFO", 32, BN_FIFO, True))
     mems += [("pool_unit row buffer", 32, POOL_BUF, False), ("pool_unit FIFO", 32, VEC_FIFO, True),
@@ -624,13 +632,14 @@ def top_spec(p) -> "RtlSpec":
     the sequencer, tile storer, SGD write-back and DMA engines."""
     from efgen.rtl.top import TOP
 
-    # (RtlParams.fuse: tile_wr's BN FP sums, an fp32_mul and two fp32_add_fb a store word;
-    # layer_seq's load transform, two of each a load word)
+    # (RtlParams.fuse: tile_wr's BN sums, an fp32_mul and two fp32_add_fb a store word, and
+    # its mask transform, two of each a store word; layer_seq's load transform, two of each a
+    # load word)
     fx = p.store_words if p.fuse else 0
     fl = p.load_words if p.fuse else 0
-    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS + fx + 2 * fl,
+    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS + 3 * fx + 2 * fl,
                    extra_fp_adds=(4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words
-                                  + p.load_words + 2 * fx + 2 * fl),
+                                  + p.load_words + 4 * fx + 2 * fl),
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
 
