@@ -95,6 +95,14 @@ CASES = [
                xf=2),
     LayerPhase("x2", "conv", 10, 6, 8, 8, 1, 2, 0, 1, "fp", False, 4, 4, 2, "io", xf=1),
     LayerPhase("x3", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "wu", False, 6, 12, 2, "io", xf=2),
+    # BP with BN BP dx in the loads (FLAG_XF, record LMODE 1): dz loads as the BN's dx,
+    # coef*((n*dz - sdy) - x_hat*sdyx), y read beside it on m_axi2: a conv of two chunks
+    # (dz's 6 channels leave pad lanes), a stride-2 conv in image-loop order, a linear
+    # layer (image-major)
+    LayerPhase("d1", "conv", 10, 6, 8, 8, 3, 1, 1, 2, "bp", False, 4, 8, 2, "wo", dx=True),
+    LayerPhase("d2", "conv", 6, 10, 12, 12, 3, 2, 1, 1, "bp", False, 6, 12, 2, "io", dx=True),
+    LayerPhase("d3", "linear", 24, 10, batch=8, phase="bp", tr=1, tc=8, mc=2, order="io",
+               dx=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take

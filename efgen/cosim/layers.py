@@ -76,6 +76,8 @@ class LayerPhase:
                             # the store's sums sum(y - k), sum((y - k)^2) to the record's SSUM
     xf: int = 0             # FP/WU with FLAG_XF and LK1 (RtlParams.fuse): the input x loads as
                             # gamma*((x - mean)*invstd) + beta per channel, 2: then the ReLU
+    dx: bool = False        # BP with FLAG_XF and a record LMODE 1 (RtlParams.fuse): the input
+                            # dz loads as a batchnorm's BP dx (y at LX2, constants LK1, LK2)
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -315,11 +317,33 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             a[0] = img.put(fm.pack(dy))
             a[1] = img.put(wl.pack(w))
             a[7] = img.poison(fm.size(sh["x"]))
+            dy64 = dy.astype(np.float64)
+            if lp.dx:
+                # LMODE 1: dz is a batchnorm's output error; the conv's error is the BN's
+                # dx (efgen.golden.ops.bn_bp on the BN's input yb, float64), and the
+                # record carries what the fused program's BN_BP (FLAG_DXK) leaves: LK1 ->
+                # mean, invstd, coef = gamma*invstd/n, n; LK2 -> sdy, sdyx; LX2 -> yb
+                axes = (0,) + tuple(range(2, dy.ndim))
+                yb = (f32(sh["y"]) * 1.5 + f32((1, lp.m) + (1,) * (dy.ndim - 2))).astype(
+                    np.float32)
+                yb64 = yb.astype(np.float64)
+                chan = (1, lp.m) + (1,) * (dy.ndim - 2)
+                mean = yb64.mean(axis=axes)
+                invstd = 1.0 / np.sqrt(yb64.var(axis=axes) + 1e-5)
+                gamma = f32((lp.m,)).astype(np.float64)
+                cache = {"xhat": (yb64 - mean.reshape(chan)) * invstd.reshape(chan),
+                         "invstd": invstd}
+                dy64, sdyx, sdy = ops.bn_bp(dy64, cache, gamma)
+                cnt = dy.size // lp.m
+                k1 = np.concatenate([mean, invstd, gamma * invstd / cnt,
+                                     np.full(lp.m, float(cnt))]).astype(np.float32)
+                k2 = np.concatenate([sdy, sdyx]).astype(np.float32)
+                lk1, lk2, lx2 = img.put(k1), img.put(k2), img.put(fm.pack(yb))
+                a[3] = img.put(xf_record(lk1=lk1, lx2=lx2, lk2=lk2, lmode=1))
             if lp.op == "conv":
-                dx = ops.conv_bp(dy.astype(np.float64), w.astype(np.float64), lp.s, lp.p,
-                                 (lp.h, lp.w))
+                dx = ops.conv_bp(dy64, w.astype(np.float64), lp.s, lp.p, (lp.h, lp.w))
             else:
-                dx = dy.astype(np.float64) @ w.astype(np.float64).reshape(lp.m, lp.n)
+                dx = dy64 @ w.astype(np.float64).reshape(lp.m, lp.n)
             if lp.mask:
                 src = f32(sh["x"])
                 a[6] = img.put(fm.pack(src))
@@ -370,7 +394,7 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                    order=0 if lp.order == "wo" else 1)
         lr, mom, wd = SGD
         flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else []) + \
-            (["BIAS"] if lp.bias else []) + (["XF"] if lp.stats or lp.xf else []) + \
+            (["BIAS"] if lp.bias else []) + (["XF"] if lp.stats or lp.xf or lp.dx else []) + \
             (["STATS"] if lp.stats else [])
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
@@ -414,6 +438,10 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
                           and lp.n <= BIAS_BUF):
             raise EfgenError(f"{where}: the load transform (FLAG_XF) needs an RTL built with the "
                              f"fused datapath (RtlParams.fuse), FP or WU (no bias), in_c <= "
+                             f"{BIAS_BUF}")
+        if lp.dx and not (p.fuse and lp.phase == "bp" and lp.m <= BIAS_BUF):
+            raise EfgenError(f"{where}: BN BP dx in the loads (FLAG_XF, LMODE 1) needs an RTL "
+                             f"built with the fused datapath (RtlParams.fuse), BP, out_c <= "
                              f"{BIAS_BUF}")
         s_eng = 1 if lp.phase == "bp" else lp.s
         er, ec = (min(lp.tr, lp.out_hw[0]) - 1) * s_eng + lp.k, (lp.tc - 1) * s_eng + lp.k
@@ -471,7 +499,9 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator",
     (work / "script.json").write_text(json.dumps(script))
     res_path = work / "results.json"
     run_cocotb(sim, toplevel="top_tb",
-               sources={**rtl_verilog(p), "top_tb.v": (SIM_DIR / "top" / "top_tb.v").read_text()},
+               # (the fused datapath's top has m_axi2's read channel: EFGEN_FUSE connects it)
+               sources={**rtl_verilog(p), "top_tb.v": ("`define EFGEN_FUSE\n" if p.fuse else "")
+                        + (SIM_DIR / "top" / "top_tb.v").read_text()},
                test_module="cocotb_top", tb_dir=SIM_DIR / "top",
                build_root=Path(BUILD_CACHE).resolve() if BUILD_CACHE else work / "build",
                # the sequencer's address arithmetic truncates and extends on purpose

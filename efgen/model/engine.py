@@ -373,7 +373,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                                for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
     stats_on = jb["acc"] * rtl_fx * (phase == FP)
     xf_on = jb["xf"] * rtl_fx * (phase != BP)
-    rec_on = np.maximum(stats_on, xf_on)       # the job reads a side record
+    # BP's transform is BN BP dx (record LMODE 1): y read beside every input tile on m_axi2's
+    # read channel (the same commands, in parallel: its words and bursts below), six
+    # constant vectors, the dx pipeline (hw.dx_depth) on every load
+    dx_on = jb["xf"] * rtl_fx * (phase == BP)
+    rec_on = np.maximum(np.maximum(stats_on, xf_on), dx_on)   # the job reads a side record
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
     if fused:
@@ -382,7 +386,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         cap = (1 + xi) * in_words / ddr_w + xfer_rd
         L = np.where(xi > 0, np.maximum(L, np.maximum(sec, cap)), L) + e(jb["xf"]) * fxd
     if rtl_fx:
-        L = L + e(xf_on) * hw.xf_depth
+        L = L + e(xf_on) * hw.xf_depth + e(dx_on) * hw.dx_depth
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
     # (MB-1 full blocks of Tm channels and a last one, as for the input)
@@ -666,7 +670,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # the two sums (2 R beats)
     sw = unit_rate(hw.store_words)
     t_rec = rec_on * (hw.xf_overhead + hw.dram_latency + math.ceil(XF_RECORD / sw))
-    t_xk = xf_on * (hw.xf_overhead + hw.dram_latency + 4.0 * np.ceil(jb["red"] / sw))
+    t_xk = (xf_on + dx_on) * (hw.xf_overhead + hw.dram_latency) + (
+        4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / sw)
     s_rows = np.ceil(jb["out"] / sw)
     t_stats = stats_on * (hw.stats_overhead + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0)
                           + 2.0 * s_rows)
@@ -695,7 +700,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
     # (the reference RTL's fused datapath: the record and the constants read (k: as a
     # bias, above), the two sums written)
-    read_words = read_words + rec_on * XF_RECORD + xf_on * 4.0 * jb["red"]
+    read_words = read_words + rec_on * XF_RECORD + (4.0 * xf_on + 6.0 * dx_on) * jb["red"]
+    read_words = read_words + dx_on * in_total         # BN BP dx: y beside dz
     write_words = write_words + stats_on * 2.0 * jb["out"]
     # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
     # gradient written in pieces)
@@ -714,7 +720,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                                 + 3.0 * np.ceil(jb["out"] / max(hw.sgd_piece, 1)))
     # (the RTL's record and constants reads, the sums' writes: after WU's recount above)
     bursts = (bursts + rec_on + stats_on * 2.0 * np.ceil(jb["out"] / maxb)
-              + xf_on * 4.0 * np.ceil(jb["red"] / maxb))
+              + (4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / maxb)
+              + dx_on * in_bursts)
     compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {

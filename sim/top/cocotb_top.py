@@ -16,8 +16,9 @@ seeded per channel from s). "faults": while that run executes, every beat of ``p
 whose byte address is in [lo, hi) is answered with ``resp`` (2 SLVERR, 3 DECERR; the
 write port answers it in the burst's B response).
 
-DRAM is one memory shared by three cocotbext-axi models: AxiRamRead on m_axi0 and m_axi1,
-AxiRamWrite on m_axi2; reads answer L cycles after their AR handshake (pipelined, like a
+DRAM is one memory shared by cocotbext-axi models: AxiRamRead on m_axi0 and m_axi1,
+AxiRamWrite on m_axi2 and AxiRamRead on its read channel (the fused datapath's second load
+stream; a fourth burst/beat counter; faults are not injected there); reads answer L cycles after their AR handshake (pipelined, like a
 DDR controller; sim/dma/cocotb_dma.py). Control goes through AxiLiteMaster: per run the
 descriptor registers are written, CONTROL.START set, STATUS polled until DONE. With "progress":
 "<path>" in the script, each finished run appends a JSON line (its tag and figures) to
@@ -58,8 +59,8 @@ class Monitor:
     def __init__(self, dut):
         self.dut = dut
         self.cycle = 0
-        self.bursts = [0, 0, 0]
-        self.beats = [0, 0, 0]
+        self.bursts = [0, 0, 0, 0]   # m_axi0 AR, m_axi1 AR, m_axi2 AW, m_axi2 AR (fused builds)
+        self.beats = [0, 0, 0, 0]
         self.start_cycle = None
         self.done_cycle = None
         cocotb.start_soon(self._run())
@@ -68,7 +69,8 @@ class Monitor:
         d = self.dut
         chans = [(d.m_axi0_arvalid, d.m_axi0_arready, d.m_axi0_arlen),
                  (d.m_axi1_arvalid, d.m_axi1_arready, d.m_axi1_arlen),
-                 (d.m_axi2_awvalid, d.m_axi2_awready, d.m_axi2_awlen)]
+                 (d.m_axi2_awvalid, d.m_axi2_awready, d.m_axi2_awlen),
+                 (d.m_axi2_arvalid, d.m_axi2_arready, d.m_axi2_arlen)]
         while True:
             await RisingEdge(d.clk)
             self.cycle += 1
@@ -125,7 +127,12 @@ class Host:
                           mem=self.ram0.mem)
         ram2 = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi2"), dut.clk, dut.rst,
                            mem=self.ram0.mem)
-        for ram in (self.ram0, ram1):
+        # m_axi2's read channel (the fused datapath's second load stream; idle, tied off in
+        # top_tb, on builds without it)
+        ram2r = AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi2"), dut.clk, dut.rst,
+                           mem=self.ram0.mem)
+        self.ram2r = ram2r
+        for ram in (self.ram0, ram1, ram2r):
             ram.ar_channel.queue_occupancy_limit = 16
             if latency:
                 ram.ar_channel = _DelayedARChannel(ram.ar_channel, dut.clk, latency)
@@ -134,7 +141,7 @@ class Host:
         self.rams = (self.ram0, ram1, ram2)
         for port, ram in enumerate(self.rams):   # faulted: (port, burst byte address, resp)
             self._hook(port, ram)
-        for log in (self.ram0.log, ram1.log, ram2.log):
+        for log in (self.ram0.log, ram1.log, ram2.log, ram2r.log):
             log.setLevel(logging.WARNING)
         self._control()
 
@@ -198,6 +205,7 @@ class Host:
             return
         chans = [c for r in self.rams[:2] for c in (r.ar_channel, r.r_channel)]
         chans += [self.rams[2].aw_channel, self.rams[2].w_channel, self.rams[2].b_channel]
+        chans += [self.ram2r.ar_channel, self.ram2r.r_channel]
         for k, ch in enumerate(chans):
             if pause:
                 rng = random.Random(int(pause["seed"]) * 101 + k)
