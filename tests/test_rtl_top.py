@@ -613,3 +613,54 @@ def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
     got, runs = run_descriptors(p, mem, [good], workdir=tmp_path / "good")
     assert runs[0]["status"] & STATUS_ERROR == 0, hex(runs[0]["status"])
     assert not np.array_equal(got.view(np.uint32), mem.view(np.uint32))
+
+
+def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
+    """CONV_BP's record (BN BP dx in the loads, LMODE 1; d1's): what the RTL does not build
+    or the C++ refuses - a ReLU on the error stream (LRELU 1), LMODE 2, an affine load in BP
+    (LMODE 0), no y (LX2 0) or no sdy/sdyx (LK2 0), the BP store's fields (MK, SE, SK: the
+    lead's BP store, not built here), an LX2 beyond 2**30 words - ends the descriptor with
+    ERR_XF (code 11) and writes nothing; CONV_WU with LMODE 1 (x3's record) too; the good
+    record runs and matches the golden."""
+    import copy
+
+    from efgen.cosim.vector import run_descriptors
+    from efgen.hls.desc import XF_FIELDS
+
+    _require("verilator")
+    p, _ = SETS["4x4-reshaped"]
+    cases_in = [c for c in CASES if c.name in ("d1", "x3")]
+    img, cases = cosim._build(p, cases_in, 0)
+    c, cw = (next(x for x in cases if x.lp.name == n) for n in ("d1", "x3"))
+    good, wu = c.desc, cw.desc
+    rec, wrec = int(good.a[3]), int(wu.a[7])
+    words = img.words.copy()
+    bad = [("LRELU", 1), ("LMODE", 2), ("LMODE", 0), ("LX2", 0), ("LK2", 0), ("MK", 4096),
+           ("SE", 4096), ("SK", 4096), ("LX2", 1 << 31)]
+    descs, records, base = [], [], words.size
+    for i, (field, value) in enumerate(bad):
+        r = words[rec:rec + 16].copy()
+        r[XF_FIELDS[field]] = value & 0xFFFFFFFF
+        records.append(r)
+        d = copy.copy(good)
+        d.a[3] = base + 16 * i
+        descs.append(d)
+    r = words[wrec:wrec + 16].copy()
+    r[XF_FIELDS["LMODE"]] = 1                   # WU with LMODE 1: not built on the RTL
+    records.append(r)
+    d = copy.copy(wu)
+    d.a[7] = base + 16 * len(bad)
+    descs.append(d)
+    mem = np.concatenate([words] + records).view(np.float32)
+    got, runs = run_descriptors(p, mem, descs, workdir=tmp_path / "bad")
+    codes = [(r["status"] >> 8) & 15 for r in runs]
+    assert all(r["status"] & STATUS_ERROR for r in runs), [hex(r["status"]) for r in runs]
+    assert codes == [11] * len(descs), codes
+    assert np.array_equal(got.view(np.uint32), mem.view(np.uint32)), \
+        "a refused record's descriptor wrote DRAM"
+    got, runs = run_descriptors(p, mem, [good], workdir=tmp_path / "good")
+    assert runs[0]["status"] & STATUS_ERROR == 0, hex(runs[0]["status"])
+    addr, shape, kind = c.regions["dx"]
+    dx = cosim._read(p, got.view(np.uint32), addr, shape, kind).astype(np.float64)
+    ref = c.expect["dx"]
+    assert np.max(np.abs(dx - ref)) <= BAR * np.max(np.abs(ref))
