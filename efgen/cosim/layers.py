@@ -496,7 +496,8 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator",
                          f"{'verilator' if sim == 'verilator' else 'iverilog'}")
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    (work / "script.json").write_text(json.dumps(script))
+    # (the fused datapath's build reads on m_axi2 too: the testbench serves that channel)
+    (work / "script.json").write_text(json.dumps({**script, "m_axi2_read": bool(p.fuse)}))
     res_path = work / "results.json"
     run_cocotb(sim, toplevel="top_tb",
                # (the fused datapath's top has m_axi2's read channel: EFGEN_FUSE connects it)
