@@ -103,6 +103,11 @@ CASES = [
     LayerPhase("d2", "conv", 6, 10, 12, 12, 3, 2, 1, 1, "bp", False, 6, 12, 2, "io", dx=True),
     LayerPhase("d3", "linear", 24, 10, batch=8, phase="bp", tr=1, tc=8, mc=2, order="io",
                dx=True),
+    # WU with LMODE 1: the error tiles load as the BN's dx (into the OFM banks), x plain: a
+    # conv of two chunks, a linear layer
+    LayerPhase("d4", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "wu", False, 6, 12, 2, "io", dx=True),
+    LayerPhase("d5", "linear", 24, 10, batch=8, phase="wu", tr=1, tc=8, mc=1, order="io",
+               dx=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
@@ -619,9 +624,11 @@ def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
     """CONV_BP's record (BN BP dx in the loads, LMODE 1; d1's): what the RTL does not build
     or the C++ refuses - a ReLU on the error stream (LRELU 1), LMODE 2, an affine load in BP
     (LMODE 0), no y (LX2 0) or no sdy/sdyx (LK2 0), the BP store's fields (MK, SE, SK: the
-    lead's BP store, not built here), an LX2 beyond 2**30 words - ends the descriptor with
-    ERR_XF (code 11) and writes nothing; CONV_WU with LMODE 1 (x3's record) too; the good
-    record runs and matches the golden."""
+    BP store's, not built here), an LX2 beyond 2**30 words - ends the descriptor with
+    ERR_XF (code 11) and writes nothing; so do CONV_WU records: x3's affine one with LMODE 1
+    (no LX2, LK2), d4's LMODE 1 with LRELU 1 or with MK (the dx constants of a WU whose input
+    is transformed too: the C++'s wdx2, not built on the RTL). The good record runs and
+    matches the golden."""
     import copy
 
     from efgen.cosim.vector import run_descriptors
@@ -629,11 +636,11 @@ def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
 
     _require("verilator")
     p, _ = SETS["4x4-reshaped"]
-    cases_in = [c for c in CASES if c.name in ("d1", "x3")]
+    cases_in = [c for c in CASES if c.name in ("d1", "x3", "d4")]
     img, cases = cosim._build(p, cases_in, 0)
-    c, cw = (next(x for x in cases if x.lp.name == n) for n in ("d1", "x3"))
-    good, wu = c.desc, cw.desc
-    rec, wrec = int(good.a[3]), int(wu.a[7])
+    c, cw, cd = (next(x for x in cases if x.lp.name == n) for n in ("d1", "x3", "d4"))
+    good, wu, wdx = c.desc, cw.desc, cd.desc
+    rec, wrec, drec = int(good.a[3]), int(wu.a[7]), int(wdx.a[7])
     words = img.words.copy()
     bad = [("LRELU", 1), ("LMODE", 2), ("LMODE", 0), ("LX2", 0), ("LK2", 0), ("MK", 4096),
            ("SE", 4096), ("SK", 4096), ("LX2", 1 << 31)]
@@ -645,12 +652,14 @@ def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
         d = copy.copy(good)
         d.a[3] = base + 16 * i
         descs.append(d)
-    r = words[wrec:wrec + 16].copy()
-    r[XF_FIELDS["LMODE"]] = 1                   # WU with LMODE 1: not built on the RTL
-    records.append(r)
-    d = copy.copy(wu)
-    d.a[7] = base + 16 * len(bad)
-    descs.append(d)
+    for src, at, field, value in [(wu, wrec, "LMODE", 1), (wdx, drec, "LRELU", 1),
+                                  (wdx, drec, "MK", 4096)]:
+        r = words[at:at + 16].copy()
+        r[XF_FIELDS[field]] = value
+        d = copy.copy(src)
+        d.a[7] = base + 16 * len(records)
+        records.append(r)
+        descs.append(d)
     mem = np.concatenate([words] + records).view(np.float32)
     got, runs = run_descriptors(p, mem, descs, workdir=tmp_path / "bad")
     codes = [(r["status"] >> 8) & 15 for r in runs]

@@ -118,7 +118,8 @@ def job_of(lp: LayerPhase) -> Job:
     job = phase_job(lp.name, lp.phase, lp.op, lp.n, lp.m, lp.batch, h=lp.h, w=lp.w, ho=ho,
                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask, bias=lp.bias)
     return replace(job, acc=int(lp.stats), xf=int(lp.xf > 0 or lp.dx),
-                   in_extra=int(lp.dx))
+                   in_extra=int(lp.dx and lp.phase == "bp"),
+                   eo_extra=int(lp.dx and lp.phase == "wu"))
 
 
 @dataclass(frozen=True)

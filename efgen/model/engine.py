@@ -372,12 +372,14 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     fused = not rtl_fx and any(bool(np.any(jb[f] > 0))
                                for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
     stats_on = jb["acc"] * rtl_fx * (phase == FP)
-    xf_on = jb["xf"] * rtl_fx * (phase != BP)
     # BP's transform is BN BP dx (record LMODE 1): y read beside every input tile on m_axi2's
     # read channel (the same commands, in parallel: its words and bursts below), six
-    # constant vectors, the dx pipeline (hw.dx_depth) on every load
+    # constant vectors, the dx pipeline (hw.dx_depth) on every load; WU with y beside its
+    # error tiles (Job.eo_extra): the same on the error tiles, its input tiles plain
+    wdx_on = jb["xf"] * rtl_fx * (phase == WU) * (jb["eo_extra"] > 0)
+    xf_on = jb["xf"] * rtl_fx * (phase != BP) * (jb["eo_extra"] == 0)
     dx_on = jb["xf"] * rtl_fx * (phase == BP)
-    rec_on = np.maximum(np.maximum(stats_on, xf_on), dx_on)   # the job reads a side record
+    rec_on = np.maximum(np.maximum(stats_on, xf_on), np.maximum(dx_on, wdx_on))   # a side record
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
     if fused:
@@ -434,6 +436,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         cap = (1 + xo) * out_words / ddr_w + xfer_rd
         s_out = np.where(e(is_wu) & (xo > 0), np.maximum(s_out, np.maximum(sec, cap)), s_out)
         s_out = s_out + np.where(e(is_wu), e(jb["xf"]) * fxd, 0.0)
+    if rtl_fx:
+        s_out = s_out + e(wdx_on) * hw.dx_depth      # (the RTL: WU dx's error tiles)
     if hw.mask_port:
         # the mask read paces the store: its latency, and its bursts' slot limit (the
         # mask tiles come at the store's rate)
@@ -670,8 +674,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # the two sums (2 R beats)
     sw = unit_rate(hw.store_words)
     t_rec = rec_on * (hw.xf_overhead + hw.dram_latency + math.ceil(XF_RECORD / sw))
-    t_xk = (xf_on + dx_on) * (hw.xf_overhead + hw.dram_latency) + (
-        4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / sw)
+    t_xk = (xf_on + dx_on + wdx_on) * (hw.xf_overhead + hw.dram_latency) + (
+        4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / sw) + 6.0 * wdx_on * np.ceil(
+        jb["out"] / sw)
     s_rows = np.ceil(jb["out"] / sw)
     t_stats = stats_on * (hw.stats_overhead + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0)
                           + 2.0 * s_rows)
@@ -702,6 +707,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # bias, above), the two sums written)
     read_words = read_words + rec_on * XF_RECORD + (4.0 * xf_on + 6.0 * dx_on) * jb["red"]
     read_words = read_words + dx_on * in_total         # BN BP dx: y beside dz
+    read_words = read_words + wdx_on * (o_total + 6.0 * jb["out"])   # WU: beside the error
     write_words = write_words + stats_on * 2.0 * jb["out"]
     # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
     # gradient written in pieces)
@@ -721,7 +727,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # (the RTL's record and constants reads, the sums' writes: after WU's recount above)
     bursts = (bursts + rec_on + stats_on * 2.0 * np.ceil(jb["out"] / maxb)
               + (4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / maxb)
-              + dx_on * in_bursts)
+              + dx_on * in_bursts + wdx_on * (o_bursts + 6.0 * np.ceil(jb["out"] / maxb)))
     compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {
