@@ -92,9 +92,10 @@ class RtlParams:
     addr_width: int = 32
     axi_width: int = 32
     #: the restructured BN's fused datapath: the side record (FLAG_XF) in layer_seq, the
-    #: FP/WU load transform (record LK1, LRELU) before the IFM banks and the FP store's BN
-    #: sums (FLAG_STATS) on tile_wr's lanes; off, every fused descriptor is rejected
-    #: (ERR_XF) and the RTL is the unfused one
+    #: FP/WU load transform (record LK1, LRELU) before the IFM banks, BN BP dx in the loads
+    #: (record LMODE 1: CONV_BP's input, CONV_WU's error tiles; y on m_axi2's read channel,
+    #: which only this build has) and the FP store's BN sums (FLAG_STATS) on tile_wr's
+    #: lanes; off, every fused descriptor is rejected (ERR_XF) and the RTL is the unfused one
     fuse: bool = False
 
     def __post_init__(self):
