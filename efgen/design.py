@@ -80,6 +80,8 @@ class HwParams:
                                    # DRAM latency and the words, each (efgen.model.engine)
     xf_depth: int = 0              # the reference RTL's load transform: cycles of pipeline
                                    # every transformed input-tile load adds
+    dx_depth: int = 0              # the reference RTL's BN BP dx in the loads (CONV_BP, record
+                                   # LMODE 1): cycles of pipeline every input-tile load adds
     stats_overhead: int = 0        # an FP job whose store accumulates the BN FP sums (Job.acc)
                                    # on the reference RTL: the k load, the sums' fold and
                                    # write, beyond the DRAM latency and words (t_stats)
@@ -148,7 +150,7 @@ class PhaseSchedule:
 _HW_OMITTED_AT = {"fuse": False, "wrun_overhead": None, "load_words": 0, "wload_words": 0,
                   "store_words": 0, "p": 1, "pack": False, "wdb": False,
                   "bias_overhead": 0, "bias_store": 0, "wub_overhead": 0, "stats_overhead": 0,
-                  "xf_overhead": 0, "xf_depth": 0}
+                  "xf_overhead": 0, "xf_depth": 0, "dx_depth": 0}
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,23 @@ CASES = [
                mk=True, stats=True),
     LayerPhase("r3", "linear", 24, 10, batch=6, phase="bp", tr=1, tc=6, mc=2, order="io",
                mask=True, mk=True, stats=True),
+    # BP with BN BP dx in the loads (FLAG_XF, record LMODE 1): dz loads as the BN's dx,
+    # coef*((n*dz - sdy) - x_hat*sdyx), y read beside it on m_axi2: a conv of two chunks
+    # (dz's 6 channels leave pad lanes), a stride-2 conv in image-loop order, a linear
+    # layer (image-major)
+    LayerPhase("d1", "conv", 10, 6, 8, 8, 3, 1, 1, 2, "bp", False, 4, 8, 2, "wo", dx=True),
+    LayerPhase("d2", "conv", 6, 10, 12, 12, 3, 2, 1, 1, "bp", False, 6, 12, 2, "io", dx=True),
+    LayerPhase("d3", "linear", 24, 10, batch=8, phase="bp", tr=1, tc=8, mc=2, order="io",
+               dx=True),
+    # WU with LMODE 1: the error tiles load as the BN's dx (into the OFM banks), x plain: a
+    # conv of two chunks, a linear layer
+    LayerPhase("d4", "conv", 6, 10, 12, 12, 3, 1, 1, 2, "wu", False, 6, 12, 2, "io", dx=True),
+    LayerPhase("d5", "linear", 24, 10, batch=8, phase="wu", tr=1, tc=8, mc=1, order="io",
+               dx=True),
+    # resnet20's BP records: dz loads as the BN's dx (LMODE 1) and the store recomputes the
+    # previous BN's mask and accumulates its BP sums (MK, FLAG_STATS), one record
+    LayerPhase("r4", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "bp", False, 4, 8, 2, "wo", True,
+               mk=True, stats=True, dx=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
@@ -457,6 +474,8 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
                Run(0, set=(("flags", 64 | 128),)),              # FP with a fused record
                Run(1, set=(("flags", 2 | 64),)),                # BP with a fused record
                Run(2, set=(("flags", 64),))]                    # WU with a fused record
+    # (the fused records' address, a[3] / a[7], is 0 here: no record, ERR_ADDRESS (4) as the
+    # C++'s make_job; word 0 of the image is empty, so no record is read there)
     got = cosim.run_passes(p, SMALL, [(faulty, None), (rejects, None)],
                            workdir=tmp_path_factory.mktemp("faults"))
     res = got[0].results
@@ -472,9 +491,9 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
         assert r.ok, (r.lp.label, r.errors, r.error)
     codes = [(r.status >> 8) & 15 for r in got[1].results]
     assert all(r.status & STATUS_ERROR for r in got[1].results)
-    assert codes == [2, 3, 5, 3, 6, 7, 1, 2, 10, 10, 11, 11, 11], codes   # EfgenConvStatus, as efgen_conv_check
+    assert codes == [2, 3, 5, 3, 6, 7, 1, 2, 10, 10, 4, 4, 4], codes   # EfgenConvStatus, as efgen_conv_check
     assert all("ERR_BIAS" in r.error for r in got[1].results[8:10])
-    assert all("ERR_XF" in r.error for r in got[1].results[10:])
+    assert all("ERR_ADDRESS" in r.error for r in got[1].results[10:])
     assert np.array_equal(got[1].dump, got[1].image), "a rejected descriptor wrote DRAM"
 
 
@@ -620,3 +639,58 @@ def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
     got, runs = run_descriptors(p, mem, good, workdir=tmp_path / "good")
     assert all(r["status"] & STATUS_ERROR == 0 for r in runs), [hex(r["status"]) for r in runs]
     assert not np.array_equal(got.view(np.uint32), mem.view(np.uint32))
+
+
+def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
+    """CONV_BP's record (BN BP dx in the loads, LMODE 1; d1's): what the RTL does not build
+    or the C++ refuses - a ReLU on the error stream (LRELU 1), LMODE 2, an affine load in BP
+    (LMODE 0), no y (LX2 0) or no sdy/sdyx (LK2 0), the BP store's fields (MK, SE, SK: the
+    BP store's, not built here), an LX2 beyond 2**30 words - ends the descriptor with
+    ERR_XF (code 11) and writes nothing; so do CONV_WU records: x3's affine one with LMODE 1
+    (no LX2, LK2), d4's LMODE 1 with LRELU 1 or with MK (the dx constants of a WU whose input
+    is transformed too: the C++'s wdx2, not built on the RTL). The good record runs and
+    matches the golden."""
+    import copy
+
+    from efgen.cosim.vector import run_descriptors
+    from efgen.hls.desc import XF_FIELDS
+
+    _require("verilator")
+    p, _ = SETS["4x4-reshaped"]
+    cases_in = [c for c in CASES if c.name in ("d1", "x3", "d4")]
+    img, cases = cosim._build(p, cases_in, 0)
+    c, cw, cd = (next(x for x in cases if x.lp.name == n) for n in ("d1", "x3", "d4"))
+    good, wu, wdx = c.desc, cw.desc, cd.desc
+    rec, wrec, drec = int(good.a[3]), int(wu.a[7]), int(wdx.a[7])
+    words = img.words.copy()
+    bad = [("LRELU", 1), ("LMODE", 2), ("LMODE", 0), ("LX2", 0), ("LK2", 0), ("MK", 4096),
+           ("SE", 4096), ("SK", 4096), ("LX2", 1 << 31)]
+    descs, records, base = [], [], words.size
+    for i, (field, value) in enumerate(bad):
+        r = words[rec:rec + 16].copy()
+        r[XF_FIELDS[field]] = value & 0xFFFFFFFF
+        records.append(r)
+        d = copy.copy(good)
+        d.a[3] = base + 16 * i
+        descs.append(d)
+    for src, at, field, value in [(wu, wrec, "LMODE", 1), (wdx, drec, "LRELU", 1),
+                                  (wdx, drec, "MK", 4096)]:
+        r = words[at:at + 16].copy()
+        r[XF_FIELDS[field]] = value
+        d = copy.copy(src)
+        d.a[7] = base + 16 * len(records)
+        records.append(r)
+        descs.append(d)
+    mem = np.concatenate([words] + records).view(np.float32)
+    got, runs = run_descriptors(p, mem, descs, workdir=tmp_path / "bad")
+    codes = [(r["status"] >> 8) & 15 for r in runs]
+    assert all(r["status"] & STATUS_ERROR for r in runs), [hex(r["status"]) for r in runs]
+    assert codes == [11] * len(descs), codes
+    assert np.array_equal(got.view(np.uint32), mem.view(np.uint32)), \
+        "a refused record's descriptor wrote DRAM"
+    got, runs = run_descriptors(p, mem, [good], workdir=tmp_path / "good")
+    assert runs[0]["status"] & STATUS_ERROR == 0, hex(runs[0]["status"])
+    addr, shape, kind = c.regions["dx"]
+    dx = cosim._read(p, got.view(np.uint32), addr, shape, kind).astype(np.float64)
+    ref = c.expect["dx"]
+    assert np.max(np.abs(dx - ref)) <= BAR * np.max(np.abs(ref))

@@ -80,6 +80,8 @@ class LayerPhase:
                             # source is a fused BN's input and the mask is bn(src) > 0
     xf: int = 0             # FP/WU with FLAG_XF and LK1 (RtlParams.fuse): the input x loads as
                             # gamma*((x - mean)*invstd) + beta per channel, 2: then the ReLU
+    dx: bool = False        # BP with FLAG_XF and a record LMODE 1 (RtlParams.fuse): the input
+                            # dz loads as a batchnorm's BP dx (y at LX2, constants LK1, LK2)
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -233,7 +235,9 @@ class PassResult:
 
 class _Image:
     def __init__(self):
-        self.words = np.zeros(0, np.uint32)
+        # the first page stays empty: word address 0 is a side record's "none" (LK1 = 0: no
+        # transform), so no region may start there
+        self.words = np.zeros(ALIGN, np.uint32)
 
     def alloc(self, n: int) -> int:
         at = -(-self.words.size // ALIGN) * ALIGN
@@ -265,6 +269,29 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
         c = _Case(lp)
         sh = lp.shapes()
         f32 = lambda shape, scale=1.0: (rng.standard_normal(shape) * scale).astype(np.float32)  # noqa: E731
+
+        def bn_dx(dy):
+            # LMODE 1: dy (dz) is a batchnorm's output error; the conv's error is the BN's
+            # dx (efgen.golden.ops.bn_bp on the BN's input yb, float64), and the record
+            # carries what the fused program's BN_BP (FLAG_DXK) leaves: LK1 -> mean,
+            # invstd, coef = gamma*invstd/n, n; LK2 -> sdy, sdyx; LX2 -> yb. Returns (the
+            # BN's dx, the record's fields).
+            axes = (0,) + tuple(range(2, dy.ndim))
+            yb = (f32(sh["y"]) * 1.5 + f32((1, lp.m) + (1,) * (dy.ndim - 2))).astype(np.float32)
+            yb64 = yb.astype(np.float64)
+            chan = (1, lp.m) + (1,) * (dy.ndim - 2)
+            mean = yb64.mean(axis=axes)
+            invstd = 1.0 / np.sqrt(yb64.var(axis=axes) + 1e-5)
+            gamma = f32((lp.m,)).astype(np.float64)
+            cache = {"xhat": (yb64 - mean.reshape(chan)) * invstd.reshape(chan),
+                     "invstd": invstd}
+            dxb, sdyx, sdy = ops.bn_bp(dy.astype(np.float64), cache, gamma)
+            cnt = dy.size // lp.m
+            k1 = np.concatenate([mean, invstd, gamma * invstd / cnt,
+                                 np.full(lp.m, float(cnt))]).astype(np.float32)
+            k2 = np.concatenate([sdy, sdyx]).astype(np.float32)
+            lk1, lk2, lx2 = img.put(k1), img.put(k2), img.put(fm.pack(yb))
+            return dxb, dict(lk1=lk1, lx2=lx2, lk2=lk2, lmode=1)
         w = f32(sh["w"], 1.0 / math.sqrt(lp.n * lp.k * lp.k))
         a = {}
         lk = 0
@@ -319,11 +346,13 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             a[0] = img.put(fm.pack(dy))
             a[1] = img.put(wl.pack(w))
             a[7] = img.poison(fm.size(sh["x"]))
+            dy64, rec = dy.astype(np.float64), {}      # rec: the side record's fields
+            if lp.dx:
+                dy64, rec = bn_dx(dy)
             if lp.op == "conv":
-                dx = ops.conv_bp(dy.astype(np.float64), w.astype(np.float64), lp.s, lp.p,
-                                 (lp.h, lp.w))
+                dx = ops.conv_bp(dy64, w.astype(np.float64), lp.s, lp.p, (lp.h, lp.w))
             else:
-                dx = dy.astype(np.float64) @ w.astype(np.float64).reshape(lp.m, lp.n)
+                dx = dy64 @ w.astype(np.float64).reshape(lp.m, lp.n)
             if lp.mask:
                 src = f32(sh["x"])
                 src4 = src.reshape(lp.batch, lp.n, -1, 1)
@@ -351,8 +380,9 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                     c.expect["s1"] = dx.sum(axis=(0, 2, 3))
                     c.expect["s2"] = (dx * xhat).sum(axis=(0, 2, 3))
                 if lp.mk:
-                    a[3] = img.put(xf_record(mk=img.put(kv.reshape(-1)),
-                                             ssum=ssum if lp.stats else 0))
+                    rec.update(mk=img.put(kv.reshape(-1)), ssum=ssum if lp.stats else 0)
+            if rec:
+                a[3] = img.put(xf_record(**rec))
             c.regions["dx"] = (a[7], sh["x"], "fm")
             c.expect["dx"] = dx.reshape(sh["x"])
             op = "CONV_BP"
@@ -366,10 +396,14 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             a[6] = 0
             if lp.xf:
                 a[7] = img.put(xf_record(lk1=lk, relu=lp.xf == 2))
+            dy64 = dy.astype(np.float64)
+            if lp.dx:                       # LMODE 1: the error tiles load as the BN's dx
+                dy64, rec = bn_dx(dy)
+                a[7] = img.put(xf_record(**rec))
             if lp.op == "conv":
-                g = ops.conv_wu(dy.astype(np.float64), loaded(x), lp.s, lp.p, lp.k)
+                g = ops.conv_wu(dy64, loaded(x), lp.s, lp.p, lp.k)
             else:
-                g = (dy.astype(np.float64).T @ loaded(x)).reshape(sh["w"])
+                g = (dy64.T @ loaded(x)).reshape(sh["w"])
             lr, mom, wd = SGD
             v2 = mom * vel.astype(np.float64) + (g + wd * w.astype(np.float64))
             w2 = w.astype(np.float64) - lr * v2
@@ -399,7 +433,7 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                    order=0 if lp.order == "wo" else 1)
         lr, mom, wd = SGD
         flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else []) + \
-            (["BIAS"] if lp.bias else []) + (["XF"] if lp.stats or lp.xf or lp.mk else []) + \
+            (["BIAS"] if lp.bias else []) + (["XF"] if lp.stats or lp.xf or lp.mk or lp.dx else []) + \
             (["STATS"] if lp.stats else [])
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)
@@ -449,6 +483,11 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
             raise EfgenError(f"{where}: the load transform (FLAG_XF) needs an RTL built with the "
                              f"fused datapath (RtlParams.fuse), FP or WU (no bias), in_c <= "
                              f"{BIAS_BUF}")
+        if lp.dx and not (p.fuse and lp.phase in ("bp", "wu") and not lp.xf and not lp.bias
+                          and lp.m <= BIAS_BUF):
+            raise EfgenError(f"{where}: BN BP dx in the loads (FLAG_XF, LMODE 1) needs an RTL "
+                             f"built with the fused datapath (RtlParams.fuse), BP or WU (no "
+                             f"bias, no transform of WU's input), out_c <= {BIAS_BUF}")
         s_eng = 1 if lp.phase == "bp" else lp.s
         er, ec = (min(lp.tr, lp.out_hw[0]) - 1) * s_eng + lp.k, (lp.tc - 1) * s_eng + lp.k
         if lp.phase == "bp":
@@ -502,10 +541,13 @@ def simulate(p: RtlParams, work: Path, script: dict, sim: str = "verilator",
                          f"{'verilator' if sim == 'verilator' else 'iverilog'}")
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    (work / "script.json").write_text(json.dumps(script))
+    # (the fused datapath's build reads on m_axi2 too: the testbench serves that channel)
+    (work / "script.json").write_text(json.dumps({**script, "m_axi2_read": bool(p.fuse)}))
     res_path = work / "results.json"
     run_cocotb(sim, toplevel="top_tb",
-               sources={**rtl_verilog(p), "top_tb.v": (SIM_DIR / "top" / "top_tb.v").read_text()},
+               # (the fused datapath's top has m_axi2's read channel: EFGEN_FUSE connects it)
+               sources={**rtl_verilog(p), "top_tb.v": ("`define EFGEN_FUSE\n" if p.fuse else "")
+                        + (SIM_DIR / "top" / "top_tb.v").read_text()},
                test_module="cocotb_top", tb_dir=SIM_DIR / "top",
                build_root=Path(BUILD_CACHE).resolve() if BUILD_CACHE else work / "build",
                # the sequencer's address arithmetic truncates and extends on purpose

@@ -23,7 +23,7 @@ from efgen.rtl.dma import PAGE_BYTES, axi_bursts
 from efgen.rtl.engine import ACC_DIST, WLOAD_LATENCY, pipeline_depth
 from efgen.rtl.fpu import ADD_LATENCY
 from efgen.rtl.sgd import PIECE as SGD_PIECE
-from efgen.rtl.top import XF_DEPTH, RtlParams
+from efgen.rtl.top import DX_DEPTH, XF_DEPTH, RtlParams
 
 # Cycles the RTL spends around each transfer and block, beyond DRAM latency and words
 # (layer_seq.v: the loader's tile set-up steps and the handshake states; tile_rd/tile_wr
@@ -73,6 +73,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     stats_overhead=STATS_OVERHEAD if p.fuse else 0,
                     xf_overhead=XF_OVERHEAD if p.fuse else 0,
                     xf_depth=XF_DEPTH if p.fuse else 0,
+                    dx_depth=DX_DEPTH if p.fuse else 0,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True,
                     wdb=e.wdb)
 
@@ -116,7 +117,9 @@ def job_of(lp: LayerPhase) -> Job:
     ho, wo = lp.out_hw
     job = phase_job(lp.name, lp.phase, lp.op, lp.n, lp.m, lp.batch, h=lp.h, w=lp.w, ho=ho,
                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask, bias=lp.bias)
-    return replace(job, acc=int(lp.stats), xf=int(lp.xf > 0), mk=int(lp.mk))
+    return replace(job, acc=int(lp.stats), xf=int(lp.xf > 0 or lp.dx),
+                   in_extra=int(lp.dx and lp.phase == "bp"),
+                   eo_extra=int(lp.dx and lp.phase == "wu"), mk=int(lp.mk))
 
 
 @dataclass(frozen=True)

@@ -375,11 +375,18 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     fused = not rtl_fx and any(bool(np.any(jb[f] > 0))
                                for f in ("in_extra", "eo_extra", "st_extra", "xf", "acc"))
     stats_on = jb["acc"] * rtl_fx * (phase == FP)
-    xf_on = jb["xf"] * rtl_fx * (phase != BP)
+    # BP's transform is BN BP dx (record LMODE 1): y read beside every input tile on m_axi2's
+    # read channel (the same commands, in parallel: its words and bursts below), six
+    # constant vectors, the dx pipeline (hw.dx_depth) on every load; WU with y beside its
+    # error tiles (Job.eo_extra): the same on the error tiles, its input tiles plain
+    wdx_on = jb["xf"] * rtl_fx * (phase == WU) * (jb["eo_extra"] > 0)
+    xf_on = jb["xf"] * rtl_fx * (phase != BP) * (jb["eo_extra"] == 0)
+    dx_on = jb["xf"] * rtl_fx * (phase == BP)
     # BP: the recomputed mask (record MK) and the BN BP sums in the store
     mk_on = jb["mk"] * rtl_fx * (phase == BP)
     bps_on = jb["acc"] * mk_on
-    rec_on = np.maximum(np.maximum(stats_on, xf_on), mk_on)   # the job reads a side record
+    rec_on = np.maximum(np.maximum(np.maximum(stats_on, xf_on), np.maximum(dx_on, wdx_on)),
+                        mk_on)   # the job reads a side record
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
     if fused:
@@ -388,7 +395,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         cap = (1 + xi) * in_words / ddr_w + xfer_rd
         L = np.where(xi > 0, np.maximum(L, np.maximum(sec, cap)), L) + e(jb["xf"]) * fxd
     if rtl_fx:
-        L = L + e(xf_on) * hw.xf_depth
+        L = L + e(xf_on) * hw.xf_depth + e(dx_on) * hw.dx_depth
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
     # (MB-1 full blocks of Tm channels and a last one, as for the input)
@@ -439,6 +446,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         cap = (1 + xo) * out_words / ddr_w + xfer_rd
         s_out = np.where(e(is_wu) & (xo > 0), np.maximum(s_out, np.maximum(sec, cap)), s_out)
         s_out = s_out + np.where(e(is_wu), e(jb["xf"]) * fxd, 0.0)
+    if rtl_fx:
+        s_out = s_out + e(wdx_on) * hw.dx_depth      # (the RTL: WU dx's error tiles)
     if hw.mask_port:
         # the mask read paces the store: its latency, and its bursts' slot limit (the
         # mask tiles come at the store's rate)
@@ -675,7 +684,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # the two sums (2 R beats)
     sw = unit_rate(hw.store_words)
     t_rec = rec_on * (hw.xf_overhead + hw.dram_latency + math.ceil(XF_RECORD / sw))
-    t_xk = xf_on * (hw.xf_overhead + hw.dram_latency + 4.0 * np.ceil(jb["red"] / sw))
+    t_xk = (xf_on + dx_on + wdx_on) * (hw.xf_overhead + hw.dram_latency) + (
+        4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / sw) + 6.0 * wdx_on * np.ceil(
+        jb["out"] / sw)
     # BP with the recomputed mask: its four constant vectors (out words each) load as the
     # load transform's; the BN BP sums fold and write as the FP sums
     t_mk = mk_on * (hw.xf_overhead + hw.dram_latency + 4.0 * np.ceil(jb["out"] / sw))
@@ -707,7 +718,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
     # (the reference RTL's fused datapath: the record and the constants read (k: as a
     # bias, above), the two sums written)
-    read_words = read_words + rec_on * XF_RECORD + xf_on * 4.0 * jb["red"] + mk_on * 4.0 * jb["out"]
+    read_words = read_words + rec_on * XF_RECORD + (4.0 * xf_on + 6.0 * dx_on) * jb["red"]
+    read_words = read_words + dx_on * in_total         # BN BP dx: y beside dz
+    read_words = read_words + wdx_on * (o_total + 6.0 * jb["out"])   # WU: beside the error
+    read_words = read_words + mk_on * 4.0 * jb["out"]   # the recomputed mask's constants
     write_words = write_words + (stats_on + bps_on) * 2.0 * jb["out"]
     # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
     # gradient written in pieces)
@@ -726,7 +740,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                                 + 3.0 * np.ceil(jb["out"] / max(hw.sgd_piece, 1)))
     # (the RTL's record and constants reads, the sums' writes: after WU's recount above)
     bursts = (bursts + rec_on + (stats_on + bps_on) * 2.0 * np.ceil(jb["out"] / maxb)
-              + xf_on * 4.0 * np.ceil(jb["red"] / maxb) + mk_on * 4.0 * np.ceil(jb["out"] / maxb))
+              + (4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / maxb)
+              + dx_on * in_bursts + wdx_on * (o_bursts + 6.0 * np.ceil(jb["out"] / maxb))
+              + mk_on * 4.0 * np.ceil(jb["out"] / maxb))
     compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {

@@ -592,10 +592,11 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
         # WUB_SLOTS words each, registered read
         mems += [(f"tile_wr BN sum {s} RAM {i}", 32, BIAS_BUF * WUB_SLOTS // p.store_words, False)
                  for s in (1, 2) for i in range(p.store_words)]
-        # the load transform's constant vectors (mean, invstd, gamma, beta): a bank a load
-        # word, BIAS_BUF words each, registered read
+        # the load transform's constant vectors (mean, invstd, gamma, beta; BN BP dx's
+        # sdy, sdyx): a bank a load word, BIAS_BUF words each, registered read
         mems += [(f"layer_seq {v} RAM {i}", 32, BIAS_BUF // p.load_words, False)
-                 for v in ("mean", "invstd", "gamma", "beta") for i in range(p.load_words)]
+                 for v in ("mean", "invstd", "gamma", "beta", "sdy", "sdyx")
+                 for i in range(p.load_words)]
         # BP's recomputed mask (record MK): its constant vectors in tile_wr (a bank a store
         # word, registered read), the FIFO entries' row, slot and valid lanes beside the
         # FIFO, and the 32-entry output FIFO behind the mask transform
@@ -609,15 +610,16 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     mems += [("pool_unit row buffer", 32, POOL_BUF, False), ("pool_unit FIFO", 32, VEC_FIFO, True),
              ("pool_unit i*kw", 8, 16, True)]
     beat_aw = d.addr_width - (d.data_width // 8).bit_length() + 1
-    mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in (0, 1)]
-    mems += [(f"axi_dma_rd {k} burst address", beat_aw, bq_depth, True) for k in (0, 1)]
+    rd = (0, 1, 2) if p.fuse else (0, 1)        # (fuse: m_axi2's read channel, the y stream)
+    mems += [(f"axi_dma_rd {k} commands", cq_w, cq_depth, True) for k in rd]
+    mems += [(f"axi_dma_rd {k} burst address", beat_aw, bq_depth, True) for k in rd]
     size_log = (d.data_width // 8).bit_length() - 1
     mems += [("axi_dma_wr commands", cq_w, cq_depth, True),
              ("axi_dma_wr AW commands", d.addr_width - size_log + d.len_width, cq_depth, True),
              ("axi_dma_wr burst AWLEN", 8, bq_depth, True),
              ("axi_dma_wr burst last + address", 1 + beat_aw, bq_depth, True)]
     rb_depth = 2 ** math.ceil(math.log2(d.outstanding * d.max_burst))
-    mems += [(f"axi_dma_rd {k} read buffer", d.data_width, rb_depth, False) for k in (0, 1)]
+    mems += [(f"axi_dma_rd {k} read buffer", d.data_width, rb_depth, False) for k in rd]
     mems.append(("axi_dma_wr write buffer", d.data_width + d.data_width // 8,
                  2 * d.max_burst, False))
     if d.data_width > 32:
@@ -634,12 +636,13 @@ def top_spec(p) -> "RtlSpec":
 
     # (RtlParams.fuse: tile_wr's BN sums, an fp32_mul and two fp32_add_fb a store word, and
     # its mask transform, two of each a store word; layer_seq's load transform, two of each a
-    # load word)
+    # load word, and BN BP dx's n * dz, - sdy and coef *: two fp32_mul and an fp32_add_fb
+    # more a load word)
     fx = p.store_words if p.fuse else 0
     fl = p.load_words if p.fuse else 0
-    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS + 3 * fx + 2 * fl,
+    return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS + 3 * fx + 4 * fl,
                    extra_fp_adds=(4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words
-                                  + p.load_words + 4 * fx + 2 * fl),
+                                  + p.load_words + 4 * fx + 3 * fl),
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
 

@@ -92,9 +92,10 @@ class RtlParams:
     addr_width: int = 32
     axi_width: int = 32
     #: the restructured BN's fused datapath: the side record (FLAG_XF) in layer_seq, the
-    #: FP/WU load transform (record LK1, LRELU) before the IFM banks and the FP store's BN
-    #: sums (FLAG_STATS) on tile_wr's lanes; off, every fused descriptor is rejected
-    #: (ERR_XF) and the RTL is the unfused one
+    #: FP/WU load transform (record LK1, LRELU) before the IFM banks, BN BP dx in the loads
+    #: (record LMODE 1: CONV_BP's input, CONV_WU's error tiles; y on m_axi2's read channel,
+    #: which only this build has) and the FP store's BN sums (FLAG_STATS) on tile_wr's
+    #: lanes; off, every fused descriptor is rejected (ERR_XF) and the RTL is the unfused one
     fuse: bool = False
 
     def __post_init__(self):
@@ -235,6 +236,8 @@ def pack_qlog(p: RtlParams) -> int:
 #: the load transform's pipeline (RtlParams.fuse; layer_seq): x - mean, * invstd, gamma *,
 #: + beta: two adders and two multipliers back to back
 XF_DEPTH = 2 * ADD_LATENCY + 2 * MUL_LATENCY
+#: BN BP dx in the loads (record LMODE 1, CONV_BP): the same units, then coef * (..)
+DX_DEPTH = XF_DEPTH + MUL_LATENCY
 
 
 def _axi_bits(board_name: str) -> int:
@@ -270,7 +273,7 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "bias_words": BIAS_BUF, "baw": bias_addr_bits(p),
            "wub_slots": WUB_SLOTS, "wub_aw": wub_addr_bits(p.load_words),
            "fuse": p.fuse, "mul_latency": MUL_LATENCY,
-           "xf_depth": XF_DEPTH}
+           "xf_depth": XF_DEPTH, "dx_depth": DX_DEPTH}
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(
             module=mod, add_latency=ADD_LATENCY, **ctx)

@@ -16,8 +16,9 @@ seeded per channel from s). "faults": while that run executes, every beat of ``p
 whose byte address is in [lo, hi) is answered with ``resp`` (2 SLVERR, 3 DECERR; the
 write port answers it in the burst's B response).
 
-DRAM is one memory shared by three cocotbext-axi models: AxiRamRead on m_axi0 and m_axi1,
-AxiRamWrite on m_axi2; reads answer L cycles after their AR handshake (pipelined, like a
+DRAM is one memory shared by cocotbext-axi models: AxiRamRead on m_axi0 and m_axi1,
+AxiRamWrite on m_axi2 and AxiRamRead on its read channel (the fused datapath's second load
+stream; a fourth burst/beat counter; faults are not injected there); reads answer L cycles after their AR handshake (pipelined, like a
 DDR controller; sim/dma/cocotb_dma.py). Control goes through AxiLiteMaster: per run the
 descriptor registers are written, CONTROL.START set, STATUS polled until DONE. With "progress":
 "<path>" in the script, each finished run appends a JSON line (its tag and figures) to
@@ -55,11 +56,12 @@ POLL = 32                # cycles between STATUS reads
 class Monitor:
     """Cycle counter and per-port burst/beat counters."""
 
-    def __init__(self, dut):
+    def __init__(self, dut, read2: bool = False):
         self.dut = dut
+        self.read2 = read2
         self.cycle = 0
-        self.bursts = [0, 0, 0]
-        self.beats = [0, 0, 0]
+        self.bursts = [0, 0, 0, 0]   # m_axi0 AR, m_axi1 AR, m_axi2 AW, m_axi2 AR (fused builds)
+        self.beats = [0, 0, 0, 0]
         self.start_cycle = None
         self.done_cycle = None
         cocotb.start_soon(self._run())
@@ -69,6 +71,8 @@ class Monitor:
         chans = [(d.m_axi0_arvalid, d.m_axi0_arready, d.m_axi0_arlen),
                  (d.m_axi1_arvalid, d.m_axi1_arready, d.m_axi1_arlen),
                  (d.m_axi2_awvalid, d.m_axi2_awready, d.m_axi2_awlen)]
+        if self.read2:
+            chans.append((d.m_axi2_arvalid, d.m_axi2_arready, d.m_axi2_arlen))
         while True:
             await RisingEdge(d.clk)
             self.cycle += 1
@@ -105,8 +109,10 @@ def _pauses(prob: float, rng: random.Random):
 class Host:
     """The host side: DRAM (three cocotbext-axi models on one memory) and AXI4-Lite."""
 
-    def __init__(self, dut, latency: int, size: int, shared: dict | None = None):
+    def __init__(self, dut, latency: int, size: int, shared: dict | None = None,
+                 read2: bool = False):
         self.dut = dut
+        self.read2 = read2
         cocotb.start_soon(Clock(dut.clk, CLK_NS, units="ns").start())
         self.faults: list[dict] = []
         self.faulted: list = []
@@ -125,7 +131,11 @@ class Host:
                           mem=self.ram0.mem)
         ram2 = AxiRamWrite(AxiWriteBus.from_prefix(dut, "m_axi2"), dut.clk, dut.rst,
                            mem=self.ram0.mem)
-        for ram in (self.ram0, ram1):
+        # m_axi2's read channel (read2: the fused datapath's second load stream; tied off
+        # in top_tb on builds without it)
+        self.ram2r = ram2r = (AxiRamRead(AxiReadBus.from_prefix(dut, "m_axi2"), dut.clk,
+                                         dut.rst, mem=self.ram0.mem) if read2 else None)
+        for ram in (self.ram0, ram1) + ((ram2r,) if read2 else ()):
             ram.ar_channel.queue_occupancy_limit = 16
             if latency:
                 ram.ar_channel = _DelayedARChannel(ram.ar_channel, dut.clk, latency)
@@ -134,7 +144,7 @@ class Host:
         self.rams = (self.ram0, ram1, ram2)
         for port, ram in enumerate(self.rams):   # faulted: (port, burst byte address, resp)
             self._hook(port, ram)
-        for log in (self.ram0.log, ram1.log, ram2.log):
+        for log in (self.ram0.log, ram1.log, ram2.log) + ((ram2r.log,) if read2 else ()):
             log.setLevel(logging.WARNING)
         self._control()
 
@@ -143,7 +153,7 @@ class Host:
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         for log in (self.axil.read_if.log, self.axil.write_if.log):
             log.setLevel(logging.WARNING)
-        self.mon = Monitor(dut)
+        self.mon = Monitor(dut, self.read2)
 
     def _fault(self, port: int, address: int, length: int = 1):
         """The fault whose byte range [lo, hi) a beat of ``length`` bytes at ``address``
@@ -198,6 +208,8 @@ class Host:
             return
         chans = [c for r in self.rams[:2] for c in (r.ar_channel, r.r_channel)]
         chans += [self.rams[2].aw_channel, self.rams[2].w_channel, self.rams[2].b_channel]
+        if self.read2:
+            chans += [self.ram2r.ar_channel, self.ram2r.r_channel]
         for k, ch in enumerate(chans):
             if pause:
                 rng = random.Random(int(pause["seed"]) * 101 + k)
@@ -274,7 +286,8 @@ async def run_script(dut):
         with open(script["step"], "rb") as f:
             plan = pickle.load(f)
         tr = plan["trainer"]
-        host = Host(dut, lat, _mem_size(tr.base_words + tr.words), script.get("shared"))
+        host = Host(dut, lat, _mem_size(tr.base_words + tr.words), script.get("shared"),
+                    bool(script.get("m_axi2_read")))
         await host.reset()
         host.set_pause(script.get("pause"))
         out = await drive(host, plan)
@@ -284,7 +297,8 @@ async def run_script(dut):
                    for r in out["steps"][0]["ran"]}
     else:                                    # independent layer-phases (efgen.cosim.layers)
         image = np.load(script["image"]).astype("<u4")
-        host = Host(dut, lat, _mem_size(image.size), script.get("shared"))
+        host = Host(dut, lat, _mem_size(image.size), script.get("shared"),
+                    bool(script.get("m_axi2_read")))
         await host.reset()
         host.timeout = int(script.get("timeout", TIMEOUT))
         results = []

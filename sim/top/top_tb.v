@@ -3,7 +3,8 @@
 // Port-less on purpose: Verilator 5.006 copies top-level input ports from its C++
 // wrapper at every evaluation, overwriting the values cocotb writes to them
 // (verilator/verilator#3919). cocotbext-axi drives s_axil_* (AxiLiteMaster) and the
-// three AXI masters m_axi0_*, m_axi1_* (AxiRamRead) and m_axi2_* (AxiRamWrite).
+// three AXI masters m_axi0_*, m_axi1_* (AxiRamRead) and m_axi2_* (AxiRamWrite; with
+// EFGEN_FUSE also AxiRamRead on its read channel).
 // rst is active high here (cocotbext-axi's models take it so); the DUT gets ap_rst_n.
 // AW, DW: efgen_top's AXI address and data bits (RtlParams.addr_width, axi_width;
 // efgen.cosim.layers.simulate overrides them).
@@ -85,6 +86,36 @@ reg  m_axi2_wready;
 reg  m_axi2_bid;
 reg  [1:0] m_axi2_bresp;
 reg  m_axi2_bvalid;
+// m_axi2's read channel: the fused datapath's second load stream (RtlParams.fuse;
+// efgen.cosim.layers.simulate defines EFGEN_FUSE for those builds); tied off otherwise
+wire m_axi2_arid;
+wire [AW-1:0] m_axi2_araddr;
+wire [7:0] m_axi2_arlen;
+wire [2:0] m_axi2_arsize;
+wire [1:0] m_axi2_arburst;
+wire m_axi2_arlock;
+wire [3:0] m_axi2_arcache;
+wire [2:0] m_axi2_arprot;
+wire m_axi2_arvalid;
+wire m_axi2_rready;
+reg  m_axi2_arready;
+reg  m_axi2_rid;
+reg  [DW-1:0] m_axi2_rdata;
+reg  [1:0] m_axi2_rresp;
+reg  m_axi2_rlast;
+reg  m_axi2_rvalid;
+`ifndef EFGEN_FUSE
+assign m_axi2_arid = 1'b0;
+assign m_axi2_araddr = {AW{1'b0}};
+assign m_axi2_arlen = 8'd0;
+assign m_axi2_arsize = 3'd0;
+assign m_axi2_arburst = 2'd0;
+assign m_axi2_arlock = 1'b0;
+assign m_axi2_arcache = 4'd0;
+assign m_axi2_arprot = 3'd0;
+assign m_axi2_arvalid = 1'b0;
+assign m_axi2_rready = 1'b0;
+`endif
 
 efgen_top dut (
     .clk(clk),
@@ -160,6 +191,25 @@ efgen_top dut (
     .m_axi2_bid(m_axi2_bid),
     .m_axi2_bresp(m_axi2_bresp),
     .m_axi2_bvalid(m_axi2_bvalid)
+`ifdef EFGEN_FUSE
+    ,
+    .m_axi2_arid(m_axi2_arid),
+    .m_axi2_araddr(m_axi2_araddr),
+    .m_axi2_arlen(m_axi2_arlen),
+    .m_axi2_arsize(m_axi2_arsize),
+    .m_axi2_arburst(m_axi2_arburst),
+    .m_axi2_arlock(m_axi2_arlock),
+    .m_axi2_arcache(m_axi2_arcache),
+    .m_axi2_arprot(m_axi2_arprot),
+    .m_axi2_arvalid(m_axi2_arvalid),
+    .m_axi2_rready(m_axi2_rready),
+    .m_axi2_arready(m_axi2_arready),
+    .m_axi2_rid(m_axi2_rid),
+    .m_axi2_rdata(m_axi2_rdata),
+    .m_axi2_rresp(m_axi2_rresp),
+    .m_axi2_rlast(m_axi2_rlast),
+    .m_axi2_rvalid(m_axi2_rvalid)
+`endif
 );
 
 endmodule
