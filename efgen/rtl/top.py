@@ -94,8 +94,10 @@ class RtlParams:
     #: the restructured BN's fused datapath: the side record (FLAG_XF) in layer_seq, the
     #: FP/WU load transform (record LK1, LRELU) before the IFM banks, BN BP dx in the loads
     #: (record LMODE 1: CONV_BP's input, CONV_WU's error tiles; y on m_axi2's read channel,
-    #: which only this build has) and the FP store's BN sums (FLAG_STATS) on tile_wr's
-    #: lanes; off, every fused descriptor is rejected (ERR_XF) and the RTL is the unfused one
+    #: which only this build has), the FP store's BN sums (FLAG_STATS) on tile_wr's lanes,
+    #: and the BP store's mask recomputed from a fused BN's input (record MK) with the BN BP
+    #: sums (FLAG_STATS on CONV_BP); off, every fused descriptor is rejected (ERR_XF) and
+    #: the RTL is the unfused one
     fuse: bool = False
 
     def __post_init__(self):
