@@ -121,6 +121,10 @@ CASES = [
     # previous BN's mask and accumulates its BP sums (MK, FLAG_STATS), one record
     LayerPhase("r4", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "bp", False, 4, 8, 2, "wo", True,
                mk=True, stats=True, dx=True),
+    # resnet20's WU records (the C++'s wdx2): the error tiles load as the BN's dx (its
+    # constants at MK, y at SK) and the input tiles as the previous BN's affine + ReLU
+    LayerPhase("d6", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "wu", False, 8, 8, 2, "io", xf=2,
+               dx=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
@@ -647,9 +651,8 @@ def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
     (LMODE 0), no y (LX2 0) or no sdy/sdyx (LK2 0), the BP store's fields (MK, SE, SK: the
     BP store's, not built here), an LX2 beyond 2**30 words - ends the descriptor with
     ERR_XF (code 11) and writes nothing; so do CONV_WU records: x3's affine one with LMODE 1
-    (no LX2, LK2), d4's LMODE 1 with LRELU 1 or with MK (the dx constants of a WU whose input
-    is transformed too: the C++'s wdx2, not built on the RTL). The good record runs and
-    matches the golden."""
+    (no LX2, LK2), d4's LMODE 1 with LRELU 1, or with MK but no SK (the C++'s wdx2, case d6,
+    needs y at SK). The good record runs and matches the golden."""
     import copy
 
     from efgen.cosim.vector import run_descriptors

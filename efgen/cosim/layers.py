@@ -249,6 +249,10 @@ class _Image:
         self.words[at:at + flat.size] = flat.view(np.uint32)
         return at
 
+    def get(self, at: int, n: int) -> np.ndarray:
+        """The ``n`` float32 words put at ``at``."""
+        return self.words[at:at + n].view(np.float32).copy()
+
     def poison(self, n: int) -> int:
         at = self.alloc(n)
         self.words[at:at + n] = POISON
@@ -399,6 +403,13 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             dy64 = dy.astype(np.float64)
             if lp.dx:                       # LMODE 1: the error tiles load as the BN's dx
                 dy64, rec = bn_dx(dy)
+                if lp.xf:
+                    # and the input tiles as the affine transform (the C++'s wdx2): the dx
+                    # constants at MK (LK1's four vectors, then LK2's two: one block), y at
+                    # SK, LK1/LRELU the input's
+                    blk = img.put(np.concatenate([img.get(rec["lk1"], 4 * lp.m),
+                                                  img.get(rec["lk2"], 2 * lp.m)]))
+                    rec = dict(lk1=lk, relu=lp.xf == 2, sk=rec["lx2"], mk=blk, lmode=1)
                 a[7] = img.put(xf_record(**rec))
             if lp.op == "conv":
                 g = ops.conv_wu(dy64, loaded(x), lp.s, lp.p, lp.k)
@@ -483,11 +494,12 @@ def check_params(p: RtlParams, lps: list[LayerPhase]) -> None:
             raise EfgenError(f"{where}: the load transform (FLAG_XF) needs an RTL built with the "
                              f"fused datapath (RtlParams.fuse), FP or WU (no bias), in_c <= "
                              f"{BIAS_BUF}")
-        if lp.dx and not (p.fuse and lp.phase in ("bp", "wu") and not lp.xf and not lp.bias
+        if lp.dx and not (p.fuse and lp.phase in ("bp", "wu") and not (lp.xf and lp.phase == "bp")
+                          and not lp.bias
                           and lp.m <= BIAS_BUF):
             raise EfgenError(f"{where}: BN BP dx in the loads (FLAG_XF, LMODE 1) needs an RTL "
                              f"built with the fused datapath (RtlParams.fuse), BP or WU (no "
-                             f"bias, no transform of WU's input), out_c <= {BIAS_BUF}")
+                             f"bias; WU's input may be transformed too), out_c <= {BIAS_BUF}")
         s_eng = 1 if lp.phase == "bp" else lp.s
         er, ec = (min(lp.tr, lp.out_hw[0]) - 1) * s_eng + lp.k, (lp.tc - 1) * s_eng + lp.k
         if lp.phase == "bp":

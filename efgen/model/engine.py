@@ -382,6 +382,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     wdx_on = jb["xf"] * rtl_fx * (phase == WU) * (jb["eo_extra"] > 0)
     xf_on = jb["xf"] * rtl_fx * (phase != BP) * (jb["eo_extra"] == 0)
     dx_on = jb["xf"] * rtl_fx * (phase == BP)
+    # WU with both (record MK: the C++'s wdx2): the dx on the error tiles as wdx_on, and the
+    # affine transform on the input tiles as xf_on, its four vectors a second round
+    xf_on = xf_on + wdx_on * (phase == WU) * jb["mk"]
     # BP: the recomputed mask (record MK) and the BN BP sums in the store
     mk_on = jb["mk"] * rtl_fx * (phase == BP)
     bps_on = jb["acc"] * mk_on

@@ -597,6 +597,9 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
         mems += [(f"layer_seq {v} RAM {i}", 32, BIAS_BUF // p.load_words, False)
                  for v in ("mean", "invstd", "gamma", "beta", "sdy", "sdyx")
                  for i in range(p.load_words)]
+        # (WU with both transforms, the C++'s wdx2: the input tiles' affine constants)
+        mems += [(f"layer_seq wdx2 {v} RAM {i}", 32, BIAS_BUF // p.load_words, False)
+                 for v in ("mean", "invstd", "gamma", "beta") for i in range(p.load_words)]
         # BP's recomputed mask (record MK): its constant vectors in tile_wr (a bank a store
         # word, registered read), the FIFO entries' row, slot and valid lanes beside the
         # FIFO, and the 32-entry output FIFO behind the mask transform
