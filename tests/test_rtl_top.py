@@ -598,6 +598,18 @@ def test_model_record_words_are_the_descriptors():
     cosim.check_params(_params(4, 4, fuse=True), [stats])
 
 
+def _assert_all_refused(p, mem, descs, workdir):
+    """Every descriptor ends with ERR_XF (code 11) and none writes DRAM."""
+    from efgen.cosim.vector import run_descriptors
+
+    got, runs = run_descriptors(p, mem, descs, workdir=workdir)
+    codes = [(r["status"] >> 8) & 15 for r in runs]
+    assert all(r["status"] & STATUS_ERROR for r in runs), [hex(r["status"]) for r in runs]
+    assert codes == [11] * len(descs), codes
+    assert np.array_equal(got.view(np.uint32), mem.view(np.uint32)), \
+        "a refused record's descriptor wrote DRAM"
+
+
 def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
     """A side record the RTL's fused datapath does not build (FP: a second load operand, an
     LRELU other than 0/1, LMODE 1, a BP record field (MK), STATS without SK, an address
@@ -633,12 +645,7 @@ def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
     d.flags &= ~FLAGS["MASK"]
     descs.append(d)
     mem = np.concatenate([words] + records).view(np.float32)
-    got, runs = run_descriptors(p, mem, descs, workdir=tmp_path / "bad")
-    codes = [(r["status"] >> 8) & 15 for r in runs]
-    assert all(r["status"] & STATUS_ERROR for r in runs), [hex(r["status"]) for r in runs]
-    assert codes == [11] * len(descs), codes
-    assert np.array_equal(got.view(np.uint32), mem.view(np.uint32)), \
-        "a refused record's descriptor wrote DRAM"
+    _assert_all_refused(p, mem, descs, tmp_path / "bad")
     good = [c.desc for c in cases]
     got, runs = run_descriptors(p, mem, good, workdir=tmp_path / "good")
     assert all(r["status"] & STATUS_ERROR == 0 for r in runs), [hex(r["status"]) for r in runs]
@@ -685,12 +692,7 @@ def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
         records.append(r)
         descs.append(d)
     mem = np.concatenate([words] + records).view(np.float32)
-    got, runs = run_descriptors(p, mem, descs, workdir=tmp_path / "bad")
-    codes = [(r["status"] >> 8) & 15 for r in runs]
-    assert all(r["status"] & STATUS_ERROR for r in runs), [hex(r["status"]) for r in runs]
-    assert codes == [11] * len(descs), codes
-    assert np.array_equal(got.view(np.uint32), mem.view(np.uint32)), \
-        "a refused record's descriptor wrote DRAM"
+    _assert_all_refused(p, mem, descs, tmp_path / "bad")
     got, runs = run_descriptors(p, mem, [good], workdir=tmp_path / "good")
     assert runs[0]["status"] & STATUS_ERROR == 0, hex(runs[0]["status"])
     addr, shape, kind = c.regions["dx"]
