@@ -104,10 +104,12 @@ def test_other_shapes_lint_clean(tm, tn, aw, impl, dw, tmp_path):
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
 
 
-@pytest.mark.parametrize("layout,dw", [("reshaped", 128), ("nchw", 32)])
+@pytest.mark.parametrize("layout,dw", [("reshaped", 128), ("nchw", 32), ("nchw", 128), ("reshaped", 64)])
 def test_fused_datapath_lint_clean(layout, dw, tmp_path):
     """The RTL with the restructured BN's datapath (RtlParams.fuse: the side record, the
-    load transform, the store's BN sums), whole-beat (128-bit) and word-serial (NCHW)."""
+    load transform and BN BP dx, the store's recomputed mask and BN sums): whole-beat
+    (128-bit), word-serial (NCHW at 32 bits), NCHW beside a 128-bit port (beat_unpack on
+    every stream, y's included) and the reshaped layout at 64 bits."""
     _require("verilator")
     import dataclasses
 
