@@ -79,12 +79,13 @@ class HwParams:
                                    # a load transform's constants, this many cycles beyond the
                                    # DRAM latency and the words, each (efgen.model.engine)
     xf_depth: int = 0              # the reference RTL's load transform: cycles of pipeline
-                                   # every transformed input-tile load adds
+                                   # every transformed input-tile load adds (and every BP store
+                                   # through the recomputed mask's transform, Job.mk)
     dx_depth: int = 0              # the reference RTL's BN BP dx in the loads (CONV_BP, record
                                    # LMODE 1): cycles of pipeline every input-tile load adds
-    stats_overhead: int = 0        # an FP job whose store accumulates the BN FP sums (Job.acc)
-                                   # on the reference RTL: the k load, the sums' fold and
-                                   # write, beyond the DRAM latency and words (t_stats)
+    stats_overhead: int = 0        # a job whose store accumulates the BN sums (Job.acc: FP's,
+                                   # or BP's with Job.mk) on the reference RTL: the sums'
+                                   # fold and write beyond their words (t_stats)
     wub_overhead: int = 0          # > 0: a WU job with a bias (Job.bias) ends with the reference
                                    # RTL's bias pass (sgd_wb on the out-channel partial sums:
                                    # max(slots, 3) cycles a channel, the DRAM latency and this)

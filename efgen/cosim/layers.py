@@ -296,13 +296,17 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             k2 = np.concatenate([sdy, sdyx]).astype(np.float32)
             lk1, lk2, lx2 = img.put(k1), img.put(k2), img.put(fm.pack(yb))
             return dxb, dict(lk1=lk1, lx2=lx2, lk2=lk2, lmode=1)
+        def bn_consts():
+            # a BN's constants block as a consumer reads it: mean, invstd, gamma, beta
+            # (n words each)
+            return np.stack([f32((lp.n,), 0.5), (np.abs(f32((lp.n,))) + 0.5).astype(np.float32),
+                             f32((lp.n,)), f32((lp.n,), 0.5)])
+
         w = f32(sh["w"], 1.0 / math.sqrt(lp.n * lp.k * lp.k))
         a = {}
         lk = 0
         if lp.xf:
-            # the consumer's constants block: mean, invstd, gamma, beta (n words each)
-            kv = np.stack([f32((lp.n,), 0.5), (np.abs(f32((lp.n,))) + 0.5).astype(np.float32),
-                           f32((lp.n,)), f32((lp.n,), 0.5)])
+            kv = bn_consts()
             lk = img.put(kv.reshape(-1))
 
         def loaded(x):
@@ -361,11 +365,9 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                 src = f32(sh["x"])
                 src4 = src.reshape(lp.batch, lp.n, -1, 1)
                 if lp.mk:
-                    # the BN's constants (mean, invstd, gamma, beta: n words each); src
-                    # redrawn where bn(src) is within 1e-3 of 0, so the float32 datapath's
-                    # mask is the float64 golden's
-                    kv = np.stack([f32((lp.n,), 0.5), (np.abs(f32((lp.n,))) + 0.5).astype(np.float32),
-                                   f32((lp.n,)), f32((lp.n,), 0.5)])
+                    # the BN's constants; src redrawn where bn(src) is within 1e-3 of 0, so
+                    # the float32 datapath's mask is the float64 golden's
+                    kv = bn_consts()
                     k64 = kv.astype(np.float64)
                     while np.any(near := np.abs(bn_term(src4.astype(np.float64), k64)) < 1e-3):
                         src4[near] = f32((int(near.sum()),))

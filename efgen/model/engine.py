@@ -384,12 +384,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     dx_on = jb["xf"] * rtl_fx * (phase == BP)
     # WU with both (record MK: the C++'s wdx2): the dx on the error tiles as wdx_on, and the
     # affine transform on the input tiles as xf_on, its four vectors a second round
-    xf_on = xf_on + wdx_on * (phase == WU) * jb["mk"]
+    xf_on = xf_on + wdx_on * jb["mk"]
     # BP: the recomputed mask (record MK) and the BN BP sums in the store
     mk_on = jb["mk"] * rtl_fx * (phase == BP)
     bps_on = jb["acc"] * mk_on
-    rec_on = np.maximum(np.maximum(np.maximum(stats_on, xf_on), np.maximum(dx_on, wdx_on)),
-                        mk_on)   # the job reads a side record
+    rec_on = np.maximum.reduce([stats_on, xf_on, dx_on, wdx_on, mk_on])   # a side record
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
     if fused:
@@ -684,20 +683,23 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # commands back to back) follow; FP with the BN sums in the store then loads k (as a
     # bias: t_bias) and, after the last store, tile_wr folds each row's 8 partial sums
     # (7 passes of max(2 R + 1, 10) cycles, R = ceil(out / store_words) rows) and writes
-    # the two sums (2 R beats)
+    # the two sums (2 R beats); BP's BN BP sums (with the recomputed mask) fold and write
+    # the same way, with no k
     sw = unit_rate(hw.store_words)
     t_rec = rec_on * (hw.xf_overhead + hw.dram_latency + math.ceil(XF_RECORD / sw))
-    t_xk = (xf_on + dx_on + wdx_on) * (hw.xf_overhead + hw.dram_latency) + (
-        4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / sw) + 6.0 * wdx_on * np.ceil(
-        jb["out"] / sw)
-    # BP with the recomputed mask: its four constant vectors (out words each) load as the
-    # load transform's; the BN BP sums fold and write as the FP sums
-    t_mk = mk_on * (hw.xf_overhead + hw.dram_latency + 4.0 * np.ceil(jb["out"] / sw))
+    # the constants' rounds, (on, vectors, words a vector): the load transform's (mean,
+    # invstd, gamma, beta), BN BP dx's in BP loads and in WU's error tiles (mean, invstd,
+    # coef, n, sdy, sdyx), BP's recomputed mask's (into tile_wr); each a DRAM latency, its
+    # commands' set-up and its rows
+    k_rounds = ((xf_on, 4.0, jb["red"]), (dx_on, 6.0, jb["red"]), (wdx_on, 6.0, jb["out"]),
+                (mk_on, 4.0, jb["out"]))
+    t_xk = sum(on * (hw.xf_overhead + hw.dram_latency + v * np.ceil(ch / sw))
+               for on, v, ch in k_rounds)
     s_rows = np.ceil(jb["out"] / sw)
     t_stats = (stats_on + bps_on) * (hw.stats_overhead + 7.0 * np.maximum(2.0 * s_rows + 1.0, 10.0)
                           + 2.0 * s_rows)
     cycles = (img_steps * tiles_time + t_init + t_wload + t_sgd + fill + setup + t_fx + t_bias
-              + t_wub + t_rec + t_xk + t_mk + t_stats)
+              + t_wub + t_rec + t_xk + t_stats)
     cycles = np.where(feasible, cycles, np.inf)
 
     # ---- traffic (words) and bursts over the whole job
@@ -721,10 +723,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     bursts = bursts + bias_on * np.ceil(jb["out"] / maxb)
     # (the reference RTL's fused datapath: the record and the constants read (k: as a
     # bias, above), the two sums written)
-    read_words = read_words + rec_on * XF_RECORD + (4.0 * xf_on + 6.0 * dx_on) * jb["red"]
+    read_words = read_words + rec_on * XF_RECORD + sum(on * v * ch for on, v, ch in k_rounds)
     read_words = read_words + dx_on * in_total         # BN BP dx: y beside dz
-    read_words = read_words + wdx_on * (o_total + 6.0 * jb["out"])   # WU: beside the error
-    read_words = read_words + mk_on * 4.0 * jb["out"]   # the recomputed mask's constants
+    read_words = read_words + wdx_on * o_total         # WU: y beside the error tiles
     write_words = write_words + (stats_on + bps_on) * 2.0 * jb["out"]
     # (the WU bias pass: b and its velocity read, one run each; b, the velocity and the
     # gradient written in pieces)
@@ -743,9 +744,8 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                                 + 3.0 * np.ceil(jb["out"] / max(hw.sgd_piece, 1)))
     # (the RTL's record and constants reads, the sums' writes: after WU's recount above)
     bursts = (bursts + rec_on + (stats_on + bps_on) * 2.0 * np.ceil(jb["out"] / maxb)
-              + (4.0 * xf_on + 6.0 * dx_on) * np.ceil(jb["red"] / maxb)
-              + dx_on * in_bursts + wdx_on * (o_bursts + 6.0 * np.ceil(jb["out"] / maxb))
-              + mk_on * 4.0 * np.ceil(jb["out"] / maxb))
+              + sum(on * v * np.ceil(ch / maxb) for on, v, ch in k_rounds)
+              + dx_on * in_bursts + wdx_on * o_bursts)
     compute = img_steps * NB * (MB * tiles_per(Cy) + reps_in * so * tiles_per(np.ones_like(Cy)))
     load_cycles = images * reps_in * NB * tiles_per(L)
     return {
