@@ -280,7 +280,7 @@ def _vec_model(p, design) -> dict:
     from efgen.hls.desc import OPS
     from efgen.hls.program import build_program
     from efgen.rtl.top import POOL_OPS
-    from efgen.runtime.trainer import HOST_FLAGS, VEC_OPS
+    from efgen.runtime.trainer import VEC_OPS
 
     pool = {OPS[k] for k in POOL_OPS}
     prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
@@ -290,4 +290,4 @@ def _vec_model(p, design) -> dict:
         return (bn_cycles if d.op in bn else pool_cycles if d.op in pool else vec_cycles)(p, d)
 
     return {f"{s.layer}:{s.what}": float(cycles(s.desc))
-            for s in prog.fp + prog.bp if s.desc.op in VEC_OPS and not s.desc.flags & HOST_FLAGS}
+            for s in prog.fp + prog.bp if s.desc.op in VEC_OPS}
