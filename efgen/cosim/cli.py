@@ -14,7 +14,8 @@ PHASE_CHOICES = ("fp", "bp", "wu")
 
 
 def design_for(args):
-    """The Design ``efgen cosim`` simulates: the scheduler's, for the board and batch."""
+    """The Design ``efgen cosim`` simulates: the scheduler's, for the board and batch
+    (``--fuse``: the restructured-BN program, on the RTL with its fused datapath)."""
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
     from efgen.model.schedule import Request, parse_tiles, schedule
@@ -28,7 +29,8 @@ def design_for(args):
         raise EfgenError("--batch must be at least 1", where="efgen cosim",
                          fix="give a positive batch")
     return net, schedule(Request(net, board, batch=args.batch, tm=tm, tn=tn,
-                                 weight_db=getattr(args, "weight_db", "off")))
+                                 weight_db=getattr(args, "weight_db", "off"),
+                                 fuse=bool(getattr(args, "fuse", False))))
 
 
 def format_rows(rows, title: str) -> str:
