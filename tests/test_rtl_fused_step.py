@@ -113,6 +113,14 @@ def test_cli_cosim_fused_step_runs_whole_on_the_rtl(tmp_path, build_cache, capsy
         ("bn1", "bp"), ("bn2", "bp"), ("bn3", "bp")}
     assert _model_misses(ran, st["model"]) == []
     assert "bn2:fp" in out and "PASS" in out
+    # the layer-phase mode with --fuse: conv3's BP (dx load, recomputed mask, BN BP sums)
+    # on its own synthetic case, against the harness's golden and the same model
+    assert main(["cosim", "--net", CHAIN, "--tiles", "Tm=4,Tn=4", "--batch", "2", "--fuse",
+                 "--layer", "conv3", "--phase", "bp", "--no-progress",
+                 "-o", str(tmp_path / "l")]) == 0
+    [row] = json.loads((tmp_path / "l" / "cosim.json").read_text())["layouts"]["reshaped"]
+    assert row["label"] == "conv3:bp" and row["max_rel"] <= BAR
+    assert abs(row["err_pct"]) <= MODEL_BAR and row["model"] == st["model"]["conv3:bp"]
 
 
 def test_tiny_fused_training_step(tmp_path_factory, build_cache):
