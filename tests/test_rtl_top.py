@@ -125,6 +125,14 @@ CASES = [
     # constants at MK, y at SK) and the input tiles as the previous BN's affine + ReLU
     LayerPhase("d6", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "wu", False, 8, 8, 2, "io", xf=2,
                dx=True),
+    # BP stores with read passes before each store (tile_wr's SE/SK buffers): tiny's record
+    # (dz as the BN's dx, another sender's error added in the store: SE) and resnet20's full
+    # one (dx loads, SE, the mask src > 0 of the stored BN output, the BN BP sums' x_hat
+    # from y at SK)
+    LayerPhase("r5", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "bp", False, 4, 8, 2, "wo", dx=True,
+               se=True),
+    LayerPhase("r6", "conv", 6, 10, 8, 8, 3, 1, 1, 2, "bp", False, 4, 8, 2, "wo", True,
+               mk=True, stats=True, dx=True, se=True, sk=True),
 ]
 
 # AXI data widths: 4x4 at 128 bits (4 words a beat: tile_rd, tile_wr and engine_wload take
@@ -612,9 +620,9 @@ def _assert_all_refused(p, mem, descs, workdir):
 
 def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
     """A side record the RTL's fused datapath does not build (FP: a second load operand, an
-    LRELU other than 0/1, LMODE 1, a BP record field (MK), STATS without SK, an address
-    beyond 2**30 words; BP: a load transform, an LRELU, the BP sums' y stream (SK), an
-    error operand (SE), FLAG_MASK without MK, FLAG_STATS without SSUM) ends the descriptor
+    LRELU other than 0/1, LMODE 1, a BP record field (MK, the error operand SE), STATS
+    without SK, an address beyond 2**30 words; BP: a load transform, an LRELU, an SK or SE
+    beyond 2**30 words, FLAG_MASK without MK, FLAG_STATS without SSUM) ends the descriptor
     with ERR_XF (code 11) once the record is read, and nothing is written; BP's FLAG_STATS
     without FLAG_MASK is refused at the start (code 11); the same descriptors with their
     good records run."""
@@ -627,8 +635,9 @@ def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
     p, _ = SETS["4x4-reshaped"]
     img, cases = cosim._build(p, [c for c in CASES if c.name in ("x1", "r2")], 0)
     words = img.words.copy()
-    bad = {"x1": {"LX2": 4096, "LRELU": 2, "LMODE": 1, "MK": 4096, "SK": 0, "LK1": 1 << 31},
-           "r2": {"LK1": 4096, "LRELU": 1, "SK": 4096, "SE": 4096, "MK": 0, "SSUM": 0}}
+    bad = {"x1": {"LX2": 4096, "LRELU": 2, "LMODE": 1, "MK": 4096, "SE": 4096, "SK": 0,
+                  "LK1": 1 << 31},
+           "r2": {"LK1": 4096, "LRELU": 1, "SK": 1 << 31, "SE": 1 << 31, "MK": 0, "SSUM": 0}}
     descs, records, base = [], [], words.size
     for c in cases:
         rec = int(c.desc.a[3])
@@ -655,8 +664,9 @@ def test_fused_records_the_rtl_refuses(tmp_path, build_cache):
 def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
     """CONV_BP's record (BN BP dx in the loads, LMODE 1; d1's): what the RTL does not build
     or the C++ refuses - a ReLU on the error stream (LRELU 1), LMODE 2, an affine load in BP
-    (LMODE 0), no y (LX2 0) or no sdy/sdyx (LK2 0), the BP store's fields (MK, SE, SK: the
-    BP store's, not built here), an LX2 beyond 2**30 words - ends the descriptor with
+    (LMODE 0), no y (LX2 0) or no sdy/sdyx (LK2 0), the BP store's fields where they do not
+    apply (MK without FLAG_MASK, SK without FLAG_STATS), an SE or LX2 beyond 2**30 words
+    (the SE of 4096 runs: case r5) - ends the descriptor with
     ERR_XF (code 11) and writes nothing; so do CONV_WU records: x3's affine one with LMODE 1
     (no LX2, LK2), d4's LMODE 1 with LRELU 1, or with MK but no SK (the C++'s wdx2, case d6,
     needs y at SK). The good record runs and matches the golden."""
@@ -674,7 +684,7 @@ def test_bn_dx_records_the_rtl_refuses(tmp_path, build_cache):
     rec, wrec, drec = int(good.a[3]), int(wu.a[7]), int(wdx.a[7])
     words = img.words.copy()
     bad = [("LRELU", 1), ("LMODE", 2), ("LMODE", 0), ("LX2", 0), ("LK2", 0), ("MK", 4096),
-           ("SE", 4096), ("SK", 4096), ("LX2", 1 << 31)]
+           ("SE", 1 << 31), ("SK", 4096), ("LX2", 1 << 31)]
     descs, records, base = [], [], words.size
     for i, (field, value) in enumerate(bad):
         r = words[rec:rec + 16].copy()

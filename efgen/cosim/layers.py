@@ -82,6 +82,11 @@ class LayerPhase:
                             # gamma*((x - mean)*invstd) + beta per channel, 2: then the ReLU
     dx: bool = False        # BP with FLAG_XF and a record LMODE 1 (RtlParams.fuse): the input
                             # dz loads as a batchnorm's BP dx (y at LX2, constants LK1, LK2)
+    se: bool = False        # BP with FLAG_XF, record SE (RtlParams.fuse): the store adds another
+                            # sender's error (a tensor of dx's shape) before the mask
+    sk: bool = False        # BP with mk and stats, record SK: the mask source is the stored BN
+                            # output (the mask src > 0) and the sums' x_hat comes from the BN
+                            # input y at SK
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -404,10 +409,24 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                 dx = ops.conv_bp(dy64, w.astype(np.float64), lp.s, lp.p, (lp.h, lp.w))
             else:
                 dx = dy64 @ w.astype(np.float64).reshape(lp.m, lp.n)
+            if lp.se:
+                # another sender's error, added in the store before the mask
+                e2 = f32(sh["x"])
+                rec["se"] = img.put(fm.pack(e2))
+                dx = dx + e2.astype(np.float64).reshape(dx.shape)
             if lp.mask:
                 src = f32(sh["x"])
                 src4 = src.reshape(lp.batch, lp.n, -1, 1)
-                if lp.mk:
+                if lp.sk:
+                    # the stored BN output is the mask source (src > 0); x_hat from the
+                    # BN input y at SK with MK's mean and invstd
+                    kv = bn_consts()
+                    k64 = kv.astype(np.float64)
+                    y_in = f32(sh["x"])
+                    rec["sk"] = img.put(fm.pack(y_in))
+                    xsrc4 = y_in.reshape(src4.shape).astype(np.float64)
+                    msrc = src4.astype(np.float64)
+                elif lp.mk:
                     # the BN's constants; src redrawn where bn(src) is within 1e-3 of 0, so
                     # the float32 datapath's mask is the float64 golden's
                     kv = bn_consts()
@@ -415,6 +434,7 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                     while np.any(near := np.abs(bn_term(src4.astype(np.float64), k64)) < 1e-3):
                         src4[near] = f32((int(near.sum()),))
                     msrc = bn_term(src4.astype(np.float64), k64)
+                    xsrc4 = src4.astype(np.float64)
                 else:
                     msrc = src4.astype(np.float64)
                 a[6] = img.put(fm.pack(src))
@@ -422,8 +442,7 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                 if lp.stats:
                     # the BN BP sums of the masked error, x_hat from the mask source
                     ssum = img.poison(2 * lp.n)
-                    xhat = (src4.astype(np.float64) - k64[0][None, :, None, None]) \
-                        * k64[1][None, :, None, None]
+                    xhat = (xsrc4 - k64[0][None, :, None, None]) * k64[1][None, :, None, None]
                     c.regions["s1"] = (ssum, (lp.n,), "v")
                     c.regions["s2"] = (ssum + lp.n, (lp.n,), "v")
                     c.expect["s1"] = dx.sum(axis=(0, 2, 3))
@@ -489,7 +508,8 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
                    order=0 if lp.order == "wo" else 1)
         lr, mom, wd = SGD
         flags = (["RELU"] if lp.relu else []) + (["MASK"] if lp.mask else []) + \
-            (["BIAS"] if lp.bias else []) + (["XF"] if lp.stats or lp.xf or lp.mk or lp.dx else []) + \
+            (["BIAS"] if lp.bias else []) + \
+            (["XF"] if lp.stats or lp.xf or lp.mk or lp.dx or lp.se else []) + \
             (["STATS"] if lp.stats else [])
         d = make_desc(op, flags, a, lr=lr, momentum=mom,
                       weight_decay=wd, **geo)

@@ -119,7 +119,7 @@ def job_of(lp: LayerPhase) -> Job:
                     wo=wo, k=lp.k, s=lp.s, p=lp.p, mask=lp.mask, bias=lp.bias)
     return replace(job, acc=int(lp.stats), xf=int(lp.xf > 0 or lp.dx),
                    in_extra=int(lp.dx and lp.phase == "bp"),
-                   eo_extra=int(lp.dx and lp.phase == "wu"),
+                   eo_extra=int(lp.dx and lp.phase == "wu"), st_extra=int(lp.se) + int(lp.sk),
                    mk=int(lp.mk or (lp.dx and lp.xf > 0 and lp.phase == "wu")))
 
 

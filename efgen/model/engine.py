@@ -579,6 +579,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
                          + n_chunks * (hw.dram_latency + hw.sgd_overhead), 0.0)
     t_wload = np.where(is_wu, 0.0, t_wload)
     wdb = bool(hw.wdb) & ~is_wu
+    # the BP store reads on the weights' port: its mask tiles, and (restructured BN) the
+    # tiles its passes read before it (Job.st_extra: the error operand SE, the sums' y SK)
+    st_p1 = (jb["mask"] + jb["st_extra"]) > 0
     if hw.wdb:
         # Double-buffered weight chunks (FP/BP; the reference RTL's weight streamer, measured
         # in co-simulation): chunk k+1's weights load into the other bank while the array
@@ -588,7 +591,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # BP with a ReLU mask on the weights' port (mask_port) loads chunk k+1 only after
         # the stores of chunk k: no overlap with compute there.
         c_full = img_steps * g_full
-        ovl = ~(is_bp & (jb["mask"] > 0) & bool(hw.mask_port))
+        ovl = ~(is_bp & st_p1 & bool(hw.mask_port))
         hide = np.where(n_chunks >= 2, np.maximum(n_chunks - 2, 0.0) * np.minimum(t_w_full, c_full)
                         + np.minimum(t_w_last, c_full), 0.0)
         w_first = np.where(n_chunks >= 2, t_w_full, t_w_last)
@@ -633,14 +636,14 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     if hw.mask_port:
         # mask tiles share the weights' read port: a chunk's weights wait for the stores
         # (and mask reads) of the chunk before, which are then exposed
-        fill = fill + np.where(jb["mask"] > 0, (n_chunks - 1) * m_io * s_last, 0.0)
+        fill = fill + np.where(st_p1, (n_chunks - 1) * m_io * s_last, 0.0)
     if hw.wdb:
         # double-buffered weights: while the array waits at a chunk boundary (an exposed
         # weight load; with a mask, the stores and the load), a loader slower than the
         # array (L > C a step) runs on and fills both IFM halves, so the next chunk's
         # first two steps do not wait for their tiles: up to 2 (L - C) of the wait is
         # the loader's anyway
-        wait = np.where(jb["mask"] > 0, m_io * s_last + t_w_full, 0.0) if hw.mask_port \
+        wait = np.where(st_p1, m_io * s_last + t_w_full, 0.0) if hw.mask_port \
             else 0.0
         wait = np.where(ovl, w_exposed, np.maximum(wait, w_exposed))
         slack = 2.0 * np.maximum(first0 - (m_c * Cy[..., 0, 0] + so), 0.0)

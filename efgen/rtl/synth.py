@@ -563,7 +563,8 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     transparent read)`` (see the module docstring)."""
     from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
     from efgen.rtl.bn import BN_FIFO
-    from efgen.rtl.top import BIAS_BUF, POOL_BUF, VEC_FIFO, WUB_SLOTS, bias_addr_bits
+    from efgen.rtl.top import (BIAS_BUF, POOL_BUF, VEC_FIFO, WUB_SLOTS, bias_addr_bits,
+                               store_buf_beats)
 
     e = p.engine
     w = e.widths
@@ -608,6 +609,10 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
         mems.append(("tile_wr FIFO side", bias_addr_bits(p) + 3 + p.store_words, TILE_WR_FIFO,
                      True))
         mems.append(("tile_wr output FIFO", 32 * p.store_words, 32, True))
+        # BP's store operands, read in passes before each store: the error operand (SE)
+        # and the BN sums' y (SK), a whole store tile each in beats, registered read
+        mems += [(f"tile_wr {v} buffer", 32 * p.store_words, store_buf_beats(p), False)
+                 for v in ("SE", "SK")]
     mems.append(("vec_unit FIFO", 32, VEC_FIFO, True))
     mems.append(("bn_unit FIFO", 32, BN_FIFO, True))
     mems += [("pool_unit row buffer", 32, POOL_BUF, False), ("pool_unit FIFO", 32, VEC_FIFO, True),
@@ -638,14 +643,15 @@ def top_spec(p) -> "RtlSpec":
     from efgen.rtl.top import TOP
 
     # (RtlParams.fuse: tile_wr's BN sums, an fp32_mul and two fp32_add_fb a store word, and
-    # its mask transform, two of each a store word; layer_seq's load transform, two of each a
+    # its mask transform, two of each a store word, and the error operand's (SE) adder a
+    # store word; layer_seq's load transform, two of each a
     # load word, and BN BP dx's n * dz, - sdy and coef *: two fp32_mul and an fp32_add_fb
     # more a load word)
     fx = p.store_words if p.fuse else 0
     fl = p.load_words if p.fuse else 0
     return RtlSpec(top=TOP, engine=p.engine, extra_fp_muls=3 + BN_FP_MULS + 3 * fx + 4 * fl,
                    extra_fp_adds=(4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words
-                                  + p.load_words + 4 * fx + 3 * fl),
+                                  + p.load_words + 5 * fx + 3 * fl),
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
                    shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
 

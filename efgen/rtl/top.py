@@ -69,6 +69,13 @@ def bias_addr_bits(p) -> int:
     return max(1, (BIAS_BUF // p.store_words - 1).bit_length())
 
 
+def store_buf_beats(p) -> int:
+    """Beats of tile_wr's SE and SK buffers (RtlParams.fuse): a whole store tile, an OFM
+    half's Tm x ofm_depth words in beats of ``store_words`` (BP's error operand and the BN
+    sums' y, read before the store in its order)."""
+    return p.engine.tm * p.engine.ofm_depth // p.store_words
+
+
 def _pow2_at_least(n: int, lo: int = 16) -> int:
     return max(lo, 1 << max(0, math.ceil(math.log2(max(1, n)))))
 
@@ -278,7 +285,9 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "bias_words": BIAS_BUF, "baw": bias_addr_bits(p),
            "wub_slots": WUB_SLOTS, "wub_aw": wub_addr_bits(p.load_words),
            "fuse": p.fuse, "mul_latency": MUL_LATENCY,
-           "xf_depth": XF_DEPTH, "dx_depth": DX_DEPTH}
+           "xf_depth": XF_DEPTH, "dx_depth": DX_DEPTH,
+           "sb_depth": store_buf_beats(p),
+           "sbaw": max(1, (store_buf_beats(p) - 1).bit_length())}
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(
             module=mod, add_latency=ADD_LATENCY, **ctx)
