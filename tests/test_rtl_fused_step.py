@@ -76,8 +76,16 @@ def test_fused_design_gets_the_fused_rtl_and_its_records_fields():
         "fc:fp": (False, False, False, False, 0, False),
         "fc:bp": (False, False, False, False, 0, False),
         "fc:wu": (False, False, False, False, 0, False)}
+    # tiny's BP records: the store adds another sender's error (SE: conv2, conv4) and
+    # conv4's BN BP sums take y at SK
+    tiny, dt = _design("tiny")
+    bp = {lp.label: (lp.se, lp.sk, lp.mk, lp.stats, lp.dx)
+          for lp in cosim.layer_phases(tiny, dt, rtl_params(dt)) if lp.phase == "bp"}
+    assert bp == {"conv2:bp": (True, False, False, False, True),
+                  "conv3:bp": (False, False, True, True, True),
+                  "conv4:bp": (True, True, True, True, False),
+                  "fc:bp": (False, False, False, False, False)}
     # the unfused Design's layer-phases are the net's, untouched
-    tiny = load_net("tiny")
     d0 = schedule(Request(tiny, load_board("zcu102"), batch=2, tm=4, tn=4))
     assert not any(lp.stats or lp.mk or lp.xf or lp.dx
                    for lp in cosim.layer_phases(tiny, d0, rtl_params(d0)))
@@ -125,8 +133,10 @@ def test_cli_cosim_fused_step_runs_whole_on_the_rtl(tmp_path, build_cache, capsy
 
 def test_tiny_fused_training_step(tmp_path_factory, build_cache):
     """tiny's fused step, whole on the RTL (its BP records add other senders' errors, SE,
-    and read the BN BP sums' y, SK, in the store), compared as the unfused step is
-    (tests/test_rtl_top.py::test_tiny_training_step)."""
+    and read the BN BP sums' y, SK, in the store; the residual adds in BN_FIN and the
+    stores), compared as the unfused step is (tests/test_rtl_top.py::test_tiny_training_step):
+    the verdict, the drift, the vector units' model per descriptor; the conv/linear
+    layer-phases' model in total (per layer-phase: tests/test_rtl_top.py's cases)."""
     _require("verilator")
     from efgen.cosim import layers as cosim
     from efgen.cosim.cli import _step_model
@@ -148,4 +158,10 @@ def test_tiny_fused_training_step(tmp_path_factory, build_cache):
     assert [r.op for r in res.ran if r.where != "rtl"] == ["SOFTMAX_CE"]
     assert not any(r.host_parts for r in res.ran)
     assert {"BN_FIN", "BN_BP", "ADD_FP", *CONV} <= {r.op for r in res.ran}
-    assert _model_misses([vars(r) for r in res.ran], model) == []
+    lps = {lp.label: lp for lp in cosim.layer_phases(net, design, p)}
+    assert lps["conv4:bp"].se and lps["conv4:bp"].sk and lps["conv2:bp"].se
+    ran = [vars(r) for r in res.ran]
+    assert _model_misses([r for r in ran if r["op"] not in CONV], model) == []
+    conv = [(r["cycles"], model[f"{r['layer']}:{r['phase']}"]) for r in ran if r["op"] in CONV]
+    got, want = sum(c for c, _ in conv), sum(m for _, m in conv)
+    assert len(conv) == 14 and abs(100.0 * (want - got) / got) <= MODEL_BAR, conv

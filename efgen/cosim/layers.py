@@ -160,7 +160,8 @@ def program_fields(design) -> dict[str, dict]:
     its side records: efgen.hls.fused) gives each conv/linear descriptor: FP's store ReLU
     and BN sums (``relu``, ``stats``) and load transform (``xf``: LK1, 2 with LRELU); BP's
     mask (``mask``, ``mk``: recomputed from a fused BN's input at MK), BN BP sums
-    (``stats``) and dx load (``dx``: LMODE 1); WU's dx load (``dx``) and input transform
+    (``stats``), dx load (``dx``: LMODE 1) and store operands (``se``: another sender's
+    error at SE; ``sk``: the sums' y at SK); WU's dx load (``dx``) and input transform
     (``xf``: LK1 without LMODE 1, or with MK, the wdx2 WU). The unfused program's flags are
     the net's (:func:`layer_phases`)."""
     from efgen.hls.desc import FLAGS, OPS
@@ -185,7 +186,8 @@ def program_fields(design) -> dict[str, dict]:
             f = dict(relu=bool(fl & FLAGS["RELU"]), stats=bool(fl & FLAGS["STATS"]), xf=xf)
         elif s.what == "bp":
             f = dict(mask=bool(fl & FLAGS["MASK"]), mk=bool(rec.get("MK")),
-                     stats=bool(fl & FLAGS["STATS"]), dx=dx)
+                     stats=bool(fl & FLAGS["STATS"]), dx=dx, se=bool(rec.get("SE")),
+                     sk=bool(rec.get("SK")))
         else:
             f = dict(dx=dx, xf=xf)
         out[f"{s.layer}:{s.what}"] = f
@@ -197,7 +199,7 @@ def distinct(lps: list[LayerPhase]) -> list[LayerPhase]:
     seen, out = set(), []
     for lp in lps:
         key = (lp.op, lp.n, lp.m, lp.h, lp.w, lp.k, lp.s, lp.p, lp.batch, lp.phase, lp.relu,
-               lp.stats, lp.mk, lp.xf, lp.dx,
+               lp.stats, lp.mk, lp.xf, lp.dx, lp.se, lp.sk,
                lp.tr, lp.tc, lp.mc, lp.order, lp.mask, lp.bias)
         if key not in seen:
             seen.add(key)
