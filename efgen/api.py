@@ -284,8 +284,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     ``--training`` YAML path, the ``training:`` mapping, or None for the net file's own
     ``training:`` section (if any). ``fuse``: price the restructured-BN datapath
     (efgen/model/restructure.py; the C++ runs the plan it prices, which :meth:`csim`
-    checks; the RTL runs the unfused step, so a fused build writes hls/ and no rtl/);
-    False (the default) is the unfused step.
+    checks, and so does rtl/, the reference RTL built with its fused datapath:
+    RtlParams.fuse); False (the default) is the unfused step.
     ``parray``: search a third unrolled dimension P (pixel lanes) and pack shallow
     layers' kernel taps into idle reduction lanes (issue 13; the HLS C++ runs both, the
     reference RTL neither, so no rtl/ is written; ``tiles`` may fix P as a third value).

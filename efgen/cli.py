@@ -441,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fuse", action=argparse.BooleanOptionalAction, default=False,
                    help="price the restructured-BN datapath (batchnorm, residual adds, ReLU "
                         "and error sums in the engine's loads and stores) and write hls/ "
-                        "for the plan it prices; rtl/ is not written (the RTL runs the "
-                        "unfused step). --no-fuse (the default): the unfused step")
+                        "and rtl/ (the reference RTL with its fused datapath) for the plan "
+                        "it prices. --no-fuse (the default): the unfused step")
     s.add_argument("--training", metavar="FILE",
                    help="training methods (a training: section; default: the net file's own)")
     s.add_argument("--parray", action="store_true",
@@ -515,8 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--distinct", action="store_true",
                    help="one run per distinct layer shape and tiling")
     s.add_argument("--step", action="store_true",
-                   help="one training step: conv/linear, element-wise, pooling and shortcut "
-                        "descriptors on the RTL, the rest in numpy")
+                   help="one training step: every descriptor on the RTL, the loss (and a "
+                        "bias wider than the RTL's buffer) in numpy")
+    s.add_argument("--fuse", action="store_true",
+                   help="the restructured-BN design (as efgen build --fuse): its fused "
+                        "program on the RTL built with the fused datapath")
     s.add_argument("--backpressure", type=int, metavar="SEED",
                    help="random back-pressure and idle cycles (30%% a cycle) on every AXI "
                         "channel, seeded")

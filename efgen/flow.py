@@ -212,8 +212,9 @@ def write_rtl(design: Design, rtl_dir: Path, impl: str = DEFAULT_RTL_IMPL) -> st
     e = p.engine
     what = ("'efgen synth --yosys DIR' synthesizes it" if impl != "behav"
             else "behavioural FP32 units: simulation only")
+    fused = ", the fused datapath: the restructured-BN program" if p.fuse else ""
     return (f"rtl/: {TOP} ({len(files)} Verilog files, {e.tm}x{e.tn} engine, {impl} FP32 "
-            f"units, {p.layout} layout); {what}")
+            f"units, {p.layout} layout{fused}); {what}")
 
 
 def check_out_dir(out_dir: str | Path, force: bool = False) -> Path:
@@ -248,13 +249,6 @@ def write_build(out_dir: Path, design: Design, board: Board, ev: dict,
                             "instance_filter), the RTL neither (efgen prices the methods; "
                             "see README.md)")
             hls = False
-        rtl = None
-    if design.fusion is not None and rtl is not None:
-        # hls/ runs the fused program the model prices (efgen.hls.fused: program.json's
-        # fusion lists any difference); the reference RTL runs the unfused step (README.md).
-        methods_note = ("rtl/ not written: the reference RTL runs the unfused step (build "
-                        "with --no-fuse for rtl/); hls/ runs the fused program the model "
-                        "prices (README.md)")
         rtl = None
     tmp = make_temp(out_dir)
     try:

@@ -35,6 +35,9 @@ SLOW = {
     # extracts commit BEFORE_P with `git archive`: needs the repository's history (a shallow
     # CI clone has none); the P / packing tests in the same file stay
     "tests/test_parray.py::test_p1_reproduces_the_designs_and_cycles_before_issue_13",
+    # tiny's whole fused step on the RTL (290k cycles, three times fused-chain's: 40 s);
+    # test_cli_cosim_fused_step_runs_whole_on_the_rtl runs fused-chain's on the same build
+    "tests/test_rtl_fused_step.py::test_tiny_fused_training_step",
     # the 16x16 efgen_top of the ZCU102 in Yosys, hierarchical (issue 19's fit: 6.5 - 9
     # minutes); test_yosys_efgen_top_4x4 checks the same model at 4x4
     "tests/test_rtl_synth.py::test_yosys_efgen_top_16x16_fits_the_zcu102",

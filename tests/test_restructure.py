@@ -187,18 +187,28 @@ def test_cli_fuse_and_no_fuse(run_cli, tmp_path):
     assert "fusion" not in d
     assert d == json.loads(efgen.build("tiny", "zcu102", 4).design.to_json())
     # a fused build writes hls/ (the fused program: side records, BN_FIN, the fused
-    # flags) and no rtl/: the reference RTL runs the unfused step
+    # flags) and rtl/, the reference RTL with its fused datapath (m_axi2's read channel,
+    # mapped in vivado/), which runs that program
     code, out, _ = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "4",
                            "--fuse", "-o", tmp_path / "b")
     assert code == 0 and "restructured BN (a model)" in out
-    assert "rtl/ not written: the reference RTL runs the unfused step" in out
+    assert "the fused datapath: the restructured-BN program" in out
     assert json.loads((tmp_path / "b" / "design.json").read_text())["fusion"]
-    assert not (tmp_path / "b" / "rtl").exists()
+    top = (tmp_path / "b" / "rtl" / "efgen_top.v").read_text()
+    assert "m_axi2_arvalid" in top
+    assert "ARVALID m_axi2_arvalid" in (tmp_path / "b" / "vivado" / "package_rtl_ip.tcl"
+                                        ).read_text()
+    # (and the unfused build's has neither)
+    code, _, _ = run_cli("build", "--board", "zcu102", "--net", "tiny", "--batch", "4",
+                         "-o", tmp_path / "c")
+    assert code == 0 and "m_axi2_arvalid" not in (tmp_path / "c" / "rtl" / "efgen_top.v"
+                                                  ).read_text()
+    assert "m_axi2_ar" not in (tmp_path / "c" / "vivado" / "package_rtl_ip.tcl").read_text()
     prog = json.loads((tmp_path / "b" / "hls" / "program.json").read_text())
     assert "BN_FIN" in json.dumps(prog) and "--fuse" in (tmp_path / "b" / "hls" /
                                                           "run_hls.tcl").read_text()
     md = (tmp_path / "b" / "report.md").read_text()
-    assert "rtl/ is not written" in md
+    assert "rtl/ holds the reference RTL built with its fused datapath" in md
 
 
 def test_fused_units_that_fit_nowhere_fall_back_to_the_unfused_step():

@@ -86,6 +86,29 @@ def test_target_rtl_schedules_an_array_whose_rtl_fits(tmp_path):
     assert "reference RTL" not in (w2.out_dir / "report.md").read_text()
 
 
+def test_a_fused_rtl_is_priced_as_rtl_builds_it(tmp_path):
+    """A fused Design's rtl/ has the fused datapath (rtl_params: RtlParams.fuse): --target
+    rtl prices that RTL (rtl_use with hw.fuse), and report.md's RTL section is its."""
+    from efgen.api import build
+    from efgen.rtl.top import net_kmax
+
+    fz = build("tiny", "zcu102", 2, tiles=(4, 4), fuse=True, target="rtl")
+    hw = fz.design.hw
+    assert hw.fuse
+    p = rtl_params(fz.design, fz.design.layout, impl="dsp")
+    assert p.fuse
+    use = rtl_use(hw, net_kmax(fz.design.net_ir), "dsp")
+    # (rtl_use prices 32-bit AXI addresses, rtl/ has the board's PS's 40: 24 LUT here)
+    p32 = dataclasses.replace(p, addr_width=32)
+    assert use == board_use(predict_top(p32))
+    plain = rtl_use(dataclasses.replace(hw, fuse=False), net_kmax(fz.design.net_ir), "dsp")
+    assert plain == board_use(predict_top(dataclasses.replace(p32, fuse=False)))
+    assert use["dsp"] > plain["dsp"] and use["lut"] > plain["lut"]
+    md = (fz.write(tmp_path / "b").out_dir / "report.md").read_text()
+    assert f"| DSP | {board_use(predict_top(p))['dsp']:,} |" in md
+    assert f"| DSP | {plain['dsp']:,} |" not in md
+
+
 def test_target_rtl_on_the_cli(run_cli, tmp_path):
     code, out, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
                              "--target", "rtl", "-o", tmp_path / "b")

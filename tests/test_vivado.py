@@ -418,6 +418,20 @@ def test_masters_share_ports_on_a_board_with_two(tmp_path, builds):
     assert "HP ports [0, 1] on a board with 1" in problems(out, one, "rtl", calls)
 
 
+def test_fused_rtl_maps_the_read_channel_of_m_axi2(tmp_path):
+    """A --fuse build's rtl/ (RtlParams.fuse) has m_axi2's AR/R ports (the second load
+    stream); package_rtl_ip.tcl maps every one of them, the block design is unchanged."""
+    out = tmp_path / "fz"
+    assert main(["build", "--board", "zcu102", "--net", "tiny", "--batch", "2",
+                 "--tiles", "Tm=4,Tn=4", "--fuse", "-o", str(out)]) == 0
+    assert "m_axi2_rready" in verilog_ports(out / "rtl" / "efgen_top.v")
+    code, calls, _, err = run_tcl(out, "build.tcl", "rtl")
+    assert (code, err) == (0, ""), err
+    assert problems(out, load_board("zcu102"), "rtl", calls) == []
+    _, ifs = packaged(calls)
+    assert {"ARVALID", "RDATA", "AWVALID", "WDATA"} <= set(ifs["m_axi2"]["ports"])
+
+
 def test_build_tcl_arguments(builds, tmp_path):
     b = _copy(builds["zcu102"], tmp_path)
     usage = "build.tcl: usage: vivado -mode batch -source build.tcl -tclargs hls|rtl [jobs]\n"

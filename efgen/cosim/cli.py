@@ -14,7 +14,8 @@ PHASE_CHOICES = ("fp", "bp", "wu")
 
 
 def design_for(args):
-    """The Design ``efgen cosim`` simulates: the scheduler's, for the board and batch."""
+    """The Design ``efgen cosim`` simulates: the scheduler's, for the board and batch
+    (``--fuse``: the restructured-BN program, on the RTL with its fused datapath)."""
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
     from efgen.model.schedule import Request, parse_tiles, schedule
@@ -28,7 +29,8 @@ def design_for(args):
         raise EfgenError("--batch must be at least 1", where="efgen cosim",
                          fix="give a positive batch")
     return net, schedule(Request(net, board, batch=args.batch, tm=tm, tn=tn,
-                                 weight_db=getattr(args, "weight_db", "off")))
+                                 weight_db=getattr(args, "weight_db", "off"),
+                                 fuse=bool(getattr(args, "fuse", False))))
 
 
 def format_rows(rows, title: str) -> str:
@@ -280,7 +282,7 @@ def _vec_model(p, design) -> dict:
     from efgen.hls.desc import OPS
     from efgen.hls.program import build_program
     from efgen.rtl.top import POOL_OPS
-    from efgen.runtime.trainer import HOST_FLAGS, VEC_OPS
+    from efgen.runtime.trainer import VEC_OPS
 
     pool = {OPS[k] for k in POOL_OPS}
     prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
@@ -290,4 +292,4 @@ def _vec_model(p, design) -> dict:
         return (bn_cycles if d.op in bn else pool_cycles if d.op in pool else vec_cycles)(p, d)
 
     return {f"{s.layer}:{s.what}": float(cycles(s.desc))
-            for s in prog.fp + prog.bp if s.desc.op in VEC_OPS and not s.desc.flags & HOST_FLAGS}
+            for s in prog.fp + prog.bp if s.desc.op in VEC_OPS}

@@ -147,6 +147,50 @@ def layer_phases(net, design, p: RtlParams | None = None,
                                 phase=ph, relu=relu, tr=1, tc=min(t.tc, b), mc=mc,
                                 order=t.order, mask=mask, bias=bias)
             out.append(lp)
+    if getattr(design.hw, "fuse", False):
+        from dataclasses import replace
+
+        fx = program_fields(design)
+        out = [replace(lp, **fx[lp.label]) if lp.label in fx else lp for lp in out]
+    return out
+
+
+def program_fields(design) -> dict[str, dict]:
+    """``layer:phase`` -> the LayerPhase fields a fused Design's program (efgen.hls.program,
+    its side records: efgen.hls.fused) gives each conv/linear descriptor: FP's store ReLU
+    and BN sums (``relu``, ``stats``) and load transform (``xf``: LK1, 2 with LRELU); BP's
+    mask (``mask``, ``mk``: recomputed from a fused BN's input at MK), BN BP sums
+    (``stats``), dx load (``dx``: LMODE 1) and store operands (``se``: another sender's
+    error at SE; ``sk``: the sums' y at SK); WU's dx load (``dx``) and input transform
+    (``xf``: LK1 without LMODE 1, or with MK, the wdx2 WU). The unfused program's flags are
+    the net's (:func:`layer_phases`)."""
+    from efgen.hls.desc import FLAGS, OPS
+    from efgen.hls.fused import read_record
+    from efgen.hls.program import build_program
+
+    prog = build_program(design.net_ir, design, 0.01, 0.9, 5e-4)
+    conv = {OPS["CONV_FP"], OPS["CONV_BP"], OPS["CONV_WU"]}
+    out = {}
+    for s in prog.fp + prog.bp:
+        d = s.desc
+        if d.op not in conv:
+            continue
+        fl = d.flags
+        rec = {}
+        if fl & FLAGS["XF"]:
+            rec = read_record(np.asarray(prog.regions[f"xf:{s.layer}:{s.what}"].data), 0)
+        dx = rec.get("LMODE") == 1
+        xf = (2 if rec["LRELU"] else 1) if rec.get("LK1") and (
+            s.what == "fp" or (s.what == "wu" and (not dx or rec["MK"]))) else 0
+        if s.what == "fp":
+            f = dict(relu=bool(fl & FLAGS["RELU"]), stats=bool(fl & FLAGS["STATS"]), xf=xf)
+        elif s.what == "bp":
+            f = dict(mask=bool(fl & FLAGS["MASK"]), mk=bool(rec.get("MK")),
+                     stats=bool(fl & FLAGS["STATS"]), dx=dx, se=bool(rec.get("SE")),
+                     sk=bool(rec.get("SK")))
+        else:
+            f = dict(dx=dx, xf=xf)
+        out[f"{s.layer}:{s.what}"] = f
     return out
 
 
@@ -155,6 +199,7 @@ def distinct(lps: list[LayerPhase]) -> list[LayerPhase]:
     seen, out = set(), []
     for lp in lps:
         key = (lp.op, lp.n, lp.m, lp.h, lp.w, lp.k, lp.s, lp.p, lp.batch, lp.phase, lp.relu,
+               lp.stats, lp.mk, lp.xf, lp.dx, lp.se, lp.sk,
                lp.tr, lp.tc, lp.mc, lp.order, lp.mask, lp.bias)
         if key not in seen:
             seen.add(key)

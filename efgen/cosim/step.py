@@ -12,14 +12,14 @@ DRAM shared with the host through cocotbext-axi):
 * every RELU_FP / RELU_BP / ADD_FP / ERRSUM descriptor (``vec_unit``, the RTL's vector
   unit: residual adds with their ReLU, standalone ReLUs and their masks, error sums of
   tensors with several readers, with the ReLU mask);
-* every BN_FP / BN_BP descriptor (``bn_unit``) but the restructured BN's BN_BP (FLAG_SUMS,
-  FLAG_DXK);
+* every BN_FP / BN_BP / BN_FIN descriptor (``bn_unit``; the restructured BN's BN_FIN and
+  BN_BP with FLAG_SUMS / FLAG_DXK in a fused Design's step, whose conv descriptors run
+  with their side records on the RTL built with the fused datapath, RtlParams.fuse);
 * every MAXPOOL / AVGPOOL / SHORTCUT / FLATTEN FP and BP descriptor (``pool_unit``: pooling
   with its argmax, the option-A shortcut, flatten's reorder).
 
 In numpy (:class:`efgen.csim.interp.Interp`, itself checked against the golden), as on
-the real host: BN_FIN (and the restructured BN's BN_BP) and the softmax
-cross-entropy. A conv descriptor with a bias on a layer wider than
+the real host: the softmax cross-entropy. A conv descriptor with a bias on a layer wider than
 :data:`efgen.rtl.top.BIAS_BUF` channels (the RTL rejects it, ERR_BIAS) runs without it on
 the RTL, and its bias part on the host right after, listed as a host part: FP's bias add
 (and a fused ReLU after it), WU's bias gradient and its SGD update (and the gradient's

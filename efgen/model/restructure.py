@@ -5,7 +5,8 @@ fuse/materialise decision that the scheduler makes with the model.
 The datapath this prices (``HwParams.fuse``), as the generated HLS C++ runs it
 (efgen/hls/fused.py builds the program from the plan decided here and lists every
 difference from it in program.json's ``fusion``; tests/test_fused_csim.py requires none
-for resnet20, resnet20-b and vgg16-cifar; the reference RTL runs the unfused step):
+for resnet20, resnet20-b and vgg16-cifar; the reference RTL built with its fused
+datapath, RtlParams.fuse, runs the same program):
 
 * **BN FP statistics**: sum(y) and sum(y^2) per channel accumulate in the store of the
   conv/linear that produces y (``Job.acc``); a small per-channel pass finalises mean,
@@ -621,9 +622,11 @@ def fusion_markdown(f: dict) -> list[str]:
              "add in the pass that finalises the BN before it "
              "(efgen/model/restructure.py). The generated HLS C++ (hls/) runs this plan "
              "(hls/program.json's `fusion` lists any difference; `--csim` checks it against "
-             "the golden step); these cycle terms are the model's, no fused step has been "
-             "timed. The reference RTL runs the unfused step, so rtl/ is not written for a "
-             "fused build. `--no-fuse` prices and generates the unfused step (hls/ and rtl/).")
+             "the golden step); these cycle terms are the HLS engine's model. rtl/ holds the "
+             "reference RTL built with its fused datapath, which runs the same program "
+             "(`efgen cosim --step --fuse` runs a step of it on the RTL against the golden and "
+             "the RTL's model). `--no-fuse` prices and generates the unfused step (hls/ and "
+             "rtl/).")
     L.append("")
     L.append("| figure | fused | no-fuse (same array) |")
     L.append("| --- | ---: | ---: |")

@@ -32,12 +32,12 @@ def board_use(pred: dict) -> dict[str, int]:
 @lru_cache(maxsize=4096)
 def _use_of(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int, kmax: int,
             max_burst: int, impl: str, axi_width: int = 32,
-            wdb: bool = False) -> tuple[tuple[str, int], ...]:
+            wdb: bool = False, fuse: bool = False) -> tuple[tuple[str, int], ...]:
     from efgen.rtl.synth import predict_top
     from efgen.rtl.top import rtl_params_hw
 
     p = rtl_params_hw(tm, tn, ifm_depth, ofm_depth, wbuf_depth, kmax, max_burst, impl=impl,
-                      axi_width=axi_width, wdb=wdb)
+                      axi_width=axi_width, wdb=wdb, fuse=fuse)
     return tuple(board_use(predict_top(p)).items())
 
 
@@ -59,10 +59,11 @@ def rtl_use(hw, kmax: int, impl: str) -> dict[str, int]:
     conv kernel is ``kmax``, FP32 units ``impl``. Raises ValueError when the reference RTL
     cannot implement ``hw`` (efgen.rtl.engine.EngineParams' restrictions). The DMA engines
     are as wide as ``hw``'s ports (``port_words`` FP32 words a beat: the board's HP width,
-    as :func:`efgen.rtl.top.rtl_params` builds them)."""
+    as :func:`efgen.rtl.top.rtl_params` builds them; ``hw.fuse``: with the fused datapath,
+    as rtl_params builds a fused Design's)."""
     axi = 32 * hw.port_words if hw.port_words in (1, 2, 4) else 32
     return dict(_use_of(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, kmax,
-                        hw.max_burst_beats, impl, axi, bool(hw.wdb)))
+                        hw.max_burst_beats, impl, axi, bool(hw.wdb), bool(hw.fuse)))
 
 
 def rtl_over_caps(use: dict[str, int], board: Board) -> list[tuple[str, float, int]]:

@@ -8,7 +8,7 @@ loads), the tile loader/storer (``tile_rd``, ``tile_wr``: whole beats in the res
 layout, ``load_words``/``store_words``), the engine core
 (:mod:`efgen.rtl.engine`), the SGD write-back (``sgd_wb``, :mod:`efgen.rtl.sgd`), the vector unit
 (``vec_unit``: the element-wise descriptors RELU_FP/BP, ADD_FP, ERRSUM), the batchnorm
-unit (``bn_unit``, :mod:`efgen.rtl.bn`: BN_FP, BN_BP), the pooling unit (``pool_unit``:
+unit (``bn_unit``, :mod:`efgen.rtl.bn`: BN_FP, BN_BP, BN_FIN), the pooling unit (``pool_unit``:
 MAXPOOL/AVGPOOL/SHORTCUT/FLATTEN FP and BP) and
 three AXI4 DMA engines (:mod:`efgen.rtl.dma`; ``axi_width``-bit data: 1, 2 or 4 FP32 words
 a beat, the board's HP port width; beside a wider port, ``beat_unpack``/``beat_pack``
@@ -45,11 +45,10 @@ TOP = "efgen_top"
 VEC_FIFO = 16
 #: the descriptor ops vec_unit runs (efgen.hls.desc.OPS): RELU_FP, RELU_BP, ADD_FP, ERRSUM
 VEC_OPS = ("RELU_FP", "RELU_BP", "ADD_FP", "ERRSUM")
-#: the batchnorm ops the host hands bn_unit (efgen.rtl.bn): BN_FP, BN_BP. bn_unit also
-#: runs the restructured BN's BN_FIN and BN_BP's FLAG_SUMS / FLAG_DXK (tests/test_rtl_bn.py);
-#: they stay off this list (and in efgen.runtime.trainer.HOST_FLAGS) until the fused
-#: program runs on the RTL (--fuse writes no rtl/)
-BN_OPS = ("BN_FP", "BN_BP")
+#: the batchnorm ops the host hands bn_unit (efgen.rtl.bn): BN_FP, BN_BP (the unfused
+#: step's), and the restructured BN's BN_FIN and BN_BP with FLAG_SUMS / FLAG_DXK (a fused
+#: build's step, RtlParams.fuse; tests/test_rtl_bn.py)
+BN_OPS = ("BN_FP", "BN_BP", "BN_FIN")
 #: the descriptor ops pool_unit runs: pooling, the option-A shortcut and flatten, FP and BP
 POOL_OPS = ("MAXPOOL_FP", "MAXPOOL_BP", "AVGPOOL_FP", "AVGPOOL_BP", "SHORTCUT_FP", "SHORTCUT_BP",
             "FLATTEN_FP", "FLATTEN_BP")
@@ -188,18 +187,19 @@ def wload_words(tm: int, tn: int, wpb: int) -> int:
 def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int,
                   kmax: int, max_burst: int, layout: str | None = None,
                   impl: str = "behav", addr_width: int = 32, axi_width: int = 32,
-                  wdb: bool = False) -> RtlParams:
+                  wdb: bool = False, fuse: bool = False) -> RtlParams:
     """The RTL of an array (buffers in words per bank, rounded up to powers of two) for a
     net whose largest conv kernel is ``kmax``, with ``addr_width``-bit AXI addresses and
-    ``axi_width``-bit data (``wdb``: double-buffered weight chunks, issue 13).
-    ValueError when the RTL cannot build it."""
+    ``axi_width``-bit data (``wdb``: double-buffered weight chunks, issue 13; ``fuse``:
+    the restructured BN's fused datapath, RtlParams.fuse). ValueError when the RTL cannot
+    build it."""
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=_pow2_at_least(ifm_depth),
                        ofm_depth=_pow2_at_least(ofm_depth),
                        wbuf_depth=_pow2_at_least(max(wbuf_depth, kmax * kmax * wu_copies(1))),
                        kmax=max(kmax, 3), smax=4, impl=impl,
                        wl_words=wload_words(tm, tn, axi_width // 32), wdb=bool(wdb))
     return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst),
-                     addr_width=addr_width, axi_width=axi_width)
+                     addr_width=addr_width, axi_width=axi_width, fuse=bool(fuse))
 
 
 def net_kmax(net) -> int:
@@ -208,7 +208,9 @@ def net_kmax(net) -> int:
 
 
 def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlParams:
-    """The RTL of ``design``: its Tm x Tn and buffers (rounded up to powers of two)."""
+    """The RTL of ``design``: its Tm x Tn and buffers (rounded up to powers of two); a
+    fused Design (``hw.fuse``: the restructured-BN program) gets the fused datapath
+    (RtlParams.fuse), which runs that program's descriptors."""
     hw = design.hw
     if hw.precision != "fp32":
         raise EfgenError(f"design precision {hw.precision!r}: the reference RTL is FP32 only; "
@@ -221,7 +223,8 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
         return rtl_params_hw(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth,
                              net_kmax(design.net_ir), hw.max_burst_beats, layout, impl,
                              addr_width=_addr_bits(design.board),
-                             axi_width=_axi_bits(design.board), wdb=bool(hw.wdb))
+                             axi_width=_axi_bits(design.board), wdb=bool(hw.wdb),
+                             fuse=bool(hw.fuse))
     except ValueError as exc:
         raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
                          fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "

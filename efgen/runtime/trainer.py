@@ -12,8 +12,9 @@ operations (:mod:`efgen.runtime.protocol`):
 * every RELU_FP / RELU_BP / ADD_FP / ERRSUM descriptor (the element-wise family) runs on
   the device likewise (the RTL's vector unit, ``vec_unit``), and so does every MAXPOOL /
   AVGPOOL / SHORTCUT / FLATTEN FP and BP descriptor (its pooling unit, ``pool_unit``) and
-  every BN_FP / BN_BP (its batchnorm unit, ``bn_unit``) but a BN_BP of the restructured BN
-  (FLAG_SUMS, FLAG_DXK);
+  every BN_FP / BN_BP / BN_FIN (its batchnorm unit, ``bn_unit``: a fused build's
+  restructured BN too, BN_FIN and BN_BP with FLAG_SUMS / FLAG_DXK, beside the fused conv
+  descriptors' side records, RtlParams.fuse);
 * a CONV_FP with FLAG_BIAS runs whole on the device: the sequencer loads the bias
   (a[2], at most :data:`efgen.rtl.top.BIAS_BUF` channels) and the store path adds it
   before the fused ReLU;
@@ -21,8 +22,8 @@ operations (:mod:`efgen.runtime.protocol`):
   channel as they load (the sequencer's bias RAM), and after the last chunk the SGD
   write-back updates the bias (a[4]) and its velocity (a[5]) and writes the gradient's
   debug copy (a[7], when non-zero), up to BIAS_BUF channels;
-* every other descriptor (BN_FIN) runs on the host in numpy (:class:`efgen.csim.interp.Interp`), and so do the parts
-  of a conv descriptor on a layer wider than BIAS_BUF channels that the RTL rejects
+* any other descriptor would run on the host in numpy (:class:`efgen.csim.interp.Interp`;
+  the programs have none), and so do the parts of a conv descriptor on a layer wider than BIAS_BUF channels that the RTL rejects
   (ERR_BIAS): FP's bias add (with the ReLU after it), WU's bias gradient and its SGD
   update (and its debug copy at a[7]) (:func:`rtl_desc`, :func:`host_parts`);
 * the softmax cross-entropy and its gradient run on the host.
@@ -55,9 +56,6 @@ CONV_OPS = {OPS["CONV_FP"]: "fp", OPS["CONV_BP"]: "bp", OPS["CONV_WU"]: "wu"}
 #: the non-conv descriptors the RTL runs: vec_unit's element-wise ones, bn_unit's
 #: batchnorms and pool_unit's pooling / shortcut / flatten
 VEC_OPS = frozenset(OPS[k] for k in RTL_VEC_OPS + RTL_BN_OPS + RTL_POOL_OPS)
-#: flags that keep a descriptor on the host: the restructured BN's BN_BP (bn_unit runs it,
-#: tests/test_rtl_bn.py, but the fused program is not on the RTL yet: --fuse writes no rtl/)
-HOST_FLAGS = FLAGS["SUMS"] | FLAGS["DXK"]
 OP_NAMES = {v: k for k, v in OPS.items()}
 
 
@@ -158,7 +156,7 @@ def train_step(prog, mem: np.ndarray, labels, *, base_words: int = 0, check=None
             yield FromDevice()
             host_parts(it, d)
             log.ran.append(Ran(s.layer, phase, OP_NAMES[d.op], "rtl", parts, res.cycles))
-        elif d.op in VEC_OPS and not d.flags & HOST_FLAGS:
+        elif d.op in VEC_OPS:
             yield ToDevice()
             res = yield from run_descriptor(d, f"{s.layer}:{s.what}", base_bytes=4 * base_words,
                                             **extra)
@@ -268,4 +266,4 @@ class Trainer:
 
 
 __all__ = ["Ran", "StepLog", "Trainer", "host_parts", "rtl_desc", "train_step", "CONV_OPS",
-           "OP_NAMES", "VEC_OPS", "HOST_FLAGS"]
+           "OP_NAMES", "VEC_OPS"]

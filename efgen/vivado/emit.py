@@ -8,8 +8,9 @@ Two accelerator IPs fit the same block design, chosen when build.tcl runs
   bundles of efgen_top.cpp's INTERFACE pragmas), clock ap_clk, reset ap_rst_n (active low),
   interrupt pin ``interrupt``.
 * ``rtl``: the reference RTL of rtl/, packaged by package_rtl_ip.tcl as :data:`RTL_VLNV`:
-  AXI4 read masters m_axi0 and m_axi1, AXI4 write master m_axi2, AXI4-Lite slave s_axil
-  (every port mapped explicitly, :data:`RTL_INTERFACES`), clock clk, reset ap_rst_n
+  AXI4 read masters m_axi0 and m_axi1, AXI4 write master m_axi2 (a fused build's reads
+  too: :data:`RTL_INTERFACES_FUSED`), AXI4-Lite slave s_axil (every port mapped
+  explicitly, :data:`RTL_INTERFACES`), clock clk, reset ap_rst_n
   (active low, like the HLS IP's: driven by proc_sys_reset's peripheral_aresetn), the
   interrupt on pin ``irq`` (interface ``interrupt``).
 
@@ -72,7 +73,15 @@ def _bus(name: str, mode: str, signals: tuple[str, ...]) -> BusInterface:
 #: declares them; with clk and rst they are every port of the module.
 RTL_INTERFACES = (_bus("s_axil", "slave", _LITE), _bus("m_axi0", "master", _AR),
                   _bus("m_axi1", "master", _AR), _bus("m_axi2", "master", _AW))
+#: A fused build's efgen_top (RtlParams.fuse): m_axi2 also reads (the second load stream)
+RTL_INTERFACES_FUSED = RTL_INTERFACES[:3] + (_bus("m_axi2", "master", _AW + _AR),)
 RTL_CLOCK, RTL_RESET, RTL_IRQ = "clk", "ap_rst_n", "irq"
+
+
+def rtl_interfaces(design: Design) -> tuple[BusInterface, ...]:
+    """The AXI interfaces of ``design``'s efgen_top (:func:`efgen.rtl.top.rtl_params`:
+    a fused Design's has m_axi2's read channel)."""
+    return RTL_INTERFACES_FUSED if design.hw.fuse else RTL_INTERFACES
 
 #: Per accelerator IP: the block design's names of its pins and interfaces.
 VARIANTS = {
@@ -206,7 +215,7 @@ def render_vivado(design: Design, board: Board, hls: bool = True, rtl: bool = Tr
         "bd": BD_NAME,
         "top": TOP,
         "rtl_vlnv": RTL_VLNV.split(":"),
-        "rtl_interfaces": RTL_INTERFACES,
+        "rtl_interfaces": rtl_interfaces(design),
         "rtl_clock": RTL_CLOCK,
         "rtl_reset": RTL_RESET,
         "rtl_irq": RTL_IRQ,
@@ -235,5 +244,6 @@ def write_vivado(out_dir: Path, design: Design, board: Board, hls: bool = True,
     return sorted(files)
 
 
-__all__ = ["render_vivado", "write_vivado", "RTL_INTERFACES", "VARIANTS", "PS_FAMILIES",
+__all__ = ["render_vivado", "write_vivado", "RTL_INTERFACES", "RTL_INTERFACES_FUSED",
+           "rtl_interfaces", "VARIANTS", "PS_FAMILIES",
            "HLS_VLNV", "RTL_VLNV", "hp_ports", "ident", "clock_text"]
