@@ -457,6 +457,11 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         s_out = np.where(e(jb["mask"]) > 0,
                          xfer_out + float(hw.dram_latency) + bursts_out * hw.dma_start
                          + np.maximum(s_words / bw_st, stream(s_words, m_b, bw_st)), s_out)
+        # (the reference RTL's BP store operands, SE and SK: a pass each before the store,
+        # its words and bursts counted above, and its read's round trip, serial with the
+        # next pass or the store: the DRAM latency and, as a constants load's, xf_overhead;
+        # measured on tiny's conv4:bp, 4x4: +48 cycles a pass against the model's 50)
+        s_out = s_out + e(jb["st_extra"]) * float(hw.dram_latency + hw.xf_overhead)
 
     # ---- compute of one output block: P = tr*tc pixels per kernel offset; FP/BP passes
     # shorter than the accumulator's loop-carried distance wait (acc_dist). With pixel
