@@ -38,6 +38,9 @@ SLOW = {
     # tiny's whole fused step on the RTL (290k cycles, three times fused-chain's: 40 s);
     # test_cli_cosim_fused_step_runs_whole_on_the_rtl runs fused-chain's on the same build
     "tests/test_rtl_fused_step.py::test_tiny_fused_training_step",
+    # the fused datapath behind one shared port (a fused 128-bit build of its own: 50 s);
+    # test_wu_step_completes_on_one_shared_port runs the unfused one there
+    "tests/test_rtl_axi.py::test_fused_datapath_completes_on_one_shared_port",
     # the 16x16 efgen_top of the ZCU102 in Yosys, hierarchical (issue 19's fit: 6.5 - 9
     # minutes); test_yosys_efgen_top_4x4 checks the same model at 4x4
     "tests/test_rtl_synth.py::test_yosys_efgen_top_16x16_fits_the_zcu102",

@@ -118,11 +118,12 @@ class Host:
         self.faulted: list = []
         self.shared = None
         self.timeout = TIMEOUT
-        if shared is not None:         # all three masters behind one port (shared_port.py)
+        if shared is not None:         # all the masters behind one port (shared_port.py)
             from sim.top.shared_port import SharedPort
             self.ram0 = self.shared = SharedPort(dut, dut.clk, size, latency,
                                                  int(shared["seed"]), float(shared["prob"]),
-                                                 base=int(shared.get("base", 0)))
+                                                 base=int(shared.get("base", 0)),
+                                                 read2=read2)
             self.rams = ()
             self._control()
             return

@@ -1,8 +1,8 @@
 """A testbench-side interconnect: efgen_top's three AXI4 masters behind ONE port.
 
 A Zynq HP port behind a SmartConnect serves the bursts of all masters through one
-queue: an arbiter grants one address (AR of m_axi0/m_axi1, AW of m_axi2) at a time,
-round robin, and the memory answers the granted bursts strictly in grant order, one beat
+queue: an arbiter grants one address (AR of m_axi0/m_axi1, AW of m_axi2, and AR of
+m_axi2 on builds with the fused datapath's second load stream) at a time, round robin, and the memory answers the granted bursts strictly in grant order, one beat
 a cycle at best. A burst at the head blocks every burst behind it until it is done: a
 read burst until its master has accepted every R beat, a write burst until its master has
 sent every W beat. So a master whose RREADY waits for another port's data, or whose AW
@@ -28,11 +28,12 @@ from cocotb.triggers import RisingEdge
 
 class SharedPort:
     """One memory (``size`` bytes) behind one arbitrated, in-order port for the DUT's
-    ``m_axi0``/``m_axi1`` (read) and ``m_axi2`` (write) signals. ``read``/``write`` access
-    the memory from the testbench (byte address, bytes)."""
+    ``m_axi0``/``m_axi1`` (read) and ``m_axi2`` (write; with ``read2`` also read: master
+    3 below, the RTL's fused build) signals. ``read``/``write`` access the memory from the
+    testbench (byte address, bytes)."""
 
     def __init__(self, dut, clk, size: int, latency: int = 24, seed: int = 0,
-                 prob: float = 0.0, acceptance: int = 16, base: int = 0):
+                 prob: float = 0.0, acceptance: int = 16, base: int = 0, read2: bool = False):
         self.dut, self.clk = dut, clk
         self.mem = bytearray(size)
         self.base = base                 # the memory's bus address (e.g. upper DDR)
@@ -40,16 +41,15 @@ class SharedPort:
         self.rng = random.Random(seed)
         self.prob = prob
         self.cycle = 0
-        self.granted = [0, 0, 0]         # bursts granted per master
+        # the requesters: 0, 1 reads of m_axi0/m_axi1, 2 m_axi2's writes, 3 its reads
+        self.masters = (0, 1, 2, 3) if read2 else (0, 1, 2)
+        self.readers = tuple(k for k in self.masters if k != 2)
+        self.granted = [0] * len(self.masters)   # bursts granted per master
         self.max_queue = 0
         self.stalled = 0                 # longest run of cycles the head burst made no progress
-        for k in (0, 1):
-            self._sig(f"m_axi{k}_arready").value = 0
-            self._sig(f"m_axi{k}_rvalid").value = 0
-            self._sig(f"m_axi{k}_rlast").value = 0
-            self._sig(f"m_axi{k}_rresp").value = 0
-            self._sig(f"m_axi{k}_rid").value = 0
-            self._sig(f"m_axi{k}_rdata").value = 0
+        for k in self.readers:
+            for s in ("arready", "rvalid", "rlast", "rresp", "rid", "rdata"):
+                self._rd(k, s).value = 0
         for s in ("awready", "wready", "bvalid", "bresp", "bid"):
             self._sig(f"m_axi2_{s}").value = 0
         cocotb.start_soon(self._run())
@@ -60,6 +60,10 @@ class SharedPort:
 
     def write(self, address: int, data: bytes) -> None:
         self.mem[address:address + len(data)] = data
+
+    def _rd(self, k: int, name: str):
+        """Read master k's signal ``name`` (3: m_axi2's read channel)."""
+        return self._sig(f"m_axi{2 if k == 3 else k}_{name}")
 
     def _sig(self, name):
         return getattr(self.dut, name)
@@ -93,12 +97,12 @@ class SharedPort:
             progress = False
             # ---- handshakes of the cycle that just ended (values before the edge)
             if grant is not None:
-                if grant < 2:
-                    if int(self._sig(f"m_axi{grant}_arvalid").value):
+                if grant != 2:
+                    if int(self._rd(grant, "arvalid").value):
                         queue.append(("r", grant,
-                                      self._local(self._sig(f"m_axi{grant}_araddr"),
-                                                  self._sig(f"m_axi{grant}_arlen")),
-                                      int(self._sig(f"m_axi{grant}_arlen").value) + 1,
+                                      self._local(self._rd(grant, "araddr"),
+                                                  self._rd(grant, "arlen")),
+                                      int(self._rd(grant, "arlen").value) + 1,
                                       self.cycle + self.latency))
                         self.granted[grant] += 1
                 elif int(d.m_axi2_awvalid.value):
@@ -107,7 +111,7 @@ class SharedPort:
                     self.granted[2] += 1
                 self.max_queue = max(self.max_queue, len(queue))
             r_held = r_on is not None    # a VALID stays high until its handshake
-            if r_on is not None and int(self._sig(f"m_axi{r_on}_rready").value):
+            if r_on is not None and int(self._rd(r_on, "rready").value):
                 r_held = False
                 head_beat += 1
                 progress = True
@@ -142,15 +146,16 @@ class SharedPort:
             # ---- drive the next cycle
             grant = None
             if len(queue) < self.acceptance and not self._pause():
-                for j in range(3):
-                    k = (rr + j) % 3
-                    v = (d.m_axi2_awvalid if k == 2 else self._sig(f"m_axi{k}_arvalid"))
+                n = len(self.masters)
+                for j in range(n):
+                    k = (rr + j) % n
+                    v = (d.m_axi2_awvalid if k == 2 else self._rd(k, "arvalid"))
                     if int(v.value):
                         grant = k
-                        rr = (k + 1) % 3
+                        rr = (k + 1) % n
                         break
-            for k in (0, 1):
-                self._sig(f"m_axi{k}_arready").value = int(grant == k)
+            for k in self.readers:
+                self._rd(k, "arready").value = int(grant == k)
             d.m_axi2_awready.value = int(grant == 2)
 
             r_keep = r_on if r_held else None
@@ -159,15 +164,14 @@ class SharedPort:
                 kind, port, addr, beats, ready_at = queue[0]
                 if kind == "r" and (r_keep is not None or (self.cycle >= ready_at and not self._pause())):
                     r_on = port
-                    nb = len(self._sig(f"m_axi{port}_rdata")) // 8
+                    nb = len(self._rd(port, "rdata")) // 8
                     a = addr + head_beat * nb
-                    self._sig(f"m_axi{port}_rdata").value = int.from_bytes(
-                        self.mem[a:a + nb], "little")
-                    self._sig(f"m_axi{port}_rlast").value = int(head_beat == beats - 1)
+                    self._rd(port, "rdata").value = int.from_bytes(self.mem[a:a + nb], "little")
+                    self._rd(port, "rlast").value = int(head_beat == beats - 1)
                 elif kind == "w" and not self._pause():
                     w_on = True
-            for k in (0, 1):
-                self._sig(f"m_axi{k}_rvalid").value = int(r_on == k)
+            for k in self.readers:
+                self._rd(k, "rvalid").value = int(r_on == k)
             d.m_axi2_wready.value = int(w_on)
             b_on = b_held or (bool(bq) and bq[0] <= self.cycle and not self._pause())
             d.m_axi2_bvalid.value = int(b_on)
