@@ -40,6 +40,7 @@ demo: install
 cosim: install
 	$(BIN)/efgen cosim --net resnet20 --tiles Tm=8,Tn=8 --batch 1 --distinct --layout both -o build/cosim-resnet20
 	$(BIN)/efgen cosim --net tiny --tiles Tm=4,Tn=4 --batch 2 --step -o build/cosim-tiny-step
+	$(BIN)/efgen cosim --net resnet20 --tiles Tm=8,Tn=8 --batch 2 --step --fuse -o build/cosim-resnet20-step-fused
 	$(BIN)/python -m pytest -q -m slow
 
 # Proof that the generated accelerator learns on real data: LeNet-5 pretrained on digits
