@@ -419,20 +419,19 @@ def _build(p: RtlParams, lps: list[LayerPhase], seed: int):
             if lp.mask:
                 src = f32(sh["x"])
                 src4 = src.reshape(lp.batch, lp.n, -1, 1)
+                if lp.mk:
+                    kv = bn_consts()            # the fused BN's constants (record MK)
+                    k64 = kv.astype(np.float64)
                 if lp.sk:
                     # the stored BN output is the mask source (src > 0); x_hat from the
                     # BN input y at SK with MK's mean and invstd
-                    kv = bn_consts()
-                    k64 = kv.astype(np.float64)
                     y_in = f32(sh["x"])
                     rec["sk"] = img.put(fm.pack(y_in))
                     xsrc4 = y_in.reshape(src4.shape).astype(np.float64)
                     msrc = src4.astype(np.float64)
                 elif lp.mk:
-                    # the BN's constants; src redrawn where bn(src) is within 1e-3 of 0, so
-                    # the float32 datapath's mask is the float64 golden's
-                    kv = bn_consts()
-                    k64 = kv.astype(np.float64)
+                    # src redrawn where bn(src) is within 1e-3 of 0, so the float32
+                    # datapath's mask is the float64 golden's
                     while np.any(near := np.abs(bn_term(src4.astype(np.float64), k64)) < 1e-3):
                         src4[near] = f32((int(near.sum()),))
                     msrc = bn_term(src4.astype(np.float64), k64)

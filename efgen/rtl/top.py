@@ -102,8 +102,9 @@ class RtlParams:
     #: (record LMODE 1: CONV_BP's input, CONV_WU's error tiles; y on m_axi2's read channel,
     #: which only this build has), the FP store's BN sums (FLAG_STATS) on tile_wr's lanes,
     #: and the BP store's mask recomputed from a fused BN's input (record MK) with the BN BP
-    #: sums (FLAG_STATS on CONV_BP); off, every fused descriptor is rejected (ERR_XF) and
-    #: the RTL is the unfused one
+    #: sums (FLAG_STATS on CONV_BP) and its operands read in passes before each store (record
+    #: SE: another sender's error; SK: the sums' y); off, every fused descriptor is
+    #: rejected (ERR_XF) and the RTL is the unfused one
     fuse: bool = False
 
     def __post_init__(self):

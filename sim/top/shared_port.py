@@ -2,7 +2,8 @@
 
 A Zynq HP port behind a SmartConnect serves the bursts of all masters through one
 queue: an arbiter grants one address (AR of m_axi0/m_axi1, AW of m_axi2, and AR of
-m_axi2 on builds with the fused datapath's second load stream) at a time, round robin, and the memory answers the granted bursts strictly in grant order, one beat
+m_axi2 on builds with the fused datapath's second load stream) at a time, round robin,
+and the memory answers the granted bursts strictly in grant order, one beat
 a cycle at best. A burst at the head blocks every burst behind it until it is done: a
 read burst until its master has accepted every R beat, a write burst until its master has
 sent every W beat. So a master whose RREADY waits for another port's data, or whose AW
