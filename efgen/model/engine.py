@@ -768,6 +768,12 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     }
 
 
+def dram_score(res):
+    """A tiling's DRAM words, its cycles breaking ties (a job's cycles, below 1e10, add
+    under 0.01 of a word)."""
+    return res["read_words"] + res["write_words"] + 1e-12 * res["cycles"]
+
+
 def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: float,
            score=None, fixed: dict[int, dict] | None = None,
            p_dim: str = "pixels") -> dict[str, np.ndarray]:

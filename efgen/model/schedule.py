@@ -15,8 +15,10 @@ Search (documented pruning, deterministic ties):
    buffers only ever admit more tilings, so a dominated choice cannot be faster).
 4. Every remaining candidate is fully scheduled: each layer-phase's tiling is the best
    of the candidate grid of :mod:`efgen.model.engine` (evaluated at once with numpy).
-5. The objective (latency, energy or energy-delay product) picks the candidate; ties
-   go to fewer DSPs, then fewer BRAMs, then the smaller (Tm, Tn, depths) tuple.
+5. The objective (latency, energy, energy-delay product, or DRAM bytes per step) picks
+   the candidate; ties go to fewer DSPs, then fewer BRAMs, then the smaller (Tm, Tn,
+   depths) tuple. ``dram`` picks each tiling (and, fused, each fuse/materialise decision)
+   by the bytes it moves, cycles breaking ties: for a PL that shares the PS's DDR.
 """
 
 from __future__ import annotations
@@ -294,8 +296,8 @@ def _fixed(jobs, req: Request) -> dict[int, dict]:
     return out
 
 
-def _score(req: Request, hw: HwParams, jobs, res, aux) -> tuple[float, float]:
-    """(seconds, joules) of one fully scheduled candidate."""
+def _score(req: Request, hw: HwParams, jobs, res, aux) -> tuple[float, float, float]:
+    """(seconds, joules, DRAM bytes) of one fully scheduled candidate."""
     clock = hw.clock_mhz * 1e6
     cycles = float(np.sum(res["cycles"])) + aux[0]
     seconds = cycles / clock
@@ -305,7 +307,8 @@ def _score(req: Request, hw: HwParams, jobs, res, aux) -> tuple[float, float]:
     bram = sum(float(res["compute_cycles"][i]) * bram_accesses_per_cycle(hw, j.phase)
                for i, j in enumerate(jobs))
     words = float(np.sum(res["read_words"] + res["write_words"])) + aux[1]
-    return seconds, float(energy_joules(seconds, flops, bram + words, words * wbytes, k))
+    return (seconds, float(energy_joules(seconds, flops, bram + words, words * wbytes, k)),
+            words * wbytes)
 
 
 def schedule(req: Request) -> Design:
@@ -352,7 +355,9 @@ def schedule(req: Request) -> Design:
 
 def _tiling_score(req: Request, hw: HwParams, jobs):
     """Per layer-phase score of a tiling: cycles for latency (and EDP, which does not
-    split by layer), joules for the energy objective."""
+    split by layer), joules for the energy objective, words moved for dram."""
+    if req.objective == "dram":
+        return engine.dram_score
     if req.objective != "energy":
         return None
     k = energy_constants(req.board, hw.precision, hw)
@@ -378,7 +383,8 @@ def _schedule_point(req: Request, hw: HwParams, jobs, fixed, plan=None, decide=T
                  if req.objective == "energy" else None)
             plan, _res = restructure.decide(req.net, req.batch, hw, word_bits(hw.precision) / 8,
                                             ddr_bytes_per_cycle(req.board, hw.clock_mhz),
-                                            req.momentum, fixed, energy=k)
+                                            req.momentum, fixed, energy=k,
+                                            dram=req.objective == "dram")
         elif plan is None:
             plan = restructure.initial_plan(req.net)
         jobs = restructure.fused_jobs(req.net, req.batch, plan)
@@ -387,8 +393,9 @@ def _schedule_point(req: Request, hw: HwParams, jobs, fixed, plan=None, decide=T
                         score=_tiling_score(req, hw, jobs))
     if not np.all(np.isfinite(res["cycles"])):
         return None
-    seconds, joules = _score(req, hw, jobs, res, _aux_totals(req, hw, plan))
-    obj = {"latency": seconds, "energy": joules, "edp": seconds * joules}[req.objective]
+    seconds, joules, dram = _score(req, hw, jobs, res, _aux_totals(req, hw, plan))
+    obj = {"latency": seconds, "energy": joules, "edp": seconds * joules,
+           "dram": dram + 1e-12 * seconds}[req.objective]
     use = resource_use(hw, req.board)
     key = (round(obj, 15), use.dsp, use.bram18,
            (hw.tm, hw.tn, hw.p, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, hw.weight_mem))
