@@ -37,24 +37,21 @@ def figures(net: str, board: str, batch: int, clock: float) -> dict:
 
 def stream_floor(acc) -> float:
     """DRAM bytes of ``acc``'s fused step if every conv/linear job read each of its
-    streams once, with no halo and no re-read (any tiling moves at least this), plus its
-    vector passes as priced; pad lanes of the reduction are not counted, so this is a
-    lower bound, not a design."""
+    streams once, with no halo and no re-read (any tiling moves at least this), plus the
+    design's other rows as priced (vector passes, the weights' SGD); pad lanes of the
+    reduction are not counted, so this is a lower bound, not a design."""
     from efgen.model import restructure as rs
-    from efgen.model.evaluate import ddr_bytes_per_cycle
 
-    net, d, board = acc.net, acc.design, acc.board
-    plan = rs.Plan.from_doc(d.fusion)
+    net, d = acc.net, acc.design
     words = 0.0
-    for j in rs.fused_jobs(net, d.batch, plan):
+    for j in rs.fused_jobs(net, d.batch, rs.Plan.from_doc(d.fusion)):
         x = j.red * j.hs * j.ws * j.images
         o = j.out * j.ro * j.co * j.images
-        w = j.out * j.red * j.k * j.k
         words += x * (1 + j.in_extra) + (int(j.mask) + j.st_extra) * o
-        words += o * (1 + j.eo_extra) + 4 * w if j.phase == "wu" else o + w
-    aux = rs.fused_aux(net, d.batch, d.hw, 32, ddr_bytes_per_cycle(board, d.hw.clock_mhz), plan)
-    words += sum(a.read_words + a.write_words for a in aux)
-    return 4.0 * words
+        # (WU: the error tiles and their y; its weights move in the SGD row)
+        words += o * (1 + j.eo_extra) if j.phase == "wu" else o + j.out * j.red * j.k * j.k
+    rest = sum(r.dram_bytes for r in acc.evaluation["rows"] if r.engine != "conv")
+    return 4.0 * words + rest
 
 
 def main() -> None:
