@@ -39,7 +39,7 @@ from efgen.design import (
     PhaseSchedule,
 )
 from efgen.errors import EfgenError
-from efgen.frontend.boards import Board
+from efgen.frontend.boards import PS_ADDR_BITS, Board
 from efgen.frontend.ir import Net, net_to_doc
 from efgen.frontend.yamlio import read_yaml
 from efgen.model import engine
@@ -227,12 +227,13 @@ def _rtl_fits(req: Request):
                          f"{req.precision} with --rtl-impl {req.rtl_impl}", where="--target",
                          fix="use --precision fp32 and --rtl-impl dsp or synth")
     kmax = net_kmax(req.net)
+    abits = PS_ADDR_BITS.get(req.board.family, 32)
 
     def fits(hw: HwParams) -> bool:
         if fp_dsp(hw.macs, req.rtl_impl) > req.board.cap("dsp"):
             return False          # cheap bound first: EngineParams checks are O((Tm*Tn)^2)
         try:
-            return not rtl_over_caps(rtl_use(hw, kmax, req.rtl_impl), req.board)
+            return not rtl_over_caps(rtl_use(hw, kmax, req.rtl_impl, abits), req.board)
         except ValueError:        # an array the reference RTL cannot build
             return False
     return fits
@@ -251,7 +252,9 @@ def _infeasible(req: Request, base: HwParams, jobs) -> EfgenError:
         from efgen.rtl.top import net_kmax
 
         try:
-            bad = rtl_over_caps(rtl_use(hw, net_kmax(req.net), req.rtl_impl), req.board) or bad
+            bad = rtl_over_caps(rtl_use(hw, net_kmax(req.net), req.rtl_impl,
+                                        PS_ADDR_BITS.get(req.board.family, 32)),
+                                req.board) or bad
         except ValueError as exc:
             return EfgenError(f"the reference RTL cannot build Tm={tm}, Tn={tn}: {exc}",
                               where="--tiles", fix="pick an array whose gcd(Tm, Tn) is a "
