@@ -29,7 +29,9 @@ SGD update (WU), which are not overlapped (one weight-buffer copy), plus the pip
 fill (first load) and drain (last store). With ``hw.wdb`` (two weight-buffer copies,
 ``--weight-db``; measured in the reference RTL's co-simulation) FP/BP pay
 ``W_0 + sum_k max(W_{k+1}, C_k) + C_last`` over their chunks instead (see
-:func:`evaluate`); WU's write-back stays exposed. Compute of one block is ``tr*tc*K*K`` cycles
+:func:`evaluate`); WU's write-back stays exposed (the HLS C++ overlaps it with the next
+chunk's accumulation, run_chunk_wu_wdb; the RTL does not, so co-simulation has not
+measured it and the model does not count it). Compute of one block is ``tr*tc*K*K`` cycles
 plus the MAC pipeline depth: every cycle the array takes one Tm x Tn weight vector.
 Channels that do not fill the Tm or Tn lanes still take the cycles (idle lanes).
 
