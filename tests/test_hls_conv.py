@@ -589,7 +589,7 @@ def test_rejected_descriptor_touches_nothing(engine):
 # ---- the C++ itself ------------------------------------------------------------------------
 
 def _gxx(tmp_path, cfg, *flags):
-    (tmp_path / "efgen_params.h").write_text(params_header(**CONFIGS[cfg]))
+    (tmp_path / "efgen_params.h").write_text(params_header(**{**CONFIGS, **WDB_CONFIGS}[cfg]))
     src = tmp_path / "tu.cpp"
     src.write_text(WRAPPER)
     cmd = ["g++", "-std=c++17", *flags, f"-I{tmp_path}", f"-I{hls_kernels_dir()}",
@@ -597,7 +597,7 @@ def _gxx(tmp_path, cfg, *flags):
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("cfg", list(CONFIGS))
+@pytest.mark.parametrize("cfg", list(CONFIGS) + list(WDB_CONFIGS))
 def test_header_compiles_without_any_warning(tmp_path, cfg):
     proc = _gxx(tmp_path, cfg, "-fsyntax-only", "-O2", "-Wall", "-Wextra", "-Werror",
                 "-pedantic", "-Wshadow")
@@ -627,3 +627,21 @@ def test_hls_pragmas_under_synthesis(tmp_path):
                 "-Werror", "-Wno-unknown-pragmas",
                 "-Wno-unused-label")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_wdb_synthesis_view(tmp_path):
+    """EFGEN_WDB's synthesis view: valid C++, and its DATAFLOW regions are run_chunk,
+    run_chunk_wdb (FP/BP: the next chunk's weights) and run_chunk_wu_wdb (WU: the last
+    chunk's write-back beside this chunk's accumulation)."""
+    proc = _gxx(tmp_path, "8x4-wdb", "-fsyntax-only", "-D__SYNTHESIS__", "-Wall", "-Wextra",
+                "-Werror", "-Wno-unknown-pragmas", "-Wno-unused-label")
+    assert proc.returncode == 0, proc.stderr
+    proc = _gxx(tmp_path, "8x4-wdb", "-E", "-D__SYNTHESIS__")
+    assert proc.returncode == 0, proc.stderr
+    regions, fn = [], None
+    for ln in proc.stdout.splitlines():
+        if m := re.match(r"static (?:inline )?void (\w+)\(", ln):
+            fn = m.group(1)
+        if ln.strip() == "#pragma HLS DATAFLOW":
+            regions.append(fn)
+    assert regions == ["run_chunk", "run_chunk_wdb", "run_chunk_wu_wdb"], regions
