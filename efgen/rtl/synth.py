@@ -397,7 +397,8 @@ def add_unit(impl: str) -> str:
 
 def unit_cost(name: str, lanes: int) -> dict[str, Any]:
     """LUT, FF and LUT RAM cells of one of efgen_top's units (``rtl_yosys.top_units``:
-    vec_unit, bn_unit, pool_unit, fp32_div, fp32_sqrt) at ``lanes`` (T) lanes: its own
+    vec_unit, bn_unit, pool_unit, fp32_div, fp32_sqrt; fused_logic with RtlParams.fuse) at
+    ``lanes`` (T) lanes: its own
     logic, as Yosys maps it in a hierarchical run, without the FP32 units priced as such
     (fp32_mul, fp32_add) and the memories :func:`top_memories` lists."""
     tab = _c()["top_units"]
@@ -515,6 +516,9 @@ POOL_FP_ADDS = 1
 #: efgen_top's units priced by their own Yosys-measured logic (rtl_yosys.top_units) at the
 #: feature maps' lane block T (RtlParams.tl), beside their FP32 units and memories
 TOP_UNITS = ("vec_unit", "bn_unit", "pool_unit", "fp32_div", "fp32_sqrt")
+#: RtlParams.fuse's own logic (layer_seq, tile_rd, tile_wr), measured as fused minus
+#: unfused efgen_top (rtl_yosys.top_units.fused_logic)
+FUSED_UNITS = ("fused_logic",)
 
 
 def _odd(n: int) -> tuple[int, int]:
@@ -653,7 +657,7 @@ def top_spec(p) -> "RtlSpec":
                    extra_fp_adds=(4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + p.store_words
                                   + p.load_words + 5 * fx + 3 * fl),
                    extra_muls=tuple(top_multipliers(p)), extra_mems=tuple(top_memories(p)),
-                   shell=True, units=tuple((u, p.tl) for u in TOP_UNITS))
+                   shell=True, units=tuple((u, p.tl) for u in TOP_UNITS + FUSED_UNITS * p.fuse))
 
 
 def predict_spec(spec: "RtlSpec") -> dict[str, Any]:
