@@ -451,11 +451,13 @@ def fp_packed_case(p: EngineParams, name: str, *, N: int, M: int, K: int, S: int
                                   "taps": taps, "KP": KP})
     img = WeightImage(p)
     _nan_region(p, case, img, MB * KP)
+    # one stream of all MB pairs (layer_seq's FP chunk): pair mb lands at mb*KP
+    stream = []
     for mb in range(MB):
-        cfg = WloadConfig.packed(K, mb * KP, N)
         words = _pair_words(w, tm, tn, mb, 0)
-        img.load(cfg, words)
-        case.ops.append(_wload_op(cfg, words, p.wl_words))
+        img.load(WloadConfig.packed(K, mb * KP, N), words)
+        stream.append(words)
+    case.ops.append(_wload_op(WloadConfig.packed(K, 0, N), np.concatenate(stream), p.wl_words))
     ref = ops.conv_fp(x[None].astype(np.float64), w.astype(np.float64), None, S, 0)[0]
     tile = _packed_tile(x, tn, N, taps)
     case.ops.append(_write_op("ifm", 0, tile))
