@@ -70,8 +70,8 @@ PSETS = {
     "behav-2x4": _small(2, 4, wl_words=2, rep_cols=1),
     "synth-4x2": _small(4, 2, wl_words=1, impl="synth"),
     # issue 13 tap packing (EngineParams.pack): packed FP/WU blocks beside unpacked ones
-    "pack-2x8": _small(2, 8, wl_words=1, pack=True),
-    "pack-4x4": _small(4, 4, wl_words=1, pack=True, impl="synth"),
+    "pack-2x8": _small(2, 8, wl_words=2, pack=True),
+    "pack-4x4": _small(4, 4, wl_words=4, pack=True, impl="synth"),
 }
 
 
@@ -209,8 +209,6 @@ def test_params_are_validated():
     with pytest.raises(ValueError, match="one bank"):      # BP beats would collide
         EngineParams(2, 4, wl_words=4)
     EngineParams(2, 4, wl_words=2)
-    with pytest.raises(ValueError, match="pack"):          # packed loads: a word a beat
-        EngineParams(2, 4, wl_words=2, pack=True)
     assert "pack" not in EngineParams(2, 4).as_dict()       # rtl.json as before issue 13
     assert EngineParams(2, 4, pack=True).as_dict()["pack"] is True
 
@@ -343,7 +341,8 @@ def test_flush_to_zero_units_differ_only_at_subnormals():
 
 LINT_SETS = [EngineParams(4, 2, wl_words=2), EngineParams(1, 1), EngineParams(3, 5),
              EngineParams(2, 4, wl_words=2, impl="synth"), EngineParams(16, 16, wl_words=4),
-             EngineParams(2, 8, pack=True), EngineParams(3, 5, pack=True, impl="synth")]
+             EngineParams(4, 4, pack=True, wl_words=4), EngineParams(2, 8, pack=True),
+             EngineParams(3, 5, pack=True, impl="synth")]
 
 
 @pytest.mark.parametrize("p", LINT_SETS, ids=lambda p: f"{p.tm}x{p.tn}-wl{p.wl_words}-{p.impl}")

@@ -159,7 +159,9 @@ WDB_SETS = {
 # 4 taps, 2 channels 2 taps; 2x8: 1 channel 8 taps, 3 channels 2 taps, 6 of 8 lanes), with
 # padding, stride 2, both loop orders, several chunks, a WU with FLAG_BIAS (its bias pass
 # unpacked); beside them jobs that do not pack on the same build: BP of a packed layer,
-# a deeper conv, a linear layer.
+# a deeper conv, a linear layer. 4x4: the 128-bit build with the fused store (whole-beat
+# loads: a bank takes its channel's word of the beat; whole-beat weight loads rotated by
+# the tap's lane offset); 2x8: 32 bits.
 PACK_CASES = [
     LayerPhase("p1", "conv", 1, 6, 12, 12, 3, 1, 1, 2, "fp", True, 6, 12, 2, "wo"),
     LayerPhase("p2", "conv", 2, 6, 12, 12, 3, 2, 1, 2, "fp", False, 3, 6, 1, "io"),
@@ -176,7 +178,7 @@ PACK_CASES_8 = [
     LayerPhase("t4", "conv", 1, 4, 12, 12, 3, 2, 1, 2, "wu", False, 6, 6, 2, "io"),
 ]
 PACK_SETS = {
-    "4x4-reshaped-pack": (_params(4, 4, pack=True), PACK_CASES),
+    "4x4-reshaped-pack": (_params(4, 4, axi=128, fuse=True, pack=True), PACK_CASES),
     "2x8-reshaped-pack": (_params(2, 8, pack=True), PACK_CASES_8),
 }
 

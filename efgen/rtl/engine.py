@@ -163,11 +163,6 @@ class EngineParams:
             bad("wdb", "must be true or false")
         if not isinstance(self.pack, bool):
             bad("pack", "must be true or false")
-        if self.pack and self.wl_words != 1:
-            # a packed vector's words land at a column offset t*RC that need not be a
-            # multiple of the beat: engine_wload's shared per-column data registers would
-            # need a rotate (not built)
-            bad("wl_words", "must be 1 with pack (packed weight loads take one word a beat)")
         for k in ("tm", "tn", "ifm_depth", "ofm_depth", "wbuf_depth", "kmax", "smax",
                   "wl_words", "rep_cols"):
             v = getattr(self, k)

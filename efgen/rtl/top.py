@@ -122,12 +122,6 @@ class RtlParams:
             raise ValueError(f"RtlParams: whole-beat stores take their BP mask tiles as whole "
                              f"beats on port 1, engine.wl_words={self.engine.wl_words} must "
                              f"be {self.wpb}")
-        if self.engine.pack and self.load_words != 1:
-            # the packed loader replicates a word across the lanes of its channel (one word
-            # a write; a beat's words would need a rotate per tap)
-            raise ValueError(f"RtlParams: tap packing (engine.pack) loads a word a cycle: "
-                             f"load_words={self.load_words} (a {self.axi_width}-bit port in "
-                             f"the {self.layout} layout) must be 1")
         tl = self.tl
         if tl & (tl - 1):
             raise ValueError(f"RtlParams: lane block T = gcd({self.engine.tm}, "
