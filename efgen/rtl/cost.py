@@ -32,12 +32,13 @@ def board_use(pred: dict) -> dict[str, int]:
 @lru_cache(maxsize=4096)
 def _use_of(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int, kmax: int,
             max_burst: int, impl: str, axi_width: int = 32,
-            wdb: bool = False, fuse: bool = False) -> tuple[tuple[str, int], ...]:
+            wdb: bool = False, fuse: bool = False,
+            pack: bool = False) -> tuple[tuple[str, int], ...]:
     from efgen.rtl.synth import predict_top
     from efgen.rtl.top import rtl_params_hw
 
     p = rtl_params_hw(tm, tn, ifm_depth, ofm_depth, wbuf_depth, kmax, max_burst, impl=impl,
-                      axi_width=axi_width, wdb=wdb, fuse=fuse)
+                      axi_width=axi_width, wdb=wdb, fuse=fuse, pack=pack)
     return tuple(board_use(predict_top(p)).items())
 
 
@@ -63,7 +64,8 @@ def rtl_use(hw, kmax: int, impl: str) -> dict[str, int]:
     as rtl_params builds a fused Design's)."""
     axi = 32 * hw.port_words if hw.port_words in (1, 2, 4) else 32
     return dict(_use_of(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, kmax,
-                        hw.max_burst_beats, impl, axi, bool(hw.wdb), bool(hw.fuse)))
+                        hw.max_burst_beats, impl, axi, bool(hw.wdb), bool(hw.fuse),
+                        bool(hw.pack)))
 
 
 def rtl_over_caps(use: dict[str, int], board: Board) -> list[tuple[str, float, int]]:

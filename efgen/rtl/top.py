@@ -226,16 +226,17 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
     if hw.precision != "fp32":
         raise EfgenError(f"design precision {hw.precision!r}: the reference RTL is FP32 only; "
                          "build with --precision fp32")
-    if hw.p > 1 or hw.pack:         # issue 13: priced and C-simulated, not built in the RTL
-        raise EfgenError(f"the reference RTL runs P = 1 without tap packing, the design has "
-                         f"P = {hw.p}{' with packing' if hw.pack else ''}", where="--parray",
-                         fix="build without --parray (and without P= in --tiles) for rtl/")
+    if hw.p > 1:                    # issue 13: priced and C-simulated, not built in the RTL
+        raise EfgenError(f"the reference RTL runs P = 1, the design has P = {hw.p}",
+                         where="--parray",
+                         fix="build without --parray (and without P= in --tiles) for rtl/; "
+                             "--pack alone packs taps on the RTL too")
     try:
         return rtl_params_hw(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth,
                              net_kmax(design.net_ir), hw.max_burst_beats, layout, impl,
                              addr_width=_addr_bits(design.board),
                              axi_width=_axi_bits(design.board), wdb=bool(hw.wdb),
-                             fuse=bool(hw.fuse))
+                             fuse=bool(hw.fuse), pack=bool(hw.pack))
     except ValueError as exc:
         raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
                          fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "
