@@ -224,11 +224,11 @@ def test_verilog_is_deterministic_and_complete():
 
 
 @pytest.mark.parametrize("name", ["4x4-reshaped", "2x4-nchw", "4x4-reshaped-wdb",
-                                  "2x4-nchw-wdb"])
+                                  "2x4-nchw-wdb", "4x4-reshaped-pack", "2x8-reshaped-pack"])
 def test_lint_verilator_and_icarus(name, tmp_path):
     _require("verilator")
     _require("iverilog")
-    p, _ = {**SETS, **WDB_SETS}[name]
+    p, _ = {**SETS, **WDB_SETS, **PACK_SETS}[name]
     files = rtl_verilog(p)
     for f, text in files.items():
         (tmp_path / f).write_text(text)
