@@ -289,7 +289,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     RtlParams.fuse); False (the default) is the unfused step.
     ``parray``: search a third unrolled dimension P (pixel lanes) and pack shallow
     layers' kernel taps into idle reduction lanes (issue 13; the HLS C++ runs both, the
-    reference RTL neither, so no rtl/ is written; ``tiles`` may fix P as a third value).
+    reference RTL packing only, so no rtl/ is written for a design with P > 1; ``tiles``
+    may fix P as a third value).
     ``pack``: first-layer tap packing (issue 13): True packs the kernel taps of shallow
     FP/WU layers into idle reduction lanes (the HLS C++ and the reference RTL both build
     it), False never, None (the default) with ``parray`` or a fixed P > 1.
