@@ -609,3 +609,29 @@ def test_engine_checks_catch_bugs(module, good, bad, symptom, tmp_path_factory):
     _, results = _simulate("behav-2x2", tmp_path_factory, "icarus", cases, sources=src)
     errs = [e for c in cases for e in c.check(results)]
     assert errs and re.search(symptom, "\n".join(errs)), errs
+
+
+def test_pack_rule_is_the_models_and_the_cpps():
+    """The RTL packs exactly the blocks the model prices as packed (efgen.model.engine.
+    packed_taps, FP and WU, not image-major) with the same taps, KP and WU copies as
+    conv_engine.h's make_job (G = ceil(ACC_DIST / KP)); a 3-channel 3x3 layer on 8 lanes
+    uses 6 of them."""
+    from efgen.model import engine as model
+    from efgen.design import HwParams
+    from efgen.rtl.engine import kernel_passes, pack_table, pack_taps, wu_copies_passes
+
+    for tn in (2, 4, 6, 8, 16, 24):
+        hw = HwParams(tn=tn, pack=True)
+        for rc in range(1, tn + 2):
+            for k in range(1, 8):
+                for ph in (model.FP, model.WU):
+                    want = float(model.packed_taps(rc, k, ph, 0, hw))
+                    assert pack_taps(rc, k, tn) == want, (tn, rc, k)
+    p = EngineParams(2, 8, kmax=5, pack=True)
+    rows = {(e["rc"], e["k"]): e for e in pack_table(p)}
+    assert set(rows) == {(rc, k) for rc in range(1, 5) for k in range(2, 6)}
+    e = rows[(3, 3)]
+    assert (e["taps"], e["kp"], e["g"], sum(e["act"])) == (2, 5, 2, 6)
+    for e in rows.values():
+        assert e["kp"] == kernel_passes(e["k"], e["taps"]) and e["g"] == wu_copies_passes(e["kp"])
+        assert e["tq_i"] * e["k"] + e["tq_j"] == e["taps"]
