@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 TEST_JOBS ?= auto
 TEST_JOBS_MAX ?= 8
 test: install
-	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_JOBS) --maxprocesses=$(TEST_JOBS_MAX) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_JOBS) --maxprocesses=$(TEST_JOBS_MAX) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 # The main job: the catalogues, the accelerator for ResNet-20 on a ZCU102 (schedule,
 # report, plots, Vitis HLS project), and one training step of the generated C++ in

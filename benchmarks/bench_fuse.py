@@ -35,6 +35,57 @@ def figures(net: str, board: str, batch: int, clock: float) -> dict:
             "build_s": t_fused}
 
 
+def compute_bound(net_name: str, board_name: str, batch: int, clock: float):
+    """(compute-only GFLOPS cap, best whole fused-step GFLOPS, their arrays) over every
+    Tm x Tn x P (with tap packing) that fits the board: the step's FLOPs over the conv
+    jobs' compute cycles alone, i.e. with every load, store and vector pass free."""
+    from efgen.errors import EfgenError
+    from efgen.frontend import load_net
+    from efgen.frontend.boards import load_board
+    from efgen.model.evaluate import evaluate_design
+    from efgen.model.schedule import Request, schedule
+
+    net, board = load_net(net_name), load_board(board_name)
+    cap, whole = (0.0, ""), (0.0, "")
+    for tm in (4, 8, 12, 16, 20, 24, 32):
+        for tn in (4, 8, 12, 16, 20, 24, 32):
+            for p in (1, 2, 3, 4, 5, 6, 8):
+                if not 128 <= tm * tn * p <= 512:
+                    continue
+                try:
+                    d = schedule(Request(net, board, batch=batch, clock_mhz=clock, fuse=True,
+                                         tm=tm, tn=tn, p=p, pack=True))
+                except EfgenError:
+                    continue
+                ev = evaluate_design(net, d, board)
+                t = ev["totals"]
+                flops = t["effective_gflops"] * t["cycles"] / (clock * 1e6)
+                comp = sum(r.compute_cycles for r in ev["rows"] if r.engine == "conv")
+                name = f"{tm}x{tn}x{p}"
+                cap = max(cap, (flops / (comp / (clock * 1e6)), name))
+                whole = max(whole, (t["effective_gflops"], name))
+    return cap[0], whole[0], cap[1], whole[1]
+
+
+def stream_floor(acc) -> float:
+    """DRAM bytes of ``acc``'s fused step if every conv/linear job read each of its
+    streams once, with no halo and no re-read (any tiling moves at least this), plus the
+    design's other rows as priced (vector passes, the weights' SGD); pad lanes of the
+    reduction are not counted, so this is a lower bound, not a design."""
+    from efgen.model import restructure as rs
+
+    net, d = acc.net, acc.design
+    words = 0.0
+    for j in rs.fused_jobs(net, d.batch, rs.Plan.from_doc(d.fusion)):
+        x = j.red * j.hs * j.ws * j.images
+        o = j.out * j.ro * j.co * j.images
+        words += x * (1 + j.in_extra) + (int(j.mask) + j.st_extra) * o
+        # (WU: the error tiles and their y; its weights move in the SGD row)
+        words += o * (1 + j.eo_extra) if j.phase == "wu" else o + j.out * j.red * j.k * j.k
+    rest = sum(r.dram_bytes for r in acc.evaluation["rows"] if r.engine != "conv")
+    return 4.0 * words + rest
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--board", default="zcu102")
@@ -83,6 +134,22 @@ def main() -> None:
             print(f"  --objective energy (tilings that move fewer bytes): "
                   f"{fe['effective_gflops']:.2f} GFLOPS, {fe['dram_bytes'] / 1e6:.1f} MB "
                   f"({fe['dram_bytes'] / b['dram_bytes']:.1%} of the latency design's no-fuse)")
+            m = efgen.build(net, args.board, args.batch, clock=args.clock, objective="dram",
+                            fuse=True)
+            fm = m.evaluation["totals"]["fusion"]["fused"]
+            print(f"  --objective dram (plan and tilings by bytes; {m.design.hw.tm} x "
+                  f"{m.design.hw.tn}): {fm['effective_gflops']:.2f} GFLOPS, "
+                  f"{fm['dram_bytes'] / 1e6:.1f} MB ({fm['dram_bytes'] / b['dram_bytes']:.1%} "
+                  "of the latency design's no-fuse)")
+            best = compute_bound(net, args.board, args.batch, args.clock)
+            print(f"  every array that fits (Tm, Tn up to 32, P up to 8, packing): the conv "
+                  f"engine's compute alone (no load, no vector pass) caps the step at "
+                  f"{best[0]:.2f} GFLOPS ({best[2]}), the best whole fused step is "
+                  f"{best[1]:.2f} GFLOPS ({best[3]})")
+            lo = stream_floor(m)
+            print(f"  floor: the dram design's plan with every stream of every conv job read "
+                  f"once (no halo, no re-read) and its vector passes: {lo / 1e6:.1f} MB "
+                  f"({lo / b['dram_bytes']:.1%})")
 
 
 if __name__ == "__main__":

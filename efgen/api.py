@@ -274,7 +274,7 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
     or a net document (dict). ``board``: a catalogue name (``efgen boards``) or a board
     ``.yaml``. ``batch``: images per training step. ``clock``: the PL clock in MHz
-    (default the board's). ``objective``: ``latency``, ``energy`` or ``edp``.
+    (default the board's). ``objective``: ``latency``, ``energy``, ``edp`` or ``dram``.
     ``precision``: ``fp32``, ``fp16``, ``bf16``, ``fix16`` or ``int8`` (the code
     generators implement fp32). ``train_last``: train only the last K conv/linear layers.
     ``tiles``: fix the array, ``(Tm, Tn)``. ``overrides``: a per-layer schedule override

@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--net", required=True, metavar="NAME|PATH")
     s.add_argument("--batch", type=int, default=32)
     s.add_argument("--clock", type=float, metavar="MHZ", help="PL clock (default: the board's)")
-    s.add_argument("--objective", choices=["latency", "energy", "edp"], default="latency")
+    s.add_argument("--objective", choices=["latency", "energy", "edp", "dram"], default="latency")
     s.add_argument("--precision", choices=["fp32", "fp16", "bf16", "fix16", "int8"],
                    default="fp32")
     s.add_argument("--train-last", type=int, metavar="K",
@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--net", required=True, metavar="NAME|PATH")
     s.add_argument("--batch", type=int, default=2)
     s.add_argument("--clock", type=float, metavar="MHZ")
-    s.add_argument("--objective", choices=["latency", "energy", "edp"], default="latency")
+    s.add_argument("--objective", choices=["latency", "energy", "edp", "dram"], default="latency")
     s.add_argument("--precision", choices=["fp32"], default="fp32",
                    help="the code generators implement fp32")
     s.add_argument("--train-last", type=int, metavar="K")

@@ -25,7 +25,7 @@ PRECISIONS = ("fp32", "fp16", "bf16", "fix16", "int8")
 PHASES = ("fp", "bp", "wu")          # phases the convolution engine runs
 LOOP_ORDERS = ("wo", "io")           # see HwParams docstring / efgen/model/engine.py
 LAYOUTS = ("reshaped", "nchw")
-OBJECTIVES = ("latency", "energy", "edp")
+OBJECTIVES = ("latency", "energy", "edp", "dram")
 
 
 @dataclass(frozen=True)

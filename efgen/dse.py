@@ -19,7 +19,7 @@ evaluate_design`)::
                                      #   holds one output block of every layer (rounded up
                                      #   to whole RAMB18s, as the scheduler does), or integers
     weight_mem: [bram]               # optional, default [bram]; 'uram' where the board has it
-    objective: latency               # optional: latency | energy | edp (picks "best")
+    objective: latency               # optional: latency | energy | edp | dram (picks "best")
     train_last: null                 # optional: train only the last K conv/linear layers
     training: {gradient_filter: {r: 2, last: 2}}   # optional: training methods (or a file)
     gradient_filter.r: [1, 2, 4]     # optional: method axes, <method>.<key>: [values]
@@ -105,7 +105,7 @@ FRONTS: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {
     "throughput": (("dsp", "min"), ("images_per_s", "max")),
     "energy": (("ms_per_step", "min"), ("energy_j", "min")),
 }
-_BEST_KEY = {"latency": "ms_per_step", "energy": "energy_j", "edp": "edp"}
+_BEST_KEY = {"latency": "ms_per_step", "energy": "energy_j", "edp": "edp", "dram": "dram_mb"}
 
 
 # =========================================================================== the file

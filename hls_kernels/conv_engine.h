@@ -46,6 +46,9 @@
 //      so the loader fetches step k+1 while the datapath computes step k and the storer
 //      writes the group finished before: the overlap the model prices.
 //   3. WU: sgd_writeback - gradients (folded from their partial sums) -> SGD -> DRAM.
+//      With EFGEN_WDB (and a WU loader that does not read gmem2) chunk ch accumulates into
+//      weight buffer ch % 2 while chunk ch-1's sgd_writeback runs from the other buffer:
+//      run_chunk_wu_wdb, a DATAFLOW region of the two (v then read on gmem2's read channel).
 //
 // ce_mac calls mac_pass, the single Tm x Tn datapath: Tm*Tn fmul and Tm*Tn fadd shared
 // by FP, BP and WU (ALLOCATION function limit=1, INLINE off; its two call sites are the
@@ -1523,9 +1526,13 @@ static inline int gbank(const Job& j, int kt, int nn) {
 //   3. a[6] != 0: the debug copy of the gradient (mem_out).
 // Bias (FLAG_BIAS): the ACC_DIST partial sums of each lane folded in order, then the
 // same SGD on a[4] (velocity a[5]), debug copy to a[7] when non-zero.
+//   v is read through mem_vr and written through mem_vw: both mem_in (gmem0), except in
+// the WU write-back that overlaps the next chunk's accumulation (EFGEN_WDB,
+// run_chunk_wu_wdb), which reads v on gmem2's read channel (mem_out), idle in that WU.
 static void sgd_writeback(float wbuf[TM][TN][WBUF_DEPTH],
                           const float bacc[TM][MAX_MC * ACC_DIST], const Job& j, int ob0,
-                          int nmb, float* mem_in, float* mem_w, float* mem_out) {
+                          int nmb, const float* mem_vr, float* mem_vw, float* mem_w,
+                          float* mem_out) {
   // One float unit for the whole write-back (its loops run one after another): as many
   // multipliers and adders as the port brings words per beat, shared by the partial-sum
   // fold and the weight and bias SGD (three multiplies and three adds per word: three
@@ -1573,7 +1580,7 @@ EFGEN_LABEL(SGD_PAIRS_M)
           EFGEN_HLS(UNROLL)
           g[t] = wbuf[mm][gbank(j, kt, tb * T + t)][slot0 + (j.taps > 1 ? kq : kk)];
           p_in[t] = mem_w[j.a[2] + off + int64_t(it) * T + t];
-          v_in[t] = mem_in[j.a[3] + off + int64_t(it) * T + t];
+          v_in[t] = mem_vr[j.a[3] + off + int64_t(it) * T + t];
           p[t] = p_in[t];
           v[t] = v_in[t];
         }
@@ -1583,7 +1590,7 @@ EFGEN_LABEL(SGD_PAIRS_M)
           // Pad words (m >= M or n >= N) are written back as read: bits unchanged.
           const bool ok = m < j.M && nb * TN + tb * T + t < j.N;
           mem_w[j.a[2] + off + int64_t(it) * T + t] = ok ? p[t] : p_in[t];
-          mem_in[j.a[3] + off + int64_t(it) * T + t] = ok ? v[t] : v_in[t];
+          mem_vw[j.a[3] + off + int64_t(it) * T + t] = ok ? v[t] : v_in[t];
         }
         if (row_next(tb, mm, kk) && ++kt == j.taps) {
           kt = 0;
@@ -1635,10 +1642,10 @@ EFGEN_LABEL(SGD_PAIRS_M)
       }
       g[0] = bias_grad(bacc, m, mbl);
       p[0] = mem_w[j.a[4] + ch0 + k];
-      v[0] = mem_in[j.a[5] + ch0 + k];
+      v[0] = mem_vr[j.a[5] + ch0 + k];
       sgd_vec(g, p, v, j.lr, j.momentum, j.wd);
       mem_w[j.a[4] + ch0 + k] = p[0];
-      mem_in[j.a[5] + ch0 + k] = v[0];
+      mem_vw[j.a[5] + ch0 + k] = v[0];
       if (++m == TM) {
         m = 0;
         ++mbl;
@@ -1657,6 +1664,63 @@ EFGEN_LABEL(SGD_PAIRS_M)
           ++mbl;
         }
       }
+    }
+  }
+}
+
+#if EFGEN_WDB
+// WU with double-buffered weight chunks: chunk ch accumulates its gradients into weight
+// buffer ch % 2 (and its bias partial sums into bias buffer ch % 2), so chunk ch-1's
+// write-back and chunk ch's accumulation touch different buffers. Per DRAM bundle the
+// region keeps one reading and one writing process: the accumulation reads gmem0 (the
+// input and error tiles); the write-back reads and writes the parameters on gmem1, reads
+// v on gmem2's read channel and writes it on gmem0's write channel, and writes the debug
+// copies on gmem2. A WU job whose loader reads gmem2 (a fused load's second stream or BN
+// BP's y: wu_reads_x2) does not overlap.
+static inline bool wu_reads_x2(const Job& j) {
+  return j.xf && (j.lmode == 1 || j.lx2 != 0);
+}
+
+// The previous chunk's write-back (nmb = 0: none), the overlapping process.
+static void sgd_prev(float wbuf[TM][TN][WBUF_DEPTH], const float bacc[TM][MAX_MC * ACC_DIST],
+                     const Job& j, int ob0, int nmb, const float* mem_vr, float* mem_vw,
+                     float* mem_w, float* mem_out) {
+  EFGEN_HLS(INLINE off)
+  if (nmb > 0) sgd_writeback(wbuf, bacc, j, ob0, nmb, mem_vr, mem_vw, mem_w, mem_out);
+}
+
+// One WU chunk with double-buffered weights: a DATAFLOW region of two processes, the
+// previous chunk's write-back from (wprev, bprev) and this chunk's accumulation into
+// (wcur, bcur).
+static void run_chunk_wu_wdb(const Job& j, int pob0, int pnmb, int ob0, int nmb,
+                             float wprev[TM][TN][WBUF_DEPTH],
+                             const float bprev[TM][MAX_MC * ACC_DIST],
+                             float wcur[TM][TN][WBUF_DEPTH], const float bbuf[TM][MAX_MC],
+                             float bcur[TM][MAX_MC * ACC_DIST],
+                             const float kb[XF_TERMS][XF_CONSTS][T][XF_D],
+                             const float kbd[XF_TERMS][XF_CONSTS][T][XF_D],
+                             const float skb[TM][MAX_MC], float sacc[NSUMS][TM][MAX_MC * ACC_DIST],
+                             const float kbs[XF_CONSTS][TM][MAX_MC],
+                             float* mem_in, float* mem_w, float* mem_out) {
+  EFGEN_HLS(INLINE off)
+  EFGEN_HLS(DATAFLOW)
+  EFGEN_REGION(region);
+  EFGEN_PROCESS(region, sgd_prev(wprev, bprev, j, pob0, pnmb, mem_out, mem_in, mem_w, mem_out));
+  EFGEN_PROCESS(region, run_chunk(j, ob0, nmb, wcur, bbuf, bcur, kb, kbd, skb, sacc, kbs,
+                                  mem_in, mem_w, mem_out));
+  EFGEN_JOIN(region);
+}
+#endif
+
+// The bias-gradient partial sums of a WU chunk of nmb blocks start at +0.
+static inline void zero_bacc(float bacc[TM][MAX_MC * ACC_DIST], int nmb) {
+EFGEN_LABEL(ZERO_BACC)
+  for (int k = 0; k < nmb * ACC_DIST; ++k) {
+    EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_BACC)
+    EFGEN_HLS(PIPELINE II=1)
+    for (int m = 0; m < TM; ++m) {
+      EFGEN_HLS(UNROLL)
+      bacc[m][k] = 0.0f;
     }
   }
 }
@@ -1861,6 +1925,10 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
   EFGEN_HLS(BIND_STORAGE variable=wbuf1 type=ram_2p impl=bram)
   EFGEN_HLS(ARRAY_PARTITION variable=bbuf1 type=complete dim=1)
   EFGEN_HLS(BIND_STORAGE variable=bbuf1 type=ram_2p impl=lutram)
+  // WU: the second bias-gradient buffer (odd chunks' partial sums)
+  static float bacc1[TM][MAX_MC * ACC_DIST];
+  EFGEN_HLS(ARRAY_PARTITION variable=bacc1 type=complete dim=1)
+  EFGEN_HLS(BIND_STORAGE variable=bacc1 type=ram_2p impl=lutram)
 #endif
 
   Job j;
@@ -1891,6 +1959,35 @@ static inline void efgen_conv_engine(const EfgenDesc& d, float* mem_in, float* m
     }
     return;
   }
+  if (nchunks > 1 && !wu_reads_x2(j) && !j.stats) {
+    // WU: chunk ch accumulates into buffer ch % 2 beside chunk ch-1's write-back (from
+    // the other buffer); the last chunk's write-back after the loop
+    const bool bias = (j.flags & EFGEN_FLAG_BIAS) != 0;
+  EFGEN_LABEL(CHUNKS_WU_WDB)
+    for (int ch = 0; ch < nchunks; ++ch) {
+      EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_CHUNKS)
+      const int ob0 = ch * j.mc;
+      const int nmb = imin(j.mc, j.MB - ob0);
+      const int pob0 = ob0 - j.mc;
+      const int pnmb = ch > 0 ? j.mc : 0;      // every chunk but the last is full
+      if (ch % 2 == 0) {
+        if (bias) zero_bacc(bacc, nmb);
+        run_chunk_wu_wdb(j, pob0, pnmb, ob0, nmb, wbuf1, bacc1, wbuf, bbuf, bacc, kb, kbd, skb,
+                         sacc, kbs, mem_in, mem_w, mem_out);
+      } else {
+        if (bias) zero_bacc(bacc1, nmb);
+        run_chunk_wu_wdb(j, pob0, pnmb, ob0, nmb, wbuf, bacc, wbuf1, bbuf, bacc1, kb, kbd, skb,
+                         sacc, kbs, mem_in, mem_w, mem_out);
+      }
+    }
+    const int lob0 = (nchunks - 1) * j.mc;
+    const int lnmb = j.MB - lob0;
+    if ((nchunks - 1) % 2 == 0)
+      sgd_writeback(wbuf, bacc, j, lob0, lnmb, mem_in, mem_in, mem_w, mem_out);
+    else
+      sgd_writeback(wbuf1, bacc1, j, lob0, lnmb, mem_in, mem_in, mem_w, mem_out);
+    return;
+  }
 #endif
 EFGEN_LABEL(CHUNKS)
   for (int ch = 0; ch < nchunks; ++ch) {
@@ -1898,15 +1995,7 @@ EFGEN_LABEL(CHUNKS)
     const int ob0 = ch * j.mc;
     const int nmb = imin(j.mc, j.MB - ob0);
     if (j.mode == WU && (j.flags & EFGEN_FLAG_BIAS)) {   // mc <= MAX_MC (make_job)
-    EFGEN_LABEL(ZERO_BACC)
-      for (int k = 0; k < nmb * ACC_DIST; ++k) {
-        EFGEN_HLS(LOOP_TRIPCOUNT min=1 max=EFGEN_MAX_BACC)
-        EFGEN_HLS(PIPELINE II=1)
-        for (int m = 0; m < TM; ++m) {
-          EFGEN_HLS(UNROLL)
-          bacc[m][k] = 0.0f;
-        }
-      }
+      zero_bacc(bacc, nmb);
     } else if (j.mode != WU) {
       load_weights(wbuf, bbuf, j, ob0, nmb, mem_w);
     }
@@ -1914,7 +2003,7 @@ EFGEN_LABEL(CHUNKS)
     if (j.mode == BP && j.mk != 0) mask_begin(j, ob0, nmb, kbs, mem_w);
     run_chunk(j, ob0, nmb, wbuf, bbuf, bacc, kb, kbd, skb, sacc, kbs, mem_in, mem_w, mem_out);
     if (j.stats) stats_end(j, ob0, nmb, sacc, mem_out);
-    if (j.mode == WU) sgd_writeback(wbuf, bacc, j, ob0, nmb, mem_in, mem_w, mem_out);
+    if (j.mode == WU) sgd_writeback(wbuf, bacc, j, ob0, nmb, mem_in, mem_in, mem_w, mem_out);
   }
 }
 

@@ -127,7 +127,8 @@ def test_sgd_hyperparameters_reach_the_kernel(tmp_path):
 
 # Issue 13 part 3: double-buffered weight chunks (--weight-db on: two weight buffers,
 # run_chunk_wdb loads chunk ch+1 beside chunk ch in one DATAFLOW region, threads in
-# C-simulation). Every FP/BP layer-phase is re-tiled to one output block a chunk so that
+# C-simulation; WU: run_chunk_wu_wdb writes chunk ch-1 back beside chunk ch's
+# accumulation). Every conv layer-phase is re-tiled to one output block a chunk so that
 # each of its chunk boundaries swaps the buffers.
 WDB_STEPS = [("tiny", 4, 8), ("resnet20", 8, 16)]
 
@@ -140,10 +141,9 @@ def test_whole_steps_with_double_buffered_weights(case, tmp_path):
     net, board = load_net(name), load_board("zcu102")
     design = schedule(Request(net, board, batch=2, tm=tm, tn=tn, weight_db="on"))
     assert design.hw.wdb
-    design = replace(design, schedule=tuple(s if s.phase == "wu" else replace(s, mc=1)
-                                            for s in design.schedule))
-    chunks = {(l.name, ph): -(-(l.out_shape[0] if ph == "fp" else l.in_shape[0]) // tm)
-              for l in net if l.is_weighted and l.op == "conv" for ph in ("fp", "bp")}
+    design = replace(design, schedule=tuple(replace(s, mc=1) for s in design.schedule))
+    chunks = {(l.name, ph): -(-(l.out_shape[0] if ph != "bp" else l.in_shape[0]) // tm)
+              for l in net if l.is_weighted and l.op == "conv" for ph in ("fp", "bp", "wu")}
     assert max(chunks.values()) >= 3          # buffer 0, 1, then 0 again
     res = run_csim(net, design, board, tmp_path)
     step = res.steps[0]

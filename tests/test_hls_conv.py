@@ -45,6 +45,9 @@ CONFIGS = {
     "8x16xP3-pack": dict(tm=8, tn=16, ifm=1024, ofm=2048, wbuf=1024, p=3, pack=True),
 }
 
+# issue 13 req. 3, double-buffered weight chunks (EFGEN_WDB): its own tests below
+WDB_CONFIGS = {"8x4-wdb": dict(tm=8, tn=4, ifm=1024, ofm=2048, wbuf=1024, max_c=64, wdb=True)}
+
 # Status codes of efgen_conv_check (EfgenConvStatus).
 OK, ERR_OP, ERR_GEOMETRY, ERR_TILING, ERR_ADDRESS, ERR_IFM, ERR_OFM, ERR_WBUF, ERR_BIAS = range(9)
 
@@ -55,7 +58,7 @@ extern "C" int check(const EfgenDesc* d) { return efgen_conv_check(*d); }
 """
 
 
-def params_header(tm, tn, ifm, ofm, wbuf, max_c=None, p=1, pack=False):
+def params_header(tm, tn, ifm, ofm, wbuf, max_c=None, p=1, pack=False, wdb=False):
     lines = ["#ifndef EFGEN_PARAMS_H", "#define EFGEN_PARAMS_H",
              f"#define EFGEN_TM {tm}", f"#define EFGEN_TN {tn}",
              f"#define EFGEN_LANES {math.gcd(tm, tn)}", f"#define EFGEN_IFM_DEPTH {ifm}",
@@ -67,12 +70,14 @@ def params_header(tm, tn, ifm, ofm, wbuf, max_c=None, p=1, pack=False):
         lines.append(f"#define EFGEN_P {p}")
     if pack:
         lines.append("#define EFGEN_PACK 1")
+    if wdb:
+        lines.append("#define EFGEN_WDB 1")
     return "\n".join(lines + ["#endif", ""])
 
 
 class Engine:
     def __init__(self, name, workdir):
-        cfg = CONFIGS[name]
+        cfg = {**CONFIGS, **WDB_CONFIGS}[name]
         self.tm, self.tn = cfg["tm"], cfg["tn"]
         self.lanes = math.gcd(self.tm, self.tn)
         self.fm = FeatureMapLayout("blocked", self.lanes)
@@ -313,7 +318,7 @@ def run_bp(eng, c: Case, t, seed=0):
     return {"dx": rel_err(dx, want)}
 
 
-def run_wu(eng, c: Case, t, seed=0, debug=True):
+def run_wu(eng, c: Case, t, seed=0, debug=True, keep=None):
     d = data(c, seed)
     dram = Dram()
     put_fm(dram, eng, "dy", d["dy"])
@@ -338,6 +343,8 @@ def run_wu(eng, c: Case, t, seed=0, debug=True):
     mem = dram.build()
     before = mem.copy()
     eng.run(desc, mem)
+    if keep is not None:
+        keep["mem"] = mem
     wv = w_valid(eng.wl, w_shape)
     allowed = [dram.off("w") + wv, dram.off("v") + wv]
     if debug:   # the debug gradient copy: whole (Tm, Tn) blocks, pad words +0
@@ -429,6 +436,31 @@ def test_linear_layers_match_linear_golden(engine):
     errs = run_wu(eng, c, (1, 1, 1, 1), seed=5)
     assert max(errs.values()) <= BAR
     assert rel_err(ops.linear_wu(dy2, x2), ops.conv_wu(d["dy"], d["x"], 1, 0, 1)[:, :, 0, 0]) == 0
+
+
+# Issue 13 req. 3: with EFGEN_WDB a WU job's chunk ch accumulates into weight (and bias
+# gradient) buffer ch % 2 while chunk ch-1's write-back runs from the other
+# (run_chunk_wu_wdb, threads in C-simulation). The DRAM image it leaves is the single
+# buffer's, bit for bit (check_writes inside run_wu: nothing else written), over chunks of
+# one and two output blocks, an odd and an even number of chunks, with and without bias
+# and debug copies, conv and linear.
+WU_WDB_RUNS = [
+    (Case("k3s1p1", 6, 20, 9, 9, 3, 1, 1, 2, True, True, True), (3, 4, 1, 1), True),   # 3 chunks
+    (Case("k3s2p1", 10, 32, 9, 8, 3, 2, 1, 2, False, False, True), (2, 5, 1, 0), True),  # 4
+    (Case("k1s1p0", 3, 33, 7, 7, 1, 1, 0, 3, True, False, False), (99, 99, 2, 0), False),  # 3
+    (Case("linear", 20, 30, 1, 1, 1, 1, 0, 3, True, False, False), (1, 2, 1, 1), True),  # 4
+]
+
+
+@pytest.mark.parametrize("run", WU_WDB_RUNS, ids=lambda r: r[0].name)
+def test_wu_write_back_overlap_is_the_single_buffers_twin(engine, run):
+    c, t, debug = run
+    assert -(-c.m // 8) // t[2] >= 3 or -(-c.m // 8) >= 3     # at least three chunks
+    one, two = {}, {}
+    errs = run_wu(engine("8x4-wdb"), c, t, debug=debug, keep=two)
+    assert max(errs.values()) <= BAR, errs
+    run_wu(engine("8x4"), c, t, debug=debug, keep=one)
+    assert np.array_equal(bits(one["mem"]), bits(two["mem"]))
 
 
 def test_no_writes_outside_outputs_and_pad_lanes(engine):
@@ -557,7 +589,7 @@ def test_rejected_descriptor_touches_nothing(engine):
 # ---- the C++ itself ------------------------------------------------------------------------
 
 def _gxx(tmp_path, cfg, *flags):
-    (tmp_path / "efgen_params.h").write_text(params_header(**CONFIGS[cfg]))
+    (tmp_path / "efgen_params.h").write_text(params_header(**{**CONFIGS, **WDB_CONFIGS}[cfg]))
     src = tmp_path / "tu.cpp"
     src.write_text(WRAPPER)
     cmd = ["g++", "-std=c++17", *flags, f"-I{tmp_path}", f"-I{hls_kernels_dir()}",
@@ -565,7 +597,7 @@ def _gxx(tmp_path, cfg, *flags):
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("cfg", list(CONFIGS))
+@pytest.mark.parametrize("cfg", list(CONFIGS) + list(WDB_CONFIGS))
 def test_header_compiles_without_any_warning(tmp_path, cfg):
     proc = _gxx(tmp_path, cfg, "-fsyntax-only", "-O2", "-Wall", "-Wextra", "-Werror",
                 "-pedantic", "-Wshadow")
@@ -595,3 +627,21 @@ def test_hls_pragmas_under_synthesis(tmp_path):
                 "-Werror", "-Wno-unknown-pragmas",
                 "-Wno-unused-label")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_wdb_synthesis_view(tmp_path):
+    """EFGEN_WDB's synthesis view: valid C++, and its DATAFLOW regions are run_chunk,
+    run_chunk_wdb (FP/BP: the next chunk's weights) and run_chunk_wu_wdb (WU: the last
+    chunk's write-back beside this chunk's accumulation)."""
+    proc = _gxx(tmp_path, "8x4-wdb", "-fsyntax-only", "-D__SYNTHESIS__", "-Wall", "-Wextra",
+                "-Werror", "-Wno-unknown-pragmas", "-Wno-unused-label")
+    assert proc.returncode == 0, proc.stderr
+    proc = _gxx(tmp_path, "8x4-wdb", "-E", "-D__SYNTHESIS__")
+    assert proc.returncode == 0, proc.stderr
+    regions, fn = [], None
+    for ln in proc.stdout.splitlines():
+        if m := re.match(r"static (?:inline )?void (\w+)\(", ln):
+            fn = m.group(1)
+        if ln.strip() == "#pragma HLS DATAFLOW":
+            regions.append(fn)
+    assert regions == ["run_chunk", "run_chunk_wdb", "run_chunk_wu_wdb"], regions

@@ -317,6 +317,35 @@ def test_objectives_trade_off():
     assert en["energy_j"] <= lat["energy_j"] * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("fuse", [False, True])
+def test_dram_objective_moves_the_fewest_bytes(fuse):
+    """``--objective dram``: no other objective's design moves fewer DRAM bytes, and on
+    the dram design's own hardware each layer-phase's tiling moves no more words than
+    the latency tiling of that job (the plan and tilings are chosen by bytes)."""
+    from dataclasses import replace
+
+    from efgen.model import engine, restructure
+    from efgen.model.evaluate import ddr_bytes_per_cycle
+
+    net, board = load_net("resnet20"), load_board("zcu102")
+    tot = {}
+    for obj in ("latency", "energy", "dram"):
+        d = schedule(Request(net, board, clock_mhz=100, fuse=fuse, objective=obj))
+        tot[obj] = evaluate_design(net, d, board)["totals"]
+        if obj == "dram":
+            hw = d.hw
+            jobs = (restructure.fused_jobs(net, 32, restructure.Plan.from_doc(d.fusion))
+                    if fuse else engine.jobs_for(net, 32))
+    assert tot["dram"]["dram_bytes"] <= min(t["dram_bytes"] for t in tot.values())
+    assert tot["dram"]["dram_bytes"] < 0.97 * tot["latency"]["dram_bytes"]   # it matters
+    bpc = ddr_bytes_per_cycle(board, hw.clock_mhz)
+    by_bytes = engine.choose(jobs, hw, 4, bpc, score=engine.dram_score)
+    by_cycles = engine.choose(jobs, replace(hw), 4, bpc)
+    w = lambda r: r["read_words"] + r["write_words"]  # noqa: E731
+    assert (w(by_bytes) <= w(by_cycles) + 1e-6).all()
+    assert (by_bytes["cycles"] >= by_cycles["cycles"] - 1e-6).all()
+
+
 def test_clock_above_fmax_is_refused():
     from efgen.errors import EfgenError
 

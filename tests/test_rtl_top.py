@@ -540,8 +540,9 @@ def test_bus_errors_end_the_descriptor(tmp_path_factory, build_cache):
 
 # ------------------------------------------------------------------ the HLS C++ twin
 
-def _hls_engine(p: RtlParams, work: Path):
-    """hls_kernels/conv_engine.h compiled with the RTL's array, lanes and buffer depths."""
+def _hls_engine(p: RtlParams, work: Path, wdb: bool = False):
+    """hls_kernels/conv_engine.h compiled with the RTL's array, lanes and buffer depths
+    (wdb: with EFGEN_WDB, double-buffered weight chunks)."""
     import ctypes
 
     from efgen.csim.cc import compile_shared, load
@@ -552,8 +553,9 @@ def _hls_engine(p: RtlParams, work: Path):
         "#ifndef EFGEN_PARAMS_H", "#define EFGEN_PARAMS_H", f"#define EFGEN_TM {e.tm}",
         f"#define EFGEN_TN {e.tn}", f"#define EFGEN_LANES {p.tl}",
         f"#define EFGEN_IFM_DEPTH {e.ifm_depth}", f"#define EFGEN_OFM_DEPTH {e.ofm_depth}",
-        f"#define EFGEN_WBUF_DEPTH {e.wbuf_depth}", f"#define EFGEN_ACC_DIST {ACC_DIST}",
-        *([f"#define EFGEN_PACK 1"] if p.pack else []), "#endif", ""]))
+        f"#define EFGEN_WBUF_DEPTH {e.wbuf_depth}", f"#define EFGEN_ACC_DIST {ACC_DIST}"]
+        + (["#define EFGEN_WDB 1"] if wdb else [])
+        + (["#define EFGEN_PACK 1"] if p.pack else []) + ["#endif", ""]))
     (work / "twin.cpp").write_text(
         '#include "efgen_params.h"\n#include "conv_engine.h"\n'
         'extern "C" void run(const EfgenDesc* d, float* mem) { efgen_conv_engine(*d, mem, mem, mem); }\n')
@@ -570,6 +572,19 @@ def test_hls_cpp_is_the_rtls_bit_exact_twin(tmp_path, tmp_path_factory, build_ca
     Every case of the 4x4 set: FP/BP/WU, K 1 and 3, strides 1 and 2, both loop orders,
     chunks, ReLU, masks, biases, FLAG_STATS, linear layers, channel counts that leave pad
     lanes."""
+    _twin(tmp_path, tmp_path_factory, build_cache, wdb=False)
+
+
+def test_hls_cpp_with_wdb_is_the_rtls_bit_exact_twin(tmp_path, tmp_path_factory, build_cache):
+    """The same with EFGEN_WDB: FP/BP load the next chunk's weights beside this chunk's run,
+    and WU writes chunk ch-1 back (run_chunk_wu_wdb) beside chunk ch's accumulation into
+    the other buffers (the WU cases of several chunks: w1, w3, l3, u1 and u2 with a bias,
+    x3 with a load transform; d4 and d6, whose loader reads y on gmem2, stay serial); the
+    results are the single buffer's, bit for bit."""
+    _twin(tmp_path, tmp_path_factory, build_cache, wdb=True)
+
+
+def _twin(tmp_path, tmp_path_factory, build_cache, wdb):
     import ctypes
     p, res, _ = _run("4x4-reshaped", tmp_path_factory, build_cache)
     assert p.engine.impl == "behav"
@@ -577,7 +592,7 @@ def test_hls_cpp_is_the_rtls_bit_exact_twin(tmp_path, tmp_path_factory, build_ca
     image = np.load(work / "image.npy")
     rtl = np.load(work / "dump0.npy")
     descs = cosim.case_descriptors(p, CASES, seed=0)
-    lib = _hls_engine(p, tmp_path)
+    lib = _hls_engine(p, tmp_path, wdb)
     mem = image.copy().view(np.float32)
     for d in descs:
         lib.run(ctypes.byref(d), mem.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))

@@ -29,7 +29,9 @@ SGD update (WU), which are not overlapped (one weight-buffer copy), plus the pip
 fill (first load) and drain (last store). With ``hw.wdb`` (two weight-buffer copies,
 ``--weight-db``; measured in the reference RTL's co-simulation) FP/BP pay
 ``W_0 + sum_k max(W_{k+1}, C_k) + C_last`` over their chunks instead (see
-:func:`evaluate`); WU's write-back stays exposed. Compute of one block is ``tr*tc*K*K`` cycles
+:func:`evaluate`); WU's write-back stays exposed (the HLS C++ overlaps it with the next
+chunk's accumulation, run_chunk_wu_wdb; the RTL does not, so co-simulation has not
+measured it and the model does not count it). Compute of one block is ``tr*tc*K*K`` cycles
 plus the MAC pipeline depth: every cycle the array takes one Tm x Tn weight vector.
 Channels that do not fill the Tm or Tn lanes still take the cycles (idle lanes).
 
@@ -585,6 +587,20 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         per_word = np.maximum(copies, sgd_passes)
         t_sgd = np.where(is_wu, w_words * per_word
                          + n_chunks * (hw.dram_latency + hw.sgd_overhead), 0.0)
+    # WU's write-back beside the next chunk's accumulation (double-buffered weights, the
+    # HLS C++'s run_chunk_wu_wdb): what it could hide, min(S_k, C_{k+1}) at each of the
+    # n - 1 boundaries (S: a chunk's write-back, C: its accumulation; every chunk but the
+    # last is full). A diagnostic for benchmarks/bench_wdb.py only, NOT in `cycles`: the
+    # reference RTL does not overlap it, so co-simulation has not measured it.
+    if hw.sgd_overhead > 0:
+        s_full = w_full * per_word + hw.dram_latency + hw.sgd_overhead
+    else:
+        s_full = t_w_full * sgd_passes
+    c_acc_full = img_steps * g_full + init_extra(mc)
+    c_acc_last = img_steps * g_last + init_extra(mc_last)
+    wu_hideable = np.where(is_wu & (n_chunks >= 2),
+                           np.maximum(n_chunks - 2, 0.0) * np.minimum(s_full, c_acc_full)
+                           + np.minimum(s_full, c_acc_last), 0.0)
     t_wload = np.where(is_wu, 0.0, t_wload)
     wdb = bool(hw.wdb) & ~is_wu
     # the BP store reads on the weights' port: its mask tiles, and (restructured BN) the
@@ -764,11 +780,18 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         "read_words": read_words, "write_words": write_words, "bursts": bursts,
         "compute_cycles": compute, "load_cycles": load_cycles, "sgd_cycles": t_sgd,
         "wload_cycles": t_wload,
+        "wu_wb_hideable": wu_hideable,     # not counted (see its definition)
         # components, for tests against the layout's burst generator
         "in_words": in_total, "in_bursts": in_bursts, "out_words": o_total,
         "out_bursts": o_bursts, "w_words": w_words, "w_bursts": w_bursts,
         "fx_const_words": consts if fused else np.zeros_like(jb["out"]),
     }
+
+
+def dram_score(res):
+    """A tiling's DRAM words, its cycles breaking ties (a job's cycles, below 1e10, add
+    under 0.01 of a word)."""
+    return res["read_words"] + res["write_words"] + 1e-12 * res["cycles"]
 
 
 def choose(jobs: list[Job], hw: HwParams, word_bytes: int, ddr_bytes_per_cycle: float,

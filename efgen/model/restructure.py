@@ -508,12 +508,14 @@ def feasible(net: Net, plan: Plan) -> bool:
 
 def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_cycle: float,
            momentum: bool = True, fixed: dict | None = None,
-           energy=None) -> tuple[Plan, dict]:
+           energy=None, dram: bool = False) -> tuple[Plan, dict]:
     """The plan with the fewest modelled step cycles (greedy single flips from
     :func:`initial_plan`, the best flip first, ties to the earlier decision), and the
     chosen tilings of its jobs (:func:`efgen.model.engine.choose`). ``energy``: the
     board's energy constants (:func:`efgen.model.energy.energy_constants`) to minimise
-    joules instead (the energy objective: tilings and decisions by joules)."""
+    joules instead (the energy objective: tilings and decisions by joules); ``dram``:
+    to minimise the DRAM words moved, cycles breaking ties (the dram objective)."""
+    dram_score = engine.dram_score
     from efgen.model.energy import bram_accesses_per_cycle, energy_joules
 
     clock = hw.clock_mhz * 1e6
@@ -529,7 +531,7 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
         if miss:
             fx = {i: fixed[key_of[(j.layer, j.phase)]] for i, j in enumerate(miss)
                   if key_of[(j.layer, j.phase)] in fixed}
-            score = None
+            score = dram_score if dram else None
             if energy is not None:
                 acc = np.asarray([bram_accesses_per_cycle(hw, j.phase) for j in miss])[:, None]
 
@@ -548,6 +550,8 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
                         res["cycles"][i] / clock, 0.0, res["compute_cycles"][i]
                         * bram_accesses_per_cycle(hw, j.phase) + words, words * word_bytes,
                         energy))
+                elif dram:
+                    cache[j]["value"] = float(dram_score({k: v[i] for k, v in res.items()}))
                 else:
                     cache[j]["value"] = float(res["cycles"][i])
 
@@ -560,7 +564,9 @@ def decide(net: Net, batch: int, hw: HwParams, word_bytes: float, ddr_bytes_per_
                 out.append(math.inf)
                 continue
             a = fused_aux(net, batch, hw, wbits, ddr_bytes_per_cycle, p, momentum)
-            if energy is None:
+            if dram:
+                va = sum(x.read_words + x.write_words + 1e-12 * x.cycles for x in a)
+            elif energy is None:
                 va = sum(x.cycles for x in a)
             else:
                 w = sum(x.read_words + x.write_words for x in a)

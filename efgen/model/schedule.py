@@ -15,8 +15,10 @@ Search (documented pruning, deterministic ties):
    buffers only ever admit more tilings, so a dominated choice cannot be faster).
 4. Every remaining candidate is fully scheduled: each layer-phase's tiling is the best
    of the candidate grid of :mod:`efgen.model.engine` (evaluated at once with numpy).
-5. The objective (latency, energy or energy-delay product) picks the candidate; ties
-   go to fewer DSPs, then fewer BRAMs, then the smaller (Tm, Tn, depths) tuple.
+5. The objective (latency, energy, energy-delay product, or DRAM bytes per step) picks
+   the candidate; ties go to fewer DSPs, then fewer BRAMs, then the smaller (Tm, Tn,
+   depths) tuple. ``dram`` picks each tiling (and, fused, each fuse/materialise decision)
+   by the bytes it moves, cycles breaking ties: for a PL that shares the PS's DDR.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from efgen.design import (
     PhaseSchedule,
 )
 from efgen.errors import EfgenError
-from efgen.frontend.boards import Board
+from efgen.frontend.boards import PS_ADDR_BITS, Board
 from efgen.frontend.ir import Net, net_to_doc
 from efgen.frontend.yamlio import read_yaml
 from efgen.model import engine
@@ -227,12 +229,13 @@ def _rtl_fits(req: Request):
                          f"{req.precision} with --rtl-impl {req.rtl_impl}", where="--target",
                          fix="use --precision fp32 and --rtl-impl dsp or synth")
     kmax = net_kmax(req.net)
+    abits = PS_ADDR_BITS.get(req.board.family, 32)
 
     def fits(hw: HwParams) -> bool:
         if fp_dsp(hw.macs, req.rtl_impl) > req.board.cap("dsp"):
             return False          # cheap bound first: EngineParams checks are O((Tm*Tn)^2)
         try:
-            return not rtl_over_caps(rtl_use(hw, kmax, req.rtl_impl), req.board)
+            return not rtl_over_caps(rtl_use(hw, kmax, req.rtl_impl, abits), req.board)
         except ValueError:        # an array the reference RTL cannot build
             return False
     return fits
@@ -251,7 +254,9 @@ def _infeasible(req: Request, base: HwParams, jobs) -> EfgenError:
         from efgen.rtl.top import net_kmax
 
         try:
-            bad = rtl_over_caps(rtl_use(hw, net_kmax(req.net), req.rtl_impl), req.board) or bad
+            bad = rtl_over_caps(rtl_use(hw, net_kmax(req.net), req.rtl_impl,
+                                        PS_ADDR_BITS.get(req.board.family, 32)),
+                                req.board) or bad
         except ValueError as exc:
             return EfgenError(f"the reference RTL cannot build Tm={tm}, Tn={tn}: {exc}",
                               where="--tiles", fix="pick an array whose gcd(Tm, Tn) is a "
@@ -296,8 +301,8 @@ def _fixed(jobs, req: Request) -> dict[int, dict]:
     return out
 
 
-def _score(req: Request, hw: HwParams, jobs, res, aux) -> tuple[float, float]:
-    """(seconds, joules) of one fully scheduled candidate."""
+def _score(req: Request, hw: HwParams, jobs, res, aux) -> tuple[float, float, float]:
+    """(seconds, joules, DRAM bytes) of one fully scheduled candidate."""
     clock = hw.clock_mhz * 1e6
     cycles = float(np.sum(res["cycles"])) + aux[0]
     seconds = cycles / clock
@@ -307,7 +312,8 @@ def _score(req: Request, hw: HwParams, jobs, res, aux) -> tuple[float, float]:
     bram = sum(float(res["compute_cycles"][i]) * bram_accesses_per_cycle(hw, j.phase)
                for i, j in enumerate(jobs))
     words = float(np.sum(res["read_words"] + res["write_words"])) + aux[1]
-    return seconds, float(energy_joules(seconds, flops, bram + words, words * wbytes, k))
+    return (seconds, float(energy_joules(seconds, flops, bram + words, words * wbytes, k)),
+            words * wbytes)
 
 
 def schedule(req: Request) -> Design:
@@ -354,7 +360,9 @@ def schedule(req: Request) -> Design:
 
 def _tiling_score(req: Request, hw: HwParams, jobs):
     """Per layer-phase score of a tiling: cycles for latency (and EDP, which does not
-    split by layer), joules for the energy objective."""
+    split by layer), joules for the energy objective, words moved for dram."""
+    if req.objective == "dram":
+        return engine.dram_score
     if req.objective != "energy":
         return None
     k = energy_constants(req.board, hw.precision, hw)
@@ -380,7 +388,8 @@ def _schedule_point(req: Request, hw: HwParams, jobs, fixed, plan=None, decide=T
                  if req.objective == "energy" else None)
             plan, _res = restructure.decide(req.net, req.batch, hw, word_bits(hw.precision) / 8,
                                             ddr_bytes_per_cycle(req.board, hw.clock_mhz),
-                                            req.momentum, fixed, energy=k)
+                                            req.momentum, fixed, energy=k,
+                                            dram=req.objective == "dram")
         elif plan is None:
             plan = restructure.initial_plan(req.net)
         jobs = restructure.fused_jobs(req.net, req.batch, plan)
@@ -389,8 +398,9 @@ def _schedule_point(req: Request, hw: HwParams, jobs, fixed, plan=None, decide=T
                         score=_tiling_score(req, hw, jobs))
     if not np.all(np.isfinite(res["cycles"])):
         return None
-    seconds, joules = _score(req, hw, jobs, res, _aux_totals(req, hw, plan))
-    obj = {"latency": seconds, "energy": joules, "edp": seconds * joules}[req.objective]
+    seconds, joules, dram = _score(req, hw, jobs, res, _aux_totals(req, hw, plan))
+    obj = {"latency": seconds, "energy": joules, "edp": seconds * joules,
+           "dram": dram + 1e-12 * seconds}[req.objective]
     use = resource_use(hw, req.board)
     key = (round(obj, 15), use.dsp, use.bram18,
            (hw.tm, hw.tn, hw.p, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, hw.weight_mem))

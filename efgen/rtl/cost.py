@@ -33,12 +33,13 @@ def board_use(pred: dict) -> dict[str, int]:
 def _use_of(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int, kmax: int,
             max_burst: int, impl: str, axi_width: int = 32,
             wdb: bool = False, fuse: bool = False,
-            pack: bool = False) -> tuple[tuple[str, int], ...]:
+            addr_width: int = 32, pack: bool = False) -> tuple[tuple[str, int], ...]:
     from efgen.rtl.synth import predict_top
     from efgen.rtl.top import rtl_params_hw
 
     p = rtl_params_hw(tm, tn, ifm_depth, ofm_depth, wbuf_depth, kmax, max_burst, impl=impl,
-                      axi_width=axi_width, wdb=wdb, fuse=fuse, pack=pack)
+                      axi_width=axi_width, wdb=wdb, fuse=fuse, addr_width=addr_width,
+                      pack=pack)
     return tuple(board_use(predict_top(p)).items())
 
 
@@ -55,17 +56,18 @@ def fp_dsp(macs: int, impl: str) -> int:
             + (macs + 4 + VEC_FP_ADDS + BN_FP_ADDS + POOL_FP_ADDS + 2) * y[add_unit(impl)]["dsp"])
 
 
-def rtl_use(hw, kmax: int, impl: str) -> dict[str, int]:
+def rtl_use(hw, kmax: int, impl: str, addr_width: int = 32) -> dict[str, int]:
     """Board resources of the reference RTL for ``hw`` (HwParams) on a net whose largest
     conv kernel is ``kmax``, FP32 units ``impl``. Raises ValueError when the reference RTL
     cannot implement ``hw`` (efgen.rtl.engine.EngineParams' restrictions). The DMA engines
     are as wide as ``hw``'s ports (``port_words`` FP32 words a beat: the board's HP width,
     as :func:`efgen.rtl.top.rtl_params` builds them; ``hw.fuse``: with the fused datapath,
-    as rtl_params builds a fused Design's)."""
+    as rtl_params builds a fused Design's); ``addr_width``: AXI address bits, the
+    board's PS's (:data:`efgen.frontend.boards.PS_ADDR_BITS`), as rtl_params builds them."""
     axi = 32 * hw.port_words if hw.port_words in (1, 2, 4) else 32
     return dict(_use_of(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, kmax,
                         hw.max_burst_beats, impl, axi, bool(hw.wdb), bool(hw.fuse),
-                        bool(hw.pack)))
+                        addr_width, bool(hw.pack)))
 
 
 def rtl_over_caps(use: dict[str, int], board: Board) -> list[tuple[str, float, int]]:
