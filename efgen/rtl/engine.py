@@ -58,7 +58,10 @@ the depths 11 + 5*ceil(log2 Tn) and 11)
 
 so for ``P >= ACC_DIST`` (and WU blocks that are not a first block of fewer than G
 pixels) a block takes exactly ``tr*tc*K*K + depth`` cycles, the analytical model's form
-with ``mac_depth = depth`` (:func:`pipeline_depth`). A new block may start in the cycle
+with ``mac_depth = depth`` (:func:`pipeline_depth`). A packed block (``EngineParams.pack``, issue 13:
+``taps`` kernel offsets side by side in the reduction lanes, :func:`pack_taps`) runs
+KP = ceil(K*K / taps) passes where K*K stands above, with G = ceil(ACC_DIST / KP) WU
+copies (:func:`issue_cycles` with ``taps``). A new block may start in the cycle
 ``done`` is high; the next block's first accumulator read comes after the last write.
 
 Usage rules the RTL does not check: ``1 <= K <= kmax``, ``1 <= S <= smax``, ``tr*tc <=
