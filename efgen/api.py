@@ -267,7 +267,8 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
           momentum: bool = True, progress: Callable[[str], None] | None = None,
           command: Sequence[str] | None = None, training: Any = None,
           fuse: bool = False, target: str = "hls", rtl_impl: str = "dsp",
-          parray: bool = False, weight_db: str = "off") -> Accelerator:
+          parray: bool = False, weight_db: str = "off",
+          pack: bool | None = None) -> Accelerator:
     """Schedule ``net`` on ``board`` and price it: the accelerator efgen generates.
 
     ``net``: a catalogue name (``efgen nets``), a ``.yaml``/``.onnx`` path, an efgen Net
@@ -288,7 +289,11 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
     RtlParams.fuse); False (the default) is the unfused step.
     ``parray``: search a third unrolled dimension P (pixel lanes) and pack shallow
     layers' kernel taps into idle reduction lanes (issue 13; the HLS C++ runs both, the
-    reference RTL neither, so no rtl/ is written; ``tiles`` may fix P as a third value).
+    reference RTL packing only, so no rtl/ is written for a design with P > 1; ``tiles``
+    may fix P as a third value).
+    ``pack``: first-layer tap packing (issue 13): True packs the kernel taps of shallow
+    FP/WU layers into idle reduction lanes (the HLS C++ and the reference RTL both build
+    it), False never, None (the default) with ``parray`` or a fixed P > 1.
     ``weight_db``: double-buffered weight chunks (issue 13): ``"off"`` (one weight buffer,
     the default), ``"on"`` or ``"auto"`` (the scheduler weighs the second buffer's BRAM).
     ``target``: ``"hls"`` (the Vitis HLS build's resources must fit the board's caps)
@@ -320,12 +325,13 @@ def build(net: Any, board: Any = "zcu102", batch: int = 32, *, clock: float | No
                   objective=objective, precision=precision, tm=tm, tn=tn, overrides=ov,
                   train_last=train_last, momentum=bool(momentum), training=t,
                   fuse=bool(fuse), target=target, rtl_impl=rtl_impl, p=p,
-                  parray=bool(parray), weight_db=weight_db)
+                  parray=bool(parray), weight_db=weight_db,
+                  pack=None if pack is None else bool(pack))
     design, ev, full = estimate(req, progress=progress or (lambda s: None))
     words = tuple(str(w) for w in command) if command is not None else \
         _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
                momentum, training if isinstance(training, (str, os.PathLike)) else None,
-               fuse, target, parray, weight_db)
+               fuse, target, parray, weight_db, pack)
     return Accelerator(n, b, design, ev, full, words, training=t)
 
 
@@ -349,7 +355,7 @@ def _training(training: Any, net):
 
 def _words(net, board, batch, clock, objective, precision, train_last, tiles, overrides,
            momentum, training=None, fuse=False, target="hls", parray=False,
-           weight_db="off") -> tuple[str, ...]:
+           weight_db="off", pack=None) -> tuple[str, ...]:
     """The ``efgen build`` command that makes the same Design (without -o), for
     run_hls.tcl's hint (:func:`efgen.flow.request_words`)."""
     from argparse import Namespace
@@ -371,7 +377,7 @@ def _words(net, board, batch, clock, objective, precision, train_last, tiles, ov
         clock=clock, objective=objective, precision=precision, train_last=train_last,
         tiles=tiles, overrides=None if overrides is None else os.fspath(overrides),
         no_momentum=not momentum, fuse=bool(fuse), target=target, parray=bool(parray),
-        weight_db=weight_db,
+        weight_db=weight_db, pack=pack,
         training=None if training is None else os.fspath(training)))
 
 

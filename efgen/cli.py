@@ -178,7 +178,7 @@ def cmd_build(args) -> int:
                 precision=args.precision, train_last=args.train_last, tiles=args.tiles,
                 overrides=args.overrides, momentum=not args.no_momentum,
                 fuse=getattr(args, "fuse", False), parray=getattr(args, "parray", False),
-                weight_db=getattr(args, "weight_db", "off"),
+                weight_db=getattr(args, "weight_db", "off"), pack=getattr(args, "pack", None),
                 progress=(lambda s: print(s, file=sys.stderr)) if tty else None,
                 command=request_words(args), training=args.training,
                 target=getattr(args, "target", "hls"), rtl_impl=getattr(args, "rtl_impl", "dsp"))
@@ -448,7 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--parray", action="store_true",
                    help="search a third unrolled dimension P (adjacent output pixels) and "
                         "pack shallow layers' kernel taps into idle reduction lanes; the HLS "
-                        "C++ runs both, the reference RTL neither (rtl/ is not written)")
+                        "C++ runs both; the reference RTL builds packing (--pack) but not P "
+                        "(rtl/ is not written when the design has P > 1)")
+    s.add_argument("--pack", action=argparse.BooleanOptionalAction, default=None,
+                   help="first-layer tap packing alone (issue 13): shallow FP/WU layers "
+                        "carry kernel taps in idle reduction lanes; the HLS C++ and the "
+                        "reference RTL (rtl/) both build it. --no-pack: never (default: "
+                        "with --parray)")
     s.add_argument("--weight-db", choices=["off", "on", "auto"], default="off",
                    help="double-buffered weight chunks: the next chunk's weights load while "
                         "the array computes (twice the weight buffer's BRAM); auto lets the "

@@ -154,6 +154,8 @@ def request_words(args) -> tuple[str, ...]:
         words.append("--fuse")
     if getattr(args, "parray", False):
         words.append("--parray")
+    if getattr(args, "pack", None) is not None:
+        words.append("--pack" if args.pack else "--no-pack")
     if getattr(args, "weight_db", "off") != "off":
         words += ["--weight-db", str(args.weight_db)]
     if command == "build" and getattr(args, "rtl_impl", DEFAULT_RTL_IMPL) != DEFAULT_RTL_IMPL:

@@ -266,3 +266,18 @@ def test_tiled_linear_wu_sums_p_images_by_the_tree(p):
     got = tiled.conv_wu(dy32, x32, 1, 0, 1, t)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, ops.linear_wu(dy, x), rtol=1e-4, atol=1e-5)
+
+
+def test_rtl_flow_builds_tap_packing(tmp_path, run_cli):
+    """--pack alone (no P search): the reference RTL builds first-layer tap packing
+    (RtlParams.pack, tests/test_rtl_top.py's pack sets), the Design prices it."""
+    for flag, packed in (("--pack", True), ("--no-pack", False)):
+        out = tmp_path / flag.strip("-")
+        code, stdout, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
+                                    "--tiles", "Tm=8,Tn=8", "--target", "rtl", flag, "-o", out)
+        assert code == 0, err
+        d = json.loads((out / "design.json").read_text())
+        assert d["hw"].get("p", 1) == 1 and d["hw"].get("pack", False) is packed
+        rtl = json.loads((out / "rtl" / "rtl.json").read_text())
+        assert rtl["engine"].get("pack", False) is packed
+        assert ("pk_job" in (out / "rtl" / "layer_seq.v").read_text()) is packed

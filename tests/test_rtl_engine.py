@@ -69,6 +69,9 @@ PSETS = {
     # Tm < Tn: a DRAM n-block spans BP blocks; a replicated select per lane
     "behav-2x4": _small(2, 4, wl_words=2, rep_cols=1),
     "synth-4x2": _small(4, 2, wl_words=1, impl="synth"),
+    # issue 13 tap packing (EngineParams.pack): packed FP/WU blocks beside unpacked ones
+    "pack-2x8": _small(2, 8, wl_words=2, pack=True),
+    "pack-4x4": _small(4, 4, wl_words=4, pack=True, impl="synth"),
 }
 
 
@@ -93,6 +96,34 @@ def _cases(pname: str) -> list:
             bp(p, "bp_k3_chunk", N=7, M=5, K=3, S=1, P=1, H=5, W=5, r0=0, c0=1, tr=5,
                tc=3, mask=False, seed=73, chunk=(1, 2)),
             wu(p, "wu_k2_s1", N=6, M=3, K=2, S=1, tr=2, tc=3, images=2, seed=74),
+        ]
+    if pname == "pack-2x8":
+        fpk, wuk = C.fp_packed_case, C.wu_packed_case
+        return [
+            # 1 channel: taps 8, KP 2; 3 channels: taps 2, KP 5 (6 of 8 lanes); 2 channels,
+            # stride 2: taps 4, KP 3; K 5, 4 channels: taps 2, KP 13; K 2: taps 4, KP 1
+            fpk(p, "fpk_c1_k3", N=1, M=3, K=3, S=1, tr=3, tc=4, seed=81),
+            fpk(p, "fpk_c3_k3", N=3, M=3, K=3, S=1, tr=2, tc=5, seed=82),
+            fpk(p, "fpk_c2_k3_s2", N=2, M=2, K=3, S=2, tr=2, tc=3, seed=83),
+            fpk(p, "fpk_c4_k5", N=4, M=3, K=5, S=1, tr=2, tc=2, seed=84),
+            fpk(p, "fpk_c2_k2_tiny", N=2, M=2, K=2, S=1, tr=1, tc=2, seed=85),
+            wuk(p, "wuk_c1_k3", N=1, M=3, K=3, S=1, tr=2, tc=3, images=2, seed=86),
+            wuk(p, "wuk_c3_k3", N=3, M=2, K=3, S=2, tr=2, tc=2, images=2, seed=87),
+            wuk(p, "wuk_c2_k2", N=2, M=3, K=2, S=1, tr=1, tc=3, images=3, seed=88),
+            # unpacked blocks on the pack build: cfg_pack low, or a layer too deep to pack
+            fp(p, "fp_k3_s1", N=9, M=3, K=3, S=1, tr=3, tc=3, relu=True, seed=89),
+            bp(p, "bp_k3_s2", N=3, M=5, K=3, S=2, P=1, H=6, W=7, r0=1, c0=2, tr=3, tc=4,
+               mask=True, seed=90),
+            wu(p, "wu_k3_s1", N=3, M=2, K=3, S=1, tr=2, tc=3, images=2, seed=91),
+        ]
+    if pname == "pack-4x4":
+        fpk, wuk = C.fp_packed_case, C.wu_packed_case
+        return [
+            fpk(p, "fpk_c1_k3", N=1, M=5, K=3, S=1, tr=3, tc=3, seed=101),
+            fpk(p, "fpk_c2_k3_s2", N=2, M=4, K=3, S=2, tr=2, tc=4, seed=102),
+            wuk(p, "wuk_c1_k3", N=1, M=5, K=3, S=1, tr=2, tc=4, images=2, seed=103),
+            wuk(p, "wuk_c2_k3", N=2, M=3, K=3, S=1, tr=3, tc=3, images=2, seed=104),
+            fp(p, "fp_k3_s2", N=5, M=3, K=3, S=2, tr=2, tc=3, relu=False, seed=105),
         ]
     if pname.startswith("synth"):
         return [
@@ -178,6 +209,8 @@ def test_params_are_validated():
     with pytest.raises(ValueError, match="one bank"):      # BP beats would collide
         EngineParams(2, 4, wl_words=4)
     EngineParams(2, 4, wl_words=2)
+    assert "pack" not in EngineParams(2, 4).as_dict()       # rtl.json as before issue 13
+    assert EngineParams(2, 4, pack=True).as_dict()["pack"] is True
 
 
 def test_verilog_is_deterministic_and_complete():
@@ -307,7 +340,9 @@ def test_flush_to_zero_units_differ_only_at_subnormals():
 # ------------------------------------------------------------------ lint, BRAM
 
 LINT_SETS = [EngineParams(4, 2, wl_words=2), EngineParams(1, 1), EngineParams(3, 5),
-             EngineParams(2, 4, wl_words=2, impl="synth"), EngineParams(16, 16, wl_words=4)]
+             EngineParams(2, 4, wl_words=2, impl="synth"), EngineParams(16, 16, wl_words=4),
+             EngineParams(4, 4, pack=True, wl_words=4), EngineParams(2, 8, pack=True),
+             EngineParams(3, 5, pack=True, impl="synth")]
 
 
 @pytest.mark.parametrize("p", LINT_SETS, ids=lambda p: f"{p.tm}x{p.tn}-wl{p.wl_words}-{p.impl}")
@@ -514,6 +549,16 @@ def test_engine_2x4(case_name, tmp_path_factory):
     _check_case("behav-2x4", case_name, tmp_path_factory)
 
 
+@pytest.mark.parametrize("case_name", CASE_NAMES["pack-2x8"])
+def test_engine_pack_2x8(case_name, tmp_path_factory):
+    _check_case("pack-2x8", case_name, tmp_path_factory)
+
+
+@pytest.mark.parametrize("case_name", CASE_NAMES["pack-4x4"])
+def test_engine_pack_synth_4x4(case_name, tmp_path_factory):
+    _check_case("pack-4x4", case_name, tmp_path_factory)
+
+
 @pytest.mark.parametrize("case_name", CASE_NAMES["synth-4x2"])
 def test_engine_synth_4x2(case_name, tmp_path_factory):
     _check_case("synth-4x2", case_name, tmp_path_factory)
@@ -564,3 +609,29 @@ def test_engine_checks_catch_bugs(module, good, bad, symptom, tmp_path_factory):
     _, results = _simulate("behav-2x2", tmp_path_factory, "icarus", cases, sources=src)
     errs = [e for c in cases for e in c.check(results)]
     assert errs and re.search(symptom, "\n".join(errs)), errs
+
+
+def test_pack_rule_is_the_models_and_the_cpps():
+    """The RTL packs exactly the blocks the model prices as packed (efgen.model.engine.
+    packed_taps, FP and WU, not image-major) with the same taps, KP and WU copies as
+    conv_engine.h's make_job (G = ceil(ACC_DIST / KP)); a 3-channel 3x3 layer on 8 lanes
+    uses 6 of them."""
+    from efgen.model import engine as model
+    from efgen.design import HwParams
+    from efgen.rtl.engine import kernel_passes, pack_table, pack_taps, wu_copies_passes
+
+    for tn in (2, 4, 6, 8, 16, 24):
+        hw = HwParams(tn=tn, pack=True)
+        for rc in range(1, tn + 2):
+            for k in range(1, 8):
+                for ph in (model.FP, model.WU):
+                    want = float(model.packed_taps(rc, k, ph, 0, hw))
+                    assert pack_taps(rc, k, tn) == want, (tn, rc, k)
+    p = EngineParams(2, 8, kmax=5, pack=True)
+    rows = {(e["rc"], e["k"]): e for e in pack_table(p)}
+    assert set(rows) == {(rc, k) for rc in range(1, 5) for k in range(2, 6)}
+    e = rows[(3, 3)]
+    assert (e["taps"], e["kp"], e["g"], sum(e["act"])) == (2, 5, 2, 6)
+    for e in rows.values():
+        assert e["kp"] == kernel_passes(e["k"], e["taps"]) and e["g"] == wu_copies_passes(e["kp"])
+        assert e["tq_i"] * e["k"] + e["tq_j"] == e["taps"]

@@ -124,3 +124,26 @@ def test_fused_datapath_lint_clean(layout, dw, tmp_path):
                         *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
     assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()
+
+
+@pytest.mark.parametrize("tm,tn,layout,dw,fuse", [(4, 8, "reshaped", 128, True),
+                                                  (2, 8, "nchw", 32, False)])
+def test_tap_packing_lint_clean(tm, tn, layout, dw, fuse, tmp_path):
+    """First-layer tap packing (RtlParams.pack, issue 13): the per-lane offsets and windows
+    (engine_ctrl), the rotated whole-beat weight loads (engine_wload), the replicated IFM
+    writes (layer_seq) and the packed write-back (sgd_wb), whole-beat and word-serial,
+    fused and not."""
+    _require("verilator")
+    from efgen.rtl.top import rtl_params_hw
+
+    p = rtl_params_hw(tm, tn, 512, 256, 256, 3, 16, impl="dsp", axi_width=dw, layout=layout,
+                      fuse=fuse, pack=True)
+    assert p.pack
+    files = rtl_verilog(p)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
+                        *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
+    assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()
+    assert [name for name, text in files.items() if "lint_off" in text] == []

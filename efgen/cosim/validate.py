@@ -75,7 +75,7 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     xf_depth=XF_DEPTH if p.fuse else 0,
                     dx_depth=DX_DEPTH if p.fuse else 0,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True,
-                    wdb=e.wdb)
+                    wdb=e.wdb, pack=e.pack)
 
 
 def vec_words(desc, tl: int) -> int:

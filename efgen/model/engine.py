@@ -484,8 +484,10 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # WU: a gradient word keeps G = ceil(acc_dist / K*K) partial sums (the reference RTL,
     # efgen.rtl.engine.wu_copies; G = 1 at the HLS engine's acc_dist of 1), and the block
     # that starts them (the first tile of a chunk's first image step) runs at least G pixel
-    # slots, so that every copy is written: a batch-1 linear WU (P = 1) pays G - 1 a block
-    g_copies = np.maximum(1.0, np.ceil(hw.acc_dist / k2))
+    # slots, so that every copy is written: a batch-1 linear WU (P = 1) pays G - 1 a block.
+    # A packed job's word is updated once per pass: G = ceil(acc_dist / KP) (conv_engine.h,
+    # efgen.rtl.engine.wu_copies_passes)
+    g_copies = np.maximum(1.0, np.ceil(hw.acc_dist / kpass))
     Cy_init = np.where(e(is_wu), e(kpass) * np.maximum(P, e(g_copies)) + depth_wu
                        + hw.block_overhead, Cy)
     # control per step (one reduction block), shared by the step's blocks (io, WU: mc)
@@ -579,8 +581,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     if hw.sgd_overhead > 0:
         # A word-serial write-back (the reference RTL's sgd_wb): one write port carries W'
         # and V' (sgd_passes cycles a word), and a word's G gradient partial sums (WU
-        # with K*K < acc_dist keeps G = ceil(acc_dist / K*K) copies) are read one a cycle.
-        copies = np.maximum(1.0, np.ceil(hw.acc_dist / jb["k"] ** 2))
+        # with K*K < acc_dist keeps G = ceil(acc_dist / K*K) copies, packed ceil(acc_dist /
+        # KP)) are read one a cycle.
+        copies = np.maximum(1.0, np.ceil(hw.acc_dist / kpass))
         per_word = np.maximum(copies, sgd_passes)
         t_sgd = np.where(is_wu, w_words * per_word
                          + n_chunks * (hw.dram_latency + hw.sgd_overhead), 0.0)

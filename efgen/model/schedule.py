@@ -73,7 +73,7 @@ class Request:
     target: str = "hls"           # whose resources must fit the caps: "hls" or "rtl"
     rtl_impl: str = "dsp"         # the reference RTL's FP32 units (target "rtl")
     fuse: bool = False            # restructured BN (efgen.model.restructure); not with training
-    # Issue 13 (HLS target only; the reference RTL builds P = 1 without packing):
+    # Issue 13 (the reference RTL builds P = 1, with or without packing):
     parray: bool = False          # search P (pixel lanes) and pack shallow layers' taps
     p: int | None = None          # fix P; None: searched with parray, else 1
     pack: bool | None = None      # tap packing; None: with parray or a fixed P > 1
@@ -186,17 +186,19 @@ def wdb_candidates(req: Request) -> tuple[bool, ...]:
 def p_candidates(req: Request) -> tuple[int, ...]:
     """Pixel-lane counts the scheduler tries: ``req.p``, :data:`P_SIDES` with
     ``req.parray``, else 1. The reference RTL (``--target rtl``) builds P = 1 only: a
-    request for more is refused."""
+    request for more (or for the P search, --parray) is refused; tap packing (--pack) it
+    builds."""
     if req.p is not None and (isinstance(req.p, bool) or not isinstance(req.p, int) or req.p < 1):
         raise EfgenError(f"P = {req.p!r} is not a positive integer", where="--tiles P",
                          fix="write --tiles Tm=16,Tn=16,P=2")
     if req.target == "rtl":
-        if (req.p or 1) > 1 or req.parray or req.pack:
+        if (req.p or 1) > 1 or req.parray:
             what = f"P = {req.p}" if (req.p or 1) > 1 else "--parray"
-            raise EfgenError(f"the reference RTL runs P = 1 without tap packing, not {what}",
+            raise EfgenError(f"the reference RTL runs P = 1, not {what}",
                              where="--tiles P" if (req.p or 1) > 1 else "--parray",
-                             fix="drop P= from --tiles and --parray for --target rtl, or "
-                                 "build the HLS C++ (--target hls)")
+                             fix="drop P= from --tiles and --parray for --target rtl (--pack "
+                                 "packs taps on the RTL too), or build the HLS C++ "
+                                 "(--target hls)")
         return (1,)
     if req.p is not None:
         return (req.p,)
@@ -206,8 +208,8 @@ def p_candidates(req: Request) -> tuple[int, ...]:
 def packs(req: Request, jobs, tn: int) -> bool:
     """Whether the design packs kernel taps into idle reduction lanes: with ``req.pack``,
     or (None) with ``req.parray`` or a fixed P > 1, when some FP/WU job of the net is
-    shallow enough on ``tn`` lanes to use it; never for the reference RTL."""
-    if req.target == "rtl" or req.pack is False:
+    shallow enough on ``tn`` lanes to use it (the reference RTL: with ``req.pack`` only)."""
+    if req.pack is False or (req.target == "rtl" and not req.pack):
         return False
     if req.pack is None and not (req.parray or (req.p or 1) > 1):
         return False

@@ -58,7 +58,10 @@ the depths 11 + 5*ceil(log2 Tn) and 11)
 
 so for ``P >= ACC_DIST`` (and WU blocks that are not a first block of fewer than G
 pixels) a block takes exactly ``tr*tc*K*K + depth`` cycles, the analytical model's form
-with ``mac_depth = depth`` (:func:`pipeline_depth`). A new block may start in the cycle
+with ``mac_depth = depth`` (:func:`pipeline_depth`). A packed block (``EngineParams.pack``, issue 13:
+``taps`` kernel offsets side by side in the reduction lanes, :func:`pack_taps`) runs
+KP = ceil(K*K / taps) passes where K*K stands above, with G = ceil(ACC_DIST / KP) WU
+copies (:func:`issue_cycles` with ``taps``). A new block may start in the cycle
 ``done`` is high; the next block's first accumulator read comes after the last write.
 
 Usage rules the RTL does not check: ``1 <= K <= kmax``, ``1 <= S <= smax``, ``tr*tc <=
@@ -130,13 +133,23 @@ class EngineParams:
     impl: str = "behav"
     rep_cols: int = REP_COLS
     wdb: bool = False          # issue 13: two weight banks of wbuf_depth (ping-pong chunks)
+    #: issue 13, first-layer tap packing: a block started with cfg_pack whose reduction
+    #: channels cfg_rc fill at most half the Tn lanes carries taps = min(K*K, Tn // RC)
+    #: kernel offsets side by side in the lanes (:func:`pack_taps`; lane n = t*RC + c holds
+    #: channel c at offset q*taps + t of pass q, KP = ceil(K*K / taps) passes, weight /
+    #: gradient word (m, n, pass)): per-lane IFM addresses and windows in engine_ctrl, the
+    #: packed weight placement in engine_wload. Off, the Verilog is the unpacked one.
+    pack: bool = False
 
     def as_dict(self) -> dict:
         """The fields as a dict; a single weight buffer (``wdb`` false) leaves the key out,
-        so a design without ``--weight-db`` writes the rtl.json it wrote before it."""
+        so a design without ``--weight-db`` writes the rtl.json it wrote before it (and
+        ``pack`` likewise)."""
         d = asdict(self)
         if not self.wdb:
             del d["wdb"]
+        if not self.pack:
+            del d["pack"]
         return d
 
     @property
@@ -151,6 +164,8 @@ class EngineParams:
 
         if not isinstance(self.wdb, bool):
             bad("wdb", "must be true or false")
+        if not isinstance(self.pack, bool):
+            bad("pack", "must be true or false")
         for k in ("tm", "tn", "ifm_depth", "ofm_depth", "wbuf_depth", "kmax", "smax",
                   "wl_words", "rep_cols"):
             v = getattr(self, k)
@@ -238,6 +253,26 @@ def wu_copies(k: int) -> int:
     return max(1, -(-ACC_DIST // (k * k)))
 
 
+def pack_taps(rc: int, k: int, tn: int) -> int:
+    """Kernel offsets a packed block carries side by side in the reduction lanes (1: it
+    does not pack): ``min(K*K, Tn // RC)`` when K > 1 and 2*RC <= Tn (conv_engine.h's
+    make_job, efgen.model.engine.packed_taps)."""
+    if k > 1 and 1 <= rc and 2 * rc <= tn:
+        return min(k * k, tn // rc)
+    return 1
+
+
+def kernel_passes(k: int, taps: int = 1) -> int:
+    """Passes over the kernel per pixel: K*K, or ceil(K*K / taps) packed."""
+    return -(-(k * k) // taps)
+
+
+def wu_copies_passes(kp: int) -> int:
+    """Partial sums per gradient word of a WU block of ``kp`` kernel passes:
+    ``ceil(ACC_DIST / kp)`` (wu_copies(K) when kp = K*K)."""
+    return max(1, -(-ACC_DIST // kp))
+
+
 def wu_chunk(mc: int, in_c: int, k: int, tn: int, wbuf_depth: int) -> int:
     """The output-channel blocks a WU weight chunk of the RTL holds: ``mc`` lowered until
     its ``mc * ceil(in_c / Tn) * K*K * G`` gradient words fit ``wbuf_depth`` (at least
@@ -256,23 +291,27 @@ def pipeline_depth(mode: str, tn: int) -> int:
     return RAM_LATENCY + MUL_LATENCY + tree + ADD_LATENCY + 1
 
 
-def issue_cycles(mode: str, k: int, tr: int, tc: int, acc_init: bool = True) -> int:
-    """Cycles the controller spends issuing (including idle padding)."""
+def issue_cycles(mode: str, k: int, tr: int, tc: int, acc_init: bool = True,
+                 taps: int = 1) -> int:
+    """Cycles the controller spends issuing (including idle padding); a packed block
+    (``taps`` > 1) runs KP = ceil(K*K / taps) kernel passes instead of K*K."""
     p = tr * tc
+    kp = kernel_passes(k, taps)
     if mode == "conv":
-        return (k * k - 1) * max(p, ACC_DIST) + p
+        return (kp - 1) * max(p, ACC_DIST) + p
     if mode == "wu":
-        return k * k * (max(p, wu_copies(k)) if acc_init else p)
+        return kp * (max(p, wu_copies_passes(kp)) if acc_init else p)
     raise ValueError(f"mode {mode!r}: expected 'conv' or 'wu'")
 
 
-def block_cycles(mode: str, k: int, tr: int, tc: int, tn: int, acc_init: bool = True) -> int:
+def block_cycles(mode: str, k: int, tr: int, tc: int, tn: int, acc_init: bool = True,
+                 taps: int = 1) -> int:
     """Cycles from ``start`` to ``done`` for one output block (one reduction block).
 
     ``start`` is sampled in cycle t0, ``done`` is high (one cycle) in cycle
     t0 + block_cycles; a new ``start`` may be given in that same cycle.
     """
-    return issue_cycles(mode, k, tr, tc, acc_init) + pipeline_depth(mode, tn)
+    return issue_cycles(mode, k, tr, tc, acc_init, taps) + pipeline_depth(mode, tn)
 
 
 def replica_ff(p: "EngineParams") -> int:
@@ -331,10 +370,18 @@ class WloadConfig:
     nbred: int = 0
     m_lim: int = 0
     n_lim: int = 0
+    #: packed direct load (EngineParams.pack): word (i*K+j, mm, nn), nn < rc -> bank
+    #: mm*Tn + t*rc + nn, address base + q, i*K + j = q*taps + t; nn >= rc dropped
+    pack: bool = False
+    rc: int = 0
 
     @staticmethod
     def direct(k: int, base: int) -> "WloadConfig":
         return WloadConfig(False, k, base=base)
+
+    @staticmethod
+    def packed(k: int, base: int, rc: int) -> "WloadConfig":
+        return WloadConfig(False, k, base=base, pack=True, rc=rc)
 
     @staticmethod
     def bp_pair(tm: int, tn: int, k: int, w_shape, mb: int, nb: int, ob_first: int,
@@ -355,9 +402,15 @@ def wload_placement(cfg: WloadConfig, tm: int, tn: int):
     ``(bank, address)`` or ``None`` (skipped)."""
     out = []
     k2 = cfg.k * cfg.k
+    taps = pack_taps(cfg.rc, cfg.k, tn) if cfg.pack else 1
     for kk in range(k2):
         for mm in range(tm):
             for nn in range(tn):
+                if taps > 1:
+                    q, t = divmod(kk, taps)
+                    out.append((mm * tn + t * cfg.rc + nn, cfg.base + q) if nn < cfg.rc
+                               else None)
+                    continue
                 if not cfg.bp:
                     out.append((mm * tn + nn, cfg.base + kk))
                     continue
@@ -471,6 +524,72 @@ def wu_block(slots, dy, x_tile, *, k: int, s: int, tr: int, tc: int, m_valid: in
     return out
 
 
+def pack_windows(x_tile, k: int, s: int, tr: int, tc: int, rc: int, taps: int):
+    """The IFM words a packed block multiplies: ``(win, tap)``, win (Tn, KP, P) the word
+    of bank n at its kernel offset q*taps + n // rc in pass q (+0 where that offset is
+    past K*K or the lane is idle, n >= taps*rc), tap (Tn, KP) whether the offset exists."""
+    x_tile = np.asarray(x_tile, np.float32)
+    tn, k2, kp = x_tile.shape[0], k * k, kernel_passes(k, taps)
+    full = _windows(x_tile, k, s, tr, tc)                                # (Tn, K2, P)
+    win = np.zeros((tn, kp, tr * tc), np.float32)
+    tap = np.zeros((tn, kp), bool)
+    for n in range(min(tn, taps * rc)):
+        for q in range(kp):
+            kk = q * taps + n // rc
+            if kk < k2:
+                win[n, q], tap[n, q] = full[n, kk], True
+    return win, tap
+
+
+def conv_block_packed(w_blk, x_tile, acc, *, k: int, s: int, tr: int, tc: int, m_valid: int,
+                      rc: int, acc_init: bool, impl: str = "behav") -> np.ndarray:
+    """One packed FP block exactly as the RTL rounds it (EngineParams.pack): ``w_blk``
+    (Tm, Tn, KP) the weight words (m, n, pass); lanes n >= taps*rc and lanes whose
+    offset is past K*K multiply +0 by +0. Returns the OFM half (Tm, P)."""
+    add, mul = _ops(impl)
+    tm, tn = w_blk.shape[:2]
+    taps = pack_taps(rc, k, tn)
+    win, tap = pack_windows(x_tile, k, s, tr, tc, rc, taps)
+    lane = (np.arange(tm)[:, None] < m_valid) & (np.arange(tn)[None, :] < taps * rc)
+    zero = np.float32(0)
+    out = np.zeros((tm, tr * tc), np.float32) if acc_init else np.array(acc, np.float32)
+    for q in range(win.shape[1]):
+        ok = lane & tap[None, :, q]                                       # (Tm, Tn)
+        a = np.where(ok, np.asarray(w_blk, np.float32)[:, :, q], zero)
+        b = np.where(ok[:, :, None], win[None, :, q, :], zero)
+        tree = _tree_sum(mul(a[:, :, None], b), tn, add)
+        base = np.zeros_like(out) if (acc_init and q == 0) else out
+        out = add(tree, base)
+    return out
+
+
+def wu_block_packed(slots, dy, x_tile, *, k: int, s: int, tr: int, tc: int, m_valid: int,
+                    rc: int, acc_init: bool, impl: str = "behav") -> np.ndarray:
+    """One packed WU block exactly as the RTL rounds it: ``slots`` (Tm, Tn, G, KP), G =
+    wu_copies_passes(KP), gradient word (m, n, pass) of lane n = t*rc + c (channel c,
+    offset pass*taps + t). Returns the slots after the block."""
+    add, mul = _ops(impl)
+    tm, tn = dy.shape[0], x_tile.shape[0]
+    taps = pack_taps(rc, k, tn)
+    win, tap = pack_windows(x_tile, k, s, tr, tc, rc, taps)               # (Tn, KP, P)
+    kp = win.shape[1]
+    g = wu_copies_passes(kp)
+    p = tr * tc
+    lane = (np.arange(tm)[:, None] < m_valid) & (np.arange(tn)[None, :] < taps * rc)
+    out = (np.zeros((tm, tn, g, kp), np.float32) if acc_init
+           else np.array(slots, np.float32))
+    zero = np.float32(0)
+    runs = max(p, g) if acc_init else p
+    for q in range(runs):
+        ok = (lane[:, :, None] & tap[None]) if q < p else np.zeros((tm, tn, kp), bool)
+        a = np.where(ok, np.asarray(dy, np.float32)[:, min(q, p - 1)][:, None, None], zero)
+        b = np.where(ok, win[None, :, :, min(q, p - 1)], zero)
+        prod = mul(a, b)                                                  # (Tm, Tn, KP)
+        base = np.zeros_like(prod) if (acc_init and q < g) else out[:, :, q % g]
+        out[:, :, q % g] = add(prod, base)
+    return out
+
+
 def wu_gradient(slots, impl: str = "behav") -> np.ndarray:
     """The gradient from its WU partial sums: ((copy0 + copy1) + copy2) + ...,
     the order the write-back adds them in. (Tm, Tn, G, K*K) -> (Tm, Tn, K*K)."""
@@ -509,6 +628,25 @@ def _src(s) -> str:
             "d": f"dly{i}_q"}[kind]
 
 
+def pack_table(p: EngineParams) -> list[dict]:
+    """The (RC, K) pairs a pack build packs (:func:`pack_taps` > 1), with what engine_ctrl
+    and engine_wload decode from them: taps, the per-pass offset step (tq_i, tq_j) =
+    divmod(taps, K), KP, the WU copies G = ceil(ACC_DIST / KP), and per lane n its pass-0
+    offset (i0, j0) = divmod(n // RC, K) and whether it is active (n < taps*RC)."""
+    out = []
+    for rc in range(1, p.tn // 2 + 1):
+        for k in range(2, p.kmax + 1):
+            taps = pack_taps(rc, k, p.tn)
+            kp = kernel_passes(k, taps)
+            lanes = [(n < taps * rc, *divmod(n // rc, k)) if n < taps * rc else (False, 0, 0)
+                     for n in range(p.tn)]
+            out.append({"rc": rc, "k": k, "taps": taps, "tq_i": taps // k, "tq_j": taps % k,
+                        "kp": kp, "g": wu_copies_passes(kp),
+                        "act": [int(a) for a, _, _ in lanes], "i0": [i for _, i, _ in lanes],
+                        "j0": [j for _, _, j in lanes]})
+    return out
+
+
 def engine_verilog(p: EngineParams) -> dict[str, str]:
     """File name -> Verilog text of the engine core (``engine_core`` on top) and the
     FP32 units it instantiates. Deterministic for equal params."""
@@ -526,6 +664,8 @@ def engine_verilog(p: EngineParams) -> dict[str, str]:
         "wu_copies": {k: wu_copies(k) for k in range(1, p.kmax + 1)},
         "rep_cols": p.rep_cols, "NG": p.rep_groups[0], "NR": p.rep_groups[1],
     }
+    if p.pack:
+        ctx["pack_table"] = pack_table(p)
     files = dict(fp_units_verilog(p.impl))
     for mod in ("engine_ram", "engine_array", "engine_ctrl", "engine_wload", "engine_core"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)

@@ -234,6 +234,9 @@ def sgd_verilog(p: EngineParams, piece: int = PIECE, bias_rw: int = 1) -> dict[s
         "wo_push": WO_PUSH, "formula": formula_lines(),
         "bias_rw": bias_rw, "bias_aw": wub_addr_bits(bias_rw),
     }
+    if p.pack:
+        from efgen.rtl.engine import pack_table
+        ctx["pack_table"] = pack_table(p)
     files = {**fp_units_verilog(p.impl), **fp_add_fb_verilog(p.impl)}
     for mod in ("sgd_fifo", "sgd_wb"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)

@@ -34,7 +34,7 @@ from efgen.errors import EfgenError
 from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, DmaParams,
                            dma_verilog)
 from efgen.rtl.engine import (RAM_LATENCY, WLOAD_LATENCY, EngineParams, _wload_bank_clash,
-                              engine_verilog, wu_copies)
+                              engine_verilog, pack_table, wu_copies)
 from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env
 # the bias buffers' sizes live with sgd_wb, which reads the WU bias RAM (no import cycle)
 from efgen.rtl.sgd import BIAS_BUF, WUB_SLOTS, wub_addr_bits  # noqa: F401
@@ -132,6 +132,15 @@ class RtlParams:
         return self.engine.tm
 
     @property
+    def pack(self) -> bool:
+        """Issue 13's first-layer tap packing (EngineParams.pack): an FP or WU conv job with
+        K > 1, not image-major and 2 * in_c <= Tn carries taps = min(K*K, Tn // in_c)
+        kernel offsets side by side in the reduction lanes (layer_seq decides it from the
+        descriptor, as conv_engine.h's make_job; no descriptor field). Off, every file is
+        the unpacked RTL's, byte for byte."""
+        return self.engine.pack
+
+    @property
     def tn(self) -> int:
         return self.engine.tn
 
@@ -188,7 +197,7 @@ def wload_words(tm: int, tn: int, wpb: int) -> int:
 def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int,
                   kmax: int, max_burst: int, layout: str | None = None,
                   impl: str = "behav", addr_width: int = 32, axi_width: int = 32,
-                  wdb: bool = False, fuse: bool = False) -> RtlParams:
+                  wdb: bool = False, fuse: bool = False, pack: bool = False) -> RtlParams:
     """The RTL of an array (buffers in words per bank, rounded up to powers of two) for a
     net whose largest conv kernel is ``kmax``, with ``addr_width``-bit AXI addresses and
     ``axi_width``-bit data (``wdb``: double-buffered weight chunks, issue 13; ``fuse``:
@@ -198,7 +207,8 @@ def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: 
                        ofm_depth=_pow2_at_least(ofm_depth),
                        wbuf_depth=_pow2_at_least(max(wbuf_depth, kmax * kmax * wu_copies(1))),
                        kmax=max(kmax, 3), smax=4, impl=impl,
-                       wl_words=wload_words(tm, tn, axi_width // 32), wdb=bool(wdb))
+                       wl_words=wload_words(tm, tn, axi_width // 32), wdb=bool(wdb),
+                       pack=bool(pack))
     return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst),
                      addr_width=addr_width, axi_width=axi_width, fuse=bool(fuse))
 
@@ -216,16 +226,17 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
     if hw.precision != "fp32":
         raise EfgenError(f"design precision {hw.precision!r}: the reference RTL is FP32 only; "
                          "build with --precision fp32")
-    if hw.p > 1 or hw.pack:         # issue 13: priced and C-simulated, not built in the RTL
-        raise EfgenError(f"the reference RTL runs P = 1 without tap packing, the design has "
-                         f"P = {hw.p}{' with packing' if hw.pack else ''}", where="--parray",
-                         fix="build without --parray (and without P= in --tiles) for rtl/")
+    if hw.p > 1:                    # issue 13: priced and C-simulated, not built in the RTL
+        raise EfgenError(f"the reference RTL runs P = 1, the design has P = {hw.p}",
+                         where="--parray",
+                         fix="build without --parray (and without P= in --tiles) for rtl/; "
+                             "--pack alone packs taps on the RTL too")
     try:
         return rtl_params_hw(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth,
                              net_kmax(design.net_ir), hw.max_burst_beats, layout, impl,
                              addr_width=_addr_bits(design.board),
                              axi_width=_axi_bits(design.board), wdb=bool(hw.wdb),
-                             fuse=bool(hw.fuse))
+                             fuse=bool(hw.fuse), pack=bool(hw.pack))
     except ValueError as exc:
         raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
                          fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "
@@ -289,6 +300,8 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
            "xf_depth": XF_DEPTH, "dx_depth": DX_DEPTH,
            "sb_depth": store_buf_beats(p),
            "sbaw": max(1, (store_buf_beats(p) - 1).bit_length())}
+    if p.pack:
+        ctx["pack_table"] = pack_table(e)
     for mod in ("tile_rd", "tile_wr", "layer_seq"):
         files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(
             module=mod, add_latency=ADD_LATENCY, **ctx)
@@ -318,6 +331,6 @@ class _Ctx:
         self._p = p
 
     def __getattr__(self, name):
-        if name in ("layout", "tl", "tm", "tn", "impl", "wpb", "fuse"):
+        if name in ("layout", "tl", "tm", "tn", "impl", "wpb", "fuse", "pack"):
             return getattr(self._p, name)
         return getattr(self._p.engine, name)

@@ -31,10 +31,15 @@ from efgen.rtl.engine import (
     WloadConfig,
     block_cycles,
     conv_block,
+    conv_block_packed,
+    kernel_passes,
+    pack_taps,
     store_op,
     wload_placement,
     wu_block,
+    wu_block_packed,
     wu_copies,
+    wu_copies_passes,
     wu_gradient,
 )
 
@@ -101,6 +106,8 @@ def _op_cycles(ops_) -> int:
 def _wload_op(cfg: WloadConfig, words: np.ndarray, wl: int) -> dict:
     c = {k: int(v) for k, v in vars(cfg).items()}
     c["bp"] = int(cfg.bp)
+    if not cfg.pack:                     # (ports of a pack build only; they idle at 0)
+        del c["pack"], c["rc"]
     return {"op": "wload", "cfg": c, "beats": np.asarray(words, np.uint32).reshape(-1, wl).tolist(),
             "drain": WLOAD_LATENCY}
 
@@ -401,6 +408,149 @@ def wu_case(p: EngineParams, name: str, *, N: int, M: int, K: int, S: int, tr: i
             got = got.transpose(2, 3, 0, 1)                           # (Tm, Tn, G, K2)
             grad = wu_gradient(f32(got), p.impl)
             _compare(tag, got, want, grad[:nm, :nn], lane_ref, errs, case.info)
+            return errs
+        case.checks.append(chk)
+    return case
+
+
+# ------------------------------------------------------------------ tap packing (issue 13)
+
+def _packed_tile(x: np.ndarray, tn: int, rc: int, taps: int) -> np.ndarray:
+    """The IFM banks of a packed block: bank t*rc + c holds channel c (t < taps; what
+    the loader's replicated write leaves), the rest NaN."""
+    out = np.full((tn,) + x.shape[1:], np.nan, np.float32)
+    for n in range(taps * rc):
+        out[n] = x[n % rc]
+    return out
+
+
+def _nan_region(p: EngineParams, case: Case, img: WeightImage, words: int) -> None:
+    """Weight words 0 .. words-1 of every bank NaN first: the words a packed load leaves
+    untouched (lanes past K*K in the last pass) must not leak."""
+    nan_words = np.full(p.tm * p.tn, NAN, np.uint32)
+    for base in range(words):
+        cfg = WloadConfig.direct(1, base)
+        img.load(cfg, nan_words)
+        case.ops.append(_wload_op(cfg, nan_words, p.wl_words))
+
+
+def fp_packed_case(p: EngineParams, name: str, *, N: int, M: int, K: int, S: int, tr: int,
+                   tc: int, seed: int) -> Case:
+    """Packed FP (EngineParams.pack) of one tr x tc tile, N <= Tn/2 channels (one
+    reduction block): weights through the packed load over a NaN-filled region, the
+    replicated IFM tile, every m-block one block of KP passes."""
+    tm, tn = p.tm, p.tn
+    taps = pack_taps(N, K, tn)
+    assert p.pack and taps > 1, (N, K, tn)
+    rng = np.random.default_rng(seed)
+    hin, win = (tr - 1) * S + K, (tc - 1) * S + K
+    x = rng.standard_normal((N, hin, win)).astype(np.float32)
+    w = rng.standard_normal((M, N, K, K)).astype(np.float32)
+    MB, KP, P = cdiv(M, tm), kernel_passes(K, taps), tr * tc
+    case = Case(name, "fp", info={"N": N, "M": M, "K": K, "S": S, "tr": tr, "tc": tc,
+                                  "taps": taps, "KP": KP})
+    img = WeightImage(p)
+    _nan_region(p, case, img, MB * KP)
+    # one stream of all MB pairs (layer_seq's FP chunk): pair mb lands at mb*KP
+    stream = []
+    for mb in range(MB):
+        words = _pair_words(w, tm, tn, mb, 0)
+        img.load(WloadConfig.packed(K, mb * KP, N), words)
+        stream.append(words)
+    case.ops.append(_wload_op(WloadConfig.packed(K, 0, N), np.concatenate(stream), p.wl_words))
+    ref = ops.conv_fp(x[None].astype(np.float64), w.astype(np.float64), None, S, 0)[0]
+    tile = _packed_tile(x, tn, N, taps)
+    case.ops.append(_write_op("ifm", 0, tile))
+    for mb in range(MB):
+        tag = f"{name}/run{mb}"
+        cfg = dict(wu=0, k=K, s=S, tr=tr, tc=tc, in_w=win, ifm_half=0, ofm_half=mb % 2,
+                   w_base=mb * KP, acc_init=1, m_valid=min(tm, M - mb * tm),
+                   n_valid=taps * N, pack=1, rc=N)
+        case.ops.append({"op": "run", "cfg": cfg, "during": [], "tag": tag})
+        case.runs.append((tag, block_cycles("conv", K, tr, tc, tn, True, taps), 0))
+        wblk = f32(img.mem[:, mb * KP:(mb + 1) * KP]).reshape(tm, tn, KP)
+        acc = conv_block_packed(wblk, tile, None, k=K, s=S, tr=tr, tc=tc,
+                                m_valid=cfg["m_valid"], rc=N, acc_init=True, impl=p.impl)
+        stag = f"{name}/store{mb}"
+        case.ops.append({"op": "store", "half": mb % 2, "n": P, "st_op": ST_RAW, "mask": None,
+                         "tag": stag})
+        nm = cfg["m_valid"]
+        lanes_ref = ref[mb * tm:mb * tm + nm].reshape(nm, P)
+
+        def chk(results, stag=stag, want=bits(acc), nm=nm, lanes_ref=lanes_ref):
+            errs = []
+            got = np.asarray(results[stag], np.uint32).T
+            _compare(stag, got, want, f32(got[:nm]), lanes_ref, errs, case.info)
+            return errs
+        case.checks.append(chk)
+    return case
+
+
+def wu_packed_case(p: EngineParams, name: str, *, N: int, M: int, K: int, S: int, tr: int,
+                   tc: int, images: int, seed: int) -> Case:
+    """Packed WU of one tile position over ``images`` images: gradient words (m, n, pass)
+    of lane n = t*N + c, G = ceil(ACC_DIST / KP) copies; each lane's gradient is checked
+    against W's gradient at (channel c, offset pass*taps + t)."""
+    tm, tn = p.tm, p.tn
+    taps = pack_taps(N, K, tn)
+    assert p.pack and taps > 1, (N, K, tn)
+    rng = np.random.default_rng(seed)
+    hin, win = (tr - 1) * S + K, (tc - 1) * S + K
+    x = rng.standard_normal((images, N, hin, win)).astype(np.float32)
+    dy = rng.standard_normal((images, M, tr, tc)).astype(np.float32)
+    ref = ops.conv_wu(dy.astype(np.float64), x.astype(np.float64), S, 0, K)  # (M, N, K, K)
+    MB, KP, NP = cdiv(M, tm), kernel_passes(K, taps), tr * tc
+    G = wu_copies_passes(KP)
+    case = Case(name, "wu", info={"N": N, "M": M, "K": K, "S": S, "tr": tr, "tc": tc,
+                                  "taps": taps, "KP": KP, "G": G})
+    seq = [(mb, b) for mb in range(MB) for b in range(images)]
+    errs_t = [_lanes(dy[b], mb * tm, tm) for mb, b in seq]
+    x_t = [_packed_tile(x[b], tn, N, taps) for mb, b in seq]
+    case.ops.append(_write_op("ofm", 0, errs_t[0]))
+    case.ops.append(_write_op("ifm", 0, x_t[0]))
+    slots = {}
+    for t, (mb, b) in enumerate(seq):
+        tag = f"{name}/run{t}"
+        cfg = dict(wu=1, k=K, s=S, tr=tr, tc=tc, in_w=win, ifm_half=t % 2, ofm_half=t % 2,
+                   w_base=mb * G * KP, acc_init=int(b == 0), m_valid=min(tm, M - mb * tm),
+                   n_valid=taps * N, pack=1, rc=N)
+        during = []
+        if t + 1 < len(seq):
+            during = [_write_op("ofm", (t + 1) % 2, errs_t[t + 1]),
+                      _write_op("ifm", (t + 1) % 2, x_t[t + 1])]
+        case.ops.append({"op": "run", "cfg": cfg, "during": during, "tag": tag})
+        case.runs.append((tag, block_cycles("wu", K, tr, tc, tn, b == 0, taps),
+                          _op_cycles(during)))
+        slots[mb] = wu_block_packed(slots.get(mb), errs_t[t].reshape(tm, NP), x_t[t], k=K,
+                                    s=S, tr=tr, tc=tc, m_valid=cfg["m_valid"], rc=N,
+                                    acc_init=b == 0, impl=p.impl)
+    for mb, sl in slots.items():
+        tag = f"{name}/grad{mb}"
+        case.ops.append({"op": "wbread", "addrs": list(range(mb * G * KP, (mb + 1) * G * KP)),
+                         "tag": tag})
+        nm = min(tm, M - mb * tm)
+        want = bits(sl)                                               # (Tm, Tn, G, KP)
+        # lane (m, t*N + c) pass q: W's gradient at (m, c, kk = q*taps + t)
+        gref = np.zeros((nm, tn, KP))
+        live = np.zeros((tn, KP), bool)
+        for n in range(taps * N):
+            for q in range(KP):
+                kk = q * taps + n // N
+                if kk < K * K:
+                    gref[:, n, q] = ref[mb * tm:mb * tm + nm, n % N, kk // K, kk % K]
+                    live[n, q] = True
+
+        def chk(results, tag=tag, want=want, nm=nm, gref=gref, live=live):
+            errs = []
+            got = np.asarray(results[tag], np.uint32).reshape(G, KP, tm, tn)
+            got = got.transpose(2, 3, 0, 1)                           # (Tm, Tn, G, KP)
+            # bit-exact: every lane, pad lanes included
+            _compare(tag, got, want, None, None, errs, case.info)
+            grad = wu_gradient(f32(got[:nm]), impl=p.impl)             # (nm, Tn, KP)
+            e = _rel_err(grad[:, live], gref[:, live])
+            case.info.setdefault("rel_err", []).append(e)
+            if not e <= REL_TOL:
+                errs.append(f"{tag}: relative error {e:.3g} > {REL_TOL}")
             return errs
         case.checks.append(chk)
     return case

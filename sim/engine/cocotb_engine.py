@@ -99,6 +99,8 @@ class Driver:
 
     async def wload(self, op):
         d = self.dut
+        if hasattr(d, "wl_pack") and "pack" not in op["cfg"]:
+            d.wl_pack.value = 0
         for k, v in op["cfg"].items():
             getattr(d, f"wl_{k}").value = int(v)
         d.wl_cfg.value = 1
@@ -115,6 +117,8 @@ class Driver:
     async def run(self, op):
         d = self.dut
         assert not int(d.busy.value), "start while busy"
+        if hasattr(d, "cfg_pack") and "pack" not in op["cfg"]:
+            d.cfg_pack.value = 0                # an unpacked block on a pack build
         for k, v in op["cfg"].items():
             getattr(d, f"cfg_{k}").value = int(v)
         d.start.value = 1
@@ -181,6 +185,9 @@ async def run_script(dut):
                  "ofm_wr_data", "st_half", "st_addr", "st_op", "st_mask", "wl_data",
                  "cfg_o_base", "cfg_u_lo", "cfg_v_lo", "cfg_dil_mask"):
         getattr(dut, name).value = 0
+    for name in ("cfg_pack", "cfg_rc", "wl_pack", "wl_rc"):   # a pack build's ports
+        if hasattr(dut, name):
+            getattr(dut, name).value = 0
     for name in ("cfg_u_hi", "cfg_v_hi"):           # the whole buffer is valid
         sig = getattr(dut, name)
         sig.value = (1 << len(sig)) - 1
