@@ -72,6 +72,10 @@ PSETS = {
     # issue 13 tap packing (EngineParams.pack): packed FP/WU blocks beside unpacked ones
     "pack-2x8": _small(2, 8, wl_words=2, pack=True),
     "pack-4x4": _small(4, 4, wl_words=4, pack=True, impl="synth"),
+    # issue 13 pixel lanes (EngineParams.p): P = 2 on an odd adder tree over n; P = 4 (the
+    # tree over P two levels deeper than the one over n) with a replicated select per lane
+    "pix2-2x3": _small(2, 3, wl_words=1, p=2),
+    "pix4-2x2": _small(2, 2, wl_words=2, rep_cols=1, p=4),
 }
 
 
@@ -124,6 +128,25 @@ def _cases(pname: str) -> list:
             wuk(p, "wuk_c1_k3", N=1, M=5, K=3, S=1, tr=2, tc=4, images=2, seed=103),
             wuk(p, "wuk_c2_k3", N=2, M=3, K=3, S=1, tr=3, tc=3, images=2, seed=104),
             fp(p, "fp_k3_s2", N=5, M=3, K=3, S=2, tr=2, tc=3, relu=False, seed=105),
+        ]
+    if pname.startswith("pix"):
+        # tc not a multiple of P (an idle lane at each row's end), tc < P, pixel groups
+        # fewer than ACC_DIST (padded conv passes) and than G (WU copies), BP dilation
+        return [
+            fp(p, "fp_k3_s1", N=4, M=3, K=3, S=1, tr=3, tc=5, relu=True, seed=111),
+            fp(p, "fp_k3_s2", N=3, M=5, K=3, S=2, tr=2, tc=7, relu=False, seed=112),
+            fp(p, "fp_k1_bias", N=5, M=3, K=1, S=1, tr=3, tc=3, relu=False, seed=113,
+               bias=True),
+            fp(p, "fp_k3_tiny", N=3, M=2, K=3, S=1, tr=1, tc=1, relu=False, seed=114),
+            bp(p, "bp_k3_s2", N=3, M=5, K=3, S=2, P=1, H=7, W=8, r0=3, c0=0, tr=4, tc=5,
+               mask=True, seed=115),
+            bp(p, "bp_k1_s2", N=3, M=3, K=1, S=2, P=0, H=6, W=6, r0=1, c0=2, tr=5, tc=4,
+               mask=False, seed=116),
+            wu(p, "wu_k3_s1", N=3, M=5, K=3, S=1, tr=3, tc=5, images=2, seed=117),
+            wu(p, "wu_k3_s2", N=4, M=3, K=3, S=2, tr=2, tc=3, images=2, seed=118),
+            wu(p, "wu_k1_s1", N=3, M=3, K=1, S=1, tr=2, tc=5, images=2, seed=119),
+            wu(p, "wu_k2_s2", N=3, M=2, K=2, S=2, tr=2, tc=2, images=2, seed=120, base_pair=3),
+            wu(p, "wu_k1_tiny", N=2, M=3, K=1, S=2, tr=1, tc=3, images=3, seed=121),
         ]
     if pname.startswith("synth"):
         return [
@@ -217,9 +240,9 @@ def test_params_are_validated():
             EngineParams(2, 2, p=bad)
     assert "p" not in EngineParams(2, 4).as_dict()
     assert EngineParams(2, 4, p=2).as_dict()["p"] == 2
-    # the Verilog is P = 1 only until the P-lane engine is built and tested
-    with pytest.raises(ValueError, match="P = 1 only"):
-        engine_verilog(EngineParams(2, 2, p=2))
+    # pixel lanes with tap packing are not built (the models and the C++ have both)
+    with pytest.raises(ValueError, match="packs at P = 1 only"):
+        engine_verilog(EngineParams(2, 4, p=2, pack=True))
 
 
 def test_verilog_is_deterministic_and_complete():
@@ -652,6 +675,16 @@ def test_engine_pack_2x8(case_name, tmp_path_factory):
 @pytest.mark.parametrize("case_name", CASE_NAMES["pack-4x4"])
 def test_engine_pack_synth_4x4(case_name, tmp_path_factory):
     _check_case("pack-4x4", case_name, tmp_path_factory)
+
+
+@pytest.mark.parametrize("case_name", CASE_NAMES["pix2-2x3"])
+def test_engine_pixel_lanes_2x3x2(case_name, tmp_path_factory):
+    _check_case("pix2-2x3", case_name, tmp_path_factory)
+
+
+@pytest.mark.parametrize("case_name", CASE_NAMES["pix4-2x2"])
+def test_engine_pixel_lanes_2x2x4(case_name, tmp_path_factory):
+    _check_case("pix4-2x2", case_name, tmp_path_factory)
 
 
 @pytest.mark.parametrize("case_name", CASE_NAMES["synth-4x2"])

@@ -718,17 +718,16 @@ def pack_table(p: EngineParams) -> list[dict]:
 def engine_verilog(p: EngineParams) -> dict[str, str]:
     """File name -> Verilog text of the engine core (``engine_core`` on top) and the
     FP32 units it instantiates. Deterministic for equal params."""
-    if p.p != 1:
-        # issue 13: the P-lane array, controller and buffers are not built yet; the
-        # models and the cycle formula above take P already
-        raise ValueError(f"EngineParams.p={p.p}: the engine's Verilog is built for P = 1 only")
+    if p.p != 1 and p.pack:
+        # issue 13: pixel lanes with tap packing (per (pp, n) IFM addresses) are not built
+        raise ValueError(f"EngineParams.p={p.p} with pack: the engine's Verilog packs at P = 1 only")
     env = _env()
     tree = adder_tree(p.tn)
     ctx = {
         "version": __version__, "p": p, "w": p.widths,
         "mul_latency": MUL_LATENCY, "add_latency": ADD_LATENCY,
         "tree_latency": tree_latency(p.tn), "acc_dist": ACC_DIST, "ram_latency": RAM_LATENCY,
-        "depth_conv": pipeline_depth("conv", p.tn), "depth_wu": pipeline_depth("wu", p.tn),
+        "depth_conv": pipeline_depth("conv", p.tn), "depth_wu": pipeline_depth("wu", p.tn, p.p),
         "tree": tree, "src": _src, "zext": _zext, "AAW": max(p.widths["OA"], p.widths["WA"]),
         "fp_adder_a": [_src(a) for a, _ in tree.nodes] + [_src(tree.root)],
         "fp_adder_b": [_src(b) for _, b in tree.nodes],
@@ -738,7 +737,25 @@ def engine_verilog(p: EngineParams) -> dict[str, str]:
     }
     if p.pack:
         ctx["pack_table"] = pack_table(p)
+    mods = ("engine_ram", "engine_array", "engine_ctrl", "engine_wload", "engine_core")
+    tmpl = {m: m for m in mods}
+    if p.p > 1:
+        # pixel lanes: the WU adder tree over P (node t in adder (t+1, m, n), its root into
+        # the accumulator adder (0, m, n)); the IFM's two-read-port RAM
+        ptree = adder_tree(p.p)
+        assert not ptree.delays                       # P is a power of two
+
+        def wu_src(sv, k):
+            kind, i = sv
+            if kind == "p":
+                return f"prod_all[(({i * p.tm}+gm)*{p.tn}+{k})*32 +: 32]"
+            return f"sum_all[(({(i + 1) * p.tm}+gm)*{p.tn}+{k})*32 +: 32]"
+        ctx.update(tree_p_latency=tree_latency(p.p), wu_src=wu_src,
+                   wu_a=[ptree.root] + [a for a, _ in ptree.nodes],
+                   wu_b=[None] + [b for _, b in ptree.nodes])
+        mods = mods[:1] + ("engine_ram2",) + mods[1:]
+        tmpl.update(engine_ram2="engine_ram2", engine_array="engine_array_p")
     files = dict(fp_units_verilog(p.impl))
-    for mod in ("engine_ram", "engine_array", "engine_ctrl", "engine_wload", "engine_core"):
-        files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
+    for mod in mods:
+        files[f"{mod}.v"] = env.get_template(f"{tmpl[mod]}.v.j2").render(module=mod, **ctx)
     return files
