@@ -64,6 +64,18 @@ KP = ceil(K*K / taps) passes where K*K stands above, with G = ceil(ACC_DIST / KP
 copies (:func:`issue_cycles` with ``taps``). A new block may start in the cycle
 ``done`` is high; the next block's first accumulator read comes after the last write.
 
+Pixel lanes (``EngineParams.p``, issue 13): the array is Tm x Tn x P, lane pp of a cycle on
+column c + pp of a tile row (a pixel group; a row of tc pixels is ceil(tc / P) groups, the
+last one's lanes past the row's end idle), so a pass issues ``tr * ceil(tc / P)`` groups
+where P = tr*tc stands above (:func:`pixel_groups`). conv: a tree over n and an accumulator
+per (pp, m), roundings as at P = 1. WU: the P products of a gradient word pass the adder
+tree over P (pairs (0,1), (2,3), ...) in front of its accumulator, ``ADD_LATENCY *
+log2(P)`` more cycles (``depth_wu = 12 + 5*log2(P)``); copies count groups. Buffers: the
+IFM keeps P/2 copies x 2 halves of engine_ram2 (a read/write and a read port, the half
+being computed read-only), the OFM P RAMs of ofm_depth/P a bank and half (pixel x -> RAM
+x % P, address x / P; the external write port and the store path address one pixel as
+before), the weight buffer is shared.
+
 Usage rules the RTL does not check: ``1 <= K <= kmax``, ``1 <= S <= smax``, ``tr*tc <=
 ofm_depth``, the IFM tile (row pitch ``in_w``) fits in ``ifm_depth`` words, weight and
 gradient regions fit in ``wbuf_depth``; while busy the engine owns IFM half
