@@ -756,3 +756,21 @@ def test_yosys_engine_core_pixel_lanes(tmp_path):
     print(f"engine_core 2x2x2: Yosys {res.seconds:.1f} s")
     print(format_table(pred, res))
     _assert_exact_cells(pred, got)
+
+
+TOP24_P2 = RtlParams(EngineParams(2, 4, ifm_depth=512, ofm_depth=256, wbuf_depth=256, kmax=3,
+                                  smax=4, impl="synth", wl_words=1, p=2))
+
+
+def test_yosys_efgen_top_2x4_pixel_lanes(tmp_path):
+    """efgen_top 2x4 with P = 2 pixel lanes in Yosys: DSP, RAMB and LUT RAM exactly the
+    model's (measured 2026-12-04: 58 DSP48E2, 18 RAMB18E2, 16 RAMB36E2, 760 LUT RAM; LUT
+    44,922 and FF 28,034 against the model's 48,104 and 30,729; about 12 minutes here)."""
+    _require_yosys()
+    res = run_yosys(rtl_verilog(TOP24_P2), "efgen_top", workdir=tmp_path)
+    pred, got = predict_top(TOP24_P2), res.counts
+    print(f"efgen_top 2x4x2 (ifm 512, ofm 256, wbuf 256): Yosys {res.seconds:.1f} s")
+    print(format_table(pred, res))
+    _assert_exact_cells(pred, got)
+    for key in ("LUT", "FF"):
+        assert _within(pred, got, key), (key, pred[key], got[key])
