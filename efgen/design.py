@@ -104,6 +104,10 @@ class HwParams:
     pack: bool = False             # shallow FP/WU jobs (red < Tn) carry kernel taps in the
                                    # spare reduction lanes ((channel, tap) pairs)
     wdb: bool = False              # double-buffered weight chunks (2 x wbuf_depth a bank)
+    wu_tree_level: int | None = None   # P > 1: cycles a level of WU's adder tree over the P
+                                   # pixel lanes adds to wu_depth (None: the HLS engine's
+                                   # estimate, mac_depth - mac_depth // 2; the reference RTL:
+                                   # its adder's latency, efgen.cosim.validate.rtl_hw)
 
     @property
     def lanes(self) -> int:
@@ -151,7 +155,7 @@ class PhaseSchedule:
 _HW_OMITTED_AT = {"fuse": False, "wrun_overhead": None, "load_words": 0, "wload_words": 0,
                   "store_words": 0, "p": 1, "pack": False, "wdb": False,
                   "bias_overhead": 0, "bias_store": 0, "wub_overhead": 0, "stats_overhead": 0,
-                  "xf_overhead": 0, "xf_depth": 0, "dx_depth": 0}
+                  "xf_overhead": 0, "xf_depth": 0, "dx_depth": 0, "wu_tree_level": None}
 
 
 @dataclass(frozen=True)

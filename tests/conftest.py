@@ -18,6 +18,9 @@ SLOW = {
     # efgen_top 4x4 with first-layer tap packing through Yosys (minutes);
     # test_tap_packing_adds_no_dsp_or_ram checks the model's side
     "tests/test_rtl_synth.py::test_yosys_efgen_top_4x4_pack",
+    # efgen_top 2x4 with P = 2 pixel lanes through Yosys (about 12 minutes);
+    # test_yosys_engine_core_pixel_lanes checks the P-lane buffers and array on engine_core
+    "tests/test_rtl_synth.py::test_yosys_efgen_top_2x4_pixel_lanes",
     # random AXI stalls on the double-buffered 2x4 build (a build and four passes);
     # test_double_buffered_weights runs the same RTL unstalled
     "tests/test_rtl_top.py::test_backpressure_is_bit_identical[2x4-nchw-wdb]",

@@ -72,6 +72,10 @@ PSETS = {
     # issue 13 tap packing (EngineParams.pack): packed FP/WU blocks beside unpacked ones
     "pack-2x8": _small(2, 8, wl_words=2, pack=True),
     "pack-4x4": _small(4, 4, wl_words=4, pack=True, impl="synth"),
+    # issue 13 pixel lanes (EngineParams.p): P = 2 on an odd adder tree over n; P = 4 (the
+    # tree over P two levels deeper than the one over n) with a replicated select per lane
+    "pix2-2x3": _small(2, 3, wl_words=1, p=2),
+    "pix4-2x2": _small(2, 2, wl_words=2, rep_cols=1, p=4),
 }
 
 
@@ -124,6 +128,25 @@ def _cases(pname: str) -> list:
             wuk(p, "wuk_c1_k3", N=1, M=5, K=3, S=1, tr=2, tc=4, images=2, seed=103),
             wuk(p, "wuk_c2_k3", N=2, M=3, K=3, S=1, tr=3, tc=3, images=2, seed=104),
             fp(p, "fp_k3_s2", N=5, M=3, K=3, S=2, tr=2, tc=3, relu=False, seed=105),
+        ]
+    if pname.startswith("pix"):
+        # tc not a multiple of P (an idle lane at each row's end), tc < P, pixel groups
+        # fewer than ACC_DIST (padded conv passes) and than G (WU copies), BP dilation
+        return [
+            fp(p, "fp_k3_s1", N=4, M=3, K=3, S=1, tr=3, tc=5, relu=True, seed=111),
+            fp(p, "fp_k3_s2", N=3, M=5, K=3, S=2, tr=2, tc=7, relu=False, seed=112),
+            fp(p, "fp_k1_bias", N=5, M=3, K=1, S=1, tr=3, tc=3, relu=False, seed=113,
+               bias=True),
+            fp(p, "fp_k3_tiny", N=3, M=2, K=3, S=1, tr=1, tc=1, relu=False, seed=114),
+            bp(p, "bp_k3_s2", N=3, M=5, K=3, S=2, P=1, H=7, W=8, r0=3, c0=0, tr=4, tc=5,
+               mask=True, seed=115),
+            bp(p, "bp_k1_s2", N=3, M=3, K=1, S=2, P=0, H=6, W=6, r0=1, c0=2, tr=5, tc=4,
+               mask=False, seed=116),
+            wu(p, "wu_k3_s1", N=3, M=5, K=3, S=1, tr=3, tc=5, images=2, seed=117),
+            wu(p, "wu_k3_s2", N=4, M=3, K=3, S=2, tr=2, tc=3, images=2, seed=118),
+            wu(p, "wu_k1_s1", N=3, M=3, K=1, S=1, tr=2, tc=5, images=2, seed=119),
+            wu(p, "wu_k2_s2", N=3, M=2, K=2, S=2, tr=2, tc=2, images=2, seed=120, base_pair=3),
+            wu(p, "wu_k1_tiny", N=2, M=3, K=1, S=2, tr=1, tc=3, images=3, seed=121),
         ]
     if pname.startswith("synth"):
         return [
@@ -211,6 +234,15 @@ def test_params_are_validated():
     EngineParams(2, 4, wl_words=2)
     assert "pack" not in EngineParams(2, 4).as_dict()       # rtl.json as before issue 13
     assert EngineParams(2, 4, pack=True).as_dict()["pack"] is True
+    # issue 13 pixel lanes: P in {1, 2, 4}; P = 1 writes the rtl.json it wrote before
+    for bad in (0, 3, 8, True, 2.0):
+        with pytest.raises(ValueError, match="EngineParams.p"):
+            EngineParams(2, 2, p=bad)
+    assert "p" not in EngineParams(2, 4).as_dict()
+    assert EngineParams(2, 4, p=2).as_dict()["p"] == 2
+    # pixel lanes with tap packing are not built (the models and the C++ have both)
+    with pytest.raises(ValueError, match="packs at P = 1 only"):
+        engine_verilog(EngineParams(2, 4, p=2, pack=True))
 
 
 def test_verilog_is_deterministic_and_complete():
@@ -256,6 +288,26 @@ def test_cycle_formula():
     assert block_cycles("wu", 1, 1, 3, 4, acc_init=True) == 8 + 12       # G = 8 slots
     assert block_cycles("wu", 1, 1, 3, 4, acc_init=False) == 3 + 12
     assert [wu_copies(k) for k in (1, 2, 3, 5)] == [8, 2, 1, 1]
+
+
+def test_cycle_formula_pixel_lanes():
+    """Issue 13, P pixel lanes: a pass issues tr * ceil(tc / P) pixel groups; WU's
+    adder tree over P lengthens its pipeline by ADD_LATENCY * ceil(log2 P)."""
+    for tn in (1, 2, 3, 16):
+        assert pipeline_depth("conv", tn, 4) == pipeline_depth("conv", tn)
+        assert pipeline_depth("wu", tn, 1) == pipeline_depth("wu", tn) == 12
+    assert pipeline_depth("wu", 4, 2) == 12 + ADD_LATENCY
+    assert pipeline_depth("wu", 4, 4) == 12 + 2 * ADD_LATENCY
+    for args in [("conv", 3, 4, 5, 2), ("conv", 3, 1, 2, 2), ("wu", 3, 2, 3, 4),
+                 ("wu", 1, 1, 3, 4, True), ("wu", 1, 1, 3, 4, False)]:
+        assert block_cycles(*args, p=1) == block_cycles(*args)
+    # tc = 5: 3 groups a row at P = 2, 2 at P = 4
+    assert block_cycles("conv", 3, 4, 5, 2, p=2) == 9 * 12 + 17
+    assert block_cycles("conv", 3, 4, 5, 2, p=4) == 8 * 8 + 8 + 17       # 8 groups: no pad
+    assert block_cycles("conv", 3, 1, 5, 2, p=4) == 8 * 8 + 2 + 17      # padded passes
+    assert block_cycles("wu", 3, 2, 3, 4, p=2) == 9 * 4 + 12 + ADD_LATENCY
+    assert block_cycles("wu", 1, 2, 5, 4, True, p=4) == 8 + 12 + 2 * ADD_LATENCY  # G slots
+    assert block_cycles("wu", 1, 2, 5, 4, False, p=4) == 4 + 12 + 2 * ADD_LATENCY
 
 
 @pytest.mark.parametrize("tm,tn,M,N,K", [(2, 2, 5, 3, 3), (4, 2, 3, 5, 3), (2, 4, 7, 6, 2),
@@ -307,6 +359,72 @@ def test_models_match_golden_ops():
         ref = 2 * ops.conv_wu(dy.reshape(1, tm, tr, tc).astype(np.float64),
                               xk[None].astype(np.float64), S, 0, k)
         assert np.allclose(g, ref, rtol=1e-5, atol=1e-5), k
+
+
+def _wu_cpp_order(dy, x_tile, *, k, s, tr, tc, tm, tn, m_valid, n_valid, p, blocks):
+    """conv_engine.h mac_pass's WU branch, scalar by scalar in float32 (one block per
+    entry of ``blocks``, the first initialising): pixel group q at columns pc .. pc+P-1
+    of row pr, lane pp idle past the row's end; the P products pass the tree
+    ``for (w = 1; w < P; w *= 2) pv[pp] += pv[pp + w]``, then pv[0] + (first ? 0 : old)."""
+    f32 = np.float32
+    g_n = wu_copies(k)
+    gc = -(-tc // p)
+    ng = tr * gc
+    wb = np.zeros((tm, tn, g_n * k * k), np.float32)
+    for b, init in enumerate(blocks):
+        span = max(ng, g_n) if init else ng
+        for q in range(span):
+            pr, pc = divmod(q, gc)
+            pc *= p
+            copy = q % g_n
+            first = init and q < g_n
+            for kk in range(k * k):
+                i, j = divmod(kk, k)
+                wa = copy * k * k + kk
+                for m in range(tm):
+                    for n in range(tn):
+                        pv = []
+                        for pp in range(p):
+                            pix = q < ng and pc + pp < tc
+                            lane = m < m_valid and n < n_valid
+                            a = dy[b][m, pr * tc + pc + pp] if lane and pix else f32(0)
+                            bb = (x_tile[b][n, pr * s + i, (pc + pp) * s + j]
+                                  if lane and pix else f32(0))
+                            pv.append(f32(a) * f32(bb))
+                        w = 1
+                        while w < p:
+                            for pp in range(0, p - w, 2 * w):
+                                pv[pp] = f32(pv[pp] + pv[pp + w])
+                            w *= 2
+                        wb[m, n, wa] = f32(pv[0] + (f32(0) if first else wb[m, n, wa]))
+    return wb.reshape(tm, tn, g_n, k * k)
+
+
+@pytest.mark.parametrize("p", [1, 2, 4])
+def test_models_with_pixel_lanes_are_the_cpps_and_the_golden(p):
+    """Issue 13: conv_block's roundings do not depend on P; wu_block with P pixel lanes is
+    conv_engine.h's WU order bit for bit (_wu_cpp_order) and the gradient (golden ops)."""
+    rng = np.random.default_rng(13 + p)
+    tm, tn, S = 2, 3, 2
+    with np.errstate(all="ignore"):
+        for K, tr, tc in [(3, 2, 5), (1, 1, 3), (2, 3, 2), (1, 2, 7)]:
+            x = [rng.standard_normal((tn, (tr - 1) * S + K, (tc - 1) * S + K)).astype(np.float32)
+                 for _ in range(2)]
+            w = rng.standard_normal((tm, tn, K, K)).astype(np.float32)
+            kw = dict(k=K, s=S, tr=tr, tc=tc, m_valid=tm, n_valid=tn - 1)
+            a1 = conv_block(w, x[0], None, acc_init=True, **kw)
+            ap = conv_block(w, x[0], None, acc_init=True, p=p, **kw)
+            assert np.array_equal(a1.view(np.uint32), ap.view(np.uint32))
+            dy = [rng.standard_normal((tm, tr * tc)).astype(np.float32) for _ in range(2)]
+            sl = wu_block(None, dy[0], x[0], acc_init=True, p=p, **kw)
+            sl = wu_block(sl, dy[1], x[1], acc_init=False, p=p, **kw)
+            ref = _wu_cpp_order(dy, x, tm=tm, tn=tn, p=p, blocks=(True, False), **kw)
+            assert np.array_equal(sl.view(np.uint32), ref.view(np.uint32)), (K, tr, tc)
+            g = wu_gradient(sl).reshape(tm, tn, K, K)
+            gold = sum(ops.conv_wu(dy[b].reshape(1, tm, tr, tc).astype(np.float64),
+                                   x[b][None].astype(np.float64), S, 0, K) for b in range(2))
+            gold[:, tn - 1:] = 0                                      # lane n_valid.. idle
+            assert np.allclose(g, gold, rtol=1e-5, atol=1e-5), (K, tr, tc)
 
 
 def test_flush_to_zero_units_differ_only_at_subnormals():
@@ -557,6 +675,16 @@ def test_engine_pack_2x8(case_name, tmp_path_factory):
 @pytest.mark.parametrize("case_name", CASE_NAMES["pack-4x4"])
 def test_engine_pack_synth_4x4(case_name, tmp_path_factory):
     _check_case("pack-4x4", case_name, tmp_path_factory)
+
+
+@pytest.mark.parametrize("case_name", CASE_NAMES["pix2-2x3"])
+def test_engine_pixel_lanes_2x3x2(case_name, tmp_path_factory):
+    _check_case("pix2-2x3", case_name, tmp_path_factory)
+
+
+@pytest.mark.parametrize("case_name", CASE_NAMES["pix4-2x2"])
+def test_engine_pixel_lanes_2x2x4(case_name, tmp_path_factory):
+    _check_case("pix4-2x2", case_name, tmp_path_factory)
 
 
 @pytest.mark.parametrize("case_name", CASE_NAMES["synth-4x2"])

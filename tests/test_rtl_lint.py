@@ -147,3 +147,28 @@ def test_tap_packing_lint_clean(tm, tn, layout, dw, fuse, tmp_path):
     assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
     assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()
     assert [name for name, text in files.items() if "lint_off" in text] == []
+
+
+@pytest.mark.parametrize("tm,tn,pl,layout,dw,fuse", [(2, 4, 2, "reshaped", 128, True),
+                                                     (2, 2, 4, "nchw", 32, False),
+                                                     (4, 2, 2, "reshaped", 64, False)])
+def test_pixel_lanes_lint_clean(tm, tn, pl, layout, dw, fuse, tmp_path):
+    """Pixel lanes (EngineParams.p, issue 13): the Tm x Tn x P array with WU's tree over P
+    (engine_array), the group counter and per-lane windows (engine_ctrl), the IFM copies of
+    engine_ram2 and the OFM's P RAMs a bank (engine_core), whole-beat and word-serial,
+    fused and not, Tm > Tn."""
+    _require("verilator")
+    from efgen.rtl.top import rtl_params_hw
+
+    p = rtl_params_hw(tm, tn, 512, 256, 256, 3, 16, impl="dsp", axi_width=dw, layout=layout,
+                      fuse=fuse, p=pl)
+    assert p.engine.p == pl
+    files = rtl_verilog(p)
+    assert "engine_ram2.v" in files
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
+                        *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
+    assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()
+    assert [name for name, text in files.items() if "lint_off" in text] == []

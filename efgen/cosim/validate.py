@@ -75,7 +75,10 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     xf_depth=XF_DEPTH if p.fuse else 0,
                     dx_depth=DX_DEPTH if p.fuse else 0,
                     outstanding=p.outstanding, sgd_piece=SGD_PIECE, mask_port=True,
-                    wdb=e.wdb, pack=e.pack)
+                    wdb=e.wdb, pack=e.pack, p=e.p,
+                    # WU's adder tree over the P pixel lanes: ADD_LATENCY a level
+                    # (efgen.rtl.engine.pipeline_depth("wu", tn, p))
+                    wu_tree_level=ADD_LATENCY if e.p > 1 else None)
 
 
 def vec_words(desc, tl: int) -> int:

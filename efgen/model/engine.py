@@ -478,7 +478,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         P = np.where(major4, o_r * np.ceil(o_c / pl), o_r * o_c)
     depth_wu = hw.mac_depth if hw.wu_depth is None else hw.wu_depth
     if hw.p > 1:                   # WU: the adder tree over the P products
-        depth_wu = depth_wu + math.ceil(math.log2(hw.p)) * (hw.mac_depth - hw.mac_depth // 2)
+        level = (hw.mac_depth - hw.mac_depth // 2 if hw.wu_tree_level is None
+                 else hw.wu_tree_level)
+        depth_wu = depth_wu + math.ceil(math.log2(hw.p)) * level
     Cy = np.where(e(is_wu), P * e(kpass) + depth_wu,
                   (e(kpass) - 1) * np.maximum(P, hw.acc_dist) + P + hw.mac_depth) + hw.block_overhead
     # WU: a gradient word keeps G = ceil(acc_dist / K*K) partial sums (the reference RTL,

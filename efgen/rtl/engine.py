@@ -64,6 +64,18 @@ KP = ceil(K*K / taps) passes where K*K stands above, with G = ceil(ACC_DIST / KP
 copies (:func:`issue_cycles` with ``taps``). A new block may start in the cycle
 ``done`` is high; the next block's first accumulator read comes after the last write.
 
+Pixel lanes (``EngineParams.p``, issue 13): the array is Tm x Tn x P, lane pp of a cycle on
+column c + pp of a tile row (a pixel group; a row of tc pixels is ceil(tc / P) groups, the
+last one's lanes past the row's end idle), so a pass issues ``tr * ceil(tc / P)`` groups
+where P = tr*tc stands above (:func:`pixel_groups`). conv: a tree over n and an accumulator
+per (pp, m), roundings as at P = 1. WU: the P products of a gradient word pass the adder
+tree over P (pairs (0,1), (2,3), ...) in front of its accumulator, ``ADD_LATENCY *
+log2(P)`` more cycles (``depth_wu = 12 + 5*log2(P)``); copies count groups. Buffers: the
+IFM keeps P/2 copies x 2 halves of engine_ram2 (a read/write and a read port, the half
+being computed read-only), the OFM P RAMs of ofm_depth/P a bank and half (pixel x -> RAM
+x % P, address x / P; the external write port and the store path address one pixel as
+before), the weight buffer is shared.
+
 Usage rules the RTL does not check: ``1 <= K <= kmax``, ``1 <= S <= smax``, ``tr*tc <=
 ofm_depth``, the IFM tile (row pitch ``in_w``) fits in ``ifm_depth`` words, weight and
 gradient regions fit in ``wbuf_depth``; while busy the engine owns IFM half
@@ -97,6 +109,8 @@ ST_RAW, ST_RELU, ST_MASK = 0, 1, 2   # store-path operations
 # engine_ctrl replicates the mode/busy/enable selects once per lane group of REP_COLS
 # columns of a row (issue 19: one flip-flop drove every lane's muxes); EngineParams.rep_cols.
 REP_COLS = 4
+# issue 13: the pixel-lane counts P the engine is built for (EngineParams.p)
+PIXEL_LANES = (1, 2, 4)
 
 
 def _clog2(n: int) -> int:
@@ -140,6 +154,13 @@ class EngineParams:
     #: gradient word (m, n, pass)): per-lane IFM addresses and windows in engine_ctrl, the
     #: packed weight placement in engine_wload. Off, the Verilog is the unpacked one.
     pack: bool = False
+    #: issue 13, pixel lanes: the array is Tm x Tn x P, the P lanes on P adjacent output
+    #: pixels of a tile row (a pixel group; ceil(tc / P) groups a row, the last partly
+    #: idle). conv: each lane has its own adder tree over n and accumulator; WU: the P
+    #: products of a gradient word pass an adder tree over P (:func:`adder_tree`) in front
+    #: of its accumulator (:func:`wu_block`). 1, 2 or 4. The models and the cycle formula
+    #: take P; the Verilog is P = 1 only for now (:func:`engine_verilog` refuses P > 1).
+    p: int = 1
 
     def as_dict(self) -> dict:
         """The fields as a dict; a single weight buffer (``wdb`` false) leaves the key out,
@@ -150,6 +171,8 @@ class EngineParams:
             del d["wdb"]
         if not self.pack:
             del d["pack"]
+        if self.p == 1:
+            del d["p"]
         return d
 
     @property
@@ -166,6 +189,8 @@ class EngineParams:
             bad("wdb", "must be true or false")
         if not isinstance(self.pack, bool):
             bad("pack", "must be true or false")
+        if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p not in PIXEL_LANES:
+            bad("p", f"expected one of {PIXEL_LANES}")
         for k in ("tm", "tn", "ifm_depth", "ofm_depth", "wbuf_depth", "kmax", "smax",
                   "wl_words", "rep_cols"):
             v = getattr(self, k)
@@ -200,7 +225,8 @@ class EngineParams:
             "A0W": _clog2(self.tm), "B0W": _clog2(self.tn),
             "LW": _clog2(self.tm * self.tn + self.tm + self.tn + 1),   # lane arithmetic
             "GW": _clog2(wu_copies(1) + 1),
-            "DW": _clog2(pipeline_depth("conv", self.tn) + 1),
+            "DW": _clog2(max(pipeline_depth("conv", self.tn),
+                             pipeline_depth("wu", self.tn, self.p)) + 1),
         }
 
 
@@ -284,18 +310,25 @@ def wu_chunk(mc: int, in_c: int, k: int, tn: int, wbuf_depth: int) -> int:
     return max(1, min(mc, wbuf_depth // per_block))
 
 
-def pipeline_depth(mode: str, tn: int) -> int:
+def pipeline_depth(mode: str, tn: int, p: int = 1) -> int:
     """Cycles from the last issue to ``done``: the RAM read, the multiplier, (conv:
-    the adder tree,) the accumulating adder, the write, and done one cycle later."""
-    tree = tree_latency(tn) if mode == "conv" else 0
+    the adder tree over Tn; WU with P pixel lanes: the adder tree over P,) the
+    accumulating adder, the write, and done one cycle later."""
+    tree = tree_latency(tn) if mode == "conv" else tree_latency(p)
     return RAM_LATENCY + MUL_LATENCY + tree + ADD_LATENCY + 1
 
 
+def pixel_groups(tr: int, tc: int, p: int = 1) -> int:
+    """Issue slots of a block's pixels with ``p`` pixel lanes: ``tr * ceil(tc / p)``."""
+    return tr * -(-tc // p)
+
+
 def issue_cycles(mode: str, k: int, tr: int, tc: int, acc_init: bool = True,
-                 taps: int = 1) -> int:
+                 taps: int = 1, p: int = 1) -> int:
     """Cycles the controller spends issuing (including idle padding); a packed block
-    (``taps`` > 1) runs KP = ceil(K*K / taps) kernel passes instead of K*K."""
-    p = tr * tc
+    (``taps`` > 1) runs KP = ceil(K*K / taps) kernel passes instead of K*K; with ``p``
+    pixel lanes a pass issues the tr * ceil(tc / p) pixel groups."""
+    p = pixel_groups(tr, tc, p)
     kp = kernel_passes(k, taps)
     if mode == "conv":
         return (kp - 1) * max(p, ACC_DIST) + p
@@ -305,13 +338,13 @@ def issue_cycles(mode: str, k: int, tr: int, tc: int, acc_init: bool = True,
 
 
 def block_cycles(mode: str, k: int, tr: int, tc: int, tn: int, acc_init: bool = True,
-                 taps: int = 1) -> int:
+                 taps: int = 1, p: int = 1) -> int:
     """Cycles from ``start`` to ``done`` for one output block (one reduction block).
 
     ``start`` is sampled in cycle t0, ``done`` is high (one cycle) in cycle
     t0 + block_cycles; a new ``start`` may be given in that same cycle.
     """
-    return issue_cycles(mode, k, tr, tc, acc_init, taps) + pipeline_depth(mode, tn)
+    return issue_cycles(mode, k, tr, tc, acc_init, taps, p) + pipeline_depth(mode, tn, p)
 
 
 def replica_ff(p: "EngineParams") -> int:
@@ -471,14 +504,38 @@ def _windows(x_tile: np.ndarray, k: int, s: int, tr: int, tc: int) -> np.ndarray
     return out
 
 
+def _group_pixels(tr: int, tc: int, p: int) -> list[list]:
+    """The pixels of each issue slot with ``p`` pixel lanes: slot ``q = r*ceil(tc/p) + g``
+    holds pixel ``r*tc + g*p + pp`` in lane ``pp``, or None past the row's end (the lane
+    idles: it multiplies +0 by +0)."""
+    gc = -(-tc // p)
+    return [[r * tc + g * p + pp if g * p + pp < tc else None for pp in range(p)]
+            for r in range(tr) for g in range(gc)]
+
+
+def _wu_lanes_sum(prods: list, add) -> np.ndarray:
+    """The adder tree over the P pixel lanes' products (pairs (0,1), (2,3), ...,
+    :func:`adder_tree`), in front of a WU accumulator; P = 1: the product itself."""
+    if len(prods) == 1:
+        return prods[0]
+    shape = prods[0].shape
+    stack = np.stack([np.asarray(a, np.float32).reshape(-1) for a in prods], axis=1)
+    return np.asarray(_tree_sum(stack, len(prods), add), np.float32).reshape(shape)
+
+
 def conv_block(w_blk, x_tile, acc, *, k: int, s: int, tr: int, tc: int, m_valid: int,
-               n_valid: int, acc_init: bool, impl: str = "behav") -> np.ndarray:
+               n_valid: int, acc_init: bool, impl: str = "behav", p: int = 1) -> np.ndarray:
     """One FP/BP block exactly as the RTL rounds it.
 
     ``w_blk`` (Tm, Tn, K, K): the weight-buffer words of the block; ``x_tile`` (Tn,
     hin, win): the IFM half; ``acc`` (Tm, P): the OFM half before the block (ignored
     when ``acc_init``). Returns the OFM half after the block, (Tm, P) float32.
+    ``p`` pixel lanes (EngineParams.p) do not change the roundings: every pixel keeps its
+    own adder tree over n and its own accumulator, updated once per kernel offset in
+    offset order; only the issue order (pixel groups) and the cycles change.
     """
+    if p not in PIXEL_LANES:
+        raise ValueError(f"p={p!r}: expected one of {PIXEL_LANES}")
     add, mul = _ops(impl)
     tm, tn = w_blk.shape[:2]
     p = tr * tc
@@ -497,28 +554,41 @@ def conv_block(w_blk, x_tile, acc, *, k: int, s: int, tr: int, tc: int, m_valid:
 
 
 def wu_block(slots, dy, x_tile, *, k: int, s: int, tr: int, tc: int, m_valid: int,
-             n_valid: int, acc_init: bool, impl: str = "behav") -> np.ndarray:
+             n_valid: int, acc_init: bool, impl: str = "behav", p: int = 1) -> np.ndarray:
     """One WU block exactly as the RTL rounds it.
 
     ``slots`` (Tm, Tn, G, K*K): gradient partial sums before the block (ignored when
-    ``acc_init``); ``dy`` (Tm, P): the error tile; ``x_tile`` (Tn, hin, win). Returns
+    ``acc_init``); ``dy`` (Tm, tr*tc): the error tile; ``x_tile`` (Tn, hin, win). Returns
     the slots after the block.
+
+    With ``p`` pixel lanes (EngineParams.p) the block issues its tr * ceil(tc / P) pixel
+    groups (:func:`_group_pixels`); the P products of a gradient word (lanes past the
+    row's end: +0 * +0) pass the adder tree over P, whose sum updates copy
+    ``group % G``, G = wu_copies(K) (a first block of fewer than G groups runs G slots).
     """
+    if p not in PIXEL_LANES:
+        raise ValueError(f"p={p!r}: expected one of {PIXEL_LANES}")
     add, mul = _ops(impl)
     tm, tn = dy.shape[0], x_tile.shape[0]
     g = wu_copies(k)
-    p = tr * tc
+    groups = _group_pixels(tr, tc, p)
+    ng = len(groups)
     lane = (np.arange(tm)[:, None] < m_valid) & (np.arange(tn)[None, :] < n_valid)
-    win = _windows(np.asarray(x_tile, np.float32), k, s, tr, tc)          # (Tn, K2, P)
+    win = _windows(np.asarray(x_tile, np.float32), k, s, tr, tc)          # (Tn, K2, tr*tc)
     out = (np.zeros((tm, tn, g, k * k), np.float32) if acc_init
            else np.array(slots, np.float32))
     zero = np.float32(0)
-    runs = max(p, g) if acc_init else p
+    dy = np.asarray(dy, np.float32)
+    runs = max(ng, g) if acc_init else ng
     for q in range(runs):
-        ok = lane if q < p else np.zeros_like(lane)
-        a = np.where(ok[:, :, None], np.asarray(dy, np.float32)[:, min(q, p - 1)][:, None, None], zero)
-        b = np.where(ok[:, :, None], win[None, :, :, min(q, p - 1)], zero)
-        prod = mul(a, b)                                                  # (Tm, Tn, K2)
+        prods = []
+        for pix in (groups[q] if q < ng else [None] * p):
+            ok = lane if pix is not None else np.zeros_like(lane)
+            px = 0 if pix is None else pix
+            a = np.where(ok[:, :, None], dy[:, px][:, None, None], zero)
+            b = np.where(ok[:, :, None], win[None, :, :, px], zero)
+            prods.append(mul(a, b))                                       # (Tm, Tn, K2)
+        prod = _wu_lanes_sum(prods, add)
         base = np.zeros_like(prod) if (acc_init and q < g) else out[:, :, q % g]
         out[:, :, q % g] = add(prod, base)
     return out
@@ -564,27 +634,37 @@ def conv_block_packed(w_blk, x_tile, acc, *, k: int, s: int, tr: int, tc: int, m
 
 
 def wu_block_packed(slots, dy, x_tile, *, k: int, s: int, tr: int, tc: int, m_valid: int,
-                    rc: int, acc_init: bool, impl: str = "behav") -> np.ndarray:
+                    rc: int, acc_init: bool, impl: str = "behav", p: int = 1) -> np.ndarray:
     """One packed WU block exactly as the RTL rounds it: ``slots`` (Tm, Tn, G, KP), G =
     wu_copies_passes(KP), gradient word (m, n, pass) of lane n = t*rc + c (channel c,
-    offset pass*taps + t). Returns the slots after the block."""
+    offset pass*taps + t). Returns the slots after the block. ``p`` pixel lanes as in
+    :func:`wu_block` (pixel groups, the adder tree over P)."""
+    if p not in PIXEL_LANES:
+        raise ValueError(f"p={p!r}: expected one of {PIXEL_LANES}")
     add, mul = _ops(impl)
     tm, tn = dy.shape[0], x_tile.shape[0]
     taps = pack_taps(rc, k, tn)
     win, tap = pack_windows(x_tile, k, s, tr, tc, rc, taps)               # (Tn, KP, P)
     kp = win.shape[1]
     g = wu_copies_passes(kp)
-    p = tr * tc
+    groups = _group_pixels(tr, tc, p)
+    ng = len(groups)
     lane = (np.arange(tm)[:, None] < m_valid) & (np.arange(tn)[None, :] < taps * rc)
     out = (np.zeros((tm, tn, g, kp), np.float32) if acc_init
            else np.array(slots, np.float32))
     zero = np.float32(0)
-    runs = max(p, g) if acc_init else p
+    dy = np.asarray(dy, np.float32)
+    runs = max(ng, g) if acc_init else ng
     for q in range(runs):
-        ok = (lane[:, :, None] & tap[None]) if q < p else np.zeros((tm, tn, kp), bool)
-        a = np.where(ok, np.asarray(dy, np.float32)[:, min(q, p - 1)][:, None, None], zero)
-        b = np.where(ok, win[None, :, :, min(q, p - 1)], zero)
-        prod = mul(a, b)                                                  # (Tm, Tn, KP)
+        prods = []
+        for pix in (groups[q] if q < ng else [None] * p):
+            ok = ((lane[:, :, None] & tap[None]) if pix is not None
+                  else np.zeros((tm, tn, kp), bool))
+            px = 0 if pix is None else pix
+            a = np.where(ok, dy[:, px][:, None, None], zero)
+            b = np.where(ok, win[None, :, :, px], zero)
+            prods.append(mul(a, b))                                       # (Tm, Tn, KP)
+        prod = _wu_lanes_sum(prods, add)
         base = np.zeros_like(prod) if (acc_init and q < g) else out[:, :, q % g]
         out[:, :, q % g] = add(prod, base)
     return out
@@ -650,13 +730,16 @@ def pack_table(p: EngineParams) -> list[dict]:
 def engine_verilog(p: EngineParams) -> dict[str, str]:
     """File name -> Verilog text of the engine core (``engine_core`` on top) and the
     FP32 units it instantiates. Deterministic for equal params."""
+    if p.p != 1 and p.pack:
+        # issue 13: pixel lanes with tap packing (per (pp, n) IFM addresses) are not built
+        raise ValueError(f"EngineParams.p={p.p} with pack: the engine's Verilog packs at P = 1 only")
     env = _env()
     tree = adder_tree(p.tn)
     ctx = {
         "version": __version__, "p": p, "w": p.widths,
         "mul_latency": MUL_LATENCY, "add_latency": ADD_LATENCY,
         "tree_latency": tree_latency(p.tn), "acc_dist": ACC_DIST, "ram_latency": RAM_LATENCY,
-        "depth_conv": pipeline_depth("conv", p.tn), "depth_wu": pipeline_depth("wu", p.tn),
+        "depth_conv": pipeline_depth("conv", p.tn), "depth_wu": pipeline_depth("wu", p.tn, p.p),
         "tree": tree, "src": _src, "zext": _zext, "AAW": max(p.widths["OA"], p.widths["WA"]),
         "fp_adder_a": [_src(a) for a, _ in tree.nodes] + [_src(tree.root)],
         "fp_adder_b": [_src(b) for _, b in tree.nodes],
@@ -666,7 +749,25 @@ def engine_verilog(p: EngineParams) -> dict[str, str]:
     }
     if p.pack:
         ctx["pack_table"] = pack_table(p)
+    mods = ("engine_ram", "engine_array", "engine_ctrl", "engine_wload", "engine_core")
+    tmpl = {m: m for m in mods}
+    if p.p > 1:
+        # pixel lanes: the WU adder tree over P (node t in adder (t+1, m, n), its root into
+        # the accumulator adder (0, m, n)); the IFM's two-read-port RAM
+        ptree = adder_tree(p.p)
+        assert not ptree.delays                       # P is a power of two
+
+        def wu_src(sv, k):
+            kind, i = sv
+            if kind == "p":
+                return f"prod_all[(({i * p.tm}+gm)*{p.tn}+{k})*32 +: 32]"
+            return f"sum_all[(({(i + 1) * p.tm}+gm)*{p.tn}+{k})*32 +: 32]"
+        ctx.update(tree_p_latency=tree_latency(p.p), wu_src=wu_src,
+                   wu_a=[ptree.root] + [a for a, _ in ptree.nodes],
+                   wu_b=[None] + [b for _, b in ptree.nodes])
+        mods = mods[:1] + ("engine_ram2",) + mods[1:]
+        tmpl.update(engine_ram2="engine_ram2", engine_array="engine_array_p")
     files = dict(fp_units_verilog(p.impl))
-    for mod in ("engine_ram", "engine_array", "engine_ctrl", "engine_wload", "engine_core"):
-        files[f"{mod}.v"] = env.get_template(f"{mod}.v.j2").render(module=mod, **ctx)
+    for mod in mods:
+        files[f"{mod}.v"] = env.get_template(f"{tmpl[mod]}.v.j2").render(module=mod, **ctx)
     return files

@@ -385,9 +385,34 @@ def memory_cells(width: int, depth: int, transparent: bool = False) -> tuple[str
 
 
 def engine_rams(p: EngineParams) -> list[tuple[str, int, int, int]]:
-    """``(buffer, instances, width, depth)`` of the engine_ram instances of engine_core."""
+    """``(buffer, instances, width, depth)`` of the engine_ram instances of engine_core.
+    With P > 1 pixel lanes (issue 13): the IFM is ``Tn * P/2 * 2`` engine_ram2 (a
+    read/write and a read port: ``IFM2``, :data:`TWO_PORT_RAMS`) of ``ifm_depth`` words
+    (P/2 copies x 2 halves a bank), the OFM ``2 * Tm * P`` RAMs of ``ofm_depth / P``."""
+    if p.p > 1:
+        return [("IFM2", p.tn * p.p, 32, p.ifm_depth),
+                ("OFM", 2 * p.tm * p.p, 32, p.ofm_depth // p.p),
+                ("weights", p.tm * p.tn, 32, (2 if p.wdb else 1) * p.wbuf_depth)]
     return [("IFM", p.tn, 32, 2 * p.ifm_depth), ("OFM", 2 * p.tm, 32, p.ofm_depth),
             ("weights", p.tm * p.tn, 32, (2 if p.wdb else 1) * p.wbuf_depth)]
+
+
+#: engine_rams buffers of engine_ram2 (two read ports): block RAM in true dual port mode,
+#: whose RAMB18E2 ports are at most 18 bits wide (``bram_tdp``); two output registers
+TWO_PORT_RAMS = ("IFM2",)
+
+
+def ram_cells_tdp(width: int, depth: int) -> tuple[str, int]:
+    """``(cell, count)`` for one engine_ram2 (port A read/write, port B read, registered
+    reads): the cheapest block RAM in true dual port mode (UG573: RAMB18E2 up to 18 bits
+    a port, RAMB36E2 up to 36). Measured with Yosys (synth_xilinx -family xcup): 32 bits
+    x 256, 512, 1024 words one RAMB36E2, x 2048 two."""
+    best = None
+    for cell, cost, modes in _c()["bram_tdp"]:
+        n = min(math.ceil(width / mw) * math.ceil(depth / md) for mw, md in modes)
+        if best is None or n * cost < best[0]:
+            best = (n * cost, cell, n)
+    return best[1], best[2]
 
 
 def add_unit(impl: str) -> str:
@@ -433,8 +458,8 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
     """
     c = coefficients()
     y = c["rtl_yosys"]
-    n_mul = params.tm * params.tn + extra_fp_muls
-    n_add = params.tm * params.tn + extra_fp_adds
+    n_mul = params.tm * params.tn * params.p + extra_fp_muls     # Tm x Tn x P array
+    n_add = params.tm * params.tn * params.p + extra_fp_adds
     muls = [(what, a, b, yb, mul_dsp(a, b, yb)) for what, a, b, yb in control_multipliers(params)]
     muls += [(str(what), int(a), int(b), int(yb), mul_dsp(int(a), int(b), int(yb)))
              for what, a, b, yb in extra_muls]
@@ -447,7 +472,10 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
     cells: dict[str, int] = {}
     ram_rows = []
     for what, n, w, d, transparent in rams:
-        cell, k = ram_cells(w, d) if transparent is None else memory_cells(w, d, transparent)
+        if what in TWO_PORT_RAMS:
+            cell, k = ram_cells_tdp(w, d)
+        else:
+            cell, k = ram_cells(w, d) if transparent is None else memory_cells(w, d, transparent)
         if cell != "FF":
             cells[cell] = cells.get(cell, 0) + n * k
         ram_rows.append({"buffer": what, "instances": n, "width": w, "depth": d,
@@ -468,7 +496,8 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
         rest = {k: lanes * c["per_lane"][k] for k in ("lut", "ff")}
     # engine_ram's output register (issue 19, after rest_top was fitted): Yosys keeps it
     # as width flip-flops per buffer RAM (Vivado puts it into the block RAM, DOB_REG)
-    oreg_ff = sum(n * w for _, n, w, _ in engine_rams(params))
+    oreg_ff = sum(n * w * (2 if what in TWO_PORT_RAMS else 1)
+                  for what, n, w, _ in engine_rams(params))
     # the per-row address copies and per-lane store ops (issue 19, after rest_top too)
     rep_ff = replica_ff(params)
     return {

@@ -197,18 +197,19 @@ def wload_words(tm: int, tn: int, wpb: int) -> int:
 def rtl_params_hw(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int,
                   kmax: int, max_burst: int, layout: str | None = None,
                   impl: str = "behav", addr_width: int = 32, axi_width: int = 32,
-                  wdb: bool = False, fuse: bool = False, pack: bool = False) -> RtlParams:
+                  wdb: bool = False, fuse: bool = False, pack: bool = False,
+                  p: int = 1) -> RtlParams:
     """The RTL of an array (buffers in words per bank, rounded up to powers of two) for a
     net whose largest conv kernel is ``kmax``, with ``addr_width``-bit AXI addresses and
     ``axi_width``-bit data (``wdb``: double-buffered weight chunks, issue 13; ``fuse``:
-    the restructured BN's fused datapath, RtlParams.fuse). ValueError when the RTL cannot
-    build it."""
+    the restructured BN's fused datapath, RtlParams.fuse; ``p``: pixel lanes, issue 13).
+    ValueError when the RTL cannot build it."""
     eng = EngineParams(tm=tm, tn=tn, ifm_depth=_pow2_at_least(ifm_depth),
                        ofm_depth=_pow2_at_least(ofm_depth),
                        wbuf_depth=_pow2_at_least(max(wbuf_depth, kmax * kmax * wu_copies(1))),
                        kmax=max(kmax, 3), smax=4, impl=impl,
                        wl_words=wload_words(tm, tn, axi_width // 32), wdb=bool(wdb),
-                       pack=bool(pack))
+                       pack=bool(pack), p=p)
     return RtlParams(engine=eng, layout=layout or "reshaped", max_burst=min(256, max_burst),
                      addr_width=addr_width, axi_width=axi_width, fuse=bool(fuse))
 
@@ -226,6 +227,9 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
     if hw.precision != "fp32":
         raise EfgenError(f"design precision {hw.precision!r}: the reference RTL is FP32 only; "
                          "build with --precision fp32")
+    # issue 13: engine_core builds P in PIXEL_LANES (RtlParams with EngineParams.p, bit-exact
+    # with the C++), but the model's cycles are not yet within the bar on load/compute
+    # balanced layer-phases (tests/test_rtl_top.py PIX_SETS): a Design with P > 1 is refused
     if hw.p > 1:                    # issue 13: priced and C-simulated, not built in the RTL
         raise EfgenError(f"the reference RTL runs P = 1, the design has P = {hw.p}",
                          where="--parray",
@@ -236,7 +240,7 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
                              net_kmax(design.net_ir), hw.max_burst_beats, layout, impl,
                              addr_width=_addr_bits(design.board),
                              axi_width=_axi_bits(design.board), wdb=bool(hw.wdb),
-                             fuse=bool(hw.fuse), pack=bool(hw.pack))
+                             fuse=bool(hw.fuse), pack=bool(hw.pack), p=hw.p)
     except ValueError as exc:
         raise EfgenError(f"the reference RTL cannot implement this design: {exc}",
                          fix="pick an array whose gcd(Tm, Tn) is a power of two, e.g. "

@@ -23,6 +23,7 @@ import numpy as np
 from efgen.golden import ops
 from efgen.layout import WeightLayout
 from efgen.rtl.engine import (
+    RAM_LATENCY,
     ST_MASK,
     ST_RAW,
     ST_RELU,
@@ -99,8 +100,9 @@ def _write_op(port: str, half: int, tile: np.ndarray) -> dict:
 
 
 def _op_cycles(ops_) -> int:
-    """Cycles the driver spends on write / store operations (one word per cycle)."""
-    return sum(len(o["words"]) if "words" in o else o["n"] for o in ops_)
+    """Cycles the driver spends on write / store operations (one word per cycle; a store
+    waits RAM_LATENCY - 1 more for its last word, cocotb_engine.Driver.store)."""
+    return sum(len(o["words"]) if "words" in o else o["n"] + RAM_LATENCY - 1 for o in ops_)
 
 
 def _wload_op(cfg: WloadConfig, words: np.ndarray, wl: int) -> dict:
@@ -250,10 +252,11 @@ def fp_case(p: EngineParams, name: str, *, N: int, M: int, K: int, S: int, tr: i
                 op, next_init = bias_op(mb + 1)
                 during.append(op)
             case.ops.append({"op": "run", "cfg": cfg, "during": during, "tag": tag})
-            case.runs.append((tag, block_cycles("conv", K, tr, tc, tn, first), _op_cycles(during)))
+            case.runs.append((tag, block_cycles("conv", K, tr, tc, tn, first, p=p.p),
+                              _op_cycles(during)))
             acc = conv_block(img.block(cfg["w_base"], K), tiles[t], acc, k=K, s=S, tr=tr,
                              tc=tc, m_valid=cfg["m_valid"], n_valid=cfg["n_valid"],
-                             acc_init=first, impl=p.impl)
+                             acc_init=first, impl=p.impl, p=p.p)
         if bias and mb + 1 < MB:
             init = next_init
         pending = store_and_check(mb, acc)
@@ -328,11 +331,11 @@ def bp_case(p: EngineParams, name: str, *, N: int, M: int, K: int, S: int, P: in
                        m_valid=min(tm, N - ob * tm), n_valid=min(tn, M - rb * tn))
             during = [_write_op("ifm", (t + 1) % 2, tiles[t + 1])] if t + 1 < len(tiles) else []
             case.ops.append({"op": "run", "cfg": cfg, "during": during, "tag": tag})
-            case.runs.append((tag, block_cycles("conv", K, tr, tc, tn, rb == 0),
+            case.runs.append((tag, block_cycles("conv", K, tr, tc, tn, rb == 0, p=p.p),
                               _op_cycles(during)))
             acc = conv_block(img.block(cfg["w_base"], K), tiles[t], acc, k=K, s=1, tr=tr,
                              tc=tc, m_valid=cfg["m_valid"], n_valid=cfg["n_valid"],
-                             acc_init=rb == 0, impl=p.impl)
+                             acc_init=rb == 0, impl=p.impl, p=p.p)
         nm = min(tm, N - ob * tm)
         ytile = np.zeros((tm, tr, tc), np.float32)
         ytile[:nm] = y[ob * tm:ob * tm + nm, r0:r0 + tr, c0:c0 + tc]
@@ -389,10 +392,12 @@ def wu_case(p: EngineParams, name: str, *, N: int, M: int, K: int, S: int, tr: i
             during = [_write_op("ofm", (t + 1) % 2, errs_t[t + 1]),
                       _write_op("ifm", (t + 1) % 2, x_t[t + 1])]
         case.ops.append({"op": "run", "cfg": cfg, "during": during, "tag": tag})
-        case.runs.append((tag, block_cycles("wu", K, tr, tc, tn, b == 0), _op_cycles(during)))
+        case.runs.append((tag, block_cycles("wu", K, tr, tc, tn, b == 0, p=p.p),
+                              _op_cycles(during)))
         slots[(mb, nb)] = wu_block(slots.get((mb, nb)), errs_t[t].reshape(tm, NP), x_t[t],
                                    k=K, s=S, tr=tr, tc=tc, m_valid=cfg["m_valid"],
-                                   n_valid=cfg["n_valid"], acc_init=b == 0, impl=p.impl)
+                                   n_valid=cfg["n_valid"], acc_init=b == 0, impl=p.impl,
+                                   p=p.p)
     for (mb, nb), sl in slots.items():
         q = base_pair + mb * NB + nb
         tag = f"{name}/grad{mb}_{nb}"
