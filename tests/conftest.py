@@ -24,6 +24,11 @@ SLOW = {
     # the whole top with P = 2 and P = 4 pixel lanes (a build and 15 layer-phases each, and
     # the C++ twin on their images); tests/test_rtl_engine.py's pixel-lane cases (bit- and
     # cycle-exact engine blocks at 2x3x2 and 2x2x4) stay in make test
+    # the 2x8 whole-top packing set (a build and its layer-phases, and the C++ twin): the
+    # 4x4 128-bit pack set stays, and so do test_rtl_engine.py's pack-2x8 engine cases (the
+    # 3-channel 3x3 first layer on 8 lanes, bit- and cycle-exact)
+    "tests/test_rtl_top.py::test_packed_layer_phases[2x8-reshaped-pack]",
+    "tests/test_rtl_top.py::test_packed_hls_cpp_is_the_rtls_bit_exact_twin[2x8-reshaped-pack]",
     "tests/test_rtl_top.py::test_pixel_lane_layer_phases[2x4-reshaped-p2]",
     "tests/test_rtl_top.py::test_pixel_lane_layer_phases[2x2-reshaped-p4]",
     "tests/test_rtl_top.py::test_pixel_lane_hls_cpp_is_the_rtls_bit_exact_twin[2x4-reshaped-p2]",
