@@ -611,7 +611,10 @@ def top_runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def top44_run(tmp_path_factory):
     _require_yosys()
-    return run_yosys(rtl_verilog(TOP44), "efgen_top", workdir=tmp_path_factory.mktemp("top44"))
+    # hierarchical, as the LUT/FF remainder is fitted (262 s here against 469-518 s for the
+    # flattened run, which kept make test over its budget)
+    return run_yosys(rtl_verilog(TOP44), "efgen_top", workdir=tmp_path_factory.mktemp("top44"),
+                     flatten=False)
 
 
 def test_cli_synth_efgen_top_2x2(top_runs):
@@ -641,9 +644,9 @@ def test_yosys_efgen_top_4x4(top44_run):
     for key in ("DSP48E2", "RAMB18-eq"):
         assert _within(pred, got, key), (key, pred[key], got[key])
     _assert_exact_cells(pred, got)
-    # LUT and FF: the model is fitted to hierarchical runs (rest_top, top_units), which
-    # count more than this flattened one (2026-12-04: LUT 45,358 against 48,645, FF 28,775
-    # against 29,576); within TOL, the remainder fit and the units' terms are current
+    # LUT and FF: the model is fitted to hierarchical runs (rest_top, top_units), as this
+    # one is (2026-12-05: LUT 53,657 against 52,996, FF 33,073 against 32,362); within TOL,
+    # the remainder fit and the units' terms are current
     for key in ("LUT", "FF"):
         assert _within(pred, got, key), (key, pred[key], got[key])
 
