@@ -332,7 +332,7 @@ def cmd_synth(args) -> int:
     spec, pred, res = synth_build_dir(args.yosys, family=fam)
     e = spec.engine
     print(f"{res.version}: synth_xilinx -family {res.family} -top {spec.top}: "
-          f"{res.seconds:.1f} s ({e.tm}x{e.tn} engine, buffers ifm {e.ifm_depth} ofm "
+          f"{res.seconds:.1f} s ({e.shape} engine, buffers ifm {e.ifm_depth} ofm "
           f"{e.ofm_depth} wbuf {e.wbuf_depth}; {pred['detail']['fp32_mul']} fp32_mul in all)")
     print(synth_table(pred, res))
     print(f"\nwrote {res.log.parent / 'synth.json'} and {res.log}")

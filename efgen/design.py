@@ -63,6 +63,8 @@ class HwParams:
     acc_dist: int = 1              # FP/BP: min cycles between two updates of one accumulator
     dram_latency: int = 0          # cycles from a read command to its first word, per transfer
     load_overhead: int = 0         # cycles of set-up per tile/chunk load
+    load_setup: int = 0            # of load_overhead, the tile set-up an FP/BP chunk's first
+                                   # tile does during the chunk's weight load (not exposed)
     wrun_overhead: int | None = None   # cycles of set-up per weight-load run (None: load_overhead)
     store_overhead: int = 0        # cycles of set-up per tile store
     block_overhead: int = 0        # cycles of control per compute block
@@ -155,7 +157,8 @@ class PhaseSchedule:
 _HW_OMITTED_AT = {"fuse": False, "wrun_overhead": None, "load_words": 0, "wload_words": 0,
                   "store_words": 0, "p": 1, "pack": False, "wdb": False,
                   "bias_overhead": 0, "bias_store": 0, "wub_overhead": 0, "stats_overhead": 0,
-                  "xf_overhead": 0, "xf_depth": 0, "dx_depth": 0, "wu_tree_level": None}
+                  "xf_overhead": 0, "xf_depth": 0, "dx_depth": 0, "wu_tree_level": None,
+                  "load_setup": 0}
 
 
 @dataclass(frozen=True)

@@ -215,7 +215,7 @@ def write_rtl(design: Design, rtl_dir: Path, impl: str = DEFAULT_RTL_IMPL) -> st
     what = ("'efgen synth --yosys DIR' synthesizes it" if impl != "behav"
             else "behavioural FP32 units: simulation only")
     fused = ", the fused datapath: the restructured-BN program" if p.fuse else ""
-    return (f"rtl/: {TOP} ({len(files)} Verilog files, {e.tm}x{e.tn} engine, {impl} FP32 "
+    return (f"rtl/: {TOP} ({len(files)} Verilog files, {e.shape} engine, {impl} FP32 "
             f"units, {p.layout} layout{fused}); {what}")
 
 

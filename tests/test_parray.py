@@ -1,6 +1,6 @@
 """Issue 13 (a third unrolled dimension P and first-layer tap packing) in the model, the
 scheduler and the golden tiled reference. The HLS C++ with P > 1 and packing runs in
-tests/test_csim.py; the RTL flow's refusal of P > 1 is tested here."""
+tests/test_csim.py; the RTL flow's P (1, 2, 4, packing at P = 1) is tested here."""
 
 import io
 import json
@@ -203,26 +203,31 @@ def test_p_prices_compute_dsp_and_buffer_ports():
         assert r["compute_cycles"][0] == 32 * (9 * -(-32 // p) + hw.mac_depth)
 
 
-# ---- the CLI: the HLS build takes P, the RTL flow refuses it -------------------------------
+# ---- the CLI: the HLS build takes P; the RTL flow builds P in (1, 2, 4), packing at P = 1 --
 
-def test_rtl_flow_refuses_p_above_1(tmp_path, run_cli):
-    for extra in (["--tiles", "Tm=8,Tn=8,P=2"], ["--parray"]):
+def test_rtl_flow_builds_p_2_and_refuses_what_it_does_not_build(tmp_path, run_cli):
+    code, out, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
+                             "--target", "rtl", "--tiles", "Tm=4,Tn=4,P=2", "-o", tmp_path / "p2")
+    assert code == 0, err
+    spec = json.loads((tmp_path / "p2" / "rtl" / "rtl.json").read_text())
+    assert spec["engine"]["p"] == 2 and "pack" not in spec["engine"]
+    assert "4x4x2 engine" in out
+    for extra, where, fix in ((["--tiles", "Tm=4,Tn=4,P=3"], "--tiles P", "--target hls"),
+                              (["--tiles", "Tm=4,Tn=4,P=2", "--pack"], "--pack", "drop --pack")):
         code, out, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
                                  "--target", "rtl", *extra, "-o", tmp_path / "x")
         assert code == 2 and out == ""
         lines = err.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in err, err
-        assert lines[0].startswith("efgen: error:") and "P = 1" in lines[0]
-        assert ("--tiles P" if extra[0] == "--tiles" else "--parray") in lines[0]
-        assert "--target hls" in lines[0]                      # the fix
+        assert lines[0].startswith("efgen: error:") and where in lines[0] and fix in lines[0]
         assert not (tmp_path / "x").exists()
-    # efgen cosim (the RTL co-simulation) takes no P either
+    # efgen cosim (the RTL co-simulation): P outside (1, 2, 4) is refused the same way
     code, out, err = run_cli("cosim", "--board", "kv260", "--net", "tiny", "--tiles",
-                             "Tm=8,Tn=8,P=2")
+                             "Tm=4,Tn=4,P=3")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--tiles P" in err
 
 
-def test_parray_build_writes_hls_with_p_and_no_rtl(tmp_path, run_cli):
+def test_parray_build_writes_rtl_only_where_the_rtl_builds_it(tmp_path, run_cli):
     out = tmp_path / "p2"
     code, stdout, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
                                 "--tiles", "Tm=8,Tn=8,P=2", "--stop-after", "hls", "-o", out)
@@ -231,12 +236,19 @@ def test_parray_build_writes_hls_with_p_and_no_rtl(tmp_path, run_cli):
     assert d["hw"]["p"] == 2 and d["hw"]["pack"] is True
     params = (out / "hls" / "efgen_params.h").read_text()
     assert "#define EFGEN_P 2" in params and "#define EFGEN_PACK 1" in params
-    assert not (out / "rtl").exists()
+    assert not (out / "rtl").exists()         # P = 2 with packing: not built in the RTL
+    code, stdout, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
+                                "--tiles", "Tm=8,Tn=8,P=2", "-o", tmp_path / "pk")
+    assert code == 0, err
+    assert not (tmp_path / "pk" / "rtl").exists()
+    assert [ln for ln in stdout.splitlines() if "rtl/ not written" in ln and "P = 1" in ln]
     code, stdout, err = run_cli("build", "--board", "kv260", "--net", "tiny", "--batch", "2",
                                 "--parray", "-o", tmp_path / "pa")
     assert code == 0, err
-    assert not (tmp_path / "pa" / "rtl").exists()
-    assert [ln for ln in stdout.splitlines() if "rtl/ not written" in ln and "P = 1" in ln]
+    hw = json.loads((tmp_path / "pa" / "design.json").read_text())["hw"]
+    assert hw.get("p", 1) > 1 and not hw.get("pack", False), hw   # 8x4x4 on kv260 today
+    spec = json.loads((tmp_path / "pa" / "rtl" / "rtl.json").read_text())
+    assert spec["engine"]["p"] == hw["p"]
 
 
 def test_fused_step_with_p2_and_packing_in_csim(tmp_path):

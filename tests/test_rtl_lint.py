@@ -88,6 +88,18 @@ def test_no_lint_waivers(design):
     assert [name for name, text in files.items() if "lint_off" in text] == []
 
 
+def _lint_clean(files: dict[str, str], tmp_path) -> None:
+    """``files`` (an efgen_top build) pass Verilator's -Wall lint with no warning, declare
+    every name before its use and carry no lint waiver."""
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
+                        *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
+    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
+    assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()
+    assert [name for name, text in files.items() if "lint_off" in text] == []
+
+
 @pytest.mark.parametrize("tm,tn,aw,impl,dw", [(2, 4, 32, "dsp", 32), (6, 4, 40, "synth", 64)])
 def test_other_shapes_lint_clean(tm, tn, aw, impl, dw, tmp_path):
     """Tm != Tn both ways, both address widths, 32- and 64-bit data: the widths that differ
@@ -97,11 +109,7 @@ def test_other_shapes_lint_clean(tm, tn, aw, impl, dw, tmp_path):
 
     files = rtl_verilog(rtl_params_hw(tm, tn, 4096, 2048, 1024, 3, 256, impl=impl,
                                       addr_width=aw, axi_width=dw))
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
-                        *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
-    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
+    _lint_clean(files, tmp_path)
 
 
 @pytest.mark.parametrize("layout,dw", [("reshaped", 128), ("nchw", 32), ("nchw", 128), ("reshaped", 64)])
@@ -118,12 +126,7 @@ def test_fused_datapath_lint_clean(layout, dw, tmp_path):
     p = dataclasses.replace(rtl_params_hw(4, 4, 512, 256, 256, 3, 16, impl="dsp", axi_width=dw,
                                           layout=layout), fuse=True)
     files = rtl_verilog(p)
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
-                        *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
-    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
-    assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()
+    _lint_clean(files, tmp_path)
 
 
 @pytest.mark.parametrize("tm,tn,layout,dw,fuse", [(4, 8, "reshaped", 128, True),
@@ -140,13 +143,7 @@ def test_tap_packing_lint_clean(tm, tn, layout, dw, fuse, tmp_path):
                       fuse=fuse, pack=True)
     assert p.pack
     files = rtl_verilog(p)
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
-                        *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
-    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
-    assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()
-    assert [name for name, text in files.items() if "lint_off" in text] == []
+    _lint_clean(files, tmp_path)
 
 
 @pytest.mark.parametrize("tm,tn,pl,layout,dw,fuse", [(2, 4, 2, "reshaped", 128, True),
@@ -165,10 +162,4 @@ def test_pixel_lanes_lint_clean(tm, tn, pl, layout, dw, fuse, tmp_path):
     assert p.engine.p == pl
     files = rtl_verilog(p)
     assert "engine_ram2.v" in files
-    for name, text in files.items():
-        (tmp_path / name).write_text(text)
-    r = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", "efgen_top",
-                        *sorted(str(tmp_path / n) for n in files)], capture_output=True, text=True)
-    assert r.returncode == 0 and "%Warning" not in r.stderr, r.stderr[:4000]
-    assert {(n, s) for n, t in files.items() for _, s in used_before_declared(t)} == set()
-    assert [name for name, text in files.items() if "lint_off" in text] == []
+    _lint_clean(files, tmp_path)

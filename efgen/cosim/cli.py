@@ -18,17 +18,21 @@ def design_for(args):
     (``--fuse``: the restructured-BN program, on the RTL with its fused datapath)."""
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
-    from efgen.model.schedule import Request, parse_tiles, schedule
+    from efgen.model.schedule import Request, parse_array, schedule
 
     net = load_net(args.net)
     board = load_board(args.board)
-    tm = tn = None
+    tm = tn = p = None
     if args.tiles is not None:
-        tm, tn = parse_tiles(args.tiles)
+        tm, tn, p = parse_array(args.tiles)
     if args.batch < 1:
         raise EfgenError("--batch must be at least 1", where="efgen cosim",
                          fix="give a positive batch")
-    return net, schedule(Request(net, board, batch=args.batch, tm=tm, tn=tn,
+    # P pixel lanes (issue 13): the reference RTL builds P in (1, 2, 4), tap packing at
+    # P = 1 only, so a P > 1 design here does not pack (efgen.rtl.top.rtl_params)
+    many = p is not None and p > 1
+    return net, schedule(Request(net, board, batch=args.batch, tm=tm, tn=tn, p=p,
+                                 pack=False if many else None,
                                  weight_db=getattr(args, "weight_db", "off"),
                                  fuse=bool(getattr(args, "fuse", False))))
 

@@ -29,7 +29,8 @@ from efgen.rtl.top import DX_DEPTH, XF_DEPTH, RtlParams
 # (layer_seq.v: the loader's tile set-up steps and the handshake states; tile_rd/tile_wr
 # command and FIFO stages; axi_dma_rd's 7 cycles from command to first word, 2 of them
 # its read buffer's registered block-RAM read).
-LOAD_OVERHEAD = 24        # tile set-up (9 steps, 8 of them followed by a hold for the registered set-up product) + DMA command to first word (5) + read buffer (2)
+LOAD_OVERHEAD = 29        # a step's tile load beyond the DRAM latency and its words, start to start: the tile set-up after the engine takes the other half (16: 9 steps, 7 of them followed by a hold for the registered set-up product), tile_rd's command to first word and last word to done (9: axi_dma_rd's 7 with its read buffer's 2), done to the engine's start (4) (measured on load-bound layer-phases at 2x2 and 2x4, issue 13; was 24 without the 4 and 1 of the 9)
+LOAD_SETUP = 16           # of which the set-up: an FP/BP chunk's first tile does it during the weight load
 STORE_OVERHEAD = 19       # tile set-up (8 steps, 6 of them followed by a hold for the registered set-up product) + store-path read and FIFO (5: engine_ram's read and output register since issue 19)
 BLOCK_OVERHEAD = 2        # computer, per engine block: block start, wait
 STEP_OVERHEAD = 3         # computer, per step (one IFM half; io/WU: its mc blocks): step, after, next
@@ -63,7 +64,8 @@ def rtl_hw(p: RtlParams, latency: int = DRAM_LATENCY) -> HwParams:
                     store_words=p.store_words,
                     mac_depth=pipeline_depth("conv", e.tn),
                     wu_depth=pipeline_depth("wu", e.tn), acc_dist=ACC_DIST,
-                    dram_latency=latency, load_overhead=LOAD_OVERHEAD, wrun_overhead=WRUN_OVERHEAD,
+                    dram_latency=latency, load_overhead=LOAD_OVERHEAD,
+                    load_setup=LOAD_SETUP, wrun_overhead=WRUN_OVERHEAD,
                     store_overhead=STORE_OVERHEAD, block_overhead=BLOCK_OVERHEAD,
                     step_overhead=STEP_OVERHEAD, wpair_overhead=WPAIR_OVERHEAD,
                     wload_drain=WLOAD_DRAIN,

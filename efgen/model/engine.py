@@ -17,9 +17,12 @@ previous tile overlap the compute of step i; L = load of one input tile for one
 reduction block, C = compute of one output block, s = store of one output block):
 
 * FP/BP ``wo`` order, per (image, tile, output block) - a group, whose store overlaps
-  the whole next group: ``max(NB*max(L, C), s)``
+  the whole next group: ``max(sum_n max(L_n, C), s)``
 * FP/BP ``io`` order, per (image, tile), ``mc`` output blocks per input tile:
-  ``max(NB*max(L, mc*C), mc*s)``
+  ``max(sum_n max(L_n, mc*C), mc*s)``
+
+  (L_n: the load of reduction block n's tile: the NB - 1 full blocks' and the last's
+  apart, so a longer full-block load is not averaged away against a shorter last one)
 * WU, per (image, tile), ``mc`` output blocks whose error tiles E are loaded first:
   ``max(mc*E + NB*L, NB*mc*C)``
 
@@ -363,8 +366,21 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # the input-tile loader may take more words a cycle than the other streams (the
     # reference RTL's tile_rd: a whole beat in the reshaped layout; HwParams.load_words)
     bw_in = unit_rate(hw.load_words)
-    L = (bursts_in * hw.dma_start + stream(in_words, bursts_in, bw_in)
-         + np.where(in_words > 0, xfer_rd, 0.0))
+    # (an input tile of a full reduction block and one of the last, apart: a step pays
+    # max(load, compute) with its own load, so when Tn does not divide the reduction the
+    # full blocks' longer loads can be exposed while the last block's shorter one hides;
+    # measured on the reference RTL at 2x4x2, where c1's loads alternate 369 / 201 cycles
+    # around a 351-cycle step; their mean, L, is what the totals below use)
+    w_full = e(full_units + 0 * NB) * unit_words * R(rows_ld) * Cc(cols_ld)
+    w_last = e(last_units) * unit_words * R(rows_ld) * Cc(cols_ld)
+    b_full, b_last = in_bursts(full_units + 0 * NB), in_bursts(last_units)
+
+    def load_plain(words, bursts):
+        return (bursts * hw.dma_start + stream(words, bursts, bw_in)
+                + np.where(words > 0, xfer_rd, 0.0))
+
+    loads = [(w_full, b_full), (w_last, b_last)]
+    Ls = [load_plain(wd, bu) for wd, bu in loads]
     # Restructured batchnorm (efgen.model.restructure): the second read stream beside an
     # input tile comes on a port of its own (the HLS C++ reads it on gmem2's read
     # channel, in the tile's loop: conv_engine.h load_ifm_pass), so it takes its own
@@ -395,11 +411,15 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     fxd = float(fx_depth(hw))
     if fused:
         xi = e(jb["in_extra"])
-        sec = xi * (bursts_in * hw.dma_start + in_words / bw) + xfer_rd
-        cap = (1 + xi) * in_words / ddr_w + xfer_rd
-        L = np.where(xi > 0, np.maximum(L, np.maximum(sec, cap)), L) + e(jb["xf"]) * fxd
+        for i, (wd, bu) in enumerate(loads):
+            sec = xi * (bu * hw.dma_start + wd / bw) + xfer_rd
+            cap = (1 + xi) * wd / ddr_w + xfer_rd
+            Ls[i] = np.where(xi > 0, np.maximum(Ls[i], np.maximum(sec, cap)), Ls[i]) \
+                + e(jb["xf"]) * fxd
     if rtl_fx:
-        L = L + e(xf_on) * hw.xf_depth + e(dx_on) * hw.dx_depth
+        Ls = [t + e(xf_on) * hw.xf_depth + e(dx_on) * hw.dx_depth for t in Ls]
+    L_full, L_last = Ls
+    L = (e(NB - 1) * L_full + L_last) / e(NB)
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
     # (MB-1 full blocks of Tm channels and a last one, as for the input)
@@ -518,11 +538,15 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         # the ping-pong halves, so a tile takes the longer of the two
         return np.maximum(m4 * st + e(NB) * ld, e(NB) * (m4 * c + so))
 
+    def steps(c):
+        # the NB steps of an output block (or of a group, io): each max(its load, c)
+        return e(NB - 1) * np.maximum(L_full, c) + np.maximum(L_last, c)
+
     def group(m):
         m4 = e(m)
         # the stores of a group overlap all the steps of the next group
-        wo = np.maximum(e(NB) * np.maximum(L, Cy + so), s_out)
-        io = np.maximum(e(NB) * np.maximum(L, m4 * Cy + so), m4 * s_out)
+        wo = np.maximum(steps(Cy + so), s_out)
+        io = np.maximum(steps(m4 * Cy + so), m4 * s_out)
         per_tile = np.where(e(is_wu), wu_tile(m4, Cy, L, s_out),
                             np.where(e(order) > 0, io, m4 * wo))
         return np.sum(count * per_tile, axis=(-1, -2))
@@ -536,8 +560,13 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     if p_dim == "images" and hw.p > 1:
         # hw.p images a step: each lane group loads and stores its own image's tiles
         L = L * np.where(major4, 1.0, pl)
+        L_full = L_full * np.where(major4, 1.0, pl)
+        L_last = L_last * np.where(major4, 1.0, pl)
         s_out = s_out * np.where(major4, 1.0, pl)
     g_full, g_last = group(mc), group(mc_last)
+    # an FP/BP chunk's first step loads the first reduction block's tile (a full one
+    # unless there is only one)
+    L_first = np.where(NB > 1, L_full[..., 0, 0], L_last[..., 0, 0])
     tiles_time = (n_chunks - 1) * g_full + g_last              # one image, all chunks
     t_init = (n_chunks - 1) * init_extra(mc) + init_extra(mc_last)
     images = jb["images"]
@@ -621,7 +650,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         hide = np.where(n_chunks >= 2, np.maximum(n_chunks - 2, 0.0) * np.minimum(t_w_full, c_full)
                         + np.minimum(t_w_last, c_full), 0.0)
         w_first = np.where(n_chunks >= 2, t_w_full, t_w_last)
-        first0 = L[..., 0, 0]
+        first0 = L_first
         t_wload = np.where(wdb, t_wload - np.where(ovl, hide, 0.0)
                            - np.minimum(w_first, first0), t_wload)
         # a boundary's exposed weight wait (weight-bound chunks), which hides the stores
@@ -631,7 +660,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # ---- fill and drain: the first load and the last store are not overlapped
     # (the weight buffer has one copy, so every chunk starts with an exposed load: the
     # first input tile, and in WU the first group's error tiles)
-    first = L[..., 0, 0] + np.where(is_wu, mc * s_out[..., 0, 0], 0.0)
+    first = np.where(is_wu, L[..., 0, 0] + mc * s_out[..., 0, 0], L_first)
     m_st = np.where(order > 0, mc_last, 1.0)        # blocks stored by the last group
     # WU: the per-tile time charges each tile's loads against the tile before's last
     # compute; a chunk's first loads are exposed instead, and its last compute has no
@@ -643,18 +672,24 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # input tiles during this chunk's last steps, so only the job's first chunk fills)
     fill_chunks = np.where(wdb, 1.0, n_chunks)
     fill = fill_chunks * np.minimum(first, m_c * Cy[..., 0, 0] + so)
+    # (FP/BP: a chunk's first tile sets up while the chunk's weights load, so its load
+    # is hw.load_setup shorter than a step's L: the reference RTL's loader)
+    fill = np.where(is_wu, fill, np.maximum(fill - fill_chunks * hw.load_setup, 0.0))
     # WU: a chunk's first loads are its error tiles and an input tile (first > L), so
-    # its steps take first + (NB-1)*max(L, C) + C: when the first tile is compute-bound
-    # (the per-tile time above charged NB*C) all of `first` is exposed, not min(first, C)
+    # its first tile takes first + (NB-1)*max(L, C) + C where the per-tile time above
+    # charged max(E + NB*L, NB*C): the difference is the fill (all of `first` when the
+    # tile is compute-bound, C when it is load-bound, and continuous in between)
     c0 = mc * Cy_init[..., 0, 0] + so
-    wu_cb = NB * c0 >= mc * s_out[..., 0, 0] + NB * L[..., 0, 0]
-    fill = np.where(is_wu & wu_cb, fill_chunks * first, fill)
+    l0 = L[..., 0, 0]
+    fill_wu = (first + (NB - 1) * np.maximum(l0, c0) + c0
+               - np.maximum(mc * s_out[..., 0, 0] + NB * l0, NB * c0))
+    fill = np.where(is_wu, fill_chunks * fill_wu, fill)
     fill = fill + np.where(is_wu, 0.0, m_st * s_out[..., -1, -1])
     # FP/BP: the stores of a chunk's last group overlap the next chunk's weight load and
     # first input tile; the per-tile times above charged them to the chunk.
     m_io = np.where(order > 0, mc, 1.0)
-    l_last, c_last, s_last = L[..., -1, -1], Cy[..., -1, -1], s_out[..., -1, -1]
-    excess = np.maximum(0.0, m_io * s_last - NB * np.maximum(l_last, m_io * c_last + so))
+    s_last = s_out[..., -1, -1]
+    excess = np.maximum(0.0, m_io * s_last - steps(e(m_io) * Cy + so)[..., -1, -1])
     t_next = np.where(n_chunks > 1, t_w_full, 0.0) + first
     if hw.wdb:
         t_next = np.where(wdb, np.where(n_chunks > 1, w_exposed, 0.0), t_next)

@@ -140,6 +140,8 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
             wmin = _bank_round(engine.min_wbuf_depth(jobs, tn), ab)
             pack = packs(req, jobs, tn)
             for p in ps:
+                if req.target == "rtl" and pack and p > 1:
+                    continue      # the reference RTL packs taps at P = 1 only
                 for mem in mems:
                     for wd in (wmin, 2 * wmin):
                         for di in DEPTHS:
@@ -185,21 +187,27 @@ def wdb_candidates(req: Request) -> tuple[bool, ...]:
 
 def p_candidates(req: Request) -> tuple[int, ...]:
     """Pixel-lane counts the scheduler tries: ``req.p``, :data:`P_SIDES` with
-    ``req.parray``, else 1. The reference RTL (``--target rtl``) builds P = 1 only: a
-    request for more (or for the P search, --parray) is refused; tap packing (--pack) it
-    builds."""
+    ``req.parray``, else 1. The reference RTL (``--target rtl``) builds P in
+    :data:`efgen.rtl.engine.PIXEL_LANES` (1, 2, 4): --parray searches those, a fixed P
+    outside them is refused."""
     if req.p is not None and (isinstance(req.p, bool) or not isinstance(req.p, int) or req.p < 1):
         raise EfgenError(f"P = {req.p!r} is not a positive integer", where="--tiles P",
                          fix="write --tiles Tm=16,Tn=16,P=2")
     if req.target == "rtl":
-        if (req.p or 1) > 1 or req.parray:
-            what = f"P = {req.p}" if (req.p or 1) > 1 else "--parray"
-            raise EfgenError(f"the reference RTL runs P = 1, not {what}",
-                             where="--tiles P" if (req.p or 1) > 1 else "--parray",
-                             fix="drop P= from --tiles and --parray for --target rtl (--pack "
-                                 "packs taps on the RTL too), or build the HLS C++ "
-                                 "(--target hls)")
-        return (1,)
+        from efgen.rtl.engine import PIXEL_LANES
+
+        if req.p is not None and req.p not in PIXEL_LANES:
+            raise EfgenError(f"the reference RTL builds P in {PIXEL_LANES}, not P = {req.p}",
+                             where="--tiles P",
+                             fix=f"pick P from {PIXEL_LANES} for --target rtl, or build the "
+                                 "HLS C++ (--target hls)")
+        if req.p is not None and req.p > 1 and req.pack:
+            raise EfgenError(f"the reference RTL packs taps at P = 1 only, not P = {req.p}",
+                             where="--pack", fix="drop --pack, or P= from --tiles, for "
+                             "--target rtl")
+        if req.p is not None:
+            return (req.p,)
+        return PIXEL_LANES if req.parray else (1,)
     if req.p is not None:
         return (req.p,)
     return P_SIDES if req.parray else (1,)
@@ -439,13 +447,13 @@ def _first_unfit(jobs, cands, req, fixed):
 # ---- user input: --tiles and the override file ---------------------------------------------
 
 def parse_tiles(text: str) -> tuple[int, int]:
-    """``Tm=16,Tn=16`` -> (16, 16). A P other than 1 is refused: the callers (the RTL
-    co-simulation, adapt) run the reference RTL's P = 1 array."""
+    """``Tm=16,Tn=16`` -> (16, 16). A P other than 1 is refused: the caller (adapt) runs
+    a P = 1 array."""
     tm, tn, p = parse_array(text)
     if p not in (None, 1):
-        raise EfgenError(f"--tiles '{text}': the reference RTL runs P = 1 only",
-                         where="--tiles P", fix="drop P= from --tiles (P > 1 is built by "
-                         "'efgen build' as HLS C++ only)")
+        raise EfgenError(f"--tiles '{text}': this command runs P = 1 only",
+                         where="--tiles P", fix="drop P= from --tiles (efgen build and "
+                         "efgen cosim take P)")
     return tm, tn
 
 

@@ -33,14 +33,15 @@ def board_use(pred: dict) -> dict[str, int]:
 def _use_of(tm: int, tn: int, ifm_depth: int, ofm_depth: int, wbuf_depth: int, kmax: int,
             max_burst: int, impl: str, axi_width: int = 32,
             wdb: bool = False, fuse: bool = False,
-            addr_width: int = 32, pack: bool = False) -> tuple[tuple[str, int], ...]:
+            addr_width: int = 32, pack: bool = False,
+            p: int = 1) -> tuple[tuple[str, int], ...]:
     from efgen.rtl.synth import predict_top
     from efgen.rtl.top import rtl_params_hw
 
-    p = rtl_params_hw(tm, tn, ifm_depth, ofm_depth, wbuf_depth, kmax, max_burst, impl=impl,
-                      axi_width=axi_width, wdb=wdb, fuse=fuse, addr_width=addr_width,
-                      pack=pack)
-    return tuple(board_use(predict_top(p)).items())
+    rp = rtl_params_hw(tm, tn, ifm_depth, ofm_depth, wbuf_depth, kmax, max_burst, impl=impl,
+                       axi_width=axi_width, wdb=wdb, fuse=fuse, addr_width=addr_width,
+                       pack=pack, p=p)
+    return tuple(board_use(predict_top(rp)).items())
 
 
 def fp_dsp(macs: int, impl: str) -> int:
@@ -67,7 +68,7 @@ def rtl_use(hw, kmax: int, impl: str, addr_width: int = 32) -> dict[str, int]:
     axi = 32 * hw.port_words if hw.port_words in (1, 2, 4) else 32
     return dict(_use_of(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth, kmax,
                         hw.max_burst_beats, impl, axi, bool(hw.wdb), bool(hw.fuse),
-                        addr_width, bool(hw.pack)))
+                        addr_width, bool(hw.pack), hw.p))
 
 
 def rtl_over_caps(use: dict[str, int], board: Board) -> list[tuple[str, float, int]]:
@@ -102,7 +103,7 @@ def rtl_resources_markdown(p, board: Board) -> list[str]:
     add = y["fp32_add_dsp" if p.impl == "dsp" else "fp32_add"]
     d = pred["detail"]
     L = ["## Resources of the reference RTL (rtl/)", "",
-         f"What rtl/ instantiates ({p.engine.tm}x{p.engine.tn} engine, {p.impl} FP32 units): "
+         f"What rtl/ instantiates ({p.engine.shape} engine, {p.impl} FP32 units): "
          f"{d['fp32_mul']} fp32_mul ({y['fp32_mul']['dsp']} DSP, {y['fp32_mul']['lut']} LUT "
          f"each) and {d['fp32_add']} fp32_add ({add['dsp']} DSP, {add['lut']} LUT each), "
          "measured with Yosys 0.23; the table above describes the Vitis HLS build.", "",

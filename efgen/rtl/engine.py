@@ -158,8 +158,8 @@ class EngineParams:
     #: pixels of a tile row (a pixel group; ceil(tc / P) groups a row, the last partly
     #: idle). conv: each lane has its own adder tree over n and accumulator; WU: the P
     #: products of a gradient word pass an adder tree over P (:func:`adder_tree`) in front
-    #: of its accumulator (:func:`wu_block`). 1, 2 or 4. The models and the cycle formula
-    #: take P; the Verilog is P = 1 only for now (:func:`engine_verilog` refuses P > 1).
+    #: of its accumulator (:func:`wu_block`). 1, 2 or 4, built (engine_array_p), tap
+    #: packing at P = 1 only (:func:`engine_verilog` refuses P > 1 with ``pack``).
     p: int = 1
 
     def as_dict(self) -> dict:
@@ -174,6 +174,11 @@ class EngineParams:
         if self.p == 1:
             del d["p"]
         return d
+
+    @property
+    def shape(self) -> str:
+        """The array as a user reads it: ``TmxTn``, ``TmxTnxP`` with pixel lanes."""
+        return f"{self.tm}x{self.tn}" + (f"x{self.p}" if self.p > 1 else "")
 
     @property
     def rep_groups(self) -> tuple[int, int]:

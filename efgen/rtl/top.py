@@ -33,8 +33,8 @@ from efgen._version import __version__
 from efgen.errors import EfgenError
 from efgen.rtl.dma import (AXIL_ADDR_WIDTH, DESC_PORTS, ERR_ABORTED, ERR_RANGE, DmaParams,
                            dma_verilog)
-from efgen.rtl.engine import (RAM_LATENCY, WLOAD_LATENCY, EngineParams, _wload_bank_clash,
-                              engine_verilog, pack_table, wu_copies)
+from efgen.rtl.engine import (PIXEL_LANES, RAM_LATENCY, WLOAD_LATENCY, EngineParams,
+                              _wload_bank_clash, engine_verilog, pack_table, wu_copies)
 from efgen.rtl.fpu import ADD_LATENCY, MUL_LATENCY, _env
 # the bias buffers' sizes live with sgd_wb, which reads the WU bias RAM (no import cycle)
 from efgen.rtl.sgd import BIAS_BUF, WUB_SLOTS, wub_addr_bits  # noqa: F401
@@ -227,14 +227,17 @@ def rtl_params(design, layout: str | None = None, impl: str = "behav") -> RtlPar
     if hw.precision != "fp32":
         raise EfgenError(f"design precision {hw.precision!r}: the reference RTL is FP32 only; "
                          "build with --precision fp32")
-    # issue 13: engine_core builds P in PIXEL_LANES (RtlParams with EngineParams.p, bit-exact
-    # with the C++), but the model's cycles are not yet within the bar on load/compute
-    # balanced layer-phases (tests/test_rtl_top.py PIX_SETS): a Design with P > 1 is refused
-    if hw.p > 1:                    # issue 13: priced and C-simulated, not built in the RTL
-        raise EfgenError(f"the reference RTL runs P = 1, the design has P = {hw.p}",
-                         where="--parray",
-                         fix="build without --parray (and without P= in --tiles) for rtl/; "
-                             "--pack alone packs taps on the RTL too")
+    # issue 13: engine_core builds P in PIXEL_LANES (bit-exact with the C++, the model's
+    # cycles within the bar: tests/test_rtl_top.py PIX_SETS), tap packing at P = 1 only
+    if hw.p not in PIXEL_LANES:
+        raise EfgenError(f"the reference RTL builds P in {PIXEL_LANES}, the design has "
+                         f"P = {hw.p}", where="--tiles P",
+                         fix=f"pick P from {PIXEL_LANES} for rtl/ (--parray with --target "
+                             "rtl searches only those)")
+    if hw.p > 1 and hw.pack:
+        raise EfgenError(f"the reference RTL packs taps at P = 1 only, the design has "
+                         f"P = {hw.p} with packing", where="--pack",
+                         fix="build without --pack (--no-pack) or with P = 1 for rtl/")
     try:
         return rtl_params_hw(hw.tm, hw.tn, hw.ifm_depth, hw.ofm_depth, hw.wbuf_depth,
                              net_kmax(design.net_ir), hw.max_burst_beats, layout, impl,

@@ -53,8 +53,17 @@ TIMEOUT = 5_000_000      # cycles per run
 POLL = 32                # cycles between STATUS reads
 
 
+#: layer_seq's handshakes the trace records (EFGEN_TRACE): the engine's block start and
+#: done, the tile loader's and the storer's start and done
+TRACE_SIGNALS = ("e_start", "e_done", "tr_start", "tr_done", "tw_start", "tw_done")
+
+
 class Monitor:
-    """Cycle counter and per-port burst/beat counters."""
+    """Cycle counter and per-port burst/beat counters. With the environment variable
+    EFGEN_TRACE set to a file name, every cycle in which one of layer_seq's
+    :data:`TRACE_SIGNALS` (or the run's start, ``RUN``) is high is appended to it as
+    ``<cycle> <name>``: the load/compute overlap of a layer-phase, for checking the cycle
+    model by hand (how issue 13's load terms were found)."""
 
     def __init__(self, dut, read2: bool = False):
         self.dut = dut
@@ -64,6 +73,9 @@ class Monitor:
         self.beats = [0, 0, 0, 0]
         self.start_cycle = None
         self.done_cycle = None
+        trace = os.environ.get("EFGEN_TRACE")
+        self.trace = open(trace, "a") if trace else None
+        self.traced = [(n, getattr(dut.dut.u_seq, n)) for n in TRACE_SIGNALS] if trace else []
         cocotb.start_soon(self._run())
 
     async def _run(self):
@@ -84,6 +96,12 @@ class Monitor:
                 self.start_cycle = self.cycle
             if d.dut.seq_done.value:
                 self.done_cycle = self.cycle
+            if self.trace is not None:
+                if d.dut.r_start.value:
+                    self.trace.write(f"{self.cycle} RUN\n")
+                for name, sig in self.traced:
+                    if sig.value:
+                        self.trace.write(f"{self.cycle} {name}\n")
 
 
 class _Tap:
