@@ -21,8 +21,9 @@ from efgen.model.schedule import Request, schedule
 REPO = Path(__file__).resolve().parents[1]
 # The last commit before issue 13 changed the model: P = 1 without packing must schedule
 # the same designs and price every layer-phase at the same cycles as it did. (A later
-# change that alters the model on purpose moves this to the commit before it.)
-BEFORE_P = "d3530e0"   # (was a3dc772; d3530e0 changed WU fill and first-tile pixel slots)
+# change that alters the model on purpose moves this to that change's commit.)
+BEFORE_P = "03e7311"   # (was a3dc772, d3530e0; 03e7311 priced full and last reduction blocks
+#                         apart and made WU's fill continuous)
 SAME_CASES = [("resnet20", "zcu102", 32, True), ("vgg16-cifar", "zcu104", 8, False),
               ("lenet5", "kv260", 4, False), ("resnet20-b", "ultra96v2", 4, True)]
 
