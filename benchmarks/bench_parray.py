@@ -15,8 +15,13 @@ Then the comparison that chose what P spans (``--decide``, default on): the net'
 jobs on fixed arrays with the P lanes over adjacent output pixels of a tile row (the
 design) or over images of the batch (efgen.model.engine.evaluate's ``p_dim``).
 
-Every figure is the analytical model's; P > 1 runs in C-simulation (tests/test_csim.py)
-but is not built or cycle-checked in the RTL.
+``--target rtl``: the reference RTL flow instead (``efgen build --target rtl``: arrays
+whose RTL fits the board's caps, P in 1, 2, 4, packing at P = 1 only, ``--pack`` for the
+*same* row's packing), with the RTL's own DSP/LUT/BRAM18 (efgen.rtl.cost.rtl_use).
+
+Every figure is the analytical model's; P > 1 and packing run in C-simulation
+(tests/test_csim.py) and, P in 1, 2, 4 or packing at P = 1, in the RTL's co-simulation
+(tests/test_rtl_top.py PIX_SETS and PACK_SETS, within 3% of the model).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ TARGETS = {"resnet20": {"conv": 0.85, "conv1": 0.50, "step_fused": 0.75},
 
 
 def figures(net_name: str, board_name: str, batch: int, clock: float, fuse: bool,
-            parray: bool, tiles: tuple[int, int] | None = None) -> dict:
+            parray: bool, tiles: tuple[int, int] | None = None, target: str = "hls") -> dict:
     from efgen.frontend import load_net
     from efgen.frontend.boards import load_board
     from efgen.model.evaluate import evaluate_design
@@ -41,8 +46,12 @@ def figures(net_name: str, board_name: str, batch: int, clock: float, fuse: bool
     net, board = load_net(net_name), load_board(board_name)
     t0 = time.perf_counter()
     tm, tn = tiles or (None, None)
+    rtl = target == "rtl"
     d = schedule(Request(net, board, batch=batch, clock_mhz=clock, fuse=fuse, parray=parray,
-                         tm=tm, tn=tn))
+                         tm=tm, tn=tn, target=target,
+                         # the RTL packs only when asked, at P = 1: the *same* row asks
+                         pack=True if rtl and parray and tiles else None,
+                         p=1 if rtl and parray and tiles else None))
     secs = time.perf_counter() - t0
     ev = evaluate_design(net, d, board)
     hw, t = d.hw, ev["totals"]
@@ -51,9 +60,18 @@ def figures(net_name: str, board_name: str, batch: int, clock: float, fuse: bool
     first = [l.name for l in net if l.op == "conv"][0]
     c1 = {r.phase: (r.macs / (r.compute_cycles * hw.macs), r.macs / (r.cycles * hw.macs))
           for r in conv if r.layer == first}
-    use = resource_use(hw, board)
-    return {"array": (hw.tm, hw.tn, hw.p), "pack": hw.pack, "dsp": use.dsp, "lut": use.lut,
-            "bram18": use.bram18, "conv_eff": macs / (cyc * hw.macs), "conv1": c1,
+    if rtl:
+        from efgen.frontend.boards import PS_ADDR_BITS
+        from efgen.rtl.cost import rtl_use
+        from efgen.rtl.top import net_kmax
+
+        u = rtl_use(hw, net_kmax(net), "dsp", PS_ADDR_BITS.get(board.family, 32))
+        dsp, lut, bram18 = u["dsp"], u["lut"], u["bram18"]
+    else:
+        use = resource_use(hw, board)
+        dsp, lut, bram18 = use.dsp, use.lut, use.bram18
+    return {"array": (hw.tm, hw.tn, hw.p), "pack": hw.pack, "dsp": dsp, "lut": lut,
+            "bram18": bram18, "conv_eff": macs / (cyc * hw.macs), "conv1": c1,
             "gflops": t["effective_gflops"], "peak_frac": t["roofline_fraction"],
             "peak": t["peak_gflops"], "fused": d.fusion is not None, "secs": secs}
 
@@ -101,26 +119,30 @@ def main() -> None:
     ap.add_argument("--clock", type=float, default=100.0)
     ap.add_argument("--nets", nargs="*", default=[n for n, _ in NETS])
     ap.add_argument("--no-decide", action="store_true", help="skip the pixels/images table")
+    ap.add_argument("--target", choices=("hls", "rtl"), default="hls",
+                    help="the flow whose designs and resources to report (default hls)")
     args = ap.parse_args()
     batches = dict(NETS)
-    print(f"{args.board}, {args.clock:g} MHz (model figures)")
+    print(f"{args.board}, {args.clock:g} MHz, {args.target} flow (model figures)")
     print(f"{'net':15s} {'fuse':4s} {'':6s} {'TmxTnxP':13s} {'DSP':>6s} {'LUT':>8s} "
           f"{'BRAM18':>6s}  {'conv':>5s}  {'conv1 lane use (phase)':26s} {'GFLOPS':>6s} "
           f"{'peak':>6s}")
     for name in args.nets:
         batch = batches.get(name, 32)
         for fuse in (False, True):
-            before = figures(name, args.board, batch, args.clock, fuse, False)
-            after = figures(name, args.board, batch, args.clock, fuse, True)
+            kw = {"target": args.target}
+            before = figures(name, args.board, batch, args.clock, fuse, False, **kw)
+            after = figures(name, args.board, batch, args.clock, fuse, True, **kw)
             # --parray with the before design's Tm x Tn (P searched, packing): what P and
             # packing do on the same array when the scheduler's pick is another one
-            same = (figures(name, args.board, batch, args.clock, fuse, True, before["array"][:2])
+            same = (figures(name, args.board, batch, args.clock, fuse, True, before["array"][:2],
+                            **kw)
                     if after["array"][:2] != before["array"][:2] else None)
             for tag, f in (("before", before), ("after", after), ("same", same)):
                 if f is not None:
                     print(f"{name + '/b' + str(batch):15s} {'yes' if f['fused'] else 'no':4s} "
                           f"{tag:6s} {fmt(f)}   ({f['secs']:.1f} s)")
-    if not args.no_decide:
+    if not args.no_decide and args.target == "hls":
         print("\nWhat P spans: conv-engine efficiency (useful MACs / cycles x Tm*Tn*P), "
               "unfused jobs")
         print("\n".join(decide(args.board, args.clock)))

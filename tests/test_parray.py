@@ -192,6 +192,10 @@ def test_p_prices_compute_dsp_and_buffer_ports():
     assert u2.dsp_array == 2 * u1.dsp_array and u4.dsp_array == 4 * u1.dsp_array
     assert u2.bram_wbuf == u1.bram_wbuf                      # one weight a cycle serves P lanes
     assert u2.bram_ifm == u1.bram_ifm and u4.bram_ifm == 2 * u1.bram_ifm  # 2 ports, then copies
+    # at 512 words a 32-bit bank is one RAMB18 read on one port (36-bit simple dual port),
+    # two read on both (a true dual port is 18 bits wide a port: UG573)
+    s1, s2 = (resource_use(replace(hw, ifm_depth=512, p=p), board) for p in (1, 2))
+    assert s1.bram_ifm == 8 * 2 * 1 and s2.bram_ifm == 8 * 2 * 2
     assert u4.bram_ofm >= u1.bram_ofm                        # P banks of depth/P
     assert hw.peak_gflops() * 2 == replace(hw, p=2).peak_gflops()
     # compute: a 32-wide tile row takes ceil(32/P) cycles per kernel offset (P = 3: 11,

@@ -28,16 +28,19 @@ def mac_cost(dsp_type: str, precision: str) -> dict[str, float]:
     return dict(coefficients()["mac"][dsp_type][precision])
 
 
-def bram18_units(width_bits: int, depth: int) -> int:
+def bram18_units(width_bits: int, depth: int, tdp: bool = False) -> int:
     """RAMB18s for one bank of ``depth`` words of ``width_bits``: the best aspect ratio.
 
     Each RAMB18 mode (width x depth, UG573) is tried; a bank spans ceil(width/w_mode)
-    columns of ceil(depth/d_mode) blocks.
+    columns of ceil(depth/d_mode) blocks. ``tdp``: true dual port (both ports read, as P
+    pixel lanes read the IFM), where a port is at most 18 bits wide (UG573: the 36-bit
+    mode is simple dual port only), so a 32-bit bank takes two RAMB18s at any depth up
+    to 1024 words.
     """
     if depth <= 0:
         return 0
     return min(math.ceil(width_bits / w) * math.ceil(depth / d)
-               for w, d in coefficients()["bram18_modes"])
+               for w, d in coefficients()["bram18_modes"] if not tdp or w <= 18)
 
 
 def uram_units(width_bits: int, depth: int) -> int:

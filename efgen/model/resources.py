@@ -13,7 +13,8 @@ each bank costing the RAMB18 count of its best aspect ratio (port-width rules of
 With ``p`` pixel lanes (issue 13) the array is Tm x Tn x P MACs (DSP, LUT, FF scale with
 P) and the buffers gain the read ports P needs: the IFM half being computed is read
 only, so its two BRAM ports give two pixels a cycle and P > 2 keeps ceil(P/2) copies
-(the loader writes them all); the OFM accumulators read and write P pixels a cycle, so
+(the loader writes them all; both ports reading, each RAMB18 port is at most 18 bits
+wide, so a 32-bit bank takes two RAMB18s up to 1024 words, not one up to 512); the OFM accumulators read and write P pixels a cycle, so
 each bank is split cyclically over the pixel index into P banks of ofm_depth/P words
 (P adjacent pixels of a tile row are consecutive words: no conflict); the weight buffer
 is shared by the P lanes (one weight a cycle serves them all), so it does not grow.
@@ -78,7 +79,8 @@ def resource_use(hw: HwParams, board: Board) -> ResourceUse:
     lut = hw.macs * mac["lut"] + aux["lut"] + lanes_io * c["per_lane"]["lut"] + shell["lut"]
     ff = hw.macs * mac["ff"] + aux["ff"] + lanes_io * c["per_lane"]["ff"] + shell["ff"]
     wb, ab = word_bits(hw.precision), acc_bits(hw.precision)
-    b_ifm = hw.tn * 2 * -(-hw.p // 2) * bram18_units(wb, hw.ifm_depth)
+    # (P > 1: the half being computed is read on both ports, true dual port)
+    b_ifm = hw.tn * 2 * -(-hw.p // 2) * bram18_units(wb, hw.ifm_depth, tdp=hw.p > 1)
     b_ofm = hw.tm * 2 * hw.p * bram18_units(ab, -(-hw.ofm_depth // hw.p))
     wbanks = hw.tm * hw.tn                      # shared by the P pixel lanes
     copies = 2 if hw.wdb else 1                 # double-buffered weight chunks
