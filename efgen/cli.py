@@ -506,8 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--board", default="zcu102", metavar="NAME|PATH")
     s.add_argument("--net", required=True, metavar="NAME|PATH")
     s.add_argument("--batch", type=int, default=1)
-    s.add_argument("--tiles", metavar="Tm=..,Tn=..", help="fix the array size (default: the "
-                   "scheduler's for the board)")
+    s.add_argument("--tiles", metavar="Tm=..,Tn=..[,P=..]", help="fix the array size, P "
+                   "pixel lanes in 1, 2, 4 (default: the scheduler's for the board)")
     s.add_argument("--layer", metavar="NAME", help="only this layer")
     s.add_argument("--phase", choices=["fp", "bp", "wu"], help="only this phase")
     s.add_argument("--weight-db", choices=["off", "on", "auto"], default="off",

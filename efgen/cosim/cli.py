@@ -161,7 +161,7 @@ def _run_step(args, net, design, p, report: dict, out_dir: Path | None) -> int:
     lps = {lp.label: lp for lp in cosim.layer_phases(net, design, p)}
     model = _step_model(p, res, lps, design)
     print(f"efgen cosim --step: {net.name}, batch {design.batch}, "
-          f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {args.sim}, {time.perf_counter() - t0:.1f} s")
+          f"{p.engine.shape} RTL ({p.impl} FP32), {args.sim}, {time.perf_counter() - t0:.1f} s")
     print(format_step(res, model))
     report["step"] = {"loss": res.loss, "golden_loss": res.golden_loss,
                       "ok": res.ok, "max_rel": res.max_rel,
@@ -235,7 +235,7 @@ def _run_layer_phases(args, net, design, plan, report: dict, out_dir: Path | Non
             res = res_by[layout]
             rows_l = model_rows(p, res)
             print(format_rows(rows_l, f"efgen cosim: {net.name}, batch {design.batch}, "
-                                      f"{p.tm}x{p.tn} RTL ({p.impl} FP32), {layout} layout, "
+                                      f"{p.engine.shape} RTL ({p.impl} FP32), {layout} layout, "
                                       f"{args.sim}, {time.perf_counter() - t0:.1f} s on "
                                       f"{workers} worker{'s' if workers != 1 else ''}"
                                       + (f", {cache.hits} from the cache" if cache.hits else "")
