@@ -202,6 +202,18 @@ def top1616_128_files():
     return rtl_verilog(p)
 
 
+@pytest.fixture(scope="module")
+def top46x4_files():
+    """4x6 with P = 4 pixel lanes (issue 13): engine_ctrl's per-lane columns, IFM
+    addresses and window tests (6.45 LUT levels at P = 2 and 7.6 at P = 4, 158 MHz, while
+    each lane's test followed its position's adders in one cycle; 5.6 since the test
+    takes a stage of its own)."""
+    from efgen.rtl.top import rtl_params_hw, rtl_verilog
+
+    return rtl_verilog(rtl_params_hw(4, 6, 4096, 4096, 1024, 3, 256, impl="dsp", axi_width=128,
+                                     p=4))
+
+
 # The modules whose logic grows with the beat, also at 128 bits: axi_dma_rd 5.45 LUT levels
 # (210 MHz; was 6.8, 172.7 MHz, before its reservation sum took its candidates in parallel
 # and its data path's beat-count compares became registers), beat_pack 4.5 (250 MHz; was
@@ -209,9 +221,11 @@ def top1616_128_files():
 # beats at 16x16 (TILE_WR_128)
 WIDE = ("axi_dma_rd 128", "beat_pack 128")
 TILE_WR_128 = "tile_wr 128 16x16"
+ENGINE_CTRL_P4 = "engine_ctrl P4"
 
 
-@pytest.mark.parametrize("module", ["fp32_add synth", *MODULES, *WIDE, TILE_WR_128])
+@pytest.mark.parametrize("module", ["fp32_add synth", *MODULES, *WIDE, TILE_WR_128,
+                                    ENGINE_CTRL_P4])
 def test_every_module_stays_within_the_stated_depth(module, request):
     _require_yosys()
     if module == "fp32_add synth":
@@ -220,6 +234,8 @@ def test_every_module_stays_within_the_stated_depth(module, request):
         r = run_timing(request.getfixturevalue("top46_128_files"), module.split()[0], "xcup")
     elif module == TILE_WR_128:
         r = run_timing(request.getfixturevalue("top1616_128_files"), "tile_wr", "xcup")
+    elif module == ENGINE_CTRL_P4:
+        r = run_timing(request.getfixturevalue("top46x4_files"), "engine_ctrl", "xcup")
     else:
         top46_files = request.getfixturevalue("top46_files")
         r = run_timing(top46_files, module, "xcup")
