@@ -494,7 +494,8 @@ PAUSE_SEEDS = (1, 2, 3)
 def test_backpressure_is_bit_identical(name, tmp_path_factory, build_cache):
     """Random back-pressure and idle cycles on every AXI channel (3 seeds, FP/BP/WU): the
     DRAM after each pass is bit-identical to the unpaused pass's; only cycles grow. (With
-    double-buffered weights: FP and BP of 2 and 3 chunks, the weight streamer stalled.)"""
+    double-buffered weights: FP and BP of 2 and 3 chunks, the weight streamer stalled, and a
+    WU of 2 chunks, its first write-back beside the second chunk's accumulation.)"""
     _require("verilator")
     p, _ = {**SETS, **WDB_SETS}[name]
     runs = [Run(i) for i in range(len(SMALL))]
