@@ -585,7 +585,7 @@ def test_rtl_json_top_errors_are_one_line(tmp_path, extra, what):
 # run_yosys on rtl_verilog. The two Yosys runs
 # (about 100 s and 140 s of CPU each with Yosys 0.23) go in parallel.
 TOP44 = _rtl(4, 4, ifm=64, ofm=32, wbuf=512, wl_words=4, axi_width=128)
-# the same with double-buffered weight chunks (issue 13): each weight bank 1024 words deep
+# the same with double-buffered weight chunks (issue 13): two RAMs of 512 words a weight bank
 TOP44_WDB = _rtl(4, 4, ifm=64, ofm=32, wbuf=512, wl_words=4, axi_width=128, wdb=True)
 TOP44_PACK = RtlParams(EngineParams(4, 4, ifm_depth=64, ofm_depth=32, wbuf_depth=512, kmax=3,
                                     smax=4, impl="synth", wl_words=4, pack=True),
@@ -652,10 +652,12 @@ def test_yosys_efgen_top_4x4(top44_run):
 
 
 def test_double_buffered_weights_double_the_weight_rams():
-    """--weight-db: the model's weight RAMs are 2 x wbuf_depth deep, nothing else changes
-    (the weight streamer adds no multiplier; test_yosys_efgen_top_4x4_wdb measures it)."""
+    """--weight-db: the model's weight RAMs are two of wbuf_depth a bank (one a chunk bank: a
+    WU chunk accumulates into one while sgd_wb reads the other), sgd_wb's W and V input
+    FIFOs hold two read pieces each, nothing else changes (the weight streamer adds no
+    multiplier; test_yosys_efgen_top_4x4_wdb measures it)."""
     one, two = predict_top(TOP44), predict_top(TOP44_WDB)
-    assert engine_rams(TOP44_WDB.engine)[-1] == ("weights", 16, 32, 1024)
+    assert engine_rams(TOP44_WDB.engine)[-1] == ("weights", 32, 32, 512)
     assert two["DSP48E2"] == one["DSP48E2"]
     assert sorted(top_multipliers(TOP44_WDB)) == sorted(top_multipliers(TOP44))
     assert two["RAMB18-eq"] > one["RAMB18-eq"]
@@ -664,9 +666,10 @@ def test_double_buffered_weights_double_the_weight_rams():
 
 def test_yosys_efgen_top_4x4_wdb(tmp_path):
     _require_yosys()
-    res = run_yosys(rtl_verilog(TOP44_WDB), "efgen_top", workdir=tmp_path)
+    res = run_yosys(rtl_verilog(TOP44_WDB), "efgen_top", workdir=tmp_path, flatten=False)
     pred, got = predict_top(TOP44_WDB), res.counts
-    print(f"efgen_top 4x4 wdb (ifm 64, ofm 32, wbuf 2 x 512): Yosys {res.seconds:.1f} s")
+    print(f"efgen_top 4x4 wdb (ifm 64, ofm 32, wbuf 2 x 512, hierarchical): "
+          f"Yosys {res.seconds:.1f} s")
     print(format_table(pred, res))
     _assert_exact_cells(pred, got)
 

@@ -32,10 +32,11 @@ SGD update (WU), which are not overlapped (one weight-buffer copy), plus the pip
 fill (first load) and drain (last store). With ``hw.wdb`` (two weight-buffer copies,
 ``--weight-db``; measured in the reference RTL's co-simulation) FP/BP pay
 ``W_0 + sum_k max(W_{k+1}, C_k) + C_last`` over their chunks instead (see
-:func:`evaluate`); WU's write-back stays exposed (the HLS C++ overlaps it with the next
-chunk's accumulation, run_chunk_wu_wdb; the RTL does not, so co-simulation has not
-measured it and the model does not count it). Compute of one block is ``tr*tc*K*K`` cycles
-plus the MAC pipeline depth: every cycle the array takes one Tm x Tn weight vector.
+:func:`evaluate`), and WU ``C_0 + sum_k max(S_k, C_{k+1}) + S_last`` (S: a chunk's
+write-back, beside the next chunk's accumulation: the HLS C++'s run_chunk_wu_wdb, and the
+reference RTL, whose write-back then reads W and V on one port). Compute of one block is
+``tr*tc*K*K`` cycles plus the MAC pipeline depth: every cycle the array takes one Tm x Tn
+weight vector.
 Channels that do not fill the Tm or Tn lanes still take the cycles (idle lanes).
 
 Loads and stores cost ``bursts * dma_start + words / bandwidth``; bursts follow the
@@ -83,6 +84,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from efgen.design import HwParams
+
+#: The reference RTL with double-buffered weights (HwParams.wdb with sgd_overhead): W and V
+#: of a write-back share one read engine, as commands of at most this many words (whole
+#: bursts; sgd_wb's input FIFOs hold two of them each)
+SGD_RPIECE_MAX = 64
+
+
+def sgd_rpiece(burst_words: float) -> int:
+    """Words of sgd_wb's W and V read commands (double-buffered weights, the reference RTL):
+    a burst of ``burst_words`` (a power of two), at most :data:`SGD_RPIECE_MAX`."""
+    return int(min(burst_words, SGD_RPIECE_MAX))
 
 FP, BP, WU = 0, 1, 2
 #: channels a group of the reference RTL's bias pass (sgd_wb's GROUP = ADD_LATENCY,
@@ -618,20 +630,36 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         per_word = np.maximum(copies, sgd_passes)
         t_sgd = np.where(is_wu, w_words * per_word
                          + n_chunks * (hw.dram_latency + hw.sgd_overhead), 0.0)
-    # WU's write-back beside the next chunk's accumulation (double-buffered weights, the
-    # HLS C++'s run_chunk_wu_wdb): what it could hide, min(S_k, C_{k+1}) at each of the
-    # n - 1 boundaries (S: a chunk's write-back, C: its accumulation; every chunk but the
-    # last is full). A diagnostic for benchmarks/bench_wdb.py only, NOT in `cycles`: the
-    # reference RTL does not overlap it, so co-simulation has not measured it.
+    # WU's write-back beside the next chunk's accumulation (double-buffered weights: the
+    # HLS C++'s run_chunk_wu_wdb, and the reference RTL, measured in co-simulation): chunk k
+    # accumulates into bank k mod 2 and its write-back S_k runs beside chunk k+1's
+    # accumulation C_{k+1}, which waits for S_{k-1} only at its end; so the phase pays
+    # C_0 + sum_k max(S_k, C_{k+1}) + S_last: each boundary hides min(S_k, C_{k+1})
+    # (every chunk but the last is full). On the RTL W and V share m_axi1 (the loader keeps
+    # m_axi0): in pieces of rp words, W's first piece before V's, so each write-back starts
+    # min(rp, words) cycles later.
+    wu_ov = bool(hw.wdb) & is_wu
+    # (the RTL's loader does not wait for a write-back, so a chunk's first tiles load
+    # during the chunk before, and only the job's first chunk fills, as FP/BP's below; the
+    # HLS C++'s chunk is a DATAFLOW region of its loads, accumulation and the write-back
+    # before: each chunk still fills)
+    wu_pre = wu_ov & (hw.sgd_overhead > 0)
     if hw.sgd_overhead > 0:
-        s_full = w_full * per_word + hw.dram_latency + hw.sgd_overhead
+        if hw.wdb:
+            rp = float(sgd_rpiece(maxb))
+            t_sgd = t_sgd + np.where(wu_ov, (n_chunks - 1) * np.minimum(rp, w_full)
+                                     + np.minimum(rp, w_last), 0.0)
+            s_full = w_full * per_word + hw.dram_latency + hw.sgd_overhead + np.minimum(rp, w_full)
+        else:
+            s_full = w_full * per_word + hw.dram_latency + hw.sgd_overhead
     else:
         s_full = t_w_full * sgd_passes
     c_acc_full = img_steps * g_full + init_extra(mc)
     c_acc_last = img_steps * g_last + init_extra(mc_last)
-    wu_hideable = np.where(is_wu & (n_chunks >= 2),
-                           np.maximum(n_chunks - 2, 0.0) * np.minimum(s_full, c_acc_full)
-                           + np.minimum(s_full, c_acc_last), 0.0)
+    wu_hide = np.where(wu_ov & (n_chunks >= 2),
+                       np.maximum(n_chunks - 2, 0.0) * np.minimum(s_full, c_acc_full)
+                       + np.minimum(s_full, c_acc_last), 0.0)
+    t_sgd = t_sgd - wu_hide
     t_wload = np.where(is_wu, 0.0, t_wload)
     wdb = bool(hw.wdb) & ~is_wu
     # the BP store reads on the weights' port: its mask tiles, and (restructured BN) the
@@ -669,8 +697,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # n*max(L, C) + min(L, C).
     m_c = np.where(is_wu | (order > 0), mc, 1.0)
     # (double-buffered weights: the loader runs on into the next chunk, loading its first
-    # input tiles during this chunk's last steps, so only the job's first chunk fills)
-    fill_chunks = np.where(wdb, 1.0, n_chunks)
+    # input tiles during this chunk's last steps, so only the job's first chunk fills; WU
+    # on the reference RTL likewise: wu_pre)
+    fill_chunks = np.where(wdb | wu_pre, 1.0, n_chunks)
     fill = fill_chunks * np.minimum(first, m_c * Cy[..., 0, 0] + so)
     # (FP/BP: a chunk's first tile sets up while the chunk's weights load, so its load
     # is hw.load_setup shorter than a step's L: the reference RTL's loader)
@@ -799,12 +828,17 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         write_words = write_words + sums
         bursts = (bursts + jb["in_extra"] * in_bursts + jb["eo_extra"] * is_wu * o_bursts
                   + (consts > 0) + (sums > 0))
+    rd_b = maxb
     if hw.sgd_piece > 0:
         # the write-back writes its results in pieces (one burst each) and reads W and V
-        # as one run per chunk
+        # as one run per chunk (double-buffered weights: in pieces of sgd_rpiece words)
+        if hw.wdb:
+            rd_b = float(sgd_rpiece(maxb))
+            w_bursts = np.where(is_wu, (n_chunks - 1) * w_runs * np.ceil(w_full / w_runs / rd_b)
+                                + w_runs_last * np.ceil(w_last / w_runs_last / rd_b), w_bursts)
         pieces = (n_chunks - 1) * np.ceil(w_full / hw.sgd_piece) + np.ceil(w_last / hw.sgd_piece)
         bursts = np.where(is_wu, in_bursts + o_bursts + sgd_passes * (w_bursts + pieces), bursts)
-    bursts = bursts + wub_on * (2.0 * np.ceil(jb["out"] / maxb)
+    bursts = bursts + wub_on * (2.0 * np.ceil(jb["out"] / rd_b)
                                 + 3.0 * np.ceil(jb["out"] / max(hw.sgd_piece, 1)))
     # (the RTL's record and constants reads, the sums' writes: after WU's recount above)
     bursts = (bursts + rec_on + (stats_on + bps_on) * 2.0 * np.ceil(jb["out"] / maxb)
@@ -817,7 +851,7 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         "read_words": read_words, "write_words": write_words, "bursts": bursts,
         "compute_cycles": compute, "load_cycles": load_cycles, "sgd_cycles": t_sgd,
         "wload_cycles": t_wload,
-        "wu_wb_hideable": wu_hideable,     # not counted (see its definition)
+        "wu_wb_hidden": wu_hide,           # WU write-back cycles hidden (hw.wdb; in sgd_cycles)
         # components, for tests against the layout's burst generator
         "in_words": in_total, "in_bursts": in_bursts, "out_words": o_total,
         "out_bursts": o_bursts, "w_words": w_words, "w_bursts": w_bursts,

@@ -130,10 +130,12 @@ class EngineParams:
     the controller's counters hold. ``wl_words``: words per weight-load beat (divides
     ``tn``, and no two words of a beat hit one bank in BP).
     ``impl``: FP32 unit implementation (:data:`efgen.rtl.fpu.IMPLS`).
-    ``wdb`` (issue 13): the weight buffer holds two chunks (``2 * wbuf_depth`` words a
-    bank, address MSB = bank select): engine_wload writes one bank (``wl_bank``) while the
+    ``wdb`` (issue 13): the weight buffer holds two chunks (two RAMs of ``wbuf_depth``
+    words a bank, one a chunk bank): engine_wload writes one bank (``wl_bank``) while the
     array computes from the other (``cfg_w_bank``); conv blocks leave the weight RAMs'
-    write port to the loader while busy. WU uses bank 0.
+    write port to the loader while busy. A WU block accumulates into bank ``cfg_w_bank``
+    (chunk k: bank k mod 2) while the read port ``wb_rd`` reads bank ``wb_rd_bank``
+    (sgd_wb's write-back of chunk k-1).
     """
 
     tm: int

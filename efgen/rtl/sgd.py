@@ -60,6 +60,13 @@ def wub_addr_bits(rw: int) -> int:
 GROUP = ADD_LATENCY          # words interleaved in the gradient adder's feedback loop
 PIECE = 16                   # default words per write command
 IN_LOG = 4                   # W and V input FIFOs: 16 words
+RPIECE = 16                  # wdb: default words per read command (W and V share an engine)
+
+
+def in_log(p: EngineParams, rpiece: int = RPIECE) -> int:
+    """log2 of the W and V input FIFOs' words: IN_LOG, or with ``p.wdb`` (W and V pieces of
+    ``rpiece`` words on one read engine) room for two pieces each."""
+    return max(IN_LOG, (2 * rpiece - 1).bit_length()) if p.wdb else IN_LOG
 IN_FLIGHT = 32               # room the W'/V' FIFOs keep beyond one piece (words)
 
 # Gradient read latency: engine_ram's registered read and output register (RAM_LATENCY,
@@ -216,19 +223,28 @@ def formula_lines() -> list[str]:
 
 # ------------------------------------------------------------------ Verilog
 
-def sgd_verilog(p: EngineParams, piece: int = PIECE, bias_rw: int = 1) -> dict[str, str]:
+def sgd_verilog(p: EngineParams, piece: int = PIECE, bias_rw: int = 1,
+                rpiece: int = RPIECE) -> dict[str, str]:
     """File name -> Verilog text of ``sgd_wb`` (default ``PIECE`` = ``piece``), its FIFO
     and the FP32 units. Deterministic for equal arguments. The DMA engines are not
     included (:func:`efgen.rtl.dma.dma_verilog`). ``bias_rw``: words a row of layer_seq's
-    WU bias RAM (:func:`wub_addr_bits`), which sgd_wb reads in bias mode."""
+    WU bias RAM (:func:`wub_addr_bits`), which sgd_wb reads in bias mode.
+
+    ``p.wdb`` (double-buffered weights): W and V share one read engine, as commands of
+    ``rpiece`` words (a power of two; the top gives whole bursts, ``max_burst * wpb``, so
+    that the bursts are those of one command per tensor), W piece k then V piece k, into
+    input FIFOs of ``2 * rpiece`` words (:func:`in_log`)."""
     if not isinstance(p, EngineParams):
         raise TypeError(f"sgd_verilog expects EngineParams, got {type(p).__name__}")
     _check_piece(piece)
+    if p.wdb and (rpiece < 1 or rpiece & (rpiece - 1)):
+        raise ValueError(f"rpiece={rpiece!r}: expected a power of two")
     assert 2 <= GROUP <= 7, "the group's word counter (g_j) and nv of sgd_wb.v.j2 are three bits"
     env = _env()
     ctx = {
         "version": __version__, "p": p, "w": p.widths, "lane_w": _clog2(p.tm * p.tn),
-        "zext": _zext, "piece": piece, "group": GROUP, "in_log": IN_LOG,
+        "zext": _zext, "piece": piece, "group": GROUP, "in_log": in_log(p, rpiece),
+        "rpiece": rpiece,
         "in_flight": IN_FLIGHT, "ram": RD_LATENCY, "ram_latency": RAM_LATENCY, "add": ADD_LATENCY, "mul": MUL_LATENCY,
         "w_pop": W_POP, "v_pop": V_POP, "w_dly": W_DLY, "vo_push": VO_PUSH,
         "wo_push": WO_PUSH, "formula": formula_lines(),

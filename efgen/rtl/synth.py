@@ -388,13 +388,14 @@ def engine_rams(p: EngineParams) -> list[tuple[str, int, int, int]]:
     """``(buffer, instances, width, depth)`` of the engine_ram instances of engine_core.
     With P > 1 pixel lanes (issue 13): the IFM is ``Tn * P/2 * 2`` engine_ram2 (a
     read/write and a read port: ``IFM2``, :data:`TWO_PORT_RAMS`) of ``ifm_depth`` words
-    (P/2 copies x 2 halves a bank), the OFM ``2 * Tm * P`` RAMs of ``ofm_depth / P``."""
+    (P/2 copies x 2 halves a bank), the OFM ``2 * Tm * P`` RAMs of ``ofm_depth / P``.
+    Double-buffered weights (``wdb``): two RAMs of ``wbuf_depth`` a bank, one a chunk bank
+    (a WU chunk accumulates into one while sgd_wb reads the other)."""
+    wts = ("weights", (2 if p.wdb else 1) * p.tm * p.tn, 32, p.wbuf_depth)
     if p.p > 1:
         return [("IFM2", p.tn * p.p, 32, p.ifm_depth),
-                ("OFM", 2 * p.tm * p.p, 32, p.ofm_depth // p.p),
-                ("weights", p.tm * p.tn, 32, (2 if p.wdb else 1) * p.wbuf_depth)]
-    return [("IFM", p.tn, 32, 2 * p.ifm_depth), ("OFM", 2 * p.tm, 32, p.ofm_depth),
-            ("weights", p.tm * p.tn, 32, (2 if p.wdb else 1) * p.wbuf_depth)]
+                ("OFM", 2 * p.tm * p.p, 32, p.ofm_depth // p.p), wts]
+    return [("IFM", p.tn, 32, 2 * p.ifm_depth), ("OFM", 2 * p.tm, 32, p.ofm_depth), wts]
 
 
 #: engine_rams buffers of engine_ram2 (two read ports): block RAM in true dual port mode,
@@ -594,7 +595,8 @@ def top_multipliers(p) -> list[tuple[str, int, int, int]]:
 def top_memories(p) -> list[tuple[str, int, int, bool]]:
     """The memories of efgen_top outside engine_core: ``(what, width, depth,
     transparent read)`` (see the module docstring)."""
-    from efgen.rtl.sgd import IN_FLIGHT, IN_LOG, PIECE
+    from efgen.model.engine import sgd_rpiece
+    from efgen.rtl.sgd import IN_FLIGHT, PIECE, in_log
     from efgen.rtl.bn import BN_FIFO
     from efgen.rtl.top import (BIAS_BUF, POOL_BUF, VEC_FIFO, WUB_SLOTS, bias_addr_bits,
                                store_buf_beats)
@@ -607,7 +609,9 @@ def top_memories(p) -> list[tuple[str, int, int, bool]]:
     cq_w = d.len_width + (wpb.bit_length() - 1 if wpb > 1 else 0)
     cq_depth = 2 ** (max(0, math.ceil(math.log2(d.outstanding))) + 1)
     bq_depth = 2 ** (math.ceil(math.log2(d.outstanding)) if d.outstanding > 1 else 1)
-    mems = [("sgd_wb W in", 32, 2 ** IN_LOG, True), ("sgd_wb V in", 32, 2 ** IN_LOG, True),
+    # (W and V in: two read pieces each with double-buffered weights)
+    il = in_log(e, sgd_rpiece(d.max_burst * wpb))
+    mems = [("sgd_wb W in", 32, 2 ** il, True), ("sgd_wb V in", 32, 2 ** il, True),
             ("sgd_wb W' out", 32, 2 ** out_log, True), ("sgd_wb V' out", 32, 2 ** out_log, True),
             ("sgd_wb G' out", 32, 2 ** out_log, True)]
     mems += [(f"layer_seq win_{n}", w["IA"] + 1, 2, False)

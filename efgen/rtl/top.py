@@ -286,7 +286,11 @@ def rtl_verilog(p: RtlParams) -> dict[str, str]:
     files = dict(engine_verilog(e))
     files.update(dma_verilog(p.dma))
     from efgen.rtl.sgd import sgd_verilog
-    files.update(sgd_verilog(e, bias_rw=p.load_words))
+    # (wdb: W and V share m_axi1, in commands of whole bursts of at most SGD_RPIECE_MAX
+    # words: efgen.model.engine counts their bursts)
+    from efgen.model.engine import sgd_rpiece
+    files.update(sgd_verilog(e, bias_rw=p.load_words, **({"rpiece": sgd_rpiece(p.max_burst * p.wpb)}
+                                                          if e.wdb else {})))
     env = _env()
     bw = max(w["IA"] + 1, w["OA"])
     lanes = max(e.tm, e.tn)
