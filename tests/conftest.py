@@ -21,6 +21,9 @@ SLOW = {
     # efgen_top 2x4 with P = 2 pixel lanes through Yosys (about 12 minutes);
     # test_yosys_engine_core_pixel_lanes checks the P-lane buffers and array on engine_core
     "tests/test_rtl_synth.py::test_yosys_efgen_top_2x4_pixel_lanes",
+    # efgen_top 16x8x2 fused through Yosys, hierarchical (14 minutes);
+    # test_top_remainder_is_priced_per_mac_of_the_pixel_lanes checks the model's side
+    "tests/test_rtl_synth.py::test_yosys_efgen_top_16x8x2_fused_prices_the_pixel_lanes",
     # the whole top with P = 4 pixel lanes (a build and 15 layer-phases, and the C++ twin
     # on their images); the P = 2 set (2x4x2) stays in make test, and so do
     # tests/test_rtl_engine.py's pixel-lane cases (engine blocks at 2x3x2 and 2x2x4)

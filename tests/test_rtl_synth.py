@@ -704,6 +704,48 @@ def test_yosys_efgen_top_16x16_fits_the_zcu102():
         assert abs(got[key] - pred[key]) <= 0.03 * pred[key], (key, pred[key], got[key])
 
 
+def test_top_remainder_is_priced_per_mac_of_the_pixel_lanes():
+    """efgen_top's fitted LUT/FF remainder (rest_top) counts the Tm x Tn x P MACs: P = 2
+    adds at least its per-MAC terms for the Tm*Tn more lanes (measured on 16x8 fused:
+    test_yosys_efgen_top_16x8x2_fused_prices_the_pixel_lanes)."""
+    from efgen.rtl.top import rtl_params_hw
+
+    r = coefficients()["rtl_yosys"]["rest_top"]
+    one, two = (predict_top(rtl_params_hw(16, 8, 8192, 4096, 1024, 3, 256, impl="dsp",
+                                          axi_width=128, fuse=True, p=p)) for p in (1, 2))
+    assert two["LUT"] - one["LUT"] >= 128 * r["lut_per_mac"]
+    assert two["FF"] - one["FF"] >= 128 * r["ff_per_mac"]
+
+
+def test_yosys_efgen_top_16x8x2_fused_prices_the_pixel_lanes():
+    """The remainder per MAC of the Tm x Tn x P array (issue 13): efgen_top 16x8 fused at
+    128 bits with P = 2 (what `efgen build --board zcu102 --net resnet20 --target rtl
+    --fuse --parray` picked while the remainder was priced per Tm*Tn: the model said 99.1%
+    of the ZCU102's LUT cap, Yosys 110%), hierarchical Yosys, 14 minutes (`make cosim`).
+    Measured 2026-12-05: DSP 1,213, RAMB18E2 57, RAMB36E2 508, LUT RAM 4,144 (the model's);
+    LUT 237,810 against 232,444, FF 167,569 against 167,166; over the LUT cap in both, so
+    the RTL flow no longer picks it."""
+    _require_yosys()
+    from efgen.frontend.boards import load_board
+    from efgen.rtl.cost import board_use, rtl_over_caps
+    from efgen.rtl.top import rtl_params_hw
+
+    p = rtl_params_hw(16, 8, 8192, 4096, 1024, 3, 256, impl="dsp", axi_width=128,
+                      addr_width=40, fuse=True, p=2)
+    res = run_yosys(rtl_verilog(p), "efgen_top", flatten=False)
+    pred, got = predict_top(p), res.counts
+    print(f"efgen_top 16x8x2 fused (hierarchical): Yosys {res.seconds:.0f} s")
+    print(format_table(pred, res))
+    _assert_exact_cells(pred, got)
+    for key in ("LUT", "FF"):
+        assert abs(got[key] - pred[key]) <= 0.03 * pred[key], (key, pred[key], got[key])
+    zcu = load_board("zcu102")
+    use = {"dsp": got["DSP48E2"], "bram18": got["RAMB18-eq"], "uram": 0,
+           "lut": got["LUT"] + got["LUTRAM"], "ff": got["FF"]}
+    assert [r for r, *_ in rtl_over_caps(use, zcu)] == ["lut"]
+    assert [r for r, *_ in rtl_over_caps(board_use(pred), zcu)] == ["lut"]
+
+
 def test_tap_packing_adds_no_dsp_or_ram():
     """First-layer tap packing (RtlParams.pack) adds per-lane offsets, adders and selects
     (LUT, FF) but no multiplier and no RAM: the model's DSP and RAMB are the unpacked
@@ -772,8 +814,8 @@ def test_yosys_efgen_top_2x4_pixel_lanes(tmp_path):
     """efgen_top 2x4 with P = 2 pixel lanes in Yosys, hierarchical as the LUT/FF remainder
     is fitted: DSP, RAMB and LUT RAM exactly the model's (measured 2026-12-05: 58 DSP48E2,
     18 RAMB18E2, 16 RAMB36E2, 760 LUT RAM; LUT 47,308 and FF 28,797 against the model's
-    48,104 and 30,729, so the per-MAC remainder holds for the P lanes; 12 minutes on a
-    loaded machine; flattened, 2026-12-04: LUT 44,922, FF 28,034)."""
+    49,312 and 30,865, the remainder priced per MAC of Tm x Tn x P; 12 minutes on a loaded
+    machine; flattened, 2026-12-04: LUT 44,922, FF 28,034)."""
     _require_yosys()
     res = run_yosys(rtl_verilog(TOP24_P2), "efgen_top", workdir=tmp_path, flatten=False)
     pred, got = predict_top(TOP24_P2), res.counts

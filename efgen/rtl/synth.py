@@ -490,7 +490,11 @@ def predict_rtl(params: EngineParams, extra_fp_muls: int = 0,
     lutram_luts = {row[0]: row[4] for row in y["lutram_sdp"]}
     lanes = params.tm + params.tn
     r18, r36 = cells.get("RAMB18E2", 0), cells.get("RAMB36E2", 0)
-    macs = params.tm * params.tn
+    # (per MAC of the Tm x Tn x P array: with P pixel lanes engine_core's own logic grows
+    # with the lanes as with Tm x Tn, hierarchical Yosys 0.23 of efgen_top 16x8 fused at
+    # 128 bits, 2026-12-05: engine_core 17,172 -> 36,620 LUT and engine_array 7,680 ->
+    # 16,384 from P = 1 to 2; priced per Tm*Tn only, the model missed 19,671 LUT of it)
+    macs = params.tm * params.tn * params.p
     if shell:      # the whole efgen_top: Yosys-measured remainder (rest_top)
         rest = {k: y["rest_top"][k] + y["rest_top"][f"{k}_per_mac"] * macs for k in ("lut", "ff")}
     else:          # engine_core alone: the per-lane estimate
