@@ -214,6 +214,18 @@ def top46x4_files():
                                      p=4))
 
 
+@pytest.fixture(scope="module")
+def top46_wdb_files():
+    """4x6 at 128 bits with double-buffered weights: sgd_wb's piecewise W and V reads
+    (9.9 LUT levels, 124 MHz, with the piece length and the credit test behind the words
+    left's compare and 128-word input FIFOs in block RAM; 6.2 since they are registers and
+    the pieces 32 words)."""
+    from efgen.rtl.top import rtl_params_hw, rtl_verilog
+
+    return rtl_verilog(rtl_params_hw(4, 6, 4096, 4096, 1024, 3, 256, impl="dsp", axi_width=128,
+                                     wdb=True))
+
+
 # The modules whose logic grows with the beat, also at 128 bits: axi_dma_rd 5.45 LUT levels
 # (210 MHz; was 6.8, 172.7 MHz, before its reservation sum took its candidates in parallel
 # and its data path's beat-count compares became registers), beat_pack 4.5 (250 MHz; was
@@ -222,10 +234,11 @@ def top46x4_files():
 WIDE = ("axi_dma_rd 128", "beat_pack 128")
 TILE_WR_128 = "tile_wr 128 16x16"
 ENGINE_CTRL_P4 = "engine_ctrl P4"
+SGD_WB_WDB = "sgd_wb wdb"
 
 
 @pytest.mark.parametrize("module", ["fp32_add synth", *MODULES, *WIDE, TILE_WR_128,
-                                    ENGINE_CTRL_P4])
+                                    ENGINE_CTRL_P4, SGD_WB_WDB])
 def test_every_module_stays_within_the_stated_depth(module, request):
     _require_yosys()
     if module == "fp32_add synth":
@@ -236,6 +249,8 @@ def test_every_module_stays_within_the_stated_depth(module, request):
         r = run_timing(request.getfixturevalue("top1616_128_files"), "tile_wr", "xcup")
     elif module == ENGINE_CTRL_P4:
         r = run_timing(request.getfixturevalue("top46x4_files"), "engine_ctrl", "xcup")
+    elif module == SGD_WB_WDB:
+        r = run_timing(request.getfixturevalue("top46_wdb_files"), "sgd_wb", "xcup")
     else:
         top46_files = request.getfixturevalue("top46_files")
         r = run_timing(top46_files, module, "xcup")

@@ -303,9 +303,10 @@ def test_model_predicts_measured_cycles(name, tmp_path_factory, build_cache):
 @pytest.mark.parametrize("name", list(WDB_SETS))
 def test_double_buffered_weights(name, tmp_path_factory, build_cache):
     """Ping-pong weight chunks: the golden within 1e-4, the model within 5% per layer-phase
-    with the same bursts, and the measured cycles below the single buffer's where a chunk's
-    weights can load during the previous chunk's compute (FP/BP with several chunks) and
-    where a WU chunk's write-back runs beside the next chunk's accumulation (w1, u1)."""
+    with the model's bursts (FP/BP: the single buffer's), and the measured cycles below the
+    single buffer's where a chunk's weights can load during the previous chunk's compute
+    (FP/BP with several chunks) and where a WU chunk's write-back runs beside the next
+    chunk's accumulation (w1, u1)."""
     p, res, rows = _run(name, tmp_path_factory, build_cache)
     _, _, base_rows = _run(name[:-len("-wdb")], tmp_path_factory, build_cache)
     base = {r.label: r for r in base_rows}
@@ -318,7 +319,11 @@ def test_double_buffered_weights(name, tmp_path_factory, build_cache):
     _assert_model_and_bursts(p, rows)
     for r in rows:
         if r.label in base:
-            assert r.bursts == base[r.label].bursts, (r.label, r.bursts, base[r.label].bursts)
+            # (WU's write-back reads W and V in pieces of sgd_rpiece words on one port: at
+            # 128 bits half a maximal burst, so more, shorter bursts; the model counts them)
+            same = r.bursts == base[r.label].bursts
+            more = r.label.endswith(":wu") and r.bursts >= base[r.label].bursts
+            assert same or more, (r.label, r.bursts, base[r.label].bursts)
     for label in ("c1:fp", "b2:bp", "l2:bp", "w1:wu", "u1:wu"):
         assert {r.label: r.cycles for r in rows}[label] < base[label].cycles, label
 

@@ -87,8 +87,10 @@ from efgen.design import HwParams
 
 #: The reference RTL with double-buffered weights (HwParams.wdb with sgd_overhead): W and V
 #: of a write-back share one read engine, as commands of at most this many words (whole
-#: bursts; sgd_wb's input FIFOs hold two of them each)
-SGD_RPIECE_MAX = 64
+#: bursts; sgd_wb's input FIFOs hold two of them each: 64 words stay in LUT RAM; at 64 a
+#: piece their 128 words went to block RAM, whose unregistered read into the SGD's NaN
+#: test put sgd_wb at 6.45 LUT levels and 178.6 MHz at the slow end)
+SGD_RPIECE_MAX = 32
 
 
 def sgd_rpiece(burst_words: float) -> int:
