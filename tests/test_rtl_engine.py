@@ -241,8 +241,8 @@ def test_params_are_validated():
     assert "p" not in EngineParams(2, 4).as_dict()
     assert EngineParams(2, 4, p=2).as_dict()["p"] == 2
     # pixel lanes with tap packing are not built (the models and the C++ have both)
-    with pytest.raises(ValueError, match="packs at P = 1 only"):
-        engine_verilog(EngineParams(2, 4, p=2, pack=True))
+    with pytest.raises(ValueError, match="packs taps at P = 1 only"):
+        EngineParams(2, 4, p=2, pack=True)
 
 
 def test_verilog_is_deterministic_and_complete():

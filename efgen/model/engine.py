@@ -355,8 +355,12 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
         runs = np.where(words > 0, runs, 0.0)
         return runs * np.ceil(np.where(runs > 0, words / np.maximum(runs, 1), 0.0) / maxb)
 
+    # a full block's tile and the last one's (words, bursts); their means per step
+    words_f = e(full_units + 0 * NB) * unit_words * R(rows_ld) * Cc(cols_ld)
+    words_l = e(last_units) * unit_words * R(rows_ld) * Cc(cols_ld)
+    bursts_f, bursts_l = in_bursts(full_units + 0 * NB), in_bursts(last_units)
     in_words = e(red_units) * unit_words * R(rows_ld) * Cc(cols_ld)
-    bursts_in = (e(NB - 1) * in_bursts(full_units + 0 * NB) + in_bursts(last_units)) / e(NB)
+    bursts_in = (e(NB - 1) * bursts_f + bursts_l) / e(NB)
     xfer_rd = float(hw.dram_latency + hw.load_overhead)      # per load, not overlapped within it
 
     def stream(words, bursts, rate=bw):
@@ -380,21 +384,6 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # the input-tile loader may take more words a cycle than the other streams (the
     # reference RTL's tile_rd: a whole beat in the reshaped layout; HwParams.load_words)
     bw_in = unit_rate(hw.load_words)
-    # (an input tile of a full reduction block and one of the last, apart: a step pays
-    # max(load, compute) with its own load, so when Tn does not divide the reduction the
-    # full blocks' longer loads can be exposed while the last block's shorter one hides;
-    # measured on the reference RTL at 2x4x2, where c1's loads alternate 369 / 201 cycles
-    # around a 351-cycle step; their mean, L, is what the totals below use)
-    w_full = e(full_units + 0 * NB) * unit_words * R(rows_ld) * Cc(cols_ld)
-    w_last = e(last_units) * unit_words * R(rows_ld) * Cc(cols_ld)
-    b_full, b_last = in_bursts(full_units + 0 * NB), in_bursts(last_units)
-
-    def load_plain(words, bursts):
-        return (bursts * hw.dma_start + stream(words, bursts, bw_in)
-                + np.where(words > 0, xfer_rd, 0.0))
-
-    loads = [(w_full, b_full), (w_last, b_last)]
-    Ls = [load_plain(wd, bu) for wd, bu in loads]
     # Restructured batchnorm (efgen.model.restructure): the second read stream beside an
     # input tile comes on a port of its own (the HLS C++ reads it on gmem2's read
     # channel, in the tile's loop: conv_engine.h load_ifm_pass), so it takes its own
@@ -423,16 +412,26 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     rec_on = np.maximum.reduce([stats_on, xf_on, dx_on, wdx_on, mk_on])   # a side record
     ddr_w = ddr_bytes_per_cycle / word_bytes
     fxd = float(fx_depth(hw))
-    if fused:
-        xi = e(jb["in_extra"])
-        for i, (wd, bu) in enumerate(loads):
-            sec = xi * (bu * hw.dma_start + wd / bw) + xfer_rd
-            cap = (1 + xi) * wd / ddr_w + xfer_rd
-            Ls[i] = np.where(xi > 0, np.maximum(Ls[i], np.maximum(sec, cap)), Ls[i]) \
-                + e(jb["xf"]) * fxd
-    if rtl_fx:
-        Ls = [t + e(xf_on) * hw.xf_depth + e(dx_on) * hw.dx_depth for t in Ls]
-    L_full, L_last = Ls
+
+    def load_time(words, bursts):
+        # one step's input tile of ``words`` in ``bursts``
+        t = (bursts * hw.dma_start + stream(words, bursts, bw_in)
+             + np.where(words > 0, xfer_rd, 0.0))
+        if fused:
+            xi = e(jb["in_extra"])
+            sec = xi * (bursts * hw.dma_start + words / bw) + xfer_rd
+            cap = (1 + xi) * words / ddr_w + xfer_rd
+            t = np.where(xi > 0, np.maximum(t, np.maximum(sec, cap)), t) + e(jb["xf"]) * fxd
+        if rtl_fx:
+            t = t + e(xf_on) * hw.xf_depth + e(dx_on) * hw.dx_depth
+        return t
+
+    # (a full reduction block's tile and the last one's, apart: a step pays max(load,
+    # compute) with its own load, so when Tn does not divide the reduction the full blocks'
+    # longer loads can be exposed while the last block's shorter one hides; measured on
+    # the reference RTL at 2x4x2, where c1's loads alternate 369 / 201 cycles around a
+    # 351-cycle step; their mean, L, is what the totals below use)
+    L_full, L_last = load_time(words_f, bursts_f), load_time(words_l, bursts_l)
     L = (e(NB - 1) * L_full + L_last) / e(NB)
 
     # ---- output block store (FP/BP) or error block load (WU), per output block
@@ -573,10 +572,9 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
 
     if p_dim == "images" and hw.p > 1:
         # hw.p images a step: each lane group loads and stores its own image's tiles
-        L = L * np.where(major4, 1.0, pl)
-        L_full = L_full * np.where(major4, 1.0, pl)
-        L_last = L_last * np.where(major4, 1.0, pl)
-        s_out = s_out * np.where(major4, 1.0, pl)
+        per_image = np.where(major4, 1.0, pl)
+        L, L_full, L_last, s_out = L * per_image, L_full * per_image, L_last * per_image, \
+            s_out * per_image
     g_full, g_last = group(mc), group(mc_last)
     # an FP/BP chunk's first step loads the first reduction block's tile (a full one
     # unless there is only one)
@@ -647,13 +645,12 @@ def evaluate(jb: dict[str, np.ndarray], cand: dict[str, np.ndarray], hw: HwParam
     # before: each chunk still fills)
     wu_pre = wu_ov & (hw.sgd_overhead > 0)
     if hw.sgd_overhead > 0:
-        if hw.wdb:
-            rp = float(sgd_rpiece(maxb))
-            t_sgd = t_sgd + np.where(wu_ov, (n_chunks - 1) * np.minimum(rp, w_full)
-                                     + np.minimum(rp, w_last), 0.0)
-            s_full = w_full * per_word + hw.dram_latency + hw.sgd_overhead + np.minimum(rp, w_full)
-        else:
-            s_full = w_full * per_word + hw.dram_latency + hw.sgd_overhead
+        # (wdb: the later start, V's first word after W's first piece)
+        rp = float(sgd_rpiece(maxb)) if hw.wdb else 0.0
+        t_sgd = t_sgd + np.where(wu_ov, (n_chunks - 1) * np.minimum(rp, w_full)
+                                 + np.minimum(rp, w_last), 0.0)
+        s_full = (w_full * per_word + hw.dram_latency + hw.sgd_overhead
+                  + np.minimum(rp, w_full))
     else:
         s_full = t_w_full * sgd_passes
     c_acc_full = img_steps * g_full + init_extra(mc)

@@ -140,8 +140,6 @@ def hardware_candidates(req: Request, jobs: list[engine.Job]) -> list[HwParams]:
             wmin = _bank_round(engine.min_wbuf_depth(jobs, tn), ab)
             pack = packs(req, jobs, tn)
             for p in ps:
-                if req.target == "rtl" and pack and p > 1:
-                    continue      # the reference RTL packs taps at P = 1 only
                 for mem in mems:
                     for wd in (wmin, 2 * wmin):
                         for di in DEPTHS:

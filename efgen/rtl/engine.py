@@ -161,7 +161,7 @@ class EngineParams:
     #: idle). conv: each lane has its own adder tree over n and accumulator; WU: the P
     #: products of a gradient word pass an adder tree over P (:func:`adder_tree`) in front
     #: of its accumulator (:func:`wu_block`). 1, 2 or 4, built (engine_array_p), tap
-    #: packing at P = 1 only (:func:`engine_verilog` refuses P > 1 with ``pack``).
+    #: packing at P = 1 only (P > 1 with ``pack`` is refused).
     p: int = 1
 
     def as_dict(self) -> dict:
@@ -198,6 +198,9 @@ class EngineParams:
             bad("pack", "must be true or false")
         if isinstance(self.p, bool) or not isinstance(self.p, int) or self.p not in PIXEL_LANES:
             bad("p", f"expected one of {PIXEL_LANES}")
+        if self.p > 1 and self.pack:
+            # issue 13: pixel lanes with tap packing (per (pp, n) IFM addresses) are not built
+            bad("p", "the engine packs taps at P = 1 only")
         for k in ("tm", "tn", "ifm_depth", "ofm_depth", "wbuf_depth", "kmax", "smax",
                   "wl_words", "rep_cols"):
             v = getattr(self, k)
@@ -737,9 +740,6 @@ def pack_table(p: EngineParams) -> list[dict]:
 def engine_verilog(p: EngineParams) -> dict[str, str]:
     """File name -> Verilog text of the engine core (``engine_core`` on top) and the
     FP32 units it instantiates. Deterministic for equal params."""
-    if p.p != 1 and p.pack:
-        # issue 13: pixel lanes with tap packing (per (pp, n) IFM addresses) are not built
-        raise ValueError(f"EngineParams.p={p.p} with pack: the engine's Verilog packs at P = 1 only")
     env = _env()
     tree = adder_tree(p.tn)
     ctx = {
